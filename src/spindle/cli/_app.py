@@ -1,0 +1,39 @@
+"""The ``spindle`` command: one Typer app, commands grouped in modules by stage."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import typer
+
+import spindle
+from spindle.cli._output import fail
+
+app = typer.Typer(
+    name="spindle",
+    help="spindle: daily logs to served models — versioned, validated, gated, observable, recoverable.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+WorkspaceOption = typer.Option(".", "--workspace", "-w", help="Workspace directory (or any folder below it).")
+JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+SetOption = typer.Option(None, "--set", help="Override a model config key, e.g. training.epochs=3 (repeatable).")
+
+
+def handles_errors(fn: F) -> F:
+    """Turn SpindleErrors into a clear message and exit code 1 (no traceback)."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except spindle.SpindleError as exc:
+            raise fail(exc) from None
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,135 @@
+"""Typed configuration: the workspace file ``spindle.yaml`` and model configs ``models/*.yaml``."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_FEATURE_REF = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*@[1-9][0-9]*$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Provenance of a raw log source."""
+
+    origin: str
+    licence: str = "internal"
+    retention_days: int = Field(default=400, gt=0)
+
+
+class SimulationConfig(_Strict):
+    """Defaults for ``spindle simulate`` in this workspace."""
+
+    seed: int = 7
+    start_date: dt.date = dt.date(2026, 1, 1)
+    scale: float = Field(default=1.0, gt=0)
+
+
+class ServingConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8787, ge=1, le=65535)
+    default_model: str = "search_ranker"
+
+
+class WorkspaceConfig(_Strict):
+    """``spindle.yaml``: where everything of one workspace lives."""
+
+    name: str
+    raw_dir: str = "raw"
+    state_dir: str = ".spindle"
+    metadata_url: str | None = None
+    model_repo: str | None = None
+    simulation: SimulationConfig = SimulationConfig()
+    serving: ServingConfig = ServingConfig()
+    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+
+
+class TrainingConfig(_Strict):
+    window_days: int = Field(default=7, ge=1)
+    epochs: int = Field(default=3, ge=1)
+    batch_size: int = Field(default=512, ge=1)
+    learning_rate: float = Field(default=0.005, gt=0)
+    weight_decay: float = Field(default=0.0, ge=0)
+    embedding_dim: int = Field(default=16, ge=1)
+    hidden_units: list[int] = Field(default_factory=lambda: [64, 32])
+    checkpoint_every_steps: int = Field(default=200, ge=1)
+    warm_start: bool = True
+    warm_start_epochs: int = Field(default=1, ge=1)
+    warm_start_window_days: int = Field(default=3, ge=1)
+    full_retrain_every_days: int = Field(default=7, ge=1)
+    threads: int = Field(default=2, ge=1)
+    seed: int = 42
+
+
+class EvaluationConfig(_Strict):
+    metric: Literal["ndcg@10", "auc", "log_loss"] = "ndcg@10"
+    max_regression: float = Field(default=0.02, ge=0)
+    min_metric: float | None = None
+    slices: list[str] = Field(default_factory=list)
+
+
+class ModelServingConfig(_Strict):
+    traffic_weight: float = Field(default=1.0, ge=0, le=1)
+    latency_budget_ms: float = Field(default=100.0, gt=0)
+
+
+class ScheduleConfig(_Strict):
+    cron: str = "0 2 * * *"
+    freshness_tolerance_hours: float = Field(default=48.0, gt=0)
+
+
+class ModelConfig(_Strict):
+    """``models/NAME.yaml``: one model, validated at load."""
+
+    name: str
+    owner: str
+    team: str
+    task: Literal["ranking", "binary"]
+    priority: int = Field(default=5, ge=1, le=10)
+    description: str = ""
+    label: str
+    group_key: str | None = None
+    features: list[str]
+    training: TrainingConfig = TrainingConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    serving: ModelServingConfig = ModelServingConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lowercase letters, digits and _ and start with a letter")
+        return value
+
+    @field_validator("features")
+    @classmethod
+    def _pinned(cls, value: list[str]) -> list[str]:
+        bad = [f for f in value if not _FEATURE_REF.match(f)]
+        if bad:
+            raise ValueError(f"features must be pinned as group.name@version, e.g. product.price_usd@1; bad: {bad}")
+        if len(set(value)) != len(value):
+            raise ValueError("a feature is listed twice")
+        return value
+
+    @model_validator(mode="after")
+    def _ranking_has_group(self) -> ModelConfig:
+        if self.task == "ranking" and not self.group_key:
+            raise ValueError("a ranking model needs group_key (the column that groups a result list, e.g. search_id)")
+        return self
+
+    def feature_refs(self) -> list[tuple[str, str, int]]:
+        """Return (group, name, version) for every pinned feature."""
+        refs = []
+        for item in self.features:
+            qualified, _, version = item.partition("@")
+            group, _, name = qualified.partition(".")
+            refs.append((group, name, int(version)))
+        return refs

@@ -1,0 +1,97 @@
+"""The workspace: a folder with ``spindle.yaml`` from which every other path is found."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from spindle.core._config import ModelConfig, WorkspaceConfig
+from spindle.core._errors import WorkspaceError
+from spindle.core._yaml import load_yaml_model
+
+WORKSPACE_FILE = "spindle.yaml"
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Paths and config of one workspace. Create it with :func:`Workspace.load`."""
+
+    root: Path
+    config: WorkspaceConfig
+
+    @classmethod
+    def load(cls, start: str | Path = ".") -> Workspace:
+        """Find ``spindle.yaml`` in ``start`` or a parent directory and load it.
+
+        Raises:
+            WorkspaceError: no ``spindle.yaml`` was found; run ``spindle init DIR`` first.
+            ConfigError: the file is invalid.
+        """
+        here = Path(start).resolve()
+        for folder in (here, *here.parents):
+            candidate = folder / WORKSPACE_FILE
+            if candidate.is_file():
+                config, _ = load_yaml_model(candidate, WorkspaceConfig)
+                return cls(root=folder, config=config)
+        raise WorkspaceError(
+            f"no {WORKSPACE_FILE} in {here} or any parent; create one with "
+            "`spindle init DIR --example yarnit` or pass --workspace DIR"
+        )
+
+    def _under(self, value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else self.root / path
+
+    @property
+    def raw_dir(self) -> Path:
+        return self._under(self.config.raw_dir)
+
+    @property
+    def state_dir(self) -> Path:
+        return self._under(self.config.state_dir)
+
+    @property
+    def tables_dir(self) -> Path:
+        return self.state_dir / "tables"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.state_dir / "artifacts"
+
+    @property
+    def model_repo(self) -> Path:
+        repo = self.config.model_repo
+        return self._under(repo) if repo else self.state_dir / "model_repo"
+
+    @property
+    def online_store_path(self) -> Path:
+        return self.state_dir / "online.db"
+
+    @property
+    def metadata_url(self) -> str:
+        url = self.config.metadata_url
+        return url if url else f"sqlite:///{self.state_dir / 'metadata.db'}"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.root / "features"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
+    def model_names(self) -> list[str]:
+        """Names of every model config in ``models/``."""
+        return sorted(p.stem for p in self.models_dir.glob("*.yaml"))
+
+    def model_config(self, name: str, overrides: list[str] | None = None) -> tuple[ModelConfig, dict[str, object]]:
+        """Load ``models/NAME.yaml`` with optional ``KEY=VALUE`` overrides.
+
+        Returns:
+            The validated config and the effective raw dict (what is hashed and recorded).
+        """
+        path = self.models_dir / f"{name}.yaml"
+        if not path.is_file():
+            known = ", ".join(self.model_names()) or "none"
+            raise WorkspaceError(f"no model config {path}; models in this workspace: {known}")
+        return load_yaml_model(path, ModelConfig, overrides)

@@ -1,0 +1,126 @@
+"""Load YAML into pydantic models, reporting every problem at once with file, key and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from spindle.core._errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    lines: dict[tuple[str | int, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return lines
+
+    def walk(node: yaml.Node | None, path: tuple[str | int, ...]) -> None:
+        if node is None:
+            return
+        lines[path] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = path + (str(key_node.value),)
+                walk(value_node, key)
+                lines[key] = key_node.start_mark.line + 1
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                walk(item, (*path, i))
+
+    walk(root, ())
+    return lines
+
+
+def parse_overrides(overrides: list[str] | None) -> list[tuple[list[str], Any]]:
+    """Parse ``KEY=VALUE`` strings (dotted keys, YAML values) into (path, value) pairs."""
+    parsed: list[tuple[list[str], Any]] = []
+    problems: list[str] = []
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"{item!r}: expected KEY=VALUE (e.g. training.epochs=3)")
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as exc:
+            problems.append(f"{key}: value {raw!r} is not valid YAML ({exc})")
+            continue
+        parsed.append((key.strip().split("."), value))
+    if problems:
+        raise ConfigError("--set", problems)
+    return parsed
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """Return a copy of ``data`` with dotted ``KEY=VALUE`` overrides applied."""
+    result: dict[str, Any] = yaml.safe_load(yaml.safe_dump(data)) or {}
+    for path, value in parse_overrides(overrides):
+        node = result
+        for part in path[:-1]:
+            child = node.get(part)
+            if not isinstance(child, dict):
+                child = {}
+                node[part] = child
+            node = child
+        node[path[-1]] = value
+    return result
+
+
+def format_validation_error(
+    exc: ValidationError, lines: dict[tuple[str | int, ...], int]
+) -> list[str]:
+    """Turn a pydantic error into lines naming key, line, expectation and the value found."""
+    problems = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        key = ".".join(str(p) for p in loc) or "<root>"
+        line = None
+        probe = loc
+        while probe and line is None:
+            line = lines.get(probe)
+            probe = probe[:-1]
+        where = f"line {line}, " if line else ""
+        found = err.get("input")
+        found_text = "nothing" if err["type"] == "missing" else repr(found)
+        if len(found_text) > 80:
+            found_text = found_text[:77] + "..."
+        problems.append(f"{where}key '{key}': {err['msg']} (found {found_text})")
+    return problems
+
+
+def load_yaml_model(
+    path: str | Path, model: type[M], overrides: list[str] | None = None
+) -> tuple[M, dict[str, Any]]:
+    """Load ``path`` as YAML, apply overrides, validate with ``model``.
+
+    Returns:
+        The validated model and the effective (post-override) raw dict.
+
+    Raises:
+        ConfigError: listing every problem in the file at once, each with its key and line.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), [f"cannot read the file: {exc.strerror}"]) from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(str(file), [f"not valid YAML: {exc}"]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(str(file), [f"expected a mapping at the top, found {type(data).__name__}"])
+    effective = apply_overrides(data, overrides)
+    try:
+        return model.model_validate(effective), effective
+    except ValidationError as exc:
+        raise ConfigError(str(file), format_validation_error(exc, _line_index(text))) from exc

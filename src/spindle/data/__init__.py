@@ -1,0 +1,22 @@
+"""Raw sources: schemas, ingestion into Delta tables, quarantine, and data validation."""
+
+from __future__ import annotations
+
+from spindle.data._ingest import QUARANTINE_SCHEMA, ingest_day, partition_files, raw_fingerprint
+from spindle.data._validate import HISTORY_DAYS, Anomaly, ValidationReport, validate_day
+from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
+
+__all__ = [
+    "Anomaly",
+    "HISTORY_DAYS",
+    "INGEST_ORDER",
+    "MAX_LATENESS_DAYS",
+    "QUARANTINE_SCHEMA",
+    "SCHEMAS",
+    "SourceSchema",
+    "ValidationReport",
+    "ingest_day",
+    "partition_files",
+    "raw_fingerprint",
+    "validate_day",
+]

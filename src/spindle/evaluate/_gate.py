@@ -1,0 +1,381 @@
+"""The evaluation gate: score every system on one holdout and decide whether the candidate ships.
+
+The gate is noise-aware: a candidate is blocked for a regression only when the paired bootstrap
+says it is *significantly* worse than the baseline (the whole interval of candidate - baseline
+is on the bad side of zero) AND the point regression is larger than ``max_regression``. A model
+retrained on the same data with a different seed is therefore not blocked for noise.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from spindle.core import ConfigError, EvaluationConfig, GateDecision
+from spindle.evaluate._bootstrap import Interval
+from spindle.evaluate._holdout import (
+    Holdout,
+    SliceColumn,
+    SliceValues,
+    build_holdout,
+    encode_slices,
+)
+from spindle.evaluate._report import EvaluationReport, GateReason, SystemScores
+from spindle.evaluate._systems import (
+    HIGHER_IS_BETTER,
+    Scored,
+    paired_interval,
+    prepare_system,
+    system_metrics,
+)
+
+MIN_SCORE_STD = 1e-9
+"""Candidate scores with a smaller standard deviation are constant: the model learnt nothing."""
+SLICE_TOLERANCE_FACTOR = 2.0
+"""A slice is flagged when it regresses significantly by more than this × max_regression."""
+
+
+def _sanity_reasons(cand: Scored) -> list[GateReason]:
+    n_bad = int((~np.isfinite(cand.scores)).sum())
+    finite_message = (
+        "all candidate scores are finite"
+        if n_bad == 0
+        else f"{n_bad} of {cand.scores.shape[0]} candidate scores are NaN or inf: the model is "
+        "broken (diverged training or a bad export); it cannot ship"
+    )
+    reasons = [
+        GateReason(
+            check="sanity_finite",
+            passed=n_bad == 0,
+            metric="scores",
+            slice=None,
+            candidate=float(n_bad),
+            baseline=None,
+            interval=None,
+            threshold=0.0,
+            message=finite_message,
+        )
+    ]
+    if n_bad == 0:
+        scale = float(np.abs(cand.scores).max())
+        # scaled so that huge logits cannot overflow the squares inside np.std
+        std = scale * float(np.std(cand.scores / scale)) if scale > 0 else 0.0
+        ok = std > MIN_SCORE_STD
+        reasons.append(
+            GateReason(
+                check="sanity_variance",
+                passed=ok,
+                metric="scores",
+                slice=None,
+                candidate=std,
+                baseline=None,
+                interval=None,
+                threshold=MIN_SCORE_STD,
+                message=f"candidate scores vary (std {std:.3g})"
+                if ok
+                else f"candidate scores are constant (std {std:.3g} <= {MIN_SCORE_STD:g}): "
+                "the model ranks nothing",
+            )
+        )
+    return reasons
+
+
+def _metric_defined_reason(metric: str, value: float) -> GateReason:
+    ok = math.isfinite(value)
+    message = (
+        f"{metric} is defined on this holdout"
+        if ok
+        else f"{metric} is undefined on this holdout (e.g. no positive or no negative labels, or "
+        "no probabilities): the gate cannot judge the candidate; check the holdout"
+    )
+    return GateReason("sanity_metric", ok, metric, None, value, None, None, None, message)
+
+
+def _floor_reason(metric: str, value: float, floor: float) -> GateReason:
+    higher = HIGHER_IS_BETTER[metric]
+    ok = value >= floor if higher else value <= floor
+    relation = ("at least" if higher else "at most") + f" {floor:g}"
+    verdict = "meets" if ok else "fails"
+    message = f"candidate {metric} {value:.4f} {verdict} the required {relation}"
+    return GateReason("min_metric", ok, metric, None, value, None, None, floor, message)
+
+
+def _verdict(
+    significant: bool, too_large: bool, better: bool, tolerance: float, on_slice: bool
+) -> str:
+    if significant and too_large and on_slice:
+        return (
+            f"significantly worse by more than {SLICE_TOLERANCE_FACTOR:g} x max_regression "
+            f"({tolerance:g}) on this slice; slice checks are non-blocking in this version"
+        )
+    if significant and too_large:
+        return f"significantly worse by more than max_regression {tolerance:g}: blocked"
+    if significant:
+        return f"significantly worse but within the tolerance {tolerance:g}"
+    if too_large:
+        return f"worse by more than {tolerance:g} but not significant: treated as noise"
+    return "significantly better" if better else "no significant difference"
+
+
+def _regression_reason(
+    metric: str,
+    iv: Interval | None,
+    names: tuple[str, str],
+    tolerance: float,
+    slice_key: str | None,
+) -> GateReason:
+    """The noise-aware rule: block (or, for a slice, flag) only a significant, large regression."""
+    check = "regression" if slice_key is None else "slice_regression"
+    on_slice = slice_key is not None
+    if iv is None or not (math.isfinite(iv.estimate) and math.isfinite(iv.lower)):
+        message = f"not compared: {metric} is undefined for {names[0]} or {names[1]} here"
+        return GateReason(
+            check=check,
+            passed=True,
+            metric=metric,
+            slice=slice_key,
+            candidate=float("nan") if iv is None else iv.value_a,
+            baseline=None if iv is None else iv.value_b,
+            interval=None,
+            threshold=tolerance,
+            message=message if on_slice else "WARN: " + message,
+            warning=not on_slice,
+        )
+    higher = HIGHER_IS_BETTER[metric]
+    regression = -iv.estimate if higher else iv.estimate  # > 0: the candidate is worse
+    significant = iv.upper < 0 if higher else iv.lower > 0
+    better = iv.lower > 0 if higher else iv.upper < 0
+    too_large = regression > tolerance
+    blocking = significant and too_large
+    warning = blocking if on_slice else too_large and not significant
+    numbers = (
+        f"{metric} {names[0]} {iv.value_a:.4f} vs {names[1]} {iv.value_b:.4f}: difference "
+        f"{iv.estimate:+.4f} ({iv.confidence:.0%} CI {iv.lower:+.4f} to {iv.upper:+.4f}, "
+        f"{iv.n_units} units)"
+    )
+    verdict = _verdict(significant, too_large, better, tolerance, on_slice)
+    return GateReason(
+        check=check,
+        passed=on_slice or not blocking,
+        metric=metric,
+        slice=slice_key,
+        candidate=iv.value_a,
+        baseline=iv.value_b,
+        interval=(iv.lower, iv.upper),
+        threshold=tolerance,
+        message=("WARN: " if warning else "") + f"{numbers}; {verdict}",
+        warning=warning,
+    )
+
+
+def _baseline_reason(
+    metric: str,
+    value: float,
+    holdout: Holdout,
+    cand: Scored,
+    base: Scored | None,
+    config: EvaluationConfig,
+    seed: int,
+    n_resamples: int,
+) -> GateReason:
+    """The regression check on the whole holdout (passes when there is no usable baseline)."""
+    if base is None or not base.finite:
+        message = (
+            "no production version yet"
+            if base is None
+            else f"WARN: baseline {base.name!r} has NaN/inf scores; regression not checked"
+        )
+        return GateReason(
+            check="regression",
+            passed=True,
+            metric=metric,
+            slice=None,
+            candidate=value,
+            baseline=None,
+            interval=None,
+            threshold=config.max_regression,
+            message=message,
+            warning=base is not None,
+        )
+    iv = paired_interval(metric, holdout, cand, base, seed, n_resamples)
+    return _regression_reason(metric, iv, (cand.name, base.name), config.max_regression, None)
+
+
+def _missing_slice_reasons(
+    config: EvaluationConfig, slice_columns: Mapping[str, SliceValues] | None
+) -> list[GateReason]:
+    """A WARN for every column of ``evaluation.slices`` the caller could not provide."""
+    given = set(slice_columns or {})
+    return [
+        GateReason(
+            check="slice_coverage",
+            passed=True,
+            metric=config.metric,
+            slice=column,
+            candidate=float("nan"),
+            baseline=None,
+            interval=None,
+            threshold=None,
+            message=f"WARN: slice column {column!r} of evaluation.slices is missing from the "
+            "holdout; this slice was not evaluated",
+            warning=True,
+        )
+        for column in config.slices
+        if column not in given
+    ]
+
+
+def _index_systems(
+    systems: Sequence[SystemScores], candidate: str, baseline: str | None
+) -> dict[str, SystemScores]:
+    by_name: dict[str, SystemScores] = {}
+    for system in systems:
+        if system.name in by_name:
+            raise ValueError(f"two systems are named {system.name!r}; names must be unique")
+        by_name[system.name] = system
+    if candidate not in by_name:
+        raise ValueError(f"no system named {candidate!r} among {sorted(by_name)}")
+    if baseline == candidate:
+        raise ValueError(f"the baseline and the candidate are the same system {candidate!r}")
+    return by_name
+
+
+@dataclass
+class _SliceResults:
+    metrics: dict[str, dict[str, dict[str, float]]]
+    reasons: list[GateReason]
+    skipped: dict[str, int]
+
+
+def _evaluate_slices(
+    columns: list[SliceColumn],
+    holdout: Holdout,
+    scored: dict[str, Scored],
+    pair: tuple[Scored, Scored] | None,
+    config: EvaluationConfig,
+    seed: int,
+    n_resamples: int,
+    min_slice_size: int,
+) -> _SliceResults:
+    """Metrics of every system on every large-enough slice, and a regression reason for each."""
+    results = _SliceResults({}, [], {})
+    tolerance = SLICE_TOLERANCE_FACTOR * config.max_regression
+    for column in columns:
+        sizes = column.unit_counts(holdout)
+        for value_index, key in enumerate(column.keys):
+            if sizes[value_index] < min_slice_size:
+                results.skipped[key] = int(sizes[value_index])
+                continue
+            mask = column.mask(value_index)
+            part = holdout.subset(mask)
+            parts = {name: system.subset(mask) for name, system in scored.items()}
+            results.metrics[key] = {name: system_metrics(part, s) for name, s in parts.items()}
+            if pair is not None:
+                cand, base = parts[pair[0].name], parts[pair[1].name]
+                iv = paired_interval(config.metric, part, cand, base, seed, n_resamples)
+                names = (cand.name, base.name)
+                results.reasons.append(_regression_reason(config.metric, iv, names, tolerance, key))
+    return results
+
+
+def evaluate_scores(
+    task: str,
+    labels: np.ndarray,
+    groups: np.ndarray | None,
+    systems: Sequence[SystemScores],
+    config: EvaluationConfig,
+    *,
+    slice_columns: Mapping[str, SliceValues] | None = None,
+    candidate: str = "candidate",
+    baseline: str | None = "production",
+    seed: int = 0,
+    n_resamples: int = 200,
+    min_slice_size: int = 30,
+) -> EvaluationReport:
+    """Compute metrics of every system overall and per slice, and the gate's decision.
+
+    Checks, each recorded as a ``GateReason`` (any failure blocks): the candidate's scores are
+    finite and not constant; ``config.metric`` is defined on the holdout; it meets
+    ``config.min_metric`` when set (a ceiling for ``log_loss``); and it has not regressed against
+    the baseline (noise-aware, see the module docstring). Slices with at least
+    ``min_slice_size`` units (queries, users or rows) are reported, and a slice regressing
+    significantly by more than 2 x ``max_regression`` is a WARN reason: non-blocking in this
+    version. ``max_regression`` is an absolute difference of the metric (0.02 = 2 NDCG points).
+
+    Args:
+        task: ``"ranking"`` (NDCG@10, MRR, AUC, log loss) or ``"binary"`` (AUC, log loss, ECE).
+        labels: per row; gains >= 0 for ranking (positive = gain > 0), 0/1 for binary.
+        groups: query id per row for ranking (required); optional user id per row for binary,
+            used as the bootstrap unit (rows otherwise).
+        systems: scores of every system; see ``SystemScores.logits`` for probabilities.
+        config: the model's evaluation block (metric, max_regression, min_metric, slices).
+        slice_columns: slice column name -> one value per row (NumPy or Arrow; null/NaN values
+            form a ``<missing>`` slice). A column of ``config.slices`` that is not given gets a
+            WARN ``slice_coverage`` reason. For ranking, a per-row attribute (product type)
+            cuts result lists: the slice's NDCG ranks only that slice's rows of each list.
+        candidate, baseline: system names; a missing or ``None`` baseline means no production
+            version yet, and the regression check passes.
+        seed, n_resamples: of the paired bootstrap; equal inputs give an equal report.
+        min_slice_size: smaller slices are listed in ``skipped_slices`` instead.
+
+    Returns:
+        The ``EvaluationReport``; ``decision`` is ``"block"`` when any reason failed.
+
+    Raises:
+        DataError: bad labels, groups, scores or slice columns (the message says which).
+        ConfigError: ``config.metric`` does not fit ``task``.
+        ValueError: unknown task, duplicate system names, unknown candidate.
+
+    Example:
+        report = evaluate_scores("ranking", labels, search_ids,
+                                 [SystemScores("candidate", new), SystemScores("production", old)],
+                                 model_config.evaluation)
+        if report.decision == "block": print(*(r.line() for r in report.failures), sep="\n")
+    """
+    holdout = build_holdout(task, labels, groups)
+    metric = config.metric
+    if holdout.task == "binary" and metric == "ndcg@10":
+        raise ConfigError(
+            "evaluation.metric", ["ndcg@10 needs a ranking task; use auc or log_loss for binary"]
+        )
+    by_name = _index_systems(systems, candidate, baseline)
+    base_name = baseline if baseline is not None and baseline in by_name else None
+    models = (candidate,) if base_name is None else (candidate, base_name)
+    scored = {name: prepare_system(s, holdout.n_rows, models) for name, s in by_name.items()}
+    cand = scored[candidate]
+    base = scored[base_name] if base_name is not None else None
+    columns = encode_slices(slice_columns, holdout.n_rows)
+
+    metrics = {name: system_metrics(holdout, system) for name, system in scored.items()}
+    reasons = _sanity_reasons(cand)
+    if cand.finite:
+        value = metrics[candidate].get(metric, float("nan"))
+        reasons.append(_metric_defined_reason(metric, value))
+        if config.min_metric is not None:
+            reasons.append(_floor_reason(metric, value, config.min_metric))
+        reasons.append(
+            _baseline_reason(metric, value, holdout, cand, base, config, seed, n_resamples)
+        )
+    pair = (cand, base) if cand.finite and base is not None and base.finite else None
+    sliced = _evaluate_slices(
+        columns, holdout, scored, pair, config, seed, n_resamples, min_slice_size
+    )
+    reasons.extend(sliced.reasons)
+    reasons.extend(_missing_slice_reasons(config, slice_columns))
+    decision: GateDecision = "pass" if all(r.passed for r in reasons) else "block"
+    return EvaluationReport(
+        task=holdout.task,
+        metrics=metrics,
+        slices=sliced.metrics,
+        decision=decision,
+        reasons=tuple(reasons),
+        n_groups=holdout.n_units,
+        n_rows=holdout.n_rows,
+        candidate=candidate,
+        baseline=base_name,
+        primary_metric=metric,
+        skipped_slices=sliced.skipped,
+    )

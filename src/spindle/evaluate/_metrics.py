@@ -1,0 +1,282 @@
+"""Evaluation metrics on score arrays: NDCG, MRR, AUC, log loss, calibration error, sigmoid.
+
+Every metric is vectorised NumPy (sorting and ``bincount``, no per-row Python) and checked
+against scikit-learn in the tests. Conventions shared by all of them:
+
+- Inputs are 1-D arrays of equal length; NaN or inf in labels or scores raises ``ValueError``.
+- A metric that is undefined on its input (no positive label, a single class, no rows) returns
+  ``nan`` without a warning; callers decide what an undefined metric means.
+- Ranking metrics group rows into result lists by ``groups`` (any sortable ids; ``None`` means
+  one list). Within a list, rows are ordered by descending score and **ties are broken by position
+  in the input** (the earlier row ranks higher), so a metric never depends on sort internals.
+  scikit-learn's ``ndcg_score`` instead averages over tied orderings; the two agree when there
+  are no ties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy.special import expit
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.intp]
+BoolArray = npt.NDArray[np.bool_]
+
+
+def sigmoid(x: npt.ArrayLike) -> FloatArray:
+    """Return the logistic function of ``x`` without overflow warnings (``scipy.special.expit``).
+
+    Example:
+        >>> sigmoid([0.0]).tolist()
+        [0.5]
+    """
+    return np.asarray(expit(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+
+
+def _finite_1d(name: str, values: npt.ArrayLike, n: int | None = None) -> FloatArray:
+    """Return ``values`` as a finite 1-D float64 array of length ``n`` (when given), else raise."""
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    if n is not None and arr.shape[0] != n:
+        raise ValueError(f"{name} has {arr.shape[0]} rows but labels have {n}; pass aligned arrays")
+    bad = np.flatnonzero(~np.isfinite(arr))
+    if bad.size:
+        raise ValueError(
+            f"{name} contains {bad.size} NaN/inf value(s) (first at row {int(bad[0])}); "
+            "metrics are only defined on finite values"
+        )
+    return arr
+
+
+def _encode_groups(groups: npt.ArrayLike | None, n: int) -> tuple[npt.NDArray[Any], IntArray]:
+    """Return (sorted distinct group ids, dense group index 0..G-1 of every row)."""
+    if groups is None:
+        return np.zeros(min(n, 1), dtype=np.int64), np.zeros(n, dtype=np.intp)
+    arr = np.asarray(groups)
+    if arr.shape != (n,):
+        raise ValueError(f"groups must be a 1-D array of {n} ids, got shape {arr.shape}")
+    try:
+        ids, inverse = np.unique(arr, return_inverse=True)
+    except TypeError as exc:  # e.g. None mixed with strings in an object array
+        raise ValueError(f"groups must be comparable ids (ints or strings): {exc}") from exc
+    return ids, np.asarray(inverse, dtype=np.intp).reshape(-1)
+
+
+def _ranks_within_groups(
+    gid: IntArray, keys: FloatArray, n_groups: int
+) -> tuple[IntArray, IntArray]:
+    """Order rows by (group, descending key, input position); return (order, 0-based rank).
+
+    ``np.lexsort`` is stable, so rows with equal keys keep their input order: this is the
+    documented tie-break of every ranking metric here.
+    """
+    order = np.asarray(np.lexsort((-keys, gid)), dtype=np.intp)
+    counts = np.bincount(gid, minlength=n_groups)
+    starts = np.cumsum(counts) - counts
+    rank = np.arange(gid.shape[0], dtype=np.intp) - starts[gid[order]]
+    return order, rank
+
+
+def _dcg(gid: IntArray, gains: FloatArray, keys: FloatArray, k: int, n_groups: int) -> FloatArray:
+    """Return the DCG@k of every group when rows are ranked by ``keys`` (linear gains)."""
+    order, rank = _ranks_within_groups(gid, keys, n_groups)
+    top = rank < k
+    discount = np.zeros(rank.shape[0], dtype=np.float64)
+    discount[top] = 1.0 / np.log2(rank[top] + 2.0)
+    dcg = np.bincount(gid[order], weights=gains[order] * discount, minlength=n_groups)
+    return np.asarray(dcg, dtype=np.float64)
+
+
+def _ranking_inputs(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None
+) -> tuple[FloatArray, FloatArray, npt.NDArray[Any], IntArray]:
+    y = _finite_1d("labels", labels)
+    if (y < 0).any():
+        raise ValueError("ranking labels are gains and must be >= 0 (0 = not relevant)")
+    s = _finite_1d("scores", scores, y.shape[0])
+    ids, gid = _encode_groups(groups, y.shape[0])
+    return y, s, ids, gid
+
+
+def per_group_ndcg(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None, k: int = 10
+) -> tuple[npt.NDArray[Any], FloatArray]:
+    """Return NDCG@k of every result list that has at least one positive label.
+
+    Args:
+        labels: graded relevance (gain) per row, >= 0; gains are used linearly as in scikit-learn.
+        scores: model scores per row; higher ranks first, ties broken by input position.
+        groups: result-list id per row (e.g. search id); ``None`` means one list.
+        k: rank cut-off, >= 1; both DCG and the ideal DCG are truncated at ``k``.
+
+    Returns:
+        (group ids, NDCG values), aligned and sorted by group id. Lists without a positive label
+        have no ideal ranking and are left out.
+
+    Raises:
+        ValueError: misaligned arrays, NaN/inf, negative labels or ``k < 1``.
+
+    Example:
+        >>> ids, vals = per_group_ndcg([1, 0, 0, 1], [0.9, 0.1, 0.8, 0.2], [7, 7, 8, 8])
+        >>> ids.tolist(), vals.round(4).tolist()
+        ([7, 8], [1.0, 0.6309])
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    y, s, ids, gid = _ranking_inputs(labels, scores, groups)
+    n_groups = ids.shape[0]
+    dcg = _dcg(gid, y, s, k, n_groups)
+    ideal = _dcg(gid, y, y, k, n_groups)
+    valid = ideal > 0
+    return ids[valid], dcg[valid] / ideal[valid]
+
+
+def ndcg_at_k(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None, k: int = 10
+) -> float:
+    """Return the mean NDCG@k over result lists with at least one positive label.
+
+    Ties in ``scores`` are broken by input position (see the module docstring); ``nan`` when no
+    list has a positive label. See ``per_group_ndcg`` for arguments.
+
+    Example:
+        >>> round(ndcg_at_k([1, 0, 0, 1], [0.9, 0.1, 0.8, 0.2], [7, 7, 8, 8]), 4)
+        0.8155
+    """
+    _, values = per_group_ndcg(labels, scores, groups, k)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def per_group_mrr(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None
+) -> tuple[npt.NDArray[Any], FloatArray]:
+    """Return the reciprocal rank of the first positive row (label > 0) of every list that has one.
+
+    Same conventions as ``per_group_ndcg``: ties broken by input position, lists without a
+    positive are left out, results sorted by group id.
+    """
+    y, s, ids, gid = _ranking_inputs(labels, scores, groups)
+    order, rank = _ranks_within_groups(gid, s, ids.shape[0])
+    positive = y[order] > 0
+    group_of_positive = gid[order][positive]
+    # rows are sorted by group then rank, so the first positive of a group is its best one
+    hit_groups, first = np.unique(group_of_positive, return_index=True)
+    reciprocal = 1.0 / (rank[positive][first] + 1.0)
+    return ids[hit_groups], np.asarray(reciprocal, dtype=np.float64)
+
+
+def mrr(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None) -> float:
+    """Return the mean reciprocal rank of the first positive row over lists that have one.
+
+    Example:
+        >>> mrr([0, 1, 1, 0], [0.9, 0.1, 0.8, 0.2], [7, 7, 8, 8])
+        0.75
+    """
+    _, values = per_group_mrr(labels, scores, groups)
+    return float(values.mean()) if values.size else float("nan")
+
+
+class _SortedScores:
+    """Scores sorted once, so AUC can be recomputed for many row weightings (the bootstrap).
+
+    AUC is the Mann-Whitney statistic: the weighted share of (positive, negative) pairs ranked
+    correctly, a tie counting one half, which is exactly scikit-learn's ``roc_auc_score``.
+    """
+
+    def __init__(self, positive: BoolArray, scores: FloatArray) -> None:
+        self.order = np.argsort(scores, kind="stable")
+        ordered = scores[self.order]
+        new_value = np.ones(ordered.shape[0], dtype=bool)
+        new_value[1:] = ordered[1:] != ordered[:-1]
+        self.block = np.cumsum(new_value) - 1  # index of the distinct score value of each row
+        self.n_blocks = int(self.block[-1]) + 1 if ordered.shape[0] else 0
+        self.positive = positive[self.order]
+
+    def auc(self, weights: FloatArray | None = None) -> float:
+        w = np.ones(self.order.shape[0]) if weights is None else weights[self.order]
+        w_pos = np.where(self.positive, w, 0.0)
+        pos = np.bincount(self.block, weights=w_pos, minlength=self.n_blocks)
+        neg = np.bincount(self.block, weights=w - w_pos, minlength=self.n_blocks)
+        total_pos, total_neg = float(pos.sum()), float(neg.sum())
+        if total_pos <= 0 or total_neg <= 0:
+            return float("nan")
+        below = np.cumsum(neg) - neg  # negative weight strictly below each score value
+        return float(np.dot(pos, below + 0.5 * neg) / (total_pos * total_neg))
+
+
+def auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
+    """Return the ROC AUC of ``scores`` for ``labels > 0`` (rank-based; ties count one half).
+
+    Matches ``sklearn.metrics.roc_auc_score`` including tied scores.
+
+    Returns:
+        The AUC, or ``nan`` when the labels hold a single class (AUC is undefined).
+
+    Raises:
+        ValueError: misaligned arrays or NaN/inf in labels or scores.
+
+    Example:
+        >>> auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+        0.75
+    """
+    y = _finite_1d("labels", labels)
+    s = _finite_1d("scores", scores, y.shape[0])
+    return _SortedScores(y > 0, s).auc()
+
+
+def _binary_probabilities(
+    labels: npt.ArrayLike, probs: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray]:
+    y = _finite_1d("labels", labels)
+    p = _finite_1d("probs", probs, y.shape[0])
+    if ((y < 0) | (y > 1)).any():
+        raise ValueError("labels must be in [0, 1] (0/1 outcomes)")
+    if ((p < 0) | (p > 1)).any():
+        raise ValueError("probs must be probabilities in [0, 1]; apply sigmoid() to logits first")
+    return y, p
+
+
+def log_loss(labels: npt.ArrayLike, probs: npt.ArrayLike, eps: float = 1e-7) -> float:
+    """Return the mean binary cross-entropy of ``probs`` (clipped to [eps, 1 - eps]).
+
+    Returns ``nan`` for no rows. Raises ``ValueError`` for labels outside [0, 1], probabilities
+    outside [0, 1] (pass ``sigmoid(logits)``), NaN/inf or misaligned arrays.
+
+    Example:
+        >>> round(log_loss([1, 0], [0.8, 0.4]), 4)
+        0.367
+    """
+    y, p = _binary_probabilities(labels, probs)
+    if y.shape[0] == 0:
+        return float("nan")
+    p = np.clip(p, eps, 1.0 - eps)
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+
+
+def expected_calibration_error(
+    labels: npt.ArrayLike, probs: npt.ArrayLike, bins: int = 10
+) -> float:
+    """Return the expected calibration error over ``bins`` equal-width probability bins.
+
+    ECE = sum over bins of (rows in bin / rows) * |mean label - mean probability|; a probability
+    of exactly 1 falls in the last bin. ``nan`` for no rows.
+
+    Example:
+        >>> expected_calibration_error([1, 0, 1, 0], [0.9, 0.1, 0.6, 0.4], bins=2)
+        0.25
+    """
+    if bins < 1:
+        raise ValueError(f"bins must be >= 1, got {bins}")
+    y, p = _binary_probabilities(labels, probs)
+    if y.shape[0] == 0:
+        return float("nan")
+    index = np.minimum((p * bins).astype(np.intp), bins - 1)
+    gap = np.bincount(index, weights=y, minlength=bins) - np.bincount(
+        index, weights=p, minlength=bins
+    )
+    # (n_b / n) * |sum_y / n_b - sum_p / n_b| == |sum_y - sum_p| / n: no empty-bin division
+    return float(np.abs(gap).sum() / y.shape[0])

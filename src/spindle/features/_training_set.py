@@ -1,0 +1,167 @@
+"""Point-in-time-correct training sets: labelled events ASOF-joined with feature rows.
+
+For every event at time ``ts`` the join takes, per entity, the latest feature row with
+``feature_ts <= ts`` (DuckDB ``ASOF JOIN``) — never a value from after the event — and drops it
+(nulls, with ``*_feature_age_s`` saying how old the row was) when it is older than the group's
+time-to-live. Every event is kept. The table versions read are pinned and recorded, so the same
+training set can be rebuilt later from the same versions (time travel).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from spindle.core import DataError, FeatureError, ModelConfig, current_version, open_dataset, table_exists
+from spindle.features._definitions import FeatureDefinition
+from spindle.features._request import add_request_features
+
+TTL_S = {"product": 2 * 86400, "user": 8 * 86400}
+_RAW = ("searches", "impressions", "purchases", "fraud_flags")
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """A built training set before it is materialised: rows plus the table versions read."""
+
+    table: pa.Table
+    table_versions: dict[str, int]
+    label: str
+    group_key: str | None
+
+
+def pin_versions(tables_dir: Path) -> dict[str, int]:
+    """The current version of every table a training set reads."""
+    names = [f"raw/{s}" for s in _RAW] + ["features/product", "features/user"]
+    return {name: current_version(tables_dir / name, name).version for name in names if table_exists(tables_dir / name)}
+
+
+def _connect(tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
+    """Register the pinned tables and copy the window's slices into DuckDB.
+
+    Scanning an Arrow dataset inside an ASOF join is an order of magnitude slower than joining
+    DuckDB tables (measured: 2.2 s vs 0.19 s for 120k events), so each input is filtered to the
+    window first and materialised once.
+    """
+    for needed in ("searches", "impressions", "purchases"):
+        if f"raw/{needed}" not in versions:
+            raise DataError(f"no ingested {needed} yet under {tables_dir / 'raw'}; run `spindle ingest` first")
+    lo, hi = _window(dates)
+    max_ttl = max(TTL_S.values())
+    filters = {
+        "raw/searches": f"ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'",
+        "raw/impressions": f"ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'",
+        "raw/purchases": f"ts >= TIMESTAMP '{lo}'",
+        "raw/fraud_flags": "true",
+        "features/product": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
+        "features/user": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
+    }
+    con = duckdb.connect()
+    con.execute("SET threads TO 2")
+    con.execute("SET enable_progress_bar = false")
+    for name, version in versions.items():
+        view = name.replace("/", "_")
+        con.register(f"src_{view}", open_dataset(tables_dir / name, version))
+        con.execute(f"CREATE TEMP TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}")
+    if "raw/fraud_flags" not in versions:
+        con.execute("CREATE TEMP TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false")
+    return con
+
+
+def _feature_select(alias: str, group: str, definitions: list[FeatureDefinition]) -> list[str]:
+    ttl = TTL_S[group]
+    fresh = f"epoch(e.ts) - epoch({alias}.feature_ts) <= {ttl}"
+    cols = [f'CASE WHEN {fresh} THEN {alias}."{d.column}" END AS "{d.column}"' for d in definitions if d.group == group]
+    cols.append(f"epoch(e.ts) - epoch({alias}.feature_ts) AS {group}_feature_age_s")
+    return cols
+
+
+def _window(dates: tuple[str, ...]) -> tuple[str, str]:
+    start = dt.date.fromisoformat(min(dates))
+    end = dt.date.fromisoformat(max(dates)) + dt.timedelta(days=1)
+    return start.isoformat(), end.isoformat()
+
+
+def _ranking_sql(definitions: list[FeatureDefinition], dates: tuple[str, ...], has_product: bool, has_user: bool) -> str:
+    lo, hi = _window(dates)
+    day_list = ", ".join(f"'{d}'" for d in sorted(dates))
+    select = ["e.*"]
+    joins = []
+    if has_product:
+        select += ["pf.name_words", "pf.product_type", "pf.popularity", *_feature_select("pf", "product", definitions)]
+        joins.append("ASOF LEFT JOIN features_product pf ON e.product_id = pf.product_id AND e.ts >= pf.feature_ts")
+    if has_user:
+        select += _feature_select("uf", "user", definitions)
+        joins.append("ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts")
+    return f"""
+WITH s AS (SELECT search_id, any_value(query) AS query FROM raw_searches
+           WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' GROUP BY search_id),
+lab AS (SELECT DISTINCT search_id, product_id FROM raw_purchases
+        WHERE ts >= TIMESTAMP '{lo}' AND transaction_id NOT IN (SELECT transaction_id FROM raw_fraud_flags)),
+imp AS (SELECT impression_id, any_value(search_id) AS search_id, any_value(ts) AS ts, any_value(user_id) AS user_id,
+               any_value(product_id) AS product_id, any_value(position) AS position, any_value(true_relevance) AS true_relevance
+        FROM raw_impressions WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'
+          AND strftime(ts, '%Y-%m-%d') IN ({day_list}) GROUP BY impression_id),
+e AS (SELECT imp.*, s.query, (lab.search_id IS NOT NULL) AS purchased
+      FROM imp JOIN s USING (search_id) LEFT JOIN lab USING (search_id, product_id))
+SELECT {", ".join(select)} FROM e {" ".join(joins)}
+ORDER BY e.ts, e.impression_id
+"""
+
+
+def _binary_sql(definitions: list[FeatureDefinition], dates: tuple[str, ...]) -> str:
+    lo, hi = _window(dates)
+    day_list = ", ".join(f"'{d}'" for d in sorted(dates))
+    return f"""
+WITH ex AS (SELECT user_id, strftime(ts, '%Y-%m-%d') AS day, min(ts) AS ts FROM raw_searches
+            WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' AND strftime(ts, '%Y-%m-%d') IN ({day_list})
+            GROUP BY ALL),
+lab AS (SELECT DISTINCT user_id, strftime(ts, '%Y-%m-%d') AS day FROM raw_purchases
+        WHERE ts >= TIMESTAMP '{lo}' AND transaction_id NOT IN (SELECT transaction_id FROM raw_fraud_flags)),
+e AS (SELECT ex.*, (lab.user_id IS NOT NULL) AS purchased_today FROM ex LEFT JOIN lab USING (user_id, day))
+SELECT e.*, {", ".join(_feature_select("uf", "user", definitions))}
+FROM e ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts
+ORDER BY e.ts, e.user_id
+"""
+
+
+def build_rows(tables_dir: Path, config: ModelConfig, definitions: list[FeatureDefinition], dates: tuple[str, ...],
+               versions: dict[str, int] | None = None) -> TrainingRows:
+    """Build the point-in-time-correct rows of ``config``'s task for event days ``dates``.
+
+    Args:
+        tables_dir: root of the Delta tables.
+        config: the model (task, label, group key).
+        definitions: the pinned feature definitions (from :meth:`FeatureRegistry.resolve`).
+        dates: event days to include (``YYYY-MM-DD``).
+        versions: table versions to read (time travel); the current ones when None.
+
+    Raises:
+        DataError: a needed table has no data yet.
+        FeatureError: a feature column is missing from its table (backfill it first).
+    """
+    if not dates:
+        raise DataError(f"no days to build a training set for {config.name}")
+    pinned = dict(versions) if versions is not None else pin_versions(tables_dir)
+    groups = {d.group for d in definitions}
+    con = _connect(tables_dir, pinned, dates)
+    try:
+        if config.task == "ranking":
+            sql = _ranking_sql(definitions, dates, "product" in groups or "query" in groups, "user" in groups)
+        else:
+            sql = _binary_sql(definitions, dates)
+        table = con.sql(sql).to_arrow_table()
+    except duckdb.BinderException as exc:
+        raise FeatureError(f"building the training set of {config.name} failed: {exc}. "
+                           "A pinned feature may lack a column in its table: backfill it.") from exc
+    finally:
+        con.close()
+    if config.task == "ranking":
+        table = add_request_features(table)
+    if config.label not in table.column_names:
+        raise FeatureError(f"{config.name}: label column {config.label!r} is not produced for task {config.task}")
+    return TrainingRows(table=table, table_versions=pinned, label=config.label, group_key=config.group_key)

@@ -1,0 +1,187 @@
+"""The transform: the one implementation that maps raw feature values to model inputs.
+
+It is fitted on a training set (vocabularies, means and standard deviations), serialised as
+JSON inside every model version (no pickle), and used unchanged by training, evaluation and
+serving, so the model sees identical inputs offline and online.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spindle.core import FeatureError
+from spindle.features._definitions import FeatureDefinition
+
+TEXT_VOCAB_SIZE = 1 << 15
+_MAX_VOCAB = 20_000
+_FORMAT = "spindle.transform/1"
+
+
+def stable_hash(value: str, buckets: int) -> int:
+    """Hash ``value`` into ``[1, buckets)`` the same way in every process (0 is reserved)."""
+    digest = hashlib.blake2b(value.encode("utf-8"), digest_size=8).digest()
+    return 1 + int.from_bytes(digest, "little") % (buckets - 1)
+
+
+def _as_string_dictionary(column: pa.ChunkedArray) -> tuple[list[str | None], np.ndarray]:
+    """Return the distinct values of a column (as strings) and each row's index into them."""
+    as_string = pc.cast(column, pa.string()) if column.type != pa.string() else column
+    encoded = pc.dictionary_encode(as_string).combine_chunks()
+    uniques: list[str | None] = encoded.dictionary.to_pylist()
+    indices = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return uniques, indices
+
+
+def _numeric(column: pa.ChunkedArray, log: bool) -> np.ndarray:
+    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    if log:
+        values = np.sign(values) * np.log1p(np.abs(values))
+    return values
+
+
+@dataclass(frozen=True)
+class ColumnEncoding:
+    """The fitted encoding of one input column."""
+
+    column: str
+    kind: str
+    log: bool = False
+    buckets: int = 0
+    max_words: int = 0
+    vocab: tuple[str, ...] = ()
+    mean: float = 0.0
+    std: float = 1.0
+
+    @property
+    def cardinality(self) -> int:
+        return len(self.vocab) + 1 if self.kind == "categorical" else self.buckets
+
+
+class Transform:
+    """Fitted mapping from a raw feature table to ``{"cat", "text", "dense"}`` arrays."""
+
+    def __init__(self, encodings: Sequence[ColumnEncoding], text_vocab_size: int = TEXT_VOCAB_SIZE):
+        self.encodings = tuple(encodings)
+        self.text_vocab_size = text_vocab_size
+        self.cat = [e for e in self.encodings if e.kind in ("categorical", "hashed")]
+        self.text = [e for e in self.encodings if e.kind == "text"]
+        self.dense = [e for e in self.encodings if e.kind == "numeric"]
+        self.text_len = max((e.max_words for e in self.text), default=0)
+
+    @classmethod
+    def fit(cls, table: pa.Table, definitions: Sequence[FeatureDefinition]) -> Transform:
+        """Fit vocabularies and scaling on ``table`` for the given features.
+
+        Raises:
+            FeatureError: a feature's column is missing from the table.
+        """
+        encodings = []
+        for definition in definitions:
+            spec, column = definition.encoding, definition.column
+            if column not in table.column_names:
+                raise FeatureError(f"cannot fit the transform: column {column} is not in the training set")
+            data = table.column(column)
+            if spec.kind == "numeric":
+                values = _numeric(data, spec.log)
+                finite = values[np.isfinite(values)]
+                mean = float(finite.mean()) if finite.size else 0.0
+                std = float(finite.std()) if finite.size else 1.0
+                encodings.append(ColumnEncoding(column, "numeric", log=spec.log, mean=mean, std=std if std > 1e-12 else 1.0))
+            elif spec.kind == "categorical":
+                counts = pc.value_counts(pc.cast(data, pa.string()).drop_null())
+                pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True), key=lambda p: (-p[1], p[0]))
+                vocab = tuple(sorted(v for v, _ in pairs[:_MAX_VOCAB]))
+                encodings.append(ColumnEncoding(column, "categorical", vocab=vocab))
+            elif spec.kind == "hashed":
+                encodings.append(ColumnEncoding(column, "hashed", buckets=spec.buckets))
+            else:
+                encodings.append(ColumnEncoding(column, "text", max_words=spec.max_words))
+        return cls(encodings)
+
+    def input_spec(self) -> dict[str, Any]:
+        """Shapes of the model inputs, as ``spindle.train.InputSpec.from_dict`` expects."""
+        return {
+            "cat_cardinalities": [e.cardinality for e in self.cat],
+            "text_vocab_size": self.text_vocab_size,
+            "n_text": len(self.text),
+            "text_len": self.text_len,
+            "n_dense": len(self.dense),
+        }
+
+    def transform(self, table: pa.Table) -> dict[str, np.ndarray]:
+        """Map raw feature values to model inputs; nulls become 0 (index) or the mean (numeric).
+
+        Raises:
+            FeatureError: a needed column is missing (names it and lists what is there).
+        """
+        missing = [e.column for e in self.encodings if e.column not in table.column_names]
+        if missing:
+            raise FeatureError(f"input rows lack columns {missing}; they have {table.column_names}")
+        n = table.num_rows
+        out: dict[str, np.ndarray] = {}
+        if self.cat:
+            out["cat"] = np.stack([self._encode_cat(e, table.column(e.column)) for e in self.cat], axis=1) if n else np.zeros((0, len(self.cat)), np.int64)
+        if self.text:
+            out["text"] = np.stack([self._encode_text(e, table.column(e.column)) for e in self.text], axis=1) if n else np.zeros((0, len(self.text), self.text_len), np.int64)
+        if self.dense:
+            columns = []
+            for e in self.dense:
+                values = (_numeric(table.column(e.column), e.log) - e.mean) / e.std
+                columns.append(np.where(np.isfinite(values), values, 0.0))
+            out["dense"] = np.stack(columns, axis=1).astype(np.float32) if n else np.zeros((0, len(self.dense)), np.float32)
+        return out
+
+    def _encode_cat(self, encoding: ColumnEncoding, column: pa.ChunkedArray) -> np.ndarray:
+        uniques, indices = _as_string_dictionary(column)
+        if encoding.kind == "categorical":
+            lookup = {v: i + 1 for i, v in enumerate(encoding.vocab)}
+            codes = np.array([lookup.get(u, 0) if u is not None else 0 for u in uniques] + [0], np.int64)
+        else:
+            codes = np.array([stable_hash(u, encoding.buckets) if u is not None else 0 for u in uniques] + [0], np.int64)
+        return codes[indices]
+
+    def _encode_text(self, encoding: ColumnEncoding, column: pa.ChunkedArray) -> np.ndarray:
+        uniques, indices = _as_string_dictionary(column)
+        table = np.zeros((len(uniques) + 1, self.text_len), np.int64)
+        for i, text in enumerate(uniques):
+            if text:
+                words = text.split()[: encoding.max_words]
+                table[i, : len(words)] = [stable_hash(w, self.text_vocab_size) for w in words]
+        return table[indices]
+
+    def to_json(self) -> str:
+        """Serialise (JSON, never pickle)."""
+        payload = {
+            "format": _FORMAT,
+            "text_vocab_size": self.text_vocab_size,
+            "encodings": [asdict(e) for e in self.encodings],
+        }
+        return json.dumps(payload, indent=1, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Transform:
+        """Load a transform written by :meth:`to_json`.
+
+        Raises:
+            FeatureError: the text is not a spindle transform.
+        """
+        try:
+            payload = json.loads(text)
+            if payload.get("format") != _FORMAT:
+                raise ValueError(f"format is {payload.get('format')!r}, expected {_FORMAT!r}")
+            encodings = [ColumnEncoding(**{**e, "vocab": tuple(e["vocab"])}) for e in payload["encodings"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise FeatureError(f"not a valid transform.json: {exc}") from exc
+        return cls(encodings, int(payload["text_vocab_size"]))
+
+    def columns(self) -> list[str]:
+        """The raw columns this transform reads."""
+        return [e.column for e in self.encodings]

@@ -1,0 +1,5 @@
+"""monitor."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

@@ -1,0 +1,47 @@
+"""The context a pipeline runs in: workspace, metadata store, runner and feature registry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from spindle.core import Workspace
+from spindle.features import FeatureRegistry, OnlineStore
+from spindle.orchestrate._runner import Runner
+from spindle.registry import MetadataStore
+
+
+@dataclass
+class Context:
+    """Everything a step runner needs; open with :meth:`open`, release with :meth:`close`."""
+
+    workspace: Workspace
+    store: MetadataStore
+    runner: Runner
+    features: FeatureRegistry
+
+    @classmethod
+    def open(cls, path: str | Path = ".") -> Context:
+        workspace = Workspace.load(path)
+        workspace.state_dir.mkdir(parents=True, exist_ok=True)
+        store = MetadataStore(workspace.metadata_url)
+        return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
+
+    def online_store(self) -> OnlineStore:
+        return OnlineStore(self.workspace.online_store_path)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Context:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def production_version(ctx: Context, model: str) -> int | None:
+    """The version the registry says is in production (None for a model never trained)."""
+    if model not in ctx.store.models():
+        return None
+    return ctx.store.get_alias(model, "production")

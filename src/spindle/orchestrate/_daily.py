@@ -1,0 +1,90 @@
+"""The daily pipeline of one model: ingest → validate → train → evaluate (gate) → push."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from spindle.core import SpindleError
+from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._data_steps import DayIngest, ingest, validate
+from spindle.orchestrate._model_steps import evaluate, push, train
+
+
+@dataclass
+class DayReport:
+    """What happened for one model on one day; ``to_dict`` is the ``--json`` form."""
+
+    model: str
+    date: str
+    rows_ingested: int = 0
+    rows_quarantined: int = 0
+    validation: str = "not run"
+    anomalies: list[str] = field(default_factory=list)
+    version: int | None = None
+    base_version: int | None = None
+    train_examples: int | None = None
+    train_examples_per_s: float | None = None
+    ndcg10: dict[str, float | None] = field(default_factory=dict)
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)
+    gate: str = "not run"
+    gate_reasons: list[str] = field(default_factory=list)
+    serving_version: int | None = None
+    skipped_steps: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def ingest_and_validate(ctx: Context, date: str, report: DayReport) -> DayIngest:
+    day = ingest(ctx, date)
+    report.rows_ingested = day.result.rows_ingested
+    report.rows_quarantined = day.result.rows_quarantined
+    if day.skipped:
+        report.skipped_steps.append("ingest")
+    verdict = validate(ctx, date)
+    report.validation = verdict.verdict
+    report.anomalies = [a.message for a in verdict.anomalies if a.severity != "pass"]
+    return day
+
+
+def run_day(ctx: Context, model: str, date: str, *, from_scratch: bool = False, overrides: list[str] | None = None,
+            train_model: bool = True) -> DayReport:
+    """Run the whole daily pipeline of ``model`` for ``date`` (idempotent: done steps are skipped).
+
+    A step's failure is recorded in the report (``error``) and in the registry; earlier steps'
+    results stay. Training uses the days before ``date``; ``date`` itself is the holdout.
+    """
+    report = DayReport(model, date)
+    try:
+        ingest_and_validate(ctx, date, report)
+        if train_model:
+            _train_evaluate_push(ctx, model, date, report, from_scratch, overrides)
+    except SpindleError as exc:
+        report.error = f"{type(exc).__name__}: {exc}"
+    report.serving_version = production_version(ctx, model)
+    return report
+
+
+def _train_evaluate_push(ctx: Context, model: str, date: str, report: DayReport, from_scratch: bool, overrides: list[str] | None) -> None:
+    version, result, skipped = train(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
+    report.version = version.version
+    report.base_version = version.base_version
+    report.train_examples = int(version.metrics.get("examples", 0)) or None
+    report.train_examples_per_s = version.metrics.get("examples_per_s")
+    if skipped:
+        report.skipped_steps.append("train")
+    evaluation, details = evaluate(ctx, model, version.version, date, overrides=overrides)
+    report.metrics = evaluation.metrics
+    report.ndcg10 = {s: (m.get("ndcg@10") if isinstance(m, dict) else None) for s, m in evaluation.metrics.items()}
+    report.gate = evaluation.decision
+    report.gate_reasons = list(evaluation.reasons)
+    if evaluation.decision == "pass":
+        push(ctx, model, version.version)
+
+
+def days_between(start: str, end: str) -> list[str]:
+    first, last = dt.date.fromisoformat(start), dt.date.fromisoformat(end)
+    return [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]

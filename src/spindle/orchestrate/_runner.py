@@ -1,0 +1,99 @@
+"""The runner: resolves a step's identity, skips it when done, calls it, records run and lineage.
+
+Steps are plain functions that know nothing of the metadata store. The runner computes an
+idempotency key from (step, model, date, input identities, config hash); when a succeeded run
+with that key exists, the recorded outputs are rebuilt and returned without running the step
+again. Otherwise it records a ``running`` run, calls the step, and records outputs, lineage
+edges (input → output), timings and resources in one transaction — or the failure and its error.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from spindle.core import SpindleError, artifact_from_fields, sha256_json
+from spindle.orchestrate._resources import ResourceMeter
+from spindle.registry import MetadataStore
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class StepOutcome(Generic[T]):
+    """What a step returned, whether it was skipped, and the run that produced it."""
+
+    value: T
+    skipped: bool
+    run_id: str
+    resources: dict[str, float]
+
+
+def _outputs_of(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [v for v in value if hasattr(v, "kind") and hasattr(v, "content_hash")]
+    return [value] if hasattr(value, "kind") and hasattr(value, "content_hash") else []
+
+
+class Runner:
+    """Runs steps and records them in a metadata store."""
+
+    def __init__(self, store: MetadataStore) -> None:
+        self.store = store
+        self.history: list[tuple[str, StepOutcome[Any]]] = []
+
+    def run(
+        self,
+        step: str,
+        fn: Callable[[], T],
+        *,
+        identity: dict[str, Any],
+        model: str | None = None,
+        date: str | None = None,
+        config_hash: str | None = None,
+        inputs: Sequence[str] = (),
+        params: dict[str, Any] | None = None,
+        rebuild: Callable[[list[Any]], T] | None = None,
+    ) -> StepOutcome[T]:
+        """Run ``fn`` as step ``step`` unless an identical run already succeeded.
+
+        Args:
+            step: the step's name (``ingest``, ``train``, ...).
+            fn: the work; returns an artifact, a tuple of artifacts, or None.
+            identity: everything that determines the result (input hashes, dates, options).
+            inputs: artifact ids read (lineage parents).
+            rebuild: turns the recorded output artifacts back into ``fn``'s return value; when
+                None, a single recorded artifact is returned as is.
+        """
+        key = sha256_json({"step": step, "model": model, "date": date, "config": config_hash, "identity": identity})
+        done = self.store.find_succeeded_run(key)
+        if done is not None:
+            artifacts = [self._load(a) for a in done.outputs]
+            value: Any = rebuild(artifacts) if rebuild else (artifacts[0] if len(artifacts) == 1 else tuple(artifacts))
+            outcome = StepOutcome(value, True, done.id, dict(done.resources))
+            self.history.append((step, outcome))
+            return outcome
+        record = self.store.start_run(step, key, model=model, date=date, config_hash=config_hash, params=params or {}, inputs=list(inputs))
+        meter = ResourceMeter().start()
+        try:
+            result = fn()
+        except BaseException as exc:
+            resources = meter.result()
+            message = f"{type(exc).__name__}: {exc}"
+            if not isinstance(exc, SpindleError):
+                message += "\n" + "".join(traceback.format_exception(exc)[-3:])
+            self.store.finish_run(record.id, "failed", resources=resources, error=message)
+            raise
+        resources = meter.result()
+        self.store.finish_run(record.id, "succeeded", outputs=_outputs_of(result), resources=resources)
+        outcome = StepOutcome(result, False, record.id, resources)
+        self.history.append((step, outcome))
+        return outcome
+
+    def _load(self, artifact_id: str) -> Any:
+        record = self.store.get_artifact(artifact_id)
+        return artifact_from_fields(record.kind, record.uri, record.content_hash, dict(record.properties))

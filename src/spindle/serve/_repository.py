@@ -1,0 +1,331 @@
+"""The model repository on disk: immutable version directories and each model's routing.json.
+
+Layout (Triton-style, so Triton or KServe can read the same tree)::
+
+    <repo>/<model>/routing.json          {"model", "weights": {"<version>": w}, "previous", ...}
+    <repo>/<model>/<version>/model.onnx
+    <repo>/<model>/<version>/transform.json
+    <repo>/<model>/<version>/manifest.json
+    <repo>/<model>/<version>/config.pbtxt
+
+A version directory appears by one rename (never half-written) and never changes afterwards;
+routing.json is replaced atomically, under a per-model file lock.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import json
+import math
+import re
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spindle.core import (
+    ServingError,
+    atomic_directory,
+    atomic_write_json,
+    sha256_bytes,
+    sha256_file,
+)
+from spindle.serve._runtime import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    SERVING_FILES,
+    TRANSFORM_FILE,
+    ModelRuntime,
+    TensorSpec,
+    read_manifest,
+)
+
+ROUTING_FILE = "routing.json"
+CONFIG_FILE = "config.pbtxt"
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_WEIGHT_TOLERANCE = 1e-6
+_PBTXT_TYPES = {"FP32": "TYPE_FP32", "FP64": "TYPE_FP64", "INT64": "TYPE_INT64"}
+
+
+def check_model_name(model: object) -> str:
+    """Return ``model`` if it is a valid model name (``^[a-z][a-z0-9_]{0,63}$``).
+
+    Raises:
+        ServingError: anything else, e.g. ``../etc`` (names become directory names).
+    """
+    if not isinstance(model, str) or not _NAME.fullmatch(model):
+        raise ServingError(
+            f"invalid model name {model!r}: use lowercase letters, digits and _, "
+            "starting with a letter (at most 64 characters)"
+        )
+    return model
+
+
+def check_version(version: object) -> int:
+    """Return ``version`` if it is a positive int (a string of digits is accepted).
+
+    Raises:
+        ServingError: anything else.
+    """
+    if isinstance(version, str) and version.isascii() and version.isdigit():
+        version = int(version)
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise ServingError(f"invalid model version {version!r}: expected a positive integer")
+    return version
+
+
+def version_dir(repo: str | Path, model: str, version: int) -> Path:
+    """The directory of one version in the repository (names validated first)."""
+    return Path(repo) / check_model_name(model) / str(check_version(version))
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Traffic weights of one model's versions, and the version to fall back to."""
+
+    model: str
+    weights: dict[int, float]
+    previous: int | None = None
+    updated_at: str | None = None
+
+    @property
+    def main(self) -> int | None:
+        """The version with the most traffic (the newest on a tie); None when nothing routes."""
+        live = [(w, v) for v, w in self.weights.items() if w > 0]
+        return max(live)[1] if live else None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "weights": {str(v): w for v, w in sorted(self.weights.items())},
+            "previous": self.previous,
+            "updated_at": self.updated_at,
+        }
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What :func:`push` did: where the version lives and how traffic is now routed."""
+
+    model: str
+    version: int
+    path: Path
+    sha256: str
+    created: bool
+    routing: Routing
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def read_routing(repo: str | Path, model: str) -> Routing:
+    """Read ``<repo>/<model>/routing.json`` (empty weights when the model has none yet).
+
+    Raises:
+        ServingError: invalid model name, or the file is not a valid routing file.
+    """
+    path = Path(repo) / check_model_name(model) / ROUTING_FILE
+    try:
+        payload = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        return Routing(model, {})
+    except (OSError, ValueError) as exc:
+        raise ServingError(f"{path}: unreadable routing file: {exc}") from exc
+    try:
+        weights = {check_version(v): float(w) for v, w in dict(payload["weights"]).items()}
+        previous = payload.get("previous")
+        return Routing(
+            model,
+            weights,
+            None if previous is None else check_version(previous),
+            payload.get("updated_at"),
+        )
+    except (KeyError, TypeError, ValueError, ServingError) as exc:
+        raise ServingError(f"{path}: invalid routing file: {exc}") from exc
+
+
+def _write_routing(repo: Path, routing: Routing) -> Routing:
+    stamped = Routing(
+        routing.model, routing.weights, routing.previous, dt.datetime.now(dt.UTC).isoformat()
+    )
+    atomic_write_json(repo / routing.model / ROUTING_FILE, stamped.to_json())
+    return stamped
+
+
+@contextmanager
+def _model_lock(repo: Path, model: str) -> Iterator[None]:
+    """Serialise pushes and routing changes of one model, across processes."""
+    directory = repo / model
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / ".lock", "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def list_versions(repo: str | Path, model: str) -> list[int]:
+    """Versions of ``model`` present in the repository, ascending."""
+    root = Path(repo) / check_model_name(model)
+    if not root.is_dir():
+        return []
+    return sorted(int(p.name) for p in root.iterdir() if p.is_dir() and p.name.isdigit())
+
+
+def render_config(
+    model: str, inputs: tuple[TensorSpec, ...], outputs: tuple[TensorSpec, ...]
+) -> str:
+    """A Triton ``config.pbtxt`` for an ONNX model (batch dimension left dynamic as -1)."""
+
+    def tensors(specs: tuple[TensorSpec, ...]) -> str:
+        items = [
+            f'  {{\n    name: "{s.name}"\n'
+            f"    data_type: {_PBTXT_TYPES.get(s.datatype, 'TYPE_' + s.datatype)}\n"
+            f"    dims: [ {', '.join(str(d) for d in s.shape)} ]\n  }}"
+            for s in specs
+        ]
+        return ",\n".join(items)
+
+    return (
+        f'name: "{model}"\nplatform: "onnxruntime_onnx"\nmax_batch_size: 0\n'
+        f"input [\n{tensors(inputs)}\n]\noutput [\n{tensors(outputs)}\n]\n"
+    )
+
+
+def push(version_dir: str | Path, repo: str | Path, *, weight: float | None = None) -> PushResult:
+    """Copy a model version into the repository and route traffic to it.
+
+    The version is verified and loaded (a model that does not load is refused), copied into
+    ``<repo>/<model>/<version>/`` through a temp dir and one rename, and verified again. With
+    ``weight`` None or 1.0 it takes all traffic and the version that served most becomes
+    ``previous``; with ``0 < weight < 1`` it takes that share and the other versions keep their
+    proportions (the first version of a model takes all traffic, as there is nothing to share
+    with). Pushing the same files again is a no-op.
+
+    Raises:
+        ServingError: invalid files or checksums, invalid weight, or the version already exists
+            with different files (versions are immutable: export a new version).
+
+    Example:
+        >>> push("artifacts/search_ranker/3", "model_repo", weight=0.1)  # doctest: +SKIP
+    """
+    source, root = Path(version_dir), Path(repo)
+    if weight is not None and not (0 < weight <= 1 and math.isfinite(weight)):
+        raise ServingError(f"push weight must be in (0, 1], found {weight}")
+    manifest = read_manifest(source)
+    model, version = check_model_name(manifest["model"]), check_version(manifest["version"])
+    runtime = ModelRuntime.load(source)  # verifies checksums and that onnxruntime loads it
+    config = render_config(model, runtime.inputs, runtime.outputs)
+    # the checksums the copy must have: the manifest's, which ModelRuntime.load just verified
+    wanted = {name: manifest["files"][name] for name in (MODEL_FILE, TRANSFORM_FILE)}
+    wanted[MANIFEST_FILE] = sha256_file(source / MANIFEST_FILE)
+    wanted[CONFIG_FILE] = sha256_bytes(config.encode("utf-8"))
+    target = root / model / str(version)
+    with _model_lock(root, model):
+        created = not target.exists()
+        if created:
+            with atomic_directory(target) as tmp:
+                for name in SERVING_FILES:
+                    shutil.copyfile(source / name, tmp / name)
+                (tmp / CONFIG_FILE).write_text(config, "utf-8")
+                _compare(tmp, wanted, target, "after copying")
+        else:
+            _compare(target, wanted, target, "already in the repository")
+        routing = _route_new(root, model, version, weight)
+    return PushResult(model, version, target, wanted[MODEL_FILE], created, routing, wanted)
+
+
+def _compare(directory: Path, wanted: dict[str, str], target: Path, when: str) -> None:
+    problems = []
+    for name, expected in sorted(wanted.items()):
+        path = directory / name
+        found = sha256_file(path) if path.is_file() else "no file"
+        if found != expected:
+            problems.append(f"{name}: expected sha256 {expected}, found {found}")
+    if problems:
+        raise ServingError(
+            f"{target}: {when}, the files differ from the version being pushed: "
+            f"{'; '.join(problems)}. Versions are immutable: export the change as a new version"
+        )
+
+
+def _route_new(repo: Path, model: str, version: int, weight: float | None) -> Routing:
+    current = read_routing(repo, model)
+    share = 1.0 if weight is None else weight
+    if math.isclose(current.weights.get(version, 0.0), share, abs_tol=_WEIGHT_TOLERANCE):
+        return current  # already routed as asked: pushing again is a no-op
+    others = {v: w for v, w in current.weights.items() if v != version and w > 0}
+    incumbent = Routing(model, others).main
+    if share >= 1.0 or not others:
+        previous = incumbent if incumbent is not None else current.previous
+        if previous == version:
+            previous = None
+        return _write_routing(repo, Routing(model, {version: 1.0}, previous))
+    scale = (1.0 - share) / sum(others.values())
+    weights = {v: w * scale for v, w in others.items()} | {version: share}
+    return _write_routing(repo, Routing(model, weights, incumbent))
+
+
+def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Routing:
+    """Route traffic of ``model`` by ``weights`` (version -> share; shares sum to 1).
+
+    When the version with the most traffic changes, the one it replaces becomes ``previous``.
+
+    Raises:
+        ServingError: a weight is negative or not finite, the sum is not 1 (within 1e-6), or a
+            version is not in the repository.
+    """
+    root = Path(repo)
+    check_model_name(model)
+    clean: dict[int, float] = {}
+    for v, w in weights.items():
+        if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
+            raise ServingError(f"{model}: weight of version {v} must be a number >= 0, found {w}")
+        if w > 0:
+            clean[check_version(v)] = float(w)
+    total = sum(clean.values())
+    if abs(total - 1.0) > _WEIGHT_TOLERANCE:
+        raise ServingError(f"{model}: weights must sum to 1 (within 1e-6), they sum to {total}")
+    with _model_lock(root, model):
+        present = list_versions(root, model)
+        missing = sorted(v for v in clean if v not in present)
+        if missing:
+            raise ServingError(
+                f"{model}: versions {missing} are not in the repository {root} "
+                f"(present: {present}); push them first"
+            )
+        current = read_routing(root, model)
+        new = Routing(model, clean)
+        previous = current.previous
+        if current.main is not None and current.main != new.main:
+            previous = current.main
+        if previous == new.main:
+            previous = None
+        return _write_routing(root, Routing(model, clean, previous))
+
+
+def rollback(repo: str | Path, model: str) -> int:
+    """Route all traffic of ``model`` to its ``previous`` version and return that version.
+
+    The version rolled back from is not kept as the new ``previous`` (it was bad); the newest
+    version older than the one now serving is, so a second rollback goes one further back.
+
+    Raises:
+        ServingError: no previous version is recorded, or its files fail verification.
+    """
+    root = Path(repo)
+    check_model_name(model)
+    with _model_lock(root, model):
+        current = read_routing(root, model)
+        target = current.previous
+        if target is None:
+            raise ServingError(
+                f"{model}: nothing to roll back to: routing.json records no previous version "
+                f"(weights: {current.to_json()['weights']}); use set_routing to pick one"
+            )
+        ModelRuntime.load(version_dir(root, model, target))  # refuse a broken rollback target
+        older = [v for v in list_versions(root, model) if v < target]
+        _write_routing(root, Routing(model, {target: 1.0}, older[-1] if older else None))
+    return target

@@ -1,0 +1,289 @@
+"""The model runtime: one verified model version (ONNX + transform) that scores raw feature rows.
+
+The server and offline evaluation both score through :class:`ModelRuntime`, so a model sees the
+same inputs and gives the same scores offline and online. Loading verifies every file against
+the sha256 recorded in the version's manifest; the bytes that were hashed are the bytes that are
+loaded (no window in which a file could change between the check and the load).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pyarrow as pa
+
+from spindle.core import FeatureError, ServingError, sha256_bytes, sha256_file
+from spindle.features import Transform
+
+MODEL_FILE = "model.onnx"
+TRANSFORM_FILE = "transform.json"
+MANIFEST_FILE = "manifest.json"
+#: The files a serving copy of a model version holds (besides the generated config.pbtxt).
+SERVING_FILES = (MODEL_FILE, TRANSFORM_FILE, MANIFEST_FILE)
+_REQUIRED = (MODEL_FILE, TRANSFORM_FILE)
+SCORE_OUTPUT = "score"
+
+# onnxruntime type strings -> KServe V2 datatypes
+_V2_TYPES = {
+    "tensor(float)": "FP32",
+    "tensor(double)": "FP64",
+    "tensor(int64)": "INT64",
+    "tensor(int32)": "INT32",
+    "tensor(int16)": "INT16",
+    "tensor(int8)": "INT8",
+    "tensor(uint8)": "UINT8",
+    "tensor(bool)": "BOOL",
+    "tensor(float16)": "FP16",
+    "tensor(string)": "BYTES",
+}
+
+
+class ChecksumMismatch(ServingError):
+    """A file of a model version is missing or its sha256 differs from the manifest."""
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """Name, KServe V2 datatype and shape (-1 = dynamic) of one model input or output."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+def read_manifest(version_dir: str | Path) -> dict[str, Any]:
+    """Read and check the shape of ``manifest.json`` of a model version.
+
+    Raises:
+        ServingError: the manifest is missing, not JSON, or lacks model/version/files.
+    """
+    path = Path(version_dir) / MANIFEST_FILE
+    try:
+        manifest = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise ServingError(f"{path}: missing; a model version directory needs a manifest") from exc
+    except (OSError, ValueError) as exc:
+        raise ServingError(f"{path}: unreadable manifest: {exc}") from exc
+    return _check_manifest(manifest, path)
+
+
+def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
+    if not isinstance(manifest, dict):
+        raise ServingError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
+    problems = []
+    if not isinstance(manifest.get("model"), str):
+        problems.append("`model` must be a string")
+    version = manifest.get("version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        problems.append(f"`version` must be a positive integer, found {version!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
+        problems.append("`files` must map file names to sha256 hex digests")
+    else:
+        problems += [f"`files` lacks {name}" for name in _REQUIRED if name not in files]
+    if problems:
+        raise ServingError(f"{path}: invalid manifest: {'; '.join(problems)}")
+    return manifest
+
+
+def _read_verified(version_dir: Path, name: str, expected: str) -> bytes:
+    path = version_dir / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise ChecksumMismatch(
+            f"{path}: missing; the manifest expects sha256 {expected}, found no file"
+        ) from exc
+    found = sha256_bytes(data)
+    if found != expected:
+        raise ChecksumMismatch(
+            f"{path}: sha256 mismatch: the manifest expects {expected}, found {found}; "
+            "the file was changed or corrupted after export: push the version again"
+        )
+    return data
+
+
+def verify_files(version_dir: str | Path, manifest: dict[str, Any]) -> dict[str, str]:
+    """Check the manifest's checksums of the files present in ``version_dir``.
+
+    ``model.onnx`` and ``transform.json`` must be present; other files the manifest lists
+    (training-only ones such as ``weights.pt``) are checked when present, since a serving copy
+    never holds them.
+
+    Returns:
+        ``{name: sha256}`` of every file checked.
+
+    Raises:
+        ChecksumMismatch: a needed file is missing or a file's sha256 differs.
+    """
+    root = Path(version_dir)
+    checked: dict[str, str] = {}
+    for name, expected in sorted(manifest["files"].items()):
+        path = _safe_child(root, name)
+        if name not in _REQUIRED and not path.exists():
+            continue
+        if not path.is_file():
+            raise ChecksumMismatch(f"{path}: missing; the manifest expects sha256 {expected}")
+        found = sha256_file(path)
+        if found != expected:
+            raise ChecksumMismatch(
+                f"{path}: sha256 mismatch: the manifest expects {expected}, found {found}"
+            )
+        checked[name] = found
+    return checked
+
+
+def _safe_child(root: Path, name: str) -> Path:
+    path = root / name
+    if Path(name).is_absolute() or ".." in Path(name).parts:
+        raise ServingError(f"{root / MANIFEST_FILE}: file name {name!r} leaves the version dir")
+    return path
+
+
+def _spec(arg: Any) -> TensorSpec:
+    shape = tuple(d if isinstance(d, int) and d >= 0 else -1 for d in (arg.shape or ()))
+    return TensorSpec(arg.name, _V2_TYPES.get(arg.type, arg.type), shape)
+
+
+class ModelRuntime:
+    """A loaded, verified model version: ``score(rows)`` maps raw feature rows to scores.
+
+    Create it with :meth:`load`. Scoring is thread-safe (onnxruntime sessions are).
+    """
+
+    def __init__(
+        self, path: Path, manifest: dict[str, Any], transform: Transform, session: Any, sha: str
+    ) -> None:
+        self._path = path
+        self._manifest = manifest
+        self.transform = transform
+        self.session = session
+        self._sha256 = sha
+        self.inputs = tuple(_spec(i) for i in session.get_inputs())
+        self.outputs = tuple(_spec(o) for o in session.get_outputs())
+        self._input_names = [i.name for i in self.inputs]
+        names = [o.name for o in self.outputs]
+        self._output = SCORE_OUTPUT if SCORE_OUTPUT in names else names[0]
+        self.user_columns = [c for c in transform.columns() if c.startswith("user__")]
+
+    @classmethod
+    def load(cls, version_dir: str | Path) -> ModelRuntime:
+        """Verify and load a model version directory.
+
+        Raises:
+            ChecksumMismatch: model.onnx or transform.json is missing or differs from the manifest.
+            ServingError: the manifest is invalid, or the files do not load.
+
+        Example:
+            >>> runtime = ModelRuntime.load("repo/search_ranker/3")  # doctest: +SKIP
+            >>> runtime.score(rows)  # doctest: +SKIP
+        """
+        path = Path(version_dir)
+        manifest = read_manifest(path)
+        files = manifest["files"]
+        # the two serving files are hashed below from the very bytes that get loaded
+        verify_files(path, {"files": {k: v for k, v in files.items() if k not in _REQUIRED}})
+        model_bytes = _read_verified(path, MODEL_FILE, files[MODEL_FILE])
+        transform_bytes = _read_verified(path, TRANSFORM_FILE, files[TRANSFORM_FILE])
+        try:
+            transform = Transform.from_json(transform_bytes.decode("utf-8"))
+        except (FeatureError, UnicodeDecodeError) as exc:
+            raise ServingError(f"{path / TRANSFORM_FILE}: {exc}") from exc
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        try:
+            session = ort.InferenceSession(
+                model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise ServingError(f"{path / MODEL_FILE}: onnxruntime cannot load it: {exc}") from exc
+        runtime = cls(path, manifest, transform, session, files[MODEL_FILE])
+        runtime._check_inputs()
+        return runtime
+
+    def _check_inputs(self) -> None:
+        t = self.transform
+        expected = {
+            "cat": (-1, len(t.cat)),
+            "text": (-1, len(t.text), t.text_len),
+            "dense": (-1, len(t.dense)),
+        }
+        for spec in self.inputs:
+            want = expected.get(spec.name)
+            if want is None or want[1] == 0:
+                raise ServingError(
+                    f"{self._path / MODEL_FILE}: input {spec.name!r} is not produced by "
+                    f"{TRANSFORM_FILE} (it produces {[k for k, v in expected.items() if v[1]]})"
+                )
+            fits = len(spec.shape) == len(want) and all(
+                s in (-1, w) for s, w in zip(spec.shape[1:], want[1:], strict=True)
+            )
+            if not fits:
+                raise ServingError(
+                    f"{self._path / MODEL_FILE}: input {spec.name!r} has shape {list(spec.shape)} "
+                    f"but {TRANSFORM_FILE} produces {list(want)}: model and transform do not match"
+                )
+
+    @property
+    def model(self) -> str:
+        return str(self._manifest["model"])
+
+    @property
+    def version(self) -> int:
+        return int(self._manifest["version"])
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return dict(self._manifest)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of model.onnx."""
+        return self._sha256
+
+    def score(self, rows: pa.Table) -> np.ndarray:
+        """Score raw feature rows (the columns of a training set) and return float64 ``[N]``.
+
+        Raises:
+            FeatureError: a column the transform reads is missing from ``rows``.
+            ServingError: the model's output is not one finite score per row.
+        """
+        if rows.num_rows == 0:
+            return np.zeros(0, np.float64)
+        arrays = self.transform.transform(rows)
+        missing = [n for n in self._input_names if n not in arrays]
+        if missing:
+            raise ServingError(
+                f"{self.model}@{self.version}: the transform yields no {missing} input "
+                f"(it yields {sorted(arrays)})"
+            )
+        return self._scores(self.infer({n: arrays[n] for n in self._input_names}), rows.num_rows)
+
+    def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the ONNX graph on named input tensors and return every output by name."""
+        values = self.session.run(None, inputs)
+        return {spec.name: np.asarray(v) for spec, v in zip(self.outputs, values, strict=True)}
+
+    def _scores(self, outputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+        scores = outputs[self._output].astype(np.float64).reshape(-1)
+        if scores.shape != (n,):
+            raise ServingError(
+                f"{self.model}@{self.version}: output {self._output!r} has {scores.size} values "
+                f"for {n} rows"
+            )
+        if not np.all(np.isfinite(scores)):
+            raise ServingError(f"{self.model}@{self.version}: non-finite scores (NaN or inf)")
+        return scores

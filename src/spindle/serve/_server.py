@@ -1,0 +1,201 @@
+"""The HTTP server: /v1/rank with A/B routing and fallback, V2 protocol, versions and metrics.
+
+No training code and no pickle on this path: models are ONNX run by onnxruntime, transforms are
+JSON, features come from the online store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from spindle.core import ServingError
+from spindle.features import OnlineStore
+from spindle.serve._context import ServerContext, context_of, require_token
+from spindle.serve._metrics import ServingMetrics
+from spindle.serve._ranking import Ranker
+from spindle.serve._repository import check_model_name
+from spindle.serve._state import HotReloader
+from spindle.serve._v2 import v2_router
+
+log = logging.getLogger(__name__)
+
+_SCORING_THREADS = 8
+_MAX_CANDIDATES = 10_000
+
+
+class RankRequest(BaseModel):
+    """Body of ``POST /v1/rank``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    user_id: str = Field(min_length=1, max_length=256)
+    query: str = Field(max_length=2000)
+    candidates: list[str] | None = Field(default=None, max_length=_MAX_CANDIDATES)
+    k: int = Field(default=10, ge=1, le=1000)
+    model: str | None = Field(default=None, description="defaults to the server's default model")
+
+
+class _MetricsMiddleware:
+    """Pure ASGI middleware: latency of every request and errors (status >= 400) by route."""
+
+    def __init__(self, app: ASGIApp, metrics: ServingMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        start = time.perf_counter()
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = scope.get("route")
+            endpoint = getattr(route, "path", "unmatched")
+            self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)
+            if status >= 400:
+                self.metrics.errors.labels(endpoint, str(status)).inc()
+
+
+def create_app(
+    repo: Path,
+    online_store: Path,
+    *,
+    default_model: str = "search_ranker",
+    poll_interval_s: float = 2.0,
+    latency_budget_ms: float = 100.0,
+    token: str | None = None,
+) -> FastAPI:
+    """Build the serving app for a model repository and an online store.
+
+    Every version named by a model's routing.json is verified and loaded now; a background
+    thread (started with the app's lifespan) reloads when the repository changes.
+
+    Args:
+        repo: the model repository (see :func:`spindle.serve.push`).
+        online_store: the SQLite file of :class:`spindle.features.OnlineStore`.
+        default_model: the model ``/v1/rank`` serves when a request names none.
+        poll_interval_s: how often to look for pushes, rollbacks and damaged files.
+        latency_budget_ms: time one model version may take for a request before the next
+            step of the fallback chain answers.
+        token: when set, every endpoint but ``/v2/health/*`` needs ``Authorization: Bearer``.
+
+    Raises:
+        ServingError: invalid arguments.
+
+    Example:
+        >>> app = create_app(Path("model_repo"), Path(".spindle/online.db"))  # doctest: +SKIP
+        >>> serve_forever(app, "127.0.0.1", 8787)  # doctest: +SKIP
+    """
+    check_model_name(default_model)
+    if poll_interval_s <= 0 or latency_budget_ms <= 0:
+        raise ServingError("poll_interval_s and latency_budget_ms must be positive")
+    if not Path(online_store).exists():
+        log.warning(
+            "online store %s does not exist yet; not ready until it has products", online_store
+        )
+    store = OnlineStore(online_store)
+    reloader = HotReloader(Path(repo), poll_interval_s)
+    metrics = ServingMetrics(lambda: reloader.state, lambda: reloader.reloads)
+    executor = _scoring_pool()
+    ctx = ServerContext(
+        repo=Path(repo),
+        store=store,
+        reloader=reloader,
+        ranker=Ranker(store, executor, latency_budget_ms),
+        metrics=metrics,
+        executor=executor,
+        default_model=default_model,
+        token=token,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # each lifespan gets fresh scoring threads (the previous ones were shut down)
+        ctx.executor.shutdown(wait=False)
+        ctx.executor = ctx.ranker.executor = _scoring_pool()
+        reloader.start()
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(reloader.stop)
+            ctx.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="spindle serve", version="1", lifespan=lifespan)
+    app.state.spindle = ctx
+    app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.include_router(v2_router())
+    _add_v1_routes(app)
+    return app
+
+
+def _scoring_pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(_SCORING_THREADS, thread_name_prefix="spindle-score")
+
+
+def _add_v1_routes(app: FastAPI) -> None:
+    protected = [Depends(require_token)]
+
+    @app.post("/v1/rank", dependencies=protected)
+    def rank(body: RankRequest, request: Request) -> dict[str, Any]:
+        """Rank candidates (or retrieved products) for a user and query."""
+        ctx = context_of(request)
+        model = body.model or ctx.default_model
+        try:
+            check_model_name(model)
+        except ServingError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        state = ctx.reloader.state.models.get(model)
+        result = ctx.ranker.rank(model, state, body.user_id, body.query, body.candidates, body.k)
+        served = "popularity" if result.version is None else str(result.version)
+        ctx.metrics.requests.labels("rank", model, served).inc()
+        for kind in result.fallback_kinds:
+            ctx.metrics.fallbacks.labels(model, kind).inc()
+        return result.to_json()
+
+    @app.get("/v1/versions", dependencies=protected)
+    def versions(request: Request) -> list[dict[str, Any]]:
+        """Every version named by a routing.json: weight, and whether it is loaded."""
+        ctx = context_of(request)
+        rows = []
+        for model, ms in sorted(ctx.reloader.state.models.items()):
+            for version, lv in sorted(ms.versions.items()):
+                rows.append(
+                    {
+                        "model": model,
+                        "version": version,
+                        "path": str(lv.path),
+                        "sha256": lv.runtime.sha256 if lv.runtime else None,
+                        "weight": ms.routing.weights.get(version, 0.0),
+                        "status": lv.status,
+                        "previous": version == ms.routing.previous,
+                        "detail": lv.detail or None,
+                    }
+                )
+        ctx.metrics.requests.labels("versions", "", "").inc()
+        return rows
+
+    @app.get("/metrics", dependencies=protected)
+    def metrics(request: Request) -> Response:
+        """Prometheus exposition of this server's registry."""
+        ctx = context_of(request)
+        return Response(ctx.metrics.exposition(), media_type="text/plain; version=0.0.4")

@@ -1,0 +1,27 @@
+"""Training: the ranker, the sync recipe (checkpoints, resume, warm start) and ONNX export."""
+
+from __future__ import annotations
+
+from spindle.train._checkpoint import CheckpointStore
+from spindle.train._export import export_onnx, predict
+from spindle.train._model import Ranker
+from spindle.train._recipe import SyncRecipe
+from spindle.train._spec import InputSpec, check_inputs
+from spindle.train._train import TrainResult, data_sha256, state_dict_sha256, train_model
+from spindle.train._warm_start import load_weights, warm_start
+
+__all__ = [
+    "CheckpointStore",
+    "InputSpec",
+    "Ranker",
+    "SyncRecipe",
+    "TrainResult",
+    "check_inputs",
+    "data_sha256",
+    "export_onnx",
+    "load_weights",
+    "predict",
+    "state_dict_sha256",
+    "train_model",
+    "warm_start",
+]

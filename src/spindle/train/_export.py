@@ -1,0 +1,153 @@
+"""ONNX export of a trained ranker (dynamo exporter, dynamic batch), verified with onnxruntime."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from spindle.core import TrainingError
+from spindle.train._model import Ranker
+from spindle.train._spec import InputSpec
+
+MODEL_FILE = "model.onnx"
+OUTPUT_NAME = "score"
+TOLERANCE = 1e-5
+
+
+def export_onnx(
+    model: Ranker,
+    spec: InputSpec,
+    path: Path,
+    sample: dict[str, np.ndarray] | None = None,
+) -> None:
+    """Write ``model`` as ONNX to ``path`` and check onnxruntime agrees with torch.
+
+    The graph has the inputs of ``spec`` (``cat`` int64 ``[N, C]``, ``text`` int64
+    ``[N, T, L]``, ``dense`` float32 ``[N, D]``, as present) with a dynamic batch dimension,
+    and one output ``score``: the float32 logit, shape ``[N]``.
+
+    Args:
+        model: the trained model (switched to eval mode).
+        spec: its input spec.
+        path: the file to write.
+        sample: rows to verify on (e.g. the first training rows); random valid rows if None.
+            Batch size 1 is always verified as well.
+
+    Raises:
+        TrainingError: the export failed, or onnxruntime's scores differ from torch's by more
+            than 1e-5 (relative to the score's size when that is above 1).
+
+    Example:
+        >>> export_onnx(model, spec, Path("out/model.onnx"))  # doctest: +SKIP
+    """
+    model.eval()
+    example = {name: torch.from_numpy(a) for name, a in _sample_inputs(spec, 8).items()}
+    batch = torch.export.Dim("batch", min=1)
+    try:
+        with _quiet_exporter():
+            torch.onnx.export(
+                model,
+                (),
+                str(path),
+                kwargs=example,
+                input_names=list(example),
+                output_names=[OUTPUT_NAME],
+                dynamic_shapes={name: {0: batch} for name in example},
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+            )
+    except Exception as error:  # the exporter raises many types; all mean "not exported"
+        raise TrainingError(
+            f"ONNX export to {path} failed: {type(error).__name__}: {error}"
+        ) from error
+    checks = [sample if sample is not None else _sample_inputs(spec, 64)]
+    checks.append({name: array[:1] for name, array in checks[0].items()})
+    session = _session(path)
+    for inputs in checks:
+        _verify(model, session, inputs, path)
+
+
+def predict(model_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+    """Score ``inputs`` with the ``model.onnx`` of a model version directory (onnxruntime).
+
+    Returns:
+        float32 logits, shape ``[N]``.
+    """
+    session = _session(Path(model_dir) / MODEL_FILE)
+    names = [i.name for i in session.get_inputs()]
+    result = session.run([OUTPUT_NAME], {name: inputs[name] for name in names})[0]
+    return np.asarray(result, dtype=np.float32)
+
+
+def _verify(
+    model: Ranker, session: ort.InferenceSession, inputs: dict[str, np.ndarray], path: Path
+) -> None:
+    with torch.no_grad():
+        expected = model(**{name: torch.from_numpy(a) for name, a in inputs.items()}).numpy()
+    got = session.run([OUTPUT_NAME], dict(inputs))[0]
+    if got.shape != expected.shape or got.dtype != np.float32:
+        raise TrainingError(
+            f"{path}: onnxruntime returned {got.dtype} {got.shape}, expected float32 "
+            f"{expected.shape}"
+        )
+    error = np.abs(got - expected) / np.maximum(1.0, np.abs(expected))
+    if error.size and float(error.max()) > TOLERANCE:
+        raise TrainingError(
+            f"{path}: onnxruntime and torch disagree by {float(error.max()):.3g} "
+            f"(> {TOLERANCE}) on a batch of {len(expected)} rows"
+        )
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _sample_inputs(spec: InputSpec, rows: int) -> dict[str, np.ndarray]:
+    """Random valid inputs (fixed seed), with some padding in text."""
+    rng = np.random.default_rng(0)
+    out: dict[str, np.ndarray] = {}
+    if spec.cat_cardinalities:
+        out["cat"] = np.stack(
+            [rng.integers(0, c, rows) for c in spec.cat_cardinalities], axis=1
+        ).astype(np.int64)
+    if spec.n_text:
+        text = rng.integers(1, spec.text_vocab_size, (rows, spec.n_text, spec.text_len))
+        text[:, :, spec.text_len // 2 + 1 :] = 0
+        text[0] = 0  # an all-padding row exercises the empty mean
+        out["text"] = text.astype(np.int64)
+    if spec.n_dense:
+        out["dense"] = rng.standard_normal((rows, spec.n_dense)).astype(np.float32)
+    return out
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Keep the exporter's progress lines, logs and known-harmless warnings off the console."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..." at WARNING
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            # Raised from copyreg (so the torch.* filters do not catch it) when torch.export
+            # unpickles pytree specs: a deprecation inside torch, nothing we can change.
+            warnings.filterwarnings(
+                "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
+            )
+            # One Dim shared by every input's batch axis: the exporter says it keeps one name.
+            warnings.filterwarnings(
+                "ignore", message=r".*axis name: batch will not be used", category=UserWarning
+            )
+            yield
+    finally:
+        logger.setLevel(level)

@@ -1,0 +1,247 @@
+"""The single-process synchronous recipe: setup, train, save/load checkpoint, cleanup, written out.
+
+Deterministic given the config: the seed fixes the initial weights (``torch.manual_seed``) and a
+numpy generator draws one permutation of the rows per epoch; batches are contiguous slices of
+the epoch's permuted copy of the pre-materialised tensors. A checkpoint holds everything the
+loop reads (weights, both optimisers, both RNG states, epoch, step in epoch, the permutation and
+the running loss), so a resumed run ends with bit-identical weights to an uninterrupted one.
+
+Embedding tables get sparse gradients and ``torch.optim.SparseAdam`` (only the rows a batch
+touches are updated: about twice as fast on CPU as a dense Adam step over every row, DESIGN.md
+section 5); the MLP gets ``torch.optim.Adam``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional
+
+from spindle.core import TrainingConfig, TrainingError
+from spindle.train._checkpoint import CheckpointStore
+from spindle.train._model import Ranker
+from spindle.train._spec import InputSpec
+from spindle.train._warm_start import warm_start
+
+Progress = Callable[[int, int], None]
+
+
+class SyncRecipe:
+    """One training run in this process.
+
+    Use it as ``setup`` → ``train`` → (read ``model``) → ``cleanup``, the last in a ``finally``.
+
+    Args:
+        spec: the input shapes.
+        config: hyperparameters, seed and threads.
+        epochs: epochs of this run (``config.epochs``, or ``config.warm_start_epochs`` when the
+            caller warm starts).
+        checkpoints: where this run's checkpoints live.
+        progress: called after every step with ``(steps done, total steps)``.
+    """
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        config: TrainingConfig,
+        epochs: int,
+        checkpoints: CheckpointStore,
+        progress: Progress | None = None,
+    ) -> None:
+        self.spec = spec
+        self.config = config
+        self.epochs = epochs
+        self.checkpoints = checkpoints
+        self.progress = progress
+        self.notes: list[str] = []
+        self.resumed_from_step: int | None = None
+        self.warm_started = False
+        self.steps_run = 0
+        self.examples_run = 0
+        self.final_loss = math.nan
+        self._previous_threads = torch.get_num_threads()
+
+    # -- setup ------------------------------------------------------------------------------
+
+    def setup(
+        self, inputs: dict[str, np.ndarray], labels: np.ndarray, base_weights: Path | None
+    ) -> None:
+        """Seed, build model and optimisers, then resume from a checkpoint or warm start."""
+        torch.manual_seed(self.config.seed)
+        torch.set_num_threads(self.config.threads)
+        self.rng = np.random.default_rng(self.config.seed)
+        self.inputs = {name: torch.from_numpy(array) for name, array in inputs.items()}
+        self.labels = torch.from_numpy(labels)
+        self.rows = int(labels.shape[0])
+        self.steps_per_epoch = math.ceil(self.rows / self.config.batch_size)
+        self.total_steps = self.epochs * self.steps_per_epoch
+
+        self.model = Ranker(self.spec, self.config)
+        sparse = self.model.sparse_parameters()
+        self.sparse_optimizer = (
+            torch.optim.SparseAdam(sparse, lr=self.config.learning_rate) if sparse else None
+        )
+        self.dense_optimizer = torch.optim.Adam(
+            self.model.dense_parameters(),
+            lr=self.config.learning_rate,
+            weight_decay=self.config.weight_decay,
+        )
+        if self.config.weight_decay > 0 and sparse:
+            self.notes.append("weight_decay applies to the MLP only (SparseAdam has none)")
+
+        self.epoch = 0
+        self.step_in_epoch = 0
+        self.global_step = 0
+        self.permutation: np.ndarray | None = None
+        self.loss_sum = 0.0
+        self.loss_rows = 0
+
+        # Resume (continue this run) wins over warm start (begin a run from another model).
+        state, step, skipped = self.checkpoints.load_latest()
+        self.notes += skipped
+        if state is not None:
+            self.load_checkpoint(state)
+            self.resumed_from_step = step
+            self.notes.append(f"resumed from the checkpoint of step {step} of {self.total_steps}")
+        elif base_weights is not None:
+            self.warm_started, warm_notes = warm_start(self.model, base_weights)
+            self.notes += warm_notes
+
+    # -- train ------------------------------------------------------------------------------
+
+    def train(self) -> None:
+        """Run the remaining steps of every epoch, checkpointing every N steps and at the end.
+
+        Raises:
+            TrainingError: non-finite inputs or loss (naming epoch, step and batch rows); the
+                last good checkpoint is kept and nothing is saved after the bad step.
+        """
+        self.model.train()
+        batch_size = self.config.batch_size
+        while self.epoch < self.epochs:
+            if self.permutation is None:
+                self.permutation = self.rng.permutation(self.rows)
+            order = torch.from_numpy(self.permutation)
+            # One gather per epoch; every batch below is then a cheap contiguous view.
+            epoch_inputs = {name: tensor[order] for name, tensor in self.inputs.items()}
+            epoch_labels = self.labels[order]
+            for step in range(self.step_in_epoch, self.steps_per_epoch):
+                start, stop = step * batch_size, min(self.rows, (step + 1) * batch_size)
+                batch = {name: tensor[start:stop] for name, tensor in epoch_inputs.items()}
+                self._check_batch(batch, step, start, stop)
+                loss = functional.binary_cross_entropy_with_logits(
+                    self.model(**batch), epoch_labels[start:stop]
+                )
+                loss_value = float(loss.item())
+                if not math.isfinite(loss_value):
+                    raise TrainingError(
+                        f"the loss became {loss_value} in epoch {self.epoch}, step {step} "
+                        f"(global step {self.global_step + 1}), batch rows "
+                        f"{self._rows_text(start, stop)}; the model diverged: lower "
+                        f"learning_rate (now {self.config.learning_rate}); the last good "
+                        "checkpoint is kept"
+                    )
+                self.dense_optimizer.zero_grad(set_to_none=True)
+                if self.sparse_optimizer is not None:
+                    self.sparse_optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                self.dense_optimizer.step()
+                if self.sparse_optimizer is not None:
+                    self.sparse_optimizer.step()  # type: ignore[no-untyped-call]
+
+                self.step_in_epoch = step + 1
+                self.global_step += 1
+                self.steps_run += 1
+                self.examples_run += stop - start
+                self.loss_sum += loss_value * (stop - start)
+                self.loss_rows += stop - start
+                if self.global_step % self.config.checkpoint_every_steps == 0:
+                    self.save_checkpoint()
+                if self.progress is not None:
+                    self.progress(self.global_step, self.total_steps)
+            self.final_loss = self.loss_sum / max(self.loss_rows, 1)
+            self.epoch += 1
+            self.step_in_epoch = 0
+            self.permutation = None
+            self.loss_sum, self.loss_rows = 0.0, 0
+        if self.global_step % self.config.checkpoint_every_steps != 0 and self.steps_run:
+            # The end state too, so a crash during export does not redo the training.
+            self.save_checkpoint()
+        self.model.eval()
+
+    def _check_batch(
+        self, batch: dict[str, torch.Tensor], step: int, start: int, stop: int
+    ) -> None:
+        dense = batch.get("dense")
+        if dense is None or bool(torch.isfinite(dense).all()):
+            return
+        bad_position = int(torch.nonzero(~torch.isfinite(dense).all(dim=1))[0, 0]) + start
+        assert self.permutation is not None
+        raise TrainingError(
+            f"non-finite value in inputs['dense'] in epoch {self.epoch}, step {step} "
+            f"(global step {self.global_step + 1}), batch rows {self._rows_text(start, stop)}: "
+            f"row {int(self.permutation[bad_position])} is "
+            f"{dense[bad_position - start].tolist()}; fix or drop that row upstream (the "
+            "transform should never emit NaN/inf); the last good checkpoint is kept"
+        )
+
+    def _rows_text(self, start: int, stop: int) -> str:
+        assert self.permutation is not None
+        rows = self.permutation[start:stop]
+        shown = ", ".join(str(int(r)) for r in rows[:8])
+        return f"[{shown}{', ...' if len(rows) > 8 else ''}] ({len(rows)} rows)"
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def save_checkpoint(self) -> None:
+        """Write every piece of state the loop reads, atomically (see ``CheckpointStore``)."""
+        state: dict[str, Any] = {
+            "model": self.model.state_dict(),
+            "dense_optimizer": self.dense_optimizer.state_dict(),
+            "sparse_optimizer": (
+                self.sparse_optimizer.state_dict() if self.sparse_optimizer is not None else None
+            ),
+            "torch_rng": torch.get_rng_state(),
+            "numpy_rng": self.rng.bit_generator.state,
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "permutation": (
+                torch.from_numpy(self.permutation) if self.permutation is not None else None
+            ),
+            "loss_sum": self.loss_sum,
+            "loss_rows": self.loss_rows,
+            "final_loss": self.final_loss,
+            "warm_started": self.warm_started,
+        }
+        self.checkpoints.save(self.global_step, state)
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Restore what ``save_checkpoint`` wrote."""
+        self.model.load_state_dict(state["model"])
+        self.dense_optimizer.load_state_dict(state["dense_optimizer"])
+        if self.sparse_optimizer is not None:
+            self.sparse_optimizer.load_state_dict(state["sparse_optimizer"])
+        torch.set_rng_state(state["torch_rng"])
+        self.rng.bit_generator.state = state["numpy_rng"]
+        self.epoch = int(state["epoch"])
+        self.step_in_epoch = int(state["step_in_epoch"])
+        self.global_step = int(state["global_step"])
+        permutation = state["permutation"]
+        self.permutation = permutation.numpy() if permutation is not None else None
+        self.loss_sum = float(state["loss_sum"])
+        self.loss_rows = int(state["loss_rows"])
+        self.final_loss = float(state["final_loss"])
+        self.warm_started = bool(state["warm_started"])
+
+    # -- cleanup ----------------------------------------------------------------------------
+
+    def cleanup(self) -> None:
+        """Release the checkpoint dir and restore the process's thread count."""
+        self.checkpoints.close()
+        torch.set_num_threads(self._previous_threads)

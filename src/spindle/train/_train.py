@@ -1,0 +1,207 @@
+"""``train_model``: the training step, from model inputs to an immutable model version directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spindle.core import (
+    TrainingConfig,
+    TrainingError,
+    atomic_directory,
+    sha256_file,
+    sha256_json,
+)
+from spindle.train._checkpoint import CheckpointStore
+from spindle.train._export import MODEL_FILE, export_onnx
+from spindle.train._recipe import SyncRecipe
+from spindle.train._spec import InputSpec, check_inputs
+from spindle.train._warm_start import WEIGHTS_FILE
+
+SPEC_FILE = "input_spec.json"
+_SAMPLE_ROWS = 256
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What one call of ``train_model`` produced and what it cost.
+
+    ``seconds``, ``cpu_s`` and the rates measure the training loop of this call (the steps it
+    ran: fewer than ``steps`` after a resume); setup and export are excluded. ``utilisation``
+    is ``cpu_s / (seconds * threads)``. ``peak_rss_mb`` is the process's peak so far.
+    ``weights_sha256`` hashes the state_dict canonically (names sorted, dtype, shape, bytes):
+    equal exactly when the weights are bit-identical.
+    """
+
+    out_dir: Path
+    onnx_path: Path
+    weights_path: Path
+    weights_sha256: str
+    examples: int
+    epochs: int
+    steps: int
+    seconds: float
+    examples_per_s: float
+    cpu_s: float
+    m_examples_per_cpu_s: float
+    utilisation: float
+    peak_rss_mb: float
+    final_loss: float
+    resumed_from_step: int | None
+    warm_started: bool
+    notes: tuple[str, ...]
+
+
+def train_model(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    out_dir: Path,
+    *,
+    checkpoint_dir: Path,
+    base_weights: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> TrainResult:
+    """Train a ranker with pointwise logistic loss and write its model version directory.
+
+    Resumes from the newest intact checkpoint of the same run (same config, data and base) in
+    ``checkpoint_dir``; otherwise warm starts from ``base_weights`` if given (for
+    ``config.warm_start_epochs`` epochs instead of ``config.epochs``; whether to warm start is
+    the caller's choice). ``out_dir`` appears atomically with ``model.onnx``, ``weights.pt``
+    (``torch.save`` of the state_dict) and ``input_spec.json``. Checkpoints stay in
+    ``checkpoint_dir`` (the last two) for the caller to remove once the run is recorded.
+
+    Args:
+        inputs: model inputs as ``spindle.features.Transform`` makes them (see ``InputSpec``).
+        labels: float32 ``[N]`` in {0, 1}.
+        spec: the input spec.
+        config: hyperparameters, seed, threads, checkpoint interval.
+        out_dir: the model version directory to create; must not exist.
+        checkpoint_dir: this run's checkpoint directory.
+        base_weights: a base version directory or its ``weights.pt``, to warm start from.
+        progress: called after every step with ``(steps done, total steps)``.
+
+    Raises:
+        TrainingError: no rows, inputs that do not match the spec, labels outside {0, 1},
+            non-finite inputs or loss, ``out_dir`` exists, or the export does not verify.
+
+    Example:
+        >>> result = train_model({"dense": x}, y, InputSpec(n_dense=4), TrainingConfig(),
+        ...     Path("models/v1"), checkpoint_dir=Path("ckpt/run1"))  # doctest: +SKIP
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise TrainingError(f"{out_dir} exists; model versions are immutable: choose a new dir")
+    rows = check_inputs(inputs, spec)
+    _check_labels(labels, rows)
+    if rows == 0:
+        raise TrainingError(
+            "the training set is empty (0 rows): check the date window and the data validation "
+            "report of those days; there is nothing to train on"
+        )
+    base_file = _base_file(base_weights)
+    epochs = config.warm_start_epochs if base_file is not None else config.epochs
+    fingerprint = sha256_json(
+        {
+            "config": config.model_dump(mode="json"),
+            "spec": spec.to_dict(),
+            "data": data_sha256(inputs, labels),
+            "base": sha256_file(base_file) if base_file is not None else None,
+            "epochs": epochs,
+        }
+    )
+    recipe = SyncRecipe(
+        spec, config, epochs, CheckpointStore(checkpoint_dir, fingerprint), progress
+    )
+    try:
+        recipe.setup(inputs, labels, base_file)
+        threads = torch.get_num_threads()
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        recipe.train()
+        seconds = time.perf_counter() - wall0
+        cpu_s = time.process_time() - cpu0
+        sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
+        with atomic_directory(out_dir) as tmp:
+            torch.save(recipe.model.state_dict(), tmp / WEIGHTS_FILE)
+            export_onnx(recipe.model, spec, tmp / MODEL_FILE, sample)
+            (tmp / SPEC_FILE).write_text(
+                json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n"
+            )
+    finally:
+        recipe.cleanup()
+    done = recipe.examples_run
+    return TrainResult(
+        out_dir=out_dir,
+        onnx_path=out_dir / MODEL_FILE,
+        weights_path=out_dir / WEIGHTS_FILE,
+        weights_sha256=state_dict_sha256(recipe.model.state_dict()),
+        examples=rows,
+        epochs=epochs,
+        steps=recipe.global_step,
+        seconds=seconds,
+        examples_per_s=done / seconds if seconds > 0 else 0.0,
+        cpu_s=cpu_s,
+        m_examples_per_cpu_s=done / 1e6 / cpu_s if cpu_s > 0 else 0.0,
+        utilisation=cpu_s / (seconds * threads) if seconds > 0 else 0.0,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        final_loss=recipe.final_loss,
+        resumed_from_step=recipe.resumed_from_step,
+        warm_started=recipe.warm_started,
+        notes=tuple(recipe.notes),
+    )
+
+
+def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every tensor, names sorted."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}\0{tensor.dtype}\0{tuple(tensor.shape)}\0".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def data_sha256(inputs: dict[str, np.ndarray], labels: np.ndarray) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every input array and the labels."""
+    digest = hashlib.sha256()
+    for name, array in sorted({**inputs, "__labels__": labels}.items()):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{name}\0{contiguous.dtype}\0{contiguous.shape}\0".encode())
+        digest.update(contiguous.data)
+    return digest.hexdigest()
+
+
+def _check_labels(labels: np.ndarray, rows: int) -> None:
+    if labels.dtype != np.float32 or labels.shape != (rows,):
+        raise TrainingError(
+            f"labels must be float32 [{rows}] (one per input row), got {labels.dtype} "
+            f"{labels.shape}"
+        )
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        raise TrainingError(
+            f"labels must be 0 or 1; {bad.size} are not (first: row {int(bad[0])} = "
+            f"{labels[bad[0]]})"
+        )
+
+
+def _base_file(base_weights: Path | None) -> Path | None:
+    if base_weights is None:
+        return None
+    path = Path(base_weights)
+    file = path / WEIGHTS_FILE if path.is_dir() else path
+    if not file.is_file():
+        raise TrainingError(
+            f"base weights {file} do not exist; pass a model version directory "
+            "written by train_model, or None to train from scratch"
+        )
+    return file

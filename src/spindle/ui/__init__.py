@@ -1,0 +1,5 @@
+"""ui."""
+
+from __future__ import annotations
+
+__all__: list[str] = []

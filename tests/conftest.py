@@ -1,0 +1,45 @@
+"""Shared fixtures: small simulated YarnIt workspaces, built once per session."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+START = dt.date(2026, 1, 1)
+
+
+def make_workspace(root: Path, days: int, scale: float = 0.3, faults: tuple[str, ...] = ()) -> Path:
+    """Init a YarnIt workspace in ``root`` and simulate ``days`` days into it."""
+    from spindle.orchestrate import init_workspace
+    from spindle.sim import Fault, simulate
+
+    init_workspace(root, "yarnit")
+    simulate(root / "raw", start=START, days=days, seed=7, scale=scale,
+             faults=[Fault.parse(f, START) for f in faults])
+    return root
+
+
+@pytest.fixture(scope="session")
+def ingested_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A 4-day workspace with every day ingested and validated (read-only for tests)."""
+    from spindle.orchestrate import Context, ingest, validate
+
+    root = make_workspace(tmp_path_factory.mktemp("ws") / "yarnit", days=4)
+    with Context.open(root) as ctx:
+        for i in range(4):
+            day = (START + dt.timedelta(days=i)).isoformat()
+            ingest(ctx, day)
+            validate(ctx, day)
+    yield root
+
+
+@pytest.fixture
+def workspace_copy(ingested_workspace: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the ingested workspace."""
+    target = tmp_path / "yarnit"
+    shutil.copytree(ingested_workspace, target, symlinks=True)
+    return target

@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from spindle.core import FeatureError
+from spindle.features import FeatureRegistry, Transform, add_request_features, stable_hash
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
+
+
+def _rows() -> pa.Table:
+    table = pa.table({
+        "query": ["merino sock yarn", "steel hooks", None],
+        "name_words": ["merino fingering sock yarn", "steel crochet hooks", "linen dk yarn"],
+        "product_type": ["yarn", "hooks", "yarn"],
+        "product__product_id__v1": ["p1", "p2", None],
+        "product__product_type__v1": ["yarn", "hooks", "yarn"],
+        "product__price_usd__v1": [12.5, 4.0, None],
+        "product__name_words__v1": ["merino fingering sock yarn", "steel crochet hooks", "linen dk yarn"],
+        "user__country__v1": ["US", "DE", None],
+    })
+    return add_request_features(table)
+
+
+def _definitions() -> list:
+    registry = FeatureRegistry.load(EXAMPLE / "features")
+    refs = ["query.text@1", "query.word_overlap@1", "query.type_match@1", "product.product_id@1",
+            "product.product_type@1", "product.price_usd@1", "product.name_words@1", "user.country@1"]
+    return [registry.definitions[r] for r in refs]
+
+
+def test_request_features() -> None:
+    rows = _rows()
+    assert rows.column("query__word_overlap__v1").to_pylist() == [1.0, 1.0, 0.0]
+    assert rows.column("query__type_match__v1").to_pylist() == [1.0, 1.0, 0.0]
+
+
+def test_transform_shapes_nulls_and_json_roundtrip() -> None:
+    rows = _rows()
+    transform = Transform.fit(rows, _definitions())
+    out = transform.transform(rows)
+    spec = transform.input_spec()
+    assert out["cat"].shape == (3, 3) and out["text"].shape == (3, 2, 8) and out["dense"].shape == (3, 3)
+    assert spec["n_dense"] == 3 and spec["n_text"] == 2
+    assert out["cat"][2, 0] == 0  # null product id → index 0
+    assert out["cat"][2, 2] == 0  # null country → OOV 0
+    assert np.isfinite(out["dense"]).all()
+    again = Transform.from_json(transform.to_json()).transform(rows)
+    for key in out:
+        np.testing.assert_array_equal(out[key], again[key])
+
+
+def test_unknown_category_maps_to_zero_and_hash_is_stable() -> None:
+    rows = _rows()
+    transform = Transform.fit(rows, _definitions())
+    other = rows.set_column(rows.column_names.index("user__country__v1"), "user__country__v1", pa.array(["FR", "FR", "FR"]))
+    assert (transform.transform(other)["cat"][:, 2] == 0).all()
+    assert stable_hash("merino", 1 << 15) == stable_hash("merino", 1 << 15)
+    assert 1 <= stable_hash("anything", 8) < 8
+
+
+def test_missing_column_is_a_clear_error() -> None:
+    rows = _rows()
+    transform = Transform.fit(rows, _definitions())
+    with pytest.raises(FeatureError, match="user__country__v1"):
+        transform.transform(rows.drop_columns(["user__country__v1"]))
+    with pytest.raises(FeatureError, match="not a valid transform"):
+        Transform.from_json('{"format": "other"}')

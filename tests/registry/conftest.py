@@ -1,0 +1,37 @@
+"""Fixtures of the registry tests: a real SQLite metadata store in a temp dir."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spindle.core import Artifact
+from spindle.registry import MetadataStore
+
+MakeArtifact = Callable[..., Artifact]
+
+
+@pytest.fixture
+def url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'state' / 'metadata.db'}"
+
+
+@pytest.fixture
+def store(url: str) -> Iterator[MetadataStore]:
+    with MetadataStore(url) as opened:
+        yield opened
+
+
+@pytest.fixture
+def make() -> MakeArtifact:
+    """Build a generic artifact: ``make("raw:a", kind="raw", content_hash="h2", date=...)``."""
+
+    def build(
+        artifact_id: str, kind: str = "thing", content_hash: str = "h1", **props: Any
+    ) -> Artifact:
+        return Artifact(kind, artifact_id, f"file:///data/{artifact_id}", content_hash, props)
+
+    return build
