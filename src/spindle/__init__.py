@@ -48,11 +48,11 @@ from spindle.sim import FAULT_KINDS, Fault, simulate
 __version__ = "0.1.0"
 
 __all__ = [
+    "FAULT_KINDS",
     "ConfigError",
     "Context",
     "DataError",
     "DayReport",
-    "FAULT_KINDS",
     "Fault",
     "FeatureError",
     "FeatureRegistry",

@@ -88,7 +88,7 @@ def test_same_seed_same_interval_and_other_seed_differs() -> None:
 
 
 def test_identical_systems_give_a_zero_interval() -> None:
-    labels, a, b, groups = _ranking_sample(np.random.default_rng(1), 200)
+    labels, a, _, groups = _ranking_sample(np.random.default_rng(1), 200)
     iv = paired_bootstrap(ndcg_at_k, labels, a, a.copy(), groups)
     assert (iv.estimate, iv.lower, iv.upper, iv.p_below_zero) == (0.0, 0.0, 0.0, 0.0)
     assert not iv.significant

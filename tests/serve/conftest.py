@@ -160,9 +160,39 @@ def base_onnx(tmp_path_factory: pytest.TempPathFactory, transform: Transform) ->
     return path
 
 
-def _variant(base: Path, factor: float) -> bytes:
+def _make_slow(proto: onnx.ModelProto, size: int = 600, rounds: int = 6) -> None:
+    """Add input-dependent matrix products whose result (times 0) is added to the score."""
+    graph = proto.graph
+    producer = next(node for node in graph.node if "score" in node.output)
+    producer.output[list(producer.output).index("score")] = "score_fast"
+    rng = np.random.default_rng(0)
+    weights = (rng.random((size, size)) / size).astype(np.float32)
+    graph.initializer.extend(
+        [
+            numpy_helper.from_array(weights, "slow_w"),
+            numpy_helper.from_array(np.array(0.0, np.float32), "slow_zero"),
+        ]
+    )
+    make = onnx.helper.make_node
+    nodes = [
+        make("ReduceSum", ["dense"], ["slow_s"], keepdims=0),
+        make("Add", ["slow_w", "slow_s"], ["slow_m0"]),
+    ]
+    for i in range(rounds):
+        nodes.append(make("MatMul", [f"slow_m{i}", "slow_w"], [f"slow_m{i + 1}"]))
+    nodes += [
+        make("ReduceSum", [f"slow_m{rounds}"], ["slow_total"], keepdims=0),
+        make("Mul", ["slow_total", "slow_zero"], ["slow_nothing"]),
+        make("Add", ["score_fast", "slow_nothing"], ["score"]),
+    ]
+    graph.node.extend(nodes)
+
+
+def _variant(base: Path, factor: float, slow: bool = False) -> bytes:
     """The base model with its output layer scaled: a different model with other scores."""
     proto = onnx.load(str(base))
+    if slow:
+        _make_slow(proto)
     for init in proto.graph.initializer:
         array = numpy_helper.to_array(init)
         if array.ndim == 2 and array.shape[0] == 1:  # the head's [1, F] weight
@@ -181,14 +211,19 @@ def make_version(tmp_path: Path, base_onnx: Path, transform: Transform) -> MakeV
     """Write a model version directory as training does; ``factor`` changes the model."""
 
     def make(
-        version: int, factor: float = 1.0, model: str = MODEL, transform_json: str | None = None
+        version: int,
+        factor: float = 1.0,
+        model: str = MODEL,
+        transform_json: str | None = None,
+        slow: bool = False,
     ) -> Path:
         tag = "" if transform_json is None else f"-t{sha256_bytes(transform_json.encode())[:8]}"
+        tag += "-slow" if slow else ""
         root = tmp_path / "artifacts" / model / f"{version}-{factor}{tag}"
         if root.exists():
             return root
         root.mkdir(parents=True)
-        (root / "model.onnx").write_bytes(_variant(base_onnx, factor))
+        (root / "model.onnx").write_bytes(_variant(base_onnx, factor, slow))
         (root / "transform.json").write_text(transform_json or transform.to_json())
         (root / "weights.pt").write_bytes(b"training-only weights")
         (root / "input_spec.json").write_text(json.dumps(transform.input_spec()))

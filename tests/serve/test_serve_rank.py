@@ -172,10 +172,13 @@ def test_no_model_serves_popularity(serve) -> None:
 
 def test_a_slow_model_exceeds_the_budget(make_version, repo: Path, serve) -> None:
     push(make_version(1), repo)
-    _, client = serve(latency_budget_ms=1e-6)
+    push(make_version(2, slow=True), repo)
+    _, client = serve(latency_budget_ms=20)
     payload = client.post("/v1/rank", json={"user_id": "u1", "query": "yarn"}).json()
-    assert payload["version"] is None
-    assert payload["fallback"].startswith("version 1 exceeded the latency budget of")
+    assert payload["version"] == "1"
+    assert payload["fallback"] == (
+        "version 2 exceeded the latency budget of 20 ms; served by previous version 1"
+    )
 
 
 def test_a_model_that_raises_falls_back(make_version, repo: Path, transform, serve) -> None:

@@ -22,6 +22,10 @@ def changed_files(base: Path, root: Path) -> set[str]:
     return {path for path in a.keys() | b.keys() if a.get(path) != b.get(path)}
 
 
+def midnight(n: int) -> dt.datetime:
+    return dt.datetime.combine(day(n), dt.time())
+
+
 def on(n: int) -> str:
     return f"date={day(n).isoformat()}"
 
@@ -177,7 +181,7 @@ def test_late_data_moves_a_third_of_a_day_into_the_next(
         kept = read(root, table, day(2)).num_rows / read(base, table, day(2)).num_rows
         assert 0.6 < kept < 0.8
         arrived = read(root, table, day(3))
-        late = arrived.filter(pc.less(arrived["ts"], pa.scalar(day(3), pa.timestamp("us"))))
+        late = arrived.filter(pc.less(arrived["ts"], pa.scalar(midnight(3), pa.timestamp("us"))))
         assert late.num_rows > 0
         assert set(late["date"].to_pylist()) == {day(3)}  # stamped with the arrival day
         assert all(i.startswith(f"{key[0]}{day(2):%Y%m%d}") for i in late[key].to_pylist())
@@ -194,7 +198,7 @@ def test_faults_before_the_range_reach_in_only_when_they_should(tmp_path: Path) 
     purchases = read(tmp_path, "purchases", day(2))
     assert pc.max(purchases["discount_pct"]).as_py() == 0.0  # discount_drop persists
     searches = read(tmp_path, "searches", day(2))
-    early = pc.less(searches["ts"], pa.scalar(day(2), pa.timestamp("us")))
+    early = pc.less(searches["ts"], pa.scalar(midnight(2), pa.timestamp("us")))
     assert pc.sum(early).as_py() > 0  # the late third of day 1 arrived
     assert not (tmp_path / "searches" / on(1)).exists()
 

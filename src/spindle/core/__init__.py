@@ -60,6 +60,7 @@ from spindle.core._workspace import WORKSPACE_FILE, Workspace
 from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
 __all__ = [
+    "WORKSPACE_FILE",
     "Artifact",
     "ConfigError",
     "DataError",
@@ -90,9 +91,9 @@ __all__ = [
     "TrainingSet",
     "ValidationFailed",
     "Verdict",
-    "WORKSPACE_FILE",
     "Workspace",
     "WorkspaceConfig",
+    "WorkspaceError",
     "apply_overrides",
     "artifact_fields",
     "artifact_from_fields",

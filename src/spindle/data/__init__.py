@@ -7,12 +7,12 @@ from spindle.data._validate import HISTORY_DAYS, Anomaly, ValidationReport, vali
 from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
 
 __all__ = [
-    "Anomaly",
     "HISTORY_DAYS",
     "INGEST_ORDER",
     "MAX_LATENESS_DAYS",
     "QUARANTINE_SCHEMA",
     "SCHEMAS",
+    "Anomaly",
     "SourceSchema",
     "ValidationReport",
     "ingest_day",

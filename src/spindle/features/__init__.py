@@ -15,15 +15,15 @@ from spindle.features._training_set import TTL_S, TrainingRows, build_rows, pin_
 from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
 
 __all__ = [
+    "GROUP_ENTITIES",
+    "QUERY_COLUMN",
+    "TEXT_VOCAB_SIZE",
+    "TTL_S",
     "ColumnEncoding",
     "EncodingSpec",
     "FeatureDefinition",
     "FeatureRegistry",
-    "GROUP_ENTITIES",
     "OnlineStore",
-    "QUERY_COLUMN",
-    "TEXT_VOCAB_SIZE",
-    "TTL_S",
     "TrainingRows",
     "Transform",
     "add_request_features",
