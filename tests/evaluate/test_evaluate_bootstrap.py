@@ -34,7 +34,7 @@ def test_auc_interval_covers_the_true_difference() -> None:
     true_delta = norm.cdf(1.0 / math.sqrt(2)) - norm.cdf(0.5 / math.sqrt(2))
     intervals = []
     for trial in range(40):
-        labels, a, b = _binormal(np.random.default_rng(1000 + trial), 1500)
+        labels, a, b = _binormal(np.random.default_rng(1000 + trial), 1000)
         iv = paired_bootstrap(auc, labels, a, b, None, n_resamples=200, seed=trial)
         assert iv.lower <= iv.estimate <= iv.upper
         intervals.append(iv)

@@ -63,7 +63,7 @@ def _sklearn_ndcg_per_group(labels, scores, groups, k):  # type: ignore[no-untyp
     return values
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(ranking_holdouts(tied=True), st.integers(1, 12))
 def test_ndcg_matches_sklearn_with_ties_broken_by_input_position(
     holdout: tuple[np.ndarray, np.ndarray, np.ndarray], k: int
@@ -83,7 +83,7 @@ def test_ndcg_matches_sklearn_with_ties_broken_by_input_position(
         assert math.isnan(ndcg_at_k(labels, scores, groups, k=k))
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(ranking_holdouts(tied=False), st.integers(1, 12))
 def test_ndcg_matches_sklearn_directly_without_ties(
     holdout: tuple[np.ndarray, np.ndarray, np.ndarray], k: int
@@ -130,7 +130,7 @@ def test_groups_may_be_strings() -> None:
     assert values.tolist() == pytest.approx([1 / math.log2(3), 1.0])
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(ranking_holdouts(tied=True))
 def test_mrr_matches_a_per_row_reference(
     holdout: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -151,7 +151,7 @@ def test_mrr_matches_a_per_row_reference(
         assert mrr(labels, scores, groups) == pytest.approx(np.mean(list(expected.values())))
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=120, deadline=None)
 @given(
     st.lists(st.tuples(st.integers(0, 1), st.integers(-3, 3)), min_size=1, max_size=60),
     st.floats(0.01, 10.0),

@@ -29,8 +29,9 @@ def with_fault(tmp_path_factory: pytest.TempPathFactory) -> Runner:
         if text not in cache:
             out = tmp_path_factory.mktemp(text.replace(":", "_").replace("@", "_")) / "raw"
             fault = Fault.parse(text, START)
-            cache[text] = out, simulate(
-                out, start=START, days=DAYS, seed=SEED, scale=SCALE, faults=[fault]
+            cache[text] = (
+                out,
+                simulate(out, start=START, days=DAYS, seed=SEED, scale=SCALE, faults=[fault]),
             )
         return cache[text]
 

@@ -59,9 +59,10 @@ def test_missing_day_writes_no_event_partitions(baseline: Baseline, with_fault: 
     gone = {f"{t}/{on(2)}/part-00000.parquet" for t in EVENTS}
     assert changed_files(base, root) == gone
     assert all(not (root / t / on(2)).exists() for t in EVENTS)
-    assert result.rows["searches"] == read(base, "searches").num_rows - read(
-        base, "searches", day(2)
-    ).num_rows
+    assert (
+        result.rows["searches"]
+        == read(base, "searches").num_rows - read(base, "searches", day(2)).num_rows
+    )
 
 
 def test_missing_slice_drops_one_country_for_one_day(

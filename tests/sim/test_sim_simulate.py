@@ -61,7 +61,7 @@ def test_every_partition_matches_the_contract(baseline: Baseline) -> None:
         files = sorted((root / table).glob("date=*/*"))
         assert [f.parent.name for f in files] == [f"date={d}" for d in result.dates]
         assert {f.name for f in files} == {"part-00000.parquet"}
-        for file, date in zip(files, result.dates, strict=True):
+        for date in result.dates:
             got = read(root, table, date)
             assert [(f.name, f.type) for f in got.schema] == columns, (table, date)
             assert pc.all(pc.equal(got["date"], pa.scalar(date, DATE))).as_py() in (True, None)
@@ -115,8 +115,10 @@ def test_purchases_are_clicked_impressions_at_the_listed_price(baseline: Baselin
             expected = round(listed["list_price"] * (1 - listed["discount_pct"]), digits)
             assert p["price"] == pytest.approx(expected, abs=0.0101)  # rounding of halves
             assert 1 <= p["quantity"] <= 3
-            assert dt.datetime.combine(day(n), dt.time()) <= p["ts"] < dt.datetime.combine(
-                day(n + 1), dt.time()
+            assert (
+                dt.datetime.combine(day(n), dt.time())
+                <= p["ts"]
+                < dt.datetime.combine(day(n + 1), dt.time())
             )
 
 

@@ -1,0 +1,129 @@
+"""Checkpoints: resume after a stop or a SIGKILL ends bit-identical; damage falls back a step."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from train_runs import CONFIG, ROWS, Dataset, Stop, run_recipe, stop_after
+
+from spindle.core import TrainingError
+from spindle.train import CheckpointStore, TrainResult, state_dict_sha256, train_model
+
+
+def _weights_sha(recipe_model_state: dict) -> str:  # type: ignore[type-arg]
+    return state_dict_sha256(recipe_model_state)
+
+
+def test_resume_after_a_stop_equals_an_uninterrupted_run(
+    data: Dataset, reference: TrainResult, tmp_path: Path
+) -> None:
+    inputs, labels, spec = data
+    args = (inputs, labels, spec, CONFIG, tmp_path / "v1")
+    with pytest.raises(Stop):
+        train_model(*args, checkpoint_dir=tmp_path / "c", progress=stop_after(27))
+    assert not (tmp_path / "v1").exists()
+
+    resumed = train_model(*args, checkpoint_dir=tmp_path / "c")
+    assert resumed.resumed_from_step == 20
+    assert resumed.steps == reference.steps == 48
+    assert resumed.weights_sha256 == reference.weights_sha256
+    assert resumed.final_loss == reference.final_loss
+    assert any("resumed from the checkpoint of step 20" in note for note in resumed.notes)
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_previous_one(
+    data: Dataset, reference: TrainResult, tmp_path: Path
+) -> None:
+    with pytest.raises(Stop):
+        run_recipe(data, tmp_path, stop_at=35)
+    store = CheckpointStore(tmp_path, "f" * 64)
+    assert store.steps() == [20, 30]  # only the last two are kept
+    store.close()
+    latest = next(tmp_path.glob("ckpt-*0000000030.pt"))
+    latest.write_bytes(latest.read_bytes()[: latest.stat().st_size // 2])  # truncated
+
+    resumed = run_recipe(data, tmp_path)
+    assert resumed.resumed_from_step == 20
+    assert any("skipped checkpoint" in n and "0000000030" in n for n in resumed.notes)
+    assert state_dict_sha256(resumed.model.state_dict()) == reference.weights_sha256
+
+
+def test_checkpoints_of_another_run_are_ignored(data: Dataset, tmp_path: Path) -> None:
+    with pytest.raises(Stop):
+        run_recipe(data, tmp_path, fingerprint="a" * 64, stop_at=12)
+    with pytest.raises(Stop):
+        other = run_recipe(data, tmp_path, fingerprint="b" * 64, stop_at=1)
+    other = run_recipe(data, tmp_path, fingerprint="b" * 64, stop_at=None)
+    assert other.resumed_from_step == 10  # its own checkpoint of step 10, not run a's
+    assert any("ignored" in note and "another run" in note for note in other.notes)
+    assert list(tmp_path.glob("ckpt-aaaa*-0000000010.pt"))  # never deleted
+
+
+def test_two_processes_cannot_share_a_checkpoint_dir(tmp_path: Path) -> None:
+    store = CheckpointStore(tmp_path, "f" * 64)
+    try:
+        with pytest.raises(TrainingError, match="another process"):
+            CheckpointStore(tmp_path, "f" * 64)
+    finally:
+        store.close()
+
+
+_CHILD = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from train_data import make_dataset
+from spindle.core import TrainingConfig
+from spindle.train import train_model
+
+inputs, labels, spec = make_dataset({rows}, seed=0)
+config = TrainingConfig.model_validate_json({config!r})
+slow = {slow!r}
+result = train_model(inputs, labels, spec, config, Path({out!r}), checkpoint_dir=Path({ckpt!r}),
+                     progress=(lambda done, total: time.sleep(0.05)) if slow else None)
+print(json.dumps({{"sha": result.weights_sha256, "resumed": result.resumed_from_step}}))
+"""
+
+
+def _child(tmp_path: Path, slow: bool) -> subprocess.Popen[str]:
+    code = _CHILD.format(
+        tests=str(Path(__file__).parent),
+        rows=ROWS,
+        config=CONFIG.model_dump_json(),
+        slow=slow,
+        out=str(tmp_path / "v1"),
+        ckpt=str(tmp_path / "ckpt"),
+    )
+    return subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def test_resume_after_sigkill_in_a_new_process_equals_an_uninterrupted_run(
+    reference: TrainResult, tmp_path: Path
+) -> None:
+    victim = _child(tmp_path, slow=True)
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "ckpt").glob("ckpt-*.pt.json")):
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    time.sleep(0.12)  # somewhere between two checkpoints
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    assert not (tmp_path / "v1").exists()
+
+    survivor = _child(tmp_path, slow=False)
+    out, err = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["resumed"] is not None and result["resumed"] >= 10
+    assert result["sha"] == reference.weights_sha256
