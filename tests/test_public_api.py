@@ -44,3 +44,8 @@ def test_errors_share_one_root() -> None:
     for name in ("ConfigError", "DataError", "SchemaError", "FeatureError", "TrainingError", "GateBlocked",
                  "RegistryError", "NotFound", "ServingError", "WorkspaceError", "ValidationFailed"):
         assert issubclass(getattr(spindle, name), spindle.SpindleError)
+
+
+def test_no_public_name_shadows_a_subpackage() -> None:
+    subpackages = {name.rpartition(".")[2] for name in PACKAGES if name != "spindle"}
+    assert not subpackages & set(spindle.__all__)

@@ -34,7 +34,7 @@ if _TYPE_CHECKING:
         DayReport,
         build_training_set,
         days_between,
-        evaluate,
+        evaluate_version,
         ingest,
         init_workspace,
         lineage_report,
@@ -43,7 +43,7 @@ if _TYPE_CHECKING:
         run_day,
         run_demo,
         status_report,
-        train,
+        train_version,
         validate,
     )
     from spindle.registry import MetadataStore
@@ -79,7 +79,7 @@ _LAZY: dict[str, str] = {
     "build_training_set": "spindle.orchestrate",
     "create_app": "spindle.serve",
     "days_between": "spindle.orchestrate",
-    "evaluate": "spindle.orchestrate",
+    "evaluate_version": "spindle.orchestrate",
     "ingest": "spindle.orchestrate",
     "init_workspace": "spindle.orchestrate",
     "lineage_report": "spindle.orchestrate",
@@ -93,7 +93,7 @@ _LAZY: dict[str, str] = {
     "set_routing": "spindle.serve",
     "simulate": "spindle.sim",
     "status_report": "spindle.orchestrate",
-    "train": "spindle.orchestrate",
+    "train_version": "spindle.orchestrate",
     "validate": "spindle.orchestrate",
 }
 
@@ -142,7 +142,7 @@ __all__ = [
     "build_training_set",
     "create_app",
     "days_between",
-    "evaluate",
+    "evaluate_version",
     "ingest",
     "init_workspace",
     "lineage_report",
@@ -156,6 +156,6 @@ __all__ = [
     "set_routing",
     "simulate",
     "status_report",
-    "train",
+    "train_version",
     "validate",
 ]

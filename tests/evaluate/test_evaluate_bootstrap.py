@@ -120,6 +120,26 @@ def test_fast_auc_path_equals_recomputing_on_gathered_rows() -> None:
         assert fast.p_below_zero == slow.p_below_zero
 
 
+def test_fast_log_loss_path_matches_recomputing_on_gathered_rows() -> None:
+    labels, a, b = _binormal(np.random.default_rng(9), 2000)
+    probs_a, probs_b = sigmoid(a), sigmoid(b - 0.5)
+    users = np.random.default_rng(10).integers(0, 300, 2000)
+    for groups in (None, users):
+        fast = paired_bootstrap(log_loss, labels, probs_a, probs_b, groups, n_resamples=400)
+        slow = paired_bootstrap(
+            lambda y, p: log_loss(y, p), labels, probs_a, probs_b, groups, n_resamples=400
+        )
+        partial = paired_bootstrap(
+            functools.partial(log_loss, eps=1e-7), labels, probs_a, probs_b, groups, 400
+        )
+        assert fast == partial
+        assert fast.estimate == slow.estimate
+        # different random streams: the two intervals agree to bootstrap noise
+        width = slow.upper - slow.lower
+        assert fast.lower == pytest.approx(slow.lower, abs=0.15 * width)
+        assert fast.upper == pytest.approx(slow.upper, abs=0.15 * width)
+
+
 def test_resampling_users_widens_the_interval_when_rows_of_a_user_correlate() -> None:
     rng = np.random.default_rng(6)
     users = np.repeat(np.arange(100), 30)

@@ -16,7 +16,7 @@ def train(model: str, date: str = typer.Option(..., help="Train the version for 
           overrides: list[str] | None = SetOption, workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
     """Train a new model version (warm-started from production unless a full retrain is due)."""
     with spindle.Context.open(workspace) as ctx:
-        version, result, skipped = spindle.train(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
+        version, result, skipped = spindle.train_version(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
     m = version.metrics
     payload = {"model": model, "version": version.version, "base_version": version.base_version, "skipped": skipped,
                "weights_sha256": result.weights_sha256 if result else None,
@@ -36,7 +36,7 @@ def evaluate(model: str, version: int = typer.Option(..., help="Candidate versio
              workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
     """Evaluate a version against production, popularity and the oracle on a holdout day, and gate it."""
     with spindle.Context.open(workspace) as ctx:
-        evaluation, details = spindle.evaluate(ctx, model, version, date, overrides=overrides)
+        evaluation, details = spindle.evaluate_version(ctx, model, version, date, overrides=overrides)
     if as_json:
         emit_json(details)
         return

@@ -5,10 +5,12 @@ binary tasks), so the noise they share cancels and the interval is much narrower
 independent intervals would suggest. Resampling units rather than rows keeps correlated rows (one
 user's impressions, one query's result list) together.
 
-Three paths, same statistics:
+Four paths, same statistics:
 
 - per-group metrics (NDCG, MRR, or any ``per_group`` function): the per-group values are computed
   once per system and resampling only averages group deltas (fully vectorised);
+- ``log_loss``: per-row losses are summed per unit once; a resample is a ratio of sums
+  (fully vectorised);
 - ``auc``: scores are sorted once and each resample is a weighted AUC (``bincount``, no sort);
 - any other ``metric_fn(labels, scores) -> float``: the resampled rows are gathered and the
   metric recomputed, ``n_resamples`` times.
@@ -26,10 +28,13 @@ import numpy as np
 import numpy.typing as npt
 
 from spindle.evaluate._metrics import (
+    LOG_LOSS_EPS,
     FloatArray,
     _encode_groups,
+    _log_loss_terms,
     _SortedScores,
     auc,
+    log_loss,
     mrr,
     ndcg_at_k,
     per_group_mrr,
@@ -91,16 +96,28 @@ class Interval:
         }
 
 
+def _unwrap(metric_fn: Callable[..., float]) -> tuple[Callable[..., Any], dict[str, Any]]:
+    """(function, keywords) of a keyword-only ``functools.partial``; else (metric_fn, {})."""
+    if isinstance(metric_fn, functools.partial) and not metric_fn.args:
+        return metric_fn.func, dict(metric_fn.keywords)
+    return metric_fn, {}
+
+
 def _per_group_for(metric_fn: Callable[..., float]) -> PerGroupFn | None:
     """Return the per-group form of ``ndcg_at_k`` / ``mrr`` (or their keyword partials), or None."""
-    fn: Callable[..., Any] = metric_fn
-    keywords: dict[str, Any] = {}
-    if isinstance(metric_fn, functools.partial) and not metric_fn.args:
-        fn, keywords = metric_fn.func, dict(metric_fn.keywords)
+    fn, keywords = _unwrap(metric_fn)
     if fn is ndcg_at_k:
         return functools.partial(per_group_ndcg, **keywords)
     if fn is mrr and not keywords:
         return per_group_mrr
+    return None
+
+
+def _log_loss_eps(metric_fn: Callable[..., float]) -> float | None:
+    """The ``eps`` of ``log_loss`` (or of a keyword partial of it), None for other metrics."""
+    fn, keywords = _unwrap(metric_fn)
+    if fn is log_loss and set(keywords) <= {"eps"}:
+        return float(keywords.get("eps", LOG_LOSS_EPS))
     return None
 
 
@@ -127,14 +144,22 @@ def _summarise(
     )
 
 
-def _resampled_means(values: FloatArray, n_resamples: int, rng: np.random.Generator) -> FloatArray:
-    """Means of ``n_resamples`` with-replacement resamples of ``values``, in bounded chunks."""
-    n = values.shape[0]
+def _resampled_ratios(
+    sums: FloatArray, counts: FloatArray | None, n_resamples: int, rng: np.random.Generator
+) -> FloatArray:
+    """sum(sums[draw]) / sum(counts[draw]) for ``n_resamples`` draws of units with replacement.
+
+    With ``counts=None`` every unit counts once (a mean of unit values). Drawn in chunks so the
+    index matrix stays below ``_MAX_DRAWS_PER_CHUNK`` entries.
+    """
+    n = sums.shape[0]
     out = np.empty(n_resamples, dtype=np.float64)
     chunk = max(1, _MAX_DRAWS_PER_CHUNK // max(n, 1))
     for start in range(0, n_resamples, chunk):
         size = min(chunk, n_resamples - start)
-        out[start : start + size] = values[rng.integers(0, n, size=(size, n))].mean(axis=1)
+        drawn = rng.integers(0, n, size=(size, n))
+        total = sums[drawn].sum(axis=1)
+        out[start : start + size] = total / (n if counts is None else counts[drawn].sum(axis=1))
     return out
 
 
@@ -159,7 +184,7 @@ def _grouped_bootstrap(
     if n_units == 0:
         nan = float("nan")
         return _summarise(nan, nan, np.empty(0), confidence, 0)
-    deltas = _resampled_means(values_a - values_b, n_resamples, rng)
+    deltas = _resampled_ratios(values_a - values_b, None, n_resamples, rng)
     return _summarise(float(values_a.mean()), float(values_b.mean()), deltas, confidence, n_units)
 
 
@@ -180,6 +205,13 @@ def _row_bootstrap(
     n_units = int(unit.max()) + 1 if n else 0
     if not (math.isfinite(value_a) and math.isfinite(value_b)):
         return _summarise(value_a, value_b, np.empty(0), confidence, n_units)
+    eps = _log_loss_eps(metric_fn)
+    if eps is not None:
+        difference = _log_loss_terms(y, a, eps) - _log_loss_terms(y, b, eps)
+        sums = np.bincount(unit, weights=difference, minlength=n_units).astype(np.float64)
+        rows_per_unit = np.bincount(unit, minlength=n_units).astype(np.float64)
+        deltas = _resampled_ratios(sums, rows_per_unit, n_resamples, rng)
+        return _summarise(value_a, value_b, deltas, confidence, n_units)
     fast = metric_fn is auc
     if fast:
         positive = np.asarray(y, dtype=np.float64) > 0

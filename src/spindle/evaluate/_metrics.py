@@ -25,6 +25,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
 BoolArray = npt.NDArray[np.bool_]
 
+LOG_LOSS_EPS = 1e-7
+"""Default clipping of probabilities in ``log_loss``: a confident miss costs at most ~16.1."""
+
 
 def sigmoid(x: npt.ArrayLike) -> FloatArray:
     """Return the logistic function of ``x`` without overflow warnings (``scipy.special.expit``).
@@ -240,7 +243,7 @@ def _binary_probabilities(
     return y, p
 
 
-def log_loss(labels: npt.ArrayLike, probs: npt.ArrayLike, eps: float = 1e-7) -> float:
+def log_loss(labels: npt.ArrayLike, probs: npt.ArrayLike, eps: float = LOG_LOSS_EPS) -> float:
     """Return the mean binary cross-entropy of ``probs`` (clipped to [eps, 1 - eps]).
 
     Returns ``nan`` for no rows. Raises ``ValueError`` for labels outside [0, 1], probabilities
@@ -250,11 +253,17 @@ def log_loss(labels: npt.ArrayLike, probs: npt.ArrayLike, eps: float = 1e-7) -> 
         >>> round(log_loss([1, 0], [0.8, 0.4]), 4)
         0.367
     """
+    terms = _log_loss_terms(labels, probs, eps)
+    return float(terms.mean()) if terms.size else float("nan")
+
+
+def _log_loss_terms(
+    labels: npt.ArrayLike, probs: npt.ArrayLike, eps: float = LOG_LOSS_EPS
+) -> FloatArray:
+    """Return the cross-entropy of every row; ``log_loss`` is their mean (same validation)."""
     y, p = _binary_probabilities(labels, probs)
-    if y.shape[0] == 0:
-        return float("nan")
     p = np.clip(p, eps, 1.0 - eps)
-    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+    return np.asarray(-(y * np.log(p) + (1.0 - y) * np.log1p(-p)), dtype=np.float64)
 
 
 def expected_calibration_error(

@@ -10,11 +10,11 @@ from spindle.orchestrate._inspect import lineage_report, status_report
 from spindle.orchestrate._model_steps import (
     LoadedConfig,
     build_training_set,
-    evaluate,
+    evaluate_version,
     load_config,
     model_dir,
     push,
-    train,
+    train_version,
     training_window,
 )
 from spindle.orchestrate._resources import ResourceMeter
@@ -32,7 +32,7 @@ __all__ = [
     "build_training_set",
     "day_verdict",
     "days_between",
-    "evaluate",
+    "evaluate_version",
     "ingest",
     "init_workspace",
     "lineage_report",
@@ -43,7 +43,7 @@ __all__ = [
     "run_demo",
     "serve_and_probe",
     "status_report",
-    "train",
+    "train_version",
     "training_window",
     "validate",
 ]

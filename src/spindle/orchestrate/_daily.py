@@ -9,7 +9,7 @@ from typing import Any
 from spindle.core import SpindleError
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
-from spindle.orchestrate._model_steps import evaluate, push, train
+from spindle.orchestrate._model_steps import evaluate_version, push, train_version
 
 
 @dataclass
@@ -69,14 +69,14 @@ def run_day(ctx: Context, model: str, date: str, *, from_scratch: bool = False, 
 
 
 def _train_evaluate_push(ctx: Context, model: str, date: str, report: DayReport, from_scratch: bool, overrides: list[str] | None) -> None:
-    version, result, skipped = train(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
+    version, result, skipped = train_version(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
     report.version = version.version
     report.base_version = version.base_version
     report.train_examples = int(version.metrics.get("examples", 0)) or None
     report.train_examples_per_s = version.metrics.get("examples_per_s")
     if skipped:
         report.skipped_steps.append("train")
-    evaluation, details = evaluate(ctx, model, version.version, date, overrides=overrides)
+    evaluation, details = evaluate_version(ctx, model, version.version, date, overrides=overrides)
     report.metrics = evaluation.metrics
     report.ndcg10 = {s: (m.get("ndcg@10") if isinstance(m, dict) else None) for s, m in evaluation.metrics.items()}
     report.gate = evaluation.decision

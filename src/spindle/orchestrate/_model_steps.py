@@ -150,7 +150,7 @@ def choose_base(ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool) -
     return production, f"warm start from version {production}"
 
 
-def train(ctx: Context, model: str, date: str, *, from_scratch: bool = False, overrides: list[str] | None = None) -> tuple[ModelVersion, TrainResult | None, bool]:
+def train_version(ctx: Context, model: str, date: str, *, from_scratch: bool = False, overrides: list[str] | None = None) -> tuple[ModelVersion, TrainResult | None, bool]:
     """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
 
     Returns:
@@ -232,7 +232,7 @@ def _train_version(ctx: Context, loaded: LoadedConfig, date: str, trainset: Trai
     return artifact, result
 
 
-def evaluate(ctx: Context, model: str, version: int, date: str, *, overrides: list[str] | None = None) -> tuple[Evaluation, dict[str, Any]]:
+def evaluate_version(ctx: Context, model: str, version: int, date: str, *, overrides: list[str] | None = None) -> tuple[Evaluation, dict[str, Any]]:
     """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step)."""
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
