@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from spindle.features import OnlineStore, assemble_request_rows
 from spindle.serve import ModelRuntime, choose_version, push, set_routing
 
@@ -83,14 +81,14 @@ def test_traffic_split_honours_weights_and_is_sticky(make_version, repo: Path, s
     assert abs(share - 0.2) <= 0.03
     _, client = serve()
     served: dict[str, str] = {}
-    for user in users[:300]:
+    for user in users[:200]:
         payload = client.post("/v1/rank", json={"user_id": user, "query": "wool"}).json()
         served[user] = payload["version"]
         assert payload["version"] == str(choose_version(user, weights))
-    for user in users[:60]:  # the same user always gets the same version
+    for user in users[:40]:  # the same user always gets the same version
         again = client.post("/v1/rank", json={"user_id": user, "query": "lace"}).json()
         assert again["version"] == served[user]
-    assert 0.1 < sum(v == "2" for v in served.values()) / 300 < 0.3
+    assert 0.1 < sum(v == "2" for v in served.values()) / 200 < 0.3
 
 
 def test_growing_a_canary_keeps_its_users() -> None:
@@ -193,30 +191,26 @@ def test_a_model_that_raises_falls_back(make_version, repo: Path, transform, ser
     assert payload["fallback"].endswith("served by previous version 1")
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"query": "yarn"},
-        {"user_id": "u1"},
-        {"user_id": "u1", "query": "yarn", "k": 0},
-        {"user_id": "u1", "query": "yarn", "k": 1001},
-        {"user_id": "u1", "query": "yarn", "candidates": "p001"},
-        {"user_id": "u1", "query": "yarn", "candidates": [1, 2]},
-        {"user_id": "", "query": "yarn"},
-        {"user_id": "u1", "query": "yarn", "kk": 3},
-        {"user_id": "u1", "query": "yarn", "model": "../../etc"},
-        ["not", "an", "object"],
-    ],
-)
-def test_malformed_requests_are_4xx(serve, body: object) -> None:
-    _, client = serve()
-    response = client.post("/v1/rank", json=body)
-    assert response.status_code == 422, response.text
-    assert response.json()["detail"]
+MALFORMED: list[object] = [
+    {"query": "yarn"},
+    {"user_id": "u1"},
+    {"user_id": "u1", "query": "yarn", "k": 0},
+    {"user_id": "u1", "query": "yarn", "k": 1001},
+    {"user_id": "u1", "query": "yarn", "candidates": "p001"},
+    {"user_id": "u1", "query": "yarn", "candidates": [1, 2]},
+    {"user_id": "", "query": "yarn"},
+    {"user_id": "u1", "query": "yarn", "kk": 3},
+    {"user_id": "u1", "query": "yarn", "model": "../../etc"},
+    ["not", "an", "object"],
+]
 
 
-def test_invalid_json_is_4xx(serve) -> None:
+def test_malformed_requests_are_4xx_with_a_message(serve) -> None:
     _, client = serve()
+    for body in MALFORMED:
+        response = client.post("/v1/rank", json=body)
+        assert response.status_code == 422, (body, response.text)
+        assert response.json()["detail"], body
     response = client.post(
         "/v1/rank", content=b"{not json", headers={"content-type": "application/json"}
     )

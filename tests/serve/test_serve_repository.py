@@ -11,6 +11,7 @@ import pytest
 from spindle.core import ServingError, sha256_file
 from spindle.serve import (
     ModelRuntime,
+    _repository,
     list_versions,
     push,
     read_routing,
@@ -18,7 +19,6 @@ from spindle.serve import (
     set_routing,
     version_dir,
 )
-from spindle.serve import _repository
 
 MODEL = "search_ranker"
 
@@ -124,7 +124,7 @@ def test_rollback_refuses_a_damaged_target(make_version, repo: Path) -> None:
     push(make_version(1), repo)
     push(make_version(2, factor=2.0), repo)
     (repo / MODEL / "1" / "transform.json").write_text("{}")
-    with pytest.raises(ServingError, match="transform.json"):
+    with pytest.raises(ServingError, match=r"transform\.json"):
         rollback(repo, MODEL)
     assert read_routing(repo, MODEL).weights == {2: 1.0}
 

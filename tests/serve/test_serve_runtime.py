@@ -88,7 +88,7 @@ def test_invalid_manifest_is_a_clear_error(make_version) -> None:
     manifest["version"] = "one"
     del manifest["files"]["transform.json"]
     (path / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ServingError, match="version.*positive integer.*lacks transform.json"):
+    with pytest.raises(ServingError, match=r"version.*positive integer.*lacks transform\.json"):
         ModelRuntime.load(path)
     (path / "manifest.json").unlink()
     with pytest.raises(ServingError, match="manifest"):

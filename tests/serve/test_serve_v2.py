@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from spindle.features import OnlineStore, assemble_request_rows
 from spindle.serve import ModelRuntime, ServerThread, create_app, push
@@ -118,39 +117,53 @@ def test_infer_binary_tensor_extension(make_version, repo: Path, online_store: P
     np.testing.assert_array_equal(scores, runtime.infer(arrays)["score"])
 
 
-@pytest.mark.parametrize(
-    ("change", "status", "message"),
-    [
-        (lambda b: {**b, "inputs": b["inputs"][:2]}, 400, "missing: ['dense']"),
-        (
-            lambda b: {"inputs": [{**b["inputs"][0], "datatype": "FP32"}, *b["inputs"][1:]]},
-            400,
-            "datatype FP32, expected INT64",
-        ),
-        (
-            lambda b: {"inputs": [{**b["inputs"][0], "shape": [9, 9]}, *b["inputs"][1:]]},
-            400,
-            "needs 81 values",
-        ),
-        (
-            lambda b: {"inputs": [*b["inputs"], {**b["inputs"][0], "name": "extra"}]},
-            400,
-            "unknown: ['extra']",
-        ),
-        (lambda b: {**b, "outputs": [{"name": "nope"}]}, 400, "unknown outputs"),
-        (lambda b: {"inputs": "no"}, 400, "invalid V2 inference request"),
-    ],
-)
-def test_infer_errors_are_4xx_with_a_message(
-    make_version, repo: Path, online_store: Path, serve, change, status: int, message: str
+BAD_BODIES = [
+    (lambda b: {**b, "inputs": b["inputs"][:2]}, "missing: ['dense']"),
+    (
+        lambda b: {"inputs": [{**b["inputs"][0], "datatype": "FP32"}, *b["inputs"][1:]]},
+        "datatype FP32, expected INT64",
+    ),
+    (
+        lambda b: {"inputs": [{**b["inputs"][0], "shape": [9, 9]}, *b["inputs"][1:]]},
+        "needs 81 values",
+    ),
+    (
+        lambda b: {"inputs": [{**b["inputs"][0], "datatype": "STRING"}, *b["inputs"][1:]]},
+        "unsupported datatype",
+    ),
+    (
+        lambda b: {"inputs": [*b["inputs"], {**b["inputs"][0], "name": "extra"}]},
+        "unknown: ['extra']",
+    ),
+    (lambda b: {**b, "outputs": [{"name": "nope"}]}, "unknown outputs"),
+    (lambda b: {"inputs": "no"}, "invalid V2 inference request"),
+]
+
+
+def test_infer_errors_are_400_with_a_message(
+    make_version, repo: Path, online_store: Path, serve
 ) -> None:
     push(make_version(1), repo)
     _, client = serve()
     arrays = _tensors(online_store, ModelRuntime.load(repo / MODEL / "1"))
-    body = change({"inputs": _v2_inputs(arrays)})
-    response = client.post(f"/v2/models/{MODEL}/infer", json=body)
-    assert response.status_code == status
-    assert message in response.json()["error"]
+    for change, message in BAD_BODIES:
+        response = client.post(
+            f"/v2/models/{MODEL}/infer", json=change({"inputs": _v2_inputs(arrays)})
+        )
+        assert response.status_code == 400, message
+        assert message in response.json()["error"]
+    one_row = {**_v2_inputs(arrays)[0], "shape": [1, 3], "data": [1, 2, 3]}
+    mixed_batch = client.post(
+        f"/v2/models/{MODEL}/infer", json={"inputs": [one_row, *_v2_inputs(arrays)[1:]]}
+    )
+    assert mixed_batch.status_code == 400
+    assert "dimension 'batch' is 3 but 1" in mixed_batch.json()["error"]
+    bad_shape = [
+        {**_v2_inputs(arrays)[0], "shape": [1, 9], "data": list(range(9))},
+        *_v2_inputs(arrays)[1:],
+    ]
+    response = client.post(f"/v2/models/{MODEL}/infer", json={"inputs": bad_shape})
+    assert response.status_code == 400 and "expected [-1, 3]" in response.json()["error"]
 
 
 def test_unknown_invalid_and_broken_models(make_version, repo: Path, serve) -> None:

@@ -206,6 +206,7 @@ def test_progress_is_called_once_per_day_in_order(tmp_path: Path) -> None:
         ({"days": 0}, "days"),
         ({"scale": 0.0}, "scale"),
         ({"scale": math.nan}, "scale"),
+        ({"scale": 5000.0}, "scale"),
         ({"seed": -1}, "seed"),
         ({"epoch": dt.date(2026, 3, 2)}, "epoch"),
         ({"faults": ["late_data@2"]}, "Fault.parse"),

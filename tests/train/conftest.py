@@ -9,10 +9,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from train_data import make_dataset  # noqa: E402
-from train_runs import CONFIG, ROWS, Dataset  # noqa: E402
+from train_data import make_dataset
+from train_runs import CONFIG, ROWS, Dataset
 
-from spindle.train import TrainResult, train_model  # noqa: E402
+from spindle.train import TrainResult, train_model
 
 
 @pytest.fixture(scope="session")

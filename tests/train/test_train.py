@@ -45,7 +45,7 @@ def test_learns_the_signal_and_exports_a_matching_model(
     assert InputSpec.from_dict(json.loads((result.out_dir / "input_spec.json").read_text())) == spec
     assert (result.examples, result.epochs, result.steps) == (6000, 3, 3 * 47)
     assert result.examples_per_s > 0 and result.cpu_s > 0 and result.peak_rss_mb > 0
-    assert 0 < result.utilisation and np.isfinite(result.final_loss)
+    assert result.utilisation > 0 and np.isfinite(result.final_loss)
     assert result.resumed_from_step is None and not result.warm_started
 
     graph = onnx.load(str(result.onnx_path)).graph
@@ -72,7 +72,9 @@ def test_two_runs_give_bit_identical_weights(
     data: Dataset, reference: TrainResult, tmp_path: Path
 ) -> None:
     inputs, labels, spec = data
-    again = train_model(inputs, labels, spec, CONFIG, tmp_path / "v1", checkpoint_dir=tmp_path / "c")
+    again = train_model(
+        inputs, labels, spec, CONFIG, tmp_path / "v1", checkpoint_dir=tmp_path / "c"
+    )
     assert again.weights_sha256 == reference.weights_sha256
     assert again.final_loss == reference.final_loss
     other_seed = run_recipe(data, tmp_path / "c2", CONFIG.model_copy(update={"seed": 4}))
@@ -97,7 +99,11 @@ def test_nan_input_names_epoch_step_and_batch_and_keeps_the_last_checkpoint(
     dense[bad_row, 2] = np.nan
     with pytest.raises(TrainingError) as error:
         train_model(
-            {**inputs, "dense": dense}, labels, spec, CONFIG, tmp_path / "v1",
+            {**inputs, "dense": dense},
+            labels,
+            spec,
+            CONFIG,
+            tmp_path / "v1",
             checkpoint_dir=tmp_path / "c",
         )
     message = str(error.value)
@@ -113,7 +119,11 @@ def test_non_finite_loss_is_a_training_error(data: Dataset, tmp_path: Path) -> N
     dense[:, 0] = 3e38  # finite inputs whose logits overflow
     with pytest.raises(TrainingError, match=r"loss became (nan|inf).*epoch 0, step 0"):
         train_model(
-            {**inputs, "dense": dense}, labels, spec, CONFIG, tmp_path / "v1",
+            {**inputs, "dense": dense},
+            labels,
+            spec,
+            CONFIG,
+            tmp_path / "v1",
             checkpoint_dir=tmp_path / "c",
         )
 

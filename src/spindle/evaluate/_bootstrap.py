@@ -30,9 +30,10 @@ import numpy.typing as npt
 from spindle.evaluate._metrics import (
     LOG_LOSS_EPS,
     FloatArray,
+    IntArray,
+    SortedScores,
     _encode_groups,
     _log_loss_terms,
-    _SortedScores,
     auc,
     log_loss,
     mrr,
@@ -163,6 +164,54 @@ def _resampled_ratios(
     return out
 
 
+def _means_interval(
+    values_a: FloatArray,
+    values_b: FloatArray,
+    n_resamples: int,
+    rng: np.random.Generator,
+    confidence: float,
+) -> Interval:
+    n_units = int(values_a.shape[0])
+    if n_units == 0:
+        nan = float("nan")
+        return _summarise(nan, nan, np.empty(0), confidence, 0)
+    deltas = _resampled_ratios(values_a - values_b, None, n_resamples, rng)
+    return _summarise(float(values_a.mean()), float(values_b.mean()), deltas, confidence, n_units)
+
+
+def paired_bootstrap_means(
+    values_a: npt.ArrayLike,
+    values_b: npt.ArrayLike,
+    n_resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Interval:
+    """Return the paired bootstrap interval of mean(a) - mean(b) for aligned per-unit values.
+
+    The building block of the per-query path of ``paired_bootstrap``, for callers that already
+    hold per-query (or per-user) metric values of two systems, aligned unit by unit.
+
+    Example:
+        >>> paired_bootstrap_means([0.5, 0.7, 0.9], [0.5, 0.6, 0.7]).estimate
+        0.1
+    """
+    a = np.asarray(values_a, dtype=np.float64)
+    b = np.asarray(values_b, dtype=np.float64)
+    if a.ndim != 1 or a.shape != b.shape:
+        raise ValueError(f"values must be two aligned 1-D arrays, got {a.shape} and {b.shape}")
+    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+        raise ValueError("values contain NaN or inf")
+    _check_settings(n_resamples, confidence)
+    return _means_interval(a, b, n_resamples, np.random.default_rng(seed), confidence)
+
+
+def _check_settings(n_resamples: int, confidence: float) -> None:
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+
+
 def _grouped_bootstrap(
     per_group: PerGroupFn,
     labels: npt.ArrayLike,
@@ -180,12 +229,36 @@ def _grouped_bootstrap(
             "per_group returned different groups for the two systems; which groups count "
             "must depend on the labels only"
         )
-    n_units = int(values_a.shape[0])
-    if n_units == 0:
-        nan = float("nan")
-        return _summarise(nan, nan, np.empty(0), confidence, 0)
-    deltas = _resampled_ratios(values_a - values_b, None, n_resamples, rng)
-    return _summarise(float(values_a.mean()), float(values_b.mean()), deltas, confidence, n_units)
+    return _means_interval(values_a, values_b, n_resamples, rng, confidence)
+
+
+def _draw_weights(
+    unit: IntArray | None, n_units: int, rng: np.random.Generator
+) -> npt.NDArray[np.intp]:
+    """How often each row is drawn: its unit's count in one with-replacement draw of units."""
+    draws = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
+    return draws if unit is None else draws[unit]
+
+
+def _auc_deltas(
+    y: FloatArray,
+    a: FloatArray,
+    b: FloatArray,
+    unit: IntArray | None,
+    n_units: int,
+    n_resamples: int,
+    rng: np.random.Generator,
+) -> FloatArray:
+    """AUC(a) - AUC(b) per resample as weighted AUCs: scores are sorted once, not per resample."""
+    positive = (y > 0).astype(np.float64)
+    sorted_a, sorted_b = SortedScores(a), SortedScores(b)
+    deltas = np.empty(n_resamples, dtype=np.float64)
+    for i in range(n_resamples):
+        weights = _draw_weights(unit, n_units, rng).astype(np.float64)
+        w_pos = weights * positive
+        w_neg = weights - w_pos
+        deltas[i] = sorted_a.auc(w_pos, w_neg) - sorted_b.auc(w_pos, w_neg)
+    return deltas
 
 
 def _row_bootstrap(
@@ -201,35 +274,27 @@ def _row_bootstrap(
     y, a, b = np.asarray(labels), np.asarray(scores_a), np.asarray(scores_b)
     value_a, value_b = float(metric_fn(y, a)), float(metric_fn(y, b))  # validates the inputs
     n = y.shape[0]
-    _, unit = _encode_groups(groups, n) if groups is not None else (None, np.arange(n))
-    n_units = int(unit.max()) + 1 if n else 0
+    unit = None if groups is None else _encode_groups(groups, n)[1]
+    n_units = n if unit is None else (int(unit.max()) + 1 if n else 0)
     if not (math.isfinite(value_a) and math.isfinite(value_b)):
         return _summarise(value_a, value_b, np.empty(0), confidence, n_units)
     eps = _log_loss_eps(metric_fn)
     if eps is not None:
         difference = _log_loss_terms(y, a, eps) - _log_loss_terms(y, b, eps)
-        sums = np.bincount(unit, weights=difference, minlength=n_units).astype(np.float64)
-        rows_per_unit = np.bincount(unit, minlength=n_units).astype(np.float64)
+        index = np.arange(n) if unit is None else unit
+        sums = np.bincount(index, weights=difference, minlength=n_units).astype(np.float64)
+        rows_per_unit = np.bincount(index, minlength=n_units).astype(np.float64)
         deltas = _resampled_ratios(sums, rows_per_unit, n_resamples, rng)
-        return _summarise(value_a, value_b, deltas, confidence, n_units)
-    fast = metric_fn is auc
-    if fast:
-        positive = np.asarray(y, dtype=np.float64) > 0
-        sorted_a = _SortedScores(positive, np.asarray(a, dtype=np.float64))
-        sorted_b = _SortedScores(positive, np.asarray(b, dtype=np.float64))
-    deltas = np.empty(n_resamples, dtype=np.float64)
-    rows = np.arange(n)
-    for i in range(n_resamples):
-        draws = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
-        weights = draws[unit]  # a row is repeated as often as its unit was drawn
-        if fast:
-            w = weights.astype(np.float64)
-            deltas[i] = sorted_a.auc(w) - sorted_b.auc(w)
-        else:
-            picked = np.repeat(rows, weights)
-            deltas[i] = float(metric_fn(y[picked], a[picked])) - float(
-                metric_fn(y[picked], b[picked])
-            )
+    elif metric_fn is auc:
+        y_f, a_f, b_f = (np.asarray(v, dtype=np.float64) for v in (y, a, b))
+        deltas = _auc_deltas(y_f, a_f, b_f, unit, n_units, n_resamples, rng)
+    else:
+        deltas = np.empty(n_resamples, dtype=np.float64)
+        rows = np.arange(n)
+        for i in range(n_resamples):
+            picked = np.repeat(rows, _draw_weights(unit, n_units, rng))
+            value = float(metric_fn(y[picked], a[picked]))
+            deltas[i] = value - float(metric_fn(y[picked], b[picked]))
     return _summarise(value_a, value_b, deltas, confidence, n_units)
 
 
@@ -274,10 +339,7 @@ def paired_bootstrap(
         >>> iv.estimate
         0.75
     """
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    _check_settings(n_resamples, confidence)
     rng = np.random.default_rng(seed)
     grouped = per_group if per_group is not None else _per_group_for(metric_fn)
     if grouped is None:

@@ -29,7 +29,6 @@ from spindle.evaluate._systems import (
     Scored,
     paired_interval,
     prepare_system,
-    system_metrics,
 )
 
 MIN_SCORE_STD = 1e-9
@@ -200,7 +199,7 @@ def _baseline_reason(
             message=message,
             warning=base is not None,
         )
-    iv = paired_interval(metric, holdout, cand, base, seed, n_resamples)
+    iv = paired_interval(metric, cand, base, seed, n_resamples)
     return _regression_reason(metric, iv, (cand.name, base.name), config.max_regression, None)
 
 
@@ -271,11 +270,11 @@ def _evaluate_slices(
                 continue
             mask = column.mask(value_index)
             part = holdout.subset(mask)
-            parts = {name: system.subset(mask) for name, system in scored.items()}
-            results.metrics[key] = {name: system_metrics(part, s) for name, s in parts.items()}
+            parts = {name: system.subset(mask, part) for name, system in scored.items()}
+            results.metrics[key] = {name: s.metrics() for name, s in parts.items()}
             if pair is not None:
                 cand, base = parts[pair[0].name], parts[pair[1].name]
-                iv = paired_interval(config.metric, part, cand, base, seed, n_resamples)
+                iv = paired_interval(config.metric, cand, base, seed, n_resamples)
                 names = (cand.name, base.name)
                 results.reasons.append(_regression_reason(config.metric, iv, names, tolerance, key))
     return results
@@ -344,12 +343,12 @@ def evaluate_scores(
     by_name = _index_systems(systems, candidate, baseline)
     base_name = baseline if baseline is not None and baseline in by_name else None
     models = (candidate,) if base_name is None else (candidate, base_name)
-    scored = {name: prepare_system(s, holdout.n_rows, models) for name, s in by_name.items()}
+    scored = {name: prepare_system(s, holdout, models) for name, s in by_name.items()}
     cand = scored[candidate]
     base = scored[base_name] if base_name is not None else None
     columns = encode_slices(slice_columns, holdout.n_rows)
 
-    metrics = {name: system_metrics(holdout, system) for name, system in scored.items()}
+    metrics = {name: system.metrics() for name, system in scored.items()}
     reasons = _sanity_reasons(cand)
     if cand.finite:
         value = metrics[candidate].get(metric, float("nan"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -38,19 +39,20 @@ class Holdout:
     def n_rows(self) -> int:
         return int(self.labels.shape[0])
 
-    @property
+    @cached_property
     def positive(self) -> FloatArray:
         """1.0 for rows with a positive label (any gain > 0), else 0.0."""
         return (self.labels > 0).astype(np.float64)
 
     def subset(self, mask: BoolArray) -> Holdout:
-        unit = self.unit[mask]
+        """The rows of ``mask``, with their units re-indexed densely."""
+        kept, unit = np.unique(self.unit[mask], return_inverse=True)
         return Holdout(
             task=self.task,
             labels=self.labels[mask],
             groups=None if self.groups is None else self.groups[mask],
-            unit=unit,
-            n_units=int(np.unique(unit).shape[0]),
+            unit=np.asarray(unit, dtype=np.intp).reshape(-1),
+            n_units=int(kept.shape[0]),
         )
 
 

@@ -9,6 +9,7 @@ against scikit-learn in the tests. Conventions shared by all of them:
 - Ranking metrics group rows into result lists by ``groups`` (any sortable ids; ``None`` means
   one list). Within a list, rows are ordered by descending score and **ties are broken by position
   in the input** (the earlier row ranks higher), so a metric never depends on sort internals.
+  Each system costs one sort of its scores, shared by NDCG, MRR and AUC (``RankedLists``).
   scikit-learn's ``ndcg_score`` instead averages over tied orderings; the two agree when there
   are no ties.
 """
@@ -69,29 +70,56 @@ def _encode_groups(groups: npt.ArrayLike | None, n: int) -> tuple[npt.NDArray[An
     return ids, np.asarray(inverse, dtype=np.intp).reshape(-1)
 
 
-def _ranks_within_groups(
-    gid: IntArray, keys: FloatArray, n_groups: int
-) -> tuple[IntArray, IntArray]:
-    """Order rows by (group, descending key, input position); return (order, 0-based rank).
+class RankedLists:
+    """Rows of every result list ordered once by descending score; NDCG@k and MRR per list.
 
-    ``np.lexsort`` is stable, so rows with equal keys keep their input order: this is the
-    documented tie-break of every ranking metric here.
+    Build it with dense group indices ``gid`` in ``0..n_groups-1``. Values come back per group
+    index for the groups that have a positive label, in increasing group index order.
     """
-    order = np.asarray(np.lexsort((-keys, gid)), dtype=np.intp)
-    counts = np.bincount(gid, minlength=n_groups)
-    starts = np.cumsum(counts) - counts
-    rank = np.arange(gid.shape[0], dtype=np.intp) - starts[gid[order]]
-    return order, rank
+
+    def __init__(self, labels: FloatArray, scores: FloatArray, gid: IntArray, n_groups: int):
+        n = scores.shape[0]
+        # one stable sort by descending score keeps tied rows in input order: the documented
+        # tie-break; a second sort on the unique key (group, that position) groups the lists
+        self.by_score = np.asarray(np.argsort(-scores, kind="stable"), dtype=np.intp)
+        position = np.empty(n, dtype=np.int64)
+        position[self.by_score] = np.arange(n, dtype=np.int64)
+        self.order = np.asarray(np.argsort(gid.astype(np.int64) * n + position), dtype=np.intp)
+        counts = np.bincount(gid, minlength=n_groups)
+        starts = np.cumsum(counts) - counts
+        self.rank = np.arange(n, dtype=np.intp) - starts[gid[self.order]]
+        self.labels, self.gid, self.n_groups = labels, gid, n_groups
+
+    def ndcg(self, k: int) -> tuple[IntArray, FloatArray]:
+        """(group indices, NDCG@k) of the groups with a positive label."""
+        top = self.rank < k
+        rows = self.order[top]
+        gains = self.labels[rows] / np.log2(self.rank[top] + 2.0)
+        dcg = np.bincount(self.gid[rows], weights=gains, minlength=self.n_groups)
+        ideal = _ideal_dcg(self.labels, self.gid, self.n_groups, k)
+        valid = np.flatnonzero(ideal > 0)
+        return valid, np.asarray(dcg[valid] / ideal[valid], dtype=np.float64)
+
+    def mrr(self) -> tuple[IntArray, FloatArray]:
+        """(group indices, reciprocal rank of the first positive) of groups with a positive."""
+        positive = self.labels[self.order] > 0
+        group_of_positive = self.gid[self.order][positive]
+        # rows are sorted by group then rank, so the first positive of a group is its best one
+        hit_groups, first = np.unique(group_of_positive, return_index=True)
+        reciprocal = 1.0 / (self.rank[positive][first] + 1.0)
+        return np.asarray(hit_groups, dtype=np.intp), np.asarray(reciprocal, dtype=np.float64)
 
 
-def _dcg(gid: IntArray, gains: FloatArray, keys: FloatArray, k: int, n_groups: int) -> FloatArray:
-    """Return the DCG@k of every group when rows are ranked by ``keys`` (linear gains)."""
-    order, rank = _ranks_within_groups(gid, keys, n_groups)
+def _ideal_dcg(labels: FloatArray, gid: IntArray, n_groups: int, k: int) -> FloatArray:
+    """DCG@k of every group's best ordering; only positive rows have gains, so sort only those."""
+    rows = np.flatnonzero(labels > 0)
+    order = rows[np.lexsort((-labels[rows], gid[rows]))]
+    g = gid[order]
+    counts = np.bincount(g, minlength=n_groups)
+    rank = np.arange(order.shape[0]) - (np.cumsum(counts) - counts)[g]
     top = rank < k
-    discount = np.zeros(rank.shape[0], dtype=np.float64)
-    discount[top] = 1.0 / np.log2(rank[top] + 2.0)
-    dcg = np.bincount(gid[order], weights=gains[order] * discount, minlength=n_groups)
-    return np.asarray(dcg, dtype=np.float64)
+    gains = labels[order][top] / np.log2(rank[top] + 2.0)
+    return np.asarray(np.bincount(g[top], weights=gains, minlength=n_groups), dtype=np.float64)
 
 
 def _ranking_inputs(
@@ -131,11 +159,8 @@ def per_group_ndcg(
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
     y, s, ids, gid = _ranking_inputs(labels, scores, groups)
-    n_groups = ids.shape[0]
-    dcg = _dcg(gid, y, s, k, n_groups)
-    ideal = _dcg(gid, y, y, k, n_groups)
-    valid = ideal > 0
-    return ids[valid], dcg[valid] / ideal[valid]
+    index, values = RankedLists(y, s, gid, ids.shape[0]).ndcg(k)
+    return ids[index], values
 
 
 def ndcg_at_k(
@@ -163,13 +188,8 @@ def per_group_mrr(
     positive are left out, results sorted by group id.
     """
     y, s, ids, gid = _ranking_inputs(labels, scores, groups)
-    order, rank = _ranks_within_groups(gid, s, ids.shape[0])
-    positive = y[order] > 0
-    group_of_positive = gid[order][positive]
-    # rows are sorted by group then rank, so the first positive of a group is its best one
-    hit_groups, first = np.unique(group_of_positive, return_index=True)
-    reciprocal = 1.0 / (rank[positive][first] + 1.0)
-    return ids[hit_groups], np.asarray(reciprocal, dtype=np.float64)
+    index, values = RankedLists(y, s, gid, ids.shape[0]).mrr()
+    return ids[index], values
 
 
 def mrr(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None) -> float:
@@ -183,32 +203,33 @@ def mrr(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | No
     return float(values.mean()) if values.size else float("nan")
 
 
-class _SortedScores:
+class SortedScores:
     """Scores sorted once, so AUC can be recomputed for many row weightings (the bootstrap).
 
     AUC is the Mann-Whitney statistic: the weighted share of (positive, negative) pairs ranked
     correctly, a tie counting one half, which is exactly scikit-learn's ``roc_auc_score``.
+    ``ascending`` may pass a ready ascending order (any order of tied scores works).
     """
 
-    def __init__(self, positive: BoolArray, scores: FloatArray) -> None:
-        self.order = np.argsort(scores, kind="stable")
-        ordered = scores[self.order]
-        new_value = np.ones(ordered.shape[0], dtype=bool)
+    def __init__(self, scores: FloatArray, ascending: IntArray | None = None) -> None:
+        n = scores.shape[0]
+        order = np.argsort(scores) if ascending is None else ascending
+        ordered = scores[order]
+        new_value = np.ones(n, dtype=bool)
         new_value[1:] = ordered[1:] != ordered[:-1]
-        self.block = np.cumsum(new_value) - 1  # index of the distinct score value of each row
-        self.n_blocks = int(self.block[-1]) + 1 if ordered.shape[0] else 0
-        self.positive = positive[self.order]
+        self.block = np.empty(n, dtype=np.intp)  # rank of each row's distinct score value
+        self.block[order] = np.cumsum(new_value) - 1
+        self.n_blocks = int(new_value.sum())
 
-    def auc(self, weights: FloatArray | None = None) -> float:
-        w = np.ones(self.order.shape[0]) if weights is None else weights[self.order]
-        w_pos = np.where(self.positive, w, 0.0)
-        pos = np.bincount(self.block, weights=w_pos, minlength=self.n_blocks)
-        neg = np.bincount(self.block, weights=w - w_pos, minlength=self.n_blocks)
-        total_pos, total_neg = float(pos.sum()), float(neg.sum())
-        if total_pos <= 0 or total_neg <= 0:
+    def auc(self, w_pos: FloatArray, w_neg: FloatArray) -> float:
+        """AUC when row i weighs ``w_pos[i]`` as a positive and ``w_neg[i]`` as a negative."""
+        total = float(w_pos.sum()) * float(w_neg.sum())
+        if total <= 0:
             return float("nan")
+        pos = np.bincount(self.block, weights=w_pos, minlength=self.n_blocks)
+        neg = np.bincount(self.block, weights=w_neg, minlength=self.n_blocks)
         below = np.cumsum(neg) - neg  # negative weight strictly below each score value
-        return float(np.dot(pos, below + 0.5 * neg) / (total_pos * total_neg))
+        return float(np.dot(pos, below + 0.5 * neg)) / total
 
 
 def auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
@@ -228,7 +249,8 @@ def auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     """
     y = _finite_1d("labels", labels)
     s = _finite_1d("scores", scores, y.shape[0])
-    return _SortedScores(y > 0, s).auc()
+    positive = (y > 0).astype(np.float64)
+    return SortedScores(s).auc(positive, 1.0 - positive)
 
 
 def _binary_probabilities(

@@ -65,7 +65,7 @@ class OnlineStore:
         columns = table.column_names
         ddl = ", ".join(f'"{c}" {_sql_type(table.schema.field(c).type)}' for c in columns)
         placeholders = ", ".join("?" for _ in columns)
-        rows = [tuple(r.values()) for r in table.to_pylist()]
+        rows = [tuple(_sql_value(v) for v in r.values()) for r in table.to_pylist()]
         schema = {f.name: str(f.type) for f in table.schema}
         with self._lock, self._con:
             self._con.execute(f'DROP TABLE IF EXISTS "{entity}"')
@@ -92,7 +92,7 @@ class OnlineStore:
         cursor = self._con.execute(f'SELECT * FROM "{entity}"')
         names = [d[0] for d in cursor.description]
         columns = list(zip(*cursor.fetchall(), strict=False)) or [() for _ in names]
-        arrays = {n: pa.array(list(col), type=_arrow_type(schema.get(n, "string"))) for n, col in zip(names, columns, strict=True)}
+        arrays = {n: _typed(list(col), schema.get(n, "string")) for n, col in zip(names, columns, strict=True)}
         return pa.table(arrays)
 
     def refresh(self) -> bool:
@@ -163,6 +163,19 @@ class OnlineStore:
             return dict(zip([d[0] for d in cursor.description], row, strict=True))
 
 
-def _arrow_type(name: str) -> pa.DataType:
-    mapping = {"bool": pa.bool_(), "int64": pa.int64(), "int32": pa.int32(), "double": pa.float64(), "float": pa.float32(), "string": pa.string(), "large_string": pa.string()}
-    return mapping.get(name, pa.string())
+def _sql_value(value: Any) -> Any:
+    """SQLite stores bools as 0/1 and everything non-numeric (dates, timestamps) as ISO text."""
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+def _typed(values: list[Any], type_name: str) -> pa.Array:
+    """Rebuild a column with the Arrow type it had when materialised."""
+    mapping = {"bool": pa.bool_(), "int64": pa.int64(), "int32": pa.int32(), "double": pa.float64(), "float": pa.float32()}
+    target = mapping.get(type_name)
+    if target is None:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    if pa.types.is_boolean(target):
+        return pa.array([None if v is None else bool(v) for v in values], target)
+    return pa.array(values, target)

@@ -23,6 +23,7 @@ from spindle.serve._state import ModelState, choose_version
 log = logging.getLogger(__name__)
 
 RETRIEVE_N = 50
+_MAX_REASON = 400
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,13 @@ class Ranker:
         ids = [str(p) for p in products.column("product_id").to_pylist()]
         user = self.store.user(user_id)
         skips: list[_Skip] = []
-        if state is None or not state.routing.weights:
+        routed = choose_version(user_id, state.routing.weights) if state else None
+        chain: list[int] = []
+        if state is None or routed is None:
             skips.append(_Skip("no_model", "no model loaded"))
-            chain: list[int] = []
         else:
-            routed = choose_version(user_id, state.routing.weights)
             previous = state.routing.previous
-            chain = [v for v in (routed, previous) if v is not None]
-            chain = list(dict.fromkeys(chain))
+            chain = list(dict.fromkeys(v for v in (routed, previous) if v is not None))
         for step, version in enumerate(chain):
             loaded = state.versions.get(version) if state else None
             runtime = loaded.runtime if loaded else None
@@ -152,5 +152,8 @@ class Ranker:
             return _Skip("timeout", f"{name} exceeded the latency budget of {budget_ms:g} ms")
         except Exception as exc:  # onnxruntime raises untyped errors; a model error is no 5xx
             log.warning("%s@%s failed: %r", runtime.model, runtime.version, exc)
-            return _Skip("error", f"{name} raised {type(exc).__name__}: {exc}")
+            message = " ".join(str(exc).split())  # one line, bounded: it goes in every response
+            if len(message) > _MAX_REASON:
+                message = message[: _MAX_REASON - 1] + "…"
+            return _Skip("error", f"{name} raised {type(exc).__name__}: {message}")
         return _top(ids, scores, k)

@@ -77,8 +77,8 @@ class _MetricsMiddleware:
 
 
 def create_app(
-    repo: Path,
-    online_store: Path,
+    repo: str | Path,
+    online_store: str | Path,
     *,
     default_model: str = "search_ranker",
     poll_interval_s: float = 2.0,
@@ -128,17 +128,21 @@ def create_app(
         token=token,
     )
 
+    closed: list[bool] = [False]
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # each lifespan gets fresh scoring threads (the previous ones were shut down)
-        ctx.executor.shutdown(wait=False)
-        ctx.executor = ctx.ranker.executor = _scoring_pool()
+        if closed[0]:  # a second lifespan of the same app: reopen what the first one closed
+            ctx.store = ctx.ranker.store = OnlineStore(online_store)
+            ctx.executor = ctx.ranker.executor = _scoring_pool()
         reloader.start()
         try:
             yield
         finally:
             await asyncio.to_thread(reloader.stop)
             ctx.executor.shutdown(wait=False, cancel_futures=True)
+            ctx.store.close()
+            closed[0] = True
 
     app = FastAPI(title="spindle serve", version="1", lifespan=lifespan)
     app.state.spindle = ctx

@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from spindle.core import ServingError
-from spindle.serve._context import ServerContext, context_of, require_token
+from spindle.serve._context import context_of, require_token
 from spindle.serve._repository import check_model_name, check_version
 from spindle.serve._runtime import ModelRuntime
+from spindle.serve._state import ModelState, ServingState
 
 _DTYPES: dict[str, type[np.generic]] = {
     "BOOL": np.bool_,
@@ -73,14 +74,16 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
-def resolve(ctx: ServerContext, model: str, version: str | None) -> ModelRuntime:
-    """The loaded runtime for ``model`` (and ``version``, else the main routed one)."""
+def resolve(
+    serving: ServingState, model: str, version: str | None
+) -> tuple[ModelState, ModelRuntime]:
+    """The model's state and loaded runtime (of ``version``, else of the main routed one)."""
     try:
         check_model_name(model)
         number = None if version is None else check_version(version)
     except ServingError as exc:
         raise V2Error(400, str(exc)) from exc
-    state = ctx.reloader.state.models.get(model)
+    state = serving.models.get(model)
     if state is None:
         raise V2Error(404, f"unknown model {model!r}: no routing.json for it in the repository")
     if number is None:
@@ -89,7 +92,7 @@ def resolve(ctx: ServerContext, model: str, version: str | None) -> ModelRuntime
         for candidate in order:
             loaded = state.versions.get(candidate) if candidate is not None else None
             if loaded is not None and loaded.runtime is not None:
-                return loaded.runtime
+                return state, loaded.runtime
         raise V2Error(503, f"model {model!r} has no loaded version")
     loaded = state.versions.get(number)
     if loaded is None:
@@ -97,7 +100,7 @@ def resolve(ctx: ServerContext, model: str, version: str | None) -> ModelRuntime
         raise V2Error(404, f"{model} version {number} is not routed (routed versions: {known})")
     if loaded.runtime is None:
         raise V2Error(503, f"{model} version {number} is not available: {loaded.status}")
-    return loaded.runtime
+    return state, loaded.runtime
 
 
 def _metadata(runtime: ModelRuntime, versions: list[int]) -> dict[str, Any]:
@@ -170,8 +173,9 @@ def _check_inputs(
             f"{runtime.model}@{runtime.version} takes inputs {sorted(specs)}; "
             f"unknown: {unknown}, missing: {missing}",
         )
-    for name, spec in specs.items():
-        shape = arrays[name].shape
+    symbols: dict[str, tuple[str, int]] = {}  # a named dynamic dim (the batch) must agree
+    for arg in runtime.session.get_inputs():
+        name, spec, shape = arg.name, specs[arg.name], arrays[arg.name].shape
         if given[name] != spec.datatype:
             raise V2Error(400, f"input {name}: datatype {given[name]}, expected {spec.datatype}")
         fits = len(shape) == len(spec.shape) and all(
@@ -179,6 +183,15 @@ def _check_inputs(
         )
         if not fits:
             raise V2Error(400, f"input {name}: shape {list(shape)}, expected {list(spec.shape)}")
+        for symbol, size in zip(arg.shape, shape, strict=True):
+            if isinstance(symbol, str):
+                first = symbols.setdefault(symbol, (name, size))
+                if first[1] != size:
+                    raise V2Error(
+                        400,
+                        f"input {name}: dimension {symbol!r} is {size} but {first[1]} in "
+                        f"input {first[0]}",
+                    )
 
 
 def infer(runtime: ModelRuntime, request: _InferRequest, binary: bytes) -> dict[str, Any]:
@@ -242,10 +255,9 @@ def v2_router() -> APIRouter:
     def answer(request: Request, model: str, version: str | None, what: str) -> JSONResponse:
         ctx = context_of(request)
         try:
-            runtime = resolve(ctx, model, version)
+            state, runtime = resolve(ctx.reloader.state, model, version)
             if what == "ready":
                 return JSONResponse({"name": model, "ready": True})
-            state = ctx.reloader.state.models[model]
             versions = [runtime.version] if version else state.serving_versions()
             return JSONResponse(_metadata(runtime, versions))
         except V2Error as exc:
@@ -271,7 +283,7 @@ def v2_router() -> APIRouter:
         ctx = context_of(request)
         raw = await request.body()
         try:
-            runtime = resolve(ctx, model, version)
+            _, runtime = resolve(ctx.reloader.state, model, version)
             parsed, binary = parse_infer(
                 raw, request.headers.get("inference-header-content-length")
             )

@@ -181,9 +181,8 @@ def _first_unique(cand: I64) -> B:
     first_sorted = np.ones(packed.shape, np.bool_)
     first_sorted[:, 1:] = product[:, 1:] != product[:, :-1]
     first_sorted &= product < big
-    row, rank = np.nonzero(first_sorted)
-    first = np.zeros(cand.shape, np.bool_)
-    first[row, column[row, rank]] = True
+    first = np.empty(cand.shape, np.bool_)
+    np.put_along_axis(first, column, first_sorted, axis=1)  # each row's column is a permutation
     return first
 
 

@@ -98,7 +98,6 @@ _STREAM_PRODUCTS, _STREAM_USERS, _STREAM_DISCOUNT, _STREAM_FX, _STREAM_PREFS = 1
 UNIX_EPOCH_ORDINAL = dt.date(1970, 1, 1).toordinal()
 
 I8 = npt.NDArray[np.int8]
-I32 = npt.NDArray[np.int32]
 I64 = npt.NDArray[np.int64]
 F64 = npt.NDArray[np.float64]
 

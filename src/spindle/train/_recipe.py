@@ -75,8 +75,8 @@ class SyncRecipe:
         torch.manual_seed(self.config.seed)
         torch.set_num_threads(self.config.threads)
         self.rng = np.random.default_rng(self.config.seed)
-        self.inputs = {name: torch.from_numpy(array) for name, array in inputs.items()}
-        self.labels = torch.from_numpy(labels)
+        self.inputs = {name: _tensor(array) for name, array in inputs.items()}
+        self.labels = _tensor(labels)
         self.rows = int(labels.shape[0])
         self.steps_per_epoch = math.ceil(self.rows / self.config.batch_size)
         self.total_steps = self.epochs * self.steps_per_epoch
@@ -117,6 +117,8 @@ class SyncRecipe:
     def train(self) -> None:
         """Run the remaining steps of every epoch, checkpointing every N steps and at the end.
 
+        Epochs and steps in messages count from 0; the global step counts steps before it.
+
         Raises:
             TrainingError: non-finite inputs or loss (naming epoch, step and batch rows); the
                 last good checkpoint is kept and nothing is saved after the bad step.
@@ -141,7 +143,7 @@ class SyncRecipe:
                 if not math.isfinite(loss_value):
                     raise TrainingError(
                         f"the loss became {loss_value} in epoch {self.epoch}, step {step} "
-                        f"(global step {self.global_step + 1}), batch rows "
+                        f"(global step {self.global_step}), batch rows "
                         f"{self._rows_text(start, stop)}; the model diverged: lower "
                         f"learning_rate (now {self.config.learning_rate}); the last good "
                         "checkpoint is kept"
@@ -184,7 +186,7 @@ class SyncRecipe:
         assert self.permutation is not None
         raise TrainingError(
             f"non-finite value in inputs['dense'] in epoch {self.epoch}, step {step} "
-            f"(global step {self.global_step + 1}), batch rows {self._rows_text(start, stop)}: "
+            f"(global step {self.global_step}), batch rows {self._rows_text(start, stop)}: "
             f"row {int(self.permutation[bad_position])} is "
             f"{dense[bad_position - start].tolist()}; fix or drop that row upstream (the "
             "transform should never emit NaN/inf); the last good checkpoint is kept"
@@ -245,3 +247,8 @@ class SyncRecipe:
         """Release the checkpoint dir and restore the process's thread count."""
         self.checkpoints.close()
         torch.set_num_threads(self._previous_threads)
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """Share the array's memory when torch may (Arrow-backed arrays are read-only: copy those)."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())

@@ -24,9 +24,8 @@ from spindle.train._checkpoint import CheckpointStore
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec, check_inputs
-from spindle.train._warm_start import WEIGHTS_FILE
+from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
-SPEC_FILE = "input_spec.json"
 _SAMPLE_ROWS = 256
 
 

@@ -9,6 +9,7 @@ and in the new transform (true of hashed ids and of vocabularies that only appen
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 
@@ -16,8 +17,10 @@ import torch
 
 from spindle.core import TrainingError
 from spindle.train._model import Ranker
+from spindle.train._spec import InputSpec
 
 WEIGHTS_FILE = "weights.pt"
+SPEC_FILE = "input_spec.json"
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:
@@ -67,12 +70,25 @@ def warm_start(model: Ranker, base: Path) -> tuple[bool, list[str]]:
         f"warm started from {base} with a different InputSpec or architecture: "
         f"{len(full)} tensor(s) copied whole, {len(partial)} in part, {len(skipped)} not"
     ]
+    notes += _spec_changes(base, model.spec)
     notes += [f"warm start copied in part: {item}" for item in partial]
     notes += [f"warm start kept fresh: {item}" for item in skipped]
     unused = sorted(set(source) - set(target))
     if unused:
         notes.append(f"warm start ignored base tensors: {', '.join(unused)}")
     return bool(full or partial), notes
+
+
+def _spec_changes(base: Path, spec: InputSpec) -> list[str]:
+    """Name the InputSpec fields that changed since the base, if its spec file is beside it."""
+    spec_file = (base if base.is_dir() else base.parent) / SPEC_FILE
+    try:
+        old = InputSpec.from_dict(json.loads(spec_file.read_text()))
+    except (OSError, ValueError, TrainingError):
+        return []
+    new_fields, old_fields = spec.to_dict(), old.to_dict()
+    changed = [f"{k} {old_fields[k]} -> {v}" for k, v in new_fields.items() if old_fields[k] != v]
+    return [f"InputSpec changed since the base: {'; '.join(changed)}"] if changed else []
 
 
 def _is_embedding(name: str) -> bool:
