@@ -18,8 +18,14 @@ def make_workspace(root: Path, days: int, scale: float = 0.3, faults: tuple[str,
     from spindle.sim import Fault, simulate
 
     init_workspace(root, "yarnit")
-    simulate(root / "raw", start=START, days=days, seed=7, scale=scale,
-             faults=[Fault.parse(f, START) for f in faults])
+    simulate(
+        root / "raw",
+        start=START,
+        days=days,
+        seed=7,
+        scale=scale,
+        faults=[Fault.parse(f, START) for f in faults],
+    )
     return root
 
 

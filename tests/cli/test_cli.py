@@ -15,10 +15,14 @@ runner = CliRunner()
 def test_init_simulate_ingest_validate(tmp_path: Path) -> None:
     ws = tmp_path / "shop"
     assert runner.invoke(app, ["init", str(ws)]).exit_code == 0
-    result = runner.invoke(app, ["simulate", "--days", "2", "--scale", "0.1", "-w", str(ws), "--json"])
+    result = runner.invoke(
+        app, ["simulate", "--days", "2", "--scale", "0.1", "-w", str(ws), "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows"]["impressions"] > 0
-    result = runner.invoke(app, ["ingest", "--since", "2026-01-01", "--until", "2026-01-02", "-w", str(ws), "--json"])
+    result = runner.invoke(
+        app, ["ingest", "--since", "2026-01-01", "--until", "2026-01-02", "-w", str(ws), "--json"]
+    )
     assert result.exit_code == 0, result.output
     days = json.loads(result.stdout)
     assert [d["date"] for d in days] == ["2026-01-01", "2026-01-02"]
@@ -35,5 +39,17 @@ def test_errors_are_clear_and_exit_1(tmp_path: Path) -> None:
     runner.invoke(app, ["init", str(ws)])
     again = runner.invoke(app, ["init", str(ws)])
     assert again.exit_code == 1 and "exists already" in again.output
-    bad = runner.invoke(app, ["train", "search_ranker", "--date", "2026-01-02", "--set", "training.epochs=0", "-w", str(ws)])
+    bad = runner.invoke(
+        app,
+        [
+            "train",
+            "search_ranker",
+            "--date",
+            "2026-01-02",
+            "--set",
+            "training.epochs=0",
+            "-w",
+            str(ws),
+        ],
+    )
     assert bad.exit_code == 1 and "training.epochs" in bad.output

@@ -6,10 +6,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from deltalake import DeltaTable
+from tests.conftest import make_workspace
 
 from spindle.core import SchemaError
 from spindle.data import ingest_day, validate_day
-from tests.conftest import make_workspace
 
 
 def test_corrupt_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
@@ -24,13 +24,18 @@ def test_corrupt_rows_are_quarantined_with_reasons(tmp_path: Path) -> None:
     row = json.loads(quarantine[0]["row_json"])
     assert isinstance(row, dict) and row  # the bad row is kept whole, with its reason
     for source in ("purchases", "products"):
-        raw_rows = sum(pq.read_table(f).num_rows for f in (raw / source / "date=2026-01-01").glob("*.parquet"))
+        raw_rows = sum(
+            pq.read_table(f).num_rows for f in (raw / source / "date=2026-01-01").glob("*.parquet")
+        )
         kept = DeltaTable(str(tables / "raw" / source)).to_pyarrow_table().num_rows
         bad = sum(1 for q in quarantine if q["source"] == source)
         assert kept + bad == raw_rows  # nothing lost
     again = ingest_day(raw, tables, "2026-01-01")  # idempotent: a partition overwrite
     assert again.rows_quarantined == result.rows_quarantined
-    assert DeltaTable(str(tables / "quarantine")).to_pyarrow_table().num_rows == result.rows_quarantined
+    assert (
+        DeltaTable(str(tables / "quarantine")).to_pyarrow_table().num_rows
+        == result.rows_quarantined
+    )
 
 
 def test_missing_required_column_writes_nothing(tmp_path: Path) -> None:

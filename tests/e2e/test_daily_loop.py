@@ -36,7 +36,11 @@ def test_demo_report(demo: tuple[Path, dict[str, Any]]) -> None:
     assert all(d["error"] is None for d in trained), [d["error"] for d in trained]
     assert all(d["gate"] in ("pass", "block") for d in trained)
     last = trained[-1]["ndcg10"]
-    assert last["oracle"] is not None and last["candidate"] is not None and last["popularity"] is not None
+    assert (
+        last["oracle"] is not None
+        and last["candidate"] is not None
+        and last["popularity"] is not None
+    )
     assert last["candidate"] > last["popularity"]  # the model beats the heuristic
     serving = report["serving"]
     assert serving["requests"] > 0 and serving["errors"] == 0
@@ -47,8 +51,18 @@ def test_lineage_chain(demo: tuple[Path, dict[str, Any]]) -> None:
     root, report = demo
     version = report["days"][-1]["serving_version"]
     with Context.open(root) as ctx:
-        chain = {link["kind"]: link["artifacts"] for link in spindle.lineage_report(ctx, "search_ranker", version)["chain"]}
-    for kind in ("raw_partition", "table_version", "training_set", "model_version", "evaluation", "deployment"):
+        chain = {
+            link["kind"]: link["artifacts"]
+            for link in spindle.lineage_report(ctx, "search_ranker", version)["chain"]
+        }
+    for kind in (
+        "raw_partition",
+        "table_version",
+        "training_set",
+        "model_version",
+        "evaluation",
+        "deployment",
+    ):
         assert chain[kind], f"lineage lacks {kind}"
 
 
@@ -74,14 +88,27 @@ def test_served_scores_equal_training_path_scores(demo: tuple[Path, dict[str, An
         runtime = ModelRuntime.load(model_dir(ctx, "search_ranker", version))
         repo, online = ctx.workspace.model_repo, ctx.workspace.online_store_path
     search_ids = holdout.column("search_id").unique().to_pylist()[:5]
-    with ServerThread(create_app(repo, online)) as server, httpx.Client(base_url=server.url) as client:
+    with (
+        ServerThread(create_app(repo, online)) as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
         for search_id in search_ids:
             rows = holdout.filter(pc.equal(holdout["search_id"], search_id))
-            offline = dict(zip(rows.column("product_id").to_pylist(), runtime.score(rows).tolist(), strict=True))
-            body = {"user_id": rows["user_id"][0].as_py(), "query": rows["query"][0].as_py(),
-                    "candidates": list(offline), "k": len(offline)}
+            offline = dict(
+                zip(
+                    rows.column("product_id").to_pylist(), runtime.score(rows).tolist(), strict=True
+                )
+            )
+            body = {
+                "user_id": rows["user_id"][0].as_py(),
+                "query": rows["query"][0].as_py(),
+                "candidates": list(offline),
+                "k": len(offline),
+            }
             answer = client.post("/v1/rank", json=body).json()
             assert answer["fallback"] is None and answer["version"] == str(version)
             served = {item["product_id"]: item["score"] for item in answer["items"]}
             assert served.keys() == offline.keys()
-            np.testing.assert_allclose([served[p] for p in offline], list(offline.values()), rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(
+                [served[p] for p in offline], list(offline.values()), rtol=1e-6, atol=1e-6
+            )

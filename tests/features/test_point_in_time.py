@@ -14,13 +14,22 @@ from spindle.features import TTL_S, build_rows, pin_versions
 from spindle.orchestrate import Context, load_config
 
 
-def _reference(tables: Path, version: int) -> dict[str, tuple[list[dt.datetime], list[float | None]]]:
-    rows = DeltaTable(str(tables / "features" / "product"), version=version).to_pyarrow_table(
-        columns=["product_id", "feature_ts", "product__price_usd__v1"]).to_pylist()
+def _reference(
+    tables: Path, version: int
+) -> dict[str, tuple[list[dt.datetime], list[float | None]]]:
+    rows = (
+        DeltaTable(str(tables / "features" / "product"), version=version)
+        .to_pyarrow_table(columns=["product_id", "feature_ts", "product__price_usd__v1"])
+        .to_pylist()
+    )
     by_product: dict[str, list[tuple[dt.datetime, float | None]]] = {}
     for row in rows:
-        by_product.setdefault(row["product_id"], []).append((row["feature_ts"], row["product__price_usd__v1"]))
-    return {pid: ([t for t, _ in sorted(v)], [x for _, x in sorted(v)]) for pid, v in by_product.items()}
+        by_product.setdefault(row["product_id"], []).append(
+            (row["feature_ts"], row["product__price_usd__v1"])
+        )
+    return {
+        pid: ([t for t, _ in sorted(v)], [x for _, x in sorted(v)]) for pid, v in by_product.items()
+    }
 
 
 def test_training_rows_match_brute_force(ingested_workspace: Path) -> None:
@@ -31,10 +40,18 @@ def test_training_rows_match_brute_force(ingested_workspace: Path) -> None:
         dates = ("2026-01-03", "2026-01-04")
         rows = build_rows(tables, loaded.config, loaded.definitions, dates, versions).table
     reference = _reference(tables, versions["features/product"])
-    raw_events = DeltaTable(str(tables / "raw" / "impressions")).to_pyarrow_table(columns=["impression_id", "ts"])
-    in_window = pc.sum(pc.is_in(pc.strftime(raw_events["ts"], "%Y-%m-%d"), value_set=__import__("pyarrow").array(dates))).as_py()
+    raw_events = DeltaTable(str(tables / "raw" / "impressions")).to_pyarrow_table(
+        columns=["impression_id", "ts"]
+    )
+    in_window = pc.sum(
+        pc.is_in(
+            pc.strftime(raw_events["ts"], "%Y-%m-%d"), value_set=__import__("pyarrow").array(dates)
+        )
+    ).as_py()
     assert rows.num_rows == in_window  # every event kept, none duplicated
-    assert pc.min(rows["product_feature_age_s"]).as_py() >= 0  # never a feature from after the event
+    assert (
+        pc.min(rows["product_feature_age_s"]).as_py() >= 0
+    )  # never a feature from after the event
     checked = 0
     for row in rows.select(["product_id", "ts", "product__price_usd__v1"]).to_pylist()[::97]:
         times, values = reference.get(row["product_id"], ([], []))
@@ -53,8 +70,12 @@ def test_time_travel_and_ttl(ingested_workspace: Path) -> None:
         loaded = load_config(ctx, "search_ranker")
         tables = ctx.workspace.tables_dir
         versions = pin_versions(tables) | {"features/product": 0, "features/user": 0}
-        rows = build_rows(tables, loaded.config, loaded.definitions, ("2026-01-04",), versions).table
-        again = build_rows(tables, loaded.config, loaded.definitions, ("2026-01-04",), versions).table
+        rows = build_rows(
+            tables, loaded.config, loaded.definitions, ("2026-01-04",), versions
+        ).table
+        again = build_rows(
+            tables, loaded.config, loaded.definitions, ("2026-01-04",), versions
+        ).table
     assert rows.num_rows > 0
     assert rows["product__price_usd__v1"].null_count == rows.num_rows
     assert pc.min(rows["product_feature_age_s"]).as_py() > TTL_S["product"]

@@ -13,23 +13,37 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" /
 
 
 def _rows() -> pa.Table:
-    table = pa.table({
-        "query": ["merino sock yarn", "steel hooks", None],
-        "name_words": ["merino fingering sock yarn", "steel crochet hooks", "linen dk yarn"],
-        "product_type": ["yarn", "hooks", "yarn"],
-        "product__product_id__v1": ["p1", "p2", None],
-        "product__product_type__v1": ["yarn", "hooks", "yarn"],
-        "product__price_usd__v1": [12.5, 4.0, None],
-        "product__name_words__v1": ["merino fingering sock yarn", "steel crochet hooks", "linen dk yarn"],
-        "user__country__v1": ["US", "DE", None],
-    })
+    table = pa.table(
+        {
+            "query": ["merino sock yarn", "steel hooks", None],
+            "name_words": ["merino fingering sock yarn", "steel crochet hooks", "linen dk yarn"],
+            "product_type": ["yarn", "hooks", "yarn"],
+            "product__product_id__v1": ["p1", "p2", None],
+            "product__product_type__v1": ["yarn", "hooks", "yarn"],
+            "product__price_usd__v1": [12.5, 4.0, None],
+            "product__name_words__v1": [
+                "merino fingering sock yarn",
+                "steel crochet hooks",
+                "linen dk yarn",
+            ],
+            "user__country__v1": ["US", "DE", None],
+        }
+    )
     return add_request_features(table)
 
 
 def _definitions() -> list:
     registry = FeatureRegistry.load(EXAMPLE / "features")
-    refs = ["query.text@1", "query.word_overlap@1", "query.type_match@1", "product.product_id@1",
-            "product.product_type@1", "product.price_usd@1", "product.name_words@1", "user.country@1"]
+    refs = [
+        "query.text@1",
+        "query.word_overlap@1",
+        "query.type_match@1",
+        "product.product_id@1",
+        "product.product_type@1",
+        "product.price_usd@1",
+        "product.name_words@1",
+        "user.country@1",
+    ]
     return [registry.definitions[r] for r in refs]
 
 
@@ -44,7 +58,11 @@ def test_transform_shapes_nulls_and_json_roundtrip() -> None:
     transform = Transform.fit(rows, _definitions())
     out = transform.transform(rows)
     spec = transform.input_spec()
-    assert out["cat"].shape == (3, 3) and out["text"].shape == (3, 2, 8) and out["dense"].shape == (3, 3)
+    assert (
+        out["cat"].shape == (3, 3)
+        and out["text"].shape == (3, 2, 8)
+        and out["dense"].shape == (3, 3)
+    )
     assert spec["n_dense"] == 3 and spec["n_text"] == 2
     assert out["cat"][2, 0] == 0  # null product id → index 0
     assert out["cat"][2, 2] == 0  # null country → OOV 0
@@ -57,7 +75,11 @@ def test_transform_shapes_nulls_and_json_roundtrip() -> None:
 def test_unknown_category_maps_to_zero_and_hash_is_stable() -> None:
     rows = _rows()
     transform = Transform.fit(rows, _definitions())
-    other = rows.set_column(rows.column_names.index("user__country__v1"), "user__country__v1", pa.array(["FR", "FR", "FR"]))
+    other = rows.set_column(
+        rows.column_names.index("user__country__v1"),
+        "user__country__v1",
+        pa.array(["FR", "FR", "FR"]),
+    )
     assert (transform.transform(other)["cat"][:, 2] == 0).all()
     assert stable_hash("merino", 1 << 15) == stable_hash("merino", 1 << 15)
     assert 1 <= stable_hash("anything", 8) < 8

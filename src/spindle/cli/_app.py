@@ -21,9 +21,13 @@ app = typer.Typer(
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-WorkspaceOption = typer.Option(".", "--workspace", "-w", help="Workspace directory (or any folder below it).")
+WorkspaceOption = typer.Option(
+    ".", "--workspace", "-w", help="Workspace directory (or any folder below it)."
+)
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
-SetOption = typer.Option(None, "--set", help="Override a model config key, e.g. training.epochs=3 (repeatable).")
+SetOption = typer.Option(
+    None, "--set", help="Override a model config key, e.g. training.epochs=3 (repeatable)."
+)
 
 
 def handles_errors(fn: F) -> F:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 import spindle
@@ -19,25 +21,49 @@ def _dates(date: str | None, since: str | None, until: str | None) -> list[str]:
 
 @app.command()
 @handles_errors
-def ingest(date: str | None = typer.Option(None, help="Day to ingest (YYYY-MM-DD)."),
-           since: str | None = typer.Option(None), until: str | None = typer.Option(None),
-           workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+def ingest(
+    date: str | None = typer.Option(None, help="Day to ingest (YYYY-MM-DD)."),
+    since: str | None = typer.Option(None),
+    until: str | None = typer.Option(None),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Check and load raw partitions into Delta tables (bad rows go to quarantine), then compute features."""
     days = _dates(date, since, until)
-    out = []
+    out: list[dict[str, Any]] = []
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         for i, day in enumerate(days):
             result = spindle.ingest(ctx, day)
             r = result.result
-            out.append({"date": day, "rows_ingested": r.rows_ingested, "rows_quarantined": r.rows_quarantined,
-                        "quarantine_reasons": r.quarantine_reasons, "missing_sources": list(r.missing_sources),
-                        "notes": list(r.notes), "skipped": result.skipped})
+            out.append(
+                {
+                    "date": day,
+                    "rows_ingested": r.rows_ingested,
+                    "rows_quarantined": r.rows_quarantined,
+                    "quarantine_reasons": r.quarantine_reasons,
+                    "missing_sources": list(r.missing_sources),
+                    "notes": list(r.notes),
+                    "skipped": result.skipped,
+                }
+            )
             report("ingest", i + 1, len(days))
     if as_json:
         emit_json(out)
         return
-    table("ingested", ["date", "rows", "quarantined", "missing", "skipped (already done)"],
-          [[o["date"], o["rows_ingested"], o["rows_quarantined"], ", ".join(o["missing_sources"]) or "-", o["skipped"]] for o in out])
+    table(
+        "ingested",
+        ["date", "rows", "quarantined", "missing", "skipped (already done)"],
+        [
+            [
+                o["date"],
+                o["rows_ingested"],
+                o["rows_quarantined"],
+                ", ".join(o["missing_sources"]) or "-",
+                o["skipped"],
+            ]
+            for o in out
+        ],
+    )
     for o in out:
         for reason, n in o["quarantine_reasons"].items():
             console.print(f"  {o['date']} quarantined {n}: {reason}")
@@ -47,14 +73,22 @@ def ingest(date: str | None = typer.Option(None, help="Day to ingest (YYYY-MM-DD
 
 @app.command()
 @handles_errors
-def validate(date: str = typer.Option(..., help="Day to validate (YYYY-MM-DD)."),
-             workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+def validate(
+    date: str = typer.Option(..., help="Day to validate (YYYY-MM-DD)."),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Validate an ingested day against the days before it (counts, slices, duplicates, quarantine)."""
     with spindle.Context.open(workspace) as ctx:
         report = spindle.validate(ctx, date)
     if as_json:
         emit_json(report.properties())
         return
-    console.print(f"validation of {date}: [bold]{report.verdict.upper()}[/] (history: {len(report.history_days)} days)")
-    table("anomalies", ["severity", "kind", "source", "slice", "message"],
-          [[a.severity, a.kind, a.source, a.slice, a.message] for a in report.anomalies])
+    console.print(
+        f"validation of {date}: [bold]{report.verdict.upper()}[/] (history: {len(report.history_days)} days)"
+    )
+    table(
+        "anomalies",
+        ["severity", "kind", "source", "slice", "message"],
+        [[a.severity, a.kind, a.source, a.slice, a.message] for a in report.anomalies],
+    )

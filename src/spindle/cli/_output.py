@@ -47,7 +47,13 @@ def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str, int, int]
         yield lambda task, done, total: None
         return
     if err_console.is_terminal:
-        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=err_console) as bar:
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as bar:
             tasks: dict[str, Any] = {}
 
             def report(task: str, done: int, total: int) -> None:
@@ -57,6 +63,7 @@ def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str, int, int]
 
             yield report
     else:
+
         def plain(task: str, done: int, total: int) -> None:
             err_console.print(f"{task}: {done}/{total}", highlight=False)
 

@@ -14,8 +14,10 @@ from spindle.cli._output import console, emit_json, fmt, progress_reporter, tabl
 
 @app.command()
 @handles_errors
-def init(directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
-         example: str = typer.Option("yarnit", help="Example to start from.")) -> None:
+def init(
+    directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
+    example: str = typer.Option("yarnit", help="Example to start from."),
+) -> None:
     """Create a workspace: spindle.yaml, feature definitions and model configs."""
     target = spindle.init_workspace(directory, example)
     console.print(f"created workspace {target.resolve()} from example {example!r}")
@@ -23,38 +25,69 @@ def init(directory: Path = typer.Argument(Path("."), help="Where to create the w
 
 @app.command()
 @handles_errors
-def simulate(days: int = typer.Option(7, min=1, help="Number of days to write."),
-             start: str | None = typer.Option(None, help="First day (YYYY-MM-DD); default: the workspace's simulation.start_date."),
-             scale: float | None = typer.Option(None, help="Traffic multiplier (1.0 ≈ 2,000 searches a day)."),
-             seed: int | None = typer.Option(None, help="Random seed; default from spindle.yaml."),
-             fault: list[str] = typer.Option([], "--fault", help="KIND@DAY, e.g. discount_drop@5 or missing_slice:DE@2026-01-04."),
-             workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+def simulate(
+    days: int = typer.Option(7, min=1, help="Number of days to write."),
+    start: str | None = typer.Option(
+        None, help="First day (YYYY-MM-DD); default: the workspace's simulation.start_date."
+    ),
+    scale: float | None = typer.Option(
+        None, help="Traffic multiplier (1.0 ≈ 2,000 searches a day)."
+    ),
+    seed: int | None = typer.Option(None, help="Random seed; default from spindle.yaml."),
+    fault: list[str] = typer.Option(
+        [], "--fault", help="KIND@DAY, e.g. discount_drop@5 or missing_slice:DE@2026-01-04."
+    ),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Write YarnIt raw logs (one Parquet partition per table and day), with ground truth."""
     ws = spindle.Workspace.load(workspace)
     sim = ws.config.simulation
     first = dt.date.fromisoformat(start) if start else sim.start_date
     faults = [spindle.Fault.parse(f, first) for f in fault]
     with progress_reporter(not as_json) as report:
-        result = spindle.simulate(ws.raw_dir, start=first, days=days, seed=sim.seed if seed is None else seed,
-                                  scale=sim.scale if scale is None else scale, faults=faults, epoch=sim.start_date,
-                                  progress=lambda d: report("simulate", (d - first).days + 1, days))
-    payload = {"out_dir": str(result.out_dir), "dates": [d.isoformat() for d in result.dates], "rows": result.rows,
-               "impressions": result.impressions, "seconds": round(result.seconds, 2),
-               "impressions_per_s": round(result.impressions / result.seconds) if result.seconds else None,
-               "faults": [f"{f.kind}{':' + f.arg if f.arg else ''}@{f.date}" for f in result.faults]}
+        result = spindle.simulate(
+            ws.raw_dir,
+            start=first,
+            days=days,
+            seed=sim.seed if seed is None else seed,
+            scale=sim.scale if scale is None else scale,
+            faults=faults,
+            epoch=sim.start_date,
+            progress=lambda d: report("simulate", (d - first).days + 1, days),
+        )
+    payload = {
+        "out_dir": str(result.out_dir),
+        "dates": [d.isoformat() for d in result.dates],
+        "rows": result.rows,
+        "impressions": result.impressions,
+        "seconds": round(result.seconds, 2),
+        "impressions_per_s": round(result.impressions / result.seconds) if result.seconds else None,
+        "faults": [f"{f.kind}{':' + f.arg if f.arg else ''}@{f.date}" for f in result.faults],
+    }
     if as_json:
         emit_json(payload)
         return
-    table(f"simulated {days} day(s) into {result.out_dir}", ["table", "rows"], sorted(result.rows.items()))
-    console.print(f"{result.impressions} impressions in {result.seconds:.1f}s; faults: {payload['faults'] or 'none'}")
+    table(
+        f"simulated {days} day(s) into {result.out_dir}",
+        ["table", "rows"],
+        sorted(result.rows.items()),
+    )
+    console.print(
+        f"{result.impressions} impressions in {result.seconds:.1f}s; faults: {payload['faults'] or 'none'}"
+    )
 
 
 @app.command()
 @handles_errors
-def demo(days: int = typer.Option(7, min=2, help="Days to simulate and run."),
-         directory: Path = typer.Option(Path("demo-workspace"), "--dir", help="Workspace directory (recreated)."),
-         scale: float | None = typer.Option(None, help="Traffic multiplier."),
-         as_json: bool = JsonOption) -> None:
+def demo(
+    days: int = typer.Option(7, min=2, help="Days to simulate and run."),
+    directory: Path = typer.Option(
+        Path("demo-workspace"), "--dir", help="Workspace directory (recreated)."
+    ),
+    scale: float | None = typer.Option(None, help="Traffic multiplier."),
+    as_json: bool = JsonOption,
+) -> None:
     """Simulate YarnIt, run the daily loop day by day, serve the result and report."""
     with progress_reporter(not as_json) as report:
         result = spindle.run_demo(directory, days, scale=scale, progress=report)
@@ -64,13 +97,43 @@ def demo(days: int = typer.Option(7, min=2, help="Days to simulate and run."),
     rows = []
     for d in result["days"]:
         n = d["ndcg10"]
-        rows.append([d["date"], d["rows_ingested"], d["rows_quarantined"], d["validation"], fmt(d["train_examples_per_s"], 0),
-                     fmt(n["candidate"]), fmt(n["production"]), fmt(n["popularity"]), fmt(n["oracle"]), d["gate"], fmt(d["serving_version"])])
-    table("spindle demo: the daily loop of search_ranker", ["date", "rows", "quarantined", "validation", "train ex/s",
-          "ndcg@10 cand", "prod", "popularity", "oracle", "gate", "serving"], rows)
+        rows.append(
+            [
+                d["date"],
+                d["rows_ingested"],
+                d["rows_quarantined"],
+                d["validation"],
+                fmt(d["train_examples_per_s"], 0),
+                fmt(n["candidate"]),
+                fmt(n["production"]),
+                fmt(n["popularity"]),
+                fmt(n["oracle"]),
+                d["gate"],
+                fmt(d["serving_version"]),
+            ]
+        )
+    table(
+        "spindle demo: the daily loop of search_ranker",
+        [
+            "date",
+            "rows",
+            "quarantined",
+            "validation",
+            "train ex/s",
+            "ndcg@10 cand",
+            "prod",
+            "popularity",
+            "oracle",
+            "gate",
+            "serving",
+        ],
+        rows,
+    )
     s = result["serving"]
-    console.print(f"serving: {s['requests']} requests, {s['errors']} errors, {s['fallbacks']} fallbacks, version {s['version']}, "
-                  f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; workspace {result['workspace']}; {result['seconds']} s")
+    console.print(
+        f"serving: {s['requests']} requests, {s['errors']} errors, {s['fallbacks']} fallbacks, version {s['version']}, "
+        f"p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms; workspace {result['workspace']}; {result['seconds']} s"
+    )
     for d in result["days"]:
         if d["error"]:
             console.print(f"[yellow]{d['date']}: {d['error']}[/]")

@@ -213,8 +213,6 @@ def artifact_fields(artifact: Any) -> dict[str, Any]:
     }
 
 
-
-
 def artifact_from_fields(kind: str, uri: str, content_hash: str, props: dict[str, Any]) -> Any:
     """Rebuild a typed artifact from what the registry stored (the inverse of artifact_fields).
 
@@ -228,18 +226,53 @@ def artifact_from_fields(kind: str, uri: str, content_hash: str, props: dict[str
     if kind == IngestResult.kind:
         tables = tuple(TableVersion(t, int(v), f"{uri}/{t}", "") for t, v in p["tables"].items())
         return IngestResult(
-            p["date"], uri, content_hash, int(p["rows_ingested"]), int(p["rows_quarantined"]), tables,
-            dict(p.get("quarantine_reasons", {})), tuple(p.get("missing_sources", ())), tuple(p.get("notes", ())),
+            p["date"],
+            uri,
+            content_hash,
+            int(p["rows_ingested"]),
+            int(p["rows_quarantined"]),
+            tables,
+            dict(p.get("quarantine_reasons", {})),
+            tuple(p.get("missing_sources", ())),
+            tuple(p.get("notes", ())),
         )
     if kind == TrainingSet.kind:
-        return TrainingSet(p["model"], tuple(p["dates"]), uri, content_hash, int(p["rows"]), dict(p["table_versions"]))
+        return TrainingSet(
+            p["model"],
+            tuple(p["dates"]),
+            uri,
+            content_hash,
+            int(p["rows"]),
+            dict(p["table_versions"]),
+        )
     if kind == ModelVersion.kind:
-        return ModelVersion(p["model"], int(p["version"]), uri, content_hash, p["date"], p.get("base_version"), dict(p.get("metrics", {})))
+        return ModelVersion(
+            p["model"],
+            int(p["version"]),
+            uri,
+            content_hash,
+            p["date"],
+            p.get("base_version"),
+            dict(p.get("metrics", {})),
+        )
     if kind == Evaluation.kind:
         return Evaluation(
-            p["model"], int(p["version"]), p["holdout_date"], uri, content_hash, p["decision"],
-            dict(p.get("metrics", {})), tuple(p.get("reasons", ())),
+            p["model"],
+            int(p["version"]),
+            p["holdout_date"],
+            uri,
+            content_hash,
+            p["decision"],
+            dict(p.get("metrics", {})),
+            tuple(p.get("reasons", ())),
         )
     if kind == Deployment.kind:
-        return Deployment(p["model"], int(p["version"]), uri, content_hash, float(p["weight"]), p.get("forced_reason"))
+        return Deployment(
+            p["model"],
+            int(p["version"]),
+            uri,
+            content_hash,
+            float(p["weight"]),
+            p.get("forced_reason"),
+        )
     return Artifact(kind, str(p.get("id", "")), uri, content_hash, p)

@@ -114,7 +114,9 @@ class ModelConfig(_Strict):
     def _pinned(cls, value: list[str]) -> list[str]:
         bad = [f for f in value if not _FEATURE_REF.match(f)]
         if bad:
-            raise ValueError(f"features must be pinned as group.name@version, e.g. product.price_usd@1; bad: {bad}")
+            raise ValueError(
+                f"features must be pinned as group.name@version, e.g. product.price_usd@1; bad: {bad}"
+            )
         if len(set(value)) != len(value):
             raise ValueError("a feature is listed twice")
         return value
@@ -122,7 +124,9 @@ class ModelConfig(_Strict):
     @model_validator(mode="after")
     def _ranking_has_group(self) -> ModelConfig:
         if self.task == "ranking" and not self.group_key:
-            raise ValueError("a ranking model needs group_key (the column that groups a result list, e.g. search_id)")
+            raise ValueError(
+                "a ranking model needs group_key (the column that groups a result list, e.g. search_id)"
+            )
         return self
 
     def feature_refs(self) -> list[tuple[str, str, int]]:

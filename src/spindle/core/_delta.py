@@ -47,7 +47,9 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
             schema_mode="merge",
         )
     except DeltaError as exc:
-        raise DataError(f"writing partition date={date} of Delta table {name} at {path} failed: {exc}") from exc
+        raise DataError(
+            f"writing partition date={date} of Delta table {name} at {path} failed: {exc}"
+        ) from exc
     return current_version(path, name)
 
 
@@ -59,7 +61,9 @@ def current_version(path: str | Path, name: str) -> TableVersion:
         raise DataError(f"Delta table {name} does not exist at {path}; ingest data first") from exc
     version = dt.version()
     # A Delta version is immutable, so (table, version) identifies its content.
-    return TableVersion(table=name, version=version, uri=str(path), content_hash=sha256_json([name, version]))
+    return TableVersion(
+        table=name, version=version, uri=str(path), content_hash=sha256_json([name, version])
+    )
 
 
 def open_dataset(path: str | Path, version: int | None = None) -> pads.Dataset:

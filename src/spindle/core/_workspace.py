@@ -84,7 +84,9 @@ class Workspace:
         """Names of every model config in ``models/``."""
         return sorted(p.stem for p in self.models_dir.glob("*.yaml"))
 
-    def model_config(self, name: str, overrides: list[str] | None = None) -> tuple[ModelConfig, dict[str, object]]:
+    def model_config(
+        self, name: str, overrides: list[str] | None = None
+    ) -> tuple[ModelConfig, dict[str, object]]:
         """Load ``models/NAME.yaml`` with optional ``KEY=VALUE`` overrides.
 
         Returns:

@@ -27,7 +27,7 @@ def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
         lines[path] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             for key_node, value_node in node.value:
-                key = path + (str(key_node.value),)
+                key = (*path, str(key_node.value))
                 walk(value_node, key)
                 lines[key] = key_node.start_mark.line + 1
         elif isinstance(node, yaml.SequenceNode):
@@ -118,7 +118,9 @@ def load_yaml_model(
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(str(file), [f"expected a mapping at the top, found {type(data).__name__}"])
+        raise ConfigError(
+            str(file), [f"expected a mapping at the top, found {type(data).__name__}"]
+        )
     effective = apply_overrides(data, overrides)
     try:
         return model.model_validate(effective), effective

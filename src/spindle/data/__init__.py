@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from spindle.data._ingest import QUARANTINE_SCHEMA, ingest_day, partition_files, raw_fingerprint
-from spindle.data._validate import HISTORY_DAYS, Anomaly, ValidationReport, validate_day
 from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
+from spindle.data._validate import HISTORY_DAYS, Anomaly, ValidationReport, validate_day
 
 __all__ = [
     "HISTORY_DAYS",

@@ -30,7 +30,13 @@ from spindle.core import (
 from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, TS, SourceSchema
 
 QUARANTINE_SCHEMA = pa.schema(
-    [("source", pa.string()), ("row_number", pa.int64()), ("reason", pa.string()), ("row_json", pa.string()), ("date", pa.string())]
+    [
+        ("source", pa.string()),
+        ("row_number", pa.int64()),
+        ("reason", pa.string()),
+        ("row_json", pa.string()),
+        ("date", pa.string()),
+    ]
 )
 
 
@@ -54,7 +60,9 @@ def _read(files: list[Path]) -> pa.Table:
         try:
             tables.append(pq.read_table(file))
         except (OSError, pa.ArrowInvalid) as exc:
-            raise DataError(f"{file}: cannot read Parquet ({exc}); re-export the file or delete the partition") from exc
+            raise DataError(
+                f"{file}: cannot read Parquet ({exc}); re-export the file or delete the partition"
+            ) from exc
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
 
@@ -74,7 +82,9 @@ def _conform(table: pa.Table, schema: SourceSchema, where: str) -> tuple[pa.Tabl
                 columns.append(pc.cast(table.column(name), expected))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 found = table.schema.field(name).type
-                raise SchemaError(f"{where}: column '{name}' should be {expected}, found {found} ({exc})") from exc
+                raise SchemaError(
+                    f"{where}: column '{name}' should be {expected}, found {found} ({exc})"
+                ) from exc
         names.append(name)
     extra = tuple(c for c in table.column_names if c not in schema.columns and c != "date")
     for name in extra:
@@ -89,7 +99,11 @@ def _reasons(table: pa.Table, schema: SourceSchema, date: str, currencies: set[s
     reasons = np.full(n, "", dtype=object)
 
     def flag(mask: pa.ChunkedArray | pa.Array | np.ndarray, reason: str) -> None:
-        values = mask if isinstance(mask, np.ndarray) else pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        values = (
+            mask
+            if isinstance(mask, np.ndarray)
+            else pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
+        )
         reasons[(reasons == "") & values.astype(bool)] = reason
 
     for column in schema.required:
@@ -100,13 +114,21 @@ def _reasons(table: pa.Table, schema: SourceSchema, date: str, currencies: set[s
         flag(pc.less(price, 0.0), f"negative {schema.price_column}")
     if schema.currency_column and currencies:
         known = pa.array(sorted(currencies), pa.string())
-        flag(pc.invert(pc.is_in(table.column(schema.currency_column), value_set=known)), f"unknown {schema.currency_column}")
+        flag(
+            pc.invert(pc.is_in(table.column(schema.currency_column), value_set=known)),
+            f"unknown {schema.currency_column}",
+        )
     if schema.ts_column:
         day = dt.date.fromisoformat(date)
-        lo = pa.scalar(dt.datetime.combine(day - dt.timedelta(days=MAX_LATENESS_DAYS), dt.time()), TS)
+        lo = pa.scalar(
+            dt.datetime.combine(day - dt.timedelta(days=MAX_LATENESS_DAYS), dt.time()), TS
+        )
         hi = pa.scalar(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), TS)
         ts = table.column(schema.ts_column)
-        flag(pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)), f"{schema.ts_column} outside the partition day (or more than {MAX_LATENESS_DAYS} days late)")
+        flag(
+            pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)),
+            f"{schema.ts_column} outside the partition day (or more than {MAX_LATENESS_DAYS} days late)",
+        )
     return reasons
 
 
@@ -125,7 +147,9 @@ def _check_source(raw_dir: Path, source: str, date: str, currencies: set[str]) -
             "source": pa.array([source] * len(bad_idx), pa.string()),
             "row_number": pa.array(bad_idx, pa.int64()),
             "reason": pa.array(reasons[bad_idx].tolist(), pa.string()),
-            "row_json": pa.array([json.dumps(r, default=str, sort_keys=True) for r in bad_rows], pa.string()),
+            "row_json": pa.array(
+                [json.dumps(r, default=str, sort_keys=True) for r in bad_rows], pa.string()
+            ),
             "date": pa.array([date] * len(bad_idx), pa.string()),
         },
         schema=QUARANTINE_SCHEMA,
@@ -135,7 +159,9 @@ def _check_source(raw_dir: Path, source: str, date: str, currencies: set[str]) -
 
 def raw_fingerprint(raw_dir: Path, date: str) -> dict[str, dict[str, str]]:
     """Content hashes of every raw file of a day, by source (the ingest step's input identity)."""
-    return {s: {f.name: sha256_file(f) for f in partition_files(raw_dir, s, date)} for s in INGEST_ORDER}
+    return {
+        s: {f.name: sha256_file(f) for f in partition_files(raw_dir, s, date)} for s in INGEST_ORDER
+    }
 
 
 def ingest_day(raw_dir: Path, tables_dir: Path, date: str) -> IngestResult:
@@ -166,14 +192,22 @@ def ingest_day(raw_dir: Path, tables_dir: Path, date: str) -> IngestResult:
             checked.append(result)
     versions: list[TableVersion] = []
     for item in checked:
-        versions.append(write_partition(tables_dir / "raw" / item.source, item.good, date, f"raw/{item.source}"))
+        versions.append(
+            write_partition(tables_dir / "raw" / item.source, item.good, date, f"raw/{item.source}")
+        )
     bad = pa.concat_tables([c.bad for c in checked]) if checked else QUARANTINE_SCHEMA.empty_table()
     versions.append(write_partition(tables_dir / "quarantine", bad, date, "quarantine"))
     reasons: dict[str, int] = {}
-    for source, reason in zip(bad.column("source").to_pylist(), bad.column("reason").to_pylist(), strict=True):
+    for source, reason in zip(
+        bad.column("source").to_pylist(), bad.column("reason").to_pylist(), strict=True
+    ):
         key = f"{source}: {reason}"
         reasons[key] = reasons.get(key, 0) + 1
-    notes = tuple(f"{c.source}: new column(s) {list(c.extra_columns)} kept (schema evolution)" for c in checked if c.extra_columns)
+    notes = tuple(
+        f"{c.source}: new column(s) {list(c.extra_columns)} kept (schema evolution)"
+        for c in checked
+        if c.extra_columns
+    )
     fingerprint = {c.source: c.files for c in checked}
     return IngestResult(
         date=date,

@@ -35,7 +35,19 @@ class Anomaly:
     observed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("kind", "source", "column", "slice", "expected", "observed", "severity", "message")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "kind",
+                "source",
+                "column",
+                "slice",
+                "expected",
+                "observed",
+                "severity",
+                "message",
+            )
+        }
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,10 @@ def _connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
 
 
 def _counts(con: duckdb.DuckDBPyConnection, source: str) -> dict[str, int]:
-    return {str(d): int(n) for d, n in con.execute(f"SELECT date, count(*) FROM {source} GROUP BY date").fetchall()}
+    return {
+        str(d): int(n)
+        for d, n in con.execute(f"SELECT date, count(*) FROM {source} GROUP BY date").fetchall()
+    }
 
 
 def _shares(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, float]]:
@@ -88,10 +103,16 @@ def _shares(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, flo
     totals: dict[str, dict[str, float]] = {}
     for day, key, n in con.execute(sql).fetchall():
         totals.setdefault(str(day), {})[str(key)] = float(n)
-    return {d: {k: v / sum(s.values()) for k, v in s.items()} for d, s in totals.items() if sum(s.values()) > 0}
+    return {
+        d: {k: v / sum(s.values()) for k, v in s.items()}
+        for d, s in totals.items()
+        if sum(s.values()) > 0
+    }
 
 
-def _slice_checks(name: str, source: str, shares: dict[str, dict[str, float]], date: str, history: list[str]) -> list[Anomaly]:
+def _slice_checks(
+    name: str, source: str, shares: dict[str, dict[str, float]], date: str, history: list[str]
+) -> list[Anomaly]:
     found: list[Anomaly] = []
     past = [shares[d] for d in history if d in shares]
     today = shares.get(date)
@@ -104,13 +125,35 @@ def _slice_checks(name: str, source: str, shares: dict[str, dict[str, float]], d
             continue
         label = f"{name}={key}"
         if observed == 0.0:
-            found.append(Anomaly("slice_vanished", source, "fail", f"slice {label} vanished from {source}: share {observed:.1%}, usually {expected:.1%}. Check the export for a format change.", slice=label, expected=expected, observed=observed))
+            found.append(
+                Anomaly(
+                    "slice_vanished",
+                    source,
+                    "fail",
+                    f"slice {label} vanished from {source}: share {observed:.1%}, usually {expected:.1%}. Check the export for a format change.",
+                    slice=label,
+                    expected=expected,
+                    observed=observed,
+                )
+            )
         elif observed < 0.5 * expected:
-            found.append(Anomaly("slice_shrunk", source, "fail", f"slice {label} of {source} shrank to {observed:.1%} from a usual {expected:.1%}: missing data concentrated in one slice biases training.", slice=label, expected=expected, observed=observed))
+            found.append(
+                Anomaly(
+                    "slice_shrunk",
+                    source,
+                    "fail",
+                    f"slice {label} of {source} shrank to {observed:.1%} from a usual {expected:.1%}: missing data concentrated in one slice biases training.",
+                    slice=label,
+                    expected=expected,
+                    observed=observed,
+                )
+            )
     return found
 
 
-def validate_day(tables_dir: Path, date: str, *, history_days: int = HISTORY_DAYS) -> ValidationReport:
+def validate_day(
+    tables_dir: Path, date: str, *, history_days: int = HISTORY_DAYS
+) -> ValidationReport:
     """Validate the ingested day ``date`` against up to ``history_days`` earlier ingested days."""
     con = _connect(tables_dir)
     anomalies: list[Anomaly] = []
@@ -122,40 +165,124 @@ def validate_day(tables_dir: Path, date: str, *, history_days: int = HISTORY_DAY
     for source in _EVENTS:
         observed = counts[source].get(date, 0)
         if observed == 0:
-            anomalies.append(Anomaly("missing_partition", source, "fail", f"{source} has no rows for {date}: the day is missing. Training windows skip it until it is re-ingested.", expected=None, observed=0))
+            anomalies.append(
+                Anomaly(
+                    "missing_partition",
+                    source,
+                    "fail",
+                    f"{source} has no rows for {date}: the day is missing. Training windows skip it until it is re-ingested.",
+                    expected=None,
+                    observed=0,
+                )
+            )
             continue
         past = [counts[source][d] for d in history if counts[source].get(d)]
         if len(past) >= 2:
             expected = sum(past) / len(past)
             ratio = observed / expected
             if ratio < 0.6:
-                anomalies.append(Anomaly("row_count_drop", source, "fail", f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f}", expected=expected, observed=observed))
+                anomalies.append(
+                    Anomaly(
+                        "row_count_drop",
+                        source,
+                        "fail",
+                        f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f}",
+                        expected=expected,
+                        observed=observed,
+                    )
+                )
             elif ratio < 0.8:
-                anomalies.append(Anomaly("row_count_drop", source, "warn", f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (late data?)", expected=expected, observed=observed))
+                anomalies.append(
+                    Anomaly(
+                        "row_count_drop",
+                        source,
+                        "warn",
+                        f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (late data?)",
+                        expected=expected,
+                        observed=observed,
+                    )
+                )
             elif ratio > 1.5:
-                anomalies.append(Anomaly("row_count_jump", source, "warn", f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (duplicates?)", expected=expected, observed=observed))
-    quarantined = dict(con.execute(f"SELECT source, count(*) FROM quarantine WHERE date = '{date}' GROUP BY source").fetchall())
+                anomalies.append(
+                    Anomaly(
+                        "row_count_jump",
+                        source,
+                        "warn",
+                        f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (duplicates?)",
+                        expected=expected,
+                        observed=observed,
+                    )
+                )
+    quarantined = dict(
+        con.execute(
+            f"SELECT source, count(*) FROM quarantine WHERE date = '{date}' GROUP BY source"
+        ).fetchall()
+    )
     stats["quarantined"] = {str(k): int(v) for k, v in quarantined.items()}
     for source, n in quarantined.items():
         total = n + counts.get(str(source), {}).get(date, 0) if str(source) in counts else n
         share = n / total if total else 1.0
         severity: Verdict = "fail" if share > 0.05 else "warn"
-        anomalies.append(Anomaly("quarantined_rows", str(source), severity, f"{n} {source} rows quarantined ({share:.1%}); see the quarantine table for reasons", observed=float(n)))
+        anomalies.append(
+            Anomaly(
+                "quarantined_rows",
+                str(source),
+                severity,
+                f"{n} {source} rows quarantined ({share:.1%}); see the quarantine table for reasons",
+                observed=float(n),
+            )
+        )
     if counts["purchases"].get(date):
-        dup = con.execute(f"SELECT count(*) - count(DISTINCT transaction_id) FROM purchases WHERE date = '{date}'").fetchone()
+        dup = con.execute(
+            f"SELECT count(*) - count(DISTINCT transaction_id) FROM purchases WHERE date = '{date}'"
+        ).fetchone()
         dups = int(dup[0]) if dup else 0
         if dups:
             share = dups / counts["purchases"][date]
-            anomalies.append(Anomaly("duplicate_burst", "purchases", "warn" if share < 0.2 else "fail", f"{dups} duplicate purchase rows (same transaction_id); they are counted once", column="transaction_id", observed=float(dups)))
-        anomalies += _slice_checks("discounted", "purchases", _shares(con, "SELECT date, discount_pct > 0, count(*) FROM purchases GROUP BY ALL"), date, history)
+            anomalies.append(
+                Anomaly(
+                    "duplicate_burst",
+                    "purchases",
+                    "warn" if share < 0.2 else "fail",
+                    f"{dups} duplicate purchase rows (same transaction_id); they are counted once",
+                    column="transaction_id",
+                    observed=float(dups),
+                )
+            )
+        anomalies += _slice_checks(
+            "discounted",
+            "purchases",
+            _shares(con, "SELECT date, discount_pct > 0, count(*) FROM purchases GROUP BY ALL"),
+            date,
+            history,
+        )
     if counts["searches"].get(date):
-        anomalies += _slice_checks("country", "searches", _shares(con, "SELECT date, country, count(*) FROM searches GROUP BY ALL"), date, history)
-        burst = con.execute(f"SELECT user_id, count(*) AS n FROM searches WHERE date = '{date}' GROUP BY user_id, time_bucket(INTERVAL 10 MINUTE, ts) ORDER BY n DESC LIMIT 1").fetchone()
+        anomalies += _slice_checks(
+            "country",
+            "searches",
+            _shares(con, "SELECT date, country, count(*) FROM searches GROUP BY ALL"),
+            date,
+            history,
+        )
+        burst = con.execute(
+            f"SELECT user_id, count(*) AS n FROM searches WHERE date = '{date}' GROUP BY user_id, time_bucket(INTERVAL 10 MINUTE, ts) ORDER BY n DESC LIMIT 1"
+        ).fetchone()
         if burst and int(burst[1]) >= 50:
-            anomalies.append(Anomaly("duplicate_burst", "searches", "warn", f"user {burst[0]} made {burst[1]} searches within 10 minutes (bot or replay?)", column="user_id", observed=float(burst[1])))
+            anomalies.append(
+                Anomaly(
+                    "duplicate_burst",
+                    "searches",
+                    "warn",
+                    f"user {burst[0]} made {burst[1]} searches within 10 minutes (bot or replay?)",
+                    column="user_id",
+                    observed=float(burst[1]),
+                )
+            )
     con.close()
     severities = {a.severity for a in anomalies}
-    verdict: Verdict = "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
+    verdict: Verdict = (
+        "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
+    )
     report = ValidationReport(date, verdict, tuple(anomalies), tuple(history), stats=stats)
     return report
 

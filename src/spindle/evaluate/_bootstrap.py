@@ -192,7 +192,7 @@ def paired_bootstrap_means(
     hold per-query (or per-user) metric values of two systems, aligned unit by unit.
 
     Example:
-        >>> paired_bootstrap_means([0.5, 0.7, 0.9], [0.5, 0.6, 0.7]).estimate
+        >>> round(paired_bootstrap_means([0.5, 0.7, 0.9], [0.5, 0.6, 0.7]).estimate, 6)
         0.1
     """
     a = np.asarray(values_a, dtype=np.float64)

@@ -173,7 +173,6 @@ def _regression_reason(
 def _baseline_reason(
     metric: str,
     value: float,
-    holdout: Holdout,
     cand: Scored,
     base: Scored | None,
     config: EvaluationConfig,
@@ -355,9 +354,7 @@ def evaluate_scores(
         reasons.append(_metric_defined_reason(metric, value))
         if config.min_metric is not None:
             reasons.append(_floor_reason(metric, value, config.min_metric))
-        reasons.append(
-            _baseline_reason(metric, value, holdout, cand, base, config, seed, n_resamples)
-        )
+        reasons.append(_baseline_reason(metric, value, cand, base, config, seed, n_resamples))
     pair = (cand, base) if cand.finite and base is not None and base.finite else None
     sliced = _evaluate_slices(
         columns, holdout, scored, pair, config, seed, n_resamples, min_slice_size

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from spindle.features._compute import (
+    compute_features,
+    compute_group,
+    connect_raw,
+    feature_table_path,
+)
 from spindle.features._definitions import (
     GROUP_ENTITIES,
     EncodingSpec,
     FeatureDefinition,
     FeatureRegistry,
 )
-from spindle.features._compute import compute_features, compute_group, connect_raw, feature_table_path
 from spindle.features._online import OnlineStore
 from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
 from spindle.features._training_set import TTL_S, TrainingRows, build_rows, pin_versions

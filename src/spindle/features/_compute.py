@@ -13,7 +13,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from spindle.core import DataError, FeatureError, TableVersion, open_dataset, table_exists, write_partition
+from spindle.core import (
+    DataError,
+    FeatureError,
+    TableVersion,
+    open_dataset,
+    table_exists,
+    write_partition,
+)
 from spindle.features._definitions import FeatureDefinition, FeatureRegistry
 
 _RAW = ("products", "fx_rates", "purchases", "users", "fraud_flags")
@@ -93,7 +100,9 @@ def feature_table_path(tables_dir: Path, group: str) -> Path:
     return tables_dir / "features" / group
 
 
-def connect_raw(tables_dir: Path, sources: tuple[str, ...] = _RAW, versions: dict[str, int] | None = None) -> duckdb.DuckDBPyConnection:
+def connect_raw(
+    tables_dir: Path, sources: tuple[str, ...] = _RAW, versions: dict[str, int] | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the raw Delta tables registered as views (optionally pinned)."""
     con = duckdb.connect()
     con.execute("SET threads TO 2")
@@ -101,7 +110,9 @@ def connect_raw(tables_dir: Path, sources: tuple[str, ...] = _RAW, versions: dic
     for source in sources:
         path = tables_dir / "raw" / source
         if not table_exists(path):
-            raise DataError(f"raw table {source} has no data under {path}; run `spindle ingest` for the days you need")
+            raise DataError(
+                f"raw table {source} has no data under {path}; run `spindle ingest` for the days you need"
+            )
         version = (versions or {}).get(f"raw/{source}")
         con.register(source, open_dataset(path, version))
     return con
@@ -109,7 +120,9 @@ def connect_raw(tables_dir: Path, sources: tuple[str, ...] = _RAW, versions: dic
 
 def feature_sql(group: str, definitions: list[FeatureDefinition], date: str) -> str:
     """The DuckDB query computing every definition of ``group`` for ``date``."""
-    exprs = ", ".join(f'CAST(({d.sql}) AS {_duck_type(d.dtype)}) AS "{d.column}"' for d in definitions)
+    exprs = ", ".join(
+        f'CAST(({d.sql}) AS {_duck_type(d.dtype)}) AS "{d.column}"' for d in definitions
+    )
     return _TEMPLATES[group].format(d=date, exprs=exprs, purchases=_PURCHASES_BEFORE.format(d=date))
 
 
@@ -117,8 +130,13 @@ def _duck_type(dtype: str) -> str:
     return {"float64": "DOUBLE", "int64": "BIGINT", "bool": "BOOLEAN", "string": "VARCHAR"}[dtype]
 
 
-def compute_group(tables_dir: Path, registry: FeatureRegistry, group: str, date: str,
-                  definitions: list[FeatureDefinition] | None = None) -> pa.Table:
+def compute_group(
+    tables_dir: Path,
+    registry: FeatureRegistry,
+    group: str,
+    date: str,
+    definitions: list[FeatureDefinition] | None = None,
+) -> pa.Table:
     """Compute the feature rows of one group for one day (every version of every feature by default).
 
     Raises:
@@ -135,11 +153,15 @@ def compute_group(tables_dir: Path, registry: FeatureRegistry, group: str, date:
         con.close()
 
 
-def compute_features(tables_dir: Path, registry: FeatureRegistry, date: str) -> dict[str, tuple[TableVersion, pa.Table]]:
+def compute_features(
+    tables_dir: Path, registry: FeatureRegistry, date: str
+) -> dict[str, tuple[TableVersion, pa.Table]]:
     """Compute and store (partition overwrite) the product and user feature rows of ``date``."""
     out: dict[str, tuple[TableVersion, pa.Table]] = {}
     for group in ("product", "user"):
         rows = compute_group(tables_dir, registry, group, date)
-        version = write_partition(feature_table_path(tables_dir, group), rows, date, f"features/{group}")
+        version = write_partition(
+            feature_table_path(tables_dir, group), rows, date, f"features/{group}"
+        )
         out[group] = (version, rows)
     return out

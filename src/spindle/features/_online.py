@@ -61,7 +61,9 @@ class OnlineStore:
         """Replace the values of ``entity`` (``product`` or ``user``) with ``table`` atomically."""
         key = _TABLES.get(entity)
         if key is None or key not in table.column_names:
-            raise FeatureError(f"online store: cannot materialise {entity!r} without its key column")
+            raise FeatureError(
+                f"online store: cannot materialise {entity!r} without its key column"
+            )
         columns = table.column_names
         ddl = ", ".join(f'"{c}" {_sql_type(table.schema.field(c).type)}' for c in columns)
         placeholders = ", ".join("?" for _ in columns)
@@ -71,7 +73,11 @@ class OnlineStore:
             self._con.execute(f'DROP TABLE IF EXISTS "{entity}"')
             self._con.execute(f'CREATE TABLE "{entity}" ({ddl}, PRIMARY KEY ("{key}"))')
             self._con.executemany(f'INSERT INTO "{entity}" VALUES ({placeholders})', rows)
-            for name, value in ((f"schema:{entity}", json.dumps(schema)), (f"as_of:{entity}", as_of), ("version", as_of + ":" + entity)):
+            for name, value in (
+                (f"schema:{entity}", json.dumps(schema)),
+                (f"as_of:{entity}", as_of),
+                ("version", as_of + ":" + entity),
+            ):
                 self._con.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (name, value))
 
     # -- reading ---------------------------------------------------------------------------
@@ -92,7 +98,10 @@ class OnlineStore:
         cursor = self._con.execute(f'SELECT * FROM "{entity}"')
         names = [d[0] for d in cursor.description]
         columns = list(zip(*cursor.fetchall(), strict=False)) or [() for _ in names]
-        arrays = {n: _typed(list(col), schema.get(n, "string")) for n, col in zip(names, columns, strict=True)}
+        arrays = {
+            n: _typed(list(col), schema.get(n, "string"))
+            for n, col in zip(names, columns, strict=True)
+        }
         return pa.table(arrays)
 
     def refresh(self) -> bool:
@@ -114,8 +123,17 @@ class OnlineStore:
                 for word in set((name or "").split()):
                     index.setdefault(word, []).append(i)
         self._word_index = index
-        popularity = products.column("popularity").to_pylist() if "popularity" in products.column_names else [0] * len(ids)
-        self._by_popularity = [pid for _, pid in sorted(zip(popularity, ids, strict=True), key=lambda p: (-(p[0] or 0), p[1]))]
+        popularity = (
+            products.column("popularity").to_pylist()
+            if "popularity" in products.column_names
+            else [0] * len(ids)
+        )
+        self._by_popularity = [
+            pid
+            for _, pid in sorted(
+                zip(popularity, ids, strict=True), key=lambda p: (-(p[0] or 0), p[1])
+            )
+        ]
         return True
 
     def products(self, ids: list[str]) -> pa.Table:
@@ -172,7 +190,13 @@ def _sql_value(value: Any) -> Any:
 
 def _typed(values: list[Any], type_name: str) -> pa.Array:
     """Rebuild a column with the Arrow type it had when materialised."""
-    mapping = {"bool": pa.bool_(), "int64": pa.int64(), "int32": pa.int32(), "double": pa.float64(), "float": pa.float32()}
+    mapping = {
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "double": pa.float64(),
+        "float": pa.float32(),
+    }
     target = mapping.get(type_name)
     if target is None:
         return pa.array([None if v is None else str(v) for v in values], pa.string())

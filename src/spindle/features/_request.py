@@ -28,7 +28,9 @@ def add_request_features(table: pa.Table) -> pa.Table:
     """
     missing = [c for c in _NEEDED if c not in table.column_names]
     if missing:
-        raise FeatureError(f"request features need columns {missing}; rows have {table.column_names}")
+        raise FeatureError(
+            f"request features need columns {missing}; rows have {table.column_names}"
+        )
     queries = table.column("query").to_pylist()
     names = table.column("name_words").to_pylist()
     types = table.column("product_type").to_pylist()

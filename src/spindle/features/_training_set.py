@@ -16,7 +16,14 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from spindle.core import DataError, FeatureError, ModelConfig, current_version, open_dataset, table_exists
+from spindle.core import (
+    DataError,
+    FeatureError,
+    ModelConfig,
+    current_version,
+    open_dataset,
+    table_exists,
+)
 from spindle.features._definitions import FeatureDefinition
 from spindle.features._request import add_request_features
 
@@ -37,10 +44,16 @@ class TrainingRows:
 def pin_versions(tables_dir: Path) -> dict[str, int]:
     """The current version of every table a training set reads."""
     names = [f"raw/{s}" for s in _RAW] + ["features/product", "features/user"]
-    return {name: current_version(tables_dir / name, name).version for name in names if table_exists(tables_dir / name)}
+    return {
+        name: current_version(tables_dir / name, name).version
+        for name in names
+        if table_exists(tables_dir / name)
+    }
 
 
-def _connect(tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...]) -> duckdb.DuckDBPyConnection:
+def _connect(
+    tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...]
+) -> duckdb.DuckDBPyConnection:
     """Register the pinned tables and copy the window's slices into DuckDB.
 
     Scanning an Arrow dataset inside an ASOF join is an order of magnitude slower than joining
@@ -49,7 +62,9 @@ def _connect(tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...])
     """
     for needed in ("searches", "impressions", "purchases"):
         if f"raw/{needed}" not in versions:
-            raise DataError(f"no ingested {needed} yet under {tables_dir / 'raw'}; run `spindle ingest` first")
+            raise DataError(
+                f"no ingested {needed} yet under {tables_dir / 'raw'}; run `spindle ingest` first"
+            )
     lo, hi = _window(dates)
     max_ttl = max(TTL_S.values())
     filters = {
@@ -66,16 +81,24 @@ def _connect(tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...])
     for name, version in versions.items():
         view = name.replace("/", "_")
         con.register(f"src_{view}", open_dataset(tables_dir / name, version))
-        con.execute(f"CREATE TEMP TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}")
+        con.execute(
+            f"CREATE TEMP TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}"
+        )
     if "raw/fraud_flags" not in versions:
-        con.execute("CREATE TEMP TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false")
+        con.execute(
+            "CREATE TEMP TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false"
+        )
     return con
 
 
 def _feature_select(alias: str, group: str, definitions: list[FeatureDefinition]) -> list[str]:
     ttl = TTL_S[group]
     fresh = f"epoch(e.ts) - epoch({alias}.feature_ts) <= {ttl}"
-    cols = [f'CASE WHEN {fresh} THEN {alias}."{d.column}" END AS "{d.column}"' for d in definitions if d.group == group]
+    cols = [
+        f'CASE WHEN {fresh} THEN {alias}."{d.column}" END AS "{d.column}"'
+        for d in definitions
+        if d.group == group
+    ]
     cols.append(f"epoch(e.ts) - epoch({alias}.feature_ts) AS {group}_feature_age_s")
     return cols
 
@@ -86,17 +109,28 @@ def _window(dates: tuple[str, ...]) -> tuple[str, str]:
     return start.isoformat(), end.isoformat()
 
 
-def _ranking_sql(definitions: list[FeatureDefinition], dates: tuple[str, ...], has_product: bool, has_user: bool) -> str:
+def _ranking_sql(
+    definitions: list[FeatureDefinition], dates: tuple[str, ...], has_product: bool, has_user: bool
+) -> str:
     lo, hi = _window(dates)
     day_list = ", ".join(f"'{d}'" for d in sorted(dates))
     select = ["e.*"]
     joins = []
     if has_product:
-        select += ["pf.name_words", "pf.product_type", "pf.popularity", *_feature_select("pf", "product", definitions)]
-        joins.append("ASOF LEFT JOIN features_product pf ON e.product_id = pf.product_id AND e.ts >= pf.feature_ts")
+        select += [
+            "pf.name_words",
+            "pf.product_type",
+            "pf.popularity",
+            *_feature_select("pf", "product", definitions),
+        ]
+        joins.append(
+            "ASOF LEFT JOIN features_product pf ON e.product_id = pf.product_id AND e.ts >= pf.feature_ts"
+        )
     if has_user:
         select += _feature_select("uf", "user", definitions)
-        joins.append("ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts")
+        joins.append(
+            "ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts"
+        )
     return f"""
 WITH s AS (SELECT search_id, any_value(query) AS query FROM raw_searches
            WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' GROUP BY search_id),
@@ -129,8 +163,13 @@ ORDER BY e.ts, e.user_id
 """
 
 
-def build_rows(tables_dir: Path, config: ModelConfig, definitions: list[FeatureDefinition], dates: tuple[str, ...],
-               versions: dict[str, int] | None = None) -> TrainingRows:
+def build_rows(
+    tables_dir: Path,
+    config: ModelConfig,
+    definitions: list[FeatureDefinition],
+    dates: tuple[str, ...],
+    versions: dict[str, int] | None = None,
+) -> TrainingRows:
     """Build the point-in-time-correct rows of ``config``'s task for event days ``dates``.
 
     Args:
@@ -151,17 +190,25 @@ def build_rows(tables_dir: Path, config: ModelConfig, definitions: list[FeatureD
     con = _connect(tables_dir, pinned, dates)
     try:
         if config.task == "ranking":
-            sql = _ranking_sql(definitions, dates, "product" in groups or "query" in groups, "user" in groups)
+            sql = _ranking_sql(
+                definitions, dates, "product" in groups or "query" in groups, "user" in groups
+            )
         else:
             sql = _binary_sql(definitions, dates)
         table = con.sql(sql).to_arrow_table()
     except duckdb.BinderException as exc:
-        raise FeatureError(f"building the training set of {config.name} failed: {exc}. "
-                           "A pinned feature may lack a column in its table: backfill it.") from exc
+        raise FeatureError(
+            f"building the training set of {config.name} failed: {exc}. "
+            "A pinned feature may lack a column in its table: backfill it."
+        ) from exc
     finally:
         con.close()
     if config.task == "ranking":
         table = add_request_features(table)
     if config.label not in table.column_names:
-        raise FeatureError(f"{config.name}: label column {config.label!r} is not produced for task {config.task}")
-    return TrainingRows(table=table, table_versions=pinned, label=config.label, group_key=config.group_key)
+        raise FeatureError(
+            f"{config.name}: label column {config.label!r} is not produced for task {config.task}"
+        )
+    return TrainingRows(
+        table=table, table_versions=pinned, label=config.label, group_key=config.group_key
+    )

@@ -44,7 +44,7 @@ def _numeric(column: pa.ChunkedArray, log: bool) -> np.ndarray:
     values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     if log:
         values = np.sign(values) * np.log1p(np.abs(values))
-    return values
+    return np.asarray(values, np.float64)
 
 
 @dataclass(frozen=True)
@@ -87,17 +87,30 @@ class Transform:
         for definition in definitions:
             spec, column = definition.encoding, definition.column
             if column not in table.column_names:
-                raise FeatureError(f"cannot fit the transform: column {column} is not in the training set")
+                raise FeatureError(
+                    f"cannot fit the transform: column {column} is not in the training set"
+                )
             data = table.column(column)
             if spec.kind == "numeric":
                 values = _numeric(data, spec.log)
                 finite = values[np.isfinite(values)]
                 mean = float(finite.mean()) if finite.size else 0.0
                 std = float(finite.std()) if finite.size else 1.0
-                encodings.append(ColumnEncoding(column, "numeric", log=spec.log, mean=mean, std=std if std > 1e-12 else 1.0))
+                encodings.append(
+                    ColumnEncoding(
+                        column, "numeric", log=spec.log, mean=mean, std=std if std > 1e-12 else 1.0
+                    )
+                )
             elif spec.kind == "categorical":
                 counts = pc.value_counts(pc.cast(data, pa.string()).drop_null())
-                pairs = sorted(zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True), key=lambda p: (-p[1], p[0]))
+                pairs = sorted(
+                    zip(
+                        counts.field("values").to_pylist(),
+                        counts.field("counts").to_pylist(),
+                        strict=True,
+                    ),
+                    key=lambda p: (-p[1], p[0]),
+                )
                 vocab = tuple(sorted(v for v, _ in pairs[:_MAX_VOCAB]))
                 encodings.append(ColumnEncoding(column, "categorical", vocab=vocab))
             elif spec.kind == "hashed":
@@ -128,25 +141,42 @@ class Transform:
         n = table.num_rows
         out: dict[str, np.ndarray] = {}
         if self.cat:
-            out["cat"] = np.stack([self._encode_cat(e, table.column(e.column)) for e in self.cat], axis=1) if n else np.zeros((0, len(self.cat)), np.int64)
+            out["cat"] = (
+                np.stack([self._encode_cat(e, table.column(e.column)) for e in self.cat], axis=1)
+                if n
+                else np.zeros((0, len(self.cat)), np.int64)
+            )
         if self.text:
-            out["text"] = np.stack([self._encode_text(e, table.column(e.column)) for e in self.text], axis=1) if n else np.zeros((0, len(self.text), self.text_len), np.int64)
+            out["text"] = (
+                np.stack([self._encode_text(e, table.column(e.column)) for e in self.text], axis=1)
+                if n
+                else np.zeros((0, len(self.text), self.text_len), np.int64)
+            )
         if self.dense:
             columns = []
             for e in self.dense:
                 values = (_numeric(table.column(e.column), e.log) - e.mean) / e.std
                 columns.append(np.where(np.isfinite(values), values, 0.0))
-            out["dense"] = np.stack(columns, axis=1).astype(np.float32) if n else np.zeros((0, len(self.dense)), np.float32)
+            out["dense"] = (
+                np.stack(columns, axis=1).astype(np.float32)
+                if n
+                else np.zeros((0, len(self.dense)), np.float32)
+            )
         return out
 
     def _encode_cat(self, encoding: ColumnEncoding, column: pa.ChunkedArray) -> np.ndarray:
         uniques, indices = _as_string_dictionary(column)
         if encoding.kind == "categorical":
             lookup = {v: i + 1 for i, v in enumerate(encoding.vocab)}
-            codes = np.array([lookup.get(u, 0) if u is not None else 0 for u in uniques] + [0], np.int64)
+            codes = np.array(
+                [lookup.get(u, 0) if u is not None else 0 for u in uniques] + [0], np.int64
+            )
         else:
-            codes = np.array([stable_hash(u, encoding.buckets) if u is not None else 0 for u in uniques] + [0], np.int64)
-        return codes[indices]
+            codes = np.array(
+                [stable_hash(u, encoding.buckets) if u is not None else 0 for u in uniques] + [0],
+                np.int64,
+            )
+        return np.asarray(codes[indices], np.int64)
 
     def _encode_text(self, encoding: ColumnEncoding, column: pa.ChunkedArray) -> np.ndarray:
         uniques, indices = _as_string_dictionary(column)
@@ -155,7 +185,7 @@ class Transform:
             if text:
                 words = text.split()[: encoding.max_words]
                 table[i, : len(words)] = [stable_hash(w, self.text_vocab_size) for w in words]
-        return table[indices]
+        return np.asarray(table[indices], np.int64)
 
     def to_json(self) -> str:
         """Serialise (JSON, never pickle)."""
@@ -177,7 +207,9 @@ class Transform:
             payload = json.loads(text)
             if payload.get("format") != _FORMAT:
                 raise ValueError(f"format is {payload.get('format')!r}, expected {_FORMAT!r}")
-            encodings = [ColumnEncoding(**{**e, "vocab": tuple(e["vocab"])}) for e in payload["encodings"]]
+            encodings = [
+                ColumnEncoding(**{**e, "vocab": tuple(e["vocab"])}) for e in payload["encodings"]
+            ]
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureError(f"not a valid transform.json: {exc}") from exc
         return cls(encodings, int(payload["text_vocab_size"]))

@@ -50,8 +50,15 @@ def ingest_and_validate(ctx: Context, date: str, report: DayReport) -> DayIngest
     return day
 
 
-def run_day(ctx: Context, model: str, date: str, *, from_scratch: bool = False, overrides: list[str] | None = None,
-            train_model: bool = True) -> DayReport:
+def run_day(
+    ctx: Context,
+    model: str,
+    date: str,
+    *,
+    from_scratch: bool = False,
+    overrides: list[str] | None = None,
+    train_model: bool = True,
+) -> DayReport:
     """Run the whole daily pipeline of ``model`` for ``date`` (idempotent: done steps are skipped).
 
     A step's failure is recorded in the report (``error``) and in the registry; earlier steps'
@@ -68,17 +75,29 @@ def run_day(ctx: Context, model: str, date: str, *, from_scratch: bool = False, 
     return report
 
 
-def _train_evaluate_push(ctx: Context, model: str, date: str, report: DayReport, from_scratch: bool, overrides: list[str] | None) -> None:
-    version, result, skipped = train_version(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
+def _train_evaluate_push(
+    ctx: Context,
+    model: str,
+    date: str,
+    report: DayReport,
+    from_scratch: bool,
+    overrides: list[str] | None,
+) -> None:
+    version, _result, skipped = train_version(
+        ctx, model, date, from_scratch=from_scratch, overrides=overrides
+    )
     report.version = version.version
     report.base_version = version.base_version
     report.train_examples = int(version.metrics.get("examples", 0)) or None
     report.train_examples_per_s = version.metrics.get("examples_per_s")
     if skipped:
         report.skipped_steps.append("train")
-    evaluation, details = evaluate_version(ctx, model, version.version, date, overrides=overrides)
+    evaluation, _details = evaluate_version(ctx, model, version.version, date, overrides=overrides)
     report.metrics = evaluation.metrics
-    report.ndcg10 = {s: (m.get("ndcg@10") if isinstance(m, dict) else None) for s, m in evaluation.metrics.items()}
+    report.ndcg10 = {
+        s: (m.get("ndcg@10") if isinstance(m, dict) else None)
+        for s, m in evaluation.metrics.items()
+    }
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
     if evaluation.decision == "pass":

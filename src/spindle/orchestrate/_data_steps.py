@@ -8,7 +8,15 @@ from typing import Any
 import pyarrow as pa
 
 from spindle.core import IngestResult, RawPartition, TableVersion, sha256_json
-from spindle.data import INGEST_ORDER, Anomaly, ValidationReport, ingest_day, partition_files, raw_fingerprint, validate_day
+from spindle.data import (
+    INGEST_ORDER,
+    Anomaly,
+    ValidationReport,
+    ingest_day,
+    partition_files,
+    raw_fingerprint,
+    validate_day,
+)
 from spindle.features import compute_features, pin_versions
 from spindle.orchestrate._context import Context
 
@@ -28,7 +36,11 @@ def _raw_partitions(ctx: Context, date: str) -> list[RawPartition]:
     for source in INGEST_ORDER:
         files = partition_files(ctx.workspace.raw_dir, source, date)
         if files:
-            parts.append(RawPartition(source, date, str(files[0].parent), sha256_json(fingerprint[source]), len(files)))
+            parts.append(
+                RawPartition(
+                    source, date, str(files[0].parent), sha256_json(fingerprint[source]), len(files)
+                )
+            )
     return parts
 
 
@@ -38,7 +50,8 @@ def ingest(ctx: Context, date: str) -> DayIngest:
     partitions = _raw_partitions(ctx, date)
     for part in partitions:
         ctx.store.record_artifact(part)
-    def load() -> tuple[IngestResult, ...]:
+
+    def load() -> tuple[IngestResult | TableVersion, ...]:
         result = ingest_day(ws.raw_dir, ws.tables_dir, date)
         return (result, *result.tables)
 
@@ -99,7 +112,13 @@ def validate(ctx: Context, date: str) -> ValidationReport:
 
 def _report_from(props: dict[str, Any]) -> ValidationReport:
     anomalies = tuple(Anomaly(**a) for a in props["anomalies"])
-    return ValidationReport(props["date"], props["verdict"], anomalies, tuple(props["history_days"]), stats=props.get("stats", {}))
+    return ValidationReport(
+        props["date"],
+        props["verdict"],
+        anomalies,
+        tuple(props["history_days"]),
+        stats=props.get("stats", {}),
+    )
 
 
 def day_verdict(ctx: Context, date: str) -> str | None:

@@ -7,7 +7,15 @@ from typing import Any
 from spindle.core import NotFound
 from spindle.orchestrate._context import Context
 
-_CHAIN = ("raw_partition", "ingest", "table_version", "training_set", "model_version", "evaluation", "deployment")
+_CHAIN = (
+    "raw_partition",
+    "ingest",
+    "table_version",
+    "training_set",
+    "model_version",
+    "evaluation",
+    "deployment",
+)
 
 
 def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
@@ -16,20 +24,50 @@ def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
     try:
         graph = ctx.store.lineage(root_id)
     except NotFound as exc:
-        known = [v.version for v in ctx.store.versions(model)] if model in ctx.store.models() else []
-        raise NotFound(f"{model}@{version} is not a recorded model version (versions: {known or 'none'})") from exc
+        known = (
+            [v.version for v in ctx.store.versions(model)] if model in ctx.store.models() else []
+        )
+        raise NotFound(
+            f"{model}@{version} is not a recorded model version (versions: {known or 'none'})"
+        ) from exc
     nodes = [graph.root, *graph.upstream, *graph.downstream]
     by_kind: dict[str, list[dict[str, Any]]] = {}
     for node in nodes:
-        by_kind.setdefault(node.kind, []).append({"id": node.id, "uri": node.uri, "depth": node.depth, "run_id": node.run_id, "properties": node.properties})
-    runs = {}
+        by_kind.setdefault(node.kind, []).append(
+            {
+                "id": node.id,
+                "uri": node.uri,
+                "depth": node.depth,
+                "run_id": node.run_id,
+                "properties": node.properties,
+            }
+        )
+    runs: dict[str, dict[str, Any]] = {}
     if graph.root.run_id:
         run = ctx.store.get_run(graph.root.run_id)
-        runs["training_run"] = {"id": run.id, "step": run.step, "status": run.status, "config_hash": run.config_hash,
-                                "started_at": str(run.started_at), "resources": run.resources, "params": run.params}
-    chain = [{"kind": kind, "artifacts": sorted(by_kind.get(kind, []), key=lambda n: n["id"])} for kind in _CHAIN]
-    return {"model": model, "version": version, "chain": chain, **runs,
-            "edges": [{"parent": e.parent_id, "child": e.child_id, "relation": e.relation} for e in graph.edges]}
+        runs["training_run"] = {
+            "id": run.id,
+            "step": run.step,
+            "status": run.status,
+            "config_hash": run.config_hash,
+            "started_at": str(run.started_at),
+            "resources": run.resources,
+            "params": run.params,
+        }
+    chain: list[dict[str, Any]] = []
+    for kind in _CHAIN:
+        artifacts = sorted(by_kind.get(kind, []), key=lambda n: str(n["id"]))
+        chain.append({"kind": kind, "artifacts": artifacts})
+    return {
+        "model": model,
+        "version": version,
+        "chain": chain,
+        **runs,
+        "edges": [
+            {"parent": e.parent_id, "child": e.child_id, "relation": e.relation}
+            for e in graph.edges
+        ],
+    }
 
 
 def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]]:
@@ -42,9 +80,20 @@ def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]
         production = aliases.get("production")
         prod_record = next((v for v in versions if v.version == production), None)
         last_train = ctx.store.runs(model=name, step="train", limit=1)
-        rows.append({
-            "model": name, "production": production, "production_date": prod_record.date if prod_record else None,
-            "aliases": aliases, "versions": len(versions),
-            "last_train": None if not last_train else {"status": last_train[0].status, "date": last_train[0].date, "resources": last_train[0].resources},
-        })
+        rows.append(
+            {
+                "model": name,
+                "production": production,
+                "production_date": prod_record.date if prod_record else None,
+                "aliases": aliases,
+                "versions": len(versions),
+                "last_train": None
+                if not last_train
+                else {
+                    "status": last_train[0].status,
+                    "date": last_train[0].date,
+                    "resources": last_train[0].resources,
+                },
+            }
+        )
     return rows

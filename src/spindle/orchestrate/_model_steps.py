@@ -59,7 +59,9 @@ def _day(date: str, offset: int) -> str:
     return (dt.date.fromisoformat(date) + dt.timedelta(days=offset)).isoformat()
 
 
-def training_window(ctx: Context, cfg: ModelConfig, date: str, days: int | None = None) -> tuple[list[str], list[str]]:
+def training_window(
+    ctx: Context, cfg: ModelConfig, date: str, days: int | None = None
+) -> tuple[list[str], list[str]]:
     """Days before ``date`` to train on, and the days left out (missing or failed validation)."""
     span = days if days is not None else cfg.training.window_days
     chosen, skipped = [], []
@@ -79,7 +81,14 @@ def model_dir(ctx: Context, model: str, version: int) -> Path:
 
 def _code_version() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip() or "unknown"
     except OSError:
         return "unknown"
@@ -95,26 +104,42 @@ def _packages() -> dict[str, str]:
     return found
 
 
-def build_training_set(ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train") -> TrainingSet:
+def build_training_set(
+    ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train"
+) -> TrainingSet:
     """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step)."""
     cfg = loaded.config
     versions = pin_versions(ctx.workspace.tables_dir)
-    identity = {"dates": sorted(dates), "tables": versions, "features": cfg.features, "task": cfg.task, "purpose": purpose}
+    identity = {
+        "dates": sorted(dates),
+        "tables": versions,
+        "features": cfg.features,
+        "task": cfg.task,
+        "purpose": purpose,
+    }
     fingerprint = sha256_json(identity)
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
     def run() -> TrainingSet:
-        rows = build_rows(ctx.workspace.tables_dir, cfg, loaded.definitions, tuple(sorted(dates)), versions)
+        rows = build_rows(
+            ctx.workspace.tables_dir, cfg, loaded.definitions, tuple(sorted(dates)), versions
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         pq.write_table(rows.table, tmp)
         tmp.replace(path)
-        return TrainingSet(cfg.name, tuple(sorted(dates)), str(path), fingerprint, rows.table.num_rows, versions)
+        return TrainingSet(
+            cfg.name, tuple(sorted(dates)), str(path), fingerprint, rows.table.num_rows, versions
+        )
 
     inputs = [f"table:{name}@{v}" for name, v in versions.items()]
     for name, v in versions.items():
-        ctx.store.record_artifact(TableVersion(name, v, str(ctx.workspace.tables_dir / name), sha256_json([name, v])))  # no-op if ingest recorded it
-    outcome = ctx.runner.run(f"training_set:{purpose}", run, identity=identity, model=cfg.name, inputs=inputs)
+        ctx.store.record_artifact(
+            TableVersion(name, v, str(ctx.workspace.tables_dir / name), sha256_json([name, v]))
+        )  # no-op if ingest recorded it
+    outcome = ctx.runner.run(
+        f"training_set:{purpose}", run, identity=identity, model=cfg.name, inputs=inputs
+    )
     trainset: TrainingSet = outcome.value
     if not Path(trainset.uri).is_file():  # recorded but removed: rebuild
         trainset = run()
@@ -125,19 +150,39 @@ def _labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, n
     labels = table.column(cfg.label).to_numpy(zero_copy_only=False).astype(np.float32)
     groups = None
     if cfg.group_key:
-        _, groups = np.unique(table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True)
+        _, groups = np.unique(
+            table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
+        )
     return labels, groups
 
 
-def choose_base(ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool) -> tuple[int | None, str]:
+def deployed_before(ctx: Context, model: str, date: str) -> int | None:
+    """The version serving when ``date`` began: the newest version trained for an earlier day
+    that was pushed. A function of history only, so re-running a day picks the same base."""
+    if model not in ctx.store.models():
+        return None
+    best: tuple[str, int] | None = None
+    for record in ctx.store.versions(model):
+        if record.status != "ready" or not record.date or record.date >= date:
+            continue
+        if ctx.store.latest_artifact("deployment", model=model, version=record.version) is None:
+            continue
+        if best is None or (record.date, record.version) > best:
+            best = (record.date, record.version)
+    return None if best is None else best[1]
+
+
+def choose_base(
+    ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool
+) -> tuple[int | None, str]:
     """The version to warm-start from (None = from scratch) and why."""
     if from_scratch:
         return None, "from scratch (asked)"
     if not cfg.training.warm_start:
         return None, "from scratch (warm_start is off)"
-    production = production_version(ctx, cfg.name)
+    production = deployed_before(ctx, cfg.name, date)
     if production is None:
-        return None, "from scratch (no production version yet)"
+        return None, "from scratch (no version deployed before this day)"
     last_full = None
     for record in reversed(ctx.store.versions(cfg.name)):
         if record.status == "ready" and record.base_version is None and record.date:
@@ -146,11 +191,21 @@ def choose_base(ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool) -
     if last_full is not None:
         age = (dt.date.fromisoformat(date) - dt.date.fromisoformat(last_full)).days
         if age >= cfg.training.full_retrain_every_days:
-            return None, f"from scratch (last full retrain {age} days ago, every {cfg.training.full_retrain_every_days})"
+            return (
+                None,
+                f"from scratch (last full retrain {age} days ago, every {cfg.training.full_retrain_every_days})",
+            )
     return production, f"warm start from version {production}"
 
 
-def train_version(ctx: Context, model: str, date: str, *, from_scratch: bool = False, overrides: list[str] | None = None) -> tuple[ModelVersion, TrainResult | None, bool]:
+def train_version(
+    ctx: Context,
+    model: str,
+    date: str,
+    *,
+    from_scratch: bool = False,
+    overrides: list[str] | None = None,
+) -> tuple[ModelVersion, TrainResult | None, bool]:
     """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
 
     Returns:
@@ -162,12 +217,18 @@ def train_version(ctx: Context, model: str, date: str, *, from_scratch: bool = F
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
     base, why = choose_base(ctx, cfg, date, from_scratch)
-    days, left_out = training_window(ctx, cfg, date, cfg.training.warm_start_window_days if base is not None else None)
+    days, left_out = training_window(
+        ctx, cfg, date, cfg.training.warm_start_window_days if base is not None else None
+    )
     if not days:
-        raise TrainingError(f"{model} for {date}: the training window is empty ({', '.join(left_out) or 'no days'}); ingest and validate earlier days first")
+        raise TrainingError(
+            f"{model} for {date}: the training window is empty ({', '.join(left_out) or 'no days'}); ingest and validate earlier days first"
+        )
     trainset = build_training_set(ctx, loaded, days)
     if trainset.rows == 0:
-        raise TrainingError(f"{model} for {date}: the training set of {days[0]}..{days[-1]} has no rows")
+        raise TrainingError(
+            f"{model} for {date}: the training set of {days[0]}..{days[-1]} has no rows"
+        )
     identity = {"trainset": trainset.content_hash, "base": base, "date": date}
     inputs = [trainset.id] + ([f"model:{model}@{base}"] if base is not None else [])
     result_box: dict[str, TrainResult] = {}
@@ -177,12 +238,29 @@ def train_version(ctx: Context, model: str, date: str, *, from_scratch: bool = F
         result_box["result"] = result
         return version
 
-    outcome = ctx.runner.run("train", run, identity=identity, model=model, date=date, config_hash=loaded.config_hash, inputs=inputs, params={"base_version": base, "why": why, "days": days, "left_out": left_out})
+    outcome = ctx.runner.run(
+        "train",
+        run,
+        identity=identity,
+        model=model,
+        date=date,
+        config_hash=loaded.config_hash,
+        inputs=inputs,
+        params={"base_version": base, "why": why, "days": days, "left_out": left_out},
+    )
     return outcome.value, result_box.get("result"), outcome.skipped
 
 
-def _train_version(ctx: Context, loaded: LoadedConfig, date: str, trainset: TrainingSet, base: int | None,
-                   identity: dict[str, Any], left_out: list[str], why: str) -> tuple[ModelVersion, TrainResult]:
+def _train_version(
+    ctx: Context,
+    loaded: LoadedConfig,
+    date: str,
+    trainset: TrainingSet,
+    base: int | None,
+    identity: dict[str, Any],
+    left_out: list[str],
+    why: str,
+) -> tuple[ModelVersion, TrainResult]:
     cfg = loaded.config
     table = pq.read_table(trainset.uri)
     base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
@@ -199,30 +277,63 @@ def _train_version(ctx: Context, loaded: LoadedConfig, date: str, trainset: Trai
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    result = train_model(inputs, labels, spec, cfg.training, scratch, checkpoint_dir=checkpoints,
-                         base_weights=(base_dir / "weights.pt") if base_dir is not None else None)
+    result = train_model(
+        inputs,
+        labels,
+        spec,
+        cfg.training,
+        scratch,
+        checkpoint_dir=checkpoints,
+        base_weights=(base_dir / "weights.pt") if base_dir is not None else None,
+    )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     final = model_dir(ctx, cfg.name, version)
     if final.exists():  # a crashed earlier attempt left it half-registered: versions are immutable
         shutil.rmtree(final)
     metrics = {
-        "examples": result.examples, "examples_per_s": result.examples_per_s, "cpu_s": result.cpu_s,
-        "m_examples_per_cpu_s": result.m_examples_per_cpu_s, "utilisation": result.utilisation,
-        "peak_rss_mb": result.peak_rss_mb, "final_loss": result.final_loss, "seconds": result.seconds,
+        "examples": result.examples,
+        "examples_per_s": result.examples_per_s,
+        "cpu_s": result.cpu_s,
+        "m_examples_per_cpu_s": result.m_examples_per_cpu_s,
+        "utilisation": result.utilisation,
+        "peak_rss_mb": result.peak_rss_mb,
+        "final_loss": result.final_loss,
+        "seconds": result.seconds,
     }
     with atomic_directory(final) as tmp:
         for name in ("model.onnx", "weights.pt", "input_spec.json"):
             shutil.copy2(scratch / name, tmp / name)
         (tmp / "transform.json").write_text(transform.to_json())
-        files = {name: sha256_file(tmp / name) for name in ("model.onnx", "transform.json", "weights.pt", "input_spec.json")}
+        files = {
+            name: sha256_file(tmp / name)
+            for name in ("model.onnx", "transform.json", "weights.pt", "input_spec.json")
+        }
         manifest = {
-            "model": cfg.name, "version": version, "date": date, "base_version": base, "why": why,
-            "config_hash": loaded.config_hash, "config": loaded.effective, "features": cfg.features,
-            "training_set": {"id": trainset.id, "dates": list(trainset.dates), "rows": trainset.rows, "table_versions": trainset.table_versions},
-            "left_out_days": left_out, "metrics": metrics, "weights_sha256": result.weights_sha256,
-            "seed": cfg.training.seed, "threads": cfg.training.threads, "files": files,
-            "created_at": dt.datetime.now(dt.UTC).isoformat(), "code_version": _code_version(),
-            "packages": _packages(), "python": platform.python_version(), "machine": platform.machine(),
+            "model": cfg.name,
+            "version": version,
+            "date": date,
+            "base_version": base,
+            "why": why,
+            "config_hash": loaded.config_hash,
+            "config": loaded.effective,
+            "features": cfg.features,
+            "training_set": {
+                "id": trainset.id,
+                "dates": list(trainset.dates),
+                "rows": trainset.rows,
+                "table_versions": trainset.table_versions,
+            },
+            "left_out_days": left_out,
+            "metrics": metrics,
+            "weights_sha256": result.weights_sha256,
+            "seed": cfg.training.seed,
+            "threads": cfg.training.threads,
+            "files": files,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "code_version": _code_version(),
+            "packages": _packages(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
         }
         atomic_write_json(tmp / "manifest.json", manifest)
     shutil.rmtree(scratch, ignore_errors=True)
@@ -232,12 +343,14 @@ def _train_version(ctx: Context, loaded: LoadedConfig, date: str, trainset: Trai
     return artifact, result
 
 
-def evaluate_version(ctx: Context, model: str, version: int, date: str, *, overrides: list[str] | None = None) -> tuple[Evaluation, dict[str, Any]]:
+def evaluate_version(
+    ctx: Context, model: str, version: int, date: str, *, overrides: list[str] | None = None
+) -> tuple[Evaluation, dict[str, Any]]:
     """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step)."""
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
     holdout = build_training_set(ctx, loaded, [date], purpose="holdout")
-    production = production_version(ctx, model)
+    production = deployed_before(ctx, model, date)
     baseline = production if production is not None and production != version else None
     identity = {"holdout": holdout.content_hash, "candidate": version, "baseline": baseline}
     path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-{date}.json"
@@ -245,29 +358,98 @@ def evaluate_version(ctx: Context, model: str, version: int, date: str, *, overr
     def run() -> Evaluation:
         table = pq.read_table(holdout.uri)
         labels, groups = _labels_and_groups(table, cfg)
-        systems = [SystemScores("candidate", ModelRuntime.load(model_dir(ctx, model, version)).score(table))]
+        systems = [
+            SystemScores(
+                "candidate", ModelRuntime.load(model_dir(ctx, model, version)).score(table)
+            )
+        ]
         if baseline is not None:
-            systems.append(SystemScores("production", ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)))
+            systems.append(
+                SystemScores(
+                    "production", ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)
+                )
+            )
         if "popularity" in table.column_names:
-            systems.append(SystemScores("popularity", np.nan_to_num(table.column("popularity").to_numpy(zero_copy_only=False).astype(np.float64))))
+            systems.append(
+                SystemScores(
+                    "popularity",
+                    np.nan_to_num(
+                        table.column("popularity").to_numpy(zero_copy_only=False).astype(np.float64)
+                    ),
+                )
+            )
         if "true_relevance" in table.column_names:
-            systems.append(SystemScores("oracle", table.column("true_relevance").to_numpy(zero_copy_only=False).astype(np.float64)))
-        slices = {c: np.asarray(table.column(c).to_pylist(), dtype=object) for c in cfg.evaluation.slices if c in table.column_names}
-        report = evaluate_scores(cfg.task, labels, groups, systems, cfg.evaluation, slice_columns=slices,
-                                 baseline="production" if baseline is not None else None)
-        payload = report.to_dict() | {"model": model, "version": version, "baseline_version": baseline, "holdout": holdout.id}
+            systems.append(
+                SystemScores(
+                    "oracle",
+                    table.column("true_relevance")
+                    .to_numpy(zero_copy_only=False)
+                    .astype(np.float64),
+                )
+            )
+        slices = {
+            c: np.asarray(table.column(c).to_pylist(), dtype=object)
+            for c in cfg.evaluation.slices
+            if c in table.column_names
+        }
+        report = evaluate_scores(
+            cfg.task,
+            labels,
+            groups,
+            systems,
+            cfg.evaluation,
+            slice_columns=slices,
+            baseline="production" if baseline is not None else None,
+        )
+        payload = report.to_dict() | {
+            "model": model,
+            "version": version,
+            "baseline_version": baseline,
+            "holdout": holdout.id,
+        }
         atomic_write_json(path, payload)
         reasons = tuple(r.message for r in report.reasons if not r.passed)
-        return Evaluation(model, version, date, str(path), sha256_file(path), report.decision, report.metrics, reasons)
+        return Evaluation(
+            model,
+            version,
+            date,
+            str(path),
+            sha256_file(path),
+            report.decision,
+            report.metrics,
+            reasons,
+        )
 
-    inputs = [holdout.id, f"model:{model}@{version}"] + ([f"model:{model}@{baseline}"] if baseline is not None else [])
-    outcome = ctx.runner.run("evaluate", run, identity=identity, model=model, date=date, config_hash=loaded.config_hash, inputs=inputs)
+    inputs = [holdout.id, f"model:{model}@{version}"] + (
+        [f"model:{model}@{baseline}"] if baseline is not None else []
+    )
+    outcome = ctx.runner.run(
+        "evaluate",
+        run,
+        identity=identity,
+        model=model,
+        date=date,
+        config_hash=loaded.config_hash,
+        inputs=inputs,
+    )
     evaluation: Evaluation = outcome.value
     details = json.loads(Path(evaluation.uri).read_text())
     return evaluation, details
 
 
-def push(ctx: Context, model: str, version: int, *, weight: float | None = None, force: bool = False, reason: str | None = None) -> Deployment:
+def _version_date(ctx: Context, model: str, version: int) -> str:
+    return ctx.store.get_version(model, version).date or ""
+
+
+def push(
+    ctx: Context,
+    model: str,
+    version: int,
+    *,
+    weight: float | None = None,
+    force: bool = False,
+    reason: str | None = None,
+) -> Deployment:
     """Push a gated version to the model repository and make it production.
 
     Raises:
@@ -277,20 +459,50 @@ def push(ctx: Context, model: str, version: int, *, weight: float | None = None,
     decision = None if record is None else record.properties.get("decision")
     if decision != "pass":
         if not force:
-            why = "it was never evaluated" if record is None else "; ".join(record.properties.get("reasons", [])) or "blocked"
-            raise GateBlocked(f"{model}@{version} may not be pushed: {why}. Use `spindle push --force --reason TEXT` to override (audited).")
+            why = (
+                "it was never evaluated"
+                if record is None
+                else "; ".join(record.properties.get("reasons", [])) or "blocked"
+            )
+            raise GateBlocked(
+                f"{model}@{version} may not be pushed: {why}. Use `spindle push --force --reason TEXT` to override (audited)."
+            )
         if not reason:
-            raise GateBlocked("--force needs --reason TEXT: forced pushes are recorded in the audit trail")
+            raise GateBlocked(
+                "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
+            )
     source = model_dir(ctx, model, version)
 
     def run() -> Deployment:
         result = push_to_repo(source, ctx.workspace.model_repo, weight=weight)
         previous = production_version(ctx, model)
-        if previous != version and (weight is None or weight >= 1.0):
-            ctx.store.set_alias(model, "production", version, actor="spindle push", reason=reason or f"gate passed ({decision})")
-        return Deployment(model, version, str(result.path), sha256_json(result.files), 1.0 if weight is None else weight, reason if force else None)
+        newer = previous is None or _version_date(ctx, model, version) >= _version_date(
+            ctx, model, previous
+        )
+        if previous != version and newer and (weight is None or weight >= 1.0):
+            ctx.store.set_alias(
+                model,
+                "production",
+                version,
+                actor="spindle push",
+                reason=reason or f"gate passed ({decision})",
+            )
+        return Deployment(
+            model,
+            version,
+            str(result.path),
+            sha256_json(result.files),
+            1.0 if weight is None else weight,
+            reason if force else None,
+        )
 
     inputs = [f"model:{model}@{version}"] + ([record.id] if record is not None else [])
-    outcome = ctx.runner.run("push", run, identity={"version": version, "weight": weight, "force": force}, model=model, inputs=inputs)
+    outcome = ctx.runner.run(
+        "push",
+        run,
+        identity={"version": version, "weight": weight, "force": force},
+        model=model,
+        inputs=inputs,
+    )
     deployment: Deployment = outcome.value
     return deployment

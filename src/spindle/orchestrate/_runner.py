@@ -69,15 +69,35 @@ class Runner:
             rebuild: turns the recorded output artifacts back into ``fn``'s return value; when
                 None, a single recorded artifact is returned as is.
         """
-        key = sha256_json({"step": step, "model": model, "date": date, "config": config_hash, "identity": identity})
+        key = sha256_json(
+            {
+                "step": step,
+                "model": model,
+                "date": date,
+                "config": config_hash,
+                "identity": identity,
+            }
+        )
         done = self.store.find_succeeded_run(key)
         if done is not None:
             artifacts = [self._load(a) for a in done.outputs]
-            value: Any = rebuild(artifacts) if rebuild else (artifacts[0] if len(artifacts) == 1 else tuple(artifacts))
+            value: Any = (
+                rebuild(artifacts)
+                if rebuild
+                else (artifacts[0] if len(artifacts) == 1 else tuple(artifacts))
+            )
             outcome = StepOutcome(value, True, done.id, dict(done.resources))
             self.history.append((step, outcome))
             return outcome
-        record = self.store.start_run(step, key, model=model, date=date, config_hash=config_hash, params=params or {}, inputs=list(inputs))
+        record = self.store.start_run(
+            step,
+            key,
+            model=model,
+            date=date,
+            config_hash=config_hash,
+            params=params or {},
+            inputs=list(inputs),
+        )
         meter = ResourceMeter().start()
         try:
             result = fn()
@@ -89,11 +109,15 @@ class Runner:
             self.store.finish_run(record.id, "failed", resources=resources, error=message)
             raise
         resources = meter.result()
-        self.store.finish_run(record.id, "succeeded", outputs=_outputs_of(result), resources=resources)
+        self.store.finish_run(
+            record.id, "succeeded", outputs=_outputs_of(result), resources=resources
+        )
         outcome = StepOutcome(result, False, record.id, resources)
         self.history.append((step, outcome))
         return outcome
 
     def _load(self, artifact_id: str) -> Any:
         record = self.store.get_artifact(artifact_id)
-        return artifact_from_fields(record.kind, record.uri, record.content_hash, dict(record.properties))
+        return artifact_from_fields(
+            record.kind, record.uri, record.content_hash, dict(record.properties)
+        )
