@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Set before torch is imported by any test module (see Makefile and spindle.cli).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 START = dt.date(2026, 1, 1)
 

@@ -17,6 +17,7 @@ from spindle.evaluate import (
     mrr,
     ndcg_at_k,
     paired_bootstrap,
+    paired_bootstrap_means,
     per_group_ndcg,
     sigmoid,
 )
@@ -170,6 +171,17 @@ def test_ndcg_partial_and_explicit_per_group_agree() -> None:
     assert via_partial.estimate == pytest.approx(
         ndcg_at_k(labels, a, groups, k=3) - ndcg_at_k(labels, b, groups, k=3)
     )
+
+
+def test_bootstrap_of_per_query_values_equals_the_ndcg_path() -> None:
+    labels, a, b, groups = _ranking_sample(np.random.default_rng(12), 150)
+    _, values_a = per_group_ndcg(labels, a, groups)
+    _, values_b = per_group_ndcg(labels, b, groups)
+    assert paired_bootstrap_means(values_a, values_b, seed=4) == paired_bootstrap(
+        ndcg_at_k, labels, a, b, groups, seed=4
+    )
+    with pytest.raises(ValueError, match="aligned"):
+        paired_bootstrap_means(values_a, values_b[:-1])
 
 
 def test_undefined_metric_gives_nan_interval_without_warnings() -> None:

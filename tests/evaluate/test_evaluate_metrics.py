@@ -35,10 +35,10 @@ def ranking_holdouts(
     n = sum(sizes)
     labels = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), dtype=float)
     if tied:
-        scores = np.array(draw(st.lists(st.integers(0, 3), min_size=n, max_size=n)), float)
+        values = draw(st.lists(st.integers(0, 3), min_size=n, max_size=n))
     else:
-        scores = draw(st.permutations(list(range(n))))
-        scores = np.array(scores, dtype=float) / 7.0
+        values = draw(st.permutations(list(range(n))))
+    scores = np.array(values, dtype=float) / 7.0
     # interleave groups so rows of one list are not contiguous in the input
     groups = np.repeat(np.arange(len(sizes)) * 10 + 3, sizes)
     order = np.array(draw(st.permutations(list(range(n)))), dtype=int)
@@ -53,13 +53,15 @@ def _tie_broken(scores: np.ndarray) -> np.ndarray:
     return out
 
 
-def _sklearn_ndcg_per_group(labels, scores, groups, k):  # type: ignore[no-untyped-def]
-    values = {}
+def _sklearn_ndcg_per_group(
+    labels: np.ndarray, scores: np.ndarray, groups: np.ndarray, k: int
+) -> dict[int, float]:
+    values: dict[int, float] = {}
     for g in np.unique(groups):
         y, s = labels[groups == g], _tie_broken(scores[groups == g])
         if y.sum() == 0:
             continue
-        values[g] = 1.0 if len(y) == 1 else ndcg_score([y], [s], k=k)
+        values[int(g)] = 1.0 if len(y) == 1 else float(ndcg_score([y], [s], k=k))
     return values
 
 

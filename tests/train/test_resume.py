@@ -121,3 +121,26 @@ def test_resume_after_sigkill_in_a_new_process_equals_an_uninterrupted_run(
     result = json.loads(out.strip().splitlines()[-1])
     assert result["resumed"] is not None and result["resumed"] >= 10
     assert result["sha"] == reference.weights_sha256
+
+
+def test_a_finished_run_resumes_from_its_final_checkpoint_without_training(
+    data: Dataset, reference: TrainResult, tmp_path: Path
+) -> None:
+    run_recipe(data, tmp_path)
+    again = run_recipe(data, tmp_path)
+    assert (again.resumed_from_step, again.steps_run) == (48, 0)
+    assert state_dict_sha256(again.model.state_dict()) == reference.weights_sha256
+
+
+def test_resume_is_bit_identical_with_two_threads(data: Dataset, tmp_path: Path) -> None:
+    inputs, labels, spec = data
+    half = ({name: array[:1500] for name, array in inputs.items()}, labels[:1500], spec)
+    config = CONFIG.model_copy(update={"threads": 2, "epochs": 1})  # 12 steps
+    uninterrupted = run_recipe(half, tmp_path / "a", config)
+    with pytest.raises(Stop):
+        run_recipe(half, tmp_path / "b", config, stop_at=11)
+    resumed = run_recipe(half, tmp_path / "b", config)
+    assert resumed.resumed_from_step == 10
+    assert state_dict_sha256(resumed.model.state_dict()) == state_dict_sha256(
+        uninterrupted.model.state_dict()
+    )

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
+# Before torch loads (the public API imports it lazily): OpenMP threads that spin while waiting
+# make 2-thread training 10-30x slower on a busy 2-core machine (measured in spindle.train).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from spindle.cli import _data_cmds, _info_cmds, _model_cmds, _workspace_cmds
 from spindle.cli._app import app
 

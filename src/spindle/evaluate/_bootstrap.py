@@ -29,6 +29,7 @@ import numpy.typing as npt
 
 from spindle.evaluate._metrics import (
     LOG_LOSS_EPS,
+    BoolArray,
     FloatArray,
     IntArray,
     SortedScores,
@@ -240,6 +241,31 @@ def _draw_weights(
     return draws if unit is None else draws[unit]
 
 
+class _ResampledAuc:
+    """One system's AUC under resampling weights; its scores are sorted once, not per resample."""
+
+    def __init__(self, scores: FloatArray, positive: BoolArray, unit: IntArray | None) -> None:
+        self.ranked = SortedScores(scores)
+        order = self.ranked.order
+        self.unit = order if unit is None else unit[order]  # index into the draws, sorted
+        self.positive = positive[order].astype(np.float64)
+        self.negative = 1.0 - self.positive
+        self.positive_rows = np.flatnonzero(positive[order])
+
+    def __call__(self, draws: FloatArray) -> float:
+        weights = draws[self.unit]
+        if self.ranked.starts is not None:  # tied scores: the general path aggregates ties
+            w_pos = weights * self.positive
+            return self.ranked.auc(w_pos, weights - w_pos)
+        # all scores distinct: the negative weight up to a positive row is strictly below it
+        below = np.cumsum(weights * self.negative)
+        w_pos = weights[self.positive_rows]
+        total = float(w_pos.sum()) * float(below[-1]) if below.size else 0.0
+        if total <= 0:
+            return float("nan")
+        return float(np.dot(w_pos, below[self.positive_rows])) / total
+
+
 def _auc_deltas(
     y: FloatArray,
     a: FloatArray,
@@ -249,15 +275,14 @@ def _auc_deltas(
     n_resamples: int,
     rng: np.random.Generator,
 ) -> FloatArray:
-    """AUC(a) - AUC(b) per resample as weighted AUCs: scores are sorted once, not per resample."""
-    positive = (y > 0).astype(np.float64)
-    sorted_a, sorted_b = SortedScores(a), SortedScores(b)
+    """AUC(a) - AUC(b) per resample as weighted AUCs over the same drawn units."""
+    positive = y > 0
+    auc_a, auc_b = _ResampledAuc(a, positive, unit), _ResampledAuc(b, positive, unit)
     deltas = np.empty(n_resamples, dtype=np.float64)
     for i in range(n_resamples):
-        weights = _draw_weights(unit, n_units, rng).astype(np.float64)
-        w_pos = weights * positive
-        w_neg = weights - w_pos
-        deltas[i] = sorted_a.auc(w_pos, w_neg) - sorted_b.auc(w_pos, w_neg)
+        draws = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
+        draws_f = draws.astype(np.float64)
+        deltas[i] = auc_a(draws_f) - auc_b(draws_f)
     return deltas
 
 

@@ -208,28 +208,29 @@ class SortedScores:
 
     AUC is the Mann-Whitney statistic: the weighted share of (positive, negative) pairs ranked
     correctly, a tie counting one half, which is exactly scikit-learn's ``roc_auc_score``.
+    Weights are passed in ``order`` (ascending score), so each AUC is a few sequential passes.
     ``ascending`` may pass a ready ascending order (any order of tied scores works).
     """
 
     def __init__(self, scores: FloatArray, ascending: IntArray | None = None) -> None:
-        n = scores.shape[0]
-        order = np.argsort(scores) if ascending is None else ascending
-        ordered = scores[order]
-        new_value = np.ones(n, dtype=bool)
+        self.order = np.argsort(scores) if ascending is None else ascending
+        ordered = scores[self.order]
+        new_value = np.ones(ordered.shape[0], dtype=bool)
         new_value[1:] = ordered[1:] != ordered[:-1]
-        self.block = np.empty(n, dtype=np.intp)  # rank of each row's distinct score value
-        self.block[order] = np.cumsum(new_value) - 1
-        self.n_blocks = int(new_value.sum())
+        # first row of every run of equal scores; None when all scores differ (the fast path)
+        self.starts = None if new_value.all() else np.flatnonzero(new_value)
 
     def auc(self, w_pos: FloatArray, w_neg: FloatArray) -> float:
-        """AUC when row i weighs ``w_pos[i]`` as a positive and ``w_neg[i]`` as a negative."""
+        """AUC when sorted row i weighs ``w_pos[i]`` as a positive, ``w_neg[i]`` as a negative."""
         total = float(w_pos.sum()) * float(w_neg.sum())
         if total <= 0:
             return float("nan")
-        pos = np.bincount(self.block, weights=w_pos, minlength=self.n_blocks)
-        neg = np.bincount(self.block, weights=w_neg, minlength=self.n_blocks)
-        below = np.cumsum(neg) - neg  # negative weight strictly below each score value
-        return float(np.dot(pos, below + 0.5 * neg)) / total
+        if self.starts is not None:  # aggregate tied rows into one value each
+            w_pos = np.add.reduceat(w_pos, self.starts)
+            w_neg = np.add.reduceat(w_neg, self.starts)
+        # negative weight strictly below each value, plus half of the ties at that value
+        below_or_tied = np.cumsum(w_neg) - 0.5 * w_neg
+        return float(np.dot(w_pos, below_or_tied)) / total
 
 
 def auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
@@ -249,8 +250,9 @@ def auc(labels: npt.ArrayLike, scores: npt.ArrayLike) -> float:
     """
     y = _finite_1d("labels", labels)
     s = _finite_1d("scores", scores, y.shape[0])
-    positive = (y > 0).astype(np.float64)
-    return SortedScores(s).auc(positive, 1.0 - positive)
+    ranked = SortedScores(s)
+    positive = (y[ranked.order] > 0).astype(np.float64)
+    return ranked.auc(positive, 1.0 - positive)
 
 
 def _binary_probabilities(

@@ -70,8 +70,9 @@ class Scored:
             ndcg, mrr = self.ndcg_values, self.lists.mrr()[1]
             values["ndcg@10"] = float(ndcg.mean()) if ndcg.size else float("nan")
             values["mrr"] = float(mrr.mean()) if mrr.size else float("nan")
-            ascending = self.lists.by_score[::-1]
-            values["auc"] = SortedScores(self.scores, ascending).auc(h.positive, 1 - h.positive)
+            ranked = SortedScores(self.scores, ascending=self.lists.by_score[::-1])
+            positive = h.positive[ranked.order]
+            values["auc"] = ranked.auc(positive, 1.0 - positive)
         else:
             values["auc"] = auc(h.positive, self.scores)
         if self.probs is not None:

@@ -107,7 +107,10 @@ class Ranker(nn.Module):
     @staticmethod
     def _pool_text(text: torch.Tensor, embedding: nn.Embedding) -> torch.Tensor:
         """Mean of the word vectors of each text column, ignoring padding: ``[N, T, E]``."""
-        # Padding rows of the table are zero, so the plain sum over words is the masked sum.
-        summed: torch.Tensor = embedding(text).sum(dim=2)
-        counts = (text != 0).sum(dim=2, keepdim=True).clamp(min=1).to(summed.dtype)
+        # The padding row is zero and never trained, but mask anyway: weights loaded from
+        # elsewhere must not make padding count.
+        mask = (text != 0).unsqueeze(-1)
+        vectors: torch.Tensor = embedding(text)
+        summed = (vectors * mask.to(vectors.dtype)).sum(dim=2)
+        counts = mask.sum(dim=2).clamp(min=1).to(summed.dtype)
         return summed / counts

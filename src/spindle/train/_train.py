@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from spindle.core import (
 )
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._export import MODEL_FILE, export_onnx
+from spindle.train._model import Ranker
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec, check_inputs
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
@@ -109,18 +111,9 @@ def train_model(
         )
     base_file = _base_file(base_weights)
     epochs = config.warm_start_epochs if base_file is not None else config.epochs
-    fingerprint = sha256_json(
-        {
-            "config": config.model_dump(mode="json"),
-            "spec": spec.to_dict(),
-            "data": data_sha256(inputs, labels),
-            "base": sha256_file(base_file) if base_file is not None else None,
-            "epochs": epochs,
-        }
-    )
-    recipe = SyncRecipe(
-        spec, config, epochs, CheckpointStore(checkpoint_dir, fingerprint), progress
-    )
+    fingerprint = _run_fingerprint(inputs, labels, spec, config, base_file, epochs)
+    store = CheckpointStore(checkpoint_dir, fingerprint)
+    recipe = SyncRecipe(spec, config, epochs, store, progress)
     try:
         recipe.setup(inputs, labels, base_file)
         threads = torch.get_num_threads()
@@ -129,15 +122,11 @@ def train_model(
         seconds = time.perf_counter() - wall0
         cpu_s = time.process_time() - cpu0
         sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
-        with atomic_directory(out_dir) as tmp:
-            torch.save(recipe.model.state_dict(), tmp / WEIGHTS_FILE)
-            export_onnx(recipe.model, spec, tmp / MODEL_FILE, sample)
-            (tmp / SPEC_FILE).write_text(
-                json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n"
-            )
+        _write_version(out_dir, recipe.model, spec, sample)
     finally:
         recipe.cleanup()
     done = recipe.examples_run
+    utilisation = cpu_s / (seconds * threads) if seconds > 0 else 0.0
     return TrainResult(
         out_dir=out_dir,
         onnx_path=out_dir / MODEL_FILE,
@@ -150,13 +139,55 @@ def train_model(
         examples_per_s=done / seconds if seconds > 0 else 0.0,
         cpu_s=cpu_s,
         m_examples_per_cpu_s=done / 1e6 / cpu_s if cpu_s > 0 else 0.0,
-        utilisation=cpu_s / (seconds * threads) if seconds > 0 else 0.0,
+        utilisation=utilisation,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         final_loss=recipe.final_loss,
         resumed_from_step=recipe.resumed_from_step,
         warm_started=recipe.warm_started,
-        notes=tuple(recipe.notes),
+        notes=tuple(recipe.notes + _efficiency_notes(threads, utilisation)),
     )
+
+
+def _run_fingerprint(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    base_file: Path | None,
+    epochs: int,
+) -> str:
+    """The identity of a run: only a checkpoint with the same fingerprint may be resumed."""
+    return sha256_json(
+        {
+            "config": config.model_dump(mode="json"),
+            "spec": spec.to_dict(),
+            "data": data_sha256(inputs, labels),
+            "base": sha256_file(base_file) if base_file is not None else None,
+            "epochs": epochs,
+        }
+    )
+
+
+def _write_version(
+    out_dir: Path, model: Ranker, spec: InputSpec, sample: dict[str, np.ndarray]
+) -> None:
+    """Write the model version directory atomically: all three files or nothing."""
+    with atomic_directory(out_dir) as tmp:
+        torch.save(model.state_dict(), tmp / WEIGHTS_FILE)
+        export_onnx(model, spec, tmp / MODEL_FILE, sample)
+        text = json.dumps(spec.to_dict(), indent=2, sort_keys=True) + "\n"
+        (tmp / SPEC_FILE).write_text(text)
+
+
+def _efficiency_notes(threads: int, utilisation: float) -> list[str]:
+    if threads > 1 and utilisation < 0.7 and os.environ.get("OMP_WAIT_POLICY") != "PASSIVE":
+        # Measured: with other busy processes on 2 cores, OpenMP's spinning threads made
+        # threads=2 ten times slower than threads=1; PASSIVE waiting removed the collapse.
+        return [
+            f"CPU utilisation was {utilisation:.2f} with {threads} threads: if other processes "
+            "share the cores, start the trainer with OMP_WAIT_POLICY=PASSIVE or use threads=1"
+        ]
+    return []
 
 
 def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
