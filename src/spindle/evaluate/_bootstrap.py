@@ -11,7 +11,8 @@ Four paths, same statistics:
   once per system and resampling only averages group deltas (fully vectorised);
 - ``log_loss``: per-row losses are summed per unit once; a resample is a ratio of sums
   (fully vectorised);
-- ``auc``: scores are sorted once and each resample is a weighted AUC (``bincount``, no sort);
+- ``auc``: scores are sorted once; each resample is a weighted AUC from cumulative sums in
+  score order (no sort per resample);
 - any other ``metric_fn(labels, scores) -> float``: the resampled rows are gathered and the
   metric recomputed, ``n_resamples`` times.
 """

@@ -77,7 +77,9 @@ class RankedLists:
     index for the groups that have a positive label, in increasing group index order.
     """
 
-    def __init__(self, labels: FloatArray, scores: FloatArray, gid: IntArray, n_groups: int):
+    def __init__(
+        self, labels: FloatArray, scores: FloatArray, gid: IntArray, n_groups: int
+    ) -> None:
         n = scores.shape[0]
         # one stable sort by descending score keeps tied rows in input order: the documented
         # tie-break; a second sort on the unique key (group, that position) groups the lists
