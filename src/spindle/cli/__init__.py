@@ -8,10 +8,26 @@ import os
 # make 2-thread training 10-30x slower on a busy 2-core machine (measured in spindle.train).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from spindle.cli import _data_cmds, _info_cmds, _model_cmds, _workspace_cmds
+from spindle.cli import (
+    _data_cmds,
+    _features_cmds,
+    _info_cmds,
+    _model_cmds,
+    _ops_cmds,
+    _train_cmds,
+    _workspace_cmds,
+)
 from spindle.cli._app import app
 
-_COMMANDS = (_data_cmds, _info_cmds, _model_cmds, _workspace_cmds)
+_COMMANDS = (
+    _data_cmds,
+    _features_cmds,
+    _info_cmds,
+    _model_cmds,
+    _ops_cmds,
+    _train_cmds,
+    _workspace_cmds,
+)
 
 
 def main() -> None:

@@ -6,19 +6,20 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._daily import DayReport, days_between, run_day
 from spindle.orchestrate._data_steps import DayIngest, day_verdict, ingest, validate
 from spindle.orchestrate._demo import run_demo, serve_and_probe
+from spindle.orchestrate._evaluate_step import evaluate_version
 from spindle.orchestrate._inspect import lineage_report, status_report
-from spindle.orchestrate._model_steps import (
+from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
-    evaluate_version,
+    deployed_before,
     load_config,
     model_dir,
-    push,
-    train_version,
     training_window,
 )
+from spindle.orchestrate._push_step import push
 from spindle.orchestrate._resources import ResourceMeter
 from spindle.orchestrate._runner import Runner, StepOutcome
+from spindle.orchestrate._train_step import choose_base, train_version
 from spindle.orchestrate._workspace_init import init_workspace
 
 __all__ = [
@@ -30,8 +31,10 @@ __all__ = [
     "Runner",
     "StepOutcome",
     "build_training_set",
+    "choose_base",
     "day_verdict",
     "days_between",
+    "deployed_before",
     "evaluate_version",
     "ingest",
     "init_workspace",

@@ -9,7 +9,9 @@ from typing import Any
 from spindle.core import SpindleError
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
-from spindle.orchestrate._model_steps import evaluate_version, push, train_version
+from spindle.orchestrate._evaluate_step import evaluate_version
+from spindle.orchestrate._push_step import push
+from spindle.orchestrate._train_step import train_version
 
 
 @dataclass

@@ -1,0 +1,3 @@
+"""``spindle features list|show|backfill`` (issue 3)."""
+
+from __future__ import annotations

@@ -1,0 +1,128 @@
+"""What the model steps share: config loading, training windows, training sets, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spindle.core import (
+    ModelConfig,
+    TableVersion,
+    TrainingSet,
+    sha256_json,
+)
+from spindle.features import FeatureDefinition, build_rows, pin_versions
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._data_steps import day_verdict
+
+
+@dataclass(frozen=True)
+class LoadedConfig:
+    config: ModelConfig
+    config_hash: str
+    effective: dict[str, Any]
+    definitions: list[FeatureDefinition]
+
+
+def load_config(ctx: Context, model: str, overrides: list[str] | None = None) -> LoadedConfig:
+    """Load and validate a model config (with ``--set`` overrides) and resolve its features."""
+    config, effective = ctx.workspace.model_config(model, overrides)
+    return LoadedConfig(config, sha256_json(effective), effective, ctx.features.resolve(config))
+
+
+def _day(date: str, offset: int) -> str:
+    return (dt.date.fromisoformat(date) + dt.timedelta(days=offset)).isoformat()
+
+
+def training_window(
+    ctx: Context, cfg: ModelConfig, date: str, days: int | None = None
+) -> tuple[list[str], list[str]]:
+    """Days before ``date`` to train on, and the days left out (missing or failed validation)."""
+    span = days if days is not None else cfg.training.window_days
+    chosen, skipped = [], []
+    for i in range(span, 0, -1):
+        day = _day(date, -i)
+        verdict = day_verdict(ctx, day)
+        if verdict is None or verdict == "fail":
+            skipped.append(f"{day} ({'not ingested' if verdict is None else 'failed validation'})")
+        else:
+            chosen.append(day)
+    return chosen, skipped
+
+
+def model_dir(ctx: Context, model: str, version: int) -> Path:
+    return ctx.workspace.artifacts_dir / "models" / model / str(version)
+
+
+def build_training_set(
+    ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train"
+) -> TrainingSet:
+    """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step)."""
+    cfg = loaded.config
+    versions = pin_versions(ctx.workspace.tables_dir)
+    identity = {
+        "dates": sorted(dates),
+        "tables": versions,
+        "features": cfg.features,
+        "task": cfg.task,
+        "purpose": purpose,
+    }
+    fingerprint = sha256_json(identity)
+    path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
+
+    def run() -> TrainingSet:
+        rows = build_rows(
+            ctx.workspace.tables_dir, cfg, loaded.definitions, tuple(sorted(dates)), versions
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        pq.write_table(rows.table, tmp)
+        tmp.replace(path)
+        return TrainingSet(
+            cfg.name, tuple(sorted(dates)), str(path), fingerprint, rows.table.num_rows, versions
+        )
+
+    inputs = [f"table:{name}@{v}" for name, v in versions.items()]
+    for name, v in versions.items():
+        ctx.store.record_artifact(
+            TableVersion(name, v, str(ctx.workspace.tables_dir / name), sha256_json([name, v]))
+        )  # no-op if ingest recorded it
+    outcome = ctx.runner.run(
+        f"training_set:{purpose}", run, identity=identity, model=cfg.name, inputs=inputs
+    )
+    trainset: TrainingSet = outcome.value
+    if not Path(trainset.uri).is_file():  # recorded but removed: rebuild
+        trainset = run()
+    return trainset
+
+
+def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    labels = table.column(cfg.label).to_numpy(zero_copy_only=False).astype(np.float32)
+    groups = None
+    if cfg.group_key:
+        _, groups = np.unique(
+            table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
+        )
+    return labels, groups
+
+
+def deployed_before(ctx: Context, model: str, date: str) -> int | None:
+    """The version serving when ``date`` began: the newest version trained for an earlier day
+    that was pushed. A function of history only, so re-running a day picks the same base."""
+    if model not in ctx.store.models():
+        return None
+    best: tuple[str, int] | None = None
+    for record in ctx.store.versions(model):
+        if record.status != "ready" or not record.date or record.date >= date:
+            continue
+        if ctx.store.latest_artifact("deployment", model=model, version=record.version) is None:
+            continue
+        if best is None or (record.date, record.version) > best:
+            best = (record.date, record.version)
+    return None if best is None else best[1]

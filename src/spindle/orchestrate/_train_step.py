@@ -1,0 +1,234 @@
+"""The train step: choose the base version, fit or reuse the transform, train, write the version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import platform
+import shutil
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from spindle.core import (
+    ModelConfig,
+    ModelVersion,
+    TrainingError,
+    TrainingSet,
+    atomic_directory,
+    atomic_write_json,
+    sha256_file,
+    sha256_json,
+)
+from spindle.features import Transform
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._model_common import (
+    LoadedConfig,
+    build_training_set,
+    deployed_before,
+    labels_and_groups,
+    load_config,
+    model_dir,
+    training_window,
+)
+from spindle.train import InputSpec, TrainResult, train_model
+
+_PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
+
+
+def _code_version() -> str:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def _packages() -> dict[str, str]:
+    found = {}
+    for name in _PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            found[name] = "absent"
+    return found
+
+
+def choose_base(
+    ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool
+) -> tuple[int | None, str]:
+    """The version to warm-start from (None = from scratch) and why."""
+    if from_scratch:
+        return None, "from scratch (asked)"
+    if not cfg.training.warm_start:
+        return None, "from scratch (warm_start is off)"
+    production = deployed_before(ctx, cfg.name, date)
+    if production is None:
+        return None, "from scratch (no version deployed before this day)"
+    last_full = None
+    for record in reversed(ctx.store.versions(cfg.name)):
+        if record.status == "ready" and record.base_version is None and record.date:
+            last_full = record.date
+            break
+    if last_full is not None:
+        age = (dt.date.fromisoformat(date) - dt.date.fromisoformat(last_full)).days
+        if age >= cfg.training.full_retrain_every_days:
+            return (
+                None,
+                f"from scratch (last full retrain {age} days ago, every {cfg.training.full_retrain_every_days})",
+            )
+    return production, f"warm start from version {production}"
+
+
+def train_version(
+    ctx: Context,
+    model: str,
+    date: str,
+    *,
+    from_scratch: bool = False,
+    overrides: list[str] | None = None,
+) -> tuple[ModelVersion, TrainResult | None, bool]:
+    """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
+
+    Returns:
+        The model version, the training result (None when the step was skipped), and whether skipped.
+
+    Raises:
+        TrainingError: the training window is empty (every day missing or failed validation).
+    """
+    loaded = load_config(ctx, model, overrides)
+    cfg = loaded.config
+    base, why = choose_base(ctx, cfg, date, from_scratch)
+    days, left_out = training_window(
+        ctx, cfg, date, cfg.training.warm_start_window_days if base is not None else None
+    )
+    if not days:
+        raise TrainingError(
+            f"{model} for {date}: the training window is empty ({', '.join(left_out) or 'no days'}); ingest and validate earlier days first"
+        )
+    trainset = build_training_set(ctx, loaded, days)
+    if trainset.rows == 0:
+        raise TrainingError(
+            f"{model} for {date}: the training set of {days[0]}..{days[-1]} has no rows"
+        )
+    identity = {"trainset": trainset.content_hash, "base": base, "date": date}
+    inputs = [trainset.id] + ([f"model:{model}@{base}"] if base is not None else [])
+    result_box: dict[str, TrainResult] = {}
+
+    def run() -> ModelVersion:
+        version, result = _train_version(ctx, loaded, date, trainset, base, identity, left_out, why)
+        result_box["result"] = result
+        return version
+
+    outcome = ctx.runner.run(
+        "train",
+        run,
+        identity=identity,
+        model=model,
+        date=date,
+        config_hash=loaded.config_hash,
+        inputs=inputs,
+        params={"base_version": base, "why": why, "days": days, "left_out": left_out},
+    )
+    return outcome.value, result_box.get("result"), outcome.skipped
+
+
+def _train_version(
+    ctx: Context,
+    loaded: LoadedConfig,
+    date: str,
+    trainset: TrainingSet,
+    base: int | None,
+    identity: dict[str, Any],
+    left_out: list[str],
+    why: str,
+) -> tuple[ModelVersion, TrainResult]:
+    cfg = loaded.config
+    table = pq.read_table(trainset.uri)
+    base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
+    if base_dir is not None:
+        transform = Transform.from_json((base_dir / "transform.json").read_text())
+    else:
+        transform = Transform.fit(table, loaded.definitions)
+    inputs = transform.transform(table)
+    labels, _ = labels_and_groups(table, cfg)
+    spec = InputSpec.from_dict(transform.input_spec())
+    key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
+    scratch = ctx.workspace.artifacts_dir / "scratch" / cfg.name / key
+    checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    result = train_model(
+        inputs,
+        labels,
+        spec,
+        cfg.training,
+        scratch,
+        checkpoint_dir=checkpoints,
+        base_weights=(base_dir / "weights.pt") if base_dir is not None else None,
+    )
+    version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
+    final = model_dir(ctx, cfg.name, version)
+    if final.exists():  # a crashed earlier attempt left it half-registered: versions are immutable
+        shutil.rmtree(final)
+    metrics = {
+        "examples": result.examples,
+        "examples_per_s": result.examples_per_s,
+        "cpu_s": result.cpu_s,
+        "m_examples_per_cpu_s": result.m_examples_per_cpu_s,
+        "utilisation": result.utilisation,
+        "peak_rss_mb": result.peak_rss_mb,
+        "final_loss": result.final_loss,
+        "seconds": result.seconds,
+    }
+    with atomic_directory(final) as tmp:
+        for name in ("model.onnx", "weights.pt", "input_spec.json"):
+            shutil.copy2(scratch / name, tmp / name)
+        (tmp / "transform.json").write_text(transform.to_json())
+        files = {
+            name: sha256_file(tmp / name)
+            for name in ("model.onnx", "transform.json", "weights.pt", "input_spec.json")
+        }
+        manifest = {
+            "model": cfg.name,
+            "version": version,
+            "date": date,
+            "base_version": base,
+            "why": why,
+            "config_hash": loaded.config_hash,
+            "config": loaded.effective,
+            "features": cfg.features,
+            "training_set": {
+                "id": trainset.id,
+                "dates": list(trainset.dates),
+                "rows": trainset.rows,
+                "table_versions": trainset.table_versions,
+            },
+            "left_out_days": left_out,
+            "metrics": metrics,
+            "weights_sha256": result.weights_sha256,
+            "seed": cfg.training.seed,
+            "threads": cfg.training.threads,
+            "files": files,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "code_version": _code_version(),
+            "packages": _packages(),
+            "python": platform.python_version(),
+            "machine": platform.machine(),
+        }
+        atomic_write_json(tmp / "manifest.json", manifest)
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(checkpoints, ignore_errors=True)
+    artifact = ModelVersion(cfg.name, version, str(final), sha256_json(files), date, base, metrics)
+    ctx.store.complete_version(cfg.name, version, artifact)
+    return artifact, result
