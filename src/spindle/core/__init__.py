@@ -46,6 +46,7 @@ from spindle.core._errors import (
     ServingError,
     SpindleError,
     TrainingError,
+    TransientError,
     ValidationFailed,
     WorkspaceError,
 )
@@ -56,10 +57,12 @@ from spindle.core._hashing import (
     sha256_file,
     sha256_json,
 )
+from spindle.core._killpoints import KILL_ENV, kill_point
 from spindle.core._workspace import WORKSPACE_FILE, Workspace
 from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
 __all__ = [
+    "KILL_ENV",
     "WORKSPACE_FILE",
     "Artifact",
     "ConfigError",
@@ -89,6 +92,7 @@ __all__ = [
     "TrainingConfig",
     "TrainingError",
     "TrainingSet",
+    "TransientError",
     "ValidationFailed",
     "Verdict",
     "Workspace",
@@ -103,6 +107,7 @@ __all__ = [
     "atomic_write_text",
     "canonical_json",
     "current_version",
+    "kill_point",
     "load_yaml_model",
     "open_dataset",
     "parse_overrides",

@@ -60,6 +60,8 @@ class TrainingConfig(_Strict):
     embedding_dim: int = Field(default=16, ge=1)
     hidden_units: list[int] = Field(default_factory=lambda: [64, 32])
     checkpoint_every_steps: int = Field(default=200, ge=1)
+    checkpoint_every_s: float | None = Field(default=None, gt=0)
+    workers: int = Field(default=1, ge=1)
     warm_start: bool = True
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)

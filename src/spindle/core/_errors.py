@@ -15,7 +15,8 @@ boundary. A message says what was expected, what was found, where, and what to d
     ├── RegistryError          metadata store problem (unknown model/version, conflict)
     │   └── NotFound           an artifact, run, model or version does not exist
     ├── ServingError           a model repository or server problem (checksum, missing file)
-    └── OrchestrationError     a pipeline step failed; names the step and the cause
+    ├── OrchestrationError     a pipeline step failed; names the step and the cause
+    └── TransientError         worth retrying (a lock, a busy file, a dropped connection)
 """
 
 from __future__ import annotations
@@ -82,3 +83,7 @@ class ServingError(SpindleError):
 
 class OrchestrationError(SpindleError):
     """A pipeline step failed."""
+
+
+class TransientError(SpindleError):
+    """A failure that may pass if retried (the runner retries these with backoff)."""

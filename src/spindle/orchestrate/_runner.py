@@ -9,16 +9,34 @@ edges (input → output), timings and resources in one transaction — or the fa
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from spindle.core import SpindleError, artifact_from_fields, sha256_json
+from spindle.core import SpindleError, TransientError, artifact_from_fields, kill_point, sha256_json
 from spindle.orchestrate._resources import ResourceMeter
 from spindle.registry import MetadataStore
 
 T = TypeVar("T")
+
+# Messages of third-party errors that mean "try again" (SQLite and Delta lock contention).
+_TRANSIENT_TEXT = ("database is locked", "CommitFailed", "Resource temporarily unavailable")
+_TRANSIENT_TYPES = (
+    TransientError,
+    TimeoutError,
+    ConnectionError,
+    BlockingIOError,
+    InterruptedError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether a failure is worth retrying: a lock, a busy resource, a dropped connection."""
+    if isinstance(exc, _TRANSIENT_TYPES):
+        return True
+    return any(text in str(exc) for text in _TRANSIENT_TEXT)
 
 
 @dataclass(frozen=True)
@@ -42,8 +60,12 @@ def _outputs_of(value: Any) -> list[Any]:
 class Runner:
     """Runs steps and records them in a metadata store."""
 
-    def __init__(self, store: MetadataStore) -> None:
+    def __init__(
+        self, store: MetadataStore, *, max_attempts: int = 3, backoff_s: float = 0.5
+    ) -> None:
         self.store = store
+        self.max_attempts = max_attempts
+        self.backoff_s = backoff_s
         self.history: list[tuple[str, StepOutcome[Any]]] = []
 
     def run(
@@ -89,6 +111,26 @@ class Runner:
             outcome = StepOutcome(value, True, done.id, dict(done.resources))
             self.history.append((step, outcome))
             return outcome
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                return self._attempt(step, fn, key, model, date, config_hash, inputs, params)
+            except BaseException as exc:
+                if attempt == self.max_attempts or not is_transient(exc):
+                    raise
+                time.sleep(self.backoff_s * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    def _attempt(
+        self,
+        step: str,
+        fn: Callable[[], T],
+        key: str,
+        model: str | None,
+        date: str | None,
+        config_hash: str | None,
+        inputs: Sequence[str],
+        params: dict[str, Any] | None,
+    ) -> StepOutcome[T]:
         record = self.store.start_run(
             step,
             key,
@@ -98,20 +140,25 @@ class Runner:
             params=params or {},
             inputs=list(inputs),
         )
+        kill_point(f"before:{step}")
         meter = ResourceMeter().start()
         try:
             result = fn()
         except BaseException as exc:
             resources = meter.result()
             message = f"{type(exc).__name__}: {exc}"
-            if not isinstance(exc, SpindleError):
+            if is_transient(exc):
+                message = "transient (retried): " + message
+            elif not isinstance(exc, SpindleError):
                 message += "\n" + "".join(traceback.format_exception(exc)[-3:])
             self.store.finish_run(record.id, "failed", resources=resources, error=message)
             raise
         resources = meter.result()
+        kill_point(f"after-work:{step}")
         self.store.finish_run(
             record.id, "succeeded", outputs=_outputs_of(result), resources=resources
         )
+        kill_point(f"after:{step}")
         outcome = StepOutcome(result, False, record.id, resources)
         self.history.append((step, outcome))
         return outcome

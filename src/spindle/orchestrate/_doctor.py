@@ -1,0 +1,193 @@
+"""``spindle doctor``: check that the metadata store and the files on disk agree.
+
+After any crash, re-running the pipeline must leave a consistent workspace. The doctor is the
+check: every recorded artifact that names a file exists with its checksum, no run is left
+``running`` without a live process, no version number is reserved and abandoned, no day was
+trained twice, the Delta tables open, and serving routes to what the registry calls production.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from spindle.core import DataError, sha256_file, table_exists
+from spindle.core._delta import current_version
+from spindle.orchestrate._context import Context
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency, and whether ``--fix`` repaired it."""
+
+    kind: str
+    subject: str
+    message: str
+    fixed: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "subject": self.subject,
+            "message": self.message,
+            "fixed": self.fixed,
+        }
+
+
+def _alive(pid: int | None, host: str | None) -> bool:
+    if pid is None or host not in (None, socket.gethostname()):
+        return host not in (
+            None,
+            socket.gethostname(),
+        )  # another host's run: cannot tell, assume alive
+    try:
+        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _check_runs(ctx: Context, fix: bool) -> list[Problem]:
+    stale = [r for r in ctx.store.runs(status="running", limit=None) if not _alive(r.pid, r.host)]
+    if stale and fix:
+        ctx.store.mark_stale_runs()
+    return [
+        Problem(
+            "stale_run",
+            f"run {r.id} ({r.step} {r.model or ''} {r.date or ''})".strip(),
+            f"recorded as running but process {r.pid} is gone",
+            fix,
+        )
+        for r in stale
+    ]
+
+
+def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    busy = {
+        (r.model, r.date)
+        for r in ctx.store.runs(status="running", step="train", limit=None)
+        if _alive(r.pid, r.host)
+    }
+    for model in ctx.store.models():
+        seen: dict[tuple[Any, ...], int] = {}
+        for record in ctx.store.versions(model):
+            subject = f"{model}@{record.version}"
+            if record.status == "reserved" and (model, record.date) not in busy:
+                if fix:
+                    ctx.store.fail_version(
+                        model, record.version, "abandoned by a crashed run (spindle doctor)"
+                    )
+                problems.append(
+                    Problem(
+                        "abandoned_version",
+                        subject,
+                        "version number reserved but never completed",
+                        fix,
+                    )
+                )
+                continue
+            if record.status != "ready" or record.artifact_id is None:
+                continue
+            uri = Path(ctx.store.get_artifact(record.artifact_id).uri)
+            manifest_path = uri / "manifest.json"
+            if not manifest_path.is_file():
+                problems.append(Problem("missing_file", subject, f"{manifest_path} is missing"))
+                continue
+            manifest = json.loads(manifest_path.read_text())
+            for name, digest in manifest.get("files", {}).items():
+                file = uri / name
+                if not file.is_file():
+                    problems.append(Problem("missing_file", subject, f"{file} is missing"))
+                elif sha256_file(file) != digest:
+                    problems.append(
+                        Problem("checksum", subject, f"{file} does not match its manifest checksum")
+                    )
+            identity = (
+                record.date,
+                manifest.get("training_set", {}).get("id"),
+                record.base_version,
+                manifest.get("config_hash"),
+            )
+            if identity in seen:
+                problems.append(
+                    Problem(
+                        "duplicate_version",
+                        subject,
+                        f"same day, training set, base and config as version {seen[identity]}",
+                    )
+                )
+            else:
+                seen[identity] = record.version
+    return problems
+
+
+def _check_files(ctx: Context) -> list[Problem]:
+    problems: list[Problem] = []
+    for kind in ("training_set", "evaluation"):
+        for record in ctx.store.find_artifacts(kind):
+            path = Path(record.uri)
+            if not path.is_file():
+                problems.append(Problem("missing_file", record.id, f"{path} is missing"))
+            elif kind == "evaluation" and sha256_file(path) != record.content_hash:
+                problems.append(
+                    Problem("checksum", record.id, f"{path} changed after it was recorded")
+                )
+    for table_dir in sorted(ctx.workspace.tables_dir.glob("*/*")) + sorted(
+        ctx.workspace.tables_dir.glob("quarantine")
+    ):
+        if table_exists(table_dir):
+            try:
+                current_version(table_dir, table_dir.name)
+            except DataError as exc:
+                problems.append(Problem("table", str(table_dir), str(exc)))
+    return problems
+
+
+def _check_serving(ctx: Context) -> list[Problem]:
+    problems: list[Problem] = []
+    repo = ctx.workspace.model_repo
+    for routing_file in sorted(repo.glob("*/routing.json")):
+        model = routing_file.parent.name
+        routing = json.loads(routing_file.read_text())
+        weights = {int(v): float(w) for v, w in routing.get("weights", {}).items()}
+        for version in weights:
+            if not (routing_file.parent / str(version) / "model.onnx").is_file():
+                problems.append(
+                    Problem(
+                        "routing",
+                        f"{model}@{version}",
+                        f"routed in {routing_file} but not in the repository",
+                    )
+                )
+        main = max(weights, key=lambda v: (weights[v], v)) if weights else None
+        production = (
+            ctx.store.get_alias(model, "production") if model in ctx.store.models() else None
+        )
+        if main != production:
+            problems.append(
+                Problem(
+                    "serving_mismatch",
+                    model,
+                    f"serving routes most traffic to version {main}, the registry says production is {production}",
+                )
+            )
+    return problems
+
+
+def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
+    """Every inconsistency between the metadata store, the files and serving (empty = healthy).
+
+    Args:
+        fix: repair what is safe to repair: mark dead runs failed, fail abandoned version numbers.
+    """
+    return [
+        *_check_runs(ctx, fix),
+        *_check_model_versions(ctx, fix),
+        *_check_files(ctx),
+        *_check_serving(ctx),
+    ]

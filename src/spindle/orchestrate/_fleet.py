@@ -1,0 +1,224 @@
+"""Several models: ``run-all`` for one day, and the catch-up plan after an outage.
+
+Both order work by model priority (1 = most important), then by staleness (the model whose
+serving version is oldest first), and fit it into a capacity in hours using durations estimated
+from past runs. One model's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spindle.core import SpindleError
+from spindle.data import partition_files
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._cron import Cron
+from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
+from spindle.orchestrate._estimates import ingest_s, model_run_s
+
+
+@dataclass(frozen=True)
+class PlannedTask:
+    """One unit of catch-up work with its estimate and where it falls against the capacity."""
+
+    order: int
+    kind: str  # "ingest" or "run"
+    date: str
+    model: str | None
+    priority: int | None
+    estimated_s: float
+    cumulative_s: float
+    within_capacity: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class CatchUpPlan:
+    since: str
+    until: str
+    capacity_s: float | None
+    tasks: list[PlannedTask] = field(default_factory=list)
+    freshness: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "since": self.since,
+            "until": self.until,
+            "capacity_s": self.capacity_s,
+            "tasks": [t.to_dict() for t in self.tasks],
+            "freshness": self.freshness,
+        }
+
+
+def _serving_date(ctx: Context, model: str) -> str | None:
+    if model not in ctx.store.models():
+        return None
+    version = ctx.store.get_alias(model, "production")
+    return None if version is None else ctx.store.get_version(model, version).date
+
+
+def _ordered_models(ctx: Context, models: list[str]) -> list[tuple[int, str | None, str]]:
+    """(priority, serving date, model) sorted: most important first, then most stale."""
+    rows = []
+    for name in models:
+        config, _ = ctx.workspace.model_config(name)
+        rows.append((config.priority, _serving_date(ctx, name), name))
+    return sorted(rows, key=lambda r: (r[0], r[1] or "", r[2]))
+
+
+def due_models(ctx: Context, date: str) -> list[str]:
+    """Models whose schedule fires on ``date``."""
+    day = dt.date.fromisoformat(date)
+    return [
+        m
+        for m in ctx.workspace.model_names()
+        if Cron(ctx.workspace.model_config(m)[0].schedule.cron).due_on(day)
+    ]
+
+
+def run_all(
+    ctx: Context,
+    date: str,
+    *,
+    max_parallel: int = 1,
+    capacity_hours: float | None = None,
+    workspace: Path | None = None,
+) -> list[DayReport]:
+    """Run every model due on ``date`` in priority order, within ``capacity_hours``.
+
+    Models beyond the capacity are reported as deferred; a model's failure is reported and the
+    others go on. With ``max_parallel > 1`` models run in threads, each with its own context.
+    """
+    reports: list[DayReport] = []
+    probe = DayReport("*", date)
+    ingest_and_validate(ctx, date, probe)  # shared by every model, once
+    budget = None if capacity_hours is None else capacity_hours * 3600
+    chosen, used = [], 0.0
+    for _, _, model in _ordered_models(ctx, due_models(ctx, date)):
+        estimate = model_run_s(ctx, model)
+        if budget is not None and used + estimate > budget:
+            deferred = DayReport(model, date, validation=probe.validation)
+            deferred.error = (
+                f"deferred: needs ~{estimate:.0f} s, {max(budget - used, 0):.0f} s of capacity left"
+            )
+            reports.append(deferred)
+            continue
+        used += estimate
+        chosen.append(model)
+    root = workspace or ctx.workspace.root
+
+    def one(model: str) -> DayReport:
+        if max_parallel == 1:
+            return run_day(ctx, model, date)
+        with Context.open(root) as own:
+            return run_day(own, model, date)
+
+    if max_parallel == 1:
+        done = [one(m) for m in chosen]
+    else:
+        with ThreadPoolExecutor(max_workers=max_parallel) as pool:
+            done = list(pool.map(one, chosen))
+    return done + reports
+
+
+def latest_raw_day(ctx: Context) -> str | None:
+    days = sorted(
+        p.name.removeprefix("date=") for p in (ctx.workspace.raw_dir / "searches").glob("date=*")
+    )
+    return days[-1] if days else None
+
+
+def plan_catch_up(
+    ctx: Context, since: str, until: str | None = None, *, capacity_hours: float | None = None
+) -> CatchUpPlan:
+    """The backlog (days to ingest, models to retrain) ordered by priority and staleness.
+
+    Every missing day is ingested (features need the history); each model is then retrained
+    once, for the last day: incremental models warm-start from their serving version, so only
+    the newest run is needed to become fresh.
+    """
+    end = until or latest_raw_day(ctx)
+    if end is None:
+        raise SpindleError(f"no raw data under {ctx.workspace.raw_dir}; nothing to catch up")
+    plan = CatchUpPlan(since, end, None if capacity_hours is None else capacity_hours * 3600)
+    tasks: list[tuple[str, str, str | None, int | None, float, str]] = []
+    per_day = ingest_s(ctx)
+    for day in days_between(since, end):
+        done = ctx.store.latest_artifact("validation_report", date=day) is not None
+        if not done and partition_files(ctx.workspace.raw_dir, "searches", day):
+            tasks.append(("ingest", day, None, None, per_day, "not ingested yet"))
+    for priority, serving, model in _ordered_models(ctx, ctx.workspace.model_names()):
+        if serving is not None and serving >= end:
+            continue
+        why = f"serving data up to {serving}" if serving else "never trained"
+        tasks.append(("run", end, model, priority, model_run_s(ctx, model), why))
+    used = 0.0
+    for i, (kind, day, task_model, task_priority, estimate, why) in enumerate(tasks, start=1):
+        used += estimate
+        fits = plan.capacity_s is None or used <= plan.capacity_s
+        plan.tasks.append(
+            PlannedTask(
+                i,
+                kind,
+                day,
+                task_model,
+                task_priority,
+                round(estimate, 1),
+                round(used, 1),
+                fits,
+                why,
+            )
+        )
+    for priority, serving, model in _ordered_models(ctx, ctx.workspace.model_names()):
+        run = next((t for t in plan.tasks if t.model == model), None)
+        fresh = run is not None and run.within_capacity
+        plan.freshness.append(
+            {
+                "model": model,
+                "priority": priority,
+                "serving_data_until": serving,
+                "after_plan_data_until": end if fresh else serving,
+                "ready_after_s": run.cumulative_s if run else 0.0,
+                "fresh_after_plan": fresh or (serving is not None and serving >= end),
+            }
+        )
+    return plan
+
+
+def catch_up(ctx: Context, plan: CatchUpPlan) -> list[dict[str, Any]]:
+    """Carry out a plan's tasks within capacity, in order; report each task's outcome."""
+    outcomes = []
+    for task in plan.tasks:
+        if not task.within_capacity:
+            outcomes.append(task.to_dict() | {"status": "deferred"})
+            continue
+        try:
+            if task.kind == "ingest":
+                report = DayReport("*", task.date)
+                ingest_and_validate(ctx, task.date, report)
+                outcomes.append(
+                    task.to_dict() | {"status": "done", "validation": report.validation}
+                )
+            else:
+                assert task.model is not None
+                result = run_day(ctx, task.model, task.date)
+                status = "failed" if result.error else "done"
+                outcomes.append(
+                    task.to_dict()
+                    | {
+                        "status": status,
+                        "version": result.version,
+                        "gate": result.gate,
+                        "error": result.error,
+                    }
+                )
+        except SpindleError as exc:
+            outcomes.append(task.to_dict() | {"status": "failed", "error": str(exc)})
+    return outcomes
