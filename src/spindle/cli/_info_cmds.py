@@ -13,44 +13,62 @@ from spindle.cli._output import console, emit_json, fmt, table
 @handles_errors
 def status(
     model: str | None = typer.Argument(None),
+    now: str | None = typer.Option(None, help="Evaluate freshness at this time (ISO)."),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Production version, aliases and the last training run of each model."""
+    """Per model: serving version, freshness SLO with recovery time, alerts, efficiency of the last run."""
+    import datetime as dt
+
     with spindle.Context.open(workspace) as ctx:
         rows = spindle.status_report(ctx, model)
+        fresh = {
+            f["model"]: f
+            for f in spindle.freshness_report(ctx, dt.datetime.fromisoformat(now) if now else None)
+        }
+    merged = [r | {"freshness": fresh.get(r["model"])} for r in rows]
     if as_json:
-        emit_json(rows)
+        emit_json(merged)
         return
     out = []
-    for r in rows:
-        res = (r["last_train"] or {}).get("resources", {})
+    for r in merged:
+        f = r["freshness"] or {}
+        eff = f.get("efficiency") or {}
         out.append(
             [
                 r["model"],
                 fmt(r["production"]),
                 r["production_date"],
-                r["versions"],
-                (r["last_train"] or {}).get("status"),
-                fmt(res.get("wall_s"), 1),
-                fmt(res.get("cpu_s"), 1),
-                fmt(res.get("peak_rss_mb"), 0),
+                fmt(f.get("age_h"), 1),
+                fmt(f.get("recovery_h"), 1),
+                fmt(f.get("tolerance_h"), 0),
+                f.get("state"),
+                fmt(eff.get("examples_per_s"), 0),
+                fmt(eff.get("m_examples_per_cpu_s"), 3),
+                fmt(eff.get("utilisation"), 2),
+                fmt(eff.get("peak_rss_mb"), 0),
             ]
         )
     table(
         "models",
         [
             "model",
-            "production",
+            "serving",
             "trained for",
-            "versions",
-            "last train",
-            "wall s",
-            "cpu s",
+            "age h",
+            "recovery h",
+            "tolerance h",
+            "SLO",
+            "ex/s",
+            "Mex/CPU-s",
+            "util",
             "peak MB",
         ],
         out,
     )
+    for r in merged:
+        for alert in (r["freshness"] or {}).get("alerts", []):
+            console.print(f"[yellow]{r['model']}: {alert}[/]")
 
 
 @app.command()

@@ -15,7 +15,8 @@ from rich.table import Table
 
 import spindle
 
-console = Console()
+# Off a terminal (CI logs, pipes) Rich would wrap tables at 80 columns; keep rows whole.
+console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True)
 
 

@@ -133,6 +133,9 @@ class ModelVersion:
     date: str
     base_version: int | None = None
     metrics: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # The idempotency key of the run that made it: a re-run after a crash finds it instead of
+    # training a duplicate version.
+    run_key: str | None = None
 
     @property
     def id(self) -> str:
@@ -145,6 +148,7 @@ class ModelVersion:
             "date": self.date,
             "base_version": self.base_version,
             "metrics": dict(self.metrics),
+            "run_key": self.run_key,
         }
 
 
@@ -254,6 +258,7 @@ def artifact_from_fields(kind: str, uri: str, content_hash: str, props: dict[str
             p["date"],
             p.get("base_version"),
             dict(p.get("metrics", {})),
+            p.get("run_key"),
         )
     if kind == Evaluation.kind:
         return Evaluation(

@@ -62,6 +62,8 @@ class TrainingConfig(_Strict):
     checkpoint_every_steps: int = Field(default=200, ge=1)
     checkpoint_every_s: float | None = Field(default=None, gt=0)
     workers: int = Field(default=1, ge=1)
+    max_staleness_steps: int = Field(default=0, ge=0)
+    framework: Literal["torch", "sklearn"] = "torch"
     warm_start: bool = True
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)
@@ -71,15 +73,24 @@ class TrainingConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
+    """The gate's thresholds (see ``docs/evaluation.md``); ``None`` turns an optional check off."""
+
     metric: Literal["ndcg@10", "auc", "log_loss"] = "ndcg@10"
     max_regression: float = Field(default=0.02, ge=0)
     min_metric: float | None = None
     slices: list[str] = Field(default_factory=list)
+    confidence: float = Field(default=0.95, gt=0.5, lt=1)
+    max_slice_gap: float | None = Field(default=None, ge=0)
+    max_calibration_error: float | None = Field(default=None, gt=0)
+    max_score_psi: float | None = Field(default=None, gt=0)
 
 
 class ModelServingConfig(_Strict):
+    """Serving budgets; infra validation checks p99 latency and peak RSS against them."""
+
     traffic_weight: float = Field(default=1.0, ge=0, le=1)
     latency_budget_ms: float = Field(default=100.0, gt=0)
+    max_rss_mb: float = Field(default=1024.0, gt=0)
 
 
 class ScheduleConfig(_Strict):

@@ -1,5 +1,8 @@
-"""monitor."""
+"""Monitoring: Prometheus metrics of the pipeline and alerting rules for freshness SLOs."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from spindle.monitor._collector import PipelineCollector
+from spindle.monitor._rules import alert_rules
+
+__all__ = ["PipelineCollector", "alert_rules"]

@@ -9,6 +9,7 @@ edges (input → output), timings and resources in one transaction — or the fa
 
 from __future__ import annotations
 
+import contextvars
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -55,6 +56,47 @@ def _outputs_of(value: Any) -> list[Any]:
     if isinstance(value, (list, tuple)):
         return [v for v in value if hasattr(v, "kind") and hasattr(v, "content_hash")]
     return [value] if hasattr(value, "kind") and hasattr(value, "content_hash") else []
+
+
+_WORK_METRICS = (
+    "examples",
+    "examples_per_s",
+    "m_examples_per_cpu_s",
+    "rows_ingested",
+    "rows_quarantined",
+)
+
+
+def _work_metrics(result: Any) -> dict[str, float]:
+    """Throughput figures an output carries (a model version's examples/s, a day's rows)."""
+    found: dict[str, float] = {}
+    for item in result if isinstance(result, (list, tuple)) else [result]:
+        metrics = getattr(item, "metrics", None)
+        source = (
+            metrics
+            if isinstance(metrics, dict)
+            else {k: getattr(item, k, None) for k in _WORK_METRICS}
+        )
+        for key in _WORK_METRICS:
+            value = source.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                found[key] = float(value)
+    return found
+
+
+_CURRENT_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "spindle_step_key", default=None
+)
+
+
+def current_step_key() -> str | None:
+    """The idempotency key of the step running now (None outside a step).
+
+    A step that creates something durable before the runner records its success (a numbered
+    model version) tags it with this key, so a re-run after a crash finds it instead of
+    creating a duplicate.
+    """
+    return _CURRENT_KEY.get()
 
 
 class Runner:
@@ -142,6 +184,7 @@ class Runner:
         )
         kill_point(f"before:{step}")
         meter = ResourceMeter().start()
+        token = _CURRENT_KEY.set(key)
         try:
             result = fn()
         except BaseException as exc:
@@ -153,7 +196,9 @@ class Runner:
                 message += "\n" + "".join(traceback.format_exception(exc)[-3:])
             self.store.finish_run(record.id, "failed", resources=resources, error=message)
             raise
-        resources = meter.result()
+        finally:
+            _CURRENT_KEY.reset(token)
+        resources = meter.result() | _work_metrics(result)
         kill_point(f"after-work:{step}")
         self.store.finish_run(
             record.id, "succeeded", outputs=_outputs_of(result), resources=resources

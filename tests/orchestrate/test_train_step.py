@@ -1,0 +1,71 @@
+"""``spindle train`` end to end: a SIGKILLed run resumes when rerun and ends bit-identical."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+SPINDLE = str(Path(sys.executable).parent / "spindle")
+ARGS = [
+    "train",
+    "search_ranker",
+    "--date",
+    "2026-01-04",
+    "--json",
+    "--set",
+    "training.checkpoint_every_steps=5",
+]
+
+
+def _spindle(workspace: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [SPINDLE, *ARGS],
+        cwd=workspace,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _finish(process: subprocess.Popen[str]) -> dict[str, object]:
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    payload: dict[str, object] = json.loads(out)
+    return payload
+
+
+@pytest.mark.slow
+def test_spindle_train_killed_by_sigkill_resumes_on_rerun_with_the_same_weights(
+    ingested_workspace: Path, tmp_path: Path
+) -> None:
+
+    uninterrupted_ws, killed_ws = tmp_path / "a", tmp_path / "b"
+    shutil.copytree(ingested_workspace, uninterrupted_ws, symlinks=True)
+    shutil.copytree(ingested_workspace, killed_ws, symlinks=True)
+    uninterrupted = _finish(_spindle(uninterrupted_ws))
+    assert uninterrupted["resumed_from_step"] is None
+
+    victim = _spindle(killed_ws)
+    checkpoints = killed_ws / ".spindle" / "artifacts" / "checkpoints" / "search_ranker"
+    deadline = time.monotonic() + 300
+    while not list(checkpoints.glob("*/ckpt-*.pt.json")):
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    time.sleep(0.2)
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+
+    rerun = _finish(_spindle(killed_ws))
+    assert isinstance(rerun["resumed_from_step"], int) and rerun["resumed_from_step"] >= 5
+    assert rerun["weights_sha256"] == uninterrupted["weights_sha256"]
+    assert rerun["base_version"] is None and rerun["version"] == uninterrupted["version"]
