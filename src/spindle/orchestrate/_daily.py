@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle.core import SpindleError
+from spindle.core import GateBlocked, SpindleError
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
@@ -103,7 +103,11 @@ def _train_evaluate_push(
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
     if evaluation.decision == "pass":
-        push(ctx, model, version.version)
+        try:
+            push(ctx, model, version.version)
+        except GateBlocked as exc:  # infra validation refused it: a verdict, not a crash
+            report.gate = "block"
+            report.gate_reasons.append(str(exc))
 
 
 def days_between(start: str, end: str) -> list[str]:

@@ -8,9 +8,7 @@ from past runs. One model's failure never stops the others.
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from spindle.core import SpindleError
@@ -19,6 +17,7 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
 from spindle.orchestrate._estimates import ingest_s, model_run_s
+from spindle.orchestrate._executors import Executor, InProcessExecutor
 
 
 @dataclass(frozen=True)
@@ -89,12 +88,13 @@ def run_all(
     *,
     max_parallel: int = 1,
     capacity_hours: float | None = None,
-    workspace: Path | None = None,
+    executor: Executor | None = None,
 ) -> list[DayReport]:
     """Run every model due on ``date`` in priority order, within ``capacity_hours``.
 
-    Models beyond the capacity are reported as deferred; a model's failure is reported and the
-    others go on. With ``max_parallel > 1`` models run in threads, each with its own context.
+    The day is ingested and validated once, then each chosen model's pipeline runs on the
+    executor (in-process by default; ``max_parallel`` threads, or Ray tasks). Models beyond the
+    capacity are reported as deferred; a model's failure is reported and the others go on.
     """
     reports: list[DayReport] = []
     probe = DayReport("*", date)
@@ -112,20 +112,8 @@ def run_all(
             continue
         used += estimate
         chosen.append(model)
-    root = workspace or ctx.workspace.root
-
-    def one(model: str) -> DayReport:
-        if max_parallel == 1:
-            return run_day(ctx, model, date)
-        with Context.open(root) as own:
-            return run_day(own, model, date)
-
-    if max_parallel == 1:
-        done = [one(m) for m in chosen]
-    else:
-        with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-            done = list(pool.map(one, chosen))
-    return done + reports
+    runner = executor or InProcessExecutor(max_parallel)
+    return runner.run(ctx.workspace.root, [(m, date) for m in chosen]) + reports
 
 
 def latest_raw_day(ctx: Context) -> str | None:

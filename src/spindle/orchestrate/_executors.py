@@ -1,0 +1,109 @@
+"""Executors: where a model's daily pipeline runs — in this process, or as Ray tasks.
+
+Either way every step is recorded in the same metadata store with the same idempotency keys, so
+a day run on Ray and re-run in-process (or the reverse) is skipped, not repeated. On a real
+cluster the workspace must be on storage every node sees and the metadata store a server
+(PostgreSQL); a local Ray, as in the tests, stands in for one.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from spindle.core import OrchestrationError
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._daily import DayReport, run_day
+
+Job = tuple[str, str]  # (model, date)
+
+
+def run_job(
+    workspace: str, model: str, date: str, overrides: list[str] | None = None
+) -> dict[str, Any]:
+    """One model-day in a fresh context (module level, so Ray can ship it to a worker)."""
+    with Context.open(workspace) as ctx:
+        return run_day(ctx, model, date, overrides=overrides).to_dict()
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(
+        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+    ) -> list[DayReport]: ...
+
+
+@dataclass
+class InProcessExecutor:
+    """Jobs in this process, ``max_parallel`` at a time (threads, each with its own context)."""
+
+    max_parallel: int = 1
+    name: str = "in-process"
+
+    def run(
+        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+    ) -> list[DayReport]:
+        if self.max_parallel == 1:
+            return [DayReport(**run_job(str(workspace), m, d, overrides)) for m, d in jobs]
+
+        def one(job: Job) -> DayReport:
+            return DayReport(**run_job(str(workspace), job[0], job[1], overrides))
+
+        with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
+            return list(pool.map(one, jobs))
+
+
+@dataclass
+class RayExecutor:
+    """Jobs as Ray tasks on a cluster (``address``) or a local Ray started on demand."""
+
+    address: str | None = None
+    num_cpus_per_job: float = 1.0
+    name: str = "ray"
+
+    def run(
+        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+    ) -> list[DayReport]:
+        try:
+            import ray
+        except ImportError as exc:
+            raise OrchestrationError(
+                "the Ray executor needs `pip install ray` (the `ray` extra of spindle)"
+            ) from exc
+        env = {
+            k: os.environ.get(k, v)
+            for k, v in (
+                ("OMP_WAIT_POLICY", "PASSIVE"),
+                ("MALLOC_MMAP_THRESHOLD_", "1073741824"),
+                ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
+            )
+        }
+        if not ray.is_initialized():
+            ray.init(
+                address=self.address,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={"env_vars": env},
+                configure_logging=False,
+            )
+        task = ray.remote(num_cpus=self.num_cpus_per_job, max_retries=2, retry_exceptions=False)(
+            run_job
+        )
+        refs = [task.remote(str(Path(workspace).resolve()), m, d, overrides) for m, d in jobs]
+        try:
+            return [DayReport(**r) for r in ray.get(refs)]
+        except ray.exceptions.RayError as exc:
+            raise OrchestrationError(f"a Ray task failed: {exc}") from exc
+
+
+def make_executor(name: str, *, max_parallel: int = 1, address: str | None = None) -> Executor:
+    """``in-process`` (default) or ``ray``."""
+    if name in ("in-process", "inprocess", "local"):
+        return InProcessExecutor(max_parallel)
+    if name == "ray":
+        return RayExecutor(address)
+    raise OrchestrationError(f"unknown executor {name!r}; use in-process or ray")
