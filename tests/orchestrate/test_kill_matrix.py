@@ -41,6 +41,10 @@ ARGS = [
     "training.window_days=3",
     "--set",
     "evaluation.max_regression=1.0",
+    "--set",
+    "evaluation.max_calibration_error=null",
+    "--set",
+    "evaluation.max_score_psi=null",
 ]
 
 

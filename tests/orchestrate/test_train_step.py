@@ -69,3 +69,42 @@ def test_spindle_train_killed_by_sigkill_resumes_on_rerun_with_the_same_weights(
     assert isinstance(rerun["resumed_from_step"], int) and rerun["resumed_from_step"] >= 5
     assert rerun["weights_sha256"] == uninterrupted["weights_sha256"]
     assert rerun["base_version"] is None and rerun["version"] == uninterrupted["version"]
+
+
+def test_speed_check_halves_workers_and_updates_in_flight() -> None:
+    from spindle.core import TrainingConfig
+    from spindle.orchestrate._speed_check import halved
+
+    assert halved(TrainingConfig(workers=4)).workers == 2
+    assert halved(TrainingConfig(max_staleness_steps=7)).max_staleness_steps == 3
+    assert halved(TrainingConfig(workers=2, max_staleness_steps=1)).model_dump() == (
+        TrainingConfig().model_dump()
+    )
+
+
+def test_speed_check_without_parallelism_is_a_clear_error(workspace_copy: Path) -> None:
+    from spindle.core import TrainingError
+    from spindle.orchestrate import Context, speed_check
+
+    with Context.open(workspace_copy) as ctx, pytest.raises(TrainingError, match="no parallelism"):
+        speed_check(ctx, "search_ranker", "2026-01-04")
+
+
+@pytest.mark.slow
+def test_speed_check_trains_twice_and_gives_a_verdict(workspace_copy: Path) -> None:
+    args = ["speed-check", "search_ranker", "--date", "2026-01-04", "--json"]
+    args += ["--set", "training.max_staleness_steps=3", "--set", "training.epochs=1"]
+    out = subprocess.run(
+        [SPINDLE, *args], cwd=workspace_copy, capture_output=True, text=True, check=True
+    ).stdout
+    check = json.loads(out)
+    assert check["verdict"] in {"ok", "training too fast"}
+    assert (check["fast"]["parallelism"], check["slow"]["parallelism"]) == (4, 2)
+    interval = check["interval"]
+    assert interval["lower"] <= interval["estimate"] <= interval["upper"]
+    assert check["slow"]["metric_value"] == pytest.approx(interval["value_a"])
+    artifacts = workspace_copy / ".spindle" / "artifacts"
+    assert not (artifacts / "scratch" / "speed_check" / "search_ranker").exists()
+    assert json.loads(
+        (artifacts / "speed_checks" / "search_ranker" / "2026-01-04.json").read_text()
+    )

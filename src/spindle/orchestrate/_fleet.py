@@ -145,7 +145,7 @@ def plan_catch_up(
     for priority, serving, model in _ordered_models(ctx, ctx.workspace.model_names()):
         if serving is not None and serving >= end:
             continue
-        why = f"serving data up to {serving}" if serving else "never trained"
+        why = f"serving data up to {serving}" if serving else "no version serving"
         tasks.append(("run", end, model, priority, model_run_s(ctx, model), why))
     used = 0.0
     for i, (kind, day, task_model, task_priority, estimate, why) in enumerate(tasks, start=1):
