@@ -112,3 +112,27 @@ def test_served_scores_equal_training_path_scores(demo: tuple[Path, dict[str, An
             np.testing.assert_allclose(
                 [served[p] for p in offline], list(offline.values()), rtol=1e-6, atol=1e-6
             )
+
+
+def test_status_flags_a_registry_serving_mismatch(demo: tuple[Path, dict[str, Any]]) -> None:
+    root, _ = demo
+    with Context.open(root) as ctx:
+        repo, online = ctx.workspace.model_repo, ctx.workspace.online_store_path
+        with ServerThread(create_app(repo, online)) as server:
+            check = spindle.serving_check(ctx, server.url)
+            assert check["reachable"] and check["models"]["search_ranker"]["match"]
+            production = ctx.store.get_alias("search_ranker", "production")
+            other = next(
+                v.version for v in ctx.store.versions("search_ranker") if v.version != production
+            )
+            ctx.store.set_alias(
+                "search_ranker", "production", other, actor="test", reason="simulate drift"
+            )
+            try:
+                drifted = spindle.serving_check(ctx, server.url)["models"]["search_ranker"]
+                assert not drifted["match"] and f"production is {other}" in drifted["message"]
+            finally:
+                ctx.store.set_alias(
+                    "search_ranker", "production", production, actor="test", reason="restore"
+                )
+        assert not spindle.serving_check(ctx, "http://127.0.0.1:9")["reachable"]

@@ -14,6 +14,10 @@ from spindle.cli._output import console, emit_json, fmt, table
 def status(
     model: str | None = typer.Argument(None),
     now: str | None = typer.Option(None, help="Evaluate freshness at this time (ISO)."),
+    serving_url: str | None = typer.Option(
+        None,
+        help="Server to compare with the registry (default: spindle.yaml's serving host:port).",
+    ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -26,7 +30,11 @@ def status(
             f["model"]: f
             for f in spindle.freshness_report(ctx, dt.datetime.fromisoformat(now) if now else None)
         }
-    merged = [r | {"freshness": fresh.get(r["model"])} for r in rows]
+        serving = spindle.serving_check(ctx, serving_url)
+    merged = [
+        r | {"freshness": fresh.get(r["model"]), "serving": serving["models"].get(r["model"])}
+        for r in rows
+    ]
     if as_json:
         emit_json(merged)
         return
@@ -69,6 +77,12 @@ def status(
     for r in merged:
         for alert in (r["freshness"] or {}).get("alerts", []):
             console.print(f"[yellow]{r['model']}: {alert}[/]")
+        if r["serving"] and not r["serving"]["match"]:
+            console.print(f"[red]{r['model']}: serving mismatch: {r['serving']['message']}[/]")
+    if not serving["reachable"]:
+        console.print(
+            f"serving at {serving['url']} not reachable: registry and serving not compared"
+        )
 
 
 @app.command()

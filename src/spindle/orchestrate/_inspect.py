@@ -97,3 +97,48 @@ def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+def serving_check(ctx: Context, url: str | None = None, timeout_s: float = 2.0) -> dict[str, Any]:
+    """Compare what the registry calls production with what a running server reports loading.
+
+    Asks ``GET {url}/v1/versions`` (default: the workspace's serving host and port). Returns
+    ``{"url", "reachable", "models": {model: {"registry", "serving", "sha256", "match", "message"}}}``.
+    """
+    import httpx
+
+    cfg = ctx.workspace.config.serving
+    base = url or f"http://{cfg.host}:{cfg.port}"
+    out: dict[str, Any] = {"url": base, "reachable": False, "models": {}}
+    try:
+        loaded = httpx.get(f"{base}/v1/versions", timeout=timeout_s).json()
+    except (httpx.HTTPError, ValueError) as exc:
+        out["error"] = f"{type(exc).__name__}: {exc}"
+        return out
+    out["reachable"] = True
+    by_model: dict[str, list[dict[str, Any]]] = {}
+    for row in loaded if isinstance(loaded, list) else []:
+        by_model.setdefault(str(row.get("model")), []).append(row)
+    for model in ctx.workspace.model_names():
+        registry = ctx.store.get_alias(model, "production") if model in ctx.store.models() else None
+        rows = [r for r in by_model.get(model, []) if r.get("status") == "loaded"]
+        main = max(
+            rows,
+            key=lambda r: (float(r.get("weight") or 0), int(r.get("version") or 0)),
+            default=None,
+        )
+        serving = None if main is None else int(main["version"])
+        match = registry == serving
+        message = (
+            "ok"
+            if match
+            else f"registry says production is {registry}, serving answers with {serving}"
+        )
+        out["models"][model] = {
+            "registry": registry,
+            "serving": serving,
+            "sha256": None if main is None else main.get("sha256"),
+            "match": match,
+            "message": message,
+        }
+    return out
