@@ -19,10 +19,14 @@ from spindle.evaluate import (
     evaluate_scores,
     format_report,
     ndcg_at_k,
+    population_stability_index,
     sigmoid,
 )
 
 COUNTRIES = np.array(["DE", "FR", "US", "GB", "NL"])
+FOCUSED = {"max_calibration_error": None, "max_score_psi": None, "max_slice_gap": None}
+"""The optional checks off: the synthetic models here are not calibrated, most tests are about
+other checks; the tests of the optional checks turn them on."""
 
 
 @dataclass
@@ -63,7 +67,7 @@ def gate(
         data.labels,
         data.groups,
         systems,
-        EvaluationConfig.model_validate({"metric": "ndcg@10", **config}),
+        EvaluationConfig.model_validate({"metric": "ndcg@10", **FOCUSED, **config}),
         slice_columns={"user__country__v1": data.country},
     )
 
@@ -84,7 +88,8 @@ def test_clearly_worse_candidate_is_blocked() -> None:
     assert regression.interval[1] < 0
     assert regression.candidate < regression.baseline - 0.5  # type: ignore[operator]
     assert "blocked" in regression.message
-    assert report.failures == (regression,)
+    assert report.failures[0] == regression  # then every slice, each worse too
+    assert {r.check for r in report.failures[1:]} == {"slice_regression"}
 
 
 def test_same_model_with_tiny_noise_passes() -> None:
@@ -150,7 +155,7 @@ def test_no_baseline_passes(baseline: str | None) -> None:
         data.labels,
         data.groups,
         [SystemScores("candidate", data.model(0.3))],
-        EvaluationConfig(),
+        EvaluationConfig(**FOCUSED),
         baseline=baseline,
     )
     assert report.decision == "pass"
@@ -221,21 +226,79 @@ def test_slice_metrics_are_computed_per_slice() -> None:
     assert report.skipped_slices["user__country__v1=NL"] == n_queries
 
 
-def test_slice_regression_warns_without_blocking() -> None:
+def test_slice_regression_blocks() -> None:
     data = make_ranking(n_groups=600)
     production = data.model(0.3)
     candidate = np.where(data.country == "DE", -production, production + 1e-3)
 
     report = gate(data, candidate, production, max_regression=0.1)
 
-    assert report.decision == "pass", [r.line() for r in report.failures]
-    flagged = reason(report, "slice_regression", "user__country__v1=DE")
-    assert flagged.passed
-    assert flagged.level == "warn"
-    assert flagged.message.startswith("WARN:")
-    assert "non-blocking" in flagged.message
+    assert report.decision == "block"
+    (flagged,) = report.failures
+    assert (flagged.check, flagged.slice) == ("slice_regression", "user__country__v1=DE")
+    assert "on this slice: blocked" in flagged.message
     assert flagged.threshold == pytest.approx(0.2)
-    assert report.warnings == (flagged,)
+    assert flagged.interval is not None and flagged.interval[1] < -0.2
+    assert reason(report, "regression").passed  # the whole holdout alone would have passed
+
+
+def _disparate(data: Ranking, production: np.ndarray) -> np.ndarray:
+    """A candidate that is good everywhere but ranks at random for DE."""
+    noise = data.rng.normal(size=production.size)
+    return np.where(data.country == "DE", noise, data.model(0.05))
+
+
+def test_slice_disparity_blocks_a_new_gap_and_flags_an_old_one() -> None:
+    data = make_ranking(n_groups=600)
+    production = data.model(0.3)
+    candidate = _disparate(data, production)
+
+    report = gate(data, candidate, None, max_slice_gap=0.05)  # no baseline: the gap alone
+    flagged = reason(report, "slice_disparity", "user__country__v1=DE")
+    assert not flagged.passed and "blocked" in flagged.message
+    assert flagged.candidate == pytest.approx(
+        report.slices["user__country__v1=DE"]["candidate"]["ndcg@10"]
+    )
+    assert reason(report, "slice_disparity", "user__country__v1=FR").passed
+
+    # production had the same gap: a pre-existing disparity is flagged, not blocked
+    old = gate(
+        data, candidate, _disparate(data, production), max_slice_gap=0.05, max_regression=0.1
+    )
+    kept = reason(old, "slice_disparity", "user__country__v1=DE")
+    assert kept.passed and kept.level == "warn" and "pre-existing" in kept.message
+    assert kept.baseline is not None
+    # off with null
+    assert not [r for r in gate(data, candidate, None).reasons if r.check == "slice_disparity"]
+
+
+def test_calibration_and_score_shift_block() -> None:
+    data = make_ranking()
+    production = data.model(0.3)
+    healthy = gate(data, data.model(0.3), production, max_calibration_error=0.05, max_score_psi=0.2)
+    assert healthy.decision == "pass", [r.line() for r in healthy.failures]
+    assert reason(healthy, "calibration").candidate < 0.05
+    shifted = production + 3.0  # same ranking, every probability inflated
+    report = gate(data, shifted, production, max_calibration_error=0.05, max_score_psi=0.2)
+    assert {r.check for r in report.failures} == {"calibration", "score_shift"}
+    assert reason(report, "score_shift").candidate > 0.2
+    assert "miscalibrated" in reason(report, "calibration").message
+
+
+def test_population_stability_index_is_zero_for_equal_and_large_for_shifted() -> None:
+    x = np.random.default_rng(1).normal(size=5000)
+    assert population_stability_index(x, x) == pytest.approx(0.0)
+    assert population_stability_index(x, x + 0.05) < 0.05
+    assert population_stability_index(x, x + 2.0) > 1.0
+
+
+def test_confidence_widens_the_interval() -> None:
+    data = make_ranking()
+    candidate, production = data.model(0.35), data.model(0.3)
+    narrow = reason(gate(data, candidate, production, confidence=0.8), "regression").interval
+    wide = reason(gate(data, candidate, production, confidence=0.99), "regression").interval
+    assert narrow is not None and wide is not None
+    assert wide[0] < narrow[0] and wide[1] > narrow[1]
 
 
 def test_missing_values_form_their_own_slice_and_missing_columns_warn() -> None:
@@ -247,7 +310,7 @@ def test_missing_values_form_their_own_slice_and_missing_columns_warn() -> None:
         data.labels,
         data.groups,
         [SystemScores("candidate", data.model(0.3))],
-        EvaluationConfig(slices=["user__country__v1", "product__product_type__v1"]),
+        EvaluationConfig(slices=["user__country__v1", "product__product_type__v1"], **FOCUSED),
         slice_columns={"user__country__v1": country},
     )
     assert "user__country__v1=<missing>" in report.slices
@@ -268,7 +331,11 @@ def test_binary_task_metrics_and_user_level_units() -> None:
         SystemScores("oracle", sigmoid(truth - 1)),
     ]
     report = evaluate_scores(
-        "binary", labels, users, systems, EvaluationConfig(metric="auc", max_regression=0.02)
+        "binary",
+        labels,
+        users,
+        systems,
+        EvaluationConfig(metric="auc", max_regression=0.02, **FOCUSED),
     )
 
     assert report.n_groups == 500
@@ -285,7 +352,7 @@ def test_binary_task_metrics_and_user_level_units() -> None:
         labels,
         None,
         [SystemScores("candidate", -candidate), SystemScores("production", candidate)],
-        EvaluationConfig(metric="auc"),
+        EvaluationConfig(metric="auc", **FOCUSED),
     )
     assert flipped.decision == "block"
     assert reason(flipped, "regression").interval is not None
@@ -300,7 +367,9 @@ def test_reference_systems_get_log_loss_only_when_probabilities() -> None:
         SystemScores("oracle", sigmoid(2 * data.relevance - 2.5)),
         SystemScores("logit_baseline", data.model(1.0), logits=True),
     ]
-    report = evaluate_scores("ranking", data.labels, data.groups, systems, EvaluationConfig())
+    report = evaluate_scores(
+        "ranking", data.labels, data.groups, systems, EvaluationConfig(**FOCUSED)
+    )
     assert set(report.metrics["popularity"]) == {"ndcg@10", "mrr", "auc"}
     assert set(report.metrics["oracle"]) == {"ndcg@10", "mrr", "auc", "log_loss"}
     assert "log_loss" in report.metrics["logit_baseline"]
@@ -362,7 +431,7 @@ def test_undefined_metric_blocks() -> None:
         np.zeros(data.labels.size),
         data.groups,
         [SystemScores("candidate", data.model(0.3))],
-        EvaluationConfig(),
+        EvaluationConfig(**FOCUSED),
     )
     assert report.decision == "block"
     assert not reason(report, "sanity_metric").passed

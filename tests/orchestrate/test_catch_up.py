@@ -17,7 +17,9 @@ def _quick_models(root: Path) -> None:
         config = yaml.safe_load(path.read_text())
         config["training"] |= {"epochs": 1, "window_days": 2, "warm_start_epochs": 1}
         # one quick epoch on tiny data: keep the gate from blocking for calibration or noise
-        config.setdefault("evaluation", {}).update(max_regression=1.0, max_calibration_error=None, max_score_psi=None)
+        config.setdefault("evaluation", {}).update(
+            max_regression=1.0, max_calibration_error=None, max_score_psi=None
+        )
         path.write_text(yaml.safe_dump(config))
 
 

@@ -40,6 +40,7 @@ def test_push_ran_infra_validation_and_kept_its_report(trained: Path) -> None:
     assert report["max_abs_diff"] <= 1e-5
     assert report["requests"] > 0 and report["rows"] >= report["requests"]
     assert 0 < report["p50_ms"] <= report["p99_ms"]
+    assert 0 < report["cpu_p50_ms"] <= report["cpu_p99_ms"]
     assert report["peak_rss_mb"] > 0
     assert (trained / ".spindle" / "model_repo" / MODEL / "1" / "config.pbtxt").is_file()
 

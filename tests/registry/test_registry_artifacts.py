@@ -103,7 +103,7 @@ def test_core_artifacts_and_non_json_values_are_stored_as_json(store: MetadataSt
 
     stored = store.record_artifact(evaluation)
 
-    assert stored.id == "eval:m@1:2026-01-08"
+    assert stored.id == "eval:m@1:2026-01-08:e1"
     assert stored.properties["metrics"]["overall"] == {"ndcg@10": 0.5, "log_loss": "nan"}
     assert stored.properties["reasons"] == ["better than production"]
     assert store.find_artifacts("evaluation", decision="pass") == [stored]

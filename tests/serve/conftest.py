@@ -260,6 +260,9 @@ def serve(repo: Path, online_store: Path) -> Iterator[Serve]:
 
         def start(**kwargs: object) -> tuple[ServerThread, httpx.Client]:
             kwargs.setdefault("poll_interval_s", 0.1)
+            # generous: on a loaded 2-core machine a 100 ms budget sends requests to the
+            # fallback; tests of the budget pass their own
+            kwargs.setdefault("latency_budget_ms", 5000.0)
             app = create_app(repo, online_store, **kwargs)  # type: ignore[arg-type]
             server = stack.enter_context(ServerThread(app))
             client = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))

@@ -59,3 +59,15 @@ def test_importing_the_server_loads_no_torch() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_canary_process_loads_no_torch() -> None:
+    code = (
+        "import sys, spindle.serve._canary\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] == 'torch')\n"
+        "assert not bad, bad\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -71,6 +71,9 @@ def test_push_and_rollback_under_traffic_drop_nothing(make_version, repo: Path, 
         rolled_at = time.monotonic()
         assert rollback(repo, MODEL) == 1
         assert traffic.wait_for("1", rolled_at) < 5.0
+        deadline = time.monotonic() + 30  # enough requests to mean something, even when slow
+        while len(traffic.outcomes) <= 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert traffic.failures == []
     statuses = {status for _, status, _ in traffic.outcomes}
     assert statuses == {200}

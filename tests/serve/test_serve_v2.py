@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from spindle.features import OnlineStore, assemble_request_rows
 from spindle.serve import ModelRuntime, ServerThread, create_app, push
@@ -180,3 +181,32 @@ def test_unknown_invalid_and_broken_models(make_version, repo: Path, serve) -> N
     assert client.post(f"/v2/models/{MODEL}/infer", content=b"{oops").status_code == 400
     meta = client.get(f"/v2/models/{MODEL}").json()  # falls back to the loaded version
     assert meta["versions"] == ["1"]
+
+
+def test_tritonclient_calls_infer(make_version, repo: Path, online_store: Path, serve) -> None:
+    """A real V2 client from PyPI (tritonclient[http]) talks to the server, JSON and binary."""
+    httpclient = pytest.importorskip("tritonclient.http")
+    push(make_version(1), repo)
+    server, _ = serve()
+    runtime = ModelRuntime.load(repo / MODEL / "1")
+    arrays = _tensors(online_store, runtime)
+    expected = runtime.infer(arrays)["score"]
+    client = httpclient.InferenceServerClient(url=server.url.removeprefix("http://"))
+    try:
+        assert client.is_server_live() and client.is_server_ready()
+        assert client.is_model_ready(MODEL)
+        assert client.get_model_metadata(MODEL)["name"] == MODEL
+        for binary in (False, True):
+            inputs = []
+            for name, array in arrays.items():
+                tensor = httpclient.InferInput(name, list(array.shape), _TRITON_TYPES[array.dtype])
+                tensor.set_data_from_numpy(array, binary_data=binary)
+                inputs.append(tensor)
+            outputs = [httpclient.InferRequestedOutput("score", binary_data=binary)]
+            result = client.infer(MODEL, inputs, model_version="1", outputs=outputs)
+            np.testing.assert_array_equal(result.as_numpy("score"), expected)
+    finally:
+        client.close()
+
+
+_TRITON_TYPES = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32"}

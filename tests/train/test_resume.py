@@ -144,3 +144,13 @@ def test_resume_is_bit_identical_with_two_threads(data: Dataset, tmp_path: Path)
     assert state_dict_sha256(resumed.model.state_dict()) == state_dict_sha256(
         uninterrupted.model.state_dict()
     )
+
+
+def test_checkpoints_are_also_written_every_s_seconds(data: Dataset, tmp_path: Path) -> None:
+    config = CONFIG.model_copy(
+        update={"checkpoint_every_steps": 10**6, "checkpoint_every_s": 1e-9, "epochs": 1}
+    )
+    run_recipe(data, tmp_path, config)  # every step is due by time: the last two are kept
+    store = CheckpointStore(tmp_path, "f" * 64)
+    assert store.steps() == [23, 24]
+    store.close()

@@ -78,7 +78,8 @@ def validate(
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Validate an ingested day against the days before it (counts, slices, duplicates, quarantine)."""
+    """Validate an ingested day against its healthy history: completeness, slices, missing-data
+    bias, statistics (nulls, distribution shift, label rate), duplicates, late rows, schema."""
     with spindle.Context.open(workspace) as ctx:
         report = spindle.validate(ctx, date)
     if as_json:
@@ -89,6 +90,17 @@ def validate(
     )
     table(
         "anomalies",
-        ["severity", "kind", "source", "slice", "message"],
-        [[a.severity, a.kind, a.source, a.slice, a.message] for a in report.anomalies],
+        ["severity", "kind", "source", "column/slice", "expected", "observed", "message"],
+        [
+            [
+                a.severity,
+                a.kind,
+                a.source,
+                a.slice or a.column or "-",
+                "-" if a.expected is None else f"{a.expected:.4g}",
+                "-" if a.observed is None else f"{a.observed:.4g}",
+                a.message,
+            ]
+            for a in report.anomalies
+        ],
     )

@@ -1,6 +1,8 @@
-"""``spindle train|evaluate|push|rollback|run``."""
+"""``spindle evaluate|push|validate-infra|rollback|route|models|run``."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import typer
 
@@ -32,10 +34,43 @@ def evaluate(
     table(
         f"{model}@{version} on {date}: gate {evaluation.decision.upper()}",
         ["system", *names],
-        [[system, *(fmt(m.get(n)) for n in names)] for system, m in metrics.items()],
+        [[system, *(fmt(m.get(n), 4) for n in names)] for system, m in metrics.items()],
     )
-    for reason in evaluation.reasons:
-        console.print(f"  blocked: {reason}")
+    _reasons_table(details.get("reasons", []))
+
+
+def _interval(value: list[float | None] | None) -> str:
+    if not value:
+        return "-"
+    return f"[{fmt(value[0], 4)}, {fmt(value[1], 4)}]"
+
+
+def _reasons_table(reasons: list[dict[str, Any]]) -> None:
+    """Every check with its evidence: failures first, then warnings, then passes."""
+    order = {"fail": 0, "warn": 1, "pass": 2}
+    rows = [
+        [
+            r["level"].upper(),
+            r["check"],
+            r["metric"],
+            r["slice"] or "all",
+            fmt(r["candidate"], 4),
+            fmt(r["baseline"], 4),
+            _interval(r["interval"]),
+            fmt(r["threshold"], 4),
+        ]
+        for r in sorted(reasons, key=lambda r: order.get(r["level"], 3))
+    ]
+    table(
+        "gate checks",
+        ["level", "check", "metric", "slice", "candidate", "baseline", "interval", "threshold"],
+        rows,
+    )
+    for r in reasons:
+        if r["level"] != "pass":
+            console.print(
+                f"  {r['level'].upper()} {r['check']} [{r['slice'] or 'all'}]: {r['message']}"
+            )
 
 
 @app.command()
@@ -44,28 +79,166 @@ def push(
     model: str,
     version: int = typer.Option(...),
     weight: float | None = typer.Option(None, min=0, max=1),
-    force: bool = typer.Option(False, help="Push a version the gate blocked (needs --reason)."),
-    reason: str | None = typer.Option(None),
+    force: bool = typer.Option(
+        False, help="Push a version the gate or infra validation blocked (needs --reason)."
+    ),
+    reason: str | None = typer.Option(None, help="Why a blocked version is forced (audited)."),
     workspace: str = WorkspaceOption,
 ) -> None:
-    """Push a gated version to the model repository atomically and make it production."""
+    """Validate the serving infra, push a gated version atomically and make it production."""
     with spindle.Context.open(workspace) as ctx:
         deployment = spindle.push(ctx, model, version, weight=weight, force=force, reason=reason)
+    forced = f"; FORCED: {deployment.forced_reason}" if deployment.forced_reason else ""
     console.print(
         f"pushed {model}@{deployment.version} to {deployment.uri} (weight {deployment.weight})"
+        + forced
     )
+
+
+@app.command("validate-infra")
+@handles_errors
+def validate_infra(
+    model: str,
+    version: int = typer.Option(...),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Serve a version in a canary process: scores vs training, p99 latency, peak RSS."""
+    with spindle.Context.open(workspace) as ctx:
+        report = spindle.infra_validate(ctx, model, version)
+    data = report.to_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        table(
+            f"{model}@{version}: infra validation {'PASS' if report.passed else 'FAIL'}",
+            ["check", "value", "limit"],
+            [
+                ["max |serving - training| score", fmt(report.max_abs_diff, 8), "1e-05"],
+                ["p50 latency ms wall (rank request)", fmt(report.p50_ms, 1), "-"],
+                ["p99 latency ms wall", fmt(report.p99_ms, 1), "-"],
+                ["p50 CPU ms (rank request)", fmt(report.cpu_p50_ms, 1), "-"],
+                [
+                    "p99 CPU ms (rank request)",
+                    fmt(report.cpu_p99_ms, 1),
+                    fmt(report.latency_budget_ms, 1),
+                ],
+                ["peak RSS MB", fmt(report.peak_rss_mb, 0), fmt(report.max_rss_mb, 0)],
+                ["requests / rows", f"{report.requests} / {report.rows}", "-"],
+            ],
+        )
+        for failure in report.failures:
+            console.print(f"  FAIL {failure}")
+    if not report.passed:
+        raise typer.Exit(code=1)
 
 
 @app.command()
 @handles_errors
-def rollback(model: str, workspace: str = WorkspaceOption) -> None:
+def rollback(
+    model: str,
+    reason: str = typer.Option("manual rollback", help="Why (recorded in the alias history)."),
+    workspace: str = WorkspaceOption,
+) -> None:
     """Route all traffic back to the previous version in one step."""
     with spindle.Context.open(workspace) as ctx:
         version = spindle.rollback(ctx.workspace.model_repo, model)
-        ctx.store.set_alias(
-            model, "production", version, actor="spindle rollback", reason="manual rollback"
-        )
+        ctx.store.set_alias(model, "production", version, actor="spindle rollback", reason=reason)
     console.print(f"{model}: serving version {version}")
+
+
+@app.command()
+@handles_errors
+def route(
+    model: str,
+    weights: list[str] = typer.Argument(
+        ..., help="VERSION=WEIGHT pairs summing to 1, e.g. 3=0.8 4=0.2"
+    ),
+    reason: str = typer.Option("", help="Why traffic moves (recorded in the alias history)."),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Set the routing weights of a model exactly (the versions must be pushed)."""
+    with spindle.Context.open(workspace) as ctx:
+        result = spindle.route(ctx, model, spindle.parse_weights(weights), reason=reason)
+    if as_json:
+        emit_json(result)
+        return
+    shares = ", ".join(f"v{v}: {w:g}" for v, w in result["weights"].items())
+    console.print(f"{model}: routing {shares} (previous {result['previous']})")
+
+
+models_app = typer.Typer(help="Model versions, aliases and their history.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+
+
+@models_app.command("list")
+@handles_errors
+def models_list(workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+    """Every model in the registry: versions, aliases, routing."""
+    with spindle.Context.open(workspace) as ctx:
+        rows = spindle.models_report(ctx)
+    if as_json:
+        emit_json(rows)
+        return
+    table(
+        "models",
+        ["model", "versions", "latest", "aliases", "routing"],
+        [
+            [
+                r["model"],
+                r["versions"],
+                fmt(r["latest"]),
+                " ".join(f"{a}={v}" for a, v in r["aliases"].items()) or "-",
+                " ".join(f"v{v}={w:g}" for v, w in r["routing"].items()) or "-",
+            ]
+            for r in rows
+        ],
+    )
+
+
+@models_app.command("show")
+@handles_errors
+def models_show(model: str, workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+    """Versions of a model (oldest first) with aliases, metrics and verdicts; alias history."""
+    with spindle.Context.open(workspace) as ctx:
+        data = spindle.model_report(ctx, model)
+    if as_json:
+        emit_json(data)
+        return
+    metric_names = sorted({m for v in data["versions"] for m in v["metrics"]})[:4]
+    table(
+        f"{model}: versions",
+        ["version", "date", "status", "base", "aliases", "verdict", *metric_names, "created"],
+        [
+            [
+                v["version"],
+                v["date"],
+                v["status"],
+                fmt(v["base_version"]),
+                ",".join(v["aliases"]) or "-",
+                (v["verdict"] or "-") + (" (forced)" if v["forced_reason"] else ""),
+                *(fmt(v["metrics"].get(m), 4) for m in metric_names),
+                v["created_at"][:19],
+            ]
+            for v in data["versions"]
+        ],
+    )
+    table(
+        f"{model}: alias history",
+        ["at", "alias", "version", "from", "actor", "reason"],
+        [
+            [
+                e["at"][:19],
+                e["alias"],
+                fmt(e["version"]),
+                fmt(e["previous_version"]),
+                e["actor"],
+                e["reason"],
+            ]
+            for e in data["alias_history"]
+        ],
+    )
 
 
 @app.command()

@@ -168,7 +168,9 @@ class Evaluation:
 
     @property
     def id(self) -> str:
-        return f"eval:{self.model}@{self.version}:{self.holdout_date}"
+        # the content hash is part of the id: one version may be evaluated again on the same
+        # day with other thresholds or another baseline, and each verdict is kept
+        return f"eval:{self.model}@{self.version}:{self.holdout_date}:{self.content_hash[:12]}"
 
     def properties(self) -> dict[str, Any]:
         return {

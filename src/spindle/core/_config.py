@@ -53,6 +53,8 @@ class WorkspaceConfig(_Strict):
 
 class TrainingConfig(_Strict):
     window_days: int = Field(default=7, ge=1)
+    # Train on a window with a missing or FAIL-validated day (skipping it) instead of refusing.
+    allow_gaps: bool = False
     epochs: int = Field(default=3, ge=1)
     batch_size: int = Field(default=512, ge=1)
     learning_rate: float = Field(default=0.005, gt=0)
@@ -80,9 +82,9 @@ class EvaluationConfig(_Strict):
     min_metric: float | None = None
     slices: list[str] = Field(default_factory=list)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
-    max_slice_gap: float | None = Field(default=None, ge=0)
-    max_calibration_error: float | None = Field(default=None, gt=0)
-    max_score_psi: float | None = Field(default=None, gt=0)
+    max_slice_gap: float | None = Field(default=0.15, ge=0)
+    max_calibration_error: float | None = Field(default=0.05, gt=0)
+    max_score_psi: float | None = Field(default=1.0, gt=0)
 
 
 class ModelServingConfig(_Strict):

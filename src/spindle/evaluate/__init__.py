@@ -8,6 +8,7 @@ overall and per slice and the gate's decision with one reason per check.
 from __future__ import annotations
 
 from spindle.evaluate._bootstrap import Interval, paired_bootstrap, paired_bootstrap_means
+from spindle.evaluate._checks import population_stability_index
 from spindle.evaluate._gate import MIN_SCORE_STD, SLICE_TOLERANCE_FACTOR, evaluate_scores
 from spindle.evaluate._holdout import MISSING_VALUE
 from spindle.evaluate._metrics import (
@@ -50,5 +51,6 @@ __all__ = [
     "paired_bootstrap_means",
     "per_group_mrr",
     "per_group_ndcg",
+    "population_stability_index",
     "sigmoid",
 ]

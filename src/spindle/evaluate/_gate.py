@@ -3,7 +3,10 @@
 The gate is noise-aware: a candidate is blocked for a regression only when the paired bootstrap
 says it is *significantly* worse than the baseline (the whole interval of candidate - baseline
 is on the bad side of zero) AND the point regression is larger than ``max_regression``. A model
-retrained on the same data with a different seed is therefore not blocked for noise.
+retrained on the same data with a different seed is therefore not blocked for noise. The same
+rule, with a wider tolerance, applies to every slice; a slice that falls further behind the
+overall metric than ``max_slice_gap`` (and further than the baseline did) blocks too. Optional
+absolute checks: calibration error and prediction distribution shift against the baseline.
 """
 
 from __future__ import annotations
@@ -16,6 +19,12 @@ import numpy as np
 
 from spindle.core import ConfigError, EvaluationConfig, GateDecision
 from spindle.evaluate._bootstrap import Interval
+from spindle.evaluate._checks import (
+    calibration_reason,
+    disparity_reason,
+    reference_reason,
+    score_shift_reason,
+)
 from spindle.evaluate._holdout import (
     Holdout,
     SliceColumn,
@@ -23,6 +32,7 @@ from spindle.evaluate._holdout import (
     build_holdout,
     encode_slices,
 )
+from spindle.evaluate._metrics import BoolArray
 from spindle.evaluate._report import EvaluationReport, GateReason, SystemScores
 from spindle.evaluate._systems import (
     HIGHER_IS_BETTER,
@@ -34,7 +44,9 @@ from spindle.evaluate._systems import (
 MIN_SCORE_STD = 1e-9
 """Candidate scores with a smaller standard deviation are constant: the model learnt nothing."""
 SLICE_TOLERANCE_FACTOR = 2.0
-"""A slice is flagged when it regresses significantly by more than this × max_regression."""
+"""A slice is blocked when it regresses significantly by more than this × max_regression."""
+MAX_SLICE_RESAMPLES = 4000
+"""Upper bound of bootstrap resamples per slice (Bonferroni-corrected intervals need more)."""
 
 
 def _sanity_reasons(cand: Scored) -> list[GateReason]:
@@ -108,7 +120,7 @@ def _verdict(
     if significant and too_large and on_slice:
         return (
             f"significantly worse by more than {SLICE_TOLERANCE_FACTOR:g} x max_regression "
-            f"({tolerance:g}) on this slice; slice checks are non-blocking in this version"
+            f"({tolerance:g}) on this slice: blocked"
         )
     if significant and too_large:
         return f"significantly worse by more than max_regression {tolerance:g}: blocked"
@@ -125,8 +137,13 @@ def _regression_reason(
     names: tuple[str, str],
     tolerance: float,
     slice_key: str | None,
+    min_units: int = 0,
 ) -> GateReason:
-    """The noise-aware rule: block (or, for a slice, flag) only a significant, large regression."""
+    """The noise-aware rule: block only a significant regression larger than ``tolerance``.
+
+    With fewer than ``min_units`` informative units (e.g. queries with a purchase) the
+    bootstrap is too coarse to trust: such a regression is flagged, never blocked.
+    """
     check = "regression" if slice_key is None else "slice_regression"
     on_slice = slice_key is not None
     if iv is None or not (math.isfinite(iv.estimate) and math.isfinite(iv.lower)):
@@ -148,17 +165,23 @@ def _regression_reason(
     significant = iv.upper < 0 if higher else iv.lower > 0
     better = iv.lower > 0 if higher else iv.upper < 0
     too_large = regression > tolerance
-    blocking = significant and too_large
-    warning = blocking if on_slice else too_large and not significant
+    few = iv.n_units < min_units
+    blocking = significant and too_large and not few
+    warning = too_large and not blocking
     numbers = (
         f"{metric} {names[0]} {iv.value_a:.4f} vs {names[1]} {iv.value_b:.4f}: difference "
-        f"{iv.estimate:+.4f} ({iv.confidence:.0%} CI {iv.lower:+.4f} to {iv.upper:+.4f}, "
+        f"{iv.estimate:+.4f} ({iv.confidence:.3g} CI {iv.lower:+.4f} to {iv.upper:+.4f}, "
         f"{iv.n_units} units)"
     )
     verdict = _verdict(significant, too_large, better, tolerance, on_slice)
+    if significant and too_large and few:
+        verdict = (
+            f"worse by more than {tolerance:g}, but only {iv.n_units} informative units "
+            f"(< {min_units}): too few to block on"
+        )
     return GateReason(
         check=check,
-        passed=on_slice or not blocking,
+        passed=not blocking,
         metric=metric,
         slice=slice_key,
         candidate=iv.value_a,
@@ -198,7 +221,7 @@ def _baseline_reason(
             message=message,
             warning=base is not None,
         )
-    iv = paired_interval(metric, cand, base, seed, n_resamples)
+    iv = paired_interval(metric, cand, base, seed, n_resamples, config.confidence)
     return _regression_reason(metric, iv, (cand.name, base.name), config.max_regression, None)
 
 
@@ -248,35 +271,104 @@ class _SliceResults:
     skipped: dict[str, int]
 
 
+def _slice_settings(n_slices: int, confidence: float, n_resamples: int) -> tuple[float, int]:
+    """Bonferroni: each of ``n_slices`` intervals at 1 - (1 - confidence) / n, so that the
+    chance that *any* slice of a healthy candidate looks significantly worse stays at most
+    1 - confidence; more resamples keep the far percentiles stable."""
+    alpha = (1.0 - confidence) / max(n_slices, 1)
+    resamples = min(MAX_SLICE_RESAMPLES, max(n_resamples, math.ceil(20 / alpha)))
+    return 1.0 - alpha, resamples
+
+
 def _evaluate_slices(
     columns: list[SliceColumn],
     holdout: Holdout,
     scored: dict[str, Scored],
     pair: tuple[Scored, Scored] | None,
+    overall: dict[str, dict[str, float]],
+    candidate: str,
     config: EvaluationConfig,
     seed: int,
     n_resamples: int,
     min_slice_size: int,
 ) -> _SliceResults:
-    """Metrics of every system on every large-enough slice, and a regression reason for each."""
+    """Metrics of every system on every large-enough slice, with regression and disparity reasons."""
     results = _SliceResults({}, [], {})
     tolerance = SLICE_TOLERANCE_FACTOR * config.max_regression
+    eligible: list[tuple[str, BoolArray]] = []
     for column in columns:
         sizes = column.unit_counts(holdout)
         for value_index, key in enumerate(column.keys):
             if sizes[value_index] < min_slice_size:
                 results.skipped[key] = int(sizes[value_index])
-                continue
-            mask = column.mask(value_index)
-            part = holdout.subset(mask)
-            parts = {name: system.subset(mask, part) for name, system in scored.items()}
-            results.metrics[key] = {name: s.metrics() for name, s in parts.items()}
-            if pair is not None:
-                cand, base = parts[pair[0].name], parts[pair[1].name]
-                iv = paired_interval(config.metric, cand, base, seed, n_resamples)
-                names = (cand.name, base.name)
-                results.reasons.append(_regression_reason(config.metric, iv, names, tolerance, key))
+            else:
+                eligible.append((key, column.mask(value_index)))
+    confidence, resamples = _slice_settings(len(eligible), config.confidence, n_resamples)
+    for key, mask in eligible:
+        part = holdout.subset(mask)
+        parts = {name: system.subset(mask, part) for name, system in scored.items()}
+        results.metrics[key] = {name: s.metrics() for name, s in parts.items()}
+        iv = None
+        if pair is not None:
+            cand, base = parts[pair[0].name], parts[pair[1].name]
+            iv = paired_interval(config.metric, cand, base, seed, resamples, confidence)
+            names = (cand.name, base.name)
+            results.reasons.append(
+                _regression_reason(config.metric, iv, names, tolerance, key, min_slice_size)
+            )
+        if config.max_slice_gap is not None:
+            base_name = None if pair is None else pair[1].name
+            results.reasons.append(
+                _disparity(
+                    config,
+                    key,
+                    overall,
+                    results.metrics[key],
+                    (candidate, base_name),
+                    iv,
+                    _informative_units(parts[candidate]) >= min_slice_size,
+                )
+            )
     return results
+
+
+def _disparity(
+    config: EvaluationConfig,
+    key: str,
+    overall: Mapping[str, Mapping[str, float]],
+    on_slice: Mapping[str, Mapping[str, float]],
+    names: tuple[str, str | None],
+    iv: Interval | None,
+    reliable: bool,
+) -> GateReason:
+    """The candidate's slice gap to its overall metric, next to the baseline's gap.
+
+    How much the candidate widens the gap, (overall diff) - (slice diff), gets its interval from
+    the slice's paired interval, the overall difference being far better estimated.
+    """
+    metric, nan = config.metric, float("nan")
+    candidate, baseline = names
+    cand = (overall[candidate].get(metric, nan), on_slice[candidate].get(metric, nan))
+    base, widening = None, None
+    if baseline is not None:
+        base = (overall[baseline].get(metric, nan), on_slice[baseline].get(metric, nan))
+        diff = cand[0] - base[0]
+        if iv is not None and math.isfinite(iv.lower):
+            if HIGHER_IS_BETTER[metric]:
+                widening = (diff - iv.upper, diff - iv.lower)
+            else:
+                widening = (iv.lower - diff, iv.upper - diff)
+    max_gap = config.max_slice_gap if config.max_slice_gap is not None else math.inf
+    return disparity_reason(
+        metric, key, cand, base, widening, max_gap, config.max_regression, reliable
+    )
+
+
+def _informative_units(system: Scored) -> int:
+    """Units a slice metric rests on: queries with a positive label for ranking, else units."""
+    if system.holdout.task == "ranking":
+        return int(system.ndcg_values.shape[0])
+    return system.holdout.n_units
 
 
 def evaluate_scores(
@@ -292,16 +384,20 @@ def evaluate_scores(
     seed: int = 0,
     n_resamples: int = 200,
     min_slice_size: int = 30,
+    reference: str | None = "oracle",
 ) -> EvaluationReport:
     """Compute metrics of every system overall and per slice, and the gate's decision.
 
     Checks, each recorded as a ``GateReason`` (any failure blocks): the candidate's scores are
     finite and not constant; ``config.metric`` is defined on the holdout; it meets
     ``config.min_metric`` when set (a ceiling for ``log_loss``); and it has not regressed against
-    the baseline (noise-aware, see the module docstring). Slices with at least
-    ``min_slice_size`` units (queries, users or rows) are reported, and a slice regressing
-    significantly by more than 2 x ``max_regression`` is a WARN reason: non-blocking in this
-    version. ``max_regression`` is an absolute difference of the metric (0.02 = 2 NDCG points).
+    the baseline (noise-aware, see the module docstring, at ``config.confidence``). Slices with
+    at least ``min_slice_size`` units (queries, users or rows) are reported; a slice regressing
+    significantly by more than 2 x ``max_regression`` blocks, and so does a slice falling
+    behind the overall metric by more than ``max_slice_gap`` when the baseline did not.
+    Optional: the expected calibration error at most ``max_calibration_error``; the PSI of the
+    candidate's predictions against the baseline's at most ``max_score_psi``.
+    ``max_regression`` is an absolute difference of the metric (0.02 = 2 NDCG points).
 
     Args:
         task: ``"ranking"`` (NDCG@10, MRR, AUC, log loss) or ``"binary"`` (AUC, log loss, ECE).
@@ -317,7 +413,11 @@ def evaluate_scores(
         candidate, baseline: system names; a missing or ``None`` baseline means no production
             version yet, and the regression check passes.
         seed, n_resamples: of the paired bootstrap; equal inputs give an equal report.
-        min_slice_size: smaller slices are listed in ``skipped_slices`` instead.
+        min_slice_size: smaller slices are listed in ``skipped_slices`` instead; a slice
+            regression on fewer informative units (queries with a positive) is never blocking.
+        reference: a system of ground-truth scores (the simulator's true relevance), when
+            present: its AUC must be above 0.5, otherwise the holdout's labels contradict the
+            truth (a label fault) and nothing can be judged on it (``sanity_labels`` blocks).
 
     Returns:
         The ``EvaluationReport``; ``decision`` is ``"block"`` when any reason failed.
@@ -355,9 +455,24 @@ def evaluate_scores(
         if config.min_metric is not None:
             reasons.append(_floor_reason(metric, value, config.min_metric))
         reasons.append(_baseline_reason(metric, value, cand, base, config, seed, n_resamples))
+    if reference is not None and reference in scored and reference != candidate:
+        reasons.append(reference_reason(scored[reference]))
     pair = (cand, base) if cand.finite and base is not None and base.finite else None
+    if cand.finite and config.max_calibration_error is not None:
+        reasons.append(calibration_reason(cand, config.max_calibration_error))
+    if pair is not None and config.max_score_psi is not None:
+        reasons.append(score_shift_reason(cand, pair[1], config.max_score_psi))
     sliced = _evaluate_slices(
-        columns, holdout, scored, pair, config, seed, n_resamples, min_slice_size
+        columns,
+        holdout,
+        scored,
+        pair,
+        metrics,
+        candidate,
+        config,
+        seed,
+        n_resamples,
+        min_slice_size,
     )
     reasons.extend(sliced.reasons)
     reasons.extend(_missing_slice_reasons(config, slice_columns))

@@ -44,15 +44,18 @@ class GateReason:
     """The outcome of one gate check, with its evidence.
 
     Attributes:
-        check: ``sanity_finite``, ``sanity_variance``, ``sanity_metric``, ``min_metric``,
-            ``regression``, ``slice_regression`` or ``slice_coverage``.
+        check: ``sanity_finite``, ``sanity_variance``, ``sanity_metric``, ``sanity_labels``,
+            ``min_metric``,
+            ``regression``, ``slice_regression``, ``slice_disparity``, ``calibration``,
+            ``score_shift`` or ``slice_coverage``.
         passed: False blocks the candidate.
         metric: the metric checked (``"scores"`` for the sanity checks on raw scores).
         slice: the slice key (``"column=value"``; the column for ``slice_coverage``), or None
             for the whole holdout.
         candidate: the candidate's value.
         baseline: the baseline's value, when there is one.
-        interval: paired bootstrap interval of candidate - baseline, when computed.
+        interval: paired bootstrap interval of candidate - baseline, when computed (for
+            ``slice_disparity``: of how much the candidate widens the baseline's slice gap).
         threshold: the limit the check applied (tolerance, floor, minimum std).
         message: one readable sentence with the numbers; starts with ``WARN:`` for warnings.
         warning: passed, but worth a human look (never blocks).

@@ -108,7 +108,12 @@ def prepare_system(system: SystemScores, holdout: Holdout, model_names: tuple[st
 
 
 def paired_interval(
-    metric: str, cand: Scored, base: Scored, seed: int, n_resamples: int
+    metric: str,
+    cand: Scored,
+    base: Scored,
+    seed: int,
+    n_resamples: int,
+    confidence: float = 0.95,
 ) -> Interval | None:
     """Bootstrap candidate - baseline on ``metric``, resampling queries / users / rows.
 
@@ -116,10 +121,16 @@ def paired_interval(
     """
     h = cand.holdout
     if metric == "ndcg@10":
-        return paired_bootstrap_means(cand.ndcg_values, base.ndcg_values, n_resamples, seed)
+        return paired_bootstrap_means(
+            cand.ndcg_values, base.ndcg_values, n_resamples, seed, confidence
+        )
     units = None if h.groups is None else h.unit  # dense ids: same units, no re-encoding cost
     if metric == "auc":
-        return paired_bootstrap(auc, h.positive, cand.scores, base.scores, units, n_resamples, seed)
+        return paired_bootstrap(
+            auc, h.positive, cand.scores, base.scores, units, n_resamples, seed, confidence
+        )
     if cand.probs is None or base.probs is None:
         return None
-    return paired_bootstrap(log_loss, h.positive, cand.probs, base.probs, units, n_resamples, seed)
+    return paired_bootstrap(
+        log_loss, h.positive, cand.probs, base.probs, units, n_resamples, seed, confidence
+    )

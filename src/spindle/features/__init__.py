@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from spindle.features._backfill import BackfillResult, backfill_feature, latest_feature_day
+from spindle.features._catalog import feature_catalog
 from spindle.features._compute import (
     compute_features,
     compute_group,
@@ -10,34 +12,53 @@ from spindle.features._compute import (
 )
 from spindle.features._definitions import (
     GROUP_ENTITIES,
+    RESTRICTED_TAGS,
     EncodingSpec,
     FeatureDefinition,
     FeatureRegistry,
 )
 from spindle.features._online import OnlineStore
+from spindle.features._pit import pit_join, pit_join_sql, ttl_select
 from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
-from spindle.features._training_set import TTL_S, TrainingRows, build_rows, pin_versions
+from spindle.features._training_set import (
+    TTL_S,
+    TrainingRows,
+    TrainingStream,
+    build_rows,
+    pin_versions,
+    stream_rows,
+)
 from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
 
 __all__ = [
     "GROUP_ENTITIES",
     "QUERY_COLUMN",
+    "RESTRICTED_TAGS",
     "TEXT_VOCAB_SIZE",
     "TTL_S",
+    "BackfillResult",
     "ColumnEncoding",
     "EncodingSpec",
     "FeatureDefinition",
     "FeatureRegistry",
     "OnlineStore",
     "TrainingRows",
+    "TrainingStream",
     "Transform",
     "add_request_features",
     "assemble_request_rows",
+    "backfill_feature",
     "build_rows",
     "compute_features",
     "compute_group",
     "connect_raw",
+    "feature_catalog",
     "feature_table_path",
+    "latest_feature_day",
     "pin_versions",
+    "pit_join",
+    "pit_join_sql",
     "stable_hash",
+    "stream_rows",
+    "ttl_select",
 ]

@@ -18,6 +18,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model
 
 GROUP_ENTITIES = {"product": "product_id", "user": "user_id", "query": "search_id"}
+RESTRICTED_TAGS = frozenset({"pii", "sensitive"})
+"""Tags that make a feature usable only by the teams its policy allows."""
 EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
 
 
@@ -43,6 +45,7 @@ class _FeatureYaml(BaseModel):
     tags: list[str] = Field(default_factory=list)
     sql: str | None = None
     encoding: EncodingSpec
+    allowed_teams: list[str] | None = None
 
     @field_validator("name")
     @classmethod
@@ -57,6 +60,8 @@ class _GroupYaml(BaseModel):
 
     group: Literal["product", "user", "query"]
     owner: str
+    sources: list[str] = Field(default_factory=list)
+    allowed_teams: list[str] = Field(default_factory=list)
     features: list[_FeatureYaml]
 
 
@@ -73,6 +78,13 @@ class FeatureDefinition:
     tags: tuple[str, ...]
     sql: str | None
     encoding: EncodingSpec
+    sources: tuple[str, ...] = ()
+    allowed_teams: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        """True when a tag (``pii``, ``sensitive``) limits the feature to its policy's teams."""
+        return bool(RESTRICTED_TAGS.intersection(self.tags))
 
     @property
     def ref(self) -> str:
@@ -116,6 +128,12 @@ class FeatureRegistry:
                     tags=tuple(item.tags),
                     sql=item.sql,
                     encoding=item.encoding,
+                    sources=tuple(group.sources),
+                    allowed_teams=tuple(
+                        item.allowed_teams
+                        if item.allowed_teams is not None
+                        else group.allowed_teams
+                    ),
                 )
                 if definition.ref in definitions:
                     raise ConfigError(str(path), [f"{definition.ref} is defined twice"])
@@ -134,7 +152,9 @@ class FeatureRegistry:
         """The definitions a model pins, in the model's order.
 
         Raises:
-            FeatureError: a pinned feature or version does not exist (lists the known versions).
+            FeatureError: a pinned feature or version does not exist (lists the known versions),
+                or a feature tagged ``pii``/``sensitive`` is pinned by a team its policy does
+                not allow (names the feature, its tags, the allowed teams and the fix).
         """
         resolved = []
         for ref in config.features:
@@ -145,4 +165,37 @@ class FeatureRegistry:
                 hint = f"known versions: {', '.join(known)}" if known else "no such feature"
                 raise FeatureError(f"model {config.name} pins {ref}, which is not defined ({hint})")
             resolved.append(definition)
+        refused = [d for d in resolved if d.restricted and config.team not in d.allowed_teams]
+        if refused:
+            lines = [
+                f"{d.ref} (tags {', '.join(d.tags)}; allowed teams: "
+                f"{', '.join(d.allowed_teams) or 'none'})"
+                for d in refused
+            ]
+            raise FeatureError(
+                f"model {config.name} (team {config.team}) may not use restricted feature(s): "
+                f"{'; '.join(lines)}. Remove them from the model's features, or ask the feature "
+                f"owner to add team {config.team!r} to `allowed_teams` in the feature's YAML."
+            )
         return resolved
+
+    def versions(self, group: str, name: str) -> list[FeatureDefinition]:
+        """Every version of one feature, oldest first."""
+        return sorted(
+            (d for d in self.definitions.values() if d.group == group and d.name == name),
+            key=lambda d: d.version,
+        )
+
+    def get(self, ref: str) -> FeatureDefinition:
+        """The definition of ``group.name@version``.
+
+        Raises:
+            FeatureError: no such feature or version (lists the known versions).
+        """
+        definition = self.definitions.get(ref)
+        if definition is None:
+            qualified = ref.partition("@")[0]
+            known = sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
+            hint = f"known versions: {', '.join(known)}" if known else "see `spindle features list`"
+            raise FeatureError(f"feature {ref} is not defined ({hint})")
+        return definition

@@ -10,6 +10,7 @@ training set can be rebuilt later from the same versions (time travel).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from spindle.core import (
     table_exists,
 )
 from spindle.features._definitions import FeatureDefinition
+from spindle.features._pit import BATCH_ROWS, ttl_select
 from spindle.features._request import add_request_features
 
 TTL_S = {"product": 2 * 86400, "user": 8 * 86400}
@@ -92,15 +94,8 @@ def _connect(
 
 
 def _feature_select(alias: str, group: str, definitions: list[FeatureDefinition]) -> list[str]:
-    ttl = TTL_S[group]
-    fresh = f"epoch(e.ts) - epoch({alias}.feature_ts) <= {ttl}"
-    cols = [
-        f'CASE WHEN {fresh} THEN {alias}."{d.column}" END AS "{d.column}"'
-        for d in definitions
-        if d.group == group
-    ]
-    cols.append(f"epoch(e.ts) - epoch({alias}.feature_ts) AS {group}_feature_age_s")
-    return cols
+    columns = [d.column for d in definitions if d.group == group]
+    return ttl_select(alias, columns, TTL_S[group], f"{group}_feature_age_s")
 
 
 def _window(dates: tuple[str, ...]) -> tuple[str, str]:
@@ -183,32 +178,82 @@ def build_rows(
         DataError: a needed table has no data yet.
         FeatureError: a feature column is missing from its table (backfill it first).
     """
+    stream = stream_rows(tables_dir, config, definitions, dates, versions)
+    table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
+    return TrainingRows(
+        table=table,
+        table_versions=stream.table_versions,
+        label=config.label,
+        group_key=config.group_key,
+    )
+
+
+@dataclass(frozen=True)
+class TrainingStream:
+    """A training set as a stream of Arrow batches (memory bounded by a batch), with its schema
+    and the pinned table versions read. Consume ``batches`` once, to the end."""
+
+    schema: pa.Schema
+    batches: Iterator[pa.RecordBatch]
+    table_versions: dict[str, int]
+    label: str
+    group_key: str | None
+
+
+def stream_rows(
+    tables_dir: Path,
+    config: ModelConfig,
+    definitions: list[FeatureDefinition],
+    dates: tuple[str, ...],
+    versions: dict[str, int] | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> TrainingStream:
+    """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
+    caller can write a training set batch by batch (``spindle`` writes Parquet this way).
+
+    Raises:
+        DataError: no days, or a needed table has no data yet.
+        FeatureError: a feature column is missing from its table (backfill it first), or the
+            task does not produce the config's label.
+    """
     if not dates:
         raise DataError(f"no days to build a training set for {config.name}")
     pinned = dict(versions) if versions is not None else pin_versions(tables_dir)
     groups = {d.group for d in definitions}
     con = _connect(tables_dir, pinned, dates)
+    ranking = config.task == "ranking"
     try:
-        if config.task == "ranking":
+        if ranking:
             sql = _ranking_sql(
                 definitions, dates, "product" in groups or "query" in groups, "user" in groups
             )
         else:
             sql = _binary_sql(definitions, dates)
-        table = con.sql(sql).to_arrow_table()
+        reader = con.sql(sql).to_arrow_reader(batch_rows)
     except duckdb.BinderException as exc:
+        con.close()
         raise FeatureError(
             f"building the training set of {config.name} failed: {exc}. "
             "A pinned feature may lack a column in its table: backfill it."
         ) from exc
-    finally:
+    schema = add_request_features(reader.schema.empty_table()).schema if ranking else reader.schema
+    if config.label not in schema.names:
+        reader.close()
         con.close()
-    if config.task == "ranking":
-        table = add_request_features(table)
-    if config.label not in table.column_names:
         raise FeatureError(
             f"{config.name}: label column {config.label!r} is not produced for task {config.task}"
         )
-    return TrainingRows(
-        table=table, table_versions=pinned, label=config.label, group_key=config.group_key
-    )
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in reader:
+                if ranking:
+                    table = add_request_features(pa.Table.from_batches([batch]))
+                    yield from table.cast(schema).to_batches()
+                else:
+                    yield batch
+        finally:
+            reader.close()
+            con.close()
+
+    return TrainingStream(schema, batches(), pinned, config.label, config.group_key)

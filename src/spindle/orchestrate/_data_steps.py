@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -9,6 +10,7 @@ import pyarrow as pa
 
 from spindle.core import IngestResult, RawPartition, TableVersion, sha256_json
 from spindle.data import (
+    HISTORY_DAYS,
     INGEST_ORDER,
     Anomaly,
     ValidationReport,
@@ -99,10 +101,14 @@ def validate(ctx: Context, date: str) -> ValidationReport:
     """Validate the ingested day and record the report (idempotent for unchanged tables)."""
     ws = ctx.workspace
     versions = pin_versions(ws.tables_dir)
+    day = dt.date.fromisoformat(date)
+    window = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, HISTORY_DAYS + 1)]
+    # History is the trailing window of *healthy* days: a day that failed is not a baseline.
+    exclude = tuple(d for d in window if day_verdict(ctx, d) == "fail")
     outcome = ctx.runner.run(
         "validate",
-        lambda: validate_day(ws.tables_dir, date),
-        identity={"tables": versions},
+        lambda: validate_day(ws.tables_dir, date, exclude=exclude),
+        identity={"tables": versions, "exclude": list(exclude)},
         date=date,
         rebuild=lambda artifacts: _report_from(artifacts[0].properties()),
     )

@@ -13,6 +13,7 @@ from spindle.core import (
     Evaluation,
     atomic_write_json,
     sha256_file,
+    sha256_json,
 )
 from spindle.evaluate import SystemScores, evaluate_scores
 from spindle.orchestrate._context import Context
@@ -36,7 +37,11 @@ def evaluate_version(
     production = deployed_before(ctx, model, date)
     baseline = production if production is not None and production != version else None
     identity = {"holdout": holdout.content_hash, "candidate": version, "baseline": baseline}
-    path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-{date}.json"
+    # one report per (holdout, baseline, gate config): a re-evaluation never overwrites one
+    fingerprint = sha256_json([identity, loaded.config_hash])[:12]
+    path = (
+        ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-{date}-{fingerprint}.json"
+    )
 
     def run() -> Evaluation:
         table = pq.read_table(holdout.uri)
@@ -116,5 +121,13 @@ def evaluate_version(
         inputs=inputs,
     )
     evaluation: Evaluation = outcome.value
+    if ctx.store.get_alias(model, "candidate") != version:
+        ctx.store.set_alias(
+            model,
+            "candidate",
+            version,
+            actor="spindle evaluate",
+            reason=f"evaluated on {date}: gate {evaluation.decision}",
+        )
     details = json.loads(Path(evaluation.uri).read_text())
     return evaluation, details

@@ -15,9 +15,10 @@ from spindle.core import (
     ModelConfig,
     TableVersion,
     TrainingSet,
+    ValidationFailed,
     sha256_json,
 )
-from spindle.features import FeatureDefinition, build_rows, pin_versions
+from spindle.features import FeatureDefinition, pin_versions, stream_rows
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._data_steps import day_verdict
 
@@ -43,17 +44,49 @@ def _day(date: str, offset: int) -> str:
 def training_window(
     ctx: Context, cfg: ModelConfig, date: str, days: int | None = None
 ) -> tuple[list[str], list[str]]:
-    """Days before ``date`` to train on, and the days left out (missing or failed validation)."""
+    """Days before ``date`` to train on, and the gaps left out (each with why).
+
+    A gap is a day of the window, on or after the first validated day of the workspace, that
+    was never ingested and validated or whose validation FAILed (days before the first one are
+    simply before history began). A window with a gap is refused unless the model config sets
+    ``training.allow_gaps: true``, in which case the gaps are skipped and listed.
+
+    Raises:
+        ValidationFailed: the window has a FAIL-level gap and the config does not allow gaps
+            (lists every gap and the two ways out).
+    """
     span = days if days is not None else cfg.training.window_days
-    chosen, skipped = [], []
+    first = first_validated_day(ctx)
+    chosen, gaps = [], []
     for i in range(span, 0, -1):
         day = _day(date, -i)
         verdict = day_verdict(ctx, day)
+        if verdict is None and (first is None or day < first):
+            continue  # before the workspace's history starts: not a gap
         if verdict is None or verdict == "fail":
-            skipped.append(f"{day} ({'not ingested' if verdict is None else 'failed validation'})")
+            gaps.append(
+                f"{day} ({'not ingested/validated' if verdict is None else 'failed validation'})"
+            )
         else:
             chosen.append(day)
-    return chosen, skipped
+    if gaps and not cfg.training.allow_gaps:
+        raise ValidationFailed(
+            f"{cfg.name} for {date}: the training window {_day(date, -span)}..{_day(date, -1)} has "
+            f"FAIL-level gaps: {', '.join(gaps)}. Fix and re-ingest those days (see `spindle "
+            "validate --date D`), or set `training.allow_gaps: true` in the model config "
+            "(or `--set training.allow_gaps=true`) to train without them."
+        )
+    return chosen, gaps
+
+
+def first_validated_day(ctx: Context) -> str | None:
+    """The earliest day with a recorded validation report (None before any)."""
+    days = [
+        str(r.properties["date"])
+        for r in ctx.store.find_artifacts("validation_report")
+        if r.properties.get("date")
+    ]
+    return min(days) if days else None
 
 
 def model_dir(ctx: Context, model: str, version: int) -> Path:
@@ -77,16 +110,19 @@ def build_training_set(
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
     def run() -> TrainingSet:
-        rows = build_rows(
+        stream = stream_rows(
             ctx.workspace.tables_dir, cfg, loaded.definitions, tuple(sorted(dates)), versions
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
-        pq.write_table(rows.table, tmp)
+        n_rows = 0
+        # Batch by batch: a training set larger than memory is written without holding it.
+        with pq.ParquetWriter(tmp, stream.schema) as writer:
+            for batch in stream.batches:
+                writer.write_batch(batch)
+                n_rows += batch.num_rows
         tmp.replace(path)
-        return TrainingSet(
-            cfg.name, tuple(sorted(dates)), str(path), fingerprint, rows.table.num_rows, versions
-        )
+        return TrainingSet(cfg.name, tuple(sorted(dates)), str(path), fingerprint, n_rows, versions)
 
     inputs = [f"table:{name}@{v}" for name, v in versions.items()]
     for name, v in versions.items():

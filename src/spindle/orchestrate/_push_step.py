@@ -1,19 +1,38 @@
-"""The push step: refuse ungated versions, push atomically, move the production alias."""
+"""The push step: refuse ungated versions, validate the serving infra, push atomically, move
+the production alias."""
 
 from __future__ import annotations
+
+import json
 
 from spindle.core import (
     Deployment,
     GateBlocked,
+    atomic_write_json,
     sha256_json,
 )
 from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import model_dir
 from spindle.serve import push as push_to_repo
 
 
 def _version_date(ctx: Context, model: str, version: int) -> str:
     return ctx.store.get_version(model, version).date or ""
+
+
+def checked_infra(ctx: Context, model: str, version: int) -> InfraReport:
+    """Infra validation of ``model@version``, run once per version (the report is kept as JSON
+    next to the evaluations; a version is immutable, so a passing report stays valid)."""
+    path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-infra.json"
+    if path.is_file():
+        recorded = json.loads(path.read_text())
+        if recorded.get("passed"):
+            recorded["failures"] = tuple(recorded.get("failures", ()))
+            return InfraReport(**recorded)
+    report = infra_validate(ctx, model, version)
+    atomic_write_json(path, report.to_dict())
+    return report
 
 
 def push(
@@ -24,27 +43,42 @@ def push(
     weight: float | None = None,
     force: bool = False,
     reason: str | None = None,
+    infra: bool = True,
 ) -> Deployment:
     """Push a gated version to the model repository and make it production.
 
+    Before the push, unless ``infra`` is False, infra validation serves the version in a canary
+    process (``checked_infra``): scores must match the training-time model, p99 latency and
+    peak RSS must fit the config's serving budget. ``force`` with a ``reason`` overrides a
+    blocked gate or failed infra validation; the reason is recorded on the deployment and in
+    the alias history (the audit trail).
+
     Raises:
-        GateBlocked: the version has no passing evaluation and ``force`` is not set with a reason.
+        GateBlocked: no passing evaluation, or failed infra validation, and ``force`` is not
+            set with a reason.
     """
     record = ctx.store.latest_artifact("evaluation", model=model, version=version)
     decision = None if record is None else record.properties.get("decision")
-    if decision != "pass":
-        if not force:
-            why = (
-                "it was never evaluated"
-                if record is None
-                else "; ".join(record.properties.get("reasons", [])) or "blocked"
-            )
+    if decision != "pass" and not force:
+        why = (
+            "it was never evaluated"
+            if record is None
+            else "; ".join(record.properties.get("reasons", [])) or "blocked"
+        )
+        raise GateBlocked(
+            f"{model}@{version} may not be pushed: {why}. "
+            "Use `spindle push --force --reason TEXT` to override (audited)."
+        )
+    if force and not reason:
+        raise GateBlocked(
+            "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
+        )
+    if infra:
+        report = checked_infra(ctx, model, version)
+        if not report.passed and not force:
             raise GateBlocked(
-                f"{model}@{version} may not be pushed: {why}. Use `spindle push --force --reason TEXT` to override (audited)."
-            )
-        if not reason:
-            raise GateBlocked(
-                "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
+                f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
+                "Fix it, or use `spindle push --force --reason TEXT` to override (audited)."
             )
     source = model_dir(ctx, model, version)
 
@@ -59,8 +93,8 @@ def push(
                 model,
                 "production",
                 version,
-                actor="spindle push",
-                reason=reason or f"gate passed ({decision})",
+                actor="spindle push --force" if force else "spindle push",
+                reason=f"forced: {reason}" if force else f"gate passed ({decision})",
             )
         return Deployment(
             model,

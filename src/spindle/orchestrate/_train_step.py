@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import platform
 import shutil
 import subprocess
@@ -33,7 +35,7 @@ from spindle.orchestrate._model_common import (
     model_dir,
     training_window,
 )
-from spindle.train import InputSpec, TrainResult, train_model
+from spindle.train import InputSpec, TrainResult, trainer_for
 
 _PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
 
@@ -125,6 +127,11 @@ def train_version(
     result_box: dict[str, TrainResult] = {}
 
     def run() -> ModelVersion:
+        # A run killed after registering its version but before the runner recorded success
+        # must not register a duplicate when rerun: the same work already has a version.
+        existing = _existing_version(ctx, model, date, trainset.id, base, loaded.config_hash)
+        if existing is not None:
+            return existing
         version, result = _train_version(ctx, loaded, date, trainset, base, identity, left_out, why)
         result_box["result"] = result
         return version
@@ -140,6 +147,35 @@ def train_version(
         params={"base_version": base, "why": why, "days": days, "left_out": left_out},
     )
     return outcome.value, result_box.get("result"), outcome.skipped
+
+
+def _existing_version(
+    ctx: Context, model: str, date: str, trainset_id: str, base: int | None, config_hash: str
+) -> ModelVersion | None:
+    """The ready version trained for the same day, training set, base and config, if any."""
+    if model not in ctx.store.models():
+        return None
+    for record in ctx.store.versions(model):
+        if record.status != "ready" or record.date != date or record.base_version != base:
+            continue
+        path = model_dir(ctx, model, record.version)
+        try:
+            manifest = json.loads((path / "manifest.json").read_text())
+        except (OSError, ValueError):
+            continue
+        same_set = manifest.get("training_set", {}).get("id") == trainset_id
+        if same_set and manifest.get("config_hash") == config_hash:
+            files = manifest["files"]
+            return ModelVersion(
+                model,
+                record.version,
+                str(path),
+                sha256_json(files),
+                date,
+                base,
+                manifest.get("metrics", {}),
+            )
+    return None
 
 
 def _train_version(
@@ -168,14 +204,9 @@ def _train_version(
     if scratch.exists():
         shutil.rmtree(scratch)
     scratch.parent.mkdir(parents=True, exist_ok=True)
-    result = train_model(
-        inputs,
-        labels,
-        spec,
-        cfg.training,
-        scratch,
-        checkpoint_dir=checkpoints,
-        base_weights=(base_dir / "weights.pt") if base_dir is not None else None,
+    trainer = trainer_for(cfg.training)
+    result = trainer.train(
+        inputs, labels, spec, cfg.training, scratch, checkpoint_dir=checkpoints, base_dir=base_dir
     )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     final = model_dir(ctx, cfg.name, version)
@@ -190,15 +221,14 @@ def _train_version(
         "peak_rss_mb": result.peak_rss_mb,
         "final_loss": result.final_loss,
         "seconds": result.seconds,
+        "workers": result.workers,
     }
     with atomic_directory(final) as tmp:
-        for name in ("model.onnx", "weights.pt", "input_spec.json"):
+        names = ("model.onnx", result.weights_path.name, "input_spec.json")
+        for name in names:
             shutil.copy2(scratch / name, tmp / name)
         (tmp / "transform.json").write_text(transform.to_json())
-        files = {
-            name: sha256_file(tmp / name)
-            for name in ("model.onnx", "transform.json", "weights.pt", "input_spec.json")
-        }
+        files = {name: sha256_file(tmp / name) for name in (*names, "transform.json")}
         manifest = {
             "model": cfg.name,
             "version": version,
@@ -217,6 +247,11 @@ def _train_version(
             "left_out_days": left_out,
             "metrics": metrics,
             "weights_sha256": result.weights_sha256,
+            "framework": trainer.framework,
+            "servable": True,  # every trainer writes a verified model.onnx
+            "workers": result.workers,
+            "resumed_from_step": result.resumed_from_step,
+            "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
             "seed": cfg.training.seed,
             "threads": cfg.training.threads,
             "files": files,

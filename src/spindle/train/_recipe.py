@@ -16,6 +16,7 @@ tips to SparseAdam as tables grow.)
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,8 @@ class SyncRecipe:
         config: hyperparameters, seed and threads.
         epochs: epochs of this run (``config.epochs``, or ``config.warm_start_epochs`` when the
             caller warm starts).
-        checkpoints: where this run's checkpoints live.
+        checkpoints: where this run's checkpoints live (None: do not checkpoint; a DDP worker
+            other than rank 0).
         progress: called after every step with ``(steps done, total steps)``.
     """
 
@@ -52,7 +54,7 @@ class SyncRecipe:
         spec: InputSpec,
         config: TrainingConfig,
         epochs: int,
-        checkpoints: CheckpointStore,
+        checkpoints: CheckpointStore | None,
         progress: Progress | None = None,
     ) -> None:
         self.spec = spec
@@ -66,6 +68,9 @@ class SyncRecipe:
         self.steps_run = 0
         self.examples_run = 0
         self.final_loss = math.nan
+        self.loss_history: list[float] = []
+        self._last_save = time.monotonic()
+        self._saved_step = -1
         self._previous_threads = torch.get_num_threads()
 
     # -- setup ------------------------------------------------------------------------------
@@ -104,7 +109,7 @@ class SyncRecipe:
         self.loss_rows = 0
 
         # Resume (continue this run) wins over warm start (begin a run from another model).
-        state, step, skipped = self.checkpoints.load_latest()
+        state, step, skipped = self._latest_checkpoint()
         self.notes += skipped
         if state is not None:
             self.load_checkpoint(state)
@@ -138,10 +143,7 @@ class SyncRecipe:
                 start, stop = step * batch_size, min(self.rows, (step + 1) * batch_size)
                 batch = {name: tensor[start:stop] for name, tensor in epoch_inputs.items()}
                 self._check_batch(batch, step, start, stop)
-                loss = functional.binary_cross_entropy_with_logits(
-                    self.model(**batch), epoch_labels[start:stop]
-                )
-                loss_value = float(loss.item())
+                loss, loss_value = self._loss(batch, epoch_labels[start:stop])
                 if not math.isfinite(loss_value):
                     raise TrainingError(
                         f"the loss became {loss_value} in epoch {self.epoch}, step {step} "
@@ -154,9 +156,7 @@ class SyncRecipe:
                 if self.sparse_optimizer is not None:
                     self.sparse_optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
-                self.dense_optimizer.step()
-                if self.sparse_optimizer is not None:
-                    self.sparse_optimizer.step()  # type: ignore[no-untyped-call]
+                self._apply_gradients()
 
                 self.step_in_epoch = step + 1
                 self.global_step += 1
@@ -164,7 +164,8 @@ class SyncRecipe:
                 self.examples_run += stop - start
                 self.loss_sum += loss_value * (stop - start)
                 self.loss_rows += stop - start
-                if self.global_step % self.config.checkpoint_every_steps == 0:
+                self.loss_history.append(loss_value)
+                if self._checkpoint_due():
                     self.save_checkpoint()
                 if self.progress is not None:
                     self.progress(self.global_step, self.total_steps)
@@ -173,10 +174,42 @@ class SyncRecipe:
             self.step_in_epoch = 0
             self.permutation = None
             self.loss_sum, self.loss_rows = 0.0, 0
-        if self.global_step % self.config.checkpoint_every_steps != 0 and self.steps_run:
+        if self.steps_run and self._saved_step != self.global_step:
             # The end state too, so a crash during export does not redo the training.
             self.save_checkpoint()
         self.model.eval()
+
+    def _loss(
+        self, batch: dict[str, torch.Tensor], labels: torch.Tensor
+    ) -> tuple[torch.Tensor, float]:
+        """The loss to back-propagate and the batch's mean loss (what is checked and logged)."""
+        loss = functional.binary_cross_entropy_with_logits(self.model(**batch), labels)
+        return loss, float(loss.item())
+
+    def _apply_gradients(self) -> None:
+        """One optimiser step of the gradients just computed."""
+        self.dense_optimizer.step()
+        if self.sparse_optimizer is not None:
+            self.sparse_optimizer.step()  # type: ignore[no-untyped-call]
+
+    def _extra_state(self) -> dict[str, Any]:
+        """State a derived recipe adds to every checkpoint (none here)."""
+        return {}
+
+    def _load_extra_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``_extra_state`` added."""
+
+    def _checkpoint_due(self) -> bool:
+        """Every ``checkpoint_every_steps`` steps, or ``checkpoint_every_s`` seconds if set."""
+        if self.global_step % self.config.checkpoint_every_steps == 0:
+            return True
+        every_s = self.config.checkpoint_every_s
+        return every_s is not None and time.monotonic() - self._last_save >= every_s
+
+    def _latest_checkpoint(self) -> tuple[dict[str, Any] | None, int, list[str]]:
+        if self.checkpoints is None:
+            return None, 0, []
+        return self.checkpoints.load_latest()
 
     def _check_batch(
         self, batch: dict[str, torch.Tensor], step: int, start: int, stop: int
@@ -204,6 +237,8 @@ class SyncRecipe:
 
     def save_checkpoint(self) -> None:
         """Write every piece of state the loop reads, atomically (see ``CheckpointStore``)."""
+        if self.checkpoints is None:
+            return
         state: dict[str, Any] = {
             "model": self.model.state_dict(),
             "dense_optimizer": self.dense_optimizer.state_dict(),
@@ -222,8 +257,11 @@ class SyncRecipe:
             "loss_rows": self.loss_rows,
             "final_loss": self.final_loss,
             "warm_started": self.warm_started,
+            **self._extra_state(),
         }
         self.checkpoints.save(self.global_step, state)
+        self._last_save = time.monotonic()
+        self._saved_step = self.global_step
 
     def load_checkpoint(self, state: dict[str, Any]) -> None:
         """Restore what ``save_checkpoint`` wrote."""
@@ -242,12 +280,14 @@ class SyncRecipe:
         self.loss_rows = int(state["loss_rows"])
         self.final_loss = float(state["final_loss"])
         self.warm_started = bool(state["warm_started"])
+        self._load_extra_state(state)
 
     # -- cleanup ----------------------------------------------------------------------------
 
     def cleanup(self) -> None:
         """Release the checkpoint dir and restore the process's thread count."""
-        self.checkpoints.close()
+        if self.checkpoints is not None:
+            self.checkpoints.close()
         torch.set_num_threads(self._previous_threads)
 
 

@@ -21,7 +21,9 @@ from spindle.core import (
     sha256_file,
     sha256_json,
 )
+from spindle.train._async import AsyncRecipe
 from spindle.train._checkpoint import CheckpointStore
+from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._model import Ranker
 from spindle.train._recipe import SyncRecipe
@@ -37,7 +39,10 @@ class TrainResult:
 
     ``seconds``, ``cpu_s`` and the rates measure the training loop of this call (the steps it
     ran: fewer than ``steps`` after a resume); setup and export are excluded. ``utilisation``
-    is ``cpu_s / (seconds * threads)``. ``peak_rss_mb`` is the process's peak so far.
+    is ``cpu_s / (seconds * threads * workers)``; with several workers ``cpu_s`` sums every
+    worker's loop and ``seconds`` is rank 0's. ``peak_rss_mb`` is this process's peak so far
+    (with workers: the parent's, not theirs). ``loss_history`` is the mean loss of every step
+    this call ran (over all workers' rows).
     ``weights_sha256`` hashes the state_dict canonically (names sorted, dtype, shape, bytes):
     equal exactly when the weights are bit-identical.
     """
@@ -59,6 +64,8 @@ class TrainResult:
     resumed_from_step: int | None
     warm_started: bool
     notes: tuple[str, ...]
+    workers: int = 1
+    loss_history: tuple[float, ...] = ()
 
 
 def train_model(
@@ -89,7 +96,12 @@ def train_model(
         out_dir: the model version directory to create; must not exist.
         checkpoint_dir: this run's checkpoint directory.
         base_weights: a base version directory or its ``weights.pt``, to warm start from.
-        progress: called after every step with ``(steps done, total steps)``.
+        progress: called after every step with ``(steps done, total steps)`` (single process
+            only: not called when ``config.workers > 1``).
+
+    With ``config.max_staleness_steps > 0`` the bounded-staleness recipe (``AsyncRecipe``)
+    runs instead of the sync one. With ``config.workers > 1`` the loop runs in that many local DDP worker processes (see
+    ``spindle.train.train_ddp``) with the same global batch; this process then exports.
 
     Raises:
         TrainingError: no rows, inputs that do not match the spec, labels outside {0, 1},
@@ -112,8 +124,20 @@ def train_model(
     base_file = _base_file(base_weights)
     epochs = config.warm_start_epochs if base_file is not None else config.epochs
     fingerprint = _run_fingerprint(inputs, labels, spec, config, base_file, epochs)
+    sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
+    if config.workers > 1 and config.max_staleness_steps > 0:
+        raise TrainingError(
+            f"workers={config.workers} with max_staleness_steps={config.max_staleness_steps}: "
+            "DDP workers update synchronously; set max_staleness_steps=0 for DDP, or workers=1 "
+            "for the bounded-staleness recipe"
+        )
+    if config.workers > 1:
+        return _train_workers(
+            inputs, labels, spec, config, out_dir, checkpoint_dir, base_file, epochs, fingerprint
+        )
     store = CheckpointStore(checkpoint_dir, fingerprint)
-    recipe = SyncRecipe(spec, config, epochs, store, progress)
+    recipe_type = AsyncRecipe if config.max_staleness_steps > 0 else SyncRecipe
+    recipe = recipe_type(spec, config, epochs, store, progress)
     try:
         recipe.setup(inputs, labels, base_file)
         threads = torch.get_num_threads()
@@ -121,30 +145,105 @@ def train_model(
         recipe.train()
         seconds = time.perf_counter() - wall0
         cpu_s = time.process_time() - cpu0
-        sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
         _write_version(out_dir, recipe.model, spec, sample)
     finally:
         recipe.cleanup()
-    done = recipe.examples_run
-    utilisation = cpu_s / (seconds * threads) if seconds > 0 else 0.0
+    return _result(
+        out_dir,
+        recipe.model,
+        rows=rows,
+        epochs=epochs,
+        steps=recipe.global_step,
+        examples_run=recipe.examples_run,
+        seconds=seconds,
+        cpu_s=cpu_s,
+        cores=threads,
+        final_loss=recipe.final_loss,
+        resumed_from_step=recipe.resumed_from_step,
+        warm_started=recipe.warm_started,
+        notes=recipe.notes,
+        workers=1,
+        loss_history=recipe.loss_history,
+    )
+
+
+def _train_workers(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    base_file: Path | None,
+    epochs: int,
+    fingerprint: str,
+) -> TrainResult:
+    """The data-parallel path: ``config.workers`` processes train, this one exports."""
+    outcome = train_ddp(
+        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file
+    )
+    model = Ranker(spec, config)
+    model.load_state_dict(outcome.state_dict)
+    sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
+    _write_version(out_dir, model, spec, sample)
+    return _result(
+        out_dir,
+        model,
+        rows=int(labels.shape[0]),
+        epochs=epochs,
+        steps=outcome.global_step,
+        examples_run=outcome.examples_run,
+        seconds=outcome.seconds,
+        cpu_s=outcome.cpu_s,
+        cores=config.threads * config.workers,
+        final_loss=outcome.final_loss,
+        resumed_from_step=outcome.resumed_from_step,
+        warm_started=outcome.warm_started,
+        notes=outcome.notes,
+        workers=config.workers,
+        loss_history=outcome.loss_history,
+    )
+
+
+def _result(
+    out_dir: Path,
+    model: Ranker,
+    *,
+    rows: int,
+    epochs: int,
+    steps: int,
+    examples_run: int,
+    seconds: float,
+    cpu_s: float,
+    cores: int,
+    final_loss: float,
+    resumed_from_step: int | None,
+    warm_started: bool,
+    notes: list[str],
+    workers: int,
+    loss_history: list[float],
+) -> TrainResult:
+    utilisation = cpu_s / (seconds * cores) if seconds > 0 else 0.0
     return TrainResult(
         out_dir=out_dir,
         onnx_path=out_dir / MODEL_FILE,
         weights_path=out_dir / WEIGHTS_FILE,
-        weights_sha256=state_dict_sha256(recipe.model.state_dict()),
+        weights_sha256=state_dict_sha256(model.state_dict()),
         examples=rows,
         epochs=epochs,
-        steps=recipe.global_step,
+        steps=steps,
         seconds=seconds,
-        examples_per_s=done / seconds if seconds > 0 else 0.0,
+        examples_per_s=examples_run / seconds if seconds > 0 else 0.0,
         cpu_s=cpu_s,
-        m_examples_per_cpu_s=done / 1e6 / cpu_s if cpu_s > 0 else 0.0,
+        m_examples_per_cpu_s=examples_run / 1e6 / cpu_s if cpu_s > 0 else 0.0,
         utilisation=utilisation,
         peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        final_loss=recipe.final_loss,
-        resumed_from_step=recipe.resumed_from_step,
-        warm_started=recipe.warm_started,
-        notes=tuple(recipe.notes + _efficiency_notes(threads, utilisation)),
+        final_loss=final_loss,
+        resumed_from_step=resumed_from_step,
+        warm_started=warm_started,
+        notes=tuple(notes + _efficiency_notes(cores, utilisation)),
+        workers=workers,
+        loss_history=tuple(loss_history),
     )
 
 

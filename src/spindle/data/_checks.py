@@ -1,0 +1,286 @@
+"""The anomaly checks of data validation: each compares one day with its healthy history.
+
+Every check returns :class:`Anomaly` records (never raises): expected (the median of the
+history days, robust to one bad day in the window), observed, severity and a message that
+says what to do. History is the trailing window of days that passed validation.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats as sps
+
+from spindle.core import Verdict
+
+
+@dataclass(frozen=True)
+class Anomaly:
+    """One finding, with the evidence a user needs to act on it."""
+
+    kind: str
+    source: str
+    severity: Verdict
+    message: str
+    column: str | None = None
+    slice: str | None = None
+    expected: float | None = None
+    observed: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: getattr(self, k)
+            for k in (
+                "kind",
+                "source",
+                "column",
+                "slice",
+                "expected",
+                "observed",
+                "severity",
+                "message",
+            )
+        }
+
+
+# Thresholds (chosen on the simulator: a healthy week raises none; every fault trips one).
+DROP_FAIL, DROP_WARN, JUMP_WARN = 0.8, 0.88, 1.5
+SLICE_MIN_SHARE, SLICE_SHRINK = 0.02, 0.5
+PSI_WARN, PSI_FAIL, PSI_MIN_ROWS = 0.15, 0.25, 100
+NULL_RATE_JUMP = 0.05
+BIAS_P_VALUE = 1e-3
+
+
+def row_count(source: str, observed: int, past: list[int]) -> list[Anomaly]:
+    """A day with far fewer (missing data) or far more (duplicates) rows than usual."""
+    if len(past) < 2:
+        return []
+    expected = float(statistics.median(past))
+    ratio = observed / expected if expected else 1.0
+    # Small sources are noisy: a drop must also be unlikely as chance (Poisson) to count.
+    p_value = float(sps.poisson.cdf(observed, expected))
+    if ratio < DROP_WARN and p_value < 0.01:
+        severity: Verdict = "fail" if ratio < DROP_FAIL and p_value < BIAS_P_VALUE else "warn"
+        return [
+            Anomaly(
+                "row_count_drop",
+                source,
+                severity,
+                f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f}; "
+                "see missing_data_bias for whether the loss is random or in some slices",
+                expected=expected,
+                observed=float(observed),
+            )
+        ]
+    if ratio > JUMP_WARN:
+        return [
+            Anomaly(
+                "row_count_jump",
+                source,
+                "warn",
+                f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (duplicates or a replay?)",
+                expected=expected,
+                observed=float(observed),
+            )
+        ]
+    return []
+
+
+def slice_completeness(
+    dimension: str, source: str, today: dict[str, int], past: list[dict[str, int]]
+) -> list[Anomaly]:
+    """Each slice's share of the day vs its median share over the history."""
+    if len(past) < 2 or not today:
+        return []
+    total = sum(today.values())
+    found = []
+    for key in sorted({k for day in past for k in day}):
+        shares = [day.get(key, 0) / max(sum(day.values()), 1) for day in past]
+        expected = float(statistics.median(shares))
+        observed = today.get(key, 0) / total if total else 0.0
+        if expected < SLICE_MIN_SHARE:
+            continue
+        label = f"{dimension}={key}"
+        expected_rows = expected * total
+        count = today.get(key, 0)
+        # One-sided binomial test: is today's count too low to be chance at this day's size?
+        p_value = float(sps.binom.cdf(count, total, expected))
+        if observed >= SLICE_SHRINK * expected or p_value >= 0.05:
+            continue
+        vanished = count == 0
+        found.append(
+            Anomaly(
+                "slice_vanished" if vanished else "slice_shrunk",
+                source,
+                "fail" if p_value < BIAS_P_VALUE else "warn",
+                (
+                    f"slice {label} vanished from {source}: 0 rows, usually {expected:.1%} "
+                    f"(~{expected_rows:.0f} rows expected today). Check the export for a format "
+                    "change or a filter; training on this day would under-represent the slice."
+                    if vanished
+                    else f"slice {label} of {source} shrank to {observed:.1%} from a usual "
+                    f"{expected:.1%} ({count} rows, ~{expected_rows:.0f} expected, binomial "
+                    f"p={p_value:.1e}): missing data concentrated in one slice biases training."
+                ),
+                column=dimension,
+                slice=label,
+                expected=expected,
+                observed=observed,
+            )
+        )
+    return found
+
+
+def missing_data_bias(
+    source: str,
+    observed_rows: int,
+    expected_rows: float,
+    slices: dict[str, tuple[dict[str, int], list[dict[str, int]]]],
+    cluster_size: float = 1.0,
+) -> Anomaly:
+    """Is a loss of rows random, or concentrated in slices? A chi-square test per dimension.
+
+    Args:
+        slices: per dimension, today's counts by slice and the history's counts by slice.
+        cluster_size: rows per independent unit (impressions come ~20 to a search); counts are
+            divided by it so the test does not mistake clustering for concentration.
+    """
+    worst: tuple[float, str, str, float, float] | None = None
+    for dimension, (today, past) in slices.items():
+        keys = sorted({k for day in past for k in day})
+        if len(keys) < 2 or not today:
+            continue
+        expected_share = np.array(
+            [statistics.median(d.get(k, 0) / max(sum(d.values()), 1) for d in past) for k in keys]
+        )
+        expected_share = np.maximum(expected_share, 1e-9)
+        expected_share /= expected_share.sum()
+        counts = np.array([today.get(k, 0) for k in keys], dtype=float) / max(cluster_size, 1.0)
+        p_value = float(sps.chisquare(counts, counts.sum() * expected_share).pvalue)
+        gap = counts / max(counts.sum(), 1) - expected_share
+        k = int(np.argmin(gap))
+        if worst is None or p_value < worst[0]:
+            worst = (
+                p_value,
+                dimension,
+                keys[k],
+                float(expected_share[k]),
+                float(counts[k] / max(counts.sum(), 1)),
+            )
+    lost = 1 - observed_rows / expected_rows if expected_rows else 0.0
+    if worst is not None and worst[0] < BIAS_P_VALUE:
+        p_value, dimension, key, expected, observed = worst
+        return Anomaly(
+            "missing_data_bias",
+            source,
+            "fail",
+            f"{source} lost {lost:.0%} of its usual rows and the loss is concentrated: slice "
+            f"{dimension}={key} holds {observed:.1%} of today's rows against a usual {expected:.1%} "
+            f"(chi-square p={p_value:.1e}). A model trained on this day would see too few of them: "
+            "fix the export of that slice and re-ingest, or leave the day out.",
+            column=dimension,
+            slice=f"{dimension}={key}",
+            expected=expected,
+            observed=observed,
+        )
+    p_text = f" (chi-square p={worst[0]:.2f}, no slice stands out)" if worst else ""
+    return Anomaly(
+        "missing_data_bias",
+        source,
+        "warn",
+        f"{source} lost {lost:.0%} of its usual rows, spread evenly across slices{p_text}: the loss "
+        "looks random (late or partial delivery). Training on it is unbiased but smaller; wait "
+        "for late data and re-ingest, or accept the smaller day.",
+        expected=expected_rows,
+        observed=float(observed_rows),
+    )
+
+
+def psi(expected: np.ndarray, observed: np.ndarray) -> float:
+    """Population stability index of two count vectors over the same bins."""
+    e = (expected + 0.5) / (expected.sum() + 0.5 * len(expected))
+    o = (observed + 0.5) / (observed.sum() + 0.5 * len(observed))
+    return float(np.sum((o - e) * np.log(o / e)))
+
+
+def distribution_shift(
+    source: str, column: str, today: np.ndarray, past: np.ndarray, label: bool = False
+) -> list[Anomaly]:
+    """PSI of today's binned values against the pooled history (bins from history deciles)."""
+    if today.sum() < PSI_MIN_ROWS or past.sum() < PSI_MIN_ROWS:
+        return []
+    value = psi(past, today)
+    # PSI of two samples of one distribution is ~ (bins - 1) * (1/n + 1/m): small days are noisy,
+    # so the thresholds never sit below a few times that.
+    noise = (len(today) - 1) * (1 / today.sum() + 1 / past.sum())
+    warn_at, fail_at = max(PSI_WARN, 2.5 * noise), max(PSI_FAIL, 4 * noise)
+    if value < warn_at:
+        return []
+    severity: Verdict = "fail" if value >= fail_at else "warn"
+    what = "label distribution" if label else "distribution"
+    advice = (
+        "the labels no longer mean what they did (a logging or attribution change?): do not "
+        "train on this day until it is explained"
+        if label
+        else "check the producer for a unit, format or population change"
+    )
+    return [
+        Anomaly(
+            "label_shift" if label else "distribution_shift",
+            source,
+            severity,
+            f"{source}.{column}: {what} shifted, PSI {value:.2f} against the history "
+            f"(warn >= {warn_at:.2f}, fail >= {fail_at:.2f} at these row counts); {advice}",
+            column=column,
+            expected=0.0,
+            observed=value,
+        )
+    ]
+
+
+def null_rate(source: str, column: str, observed: float, past: list[float]) -> list[Anomaly]:
+    """A column that is suddenly much more often null than in its history."""
+    if len(past) < 2:
+        return []
+    expected = float(statistics.median(past))
+    if observed - expected <= NULL_RATE_JUMP or observed < 2 * expected:
+        return []
+    return [
+        Anomaly(
+            "null_rate",
+            source,
+            "fail" if observed - expected > 4 * NULL_RATE_JUMP else "warn",
+            f"{source}.{column}: {observed:.1%} nulls, usually {expected:.1%}; "
+            "a producer stopped filling it",
+            column=column,
+            expected=expected,
+            observed=observed,
+        )
+    ]
+
+
+def label_rate(source: str, observed: float, past: list[float], what: str) -> list[Anomaly]:
+    """The share of positive labels (e.g. purchases per impression) far from its history."""
+    if len(past) < 2 or not all(math.isfinite(p) for p in past):
+        return []
+    expected = float(statistics.median(past))
+    if expected <= 0:
+        return []
+    ratio = observed / expected
+    if 0.6 <= ratio <= 1.6:
+        return []
+    return [
+        Anomaly(
+            "label_rate",
+            source,
+            "fail",
+            f"{what} is {observed:.3%}, {ratio:.0%} of the usual {expected:.3%}: the label "
+            "changed meaning or is being logged wrongly; do not train on this day until explained",
+            expected=expected,
+            observed=observed,
+        )
+    ]

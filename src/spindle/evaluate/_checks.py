@@ -1,0 +1,170 @@
+"""Gate checks beyond the regression rule: calibration, score shift, per-slice disparity.
+
+Each function returns one ``GateReason`` with its evidence; ``None`` thresholds are handled by
+the caller (the check is not run).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spindle.evaluate._metrics import FloatArray, expected_calibration_error
+from spindle.evaluate._report import GateReason
+from spindle.evaluate._systems import HIGHER_IS_BETTER, Scored
+
+PSI_BINS = 10
+"""Quantile bins of the baseline's probabilities for the population stability index."""
+_PSI_FLOOR = 1e-4  # share given to an empty bin, so one empty bin cannot make the PSI infinite
+
+
+def calibration_reason(cand: Scored, bound: float) -> GateReason:
+    """Block a candidate whose expected calibration error (10 bins) is above ``bound``."""
+    if cand.probs is None:
+        return GateReason(
+            "calibration",
+            True,
+            "ece",
+            None,
+            float("nan"),
+            None,
+            None,
+            bound,
+            "WARN: the candidate emits no probabilities; calibration not checked",
+            warning=True,
+        )
+    ece = expected_calibration_error(cand.holdout.positive, cand.probs)
+    ok = ece <= bound
+    mean_p, rate = float(cand.probs.mean()), float(cand.holdout.positive.mean())
+    message = (
+        f"candidate ECE {ece:.4f} {'within' if ok else 'above'} the bound {bound:g} "
+        f"(mean predicted {mean_p:.4f}, observed rate {rate:.4f})"
+    )
+    if not ok:
+        message += ": predictions are miscalibrated (label or feature problem); it cannot ship"
+    return GateReason("calibration", ok, "ece", None, ece, None, None, bound, message)
+
+
+def reference_reason(reference: Scored) -> GateReason:
+    """Block when ground-truth scores rank the holdout no better than chance (AUC <= 0.5).
+
+    Labels drawn from the world rank with the truth; a holdout where the truth looks worse
+    than chance has broken labels (flipped, shuffled, joined to the wrong rows), and any
+    verdict on it, pass or block, would be meaningless.
+    """
+    value = reference.metrics().get("auc", float("nan"))
+    ok = not math.isfinite(value) or value > 0.5
+    message = f"{reference.name} AUC {value:.4f} on the holdout labels" + (
+        " (> 0.5): the labels agree with the ground truth"
+        if ok
+        else " (<= 0.5): the holdout's labels contradict the ground truth (a label fault "
+        "such as label_flip); no candidate can be judged on this day"
+    )
+    return GateReason("sanity_labels", ok, "auc", None, value, None, None, 0.5, message)
+
+
+def population_stability_index(expected: FloatArray, actual: FloatArray) -> float:
+    """PSI of ``actual`` against ``expected``, over ``PSI_BINS`` quantile bins of ``expected``.
+
+    PSI = sum over bins of (a - e) * ln(a / e) with a, e the shares of rows per bin. Rules of
+    thumb: < 0.1 no shift, 0.1-0.25 moderate, > 0.25 large.
+
+    Example:
+        >>> x = np.linspace(0, 1, 1000)
+        >>> population_stability_index(x, x)
+        0.0
+    """
+    edges = np.unique(np.quantile(expected, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+    e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=edges.size + 1)
+    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=edges.size + 1)
+    e_share = np.maximum(e / max(expected.size, 1), _PSI_FLOOR)
+    a_share = np.maximum(a / max(actual.size, 1), _PSI_FLOOR)
+    return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
+
+
+def score_shift_reason(cand: Scored, base: Scored, bound: float) -> GateReason:
+    """Block a candidate whose prediction distribution moved too far from the baseline's (PSI)."""
+    c = cand.probs if cand.probs is not None else cand.scores
+    b = base.probs if base.probs is not None else base.scores
+    psi = population_stability_index(b, c)
+    ok = psi <= bound
+    message = (
+        f"PSI of {cand.name} vs {base.name} predictions {psi:.4f} "
+        f"{'within' if ok else 'above'} the bound {bound:g} (means {float(c.mean()):.4f} vs "
+        f"{float(b.mean()):.4f})"
+    )
+    if not ok:
+        message += ": the prediction distribution shifted; check features and labels"
+    return GateReason("score_shift", ok, "psi", None, psi, float(b.mean()), None, bound, message)
+
+
+def _gap(metric: str, overall: float, part: float) -> float:
+    """How far the slice falls behind the overall value (> 0: the slice is worse)."""
+    return overall - part if HIGHER_IS_BETTER[metric] else part - overall
+
+
+def disparity_reason(
+    metric: str,
+    slice_key: str,
+    cand: tuple[float, float],
+    base: tuple[float, float] | None,
+    widening: tuple[float, float] | None,
+    max_gap: float,
+    max_regression: float,
+    reliable: bool = True,
+) -> GateReason:
+    """A slice may not fall behind the overall metric by more than ``max_gap``.
+
+    ``cand`` and ``base`` are (overall, slice) values; ``widening`` is the interval of how much
+    further behind the candidate's slice falls than the baseline's. A gap above ``max_gap``
+    blocks when there is no baseline, or when the candidate widens it *significantly* (the
+    whole interval) by more than ``max_regression``; otherwise it is a pre-existing or
+    noise-level disparity, flagged for a human but not blocked. A slice with too few
+    informative units (``reliable`` False) is flagged, never blocked.
+    """
+    gap = _gap(metric, *cand)
+    base_gap = None if base is None else _gap(metric, *base)
+    if not (math.isfinite(gap) and (base_gap is None or math.isfinite(base_gap))):
+        return GateReason(
+            "slice_disparity",
+            True,
+            metric,
+            slice_key,
+            cand[1],
+            None,
+            None,
+            max_gap,
+            f"not checked: {metric} is undefined on this slice",
+        )
+    numbers = f"{metric} {cand[1]:.4f} on the slice vs {cand[0]:.4f} overall (gap {gap:+.4f}"
+    if base_gap is not None:
+        numbers += f"; baseline gap {base_gap:+.4f}"
+    if widening is not None:
+        numbers += f"; widened by {widening[0]:+.4f} to {widening[1]:+.4f}"
+    numbers += ")"
+    if gap <= max_gap:
+        verdict, passed, warning = f"within the allowed gap {max_gap:g}", True, False
+    elif base is not None and (widening is None or widening[0] <= max_regression):
+        verdict = (
+            f"beyond the allowed gap {max_gap:g}, but not significantly wider than the "
+            f"baseline's by more than max_regression {max_regression:g}: pre-existing disparity"
+        )
+        passed, warning = True, True
+    elif not reliable:
+        verdict = f"beyond the allowed gap {max_gap:g}, but too few units on the slice to block"
+        passed, warning = True, True
+    else:
+        verdict, passed, warning = f"beyond the allowed gap {max_gap:g}: blocked", False, False
+    return GateReason(
+        check="slice_disparity",
+        passed=passed,
+        metric=metric,
+        slice=slice_key,
+        candidate=cand[1],
+        baseline=None if base is None else base[1],
+        interval=widening,
+        threshold=max_gap,
+        message=("WARN: " if warning else "") + f"{numbers}; {verdict}",
+        warning=warning,
+    )

@@ -1,0 +1,94 @@
+"""The feature catalogue: every definition with its owner, tags, policy, sources and users.
+
+What ``spindle features list|show`` prints: one record per feature version, naming the models
+that pin that version and the provenance (origin, licence, retention) of the raw sources it is
+computed from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from spindle.core import FeatureError, ModelConfig, SourceConfig
+from spindle.features._definitions import FeatureDefinition, FeatureRegistry
+
+
+def _record(
+    definition: FeatureDefinition,
+    configs: Mapping[str, ModelConfig],
+    sources: Mapping[str, SourceConfig],
+) -> dict[str, Any]:
+    return {
+        "ref": definition.ref,
+        "group": definition.group,
+        "name": definition.name,
+        "version": definition.version,
+        "column": definition.column,
+        "entity": definition.entity,
+        "owner": definition.owner,
+        "description": definition.description,
+        "dtype": definition.dtype,
+        "tags": list(definition.tags),
+        "allowed_teams": list(definition.allowed_teams) if definition.restricted else None,
+        "computation": (
+            {"kind": "sql", "sql": definition.sql}
+            if definition.sql
+            else {"kind": "request", "function": "spindle.features.add_request_features"}
+        ),
+        "encoding": definition.encoding.model_dump(),
+        "used_by": sorted(name for name, cfg in configs.items() if definition.ref in cfg.features),
+        "sources": {
+            name: (
+                sources[name].model_dump()
+                if name in sources
+                else {"origin": "undeclared: add it under `sources:` in spindle.yaml"}
+            )
+            for name in definition.sources
+        },
+    }
+
+
+def feature_catalog(
+    registry: FeatureRegistry,
+    configs: Mapping[str, ModelConfig],
+    sources: Mapping[str, SourceConfig],
+    name: str | None = None,
+) -> list[dict[str, Any]]:
+    """JSON-ready records of every feature version (or only those of ``name``), sorted by ref.
+
+    Args:
+        registry: the workspace's feature definitions.
+        configs: the workspace's model configs by name (to list who pins each version).
+        sources: the workspace's source provenance (``spindle.yaml`` ``sources:``).
+        name: ``group.name`` (every version), ``group.name@V`` (one), or a bare ``name`` when
+            it is unique across groups; None for every feature.
+
+    Raises:
+        FeatureError: ``name`` matches no feature (lists how to find one).
+
+    Example:
+        >>> feature_catalog(registry, {}, {}, "product.price_usd")[0]["ref"]
+        'product.price_usd@1'
+    """
+    chosen = sorted(registry.definitions.values(), key=lambda d: (d.group, d.name, d.version))
+    if name is not None:
+        chosen = _matching(registry, chosen, name)
+    return [_record(d, configs, sources) for d in chosen]
+
+
+def _matching(
+    registry: FeatureRegistry, chosen: list[FeatureDefinition], name: str
+) -> list[FeatureDefinition]:
+    if "@" in name:
+        return [registry.get(name)]
+    found = [d for d in chosen if name in (f"{d.group}.{d.name}", d.name)]
+    groups = {d.group for d in found}
+    if len(groups) > 1:
+        options = ", ".join(sorted(f"{g}.{name}" for g in groups))
+        raise FeatureError(f"feature name {name!r} is ambiguous: say one of {options}")
+    if not found:
+        raise FeatureError(
+            f"no feature named {name!r}; run `spindle features list` to see every feature"
+        )
+    return found

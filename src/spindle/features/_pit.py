@@ -1,0 +1,77 @@
+"""The point-in-time join: DuckDB ``ASOF LEFT JOIN`` with a time-to-live, streamed as Arrow.
+
+For each event the join takes, per entity, the latest feature row with ``feature_ts <= ts``
+(never a value from after the event). A row older than the TTL is dropped to nulls, and the
+age of the row is kept so a model (or a person) can tell a missing value from a stale one.
+Every event is kept. Only the pinned feature columns are selected (``name__vN``), so a model
+pinning version 1 reads version 1 whatever else the table holds. The result is streamed as
+Arrow record batches, so a caller can write a training set larger than memory batch by batch.
+Training sets (``build_rows``) and ``benchmarks/pit_join.py`` use this same SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+BATCH_ROWS = 1 << 17
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ttl_select(
+    alias: str, columns: Sequence[str], ttl_s: int, age_column: str, event_alias: str = "e"
+) -> list[str]:
+    """Select expressions for pinned ``columns`` of feature row ``alias``, nulled past the TTL."""
+    fresh = f"epoch({event_alias}.ts) - epoch({alias}.feature_ts) <= {int(ttl_s)}"
+    out = [f"CASE WHEN {fresh} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in columns]
+    out.append(f"epoch({event_alias}.ts) - epoch({alias}.feature_ts) AS {_q(age_column)}")
+    return out
+
+
+def pit_join_sql(
+    events: str, features: str, entity: str, columns: Sequence[str], ttl_s: int
+) -> str:
+    """The ASOF join of relation ``events`` (``entity``, ``ts``, ...) with ``features``
+    (``entity``, ``feature_ts``, pinned columns): every event row, pinned columns within TTL."""
+    select = ["e.*", *ttl_select("f", columns, ttl_s, "feature_age_s")]
+    return (
+        f"SELECT {', '.join(select)} FROM {events} e ASOF LEFT JOIN {features} f "
+        f"ON e.{_q(entity)} = f.{_q(entity)} AND e.ts >= f.feature_ts"
+    )
+
+
+def pit_join(
+    con: duckdb.DuckDBPyConnection,
+    events: str,
+    features: str,
+    entity: str,
+    columns: Sequence[str],
+    ttl_s: int,
+    batch_rows: int = BATCH_ROWS,
+) -> pa.RecordBatchReader:
+    """Stream the point-in-time join of two relations registered on ``con`` as Arrow batches.
+
+    Args:
+        con: a DuckDB connection holding ``events`` and ``features`` (tables or views).
+        events: relation with the entity key and ``ts`` (timestamp) per event.
+        features: relation with the entity key, ``feature_ts`` and the feature columns.
+        entity: the key column.
+        columns: the pinned feature columns to return.
+        ttl_s: feature rows older than this (seconds) give nulls.
+        batch_rows: rows per Arrow batch (memory stays bounded by a few batches).
+
+    Returns:
+        A reader of the events with the pinned columns and ``feature_age_s``. Read it to the
+        end (or close it) before reusing ``con``.
+
+    Example:
+        >>> reader = pit_join(con, "events", "features", "user_id", ["user__spend__v1"], 86400)
+        >>> for batch in reader: ...
+    """
+    relation = con.sql(pit_join_sql(events, features, entity, columns, ttl_s))
+    return relation.to_arrow_reader(batch_rows)

@@ -1,0 +1,193 @@
+"""Infra validation before push: the exported model, served in its own process, agrees and fits.
+
+A canary process (``spindle.serve._canary``) loads the version with the serving runtime and
+ranks real requests of the version's day through the serving feature path. The same rows are
+scored here with the training-time model (the torch weights), and the version passes when
+
+- the canary loaded and verified every file and answered every request,
+- its scores match torch's within ``MAX_ABS_DIFF`` (1e-5) on every row,
+- the p99 service time (CPU time; the runtime is single-threaded) of a ranking request is
+  within ``serving.latency_budget_ms`` — wall times are reported too, but on a shared machine
+  they include waiting for a core, which says more about the neighbours than about the model,
+- the canary's peak RSS is within ``serving.max_rss_mb``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.dataset as pads
+import torch
+
+from spindle.core import ModelConfig, ServingError
+from spindle.features import Transform
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._model_common import load_config, model_dir
+from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
+from spindle.train import InputSpec, Ranker, load_weights
+
+MAX_ABS_DIFF = 1e-5
+"""Largest allowed |serving score - training-time score| on a canary row."""
+CANARY_TIMEOUT_S = 300.0
+
+
+@dataclass(frozen=True)
+class InfraReport:
+    """The verdict of infra validation with its evidence; ``to_dict`` is the ``--json`` form."""
+
+    model: str
+    version: int
+    passed: bool
+    requests: int = 0
+    rows: int = 0
+    max_abs_diff: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    cpu_p50_ms: float | None = None
+    cpu_p99_ms: float | None = None
+    latency_budget_ms: float = 0.0
+    peak_rss_mb: float | None = None
+    max_rss_mb: float = 0.0
+    load_ms: float | None = None
+    failures: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"failures": list(self.failures)}
+
+
+def _canary_requests(ctx: Context, date: str | None, n: int) -> list[dict[str, Any]]:
+    """Real searches (user, query) of the version's day, else of the newest raw day."""
+    root = ctx.workspace.raw_dir / "searches"
+    days = sorted(p.name for p in root.glob("date=*")) if root.is_dir() else []
+    chosen = f"date={date}" if date and f"date={date}" in days else (days[-1] if days else None)
+    if chosen is None:
+        return [{"user_id": "canary", "query": "yarn"}]
+    table = pads.dataset(root / chosen).to_table(columns=["user_id", "query"])
+    rows = table.slice(0, n).to_pylist()
+    return [{"user_id": str(r["user_id"]), "query": str(r["query"])} for r in rows]
+
+
+def _run_canary(
+    version: Path, store: Path, requests: list[dict[str, Any]], out: Path
+) -> dict[str, Any]:
+    spec = out / "request.json"
+    spec.write_text(
+        json.dumps({"version_dir": str(version), "store": str(store), "requests": requests})
+    )
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
+    done = subprocess.run(  # our own interpreter and module, no shell
+        [sys.executable, "-m", "spindle.serve._canary", str(spec), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=CANARY_TIMEOUT_S,
+        env=env,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise ServingError(
+            f"the canary process could not serve {version}: {done.stderr.strip()[-2000:]}"
+        )
+    result: dict[str, Any] = json.loads((out / RESULT_FILE).read_text())
+    return result
+
+
+def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) -> np.ndarray:
+    transform = Transform.from_json((version / "transform.json").read_text())
+    model = Ranker(InputSpec.from_dict(transform.input_spec()), config.training)
+    model.load_state_dict(load_weights(version))
+    model.eval()
+    inputs = transform.transform(rows)
+    with torch.no_grad():
+        out = model(
+            **{name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in inputs.items()}
+        )
+    return np.asarray(out.numpy(), dtype=np.float64)
+
+
+def infra_validate(
+    ctx: Context,
+    model: str,
+    version: int,
+    *,
+    n_requests: int = 100,
+    overrides: list[str] | None = None,
+) -> InfraReport:
+    """Serve ``model@version`` in a canary process and check scores, latency and memory.
+
+    Args:
+        n_requests: real searches of the version's day to rank (50 retrieved candidates each).
+        overrides: ``--set`` overrides of the model config (e.g. ``serving.max_rss_mb=512``).
+
+    Returns the report; it never raises for a failed check (``passed`` says, ``failures`` why).
+
+    Example:
+        report = infra_validate(ctx, "search_ranker", 3)
+        if not report.passed: print(*report.failures, sep="\n")
+    """
+    cfg = load_config(ctx, model, overrides).config
+    budget, rss_budget = cfg.serving.latency_budget_ms, cfg.serving.max_rss_mb
+    source = model_dir(ctx, model, version)
+    date = ctx.store.get_version(model, version).date
+    requests = _canary_requests(ctx, date, n_requests)
+
+    def report(passed: bool, failures: tuple[str, ...], **measured: Any) -> InfraReport:
+        return InfraReport(
+            model=model,
+            version=version,
+            passed=passed,
+            latency_budget_ms=budget,
+            max_rss_mb=rss_budget,
+            failures=failures,
+            **measured,
+        )
+
+    with tempfile.TemporaryDirectory(prefix="spindle-canary-") as tmp:
+        out = Path(tmp)
+        try:
+            measured = _run_canary(source, ctx.workspace.online_store_path, requests, out)
+        except (ServingError, subprocess.TimeoutExpired) as exc:
+            return report(False, (str(exc),))
+        with pa.memory_map(str(out / ROWS_FILE)) as source_file:
+            rows = pa.ipc.open_file(source_file).read_all()
+        served = np.load(out / SCORES_FILE, allow_pickle=False)
+    expected = _training_time_scores(source, rows, cfg)
+    diff = float(np.abs(served - expected).max()) if served.size else 0.0
+    failures = []
+    if served.shape != expected.shape or not np.isfinite(served).all() or diff > MAX_ABS_DIFF:
+        failures.append(
+            f"serving scores differ from the training-time model by up to {diff:.3g} "
+            f"(> {MAX_ABS_DIFF:g}) on {rows.num_rows} canary rows: the export or the serving "
+            "feature path disagrees with training"
+        )
+    if measured["cpu_p99_ms"] > budget:
+        failures.append(
+            f"p99 latency of a ranking request {measured['cpu_p99_ms']:.1f} ms of CPU "
+            f"({measured['p99_ms']:.1f} ms wall) exceeds serving.latency_budget_ms {budget:g}"
+        )
+    if measured["peak_rss_mb"] > rss_budget:
+        failures.append(
+            f"peak RSS of the serving process {measured['peak_rss_mb']:.0f} MB exceeds "
+            f"serving.max_rss_mb {rss_budget:g}"
+        )
+    return report(
+        not failures,
+        tuple(failures),
+        requests=measured["requests"],
+        rows=measured["rows"],
+        max_abs_diff=diff,
+        p50_ms=measured["p50_ms"],
+        p99_ms=measured["p99_ms"],
+        cpu_p50_ms=measured["cpu_p50_ms"],
+        cpu_p99_ms=measured["cpu_p99_ms"],
+        peak_rss_mb=measured["peak_rss_mb"],
+        load_ms=measured["load_ms"],
+    )

@@ -1,0 +1,185 @@
+"""``speed_check``: train at the configured parallelism and at half, and compare on one holdout.
+
+DESIGN §2 principle 6 (models can train too fast): parallel and asynchronous updates can cost
+quality. Parallelism here is ``workers × (max_staleness_steps + 1)`` (DDP workers times the
+updates in flight); the slower run halves both (``workers // 2``, and ``(k + 1) // 2 - 1``
+staleness). Both train from scratch on the same window, with the same transform and seed,
+and are scored on the holdout day ``date`` (the model's own metric, paired bootstrap interval
+of slow − fast, resampling queries for ranking). The verdict is "training too fast" when the
+slower run is significantly better (the interval excludes 0 on its side) or when the
+configured run's holdout scores are constant (it collapsed), else "ok".
+Nothing is registered: the two models are removed, the report is written as JSON under
+``artifacts/speed_checks/<model>/<date>.json``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from spindle.core import TrainingConfig, TrainingError, atomic_write_json, sha256_json
+from spindle.evaluate import (
+    HIGHER_IS_BETTER,
+    Interval,
+    auc,
+    log_loss,
+    ndcg_at_k,
+    paired_bootstrap,
+    sigmoid,
+)
+from spindle.features import Transform
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._model_common import (
+    build_training_set,
+    labels_and_groups,
+    load_config,
+    training_window,
+)
+from spindle.train import InputSpec, predict, train_model
+
+
+@dataclass(frozen=True)
+class SpeedRun:
+    """One of the two trainings: its parallelism, cost and holdout metric."""
+
+    workers: int
+    max_staleness_steps: int
+    parallelism: int
+    metric_value: float
+    examples_per_s: float
+    cpu_s: float
+    final_loss: float
+
+
+@dataclass(frozen=True)
+class SpeedCheck:
+    """The verdict of ``speed_check`` and its evidence (``interval`` is slow − fast)."""
+
+    model: str
+    date: str
+    metric: str
+    fast: SpeedRun
+    slow: SpeedRun
+    interval: Interval
+    verdict: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def halved(config: TrainingConfig) -> TrainingConfig:
+    """The config at half the parallelism (at least 1 worker and staleness 0)."""
+    return config.model_copy(
+        update={
+            "workers": max(1, config.workers // 2),
+            "max_staleness_steps": max(0, (config.max_staleness_steps + 1) // 2 - 1),
+        }
+    )
+
+
+def speed_check(
+    ctx: Context, model: str, date: str, *, overrides: list[str] | None = None
+) -> SpeedCheck:
+    """Train ``model`` for ``date`` at its parallelism and at half; compare on the holdout.
+
+    Raises:
+        TrainingError: the parallelism is already 1 (nothing to halve), or the training window
+            or holdout is empty.
+    """
+    loaded = load_config(ctx, model, overrides)
+    cfg = loaded.config
+    fast_cfg, slow_cfg = cfg.training, halved(cfg.training)
+    if _parallelism(fast_cfg) == 1:
+        raise TrainingError(
+            f"{model}: training.workers=1 and training.max_staleness_steps=0, there is no "
+            "parallelism to halve; run with --set training.workers=N or "
+            "--set training.max_staleness_steps=K"
+        )
+    days, left_out = training_window(ctx, cfg, date)
+    if not days:
+        raise TrainingError(
+            f"{model} for {date}: the training window is empty ({', '.join(left_out)}); "
+            "ingest and validate earlier days first"
+        )
+    table = pq.read_table(build_training_set(ctx, loaded, days).uri)
+    holdout = pq.read_table(build_training_set(ctx, loaded, [date], purpose="holdout").uri)
+    if table.num_rows == 0 or holdout.num_rows == 0:
+        raise TrainingError(f"{model} for {date}: the training set or the holdout has no rows")
+    transform = Transform.fit(table, loaded.definitions)
+    inputs, holdout_inputs = transform.transform(table), transform.transform(holdout)
+    labels, _ = labels_and_groups(table, cfg)
+    holdout_labels, groups = labels_and_groups(holdout, cfg)
+    spec = InputSpec.from_dict(transform.input_spec())
+    work = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
+    key = sha256_json({"config": loaded.config_hash, "date": date})[:16]
+    scores, runs = [], []
+    try:
+        for name, config in (("fast", fast_cfg), ("slow", slow_cfg)):
+            out = work / f"{key}-{name}"
+            shutil.rmtree(out, ignore_errors=True)
+            result = train_model(
+                inputs, labels, spec, config, out, checkpoint_dir=work / f"{key}-{name}-ckpt"
+            )
+            scores.append(predict(out, holdout_inputs).astype(np.float64))
+            runs.append((config, result))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    metric = cfg.evaluation.metric
+    metric_fn, unit = _metric(metric, groups)
+    interval = paired_bootstrap(metric_fn, holdout_labels, scores[1], scores[0], unit)
+    speed_runs = [
+        SpeedRun(
+            c.workers,
+            c.max_staleness_steps,
+            _parallelism(c),
+            value,
+            r.examples_per_s,
+            r.cpu_s,
+            r.final_loss,
+        )
+        for (c, r), value in zip(runs, (interval.value_b, interval.value_a), strict=True)
+    ]
+    better = interval.lower > 0 if HIGHER_IS_BETTER[metric] else interval.upper < 0
+    collapsed = float(np.std(scores[0])) < _MIN_SCORE_STD
+    verdict = "training too fast" if better or collapsed else "ok"
+    reason = (
+        f"the run at parallelism {speed_runs[0].parallelism} scores every holdout row the same "
+        "(it diverged or collapsed); "
+        if collapsed
+        else ""
+    ) + (
+        f"{metric} at parallelism {speed_runs[1].parallelism}: {interval.value_a:.4f}, at "
+        f"{speed_runs[0].parallelism}: {interval.value_b:.4f}; slow − fast "
+        f"{interval.estimate:+.4f} [{interval.lower:+.4f}, {interval.upper:+.4f}] "
+        f"({interval.confidence:.0%} paired bootstrap)"
+        + (": the slower run is significantly better" if better else ": no significant loss")
+    )
+    check = SpeedCheck(model, date, metric, speed_runs[0], speed_runs[1], interval, verdict, reason)
+    path = ctx.workspace.artifacts_dir / "speed_checks" / model / f"{date}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, check.to_dict())
+    return check
+
+
+_MIN_SCORE_STD = 1e-6
+
+
+def _parallelism(config: TrainingConfig) -> int:
+    return config.workers * (config.max_staleness_steps + 1)
+
+
+def _metric(metric: str, groups: np.ndarray | None) -> tuple[Any, np.ndarray | None]:
+    """The metric function for ``paired_bootstrap`` (scores are logits) and its unit."""
+    if metric == "ndcg@10":
+        if groups is None:
+            raise TrainingError("ndcg@10 needs a group_key in the model config")
+        return partial(ndcg_at_k, k=10), groups
+    if metric == "auc":
+        return auc, None
+    return (lambda y, s: log_loss(y, sigmoid(s))), None

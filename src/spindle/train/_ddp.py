@@ -1,0 +1,215 @@
+"""The data-parallel recipe: N local worker processes, torch.distributed (gloo), real DDP.
+
+``train_ddp`` starts ``config.workers`` processes with the ``spawn`` start method (a process
+that used deltalake must not fork) on a free loopback port. Every worker holds the whole
+training set and draws the same permutation (same seed); the runner shards each *global* batch
+of ``batch_size`` rows into contiguous per-rank slices, so N workers see exactly the rows one
+worker would, and the global batch size does not depend on N. Each rank back-propagates its
+slice's summed loss scaled by ``N / rows in the global batch``; DDP averages gradients over
+ranks, which gives exactly the gradient of the global mean loss (also for an uneven last
+batch). Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
+
+Rank 0 owns the checkpoint directory (lock, saves, loads on resume) and sends the resumed state
+to the other ranks; at the end it writes the final weights and the run's figures to
+``result-<fingerprint>.pt`` in the checkpoint dir, which the parent process reads back.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.multiprocessing.spawn import ProcessRaisedException, start_processes
+from torch.nn import functional
+from torch.nn.parallel import DistributedDataParallel
+
+from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes
+from spindle.train._checkpoint import CheckpointStore
+from spindle.train._recipe import SyncRecipe
+from spindle.train._spec import InputSpec
+
+
+@dataclass(frozen=True)
+class DDPOutcome:
+    """What the workers of one ``train_ddp`` call produced, as rank 0 reported it.
+
+    ``cpu_s`` sums the training-loop CPU time of every rank; ``seconds`` is rank 0's loop wall
+    time; ``loss_history`` is the global (all-rank) mean loss of every step this call ran.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    global_step: int
+    steps_run: int
+    examples_run: int
+    seconds: float
+    cpu_s: float
+    final_loss: float
+    loss_history: list[float]
+    resumed_from_step: int | None
+    warm_started: bool
+    notes: list[str]
+
+
+class DDPRecipe(SyncRecipe):
+    """The sync recipe run by one rank of a process group, with the model wrapped in DDP.
+
+    Only what differs from ``SyncRecipe`` is here: setup wraps the model, the loss is computed
+    on this rank's slice of the global batch and reduced over ranks, resume state comes from
+    rank 0, and only rank 0 writes checkpoints (``checkpoints`` is None on the others).
+    """
+
+    def __init__(
+        self,
+        spec: InputSpec,
+        config: TrainingConfig,
+        epochs: int,
+        checkpoints: CheckpointStore | None,
+        rank: int,
+        world_size: int,
+    ) -> None:
+        super().__init__(spec, config, epochs, checkpoints, None)
+        self.rank = rank
+        self.world_size = world_size
+
+    def setup(
+        self, inputs: dict[str, np.ndarray], labels: np.ndarray, base_weights: Path | None
+    ) -> None:
+        """Set up as ``SyncRecipe`` does, then wrap the model in ``DistributedDataParallel``."""
+        super().setup(inputs, labels, base_weights)
+        self.ddp = DistributedDataParallel(self.model)
+
+    def _latest_checkpoint(self) -> tuple[dict[str, Any] | None, int, list[str]]:
+        found: list[Any] = [super()._latest_checkpoint() if self.rank == 0 else None]
+        dist.broadcast_object_list(found, src=0)
+        state, step, notes = found[0]
+        return state, int(step), list(notes)
+
+    def _loss(
+        self, batch: dict[str, torch.Tensor], labels: torch.Tensor
+    ) -> tuple[torch.Tensor, float]:
+        rows = labels.shape[0]
+        lo, hi = self.rank * rows // self.world_size, (self.rank + 1) * rows // self.world_size
+        local = {name: tensor[lo:hi] for name, tensor in batch.items()}
+        summed = functional.binary_cross_entropy_with_logits(
+            self.ddp(**local), labels[lo:hi], reduction="sum"
+        )
+        total = summed.detach().clone()
+        dist.all_reduce(total)  # every rank sees the same loss: all stop together on NaN
+        return summed * (self.world_size / rows), float(total.item()) / rows
+
+
+def train_ddp(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    checkpoint_dir: Path,
+    fingerprint: str,
+    base_file: Path | None,
+) -> DDPOutcome:
+    """Train with ``config.workers`` local processes and return rank 0's report.
+
+    Raises:
+        TrainingError: a worker failed (its error message is repeated here), e.g. non-finite
+            input or loss; the last good checkpoint is kept.
+    """
+    world = config.workers
+    result_file = Path(checkpoint_dir) / f"result-{fingerprint[:16]}.pt"
+    result_file.unlink(missing_ok=True)
+    port = _free_port()
+    args = (world, port, inputs, labels, spec, config, epochs, str(checkpoint_dir), fingerprint)
+    try:
+        start_processes(  # type: ignore[no-untyped-call]
+            _worker,
+            args=(*args, str(base_file) if base_file is not None else None, str(result_file)),
+            nprocs=world,
+            join=True,
+            start_method="spawn",
+        )
+    except ProcessRaisedException as error:
+        message = str(error).strip().splitlines()[-1]
+        raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
+    report = torch.load(result_file, map_location="cpu", weights_only=True)
+    result_file.unlink(missing_ok=True)
+    return DDPOutcome(
+        state_dict=report["model"],
+        global_step=int(report["global_step"]),
+        steps_run=int(report["steps_run"]),
+        examples_run=int(report["examples_run"]),
+        seconds=float(report["seconds"]),
+        cpu_s=float(report["cpu_s"]),
+        final_loss=float(report["final_loss"]),
+        loss_history=[float(x) for x in report["loss_history"]],
+        resumed_from_step=report["resumed_from_step"],
+        warm_started=bool(report["warm_started"]),
+        notes=list(report["notes"]),
+    )
+
+
+def _worker(
+    rank: int,
+    world: int,
+    port: int,
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    checkpoint_dir: str,
+    fingerprint: str,
+    base_file: str | None,
+    result_file: str,
+) -> None:
+    """One rank: join the group, run the recipe, and (rank 0) write the report."""
+    os.environ["MASTER_ADDR"] = "127.0.0.1"
+    os.environ["MASTER_PORT"] = str(port)
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    store = CheckpointStore(Path(checkpoint_dir), fingerprint) if rank == 0 else None
+    recipe = DDPRecipe(spec, config, epochs, store, rank, world)
+    try:
+        recipe.setup(inputs, labels, Path(base_file) if base_file is not None else None)
+        wall0, cpu0 = time.perf_counter(), time.process_time()
+        recipe.train()
+        seconds = time.perf_counter() - wall0
+        cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
+        dist.all_reduce(cpu)
+        if rank == 0:
+            _write_report(Path(result_file), recipe, seconds, float(cpu.item()))
+    finally:
+        recipe.cleanup()
+        dist.destroy_process_group()
+
+
+def _write_report(path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float) -> None:
+    report = {
+        "model": recipe.model.state_dict(),
+        "global_step": recipe.global_step,
+        "steps_run": recipe.steps_run,
+        "examples_run": recipe.examples_run,
+        "seconds": seconds,
+        "cpu_s": cpu_s,
+        "final_loss": recipe.final_loss if math.isfinite(recipe.final_loss) else math.nan,
+        "loss_history": recipe.loss_history,
+        "resumed_from_step": recipe.resumed_from_step,
+        "warm_started": recipe.warm_started,
+        "notes": recipe.notes,
+    }
+    buffer = io.BytesIO()
+    torch.save(report, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

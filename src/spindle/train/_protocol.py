@@ -1,0 +1,86 @@
+"""The framework-neutral trainer contract, and how a config picks its implementation.
+
+A ``Trainer`` turns model inputs (``spindle.features.Transform`` output) and labels into a
+model version directory holding ``model.onnx`` (the serving artifact, inputs by name as in
+the ``InputSpec``, float32 logit ``score [N]``), its weights in the framework's own
+non-pickled format, and ``input_spec.json``; and it scores inputs from such a directory.
+``TorchTrainer`` (the ranker, recipes, checkpoints, DDP) is the default; ``SklearnTrainer``
+(logistic regression) proves the contract with a second framework. Both are checked by the
+same contract tests (``tests/train/test_protocol.py``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from spindle.core import TrainingConfig
+from spindle.train._export import predict
+from spindle.train._spec import InputSpec
+from spindle.train._train import TrainResult, train_model
+
+
+class Trainer(Protocol):
+    """What the train step needs of a framework."""
+
+    framework: str
+
+    def train(
+        self,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        spec: InputSpec,
+        config: TrainingConfig,
+        out_dir: Path,
+        *,
+        checkpoint_dir: Path,
+        base_dir: Path | None = None,
+    ) -> TrainResult:
+        """Train (resuming this run's checkpoints, or warm starting from ``base_dir``) and
+        write the model version directory ``out_dir`` atomically."""
+        ...
+
+    def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """float32 logits ``[N]`` of the model in ``out_dir``, in this framework."""
+        ...
+
+
+class TorchTrainer:
+    """The PyTorch ranker (``train_model``: sync or DDP recipe by ``config.workers``)."""
+
+    framework = "torch"
+
+    def train(
+        self,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        spec: InputSpec,
+        config: TrainingConfig,
+        out_dir: Path,
+        *,
+        checkpoint_dir: Path,
+        base_dir: Path | None = None,
+    ) -> TrainResult:
+        return train_model(
+            inputs,
+            labels,
+            spec,
+            config,
+            out_dir,
+            checkpoint_dir=checkpoint_dir,
+            base_weights=base_dir,
+        )
+
+    def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        return predict(out_dir, inputs)
+
+
+def trainer_for(config: TrainingConfig) -> Trainer:
+    """The trainer of ``config.framework``."""
+    if config.framework == "sklearn":
+        from spindle.train._sklearn import SklearnTrainer  # scikit-learn loads only when used
+
+        return SklearnTrainer()
+    return TorchTrainer()
