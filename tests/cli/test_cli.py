@@ -26,6 +26,7 @@ def test_init_simulate_ingest_validate(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     days = json.loads(result.stdout)
     assert [d["date"] for d in days] == ["2026-01-01", "2026-01-02"]
+    assert all(d["validation"] in ("pass", "warn") for d in days)  # ingest validates too
     result = runner.invoke(app, ["validate", "--date", "2026-01-02", "-w", str(ws), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["verdict"] in ("pass", "warn")

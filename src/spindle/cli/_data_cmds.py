@@ -28,12 +28,13 @@ def ingest(
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check and load raw partitions into Delta tables (bad rows go to quarantine), then compute features."""
+    """Check and load raw partitions into Delta tables (bad rows go to quarantine), compute features, validate the day."""
     days = _dates(date, since, until)
     out: list[dict[str, Any]] = []
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         for i, day in enumerate(days):
             result = spindle.ingest(ctx, day)
+            verdict = spindle.validate(ctx, day)
             r = result.result
             out.append(
                 {
@@ -44,6 +45,7 @@ def ingest(
                     "missing_sources": list(r.missing_sources),
                     "notes": list(r.notes),
                     "skipped": result.skipped,
+                    "validation": verdict.verdict,
                 }
             )
             report("ingest", i + 1, len(days))
@@ -52,13 +54,14 @@ def ingest(
         return
     table(
         "ingested",
-        ["date", "rows", "quarantined", "missing", "skipped (already done)"],
+        ["date", "rows", "quarantined", "missing", "validation", "skipped (already done)"],
         [
             [
                 o["date"],
                 o["rows_ingested"],
                 o["rows_quarantined"],
                 ", ".join(o["missing_sources"]) or "-",
+                o["validation"],
                 o["skipped"],
             ]
             for o in out
