@@ -167,6 +167,8 @@ def test_mark_stale_runs_fails_runs_of_dead_processes(store: MetadataStore, url:
     dead_id = child.stdout.strip()
     alive = store.start_run("train", "alive")  # this process is alive
 
+    assert [r.id for r in store.stale_runs()] == [dead_id]  # found, not yet changed
+    assert store.get_run(dead_id).status == "running"
     stale = store.mark_stale_runs()
 
     assert [r.id for r in stale] == [dead_id]
@@ -176,3 +178,4 @@ def test_mark_stale_runs_fails_runs_of_dead_processes(store: MetadataStore, url:
     assert dead.ended_at is not None
     assert store.get_run(alive.id).status == "running"
     assert store.mark_stale_runs() == []
+    assert store.stale_runs() == []

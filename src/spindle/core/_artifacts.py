@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from spindle.core._hashing import sha256_json
+
 Verdict = Literal["pass", "warn", "fail"]
 GateDecision = Literal["pass", "block"]
 
@@ -56,6 +58,11 @@ class TableVersion:
     version: int
     uri: str
     content_hash: str
+
+    @classmethod
+    def at(cls, table: str, version: int, uri: str) -> TableVersion:
+        """A table version; Delta versions are immutable, so (table, version) is the content."""
+        return cls(table, version, uri, sha256_json([table, version]))
 
     @property
     def id(self) -> str:

@@ -15,7 +15,6 @@ from deltalake.exceptions import DeltaError, TableNotFoundError
 
 from spindle.core._artifacts import TableVersion
 from spindle.core._errors import DataError
-from spindle.core._hashing import sha256_json
 
 
 def table_exists(path: str | Path) -> bool:
@@ -61,9 +60,7 @@ def current_version(path: str | Path, name: str) -> TableVersion:
         raise DataError(f"Delta table {name} does not exist at {path}; ingest data first") from exc
     version = dt.version()
     # A Delta version is immutable, so (table, version) identifies its content.
-    return TableVersion(
-        table=name, version=version, uri=str(path), content_hash=sha256_json([name, version])
-    )
+    return TableVersion.at(name, version, str(path))
 
 
 def open_dataset(path: str | Path, version: int | None = None) -> pads.Dataset:

@@ -45,3 +45,9 @@ def production_version(ctx: Context, model: str) -> int | None:
     if model not in ctx.store.models():
         return None
     return ctx.store.get_alias(model, "production")
+
+
+def production_date(ctx: Context, model: str) -> tuple[int | None, str | None]:
+    """The production version and the day it was trained for (None, None if nothing serves)."""
+    version = production_version(ctx, model)
+    return version, None if version is None else ctx.store.get_version(model, version).date

@@ -9,16 +9,12 @@ trained twice, the Delta tables open, and serving routes to what the registry ca
 from __future__ import annotations
 
 import json
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
-from spindle.core import DataError, sha256_file, table_exists
-from spindle.core._delta import current_version
-from spindle.orchestrate._context import Context
+from spindle.core import DataError, current_version, sha256_file, table_exists
+from spindle.orchestrate._context import Context, production_version
 
 
 @dataclass(frozen=True)
@@ -39,20 +35,8 @@ class Problem:
         }
 
 
-def _alive(pid: int | None, host: str | None) -> bool:
-    if pid is None or host not in (None, socket.gethostname()):
-        return host not in (
-            None,
-            socket.gethostname(),
-        )  # another host's run: cannot tell, assume alive
-    try:
-        return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
 def _check_runs(ctx: Context, fix: bool) -> list[Problem]:
-    stale = [r for r in ctx.store.runs(status="running", limit=None) if not _alive(r.pid, r.host)]
+    stale = ctx.store.stale_runs()
     if stale and fix:
         ctx.store.mark_stale_runs()
     return [
@@ -68,10 +52,11 @@ def _check_runs(ctx: Context, fix: bool) -> list[Problem]:
 
 def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
     problems: list[Problem] = []
+    stale = {r.id for r in ctx.store.stale_runs()}
     busy = {
         (r.model, r.date)
         for r in ctx.store.runs(status="running", step="train", limit=None)
-        if _alive(r.pid, r.host)
+        if r.id not in stale
     }
     for model in ctx.store.models():
         seen: dict[tuple[Any, ...], int] = {}
@@ -165,9 +150,7 @@ def _check_serving(ctx: Context) -> list[Problem]:
                     )
                 )
         main = max(weights, key=lambda v: (weights[v], v)) if weights else None
-        production = (
-            ctx.store.get_alias(model, "production") if model in ctx.store.models() else None
-        )
+        production = production_version(ctx, model)
         if main != production:
             problems.append(
                 Problem(

@@ -13,7 +13,7 @@ from typing import Any
 
 from spindle.core import SpindleError
 from spindle.data import partition_files
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
 from spindle.orchestrate._estimates import ingest_s, model_run_s
@@ -56,19 +56,12 @@ class CatchUpPlan:
         }
 
 
-def _serving_date(ctx: Context, model: str) -> str | None:
-    if model not in ctx.store.models():
-        return None
-    version = ctx.store.get_alias(model, "production")
-    return None if version is None else ctx.store.get_version(model, version).date
-
-
 def _ordered_models(ctx: Context, models: list[str]) -> list[tuple[int, str | None, str]]:
     """(priority, serving date, model) sorted: most important first, then most stale."""
     rows = []
     for name in models:
         config, _ = ctx.workspace.model_config(name)
-        rows.append((config.priority, _serving_date(ctx, name), name))
+        rows.append((config.priority, production_date(ctx, name)[1], name))
     return sorted(rows, key=lambda r: (r[0], r[1] or "", r[2]))
 
 

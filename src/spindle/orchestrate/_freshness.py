@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 from typing import Any
 
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 
@@ -71,8 +71,7 @@ def freshness_report(ctx: Context, now: dt.datetime | None = None) -> list[dict[
     rows = []
     for model in ctx.workspace.model_names():
         config, _ = ctx.workspace.model_config(model)
-        version = ctx.store.get_alias(model, "production") if model in ctx.store.models() else None
-        date = ctx.store.get_version(model, version).date if version is not None else None
+        version, date = production_date(ctx, model)
         detect_h = Cron(config.schedule.cron).interval_h(present.date())
         retrain_h = (model_run_s(ctx, model) + ingest_s(ctx)) / 3600
         tolerance_h = config.schedule.freshness_tolerance_hours

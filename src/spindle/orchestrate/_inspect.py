@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spindle.core import NotFound
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, production_version
 
 _CHAIN = (
     "raw_partition",
@@ -120,7 +120,7 @@ def serving_check(ctx: Context, url: str | None = None, timeout_s: float = 2.0) 
     for row in loaded if isinstance(loaded, list) else []:
         by_model.setdefault(str(row.get("model")), []).append(row)
     for model in ctx.workspace.model_names():
-        registry = ctx.store.get_alias(model, "production") if model in ctx.store.models() else None
+        registry = production_version(ctx, model)
         rows = [r for r in by_model.get(model, []) if r.get("status") == "loaded"]
         main = max(
             rows,

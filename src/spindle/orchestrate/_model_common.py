@@ -127,7 +127,7 @@ def build_training_set(
     inputs = [f"table:{name}@{v}" for name, v in versions.items()]
     for name, v in versions.items():
         ctx.store.record_artifact(
-            TableVersion(name, v, str(ctx.workspace.tables_dir / name), sha256_json([name, v]))
+            TableVersion.at(name, v, str(ctx.workspace.tables_dir / name))
         )  # no-op if ingest recorded it
     outcome = ctx.runner.run(
         f"training_set:{purpose}", run, identity=identity, model=cfg.name, inputs=inputs

@@ -172,11 +172,20 @@ def process_alive(pid: int | None, started_at: datetime) -> bool:
     return created <= started_at.timestamp() + _START_TOLERANCE_S
 
 
-def mark_stale(session: Session) -> list[RunRecord]:
-    """Fail every running run of this host whose process no longer exists."""
+def _stale_rows(session: Session) -> list[RunRow]:
     host = socket.gethostname()
     stmt = select(RunRow).where(RunRow.status == "running", RunRow.host == host)
-    stale = [row for row in session.scalars(stmt) if not process_alive(row.pid, row.started_at)]
+    return [row for row in session.scalars(stmt) if not process_alive(row.pid, row.started_at)]
+
+
+def find_stale(session: Session) -> list[RunRecord]:
+    """Running runs of this host whose process no longer exists (nothing is changed)."""
+    return [row.to_record() for row in _stale_rows(session)]
+
+
+def mark_stale(session: Session) -> list[RunRecord]:
+    """Fail every running run of this host whose process no longer exists."""
+    stale = _stale_rows(session)
     now = utc_now()
     for row in stale:
         row.status = "failed"

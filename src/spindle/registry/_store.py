@@ -259,6 +259,10 @@ class MetadataStore:
             lambda s: _runs.query(s, model=model, step=step, status=status, limit=limit)
         )
 
+    def stale_runs(self) -> list[RunRecord]:
+        """The runs :meth:`mark_stale_runs` would mark failed, without marking them."""
+        return self._read(_runs.find_stale)
+
     def mark_stale_runs(self) -> list[RunRecord]:
         """Mark ``failed`` (error ``process died``) every run of this host whose process is gone.
 
