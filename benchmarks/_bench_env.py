@@ -75,3 +75,21 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def add_ratios(
+    result: dict[str, Any], rates: dict[str, dict[str, Any]], pairs: tuple[tuple[str, str], ...]
+) -> None:
+    """Add ``key`` (spindle ÷ ``other``, wall) and ``key_per_cpu`` (per CPU-second) for each pair."""
+
+    def rate(name: str, key: str = "rows_per_s") -> float | None:
+        value = rates.get(name, {}).get(key)
+        return float(value) if value else None
+
+    spindle = rate("spindle")
+    for key, other in pairs:
+        base = rate(other)
+        result[key] = round(spindle / base, 2) if spindle and base else None
+        # per CPU-second: the machine is shared, so wall time also measures the neighbours
+        cpu, cpu_base = rate("spindle", "rows_per_cpu_s"), rate(other, "rows_per_cpu_s")
+        result[key + "_per_cpu"] = round(cpu / cpu_base, 2) if cpu and cpu_base else None

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_env import bench_python, cpu_s, machine, peak_rss_mb, run_child
+from _bench_env import add_ratios, bench_python, cpu_s, machine, peak_rss_mb, run_child
 
 TTL_S = 2 * 86400
 DAYS = 30
@@ -319,22 +319,16 @@ def main() -> None:
         check = compare(directory, engines, args.events)
     result["engines"] = rates
 
-    def rate(name: str, key: str = "rows_per_s") -> float | None:
-        value = rates.get(name, {}).get(key)
-        return float(value) if value else None
-
-    spindle = rate("spindle")
-    for key, other in (
-        ("ratio_vs_feast_duckdb", "feast_duckdb"),
-        ("ratio_vs_feast_file", "feast_file"),
-        ("ratio_vs_engine", "duckdb"),
-        ("ratio_vs_polars", "polars"),
-    ):
-        base = rate(other)
-        result[key] = round(spindle / base, 2) if spindle and base else None
-        # per CPU-second: the machine is shared, so wall time also measures the neighbours
-        cpu, cpu_base = rate("spindle", "rows_per_cpu_s"), rate(other, "rows_per_cpu_s")
-        result[key + "_per_cpu"] = round(cpu / cpu_base, 2) if cpu and cpu_base else None
+    add_ratios(
+        result,
+        rates,
+        (
+            ("ratio_vs_feast_duckdb", "feast_duckdb"),
+            ("ratio_vs_feast_file", "feast_file"),
+            ("ratio_vs_engine", "duckdb"),
+            ("ratio_vs_polars", "polars"),
+        ),
+    )
     result["check"] = check
     result["same_values"] = bool(check["all_events_kept_by_spindle"]) and all(
         v["mismatches"] == 0 for k, v in check.items() if isinstance(v, dict)

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_env import bench_python, cpu_s, machine, peak_rss_mb, run_child
+from _bench_env import add_ratios, bench_python, cpu_s, machine, peak_rss_mb, run_child
 
 QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 PROJECT_ENGINES = ("spindle", "duckdb_summarize")
@@ -250,21 +250,15 @@ def main() -> None:
             result["differences"] = ["pandas profile unavailable: nothing to compare with"]
     result["engines"] = rates
 
-    def rate(name: str, key: str = "rows_per_s") -> float | None:
-        value = rates.get(name, {}).get(key)
-        return float(value) if value else None
-
-    spindle = rate("spindle")
-    for key, other in (
-        ("ratio_vs_pandas", "pandas"),
-        ("ratio_vs_whylogs", "whylogs"),
-        ("ratio_vs_summarize", "duckdb_summarize"),
-    ):
-        base = rate(other)
-        result[key] = round(spindle / base, 2) if spindle and base else None
-        # per CPU-second: the machine is shared, so wall time also measures the neighbours
-        cpu, cpu_base = rate("spindle", "rows_per_cpu_s"), rate(other, "rows_per_cpu_s")
-        result[key + "_per_cpu"] = round(cpu / cpu_base, 2) if cpu and cpu_base else None
+    add_ratios(
+        result,
+        rates,
+        (
+            ("ratio_vs_pandas", "pandas"),
+            ("ratio_vs_whylogs", "whylogs"),
+            ("ratio_vs_summarize", "duckdb_summarize"),
+        ),
+    )
     print(json.dumps(result, indent=None if args.json else 2))
 
 
