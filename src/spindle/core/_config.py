@@ -67,6 +67,11 @@ class TrainingConfig(_Strict):
     max_staleness_steps: int = Field(default=0, ge=0)
     framework: Literal["torch", "sklearn"] = "torch"
     warm_start: bool = True
+    # How workers > 1 start: "spawn" (local processes) or "torchrun" (torch.distributed.run;
+    # with nnodes > 1 the workers span machines that meet at rdzv_endpoint, see docs/training.md).
+    launcher: Literal["spawn", "torchrun"] = "spawn"
+    nnodes: int = Field(default=1, ge=1)
+    rdzv_endpoint: str | None = None
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)
     full_retrain_every_days: int = Field(default=7, ge=1)
@@ -76,6 +81,20 @@ class TrainingConfig(_Strict):
 
 class EvaluationConfig(_Strict):
     """The gate's thresholds (see ``docs/evaluation.md``); ``None`` turns an optional check off."""
+    @model_validator(mode="after")
+    def _several_machines(self) -> TrainingConfig:
+        if self.nnodes > 1:
+            if self.launcher != "torchrun":
+                raise ValueError("nnodes > 1 needs launcher: torchrun")
+            if not self.rdzv_endpoint:
+                raise ValueError("nnodes > 1 needs rdzv_endpoint (HOST:PORT every machine reaches)")
+            if self.workers % self.nnodes:
+                raise ValueError(
+                    f"workers ({self.workers}) is the total over all machines: it must be a "
+                    f"multiple of nnodes ({self.nnodes})"
+                )
+        return self
+
 
     metric: Literal["ndcg@10", "auc", "log_loss"] = "ndcg@10"
     max_regression: float = Field(default=0.02, ge=0)

@@ -9,6 +9,11 @@ slice's summed loss scaled by ``N / rows in the global batch``; DDP averages gra
 ranks, which gives exactly the gradient of the global mean loss (also for an uneven last
 batch). Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
 
+With ``config.launcher == "torchrun"`` the same ranks are started by ``torch.distributed.run``
+instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config) is written to a
+directory beside the checkpoints, and with ``config.nnodes > 1`` the ranks span machines that
+share that directory (see :func:`torchrun_command`).
+
 Rank 0 owns the checkpoint directory (lock, saves, loads on resume) and sends the resumed state
 to the other ranks; at the end it writes the final weights and the run's figures to
 ``result-<fingerprint>.pt`` in the checkpoint dir, which the parent process reads back.
@@ -36,6 +41,7 @@ from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec
+from spindle.train._torchrun import run_torchrun, write_job
 
 
 @dataclass(frozen=True)
@@ -117,7 +123,10 @@ def train_ddp(
     fingerprint: str,
     base_file: Path | None,
 ) -> DDPOutcome:
-    """Train with ``config.workers`` local processes and return rank 0's report.
+    """Train with ``config.workers`` processes and return rank 0's report.
+
+    The processes are local ``spawn`` children, or ``torchrun`` ranks (``config.launcher``),
+    which may span ``config.nnodes`` machines.
 
     Raises:
         TrainingError: a worker failed (its error message is repeated here), e.g. non-finite
@@ -126,19 +135,33 @@ def train_ddp(
     world = config.workers
     result_file = Path(checkpoint_dir) / f"result-{fingerprint[:16]}.pt"
     result_file.unlink(missing_ok=True)
-    port = _free_port()
-    args = (world, port, inputs, labels, spec, config, epochs, str(checkpoint_dir), fingerprint)
-    try:
-        start_processes(  # type: ignore[no-untyped-call]
-            _worker,
-            args=(*args, str(base_file) if base_file is not None else None, str(result_file)),
-            nprocs=world,
-            join=True,
-            start_method="spawn",
+    if config.launcher == "torchrun":
+        job = write_job(
+            inputs,
+            labels,
+            spec,
+            config,
+            epochs,
+            checkpoint_dir,
+            fingerprint,
+            base_file,
+            result_file,
         )
-    except ProcessRaisedException as error:
-        message = str(error).strip().splitlines()[-1]
-        raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
+        run_torchrun(job, config)
+    else:
+        port = _free_port()
+        args = (world, port, inputs, labels, spec, config, epochs, str(checkpoint_dir), fingerprint)
+        try:
+            start_processes(  # type: ignore[no-untyped-call]
+                _worker,
+                args=(*args, str(base_file) if base_file is not None else None, str(result_file)),
+                nprocs=world,
+                join=True,
+                start_method="spawn",
+            )
+        except ProcessRaisedException as error:
+            message = str(error).strip().splitlines()[-1]
+            raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
     report = torch.load(result_file, map_location="cpu", weights_only=True)
     result_file.unlink(missing_ok=True)
     return DDPOutcome(
@@ -170,10 +193,31 @@ def _worker(
     base_file: str | None,
     result_file: str,
 ) -> None:
-    """One rank: join the group, run the recipe, and (rank 0) write the report."""
+    """One spawned rank: join the group on the loopback port, then run it."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
+    run_rank(
+        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file, result_file
+    )
+
+
+def run_rank(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    checkpoint_dir: str,
+    fingerprint: str,
+    base_file: str | None,
+    result_file: str,
+) -> None:
+    """One rank of an initialised process group: run the recipe and (rank 0) write the report.
+
+    Destroys the process group when done, also on error.
+    """
+    rank, world = dist.get_rank(), dist.get_world_size()
     store = CheckpointStore(Path(checkpoint_dir), fingerprint) if rank == 0 else None
     recipe = DDPRecipe(spec, config, epochs, store, rank, world)
     try:

@@ -1,0 +1,166 @@
+"""Launch DDP ranks with torchrun (``torch.distributed.run``), on one machine or several.
+
+A *job directory* holds everything a rank needs: ``data.npz`` (the inputs and labels, read
+back with ``allow_pickle=False``) and ``job.json`` (input spec, training config, epochs and
+the checkpoint/result paths). A rank is ``python -m spindle.train.ddp_worker JOB_DIR``, so a
+rank on another machine needs only spindle installed and the job directory on shared storage
+(the checkpoint directory lives beside it, and rank 0 checkpoints there as usual).
+
+This process runs the torchrun of the first machine and waits for it. With ``nnodes > 1`` the
+other machines run the command written to ``JOB_DIR/command.txt`` (also logged): torchrun's
+``c10d`` rendezvous at ``rdzv_endpoint`` gathers ``nnodes`` machines, then gives every rank its
+number, and the ranks form the gloo group (NCCL would need CUDA, which these machines lack).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spindle.core import TrainingConfig, TrainingError, atomic_directory
+from spindle.train._spec import InputSpec
+
+log = logging.getLogger(__name__)
+
+_LABELS = "labels"
+_INPUT = "input__"
+
+
+@dataclass(frozen=True)
+class DDPJob:
+    """What one rank reads from a job directory."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    spec: InputSpec
+    config: TrainingConfig
+    epochs: int
+    checkpoint_dir: str
+    fingerprint: str
+    base_file: str | None
+    result_file: str
+
+
+def write_job(
+    inputs: dict[str, np.ndarray],
+    labels: np.ndarray,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    checkpoint_dir: Path,
+    fingerprint: str,
+    base_file: Path | None,
+    result_file: Path,
+) -> Path:
+    """Write the job directory (atomically, replacing an older one of the same run)."""
+    job_dir = Path(checkpoint_dir) / f"job-{fingerprint[:16]}"
+    if job_dir.exists():
+        shutil.rmtree(job_dir)
+    with atomic_directory(job_dir) as tmp:
+        arrays = {_INPUT + name: array for name, array in inputs.items()}
+        arrays[_LABELS] = labels
+        with open(tmp / "data.npz", "wb") as handle:
+            np.savez(handle, allow_pickle=False, **arrays)
+        job = {
+            "spec": spec.to_dict(),
+            "config": config.model_dump(mode="json"),
+            "epochs": epochs,
+            "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
+            "fingerprint": fingerprint,
+            "base_file": str(base_file.resolve()) if base_file is not None else None,
+            "result_file": str(Path(result_file).resolve()),
+        }
+        (tmp / "job.json").write_text(json.dumps(job, indent=1))
+        (tmp / "command.txt").write_text(" ".join(torchrun_command(job_dir, config)) + "\n")
+    return job_dir
+
+
+def read_job(job_dir: Path) -> DDPJob:
+    """Read a job directory written by :func:`write_job`.
+
+    Raises:
+        TrainingError: the directory is missing or incomplete (on another machine: the shared
+            storage is not mounted at the same path).
+    """
+    try:
+        job: dict[str, Any] = json.loads((job_dir / "job.json").read_text())
+        with np.load(job_dir / "data.npz", allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+    except (OSError, ValueError) as error:
+        raise TrainingError(
+            f"cannot read the DDP job in {job_dir}: {error}. Every machine must see the "
+            "checkpoint directory at the same path (shared storage)."
+        ) from error
+    return DDPJob(
+        inputs={k.removeprefix(_INPUT): v for k, v in arrays.items() if k.startswith(_INPUT)},
+        labels=arrays[_LABELS],
+        spec=InputSpec.from_dict(job["spec"]),
+        config=TrainingConfig.model_validate(job["config"]),
+        epochs=int(job["epochs"]),
+        checkpoint_dir=job["checkpoint_dir"],
+        fingerprint=job["fingerprint"],
+        base_file=job["base_file"],
+        result_file=job["result_file"],
+    )
+
+
+def torchrun_command(job_dir: Path, config: TrainingConfig) -> list[str]:
+    """The command that starts one machine's ranks of ``job_dir`` (the same on every machine)."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        f"--nnodes={config.nnodes}",
+        f"--nproc-per-node={config.workers // config.nnodes}",
+    ]
+    if config.rdzv_endpoint:
+        command += [
+            "--rdzv-backend=c10d",
+            f"--rdzv-endpoint={config.rdzv_endpoint}",
+            f"--rdzv-id=spindle-{Path(job_dir).name}",
+        ]
+    else:
+        command.append("--standalone")
+    return [*command, "-m", "spindle.train.ddp_worker", str(Path(job_dir).resolve())]
+
+
+def run_torchrun(job_dir: Path, config: TrainingConfig) -> None:
+    """Run this machine's torchrun for ``job_dir`` and wait for every rank to finish.
+
+    On success the job directory is removed; on failure it is kept with ``torchrun.log`` and
+    each failed rank's ``error-rank<R>.txt``.
+
+    Raises:
+        TrainingError: a rank failed (its message is repeated), or torchrun itself failed
+            (the tail of its log is repeated).
+    """
+    command = torchrun_command(job_dir, config)
+    if config.nnodes > 1:
+        log.warning(
+            "waiting for %d more machine(s) to join at %s; on each run:\n  %s",
+            config.nnodes - 1,
+            config.rdzv_endpoint,
+            " ".join(command),
+        )
+    with open(job_dir / "torchrun.log", "wb") as out:
+        code = subprocess.run(command, stdout=out, stderr=subprocess.STDOUT, check=False).returncode
+    if code == 0:
+        shutil.rmtree(job_dir, ignore_errors=True)
+        return
+    errors = sorted(job_dir.glob("error-rank*.txt"))
+    if errors:
+        message = " ".join(errors[0].read_text().split())
+    else:
+        lines = (job_dir / "torchrun.log").read_text(errors="replace").strip().splitlines()
+        message = " | ".join(lines[-3:]) or f"exit code {code}"
+    raise TrainingError(
+        f"a DDP worker of {config.workers} failed: {message} (torchrun log: {job_dir})"
+    )
