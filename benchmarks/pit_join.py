@@ -11,6 +11,13 @@ process (Feast, Polars in ``benchmarks/.venv-bench``, created on first use), tim
 the Parquet files to the joined result in Arrow; its peak RSS is reported. ``same_values``
 checks every engine's pinned values against spindle's, event by event (an event that Feast's
 file store drops counts as null: reported as ``dropped_events``).
+
+``--memory-limit-mb M`` runs the spindle engines as training sets are built: DuckDB limited to
+``M`` MB, its tables in a database file and its joins spilling to a temporary directory
+(``spindle.features.bounded_connection``), so their peak RSS shows what the limit holds.
+
+    .venv/bin/python benchmarks/pit_join.py --events 10000000 --engines spindle,spindle_stream \
+        --memory-limit-mb 500 --json
 """
 
 from __future__ import annotations
@@ -91,12 +98,28 @@ def _duckdb_tables(directory: Path) -> Any:
     return con
 
 
-def engine_spindle(directory: Path, stream: bool) -> int:
+def _bounded_tables(directory: Path, memory_limit_mb: int) -> Any:
+    from spindle.features import bounded_connection
+
+    con = bounded_connection(
+        Path(tempfile.mkdtemp(prefix="spill-", dir=directory)), memory_limit_mb
+    )
+    con.execute(f"CREATE TABLE ev AS SELECT * FROM read_parquet('{directory / 'events.parquet'}')")
+    con.execute(
+        f"CREATE TABLE ft AS SELECT * FROM read_parquet('{directory / 'features.parquet'}')"
+    )
+    return con
+
+
+def engine_spindle(directory: Path, stream: bool, memory_limit_mb: int | None) -> int:
     import pyarrow.parquet as pq
 
     from spindle.features import pit_join
 
-    con = _duckdb_tables(directory)
+    if memory_limit_mb is None:
+        con = _duckdb_tables(directory)
+    else:
+        con = _bounded_tables(directory, memory_limit_mb)
     reader = pit_join(con, "ev", "ft", "entity", PINNED, TTL_S)
     if not stream:
         table = reader.read_all()
@@ -214,12 +237,12 @@ def _import_engine(engine: str) -> None:
         import pandas  # noqa: F401
 
 
-def child(engine: str, directory: Path) -> None:
+def child(engine: str, directory: Path, memory_limit_mb: int | None) -> None:
     _import_engine(engine)
     started = [time.perf_counter()]
     cpu_started = [cpu_s()]
     if engine in ("spindle", "spindle_stream"):
-        rows = engine_spindle(directory, engine == "spindle_stream")
+        rows = engine_spindle(directory, engine == "spindle_stream", memory_limit_mb)
     elif engine == "duckdb":
         rows = engine_duckdb(directory)
     elif engine == "polars":
@@ -276,11 +299,16 @@ def main() -> None:
     parser.add_argument("--engines", default=",".join(PROJECT_ENGINES + BENCH_ENGINES))
     parser.add_argument("--repeat", type=int, default=3, help="runs per engine (best is kept)")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--memory-limit-mb",
+        type=int,
+        help="DuckDB memory limit of the spindle engines, spilling to disk (default: none)",
+    )
     parser.add_argument("--child")
     parser.add_argument("--data", type=Path)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.data)
+        child(args.child, args.data, args.memory_limit_mb)
         return
     engines = [e for e in args.engines.split(",") if e]
     if "spindle" not in engines:
@@ -289,6 +317,7 @@ def main() -> None:
         "events": args.events,
         "ttl_s": TTL_S,
         "repeat": args.repeat,
+        "memory_limit_mb": args.memory_limit_mb,
         "machine": machine(),
     }
     with tempfile.TemporaryDirectory(prefix="pit-bench-") as tmp:
@@ -301,10 +330,10 @@ def main() -> None:
                 rates[engine] = {"unavailable": why}
                 continue
             exe = sys.executable if engine in PROJECT_ENGINES else str(python)
-            runs = [
-                run_child(exe, Path(__file__), ["--child", engine, "--data", str(directory)])
-                for _ in range(args.repeat)
-            ]
+            argv = ["--child", engine, "--data", str(directory)]
+            if args.memory_limit_mb is not None and engine.startswith("spindle"):
+                argv += ["--memory-limit-mb", str(args.memory_limit_mb)]
+            runs = [run_child(exe, Path(__file__), argv) for _ in range(args.repeat)]
             timed = [r for r in runs if "seconds" in r]
             # best of the repeats: the machine is shared, the minimum is the least disturbed run
             outcome = min(timed, key=lambda r: r["seconds"]) if timed else runs[-1]

@@ -1,5 +1,6 @@
 """Backfill: a new feature version is recomputed for past days idempotently and resumably,
-without touching any other column; training sets read at pinned versions stay identical."""
+without touching any other column; training sets read at pinned versions stay identical; the
+command records the backfill as a run in the metadata store."""
 
 from __future__ import annotations
 
@@ -128,9 +129,23 @@ def test_backfill_command(workspace_copy: Path) -> None:
     args = ["features", "backfill", REF, "--since", DAYS[0], "--json", "-w", str(workspace_copy)]
     first = CliRunner().invoke(app, args)
     assert first.exit_code == 0, first.output
-    assert json.loads(first.stdout)["written"] == DAYS  # --until defaults to the newest day
+    report = json.loads(first.stdout)
+    assert report["written"] == DAYS  # --until defaults to the newest day
+    assert report["table"] == f"table:features/product@{report['table_version']}"
+    with Context.open(workspace_copy) as ctx:  # recorded as a run, with its output version
+        run = ctx.store.get_run(report["run_id"])
+        assert run.step == "backfill" and report["table"] in run.outputs
+        assert run.params["ref"] == REF and run.params["until"] == DAYS[-1]
+    rerun = json.loads(CliRunner().invoke(app, args).stdout)
+    assert rerun["written"] == [] and rerun["table"] is None  # nothing to write: no version
+    text = CliRunner().invoke(app, args[:-3] + args[-2:])
+    assert text.exit_code == 0 and "an identical backfill had already run" in text.stdout
     unknown = CliRunner().invoke(
         app,
         ["features", "backfill", "product.nope@1", "--since", DAYS[0], "-w", str(workspace_copy)],
     )
     assert unknown.exit_code == 1 and "not defined" in unknown.output
+    query = CliRunner().invoke(
+        app, ["features", "backfill", "query.text@1", "--since", DAYS[0], "-w", str(workspace_copy)]
+    )
+    assert query.exit_code == 1 and "computed per request" in query.output

@@ -4,8 +4,12 @@ import datetime as dt
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
 
-from spindle.features import OnlineStore
+from spindle.core import FeatureError, Workspace, WorkspaceConfig
+from spindle.features import OnlineStore, SQLiteOnlineStore, catch_up_online, open_online_backend
+from spindle.orchestrate import Context
 
 
 def _products(popularity: list[int]) -> pa.Table:
@@ -43,3 +47,80 @@ def test_materialize_read_back_types_and_retrieval(tmp_path: Path) -> None:
     assert reader.popular(1) == ["p1"] and reader.as_of() == "2026-01-03"
     store.close()
     reader.close()
+
+
+def test_backend_chosen_by_url(tmp_path: Path) -> None:
+    absolute = OnlineStore(f"sqlite:///{tmp_path / 'a.db'}")
+    assert isinstance(absolute.backend, SQLiteOnlineStore)
+    assert absolute.backend.path == tmp_path / "a.db"
+    absolute.close()
+    plain = OnlineStore(tmp_path / "b.db")
+    assert plain.url == f"sqlite:///{tmp_path / 'b.db'}"
+    plain.close()
+    with pytest.raises(FeatureError, match=r"no Redis backend.*OnlineStoreBackend"):
+        open_online_backend("redis://localhost:6379/0")
+    with pytest.raises(FeatureError, match="unknown scheme"):
+        open_online_backend("postgresql://db/features")
+    with pytest.raises(FeatureError, match="unknown entity"):
+        OnlineStore(tmp_path / "c.db").materialize("shop", _products([1, 2, 3]), "2026-01-02")
+
+
+def test_workspace_config_names_the_store(tmp_path: Path) -> None:
+    config = WorkspaceConfig(name="w", online_store_url="sqlite:///state/features.db")
+    workspace = Workspace(root=tmp_path, config=config)
+    assert workspace.online_store_path == tmp_path / "state" / "features.db"
+    assert workspace.online_store_url == f"sqlite:///{tmp_path / 'state' / 'features.db'}"
+    redis = Workspace(root=tmp_path, config=WorkspaceConfig(name="w", online_store_url="redis://h"))
+    assert redis.online_store_url == "redis://h"
+    default = Workspace(root=tmp_path, config=WorkspaceConfig(name="w"))
+    assert default.online_store_url == f"sqlite:///{tmp_path / '.spindle' / 'online.db'}"
+
+
+def _partition(tables: Path, entity: str, day: str) -> pa.Table:
+    rows = DeltaTable(str(tables / "features" / entity)).to_pyarrow_table(
+        filters=[("date", "=", day)]
+    )
+    return rows.drop_columns(["date"]).sort_by(f"{entity}_id")
+
+
+def test_catch_up_applies_each_missing_partition_in_order(workspace_copy: Path) -> None:
+    """An online store left at day 1 (an outage) catches up day by day to day 4, then holds
+    exactly day 4's values; a rerun and an older day change nothing."""
+    days = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    with Context.open(workspace_copy) as ctx:
+        tables = ctx.workspace.tables_dir
+        store = OnlineStore(workspace_copy / "fresh.db")
+        first = catch_up_online(store, tables, days[0])
+        assert [(r.entity, r.partition) for r in first] == [("product", days[0]), ("user", days[0])]
+        assert first[0].inserted == _partition(tables, "product", days[0]).num_rows
+        results = catch_up_online(store, tables, days[3])
+        assert [(r.entity, r.partition) for r in results] == [
+            ("product", days[1]),
+            ("product", days[2]),
+            ("product", days[3]),
+            ("user", days[1]),
+            ("user", days[2]),
+            ("user", days[3]),
+        ]
+        assert all(not r.skipped and not r.rewritten for r in results)
+        assert any(r.unchanged > 0 for r in results)  # incremental: not every row rewritten
+        assert store.watermark("product") == store.watermark("user") == days[3]
+        for entity in ("product", "user"):
+            expected = _partition(tables, entity, days[3])
+            held = store.backend.read(entity)
+            assert held is not None
+            held = held.sort_by(f"{entity}_id")
+            assert held.num_rows == expected.num_rows
+            for name in expected.column_names:
+                if name == "feature_ts":
+                    continue  # an unchanged row keeps the day it last changed
+                got, want = held[name].to_pylist(), expected[name].to_pylist()
+                if held.schema.field(name).type != expected.schema.field(name).type:
+                    want = [None if v is None else str(v) for v in want]  # dates as ISO text
+                assert got == want, name
+        version = store.version()
+        again = catch_up_online(store, tables, days[3])  # a rerun: the day is restated
+        assert all(r.inserted == r.updated == r.deleted == 0 for r in again)
+        assert catch_up_online(store, tables, days[1])[0].skipped  # an older day
+        assert store.version() != version  # the restated day moved the version, nothing else
+        store.close()

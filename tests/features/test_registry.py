@@ -56,6 +56,9 @@ def test_model_pins_a_version_and_keeps_it(tmp_path: Path) -> None:
     encoding: {kind: numeric, log: true}
 """
     (features / "product.yaml").write_text(text)
+    (features / "product_features.py").write_bytes(
+        (EXAMPLE / "features" / "product_features.py").read_bytes()
+    )
     registry = FeatureRegistry.load(features)
     old = registry.resolve(_config("search", ["product.price_usd@1"]))[0]
     new = registry.resolve(_config("search", ["product.price_usd@2"]))[0]

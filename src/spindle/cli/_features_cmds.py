@@ -26,18 +26,19 @@ def _catalog(workspace: str, name: str | None) -> list[dict[str, Any]]:
 @features_app.command("list")
 @handles_errors
 def list_features(workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
-    """Every feature version with its owner, dtype, tags and the models that pin it."""
+    """Every feature version with its dtype, computation, owner, tags and the models that pin it."""
     records = _catalog(workspace, None)
     if as_json:
         emit_json(records)
         return
     table(
         "features",
-        ["feature", "dtype", "owner", "tags", "used by", "description"],
+        ["feature", "dtype", "computed by", "owner", "tags", "used by", "description"],
         [
             [
                 r["ref"],
                 r["dtype"],
+                " ".join([r["computation"]["kind"], r["computation"].get("python", "")]).strip(),
                 r["owner"],
                 ", ".join(r["tags"]) or "-",
                 ", ".join(r["used_by"]) or "-",
@@ -66,10 +67,7 @@ def show_feature(
         console.print(f"  owner {r['owner']}; dtype {r['dtype']}; tags {r['tags'] or '-'}")
         if r["allowed_teams"] is not None:
             console.print(f"  policy: only teams {r['allowed_teams'] or '(none)'} may use it")
-        computation = r["computation"]
-        console.print(
-            f"  computed by {computation['kind']}: {computation.get('sql') or computation.get('function')}"
-        )
+        console.print(f"  computed by {_computation(r['computation'])}")
         console.print(f"  encoding {r['encoding']}")
         console.print(f"  used by: {', '.join(r['used_by']) or 'no model'}")
         for source, prov in r["sources"].items():
@@ -88,18 +86,39 @@ def backfill(
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Recompute one feature version from the raw logs for past days (idempotent, resumable)."""
+    """Recompute one feature version from the raw logs for past days (idempotent, resumable).
+
+    The backfill is recorded as a run in the metadata store, with lineage from the raw and
+    feature table versions it read to the feature table version it wrote.
+    """
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
-        last = until or spindle.latest_feature_day(ctx.workspace.tables_dir, ref, ctx.features)
-        days = spindle.days_between(since, last)
-        result = spindle.backfill_feature(
-            ctx.workspace.tables_dir, ctx.features, ref, days, progress=report
-        )
+        run = spindle.backfill(ctx, ref, since, until, progress=report)
+    result = run.result
     if as_json:
-        emit_json(result.to_dict())
+        emit_json(
+            result.to_dict()
+            | {
+                "run_id": run.run_id,
+                "skipped": run.skipped,
+                "table": None if run.table is None else run.table.id,
+            }
+        )
         return
     table("backfill " + ref, ["day", "status"], [[d, s] for d, s in result.days.items()])
+    wrote = f"wrote {run.table.id}" if run.table is not None else "wrote no new table version"
+    already = " (an identical backfill had already run)" if run.skipped else ""
     console.print(
         f"{len(result.written)} partition(s) written to column {result.column}; "
-        "unchanged days were already up to date"
+        f"unchanged days were already up to date. Run {run.run_id}{already}: {wrote}"
     )
+
+
+def _computation(computation: dict[str, Any]) -> str:
+    if computation["kind"] == "python":
+        return (
+            f"python {computation['python']} (source sha256 {computation['source_sha256'][:12]}, "
+            f"fingerprint {computation['fingerprint'][:12]})"
+        )
+    if computation["kind"] == "sql":
+        return f"sql {computation['sql']} (fingerprint {computation['fingerprint'][:12]})"
+    return f"request: {computation['function']}"

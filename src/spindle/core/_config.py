@@ -45,6 +45,9 @@ class WorkspaceConfig(_Strict):
     raw_dir: str = "raw"
     state_dir: str = ".spindle"
     metadata_url: str | None = None
+    # The online store's backend: sqlite:///PATH (default <state_dir>/online.db); see
+    # docs/features.md "Online store" for what a redis:// URL needs.
+    online_store_url: str | None = None
     model_repo: str | None = None
     simulation: SimulationConfig = SimulationConfig()
     serving: ServingConfig = ServingConfig()
@@ -64,23 +67,24 @@ class TrainingConfig(_Strict):
     checkpoint_every_steps: int = Field(default=200, ge=1)
     checkpoint_every_s: float | None = Field(default=None, gt=0)
     workers: int = Field(default=1, ge=1)
-    max_staleness_steps: int = Field(default=0, ge=0)
-    framework: Literal["torch", "sklearn"] = "torch"
-    warm_start: bool = True
     # How workers > 1 start: "spawn" (local processes) or "torchrun" (torch.distributed.run;
     # with nnodes > 1 the workers span machines that meet at rdzv_endpoint, see docs/training.md).
     launcher: Literal["spawn", "torchrun"] = "spawn"
     nnodes: int = Field(default=1, ge=1)
     rdzv_endpoint: str | None = None
+    max_staleness_steps: int = Field(default=0, ge=0)
+    framework: Literal["torch", "sklearn"] = "torch"
+    warm_start: bool = True
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)
     full_retrain_every_days: int = Field(default=7, ge=1)
     threads: int = Field(default=2, ge=1)
     seed: int = 42
+    # Training sets with more rows are streamed from their Parquet file (bounded memory, see
+    # docs/training.md) instead of loaded whole; the buffer is the rows shuffled together.
+    in_memory_max_rows: int = Field(default=1_000_000, ge=0)
+    stream_buffer_rows: int = Field(default=262_144, ge=1)
 
-
-class EvaluationConfig(_Strict):
-    """The gate's thresholds (see ``docs/evaluation.md``); ``None`` turns an optional check off."""
     @model_validator(mode="after")
     def _several_machines(self) -> TrainingConfig:
         if self.nnodes > 1:
@@ -96,6 +100,9 @@ class EvaluationConfig(_Strict):
         return self
 
 
+class EvaluationConfig(_Strict):
+    """The gate's thresholds (see ``docs/evaluation.md``); ``None`` turns an optional check off."""
+
     metric: Literal["ndcg@10", "auc", "log_loss"] = "ndcg@10"
     max_regression: float = Field(default=0.02, ge=0)
     min_metric: float | None = None
@@ -104,6 +111,9 @@ class EvaluationConfig(_Strict):
     max_slice_gap: float | None = Field(default=0.15, ge=0)
     max_calibration_error: float | None = Field(default=0.05, gt=0)
     max_score_psi: float | None = Field(default=1.0, gt=0)
+    # Seed replicas trained to measure run-to-run noise (1 = the candidate alone); see
+    # docs/evaluation.md "Replicas". `spindle evaluate --replicas K` overrides it.
+    replicas: int = Field(default=1, ge=1, le=20)
 
 
 class ModelServingConfig(_Strict):

@@ -65,7 +65,19 @@ class Workspace:
 
     @property
     def online_store_path(self) -> Path:
+        """The SQLite file of the online store (``online_store_url`` when it names one)."""
+        url = self.config.online_store_url or ""
+        if url.startswith("sqlite:///"):
+            return self._under(url.removeprefix("sqlite:///"))
         return self.state_dir / "online.db"
+
+    @property
+    def online_store_url(self) -> str:
+        """The online store's backend URL (``sqlite:///<state_dir>/online.db`` by default)."""
+        url = self.config.online_store_url
+        if url and not url.startswith("sqlite:///"):
+            return url
+        return f"sqlite:///{self.online_store_path}"
 
     @property
     def metadata_url(self) -> str:

@@ -17,8 +17,16 @@ from spindle.features._definitions import (
     FeatureDefinition,
     FeatureRegistry,
 )
-from spindle.features._online import OnlineStore
-from spindle.features._pit import pit_join, pit_join_sql, ttl_select
+from spindle.features._online import (
+    ONLINE_ENTITIES,
+    OnlineStore,
+    catch_up_online,
+    open_online_backend,
+)
+from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
+from spindle.features._online_sqlite import SQLiteOnlineStore
+from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
+from spindle.features._python import PythonComputation
 from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
 from spindle.features._training_set import (
     TTL_S,
@@ -32,6 +40,7 @@ from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transfo
 
 __all__ = [
     "GROUP_ENTITIES",
+    "ONLINE_ENTITIES",
     "QUERY_COLUMN",
     "RESTRICTED_TAGS",
     "TEXT_VOCAB_SIZE",
@@ -41,20 +50,27 @@ __all__ = [
     "EncodingSpec",
     "FeatureDefinition",
     "FeatureRegistry",
+    "MaterializeResult",
     "OnlineStore",
+    "OnlineStoreBackend",
+    "PythonComputation",
+    "SQLiteOnlineStore",
     "TrainingRows",
     "TrainingStream",
     "Transform",
     "add_request_features",
     "assemble_request_rows",
     "backfill_feature",
+    "bounded_connection",
     "build_rows",
+    "catch_up_online",
     "compute_features",
     "compute_group",
     "connect_raw",
     "feature_catalog",
     "feature_table_path",
     "latest_feature_day",
+    "open_online_backend",
     "pin_versions",
     "pit_join",
     "pit_join_sql",

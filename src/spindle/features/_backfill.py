@@ -3,12 +3,14 @@
 A new feature (or a new version) gets its column by schema evolution the first time a day is
 computed; older partitions hold nulls until they are backfilled. Backfill works one day
 partition at a time: it reads the partition, computes only the chosen feature for that day
-(the same SQL that ingest uses), replaces that one column and commits the partition with an
-atomic Delta overwrite. Every other column is written back exactly as it was read, so
+(the same SQL or Python function that ingest uses), replaces that one column and commits the
+partition with an atomic Delta overwrite. Every other column is written back exactly as it was read, so
 backfilling one feature never changes another's values. A partition whose column already
 holds the computed values is not written at all: a rerun changes nothing (no new table
 version), and a run killed mid-way resumes by skipping the days already committed — a kill
-loses at most the partition in progress.
+loses at most the partition in progress. A version whose computation changed since it was
+first materialised is refused (see ``_fingerprints.py``). Recording the backfill as a run with
+lineage is the orchestrator's part (``spindle.orchestrate.backfill``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pyarrow.dataset as pads
 from spindle.core import FeatureError, open_dataset, table_exists, write_partition
 from spindle.features._compute import compute_group, feature_table_path
 from spindle.features._definitions import FeatureRegistry
+from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 
 Progress = Callable[[str, int, int], None]
 
@@ -57,14 +60,20 @@ def _partition(path: Path, date: str) -> pa.Table:
 
 
 def _backfill_day(
-    tables_dir: Path, registry: FeatureRegistry, ref: str, date: str
+    tables_dir: Path,
+    registry: FeatureRegistry,
+    ref: str,
+    date: str,
+    versions: dict[str, int] | None,
 ) -> tuple[str, int | None]:
     definition = registry.get(ref)
     path = feature_table_path(tables_dir, definition.group)
     existing = _partition(path, date)
     if existing.num_rows == 0:
         return "no rows", None
-    computed = compute_group(tables_dir, registry, definition.group, date, [definition])
+    computed = compute_group(
+        tables_dir, registry, definition.group, date, [definition], versions=versions
+    )
     key = definition.entity
     positions = pc.index_in(existing.column(key), value_set=computed.column(key))
     values = computed.column(definition.column).take(positions)
@@ -77,6 +86,7 @@ def _backfill_day(
         table = existing.set_column(existing.schema.get_field_index(column), column, values)
     else:
         table = existing.append_column(column, values)
+    record_fingerprints(tables_dir, [definition])  # first materialisation of this version
     version = write_partition(path, table, date, f"features/{definition.group}")
     return "written", version.version
 
@@ -103,6 +113,7 @@ def backfill_feature(
     ref: str,
     dates: list[str],
     progress: Progress | None = None,
+    versions: dict[str, int] | None = None,
 ) -> BackfillResult:
     """Recompute feature ``ref`` (``group.name@V``) for each day of ``dates``, in order.
 
@@ -111,20 +122,22 @@ def backfill_feature(
         registry: the feature definitions (must define ``ref``).
         dates: day partitions to recompute (``YYYY-MM-DD``).
         progress: called as ``progress("backfill REF", done, total)`` after each day.
+        versions: raw table versions to read (``{"raw/products": 3}``); latest when absent.
 
     Returns:
         The status of each day and the feature table's version after the last write.
 
     Raises:
-        FeatureError: ``ref`` is unknown, is computed at request time (``query`` group), or its
-            feature table does not exist yet (ingest a day first).
+        FeatureError: ``ref`` is unknown, is computed at request time (``query`` group), its
+            feature table does not exist yet (ingest a day first), its computation changed
+            since it was first materialised, or the computation failed.
 
     Example:
         >>> backfill_feature(tables, registry, "product.price_usd@2", ["2026-01-01"]).days
         {'2026-01-01': 'written'}
     """
     definition = registry.get(ref)
-    if definition.sql is None:
+    if definition.computation == "request":
         raise FeatureError(
             f"{ref} is computed per request (group {definition.group}); it has no table to backfill"
         )
@@ -134,10 +147,11 @@ def backfill_feature(
             f"feature table features/{definition.group} does not exist at {path}; "
             "run `spindle ingest` for at least one day first"
         )
+    check_fingerprints(tables_dir, [definition])
     days: dict[str, str] = {}
     last: int | None = None
     for i, date in enumerate(dates):
-        status, version = _backfill_day(tables_dir, registry, ref, date)
+        status, version = _backfill_day(tables_dir, registry, ref, date, versions)
         days[date] = status
         last = version if version is not None else last
         if progress is not None:

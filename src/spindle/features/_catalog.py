@@ -31,11 +31,7 @@ def _record(
         "dtype": definition.dtype,
         "tags": list(definition.tags),
         "allowed_teams": list(definition.allowed_teams) if definition.restricted else None,
-        "computation": (
-            {"kind": "sql", "sql": definition.sql}
-            if definition.sql
-            else {"kind": "request", "function": "spindle.features.add_request_features"}
-        ),
+        "computation": _computation(definition),
         "encoding": definition.encoding.model_dump(),
         "used_by": sorted(name for name, cfg in configs.items() if definition.ref in cfg.features),
         "sources": {
@@ -47,6 +43,22 @@ def _record(
             for name in definition.sources
         },
     }
+
+
+def _computation(definition: FeatureDefinition) -> dict[str, Any]:
+    if definition.python is not None:
+        python = definition.python
+        return {
+            "kind": "python",
+            "python": python.spec,
+            "file": str(python.file),
+            "function": python.function,
+            "source_sha256": python.source_sha256,
+            "fingerprint": definition.fingerprint,
+        }
+    if definition.sql is not None:
+        return {"kind": "sql", "sql": definition.sql, "fingerprint": definition.fingerprint}
+    return {"kind": "request", "function": "spindle.features.add_request_features"}
 
 
 def feature_catalog(

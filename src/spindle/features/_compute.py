@@ -2,8 +2,15 @@
 
 Rows for day D carry ``feature_ts = D 00:00`` and use only what was known then: the catalogue
 snapshot and FX rate of D (both published at 00:00) and purchases strictly before D, less
-purchases already flagged as fraud. Each feature is the SQL expression of its definition,
-evaluated over a base view per group, so a new version is a new expression and a new column.
+purchases already flagged as fraud. Each group has a base view (one row per entity), computed
+once per group and day into Arrow; every SQL feature is its expression over those rows (one
+DuckDB query) and every Python feature is its function applied to them, so both kinds see
+exactly the same values. A new version is a new expression or function and a new column.
+
+The base rows are computed on one DuckDB thread: with two, a parallel hash aggregate adds the
+28-day sums in a varying order and the last bit of a user aggregate changed between identical
+runs (measured: 4 of 5 reruns differed), which would make a backfill rerun rewrite partitions
+that had not really changed.
 """
 
 from __future__ import annotations
@@ -21,7 +28,9 @@ from spindle.core import (
     table_exists,
     write_partition,
 )
-from spindle.features._definitions import FeatureDefinition, FeatureRegistry
+from spindle.features._definitions import GROUP_ENTITIES, FeatureDefinition, FeatureRegistry
+from spindle.features._fingerprints import check_fingerprints, record_fingerprints
+from spindle.features._python import apply_python
 
 _RAW = ("products", "fx_rates", "purchases", "users", "fraud_flags")
 
@@ -55,9 +64,6 @@ base AS (
          coalesce(pop.purchases_7d, 0) AS purchases_7d, DATE '{d}' AS feature_date
   FROM prod p JOIN fx USING (currency) LEFT JOIN pop USING (product_id)
 )
-SELECT product_id, name_words, product_type, purchases_7d AS popularity, {exprs},
-       TIMESTAMP '{d}' AS feature_ts
-FROM base ORDER BY product_id
 """
 
 _USER_BASE = """
@@ -90,10 +96,15 @@ base AS (
          coalesce(a.spend_usd_28d, 0.0) AS spend_usd_28d, a.price_ratio_28d, DATE '{d}' AS feature_date
   FROM users_all u LEFT JOIN agg a USING (user_id)
 )
-SELECT user_id, {exprs}, TIMESTAMP '{d}' AS feature_ts FROM base ORDER BY user_id
 """
 
 _TEMPLATES = {"product": _PRODUCT_BASE, "user": _USER_BASE}
+# Columns every feature row carries besides the features (product rows keep what the online
+# store and request features need).
+_HEADS = {
+    "product": ("product_id", "name_words", "product_type", "purchases_7d AS popularity"),
+    "user": ("user_id",),
+}
 
 
 def feature_table_path(tables_dir: Path, group: str) -> Path:
@@ -118,12 +129,24 @@ def connect_raw(
     return con
 
 
+def _base_cte(group: str, date: str) -> str:
+    return _TEMPLATES[group].format(d=date, purchases=_PURCHASES_BEFORE.format(d=date))
+
+
+def base_sql(group: str, date: str) -> str:
+    """The DuckDB query for the base rows of ``group`` on ``date`` (what Python features read)."""
+    return f"{_base_cte(group, date)}SELECT * FROM base ORDER BY {GROUP_ENTITIES[group]}"
+
+
 def feature_sql(group: str, definitions: list[FeatureDefinition], date: str) -> str:
-    """The DuckDB query computing every definition of ``group`` for ``date``."""
-    exprs = ", ".join(
-        f'CAST(({d.sql}) AS {_duck_type(d.dtype)}) AS "{d.column}"' for d in definitions
-    )
-    return _TEMPLATES[group].format(d=date, exprs=exprs, purchases=_PURCHASES_BEFORE.format(d=date))
+    """The query computing the SQL ``definitions`` over a relation ``base`` of base rows."""
+    exprs = [
+        f'CAST(({d.sql}) AS {_duck_type(d.dtype)}) AS "{d.column}"'
+        for d in definitions
+        if d.computation == "sql"
+    ]
+    select = ", ".join([*_HEADS[group], *exprs, f"TIMESTAMP '{date}' AS feature_ts"])
+    return f"SELECT {select} FROM base ORDER BY {GROUP_ENTITIES[group]}"
 
 
 def _duck_type(dtype: str) -> str:
@@ -136,30 +159,66 @@ def compute_group(
     group: str,
     date: str,
     definitions: list[FeatureDefinition] | None = None,
+    versions: dict[str, int] | None = None,
 ) -> pa.Table:
     """Compute the feature rows of one group for one day (every version of every feature by default).
 
+    Args:
+        definitions: the versions to compute (all of the group's by default).
+        versions: raw table versions to read (``{"raw/products": 3}``); latest when absent.
+
     Raises:
-        FeatureError: a feature's SQL is invalid (names the feature and the DuckDB message).
+        FeatureError: a feature's SQL is invalid (names the feature and the DuckDB message), or
+            a Python feature raised or returned the wrong length or type (names the feature,
+            file and function).
     """
     chosen = definitions if definitions is not None else registry.group(group)
-    con = connect_raw(tables_dir)
+    python = [d for d in chosen if d.python is not None]
+    con = connect_raw(tables_dir, versions=versions)
     try:
-        return con.sql(feature_sql(group, chosen, date)).to_arrow_table()
+        con.execute("SET threads TO 1")  # deterministic sums: see the module docstring
+        base = con.sql(base_sql(group, date)).to_arrow_table()
+        con.register("base", base)
+        rows = con.sql(feature_sql(group, chosen, date)).to_arrow_table()
     except duckdb.Error as exc:
-        refs = ", ".join(d.ref for d in chosen)
+        refs = ", ".join(d.ref for d in chosen if d.computation == "sql")
         raise FeatureError(f"computing {group} features ({refs}) for {date} failed: {exc}") from exc
     finally:
         con.close()
+    if not python:
+        return rows
+    computed = {
+        d.column: apply_python(d.python, d.ref, d.dtype, base, date)
+        for d in python
+        if d.python is not None
+    }
+    # Both are ordered by the (unique) entity key, so row i of each is the same entity.
+    heads = rows.column_names[: len(_HEADS[group])]
+    names = [*heads, *(d.column for d in chosen), "feature_ts"]
+    return pa.Table.from_arrays(
+        [computed[n] if n in computed else rows.column(n) for n in names], names=names
+    )
 
 
 def compute_features(
     tables_dir: Path, registry: FeatureRegistry, date: str
 ) -> dict[str, tuple[TableVersion, pa.Table]]:
-    """Compute and store (partition overwrite) the product and user feature rows of ``date``."""
+    """Compute and store (partition overwrite) the product and user feature rows of ``date``.
+
+    Every group is computed before anything is written, so a failing computation leaves the
+    tables as they were; a version whose computation changed since it was first materialised
+    is refused before any work.
+
+    Raises:
+        FeatureError: a computation failed, or a materialised version's fingerprint changed.
+    """
+    groups = ("product", "user")
+    chosen = [d for g in groups for d in registry.group(g)]
+    check_fingerprints(tables_dir, chosen)
+    computed = {g: compute_group(tables_dir, registry, g, date) for g in groups}
+    record_fingerprints(tables_dir, chosen)
     out: dict[str, tuple[TableVersion, pa.Table]] = {}
-    for group in ("product", "user"):
-        rows = compute_group(tables_dir, registry, group, date)
+    for group, rows in computed.items():
         version = write_partition(
             feature_table_path(tables_dir, group), rows, date, f"features/{group}"
         )

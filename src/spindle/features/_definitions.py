@@ -1,9 +1,15 @@
 """Feature definitions: named, versioned, owned, described; loaded from the workspace's YAML.
 
 A feature belongs to a *group* (``product``, ``user`` or ``query``); the group fixes its entity
-key and the base view its SQL expression is evaluated over (see ``_compute.py``). ``query``
-features are computed at request time by :func:`spindle.features.add_request_features`, the
-same function training uses, so they have no SQL.
+key and the base view its computation reads (see ``_compute.py``). A ``product`` or ``user``
+feature is computed by a DuckDB SQL expression (``sql``) or by a typed Python function over the
+base rows in Arrow (``python: file.py:function``, see ``_python.py``). ``query`` features are
+computed at request time by :func:`spindle.features.add_request_features`, the same function
+training uses, so they have neither.
+
+Each version's computation has a *fingerprint* (its SQL text, or the hash of its Python file,
+plus its dtype); ``_fingerprints.py`` refuses to materialise a version whose fingerprint
+changed since it was first computed.
 """
 
 from __future__ import annotations
@@ -15,7 +21,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model
+from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model, sha256_json
+from spindle.features._python import PythonComputation, parse_python
 
 GROUP_ENTITIES = {"product": "product_id", "user": "user_id", "query": "search_id"}
 RESTRICTED_TAGS = frozenset({"pii", "sensitive"})
@@ -44,6 +51,7 @@ class _FeatureYaml(BaseModel):
     owner: str | None = None
     tags: list[str] = Field(default_factory=list)
     sql: str | None = None
+    python: str | None = None
     encoding: EncodingSpec
     allowed_teams: list[str] | None = None
 
@@ -80,6 +88,39 @@ class FeatureDefinition:
     encoding: EncodingSpec
     sources: tuple[str, ...] = ()
     allowed_teams: tuple[str, ...] = ()
+    python: PythonComputation | None = None
+
+    @property
+    def computation(self) -> Literal["sql", "python", "request"]:
+        """How the values are computed: a SQL expression, a Python function, or per request."""
+        if self.python is not None:
+            return "python"
+        return "sql" if self.sql is not None else "request"
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of what computes this version: SQL text or Python file bytes, and dtype.
+
+        Equal fingerprints mean equal values for equal inputs; a version whose fingerprint
+        changes after it was materialised is refused (see ``_fingerprints.py``).
+        """
+        if self.python is not None:
+            what: dict[str, str] = {
+                "python_sha256": self.python.source_sha256,
+                "function": self.python.function,
+            }
+        elif self.sql is not None:
+            what = {"sql": self.sql.strip()}
+        else:
+            what = {"request": "spindle.features.add_request_features"}
+        return sha256_json({**what, "dtype": self.dtype})
+
+    @property
+    def computation_text(self) -> str:
+        """The computation as a person reads it: SQL text, ``file.py:function``, or request."""
+        if self.python is not None:
+            return f"python {self.python.spec} (sha256 {self.python.source_sha256[:12]})"
+        return f"sql {self.sql}" if self.sql is not None else "per request"
 
     @property
     def restricted(self) -> bool:
@@ -109,38 +150,36 @@ class FeatureRegistry:
 
     @classmethod
     def load(cls, features_dir: str | Path) -> FeatureRegistry:
-        """Load every ``*.yaml`` in ``features_dir``.
+        """Load every ``*.yaml`` in ``features_dir``; Python computations are checked, not run.
 
         Raises:
-            ConfigError: a file is invalid, or a (group, name, version) is defined twice.
+            ConfigError: a file is invalid (every problem of the file at once): a (group, name,
+                version) defined twice, a computation missing or given twice, a ``python:``
+                file or function that does not exist or does not take one argument.
         """
         definitions: dict[str, FeatureDefinition] = {}
         for path in sorted(Path(features_dir).glob("*.yaml")):
             group, _ = load_yaml_model(path, _GroupYaml)
+            errors: list[str] = []
             for item in group.features:
-                definition = FeatureDefinition(
-                    group=group.group,
-                    name=item.name,
-                    version=item.version,
-                    owner=item.owner or group.owner,
-                    description=item.description,
-                    dtype=item.dtype,
-                    tags=tuple(item.tags),
-                    sql=item.sql,
-                    encoding=item.encoding,
-                    sources=tuple(group.sources),
-                    allowed_teams=tuple(
-                        item.allowed_teams
-                        if item.allowed_teams is not None
-                        else group.allowed_teams
-                    ),
-                )
-                if definition.ref in definitions:
-                    raise ConfigError(str(path), [f"{definition.ref} is defined twice"])
-                if group.group != "query" and not item.sql:
-                    raise ConfigError(str(path), [f"{definition.ref}: needs `sql`"])
-                definitions[definition.ref] = definition
+                definition, problem = _definition(group, item, Path(features_dir))
+                if problem is not None:
+                    errors.append(problem)
+                elif definition.ref in definitions:
+                    errors.append(f"{definition.ref} is defined twice")
+                else:
+                    definitions[definition.ref] = definition
+            if errors:
+                raise ConfigError(str(path), errors)
         return cls(definitions)
+
+    def fingerprint(self) -> str:
+        """One hash of every definition's reference and computation fingerprint.
+
+        It changes whenever a version is added or removed, or a computation (SQL text, Python
+        file) changes: the identity of the step that computes features.
+        """
+        return sha256_json(sorted([ref, d.fingerprint] for ref, d in self.definitions.items()))
 
     def group(self, group: str) -> list[FeatureDefinition]:
         """Every definition (every version) of a group, sorted by column name."""
@@ -199,3 +238,36 @@ class FeatureRegistry:
             hint = f"known versions: {', '.join(known)}" if known else "see `spindle features list`"
             raise FeatureError(f"feature {ref} is not defined ({hint})")
         return definition
+
+
+def _definition(
+    group: _GroupYaml, item: _FeatureYaml, features_dir: Path
+) -> tuple[FeatureDefinition, str | None]:
+    """Build one definition; return it with the problem that makes it invalid, if any."""
+    ref = f"{group.group}.{item.name}@{item.version}"
+    python, problem = (None, None)
+    if group.group == "query":
+        if item.sql or item.python:
+            problem = f"{ref}: query features are computed per request; remove `sql`/`python`"
+    elif bool(item.sql) == bool(item.python):
+        problem = f"{ref}: needs exactly one computation, `sql` or `python: file.py:function`"
+    elif item.python is not None:
+        python, problem = parse_python(item.python, features_dir)
+        problem = None if problem is None else f"{ref}: {problem}"
+    definition = FeatureDefinition(
+        group=group.group,
+        name=item.name,
+        version=item.version,
+        owner=item.owner or group.owner,
+        description=item.description,
+        dtype=item.dtype,
+        tags=tuple(item.tags),
+        sql=item.sql,
+        encoding=item.encoding,
+        sources=tuple(group.sources),
+        allowed_teams=tuple(
+            item.allowed_teams if item.allowed_teams is not None else group.allowed_teams
+        ),
+        python=python,
+    )
+    return definition, problem

@@ -12,11 +12,37 @@ Training sets (``build_rows``) and ``benchmarks/pit_join.py`` use this same SQL.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 BATCH_ROWS = 1 << 17
+
+
+def bounded_connection(spill_dir: Path, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection that stays within ``memory_limit_mb`` by spilling to ``spill_dir``.
+
+    Its tables live in a database file in ``spill_dir`` (evictable, unlike an in-memory
+    database's), its joins and sorts spill there too, and below 250 MB it runs one thread
+    (each thread needs its own buffers). Remove ``spill_dir`` after closing the connection.
+
+    Example:
+        >>> con = bounded_connection(Path(".spindle/tmp/duckdb/run-1"), 500)  # doctest: +SKIP
+    """
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(str(spill_dir / "spill.duckdb"))
+    try:
+        con.execute(f"SET threads TO {2 if memory_limit_mb >= 250 else 1}")
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+        con.execute("SET temp_directory = '" + str(spill_dir).replace("'", "''") + "'")
+        # Row order comes from explicit ORDER BYs; keeping insertion order costs memory.
+        con.execute("SET preserve_insertion_order = false")
+    except BaseException:
+        con.close()
+        raise
+    return con
 
 
 def _q(name: str) -> str:

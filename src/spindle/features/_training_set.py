@@ -10,6 +10,9 @@ training set can be rebuilt later from the same versions (time travel).
 from __future__ import annotations
 
 import datetime as dt
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +29,7 @@ from spindle.core import (
     table_exists,
 )
 from spindle.features._definitions import FeatureDefinition
-from spindle.features._pit import BATCH_ROWS, ttl_select
+from spindle.features._pit import BATCH_ROWS, bounded_connection, ttl_select
 from spindle.features._request import add_request_features
 
 TTL_S = {"product": 2 * 86400, "user": 8 * 86400}
@@ -53,14 +56,47 @@ def pin_versions(tables_dir: Path) -> dict[str, int]:
     }
 
 
+DEFAULT_MEMORY_LIMIT_MB = 2048
+
+
+def _limit_mb(requested: int | None = None) -> int:
+    """DuckDB's memory limit for a training set: ``requested``, else 2 GB or a quarter of the
+    machine's RAM, whichever is smaller (never below 256 MB).
+
+    Raises:
+        FeatureError: ``requested`` is below 64 MB (DuckDB cannot run a join in less).
+    """
+    if requested is not None:
+        if requested < 64:
+            raise FeatureError(
+                f"training-set memory limit {requested} MB is too small; give at least 64 MB"
+            )
+        return requested
+    try:
+        ram_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    except (ValueError, OSError):  # not a POSIX sysconf: assume a laptop
+        ram_mb = 8192
+    return max(256, min(DEFAULT_MEMORY_LIMIT_MB, ram_mb // 4))
+
+
+def spill_root(tables_dir: Path) -> Path:
+    """Where DuckDB spills while building training sets: ``<state>/tmp/duckdb``."""
+    return tables_dir.parent / "tmp" / "duckdb"
+
+
 def _connect(
-    tables_dir: Path, versions: dict[str, int], dates: tuple[str, ...]
+    tables_dir: Path,
+    versions: dict[str, int],
+    dates: tuple[str, ...],
+    limit_mb: int,
+    spill_dir: Path,
 ) -> duckdb.DuckDBPyConnection:
     """Register the pinned tables and copy the window's slices into DuckDB.
 
     Scanning an Arrow dataset inside an ASOF join is an order of magnitude slower than joining
     DuckDB tables (measured: 2.2 s vs 0.19 s for 120k events), so each input is filtered to the
-    window first and materialised once.
+    window first and materialised once — in a database file in ``spill_dir`` (see
+    :func:`bounded_connection`), so DuckDB stays within ``limit_mb``.
     """
     for needed in ("searches", "impressions", "purchases"):
         if f"raw/{needed}" not in versions:
@@ -77,20 +113,33 @@ def _connect(
         "features/product": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
         "features/user": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
     }
-    con = duckdb.connect()
-    con.execute("SET threads TO 2")
-    con.execute("SET enable_progress_bar = false")
-    for name, version in versions.items():
-        view = name.replace("/", "_")
-        con.register(f"src_{view}", open_dataset(tables_dir / name, version))
-        con.execute(
-            f"CREATE TEMP TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}"
-        )
-    if "raw/fraud_flags" not in versions:
-        con.execute(
-            "CREATE TEMP TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false"
-        )
+    con = bounded_connection(spill_dir, limit_mb)
+    try:
+        for name, version in versions.items():
+            view = name.replace("/", "_")
+            con.register(f"src_{view}", open_dataset(tables_dir / name, version))
+            con.execute(
+                f"CREATE TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}"
+            )
+            con.unregister(f"src_{view}")
+        if "raw/fraud_flags" not in versions:
+            con.execute(
+                "CREATE TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false"
+            )
+    except duckdb.OutOfMemoryException as exc:
+        con.close()
+        raise _out_of_memory(limit_mb, spill_dir, exc) from exc
+    except BaseException:
+        con.close()
+        raise
     return con
+
+
+def _out_of_memory(limit_mb: int, spill_dir: Path, exc: Exception) -> FeatureError:
+    return FeatureError(
+        f"building the training set ran out of its {limit_mb} MB memory limit even with "
+        f"spilling to {spill_dir} ({exc}); raise memory_limit_mb or free disk space there"
+    )
 
 
 def _feature_select(alias: str, group: str, definitions: list[FeatureDefinition]) -> list[str]:
@@ -138,7 +187,6 @@ imp AS (SELECT impression_id, any_value(search_id) AS search_id, any_value(ts) A
 e AS (SELECT imp.*, s.query, (lab.search_id IS NOT NULL) AS purchased
       FROM imp JOIN s USING (search_id) LEFT JOIN lab USING (search_id, product_id))
 SELECT {", ".join(select)} FROM e {" ".join(joins)}
-ORDER BY e.ts, e.impression_id
 """
 
 
@@ -154,7 +202,6 @@ lab AS (SELECT DISTINCT user_id, strftime(ts, '%Y-%m-%d') AS day FROM raw_purcha
 e AS (SELECT ex.*, (lab.user_id IS NOT NULL) AS purchased_today FROM ex LEFT JOIN lab USING (user_id, day))
 SELECT e.*, {", ".join(_feature_select("uf", "user", definitions))}
 FROM e ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts
-ORDER BY e.ts, e.user_id
 """
 
 
@@ -164,6 +211,7 @@ def build_rows(
     definitions: list[FeatureDefinition],
     dates: tuple[str, ...],
     versions: dict[str, int] | None = None,
+    memory_limit_mb: int | None = None,
 ) -> TrainingRows:
     """Build the point-in-time-correct rows of ``config``'s task for event days ``dates``.
 
@@ -173,12 +221,14 @@ def build_rows(
         definitions: the pinned feature definitions (from :meth:`FeatureRegistry.resolve`).
         dates: event days to include (``YYYY-MM-DD``).
         versions: table versions to read (time travel); the current ones when None.
+        memory_limit_mb: DuckDB's memory limit (see :func:`stream_rows`). The rows returned
+            are in memory: for a training set larger than RAM, use :func:`stream_rows`.
 
     Raises:
         DataError: a needed table has no data yet.
         FeatureError: a feature column is missing from its table (backfill it first).
     """
-    stream = stream_rows(tables_dir, config, definitions, dates, versions)
+    stream = stream_rows(tables_dir, config, definitions, dates, versions, memory_limit_mb)
     table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
     return TrainingRows(
         table=table,
@@ -206,21 +256,43 @@ def stream_rows(
     definitions: list[FeatureDefinition],
     dates: tuple[str, ...],
     versions: dict[str, int] | None = None,
+    memory_limit_mb: int | None = None,
     batch_rows: int = BATCH_ROWS,
 ) -> TrainingStream:
     """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
     caller can write a training set batch by batch (``spindle`` writes Parquet this way).
 
+    Memory stays bounded by ``memory_limit_mb`` (DuckDB spills its tables and sorts to
+    ``<state>/tmp/duckdb``, removed when the stream ends) plus a few batches, so a training set
+    larger than RAM is built. The default is 2 GB or a quarter of RAM, whichever is smaller.
+
     Raises:
         DataError: no days, or a needed table has no data yet.
-        FeatureError: a feature column is missing from its table (backfill it first), or the
-            task does not produce the config's label.
+        FeatureError: a feature column is missing from its table (backfill it first), the
+            task does not produce the config's label, or the memory limit is too small even
+            with spilling.
+
+    Example:
+        >>> stream = stream_rows(tables, config, definitions, ("2026-01-03",), memory_limit_mb=500)  # doctest: +SKIP
+        >>> rows = sum(b.num_rows for b in stream.batches)  # doctest: +SKIP
     """
     if not dates:
         raise DataError(f"no days to build a training set for {config.name}")
+    limit_mb = _limit_mb(memory_limit_mb)
     pinned = dict(versions) if versions is not None else pin_versions(tables_dir)
     groups = {d.group for d in definitions}
-    con = _connect(tables_dir, pinned, dates)
+    spill_root(tables_dir).mkdir(parents=True, exist_ok=True)
+    spill_dir = Path(tempfile.mkdtemp(prefix="trainset-", dir=spill_root(tables_dir)))
+    try:
+        con = _connect(tables_dir, pinned, dates, limit_mb, spill_dir)
+    except BaseException:
+        shutil.rmtree(spill_dir, ignore_errors=True)
+        raise
+
+    def release() -> None:
+        con.close()
+        shutil.rmtree(spill_dir, ignore_errors=True)
+
     ranking = config.task == "ranking"
     try:
         if ranking:
@@ -229,17 +301,30 @@ def stream_rows(
             )
         else:
             sql = _binary_sql(definitions, dates)
-        reader = con.sql(sql).to_arrow_reader(batch_rows)
+        # Join, then sort, as two statements: under a tight memory limit the ASOF joins and an
+        # ORDER BY on top of them do not fit together (measured: out of memory at 200 MB on
+        # 2.2M events), while each alone spills. Costs ~8% of the time at the default limit.
+        con.execute(f"CREATE TABLE training_rows AS {sql}")
+        order = "ts, impression_id" if ranking else "ts, user_id"
+        reader = con.sql(f"SELECT * FROM training_rows ORDER BY {order}").to_arrow_reader(
+            batch_rows
+        )
     except duckdb.BinderException as exc:
-        con.close()
+        release()
         raise FeatureError(
             f"building the training set of {config.name} failed: {exc}. "
             "A pinned feature may lack a column in its table: backfill it."
         ) from exc
+    except duckdb.OutOfMemoryException as exc:
+        release()
+        raise _out_of_memory(limit_mb, spill_dir, exc) from exc
+    except BaseException:
+        release()
+        raise
     schema = add_request_features(reader.schema.empty_table()).schema if ranking else reader.schema
     if config.label not in schema.names:
         reader.close()
-        con.close()
+        release()
         raise FeatureError(
             f"{config.name}: label column {config.label!r} is not produced for task {config.task}"
         )
@@ -252,8 +337,10 @@ def stream_rows(
                     yield from table.cast(schema).to_batches()
                 else:
                     yield batch
+        except duckdb.OutOfMemoryException as exc:
+            raise _out_of_memory(limit_mb, spill_dir, exc) from exc
         finally:
             reader.close()
-            con.close()
+            release()
 
     return TrainingStream(schema, batches(), pinned, config.label, config.group_key)

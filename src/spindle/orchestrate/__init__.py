@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from spindle.orchestrate._airflow import export_airflow
+from spindle.orchestrate._backfill_step import BackfillRun, backfill
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, run_day
@@ -40,6 +41,7 @@ from spindle.orchestrate._train_step import choose_base, train_version
 from spindle.orchestrate._workspace_init import init_workspace
 
 __all__ = [
+    "BackfillRun",
     "CatchUpPlan",
     "Context",
     "Cron",
@@ -56,6 +58,7 @@ __all__ = [
     "SpeedCheck",
     "SpeedRun",
     "StepOutcome",
+    "backfill",
     "build_training_set",
     "catch_up",
     "choose_base",

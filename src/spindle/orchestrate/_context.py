@@ -28,7 +28,8 @@ class Context:
         return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
 
     def online_store(self) -> OnlineStore:
-        return OnlineStore(self.workspace.online_store_path)
+        """The online store of the workspace's ``online_store_url`` (SQLite by default)."""
+        return OnlineStore(self.workspace.online_store_url)
 
     def close(self) -> None:
         self.store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,8 +20,10 @@ from spindle.data import (
     raw_fingerprint,
     validate_day,
 )
-from spindle.features import compute_features, pin_versions
+from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,7 @@ def ingest(ctx: Context, date: str) -> DayIngest:
         rebuild=lambda artifacts: tuple(artifacts),
     )
     result: IngestResult = next(a for a in loaded.value if isinstance(a, IngestResult))
-    definitions = sha256_json([d.ref + (d.sql or "") for d in ctx.features.definitions.values()])
+    definitions = ctx.features.fingerprint()
 
     def compute() -> tuple[TableVersion, ...]:
         computed = compute_features(ws.tables_dir, ctx.features, date)
@@ -85,14 +88,15 @@ def ingest(ctx: Context, date: str) -> DayIngest:
 
 
 def _materialize(ctx: Context, date: str, rows: dict[str, pa.Table]) -> None:
-    """Copy a day's feature rows to the online store unless it already holds a later day."""
+    """Bring the online store up to ``date``, one partition at a time (see ``catch_up_online``).
+
+    Only new or changed rows are written, each partition in one transaction; days an outage
+    left out are applied in order first, and a day before the store's watermark is skipped.
+    """
     store = ctx.online_store()
     try:
-        current = store.as_of("product")
-        if current is not None and current > date:
-            return
-        for group, table in rows.items():
-            store.materialize(group, table, date)
+        for done in catch_up_online(store, ctx.workspace.tables_dir, date, rows):
+            log.info("online store: %s", done.summary())
     finally:
         store.close()
 

@@ -1,0 +1,94 @@
+"""The online-store backend contract: what SQLite (the default) and a Redis store must provide.
+
+A backend holds, per entity (``product``, ``user``), the latest feature row of every key and a
+*watermark*: the last partition (day) materialised. Materialising a partition is incremental
+(only new or changed rows are written), atomic (a reader sees the store before or after it,
+never half of it) and ordered (a partition at or before the watermark is skipped).
+``tests/features/test_online_backends.py`` runs the same suite against every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import pyarrow as pa
+
+TIME_COLUMN = "feature_ts"
+"""Not compared when deciding whether a row changed: an unchanged row keeps its old value."""
+
+
+@dataclass(frozen=True)
+class MaterializeResult:
+    """What one materialisation did to one entity.
+
+    ``watermark`` is the entity's watermark after the call. A skipped call (partition at or
+    before the watermark) changed nothing. ``rewritten`` means the columns changed (a feature
+    was added or retyped), so the table was rebuilt from the partition.
+    """
+
+    entity: str
+    partition: str
+    watermark: str | None
+    inserted: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: bool = False
+    rewritten: bool = False
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"{self.entity}@{self.partition}: skipped (watermark {self.watermark})"
+        return (
+            f"{self.entity}@{self.partition}: {self.inserted} inserted, {self.updated} updated, "
+            f"{self.deleted} deleted, {self.unchanged} unchanged"
+            + (" (columns changed: rewritten)" if self.rewritten else "")
+        )
+
+
+@runtime_checkable
+class OnlineStoreBackend(Protocol):
+    """Storage of the latest feature rows per entity key (SQLite by default; Redis at scale)."""
+
+    @property
+    def url(self) -> str:
+        """Where the store lives (``sqlite:///PATH``, ``redis://HOST``)."""
+        ...
+
+    def materialize(
+        self,
+        entity: str,
+        key: str,
+        table: pa.Table,
+        partition: str,
+        *,
+        snapshot: bool = True,
+        restate: bool = False,
+    ) -> MaterializeResult:
+        """Apply one partition of ``entity`` rows (one per ``key``) in one transaction.
+
+        Inserts new keys and updates rows whose values (all but ``feature_ts``) changed; when
+        ``snapshot`` (the partition is the complete state of the day) deletes keys it lacks.
+        Skips a partition before the watermark, and the watermark's own partition unless
+        ``restate`` (the day was recomputed). Raises ``FeatureError`` (nothing written) on a
+        missing key column or a null or duplicate key.
+        """
+        ...
+
+    def watermark(self, entity: str) -> str | None:
+        """The last partition materialised for ``entity`` (None before the first)."""
+        ...
+
+    def version(self) -> str | None:
+        """A token that changes with every write (readers reload their caches on a change)."""
+        ...
+
+    def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
+        """Rows of ``keys`` that exist, in the order asked (all rows when None); numbers, bools
+        and strings keep their Arrow types, dates and timestamps come back as ISO text. None
+        before the entity's first materialisation."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,288 @@
+"""The SQLite online-store backend: one table per entity, upserted per partition in one transaction.
+
+Each call of :meth:`SQLiteOnlineStore.materialize` loads the partition into a temporary table,
+counts what is new, changed, unchanged and gone, then applies ``INSERT ... ON CONFLICT DO
+UPDATE`` (only rows whose values differ), deletes keys absent from a complete snapshot, and
+moves the entity's watermark — all inside one ``BEGIN IMMEDIATE`` transaction. Readers (WAL
+mode) read inside their own transaction, so they see the store before or after a partition,
+never half of one.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from spindle.core import FeatureError
+from spindle.features._online_backend import TIME_COLUMN, MaterializeResult
+
+_KEYS_PER_QUERY = 500  # under SQLite's default limit of bound parameters
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_type(arrow_type: pa.DataType) -> str:
+    if pa.types.is_integer(arrow_type) or pa.types.is_boolean(arrow_type):
+        return "INTEGER"
+    if pa.types.is_floating(arrow_type):
+        return "REAL"
+    return "TEXT"
+
+
+def _column_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as Python values SQLite binds: numbers, bools and text as they are; everything
+    else (dates, timestamps) as ISO text."""
+    kind = column.type
+    values: list[Any] = column.to_pylist()
+    if (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+    ):
+        return values
+    return [None if v is None else str(v) for v in values]
+
+
+def _typed(values: Sequence[Any], type_name: str) -> pa.Array:
+    """Rebuild a column with the Arrow type it had when materialised."""
+    mapping = {
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "double": pa.float64(),
+        "float": pa.float32(),
+    }
+    target = mapping.get(type_name)
+    if target is None:
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+    if pa.types.is_boolean(target):
+        return pa.array([None if v is None else bool(v) for v in values], target)
+    return pa.array(values, target)
+
+
+class SQLiteOnlineStore:
+    """The default :class:`OnlineStoreBackend`: a SQLite file in WAL mode.
+
+    Args:
+        path: the SQLite file (created with its folder when missing).
+
+    Example:
+        >>> backend = SQLiteOnlineStore(".spindle/online.db")  # doctest: +SKIP
+        >>> backend.materialize("product", "product_id", table, "2026-01-03")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        # Autocommit mode: every transaction below is opened and closed explicitly.
+        self._con = sqlite3.connect(
+            self.path, timeout=30, check_same_thread=False, isolation_level=None
+        )
+        self._con.execute("PRAGMA journal_mode=WAL")
+        self._con.execute(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
+        )
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.path}"
+
+    def close(self) -> None:
+        with self._lock:
+            self._con.close()
+
+    # -- reading ---------------------------------------------------------------------------
+    def _meta(self, key: str) -> str | None:
+        row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def watermark(self, entity: str) -> str | None:
+        with self._lock:
+            return self._meta(f"as_of:{entity}")
+
+    def version(self) -> str | None:
+        with self._lock:
+            return self._meta("version")
+
+    def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
+        with self._lock:
+            self._con.execute("BEGIN")  # one snapshot for the schema and the rows
+            try:
+                return self._read(entity, keys)
+            finally:
+                self._con.execute("COMMIT")
+
+    def _read(self, entity: str, keys: Sequence[str] | None) -> pa.Table | None:
+        schema_text, key = self._meta(f"schema:{entity}"), self._meta(f"key:{entity}")
+        if schema_text is None:
+            return None
+        schema: dict[str, str] = json.loads(schema_text)
+        names = list(schema)
+        select = f"SELECT {', '.join(_q(n) for n in names)} FROM {_q(entity)}"
+        if keys is None:
+            rows = self._con.execute(select).fetchall()
+        else:
+            key = key or names[0]
+            rows = []
+            unique = list(dict.fromkeys(keys))
+            for i in range(0, len(unique), _KEYS_PER_QUERY):
+                chunk = unique[i : i + _KEYS_PER_QUERY]
+                marks = ", ".join("?" for _ in chunk)
+                rows += self._con.execute(f"{select} WHERE {_q(key)} IN ({marks})", chunk)
+            position = names.index(key)
+            by_key = {r[position]: r for r in rows}
+            rows = [by_key[k] for k in keys if k in by_key]
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        return pa.table({n: _typed(c, schema[n]) for n, c in zip(names, columns, strict=True)})
+
+    # -- writing ---------------------------------------------------------------------------
+    def materialize(
+        self,
+        entity: str,
+        key: str,
+        table: pa.Table,
+        partition: str,
+        *,
+        snapshot: bool = True,
+        restate: bool = False,
+    ) -> MaterializeResult:
+        if key not in table.column_names:
+            raise FeatureError(
+                f"online store: cannot materialise {entity!r} partition {partition}: "
+                f"its key column {key!r} is missing (columns: {', '.join(table.column_names)})"
+            )
+        schema = {f.name: str(f.type) for f in table.schema}
+        with self._lock:
+            self._con.execute("BEGIN IMMEDIATE")  # one writer; readers keep their snapshot
+            try:
+                watermark = self._meta(f"as_of:{entity}")
+                if watermark is not None and (
+                    partition < watermark or (partition == watermark and not restate)
+                ):
+                    self._con.execute("ROLLBACK")
+                    return MaterializeResult(entity, partition, watermark, skipped=True)
+                result = self._apply(entity, key, table, partition, schema, snapshot)
+                self._write_meta(entity, key, partition, schema)
+                self._con.execute("COMMIT")
+                return result
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            finally:
+                self._con.execute("DROP TABLE IF EXISTS temp._incoming")
+
+    def _apply(
+        self,
+        entity: str,
+        key: str,
+        table: pa.Table,
+        partition: str,
+        schema: dict[str, str],
+        snapshot: bool,
+    ) -> MaterializeResult:
+        names = table.column_names
+        ddl = ", ".join(
+            f"{_q(n)} {_sql_type(table.schema.field(n).type)}"
+            + (" PRIMARY KEY NOT NULL" if n == key else "")
+            for n in names
+        )
+        self._con.execute("DROP TABLE IF EXISTS temp._incoming")
+        self._con.execute(f"CREATE TEMP TABLE _incoming ({ddl})")
+        rows = zip(*(_column_values(table.column(n)) for n in names), strict=True)
+        cols = ", ".join(_q(n) for n in names)
+        marks = ", ".join("?" for _ in names)
+        try:
+            self._con.executemany(f"INSERT INTO temp._incoming ({cols}) VALUES ({marks})", rows)
+        except sqlite3.IntegrityError as exc:
+            raise FeatureError(
+                f"online store: partition {partition} of {entity!r} has a null or duplicate "
+                f"{key!r} ({exc}); a partition holds one row per key. Nothing was written."
+            ) from exc
+        stored = self._meta(f"schema:{entity}")
+        previous = 0
+        if stored is not None:
+            previous = self._con.execute(f"SELECT count(*) FROM {_q(entity)}").fetchone()[0]
+        if stored is None or json.loads(stored) != schema or self._meta(f"key:{entity}") != key:
+            if stored is not None and not snapshot:
+                raise FeatureError(
+                    f"online store: partition {partition} of {entity!r} changes its columns "
+                    "but is not a complete snapshot; materialise a complete snapshot first"
+                )
+            # First partition or a schema change (feature added or retyped): rewrite the table.
+            self._con.execute(f"DROP TABLE IF EXISTS {_q(entity)}")
+            self._con.execute(f"CREATE TABLE {_q(entity)} AS SELECT * FROM temp._incoming")
+            self._con.execute(
+                f"CREATE UNIQUE INDEX {_q(entity + '_key')} ON {_q(entity)} ({_q(key)})"
+            )
+            return MaterializeResult(
+                entity,
+                partition,
+                partition,
+                inserted=table.num_rows,
+                deleted=previous,
+                rewritten=stored is not None,
+            )
+        return self._upsert(entity, key, names, partition, snapshot)
+
+    def _upsert(
+        self, entity: str, key: str, names: list[str], partition: str, snapshot: bool
+    ) -> MaterializeResult:
+        t, k = _q(entity), _q(key)
+        values = [n for n in names if n not in (key, TIME_COLUMN)]
+        differs = " OR ".join(f"t.{_q(n)} IS NOT i.{_q(n)}" for n in values) or "false"
+        matched, changed = self._con.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE {differs}) "
+            f"FROM temp._incoming i JOIN {t} t ON t.{k} = i.{k}"
+        ).fetchone()
+        incoming = self._con.execute("SELECT count(*) FROM temp._incoming").fetchone()[0]
+        cols = ", ".join(_q(n) for n in names)
+        if values:
+            # Unchanged rows are not rewritten: they keep the feature_ts of their last change.
+            sets = ", ".join(f"{_q(n)} = excluded.{_q(n)}" for n in names if n != key)
+            when = " OR ".join(f"{t}.{_q(n)} IS NOT excluded.{_q(n)}" for n in values)
+            action = f"DO UPDATE SET {sets} WHERE {when}"
+        else:
+            action = "DO NOTHING"
+        self._con.execute(
+            f"INSERT INTO {t} ({cols}) SELECT {cols} FROM temp._incoming WHERE true "
+            f"ON CONFLICT ({k}) {action}"
+        )
+        deleted = 0
+        if snapshot:  # a complete snapshot: a key it lacks is gone (e.g. a delisted product)
+            deleted = self._con.execute(
+                f"DELETE FROM {t} WHERE {k} NOT IN (SELECT {k} FROM temp._incoming)"
+            ).rowcount
+        return MaterializeResult(
+            entity,
+            partition,
+            partition,
+            inserted=incoming - matched,
+            updated=changed,
+            unchanged=matched - changed,
+            deleted=deleted,
+        )
+
+    def _write_meta(self, entity: str, key: str, partition: str, schema: dict[str, str]) -> None:
+        old = self._meta("version") or ""
+        counter = int(old.split(":")[0]) + 1 if old.split(":")[0].isdigit() else 1
+        for name, value in (
+            (f"schema:{entity}", json.dumps(schema)),
+            (f"key:{entity}", key),
+            (f"as_of:{entity}", partition),
+            ("version", f"{counter}:{entity}@{partition}"),
+        ):
+            self._con.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (name, value),
+            )
