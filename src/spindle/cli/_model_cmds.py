@@ -17,6 +17,12 @@ def evaluate(
     model: str,
     version: int = typer.Option(..., help="Candidate version."),
     date: str = typer.Option(..., help="Holdout day."),
+    replicas: int | None = typer.Option(
+        None,
+        min=1,
+        help="K seed replicas including the candidate: train K-1 more (cached, not registered) "
+        "to measure the run-to-run spread (default: evaluation.replicas of the model config).",
+    ),
     overrides: list[str] | None = SetOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
@@ -24,7 +30,7 @@ def evaluate(
     """Evaluate a version against production, popularity and the oracle on a holdout day, and gate it."""
     with spindle.Context.open(workspace) as ctx:
         evaluation, details = spindle.evaluate_version(
-            ctx, model, version, date, overrides=overrides
+            ctx, model, version, date, overrides=overrides, replicas=replicas
         )
     if as_json:
         emit_json(details)
@@ -36,7 +42,31 @@ def evaluate(
         ["system", *names],
         [[system, *(fmt(m.get(n), 4) for n in names)] for system, m in metrics.items()],
     )
+    _spread_table(details.get("replica_spread", []), details.get("replicas", []))
     _reasons_table(details.get("reasons", []))
+
+
+def _spread_table(spread: list[dict[str, Any]], replicas: list[dict[str, Any]]) -> None:
+    """The run-to-run spread of every metric over the seed replicas (whole holdout)."""
+    overall = [s for s in spread if s["slice"] is None]
+    if not overall:
+        return
+    seeds = ", ".join(f"{r['system']}={r['seed']}" for r in replicas)
+    table(
+        f"run-to-run spread over {overall[0]['k']} seed replicas ({seeds})",
+        ["metric", "k", "std", "min", "max", "noise allowance"],
+        [
+            [
+                s["metric"],
+                s["k"],
+                fmt(s["std"], 4),
+                fmt(s["min"], 4),
+                fmt(s["max"], 4),
+                fmt(s["noise"], 4),
+            ]
+            for s in overall
+        ],
+    )
 
 
 def _interval(value: list[float | None] | None) -> str:

@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from spindle.evaluate._bootstrap import Interval, paired_bootstrap, paired_bootstrap_means
 from spindle.evaluate._checks import population_stability_index
+from spindle.evaluate._feature_health import (
+    FEATURE_PSI_WARN,
+    MAX_NULL_SHARE_RISE,
+    FeatureValues,
+    feature_health_reasons,
+)
 from spindle.evaluate._gate import MIN_SCORE_STD, SLICE_TOLERANCE_FACTOR, evaluate_scores
 from spindle.evaluate._holdout import MISSING_VALUE
 from spindle.evaluate._metrics import (
@@ -28,21 +34,28 @@ from spindle.evaluate._report import (
     SystemScores,
     format_report,
 )
+from spindle.evaluate._spread import REPLICA_NOISE_FACTOR, ReplicaSpread, replica_spread
 from spindle.evaluate._systems import HIGHER_IS_BETTER
 
 __all__ = [
+    "FEATURE_PSI_WARN",
     "HIGHER_IS_BETTER",
+    "MAX_NULL_SHARE_RISE",
     "METRIC_ORDER",
     "MIN_SCORE_STD",
     "MISSING_VALUE",
+    "REPLICA_NOISE_FACTOR",
     "SLICE_TOLERANCE_FACTOR",
     "EvaluationReport",
+    "FeatureValues",
     "GateReason",
     "Interval",
+    "ReplicaSpread",
     "SystemScores",
     "auc",
     "evaluate_scores",
     "expected_calibration_error",
+    "feature_health_reasons",
     "format_report",
     "log_loss",
     "mrr",
@@ -52,5 +65,6 @@ __all__ = [
     "per_group_mrr",
     "per_group_ndcg",
     "population_stability_index",
+    "replica_spread",
     "sigmoid",
 ]

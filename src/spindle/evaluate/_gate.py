@@ -7,6 +7,8 @@ retrained on the same data with a different seed is therefore not blocked for no
 rule, with a wider tolerance, applies to every slice; a slice that falls further behind the
 overall metric than ``max_slice_gap`` (and further than the baseline did) blocks too. Optional
 absolute checks: calibration error and prediction distribution shift against the baseline.
+With seed replicas of the candidate (``replicas=``), the training noise is measured too and a
+regression must also exceed ``REPLICA_NOISE_FACTOR`` x the replicas' std to block.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from spindle.evaluate._checks import (
     reference_reason,
     score_shift_reason,
 )
+from spindle.evaluate._feature_health import FeatureValues, feature_health_reasons
 from spindle.evaluate._holdout import (
     Holdout,
     SliceColumn,
@@ -34,6 +37,12 @@ from spindle.evaluate._holdout import (
 )
 from spindle.evaluate._metrics import BoolArray
 from spindle.evaluate._report import EvaluationReport, GateReason, SystemScores
+from spindle.evaluate._spread import (
+    REPLICA_NOISE_FACTOR,
+    ReplicaSpread,
+    replica_spread,
+    spread_reason,
+)
 from spindle.evaluate._systems import (
     HIGHER_IS_BETTER,
     Scored,
@@ -115,15 +124,12 @@ def _floor_reason(metric: str, value: float, floor: float) -> GateReason:
 
 
 def _verdict(
-    significant: bool, too_large: bool, better: bool, tolerance: float, on_slice: bool
+    significant: bool, too_large: bool, better: bool, tolerance: float, basis: str, on_slice: bool
 ) -> str:
     if significant and too_large and on_slice:
-        return (
-            f"significantly worse by more than {SLICE_TOLERANCE_FACTOR:g} x max_regression "
-            f"({tolerance:g}) on this slice: blocked"
-        )
+        return f"significantly worse by more than {basis} ({tolerance:.4g}) on this slice: blocked"
     if significant and too_large:
-        return f"significantly worse by more than max_regression {tolerance:g}: blocked"
+        return f"significantly worse by more than {basis} {tolerance:.4g}: blocked"
     if significant:
         return f"significantly worse but within the tolerance {tolerance:g}"
     if too_large:
@@ -138,11 +144,13 @@ def _regression_reason(
     tolerance: float,
     slice_key: str | None,
     min_units: int = 0,
+    basis: str = "max_regression",
 ) -> GateReason:
     """The noise-aware rule: block only a significant regression larger than ``tolerance``.
 
     With fewer than ``min_units`` informative units (e.g. queries with a purchase) the
-    bootstrap is too coarse to trust: such a regression is flagged, never blocked.
+    bootstrap is too coarse to trust: such a regression is flagged, never blocked. ``basis``
+    names where the tolerance comes from, for the message.
     """
     check = "regression" if slice_key is None else "slice_regression"
     on_slice = slice_key is not None
@@ -173,7 +181,7 @@ def _regression_reason(
         f"{iv.estimate:+.4f} ({iv.confidence:.3g} CI {iv.lower:+.4f} to {iv.upper:+.4f}, "
         f"{iv.n_units} units)"
     )
-    verdict = _verdict(significant, too_large, better, tolerance, on_slice)
+    verdict = _verdict(significant, too_large, better, tolerance, basis, on_slice)
     if significant and too_large and few:
         verdict = (
             f"worse by more than {tolerance:g}, but only {iv.n_units} informative units "
@@ -201,8 +209,12 @@ def _baseline_reason(
     config: EvaluationConfig,
     seed: int,
     n_resamples: int,
+    spread: ReplicaSpread | None = None,
 ) -> GateReason:
-    """The regression check on the whole holdout (passes when there is no usable baseline)."""
+    """The regression check on the whole holdout (passes when there is no usable baseline).
+
+    With seed replicas, the tolerance is the larger of ``max_regression`` and the replica noise.
+    """
     if base is None or not base.finite:
         message = (
             "no production version yet"
@@ -222,7 +234,15 @@ def _baseline_reason(
             warning=base is not None,
         )
     iv = paired_interval(metric, cand, base, seed, n_resamples, config.confidence)
-    return _regression_reason(metric, iv, (cand.name, base.name), config.max_regression, None)
+    tolerance, basis = _tolerance(config.max_regression, "max_regression", spread)
+    return _regression_reason(metric, iv, (cand.name, base.name), tolerance, None, 0, basis)
+
+
+def _tolerance(configured: float, basis: str, spread: ReplicaSpread | None) -> tuple[float, str]:
+    """The tolerance of a regression check and its basis: widened by the replica noise if larger."""
+    if spread is None or spread.noise <= configured:
+        return configured, basis
+    return spread.noise, f"max({basis} {configured:g}, {REPLICA_NOISE_FACTOR:g} x replica std)"
 
 
 def _missing_slice_reasons(
@@ -250,7 +270,10 @@ def _missing_slice_reasons(
 
 
 def _index_systems(
-    systems: Sequence[SystemScores], candidate: str, baseline: str | None
+    systems: Sequence[SystemScores],
+    candidate: str,
+    baseline: str | None,
+    replicas: Sequence[str] = (),
 ) -> dict[str, SystemScores]:
     by_name: dict[str, SystemScores] = {}
     for system in systems:
@@ -261,6 +284,11 @@ def _index_systems(
         raise ValueError(f"no system named {candidate!r} among {sorted(by_name)}")
     if baseline == candidate:
         raise ValueError(f"the baseline and the candidate are the same system {candidate!r}")
+    unknown = [r for r in replicas if r not in by_name]
+    if unknown:
+        raise ValueError(f"replica system(s) {unknown} are not among {sorted(by_name)}")
+    if candidate in replicas or (baseline is not None and baseline in replicas):
+        raise ValueError("the candidate and the baseline cannot be listed as replicas")
     return by_name
 
 
@@ -269,6 +297,7 @@ class _SliceResults:
     metrics: dict[str, dict[str, dict[str, float]]]
     reasons: list[GateReason]
     skipped: dict[str, int]
+    spread: list[ReplicaSpread]
 
 
 def _slice_settings(n_slices: int, confidence: float, n_resamples: int) -> tuple[float, int]:
@@ -291,10 +320,13 @@ def _evaluate_slices(
     seed: int,
     n_resamples: int,
     min_slice_size: int,
+    seeds: tuple[str, ...],
 ) -> _SliceResults:
-    """Metrics of every system on every large-enough slice, with regression and disparity reasons."""
-    results = _SliceResults({}, [], {})
-    tolerance = SLICE_TOLERANCE_FACTOR * config.max_regression
+    """Metrics of every system on every large-enough slice, with regression and disparity reasons
+    (and the spread of the primary metric over the seed replicas, when there are some)."""
+    results = _SliceResults({}, [], {}, [])
+    configured = SLICE_TOLERANCE_FACTOR * config.max_regression
+    slice_basis = f"{SLICE_TOLERANCE_FACTOR:g} x max_regression"
     eligible: list[tuple[str, BoolArray]] = []
     for column in columns:
         sizes = column.unit_counts(holdout)
@@ -308,13 +340,18 @@ def _evaluate_slices(
         part = holdout.subset(mask)
         parts = {name: system.subset(mask, part) for name, system in scored.items()}
         results.metrics[key] = {name: s.metrics() for name, s in parts.items()}
+        spread = None
+        if seeds:
+            spread = replica_spread(results.metrics[key], config.metric, seeds, key)
+            results.spread.append(spread)
         iv = None
         if pair is not None:
             cand, base = parts[pair[0].name], parts[pair[1].name]
             iv = paired_interval(config.metric, cand, base, seed, resamples, confidence)
             names = (cand.name, base.name)
+            tolerance, basis = _tolerance(configured, slice_basis, spread)
             results.reasons.append(
-                _regression_reason(config.metric, iv, names, tolerance, key, min_slice_size)
+                _regression_reason(config.metric, iv, names, tolerance, key, min_slice_size, basis)
             )
         if config.max_slice_gap is not None:
             base_name = None if pair is None else pair[1].name
@@ -385,6 +422,8 @@ def evaluate_scores(
     n_resamples: int = 200,
     min_slice_size: int = 30,
     reference: str | None = "oracle",
+    replicas: Sequence[str] = (),
+    features: Sequence[FeatureValues] = (),
 ) -> EvaluationReport:
     """Compute metrics of every system overall and per slice, and the gate's decision.
 
@@ -418,6 +457,14 @@ def evaluate_scores(
         reference: a system of ground-truth scores (the simulator's true relevance), when
             present: its AUC must be above 0.5, otherwise the holdout's labels contradict the
             truth (a label fault) and nothing can be judged on it (``sanity_labels`` blocks).
+        replicas: systems that are the candidate retrained with other seeds. Their spread
+            (with the candidate) of every metric overall, and of ``config.metric`` per slice,
+            is reported (``spread``, and a ``replica_spread`` reason); a regression then blocks
+            only when also larger than ``REPLICA_NOISE_FACTOR`` x the spread's std.
+        features: the candidate's pinned features on the holdout rows (with production's
+            pins of the same features): ``feature_health`` blocks a pin that is all null or
+            constant where production's version is not, or lost values (see
+            ``feature_health_reasons``).
 
     Returns:
         The ``EvaluationReport``; ``decision`` is ``"block"`` when any reason failed.
@@ -439,22 +486,30 @@ def evaluate_scores(
         raise ConfigError(
             "evaluation.metric", ["ndcg@10 needs a ranking task; use auc or log_loss for binary"]
         )
-    by_name = _index_systems(systems, candidate, baseline)
+    by_name = _index_systems(systems, candidate, baseline, replicas)
     base_name = baseline if baseline is not None and baseline in by_name else None
-    models = (candidate,) if base_name is None else (candidate, base_name)
+    # seed replicas are the candidate's model too: logits unless their SystemScores say otherwise
+    models = (candidate, *replicas) if base_name is None else (candidate, base_name, *replicas)
     scored = {name: prepare_system(s, holdout, models) for name, s in by_name.items()}
     cand = scored[candidate]
     base = scored[base_name] if base_name is not None else None
     columns = encode_slices(slice_columns, holdout.n_rows)
 
     metrics = {name: system.metrics() for name, system in scored.items()}
+    seeds = (candidate, *replicas) if replicas else ()
+    spread = [replica_spread(metrics, m, seeds, None) for m in metrics[candidate]] if seeds else []
+    primary = next((s for s in spread if s.metric == metric), None)
     reasons = _sanity_reasons(cand)
     if cand.finite:
         value = metrics[candidate].get(metric, float("nan"))
         reasons.append(_metric_defined_reason(metric, value))
         if config.min_metric is not None:
             reasons.append(_floor_reason(metric, value, config.min_metric))
-        reasons.append(_baseline_reason(metric, value, cand, base, config, seed, n_resamples))
+        reasons.append(
+            _baseline_reason(metric, value, cand, base, config, seed, n_resamples, primary)
+        )
+    if primary is not None:
+        reasons.append(spread_reason(primary, config.max_regression))
     if reference is not None and reference in scored and reference != candidate:
         reasons.append(reference_reason(scored[reference]))
     pair = (cand, base) if cand.finite and base is not None and base.finite else None
@@ -473,9 +528,11 @@ def evaluate_scores(
         seed,
         n_resamples,
         min_slice_size,
+        seeds,
     )
     reasons.extend(sliced.reasons)
     reasons.extend(_missing_slice_reasons(config, slice_columns))
+    reasons.extend(feature_health_reasons(features))
     decision: GateDecision = "pass" if all(r.passed for r in reasons) else "block"
     return EvaluationReport(
         task=holdout.task,
@@ -489,4 +546,5 @@ def evaluate_scores(
         baseline=base_name,
         primary_metric=metric,
         skipped_slices=sliced.skipped,
+        spread=(*spread, *sliced.spread),
     )

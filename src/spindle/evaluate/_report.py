@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from spindle.core import Evaluation, GateDecision, Verdict, sha256_json
+
+if TYPE_CHECKING:
+    from spindle.evaluate._spread import ReplicaSpread
 
 METRIC_ORDER = ("ndcg@10", "mrr", "auc", "log_loss", "ece")
 """Column order of metrics in tables and dicts."""
@@ -47,7 +50,9 @@ class GateReason:
         check: ``sanity_finite``, ``sanity_variance``, ``sanity_metric``, ``sanity_labels``,
             ``min_metric``,
             ``regression``, ``slice_regression``, ``slice_disparity``, ``calibration``,
-            ``score_shift`` or ``slice_coverage``.
+            ``score_shift``, ``slice_coverage``, ``replica_spread`` (evidence only: the
+            std of the metric over the seed replicas, their range as ``interval`` and the
+            noise allowance as ``threshold``) or ``feature_health``.
         passed: False blocks the candidate.
         metric: the metric checked (``"scores"`` for the sanity checks on raw scores).
         slice: the slice key (``"column=value"``; the column for ``slice_coverage``), or None
@@ -115,6 +120,8 @@ class EvaluationReport:
     ``metrics`` maps system -> metric -> value; ``slices`` maps a slice key such as
     ``"user__country__v1=DE"`` -> system -> metric -> value. Undefined metrics are ``nan`` here
     and ``None`` in ``to_dict()``. ``decision`` is ``"block"`` when any reason failed.
+    ``spread`` holds the seed replicas' spread (empty without replicas): every metric overall,
+    the primary metric per slice.
     """
 
     task: str
@@ -128,6 +135,7 @@ class EvaluationReport:
     baseline: str | None = None
     primary_metric: str = ""
     skipped_slices: dict[str, int] = field(default_factory=dict, hash=False)
+    spread: tuple[ReplicaSpread, ...] = ()
 
     @property
     def failures(self) -> tuple[GateReason, ...]:
@@ -153,6 +161,7 @@ class EvaluationReport:
             "slices": {key: _clean_metrics(value) for key, value in self.slices.items()},
             "skipped_slices": dict(self.skipped_slices),
             "reasons": [reason.to_dict() for reason in self.reasons],
+            "replica_spread": [spread.to_dict() for spread in self.spread],
         }
 
     def to_evaluation(self, model: str, version: int, holdout_date: str, uri: str) -> Evaluation:

@@ -33,6 +33,7 @@ from spindle.orchestrate._model_common import (
 )
 from spindle.orchestrate._models_view import model_report, models_report, parse_weights, route
 from spindle.orchestrate._push_step import push
+from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
 from spindle.orchestrate._resources import ResourceMeter
 from spindle.orchestrate._runner import Runner, StepOutcome, current_step_key, is_transient
 from spindle.orchestrate._schedule import read_heartbeat, run_schedule, tick
@@ -53,6 +54,7 @@ __all__ = [
     "PlannedTask",
     "Problem",
     "RayExecutor",
+    "Replica",
     "ResourceMeter",
     "Runner",
     "SpeedCheck",
@@ -85,6 +87,7 @@ __all__ = [
     "plan_catch_up",
     "push",
     "read_heartbeat",
+    "replica_seed",
     "route",
     "run_all",
     "run_day",
@@ -96,6 +99,7 @@ __all__ = [
     "speed_check",
     "status_report",
     "tick",
+    "train_replicas",
     "train_version",
     "training_window",
     "validate",

@@ -7,36 +7,129 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spindle.core import (
+    ConfigError,
     Evaluation,
     atomic_write_json,
     sha256_file,
     sha256_json,
 )
-from spindle.evaluate import SystemScores, evaluate_scores
+from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
+    LoadedConfig,
     build_training_set,
     deployed_before,
     labels_and_groups,
     load_config,
     model_dir,
 )
+from spindle.orchestrate._replicas import Replica, train_replicas
 from spindle.serve import ModelRuntime
 
 
+def _pins(ctx: Context, model: str, version: int, default: list[str]) -> list[str]:
+    """The features a version was trained on (its manifest), ``default`` for an old manifest."""
+    manifest = json.loads((model_dir(ctx, model, version) / "manifest.json").read_text())
+    return list(manifest.get("features") or default)
+
+
+def _holdout_config(ctx: Context, loaded: LoadedConfig, pins: list[str]) -> LoadedConfig:
+    """The config whose training set holds every column the compared versions read.
+
+    Production may pin another version of a feature than the candidate (the column of each
+    version is its own), so the holdout carries the union of both pin lists.
+    """
+    cfg = loaded.config
+    extra = [ref for ref in dict.fromkeys(pins) if ref not in cfg.features]
+    if not extra:
+        return loaded
+    config = cfg.model_copy(update={"features": [*cfg.features, *extra]})
+    return LoadedConfig(config, loaded.config_hash, loaded.effective, ctx.features.resolve(config))
+
+
+def _feature_values(
+    ctx: Context, table: pa.Table, candidate: list[str], baseline: list[str]
+) -> list[FeatureValues]:
+    """The candidate's pins on the holdout, each with production's pin of the same feature."""
+    definitions = ctx.features.definitions
+    by_name = {ref.partition("@")[0]: ref for ref in baseline}
+    found = []
+    for ref in candidate:
+        column = definitions[ref].column
+        if column not in table.column_names:
+            continue
+        base_ref = by_name.get(ref.partition("@")[0])
+        base_values = None
+        if base_ref is not None and base_ref != ref:
+            base_column = definitions[base_ref].column
+            if base_column in table.column_names:
+                base_values = table.column(base_column)
+        found.append(FeatureValues(ref, table.column(column), base_ref, base_values))
+    return found
+
+
+def _reference_systems(table: pa.Table) -> list[SystemScores]:
+    systems = []
+    if "popularity" in table.column_names:
+        popularity = table.column("popularity").to_numpy(zero_copy_only=False)
+        systems.append(SystemScores("popularity", np.nan_to_num(popularity.astype(np.float64))))
+    if "true_relevance" in table.column_names:
+        truth = table.column("true_relevance").to_numpy(zero_copy_only=False)
+        systems.append(SystemScores("oracle", truth.astype(np.float64)))
+    return systems
+
+
 def evaluate_version(
-    ctx: Context, model: str, version: int, date: str, *, overrides: list[str] | None = None
+    ctx: Context,
+    model: str,
+    version: int,
+    date: str,
+    *,
+    overrides: list[str] | None = None,
+    replicas: int | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:
-    """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step)."""
+    """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step).
+
+    Args:
+        replicas: K seed replicas including the candidate (``evaluation.replicas`` when None):
+            K-1 more models are trained like the candidate with other seeds (cached, never
+            registered), their run-to-run spread is reported and widens the regression
+            tolerance to ``REPLICA_NOISE_FACTOR`` x its std when that is larger.
+
+    Returns:
+        The ``Evaluation`` artifact and the full report as a dict (``replica_spread`` and
+        ``replicas`` included).
+
+    Raises:
+        ConfigError: ``replicas`` < 1.
+
+    Example:
+        >>> evaluation, report = evaluate_version(ctx, "search_ranker", 4, "2026-01-05", replicas=3)  # doctest: +SKIP
+        >>> report["replica_spread"][0]["std"]  # doctest: +SKIP
+        0.0061
+    """
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
-    holdout = build_training_set(ctx, loaded, [date], purpose="holdout")
+    k = cfg.evaluation.replicas if replicas is None else replicas
+    if k < 1:
+        raise ConfigError("--replicas", [f"replicas must be at least 1 (the candidate), got {k}"])
     production = deployed_before(ctx, model, date)
     baseline = production if production is not None and production != version else None
-    identity = {"holdout": holdout.content_hash, "candidate": version, "baseline": baseline}
+    candidate_pins = _pins(ctx, model, version, cfg.features)
+    baseline_pins = _pins(ctx, model, baseline, cfg.features) if baseline is not None else []
+    holdout_loaded = _holdout_config(ctx, loaded, [*candidate_pins, *baseline_pins])
+    holdout = build_training_set(ctx, holdout_loaded, [date], purpose="holdout")
+    identity: dict[str, Any] = {
+        "holdout": holdout.content_hash,
+        "candidate": version,
+        "baseline": baseline,
+    }
+    if k > 1:  # the key of an evaluation without replicas stays what it always was
+        identity["replicas"] = k
     # one report per (holdout, baseline, gate config): a re-evaluation never overwrites one
     fingerprint = sha256_json([identity, loaded.config_hash])[:12]
     path = (
@@ -46,35 +139,14 @@ def evaluate_version(
     def run() -> Evaluation:
         table = pq.read_table(holdout.uri)
         labels, groups = labels_and_groups(table, cfg)
-        systems = [
-            SystemScores(
-                "candidate", ModelRuntime.load(model_dir(ctx, model, version)).score(table)
-            )
-        ]
+        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score(table)
+        systems = [SystemScores("candidate", candidate)]
         if baseline is not None:
-            systems.append(
-                SystemScores(
-                    "production", ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)
-                )
-            )
-        if "popularity" in table.column_names:
-            systems.append(
-                SystemScores(
-                    "popularity",
-                    np.nan_to_num(
-                        table.column("popularity").to_numpy(zero_copy_only=False).astype(np.float64)
-                    ),
-                )
-            )
-        if "true_relevance" in table.column_names:
-            systems.append(
-                SystemScores(
-                    "oracle",
-                    table.column("true_relevance")
-                    .to_numpy(zero_copy_only=False)
-                    .astype(np.float64),
-                )
-            )
+            scores = ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)
+            systems.append(SystemScores("production", scores))
+        trained: list[Replica] = train_replicas(ctx, model, version, k)
+        systems += [SystemScores(r.system, ModelRuntime.load(r.path).score(table)) for r in trained]
+        systems += _reference_systems(table)
         slices = {
             c: np.asarray(table.column(c).to_pylist(), dtype=object)
             for c in cfg.evaluation.slices
@@ -88,12 +160,16 @@ def evaluate_version(
             cfg.evaluation,
             slice_columns=slices,
             baseline="production" if baseline is not None else None,
+            replicas=[r.system for r in trained],
+            features=_feature_values(ctx, table, candidate_pins, baseline_pins),
         )
         payload = report.to_dict() | {
             "model": model,
             "version": version,
             "baseline_version": baseline,
             "holdout": holdout.id,
+            "replicas": [r.to_dict() for r in trained],
+            "features": {"candidate": candidate_pins, "baseline": baseline_pins},
         }
         atomic_write_json(path, payload)
         reasons = tuple(r.message for r in report.reasons if not r.passed)
@@ -119,6 +195,7 @@ def evaluate_version(
         date=date,
         config_hash=loaded.config_hash,
         inputs=inputs,
+        params={"replicas": k},
     )
     evaluation: Evaluation = outcome.value
     if ctx.store.get_alias(model, "candidate") != version:

@@ -1,0 +1,213 @@
+"""Seed replicas of a model version: the same training run with other seeds, to measure noise.
+
+A replica is trained exactly as the version was — the version's own recorded config, its
+training set (the same pinned table versions), its transform and its base version for a warm
+start — except for ``training.seed``. Replicas are evaluation artifacts, not model versions:
+they live under ``.spindle/artifacts/replicas/MODEL/VERSION/`` (never in the registry or the
+model repository), and a directory named by everything that determines the replica is reused
+by every later evaluation of the same version.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spindle.core import (
+    ModelConfig,
+    NotFound,
+    ServingError,
+    atomic_directory,
+    atomic_write_json,
+    sha256_file,
+    sha256_json,
+)
+from spindle.features import Transform, stream_rows
+from spindle.orchestrate._context import Context
+from spindle.orchestrate._model_common import labels_and_groups, model_dir
+from spindle.serve import ModelRuntime
+from spindle.train import InputSpec, trainer_for
+
+
+def replica_seed(seed: int, index: int) -> int:
+    """The ``training.seed`` of replica ``index`` (1, 2, ...) of a version trained with ``seed``.
+
+    Deterministic and spread out (a hash, not ``seed + index``), so the replicas of one version
+    never reuse a seed that a neighbouring config uses on purpose.
+
+    Example:
+        >>> replica_seed(42, 1) == replica_seed(42, 1) != replica_seed(42, 2)
+        True
+    """
+    return int(sha256_json({"seed": seed, "replica": index})[:8], 16) % 2**31
+
+
+@dataclass(frozen=True)
+class Replica:
+    """One seed replica of a model version.
+
+    Attributes:
+        model, version: the version it replicates.
+        index: 1 .. K-1 (the version itself is replica 0).
+        seed: its ``training.seed``.
+        path: its directory (loadable with ``serve.ModelRuntime.load``).
+        reused: found in the cache rather than trained by this call.
+    """
+
+    model: str
+    version: int
+    index: int
+    seed: int
+    path: Path
+    reused: bool
+
+    @property
+    def system(self) -> str:
+        """Its system name in an evaluation report."""
+        return f"replica_{self.index}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-able dict (as in the evaluation report's ``replicas``)."""
+        return {
+            "system": self.system,
+            "index": self.index,
+            "seed": self.seed,
+            "path": str(self.path),
+            "reused": self.reused,
+        }
+
+
+def train_replicas(ctx: Context, model: str, version: int, k: int) -> list[Replica]:
+    """Train (or reuse) the K-1 seed replicas of ``model@version``.
+
+    Args:
+        k: the number of replicas including the version itself; ``k == 1`` returns ``[]``.
+
+    Returns:
+        Replicas 1 .. k-1, in order.
+
+    Raises:
+        ValueError: ``k < 1``.
+        NotFound: the version's training set is gone from the registry and cannot be rebuilt.
+        TrainingError: a replica's training failed (its checkpoints are kept for a rerun).
+
+    Example:
+        >>> [r.seed for r in train_replicas(ctx, "search_ranker", 4, 3)]  # doctest: +SKIP
+        [1371713711, 695678447]
+    """
+    if k < 1:
+        raise ValueError(f"replicas must be at least 1 (the version itself), got {k}")
+    source = model_dir(ctx, model, version)
+    manifest = json.loads((source / "manifest.json").read_text())
+    config = ModelConfig.model_validate(manifest["config"])
+    rows: list[pa.Table] = []  # loaded once, only when a replica has to be trained
+    replicas = []
+    for index in range(1, k):
+        seed = replica_seed(config.training.seed, index)
+        key = sha256_json(
+            {
+                "files": manifest["files"],
+                "config_hash": manifest["config_hash"],
+                "training_set": manifest["training_set"]["id"],
+                "base": manifest.get("base_version"),
+                "seed": seed,
+            }
+        )[:16]
+        path = ctx.workspace.artifacts_dir / "replicas" / model / str(version) / f"{index}-{key}"
+        reused = _usable(path)
+        if not reused:
+            if not rows:
+                rows.append(_training_rows(ctx, config, manifest))
+            _train_replica(ctx, config, manifest, source, rows[0], seed, index, path, key)
+        replicas.append(Replica(model, version, index, seed, path, reused))
+    return replicas
+
+
+def _usable(path: Path) -> bool:
+    """A complete replica directory whose files match their checksums."""
+    if not path.is_dir():
+        return False
+    try:
+        ModelRuntime.load(path)
+    except ServingError:  # ChecksumMismatch is one: a damaged cache entry is retrained
+        shutil.rmtree(path)
+        return False
+    return True
+
+
+def _training_rows(ctx: Context, config: ModelConfig, manifest: dict[str, Any]) -> pa.Table:
+    """The version's own training set: its Parquet file, else rebuilt from its pinned tables."""
+    info = manifest["training_set"]
+    try:
+        uri = Path(ctx.store.get_artifact(info["id"]).uri)
+    except NotFound:
+        uri = None
+    if uri is not None and uri.is_file():
+        return pq.read_table(uri)
+    stream = stream_rows(
+        ctx.workspace.tables_dir,
+        config,
+        ctx.features.resolve(config),
+        tuple(info["dates"]),
+        {name: int(v) for name, v in info["table_versions"].items()},
+    )
+    return pa.Table.from_batches(list(stream.batches), schema=stream.schema)
+
+
+def _train_replica(
+    ctx: Context,
+    config: ModelConfig,
+    manifest: dict[str, Any],
+    source: Path,
+    table: pa.Table,
+    seed: int,
+    index: int,
+    path: Path,
+    key: str,
+) -> None:
+    # the version's transform, fitted (or inherited) exactly as for the version itself
+    transform = Transform.from_json((source / "transform.json").read_text())
+    inputs = transform.transform(table)
+    labels, _ = labels_and_groups(table, config)
+    spec = InputSpec.from_dict(transform.input_spec())
+    training = config.training.model_copy(update={"seed": seed})
+    base = manifest.get("base_version")
+    base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None
+    scratch = ctx.workspace.artifacts_dir / "scratch" / config.name / f"replica-{key}"
+    checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / config.name / f"replica-{key}"
+    if scratch.exists():
+        shutil.rmtree(scratch)
+    scratch.parent.mkdir(parents=True, exist_ok=True)
+    trainer = trainer_for(training)
+    result = trainer.train(
+        inputs, labels, spec, training, scratch, checkpoint_dir=checkpoints, base_dir=base_dir
+    )
+    with atomic_directory(path) as tmp:
+        names = ("model.onnx", result.weights_path.name, "input_spec.json")
+        for name in names:
+            shutil.copy2(scratch / name, tmp / name)
+        shutil.copy2(source / "transform.json", tmp / "transform.json")
+        files = {name: sha256_file(tmp / name) for name in (*names, "transform.json")}
+        atomic_write_json(
+            tmp / "manifest.json",
+            {
+                "model": config.name,
+                "version": manifest["version"],
+                "replica": index,
+                "seed": seed,
+                "base_version": base,
+                "config_hash": manifest["config_hash"],
+                "training_set": manifest["training_set"]["id"],
+                "final_loss": result.final_loss,
+                "seconds": result.seconds,
+                "files": files,
+            },
+        )
+    shutil.rmtree(scratch, ignore_errors=True)
+    shutil.rmtree(checkpoints, ignore_errors=True)
