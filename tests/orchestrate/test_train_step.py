@@ -108,3 +108,27 @@ def test_speed_check_trains_twice_and_gives_a_verdict(workspace_copy: Path) -> N
     assert json.loads(
         (artifacts / "speed_checks" / "search_ranker" / "2026-01-04.json").read_text()
     )
+
+
+def test_a_training_set_above_in_memory_max_rows_is_streamed_from_parquet(
+    workspace_copy: Path,
+) -> None:
+    from spindle.orchestrate import Context, train_version
+
+    overrides = [
+        "training.in_memory_max_rows=0",
+        "training.stream_buffer_rows=1000",
+        "training.epochs=1",
+    ]
+    with Context.open(workspace_copy) as ctx:
+        version, result, skipped = train_version(
+            ctx, "search_ranker", "2026-01-04", overrides=overrides
+        )
+    assert not skipped and result is not None
+    manifest = json.loads((Path(version.uri) / "manifest.json").read_text())
+    assert manifest["metrics"]["streamed"] is True
+    rows = manifest["training_set"]["rows"]
+    assert result.examples == rows > 1000
+    assert 0 < result.peak_rows_held < rows  # never the whole set in memory
+    assert (Path(version.uri) / "model.onnx").is_file()
+    assert (Path(version.uri) / "transform.json").is_file()

@@ -72,3 +72,25 @@ def test_warm_start_skips_tensors_whose_shape_changed(
     copied, notes = warm_start(model, reference.weights_path)
     assert copied
     assert any("kept fresh: mlp.0.weight" in note for note in notes)
+
+
+def test_weights_keep_the_per_table_names_so_older_versions_load(
+    reference: TrainResult,
+) -> None:
+    # Earlier versions had one nn.Embedding per table; the stacked table saves and loads
+    # under the same names, so their weights.pt files load and warm start unchanged.
+    state = load_weights(reference.weights_path)
+    tables = {name: tensor.shape for name, tensor in state.items() if "embedding" in name}
+    assert tables == {
+        "cat_embeddings.0.weight": (50, 8),
+        "cat_embeddings.1.weight": (20, 8),
+        "cat_embeddings.2.weight": (5, 8),
+        "word_embedding.weight": (1000, 8),
+    }
+    _, _, spec = make_dataset(10)
+    model = Ranker(spec, CONFIG)
+    state["cat_embeddings.1.weight"][3] = torch.arange(8.0)
+    model.load_state_dict(state)
+    assert model.tables is not None
+    assert torch.equal(model.tables.weight[50 + 3], torch.arange(8.0))
+    assert torch.equal(model.state_dict()["cat_embeddings.1.weight"][3], torch.arange(8.0))

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spindle.train import InputSpec
 
@@ -69,3 +74,32 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     positives = labels == 1
     n_pos, n_neg = int(positives.sum()), int((~positives).sum())
     return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def write_parquet(
+    inputs: dict[str, np.ndarray], labels: np.ndarray, path: Path, row_group_rows: int
+) -> Path:
+    """Write model inputs as a Parquet file of plain columns, ``row_group_rows`` per row group."""
+    columns: dict[str, pa.Array | np.ndarray] = {"label": labels}
+    for name, array in inputs.items():
+        flat = array.reshape(array.shape[0], -1)
+        for j in range(flat.shape[1]):
+            columns[f"{name}_{j}"] = flat[:, j]
+    pq.write_table(pa.table(columns), path, row_group_size=row_group_rows)
+    return path
+
+
+def encoder(spec: InputSpec) -> Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The inverse of ``write_parquet`` for ``spec``: Arrow columns back to model inputs."""
+
+    def encode(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        inputs = {}
+        for name, shape in spec.shapes().items():
+            width = int(np.prod(shape))
+            stacked = np.stack(
+                [table.column(f"{name}_{j}").to_numpy() for j in range(width)], axis=1
+            )
+            inputs[name] = stacked.reshape(table.num_rows, *shape)
+        return inputs, table.column("label").to_numpy().astype(np.float32)
+
+    return encode

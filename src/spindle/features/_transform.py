@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+import math
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -65,6 +66,61 @@ class ColumnEncoding:
         return len(self.vocab) + 1 if self.kind == "categorical" else self.buckets
 
 
+class _ColumnFit:
+    """What fitting one feature has seen so far: value counts, or count / mean / M2."""
+
+    def __init__(self, definition: FeatureDefinition) -> None:
+        self.spec, self.column = definition.encoding, definition.column
+        self.counts: dict[str, int] = {}
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, table: pa.Table) -> None:
+        if self.column not in table.column_names:
+            raise FeatureError(
+                f"cannot fit the transform: column {self.column} is not in the training set"
+            )
+        data = table.column(self.column)
+        if self.spec.kind == "numeric":
+            values = _numeric(data, self.spec.log)
+            finite = values[np.isfinite(values)]
+            if finite.size:
+                mean = float(finite.mean())
+                m2 = float(np.sum((finite - mean) ** 2))
+                self._merge(int(finite.size), mean, m2)
+        elif self.spec.kind == "categorical":
+            counts = pc.value_counts(pc.cast(data, pa.string()).drop_null())
+            values = counts.field("values").to_pylist()
+            for value, count in zip(values, counts.field("counts").to_pylist(), strict=True):
+                self.counts[value] = self.counts.get(value, 0) + count
+
+    def _merge(self, n: int, mean: float, m2: float) -> None:
+        """Combine this batch's (n, mean, M2) with the running ones (exact for one batch)."""
+        if self.n == 0:
+            self.n, self.mean, self.m2 = n, mean, m2
+            return
+        total = self.n + n
+        delta = mean - self.mean
+        self.mean += delta * n / total
+        self.m2 += m2 + delta * delta * self.n * n / total
+        self.n = total
+
+    def encoding(self) -> ColumnEncoding:
+        spec, column = self.spec, self.column
+        if spec.kind == "numeric":
+            mean = self.mean if self.n else 0.0
+            std = math.sqrt(self.m2 / self.n) if self.n else 1.0
+            return ColumnEncoding(
+                column, "numeric", log=spec.log, mean=mean, std=std if std > 1e-12 else 1.0
+            )
+        if spec.kind == "categorical":
+            pairs = sorted(self.counts.items(), key=lambda p: (-p[1], p[0]))
+            vocab = tuple(sorted(v for v, _ in pairs[:_MAX_VOCAB]))
+            return ColumnEncoding(column, "categorical", vocab=vocab)
+        if spec.kind == "hashed":
+            return ColumnEncoding(column, "hashed", buckets=spec.buckets)
+        return ColumnEncoding(column, "text", max_words=spec.max_words)
+
+
 class Transform:
     """Fitted mapping from a raw feature table to ``{"cat", "text", "dense"}`` arrays."""
 
@@ -83,41 +139,35 @@ class Transform:
         Raises:
             FeatureError: a feature's column is missing from the table.
         """
-        encodings = []
-        for definition in definitions:
-            spec, column = definition.encoding, definition.column
-            if column not in table.column_names:
-                raise FeatureError(
-                    f"cannot fit the transform: column {column} is not in the training set"
-                )
-            data = table.column(column)
-            if spec.kind == "numeric":
-                values = _numeric(data, spec.log)
-                finite = values[np.isfinite(values)]
-                mean = float(finite.mean()) if finite.size else 0.0
-                std = float(finite.std()) if finite.size else 1.0
-                encodings.append(
-                    ColumnEncoding(
-                        column, "numeric", log=spec.log, mean=mean, std=std if std > 1e-12 else 1.0
-                    )
-                )
-            elif spec.kind == "categorical":
-                counts = pc.value_counts(pc.cast(data, pa.string()).drop_null())
-                pairs = sorted(
-                    zip(
-                        counts.field("values").to_pylist(),
-                        counts.field("counts").to_pylist(),
-                        strict=True,
-                    ),
-                    key=lambda p: (-p[1], p[0]),
-                )
-                vocab = tuple(sorted(v for v, _ in pairs[:_MAX_VOCAB]))
-                encodings.append(ColumnEncoding(column, "categorical", vocab=vocab))
-            elif spec.kind == "hashed":
-                encodings.append(ColumnEncoding(column, "hashed", buckets=spec.buckets))
-            else:
-                encodings.append(ColumnEncoding(column, "text", max_words=spec.max_words))
-        return cls(encodings)
+        fits = [_ColumnFit(d) for d in definitions]
+        for fit in fits:
+            fit.add(table)
+        return cls([fit.encoding() for fit in fits])
+
+    @classmethod
+    def fit_batches(
+        cls,
+        batches: Iterable[pa.RecordBatch | pa.Table],
+        definitions: Sequence[FeatureDefinition],
+    ) -> Transform:
+        """Fit as :meth:`fit` does, from a stream of batches (a training set larger than RAM).
+
+        Vocabularies equal those of ``fit`` on the concatenated rows; means and standard
+        deviations are merged per batch (Chan et al.), equal to ``fit``'s to float64 rounding.
+        Memory holds one batch and the value counts, not the rows.
+
+        Raises:
+            FeatureError: a feature's column is missing from a batch.
+
+        Example:
+            >>> Transform.fit_batches(pq.ParquetFile(path).iter_batches(), defs)  # doctest: +SKIP
+        """
+        fits = [_ColumnFit(d) for d in definitions]
+        for batch in batches:
+            table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
+            for fit in fits:
+                fit.add(table)
+        return cls([fit.encoding() for fit in fits])
 
     def input_spec(self) -> dict[str, Any]:
         """Shapes of the model inputs, as ``spindle.train.InputSpec.from_dict`` expects."""

@@ -12,6 +12,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spindle.core import (
@@ -35,7 +37,7 @@ from spindle.orchestrate._model_common import (
     model_dir,
     training_window,
 )
-from spindle.train import InputSpec, TrainResult, trainer_for
+from spindle.train import InputSpec, TrainResult, train_from_parquet, trainer_for
 
 _PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
 
@@ -189,15 +191,7 @@ def _train_version(
     why: str,
 ) -> tuple[ModelVersion, TrainResult]:
     cfg = loaded.config
-    table = pq.read_table(trainset.uri)
     base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
-    if base_dir is not None:
-        transform = Transform.from_json((base_dir / "transform.json").read_text())
-    else:
-        transform = Transform.fit(table, loaded.definitions)
-    inputs = transform.transform(table)
-    labels, _ = labels_and_groups(table, cfg)
-    spec = InputSpec.from_dict(transform.input_spec())
     key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
     scratch = ctx.workspace.artifacts_dir / "scratch" / cfg.name / key
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
@@ -205,9 +199,27 @@ def _train_version(
         shutil.rmtree(scratch)
     scratch.parent.mkdir(parents=True, exist_ok=True)
     trainer = trainer_for(cfg.training)
-    result = trainer.train(
-        inputs, labels, spec, cfg.training, scratch, checkpoint_dir=checkpoints, base_dir=base_dir
-    )
+    if _streams(cfg, trainset):
+        transform, result = _train_streamed(loaded, trainset, base_dir, scratch, checkpoints)
+    else:
+        table = pq.read_table(trainset.uri)
+        if base_dir is not None:
+            transform = Transform.from_json((base_dir / "transform.json").read_text())
+        else:
+            transform = Transform.fit(table, loaded.definitions)
+        inputs = transform.transform(table)
+        labels, _ = labels_and_groups(table, cfg)
+        spec = InputSpec.from_dict(transform.input_spec())
+        del table  # the encoded arrays are what training needs; free the raw rows
+        result = trainer.train(
+            inputs,
+            labels,
+            spec,
+            cfg.training,
+            scratch,
+            checkpoint_dir=checkpoints,
+            base_dir=base_dir,
+        )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     final = model_dir(ctx, cfg.name, version)
     if final.exists():  # a crashed earlier attempt left it half-registered: versions are immutable
@@ -222,6 +234,8 @@ def _train_version(
         "final_loss": result.final_loss,
         "seconds": result.seconds,
         "workers": result.workers,
+        "streamed": _streams(cfg, trainset),
+        "peak_rows_held": result.peak_rows_held,
     }
     with atomic_directory(final) as tmp:
         names = ("model.onnx", result.weights_path.name, "input_spec.json")
@@ -267,3 +281,50 @@ def _train_version(
     artifact = ModelVersion(cfg.name, version, str(final), sha256_json(files), date, base, metrics)
     ctx.store.complete_version(cfg.name, version, artifact)
     return artifact, result
+
+
+def _streams(cfg: ModelConfig, trainset: TrainingSet) -> bool:
+    """Stream the training set from its Parquet file instead of loading it (torch, 1 worker)."""
+    training = cfg.training
+    return (
+        trainset.rows > training.in_memory_max_rows
+        and training.framework == "torch"
+        and training.workers == 1
+    )
+
+
+def _train_streamed(
+    loaded: LoadedConfig,
+    trainset: TrainingSet,
+    base_dir: Path | None,
+    scratch: Path,
+    checkpoints: Path,
+) -> tuple[Transform, TrainResult]:
+    """Fit (or reuse) the transform from a stream of the file, then train streaming it."""
+    cfg = loaded.config
+    path = Path(trainset.uri)
+    if base_dir is not None:
+        transform = Transform.from_json((base_dir / "transform.json").read_text())
+    else:
+        columns = sorted({d.column for d in loaded.definitions})
+        batches = pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=columns)
+        transform = Transform.fit_batches(batches, loaded.definitions)
+
+    def encode(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        labels = table.column(cfg.label).to_numpy(zero_copy_only=False).astype(np.float32)
+        return transform.transform(table), labels
+
+    data_id = sha256_json({"trainset": trainset.content_hash, "transform": transform.to_json()})
+    result = train_from_parquet(
+        path,
+        encode,
+        InputSpec.from_dict(transform.input_spec()),
+        cfg.training,
+        scratch,
+        checkpoint_dir=checkpoints,
+        data_id=data_id,
+        base_weights=base_dir,
+        buffer_rows=cfg.training.stream_buffer_rows,
+        columns=sorted({*transform.columns(), cfg.label}),
+    )
+    return transform, result

@@ -18,11 +18,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional
 
 from spindle.core import TrainingConfig
+from spindle.train._batches import BatchSource
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._model import Ranker
 from spindle.train._recipe import Progress, SyncRecipe
@@ -49,11 +49,9 @@ class AsyncRecipe(SyncRecipe):
         self.max_staleness_steps = config.max_staleness_steps
         self.snapshots: deque[dict[str, torch.Tensor]] = deque(maxlen=self.max_staleness_steps + 1)
 
-    def setup(
-        self, inputs: dict[str, np.ndarray], labels: np.ndarray, base_weights: Path | None
-    ) -> None:
+    def setup_source(self, source: BatchSource, base_weights: Path | None) -> None:
         """Set up as ``SyncRecipe`` does, then the worker model and the first snapshot."""
-        super().setup(inputs, labels, base_weights)
+        super().setup_source(source, base_weights)
         self.worker = Ranker(self.spec, self.config)
         if not self.snapshots:  # a resumed run restored them from its checkpoint
             self.snapshots.append(_copy(self.model))

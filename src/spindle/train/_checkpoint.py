@@ -22,7 +22,7 @@ import torch
 from spindle.core import TrainingError, atomic_write_bytes, atomic_write_json, sha256_bytes
 
 KEEP_LAST = 2
-_FORMAT = "spindle.checkpoint/1"
+_FORMAT = "spindle.checkpoint/2"  # 2: stacked embedding table, RowAdam state
 
 
 class CheckpointStore:

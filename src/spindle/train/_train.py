@@ -8,10 +8,11 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import torch
 
 from spindle.core import (
@@ -22,6 +23,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.train._async import AsyncRecipe
+from spindle.train._batches import ArrayBatches, BatchSource, Encode, ParquetBatches
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
@@ -42,7 +44,8 @@ class TrainResult:
     is ``cpu_s / (seconds * threads * workers)``; with several workers ``cpu_s`` sums every
     worker's loop and ``seconds`` is rank 0's. ``peak_rss_mb`` is this process's peak so far
     (with workers: the parent's, not theirs). ``loss_history`` is the mean loss of every step
-    this call ran (over all workers' rows).
+    this call ran (over all workers' rows). ``peak_rows_held`` is the most training rows held
+    in memory at once: all of them in memory, the shuffle buffer's peak when streamed.
     ``weights_sha256`` hashes the state_dict canonically (names sorted, dtype, shape, bytes):
     equal exactly when the weights are bit-identical.
     """
@@ -66,6 +69,7 @@ class TrainResult:
     notes: tuple[str, ...]
     workers: int = 1
     loss_history: tuple[float, ...] = ()
+    peak_rows_held: int = 0
 
 
 def train_model(
@@ -135,11 +139,137 @@ def train_model(
         return _train_workers(
             inputs, labels, spec, config, out_dir, checkpoint_dir, base_file, epochs, fingerprint
         )
+    rng = np.random.default_rng(config.seed)  # the recipe's generator: the permutations
+    source = ArrayBatches(inputs, labels, rng)
+    return _train_one_process(
+        source,
+        spec,
+        config,
+        out_dir,
+        checkpoint_dir,
+        base_file,
+        epochs,
+        fingerprint,
+        sample,
+        progress,
+        peak_rows_held=rows,
+    )
+
+
+def train_from_parquet(
+    path: Path,
+    encode: Encode,
+    spec: InputSpec,
+    config: TrainingConfig,
+    out_dir: Path,
+    *,
+    checkpoint_dir: Path,
+    data_id: str,
+    base_weights: Path | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    buffer_rows: int = 262_144,
+    chunk_rows: int = 32_768,
+    columns: list[str] | None = None,
+) -> TrainResult:
+    """``train_model`` for a training set in a Parquet file, streamed: never held whole in RAM.
+
+    Rows are read as Arrow record batches of ``chunk_rows``, encoded by ``encode`` (e.g. a
+    fitted ``Transform`` and the label column; vectorised), checked against ``spec`` chunk by
+    chunk, and shuffled per epoch by a seeded permutation of the row groups plus a shuffle
+    inside a buffer of ``buffer_rows`` rows (``ParquetBatches``); a background thread prepares
+    the next batches. The batch order is therefore not the in-memory path's (that permutes all
+    rows), but it is as deterministic: same file, seed and threads give bit-identical weights,
+    and a resumed run (the checkpoint holds epoch and step) ends bit-identical too.
+
+    Args:
+        path: the Parquet file of raw rows.
+        encode: maps an Arrow table of rows to ``(inputs, labels)``.
+        data_id: identifies the file's contents and the encoding (e.g. a hash of the
+            training set and the transform): part of the run's fingerprint, so checkpoints of
+            other data are never resumed.
+        base_weights, progress: as for ``train_model``.
+        buffer_rows, chunk_rows: the shuffle buffer and the read size, in rows (memory).
+        columns: the columns ``encode`` reads (None: all); the others are never read.
+
+    Raises:
+        TrainingError: as ``train_model``; also ``config.workers > 1`` (DDP reads in-memory
+            arrays; stream with one worker).
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise TrainingError(f"{out_dir} exists; model versions are immutable: choose a new dir")
+    if config.workers > 1:
+        raise TrainingError(
+            f"workers={config.workers}: streaming from Parquet runs in one process; load the "
+            "training set in memory for DDP (raise training.in_memory_max_rows) or set workers=1"
+        )
+
+    def checked(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        inputs, labels = encode(table)
+        _check_labels(labels, check_inputs(inputs, spec))
+        return inputs, labels
+
+    source = ParquetBatches(
+        Path(path),
+        checked,
+        config.seed,
+        buffer_rows=buffer_rows,
+        chunk_rows=chunk_rows,
+        columns=columns,
+    )
+    if source.rows == 0:
+        raise TrainingError(
+            f"the training set {path} is empty (0 rows): check the date window and the data "
+            "validation report of those days; there is nothing to train on"
+        )
+    base_file = _base_file(base_weights)
+    epochs = config.warm_start_epochs if base_file is not None else config.epochs
+    fingerprint = sha256_json(
+        {
+            "config": config.model_dump(mode="json"),
+            "spec": spec.to_dict(),
+            "data": data_id,
+            "source": {"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows},
+            "base": sha256_file(base_file) if base_file is not None else None,
+            "epochs": epochs,
+        }
+    )
+    result = _train_one_process(
+        source,
+        spec,
+        config,
+        out_dir,
+        checkpoint_dir,
+        base_file,
+        epochs,
+        fingerprint,
+        source.sample(_SAMPLE_ROWS),
+        progress,
+        peak_rows_held=0,
+    )
+    return replace(result, peak_rows_held=source.max_rows_held)
+
+
+def _train_one_process(
+    source: BatchSource,
+    spec: InputSpec,
+    config: TrainingConfig,
+    out_dir: Path,
+    checkpoint_dir: Path,
+    base_file: Path | None,
+    epochs: int,
+    fingerprint: str,
+    sample: dict[str, np.ndarray],
+    progress: Callable[[int, int], None] | None,
+    *,
+    peak_rows_held: int,
+) -> TrainResult:
+    """The sync or bounded-staleness recipe in this process, then the export."""
     store = CheckpointStore(checkpoint_dir, fingerprint)
     recipe_type = AsyncRecipe if config.max_staleness_steps > 0 else SyncRecipe
     recipe = recipe_type(spec, config, epochs, store, progress)
     try:
-        recipe.setup(inputs, labels, base_file)
+        recipe.setup_source(source, base_file)
         threads = torch.get_num_threads()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
@@ -151,7 +281,7 @@ def train_model(
     return _result(
         out_dir,
         recipe.model,
-        rows=rows,
+        rows=source.rows,
         epochs=epochs,
         steps=recipe.global_step,
         examples_run=recipe.examples_run,
@@ -164,6 +294,7 @@ def train_model(
         notes=recipe.notes,
         workers=1,
         loss_history=recipe.loss_history,
+        peak_rows_held=peak_rows_held,
     )
 
 
@@ -202,6 +333,7 @@ def _train_workers(
         notes=outcome.notes,
         workers=config.workers,
         loss_history=outcome.loss_history,
+        peak_rows_held=int(labels.shape[0]),
     )
 
 
@@ -222,6 +354,7 @@ def _result(
     notes: list[str],
     workers: int,
     loss_history: list[float],
+    peak_rows_held: int,
 ) -> TrainResult:
     utilisation = cpu_s / (seconds * cores) if seconds > 0 else 0.0
     return TrainResult(
@@ -244,6 +377,7 @@ def _result(
         notes=tuple(notes + _efficiency_notes(cores, utilisation)),
         workers=workers,
         loss_history=tuple(loss_history),
+        peak_rows_held=peak_rows_held,
     )
 
 

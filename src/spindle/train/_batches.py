@@ -1,0 +1,300 @@
+"""Batch sources: where the training loop's batches come from, and the thread that prefetches them.
+
+A source yields one epoch's batches in a deterministic order that depends only on the seed, the
+epoch and (for arrays) the recipe's numpy generator, so a checkpoint's epoch and step (plus the
+source's ``state()``) fix the exact batches a resumed run sees.
+
+- ``ArrayBatches``: the training set in memory (tensors sharing the arrays' memory); one
+  permutation of the rows per epoch, each batch gathered from it (``index_select``).
+- ``ParquetBatches``: the training set as a Parquet file, read as Arrow record batches and
+  encoded chunk by chunk (``encode``: e.g. ``Transform.transform``, vectorised); per epoch a
+  seeded permutation of the row groups, rows shuffled inside a bounded buffer. Memory is
+  bounded by ``buffer_rows`` plus one chunk (and the compressed bytes of the row group being
+  read), not by the file.
+- ``Prefetcher``: runs a source's iterator in a background thread into a bounded queue, so
+  reading, encoding and gathering overlap with the step.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+
+Encode = Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch: model inputs, float32 labels, and the source rows they came from."""
+
+    inputs: dict[str, torch.Tensor]
+    labels: torch.Tensor
+    rows: np.ndarray
+
+
+class BatchSource(Protocol):
+    """What the recipe needs of its data."""
+
+    rows: int
+
+    def begin_epoch(self, epoch: int) -> None:
+        """Fix this epoch's order (main thread; a no-op when resumed mid-epoch)."""
+
+    def batches(self, epoch: int, start_step: int, batch_size: int) -> Iterator[Batch]:
+        """The epoch's batches from ``start_step`` on (may run in another thread)."""
+        ...
+
+    def end_epoch(self) -> None:
+        """Forget the finished epoch's order."""
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint must hold to replay the same batches."""
+        ...
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        """Restore what ``state`` returned."""
+
+
+class ArrayBatches:
+    """An in-memory training set; one permutation per epoch from ``rng`` (kept in checkpoints).
+
+    Args:
+        inputs: model inputs (numpy; shared with torch when writeable, else copied once).
+        labels: float32 ``[N]``.
+        rng: the recipe's generator (seeded with the config's seed).
+    """
+
+    def __init__(
+        self, inputs: dict[str, np.ndarray], labels: np.ndarray, rng: np.random.Generator
+    ) -> None:
+        self.inputs = {name: _tensor(array) for name, array in inputs.items()}
+        self.labels = _tensor(labels)
+        self.rows = int(labels.shape[0])
+        self.rng = rng
+        self.permutation: np.ndarray | None = None
+
+    def begin_epoch(self, epoch: int) -> None:
+        if self.permutation is None:
+            self.permutation = self.rng.permutation(self.rows)
+
+    def batches(self, epoch: int, start_step: int, batch_size: int) -> Iterator[Batch]:
+        assert self.permutation is not None
+        permutation = self.permutation
+        order = torch.from_numpy(permutation)
+        for start in range(start_step * batch_size, self.rows, batch_size):
+            rows = order[start : start + batch_size]
+            yield Batch(
+                {name: tensor.index_select(0, rows) for name, tensor in self.inputs.items()},
+                self.labels.index_select(0, rows),
+                permutation[start : start + batch_size],
+            )
+
+    def end_epoch(self) -> None:
+        self.permutation = None
+
+    def state(self) -> dict[str, Any]:
+        permutation = self.permutation
+        return {
+            "numpy_rng": self.rng.bit_generator.state,
+            "permutation": torch.from_numpy(permutation) if permutation is not None else None,
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["numpy_rng"]
+        permutation = state["permutation"]
+        self.permutation = permutation.numpy() if permutation is not None else None
+
+
+class ParquetBatches:
+    """A training set streamed from a Parquet file, never held whole in memory.
+
+    Epoch ``e`` reads the row groups in the order of a permutation seeded by ``(seed, e)``,
+    as record batches of ``chunk_rows``; each chunk is encoded to tensors by ``encode`` and
+    appended to a buffer; when the buffer holds ``buffer_rows`` rows it is shuffled (same
+    seed) and emptied into batches, the remainder of less than one batch staying for the next
+    fill. The order is a function of the seed and the epoch only, so the data position in a
+    checkpoint is just the epoch and step: a resumed run re-reads the epoch up to that step
+    without training on it. ``max_rows_held`` records the most rows ever buffered.
+
+    Args:
+        path: the Parquet file.
+        encode: maps an Arrow table of rows to ``(inputs, labels)`` (vectorised: e.g. a fitted
+            ``spindle.features.Transform`` and the label column).
+        seed: the shuffle seed (the config's).
+        buffer_rows: rows shuffled together; bounds memory.
+        chunk_rows: rows read and encoded at a time.
+        columns: the columns ``encode`` reads (None: all).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        encode: Encode,
+        seed: int,
+        *,
+        buffer_rows: int = 262_144,
+        chunk_rows: int = 32_768,
+        columns: list[str] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.columns = columns
+        self.encode = encode
+        self.seed = seed
+        self.buffer_rows = buffer_rows
+        self.chunk_rows = chunk_rows
+        metadata = pq.ParquetFile(self.path).metadata
+        self.rows = int(metadata.num_rows)
+        self.group_rows = [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)]
+        self.group_starts = np.concatenate([[0], np.cumsum(self.group_rows)[:-1]]).astype(np.int64)
+        self.max_rows_held = 0
+
+    def begin_epoch(self, epoch: int) -> None:
+        pass  # the order is a pure function of (seed, epoch)
+
+    def batches(self, epoch: int, start_step: int, batch_size: int) -> Iterator[Batch]:
+        rng = np.random.default_rng([self.seed, epoch])
+        buffer: list[Batch] = []
+        held = 0
+        step = 0
+        for inputs, labels, rows in self._chunks(rng.permutation(len(self.group_rows))):
+            buffer.append(Batch(inputs, labels, rows))
+            held += len(rows)
+            self.max_rows_held = max(self.max_rows_held, held)
+            if held < self.buffer_rows:
+                continue
+            # Each batch gathers its rows from the buffer by the permutation: no shuffled
+            # copy of the whole buffer, and steps before ``start_step`` cost nothing.
+            whole, order = _concat(buffer), torch.from_numpy(rng.permutation(held))
+            full = held // batch_size * batch_size
+            for start in range(0, full, batch_size):
+                if step >= start_step:
+                    yield _take(whole, order[start : start + batch_size])
+                step += 1
+            buffer, held = [_take(whole, order[full:])], held - full
+        if held:
+            whole, order = _concat(buffer), torch.from_numpy(rng.permutation(held))
+            for start in range(0, held, batch_size):
+                if step >= start_step:
+                    yield _take(whole, order[start : start + batch_size])
+                step += 1
+
+    def _chunks(
+        self, groups: np.ndarray
+    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, np.ndarray]]:
+        file = pq.ParquetFile(self.path)
+        for group in groups:
+            offset = int(self.group_starts[group])
+            for record_batch in file.iter_batches(
+                batch_size=self.chunk_rows, row_groups=[int(group)], columns=self.columns
+            ):
+                inputs, labels = self.encode(pa.Table.from_batches([record_batch]))
+                count = int(labels.shape[0])
+                yield (
+                    {name: _tensor(array) for name, array in inputs.items()},
+                    _tensor(labels),
+                    np.arange(offset, offset + count, dtype=np.int64),
+                )
+                offset += count
+
+    def end_epoch(self) -> None:
+        pass
+
+    def state(self) -> dict[str, Any]:
+        return {"data_position": {"source": "parquet", "path": str(self.path)}}
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        pass  # epoch and step, restored by the recipe, are the whole position
+
+    def sample(self, rows: int) -> dict[str, np.ndarray]:
+        """The encoded first ``rows`` rows of the file (to verify an export on)."""
+        file = pq.ParquetFile(self.path)
+        first = next(file.iter_batches(batch_size=rows, columns=self.columns), None)
+        if first is None:
+            return {}
+        inputs, _ = self.encode(pa.Table.from_batches([first]))
+        return inputs
+
+
+def _take(batch: Batch, index: torch.Tensor) -> Batch:
+    """The rows ``index`` of ``batch``, copied (so the buffer they came from can be freed)."""
+    return Batch(
+        {name: tensor.index_select(0, index) for name, tensor in batch.inputs.items()},
+        batch.labels.index_select(0, index),
+        batch.rows[index.numpy()],
+    )
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    names = parts[0].inputs
+    return Batch(
+        {name: torch.cat([p.inputs[name] for p in parts]) for name in names},
+        torch.cat([p.labels for p in parts]),
+        np.concatenate([p.rows for p in parts]),
+    )
+
+
+class Prefetcher:
+    """Iterate ``source`` in a daemon thread, ``depth`` items ahead; errors re-raise here.
+
+    Always ``close()`` it (the recipe does, in a ``finally``): that stops the thread even when
+    the consumer stops early (a crash, an interrupted run).
+    """
+
+    _DONE = object()
+
+    def __init__(self, source: Iterator[Batch], depth: int = 4) -> None:
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(source,), name="spindle-prefetch", daemon=True
+        )
+        self._thread.start()
+
+    def _run(self, source: Iterator[Batch]) -> None:
+        try:
+            for item in source:
+                if not self._put(item):
+                    return
+            self._put(self._DONE)
+        except BaseException as error:  # handed to the consumer, raised there
+            self._put(error)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[Batch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, Batch)
+            yield item
+
+    def close(self) -> None:
+        """Stop the thread and drop what it prefetched."""
+        self._stop.set()
+        self._thread.join()
+
+
+def _tensor(array: np.ndarray) -> torch.Tensor:
+    """Share the array's memory when torch may (Arrow-backed arrays are read-only: copy those)."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy())
