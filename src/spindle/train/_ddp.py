@@ -41,7 +41,7 @@ from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec
-from spindle.train._torchrun import run_torchrun, write_job
+from spindle.train._torchrun import DDPJob, run_torchrun, write_job
 
 
 @dataclass(frozen=True)
@@ -135,26 +135,24 @@ def train_ddp(
     world = config.workers
     result_file = Path(checkpoint_dir) / f"result-{fingerprint[:16]}.pt"
     result_file.unlink(missing_ok=True)
+    job = DDPJob(
+        inputs=inputs,
+        labels=labels,
+        spec=spec,
+        config=config,
+        epochs=epochs,
+        checkpoint_dir=str(checkpoint_dir),
+        fingerprint=fingerprint,
+        base_file=str(base_file) if base_file is not None else None,
+        result_file=str(result_file),
+    )
     if config.launcher == "torchrun":
-        job = write_job(
-            inputs,
-            labels,
-            spec,
-            config,
-            epochs,
-            checkpoint_dir,
-            fingerprint,
-            base_file,
-            result_file,
-        )
-        run_torchrun(job, config)
+        run_torchrun(write_job(job), config)
     else:
-        port = _free_port()
-        args = (world, port, inputs, labels, spec, config, epochs, str(checkpoint_dir), fingerprint)
         try:
             start_processes(  # type: ignore[no-untyped-call]
                 _worker,
-                args=(*args, str(base_file) if base_file is not None else None, str(result_file)),
+                args=(world, _free_port(), job),
                 nprocs=world,
                 join=True,
                 start_method="spawn",
@@ -179,56 +177,32 @@ def train_ddp(
     )
 
 
-def _worker(
-    rank: int,
-    world: int,
-    port: int,
-    inputs: dict[str, np.ndarray],
-    labels: np.ndarray,
-    spec: InputSpec,
-    config: TrainingConfig,
-    epochs: int,
-    checkpoint_dir: str,
-    fingerprint: str,
-    base_file: str | None,
-    result_file: str,
-) -> None:
+def _worker(rank: int, world: int, port: int, job: DDPJob) -> None:
     """One spawned rank: join the group on the loopback port, then run it."""
     os.environ["MASTER_ADDR"] = "127.0.0.1"
     os.environ["MASTER_PORT"] = str(port)
     dist.init_process_group("gloo", rank=rank, world_size=world)
-    run_rank(
-        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file, result_file
-    )
+    run_rank(job)
 
 
-def run_rank(
-    inputs: dict[str, np.ndarray],
-    labels: np.ndarray,
-    spec: InputSpec,
-    config: TrainingConfig,
-    epochs: int,
-    checkpoint_dir: str,
-    fingerprint: str,
-    base_file: str | None,
-    result_file: str,
-) -> None:
+def run_rank(job: DDPJob) -> None:
     """One rank of an initialised process group: run the recipe and (rank 0) write the report.
 
     Destroys the process group when done, also on error.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
-    store = CheckpointStore(Path(checkpoint_dir), fingerprint) if rank == 0 else None
-    recipe = DDPRecipe(spec, config, epochs, store, rank, world)
+    store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
+    recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
     try:
-        recipe.setup(inputs, labels, Path(base_file) if base_file is not None else None)
+        base_file = Path(job.base_file) if job.base_file is not None else None
+        recipe.setup(job.inputs, job.labels, base_file)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
         seconds = time.perf_counter() - wall0
         cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
         dist.all_reduce(cpu)
         if rank == 0:
-            _write_report(Path(result_file), recipe, seconds, float(cpu.item()))
+            _write_report(Path(job.result_file), recipe, seconds, float(cpu.item()))
     finally:
         recipe.cleanup()
         dist.destroy_process_group()

@@ -36,7 +36,7 @@ _INPUT = "input__"
 
 @dataclass(frozen=True)
 class DDPJob:
-    """What one rank reads from a job directory."""
+    """Everything one DDP rank needs (passed to spawned ranks, or written for torchrun's)."""
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray
@@ -49,37 +49,28 @@ class DDPJob:
     result_file: str
 
 
-def write_job(
-    inputs: dict[str, np.ndarray],
-    labels: np.ndarray,
-    spec: InputSpec,
-    config: TrainingConfig,
-    epochs: int,
-    checkpoint_dir: Path,
-    fingerprint: str,
-    base_file: Path | None,
-    result_file: Path,
-) -> Path:
-    """Write the job directory (atomically, replacing an older one of the same run)."""
-    job_dir = Path(checkpoint_dir) / f"job-{fingerprint[:16]}"
+def write_job(job: DDPJob) -> Path:
+    """Write ``job`` to its directory beside the checkpoints (atomically, replacing an older
+    one of the same run) and return the directory."""
+    job_dir = Path(job.checkpoint_dir) / f"job-{job.fingerprint[:16]}"
     if job_dir.exists():
         shutil.rmtree(job_dir)
     with atomic_directory(job_dir) as tmp:
-        arrays = {_INPUT + name: array for name, array in inputs.items()}
-        arrays[_LABELS] = labels
+        arrays = {_INPUT + name: array for name, array in job.inputs.items()}
+        arrays[_LABELS] = job.labels
         with open(tmp / "data.npz", "wb") as handle:
             np.savez(handle, allow_pickle=False, **arrays)
-        job = {
-            "spec": spec.to_dict(),
-            "config": config.model_dump(mode="json"),
-            "epochs": epochs,
-            "checkpoint_dir": str(Path(checkpoint_dir).resolve()),
-            "fingerprint": fingerprint,
-            "base_file": str(base_file.resolve()) if base_file is not None else None,
-            "result_file": str(Path(result_file).resolve()),
+        described = {
+            "spec": job.spec.to_dict(),
+            "config": job.config.model_dump(mode="json"),
+            "epochs": job.epochs,
+            "checkpoint_dir": str(Path(job.checkpoint_dir).resolve()),
+            "fingerprint": job.fingerprint,
+            "base_file": str(Path(job.base_file).resolve()) if job.base_file else None,
+            "result_file": str(Path(job.result_file).resolve()),
         }
-        (tmp / "job.json").write_text(json.dumps(job, indent=1))
-        (tmp / "command.txt").write_text(" ".join(torchrun_command(job_dir, config)) + "\n")
+        (tmp / "job.json").write_text(json.dumps(described, indent=1))
+        (tmp / "command.txt").write_text(" ".join(torchrun_command(job_dir, job.config)) + "\n")
     return job_dir
 
 

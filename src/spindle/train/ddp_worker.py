@@ -30,17 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         job = read_job(job_dir)
         dist.init_process_group("gloo")
-        run_rank(
-            job.inputs,
-            job.labels,
-            job.spec,
-            job.config,
-            job.epochs,
-            job.checkpoint_dir,
-            job.fingerprint,
-            job.base_file,
-            job.result_file,
-        )
+        run_rank(job)
     except Exception as error:
         (job_dir / f"error-rank{rank}.txt").write_text(f"{type(error).__name__}: {error}\n")
         raise
