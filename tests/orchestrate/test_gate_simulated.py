@@ -1,8 +1,8 @@
-"""The gate on the simulator: label faults and broken features are blocked with the right reason
-(slow: trains daily).
+"""The gate on the simulator: label faults and broken features are blocked with the right reason.
 
-Run with ``pytest -m slow tests/orchestrate/test_gate_simulated.py``; the 14-day false-block
-study is ``benchmarks/gate_false_blocks.py`` (figures in ``benchmarks/README.md``).
+The broken-feature cases run in the default suite (~45 s); the label-flip run trains daily and
+is ``slow`` (``pytest -m slow tests/orchestrate/test_gate_simulated.py``). The 14-day
+false-block study is ``benchmarks/gate_false_blocks.py`` (figures in ``benchmarks/README.md``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from tests.conftest import START, make_workspace
 import spindle
 from spindle.orchestrate import Context
 
-pytestmark = pytest.mark.slow
 MODEL = "search_ranker"
 
 
@@ -29,6 +28,7 @@ def _day(i: int) -> str:
     return (START + dt.timedelta(days=i - 1)).isoformat()
 
 
+@pytest.mark.slow
 def test_label_flip_days_are_blocked_and_never_served(tmp_path: Path) -> None:
     """Day 5's candidate (trained on healthy days) is judged on flipped labels: the gate refuses
     to judge (``sanity_labels``); data validation keeps flipped days out of later training."""
