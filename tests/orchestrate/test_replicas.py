@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,6 +59,28 @@ def test_replicas_report_the_spread_and_are_cached_not_registered(workspace_copy
         assert not retrained.reused and reused.reused
         after = json.loads((retrained.path / "manifest.json").read_text())
         assert after["files"] == before["files"]  # same weights and ONNX, byte for byte
+
+        # two evaluations at once: one trains the missing replica, the other waits and reuses it
+        shutil.rmtree(paths[1])
+        outcomes: list[list[bool]] = []
+        errors: list[BaseException] = []
+
+        def evaluate_concurrently() -> None:
+            try:
+                with Context.open(workspace_copy) as other:
+                    outcomes.append(
+                        [r.reused for r in train_replicas(other, MODEL, version.version, 3)]
+                    )
+            except BaseException as error:  # reported by the assertion below
+                errors.append(error)
+
+        threads = [threading.Thread(target=evaluate_concurrently) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert sorted(outcomes) == [[True, False], [True, True]]
     assert evaluation.decision == "pass", evaluation.reasons
 
     # the command line shows the spread (the evaluation is recorded: nothing is retrained)

@@ -21,6 +21,7 @@ from spindle.core._atomic import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    file_lock,
 )
 from spindle.core._config import (
     EvaluationConfig,
@@ -107,6 +108,7 @@ __all__ = [
     "atomic_write_text",
     "canonical_json",
     "current_version",
+    "file_lock",
     "kill_point",
     "load_yaml_model",
     "open_dataset",

@@ -1,7 +1,9 @@
-"""Atomic writes: write a temp file in the same directory, fsync, then rename over the target."""
+"""Atomic writes (a temp file in the same directory, fsync, rename over the target), and the
+inter-process file lock that serialises read-modify-write of shared files."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -68,3 +70,24 @@ def atomic_directory(target: str | Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``path`` (created, with its parent) for the block.
+
+    Serialises processes (and threads) that read, decide and write the same files; the lock
+    is released when the block ends or the process dies.
+
+    Example:
+        >>> with file_lock(tmp / "registry.lock"):  # doctest: +SKIP
+        ...     update_shared_file()
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -11,14 +11,13 @@ different days cannot lose each other's records.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from spindle.core import FeatureError, atomic_write_json
+from spindle.core import FeatureError, atomic_write_json, file_lock
 from spindle.features._definitions import FeatureDefinition
 
 FINGERPRINTS_FILE = "_fingerprints.json"
@@ -94,12 +93,5 @@ def record_fingerprints(tables_dir: Path, definitions: Iterable[FeatureDefinitio
             atomic_write_json(fingerprints_path(tables_dir), recorded | new)
 
 
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+def _locked(path: Path) -> AbstractContextManager[None]:
+    return file_lock(path.with_name(path.name + ".lock"))

@@ -25,6 +25,7 @@ from spindle.core import (
     ServingError,
     atomic_directory,
     atomic_write_json,
+    file_lock,
     sha256_file,
     sha256_json,
 )
@@ -120,11 +121,13 @@ def train_replicas(ctx: Context, model: str, version: int, k: int) -> list[Repli
             }
         )[:16]
         path = ctx.workspace.artifacts_dir / "replicas" / model / str(version) / f"{index}-{key}"
-        reused = _usable(path)
-        if not reused:
-            if not rows:
-                rows.append(_training_rows(ctx, config, manifest))
-            _train_replica(ctx, config, manifest, source, rows[0], seed, index, path, key)
+        # Two evaluations of the same candidate at once: the second waits, then reuses.
+        with file_lock(path.with_name(f".{path.name}.lock")):
+            reused = _usable(path)
+            if not reused:
+                if not rows:
+                    rows.append(_training_rows(ctx, config, manifest))
+                _train_replica(ctx, config, manifest, source, rows[0], seed, index, path, key)
         replicas.append(Replica(model, version, index, seed, path, reused))
     return replicas
 

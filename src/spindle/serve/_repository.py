@@ -15,13 +15,11 @@ routing.json is replaced atomically, under a per-model file lock.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import math
 import re
 import shutil
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +28,7 @@ from spindle.core import (
     ServingError,
     atomic_directory,
     atomic_write_json,
+    file_lock,
     sha256_bytes,
     sha256_file,
 )
@@ -153,17 +152,9 @@ def _write_routing(repo: Path, routing: Routing) -> Routing:
     return stamped
 
 
-@contextmanager
-def _model_lock(repo: Path, model: str) -> Iterator[None]:
+def _model_lock(repo: Path, model: str) -> AbstractContextManager[None]:
     """Serialise pushes and routing changes of one model, across processes."""
-    directory = repo / model
-    directory.mkdir(parents=True, exist_ok=True)
-    with open(directory / ".lock", "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(repo / model / ".lock")
 
 
 def list_versions(repo: str | Path, model: str) -> list[int]:
