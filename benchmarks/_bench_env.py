@@ -14,6 +14,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 BENCH_VENV = ROOT / ".venv-bench"
 BENCH_PACKAGES = ["feast[duckdb]", "whylogs", "pandas", "polars", "psutil"]
+# Both must be set before the process starts (malloc) or torch loads (OpenMP); see DESIGN §5.
+TORCH_ENV = {
+    "OMP_WAIT_POLICY": "PASSIVE",
+    "MALLOC_MMAP_THRESHOLD_": "1073741824",
+    "MALLOC_TRIM_THRESHOLD_": "4294967296",
+}
+
+
+def reexec_with_torch_env() -> None:
+    """Re-run this script with ``TORCH_ENV`` set unless it already is (call before any import
+    of numpy or torch)."""
+    if any(os.environ.get(k) != v for k, v in TORCH_ENV.items()):
+        os.environ.update(TORCH_ENV)
+        os.execv(sys.executable, [sys.executable, *sys.argv])
 
 
 def bench_python() -> tuple[Path | None, str | None]:

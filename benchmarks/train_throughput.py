@@ -39,21 +39,14 @@ import argparse
 import json
 import os
 import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-# Both must be set before the process starts (malloc) or torch loads (OpenMP); see DESIGN §5.
-_ENV = {
-    "OMP_WAIT_POLICY": "PASSIVE",
-    "MALLOC_MMAP_THRESHOLD_": "1073741824",
-    "MALLOC_TRIM_THRESHOLD_": "4294967296",
-}
-if any(os.environ.get(k) != v for k, v in _ENV.items()):
-    os.environ.update(_ENV)
-    os.execv(sys.executable, [sys.executable, *sys.argv])
+from _bench_env import reexec_with_torch_env
+
+reexec_with_torch_env()
 
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
