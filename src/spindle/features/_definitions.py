@@ -199,8 +199,7 @@ class FeatureRegistry:
         for ref in config.features:
             definition = self.definitions.get(ref)
             if definition is None:
-                qualified = ref.partition("@")[0]
-                known = sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
+                known = self._known_versions(ref)
                 hint = f"known versions: {', '.join(known)}" if known else "no such feature"
                 raise FeatureError(f"model {config.name} pins {ref}, which is not defined ({hint})")
             resolved.append(definition)
@@ -233,11 +232,15 @@ class FeatureRegistry:
         """
         definition = self.definitions.get(ref)
         if definition is None:
-            qualified = ref.partition("@")[0]
-            known = sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
+            known = self._known_versions(ref)
             hint = f"known versions: {', '.join(known)}" if known else "see `spindle features list`"
             raise FeatureError(f"feature {ref} is not defined ({hint})")
         return definition
+
+    def _known_versions(self, ref: str) -> list[str]:
+        """The defined references of ``ref``'s feature (any version), for error messages."""
+        qualified = ref.partition("@")[0]
+        return sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
 
 
 def _definition(
