@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -127,7 +128,7 @@ def train_model(
         )
     base_file = _base_file(base_weights)
     epochs = config.warm_start_epochs if base_file is not None else config.epochs
-    fingerprint = _run_fingerprint(inputs, labels, spec, config, base_file, epochs)
+    fingerprint = _run_fingerprint(data_sha256(inputs, labels), spec, config, base_file, epochs)
     sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
     if config.workers > 1 and config.max_staleness_steps > 0:
         raise TrainingError(
@@ -224,15 +225,13 @@ def train_from_parquet(
         )
     base_file = _base_file(base_weights)
     epochs = config.warm_start_epochs if base_file is not None else config.epochs
-    fingerprint = sha256_json(
-        {
-            "config": config.model_dump(mode="json"),
-            "spec": spec.to_dict(),
-            "data": data_id,
-            "source": {"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows},
-            "base": sha256_file(base_file) if base_file is not None else None,
-            "epochs": epochs,
-        }
+    fingerprint = _run_fingerprint(
+        data_id,
+        spec,
+        config,
+        base_file,
+        epochs,
+        source={"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows},
     )
     result = _train_one_process(
         source,
@@ -382,23 +381,27 @@ def _result(
 
 
 def _run_fingerprint(
-    inputs: dict[str, np.ndarray],
-    labels: np.ndarray,
+    data_id: str,
     spec: InputSpec,
     config: TrainingConfig,
     base_file: Path | None,
     epochs: int,
+    source: dict[str, Any] | None = None,
 ) -> str:
-    """The identity of a run: only a checkpoint with the same fingerprint may be resumed."""
-    return sha256_json(
-        {
-            "config": config.model_dump(mode="json"),
-            "spec": spec.to_dict(),
-            "data": data_sha256(inputs, labels),
-            "base": sha256_file(base_file) if base_file is not None else None,
-            "epochs": epochs,
-        }
-    )
+    """The identity of a run: only a checkpoint with the same fingerprint may be resumed.
+
+    ``source`` describes how batches are read when that changes their order (streaming).
+    """
+    identity: dict[str, Any] = {
+        "config": config.model_dump(mode="json"),
+        "spec": spec.to_dict(),
+        "data": data_id,
+        "base": sha256_file(base_file) if base_file is not None else None,
+        "epochs": epochs,
+    }
+    if source is not None:
+        identity["source"] = source
+    return sha256_json(identity)
 
 
 def _write_version(
