@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from spindle.core import (
     TableVersion,
     TrainingSet,
     ValidationFailed,
+    sha256_file,
     sha256_json,
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows
@@ -91,6 +93,26 @@ def first_validated_day(ctx: Context) -> str | None:
 
 def model_dir(ctx: Context, model: str, version: int) -> Path:
     return ctx.workspace.artifacts_dir / "models" / model / str(version)
+
+
+def fresh_scratch(path: Path) -> Path:
+    """An empty scratch directory for a trainer's output (a crashed attempt's is removed)."""
+    if path.exists():
+        shutil.rmtree(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def copy_trained_files(
+    scratch: Path, weights_name: str, transform_json: str, dest: Path
+) -> dict[str, str]:
+    """Copy a trained model (ONNX, weights, input spec) from ``scratch`` into ``dest`` with its
+    transform; return the sha256 of every file, for the manifest."""
+    names = ("model.onnx", weights_name, "input_spec.json")
+    for name in names:
+        shutil.copy2(scratch / name, dest / name)
+    (dest / "transform.json").write_text(transform_json)
+    return {name: sha256_file(dest / name) for name in (*names, "transform.json")}
 
 
 def build_training_set(

@@ -26,12 +26,16 @@ from spindle.core import (
     atomic_directory,
     atomic_write_json,
     file_lock,
-    sha256_file,
     sha256_json,
 )
 from spindle.features import Transform, stream_rows
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import labels_and_groups, model_dir
+from spindle.orchestrate._model_common import (
+    copy_trained_files,
+    fresh_scratch,
+    labels_and_groups,
+    model_dir,
+)
 from spindle.serve import ModelRuntime
 from spindle.train import InputSpec, trainer_for
 
@@ -175,28 +179,24 @@ def _train_replica(
     key: str,
 ) -> None:
     # the version's transform, fitted (or inherited) exactly as for the version itself
-    transform = Transform.from_json((source / "transform.json").read_text())
+    transform_json = (source / "transform.json").read_text()
+    transform = Transform.from_json(transform_json)
     inputs = transform.transform(table)
     labels, _ = labels_and_groups(table, config)
     spec = InputSpec.from_dict(transform.input_spec())
     training = config.training.model_copy(update={"seed": seed})
     base = manifest.get("base_version")
     base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None
-    scratch = ctx.workspace.artifacts_dir / "scratch" / config.name / f"replica-{key}"
+    scratch = fresh_scratch(
+        ctx.workspace.artifacts_dir / "scratch" / config.name / f"replica-{key}"
+    )
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / config.name / f"replica-{key}"
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
     trainer = trainer_for(training)
     result = trainer.train(
         inputs, labels, spec, training, scratch, checkpoint_dir=checkpoints, base_dir=base_dir
     )
     with atomic_directory(path) as tmp:
-        names = ("model.onnx", result.weights_path.name, "input_spec.json")
-        for name in names:
-            shutil.copy2(scratch / name, tmp / name)
-        shutil.copy2(source / "transform.json", tmp / "transform.json")
-        files = {name: sha256_file(tmp / name) for name in (*names, "transform.json")}
+        files = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)
         atomic_write_json(
             tmp / "manifest.json",
             {

@@ -23,7 +23,6 @@ from spindle.core import (
     TrainingSet,
     atomic_directory,
     atomic_write_json,
-    sha256_file,
     sha256_json,
 )
 from spindle.features import Transform
@@ -31,7 +30,9 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
+    copy_trained_files,
     deployed_before,
+    fresh_scratch,
     labels_and_groups,
     load_config,
     model_dir,
@@ -193,13 +194,11 @@ def _train_version(
     cfg = loaded.config
     base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
     key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
-    scratch = ctx.workspace.artifacts_dir / "scratch" / cfg.name / key
+    scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
-    if scratch.exists():
-        shutil.rmtree(scratch)
-    scratch.parent.mkdir(parents=True, exist_ok=True)
     trainer = trainer_for(cfg.training)
-    if _streams(cfg, trainset):
+    streamed = _streams(cfg, trainset)
+    if streamed:
         transform, result = _train_streamed(loaded, trainset, base_dir, scratch, checkpoints)
     else:
         table = pq.read_table(trainset.uri)
@@ -234,15 +233,11 @@ def _train_version(
         "final_loss": result.final_loss,
         "seconds": result.seconds,
         "workers": result.workers,
-        "streamed": _streams(cfg, trainset),
+        "streamed": streamed,
         "peak_rows_held": result.peak_rows_held,
     }
     with atomic_directory(final) as tmp:
-        names = ("model.onnx", result.weights_path.name, "input_spec.json")
-        for name in names:
-            shutil.copy2(scratch / name, tmp / name)
-        (tmp / "transform.json").write_text(transform.to_json())
-        files = {name: sha256_file(tmp / name) for name in (*names, "transform.json")}
+        files = copy_trained_files(scratch, result.weights_path.name, transform.to_json(), tmp)
         manifest = {
             "model": cfg.name,
             "version": version,
