@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from train_runs import CONFIG, ROWS, Dataset, Stop, run_recipe, stop_after
+from train_runs import CONFIG, ROWS, Dataset, Stop, kill_then_resume, run_recipe, stop_after
 
 from spindle.core import TrainingError
 from spindle.train import CheckpointStore, TrainResult, state_dict_sha256, train_model
@@ -103,22 +99,9 @@ def _child(tmp_path: Path, slow: bool) -> subprocess.Popen[str]:
 def test_resume_after_sigkill_in_a_new_process_equals_an_uninterrupted_run(
     reference: TrainResult, tmp_path: Path
 ) -> None:
-    victim = _child(tmp_path, slow=True)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "ckpt").glob("ckpt-*.pt.json")):
-        assert victim.poll() is None, victim.communicate()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.01)
-    time.sleep(0.12)  # somewhere between two checkpoints
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    assert not (tmp_path / "v1").exists()
-
-    survivor = _child(tmp_path, slow=False)
-    out, err = survivor.communicate(timeout=300)
-    assert survivor.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = kill_then_resume(
+        lambda slow: _child(tmp_path, slow=slow), tmp_path / "ckpt", tmp_path / "v1"
+    )
     assert result["resumed"] is not None and result["resumed"] >= 10
     assert result["sha"] == reference.weights_sha256
 

@@ -7,18 +7,14 @@ each is deterministic and resumes bit-identically.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from train_data import auc, encoder, make_dataset, write_parquet
-from train_runs import CONFIG, ROWS, Dataset, Stop, stop_after
+from train_runs import CONFIG, ROWS, Dataset, Stop, kill_then_resume, stop_after
 
 from spindle.core import TrainingError
 from spindle.train import ParquetBatches, TrainResult, predict, train_from_parquet
@@ -151,21 +147,8 @@ def _child(parquet: Path, tmp_path: Path, slow: bool) -> subprocess.Popen[str]:
 def test_streamed_run_killed_by_sigkill_resumes_bit_identically(
     parquet: Path, streamed: TrainResult, tmp_path: Path
 ) -> None:
-    victim = _child(parquet, tmp_path, slow=True)
-    deadline = time.monotonic() + 120
-    while not list((tmp_path / "ckpt").glob("ckpt-*.pt.json")):
-        assert victim.poll() is None, victim.communicate()
-        assert time.monotonic() < deadline, "no checkpoint appeared"
-        time.sleep(0.01)
-    time.sleep(0.12)  # somewhere between two checkpoints
-    os.kill(victim.pid, signal.SIGKILL)
-    victim.communicate()
-    assert victim.returncode == -signal.SIGKILL
-    assert not (tmp_path / "v1").exists()
-
-    survivor = _child(parquet, tmp_path, slow=False)
-    out, err = survivor.communicate(timeout=300)
-    assert survivor.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+    result = kill_then_resume(
+        lambda slow: _child(parquet, tmp_path, slow=slow), tmp_path / "ckpt", tmp_path / "v1"
+    )
     assert result["resumed"] is not None and result["resumed"] >= 10
     assert result["sha"] == streamed.weights_sha256

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,3 +67,30 @@ def run_recipe(
     finally:
         recipe.cleanup()
     return recipe
+
+
+def kill_then_resume(
+    start: Callable[[bool], subprocess.Popen[str]], checkpoint_dir: Path, out_dir: Path
+) -> dict[str, Any]:
+    """SIGKILL a slow training child between two checkpoints, run it again to the end, and
+    return the JSON line the survivor printed last.
+
+    ``start(slow)`` launches the child; the killed one must have left no ``out_dir``.
+    """
+    victim = start(True)
+    deadline = time.monotonic() + 120
+    while not list(checkpoint_dir.glob("ckpt-*.pt.json")):
+        assert victim.poll() is None, victim.communicate()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.01)
+    time.sleep(0.12)  # somewhere between two checkpoints
+    os.kill(victim.pid, signal.SIGKILL)
+    victim.communicate()
+    assert victim.returncode == -signal.SIGKILL
+    assert not out_dir.exists()
+
+    survivor = start(False)
+    out, err = survivor.communicate(timeout=300)
+    assert survivor.returncode == 0, err
+    result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+    return result
