@@ -78,6 +78,9 @@ class TrainingConfig(_Strict):
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)
     full_retrain_every_days: int = Field(default=7, ge=1)
+    # CPU threads of one training process: one prepares batches (reads, gathers, plans the
+    # embedding lookups: spindle.train._plan), the others (at least one) run the step's
+    # operators, so the default 2 = one step thread + the batch thread (docs/training.md).
     threads: int = Field(default=2, ge=1)
     seed: int = 42
     # Training sets with more rows are streamed from their Parquet file (bounded memory, see

@@ -22,7 +22,7 @@ import torch
 from torch.nn import functional
 
 from spindle.core import TrainingConfig
-from spindle.train._batches import BatchSource
+from spindle.train._batches import Batch, BatchSource
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._model import Ranker
 from spindle.train._recipe import Progress, SyncRecipe
@@ -60,12 +60,11 @@ class AsyncRecipe(SyncRecipe):
             f"{self.max_staleness_steps} step(s) old"
         )
 
-    def _loss(
-        self, batch: dict[str, torch.Tensor], labels: torch.Tensor
-    ) -> tuple[torch.Tensor, float]:
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
         self.worker.load_state_dict(self.snapshots[0])  # the oldest parameters still in flight
         self.worker.zero_grad(set_to_none=True)
-        loss = functional.binary_cross_entropy_with_logits(self.worker(**batch), labels)
+        logits = self.worker(**batch.inputs, plan=batch.plan)
+        loss = functional.binary_cross_entropy_with_logits(logits, batch.labels)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:

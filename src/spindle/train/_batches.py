@@ -12,7 +12,8 @@ source's ``state()``) fix the exact batches a resumed run sees.
   bounded by ``buffer_rows`` plus one chunk (and the compressed bytes of the row group being
   read), not by the file.
 - ``Prefetcher``: runs a source's iterator in a background thread into a bounded queue, so
-  reading, encoding and gathering overlap with the step.
+  reading, encoding, gathering and planning the embedding lookups (``prepare``) overlap with
+  the step.
 """
 
 from __future__ import annotations
@@ -29,16 +30,22 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from spindle.train._plan import EmbeddingPlan
+
 Encode = Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]
 
 
 @dataclass(frozen=True)
 class Batch:
-    """One batch: model inputs, float32 labels, and the source rows they came from."""
+    """One batch: model inputs, float32 labels, the source rows they came from, and what the
+    prefetch thread found out while preparing it: the plan of its embedding lookups and the
+    position of the first row with a non-finite dense input (None: all finite)."""
 
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor
     rows: np.ndarray
+    plan: EmbeddingPlan | None = None
+    nonfinite_row: int | None = None
 
 
 class BatchSource(Protocol):
@@ -247,15 +254,22 @@ def _concat(parts: list[Batch]) -> Batch:
 class Prefetcher:
     """Iterate ``source`` in a daemon thread, ``depth`` items ahead; errors re-raise here.
 
-    Always ``close()`` it (the recipe does, in a ``finally``): that stops the thread even when
-    the consumer stops early (a crash, an interrupted run).
+    ``prepare``, when given, is applied to every batch in that thread too (the recipe plans the
+    embedding lookups there). Always ``close()`` it (the recipe does, in a ``finally``): that
+    stops the thread even when the consumer stops early (a crash, an interrupted run).
     """
 
     _DONE = object()
 
-    def __init__(self, source: Iterator[Batch], depth: int = 4) -> None:
+    def __init__(
+        self,
+        source: Iterator[Batch],
+        depth: int = 4,
+        prepare: Callable[[Batch], Batch] | None = None,
+    ) -> None:
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
+        self._prepare = prepare
         self._thread = threading.Thread(
             target=self._run, args=(source,), name="spindle-prefetch", daemon=True
         )
@@ -263,7 +277,8 @@ class Prefetcher:
 
     def _run(self, source: Iterator[Batch]) -> None:
         try:
-            for item in source:
+            for batch in source:
+                item = self._prepare(batch) if self._prepare is not None else batch
                 if not self._put(item):
                     return
             self._put(self._DONE)

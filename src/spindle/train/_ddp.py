@@ -26,7 +26,8 @@ import math
 import os
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,9 @@ from torch.nn import functional
 from torch.nn.parallel import DistributedDataParallel
 
 from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes
+from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
+from spindle.train._plan import EmbeddingPlan
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec
 from spindle.train._torchrun import DDPJob, run_torchrun, write_job
@@ -99,14 +102,21 @@ class DDPRecipe(SyncRecipe):
         state, step, notes = found[0]
         return state, int(step), list(notes)
 
-    def _loss(
-        self, batch: dict[str, torch.Tensor], labels: torch.Tensor
-    ) -> tuple[torch.Tensor, float]:
-        rows = labels.shape[0]
-        lo, hi = self.rank * rows // self.world_size, (self.rank + 1) * rows // self.world_size
-        local = {name: tensor[lo:hi] for name, tensor in batch.items()}
+    def _slice(self, rows: int) -> slice:
+        """This rank's part of a global batch of ``rows`` rows."""
+        return slice(self.rank * rows // self.world_size, (self.rank + 1) * rows // self.world_size)
+
+    def _plan(self, batch: Batch) -> EmbeddingPlan | None:
+        """Plan the lookups of this rank's slice only (the one ``_loss`` computes)."""
+        part = self._slice(len(batch.labels))
+        return super()._plan(replace(batch, inputs={n: t[part] for n, t in batch.inputs.items()}))
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
+        rows = batch.labels.shape[0]
+        part = self._slice(rows)
+        local = {name: tensor[part] for name, tensor in batch.inputs.items()}
         summed = functional.binary_cross_entropy_with_logits(
-            self.ddp(**local), labels[lo:hi], reduction="sum"
+            self.ddp(**local, plan=batch.plan), batch.labels[part], reduction="sum"
         )
         total = summed.detach().clone()
         dist.all_reduce(total)  # every rank sees the same loss: all stop together on NaN
@@ -193,6 +203,7 @@ def run_rank(job: DDPJob) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
     recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
+    finished = False
     try:
         base_file = Path(job.base_file) if job.base_file is not None else None
         recipe.setup(job.inputs, job.labels, base_file)
@@ -203,8 +214,18 @@ def run_rank(job: DDPJob) -> None:
         dist.all_reduce(cpu)
         if rank == 0:
             _write_report(Path(job.result_file), recipe, seconds, float(cpu.item()))
+        finished = True
     finally:
         recipe.cleanup()
+        if finished:
+            # Leave together: a rank that tore its connections down while rank 0 was still
+            # writing the report died at exit in gloo ("terminate called without an active
+            # exception", SIGABRT; ~1 run in 5 under torchrun). Bounded: a rank that failed
+            # after training makes the others raise here instead of waiting forever.
+            if dist.get_backend() == "gloo":
+                dist.monitored_barrier(timeout=timedelta(seconds=120))
+            else:  # NCCL has no monitored barrier
+                dist.barrier()
         dist.destroy_process_group()
 
 

@@ -5,10 +5,14 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from spindle.core import TrainingConfig, TrainingError
+from spindle.train._fused import FeatureLayout, planned_logits
+from spindle.train._onednn import mlp_forward
+from spindle.train._plan import EmbeddingPlan, plan_embeddings
 from spindle.train._spec import InputSpec
 
 
@@ -28,7 +32,10 @@ class Ranker(nn.Module):
     versions load and warm start unchanged.
 
     ``forward`` takes only the inputs that exist (by keyword), so an exported graph has exactly
-    the inputs of the spec. It returns the logit, shape ``[N]``.
+    the inputs of the spec. It returns the logit, shape ``[N]``. Training passes ``plan`` too
+    (``Ranker.plan``, computed by the prefetch thread): the same result, up to float rounding,
+    by a faster route (``spindle.train._plan``, ``spindle.train._fused``); in training mode
+    the MLP's products run on oneDNN where it pays (``spindle.train._onednn``).
 
     Example:
         >>> spec = InputSpec(cat_cardinalities=(10,), n_dense=2)
@@ -74,6 +81,7 @@ class Ranker(nn.Module):
             width = units
         layers.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*layers)
+        self.layout = FeatureLayout(n_cat, spec.n_text, dim, self.has_relevance)
         self._init_embeddings(dim)
         self.register_state_dict_post_hook(_split_tables)  # type: ignore[no-untyped-call]
         self.register_load_state_dict_pre_hook(_join_tables)  # type: ignore[no-untyped-call]
@@ -96,11 +104,31 @@ class Ranker(nn.Module):
         sparse = {id(p) for p in self.sparse_parameters()}
         return [p for p in self.parameters() if id(p) not in sparse]
 
+    @property
+    def layers(self) -> list[torch.Tensor]:
+        """The MLP's weights and biases in order (``w0, b0, w1, b1, ...``)."""
+        return [
+            p
+            for layer in self.mlp
+            if isinstance(layer, nn.Linear)
+            for p in (layer.weight, layer.bias)
+        ]
+
+    def plan(self, cat: np.ndarray | None, text: np.ndarray | None) -> EmbeddingPlan | None:
+        """The ``EmbeddingPlan`` of a batch's ids (None when the model has no tables)."""
+        if self.tables is None:
+            return None
+        n_cat = len(self.spec.cat_cardinalities)
+        offsets = np.asarray(self.table_offsets[:n_cat], dtype=np.int64)
+        word_offset = self.padding_row if self.padding_row is not None else 0
+        return plan_embeddings(cat, text, offsets, word_offset)
+
     def forward(
         self,
         cat: torch.Tensor | None = None,
         text: torch.Tensor | None = None,
         dense: torch.Tensor | None = None,
+        plan: EmbeddingPlan | None = None,
     ) -> torch.Tensor:
         given = tuple(
             n for n, t in (("cat", cat), ("text", text), ("dense", dense)) if t is not None
@@ -109,6 +137,8 @@ class Ranker(nn.Module):
             raise TrainingError(
                 f"the model takes inputs {self.spec.present_inputs()}, it was given {given}"
             )
+        if self.tables is not None and plan is not None:
+            return planned_logits(self.layout, plan, dense, self.tables.weight, self.layers)
         parts: list[torch.Tensor] = []
         if self.tables is not None:
             vectors = self._lookup(cat, text, self.tables)
@@ -126,7 +156,9 @@ class Ranker(nn.Module):
                     parts.append((pooled[:, 0] * pooled[:, 1]).sum(dim=-1, keepdim=True))
         if dense is not None:
             parts.append(dense)
-        logit: torch.Tensor = self.mlp(torch.cat(parts, dim=1))
+        features = torch.cat(parts, dim=1)
+        # Training runs the MLP's products on oneDNN (2x MKL's on AVX-512; see _onednn).
+        logit = mlp_forward(self.mlp, features) if self.training else self.mlp(features)
         return logit.squeeze(-1)
 
     def _lookup(

@@ -10,7 +10,9 @@ bit-identical weights to an uninterrupted one.
 
 The embedding tables (stacked into one parameter by ``Ranker``) get a sparse gradient and
 ``RowAdam``, a lazy Adam whose step costs in proportion to the rows a batch touches rather than
-the table size; the MLP gets the fused ``torch.optim.Adam``. Measured on the 2-core CI machine
+the table size; the MLP gets the fused ``torch.optim.Adam``. The prefetch thread also checks
+each batch for non-finite inputs and plans its embedding lookups (``_prepare``), so the step
+runs the model's fused planned path (``spindle.train._plan``, ``spindle.train._fused``). Measured on the 2-core CI machine
 at batch 1024 (~40k embedding rows of 16): per-table ``SparseAdam`` + foreach Adam 50-58k
 examples/s, stacked table + ``RowAdam`` + fused Adam 72-110k in the same runs (SparseAdam's
 coalescing and sparse intermediates were over half of the step).
@@ -21,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +35,7 @@ from spindle.core import TrainingConfig, TrainingError
 from spindle.train._batches import ArrayBatches, Batch, BatchSource, Prefetcher
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._model import Ranker
+from spindle.train._plan import EmbeddingPlan
 from spindle.train._row_adam import RowAdam
 from spindle.train._spec import InputSpec
 from spindle.train._warm_start import warm_start
@@ -94,7 +98,7 @@ class SyncRecipe:
     def setup_source(self, source: BatchSource, base_weights: Path | None) -> None:
         """``setup`` with the batches drawn from ``source``."""
         torch.manual_seed(self.config.seed)
-        torch.set_num_threads(self.config.threads)
+        torch.set_num_threads(step_threads(self.config.threads))
         self.source = source
         self.rows = source.rows
         self.steps_per_epoch = math.ceil(self.rows / self.config.batch_size)
@@ -144,7 +148,8 @@ class SyncRecipe:
         while self.epoch < self.epochs:
             self.source.begin_epoch(self.epoch)
             batches = Prefetcher(
-                self.source.batches(self.epoch, self.step_in_epoch, self.config.batch_size)
+                self.source.batches(self.epoch, self.step_in_epoch, self.config.batch_size),
+                prepare=self._prepare,
             )
             try:
                 for step, batch in enumerate(batches, start=self.step_in_epoch):
@@ -165,7 +170,7 @@ class SyncRecipe:
         """Check the batch, compute the loss, apply the gradients, count, maybe checkpoint."""
         rows = len(batch.rows)
         self._check_batch(batch, step)
-        loss, loss_value = self._loss(batch.inputs, batch.labels)
+        loss, loss_value = self._loss(batch)
         if not math.isfinite(loss_value):
             raise TrainingError(
                 f"the loss became {loss_value} in epoch {self.epoch}, step {step} "
@@ -191,11 +196,26 @@ class SyncRecipe:
         if self.progress is not None:
             self.progress(self.global_step, self.total_steps)
 
-    def _loss(
-        self, batch: dict[str, torch.Tensor], labels: torch.Tensor
-    ) -> tuple[torch.Tensor, float]:
+    def _prepare(self, batch: Batch) -> Batch:
+        """Find non-finite inputs and plan the embedding lookups (runs in the prefetch thread)."""
+        dense = batch.inputs.get("dense")
+        bad = None
+        if dense is not None:
+            finite = np.isfinite(dense.numpy()).all(axis=1)
+            bad = None if finite.all() else int(np.argmin(finite))
+        return replace(batch, plan=self._plan(batch), nonfinite_row=bad)
+
+    def _plan(self, batch: Batch) -> EmbeddingPlan | None:
+        """The ``EmbeddingPlan`` of the rows this process computes (all of the batch here)."""
+        cat, text = batch.inputs.get("cat"), batch.inputs.get("text")
+        return self.model.plan(
+            cat.numpy() if cat is not None else None, text.numpy() if text is not None else None
+        )
+
+    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
         """The loss to back-propagate and the batch's mean loss (what is checked and logged)."""
-        loss = functional.binary_cross_entropy_with_logits(self.model(**batch), labels)
+        logits = self.model(**batch.inputs, plan=batch.plan)
+        loss = functional.binary_cross_entropy_with_logits(logits, batch.labels)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:
@@ -224,10 +244,10 @@ class SyncRecipe:
         return self.checkpoints.load_latest()
 
     def _check_batch(self, batch: Batch, step: int) -> None:
-        dense = batch.inputs.get("dense")
-        if dense is None or bool(torch.isfinite(dense).all()):
+        bad_position = batch.nonfinite_row
+        if bad_position is None:
             return
-        bad_position = int(torch.nonzero(~torch.isfinite(dense).all(dim=1))[0, 0])
+        dense = batch.inputs["dense"]
         raise TrainingError(
             f"non-finite value in inputs['dense'] in epoch {self.epoch}, step {step} "
             f"(global step {self.global_step}), batch rows {_rows_text(batch.rows)}: "
@@ -287,6 +307,18 @@ class SyncRecipe:
         if self.checkpoints is not None:
             self.checkpoints.close()
         torch.set_num_threads(self._previous_threads)
+
+
+def step_threads(threads: int) -> int:
+    """Intra-op threads of the step when a process has ``threads``: one feeds the batches.
+
+    Measured at batch 1024 on the 2-core machine (ranker of ``benchmarks/train_throughput.py``,
+    median of 6 runs each): one step thread plus the batch thread 410-420k examples/s; two step
+    threads plus the batch thread 174k with OpenMP's passive waiting (each parallel region
+    wakes a sleeping thread), 348-354k with spinning threads, which also collapse as soon as
+    other work shares the cores.
+    """
+    return max(1, threads - 1)
 
 
 def _rows_text(rows: np.ndarray) -> str:

@@ -4,15 +4,15 @@ Why not ``torch.optim.SparseAdam``: profiled at batch 1024 with ~40k embedding r
 was over half of the step's CPU time, mostly coalescing the sparse gradient and building
 intermediate sparse tensors (once per table). RowAdam does the same lazy update with plain
 dense ops over the touched rows: a stable sort of the gradient's row ids, one
-``embedding_bag`` to sum duplicate rows, then Adam on those rows and one ``index_copy_`` back
-per state tensor. Together with the stacked tables of ``Ranker`` (one sparse gradient per step
+``embedding_bag`` to sum duplicate rows (both skipped when the gradient is already coalesced,
+as a planned lookup's is), then one gather of the rows of the weights and both moments, torch's
+fused Adam kernel over them, and one ``index_copy_`` back per tensor. Together with the stacked tables of ``Ranker`` (one sparse gradient per step
 instead of seven) the step measured 1.6-1.9x faster than per-table SparseAdam (see
 ``docs/training.md``). Its cost grows with the rows a batch touches, not with the table size.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 
 import torch
@@ -22,8 +22,9 @@ from torch.nn import functional
 class RowAdam(torch.optim.Optimizer):
     """Adam applied lazily: moments and weights change only in rows with a gradient this step.
 
-    The same update as ``torch.optim.SparseAdam`` (one step count per parameter for the bias
-    correction, no weight decay). Gradients may be sparse COO (coalesced or not: duplicate
+    The update of ``torch.optim.SparseAdam`` (one step count per parameter for the bias
+    correction, no weight decay), except that ``eps`` is added after the bias correction, as
+    ``torch.optim.Adam`` adds it (SparseAdam adds it before). Gradients may be sparse COO (coalesced or not: duplicate
     rows are summed) or dense (every row is then updated). Deterministic: the row order is
     sorted and every sum runs in a fixed order.
 
@@ -64,19 +65,29 @@ class RowAdam(torch.optim.Optimizer):
                     state["exp_avg"] = torch.zeros_like(param)
                     state["exp_avg_sq"] = torch.zeros_like(param)
                 state["step"] += 1
-                step = float(state["step"])
                 rows, grad = _rows_and_sums(param.grad)
                 exp_avg: torch.Tensor = state["exp_avg"]
                 exp_avg_sq: torch.Tensor = state["exp_avg_sq"]
-                m = exp_avg.index_select(0, rows).mul_(beta1).add_(grad, alpha=1 - beta1)
-                v = exp_avg_sq.index_select(0, rows).mul_(beta2)
-                v.addcmul_(grad, grad, value=1 - beta2)
+                # Gather the touched rows, one fused Adam kernel over them, scatter back.
+                weights, m, v = (t.index_select(0, rows) for t in (param, exp_avg, exp_avg_sq))
+                torch._fused_adam_(
+                    [weights],
+                    [grad],
+                    [m],
+                    [v],
+                    [],
+                    [state["step"]],
+                    amsgrad=False,
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    weight_decay=0.0,
+                    eps=group["eps"],
+                    maximize=False,
+                )
+                param.index_copy_(0, rows, weights)
                 exp_avg.index_copy_(0, rows, m)
                 exp_avg_sq.index_copy_(0, rows, v)
-                bias1, bias2 = 1 - beta1**step, 1 - beta2**step
-                denom = v.sqrt_().div_(math.sqrt(bias2)).add_(group["eps"])
-                update = m.div_(denom).mul_(-group["lr"] / bias1)
-                param.index_copy_(0, rows, param.index_select(0, rows).add_(update))
         return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
@@ -92,7 +103,9 @@ def _rows_and_sums(grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return torch.arange(grad.shape[0]), grad
     ids: torch.Tensor = grad._indices()[0]
     values: torch.Tensor = grad._values()
-    if grad.is_coalesced():
+    # Strictly increasing ids are coalesced whatever the flag says: autograd drops the flag
+    # when it stores a sparse gradient, and a planned lookup's gradient arrives that way.
+    if grad.is_coalesced() or bool((ids[1:] > ids[:-1]).all()):
         return ids, values
     # Group equal ids (a stable sort: a fixed summation order), then sum each group with
     # embedding_bag, whose CPU kernel is several times faster than index_add_ on 2-D rows.

@@ -29,7 +29,7 @@ from spindle.train._checkpoint import CheckpointStore
 from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._model import Ranker
-from spindle.train._recipe import SyncRecipe
+from spindle.train._recipe import SyncRecipe, step_threads
 from spindle.train._spec import InputSpec, check_inputs
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
@@ -373,7 +373,7 @@ def _result(
         final_loss=final_loss,
         resumed_from_step=resumed_from_step,
         warm_started=warm_started,
-        notes=tuple(notes + _efficiency_notes(cores, utilisation)),
+        notes=tuple(notes + _efficiency_notes(cores // workers, utilisation)),
         workers=workers,
         loss_history=tuple(loss_history),
         peak_rows_held=peak_rows_held,
@@ -416,12 +416,13 @@ def _write_version(
 
 
 def _efficiency_notes(threads: int, utilisation: float) -> list[str]:
-    if threads > 1 and utilisation < 0.7 and os.environ.get("OMP_WAIT_POLICY") != "PASSIVE":
+    spinning = os.environ.get("OMP_WAIT_POLICY") != "PASSIVE"
+    if step_threads(threads) > 1 and utilisation < 0.7 and spinning:
         # Measured: with other busy processes on 2 cores, OpenMP's spinning threads made
-        # threads=2 ten times slower than threads=1; PASSIVE waiting removed the collapse.
+        # two step threads ten times slower than one; PASSIVE waiting removed the collapse.
         return [
             f"CPU utilisation was {utilisation:.2f} with {threads} threads: if other processes "
-            "share the cores, start the trainer with OMP_WAIT_POLICY=PASSIVE or use threads=1"
+            "share the cores, start the trainer with OMP_WAIT_POLICY=PASSIVE or use threads=2"
         ]
     return []
 
