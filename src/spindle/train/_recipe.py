@@ -10,7 +10,7 @@ bit-identical weights to an uninterrupted one.
 
 The embedding tables (stacked into one parameter by ``Ranker``) get a sparse gradient and
 ``RowAdam``, a lazy Adam whose step costs in proportion to the rows a batch touches rather than
-the table size; the MLP gets the fused ``torch.optim.Adam``. The prefetch thread also checks
+the table size; the MLP gets torch's fused Adam (``LeanAdam``: its kernel, called directly). The prefetch thread also checks
 each batch for non-finite inputs and plans its embedding lookups (``_prepare``), so the step
 runs the model's fused planned path (``spindle.train._plan``, ``spindle.train._fused``). Measured on the 2-core CI machine
 at batch 1024 (~40k embedding rows of 16): per-table ``SparseAdam`` + foreach Adam 50-58k
@@ -34,6 +34,7 @@ from torch.nn import functional
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train._batches import ArrayBatches, Batch, BatchSource, Prefetcher
 from spindle.train._checkpoint import CheckpointStore
+from spindle.train._lean_adam import LeanAdam
 from spindle.train._model import Ranker
 from spindle.train._plan import EmbeddingPlan
 from spindle.train._row_adam import RowAdam
@@ -107,11 +108,10 @@ class SyncRecipe:
         self.model = Ranker(self.spec, self.config)
         sparse = self.model.sparse_parameters()
         self.sparse_optimizer = RowAdam(sparse, lr=self.config.learning_rate) if sparse else None
-        self.dense_optimizer = torch.optim.Adam(
+        self.dense_optimizer = LeanAdam(
             self.model.dense_parameters(),
             lr=self.config.learning_rate,
             weight_decay=self.config.weight_decay,
-            fused=True,
         )
         if self.config.weight_decay > 0 and sparse:
             self.notes.append("weight_decay applies to the MLP only (RowAdam has none)")
