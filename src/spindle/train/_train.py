@@ -269,7 +269,6 @@ def _train_one_process(
     recipe = recipe_type(spec, config, epochs, store, progress)
     try:
         recipe.setup_source(source, base_file)
-        threads = torch.get_num_threads()
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
         seconds = time.perf_counter() - wall0
@@ -286,7 +285,7 @@ def _train_one_process(
         examples_run=recipe.examples_run,
         seconds=seconds,
         cpu_s=cpu_s,
-        cores=threads,
+        cores=config.threads,  # the process's budget: step threads + the batch thread
         final_loss=recipe.final_loss,
         resumed_from_step=recipe.resumed_from_step,
         warm_started=recipe.warm_started,
