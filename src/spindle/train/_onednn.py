@@ -69,17 +69,16 @@ class _Linear(torch.autograd.Function):
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, relu: bool
     ) -> torch.Tensor:
         out = linear(x, weight, bias, relu)
-        ctx.relu = relu
-        ctx.save_for_backward(x, weight, out if relu else None)
+        ctx.save_for_backward(x, weight, out if relu else None)  # the ReLU mask, if any
         return out
 
     @staticmethod
     def backward(  # type: ignore[override]
         ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor, None]:
-        x, weight, out = ctx.saved_tensors
+        x, weight, relu_out = ctx.saved_tensors
         grad_x, grad_weight, grad_bias = linear_backward(
-            grad, x, weight, out if ctx.relu else None, ctx.needs_input_grad[0]
+            grad, x, weight, relu_out, ctx.needs_input_grad[0]
         )
         return grad_x, grad_weight, grad_bias, None
 

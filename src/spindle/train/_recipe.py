@@ -10,9 +10,10 @@ bit-identical weights to an uninterrupted one.
 
 The embedding tables (stacked into one parameter by ``Ranker``) get a sparse gradient and
 ``RowAdam``, a lazy Adam whose step costs in proportion to the rows a batch touches rather than
-the table size; the MLP gets torch's fused Adam (``LeanAdam``: its kernel, called directly). The prefetch thread also checks
-each batch for non-finite inputs and plans its embedding lookups (``_prepare``), so the step
-runs the model's fused planned path (``spindle.train._plan``, ``spindle.train._fused``). Measured on the 2-core CI machine
+the table size; the MLP gets torch's fused Adam (``LeanAdam``: its kernel, called directly).
+The prefetch thread also checks each batch for non-finite inputs and plans its embedding
+lookups (``_prepare``), so the step runs the model's fused planned path
+(``spindle.train._plan``, ``spindle.train._fused``). Measured on the 2-core CI machine
 at batch 1024 (~40k embedding rows of 16): per-table ``SparseAdam`` + foreach Adam 50-58k
 examples/s, stacked table + ``RowAdam`` + fused Adam 72-110k in the same runs (SparseAdam's
 coalescing and sparse intermediates were over half of the step).

@@ -6,8 +6,8 @@ intermediate sparse tensors (once per table). RowAdam does the same lazy update 
 dense ops over the touched rows: a stable sort of the gradient's row ids, one
 ``embedding_bag`` to sum duplicate rows (both skipped when the gradient is already coalesced,
 as a planned lookup's is), then one gather of the rows of the weights and both moments, torch's
-fused Adam kernel over them, and one ``index_copy_`` back per tensor. Together with the stacked tables of ``Ranker`` (one sparse gradient per step
-instead of seven) the step measured 1.6-1.9x faster than per-table SparseAdam (see
+fused Adam kernel over them, and one ``index_copy_`` back per tensor. Together with the
+stacked tables of ``Ranker`` (one sparse gradient per step instead of seven) the step measured 1.6-1.9x faster than per-table SparseAdam (see
 ``docs/training.md``). Its cost grows with the rows a batch touches, not with the table size.
 """
 
@@ -24,8 +24,8 @@ class RowAdam(torch.optim.Optimizer):
 
     The update of ``torch.optim.SparseAdam`` (one step count per parameter for the bias
     correction, no weight decay), except that ``eps`` is added after the bias correction, as
-    ``torch.optim.Adam`` adds it (SparseAdam adds it before). Gradients may be sparse COO (coalesced or not: duplicate
-    rows are summed) or dense (every row is then updated). Deterministic: the row order is
+    ``torch.optim.Adam`` adds it (SparseAdam adds it before). Gradients may be sparse COO
+    (coalesced or not: duplicate rows are summed) or dense (every row is then updated). Deterministic: the row order is
     sorted and every sum runs in a fixed order.
 
     Args:
