@@ -39,7 +39,16 @@ def bench_python() -> tuple[Path | None, str | None]:
     try:
         subprocess.run([sys.executable, "-m", "venv", str(BENCH_VENV)], check=True)
         subprocess.run(
-            [str(python), "-m", "pip", "install", "--quiet", *BENCH_PACKAGES],
+            [
+                str(python),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "-c",
+                str(ROOT / "constraints-bench.txt"),
+                *BENCH_PACKAGES,
+            ],
             check=True,
             timeout=1800,
         )
@@ -82,13 +91,57 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def cpu_model() -> dict[str, Any]:
+    """The processor: its name, family and model, and the vector extensions that decide which
+    kernels DuckDB, oneDNN and NumPy run (two "2-core AMD EPYC" machines can differ here)."""
+    info: dict[str, Any] = {}
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {"model_name": platform.processor()}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key, value = key.strip(), value.strip()
+        if key == "model name":
+            info.setdefault("model_name", value)
+        elif key == "cpu family":
+            info.setdefault("family", int(value))
+        elif key == "model":
+            info.setdefault("model", int(value))
+        elif key == "flags" and "isa" not in info:
+            flags = set(value.split())
+            info["isa"] = sorted(
+                f for f in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if f in flags
+            )
+    return info
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "cpus": os.cpu_count(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "load_avg": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def summarise(runs: list[dict[str, Any]], rows: int) -> dict[str, Any]:
+    """One engine's runs as its median run (by wall time) with the min and max, and rates."""
+    timed = sorted((r for r in runs if "seconds" in r), key=lambda r: r["seconds"])
+    if not timed:
+        return runs[-1] if runs else {"unavailable": "no run"}
+    outcome = dict(timed[(len(timed) - 1) // 2])  # the lower median: an actual run
+    seconds = [r["seconds"] for r in timed]
+    outcome["runs_s"] = [round(r["seconds"], 3) for r in runs if "seconds" in r]
+    outcome["min_s"], outcome["max_s"] = round(seconds[0], 3), round(seconds[-1], 3)
+    outcome["rows_per_s"] = round(rows / outcome["seconds"])
+    outcome["rows_per_s_range"] = [round(rows / seconds[-1]), round(rows / seconds[0])]
+    cpu = sorted(r["cpu_s"] for r in timed)
+    outcome["rows_per_cpu_s"] = round(rows / max(cpu[(len(cpu) - 1) // 2], 1e-9))
+    outcome["cpu_s"] = round(outcome["cpu_s"], 3)
+    outcome["seconds"] = round(outcome["seconds"], 3)
+    return outcome
 
 
 def add_ratios(

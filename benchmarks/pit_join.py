@@ -32,7 +32,15 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _bench_env import add_ratios, bench_python, cpu_s, machine, peak_rss_mb, run_child
+from _bench_env import (
+    add_ratios,
+    bench_python,
+    cpu_s,
+    machine,
+    peak_rss_mb,
+    run_child,
+    summarise,
+)
 
 TTL_S = 2 * 86400
 DAYS = 30
@@ -297,7 +305,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--engines", default=",".join(PROJECT_ENGINES + BENCH_ENGINES))
-    parser.add_argument("--repeat", type=int, default=3, help="runs per engine (best is kept)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds (the median run is reported)"
+    )
     parser.add_argument("--json", action="store_true")
     parser.add_argument(
         "--memory-limit-mb",
@@ -325,6 +335,7 @@ def main() -> None:
         generate(directory, args.events)
         python, why = bench_python()
         rates: dict[str, Any] = {}
+        argvs: dict[str, tuple[str, list[str]]] = {}
         for engine in engines:
             if engine in BENCH_ENGINES and python is None:
                 rates[engine] = {"unavailable": why}
@@ -333,18 +344,16 @@ def main() -> None:
             argv = ["--child", engine, "--data", str(directory)]
             if args.memory_limit_mb is not None and engine.startswith("spindle"):
                 argv += ["--memory-limit-mb", str(args.memory_limit_mb)]
-            runs = [run_child(exe, Path(__file__), argv) for _ in range(args.repeat)]
-            timed = [r for r in runs if "seconds" in r]
-            # best of the repeats: the machine is shared, the minimum is the least disturbed run
-            outcome = min(timed, key=lambda r: r["seconds"]) if timed else runs[-1]
-            if "seconds" in outcome:
-                outcome["runs_s"] = [round(r["seconds"], 3) for r in timed]
-                outcome["rows_per_s"] = round(args.events / outcome["seconds"])
-                outcome["rows_per_cpu_s"] = round(args.events / max(outcome["cpu_s"], 1e-9))
-                outcome["cpu_s"] = round(outcome["cpu_s"], 3)
-                outcome["seconds"] = round(outcome["seconds"], 3)
-            rates[engine] = outcome
-            print(f"{engine}: {outcome}", file=sys.stderr)
+            argvs[engine] = (exe, argv)
+        # Interleaved rounds (every engine once per round), so a slow spell of the machine
+        # touches every engine alike; the median run is reported, with min and max.
+        runs: dict[str, list[dict[str, Any]]] = {engine: [] for engine in argvs}
+        for _ in range(args.repeat):
+            for engine, (exe, argv) in argvs.items():
+                runs[engine].append(run_child(exe, Path(__file__), argv))
+        for engine in argvs:
+            rates[engine] = summarise(runs[engine], args.events)
+            print(f"{engine}: {rates[engine]}", file=sys.stderr)
         check = compare(directory, engines, args.events)
     result["engines"] = rates
 

@@ -42,12 +42,13 @@ import argparse
 import json
 import os
 import platform
+import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from _bench_env import reexec_with_torch_env
+from _bench_env import cpu_model, reexec_with_torch_env
 
 reexec_with_torch_env()
 
@@ -297,6 +298,8 @@ def main() -> None:
     best: dict[str, float] = {}
     best_cpu: dict[str, float] = {}
     best_threads: dict[str, int] = {}
+    # every round's rate of each path (a reference keeps its better thread count per round)
+    per_round: dict[str, list[float]] = {}
     tmp = tempfile.TemporaryDirectory()
     parquet = write_parquet(data, Path(tmp.name) / "train.parquet")
     # spindle is given the thread budget (its config's `threads`: one step thread + the batch
@@ -304,6 +307,7 @@ def main() -> None:
     # best: the fairest ceiling (under passive OpenMP waiting 2 threads are slower here).
     reference_threads = sorted({1, args.threads})
     for _ in range(args.rounds):
+        round_best: dict[str, float] = {}
         runs: list[tuple[str, int, Any]] = []
         for threads in reference_threads:  # as many attempts for spindle as for each reference
             runs += [
@@ -327,6 +331,10 @@ def main() -> None:
             if examples / seconds > best.get(name, 0.0):
                 best[name], best_threads[name] = examples / seconds, threads
             best_cpu[name] = max(best_cpu.get(name, 0.0), examples / cpu_s)
+            round_best[name] = max(round_best.get(name, 0.0), examples / seconds)
+        for name, rate in round_best.items():
+            per_round.setdefault(name, []).append(rate)
+    median = {name: statistics.median(rates) for name, rates in per_round.items()}
     out = {
         "rows": args.rows,
         "batch_size": args.batch,
@@ -346,8 +354,13 @@ def main() -> None:
         "stream_buffer_rows": STREAM_BUFFER_ROWS,
         "stream_peak_rows_held": max(PEAK_ROWS_HELD),
         "examples_per_cpu_s": {k: round(v) for k, v in best_cpu.items()},
+        # the median round (each path's best attempt within a round), beside the best of all
+        "median_round_examples_per_s": {k: round(v) for k, v in median.items()},
+        "median_round_ratio_vs_naive": round(median["spindle"] / median["naive"], 1),
+        "median_round_ratio_vs_tight": round(median["spindle"] / median["tight"], 3),
         "reference_best_threads": {k: v for k, v in best_threads.items() if "spindle" not in k},
         "machine": f"{platform.machine()} {os.cpu_count()} cpu, torch {torch.__version__}",
+        "cpu": cpu_model() | {"torch_cpu_capability": torch.backends.cpu.get_cpu_capability()},
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
     tmp.cleanup()
