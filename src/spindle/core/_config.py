@@ -112,6 +112,8 @@ class EvaluationConfig(_Strict):
     slices: list[str] = Field(default_factory=list)
     confidence: float = Field(default=0.95, gt=0.5, lt=1)
     max_slice_gap: float | None = Field(default=0.15, ge=0)
+    # Relative to production (docs/evaluation.md): the most a binary candidate's ECE may be
+    # significantly worse than production's; the PSI vs production above which score_shift warns
     max_calibration_error: float | None = Field(default=0.05, gt=0)
     max_score_psi: float | None = Field(default=1.0, gt=0)
     # Seed replicas trained to measure run-to-run noise (1 = the candidate alone); see

@@ -1,17 +1,22 @@
 """Gate checks beyond the regression rule: calibration, score shift, per-slice disparity.
 
 Each function returns one ``GateReason`` with its evidence; ``None`` thresholds are handled by
-the caller (the check is not run).
+the caller (the check is not run), and so is whether a check fits the task (calibration is
+judged for binary models only). Calibration and score shift are relative to production: no
+absolute constant blocks a candidate (see ``calibration_reason``, ``score_shift_reason``).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
+from spindle.evaluate._bootstrap import paired_bootstrap
 from spindle.evaluate._metrics import FloatArray, expected_calibration_error
 from spindle.evaluate._report import GateReason
+from spindle.evaluate._rule import regression_reason
 from spindle.evaluate._systems import HIGHER_IS_BETTER, Scored
 
 PSI_BINS = 10
@@ -19,8 +24,33 @@ PSI_BINS = 10
 _PSI_FLOOR = 1e-4  # share given to an empty bin, so one empty bin cannot make the PSI infinite
 
 
-def calibration_reason(cand: Scored, bound: float) -> GateReason:
-    """Block a candidate whose expected calibration error (10 bins) is above ``bound``."""
+NO_PRODUCTION = "no production to compare with"
+"""Said by the relative checks (calibration, score shift) when there is no production version."""
+
+
+def _calibration_evidence(system: Scored) -> str:
+    assert system.probs is not None
+    mean_p, rate = float(system.probs.mean()), float(system.holdout.positive.mean())
+    return f"mean predicted {mean_p:.4f}, observed rate {rate:.4f}"
+
+
+def calibration_reason(
+    cand: Scored,
+    base: Scored | None,
+    margin: float,
+    seed: int,
+    n_resamples: int,
+    confidence: float,
+) -> GateReason:
+    """Judge the candidate's expected calibration error (10 bins) against production's.
+
+    With production, the paired bootstrap interval of ECE(candidate) - ECE(production) on the
+    same holdout units decides, as for a regression: the candidate is blocked only when it is
+    significantly worse calibrated by more than ``margin``. Production's own ECE, with its
+    noise, is the reference; an absolute bound would block a model that is no worse than the
+    one serving. Without production (or without its probabilities), an ECE above ``margin``
+    is a WARN, never a block.
+    """
     if cand.probs is None:
         return GateReason(
             "calibration",
@@ -30,20 +60,46 @@ def calibration_reason(cand: Scored, bound: float) -> GateReason:
             float("nan"),
             None,
             None,
-            bound,
+            margin,
             "WARN: the candidate emits no probabilities; calibration not checked",
             warning=True,
         )
-    ece = expected_calibration_error(cand.holdout.positive, cand.probs)
-    ok = ece <= bound
-    mean_p, rate = float(cand.probs.mean()), float(cand.holdout.positive.mean())
-    message = (
-        f"candidate ECE {ece:.4f} {'within' if ok else 'above'} the bound {bound:g} "
-        f"(mean predicted {mean_p:.4f}, observed rate {rate:.4f})"
+    if base is None or not base.finite or base.probs is None:
+        ece = expected_calibration_error(cand.holdout.positive, cand.probs)
+        high = not ece <= margin
+        why = NO_PRODUCTION if base is None else f"{base.name} has no usable probabilities"
+        message = (
+            f"candidate ECE {ece:.4f} {'above' if high else 'within'} max_calibration_error "
+            f"{margin:g} ({_calibration_evidence(cand)}); {why}"
+        )
+        if high:
+            message = "WARN: " + message + ": flagged, not blocked"
+        return GateReason(
+            "calibration", True, "ece", None, ece, None, None, margin, message, warning=high
+        )
+    h = cand.holdout
+    units = None if h.groups is None else h.unit
+    iv = paired_bootstrap(
+        expected_calibration_error,
+        h.positive,
+        cand.probs,
+        base.probs,
+        units,
+        n_resamples,
+        seed,
+        confidence,
     )
-    if not ok:
-        message += ": predictions are miscalibrated (label or feature problem); it cannot ship"
-    return GateReason("calibration", ok, "ece", None, ece, None, None, bound, message)
+    reason = regression_reason(
+        "ece",
+        iv,
+        (cand.name, base.name),
+        margin,
+        None,
+        basis="max_calibration_error",
+        check="calibration",
+    )
+    evidence = f" ({cand.name}: {_calibration_evidence(cand)})"
+    return replace(reason, message=reason.message + evidence)
 
 
 def reference_reason(reference: Scored) -> GateReason:
@@ -83,20 +139,36 @@ def population_stability_index(expected: FloatArray, actual: FloatArray) -> floa
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
-def score_shift_reason(cand: Scored, base: Scored, bound: float) -> GateReason:
-    """Block a candidate whose prediction distribution moved too far from the baseline's (PSI)."""
+def score_shift_reason(cand: Scored, base: Scored | None, bound: float) -> GateReason:
+    """Flag a candidate whose prediction distribution moved far from production's (PSI).
+
+    A WARN, never a block: a retrain legitimately moves scores (a full retrain moved them by a
+    PSI of up to 0.51 on a healthy simulation), and whether a move made predictions worse is
+    what the regression and calibration checks judge against production with its noise. Without
+    production there is nothing to compare with.
+    """
+    if base is None or not base.finite:
+        why = NO_PRODUCTION if base is None else f"{base.name}'s scores are not all finite"
+        return GateReason(
+            "score_shift", True, "psi", None, float("nan"), None, None, bound, f"not checked: {why}"
+        )
     c = cand.probs if cand.probs is not None else cand.scores
     b = base.probs if base.probs is not None else base.scores
     psi = population_stability_index(b, c)
-    ok = psi <= bound
+    high = psi > bound
     message = (
         f"PSI of {cand.name} vs {base.name} predictions {psi:.4f} "
-        f"{'within' if ok else 'above'} the bound {bound:g} (means {float(c.mean()):.4f} vs "
+        f"{'above' if high else 'within'} the bound {bound:g} (means {float(c.mean()):.4f} vs "
         f"{float(b.mean()):.4f})"
     )
-    if not ok:
-        message += ": the prediction distribution shifted; check features and labels"
-    return GateReason("score_shift", ok, "psi", None, psi, float(b.mean()), None, bound, message)
+    if high:
+        message = (
+            f"WARN: {message}: the prediction distribution shifted; not blocked (the regression "
+            "and calibration checks judge it against production); check features and labels"
+        )
+    return GateReason(
+        "score_shift", True, "psi", None, psi, float(b.mean()), None, bound, message, warning=high
+    )
 
 
 def _gap(metric: str, overall: float, part: float) -> float:

@@ -5,8 +5,9 @@ says it is *significantly* worse than the baseline (the whole interval of candid
 is on the bad side of zero) AND the point regression is larger than ``max_regression``. A model
 retrained on the same data with a different seed is therefore not blocked for noise. The same
 rule, with a wider tolerance, applies to every slice; a slice that falls further behind the
-overall metric than ``max_slice_gap`` (and further than the baseline did) blocks too. Optional
-absolute checks: calibration error and prediction distribution shift against the baseline.
+overall metric than ``max_slice_gap`` (and further than the baseline did) blocks too. The
+calibration error of a binary model follows the same rule against production's own ECE (a WARN
+when there is no production); a shift of the prediction distribution is only ever a WARN.
 With seed replicas of the candidate (``replicas=``), the training noise is measured too and a
 regression must also exceed ``REPLICA_NOISE_FACTOR`` x the replicas' std to block.
 """
@@ -37,6 +38,7 @@ from spindle.evaluate._holdout import (
 )
 from spindle.evaluate._metrics import BoolArray
 from spindle.evaluate._report import EvaluationReport, GateReason, SystemScores
+from spindle.evaluate._rule import regression_reason
 from spindle.evaluate._spread import (
     REPLICA_NOISE_FACTOR,
     ReplicaSpread,
@@ -123,84 +125,6 @@ def _floor_reason(metric: str, value: float, floor: float) -> GateReason:
     return GateReason("min_metric", ok, metric, None, value, None, None, floor, message)
 
 
-def _verdict(
-    significant: bool, too_large: bool, better: bool, tolerance: float, basis: str, on_slice: bool
-) -> str:
-    if significant and too_large and on_slice:
-        return f"significantly worse by more than {basis} ({tolerance:.4g}) on this slice: blocked"
-    if significant and too_large:
-        return f"significantly worse by more than {basis} {tolerance:.4g}: blocked"
-    if significant:
-        return f"significantly worse but within the tolerance {tolerance:g}"
-    if too_large:
-        return f"worse by more than {tolerance:g} but not significant: treated as noise"
-    return "significantly better" if better else "no significant difference"
-
-
-def _regression_reason(
-    metric: str,
-    iv: Interval | None,
-    names: tuple[str, str],
-    tolerance: float,
-    slice_key: str | None,
-    min_units: int = 0,
-    basis: str = "max_regression",
-) -> GateReason:
-    """The noise-aware rule: block only a significant regression larger than ``tolerance``.
-
-    With fewer than ``min_units`` informative units (e.g. queries with a purchase) the
-    bootstrap is too coarse to trust: such a regression is flagged, never blocked. ``basis``
-    names where the tolerance comes from, for the message.
-    """
-    check = "regression" if slice_key is None else "slice_regression"
-    on_slice = slice_key is not None
-    if iv is None or not (math.isfinite(iv.estimate) and math.isfinite(iv.lower)):
-        message = f"not compared: {metric} is undefined for {names[0]} or {names[1]} here"
-        return GateReason(
-            check=check,
-            passed=True,
-            metric=metric,
-            slice=slice_key,
-            candidate=float("nan") if iv is None else iv.value_a,
-            baseline=None if iv is None else iv.value_b,
-            interval=None,
-            threshold=tolerance,
-            message=message if on_slice else "WARN: " + message,
-            warning=not on_slice,
-        )
-    higher = HIGHER_IS_BETTER[metric]
-    regression = -iv.estimate if higher else iv.estimate  # > 0: the candidate is worse
-    significant = iv.upper < 0 if higher else iv.lower > 0
-    better = iv.lower > 0 if higher else iv.upper < 0
-    too_large = regression > tolerance
-    few = iv.n_units < min_units
-    blocking = significant and too_large and not few
-    warning = too_large and not blocking
-    numbers = (
-        f"{metric} {names[0]} {iv.value_a:.4f} vs {names[1]} {iv.value_b:.4f}: difference "
-        f"{iv.estimate:+.4f} ({iv.confidence:.3g} CI {iv.lower:+.4f} to {iv.upper:+.4f}, "
-        f"{iv.n_units} units)"
-    )
-    verdict = _verdict(significant, too_large, better, tolerance, basis, on_slice)
-    if significant and too_large and few:
-        verdict = (
-            f"worse by more than {tolerance:g}, but only {iv.n_units} informative units "
-            f"(< {min_units}): too few to block on"
-        )
-    return GateReason(
-        check=check,
-        passed=not blocking,
-        metric=metric,
-        slice=slice_key,
-        candidate=iv.value_a,
-        baseline=iv.value_b,
-        interval=(iv.lower, iv.upper),
-        threshold=tolerance,
-        message=("WARN: " if warning else "") + f"{numbers}; {verdict}",
-        warning=warning,
-    )
-
-
 def _baseline_reason(
     metric: str,
     value: float,
@@ -235,7 +159,7 @@ def _baseline_reason(
         )
     iv = paired_interval(metric, cand, base, seed, n_resamples, config.confidence)
     tolerance, basis = _tolerance(config.max_regression, "max_regression", spread)
-    return _regression_reason(metric, iv, (cand.name, base.name), tolerance, None, 0, basis)
+    return regression_reason(metric, iv, (cand.name, base.name), tolerance, None, 0, basis)
 
 
 def _tolerance(configured: float, basis: str, spread: ReplicaSpread | None) -> tuple[float, str]:
@@ -351,7 +275,7 @@ def _evaluate_slices(
             names = (cand.name, base.name)
             tolerance, basis = _tolerance(configured, slice_basis, spread)
             results.reasons.append(
-                _regression_reason(config.metric, iv, names, tolerance, key, min_slice_size, basis)
+                regression_reason(config.metric, iv, names, tolerance, key, min_slice_size, basis)
             )
         if config.max_slice_gap is not None:
             base_name = None if pair is None else pair[1].name
@@ -434,8 +358,10 @@ def evaluate_scores(
     at least ``min_slice_size`` units (queries, users or rows) are reported; a slice regressing
     significantly by more than 2 x ``max_regression`` blocks, and so does a slice falling
     behind the overall metric by more than ``max_slice_gap`` when the baseline did not.
-    Optional: the expected calibration error at most ``max_calibration_error``; the PSI of the
-    candidate's predictions against the baseline's at most ``max_score_psi``.
+    Optional, relative to production: for a binary task, the expected calibration error may
+    not be significantly worse than production's by more than ``max_calibration_error`` (no
+    production: a WARN above it); the PSI of the candidate's predictions against production's
+    above ``max_score_psi`` is a WARN.
     ``max_regression`` is an absolute difference of the metric (0.02 = 2 NDCG points).
 
     Args:
@@ -513,10 +439,13 @@ def evaluate_scores(
     if reference is not None and reference in scored and reference != candidate:
         reasons.append(reference_reason(scored[reference]))
     pair = (cand, base) if cand.finite and base is not None and base.finite else None
-    if cand.finite and config.max_calibration_error is not None:
-        reasons.append(calibration_reason(cand, config.max_calibration_error))
-    if pair is not None and config.max_score_psi is not None:
-        reasons.append(score_shift_reason(cand, pair[1], config.max_score_psi))
+    # calibration is a property of probabilities of a binary outcome: a ranker's scores only
+    # order a result list, so ECE does not fit its task and is not applied
+    if cand.finite and holdout.task == "binary" and config.max_calibration_error is not None:
+        bound = config.max_calibration_error
+        reasons.append(calibration_reason(cand, base, bound, seed, n_resamples, config.confidence))
+    if cand.finite and config.max_score_psi is not None:
+        reasons.append(score_shift_reason(cand, base, config.max_score_psi))
     sliced = _evaluate_slices(
         columns,
         holdout,
