@@ -2,41 +2,103 @@
 
 from __future__ import annotations
 
-from spindle.features._backfill import BackfillResult, backfill_feature, latest_feature_day
-from spindle.features._catalog import feature_catalog
-from spindle.features._compute import (
-    compute_features,
-    compute_group,
-    connect_raw,
-    feature_table_path,
-)
-from spindle.features._definitions import (
-    GROUP_ENTITIES,
-    RESTRICTED_TAGS,
-    EncodingSpec,
-    FeatureDefinition,
-    FeatureRegistry,
-)
-from spindle.features._online import (
-    ONLINE_ENTITIES,
-    OnlineStore,
-    catch_up_online,
-    open_online_backend,
-)
-from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
-from spindle.features._online_sqlite import SQLiteOnlineStore
-from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
-from spindle.features._python import PythonComputation
-from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
-from spindle.features._training_set import (
-    TTL_S,
-    TrainingRows,
-    TrainingStream,
-    build_rows,
-    pin_versions,
-    stream_rows,
-)
-from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.features._backfill import BackfillResult, backfill_feature, latest_feature_day
+    from spindle.features._catalog import feature_catalog
+    from spindle.features._compute import (
+        compute_features,
+        compute_group,
+        connect_raw,
+        feature_table_path,
+    )
+    from spindle.features._definitions import (
+        GROUP_ENTITIES,
+        RESTRICTED_TAGS,
+        EncodingSpec,
+        FeatureDefinition,
+        FeatureRegistry,
+    )
+    from spindle.features._online import (
+        ONLINE_ENTITIES,
+        OnlineStore,
+        catch_up_online,
+        open_online_backend,
+    )
+    from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
+    from spindle.features._online_sqlite import SQLiteOnlineStore
+    from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
+    from spindle.features._python import PythonComputation
+    from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
+    from spindle.features._training_set import (
+        TTL_S,
+        TrainingRows,
+        TrainingStream,
+        build_rows,
+        pin_versions,
+        stream_rows,
+    )
+    from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "BackfillResult": "spindle.features._backfill",
+    "ColumnEncoding": "spindle.features._transform",
+    "EncodingSpec": "spindle.features._definitions",
+    "FeatureDefinition": "spindle.features._definitions",
+    "FeatureRegistry": "spindle.features._definitions",
+    "GROUP_ENTITIES": "spindle.features._definitions",
+    "MaterializeResult": "spindle.features._online_backend",
+    "ONLINE_ENTITIES": "spindle.features._online",
+    "OnlineStore": "spindle.features._online",
+    "OnlineStoreBackend": "spindle.features._online_backend",
+    "PythonComputation": "spindle.features._python",
+    "QUERY_COLUMN": "spindle.features._request",
+    "RESTRICTED_TAGS": "spindle.features._definitions",
+    "SQLiteOnlineStore": "spindle.features._online_sqlite",
+    "TEXT_VOCAB_SIZE": "spindle.features._transform",
+    "TTL_S": "spindle.features._training_set",
+    "TrainingRows": "spindle.features._training_set",
+    "TrainingStream": "spindle.features._training_set",
+    "Transform": "spindle.features._transform",
+    "add_request_features": "spindle.features._request",
+    "assemble_request_rows": "spindle.features._request",
+    "backfill_feature": "spindle.features._backfill",
+    "bounded_connection": "spindle.features._pit",
+    "build_rows": "spindle.features._training_set",
+    "catch_up_online": "spindle.features._online",
+    "compute_features": "spindle.features._compute",
+    "compute_group": "spindle.features._compute",
+    "connect_raw": "spindle.features._compute",
+    "feature_catalog": "spindle.features._catalog",
+    "feature_table_path": "spindle.features._compute",
+    "latest_feature_day": "spindle.features._backfill",
+    "open_online_backend": "spindle.features._online",
+    "pin_versions": "spindle.features._training_set",
+    "pit_join": "spindle.features._pit",
+    "pit_join_sql": "spindle.features._pit",
+    "stable_hash": "spindle.features._transform",
+    "stream_rows": "spindle.features._training_set",
+    "ttl_select": "spindle.features._pit",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "GROUP_ENTITIES",

@@ -22,17 +22,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from spindle.core import FeatureError, sha256_bytes
 
-ARROW_TYPES = {
-    "float64": pa.float64(),
-    "int64": pa.int64(),
-    "bool": pa.bool_(),
-    "string": pa.string(),
-}
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# Arrow type names by declared dtype; pyarrow itself is imported only when a feature runs
+# (loading definitions, as `spindle status` does, must stay light).
+ARROW_TYPE_NAMES = {"float64": "float64", "int64": "int64", "bool": "bool_", "string": "string"}
 
 _MODULES: dict[str, ModuleType] = {}
 
@@ -121,6 +120,8 @@ def apply_python(
             wrong number of values, or values that cannot be cast to ``dtype``; the message
             names the feature, file, function and day.
     """
+    import pyarrow as pa
+
     where = f"feature {ref} (python {computation.file.name}:{computation.function}, day {date})"
     function: Callable[[pa.Table], object] = getattr(_module(computation), computation.function)
     try:
@@ -140,7 +141,7 @@ def apply_python(
             "return one value per row, in the rows' order"
         )
     try:
-        return values.cast(ARROW_TYPES[dtype])
+        return values.cast(getattr(pa, ARROW_TYPE_NAMES[dtype])())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         raise FeatureError(
             f"{where} returned {values.type} values that cannot be cast to the declared dtype "

@@ -2,44 +2,142 @@
 
 from __future__ import annotations
 
-from spindle.orchestrate._airflow import export_airflow
-from spindle.orchestrate._backfill_step import BackfillRun, backfill
-from spindle.orchestrate._context import Context
-from spindle.orchestrate._cron import Cron
-from spindle.orchestrate._daily import DayReport, days_between, run_day
-from spindle.orchestrate._data_steps import DayIngest, day_verdict, ingest, validate
-from spindle.orchestrate._demo import run_demo, serve_and_probe
-from spindle.orchestrate._doctor import Problem, doctor
-from spindle.orchestrate._evaluate_step import evaluate_version
-from spindle.orchestrate._executors import InProcessExecutor, RayExecutor, make_executor, run_job
-from spindle.orchestrate._fleet import (
-    CatchUpPlan,
-    PlannedTask,
-    catch_up,
-    due_models,
-    plan_catch_up,
-    run_all,
-)
-from spindle.orchestrate._freshness import freshness_report, workspace_now
-from spindle.orchestrate._infra_validation import InfraReport, infra_validate
-from spindle.orchestrate._inspect import lineage_report, serving_check, status_report
-from spindle.orchestrate._model_common import (
-    LoadedConfig,
-    build_training_set,
-    deployed_before,
-    load_config,
-    model_dir,
-    training_window,
-)
-from spindle.orchestrate._models_view import model_report, models_report, parse_weights, route
-from spindle.orchestrate._push_step import push
-from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
-from spindle.orchestrate._resources import ResourceMeter
-from spindle.orchestrate._runner import Runner, StepOutcome, current_step_key, is_transient
-from spindle.orchestrate._schedule import read_heartbeat, run_schedule, tick
-from spindle.orchestrate._speed_check import SpeedCheck, SpeedRun, speed_check
-from spindle.orchestrate._train_step import choose_base, train_version
-from spindle.orchestrate._workspace_init import init_workspace
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.orchestrate._airflow import export_airflow
+    from spindle.orchestrate._backfill_step import BackfillRun, backfill
+    from spindle.orchestrate._context import Context
+    from spindle.orchestrate._cron import Cron
+    from spindle.orchestrate._daily import DayReport, days_between, run_day
+    from spindle.orchestrate._data_steps import (
+        DayIngest,
+        day_verdict,
+        ingest,
+        undo_ingest,
+        validate,
+    )
+    from spindle.orchestrate._demo import run_demo, serve_and_probe
+    from spindle.orchestrate._doctor import Problem, doctor
+    from spindle.orchestrate._evaluate_step import evaluate_version
+    from spindle.orchestrate._executors import (
+        InProcessExecutor,
+        RayExecutor,
+        make_executor,
+        run_job,
+    )
+    from spindle.orchestrate._fleet import (
+        CatchUpPlan,
+        PlannedTask,
+        catch_up,
+        due_models,
+        plan_catch_up,
+        run_all,
+    )
+    from spindle.orchestrate._freshness import freshness_report, workspace_now
+    from spindle.orchestrate._infra_validation import InfraReport, infra_validate
+    from spindle.orchestrate._inspect import lineage_report, serving_check, status_report
+    from spindle.orchestrate._model_common import (
+        LoadedConfig,
+        build_training_set,
+        deployed_before,
+        load_config,
+        model_dir,
+        training_window,
+    )
+    from spindle.orchestrate._models_view import model_report, models_report, parse_weights, route
+    from spindle.orchestrate._push_step import push
+    from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
+    from spindle.orchestrate._resources import ResourceMeter
+    from spindle.orchestrate._runner import Runner, StepOutcome, current_step_key, is_transient
+    from spindle.orchestrate._schedule import read_heartbeat, run_schedule, tick
+    from spindle.orchestrate._speed_check import SpeedCheck, SpeedRun, speed_check
+    from spindle.orchestrate._train_step import choose_base, train_version
+    from spindle.orchestrate._workspace_init import init_workspace
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "BackfillRun": "spindle.orchestrate._backfill_step",
+    "CatchUpPlan": "spindle.orchestrate._fleet",
+    "Context": "spindle.orchestrate._context",
+    "Cron": "spindle.orchestrate._cron",
+    "DayIngest": "spindle.orchestrate._data_steps",
+    "DayReport": "spindle.orchestrate._daily",
+    "InProcessExecutor": "spindle.orchestrate._executors",
+    "InfraReport": "spindle.orchestrate._infra_validation",
+    "LoadedConfig": "spindle.orchestrate._model_common",
+    "PlannedTask": "spindle.orchestrate._fleet",
+    "Problem": "spindle.orchestrate._doctor",
+    "RayExecutor": "spindle.orchestrate._executors",
+    "Replica": "spindle.orchestrate._replicas",
+    "ResourceMeter": "spindle.orchestrate._resources",
+    "Runner": "spindle.orchestrate._runner",
+    "SpeedCheck": "spindle.orchestrate._speed_check",
+    "SpeedRun": "spindle.orchestrate._speed_check",
+    "StepOutcome": "spindle.orchestrate._runner",
+    "backfill": "spindle.orchestrate._backfill_step",
+    "build_training_set": "spindle.orchestrate._model_common",
+    "catch_up": "spindle.orchestrate._fleet",
+    "choose_base": "spindle.orchestrate._train_step",
+    "current_step_key": "spindle.orchestrate._runner",
+    "day_verdict": "spindle.orchestrate._data_steps",
+    "days_between": "spindle.orchestrate._daily",
+    "deployed_before": "spindle.orchestrate._model_common",
+    "doctor": "spindle.orchestrate._doctor",
+    "due_models": "spindle.orchestrate._fleet",
+    "evaluate_version": "spindle.orchestrate._evaluate_step",
+    "export_airflow": "spindle.orchestrate._airflow",
+    "freshness_report": "spindle.orchestrate._freshness",
+    "infra_validate": "spindle.orchestrate._infra_validation",
+    "ingest": "spindle.orchestrate._data_steps",
+    "init_workspace": "spindle.orchestrate._workspace_init",
+    "is_transient": "spindle.orchestrate._runner",
+    "lineage_report": "spindle.orchestrate._inspect",
+    "load_config": "spindle.orchestrate._model_common",
+    "make_executor": "spindle.orchestrate._executors",
+    "model_dir": "spindle.orchestrate._model_common",
+    "model_report": "spindle.orchestrate._models_view",
+    "models_report": "spindle.orchestrate._models_view",
+    "parse_weights": "spindle.orchestrate._models_view",
+    "plan_catch_up": "spindle.orchestrate._fleet",
+    "push": "spindle.orchestrate._push_step",
+    "read_heartbeat": "spindle.orchestrate._schedule",
+    "replica_seed": "spindle.orchestrate._replicas",
+    "route": "spindle.orchestrate._models_view",
+    "run_all": "spindle.orchestrate._fleet",
+    "run_day": "spindle.orchestrate._daily",
+    "run_demo": "spindle.orchestrate._demo",
+    "run_job": "spindle.orchestrate._executors",
+    "run_schedule": "spindle.orchestrate._schedule",
+    "serve_and_probe": "spindle.orchestrate._demo",
+    "serving_check": "spindle.orchestrate._inspect",
+    "speed_check": "spindle.orchestrate._speed_check",
+    "status_report": "spindle.orchestrate._inspect",
+    "tick": "spindle.orchestrate._schedule",
+    "train_replicas": "spindle.orchestrate._replicas",
+    "train_version": "spindle.orchestrate._train_step",
+    "training_window": "spindle.orchestrate._model_common",
+    "undo_ingest": "spindle.orchestrate._data_steps",
+    "validate": "spindle.orchestrate._data_steps",
+    "workspace_now": "spindle.orchestrate._freshness",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "BackfillRun",
@@ -102,6 +200,7 @@ __all__ = [
     "train_replicas",
     "train_version",
     "training_window",
+    "undo_ingest",
     "validate",
     "workspace_now",
 ]

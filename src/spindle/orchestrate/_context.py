@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from spindle.core import Workspace
-from spindle.features import FeatureRegistry, OnlineStore
+from spindle.features import FeatureRegistry
 from spindle.orchestrate._runner import Runner
 from spindle.registry import MetadataStore
+
+if TYPE_CHECKING:
+    from spindle.features import OnlineStore
 
 
 @dataclass
@@ -29,6 +33,10 @@ class Context:
 
     def online_store(self) -> OnlineStore:
         """The online store of the workspace's ``online_store_url`` (SQLite by default)."""
+        # Imported here: the online store pulls pyarrow.dataset and DuckDB, which light
+        # commands (`spindle status`, `models list`) never need.
+        from spindle.features import OnlineStore
+
         return OnlineStore(self.workspace.online_store_url)
 
     def close(self) -> None:

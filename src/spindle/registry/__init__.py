@@ -7,16 +7,48 @@ PostgreSQL. Every step's run, its outputs and their lineage are recorded through
 
 from __future__ import annotations
 
-from spindle.registry._records import (
-    AliasEvent,
-    ArtifactRecord,
-    LineageEdge,
-    LineageGraph,
-    LineageNode,
-    ModelVersionRecord,
-    RunRecord,
-)
-from spindle.registry._store import MetadataStore
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.registry._records import (
+        AliasEvent,
+        ArtifactRecord,
+        LineageEdge,
+        LineageGraph,
+        LineageNode,
+        ModelVersionRecord,
+        RunRecord,
+    )
+    from spindle.registry._store import MetadataStore
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "AliasEvent": "spindle.registry._records",
+    "ArtifactRecord": "spindle.registry._records",
+    "LineageEdge": "spindle.registry._records",
+    "LineageGraph": "spindle.registry._records",
+    "LineageNode": "spindle.registry._records",
+    "MetadataStore": "spindle.registry._store",
+    "ModelVersionRecord": "spindle.registry._records",
+    "RunRecord": "spindle.registry._records",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "AliasEvent",

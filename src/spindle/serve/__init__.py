@@ -7,29 +7,88 @@ checked against its manifest's sha256 when loaded.
 
 from __future__ import annotations
 
-from spindle.serve._process import ServerThread, serve_forever
-from spindle.serve._ranking import RankResult, popularity_scores
-from spindle.serve._repository import (
-    PushResult,
-    Routing,
-    check_model_name,
-    check_version,
-    list_versions,
-    push,
-    read_routing,
-    rollback,
-    set_routing,
-    version_dir,
-)
-from spindle.serve._runtime import (
-    ChecksumMismatch,
-    ModelRuntime,
-    TensorSpec,
-    read_manifest,
-    verify_files,
-)
-from spindle.serve._server import RankRequest, create_app
-from spindle.serve._state import choose_version, traffic_point
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.serve._process import ServerThread, serve_forever
+    from spindle.serve._ranking import RankResult, popularity_scores
+    from spindle.serve._repository import (
+        PushResult,
+        Routing,
+        check_model_name,
+        check_version,
+        list_versions,
+        push,
+        push_routing,
+        read_routing,
+        repository_id,
+        rollback,
+        rollback_routing,
+        routing_lock,
+        set_routing,
+        version_dir,
+        weights_routing,
+        write_routing,
+    )
+    from spindle.serve._runtime import (
+        ChecksumMismatch,
+        ModelRuntime,
+        TensorSpec,
+        read_manifest,
+        verify_files,
+    )
+    from spindle.serve._server import RankRequest, create_app
+    from spindle.serve._state import choose_version, traffic_point
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "ChecksumMismatch": "spindle.serve._runtime",
+    "ModelRuntime": "spindle.serve._runtime",
+    "PushResult": "spindle.serve._repository",
+    "RankRequest": "spindle.serve._server",
+    "RankResult": "spindle.serve._ranking",
+    "Routing": "spindle.serve._repository",
+    "ServerThread": "spindle.serve._process",
+    "TensorSpec": "spindle.serve._runtime",
+    "check_model_name": "spindle.serve._repository",
+    "check_version": "spindle.serve._repository",
+    "choose_version": "spindle.serve._state",
+    "create_app": "spindle.serve._server",
+    "list_versions": "spindle.serve._repository",
+    "popularity_scores": "spindle.serve._ranking",
+    "push": "spindle.serve._repository",
+    "push_routing": "spindle.serve._repository",
+    "read_manifest": "spindle.serve._runtime",
+    "read_routing": "spindle.serve._repository",
+    "repository_id": "spindle.serve._repository",
+    "rollback": "spindle.serve._repository",
+    "rollback_routing": "spindle.serve._repository",
+    "routing_lock": "spindle.serve._repository",
+    "serve_forever": "spindle.serve._process",
+    "set_routing": "spindle.serve._repository",
+    "traffic_point": "spindle.serve._state",
+    "verify_files": "spindle.serve._runtime",
+    "version_dir": "spindle.serve._repository",
+    "weights_routing": "spindle.serve._repository",
+    "write_routing": "spindle.serve._repository",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ChecksumMismatch",
@@ -47,12 +106,18 @@ __all__ = [
     "list_versions",
     "popularity_scores",
     "push",
+    "push_routing",
     "read_manifest",
     "read_routing",
+    "repository_id",
     "rollback",
+    "rollback_routing",
+    "routing_lock",
     "serve_forever",
     "set_routing",
     "traffic_point",
     "verify_files",
     "version_dir",
+    "weights_routing",
+    "write_routing",
 ]

@@ -8,10 +8,41 @@ ranking, and ``Fault`` injects the failures a real log pipeline suffers.
 
 from __future__ import annotations
 
-from spindle.sim._faults import FAULT_KINDS, Fault
-from spindle.sim._schema import TABLES
-from spindle.sim._simulate import SimulationResult, simulate
-from spindle.sim._world import COUNTRIES, PRODUCT_TYPES
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.sim._faults import FAULT_KINDS, Fault
+    from spindle.sim._schema import TABLES
+    from spindle.sim._simulate import SimulationResult, simulate
+    from spindle.sim._world import COUNTRIES, PRODUCT_TYPES
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "COUNTRIES": "spindle.sim._world",
+    "FAULT_KINDS": "spindle.sim._faults",
+    "Fault": "spindle.sim._faults",
+    "PRODUCT_TYPES": "spindle.sim._world",
+    "SimulationResult": "spindle.sim._simulate",
+    "TABLES": "spindle.sim._schema",
+    "simulate": "spindle.sim._simulate",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "COUNTRIES",

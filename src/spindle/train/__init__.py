@@ -3,24 +3,74 @@ ONNX export."""
 
 from __future__ import annotations
 
-from spindle.train._async import AsyncRecipe
-from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
-from spindle.train._checkpoint import CheckpointStore
-from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
-from spindle.train._export import export_onnx, predict
-from spindle.train._model import Ranker
-from spindle.train._protocol import TorchTrainer, Trainer, trainer_for
-from spindle.train._recipe import SyncRecipe
-from spindle.train._row_adam import RowAdam
-from spindle.train._spec import InputSpec, check_inputs
-from spindle.train._train import (
-    TrainResult,
-    data_sha256,
-    state_dict_sha256,
-    train_from_parquet,
-    train_model,
-)
-from spindle.train._warm_start import load_weights, warm_start
+from importlib import import_module as _import_module
+from typing import TYPE_CHECKING as _TYPE_CHECKING
+from typing import Any as _Any
+
+if _TYPE_CHECKING:
+    from spindle.train._async import AsyncRecipe
+    from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
+    from spindle.train._checkpoint import CheckpointStore
+    from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
+    from spindle.train._export import export_onnx, predict
+    from spindle.train._model import Ranker
+    from spindle.train._protocol import TorchTrainer, Trainer, trainer_for
+    from spindle.train._recipe import SyncRecipe
+    from spindle.train._row_adam import RowAdam
+    from spindle.train._spec import InputSpec, check_inputs
+    from spindle.train._train import (
+        TrainResult,
+        data_sha256,
+        state_dict_sha256,
+        train_from_parquet,
+        train_model,
+    )
+    from spindle.train._warm_start import load_weights, warm_start
+
+# Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
+# does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
+_LAZY: dict[str, str] = {
+    "ArrayBatches": "spindle.train._batches",
+    "AsyncRecipe": "spindle.train._async",
+    "BatchSource": "spindle.train._batches",
+    "CheckpointStore": "spindle.train._checkpoint",
+    "DDPOutcome": "spindle.train._ddp",
+    "DDPRecipe": "spindle.train._ddp",
+    "InputSpec": "spindle.train._spec",
+    "ParquetBatches": "spindle.train._batches",
+    "Prefetcher": "spindle.train._batches",
+    "Ranker": "spindle.train._model",
+    "RowAdam": "spindle.train._row_adam",
+    "SyncRecipe": "spindle.train._recipe",
+    "TorchTrainer": "spindle.train._protocol",
+    "TrainResult": "spindle.train._train",
+    "Trainer": "spindle.train._protocol",
+    "check_inputs": "spindle.train._spec",
+    "data_sha256": "spindle.train._train",
+    "export_onnx": "spindle.train._export",
+    "load_weights": "spindle.train._warm_start",
+    "predict": "spindle.train._export",
+    "state_dict_sha256": "spindle.train._train",
+    "train_ddp": "spindle.train._ddp",
+    "train_from_parquet": "spindle.train._train",
+    "train_model": "spindle.train._train",
+    "trainer_for": "spindle.train._protocol",
+    "warm_start": "spindle.train._warm_start",
+}
+
+
+def __getattr__(name: str) -> _Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ArrayBatches",
