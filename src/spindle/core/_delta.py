@@ -7,14 +7,17 @@ day is idempotent; schema evolution is additive (``schema_mode='merge'``). Reade
 from __future__ import annotations
 
 from pathlib import Path
-
-import pyarrow as pa
-import pyarrow.dataset as pads
-from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError, TableNotFoundError
+from typing import TYPE_CHECKING
 
 from spindle.core._artifacts import TableVersion
 from spindle.core._errors import DataError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+# deltalake and pyarrow are imported in the functions that use them: `table_exists` and the
+# modules that only name these functions (on the path of `spindle status`) stay light.
 
 
 def table_exists(path: str | Path) -> bool:
@@ -34,6 +37,10 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
     Raises:
         DataError: the write failed (the previous version stays intact: Delta commits atomically).
     """
+    import pyarrow as pa
+    from deltalake import write_deltalake
+    from deltalake.exceptions import DeltaError
+
     if "date" not in table.column_names:
         table = table.append_column("date", pa.array([date] * table.num_rows, pa.string()))
     try:
@@ -54,6 +61,9 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
 
 def current_version(path: str | Path, name: str) -> TableVersion:
     """The latest version of a Delta table as an artifact."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
     try:
         dt = DeltaTable(str(path))
     except TableNotFoundError as exc:
@@ -65,6 +75,9 @@ def current_version(path: str | Path, name: str) -> TableVersion:
 
 def open_dataset(path: str | Path, version: int | None = None) -> pads.Dataset:
     """A pyarrow dataset over a Delta table, at ``version`` (time travel) or the latest."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
     try:
         dt = DeltaTable(str(path), version=version)
     except TableNotFoundError as exc:

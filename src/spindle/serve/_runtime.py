@@ -11,14 +11,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import onnxruntime as ort
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any
 
 from spindle.core import FeatureError, ServingError, sha256_bytes, sha256_file
-from spindle.features import Transform
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pyarrow as pa
+
+    from spindle.features import Transform
+
+# onnxruntime, numpy, pyarrow and the transform are imported where a model is loaded or run:
+# the repository (and `spindle models list`, which reads routing through it) needs none of them.
 
 MODEL_FILE = "model.onnx"
 TRANSFORM_FILE = "transform.json"
@@ -193,6 +197,10 @@ class ModelRuntime:
         verify_files(path, {"files": {k: v for k, v in files.items() if k not in _REQUIRED}})
         model_bytes = _read_verified(path, MODEL_FILE, files[MODEL_FILE])
         transform_bytes = _read_verified(path, TRANSFORM_FILE, files[TRANSFORM_FILE])
+        import onnxruntime as ort
+
+        from spindle.features import Transform
+
         try:
             transform = Transform.from_json(transform_bytes.decode("utf-8"))
         except (FeatureError, UnicodeDecodeError) as exc:
@@ -261,6 +269,8 @@ class ModelRuntime:
             FeatureError: a column the transform reads is missing from ``rows``.
             ServingError: the model's output is not one finite score per row.
         """
+        import numpy as np
+
         if rows.num_rows == 0:
             return np.zeros(0, np.float64)
         arrays = self.transform.transform(rows)
@@ -274,10 +284,14 @@ class ModelRuntime:
 
     def infer(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the ONNX graph on named input tensors and return every output by name."""
+        import numpy as np
+
         values = self.session.run(None, inputs)
         return {spec.name: np.asarray(v) for spec, v in zip(self.outputs, values, strict=True)}
 
     def _scores(self, outputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+        import numpy as np
+
         scores = outputs[self._output].astype(np.float64).reshape(-1)
         if scores.shape != (n,):
             raise ServingError(
