@@ -19,6 +19,34 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    # Imported here: `--version` is the only command that reads package metadata.
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("spindle")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        installed = spindle.__version__
+    typer.echo(f"spindle {installed}")
+    raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        help="Print spindle's version and exit.",
+    ),
+) -> None:
+    """spindle: daily logs to served models — versioned, validated, gated, observable, recoverable."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 WorkspaceOption = typer.Option(
