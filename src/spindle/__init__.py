@@ -72,8 +72,9 @@ if _TYPE_CHECKING:
         train_version,
         validate,
     )
+    from spindle.orchestrate._deploy import rollback
     from spindle.registry import MetadataStore
-    from spindle.serve import create_app, read_routing, rollback, serve_forever, set_routing
+    from spindle.serve import create_app, read_routing, serve_forever, set_routing
     from spindle.sim import FAULT_KINDS, Fault, simulate
 
 # Names resolve lazily (PEP 562), so `import spindle.registry` does not pay for torch.
@@ -134,7 +135,7 @@ _LAZY: dict[str, str] = {
     "load_config": "spindle.orchestrate",
     "push": "spindle.orchestrate",
     "read_routing": "spindle.serve",
-    "rollback": "spindle.serve",
+    "rollback": "spindle.orchestrate._deploy",
     "run_day": "spindle.orchestrate",
     "run_demo": "spindle.orchestrate",
     "serve_forever": "spindle.serve",

@@ -113,11 +113,16 @@ def push(
         False, help="Push a version the gate or infra validation blocked (needs --reason)."
     ),
     reason: str | None = typer.Option(None, help="Why a blocked version is forced (audited)."),
+    allow_older: bool = typer.Option(
+        False, "--allow-older", help="Let a version trained for an earlier day replace production."
+    ),
     workspace: str = WorkspaceOption,
 ) -> None:
     """Validate the serving infra, push a gated version atomically and make it production."""
     with spindle.Context.open(workspace) as ctx:
-        deployment = spindle.push(ctx, model, version, weight=weight, force=force, reason=reason)
+        deployment = spindle.push(
+            ctx, model, version, weight=weight, force=force, reason=reason, allow_older=allow_older
+        )
     forced = f"; FORCED: {deployment.forced_reason}" if deployment.forced_reason else ""
     console.print(
         f"pushed {model}@{deployment.version} to {deployment.uri} (weight {deployment.weight})"
@@ -170,10 +175,9 @@ def rollback(
     reason: str = typer.Option("manual rollback", help="Why (recorded in the alias history)."),
     workspace: str = WorkspaceOption,
 ) -> None:
-    """Route all traffic back to the previous version in one step."""
+    """Route all traffic back to the previous version and make it production, in one step."""
     with spindle.Context.open(workspace) as ctx:
-        version = spindle.rollback(ctx.workspace.model_repo, model)
-        ctx.store.set_alias(model, "production", version, actor="spindle rollback", reason=reason)
+        version = spindle.rollback(ctx, model, reason=reason)
     console.print(f"{model}: serving version {version}")
 
 
@@ -277,13 +281,23 @@ def run(
     model: str,
     date: str = typer.Option(...),
     from_scratch: bool = typer.Option(False, "--from-scratch"),
+    allow_older: bool = typer.Option(
+        False, "--allow-older", help="Let this day's version replace a production trained later."
+    ),
     overrides: list[str] | None = SetOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The whole daily pipeline for one model: ingest → validate → train → evaluate → push (idempotent)."""
     with spindle.Context.open(workspace) as ctx:
-        report = spindle.run_day(ctx, model, date, from_scratch=from_scratch, overrides=overrides)
+        report = spindle.run_day(
+            ctx,
+            model,
+            date,
+            from_scratch=from_scratch,
+            overrides=overrides,
+            allow_older=allow_older,
+        )
     if as_json:
         emit_json(report.to_dict())
     else:

@@ -25,13 +25,20 @@ def run_all(
     date: str = typer.Option(...),
     max_parallel: int = typer.Option(1, min=1),
     capacity_hours: float | None = typer.Option(None, min=0),
+    allow_older: bool = typer.Option(
+        False, "--allow-older", help="Let this day's versions replace production trained later."
+    ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run every model due on a day, most important first, within a capacity."""
     with spindle.Context.open(workspace) as ctx:
         reports = spindle.run_all(
-            ctx, date, max_parallel=max_parallel, capacity_hours=capacity_hours
+            ctx,
+            date,
+            max_parallel=max_parallel,
+            capacity_hours=capacity_hours,
+            allow_older=allow_older,
         )
     if as_json:
         emit_json([r.to_dict() for r in reports])
@@ -55,13 +62,16 @@ def catch_up(
     until: str | None = typer.Option(None, help="Last day to catch up (default: newest raw data)."),
     capacity_hours: float | None = typer.Option(None, min=0),
     dry_run: bool = typer.Option(False, "--dry-run"),
+    allow_older: bool = typer.Option(
+        False, "--allow-older", help="Let a run replace production trained for a later day."
+    ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Plan (and run) the backlog after an outage: priority first, then staleness, within capacity."""
     with spindle.Context.open(workspace) as ctx:
         plan = spindle.plan_catch_up(ctx, since, until, capacity_hours=capacity_hours)
-        outcomes = None if dry_run else spindle.catch_up(ctx, plan)
+        outcomes = None if dry_run else spindle.catch_up(ctx, plan, allow_older=allow_older)
     if as_json:
         emit_json(plan.to_dict() | ({"outcomes": outcomes} if outcomes is not None else {}))
         return
@@ -118,7 +128,9 @@ def catch_up(
 @handles_errors
 def doctor(
     fix: bool = typer.Option(
-        False, help="Mark dead runs failed and abandon orphaned version numbers."
+        False,
+        help="Mark dead runs failed, abandon orphaned version numbers, resolve pending "
+        "deployments and route serving back to the registry's production.",
     ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,

@@ -60,3 +60,22 @@ def production_date(ctx: Context, model: str) -> tuple[int | None, str | None]:
     """The production version and the day it was trained for (None, None if nothing serves)."""
     version = production_version(ctx, model)
     return version, None if version is None else ctx.store.get_version(model, version).date
+
+
+def production_before(ctx: Context, model: str, date: str) -> int | None:
+    """The version to warm-start a run for ``date`` from: what production is now, unless it was
+    trained for ``date`` or later, in which case what production was before it.
+
+    Walks the ``production`` alias history newest first and returns the first version trained
+    for a day before ``date``, so after ``spindle rollback`` the next day starts from the
+    version rolled back to (not from the bad one), and re-running a day after its own push
+    still picks the base it had.
+    """
+    if model not in ctx.store.models():
+        return None
+    dates = {r.version: r.date for r in ctx.store.versions(model) if r.status == "ready"}
+    for event in reversed(ctx.store.alias_history(model, "production")):
+        day = dates.get(event.version) if event.version is not None else None
+        if day and day < date:
+            return event.version
+    return None

@@ -60,6 +60,7 @@ def run_day(
     from_scratch: bool = False,
     overrides: list[str] | None = None,
     train_model: bool = True,
+    allow_older: bool = False,
 ) -> DayReport:
     """Run the whole daily pipeline of ``model`` for ``date`` (idempotent: done steps are skipped).
 
@@ -70,7 +71,7 @@ def run_day(
     try:
         ingest_and_validate(ctx, date, report)
         if train_model:
-            _train_evaluate_push(ctx, model, date, report, from_scratch, overrides)
+            _train_evaluate_push(ctx, model, date, report, from_scratch, overrides, allow_older)
     except SpindleError as exc:
         report.error = f"{type(exc).__name__}: {exc}"
     report.serving_version = production_version(ctx, model)
@@ -84,6 +85,7 @@ def _train_evaluate_push(
     report: DayReport,
     from_scratch: bool,
     overrides: list[str] | None,
+    allow_older: bool = False,
 ) -> None:
     version, _result, skipped = train_version(
         ctx, model, date, from_scratch=from_scratch, overrides=overrides
@@ -104,7 +106,7 @@ def _train_evaluate_push(
     report.gate_reasons = list(evaluation.reasons)
     if evaluation.decision == "pass":
         try:
-            push(ctx, model, version.version)
+            push(ctx, model, version.version, allow_older=allow_older)
         except GateBlocked as exc:  # infra validation refused it: a verdict, not a crash
             report.gate = "block"
             report.gate_reasons.append(str(exc))

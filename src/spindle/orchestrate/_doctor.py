@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spindle.core import DataError, current_version, sha256_file, table_exists
+from spindle.core import DataError, ServingError, current_version, sha256_file, table_exists
 from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._deploy import deploy, pending_deployments, resolve_pending
+from spindle.serve import Routing, read_routing
 
 
 @dataclass(frozen=True)
@@ -133,44 +135,110 @@ def _check_files(ctx: Context) -> list[Problem]:
     return problems
 
 
-def _check_serving(ctx: Context) -> list[Problem]:
+def _check_serving(ctx: Context, fix: bool) -> list[Problem]:
     problems: list[Problem] = []
+    for record in pending_deployments(ctx):
+        outcome = resolve_pending(ctx, record) if fix else None
+        problems.append(
+            Problem(
+                "pending_deployment",
+                f"{record.model} deployment #{record.seq}",
+                f"routing {record.weights} was recorded but never finished (a crash between "
+                f"the registry and routing.json)"
+                + (f"; {outcome}" if outcome else "; `spindle doctor --fix` resolves it"),
+                fix,
+            )
+        )
     repo = ctx.workspace.model_repo
-    for routing_file in sorted(repo.glob("*/routing.json")):
-        model = routing_file.parent.name
-        routing = json.loads(routing_file.read_text())
-        weights = {int(v): float(w) for v, w in routing.get("weights", {}).items()}
-        for version in weights:
-            if not (routing_file.parent / str(version) / "model.onnx").is_file():
-                problems.append(
-                    Problem(
-                        "routing",
-                        f"{model}@{version}",
-                        f"routed in {routing_file} but not in the repository",
-                    )
-                )
-        main = max(weights, key=lambda v: (weights[v], v)) if weights else None
-        production = production_version(ctx, model)
-        if main != production:
+    models = sorted({p.parent.name for p in repo.glob("*/routing.json")} | set(ctx.store.models()))
+    for model in models:
+        problems += _check_model_serving(ctx, model, fix)
+    return problems
+
+
+def _check_model_serving(ctx: Context, model: str, fix: bool) -> list[Problem]:
+    repo = ctx.workspace.model_repo
+    routing_file = repo / model / "routing.json"
+    production = production_version(ctx, model)
+    try:
+        routing = read_routing(repo, model)
+    except ServingError as exc:
+        return [_repair(ctx, model, production, fix, "corrupt_routing", str(exc))]
+    problems = []
+    for version in sorted(routing.weights):
+        if not (repo / model / str(version) / "model.onnx").is_file():
             problems.append(
                 Problem(
-                    "serving_mismatch",
-                    model,
-                    f"serving routes most traffic to version {main}, the registry says production is {production}",
+                    "routing",
+                    f"{model}@{version}",
+                    f"routed in {routing_file} but not in the repository",
                 )
             )
+    if routing.main != production:
+        message = (
+            f"serving routes most traffic to version {routing.main}, "
+            f"the registry says production is {production}"
+        )
+        problems.append(_repair(ctx, model, production, fix, "serving_mismatch", message))
     return problems
+
+
+def _repair(
+    ctx: Context, model: str, production: int | None, fix: bool, kind: str, message: str
+) -> Problem:
+    """Make routing.json follow the registry's last recorded deployment of ``production``."""
+    repo = ctx.workspace.model_repo
+    if production is None:
+        return Problem(
+            kind,
+            model,
+            f"{message}; the registry has no production version: "
+            f"pick one with `spindle route {model} VERSION=1`",
+        )
+    if not (repo / model / str(production) / "model.onnx").is_file():
+        return Problem(
+            kind,
+            model,
+            f"{message}; version {production} is not in the repository: "
+            f"copy it back with `spindle push {model} --version {production}`",
+        )
+    done = [
+        d
+        for d in ctx.store.deployments(model, status="done")
+        if d.main == production
+        and all((repo / model / str(v) / "model.onnx").is_file() for v in d.weights)
+    ]
+    weights, previous = (done[-1].weights, done[-1].previous) if done else ({production: 1.0}, None)
+    if not fix:
+        return Problem(
+            kind,
+            model,
+            f"{message}; `spindle doctor --fix` routes it back to the "
+            f"registry's deployment {weights}",
+        )
+    deploy(
+        ctx,
+        model,
+        lambda _current: Routing(model, weights, previous),
+        actor="spindle doctor --fix",
+        reason=f"routing.json disagreed with the registry: {message}",
+    )
+    return Problem(
+        kind, model, f"{message}; routed back to the registry's deployment {weights}", True
+    )
 
 
 def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
     """Every inconsistency between the metadata store, the files and serving (empty = healthy).
 
     Args:
-        fix: repair what is safe to repair: mark dead runs failed, fail abandoned version numbers.
+        fix: repair what is safe to repair: mark dead runs failed, fail abandoned version numbers,
+            finish or abandon deployments a crash left pending, and route serving back to the
+            registry's recorded deployment when routing.json disagrees with it (or is corrupt).
     """
     return [
         *_check_runs(ctx, fix),
         *_check_model_versions(ctx, fix),
         *_check_files(ctx),
-        *_check_serving(ctx),
+        *_check_serving(ctx, fix),
     ]

@@ -22,18 +22,26 @@ Job = tuple[str, str]  # (model, date)
 
 
 def run_job(
-    workspace: str, model: str, date: str, overrides: list[str] | None = None
+    workspace: str,
+    model: str,
+    date: str,
+    overrides: list[str] | None = None,
+    allow_older: bool = False,
 ) -> dict[str, Any]:
     """One model-day in a fresh context (module level, so Ray can ship it to a worker)."""
     with Context.open(workspace) as ctx:
-        return run_day(ctx, model, date, overrides=overrides).to_dict()
+        return run_day(ctx, model, date, overrides=overrides, allow_older=allow_older).to_dict()
 
 
 class Executor(Protocol):
     name: str
 
     def run(
-        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+        self,
+        workspace: Path,
+        jobs: list[Job],
+        overrides: list[str] | None = None,
+        allow_older: bool = False,
     ) -> list[DayReport]: ...
 
 
@@ -45,13 +53,19 @@ class InProcessExecutor:
     name: str = "in-process"
 
     def run(
-        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+        self,
+        workspace: Path,
+        jobs: list[Job],
+        overrides: list[str] | None = None,
+        allow_older: bool = False,
     ) -> list[DayReport]:
         if self.max_parallel == 1:
-            return [DayReport(**run_job(str(workspace), m, d, overrides)) for m, d in jobs]
+            return [
+                DayReport(**run_job(str(workspace), m, d, overrides, allow_older)) for m, d in jobs
+            ]
 
         def one(job: Job) -> DayReport:
-            return DayReport(**run_job(str(workspace), job[0], job[1], overrides))
+            return DayReport(**run_job(str(workspace), job[0], job[1], overrides, allow_older))
 
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
             return list(pool.map(one, jobs))
@@ -66,7 +80,11 @@ class RayExecutor:
     name: str = "ray"
 
     def run(
-        self, workspace: Path, jobs: list[Job], overrides: list[str] | None = None
+        self,
+        workspace: Path,
+        jobs: list[Job],
+        overrides: list[str] | None = None,
+        allow_older: bool = False,
     ) -> list[DayReport]:
         try:
             import ray
@@ -93,7 +111,8 @@ class RayExecutor:
         task = ray.remote(num_cpus=self.num_cpus_per_job, max_retries=2, retry_exceptions=False)(
             run_job
         )
-        refs = [task.remote(str(Path(workspace).resolve()), m, d, overrides) for m, d in jobs]
+        root = str(Path(workspace).resolve())
+        refs = [task.remote(root, m, d, overrides, allow_older) for m, d in jobs]
         try:
             return [DayReport(**r) for r in ray.get(refs)]
         except ray.exceptions.RayError as exc:

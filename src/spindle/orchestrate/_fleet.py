@@ -82,8 +82,12 @@ def run_all(
     max_parallel: int = 1,
     capacity_hours: float | None = None,
     executor: Executor | None = None,
+    allow_older: bool = False,
 ) -> list[DayReport]:
     """Run every model due on ``date`` in priority order, within ``capacity_hours``.
+
+    A model whose production version was trained for a later day than ``date`` keeps it: the
+    new version is refused at push (recorded, and said in the report) unless ``allow_older``.
 
     The day is ingested and validated once, then each chosen model's pipeline runs on the
     executor (in-process by default; ``max_parallel`` threads, or Ray tasks). Models beyond the
@@ -106,7 +110,8 @@ def run_all(
         used += estimate
         chosen.append(model)
     runner = executor or InProcessExecutor(max_parallel)
-    return runner.run(ctx.workspace.root, [(m, date) for m in chosen]) + reports
+    jobs = [(m, date) for m in chosen]
+    return runner.run(ctx.workspace.root, jobs, allow_older=allow_older) + reports
 
 
 def latest_raw_day(ctx: Context) -> str | None:
@@ -173,8 +178,11 @@ def plan_catch_up(
     return plan
 
 
-def catch_up(ctx: Context, plan: CatchUpPlan) -> list[dict[str, Any]]:
-    """Carry out a plan's tasks within capacity, in order; report each task's outcome."""
+def catch_up(ctx: Context, plan: CatchUpPlan, *, allow_older: bool = False) -> list[dict[str, Any]]:
+    """Carry out a plan's tasks within capacity, in order; report each task's outcome.
+
+    A run never replaces a production version trained for a later day unless ``allow_older``.
+    """
     outcomes = []
     for task in plan.tasks:
         if not task.within_capacity:
@@ -189,7 +197,7 @@ def catch_up(ctx: Context, plan: CatchUpPlan) -> list[dict[str, Any]]:
                 )
             else:
                 assert task.model is not None
-                result = run_day(ctx, task.model, task.date)
+                result = run_day(ctx, task.model, task.date, allow_older=allow_older)
                 status = "failed" if result.error else "done"
                 outcomes.append(
                     task.to_dict()

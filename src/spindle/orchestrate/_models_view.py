@@ -9,8 +9,9 @@ from typing import Any
 
 from spindle.core import NotFound, ServingError
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._deploy import deploy
 from spindle.registry import ModelVersionRecord
-from spindle.serve import check_model_name, read_routing, set_routing
+from spindle.serve import check_model_name, read_routing, weights_routing
 
 
 def _routing(ctx: Context, model: str) -> dict[str, float]:
@@ -31,6 +32,7 @@ def _version_entry(
     deployment = ctx.store.latest_artifact("deployment", model=model, version=record.version)
     eval_props = {} if evaluation is None else evaluation.properties
     candidate = dict(eval_props.get("metrics", {}).get("candidate", {}))
+    reasons = [str(r) for r in eval_props.get("reasons", [])]
     return {
         "version": record.version,
         "status": record.status,
@@ -42,7 +44,9 @@ def _version_entry(
         "training": training,
         "verdict": eval_props.get("decision"),
         "holdout_date": eval_props.get("holdout_date"),
-        "reasons": list(eval_props.get("reasons", [])),
+        "reasons": reasons,
+        # the failed checks, as ``GateReason.line()`` wrote them: why the version was blocked
+        "block_reasons": [r for r in reasons if r.startswith("[FAIL]")],
         "pushed": deployment is not None,
         "forced_reason": None if deployment is None else deployment.properties.get("forced_reason"),
         "error": record.error,
@@ -129,26 +133,23 @@ def route(
 ) -> dict[str, Any]:
     """Set the routing weights of ``model`` exactly and record who moved traffic, and why.
 
-    The versions must be pushed and the weights sum to 1. When the version with the most
-    traffic changes, the ``production`` alias follows it (``previous`` moves with it).
+    The versions must be pushed and the weights sum to 1. The routing change and the move of
+    ``production`` to the version with the most traffic (``previous`` moves with it) are one
+    recorded deployment.
 
     Raises:
         ServingError: bad weights or versions that are not in the model repository.
     """
-    routing = set_routing(ctx.workspace.model_repo, model, weights)
-    main = routing.main
-    if (
-        main is not None
-        and model in ctx.store.models()
-        and ctx.store.get_alias(model, "production") != main
-    ):
-        ctx.store.set_alias(
-            model,
-            "production",
-            main,
-            actor="spindle route",
-            reason=reason or f"routing {routing.to_json()['weights']}",
-        )
+    check_model_name(model)
+    repo = ctx.workspace.model_repo
+    deployed = deploy(
+        ctx,
+        model,
+        lambda current: weights_routing(repo, current, weights),
+        actor="spindle route",
+        reason=reason or f"routing { {str(v): w for v, w in sorted(weights.items())} }",
+    )
+    routing = deployed.routing
     return {
         "model": model,
         "weights": {str(v): w for v, w in sorted(routing.weights.items())},

@@ -1,5 +1,6 @@
-"""The push step: refuse ungated versions, validate the serving infra, push atomically, move
-the production alias."""
+"""The push step: refuse ungated and older versions, validate the serving infra, copy the
+version into the model repository, and route it and move the production alias as one recorded
+deployment (see ``_deploy``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,34 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._deploy import deploy
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import model_dir
 from spindle.serve import push as push_to_repo
+from spindle.serve import push_routing, read_routing
 
 
 def _version_date(ctx: Context, model: str, version: int) -> str:
     return ctx.store.get_version(model, version).date or ""
+
+
+def older_than_production(ctx: Context, model: str, version: int) -> str | None:
+    """Why ``version`` may not replace production (its day is older), or None when it may.
+
+    A version's date is the day it was trained for (its training window ends the day before);
+    a version for an earlier day than production's holds older data.
+    """
+    production = production_version(ctx, model)
+    if production is None or production == version:
+        return None
+    ours, theirs = _version_date(ctx, model, version), _version_date(ctx, model, production)
+    if not ours or not theirs or ours >= theirs:
+        return None
+    return (
+        f"{model}@{version} was trained for {ours}, older than production {model}@{production} "
+        f"(trained for {theirs}): not pushed, production stays {production}. "
+        "Use --allow-older (allow_older=True) to replace production with older data"
+    )
 
 
 def checked_infra(ctx: Context, model: str, version: int) -> InfraReport:
@@ -44,8 +66,14 @@ def push(
     force: bool = False,
     reason: str | None = None,
     infra: bool = True,
+    allow_older: bool = False,
 ) -> Deployment:
     """Push a gated version to the model repository and make it production.
+
+    The routing change and the ``production`` alias move are one recorded deployment: the
+    alias always names the version with the most traffic. A version trained for an earlier day
+    than production's is refused (and the refusal recorded) when it would take the most
+    traffic, unless ``allow_older``.
 
     Before the push, unless ``infra`` is False, infra validation serves the version in a canary
     process (``checked_infra``): scores must match the training-time model, p99 latency and
@@ -55,7 +83,8 @@ def push(
 
     Raises:
         GateBlocked: no passing evaluation, or failed infra validation, and ``force`` is not
-            set with a reason.
+            set with a reason; or the version is older than production and would take the
+            most traffic while ``allow_older`` is not set (recorded as a refused deployment).
     """
     record = ctx.store.latest_artifact("evaluation", model=model, version=version)
     decision = None if record is None else record.properties.get("decision")
@@ -73,6 +102,21 @@ def push(
         raise GateBlocked(
             "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
         )
+    actor = "spindle push --force" if force else "spindle push"
+    why = f"forced: {reason}" if force else f"gate passed ({decision})"
+    repo = ctx.workspace.model_repo
+    older = None if allow_older else older_than_production(ctx, model, version)
+    if older is not None:
+        current = read_routing(repo, model)
+        if current.main != version and push_routing(current, version, weight).main == version:
+            ctx.store.refuse_deployment(
+                model,
+                {version: 1.0 if weight is None else weight},
+                actor=actor,
+                reason=why,
+                detail=older,
+            )
+            raise GateBlocked(older)
     if infra:
         report = checked_infra(ctx, model, version)
         if not report.passed and not force:
@@ -83,19 +127,14 @@ def push(
     source = model_dir(ctx, model, version)
 
     def run() -> Deployment:
-        result = push_to_repo(source, ctx.workspace.model_repo, weight=weight)
-        previous = production_version(ctx, model)
-        newer = previous is None or _version_date(ctx, model, version) >= _version_date(
-            ctx, model, previous
+        result = push_to_repo(source, repo, weight=weight, route=False)
+        deploy(
+            ctx,
+            model,
+            lambda current: push_routing(current, version, weight),
+            actor=actor,
+            reason=f"{why}; older data allowed" if allow_older else why,
         )
-        if previous != version and newer and (weight is None or weight >= 1.0):
-            ctx.store.set_alias(
-                model,
-                "production",
-                version,
-                actor="spindle push --force" if force else "spindle push",
-                reason=f"forced: {reason}" if force else f"gate passed ({decision})",
-            )
         return Deployment(
             model,
             version,
@@ -109,7 +148,8 @@ def push(
     outcome = ctx.runner.run(
         "push",
         run,
-        identity={"version": version, "weight": weight, "force": force},
+        identity={"version": version, "weight": weight, "force": force}
+        | ({"allow_older": True} if allow_older else {}),
         model=model,
         inputs=inputs,
     )

@@ -26,12 +26,11 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.features import Transform
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, production_before
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
     copy_trained_files,
-    deployed_before,
     fresh_scratch,
     labels_and_groups,
     load_config,
@@ -71,14 +70,18 @@ def _packages() -> dict[str, str]:
 def choose_base(
     ctx: Context, cfg: ModelConfig, date: str, from_scratch: bool
 ) -> tuple[int | None, str]:
-    """The version to warm-start from (None = from scratch) and why."""
+    """The version to warm-start from (None = from scratch) and why.
+
+    The base is what is in production (see ``production_before``): after a rollback, the
+    version rolled back to, never the rolled-back one.
+    """
     if from_scratch:
         return None, "from scratch (asked)"
     if not cfg.training.warm_start:
         return None, "from scratch (warm_start is off)"
-    production = deployed_before(ctx, cfg.name, date)
+    production = production_before(ctx, cfg.name, date)
     if production is None:
-        return None, "from scratch (no version deployed before this day)"
+        return None, "from scratch (no version in production before this day)"
     last_full = None
     for record in reversed(ctx.store.versions(cfg.name)):
         if record.status == "ready" and record.base_version is None and record.date:

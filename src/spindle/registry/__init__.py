@@ -15,6 +15,7 @@ if _TYPE_CHECKING:
     from spindle.registry._records import (
         AliasEvent,
         ArtifactRecord,
+        DeploymentRecord,
         LineageEdge,
         LineageGraph,
         LineageNode,
@@ -28,6 +29,7 @@ if _TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "AliasEvent": "spindle.registry._records",
     "ArtifactRecord": "spindle.registry._records",
+    "DeploymentRecord": "spindle.registry._records",
     "LineageEdge": "spindle.registry._records",
     "LineageGraph": "spindle.registry._records",
     "LineageNode": "spindle.registry._records",
@@ -53,6 +55,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "AliasEvent",
     "ArtifactRecord",
+    "DeploymentRecord",
     "LineageEdge",
     "LineageGraph",
     "LineageNode",

@@ -89,6 +89,37 @@ class AliasEvent:
     at: datetime
 
 
+DEPLOYMENT_STATUSES = ("pending", "done", "abandoned", "refused")
+
+
+@dataclass(frozen=True)
+class DeploymentRecord:
+    """One change of what serves a model: the routing weights asked for and how it ended.
+
+    A deployment is recorded ``pending`` before routing.json is written and marked ``done``
+    (moving the ``production`` alias to :attr:`main` in the same transaction) after, so a crash
+    in between leaves a pending record that says what was intended. ``abandoned`` means the
+    routing was never written; ``refused`` records a push that was not allowed (``detail``).
+    """
+
+    seq: int
+    model: str
+    weights: dict[int, float] = field(hash=False)
+    previous: int | None
+    status: str
+    actor: str
+    reason: str
+    created_at: datetime
+    finished_at: datetime | None = None
+    detail: str | None = None
+
+    @property
+    def main(self) -> int | None:
+        """The version with the most traffic (the newest on a tie); None when nothing routes."""
+        live = [(w, v) for v, w in self.weights.items() if w > 0]
+        return max(live)[1] if live else None
+
+
 @dataclass(frozen=True)
 class LineageNode:
     """An artifact reached by a lineage walk.

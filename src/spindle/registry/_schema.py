@@ -30,6 +30,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
+    DeploymentRecord,
     ModelVersionRecord,
     RunRecord,
 )
@@ -271,4 +272,38 @@ class AliasEventRow(Base):
             actor=self.actor,
             reason=self.reason,
             at=self.at,
+        )
+
+
+class DeploymentRow(Base):
+    """Append-only record of routing changes: pending until routing.json is written."""
+
+    __tablename__ = "deployments"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'done', 'abandoned', 'refused')", name="status"),
+    )
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model: Mapped[str] = mapped_column(String(NAME), index=True)
+    weights: Mapped[dict[str, Any]] = mapped_column(JSON)
+    previous: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    actor: Mapped[str] = mapped_column(String(NAME))
+    reason: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    def to_record(self) -> DeploymentRecord:
+        return DeploymentRecord(
+            seq=self.seq,
+            model=self.model,
+            weights={int(v): float(w) for v, w in self.weights.items()},
+            previous=self.previous,
+            status=self.status,
+            actor=self.actor,
+            reason=self.reason,
+            created_at=self.created_at,
+            finished_at=self.finished_at,
+            detail=self.detail,
         )

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from spindle.core import RegistryError
-from spindle.registry import _artifacts, _lineage, _runs, _versions
+from spindle.registry import _artifacts, _deployments, _lineage, _runs, _versions
 from spindle.registry._engine import (
     WRITE_OPTION,
     WriteConflict,
@@ -27,6 +27,7 @@ from spindle.registry._engine import (
 from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
+    DeploymentRecord,
     LineageGraph,
     ModelVersionRecord,
     RunRecord,
@@ -377,6 +378,49 @@ class MetadataStore:
             return _versions.history(session, model, alias)
 
         return self._read(work)
+
+    # --- deployments -----------------------------------------------------------------------
+
+    def begin_deployment(
+        self,
+        model: str,
+        weights: dict[int, float],
+        previous: int | None,
+        *,
+        actor: str,
+        reason: str,
+    ) -> DeploymentRecord:
+        """Record that routing of ``model`` is about to become ``weights`` (status ``pending``).
+
+        Write routing.json next, then call :meth:`finish_deployment` (or
+        :meth:`abandon_deployment` when the write failed).
+
+        Raises:
+            NotFound: unknown model or version.
+            RegistryError: a routed version is not ready, a weight is invalid, or actor or
+                reason is empty.
+        """
+        return self._write(lambda s: _deployments.begin(s, model, weights, previous, actor, reason))
+
+    def finish_deployment(self, seq: int) -> DeploymentRecord:
+        """Mark deployment ``seq`` done and point ``production`` at its main version, atomically."""
+        return self._write(lambda s: _deployments.finish(s, seq))
+
+    def abandon_deployment(self, seq: int, detail: str) -> DeploymentRecord:
+        """Mark a pending deployment abandoned: its routing was never written (``detail``: why)."""
+        return self._write(lambda s: _deployments.abandon(s, seq, detail))
+
+    def refuse_deployment(
+        self, model: str, weights: dict[int, float], *, actor: str, reason: str, detail: str
+    ) -> DeploymentRecord:
+        """Record a deployment that was asked for and refused (``detail``: why)."""
+        return self._write(lambda s: _deployments.refuse(s, model, weights, actor, reason, detail))
+
+    def deployments(
+        self, model: str | None = None, *, status: str | None = None
+    ) -> list[DeploymentRecord]:
+        """Recorded deployments (of ``model``, with ``status``), oldest first."""
+        return self._read(lambda s: _deployments.listing(s, model, status))
 
     @staticmethod
     def _aliases(session: Session, model: str) -> dict[str, int]:

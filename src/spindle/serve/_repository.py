@@ -17,8 +17,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import re
 import shutil
+import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +45,7 @@ from spindle.serve._runtime import (
 )
 
 ROUTING_FILE = "routing.json"
+REPOSITORY_ID_FILE = "repository_id"
 CONFIG_FILE = "config.pbtxt"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _WEIGHT_TOLERANCE = 1e-6
@@ -144,17 +147,53 @@ def read_routing(repo: str | Path, model: str) -> Routing:
         raise ServingError(f"{path}: invalid routing file: {exc}") from exc
 
 
-def _write_routing(repo: Path, routing: Routing) -> Routing:
+def write_routing(repo: str | Path, routing: Routing) -> Routing:
+    """Replace ``<repo>/<model>/routing.json`` atomically (temp file + rename) and stamp it.
+
+    Callers hold :func:`routing_lock` of the model while they read, decide and write.
+    """
     stamped = Routing(
         routing.model, routing.weights, routing.previous, dt.datetime.now(dt.UTC).isoformat()
     )
-    atomic_write_json(repo / routing.model / ROUTING_FILE, stamped.to_json())
+    atomic_write_json(
+        Path(repo) / check_model_name(routing.model) / ROUTING_FILE, stamped.to_json()
+    )
     return stamped
 
 
-def _model_lock(repo: Path, model: str) -> AbstractContextManager[None]:
-    """Serialise pushes and routing changes of one model, across processes."""
-    return file_lock(repo / model / ".lock")
+def routing_lock(repo: str | Path, model: str) -> AbstractContextManager[None]:
+    """Serialise pushes and routing changes of one model, across processes (not re-entrant)."""
+    return file_lock(Path(repo) / check_model_name(model) / ".lock")
+
+
+def repository_id(repo: str | Path, *, create: bool = False) -> str | None:
+    """The random id of a model repository (``<repo>/repository_id``), None when it has none.
+
+    With ``create`` the id is made once, by a link that fails if another process won the race,
+    so every server and client of one repository reads the same id. A server reports it in
+    ``/v1/versions`` so that ``spindle status`` can tell whose repository a server serves.
+    """
+    path = Path(repo) / REPOSITORY_ID_FILE
+    try:
+        return path.read_text("utf-8").strip() or None
+    except FileNotFoundError:
+        if not create:
+            return None
+    except OSError:
+        return None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{REPOSITORY_ID_FILE}.{uuid.uuid4().hex}")
+        tmp.write_text(uuid.uuid4().hex + "\n", "utf-8")
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path.read_text("utf-8").strip() or None
+    except OSError:
+        return None
 
 
 def list_versions(repo: str | Path, model: str) -> list[int]:
@@ -185,7 +224,13 @@ def render_config(
     )
 
 
-def push(version_dir: str | Path, repo: str | Path, *, weight: float | None = None) -> PushResult:
+def push(
+    version_dir: str | Path,
+    repo: str | Path,
+    *,
+    weight: float | None = None,
+    route: bool = True,
+) -> PushResult:
     """Copy a model version into the repository and route traffic to it.
 
     The version is verified and loaded (a model that does not load is refused), copied into
@@ -214,7 +259,7 @@ def push(version_dir: str | Path, repo: str | Path, *, weight: float | None = No
     wanted[MANIFEST_FILE] = sha256_file(source / MANIFEST_FILE)
     wanted[CONFIG_FILE] = sha256_bytes(config.encode("utf-8"))
     target = root / model / str(version)
-    with _model_lock(root, model):
+    with routing_lock(root, model):
         created = not target.exists()
         if created:
             with atomic_directory(target) as tmp:
@@ -224,7 +269,11 @@ def push(version_dir: str | Path, repo: str | Path, *, weight: float | None = No
                 _compare(tmp, wanted, target, "after copying")
         else:
             _compare(target, wanted, target, "already in the repository")
-        routing = _route_new(root, model, version, weight)
+        repository_id(root, create=True)
+        current = read_routing(root, model)
+        routing = push_routing(current, version, weight) if route else current
+        if route and routing != current:
+            routing = write_routing(root, routing)
     return PushResult(model, version, target, wanted[MODEL_FILE], created, routing, wanted)
 
 
@@ -242,8 +291,12 @@ def _compare(directory: Path, wanted: dict[str, str], target: Path, when: str) -
         )
 
 
-def _route_new(repo: Path, model: str, version: int, weight: float | None) -> Routing:
-    current = read_routing(repo, model)
+def push_routing(current: Routing, version: int, weight: float | None) -> Routing:
+    """The routing after pushing ``version`` with ``weight`` onto ``current`` (nothing written).
+
+    Returns ``current`` itself when the version is already routed as asked.
+    """
+    model = current.model
     share = 1.0 if weight is None else weight
     if math.isclose(current.weights.get(version, 0.0), share, abs_tol=_WEIGHT_TOLERANCE):
         return current  # already routed as asked: pushing again is a no-op
@@ -253,10 +306,10 @@ def _route_new(repo: Path, model: str, version: int, weight: float | None) -> Ro
         previous = incumbent if incumbent is not None else current.previous
         if previous == version:
             previous = None
-        return _write_routing(repo, Routing(model, {version: 1.0}, previous))
+        return Routing(model, {version: 1.0}, previous)
     scale = (1.0 - share) / sum(others.values())
     weights = {v: w * scale for v, w in others.items()} | {version: share}
-    return _write_routing(repo, Routing(model, weights, incumbent))
+    return Routing(model, weights, incumbent)
 
 
 def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Routing:
@@ -269,7 +322,18 @@ def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Rout
             version is not in the repository.
     """
     root = Path(repo)
-    check_model_name(model)
+    with routing_lock(root, check_model_name(model)):
+        routing = weights_routing(root, read_routing(root, model), weights)
+        return write_routing(root, routing)
+
+
+def weights_routing(repo: str | Path, current: Routing, weights: dict[int, float]) -> Routing:
+    """The routing :func:`set_routing` would write for ``weights`` (validated; nothing written).
+
+    Raises:
+        ServingError: as :func:`set_routing`.
+    """
+    root, model = Path(repo), current.model
     clean: dict[int, float] = {}
     for v, w in weights.items():
         if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
@@ -279,22 +343,20 @@ def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Rout
     total = sum(clean.values())
     if abs(total - 1.0) > _WEIGHT_TOLERANCE:
         raise ServingError(f"{model}: weights must sum to 1 (within 1e-6), they sum to {total}")
-    with _model_lock(root, model):
-        present = list_versions(root, model)
-        missing = sorted(v for v in clean if v not in present)
-        if missing:
-            raise ServingError(
-                f"{model}: versions {missing} are not in the repository {root} "
-                f"(present: {present}); push them first"
-            )
-        current = read_routing(root, model)
-        new = Routing(model, clean)
-        previous = current.previous
-        if current.main is not None and current.main != new.main:
-            previous = current.main
-        if previous == new.main:
-            previous = None
-        return _write_routing(root, Routing(model, clean, previous))
+    present = list_versions(root, model)
+    missing = sorted(v for v in clean if v not in present)
+    if missing:
+        raise ServingError(
+            f"{model}: versions {missing} are not in the repository {root} "
+            f"(present: {present}); push them first"
+        )
+    new = Routing(model, clean)
+    previous = current.previous
+    if current.main is not None and current.main != new.main:
+        previous = current.main
+    if previous == new.main:
+        previous = None
+    return Routing(model, clean, previous)
 
 
 def rollback(repo: str | Path, model: str) -> int:
@@ -307,16 +369,27 @@ def rollback(repo: str | Path, model: str) -> int:
         ServingError: no previous version is recorded, or its files fail verification.
     """
     root = Path(repo)
-    check_model_name(model)
-    with _model_lock(root, model):
-        current = read_routing(root, model)
-        target = current.previous
-        if target is None:
-            raise ServingError(
-                f"{model}: nothing to roll back to: routing.json records no previous version "
-                f"(weights: {current.to_json()['weights']}); use set_routing to pick one"
-            )
-        ModelRuntime.load(version_dir(root, model, target))  # refuse a broken rollback target
-        older = [v for v in list_versions(root, model) if v < target]
-        _write_routing(root, Routing(model, {target: 1.0}, older[-1] if older else None))
+    with routing_lock(root, check_model_name(model)):
+        routing = rollback_routing(root, read_routing(root, model))
+        write_routing(root, routing)
+    target = routing.main
+    assert target is not None  # rollback_routing routes all traffic to one version
     return target
+
+
+def rollback_routing(repo: str | Path, current: Routing) -> Routing:
+    """The routing :func:`rollback` would write: all traffic to ``previous`` (nothing written).
+
+    Raises:
+        ServingError: no previous version is recorded, or its files fail verification.
+    """
+    root, model = Path(repo), current.model
+    target = current.previous
+    if target is None:
+        raise ServingError(
+            f"{model}: nothing to roll back to: routing.json records no previous version "
+            f"(weights: {current.to_json()['weights']}); use `spindle route` to pick one"
+        )
+    ModelRuntime.load(version_dir(root, model, target))  # refuse a broken rollback target
+    older = [v for v in list_versions(root, model) if v < target]
+    return Routing(model, {target: 1.0}, older[-1] if older else None)
