@@ -258,6 +258,11 @@ def models_show(model: str, workspace: str = WorkspaceOption, as_json: bool = Js
             for v in data["versions"]
         ],
     )
+    for v in data["versions"]:
+        if v["block_reasons"]:
+            console.print(f"version {v['version']} blocked ({v['holdout_date']}):")
+            for line in v["block_reasons"]:
+                console.print(f"  {line}", markup=False)
     table(
         f"{model}: alias history",
         ["at", "alias", "version", "from", "actor", "reason"],

@@ -45,8 +45,8 @@ def _version_entry(
         "verdict": eval_props.get("decision"),
         "holdout_date": eval_props.get("holdout_date"),
         "reasons": reasons,
-        # the failed checks, as ``GateReason.line()`` wrote them: why the version was blocked
-        "block_reasons": [r for r in reasons if r.startswith("[FAIL]")],
+        # the evaluation records the messages of its failed checks: why the version was blocked
+        "block_reasons": reasons if eval_props.get("decision") == "block" else [],
         "pushed": deployment is not None,
         "forced_reason": None if deployment is None else deployment.properties.get("forced_reason"),
         "error": record.error,
