@@ -70,6 +70,7 @@ if _TYPE_CHECKING:
         speed_check,
         status_report,
         train_version,
+        undo_ingest,
         validate,
     )
     from spindle.orchestrate._deploy import rollback
@@ -144,6 +145,7 @@ _LAZY: dict[str, str] = {
     "speed_check": "spindle.orchestrate",
     "status_report": "spindle.orchestrate",
     "train_version": "spindle.orchestrate",
+    "undo_ingest": "spindle.orchestrate",
     "validate": "spindle.orchestrate",
 }
 
@@ -230,5 +232,6 @@ __all__ = [
     "speed_check",
     "status_report",
     "train_version",
+    "undo_ingest",
     "validate",
 ]

@@ -113,6 +113,23 @@ def lineage(
                 f"[bold]training run[/]: {run['id']} {run['status']} config {str(run['config_hash'])[:12]} "
                 f"wall {fmt(run['resources'].get('wall_s'), 1)} s"
             )
+    window = report.get("training_window")
+    if window:
+        days = window["dates"]
+        span = f"{days[0]}..{days[-1]}" if days else "-"
+        console.print(
+            f"[bold]trained on[/] {span} ({len(days)} days, {len(window['raw_partitions'])} raw "
+            f"partitions, {window['rows']} rows); base version {fmt(report['base_version'])}"
+        )
+    for holdout in report.get("holdouts", []):
+        console.print(f"[bold]evaluated on[/] {holdout['date']} (holdout {holdout['id']})")
+    for d in report.get("deployments", []):
+        weights = " ".join(f"v{v}={w:g}" for v, w in d["weights"].items())
+        console.print(
+            f"deployment #{d['seq']} {d['status']} {d['at'][:19]}: {weights} "
+            f"by {d['actor']} ({d['reason']})",
+            markup=False,
+        )
 
 
 @app.command()

@@ -10,6 +10,7 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -73,5 +74,6 @@ def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str, int, int]
 
 def fail(exc: spindle.SpindleError) -> typer.Exit:
     """Print a SpindleError without a traceback and return the exit to raise."""
-    err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    # soft_wrap: one line however long (scripts and CI grep it); escape: a "[x]" is no markup
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
     return typer.Exit(code=1)

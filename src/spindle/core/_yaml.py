@@ -73,10 +73,26 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | None) -> dict[s
     return result
 
 
+def _override_of(loc: tuple[str | int, ...], overrides: list[str] | None) -> str | None:
+    """The last ``--set KEY=VALUE`` whose key is ``loc`` or a parent of it (None if none is)."""
+    found = None
+    for item in overrides or []:
+        key, _, _ = item.partition("=")
+        path = tuple(key.strip().split("."))
+        if tuple(str(p) for p in loc[: len(path)]) == path:
+            found = item
+    return found
+
+
 def format_validation_error(
-    exc: ValidationError, lines: dict[tuple[str | int, ...], int]
+    exc: ValidationError,
+    lines: dict[tuple[str | int, ...], int],
+    overrides: list[str] | None = None,
 ) -> list[str]:
-    """Turn a pydantic error into lines naming key, line, expectation and the value found."""
+    """Turn a pydantic error into lines naming key, line, expectation and the value found.
+
+    A value that came from a ``--set`` override names that override, not a line of the file.
+    """
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
@@ -87,12 +103,17 @@ def format_validation_error(
             line = lines.get(probe)
             probe = probe[:-1]
         where = f"line {line}, " if line else ""
-        found = err.get("input")
-        found_text = "nothing" if err["type"] == "missing" else repr(found)
-        if len(found_text) > 80:
-            found_text = found_text[:77] + "..."
-        problems.append(f"{where}key '{key}': {err['msg']} (found {found_text})")
+        override = _override_of(loc, overrides)
+        if override is not None:
+            problems.append(f"--set {override}: {err['msg']} (found {_found(err)})")
+            continue
+        problems.append(f"{where}key '{key}': {err['msg']} (found {_found(err)})")
     return problems
+
+
+def _found(err: Any) -> str:
+    text = "nothing" if err["type"] == "missing" else repr(err.get("input"))
+    return text[:77] + "..." if len(text) > 80 else text
 
 
 def load_yaml_model(
@@ -125,4 +146,6 @@ def load_yaml_model(
     try:
         return model.model_validate(effective), effective
     except ValidationError as exc:
-        raise ConfigError(str(file), format_validation_error(exc, _line_index(text))) from exc
+        problems = format_validation_error(exc, _line_index(text), overrides)
+        from_file = [p for p in problems if not p.startswith("--set ")]
+        raise ConfigError(str(file) if from_file else "--set", problems) from exc

@@ -19,6 +19,7 @@ if _TYPE_CHECKING:
     )
     from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
     from spindle.data._shedding import shed_mask
+    from spindle.data._undo import IngestUndo, remove_day
     from spindle.data._validate import HISTORY_DAYS, ValidationReport, report_json, validate_day
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
@@ -27,6 +28,7 @@ _LAZY: dict[str, str] = {
     "Anomaly": "spindle.data._checks",
     "HISTORY_DAYS": "spindle.data._validate",
     "INGEST_ORDER": "spindle.data._schemas",
+    "IngestUndo": "spindle.data._undo",
     "MAX_LATENESS_DAYS": "spindle.data._schemas",
     "PROFILE_SCHEMA": "spindle.data._profile",
     "QUARANTINE_SCHEMA": "spindle.data._ingest",
@@ -40,6 +42,7 @@ _LAZY: dict[str, str] = {
     "profile_relation": "spindle.data._profile",
     "profile_sql": "spindle.data._profile",
     "raw_fingerprint": "spindle.data._ingest",
+    "remove_day": "spindle.data._undo",
     "report_json": "spindle.data._validate",
     "shed_mask": "spindle.data._shedding",
     "store_profile": "spindle.data._profile",
@@ -68,6 +71,7 @@ __all__ = [
     "QUARANTINE_SCHEMA",
     "SCHEMAS",
     "Anomaly",
+    "IngestUndo",
     "SourceSchema",
     "ValidationReport",
     "ingest_day",
@@ -77,6 +81,7 @@ __all__ = [
     "profile_relation",
     "profile_sql",
     "raw_fingerprint",
+    "remove_day",
     "report_json",
     "shed_mask",
     "store_profile",

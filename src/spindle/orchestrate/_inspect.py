@@ -6,23 +6,87 @@ from typing import Any
 
 from spindle.core import NotFound
 from spindle.orchestrate._context import Context, production_version
+from spindle.registry import ArtifactRecord, LineageGraph, LineageNode
 
 _CHAIN = (
     "raw_partition",
-    "ingest",
     "table_version",
     "training_set",
+    "base_version",
     "model_version",
+    "holdout",
     "evaluation",
     "deployment",
 )
 
 
+def _entry(node: LineageNode | ArtifactRecord, depth: int | None = None) -> dict[str, Any]:
+    return {
+        "id": node.id,
+        "uri": node.uri,
+        "depth": getattr(node, "depth", depth),
+        "run_id": node.run_id,
+        "properties": dict(node.properties),
+    }
+
+
+def _window_partitions(ctx: Context, trainset_id: str, dates: list[str]) -> list[str]:
+    """Raw partitions recorded as the window of a training set (``window:`` edges); for a set
+    built before those edges were recorded, the newest partitions of its days."""
+    graph = ctx.store.lineage(trainset_id, direction="upstream", max_depth=1)
+    ids = sorted(
+        e.parent_id
+        for e in graph.edges
+        if e.child_id == trainset_id and e.relation.startswith("window:")
+    )
+    if ids:
+        return ids
+    chosen: dict[tuple[str, str], str] = {}
+    for day in dates:
+        for record in ctx.store.find_artifacts("raw_partition", date=day):
+            chosen[(str(record.properties.get("source")), day)] = record.id
+    return [chosen[key] for key in sorted(chosen)]
+
+
+def _training_set_of(ctx: Context, graph: LineageGraph) -> ArtifactRecord | None:
+    parents = [
+        e.parent_id
+        for e in graph.edges
+        if e.child_id == graph.root.id and e.relation == "produced_by:train"
+    ]
+    for parent in parents:
+        record = ctx.store.get_artifact(parent)
+        if record.kind == "training_set":
+            return record
+    return None
+
+
+def _set_summary(ctx: Context, record: ArtifactRecord) -> dict[str, Any]:
+    dates = [str(d) for d in record.properties.get("dates", [])]
+    return {
+        "id": record.id,
+        "dates": dates,
+        "rows": record.properties.get("rows"),
+        "table_versions": dict(record.properties.get("table_versions", {})),
+        "raw_partitions": _window_partitions(ctx, record.id, dates),
+    }
+
+
 def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
-    """The chain raw partitions → tables → training set → training run → model version → evaluation → deployment."""
+    """What ``model@version`` was made from and what became of it.
+
+    The chain: the raw partitions of its training window (source and day) → the Delta table
+    versions the training set pinned → the training set → the base version it warm-started
+    from → the version → the holdout (day and table versions) of each evaluation → the
+    evaluations → its deployments (the registry's recorded routing changes that route it).
+    ``training_window``, ``holdouts`` and ``deployments`` give the same facts as fields.
+
+    Raises:
+        NotFound: ``model@version`` is not a recorded model version.
+    """
     root_id = f"model:{model}@{version}"
     try:
-        graph = ctx.store.lineage(root_id)
+        graph = ctx.store.lineage(root_id, max_depth=1)
     except NotFound as exc:
         known = (
             [v.version for v in ctx.store.versions(model)] if model in ctx.store.models() else []
@@ -30,18 +94,51 @@ def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
         raise NotFound(
             f"{model}@{version} is not a recorded model version (versions: {known or 'none'})"
         ) from exc
-    nodes = [graph.root, *graph.upstream, *graph.downstream]
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for node in nodes:
-        by_kind.setdefault(node.kind, []).append(
-            {
-                "id": node.id,
-                "uri": node.uri,
-                "depth": node.depth,
-                "run_id": node.run_id,
-                "properties": node.properties,
-            }
-        )
+    record = ctx.store.get_version(model, version)
+    chain: dict[str, list[dict[str, Any]]] = {kind: [] for kind in _CHAIN}
+    chain["model_version"].append(_entry(graph.root))
+    trainset = _training_set_of(ctx, graph)
+    window: dict[str, Any] | None = None
+    if trainset is not None:
+        window = _set_summary(ctx, trainset)
+        chain["training_set"].append(_entry(trainset, 1))
+        chain["raw_partition"] = [
+            _entry(ctx.store.get_artifact(i), 3) for i in window["raw_partitions"]
+        ]
+        chain["table_version"] = [
+            {"id": f"table:{name}@{v}", "properties": {"table": name, "version": v}, "depth": 2}
+            for name, v in sorted(window["table_versions"].items())
+        ]
+    if record.base_version is not None:
+        base = ctx.store.get_artifact(f"model:{model}@{record.base_version}")
+        chain["base_version"].append(_entry(base, 1))
+    holdouts = []
+    for node in graph.downstream:
+        if node.kind == "evaluation":
+            chain["evaluation"].append(_entry(node))
+            holdout = _holdout_of(ctx, node)
+            if holdout is not None:
+                chain["holdout"].append(_entry(holdout, 2))
+                holdouts.append(
+                    {"evaluation": node.id, "date": node.properties.get("holdout_date")}
+                    | _set_summary(ctx, holdout)
+                )
+        elif node.kind == "deployment":
+            chain["deployment"].append(_entry(node))
+    deployments = [
+        {
+            "seq": d.seq,
+            "status": d.status,
+            "weights": {str(v): w for v, w in sorted(d.weights.items())},
+            "production": d.main,
+            "actor": d.actor,
+            "reason": d.reason,
+            "detail": d.detail,
+            "at": d.created_at.isoformat(),
+        }
+        for d in ctx.store.deployments(model)
+        if version in d.weights
+    ]
     runs: dict[str, dict[str, Any]] = {}
     if graph.root.run_id:
         run = ctx.store.get_run(graph.root.run_id)
@@ -54,20 +151,32 @@ def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
             "resources": run.resources,
             "params": run.params,
         }
-    chain: list[dict[str, Any]] = []
-    for kind in _CHAIN:
-        artifacts = sorted(by_kind.get(kind, []), key=lambda n: str(n["id"]))
-        chain.append({"kind": kind, "artifacts": artifacts})
     return {
         "model": model,
         "version": version,
-        "chain": chain,
+        "date": record.date,
+        "base_version": record.base_version,
+        "training_window": window,
+        "holdouts": holdouts,
+        "deployments": deployments,
+        "chain": [{"kind": kind, "artifacts": chain[kind]} for kind in _CHAIN],
         **runs,
         "edges": [
             {"parent": e.parent_id, "child": e.child_id, "relation": e.relation}
             for e in graph.edges
         ],
     }
+
+
+def _holdout_of(ctx: Context, evaluation: LineageNode) -> ArtifactRecord | None:
+    """The holdout training set an evaluation scored (an input of its run)."""
+    if evaluation.run_id is None:
+        return None
+    for input_id in ctx.store.get_run(evaluation.run_id).inputs:
+        candidate = ctx.store.get_artifact(input_id)
+        if candidate.kind == "training_set":
+            return candidate
+    return None
 
 
 def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]]:

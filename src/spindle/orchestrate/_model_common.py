@@ -157,7 +157,24 @@ def build_training_set(
     trainset: TrainingSet = outcome.value
     if not Path(trainset.uri).is_file():  # recorded but removed: rebuild
         trainset = run()
+    record_window(ctx, trainset, purpose)
     return trainset
+
+
+def record_window(ctx: Context, trainset: TrainingSet, purpose: str) -> list[str]:
+    """Record lineage edges raw partition -> training set for every day of its window.
+
+    The pinned table versions may have been written by a later day's ingest (their own parents
+    are that day's raw partitions), so the window's partitions are recorded explicitly: the
+    newest recorded partition of each source and day. Idempotent; returns the partition ids.
+    """
+    chosen: dict[tuple[str, str], str] = {}
+    for day in trainset.dates:
+        for record in ctx.store.find_artifacts("raw_partition", date=day):  # oldest first
+            chosen[(str(record.properties.get("source")), day)] = record.id
+    ids = [chosen[key] for key in sorted(chosen)]
+    ctx.store.add_edges([(raw_id, trainset.id, f"window:{purpose}") for raw_id in ids])
+    return ids
 
 
 def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:

@@ -281,6 +281,19 @@ class MetadataStore:
         """
         self._write(lambda s: _lineage.add_edge(s, parent_id, child_id, relation))
 
+    def add_edges(self, edges: Sequence[tuple[str, str, str]]) -> None:
+        """Record several ``(parent_id, child_id, relation)`` edges in one transaction; idempotent.
+
+        Raises:
+            NotFound: an artifact is not recorded (then none of the edges is written).
+        """
+
+        def work(session: Session) -> None:
+            for parent_id, child_id, relation in edges:
+                _lineage.add_edge(session, parent_id, child_id, relation)
+
+        self._write(work)
+
     def lineage(
         self, artifact_id: str, *, direction: str = "both", max_depth: int = 20
     ) -> LineageGraph:
