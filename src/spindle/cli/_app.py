@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import typer
 
 import spindle
+from spindle.cli._days import option_problems
 from spindle.cli._output import fail
 
 app = typer.Typer(
@@ -63,6 +64,9 @@ def handles_errors(fn: F) -> F:
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        problems = option_problems(kwargs)  # malformed --date/--since/--until/--now: one line
+        if problems:
+            raise fail(spindle.SpindleError("; ".join(problems)))
         try:
             return fn(*args, **kwargs)
         except spindle.SpindleError as exc:

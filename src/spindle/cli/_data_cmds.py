@@ -8,7 +8,7 @@ import typer
 
 import spindle
 from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, progress_reporter, table
+from spindle.cli._output import console, emit_json, err_console, progress_reporter, table
 
 
 def _dates(date: str | None, since: str | None, until: str | None) -> list[str]:
@@ -23,71 +23,144 @@ def _dates(date: str | None, since: str | None, until: str | None) -> list[str]:
 @handles_errors
 def ingest(
     date: str | None = typer.Option(None, help="Day to ingest (YYYY-MM-DD)."),
-    since: str | None = typer.Option(None),
-    until: str | None = typer.Option(None),
+    since: str | None = typer.Option(None, help="First day of a range (with --until)."),
+    until: str | None = typer.Option(None, help="Last day of a range (with --since)."),
+    allow_future: bool = typer.Option(
+        False, "--allow-future", help="Ingest days after today (UTC), e.g. a simulated calendar."
+    ),
+    undo: bool = typer.Option(
+        False,
+        "--undo",
+        help="Remove the days' rows from the tables instead (a new table version; history stays).",
+    ),
+    reason: str = typer.Option("ingest undone", help="Why a day is undone (recorded)."),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check and load raw partitions into Delta tables (bad rows go to quarantine), compute features, validate the day."""
+    """Check and load raw partitions into Delta tables (bad rows go to quarantine), compute features, validate the day.
+
+    Every day of a range is tried; exit code 1 when any day could not be ingested (each day's
+    outcome is listed), 0 otherwise: a day that FAILs validation is ingested, and its verdict
+    is shown (`spindle validate` exits 2 for it).
+    """
     days = _dates(date, since, until)
+    if undo:
+        _undo(days, reason, workspace, as_json)
+        return
     out: list[dict[str, Any]] = []
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         for i, day in enumerate(days):
-            result = spindle.ingest(ctx, day)
-            verdict = spindle.validate(ctx, day)
-            r = result.result
-            out.append(
-                {
-                    "date": day,
-                    "rows_ingested": r.rows_ingested,
-                    "rows_quarantined": r.rows_quarantined,
-                    "quarantine_reasons": r.quarantine_reasons,
-                    "missing_sources": list(r.missing_sources),
-                    "notes": list(r.notes),
-                    "skipped": result.skipped,
-                    "validation": verdict.verdict,
-                }
-            )
+            out.append(_ingest_one(ctx, day, allow_future))
             report("ingest", i + 1, len(days))
+    failed = [o for o in out if o["status"] == "failed"]
     if as_json:
         emit_json(out)
-        return
+    else:
+        _ingest_table(out)
+    if failed:
+        err_console.print(
+            f"[bold red]error:[/] {len(failed)} of {len(out)} day(s) not ingested: "
+            + ", ".join(o["date"] for o in failed),
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1)
+
+
+def _ingest_one(ctx: spindle.Context, day: str, allow_future: bool) -> dict[str, Any]:
+    """Ingest and validate one day; a day that cannot be ingested is an outcome, not a stop."""
+    try:
+        result = spindle.ingest(ctx, day, allow_future=allow_future)
+        verdict = spindle.validate(ctx, day)
+    except spindle.SpindleError as exc:
+        return {"date": day, "status": "failed", "error": str(exc)}
+    r = result.result
+    return {
+        "date": day,
+        "status": "ingested",
+        "rows_ingested": r.rows_ingested,
+        "rows_quarantined": r.rows_quarantined,
+        "quarantine_reasons": r.quarantine_reasons,
+        "missing_sources": list(r.missing_sources),
+        "notes": list(r.notes),
+        "skipped": result.skipped,
+        "validation": verdict.verdict,
+    }
+
+
+def _ingest_table(out: list[dict[str, Any]]) -> None:
     table(
         "ingested",
-        ["date", "rows", "quarantined", "missing", "validation", "skipped (already done)"],
+        [
+            "date",
+            "status",
+            "rows",
+            "quarantined",
+            "missing",
+            "validation",
+            "skipped (already done)",
+        ],
         [
             [
                 o["date"],
-                o["rows_ingested"],
-                o["rows_quarantined"],
-                ", ".join(o["missing_sources"]) or "-",
-                o["validation"],
-                o["skipped"],
+                o["status"],
+                o.get("rows_ingested", "-"),
+                o.get("rows_quarantined", "-"),
+                ", ".join(o.get("missing_sources", [])) or "-",
+                o.get("validation", "-"),
+                o.get("skipped", "-"),
             ]
             for o in out
         ],
     )
     for o in out:
-        for reason, n in o["quarantine_reasons"].items():
+        if o.get("error"):
+            console.print(f"  {o['date']} FAILED: {o['error']}", highlight=False)
+        for reason, n in o.get("quarantine_reasons", {}).items():
             console.print(f"  {o['date']} quarantined {n}: {reason}")
-        for note in o["notes"]:
+        for note in o.get("notes", []):
             console.print(f"  {o['date']} {note}")
+
+
+def _undo(days: list[str], reason: str, workspace: str, as_json: bool) -> None:
+    with spindle.Context.open(workspace) as ctx:
+        undone = [spindle.undo_ingest(ctx, day, reason=reason) for day in days]
+    if as_json:
+        emit_json([u.properties() for u in undone])
+        return
+    for u in undone:
+        tables = ", ".join(f"{t.table} v{t.version}" for t in u.tables) or "no table held it"
+        console.print(
+            f"undid the ingest of {u.date}: {u.rows_removed} rows removed ({tables}); "
+            f"`spindle ingest --date {u.date}` loads it again"
+        )
 
 
 @app.command()
 @handles_errors
 def validate(
     date: str = typer.Option(..., help="Day to validate (YYYY-MM-DD)."),
+    strict: bool = typer.Option(False, "--strict", help="Exit 1 on WARN too."),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Validate an ingested day against its healthy history: completeness, slices, missing-data
-    bias, statistics (nulls, distribution shift, label rate), duplicates, late rows, schema."""
+    bias, statistics (nulls, distribution shift, label rate), duplicates, late rows, schema.
+
+    Exit code: 0 PASS (and WARN), 1 WARN with --strict, 2 FAIL, 1 for an error."""
     with spindle.Context.open(workspace) as ctx:
         report = spindle.validate(ctx, date)
     if as_json:
         emit_json(report.properties())
-        return
+    else:
+        _validation_table(date, report)
+    if report.verdict == "fail":
+        raise typer.Exit(code=2)
+    if report.verdict == "warn" and strict:
+        raise typer.Exit(code=1)
+
+
+def _validation_table(date: str, report: Any) -> None:
     console.print(
         f"validation of {date}: [bold]{report.verdict.upper()}[/] (history: {len(report.history_days)} days)"
     )

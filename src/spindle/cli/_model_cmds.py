@@ -29,6 +29,7 @@ def evaluate(
 ) -> None:
     """Evaluate a version against production, popularity and the oracle on a holdout day, and gate it."""
     with spindle.Context.open(workspace) as ctx:
+        ctx.store.get_version(model, version)  # unknown: NotFound names those that exist
         evaluation, details = spindle.evaluate_version(
             ctx, model, version, date, overrides=overrides, replicas=replicas
         )
@@ -120,6 +121,7 @@ def push(
 ) -> None:
     """Validate the serving infra, push a gated version atomically and make it production."""
     with spindle.Context.open(workspace) as ctx:
+        ctx.store.get_version(model, version)  # unknown: says so (not 'never evaluated')
         deployment = spindle.push(
             ctx, model, version, weight=weight, force=force, reason=reason, allow_older=allow_older
         )
@@ -320,6 +322,6 @@ def run(
             ],
         )
         if report.error:
-            console.print(f"[red]{report.error}[/]")
-    if report.error:
-        raise typer.Exit(code=1)
+            console.print(f"[red]{report.error}[/]", highlight=False, soft_wrap=True)
+    if report.exit_code:  # 2: the day's data or a gate refused the run; 1: a step failed
+        raise typer.Exit(code=report.exit_code)

@@ -51,8 +51,10 @@ def run_all(
                 for r in reports
             ],
         )
-    if any(r.error and not r.error.startswith("deferred") for r in reports):
-        raise typer.Exit(code=1)
+    # deferred models (over capacity) are not failures; 1 if a step failed, else 2 if refused
+    codes = {r.exit_code for r in reports if not (r.error or "").startswith("deferred")}
+    if codes - {0}:
+        raise typer.Exit(code=1 if 1 in codes else 2)
 
 
 @app.command("catch-up")
@@ -72,8 +74,11 @@ def catch_up(
     with spindle.Context.open(workspace) as ctx:
         plan = spindle.plan_catch_up(ctx, since, until, capacity_hours=capacity_hours)
         outcomes = None if dry_run else spindle.catch_up(ctx, plan, allow_older=allow_older)
+    failed = [o for o in outcomes or [] if o["status"] == "failed"]
     if as_json:
         emit_json(plan.to_dict() | ({"outcomes": outcomes} if outcomes is not None else {}))
+        if failed:
+            raise typer.Exit(code=1)
         return
     table(
         f"catch-up plan {plan.since}..{plan.until}",
@@ -122,6 +127,8 @@ def catch_up(
                 for o in outcomes
             ],
         )
+    if failed:  # every task was tried; any failed one makes the catch-up fail
+        raise typer.Exit(code=1)
 
 
 @app.command()

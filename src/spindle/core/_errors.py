@@ -37,6 +37,10 @@ class ConfigError(SpindleError):
     def __init__(self, path: str, problems: list[str]) -> None:
         self.path = path
         self.problems = list(problems)
+        if len(self.problems) == 1:  # one problem reads as one line (its path said once)
+            only = self.problems[0]
+            super().__init__(only if only.startswith(path) else f"{path}: {only}")
+            return
         lines = "\n".join(f"  - {p}" for p in self.problems)
         super().__init__(f"{path}: {len(self.problems)} problem(s):\n{lines}")
 

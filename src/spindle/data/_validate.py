@@ -18,10 +18,12 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from spindle.core import Verdict, open_dataset, sha256_json, table_exists
 from spindle.data import _checks as checks
 from spindle.data._checks import Anomaly
+from spindle.data._ingest import QUARANTINE_SCHEMA
 from spindle.data._profile import load_profiles, profile_day, store_profile
 from spindle.data._schemas import SCHEMAS
 
@@ -76,6 +78,9 @@ class ValidationReport:
     history_days: tuple[str, ...]
     uri: str = ""
     stats: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # how many times the day's ingest was undone before this validation (0: never): a report of
+    # a re-ingested day is a new artifact even when its content is the same as before the undo
+    ingest_round: int = 0
 
     @property
     def content_hash(self) -> str:
@@ -92,7 +97,7 @@ class ValidationReport:
             "anomalies": [a.to_dict() for a in self.anomalies],
             "history_days": list(self.history_days),
             "stats": self.stats,
-        }
+        } | ({"ingest_round": self.ingest_round} if self.ingest_round else {})
 
 
 def _connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -102,9 +107,16 @@ def _connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
         path = tables_dir / ("quarantine" if source == "quarantine" else f"raw/{source}")
         if table_exists(path):
             con.register(source, open_dataset(path))
-        else:
-            con.execute(f"CREATE VIEW {source} AS SELECT NULL::VARCHAR AS date WHERE false")
+        else:  # no partition of it yet: an empty table with every column the checks read
+            con.register(source, _empty(source))
     return con
+
+
+def _empty(source: str) -> pa.Table:
+    if source == "quarantine":
+        return QUARANTINE_SCHEMA.empty_table()
+    columns = {**SCHEMAS[source].columns, "date": pa.string()}
+    return pa.schema(list(columns.items())).empty_table()
 
 
 def _in(days: list[str]) -> str:

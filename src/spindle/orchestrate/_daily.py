@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle.core import GateBlocked, SpindleError
+from spindle.core import GateBlocked, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
@@ -35,9 +35,17 @@ class DayReport:
     serving_version: int | None = None
     skipped_steps: list[str] = field(default_factory=list)
     error: str | None = None
+    # "ok"; "refused" (the day's data failed validation, or a gate refused the push); "failed"
+    status: str = "ok"
+    failed_step: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    @property
+    def exit_code(self) -> int:
+        """0 ok (pushed, or the gate's verdict kept production), 2 refused, 1 failed."""
+        return {"ok": 0, "refused": 2}.get(self.status, 1)
 
 
 def ingest_and_validate(ctx: Context, date: str, report: DayReport) -> DayIngest:
@@ -64,18 +72,42 @@ def run_day(
 ) -> DayReport:
     """Run the whole daily pipeline of ``model`` for ``date`` (idempotent: done steps are skipped).
 
-    A step's failure is recorded in the report (``error``) and in the registry; earlier steps'
-    results stay. Training uses the days before ``date``; ``date`` itself is the holdout.
+    A step's failure is recorded in the report (``error``, ``status``, ``failed_step``) and in
+    the registry as a failed run, also when the step refused to start; earlier steps' results
+    stay. Training uses the days before ``date``; ``date`` itself is the holdout, so a day whose
+    validation FAILed stops the run before training: its broken holdout could pass no gate.
     """
     report = DayReport(model, date)
+    step = ["ingest"]  # the step running now, for a refusal raised before the runner records it
     try:
         ingest_and_validate(ctx, date, report)
         if train_model:
-            _train_evaluate_push(ctx, model, date, report, from_scratch, overrides, allow_older)
+            step[0] = "train"
+            if report.validation == "fail":
+                _refuse_failed_holdout(ctx, model, date, report)
+            _train_evaluate_push(
+                ctx, model, date, report, from_scratch, overrides, step, allow_older
+            )
     except SpindleError as exc:
         report.error = f"{type(exc).__name__}: {exc}"
+        refused = isinstance(exc, (ValidationFailed, GateBlocked))
+        report.status = "refused" if refused else "failed"
+        report.failed_step = step[0]
+        if not ctx.runner.recorded(exc):
+            ctx.runner.record_refusal(step[0], exc, model=model, date=date)
     report.serving_version = production_version(ctx, model)
     return report
+
+
+def _refuse_failed_holdout(ctx: Context, model: str, date: str, report: DayReport) -> None:
+    serving = production_version(ctx, model)
+    keeps = f"production stays {model}@{serving}" if serving else "nothing serves yet"
+    raise ValidationFailed(
+        f"{model} for {date}: the day failed validation ({'; '.join(report.anomalies[:3])}), so "
+        f"its holdout cannot gate a model: nothing was trained, evaluated or pushed; {keeps}. "
+        f"Fix the day's data and re-ingest it (`spindle ingest --undo --date {date}`, then "
+        f"`spindle ingest --date {date}`), or run the next healthy day"
+    )
 
 
 def _train_evaluate_push(
@@ -85,6 +117,7 @@ def _train_evaluate_push(
     report: DayReport,
     from_scratch: bool,
     overrides: list[str] | None,
+    step: list[str],
     allow_older: bool = False,
 ) -> None:
     version, _result, skipped = train_version(
@@ -96,6 +129,7 @@ def _train_evaluate_push(
     report.train_examples_per_s = version.metrics.get("examples_per_s")
     if skipped:
         report.skipped_steps.append("train")
+    step[0] = "evaluate"
     evaluation, _details = evaluate_version(ctx, model, version.version, date, overrides=overrides)
     report.metrics = evaluation.metrics
     report.ndcg10 = {
@@ -105,11 +139,13 @@ def _train_evaluate_push(
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
     if evaluation.decision == "pass":
+        step[0] = "push"
         try:
             push(ctx, model, version.version, allow_older=allow_older)
-        except GateBlocked as exc:  # infra validation refused it: a verdict, not a crash
+        except GateBlocked as exc:  # infra validation refused it: recorded, and the run says so
             report.gate = "block"
             report.gate_reasons.append(str(exc))
+            raise
 
 
 def days_between(start: str, end: str) -> list[str]:

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
-from spindle.core import IngestResult, RawPartition, TableVersion, sha256_json
+from spindle.core import DataError, IngestResult, RawPartition, TableVersion, sha256_json
 from spindle.data import (
     HISTORY_DAYS,
     INGEST_ORDER,
     Anomaly,
+    IngestUndo,
     ValidationReport,
     ingest_day,
     partition_files,
     raw_fingerprint,
+    remove_day,
     validate_day,
 )
 from spindle.features import catch_up_online, compute_features, pin_versions
@@ -49,10 +51,39 @@ def _raw_partitions(ctx: Context, date: str) -> list[RawPartition]:
     return parts
 
 
-def ingest(ctx: Context, date: str) -> DayIngest:
-    """Ingest raw partitions of ``date`` and compute that day's feature rows (idempotent)."""
+def _refuse_future(date: str, allow_future: bool) -> None:
+    today = dt.datetime.now(dt.UTC).date()
+    if not allow_future and dt.date.fromisoformat(date) > today:
+        raise DataError(
+            f"{date} is in the future (today is {today.isoformat()} UTC): its logs cannot be "
+            "complete yet. Pass `--allow-future` to ingest it anyway (e.g. a simulated calendar)."
+        )
+
+
+def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
+    """Ingest raw partitions of ``date`` and compute that day's feature rows (idempotent).
+
+    Args:
+        allow_future: ingest a day after today's date (UTC); refused by default, since a day's
+            logs are complete only once it is over.
+
+    Raises:
+        DataError: ``date`` is in the future, has no raw partition of any source (nothing is
+            recorded), or a file cannot be read (recorded as a failed ``ingest`` run).
+        SchemaError: a required column is missing or has the wrong type (recorded likewise).
+    """
     ws = ctx.workspace
+    _refuse_future(date, allow_future)
     partitions = _raw_partitions(ctx, date)
+    if not partitions:
+        raise DataError(
+            f"no raw data for {date}: no source has a partition {ws.raw_dir}/<source>/date={date}/; "
+            "export (or `spindle simulate`) that day first. Nothing was recorded."
+        )
+    # After `spindle ingest --undo`, the same raw files must load again: the undo count is part
+    # of the identity (absent before any undo, so earlier keys are unchanged).
+    undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
+    redo = {"undone": undone} if undone else {}
     for part in partitions:
         ctx.store.record_artifact(part)
 
@@ -63,7 +94,7 @@ def ingest(ctx: Context, date: str) -> DayIngest:
     loaded = ctx.runner.run(
         "ingest",
         load,
-        identity={"raw": [p.content_hash for p in partitions]},
+        identity={"raw": [p.content_hash for p in partitions], **redo},
         date=date,
         inputs=[p.id for p in partitions],
         rebuild=lambda artifacts: tuple(artifacts),
@@ -79,7 +110,7 @@ def ingest(ctx: Context, date: str) -> DayIngest:
     feats = ctx.runner.run(
         "features",
         compute,
-        identity={"ingest": result.content_hash, "definitions": definitions},
+        identity={"ingest": result.content_hash, "definitions": definitions, **redo},
         date=date,
         inputs=[t.id for t in result.tables],
         rebuild=lambda artifacts: tuple(artifacts),
@@ -109,9 +140,15 @@ def validate(ctx: Context, date: str) -> ValidationReport:
     window = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, HISTORY_DAYS + 1)]
     # History is the trailing window of *healthy* days: a day that failed is not a baseline.
     exclude = tuple(d for d in window if day_verdict(ctx, d) == "fail")
+    undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
+
+    def check() -> ValidationReport:
+        report = validate_day(ws.tables_dir, date, exclude=exclude)
+        return replace(report, ingest_round=undone)
+
     outcome = ctx.runner.run(
         "validate",
-        lambda: validate_day(ws.tables_dir, date, exclude=exclude),
+        check,
         identity={"tables": versions, "exclude": list(exclude)},
         date=date,
         rebuild=lambda artifacts: _report_from(artifacts[0].properties()),
@@ -128,10 +165,78 @@ def _report_from(props: dict[str, Any]) -> ValidationReport:
         anomalies,
         tuple(props["history_days"]),
         stats=props.get("stats", {}),
+        ingest_round=int(props.get("ingest_round", 0)),
     )
 
 
 def day_verdict(ctx: Context, date: str) -> str | None:
-    """The verdict of the latest validation of ``date`` (None when never validated)."""
+    """The verdict of the latest validation of ``date``.
+
+    None when the day was never validated, or its ingest was undone since (it is then no
+    longer ingested: not training data, not history, not counted by freshness).
+    """
     record = ctx.store.latest_artifact("validation_report", date=date)
-    return None if record is None else str(record.properties["verdict"])
+    if record is None:
+        return None
+    undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
+    if undo is not None and undo.created_at >= record.created_at:
+        return None
+    return str(record.properties["verdict"])
+
+
+def validated_days(ctx: Context) -> list[str]:
+    """Every day with a validation verdict that was not undone since, oldest first."""
+    days = {
+        str(r.properties["date"])
+        for r in ctx.store.find_artifacts("validation_report")
+        if r.properties.get("date")
+    }
+    return sorted(d for d in days if day_verdict(ctx, d) is not None)
+
+
+def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:
+    """Remove ``date``'s rows from every table its ingest wrote (a recorded ``ingest_undo`` run).
+
+    The tables get new versions without the day (Delta time travel keeps the old rows); the
+    day then counts as not ingested (no verdict, so not training data nor history, and not
+    fresh data), and a later ``ingest`` of it runs again instead of being skipped as done.
+    The online store keeps the rows it served (it holds the latest value per entity).
+
+    Raises:
+        DataError: the day was never ingested (nothing to undo).
+    """
+    ws = ctx.workspace
+    # the latest ingest *run* (a re-ingest of the same files records no new artifact)
+    loads = [
+        r.ended_at or r.started_at
+        for r in ctx.store.runs(step="ingest", status="succeeded", limit=None)
+        if r.date == date
+    ]
+    if not loads:
+        raise DataError(f"{date} was never ingested: nothing to undo")
+    last_undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
+    if last_undo is not None and last_undo.created_at >= max(loads):
+        raise DataError(
+            f"the ingest of {date} was undone already ({last_undo.properties.get('reason')}); "
+            f"`spindle ingest --date {date}` loads it again"
+        )
+    versions = pin_versions(ws.tables_dir)
+
+    def undo() -> tuple[IngestUndo | TableVersion, ...]:
+        result = remove_day(ws.tables_dir, date, reason=reason)
+        return (result, *result.tables)
+
+    outcome = ctx.runner.run(
+        "ingest_undo",
+        undo,
+        identity={"tables": versions, "reason": reason},
+        date=date,
+        params={"reason": reason},
+        rebuild=lambda artifacts: tuple(artifacts),
+    )
+    found = next(a for a in outcome.value if a.kind == IngestUndo.kind)
+    if isinstance(found, IngestUndo):
+        return found
+    props = found.properties()  # a skipped re-run: rebuilt from the recorded artifact
+    tables = tuple(a for a in outcome.value if isinstance(a, TableVersion))
+    return IngestUndo(date, found.uri, props["reason"], int(props["rows_removed"]), tables)

@@ -13,12 +13,14 @@ import pyarrow.parquet as pq
 from spindle.core import (
     ConfigError,
     Evaluation,
+    ValidationFailed,
     atomic_write_json,
     sha256_file,
     sha256_json,
 )
 from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._data_steps import day_verdict
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
@@ -83,6 +85,19 @@ def _reference_systems(table: pa.Table) -> list[SystemScores]:
     return systems
 
 
+def _refuse_failed_holdout(ctx: Context, model: str, version: int, date: str) -> None:
+    """A holdout day whose validation FAILed gates nothing: refuse, recorded as a failed run."""
+    if day_verdict(ctx, date) != "fail":
+        return
+    exc = ValidationFailed(
+        f"{model}@{version} cannot be evaluated on {date}: that day failed validation (see "
+        f"`spindle validate --date {date}`), so its holdout could pass a broken model. Evaluate "
+        "on a healthy day, or fix and re-ingest this one"
+    )
+    ctx.runner.record_refusal("evaluate", exc, model=model, date=date, params={"version": version})
+    raise exc
+
+
 def evaluate_version(
     ctx: Context,
     model: str,
@@ -106,12 +121,14 @@ def evaluate_version(
 
     Raises:
         ConfigError: ``replicas`` < 1.
+        ValidationFailed: ``date`` failed validation (recorded as a failed ``evaluate`` run).
 
     Example:
         >>> evaluation, report = evaluate_version(ctx, "search_ranker", 4, "2026-01-05", replicas=3)  # doctest: +SKIP
         >>> report["replica_spread"][0]["std"]  # doctest: +SKIP
         0.0061
     """
+    _refuse_failed_holdout(ctx, model, version, date)
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
     k = cfg.evaluation.replicas if replicas is None else replicas

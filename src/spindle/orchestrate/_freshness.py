@@ -27,8 +27,10 @@ def workspace_now(ctx: Context) -> dt.datetime:
     Logs arrive a day at a time, so that is "now" for data freshness; it also keeps simulated
     workspaces (dated in the simulator's calendar) meaningful. Commands accept ``--now``.
     """
-    reports = ctx.store.find_artifacts("validation_report")
-    days = [str(r.properties.get("date")) for r in reports if r.properties.get("date")]
+    # Imported here: the data steps pull DuckDB, SciPy and Delta, which `spindle status` never needs.
+    from spindle.orchestrate._data_steps import validated_days
+
+    days = validated_days(ctx)  # a day whose ingest was undone is no longer data
     if not days:
         return dt.datetime.now(dt.UTC).replace(tzinfo=None)
     return dt.datetime.combine(dt.date.fromisoformat(max(days)) + dt.timedelta(days=1), dt.time())

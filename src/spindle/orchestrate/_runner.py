@@ -109,6 +109,38 @@ class Runner:
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.history: list[tuple[str, StepOutcome[Any]]] = []
+        self._recorded: list[BaseException] = []  # failures already recorded as failed runs
+
+    def _remember(self, exc: BaseException) -> None:
+        # the last few only: a long-lived runner (the scheduler) must not hold every traceback
+        self._recorded = [*self._recorded[-7:], exc]
+
+    def recorded(self, exc: BaseException) -> bool:
+        """Whether ``exc`` was recorded as a failed run (raised inside a step the runner ran)."""
+        return any(exc is seen for seen in self._recorded)
+
+    def record_refusal(
+        self,
+        step: str,
+        exc: BaseException,
+        *,
+        model: str | None = None,
+        date: str | None = None,
+        params: dict[str, Any] | None = None,
+    ) -> str:
+        """Record a step refused before it ran (e.g. ValidationFailed, GateBlocked) as a failed run.
+
+        Its key is unique: a refusal never makes a later, identical run look done. Returns the
+        run id.
+        """
+        message = f"{type(exc).__name__}: {exc}"
+        key = sha256_json(
+            {"step": step, "model": model, "date": date, "refused": message, "at": time.time_ns()}
+        )
+        record = self.store.start_run(step, key, model=model, date=date, params=params or {})
+        self.store.finish_run(record.id, "failed", error=message)
+        self._remember(exc)
+        return record.id
 
     def run(
         self,
@@ -195,6 +227,7 @@ class Runner:
             elif not isinstance(exc, SpindleError):
                 message += "\n" + "".join(traceback.format_exception(exc)[-3:])
             self.store.finish_run(record.id, "failed", resources=resources, error=message)
+            self._remember(exc)
             raise
         finally:
             _CURRENT_KEY.reset(token)

@@ -34,7 +34,7 @@ def run_row(session: Session, run_id: str, *, lock: bool = False) -> RunRow:
     if not newest:
         raise NotFound(f"no run {run_id!r}: no runs are recorded yet")
     listed = ", ".join(f"{r.id} ({r.step}, {r.status})" for r in newest)
-    raise NotFound(f"no run {run_id!r}; the newest runs are {listed}; list more with runs()")
+    raise NotFound(f"no run {run_id!r}; the newest runs are {listed}")
 
 
 def start(

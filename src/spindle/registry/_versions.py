@@ -37,7 +37,7 @@ def require_model(session: Session, model: str) -> None:
     if not known:
         raise NotFound(
             f"no model {model!r}: the registry has no models yet; a model appears with its "
-            "first reserved version (reserve_version, run by `spindle train`)"
+            "first version (made by `spindle train` or `spindle run`)"
         )
     close = difflib.get_close_matches(model, known, n=1)
     suggestion = f" (did you mean {close[0]!r}?)" if close else ""
