@@ -64,6 +64,7 @@ if _TYPE_CHECKING:
         sha256_json,
     )
     from spindle.core._killpoints import KILL_ENV, kill_point
+    from spindle.core._sources import SourceDeclaration, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
@@ -94,6 +95,7 @@ _LAZY: dict[str, str] = {
     "ServingError": "spindle.core._errors",
     "SimulationConfig": "spindle.core._config",
     "SourceConfig": "spindle.core._config",
+    "SourceDeclaration": "spindle.core._sources",
     "SpindleError": "spindle.core._errors",
     "TableVersion": "spindle.core._artifacts",
     "TrainingConfig": "spindle.core._config",
@@ -117,6 +119,7 @@ _LAZY: dict[str, str] = {
     "current_version": "spindle.core._delta",
     "file_lock": "spindle.core._atomic",
     "kill_point": "spindle.core._killpoints",
+    "load_sources": "spindle.core._sources",
     "load_yaml_model": "spindle.core._yaml",
     "open_dataset": "spindle.core._delta",
     "parse_overrides": "spindle.core._yaml",
@@ -168,6 +171,7 @@ __all__ = [
     "ServingError",
     "SimulationConfig",
     "SourceConfig",
+    "SourceDeclaration",
     "SpindleError",
     "TableVersion",
     "TrainingConfig",
@@ -190,6 +194,7 @@ __all__ = [
     "current_version",
     "file_lock",
     "kill_point",
+    "load_sources",
     "load_yaml_model",
     "open_dataset",
     "parse_overrides",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -15,11 +15,16 @@ M = TypeVar("M", bound=BaseModel)
 
 def _line_index(text: str) -> dict[tuple[str | int, ...], int]:
     """Map each key path in a YAML document to its 1-based line number."""
-    lines: dict[tuple[str | int, ...], int] = {}
     try:
         root = yaml.compose(text)
     except yaml.YAMLError:
-        return lines
+        return {}
+    return _node_lines(root)
+
+
+def _node_lines(root: yaml.Node | None) -> dict[tuple[str | int, ...], int]:
+    """Map each key path below a composed YAML node to its 1-based line number."""
+    lines: dict[tuple[str | int, ...], int] = {}
 
     def walk(node: yaml.Node | None, path: tuple[str | int, ...]) -> None:
         if node is None:
@@ -88,6 +93,7 @@ def format_validation_error(
     exc: ValidationError,
     lines: dict[tuple[str | int, ...], int],
     overrides: list[str] | None = None,
+    model: type[BaseModel] | None = None,
 ) -> list[str]:
     """Turn a pydantic error into lines naming key, line, expectation and the value found.
 
@@ -96,6 +102,8 @@ def format_validation_error(
     problems = []
     for err in exc.errors():
         loc = tuple(err["loc"])
+        if err["type"] == "extra_forbidden" and model is not None:
+            err = {**err, "msg": f"unknown key; allowed keys: {_allowed_keys(model, loc[:-1])}"}
         key = ".".join(str(p) for p in loc) or "<root>"
         line = None
         probe = loc
@@ -146,6 +154,73 @@ def load_yaml_model(
     try:
         return model.model_validate(effective), effective
     except ValidationError as exc:
-        problems = format_validation_error(exc, _line_index(text), overrides)
+        problems = format_validation_error(exc, _line_index(text), overrides, model)
         from_file = [p for p in problems if not p.startswith("--set ")]
         raise ConfigError(str(file) if from_file else "--set", problems) from exc
+
+
+def _allowed_keys(model: type[BaseModel], path: tuple[str | int, ...]) -> str:
+    """The keys the model nested at ``path`` accepts (for an "unknown key" message)."""
+    annotation: Any = model
+    for part in path:
+        annotation = _inner_model(_unwrap(annotation), part)
+    annotation = _unwrap(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return ", ".join(f.alias or n for n, f in annotation.model_fields.items())
+    return "?"
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    args = [a for a in get_args(annotation) if a is not type(None)]
+    if get_origin(annotation) not in (list, tuple, set, frozenset, dict) and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+def _inner_model(annotation: Any, part: str | int) -> Any:
+    """The type one step below ``annotation`` (a model's field, a list item, a dict value)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        field = annotation.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    args = get_args(annotation)
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset) and args:
+        return args[0]
+    if origin is dict and len(args) == 2:
+        return args[1]
+    return None
+
+
+def load_yaml_models(path: str | Path, model: type[M]) -> tuple[list[tuple[M, int]], list[str]]:
+    """Validate every document of a (``---`` separated) YAML file with ``model``.
+
+    Returns:
+        The valid documents with the line each starts on, and every problem of the file (each
+        with line and key; an unknown key lists the allowed keys). Never raises for bad content.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+        nodes = list(yaml.compose_all(text))
+        documents = list(yaml.safe_load_all(text))
+    except OSError as exc:
+        return [], [f"cannot read the file: {exc.strerror}"]
+    except yaml.YAMLError as exc:
+        return [], [f"not valid YAML: {' '.join(str(exc).split())}"]
+    valid: list[tuple[M, int]] = []
+    problems: list[str] = []
+    for node, data in zip(nodes, documents, strict=True):
+        if node is None or data is None:
+            continue
+        line = node.start_mark.line + 1
+        if not isinstance(data, dict):
+            problems.append(f"line {line}: expected a mapping, found {type(data).__name__}")
+            continue
+        try:
+            valid.append((model.model_validate(data), line))
+        except ValidationError as exc:
+            found = format_validation_error(exc, _node_lines(node), None, model)
+            # a missing key has no line of its own: name the line its document starts on
+            problems.extend(p if p.startswith("line ") else f"line {line}, {p}" for p in found)
+    return valid, problems

@@ -1,0 +1,346 @@
+"""Source declarations: the workspace's ``sources/*.yaml``, validated at load, as typed models.
+
+A declaration says where a raw dataset lives (daily partitions, one historical dump split by
+event time, or a Delta table), how to parse it, its columns and key, its event time and time
+zone, the row rules whose failures go to quarantine, and its provenance. See docs/your-data.md.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import zoneinfo
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ValidationError as _PydanticValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from spindle.core._config import SourceConfig
+from spindle.core._errors import ConfigError
+
+#: The column types a declaration may use, and the Arrow type each is read as. Timestamps are
+#: stored in UTC (microseconds, no zone attached); ``decimal`` takes ``precision`` and ``scale``.
+COLUMN_TYPES: dict[str, pa.DataType] = {
+    "bool": pa.bool_(),
+    "date": pa.date32(),
+    "decimal": pa.decimal128(18, 2),
+    "float32": pa.float32(),
+    "float64": pa.float64(),
+    "int32": pa.int32(),
+    "int64": pa.int64(),
+    "string": pa.string(),
+    "timestamp": pa.timestamp("us"),
+}
+_DUCKDB_TYPES = {
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "float32": "FLOAT",
+    "float64": "DOUBLE",
+    "int32": "INTEGER",
+    "int64": "BIGINT",
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMP",
+}
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+DATE_FIELD = "{date}"
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone {value!r}: use an IANA name such as UTC") from exc
+    return value
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One declared column: its type, whether it may be null, and what it means."""
+
+    type: Literal[
+        "bool", "date", "decimal", "float32", "float64", "int32", "int64", "string", "timestamp"
+    ]
+    nullable: bool = False
+    description: str | None = None
+    timezone: str | None = None  # timestamp columns: the zone of values written without one
+    precision: int = Field(default=18, ge=1, le=38)  # decimal only
+    scale: int = Field(default=2, ge=0, le=38)  # decimal only
+
+    _tz = field_validator("timezone")(lambda v: v if v is None else _check_timezone(v))
+
+    @model_validator(mode="after")
+    def _fits(self) -> ColumnSpec:
+        if self.timezone is not None and self.type != "timestamp":
+            raise ValueError("timezone is only for timestamp columns")
+        if self.scale > self.precision:
+            raise ValueError(f"scale {self.scale} is larger than precision {self.precision}")
+        return self
+
+    def arrow_type(self) -> pa.DataType:
+        """The Arrow type values of this column are read as."""
+        if self.type == "decimal":
+            return pa.decimal128(self.precision, self.scale)
+        return COLUMN_TYPES[self.type]
+
+    def duckdb_type(self) -> str:
+        """The DuckDB type of this column (row rules run in DuckDB)."""
+        if self.type == "decimal":
+            return f"DECIMAL({self.precision},{self.scale})"
+        return _DUCKDB_TYPES[self.type]
+
+
+class CsvOptions(_Strict):
+    """How a CSV file is parsed."""
+
+    delimiter: str = Field(default=",", min_length=1, max_length=1)
+    quote: str = Field(default='"', min_length=1, max_length=1)
+    header: bool = True  # without a header, columns are taken in declaration order
+    null_values: list[str] = Field(default_factory=lambda: [""])
+    timestamp_format: str | None = None  # strptime format, e.g. "%d/%m/%Y %H:%M"
+
+
+class EventTime(_Strict):
+    """The column that says when each row happened, and the zone its values are written in."""
+
+    column: str
+    timezone: str = "UTC"
+    format: str | None = None  # strptime format when the column is text in a non-ISO form
+
+    _tz = field_validator("timezone")(lambda v: _check_timezone(v))
+
+
+class Rule(_Strict):
+    """A row rule: a SQL boolean over the row's columns; rows where it is not true are set aside."""
+
+    check: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
+
+
+class Calendar(_Strict):
+    """Days on which no data is expected (not an alarm when a partition is missing)."""
+
+    closed_weekdays: list[Literal[WEEKDAYS]] = Field(default_factory=list)  # type: ignore[valid-type]
+    closed_dates: list[dt.date] = Field(default_factory=list)
+
+    def is_closed(self, day: dt.date) -> bool:
+        """Whether ``day`` is an expected gap."""
+        return day in self.closed_dates or WEEKDAYS[day.weekday()] in self.closed_weekdays
+
+
+class SourceDeclaration(_Strict):
+    """One raw source of the workspace (``sources/<name>.yaml``).
+
+    Example:
+        >>> decl = SourceDeclaration.model_validate({
+        ...     "name": "orders", "location": "raw/orders/{date}.csv", "format": "csv",
+        ...     "event_time": {"column": "ts"}, "primary_key": ["id"],
+        ...     "columns": {"id": "string", "ts": "timestamp", "amount": "float64"},
+        ...     "provenance": {"origin": "shop database"}})
+        >>> decl.layout
+        'daily'
+    """
+
+    name: str
+    location: str = Field(min_length=1)
+    format: Literal["parquet", "csv", "jsonl", "delta"]
+    csv: CsvOptions | None = None
+    kind: Literal["events", "snapshot", "changelog"] = "events"
+    event_time: EventTime | None = None
+    primary_key: list[str] = Field(default_factory=list)
+    columns: dict[str, ColumnSpec] = Field(min_length=1)
+    allowed_lateness: str = "0s"
+    rules: list[Rule] = Field(default_factory=list)
+    provenance: SourceConfig
+    tags: list[str] = Field(default_factory=list)
+    allowed_teams: list[str] | None = None
+    calendar: Calendar = Field(default_factory=Calendar)
+    description: str | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("source names are lowercase letters, digits and _ (max 64)")
+        return value
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _short_columns(cls, value: Any) -> Any:
+        # `price: float64` is short for `price: {type: float64}`.
+        if isinstance(value, dict):
+            return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("allowed_lateness")
+    @classmethod
+    def _lateness(cls, value: str) -> str:
+        if not _DURATION.match(value):
+            raise ValueError("expected a duration such as 30m, 6h or 2d")
+        return value
+
+    @field_validator("location")
+    @classmethod
+    def _location(cls, value: str) -> str:
+        if value.count(DATE_FIELD) > 1:
+            raise ValueError("{date} may appear only once in a location")
+        leftover = value.replace(DATE_FIELD, "")
+        if "{" in leftover or "}" in leftover:
+            raise ValueError("the only placeholder a location may hold is {date}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> SourceDeclaration:
+        problems = [
+            InitErrorDetails(type=PydanticCustomError("source", message), loc=loc, input=value)
+            for loc, message, value in declaration_problems(self)
+        ]
+        if problems:
+            raise _PydanticValidationError.from_exception_data(type(self).__name__, problems)
+        return self
+
+    @property
+    def layout(self) -> Literal["daily", "dump", "delta"]:
+        """``daily`` (one partition per ``{date}``), ``dump`` (one file or folder split by event
+        time) or ``delta`` (a Delta table split by event time)."""
+        if self.format == "delta":
+            return "delta"
+        return "daily" if DATE_FIELD in self.location else "dump"
+
+    @property
+    def allowed_lateness_s(self) -> int:
+        """``allowed_lateness`` in seconds."""
+        match = _DURATION.match(self.allowed_lateness)
+        assert match is not None  # checked at load
+        return int(match.group(1)) * _DURATION_S[match.group(2)]
+
+    @property
+    def csv_options(self) -> CsvOptions:
+        """The CSV options (the defaults when the declaration has no ``csv`` block)."""
+        return self.csv or CsvOptions()
+
+    def arrow_schema(self) -> pa.Schema:
+        """The Arrow schema rows of this source are read into (declared order and nullability)."""
+        return pa.schema(
+            [pa.field(n, c.arrow_type(), nullable=c.nullable) for n, c in self.columns.items()]
+        )
+
+    def column_timezone(self, column: str) -> str:
+        """The zone in which values of a timestamp column without an offset are written."""
+        if self.event_time is not None and self.event_time.column == column:
+            return self.event_time.timezone
+        return self.columns[column].timezone or "UTC"
+
+
+def declaration_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Cross-field problems of a declaration: (key path, message, value found)."""
+    problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+    declared = list(decl.columns)
+    for i, key in enumerate(decl.primary_key):
+        if key not in decl.columns:
+            problems.append((("primary_key", i), f"{key!r} is not a declared column", key))
+        elif decl.columns[key].nullable:
+            problems.append((("primary_key", i), f"key column {key!r} cannot be nullable", key))
+    if decl.event_time is not None:
+        column = decl.event_time.column
+        spec = decl.columns.get(column)
+        if spec is None:
+            message = f"{column!r} is not a declared column (declared: {', '.join(declared)})"
+            problems.append((("event_time", "column"), message, column))
+        elif spec.type not in ("timestamp", "date"):
+            message = (
+                f"the event time column must be a timestamp or date, {column!r} is {spec.type}"
+            )
+            problems.append((("event_time", "column"), message, column))
+        elif spec.nullable:
+            message = f"the event time column {column!r} cannot be nullable"
+            problems.append((("event_time", "column"), message, column))
+    elif decl.layout != "daily" or decl.kind != "snapshot":
+        why = (
+            "a source split into days by event time"
+            if decl.layout != "daily"
+            else f"a {decl.kind} source"
+        )
+        problems.append(
+            ((), f"event_time is required for {why} (only daily snapshots may omit it)", None)
+        )
+    if decl.csv is not None and decl.format != "csv":
+        problems.append((("csv",), f"csv options are only for format csv, not {decl.format}", None))
+    problems.extend(_rule_problems(decl))
+    return problems
+
+
+def _rule_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Prepare each rule over an empty table with the declared columns, so typos fail at load."""
+    if not decl.rules:
+        return []
+    import duckdb
+
+    problems: list[tuple[tuple[str | int, ...], str, Any]] = []
+    columns = ", ".join(f'"{n}" {c.duckdb_type()}' for n, c in decl.columns.items())
+    with duckdb.connect() as con:
+        con.execute(f"CREATE TABLE source_row ({columns})")
+        for i, rule in enumerate(decl.rules):
+            try:
+                kind = con.execute(
+                    f"DESCRIBE SELECT ({rule.check}) AS ok FROM source_row"
+                ).fetchall()
+            except duckdb.Error as exc:
+                first = str(exc).splitlines()[0]
+                problems.append(
+                    (
+                        ("rules", i, "check"),
+                        f"rule {rule.reason!r} does not run: {first}",
+                        rule.check,
+                    )
+                )
+                continue
+            if len(kind) != 1 or kind[0][1] != "BOOLEAN":
+                found = ", ".join(str(k[1]) for k in kind)
+                message = (
+                    f"rule {rule.reason!r} must be one true/false expression, it gives {found}"
+                )
+                problems.append((("rules", i, "check"), message, rule.check))
+    return problems
+
+
+def load_sources(root: str | Path) -> dict[str, SourceDeclaration]:
+    """Load every declaration in ``<root>/sources/*.yaml`` (several per file with ``---``).
+
+    Returns:
+        Declarations by name, in name order (empty when there is no ``sources/`` folder).
+
+    Raises:
+        ConfigError: every problem of every file at once, each with file, line and key; two
+            declarations with one name are an error naming both files.
+    """
+    from spindle.core._yaml import load_yaml_models
+
+    folder = Path(root) / "sources"
+    files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
+    found: dict[str, tuple[SourceDeclaration, str]] = {}
+    problems: list[str] = []
+    for file in files:
+        shown = f"sources/{file.name}"
+        models, file_problems = load_yaml_models(file, SourceDeclaration)
+        problems.extend(f"{shown}: {p}" for p in file_problems)
+        for decl, line in models:
+            if decl.name in found:
+                other = found[decl.name][1]
+                problems.append(
+                    f"{shown}: line {line}, key 'name': source {decl.name!r} is already declared"
+                    f" in {other}; rename one of them"
+                )
+                continue
+            found[decl.name] = (decl, f"{shown} line {line}")
+    if problems:
+        raise ConfigError(str(folder), problems)
+    return {name: found[name][0] for name in sorted(found)}
