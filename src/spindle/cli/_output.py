@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
-from collections.abc import Callable, Iterator, Sequence
+import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 import spindle
@@ -42,34 +52,88 @@ def fmt(value: Any, digits: int = 3) -> str:
     return str(value)
 
 
-@contextmanager
-def progress_reporter(enabled: bool = True) -> Iterator[Callable[[str, int, int], None]]:
-    """Yield ``report(task, done, total)``: a progress bar on a terminal, plain lines otherwise."""
-    if not enabled:
-        yield lambda task, done, total: None
-        return
-    if err_console.is_terminal:
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as bar:
-            tasks: dict[str, Any] = {}
+class Reporter:
+    """What ``progress_reporter`` yields: ``report(task, done, total)`` for counted work (days,
+    tasks) and ``report.event(e)`` for training, whose events carry a rate and an epoch.
 
-            def report(task: str, done: int, total: int) -> None:
-                if task not in tasks:
-                    tasks[task] = bar.add_task(task, total=total)
-                bar.update(tasks[task], completed=done, total=total)
+    On a terminal both draw one Rich bar per task (done/total, examples/s, elapsed, ETA). Off a
+    terminal, counted work prints a line per call and training at most one line every
+    ``plain_interval_s`` per task (and its last step), so CI logs stay short.
+    """
 
-            yield report
-    else:
+    def __init__(self, bar: Progress | None, plain_interval_s: float = 2.0) -> None:
+        self._bar = bar
+        self._tasks: dict[str, TaskID] = {}
+        self._plain_interval_s = plain_interval_s
+        self._started: dict[str, tuple[float, int]] = {}
+        self._printed: dict[str, float] = {}
 
-        def plain(task: str, done: int, total: int) -> None:
+    def __call__(self, task: str, done: int, total: int) -> None:
+        if self._bar is None:
             err_console.print(f"{task}: {done}/{total}", highlight=False)
+            return
+        self._update(self._bar, task, done, total, "", "")
 
-        yield plain
+    def event(self, event: spindle.ProgressEvent) -> None:
+        rate = "" if event.examples_per_s is None else f"{event.examples_per_s:,.0f} ex/s"
+        if self._bar is not None:
+            what = f"{event.unit} ({event.detail})" if event.detail else event.unit
+            self._update(self._bar, event.task, event.done, event.total, what, rate)
+            return
+        now = time.monotonic()
+        first = self._started.setdefault(event.task, (now, event.done))
+        finished = event.done >= event.total
+        if not finished and now - self._printed.get(event.task, -math.inf) < self._plain_interval_s:
+            return
+        self._printed[event.task] = now
+        parts = [f"{event.task}: {event.unit} {event.done}/{event.total}"]
+        if event.detail:
+            parts[0] += f" ({event.detail})"
+        if rate:
+            parts.append(rate)
+        done_here, seconds = event.done - first[1], now - first[0]
+        if not finished and done_here > 0 and seconds > 0:
+            parts.append(f"ETA {(event.total - event.done) * seconds / done_here:.0f} s")
+        err_console.print(", ".join(parts), highlight=False, soft_wrap=True)
+
+    def _update(
+        self, bar: Progress, task: str, done: int, total: int, unit: str, rate: str
+    ) -> None:
+        if task not in self._tasks:
+            self._tasks[task] = bar.add_task(task, total=total, unit=unit, rate=rate)
+        bar.update(self._tasks[task], completed=done, total=total, unit=unit, rate=rate)
+
+
+@contextmanager
+def progress_reporter(enabled: bool = True) -> Iterator[Reporter]:
+    """Yield a :class:`Reporter`: Rich bars on a terminal, plain lines otherwise, or nothing
+    (``enabled=False``, e.g. with ``--json``)."""
+    if not enabled:
+        yield _Silent(None)
+        return
+    if not err_console.is_terminal:
+        yield Reporter(None)
+        return
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[unit]}"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=err_console,
+    ) as bar:
+        yield Reporter(bar)
+
+
+class _Silent(Reporter):
+    def __call__(self, task: str, done: int, total: int) -> None:
+        return
+
+    def event(self, event: spindle.ProgressEvent) -> None:
+        return
 
 
 def fail(exc: spindle.SpindleError) -> typer.Exit:

@@ -6,7 +6,7 @@ import typer
 
 import spindle
 from spindle.cli._app import JsonOption, SetOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, fmt
+from spindle.cli._output import console, emit_json, fmt, progress_reporter
 
 
 @app.command()
@@ -30,9 +30,9 @@ def train(
     """Train a new model version (warm-started from production unless a full retrain is due)."""
     # An override like any other: validated, part of the effective (hashed, recorded) config.
     effective = [*(overrides or []), *([f"training.workers={workers}"] if workers else [])]
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         version, result, skipped = spindle.train_version(
-            ctx, model, date, from_scratch=from_scratch, overrides=effective
+            ctx, model, date, from_scratch=from_scratch, overrides=effective, progress=report.event
         )
     m = version.metrics
     payload = {

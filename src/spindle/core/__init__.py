@@ -64,6 +64,7 @@ if _TYPE_CHECKING:
         sha256_json,
     )
     from spindle.core._killpoints import KILL_ENV, kill_point
+    from spindle.core._progress import Progress, ProgressEvent, step_progress
     from spindle.core._sources import SourceDeclaration, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
@@ -84,6 +85,8 @@ _LAZY: dict[str, str] = {
     "KILL_ENV": "spindle.core._killpoints",
     "ModelConfig": "spindle.core._config",
     "ModelServingConfig": "spindle.core._config",
+    "Progress": "spindle.core._progress",
+    "ProgressEvent": "spindle.core._progress",
     "ModelVersion": "spindle.core._artifacts",
     "NotFound": "spindle.core._errors",
     "OrchestrationError": "spindle.core._errors",
@@ -127,6 +130,7 @@ _LAZY: dict[str, str] = {
     "sha256_dir": "spindle.core._hashing",
     "sha256_file": "spindle.core._hashing",
     "sha256_json": "spindle.core._hashing",
+    "step_progress": "spindle.core._progress",
     "table_exists": "spindle.core._delta",
     "write_partition": "spindle.core._delta",
 }
@@ -163,6 +167,8 @@ __all__ = [
     "ModelVersion",
     "NotFound",
     "OrchestrationError",
+    "Progress",
+    "ProgressEvent",
     "RawPartition",
     "RegistryError",
     "ScheduleConfig",
@@ -202,6 +208,7 @@ __all__ = [
     "sha256_dir",
     "sha256_file",
     "sha256_json",
+    "step_progress",
     "table_exists",
     "write_partition",
 ]

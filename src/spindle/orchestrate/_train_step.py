@@ -8,6 +8,7 @@ import os
 import platform
 import shutil
 import subprocess
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,13 @@ import pyarrow.parquet as pq
 from spindle.core import (
     ModelConfig,
     ModelVersion,
+    Progress,
     TrainingError,
     TrainingSet,
     atomic_directory,
     atomic_write_json,
     sha256_json,
+    step_progress,
 )
 from spindle.features import Transform
 from spindle.orchestrate._context import Context, production_before
@@ -104,8 +107,11 @@ def train_version(
     *,
     from_scratch: bool = False,
     overrides: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> tuple[ModelVersion, TrainResult | None, bool]:
     """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
+
+    ``progress`` hears the training steps (epoch, examples/s) about twice a second.
 
     Returns:
         The model version, the training result (None when the step was skipped), and whether skipped.
@@ -138,7 +144,9 @@ def train_version(
         existing = _existing_version(ctx, model, date, trainset.id, base, loaded.config_hash)
         if existing is not None:
             return existing
-        version, result = _train_version(ctx, loaded, date, trainset, base, identity, left_out, why)
+        version, result = _train_version(
+            ctx, loaded, date, trainset, base, identity, left_out, why, progress
+        )
         result_box["result"] = result
         return version
 
@@ -193,16 +201,28 @@ def _train_version(
     identity: dict[str, Any],
     left_out: list[str],
     why: str,
+    progress: Progress | None = None,
 ) -> tuple[ModelVersion, TrainResult]:
     cfg = loaded.config
     base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
+    on_step = None
+    if progress is not None:
+        epochs = cfg.training.warm_start_epochs if base_dir is not None else cfg.training.epochs
+        on_step = step_progress(
+            progress,
+            f"train {cfg.name} for {date}",
+            epochs=epochs,
+            batch_size=cfg.training.batch_size,
+        )
     key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
     scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
     trainer = trainer_for(cfg.training)
     streamed = _streams(cfg, trainset)
     if streamed:
-        transform, result = _train_streamed(loaded, trainset, base_dir, scratch, checkpoints)
+        transform, result = _train_streamed(
+            loaded, trainset, base_dir, scratch, checkpoints, on_step
+        )
     else:
         table = pq.read_table(trainset.uri)
         if base_dir is not None:
@@ -221,6 +241,7 @@ def _train_version(
             scratch,
             checkpoint_dir=checkpoints,
             base_dir=base_dir,
+            progress=on_step,
         )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     final = model_dir(ctx, cfg.name, version)
@@ -297,6 +318,7 @@ def _train_streamed(
     base_dir: Path | None,
     scratch: Path,
     checkpoints: Path,
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Transform, TrainResult]:
     """Fit (or reuse) the transform from a stream of the file, then train streaming it."""
     cfg = loaded.config
@@ -324,5 +346,6 @@ def _train_streamed(
         base_weights=base_dir,
         buffer_rows=cfg.training.stream_buffer_rows,
         columns=sorted({*transform.columns(), cfg.label}),
+        progress=progress,
     )
     return transform, result

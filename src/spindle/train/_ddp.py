@@ -16,16 +16,23 @@ share that directory (see :func:`torchrun_command`).
 
 Rank 0 owns the checkpoint directory (lock, saves, loads on resume) and sends the resumed state
 to the other ranks; at the end it writes the final weights and the run's figures to
-``result-<fingerprint>.pt`` in the checkpoint dir, which the parent process reads back.
+``result-<fingerprint>.pt`` in the checkpoint dir, which the parent process reads back. While
+it trains, rank 0 appends ``{"done", "total"}`` lines (at most two a second, and the last step)
+to ``progress-<fingerprint>.jsonl`` beside it, which the parent tails for its ``progress``
+callback: the same file works for spawned ranks and for torchrun's, on any machine that shares
+the directory.
 """
 
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from pathlib import Path
@@ -132,11 +139,14 @@ def train_ddp(
     checkpoint_dir: Path,
     fingerprint: str,
     base_file: Path | None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> DDPOutcome:
     """Train with ``config.workers`` processes and return rank 0's report.
 
     The processes are local ``spawn`` children, or ``torchrun`` ranks (``config.launcher``),
-    which may span ``config.nnodes`` machines.
+    which may span ``config.nnodes`` machines. ``progress`` is called with ``(steps done,
+    total steps)`` from a thread of this process that tails rank 0's progress file (about
+    twice a second, and for the last step).
 
     Raises:
         TrainingError: a worker failed (its error message is repeated here), e.g. non-finite
@@ -156,20 +166,21 @@ def train_ddp(
         base_file=str(base_file) if base_file is not None else None,
         result_file=str(result_file),
     )
-    if config.launcher == "torchrun":
-        run_torchrun(write_job(job), config)
-    else:
-        try:
-            start_processes(  # type: ignore[no-untyped-call]
-                _worker,
-                args=(world, _free_port(), job),
-                nprocs=world,
-                join=True,
-                start_method="spawn",
-            )
-        except ProcessRaisedException as error:
-            message = str(error).strip().splitlines()[-1]
-            raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
+    with _ProgressTail(progress_file(checkpoint_dir, fingerprint), progress):
+        if config.launcher == "torchrun":
+            run_torchrun(write_job(job), config)
+        else:
+            try:
+                start_processes(  # type: ignore[no-untyped-call]
+                    _worker,
+                    args=(world, _free_port(), job),
+                    nprocs=world,
+                    join=True,
+                    start_method="spawn",
+                )
+            except ProcessRaisedException as error:
+                message = str(error).strip().splitlines()[-1]
+                raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
     report = torch.load(result_file, map_location="cpu", weights_only=True)
     result_file.unlink(missing_ok=True)
     return DDPOutcome(
@@ -203,6 +214,8 @@ def run_rank(job: DDPJob) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
     recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
+    if rank == 0:
+        recipe.progress = _progress_writer(progress_file(Path(job.checkpoint_dir), job.fingerprint))
     finished = False
     try:
         base_file = Path(job.base_file) if job.base_file is not None else None
@@ -246,6 +259,81 @@ def _write_report(path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float) -
     buffer = io.BytesIO()
     torch.save(report, buffer)
     atomic_write_bytes(path, buffer.getvalue())
+
+
+def progress_file(checkpoint_dir: Path, fingerprint: str) -> Path:
+    """Where rank 0 of the run ``fingerprint`` appends its progress lines."""
+    return Path(checkpoint_dir) / f"progress-{fingerprint[:16]}.jsonl"
+
+
+def _progress_writer(path: Path, min_interval_s: float = 0.5) -> Callable[[int, int], None]:
+    """Rank 0's step hook: append ``{"done", "total"}`` at most every ``min_interval_s``
+    and for the last step (one small append; the training step never waits on a reader)."""
+    last_s = -math.inf
+
+    def write(done: int, total: int) -> None:
+        nonlocal last_s
+        now = time.perf_counter()
+        if done < total and now - last_s < min_interval_s:
+            return
+        last_s = now
+        with open(path, "a", encoding="utf-8") as out:
+            out.write(json.dumps({"done": done, "total": total}) + "\n")
+
+    return write
+
+
+class _ProgressTail:
+    """While the ranks train, read rank 0's new progress lines every ``interval_s`` and pass
+    them to ``progress`` (from a daemon thread; once more, in the caller's thread, at exit)."""
+
+    def __init__(
+        self, path: Path, progress: Callable[[int, int], None] | None, interval_s: float = 0.5
+    ) -> None:
+        self._path = path
+        self._progress = progress
+        self._interval_s = interval_s
+        self._offset = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="ddp-progress", daemon=True)
+        self._error: BaseException | None = None
+
+    def __enter__(self) -> _ProgressTail:
+        self._path.unlink(missing_ok=True)  # an earlier, interrupted run's lines
+        if self._progress is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if self._progress is not None:
+            self._stop.set()
+            self._thread.join()
+            if exc_type is None:
+                self._poll()
+        self._path.unlink(missing_ok=True)
+        if self._error is not None and exc_type is None:
+            raise self._error
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self._poll()
+            except Exception as exc:  # re-raised in the caller's thread at exit
+                self._error = exc
+                return
+
+    def _poll(self) -> None:
+        if self._progress is None or not self._path.exists():
+            return
+        with open(self._path, "rb") as source:
+            source.seek(self._offset)
+            data = source.read()
+        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
+        self._offset += len(complete)
+        lines = complete.decode("utf-8").splitlines()
+        if lines:
+            last = json.loads(lines[-1])
+            self._progress(int(last["done"]), int(last["total"]))
 
 
 def _free_port() -> int:

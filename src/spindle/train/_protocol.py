@@ -11,6 +11,7 @@ same contract tests (``tests/train/test_protocol.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -37,9 +38,11 @@ class Trainer(Protocol):
         *,
         checkpoint_dir: Path,
         base_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TrainResult:
         """Train (resuming this run's checkpoints, or warm starting from ``base_dir``) and
-        write the model version directory ``out_dir`` atomically."""
+        write the model version directory ``out_dir`` atomically; call ``progress`` with
+        ``(steps done, total steps)`` as training advances."""
         ...
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -62,6 +65,7 @@ class TorchTrainer:
         *,
         checkpoint_dir: Path,
         base_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TrainResult:
         return train_model(
             inputs,
@@ -71,6 +75,7 @@ class TorchTrainer:
             out_dir,
             checkpoint_dir=checkpoint_dir,
             base_weights=base_dir,
+            progress=progress,
         )
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -18,6 +18,7 @@ import json
 import math
 import resource
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -52,8 +53,10 @@ class SklearnTrainer:
         *,
         checkpoint_dir: Path,
         base_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> TrainResult:
-        """Fit, export and verify; see ``Trainer.train``. ``checkpoint_dir`` is unused.
+        """Fit, export and verify; see ``Trainer.train``. ``checkpoint_dir`` is unused;
+        ``progress`` hears ``(1, 1)`` once the one fit is done (it has no steps to count).
 
         Raises:
             TrainingError: text inputs (not supported here: use the torch framework), an
@@ -73,6 +76,8 @@ class SklearnTrainer:
             model.set_params(warm_start=True)
             model.coef_, model.intercept_ = warm[None, 1:], warm[:1]
         model.fit(features, labels.astype(np.int64))
+        if progress is not None:
+            progress(1, 1)
         seconds, cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
         coef = np.asarray(model.coef_[0], dtype=np.float32)
         bias = np.float32(model.intercept_[0])

@@ -101,8 +101,9 @@ def train_model(
         out_dir: the model version directory to create; must not exist.
         checkpoint_dir: this run's checkpoint directory.
         base_weights: a base version directory or its ``weights.pt``, to warm start from.
-        progress: called after every step with ``(steps done, total steps)`` (single process
-            only: not called when ``config.workers > 1``).
+        progress: called after every step with ``(steps done, total steps)``; with
+            ``config.workers > 1``, about twice a second from a thread tailing rank 0's
+            progress file (see ``train_ddp``).
 
     With ``config.max_staleness_steps > 0`` the bounded-staleness recipe (``AsyncRecipe``)
     runs instead of the sync one. With ``config.workers > 1`` the loop runs in that many local DDP worker processes (see
@@ -138,7 +139,16 @@ def train_model(
         )
     if config.workers > 1:
         return _train_workers(
-            inputs, labels, spec, config, out_dir, checkpoint_dir, base_file, epochs, fingerprint
+            inputs,
+            labels,
+            spec,
+            config,
+            out_dir,
+            checkpoint_dir,
+            base_file,
+            epochs,
+            fingerprint,
+            progress,
         )
     rng = np.random.default_rng(config.seed)  # the recipe's generator: the permutations
     source = ArrayBatches(inputs, labels, rng)
@@ -306,10 +316,11 @@ def _train_workers(
     base_file: Path | None,
     epochs: int,
     fingerprint: str,
+    progress: Callable[[int, int], None] | None,
 ) -> TrainResult:
     """The data-parallel path: ``config.workers`` processes train, this one exports."""
     outcome = train_ddp(
-        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file
+        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file, progress
     )
     model = Ranker(spec, config)
     model.load_state_dict(outcome.state_dict)

@@ -1,0 +1,83 @@
+"""Long work shows progress: off a terminal, training prints plain lines with steps, epoch and
+examples/s (in one process and with DDP workers); the hooks never report more than asked."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spindle.cli._output import Reporter, err_console
+from spindle.core import ProgressEvent, step_progress
+
+LINE = re.compile(
+    r"^train search_ranker for 2026-01-04: steps (\d+)/(\d+) \(epoch (\d+)/(\d+)\)"
+    r"(?:, ([\d,]+) ex/s)?",
+    re.MULTILINE,
+)
+
+
+def _spindle(*args: str) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "spindle"
+    return subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, check=False, timeout=600
+    )
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_train_prints_progress_lines_off_a_terminal(workspace_copy: Path, workers: int) -> None:
+    proc = _spindle(
+        "train", "search_ranker", "--date", "2026-01-04", "--workers", str(workers),
+        "-w", str(workspace_copy),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = LINE.findall(proc.stderr)
+    assert lines, proc.stderr
+    done, total, epoch, epochs, _ = lines[-1]
+    assert done == total and epoch == epochs  # the last step is always reported
+    assert any(rate for *_, rate in lines), f"no examples/s in {proc.stderr}"
+    assert "search_ranker@1 (trained" in proc.stdout
+    assert "\x1b[" not in proc.stderr  # plain lines, no bar
+
+
+def test_json_output_has_no_progress(workspace_copy: Path) -> None:
+    proc = _spindle(
+        "train", "search_ranker", "--date", "2026-01-03", "--json", "-w", str(workspace_copy)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "steps" not in proc.stderr and "ex/s" not in proc.stderr, proc.stderr
+
+
+def test_step_progress_reports_the_first_and_last_step_within_the_interval() -> None:
+    events: list[ProgressEvent] = []
+    hook = step_progress(events.append, "train m", epochs=2, batch_size=100, min_interval_s=3600)
+    for done in range(1, 11):
+        hook(done, 10)
+    assert [(e.done, e.detail) for e in events] == [(1, "epoch 1/2"), (10, "epoch 2/2")]
+    assert events[0].examples_per_s is None and events[1].examples_per_s is not None
+
+
+def test_step_progress_with_no_interval_reports_every_step() -> None:
+    events: list[ProgressEvent] = []
+    hook = step_progress(events.append, "train m", epochs=3, batch_size=8, min_interval_s=0)
+    for done in range(5, 10):  # a resumed run starts mid-way
+        hook(done, 9)
+    assert [e.done for e in events] == [5, 6, 7, 8, 9]
+    assert [e.detail for e in events] == ["epoch 2/3"] * 2 + ["epoch 3/3"] * 3
+
+
+def test_plain_reporter_prints_at_most_one_line_per_interval_and_the_last() -> None:
+    report = Reporter(None, plain_interval_s=3600)
+    with err_console.capture() as captured:
+        for done in (1, 2, 3, 4):
+            report.event(ProgressEvent("train m", done, 4, "steps", 1000.0, "epoch 1/1"))
+        report("simulate", 1, 2)
+    lines = captured.get().splitlines()
+    assert lines == [
+        "train m: steps 1/4 (epoch 1/1), 1,000 ex/s",
+        "train m: steps 4/4 (epoch 1/1), 1,000 ex/s",
+        "simulate: 1/2",
+    ]
