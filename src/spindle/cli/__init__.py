@@ -14,6 +14,7 @@ from spindle.cli import (
     _info_cmds,
     _model_cmds,
     _ops_cmds,
+    _source_cmds,
     _train_cmds,
     _workspace_cmds,
 )
@@ -25,6 +26,7 @@ _COMMANDS = (
     _info_cmds,
     _model_cmds,
     _ops_cmds,
+    _source_cmds,
     _train_cmds,
     _workspace_cmds,
 )

@@ -8,6 +8,7 @@ from typing import Any as _Any
 
 if _TYPE_CHECKING:
     from spindle.data._checks import Anomaly
+    from spindle.data._infer import infer_source
     from spindle.data._ingest import QUARANTINE_SCHEMA, ingest_day, partition_files, raw_fingerprint
     from spindle.data._profile import (
         PROFILE_SCHEMA,
@@ -51,6 +52,7 @@ _LAZY: dict[str, str] = {
     "ValidationReport": "spindle.data._validate",
     "apply_rules": "spindle.data._row_rules",
     "drop_duplicate_keys": "spindle.data._row_rules",
+    "infer_source": "spindle.data._infer",
     "ingest_day": "spindle.data._ingest",
     "list_partition_dates": "spindle.data._readers",
     "load_profiles": "spindle.data._profile",
@@ -100,6 +102,7 @@ __all__ = [
     "ValidationReport",
     "apply_rules",
     "drop_duplicate_keys",
+    "infer_source",
     "ingest_day",
     "list_partition_dates",
     "load_profiles",
