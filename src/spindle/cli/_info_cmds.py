@@ -12,7 +12,7 @@ from spindle.cli._output import console, emit_json, fmt, table
 @app.command()
 @handles_errors
 def status(
-    model: str | None = typer.Argument(None),
+    model: str | None = typer.Argument(None, help="Only this model (default: every model)."),
     now: str | None = typer.Option(None, help="Evaluate freshness at this time (ISO)."),
     serving_url: str | None = typer.Option(
         None,
@@ -88,7 +88,9 @@ def status(
 @app.command()
 @handles_errors
 def lineage(
-    target: str = typer.Argument(..., metavar="MODEL@VERSION"),
+    target: str = typer.Argument(
+        ..., metavar="MODEL@VERSION", help="The model version, e.g. search_ranker@3."
+    ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:

@@ -14,7 +14,7 @@ from spindle.cli._output import console, emit_json, fmt, table
 @app.command()
 @handles_errors
 def evaluate(
-    model: str,
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
     version: int = typer.Option(..., help="Candidate version."),
     date: str = typer.Option(..., help="Holdout day."),
     replicas: int | None = typer.Option(
@@ -107,9 +107,11 @@ def _reasons_table(reasons: list[dict[str, Any]]) -> None:
 @app.command()
 @handles_errors
 def push(
-    model: str,
-    version: int = typer.Option(...),
-    weight: float | None = typer.Option(None, min=0, max=1),
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
+    version: int = typer.Option(..., help="The gated version to push."),
+    weight: float | None = typer.Option(
+        None, min=0, max=1, help="Traffic share for the new version, 0-1 (default: all of it)."
+    ),
     force: bool = typer.Option(
         False, help="Push a version the gate or infra validation blocked (needs --reason)."
     ),
@@ -135,8 +137,8 @@ def push(
 @app.command("validate-infra")
 @handles_errors
 def validate_infra(
-    model: str,
-    version: int = typer.Option(...),
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
+    version: int = typer.Option(..., help="The version to serve in the canary."),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -173,7 +175,7 @@ def validate_infra(
 @app.command()
 @handles_errors
 def rollback(
-    model: str,
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
     reason: str = typer.Option("manual rollback", help="Why (recorded in the alias history)."),
     workspace: str = WorkspaceOption,
 ) -> None:
@@ -186,7 +188,7 @@ def rollback(
 @app.command()
 @handles_errors
 def route(
-    model: str,
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
     weights: list[str] = typer.Argument(
         ..., help="VERSION=WEIGHT pairs summing to 1, e.g. 3=0.8 4=0.2"
     ),
@@ -235,7 +237,11 @@ def models_list(workspace: str = WorkspaceOption, as_json: bool = JsonOption) ->
 
 @models_app.command("show")
 @handles_errors
-def models_show(model: str, workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+def models_show(
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Versions of a model (oldest first) with aliases, metrics and verdicts; alias history."""
     with spindle.Context.open(workspace) as ctx:
         data = spindle.model_report(ctx, model)
@@ -285,9 +291,13 @@ def models_show(model: str, workspace: str = WorkspaceOption, as_json: bool = Js
 @app.command()
 @handles_errors
 def run(
-    model: str,
-    date: str = typer.Option(...),
-    from_scratch: bool = typer.Option(False, "--from-scratch"),
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
+    date: str = typer.Option(
+        ..., help="The day to run (YYYY-MM-DD); trains on the days before it."
+    ),
+    from_scratch: bool = typer.Option(
+        False, "--from-scratch", help="Do not warm-start from production."
+    ),
     allow_older: bool = typer.Option(
         False, "--allow-older", help="Let this day's version replace a production trained later."
     ),

@@ -22,9 +22,11 @@ app.add_typer(export_app, name="export")
 @app.command("run-all")
 @handles_errors
 def run_all(
-    date: str = typer.Option(...),
-    max_parallel: int = typer.Option(1, min=1),
-    capacity_hours: float | None = typer.Option(None, min=0),
+    date: str = typer.Option(..., help="The day to run (YYYY-MM-DD)."),
+    max_parallel: int = typer.Option(1, min=1, help="Models run at once."),
+    capacity_hours: float | None = typer.Option(
+        None, min=0, help="Stop starting models once their estimated hours exceed this."
+    ),
     allow_older: bool = typer.Option(
         False, "--allow-older", help="Let this day's versions replace production trained later."
     ),
@@ -62,8 +64,10 @@ def run_all(
 def catch_up(
     since: str = typer.Option(..., help="First day of the outage."),
     until: str | None = typer.Option(None, help="Last day to catch up (default: newest raw data)."),
-    capacity_hours: float | None = typer.Option(None, min=0),
-    dry_run: bool = typer.Option(False, "--dry-run"),
+    capacity_hours: float | None = typer.Option(
+        None, min=0, help="Plan only the work that fits in these hours (estimated from past runs)."
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; run nothing."),
     allow_older: bool = typer.Option(
         False, "--allow-older", help="Let a run replace production trained for a later day."
     ),
@@ -165,7 +169,7 @@ def doctor(
 @handles_errors
 def schedule(
     once: bool = typer.Option(False, help="One tick, then exit."),
-    poll_s: float = typer.Option(60.0, min=1),
+    poll_s: float = typer.Option(60.0, min=1, help="Seconds between ticks."),
     now: str | None = typer.Option(
         None, help="Pretend it is this time (ISO), e.g. to replay a simulated calendar."
     ),
@@ -186,8 +190,8 @@ def schedule(
 @monitor_app.command("serve")
 @handles_errors
 def monitor_serve(
-    port: int = typer.Option(9108),
-    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(9108, help="Port of the /metrics endpoint."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     workspace: str = WorkspaceOption,
 ) -> None:
     """Expose pipeline metrics (step durations, failures, last success, examples/s, freshness) for Prometheus."""

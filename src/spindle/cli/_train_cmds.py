@@ -12,7 +12,7 @@ from spindle.cli._output import console, emit_json, fmt, progress_reporter
 @app.command()
 @handles_errors
 def train(
-    model: str,
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
     date: str = typer.Option(..., help="Train the version for this day, on the days before it."),
     from_scratch: bool = typer.Option(
         False, "--from-scratch", help="Do not warm-start from production."
@@ -58,7 +58,7 @@ def train(
 @app.command("speed-check")
 @handles_errors
 def speed_check(
-    model: str,
+    model: str = typer.Argument(..., help="Model name (its config is models/<name>.yaml)."),
     date: str = typer.Option(..., help="Holdout day; both runs train on the days before it."),
     overrides: list[str] | None = SetOption,
     workspace: str = WorkspaceOption,

@@ -1,0 +1,97 @@
+"""The CLI answers fast: light commands import no heavy library; --version; every option has help.
+
+Start-up cost is measured in benchmarks/cli_startup.py (CPU-seconds); these tests pin the cause
+of a slow start (which modules a command imports) without timing anything.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import pytest
+import typer.main
+from typer.testing import CliRunner
+
+from spindle.cli import app
+
+# Each costs 0.1-2 CPU-s to import; none is needed to parse a command line, print help, or read
+# the metadata store.
+HEAVY = ("torch", "onnx", "onnxruntime", "deltalake", "duckdb", "scipy", "sklearn")
+
+_PROBE = """
+import json, sys
+argv = json.loads(sys.argv[1])
+if argv is None:
+    import spindle.cli
+else:
+    from spindle.cli import app
+    try:
+        app(argv)
+    except SystemExit as exc:
+        print("EXIT", exc.code, file=sys.stderr)
+print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules)))
+"""
+
+
+def _imported(argv: list[str] | None, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """The heavy modules a fresh interpreter holds after ``import spindle.cli`` (argv None) or
+    after running ``spindle *argv``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, json.dumps(argv), json.dumps(heavy)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "EXIT 0" in proc.stderr or argv is None, proc.stderr
+    loaded: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return loaded
+
+
+def test_importing_the_cli_imports_no_heavy_library() -> None:
+    assert _imported(None) == []
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("startup") / "shop"
+    result = CliRunner().invoke(app, ["init", str(ws)])
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+def test_models_list_and_help_import_no_heavy_library(workspace: Path) -> None:
+    assert _imported(["models", "list", "-w", str(workspace)]) == []
+    assert _imported(["--help"]) == []
+
+
+def test_status_imports_no_training_or_serving_library(workspace: Path) -> None:
+    assert _imported(["status", "-w", str(workspace)], ("torch", "onnx", "onnxruntime")) == []
+
+
+def test_version_prints_the_installed_version() -> None:
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.strip() == f"spindle {version('spindle')}"
+
+
+def _parameters(command: Any, path: str) -> list[tuple[str, Any]]:
+    found = [(path, p) for p in command.params]
+    for name, sub in getattr(command, "commands", {}).items():
+        found += _parameters(sub, f"{path} {name}")
+    return found
+
+
+def test_every_option_and_argument_has_help() -> None:
+    params = _parameters(typer.main.get_command(app), "spindle")
+    assert len(params) > 50  # the walk reached the subcommands
+    missing = [
+        f"{path} {p.name}" for path, p in params if not (getattr(p, "help", None) or "").strip()
+    ]
+    assert missing == [], f"parameters without help text: {missing}"
