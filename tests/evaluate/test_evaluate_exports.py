@@ -17,15 +17,18 @@ def _isort_order(name: str) -> tuple[int, str]:
 
 
 def test_all_is_sorted_and_complete() -> None:
+    # eager names are in vars(); lazily resolved ones (PEP 562) are in _LAZY until first use
     public = {
         name
         for name, value in vars(package).items()
         if not name.startswith("_")
         and not isinstance(value, types.ModuleType)
         and name != "annotations"
-    }
+    } | set(getattr(package, "_LAZY", {}))
     assert package.__all__ == sorted(package.__all__, key=_isort_order)
     assert set(package.__all__) == public
+    for name in package.__all__:
+        assert getattr(package, name) is not None
 
 
 def test_every_public_function_has_a_docstring() -> None:
