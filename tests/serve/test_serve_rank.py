@@ -152,8 +152,9 @@ def test_corrupted_model_falls_back_to_previous_then_popularity(
     assert [i["product_id"] for i in payload["items"]] == sorted(
         popularity, key=lambda p: (-popularity[p], p)
     )[:5]
-    versions = {(r["version"], r["status"]) for r in client.get("/v1/versions").json()}
-    assert versions == {(1, "failed checksum"), (2, "failed checksum")}
+    rows = client.get("/v1/versions").json()["versions"]
+    versions = {(r["version"], r["status"]) for r in rows}
+    assert versions == {("1", "failed checksum"), ("2", "failed checksum")}
 
 
 def test_corrupt_at_startup_is_never_loaded(make_version, repo: Path, serve) -> None:
@@ -241,10 +242,10 @@ def test_versions_lists_what_is_loaded(make_version, repo: Path, serve) -> None:
     push(make_version(1), repo)
     result = push(make_version(2, factor=2.0), repo, weight=0.25)
     _, client = serve()
-    rows = client.get("/v1/versions").json()
+    rows = client.get("/v1/versions").json()["versions"]
     assert [(r["model"], r["version"], r["weight"], r["status"]) for r in rows] == [
-        (MODEL, 1, 0.75, "loaded"),
-        (MODEL, 2, 0.25, "loaded"),
+        (MODEL, "1", 0.75, "loaded"),
+        (MODEL, "2", 0.25, "loaded"),
     ]
     assert rows[1]["sha256"] == result.sha256
     assert rows[1]["path"] == str(repo / MODEL / "2")

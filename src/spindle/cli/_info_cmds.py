@@ -83,6 +83,8 @@ def status(
         console.print(
             f"serving at {serving['url']} not reachable: registry and serving not compared"
         )
+    elif serving.get("note"):
+        console.print(serving["note"], markup=False, highlight=False)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from typing import Any
 from spindle.core import NotFound
 from spindle.orchestrate._context import Context, production_version
 from spindle.registry import ArtifactRecord, LineageGraph, LineageNode
+from spindle.serve import repository_id
 
 _CHAIN = (
     "raw_partition",
@@ -211,43 +212,80 @@ def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]
 def serving_check(ctx: Context, url: str | None = None, timeout_s: float = 2.0) -> dict[str, Any]:
     """Compare what the registry calls production with what a running server reports loading.
 
-    Asks ``GET {url}/v1/versions`` (default: the workspace's serving host and port). Returns
-    ``{"url", "reachable", "models": {model: {"registry", "serving", "sha256", "match", "message"}}}``.
+    Asks ``GET {url}/v1/versions`` (default: the workspace's serving host and port) and first
+    checks that the server serves *this* workspace's model repository: it must report the
+    repository's id (``<repo>/repository_id``). Whatever else answers on the port (another
+    workspace's server, an older server without ids) is not compared, and ``note`` says why.
+
+    Returns:
+        ``{"url", "reachable", "repository": "same"|"other"|"unknown"|None, "note",
+        "models": {model: {"registry", "serving", "sha256", "match", "message"}}}``;
+        ``models`` is empty unless the repository is the same.
     """
     import httpx
 
     cfg = ctx.workspace.config.serving
     base = url or f"http://{cfg.host}:{cfg.port}"
-    out: dict[str, Any] = {"url": base, "reachable": False, "models": {}}
+    out: dict[str, Any] = {
+        "url": base,
+        "reachable": False,
+        "repository": None,
+        "note": None,
+        "models": {},
+    }
     try:
-        loaded = httpx.get(f"{base}/v1/versions", timeout=timeout_s).json()
+        answer = httpx.get(f"{base}/v1/versions", timeout=timeout_s)
+        body = answer.json()
     except (httpx.HTTPError, ValueError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"
         return out
     out["reachable"] = True
+    repo = ctx.workspace.model_repo
+    ours = repository_id(repo)
+    theirs = body.get("repository_id") if isinstance(body, dict) else None
+    if answer.status_code != 200 or not isinstance(theirs, str) or not theirs:
+        out["repository"] = "unknown"
+        out["note"] = (
+            f"cannot tell whether the server at {base} serves this workspace's repository {repo}: "
+            f"it reports no repository id (HTTP {answer.status_code}); registry and serving not "
+            "compared"
+        )
+        return out
+    if theirs != ours:
+        out["repository"] = "other"
+        out["note"] = (
+            f"a server at {base} serves another repository (id {theirs}), not this workspace's "
+            f"{repo} (id {ours or 'none yet'}); registry and serving not compared. Point "
+            "--serving-url at this workspace's server"
+        )
+        return out
+    out["repository"] = "same"
+    rows = body.get("versions", [])
     by_model: dict[str, list[dict[str, Any]]] = {}
-    for row in loaded if isinstance(loaded, list) else []:
+    for row in rows if isinstance(rows, list) else []:
         by_model.setdefault(str(row.get("model")), []).append(row)
     for model in ctx.workspace.model_names():
-        registry = production_version(ctx, model)
-        rows = [r for r in by_model.get(model, []) if r.get("status") == "loaded"]
-        main = max(
-            rows,
-            key=lambda r: (float(r.get("weight") or 0), int(r.get("version") or 0)),
-            default=None,
-        )
-        serving = None if main is None else int(main["version"])
-        match = registry == serving
-        message = (
-            "ok"
-            if match
-            else f"registry says production is {registry}, serving answers with {serving}"
-        )
-        out["models"][model] = {
-            "registry": registry,
-            "serving": serving,
-            "sha256": None if main is None else main.get("sha256"),
-            "match": match,
-            "message": message,
-        }
+        out["models"][model] = _compare_model(ctx, model, by_model.get(model, []))
     return out
+
+
+def _compare_model(ctx: Context, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    registry = production_version(ctx, model)
+    loaded = [r for r in rows if r.get("status") == "loaded"]
+    main = max(
+        loaded,
+        key=lambda r: (float(r.get("weight") or 0), int(r.get("version") or 0)),
+        default=None,
+    )
+    serving = None if main is None else int(main["version"])
+    match = registry == serving
+    message = (
+        "ok" if match else f"registry says production is {registry}, serving answers with {serving}"
+    )
+    return {
+        "registry": registry,
+        "serving": serving,
+        "sha256": None if main is None else main.get("sha256"),
+        "match": match,
+        "message": message,
+    }

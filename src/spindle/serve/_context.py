@@ -27,6 +27,7 @@ class ServerContext:
     executor: ThreadPoolExecutor
     default_model: str
     token: str | None
+    repository_id: str | None = None  # the repo's id file; None when it cannot be written
 
     def check_token(self, request: Request) -> None:
         """Refuse a request without ``Authorization: Bearer <token>`` when a token is set."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -13,6 +14,34 @@ from fastapi import FastAPI
 from spindle.core import ServingError
 
 _START_TIMEOUT_S = 30.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``port`` 0 picks a free one).
+
+    Raises:
+        ServingError: the port is in use (naming ``--port``) or cannot be bound.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServingError(
+                f"cannot serve on {host}:{port}: the port is in use (another server?); "
+                "pick a free one with --port N (or serving.port in spindle.yaml)"
+            ) from None
+        raise ServingError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+            "pick another address with --host/--port"
+        ) from None
+    return sock
 
 
 class ServerThread:
@@ -48,16 +77,7 @@ class ServerThread:
         """
         if self._server is not None:
             return self
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        # proto IPPROTO_TCP, not 0: asyncio sets TCP_NODELAY only on sockets that say TCP, and
-        # without it every response waits ~40 ms for a delayed ACK (Nagle's algorithm)
-        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((self.host, self.port))
-        except OSError as exc:
-            sock.close()
-            raise ServingError(f"cannot listen on {self.host}:{self.port}: {exc}") from exc
+        sock = bind(self.host, self.port)
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_level="warning", lifespan="on", access_log=False)
         server = uvicorn.Server(config)
@@ -97,5 +117,13 @@ class ServerThread:
 
 
 def serve_forever(app: FastAPI, host: str = "127.0.0.1", port: int = 8787) -> None:
-    """Serve ``app`` in the foreground until interrupted (Ctrl-C or SIGTERM)."""
-    uvicorn.run(app, host=host, port=port, log_level="info")
+    """Serve ``app`` in the foreground until interrupted (Ctrl-C or SIGTERM).
+
+    Raises:
+        ServingError: the port is in use or cannot be bound (one line, before uvicorn starts).
+    """
+    sock = bind(host, port)
+    try:
+        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+    finally:
+        sock.close()

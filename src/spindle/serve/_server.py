@@ -22,9 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from spindle.core import ServingError
 from spindle.features import OnlineStore
 from spindle.serve._context import ServerContext, context_of, require_token
+from spindle.serve._docs import add_docs_route
 from spindle.serve._metrics import ServingMetrics
 from spindle.serve._ranking import Ranker
-from spindle.serve._repository import check_model_name
+from spindle.serve._repository import check_model_name, repository_id
 from spindle.serve._state import HotReloader
 from spindle.serve._v2 import v2_router
 
@@ -126,6 +127,7 @@ def create_app(
         executor=executor,
         default_model=default_model,
         token=token,
+        repository_id=repository_id(repo, create=True),
     )
 
     closed: list[bool] = [False]
@@ -144,11 +146,15 @@ def create_app(
             ctx.store.close()
             closed[0] = True
 
-    app = FastAPI(title="spindle serve", version="1", lifespan=lifespan)
+    # FastAPI's own /docs and /redoc load their scripts from a CDN; ours is self-contained
+    app = FastAPI(
+        title="spindle serve", version="1", lifespan=lifespan, docs_url=None, redoc_url=None
+    )
     app.state.spindle = ctx
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.include_router(v2_router())
     _add_v1_routes(app)
+    add_docs_route(app)
     return app
 
 
@@ -168,7 +174,15 @@ def _add_v1_routes(app: FastAPI) -> None:
             check_model_name(model)
         except ServingError as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from exc
-        state = ctx.reloader.state.models.get(model)
+        serving = ctx.reloader.state
+        state = serving.models.get(model)
+        if state is None and model != ctx.default_model:
+            known = ", ".join(sorted(serving.models)) or "none"
+            raise HTTPException(
+                status_code=404,
+                detail=f"unknown model {model!r}: no routing.json for it in the model "
+                f"repository (models: {known})",
+            )
         result = ctx.ranker.rank(model, state, body.user_id, body.query, body.candidates, body.k)
         served = "popularity" if result.version is None else str(result.version)
         ctx.metrics.requests.labels("rank", model, served).inc()
@@ -177,8 +191,13 @@ def _add_v1_routes(app: FastAPI) -> None:
         return result.to_json()
 
     @app.get("/v1/versions", dependencies=protected)
-    def versions(request: Request) -> list[dict[str, Any]]:
-        """Every version named by a routing.json: weight, and whether it is loaded."""
+    def versions(request: Request) -> dict[str, Any]:
+        """The repository's id and every version named by a routing.json: weight, status.
+
+        ``repository_id`` (from ``<repo>/repository_id``) lets a client such as
+        ``spindle status`` check that this server serves its repository. Versions are strings,
+        as in the V2 protocol and ``/v1/rank``.
+        """
         ctx = context_of(request)
         rows = []
         for model, ms in sorted(ctx.reloader.state.models.items()):
@@ -186,7 +205,7 @@ def _add_v1_routes(app: FastAPI) -> None:
                 rows.append(
                     {
                         "model": model,
-                        "version": version,
+                        "version": str(version),
                         "path": str(lv.path),
                         "sha256": lv.runtime.sha256 if lv.runtime else None,
                         "weight": ms.routing.weights.get(version, 0.0),
@@ -196,7 +215,7 @@ def _add_v1_routes(app: FastAPI) -> None:
                     }
                 )
         ctx.metrics.requests.labels("versions", "", "").inc()
-        return rows
+        return {"repository_id": ctx.repository_id, "versions": rows}
 
     @app.get("/metrics", dependencies=protected)
     def metrics(request: Request) -> Response:
