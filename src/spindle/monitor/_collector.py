@@ -46,10 +46,12 @@ class PipelineCollector(Collector):
         )
         seen: set[tuple[str, str]] = set()
         fail_counts: dict[tuple[str, str], int] = {}
+        # every failed run, not the newest `limit` runs only: a counter must never go down
+        for run in self.store.runs(status="failed", limit=None):
+            key = (run.model or "", run.step)
+            fail_counts[key] = fail_counts.get(key, 0) + 1
         for run in runs:  # newest first
             key = (run.model or "", run.step)
-            if run.status == "failed":
-                fail_counts[key] = fail_counts.get(key, 0) + 1
             if run.status != "succeeded" or key in seen:
                 continue
             seen.add(key)

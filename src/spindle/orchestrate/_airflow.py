@@ -34,7 +34,9 @@ with DAG(
     tags=["spindle", "priority-{priority}"],
 ) as dag_{model}:
     ingest_{model} = BashOperator(task_id="ingest", bash_command=f"{{SPINDLE}} ingest --date {{DATA_DAY}} -w {{WORKSPACE}}")
-    validate_{model} = BashOperator(task_id="validate", bash_command=f"{{SPINDLE}} validate --date {{DATA_DAY}} -w {{WORKSPACE}}")
+    # exit codes (docs/operations.md): validate exits 2 on FAIL, so the task fails and run waits;
+    # retrying cannot change a verdict, so the validate task does not retry
+    validate_{model} = BashOperator(task_id="validate", bash_command=f"{{SPINDLE}} validate --date {{DATA_DAY}} -w {{WORKSPACE}}", retries=0)
     run_{model} = BashOperator(task_id="run", bash_command=f"{{SPINDLE}} run {model} --date {{DATA_DAY}} -w {{WORKSPACE}}")
     ingest_{model} >> validate_{model} >> run_{model}
 """

@@ -102,8 +102,10 @@ def run_day(
 def _refuse_failed_holdout(ctx: Context, model: str, date: str, report: DayReport) -> None:
     serving = production_version(ctx, model)
     keeps = f"production stays {model}@{serving}" if serving else "nothing serves yet"
+    first, *more = report.anomalies or ["see `spindle validate`"]
+    extra = f" (+{len(more)} more: `spindle validate --date {date}`)" if more else ""
     raise ValidationFailed(
-        f"{model} for {date}: the day failed validation ({'; '.join(report.anomalies[:3])}), so "
+        f"{model} for {date}: the day failed validation ({first.rstrip('.')}{extra}), so "
         f"its holdout cannot gate a model: nothing was trained, evaluated or pushed; {keeps}. "
         f"Fix the day's data and re-ingest it (`spindle ingest --undo --date {date}`, then "
         f"`spindle ingest --date {date}`), or run the next healthy day"

@@ -16,6 +16,7 @@ from spindle.data import partition_files
 from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
+from spindle.orchestrate._data_steps import day_verdict
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 from spindle.orchestrate._executors import Executor, InProcessExecutor
 
@@ -137,7 +138,7 @@ def plan_catch_up(
     tasks: list[tuple[str, str, str | None, int | None, float, str]] = []
     per_day = ingest_s(ctx)
     for day in days_between(since, end):
-        done = ctx.store.latest_artifact("validation_report", date=day) is not None
+        done = day_verdict(ctx, day) is not None  # an undone day is missing again
         if not done and partition_files(ctx.workspace.raw_dir, "searches", day):
             tasks.append(("ingest", day, None, None, per_day, "not ingested yet"))
     for priority, serving, model in _ordered_models(ctx, ctx.workspace.model_names()):
