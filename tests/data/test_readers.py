@@ -246,3 +246,39 @@ def test_rules_and_duplicate_keys_set_rows_aside_with_reasons(tmp_path: Path) ->
     # o2 fails both rules and gets the first one's reason; o3's qty is NULL: not true, so failing
     assert failed["reason"].to_pylist() == ["non-positive price", "no quantity"]
     assert good.schema == source.arrow_schema()
+
+
+def test_local_times_in_a_daylight_saving_gap_are_refused_ambiguous_ones_read_early(
+    tmp_path: Path,
+) -> None:
+    _write(
+        tmp_path / "raw/orders/2026-03-08.csv",
+        "order_id,ts,price\n"
+        "o1,2026-03-08T02:30:00,1\n"  # clocks jump 02:00 -> 03:00 in New York
+        "o2,2026-03-08T03:30:00,1\n",
+    )
+    _write(
+        tmp_path / "raw/orders/2026-11-01.csv",
+        "order_id,ts,price\no3,2026-11-01T01:30:00,1\n",  # 01:00-02:00 happens twice
+    )
+    source = _decl(event_time={"column": "ts", "timezone": "America/New_York"})
+    spring = read_source_day(tmp_path, source, "2026-03-08")
+    assert spring.table["ts"].to_pylist() == [dt.datetime(2026, 3, 8, 7, 30)]
+    assert spring.rejected["reason"].to_pylist() == [
+        "column ts: 2026-03-08 02:30:00 does not exist in America/New_York (a daylight-saving gap)"
+    ]
+    autumn = read_source_day(tmp_path, source, "2026-11-01")
+    assert autumn.table["ts"].to_pylist() == [dt.datetime(2026, 11, 1, 5, 30)]  # EDT, the earlier
+
+
+def test_a_column_stored_in_an_unconvertible_type_quarantines_the_partition(
+    tmp_path: Path,
+) -> None:
+    table = pa.table({"order_id": ["o1"], "ts": [True], "price": [1.0]})
+    pq.write_table(table, _write(tmp_path / "raw/orders/2026-01-02.parquet", b""))
+    source = _decl(location="raw/orders/{date}.parquet", format="parquet")
+    read = read_source_day(tmp_path, source, "2026-01-02")
+    assert read.problem is not None
+    assert read.problem.endswith(
+        "2026-01-02.parquet: column ts holds bool, which cannot be read as timestamp"
+    )
