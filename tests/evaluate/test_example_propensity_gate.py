@@ -2,7 +2,7 @@
 
 Its calibration is judged against production's own ECE (not a constant), and ``models show``
 names the failed checks of a blocked version. ``e2e``: it runs the daily loop for four days
-(~2 minutes here): ``pytest -m e2e tests/evaluate/test_example_propensity_gate.py``.
+(~30 s here, scale 0.3): ``pytest -m e2e tests/evaluate/test_example_propensity_gate.py``.
 """
 
 from __future__ import annotations
