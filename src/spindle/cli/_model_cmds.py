@@ -8,7 +8,7 @@ import typer
 
 import spindle
 from spindle.cli._app import JsonOption, SetOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, fmt, table
+from spindle.cli._output import console, emit_json, fmt, progress_reporter, table
 
 
 @app.command()
@@ -28,10 +28,16 @@ def evaluate(
     as_json: bool = JsonOption,
 ) -> None:
     """Evaluate a version against production, popularity and the oracle on a holdout day, and gate it."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         ctx.store.get_version(model, version)  # unknown: NotFound names those that exist
         evaluation, details = spindle.evaluate_version(
-            ctx, model, version, date, overrides=overrides, replicas=replicas
+            ctx,
+            model,
+            version,
+            date,
+            overrides=overrides,
+            replicas=replicas,
+            progress=report.event,
         )
     if as_json:
         emit_json(details)
@@ -306,7 +312,7 @@ def run(
     as_json: bool = JsonOption,
 ) -> None:
     """The whole daily pipeline for one model: ingest → validate → train → evaluate → push (idempotent)."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as bar:
         report = spindle.run_day(
             ctx,
             model,
@@ -314,6 +320,7 @@ def run(
             from_scratch=from_scratch,
             overrides=overrides,
             allow_older=allow_older,
+            progress=bar.event,
         )
     if as_json:
         emit_json(report.to_dict())

@@ -65,8 +65,8 @@ def speed_check(
     as_json: bool = JsonOption,
 ) -> None:
     """Train at the configured parallelism and at half; say whether training is too fast."""
-    with spindle.Context.open(workspace) as ctx:
-        check = spindle.speed_check(ctx, model, date, overrides=overrides)
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
+        check = spindle.speed_check(ctx, model, date, overrides=overrides, progress=report.event)
     if as_json:
         emit_json(check.to_dict())
         return

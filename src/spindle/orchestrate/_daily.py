@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle.core import GateBlocked, SpindleError, ValidationFailed
+from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
@@ -69,6 +69,7 @@ def run_day(
     overrides: list[str] | None = None,
     train_model: bool = True,
     allow_older: bool = False,
+    progress: Progress | None = None,
 ) -> DayReport:
     """Run the whole daily pipeline of ``model`` for ``date`` (idempotent: done steps are skipped).
 
@@ -76,6 +77,7 @@ def run_day(
     the registry as a failed run, also when the step refused to start; earlier steps' results
     stay. Training uses the days before ``date``; ``date`` itself is the holdout, so a day whose
     validation FAILed stops the run before training: its broken holdout could pass no gate.
+    ``progress`` hears the training steps of the model (and of its evaluation's replicas).
     """
     report = DayReport(model, date)
     step = ["ingest"]  # the step running now, for a refusal raised before the runner records it
@@ -86,7 +88,7 @@ def run_day(
             if report.validation == "fail":
                 _refuse_failed_holdout(ctx, model, date, report)
             _train_evaluate_push(
-                ctx, model, date, report, from_scratch, overrides, step, allow_older
+                ctx, model, date, report, from_scratch, overrides, step, allow_older, progress
             )
     except SpindleError as exc:
         report.error = f"{type(exc).__name__}: {exc}"
@@ -121,9 +123,10 @@ def _train_evaluate_push(
     overrides: list[str] | None,
     step: list[str],
     allow_older: bool = False,
+    progress: Progress | None = None,
 ) -> None:
     version, _result, skipped = train_version(
-        ctx, model, date, from_scratch=from_scratch, overrides=overrides
+        ctx, model, date, from_scratch=from_scratch, overrides=overrides, progress=progress
     )
     report.version = version.version
     report.base_version = version.base_version
@@ -132,7 +135,9 @@ def _train_evaluate_push(
     if skipped:
         report.skipped_steps.append("train")
     step[0] = "evaluate"
-    evaluation, _details = evaluate_version(ctx, model, version.version, date, overrides=overrides)
+    evaluation, _details = evaluate_version(
+        ctx, model, version.version, date, overrides=overrides, progress=progress
+    )
     report.metrics = evaluation.metrics
     report.ndcg10 = {
         s: (m.get("ndcg@10") if isinstance(m, dict) else None)

@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 from spindle.core import (
     ConfigError,
     Evaluation,
+    Progress,
     ValidationFailed,
     atomic_write_json,
     sha256_file,
@@ -106,6 +107,7 @@ def evaluate_version(
     *,
     overrides: list[str] | None = None,
     replicas: int | None = None,
+    progress: Progress | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step).
 
@@ -114,6 +116,7 @@ def evaluate_version(
             K-1 more models are trained like the candidate with other seeds (cached, never
             registered), their run-to-run spread is reported and widens the regression
             tolerance to ``REPLICA_NOISE_FACTOR`` x its std when that is larger.
+        progress: hears the replicas' training steps (one task per replica trained).
 
     Returns:
         The ``Evaluation`` artifact and the full report as a dict (``replica_spread`` and
@@ -161,7 +164,7 @@ def evaluate_version(
         if baseline is not None:
             scores = ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)
             systems.append(SystemScores("production", scores))
-        trained: list[Replica] = train_replicas(ctx, model, version, k)
+        trained: list[Replica] = train_replicas(ctx, model, version, k, progress)
         systems += [SystemScores(r.system, ModelRuntime.load(r.path).score(table)) for r in trained]
         systems += _reference_systems(table)
         slices = {

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +23,13 @@ import pyarrow.parquet as pq
 from spindle.core import (
     ModelConfig,
     NotFound,
+    Progress,
     ServingError,
     atomic_directory,
     atomic_write_json,
     file_lock,
     sha256_json,
+    step_progress,
 )
 from spindle.features import Transform, stream_rows
 from spindle.orchestrate._context import Context
@@ -88,11 +91,14 @@ class Replica:
         }
 
 
-def train_replicas(ctx: Context, model: str, version: int, k: int) -> list[Replica]:
+def train_replicas(
+    ctx: Context, model: str, version: int, k: int, progress: Progress | None = None
+) -> list[Replica]:
     """Train (or reuse) the K-1 seed replicas of ``model@version``.
 
     Args:
         k: the number of replicas including the version itself; ``k == 1`` returns ``[]``.
+        progress: hears each replica's training steps (one task per replica).
 
     Returns:
         Replicas 1 .. k-1, in order.
@@ -131,9 +137,25 @@ def train_replicas(ctx: Context, model: str, version: int, k: int) -> list[Repli
             if not reused:
                 if not rows:
                     rows.append(_training_rows(ctx, config, manifest))
-                _train_replica(ctx, config, manifest, source, rows[0], seed, index, path, key)
+                on_step = None
+                if progress is not None:
+                    on_step = step_progress(
+                        progress,
+                        f"replica {index}/{k - 1} of {model}@{version}",
+                        epochs=_replica_epochs(config, manifest),
+                        batch_size=config.training.batch_size,
+                    )
+                _train_replica(
+                    ctx, config, manifest, source, rows[0], seed, index, path, key, on_step
+                )
         replicas.append(Replica(model, version, index, seed, path, reused))
     return replicas
+
+
+def _replica_epochs(config: ModelConfig, manifest: dict[str, Any]) -> int:
+    """The epochs a replica runs: the warm-start epochs when the version had a base."""
+    warm = manifest.get("base_version") is not None
+    return config.training.warm_start_epochs if warm else config.training.epochs
 
 
 def _usable(path: Path) -> bool:
@@ -177,6 +199,7 @@ def _train_replica(
     index: int,
     path: Path,
     key: str,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     # the version's transform, fitted (or inherited) exactly as for the version itself
     transform_json = (source / "transform.json").read_text()
@@ -193,7 +216,14 @@ def _train_replica(
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / config.name / f"replica-{key}"
     trainer = trainer_for(training)
     result = trainer.train(
-        inputs, labels, spec, training, scratch, checkpoint_dir=checkpoints, base_dir=base_dir
+        inputs,
+        labels,
+        spec,
+        training,
+        scratch,
+        checkpoint_dir=checkpoints,
+        base_dir=base_dir,
+        progress=progress,
     )
     with atomic_directory(path) as tmp:
         files = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)

@@ -22,7 +22,14 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from spindle.core import TrainingConfig, TrainingError, atomic_write_json, sha256_json
+from spindle.core import (
+    Progress,
+    TrainingConfig,
+    TrainingError,
+    atomic_write_json,
+    sha256_json,
+    step_progress,
+)
 from spindle.evaluate import (
     HIGHER_IS_BETTER,
     Interval,
@@ -84,9 +91,16 @@ def halved(config: TrainingConfig) -> TrainingConfig:
 
 
 def speed_check(
-    ctx: Context, model: str, date: str, *, overrides: list[str] | None = None
+    ctx: Context,
+    model: str,
+    date: str,
+    *,
+    overrides: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> SpeedCheck:
     """Train ``model`` for ``date`` at its parallelism and at half; compare on the holdout.
+
+    ``progress`` hears both trainings' steps (one task each) about twice a second.
 
     Raises:
         TrainingError: the parallelism is already 1 (nothing to halve), or the training window
@@ -123,8 +137,22 @@ def speed_check(
         for name, config in (("fast", fast_cfg), ("slow", slow_cfg)):
             out = work / f"{key}-{name}"
             shutil.rmtree(out, ignore_errors=True)
+            on_step = None
+            if progress is not None:
+                on_step = step_progress(
+                    progress,
+                    f"speed-check {model} ({'configured' if name == 'fast' else 'half'})",
+                    epochs=config.epochs,
+                    batch_size=config.batch_size,
+                )
             result = train_model(
-                inputs, labels, spec, config, out, checkpoint_dir=work / f"{key}-{name}-ckpt"
+                inputs,
+                labels,
+                spec,
+                config,
+                out,
+                checkpoint_dir=work / f"{key}-{name}-ckpt",
+                progress=on_step,
             )
             scores.append(predict(out, holdout_inputs).astype(np.float64))
             runs.append((config, result))
