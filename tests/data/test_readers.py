@@ -282,3 +282,12 @@ def test_a_column_stored_in_an_unconvertible_type_quarantines_the_partition(
     assert read.problem.endswith(
         "2026-01-02.parquet: column ts holds bool, which cannot be read as timestamp"
     )
+
+
+def test_a_column_mostly_unreadable_quarantines_the_partition(tmp_path: Path) -> None:
+    rows = "".join(f"o{i},2026-01-02T01:00:00,n/a\n" for i in range(1200))
+    path = _write(tmp_path / "raw/orders/2026-01-02.csv", "order_id,ts,price\n" + rows)
+    read = read_source_day(tmp_path, _decl(), "2026-01-02")
+    assert read.problem is not None and read.problem.startswith(f"{path}: column price: 1000 of")
+    assert "cannot read 'n/a' as float64" in read.problem
+    assert read.problem.endswith("is the declared type right?")

@@ -79,6 +79,17 @@ class _Unusable(Exception):
     """A file cannot be used at all; the message is the partition's quarantine reason."""
 
 
+class _MostlyUnreadable(Exception):
+    """So many values of a column fail to cast that its declared type is likely wrong."""
+
+
+#: A column with at least this many unreadable values, and more than ``_MOSTLY_BAD`` of the
+#: rows seen so far, quarantines its partition: the declared type is probably wrong, and
+#: finding each bad value alone would cost a cast per row.
+_MANY_BAD = 1000
+_MOSTLY_BAD = 0.1
+
+
 @dataclass
 class _Conformed:
     """Rows of some files cast to the declared types; bad cells are null, ``reasons`` says why."""
@@ -255,6 +266,11 @@ def _cast_chunked(
             if length == 1:
                 bad[start] = reason((piece[0].as_py(), exc))
                 pieces.append(pa.nulls(1, target))
+                if len(bad) >= _MANY_BAD and len(bad) > _MOSTLY_BAD * (start + 1):
+                    raise _MostlyUnreadable(
+                        f"{len(bad)} of its first {start + 1} values cannot be read"
+                        f" (e.g. {bad[min(bad)]})"
+                    ) from exc
             else:
                 half = length // 2
                 pending += [(start + half, length - half), (start, half)]
@@ -378,6 +394,8 @@ def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
         values = raw.column(name).combine_chunks()
         try:
             cast, bad = _cast_column(values, name, source)
+        except _MostlyUnreadable as exc:
+            raise _Unusable(f"{path}: column {name}: {exc}; is the declared type right?") from exc
         except TypeError as exc:
             raise _Unusable(
                 f"{path}: column {name} holds {values.type}, which cannot be read as {spec.type}"
