@@ -38,7 +38,9 @@ print(json.dumps(sorted(m for m in json.loads(sys.argv[2]) if m in sys.modules))
 """
 
 
-def _imported(argv: list[str] | None, heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def _imported(
+    argv: list[str] | None, heavy: tuple[str, ...] = HEAVY, exit_code: int = 0
+) -> list[str]:
     """The heavy modules a fresh interpreter holds after ``import spindle.cli`` (argv None) or
     after running ``spindle *argv``."""
     proc = subprocess.run(
@@ -49,7 +51,7 @@ def _imported(argv: list[str] | None, heavy: tuple[str, ...] = HEAVY) -> list[st
         timeout=300,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "EXIT 0" in proc.stderr or argv is None, proc.stderr
+    assert f"EXIT {exit_code}" in proc.stderr or argv is None, proc.stderr
     loaded: list[str] = json.loads(proc.stdout.strip().splitlines()[-1])
     return loaded
 
@@ -71,8 +73,10 @@ def test_models_list_and_help_import_no_heavy_library(workspace: Path) -> None:
     assert _imported(["--help"]) == []
 
 
-def test_status_imports_no_training_or_serving_library(workspace: Path) -> None:
-    assert _imported(["status", "-w", str(workspace)], ("torch", "onnx", "onnxruntime")) == []
+def test_status_and_lineage_import_no_heavy_library(workspace: Path) -> None:
+    assert _imported(["status", "-w", str(workspace)]) == []
+    # an unknown version is a clear error (exit 1), reached without the heavy libraries too
+    assert _imported(["lineage", "search_ranker@1", "-w", str(workspace)], exit_code=1) == []
 
 
 def test_version_prints_the_installed_version() -> None:

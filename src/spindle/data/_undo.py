@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pyarrow.compute as pc
-
 from spindle.core import TableVersion, open_dataset, sha256_json, write_partition
 
 
@@ -60,6 +58,8 @@ def remove_day(tables_dir: Path, date: str, *, reason: str) -> IngestUndo:
     Example:
         >>> remove_day(ws.tables_dir, "2026-01-06", reason="bad export")  # doctest: +SKIP
     """
+    import pyarrow.compute as pc  # here, not at the top: `spindle status` imports this module
+
     versions: list[TableVersion] = []
     removed = 0
     for path in _delta_tables(tables_dir):

@@ -14,7 +14,6 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._daily import DayReport, days_between, run_day
     from spindle.orchestrate._data_steps import (
         DayIngest,
-        day_verdict,
         ingest,
         undo_ingest,
         validate,
@@ -55,6 +54,7 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._schedule import read_heartbeat, run_schedule, tick
     from spindle.orchestrate._speed_check import SpeedCheck, SpeedRun, speed_check
     from spindle.orchestrate._train_step import choose_base, train_version
+    from spindle.orchestrate._verdicts import day_verdict
     from spindle.orchestrate._workspace_init import init_workspace
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
@@ -83,7 +83,7 @@ _LAZY: dict[str, str] = {
     "catch_up": "spindle.orchestrate._fleet",
     "choose_base": "spindle.orchestrate._train_step",
     "current_step_key": "spindle.orchestrate._runner",
-    "day_verdict": "spindle.orchestrate._data_steps",
+    "day_verdict": "spindle.orchestrate._verdicts",
     "days_between": "spindle.orchestrate._daily",
     "deployed_before": "spindle.orchestrate._model_common",
     "doctor": "spindle.orchestrate._doctor",

@@ -24,6 +24,7 @@ from spindle.data import (
 )
 from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._verdicts import day_verdict
 
 log = logging.getLogger(__name__)
 
@@ -167,31 +168,6 @@ def _report_from(props: dict[str, Any]) -> ValidationReport:
         stats=props.get("stats", {}),
         ingest_round=int(props.get("ingest_round", 0)),
     )
-
-
-def day_verdict(ctx: Context, date: str) -> str | None:
-    """The verdict of the latest validation of ``date``.
-
-    None when the day was never validated, or its ingest was undone since (it is then no
-    longer ingested: not training data, not history, not counted by freshness).
-    """
-    record = ctx.store.latest_artifact("validation_report", date=date)
-    if record is None:
-        return None
-    undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
-    if undo is not None and undo.created_at >= record.created_at:
-        return None
-    return str(record.properties["verdict"])
-
-
-def validated_days(ctx: Context) -> list[str]:
-    """Every day with a validation verdict that was not undone since, oldest first."""
-    days = {
-        str(r.properties["date"])
-        for r in ctx.store.find_artifacts("validation_report")
-        if r.properties.get("date")
-    }
-    return sorted(d for d in days if day_verdict(ctx, d) is not None)
 
 
 def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:

@@ -21,7 +21,6 @@ from spindle.core import (
 )
 from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._data_steps import day_verdict
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
@@ -31,6 +30,7 @@ from spindle.orchestrate._model_common import (
     model_dir,
 )
 from spindle.orchestrate._replicas import Replica, train_replicas
+from spindle.orchestrate._verdicts import day_verdict
 from spindle.serve import ModelRuntime
 
 

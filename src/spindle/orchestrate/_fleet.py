@@ -16,9 +16,9 @@ from spindle.data import partition_files
 from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
-from spindle.orchestrate._data_steps import day_verdict
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 from spindle.orchestrate._executors import Executor, InProcessExecutor
+from spindle.orchestrate._verdicts import day_verdict
 
 
 @dataclass(frozen=True)

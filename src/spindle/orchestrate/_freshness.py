@@ -16,6 +16,7 @@ from typing import Any
 from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._estimates import ingest_s, model_run_s
+from spindle.orchestrate._verdicts import validated_days
 
 WARN_SHARE = 0.75
 THROUGHPUT_DROP = 0.5
@@ -27,9 +28,6 @@ def workspace_now(ctx: Context) -> dt.datetime:
     Logs arrive a day at a time, so that is "now" for data freshness; it also keeps simulated
     workspaces (dated in the simulator's calendar) meaningful. Commands accept ``--now``.
     """
-    # Imported here: the data steps pull DuckDB, SciPy and Delta, which `spindle status` never needs.
-    from spindle.orchestrate._data_steps import validated_days
-
     days = validated_days(ctx)  # a day whose ingest was undone is no longer data
     if not days:
         return dt.datetime.now(dt.UTC).replace(tzinfo=None)

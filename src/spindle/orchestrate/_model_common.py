@@ -22,7 +22,7 @@ from spindle.core import (
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._data_steps import day_verdict
+from spindle.orchestrate._verdicts import day_verdict
 
 
 @dataclass(frozen=True)
