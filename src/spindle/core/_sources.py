@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import zoneinfo
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -148,6 +148,9 @@ class SourceDeclaration(_Strict):
         >>> decl.layout
         'daily'
     """
+
+    #: The placeholder of a daily partition's date (``YYYY-MM-DD``) in ``location``.
+    DATE_FIELD: ClassVar[str] = DATE_FIELD
 
     name: str
     location: str = Field(min_length=1)

@@ -14,7 +14,7 @@ import glob
 import json
 import os
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spindle.core import SourceDeclaration
-from spindle.core._sources import DATE_FIELD
+from spindle.data._casts import MostlyUnreadable, cast_column
 
 #: Rows set aside while reading or checking a source (the shape of the ``quarantine`` table).
 REJECTED_SCHEMA = pa.schema(
@@ -36,7 +36,6 @@ REJECTED_SCHEMA = pa.schema(
         ("date", pa.string()),
     ]
 )
-_OFFSET = re.compile(r"(Z|[+-]\d{2}:?\d{2})$")
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,6 @@ class _Unusable(Exception):
     """A file cannot be used at all; the message is the partition's quarantine reason."""
 
 
-class _MostlyUnreadable(Exception):
-    """So many values of a column fail to cast that its declared type is likely wrong."""
-
-
-#: A column with at least this many unreadable values, and more than ``_MOSTLY_BAD`` of the
-#: rows seen so far, quarantines its partition: the declared type is probably wrong, and
-#: finding each bad value alone would cost a cast per row.
-_MANY_BAD = 1000
-_MOSTLY_BAD = 0.1
-
-
 @dataclass
 class _Conformed:
     """Rows of some files cast to the declared types; bad cells are null, ``reasons`` says why."""
@@ -105,9 +93,9 @@ def _location_regex(root: Path, location: str) -> re.Pattern[str]:
     text = (root / location).as_posix()
     out, i = [], 0
     while i < len(text):
-        if text.startswith(DATE_FIELD, i):
+        if text.startswith(SourceDeclaration.DATE_FIELD, i):
             out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
-            i += len(DATE_FIELD)
+            i += len(SourceDeclaration.DATE_FIELD)
         elif text.startswith("**", i):
             out.append(".*")
             i += 2
@@ -132,7 +120,9 @@ def _expand(paths: Iterable[str]) -> list[str]:
 
 def source_files(root: str | Path, source: SourceDeclaration, date: str | None) -> list[str]:
     """The files of one day (daily layout) or of the whole dump (``date=None``)."""
-    location = source.location.replace(DATE_FIELD, date) if date else source.location
+    location = (
+        source.location.replace(SourceDeclaration.DATE_FIELD, date) if date else source.location
+    )
     pattern = os.path.join(glob.escape(str(root)), location)
     return _expand(glob.glob(pattern, recursive=True))
 
@@ -142,7 +132,7 @@ def list_partition_dates(root: str | Path, source: SourceDeclaration) -> list[st
     if source.layout != "daily":
         return []
     regex = _location_regex(Path(root), source.location)
-    static = (Path(root) / source.location.split(DATE_FIELD)[0]).as_posix()
+    static = (Path(root) / source.location.split(SourceDeclaration.DATE_FIELD)[0]).as_posix()
     base = static if static.endswith("/") else os.path.dirname(static)
     base = re.split(r"[*?\[]", base)[0]
     dates: set[str] = set()
@@ -246,136 +236,6 @@ def _read_jsonl(path: str, source: SourceDeclaration) -> pa.Table:
         return rel.to_arrow_table()
 
 
-def _cast_chunked(
-    values: pa.Array,
-    target: pa.DataType,
-    caster: Callable[[pa.Array], pa.Array],
-    reason: Callable[[Any], str],
-) -> tuple[pa.Array, dict[int, str]]:
-    """Cast all values; where that fails, halve the failing piece until each bad value stands
-    alone (about 2·log2(n) casts per bad value, not one per row), and set those aside."""
-    pieces: list[pa.Array] = []
-    bad: dict[int, str] = {}
-    pending = [(0, len(values))]
-    while pending:  # depth first, first half first: pieces come out in row order
-        start, length = pending.pop()
-        piece = values.slice(start, length)
-        try:
-            pieces.append(caster(piece))
-        except pa.ArrowInvalid as exc:
-            if length == 1:
-                bad[start] = reason((piece[0].as_py(), exc))
-                pieces.append(pa.nulls(1, target))
-                if len(bad) >= _MANY_BAD and len(bad) > _MOSTLY_BAD * (start + 1):
-                    raise _MostlyUnreadable(
-                        f"{len(bad)} of its first {start + 1} values cannot be read"
-                        f" (e.g. {bad[min(bad)]})"
-                    ) from exc
-            else:
-                half = length // 2
-                pending += [(start + half, length - half), (start, half)]
-    if not pieces:
-        return pa.array([], target), bad
-    return pa.concat_arrays([p.cast(target) for p in pieces]), bad
-
-
-def _to_utc(naive: pa.Array, timezone: str, name: str) -> tuple[pa.Array, dict[int, str]]:
-    """Read naive timestamps as wall-clock times in ``timezone``; return naive UTC."""
-    if timezone == "UTC":
-        return naive, {}
-
-    def localize(a: pa.Array) -> pa.Array:
-        aware = pc.assume_timezone(a, timezone, ambiguous="earliest", nonexistent="raise")
-        return pc.cast(aware, pa.timestamp("us"))
-
-    def why(found: tuple[Any, BaseException]) -> str:
-        return f"column {name}: {found[0]} does not exist in {timezone} (a daylight-saving gap)"
-
-    return _cast_chunked(naive, pa.timestamp("us"), localize, why)
-
-
-def _normalised(values: pa.Array, parsed: pa.Array, fmt: str) -> np.ndarray:
-    """Where Arrow's strptime rolled an impossible date over (31/02 -> 03/03) instead of failing.
-
-    Values that print back identically are fine; the few that do not (unpadded numbers, say)
-    are checked with Python's strict ``datetime.strptime``.
-    """
-    printed = pc.strftime(parsed, format=fmt)
-    differs = pc.fill_null(pc.not_equal(printed, values), False).to_numpy(zero_copy_only=False)
-    rolled = np.zeros(len(values), dtype=bool)
-    for i in np.flatnonzero(differs):
-        try:
-            dt.datetime.strptime(values[int(i)].as_py(), fmt)
-        except ValueError:
-            rolled[i] = True
-    return rolled
-
-
-def _cast_timestamp(
-    values: pa.Array, name: str, timezone: str, fmt: str | None
-) -> tuple[pa.Array, dict[int, str]]:
-    target = pa.timestamp("us")
-    if pa.types.is_timestamp(values.type) and values.type.tz is not None:
-        return pc.cast(pc.cast(values, pa.timestamp("us", "UTC")), target), {}
-    if pa.types.is_timestamp(values.type) or pa.types.is_date(values.type):
-        return _to_utc(pc.cast(values, target), timezone, name)
-    if not pa.types.is_string(values.type) and not pa.types.is_large_string(values.type):
-        raise TypeError(values.type)
-    bad: dict[int, str] = {}
-    if fmt is not None:
-        parsed = pc.strptime(values, format=fmt, unit="us", error_is_null=True)
-        failed = pc.and_(pc.is_valid(values), pc.is_null(parsed)).to_numpy(zero_copy_only=False)
-        failed |= _normalised(values, parsed, fmt)
-        for i in np.flatnonzero(failed):
-            bad[int(i)] = (
-                f"column {name}: cannot read {values[int(i)].as_py()!r} as timestamp ({fmt})"
-            )
-        if pa.types.is_timestamp(parsed.type) and parsed.type.tz is not None:
-            return pc.cast(pc.cast(parsed, pa.timestamp("us", "UTC")), target), bad
-        utc, gap = _to_utc(pc.cast(parsed, target), timezone, name)
-        return utc, {**gap, **bad}
-
-    def why(found: tuple[Any, BaseException]) -> str:
-        return f"column {name}: cannot read {found[0]!r} as timestamp"
-
-    has_offset = pc.fill_null(pc.match_substring_regex(values, _OFFSET.pattern), False)
-    nothing = pa.nulls(len(values), values.type)
-    aware, bad_aware = _cast_chunked(
-        pc.if_else(has_offset, values, nothing),
-        target,
-        lambda a: pc.cast(pc.cast(a, pa.timestamp("us", "UTC")), target),
-        why,
-    )
-    naive, bad_naive = _cast_chunked(
-        pc.if_else(has_offset, nothing, values), target, lambda a: pc.cast(a, target), why
-    )
-    local, gap = _to_utc(naive, timezone, name)
-    return pc.if_else(has_offset, aware, local), {**bad_aware, **bad_naive, **gap}
-
-
-def _cast_column(
-    values: pa.Array, name: str, source: SourceDeclaration
-) -> tuple[pa.Array, dict[int, str]]:
-    """Cast one column to its declared type; raises TypeError when no value of it could be."""
-    spec = source.columns[name]
-    if spec.type == "timestamp":
-        fmt = None
-        if source.event_time is not None and source.event_time.column == name:
-            fmt = source.event_time.format
-        if fmt is None and source.format == "csv":
-            fmt = source.csv_options.timestamp_format
-        return _cast_timestamp(values, name, source.column_timezone(name), fmt)
-    target = spec.arrow_type()
-
-    def why(found: tuple[Any, BaseException]) -> str:
-        return f"column {name}: cannot read {found[0]!r} as {spec.type}"
-
-    try:
-        return _cast_chunked(values, target, lambda a: pc.cast(a, target, safe=True), why)
-    except pa.ArrowNotImplementedError as exc:
-        raise TypeError(values.type) from exc
-
-
 def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
     """Cast a file's rows to the declared schema. Raises _Unusable for a file-level problem."""
     missing = [c for c in source.columns if c not in raw.column_names]
@@ -393,8 +253,8 @@ def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
             continue
         values = raw.column(name).combine_chunks()
         try:
-            cast, bad = _cast_column(values, name, source)
-        except _MostlyUnreadable as exc:
+            cast, bad = cast_column(values, name, source)
+        except MostlyUnreadable as exc:
             raise _Unusable(f"{path}: column {name}: {exc}; is the declared type right?") from exc
         except TypeError as exc:
             raise _Unusable(
