@@ -93,3 +93,21 @@ def test_unreadable_or_unknown_files_are_clear_errors(tmp_path: Path) -> None:
     (tmp_path / "x.parquet").write_bytes(b"garbage" * 20)
     with pytest.raises(DataError, match=r"x\.parquet: cannot be read as parquet"):
         infer_source(tmp_path / "x.parquet")
+
+
+def test_hive_style_dated_folder_becomes_a_glob_over_its_parts(tmp_path: Path) -> None:
+    folder = tmp_path / "raw/purchases/date=2026-01-01"
+    folder.mkdir(parents=True)
+    table = pa.table(
+        {"transaction_id": ["t1", "t2"], "ts": pa.array([1, 2], pa.timestamp("us")), "x": [1, 2]}
+    )
+    pq.write_table(table, folder / "part-00000.parquet")
+    pq.write_table(table.slice(0, 1), folder / "part-00001.parquet")
+    text = infer_source(folder / "part-00000.parquet", root=tmp_path)
+    draft = yaml.safe_load(text)
+    assert draft["name"] == "purchases"
+    assert draft["location"] == "raw/purchases/date={date}/*.parquet"
+    _keep(tmp_path, text, "purchases")
+    source = load_sources(tmp_path)["purchases"]
+    read = read_source_days(tmp_path, source, ["2026-01-01"]).days["2026-01-01"]
+    assert len(read.files) == 2 and read.table.num_rows == 3

@@ -167,24 +167,42 @@ def _key(name: str) -> str:
     return name if _PLAIN_KEY.match(name) else json.dumps(name)
 
 
+def _dated_part(parts: tuple[str, ...]) -> int | None:
+    """Index of the last path component holding a date (``2026-01-05.csv``, ``date=2026-01-05``)."""
+    dated = [i for i, part in enumerate(parts) if _DATE_IN_NAME.search(part)]
+    return dated[-1] if dated else None
+
+
 def _source_name(path: Path) -> str:
-    stem = _DATE_IN_NAME.sub("", path.stem if path.is_file() else path.name).lower()
-    if not re.sub(r"[^a-z0-9]+", "", stem):  # raw/clicks/2026-01-05.jsonl is "clicks"
-        stem = path.parent.name.lower()
-    name = re.sub(r"[^a-z0-9_]+", "_", stem).strip("_")
+    parts = path.parts
+    at = _dated_part(parts)
+    stem = path.stem if path.is_file() else path.name
+    if at is not None and at < len(parts) - 1:  # raw/clicks/date=2026-01-05/part-0.parquet
+        stem = parts[at - 1] if at > 0 else stem
+    elif at is not None:  # raw/clicks/2026-01-05.jsonl is "clicks", clicks_2026-01-05.csv too
+        rest = _DATE_IN_NAME.sub("", stem)
+        stem = rest if re.sub(r"[^A-Za-z0-9]+", "", rest) else path.parent.name
+    name = re.sub(r"[^a-z0-9_]+", "_", stem.lower()).strip("_")
     if not name or not name[0].isalpha():
         name = f"source_{name}".strip("_")
     return name[:64]
 
 
 def _location(path: Path, root: Path) -> str:
+    """The file as a location: a date in its path becomes ``{date}`` (a daily partition); the
+    ``part-00000`` file of a dated folder becomes a glob over the folder's parts."""
     try:
-        shown = path.resolve().relative_to(root.resolve()).as_posix()
+        shown = path.resolve().relative_to(root.resolve())
     except ValueError:
-        shown = path.resolve().as_posix()
-    if _DATE_IN_NAME.search(Path(shown).name):
-        return _DATE_IN_NAME.sub("{date}", shown, count=1)
-    return shown
+        shown = path.resolve()
+    parts = list(shown.parts)
+    at = _dated_part(shown.parts)
+    if at is None:
+        return shown.as_posix()
+    parts[at] = _DATE_IN_NAME.sub("{date}", parts[at], count=1)
+    if at < len(parts) - 1 and re.match(r"^part[-_]?\d+", parts[-1]):
+        parts[-1] = f"*{shown.suffix}"
+    return Path(*parts).as_posix()
 
 
 def infer_source(
@@ -250,7 +268,7 @@ def _render(
     ]
     if daily:
         lines.append(
-            f"location: {json.dumps(location)}  # one file per day ({{date}} = YYYY-MM-DD)"
+            f"location: {json.dumps(location)}  # one partition per day ({{date}} = YYYY-MM-DD)"
         )
     elif times:
         lines.append(f"location: {json.dumps(location)}  # one dump, split into days by event time")
@@ -296,7 +314,7 @@ def _render(
         "allowed_lateness: 0s  # REVIEW: how late rows may arrive (e.g. 2d)",
         'rules: []  # e.g. - {check: "amount > 0", reason: non-positive amount}',
         "provenance:  # REVIEW",
-        f"  origin: {json.dumps(f'TODO: who produces {file.name}')}",
+        f"  origin: {json.dumps(f'TODO: who produces {name}')}",
         "  licence: internal",
         "  retention_days: 400",
         "tags: []  # e.g. [pii]",
