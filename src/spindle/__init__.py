@@ -65,6 +65,7 @@ if _TYPE_CHECKING:
         parse_weights,
         plan_catch_up,
         push,
+        rollback,
         route,
         run_all,
         run_day,
@@ -77,7 +78,6 @@ if _TYPE_CHECKING:
         undo_ingest,
         validate,
     )
-    from spindle.orchestrate._deploy import rollback
     from spindle.registry import MetadataStore
     from spindle.serve import create_app, read_routing, serve_forever, set_routing
     from spindle.sim import FAULT_KINDS, Fault, simulate
@@ -144,7 +144,7 @@ _LAZY: dict[str, str] = {
     "load_sources": "spindle.core",
     "push": "spindle.orchestrate",
     "read_routing": "spindle.serve",
-    "rollback": "spindle.orchestrate._deploy",
+    "rollback": "spindle.orchestrate",
     "run_day": "spindle.orchestrate",
     "run_demo": "spindle.orchestrate",
     "serve_forever": "spindle.serve",

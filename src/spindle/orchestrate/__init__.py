@@ -19,6 +19,7 @@ if _TYPE_CHECKING:
         validate,
     )
     from spindle.orchestrate._demo import run_demo, serve_and_probe
+    from spindle.orchestrate._deploy import Deployed, deploy, rollback
     from spindle.orchestrate._doctor import Problem, doctor
     from spindle.orchestrate._evaluate_step import evaluate_version
     from spindle.orchestrate._executors import (
@@ -66,6 +67,7 @@ _LAZY: dict[str, str] = {
     "Cron": "spindle.orchestrate._cron",
     "DayIngest": "spindle.orchestrate._data_steps",
     "DayReport": "spindle.orchestrate._daily",
+    "Deployed": "spindle.orchestrate._deploy",
     "InProcessExecutor": "spindle.orchestrate._executors",
     "InfraReport": "spindle.orchestrate._infra_validation",
     "LoadedConfig": "spindle.orchestrate._model_common",
@@ -85,6 +87,7 @@ _LAZY: dict[str, str] = {
     "current_step_key": "spindle.orchestrate._runner",
     "day_verdict": "spindle.orchestrate._verdicts",
     "days_between": "spindle.orchestrate._daily",
+    "deploy": "spindle.orchestrate._deploy",
     "deployed_before": "spindle.orchestrate._model_common",
     "doctor": "spindle.orchestrate._doctor",
     "due_models": "spindle.orchestrate._fleet",
@@ -106,6 +109,7 @@ _LAZY: dict[str, str] = {
     "push": "spindle.orchestrate._push_step",
     "read_heartbeat": "spindle.orchestrate._schedule",
     "replica_seed": "spindle.orchestrate._replicas",
+    "rollback": "spindle.orchestrate._deploy",
     "route": "spindle.orchestrate._models_view",
     "run_all": "spindle.orchestrate._fleet",
     "run_day": "spindle.orchestrate._daily",
@@ -146,6 +150,7 @@ __all__ = [
     "Cron",
     "DayIngest",
     "DayReport",
+    "Deployed",
     "InProcessExecutor",
     "InfraReport",
     "LoadedConfig",
@@ -165,6 +170,7 @@ __all__ = [
     "current_step_key",
     "day_verdict",
     "days_between",
+    "deploy",
     "deployed_before",
     "doctor",
     "due_models",
@@ -186,6 +192,7 @@ __all__ = [
     "push",
     "read_heartbeat",
     "replica_seed",
+    "rollback",
     "route",
     "run_all",
     "run_day",
