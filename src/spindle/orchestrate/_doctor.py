@@ -208,7 +208,13 @@ def _repair(
         if d.main == production
         and all((repo / model / str(v) / "model.onnx").is_file() for v in d.weights)
     ]
-    weights, previous = (done[-1].weights, done[-1].previous) if done else ({production: 1.0}, None)
+    if done:
+        weights, previous = done[-1].weights, done[-1].previous
+    else:  # pushed before deployments were recorded: production alone, previous from the alias
+        weights, previous = {production: 1.0}, ctx.store.get_alias(model, "previous")
+        kept = previous is not None and (repo / model / str(previous) / "model.onnx").is_file()
+        if previous == production or not kept:
+            previous = None
     if not fix:
         return Problem(
             kind,
