@@ -8,6 +8,7 @@ runs through the real CLI (Typer's runner, or a subprocess for the Airflow comma
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shlex
 import subprocess
@@ -89,36 +90,42 @@ def test_validate_exit_codes(fault_ws: Path) -> None:
     assert "warn" in verdicts.values(), "the fixture should hold a WARN day to test --strict"
 
 
-def test_run_on_a_failed_day_refuses_records_and_counts(fault_ws: Path) -> None:
+def test_run_on_a_failed_day_never_ships_records_and_counts(fault_ws: Path) -> None:
     with Context.open(fault_ws) as ctx:
         serving = production_version(ctx, "search_ranker")
-        versions = len(ctx.store.versions("search_ranker"))
-        before = _failures(ctx).get("search_ranker/train", 0.0)
+        before = _failures(ctx).get("search_ranker/push", 0.0)
     assert serving is not None
     code, out, _ = _cli("run", "search_ranker", "--date", FAIL_DAY, "--json", "-w", str(fault_ws))
     assert code == 2, out
-    assert '"status": "refused"' in out and "failed validation" in out
+    report = json.loads(out)
+    assert report["status"] == "refused" and report["failed_step"] == "push"
+    assert report["gate"] == "block" and "failed data validation" in report["gate_reasons"][0]
+    assert report["version"] not in (None, serving) and report["serving_version"] == serving
     with Context.open(fault_ws) as ctx:
         assert production_version(ctx, "search_ranker") == serving  # nothing shipped
-        assert len(ctx.store.versions("search_ranker")) == versions  # nothing trained
-        failed = ctx.store.runs(model="search_ranker", step="train", status="failed", limit=1)
+        failed = ctx.store.runs(model="search_ranker", step="push", status="failed", limit=1)
         assert failed and failed[0].date == FAIL_DAY
         assert failed[0].error and failed[0].error.startswith("ValidationFailed:")
-        assert "failed validation" in failed[0].error
-        assert _failures(ctx)["search_ranker/train"] == before + 1
+        assert "holdout cannot pass the gate" in failed[0].error
+        assert _failures(ctx)["search_ranker/push"] == before + 1
+    # the gate's verdict stands even when pushed by hand: no passing evaluation, no push
+    code, _, err = _cli(
+        "push", "search_ranker", "--version", str(report["version"]), "-w", str(fault_ws)
+    )
+    assert code == 1 and "failed data validation" in err
 
 
-def test_evaluate_on_a_failed_holdout_is_refused_and_recorded(fault_ws: Path) -> None:
+def test_evaluate_on_a_failed_holdout_blocks(fault_ws: Path) -> None:
     with Context.open(fault_ws) as ctx:
         version = production_version(ctx, "search_ranker")
-        before = _failures(ctx).get("search_ranker/evaluate", 0.0)
-    code, _, err = _cli(
-        "evaluate", "search_ranker", "--version", str(version), "--date", FAIL_DAY,
+    code, out, _ = _cli(
+        "evaluate", "search_ranker", "--version", str(version), "--date", FAIL_DAY, "--json",
         "-w", str(fault_ws),
     )  # fmt: skip
-    assert code == 1 and "failed validation" in err and "Traceback" not in err
-    with Context.open(fault_ws) as ctx:
-        assert _failures(ctx)["search_ranker/evaluate"] == before + 1
+    assert code == 0, out  # a verdict, not an error
+    details = json.loads(out)
+    assert details["decision"] == "block"
+    assert details["reasons"][0]["check"] == "holdout_validation"
 
 
 def test_run_all_on_a_failed_day_exits_2(fault_ws: Path) -> None:

@@ -75,8 +75,9 @@ def run_day(
 
     A step's failure is recorded in the report (``error``, ``status``, ``failed_step``) and in
     the registry as a failed run, also when the step refused to start; earlier steps' results
-    stay. Training uses the days before ``date``; ``date`` itself is the holdout, so a day whose
-    validation FAILed stops the run before training: its broken holdout could pass no gate.
+    stay. Training uses the days before ``date``; ``date`` itself is the holdout, so on a day
+    whose validation FAILed the gate blocks (a broken holdout can vouch for no model) and the
+    run is refused before push (``status`` "refused", a failed ``push`` run with the reason).
     ``progress`` hears the training steps of the model (and of its evaluation's replicas).
     """
     report = DayReport(model, date)
@@ -85,8 +86,6 @@ def run_day(
         ingest_and_validate(ctx, date, report)
         if train_model:
             step[0] = "train"
-            if report.validation == "fail":
-                _refuse_failed_holdout(ctx, model, date, report)
             _train_evaluate_push(
                 ctx, model, date, report, from_scratch, overrides, step, allow_older, progress
             )
@@ -107,9 +106,9 @@ def _refuse_failed_holdout(ctx: Context, model: str, date: str, report: DayRepor
     first, *more = report.anomalies or ["see `spindle validate`"]
     extra = f" (+{len(more)} more: `spindle validate --date {date}`)" if more else ""
     raise ValidationFailed(
-        f"{model} for {date}: the day failed validation ({first.rstrip('.')}{extra}), so "
-        f"its holdout cannot gate a model: nothing was trained, evaluated or pushed; {keeps}. "
-        f"Fix the day's data and re-ingest it (`spindle ingest --undo --date {date}`, then "
+        f"{model} for {date}: the day failed validation ({first.rstrip('.')}{extra}), so its "
+        f"holdout cannot pass the gate: {model}@{report.version} was not pushed; {keeps}. Fix "
+        f"the day's data and re-ingest it (`spindle ingest --undo --date {date}`, then "
         f"`spindle ingest --date {date}`), or run the next healthy day"
     )
 
@@ -145,6 +144,9 @@ def _train_evaluate_push(
     }
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
+    if report.validation == "fail":  # the gate blocked (evaluate saw the FAIL holdout): say so
+        step[0] = "push"
+        _refuse_failed_holdout(ctx, model, date, report)
     if evaluation.decision == "pass":
         step[0] = "push"
         try:

@@ -14,7 +14,6 @@ from spindle.core import (
     ConfigError,
     Evaluation,
     Progress,
-    ValidationFailed,
     atomic_write_json,
     sha256_file,
     sha256_json,
@@ -86,17 +85,28 @@ def _reference_systems(table: pa.Table) -> list[SystemScores]:
     return systems
 
 
-def _refuse_failed_holdout(ctx: Context, model: str, version: int, date: str) -> None:
-    """A holdout day whose validation FAILed gates nothing: refuse, recorded as a failed run."""
+def _holdout_problem(ctx: Context, date: str) -> dict[str, Any] | None:
+    """The gate check a holdout day that FAILed validation fails (None for a healthy day).
+
+    Its labels or slices are broken, so no score on it can vouch for a model: the gate blocks,
+    whatever the metrics say, and the block is an ordinary verdict with this reason first.
+    """
     if day_verdict(ctx, date) != "fail":
-        return
-    exc = ValidationFailed(
-        f"{model}@{version} cannot be evaluated on {date}: that day failed validation (see "
-        f"`spindle validate --date {date}`), so its holdout could pass a broken model. Evaluate "
-        "on a healthy day, or fix and re-ingest this one"
-    )
-    ctx.runner.record_refusal("evaluate", exc, model=model, date=date, params={"version": version})
-    raise exc
+        return None
+    return {
+        "check": "holdout_validation",
+        "level": "fail",
+        "passed": False,
+        "metric": "validation",
+        "slice": None,
+        "candidate": None,
+        "baseline": None,
+        "interval": None,
+        "threshold": None,
+        "message": f"the holdout day {date} failed data validation (`spindle validate --date "
+        f"{date}`): no score on it can pass the gate; evaluate on a healthy day, or fix and "
+        "re-ingest this one",
+    }
 
 
 def evaluate_version(
@@ -124,14 +134,12 @@ def evaluate_version(
 
     Raises:
         ConfigError: ``replicas`` < 1.
-        ValidationFailed: ``date`` failed validation (recorded as a failed ``evaluate`` run).
 
     Example:
         >>> evaluation, report = evaluate_version(ctx, "search_ranker", 4, "2026-01-05", replicas=3)  # doctest: +SKIP
         >>> report["replica_spread"][0]["std"]  # doctest: +SKIP
         0.0061
     """
-    _refuse_failed_holdout(ctx, model, version, date)
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
     k = cfg.evaluation.replicas if replicas is None else replicas
@@ -150,6 +158,9 @@ def evaluate_version(
     }
     if k > 1:  # the key of an evaluation without replicas stays what it always was
         identity["replicas"] = k
+    bad_holdout = _holdout_problem(ctx, date)
+    if bad_holdout is not None:  # likewise: only a FAIL holdout adds to the key
+        identity["holdout_failed_validation"] = True
     # one report per (holdout, baseline, gate config): a re-evaluation never overwrites one
     fingerprint = sha256_json([identity, loaded.config_hash])[:12]
     path = (
@@ -191,15 +202,20 @@ def evaluate_version(
             "replicas": [r.to_dict() for r in trained],
             "features": {"candidate": candidate_pins, "baseline": baseline_pins},
         }
-        atomic_write_json(path, payload)
+        decision = report.decision
         reasons = tuple(r.message for r in report.reasons if not r.passed)
+        if bad_holdout is not None:
+            decision, reasons = "block", (bad_holdout["message"], *reasons)
+            payload["decision"] = decision
+            payload["reasons"] = [bad_holdout, *payload["reasons"]]
+        atomic_write_json(path, payload)
         return Evaluation(
             model,
             version,
             date,
             str(path),
             sha256_file(path),
-            report.decision,
+            decision,
             report.metrics,
             reasons,
         )
