@@ -120,10 +120,12 @@ def _train_evaluate_push(
     report: DayReport,
     from_scratch: bool,
     overrides: list[str] | None,
-    step: list[str],
+    step: list[str] | None = None,
     allow_older: bool = False,
     progress: Progress | None = None,
 ) -> None:
+    """Train, evaluate (gate) and push; ``step[0]`` names the step running (for refusals)."""
+    step = ["train"] if step is None else step
     version, _result, skipped = train_version(
         ctx, model, date, from_scratch=from_scratch, overrides=overrides, progress=progress
     )
@@ -150,7 +152,7 @@ def _train_evaluate_push(
     if evaluation.decision == "pass":
         step[0] = "push"
         try:
-            push(ctx, model, version.version, allow_older=allow_older)
+            push(ctx, model, version.version, allow_older=allow_older, progress=progress)
         except GateBlocked as exc:  # infra validation refused it: recorded, and the run says so
             report.gate = "block"
             report.gate_reasons.append(str(exc))
