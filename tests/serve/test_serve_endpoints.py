@@ -3,11 +3,15 @@ the repository id is reported, and a port in use is one clear line naming --port
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import httpx
 
 from spindle.serve import push, repository_id
 
@@ -84,3 +88,39 @@ def test_a_port_in_use_is_one_line_naming_the_port_option(tmp_path: Path) -> Non
     assert len(errors) == 1, done.stderr
     assert f"127.0.0.1:{port}" in errors[0] and "in use" in errors[0] and "--port" in errors[0]
     assert "Traceback" not in done.stderr
+    assert "serving" not in done.stdout  # no "serving on ..." for a port it never had
+
+
+def test_serve_says_where_it_listens_and_serves_the_workspace_repository(tmp_path: Path) -> None:
+    from spindle.orchestrate import init_workspace
+
+    workspace = tmp_path / "ws"
+    init_workspace(workspace, "yarnit")
+    with socket.socket() as probe:  # a free port (released just before the server takes it)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port), "-w", str(workspace)]
+    server = subprocess.Popen(
+        [sys.executable, "-c", CLI, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ | {"COLUMNS": "400"},
+    )
+    try:
+        assert server.stdout is not None
+        first = server.stdout.readline()
+        assert f"on http://127.0.0.1:{port}" in first, first
+        for _ in range(300):  # uvicorn starts right after the line; wait for it to answer
+            try:
+                body = httpx.get(f"http://127.0.0.1:{port}/v1/versions", timeout=5).json()
+                break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the server never answered")
+        repo = workspace / ".spindle" / "model_repo"
+        assert body == {"repository_id": repository_id(repo), "versions": []}
+    finally:
+        server.terminate()
+        server.communicate(timeout=60)

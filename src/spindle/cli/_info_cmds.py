@@ -150,7 +150,9 @@ def serve(
     app_ = spindle.create_app(
         repo or ws.model_repo, ws.online_store_path, default_model=cfg.default_model
     )
-    console.print(
-        f"serving {repo or ws.model_repo} on http://{host or cfg.host}:{port or cfg.port}"
+    spindle.serve_forever(
+        app_,
+        host or cfg.host,
+        port or cfg.port,
+        on_listening=lambda url: console.print(f"serving {repo or ws.model_repo} on {url}"),
     )
-    spindle.serve_forever(app_, host or cfg.host, port or cfg.port)

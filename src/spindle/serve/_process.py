@@ -6,6 +6,7 @@ import errno
 import socket
 import threading
 import time
+from collections.abc import Callable
 from types import TracebackType
 
 import uvicorn
@@ -116,13 +117,24 @@ class ServerThread:
         self.stop()
 
 
-def serve_forever(app: FastAPI, host: str = "127.0.0.1", port: int = 8787) -> None:
+def serve_forever(
+    app: FastAPI,
+    host: str = "127.0.0.1",
+    port: int = 8787,
+    *,
+    on_listening: Callable[[str], None] | None = None,
+) -> None:
     """Serve ``app`` in the foreground until interrupted (Ctrl-C or SIGTERM).
+
+    ``on_listening`` is called with the server's URL once the port is bound (so a message
+    saying where it serves is never printed for a port that turned out to be taken).
 
     Raises:
         ServingError: the port is in use or cannot be bound (one line, before uvicorn starts).
     """
     sock = bind(host, port)
+    if on_listening is not None:
+        on_listening(f"http://{host}:{sock.getsockname()[1]}")
     try:
         uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
     finally:
