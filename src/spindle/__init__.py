@@ -79,7 +79,7 @@ if _TYPE_CHECKING:
         validate,
     )
     from spindle.registry import MetadataStore
-    from spindle.serve import create_app, read_routing, serve_forever, set_routing
+    from spindle.serve import create_app, read_routing, serve_forever
     from spindle.sim import FAULT_KINDS, Fault, simulate
 
 # Names resolve lazily (PEP 562), so `import spindle.registry` does not pay for torch.
@@ -148,7 +148,6 @@ _LAZY: dict[str, str] = {
     "run_day": "spindle.orchestrate",
     "run_demo": "spindle.orchestrate",
     "serve_forever": "spindle.serve",
-    "set_routing": "spindle.serve",
     "simulate": "spindle.sim",
     "speed_check": "spindle.orchestrate",
     "status_report": "spindle.orchestrate",
@@ -239,7 +238,6 @@ __all__ = [
     "run_schedule",
     "serve_forever",
     "serving_check",
-    "set_routing",
     "simulate",
     "speed_check",
     "status_report",
