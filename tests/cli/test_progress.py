@@ -43,6 +43,29 @@ def test_train_prints_progress_lines_off_a_terminal(workspace_copy: Path, worker
     assert "\x1b[" not in proc.stderr  # plain lines, no bar
 
 
+def test_run_reports_training_and_infra_validation(workspace_copy: Path) -> None:
+    proc = _spindle("run", "search_ranker", "--date", "2026-01-04", "-w", str(workspace_copy))
+    assert proc.returncode == 0, proc.stderr
+    assert LINE.findall(proc.stderr), proc.stderr
+    assert "infra validation search_ranker@1: phases 0/2 (canary serving" in proc.stderr
+    assert "infra validation search_ranker@1: phases 2/2 (passed)" in proc.stderr
+
+
+def test_catch_up_and_run_all_report_each_task_and_model(workspace_copy: Path) -> None:
+    proc = _spindle(
+        "catch-up", "--since", "2026-01-04", "--until", "2026-01-04", "-w", str(workspace_copy)
+    )
+    assert proc.returncode == 0, proc.stderr
+    tasks = re.findall(r"^catch-up: tasks (\d+)/(\d+)", proc.stderr, re.M)
+    assert tasks and tasks[0][0] == "0" and tasks[-1][0] == tasks[-1][1], proc.stderr
+    proc = _spindle("run-all", "--date", "2026-01-04", "-w", str(workspace_copy))
+    assert proc.returncode == 0, proc.stderr
+    assert "run-all 2026-01-04: models 0/2" in proc.stderr
+    finished = re.findall(r"^run-all 2026-01-04: models (\d)/2 \((\w+): ", proc.stderr, re.M)
+    assert finished[-1][0] == "2", proc.stderr
+    assert {m for _, m in finished} <= {"search_ranker", "purchase_propensity"}
+
+
 def test_json_output_has_no_progress(workspace_copy: Path) -> None:
     proc = _spindle(
         "train", "search_ranker", "--date", "2026-01-03", "--json", "-w", str(workspace_copy)

@@ -128,10 +128,17 @@ def push(
     workspace: str = WorkspaceOption,
 ) -> None:
     """Validate the serving infra, push a gated version atomically and make it production."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter() as report:
         ctx.store.get_version(model, version)  # unknown: says so (not 'never evaluated')
         deployment = spindle.push(
-            ctx, model, version, weight=weight, force=force, reason=reason, allow_older=allow_older
+            ctx,
+            model,
+            version,
+            weight=weight,
+            force=force,
+            reason=reason,
+            allow_older=allow_older,
+            progress=report.event,
         )
     forced = f"; FORCED: {deployment.forced_reason}" if deployment.forced_reason else ""
     console.print(
@@ -149,8 +156,8 @@ def validate_infra(
     as_json: bool = JsonOption,
 ) -> None:
     """Serve a version in a canary process: scores vs training, p99 latency, peak RSS."""
-    with spindle.Context.open(workspace) as ctx:
-        report = spindle.infra_validate(ctx, model, version)
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as bar:
+        report = spindle.infra_validate(ctx, model, version, progress=bar.event)
     data = report.to_dict()
     if as_json:
         emit_json(data)

@@ -9,7 +9,7 @@ import typer
 
 import spindle
 from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, fmt, table
+from spindle.cli._output import console, emit_json, fmt, progress_reporter, table
 
 monitor_app = typer.Typer(
     help="Prometheus metrics and alerting rules for the pipeline.", no_args_is_help=True
@@ -34,13 +34,14 @@ def run_all(
     as_json: bool = JsonOption,
 ) -> None:
     """Run every model due on a day, most important first, within a capacity."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         reports = spindle.run_all(
             ctx,
             date,
             max_parallel=max_parallel,
             capacity_hours=capacity_hours,
             allow_older=allow_older,
+            progress=report.event,
         )
     if as_json:
         emit_json([r.to_dict() for r in reports])
@@ -75,9 +76,13 @@ def catch_up(
     as_json: bool = JsonOption,
 ) -> None:
     """Plan (and run) the backlog after an outage: priority first, then staleness, within capacity."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         plan = spindle.plan_catch_up(ctx, since, until, capacity_hours=capacity_hours)
-        outcomes = None if dry_run else spindle.catch_up(ctx, plan, allow_older=allow_older)
+        outcomes = (
+            None
+            if dry_run
+            else spindle.catch_up(ctx, plan, allow_older=allow_older, progress=report.event)
+        )
     failed = [o for o in outcomes or [] if o["status"] == "failed"]
     if as_json:
         emit_json(plan.to_dict() | ({"outcomes": outcomes} if outcomes is not None else {}))

@@ -92,7 +92,8 @@ class Reporter:
         if rate:
             parts.append(rate)
         done_here, seconds = event.done - first[1], now - first[0]
-        if not finished and done_here > 0 and seconds > 0:
+        # an ETA from phases of unequal length (infra validation) would mislead
+        if not finished and done_here > 0 and seconds > 0 and event.unit != "phases":
             parts.append(f"ETA {(event.total - event.done) * seconds / done_here:.0f} s")
         err_console.print(", ".join(parts), highlight=False, soft_wrap=True)
 

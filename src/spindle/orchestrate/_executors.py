@@ -9,7 +9,8 @@ cluster the workspace must be on storage every node sees and the metadata store 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._daily import DayReport, run_day
 
 Job = tuple[str, str]  # (model, date)
+OnDone = Callable[[DayReport], None]  # called as each job finishes (progress), in this process
 
 
 def run_job(
@@ -42,7 +44,11 @@ class Executor(Protocol):
         jobs: list[Job],
         overrides: list[str] | None = None,
         allow_older: bool = False,
-    ) -> list[DayReport]: ...
+        on_done: OnDone | None = None,
+    ) -> list[DayReport]:
+        """Run ``jobs`` and return their reports in the jobs' order; call ``on_done`` with
+        each report as its job finishes (in finishing order)."""
+        ...
 
 
 @dataclass
@@ -58,17 +64,24 @@ class InProcessExecutor:
         jobs: list[Job],
         overrides: list[str] | None = None,
         allow_older: bool = False,
+        on_done: OnDone | None = None,
     ) -> list[DayReport]:
-        if self.max_parallel == 1:
-            return [
-                DayReport(**run_job(str(workspace), m, d, overrides, allow_older)) for m, d in jobs
-            ]
-
         def one(job: Job) -> DayReport:
             return DayReport(**run_job(str(workspace), job[0], job[1], overrides, allow_older))
 
+        if self.max_parallel == 1:
+            reports = []
+            for job in jobs:
+                reports.append(one(job))
+                if on_done is not None:
+                    on_done(reports[-1])
+            return reports
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
-            return list(pool.map(one, jobs))
+            futures = [pool.submit(one, job) for job in jobs]
+            for future in as_completed(futures):
+                if on_done is not None:
+                    on_done(future.result())
+            return [f.result() for f in futures]
 
 
 @dataclass
@@ -85,6 +98,7 @@ class RayExecutor:
         jobs: list[Job],
         overrides: list[str] | None = None,
         allow_older: bool = False,
+        on_done: OnDone | None = None,
     ) -> list[DayReport]:
         try:
             import ray
@@ -114,6 +128,10 @@ class RayExecutor:
         root = str(Path(workspace).resolve())
         refs = [task.remote(root, m, d, overrides, allow_older) for m, d in jobs]
         try:
+            pending = list(refs)
+            while pending and on_done is not None:
+                finished, pending = ray.wait(pending, num_returns=1)
+                on_done(DayReport(**ray.get(finished[0])))
             return [DayReport(**r) for r in ray.get(refs)]
         except ray.exceptions.RayError as exc:
             raise OrchestrationError(f"a Ray task failed: {exc}") from exc

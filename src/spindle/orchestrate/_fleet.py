@@ -11,7 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle.core import SpindleError
+from spindle.core import Progress, ProgressEvent, SpindleError
 from spindle.data import partition_files
 from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
@@ -84,8 +84,11 @@ def run_all(
     capacity_hours: float | None = None,
     executor: Executor | None = None,
     allow_older: bool = False,
+    progress: Progress | None = None,
 ) -> list[DayReport]:
     """Run every model due on ``date`` in priority order, within ``capacity_hours``.
+
+    ``progress`` hears ``run-all DATE``: models finished of those chosen, as each finishes.
 
     A model whose production version was trained for a later day than ``date`` keeps it: the
     new version is refused at push (recorded, and said in the report) unless ``allow_older``.
@@ -112,7 +115,20 @@ def run_all(
         chosen.append(model)
     runner = executor or InProcessExecutor(max_parallel)
     jobs = [(m, date) for m in chosen]
-    return runner.run(ctx.workspace.root, jobs, allow_older=allow_older) + reports
+    finished: list[str] = []
+
+    def on_done(report: DayReport) -> None:
+        finished.append(report.model)
+        if progress is not None:
+            outcome = report.error.split(":")[0] if report.error else f"gate {report.gate}"
+            detail = f"{report.model}: {outcome}"
+            progress(
+                ProgressEvent(f"run-all {date}", len(finished), len(jobs), "models", None, detail)
+            )
+
+    if progress is not None and jobs:
+        progress(ProgressEvent(f"run-all {date}", 0, len(jobs), "models", None, ""))
+    return runner.run(ctx.workspace.root, jobs, allow_older=allow_older, on_done=on_done) + reports
 
 
 def latest_raw_day(ctx: Context) -> str | None:
@@ -179,13 +195,23 @@ def plan_catch_up(
     return plan
 
 
-def catch_up(ctx: Context, plan: CatchUpPlan, *, allow_older: bool = False) -> list[dict[str, Any]]:
+def catch_up(
+    ctx: Context,
+    plan: CatchUpPlan,
+    *,
+    allow_older: bool = False,
+    progress: Progress | None = None,
+) -> list[dict[str, Any]]:
     """Carry out a plan's tasks within capacity, in order; report each task's outcome.
 
     A run never replaces a production version trained for a later day unless ``allow_older``.
+    ``progress`` hears ``catch-up``: tasks done of the plan's, and each run's training steps.
     """
-    outcomes = []
+    outcomes: list[dict[str, Any]] = []
     for task in plan.tasks:
+        if progress is not None:
+            what = f"now: {task.kind} {task.model + ' ' if task.model else ''}{task.date}"
+            progress(ProgressEvent("catch-up", len(outcomes), len(plan.tasks), "tasks", None, what))
         if not task.within_capacity:
             outcomes.append(task.to_dict() | {"status": "deferred"})
             continue
@@ -198,7 +224,9 @@ def catch_up(ctx: Context, plan: CatchUpPlan, *, allow_older: bool = False) -> l
                 )
             else:
                 assert task.model is not None
-                result = run_day(ctx, task.model, task.date, allow_older=allow_older)
+                result = run_day(
+                    ctx, task.model, task.date, allow_older=allow_older, progress=progress
+                )
                 status = "failed" if result.error else "done"
                 outcomes.append(
                     task.to_dict()
@@ -211,4 +239,6 @@ def catch_up(ctx: Context, plan: CatchUpPlan, *, allow_older: bool = False) -> l
                 )
         except SpindleError as exc:
             outcomes.append(task.to_dict() | {"status": "failed", "error": str(exc)})
+    if progress is not None and plan.tasks:
+        progress(ProgressEvent("catch-up", len(outcomes), len(plan.tasks), "tasks", None, "done"))
     return outcomes

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
-from spindle.core import ModelConfig, ServingError
+from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import load_config, model_dir
@@ -120,12 +120,14 @@ def infra_validate(
     *,
     n_requests: int = 100,
     overrides: list[str] | None = None,
+    progress: Progress | None = None,
 ) -> InfraReport:
     """Serve ``model@version`` in a canary process and check scores, latency and memory.
 
     Args:
         n_requests: real searches of the version's day to rank (50 retrieved candidates each).
         overrides: ``--set`` overrides of the model config (e.g. ``serving.max_rss_mb=512``).
+        progress: hears its phases (canary serving, score comparison) and the verdict.
 
     Returns the report; it never raises for a failed check (``passed`` says, ``failures`` why).
 
@@ -138,8 +140,14 @@ def infra_validate(
     source = model_dir(ctx, model, version)
     date = ctx.store.get_version(model, version).date
     requests = _canary_requests(ctx, date, n_requests)
+    task = f"infra validation {model}@{version}"
+
+    def phase(done: int, what: str) -> None:
+        if progress is not None:
+            progress(ProgressEvent(task, done, 2, "phases", None, what))
 
     def report(passed: bool, failures: tuple[str, ...], **measured: Any) -> InfraReport:
+        phase(2, "passed" if passed else "failed")
         return InfraReport(
             model=model,
             version=version,
@@ -152,6 +160,7 @@ def infra_validate(
 
     with tempfile.TemporaryDirectory(prefix="spindle-canary-") as tmp:
         out = Path(tmp)
+        phase(0, f"canary serving {len(requests)} requests")
         try:
             measured = _run_canary(source, ctx.workspace.online_store_path, requests, out)
         except (ServingError, subprocess.TimeoutExpired) as exc:
@@ -159,6 +168,7 @@ def infra_validate(
         with pa.memory_map(str(out / ROWS_FILE)) as source_file:
             rows = pa.ipc.open_file(source_file).read_all()
         served = np.load(out / SCORES_FILE, allow_pickle=False)
+    phase(1, "scoring the canary rows with the training-time model")
     expected = _training_time_scores(source, rows, cfg)
     diff = float(np.abs(served - expected).max()) if served.size else 0.0
     failures = []

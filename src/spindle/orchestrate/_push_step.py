@@ -9,6 +9,7 @@ import json
 from spindle.core import (
     Deployment,
     GateBlocked,
+    Progress,
     atomic_write_json,
     sha256_json,
 )
@@ -43,7 +44,9 @@ def older_than_production(ctx: Context, model: str, version: int) -> str | None:
     )
 
 
-def checked_infra(ctx: Context, model: str, version: int) -> InfraReport:
+def checked_infra(
+    ctx: Context, model: str, version: int, progress: Progress | None = None
+) -> InfraReport:
     """Infra validation of ``model@version``, run once per version (the report is kept as JSON
     next to the evaluations; a version is immutable, so a passing report stays valid)."""
     path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-infra.json"
@@ -52,7 +55,7 @@ def checked_infra(ctx: Context, model: str, version: int) -> InfraReport:
         if recorded.get("passed"):
             recorded["failures"] = tuple(recorded.get("failures", ()))
             return InfraReport(**recorded)
-    report = infra_validate(ctx, model, version)
+    report = infra_validate(ctx, model, version, progress=progress)
     atomic_write_json(path, report.to_dict())
     return report
 
@@ -67,6 +70,7 @@ def push(
     reason: str | None = None,
     infra: bool = True,
     allow_older: bool = False,
+    progress: Progress | None = None,
 ) -> Deployment:
     """Push a gated version to the model repository and make it production.
 
@@ -79,7 +83,7 @@ def push(
     process (``checked_infra``): scores must match the training-time model, p99 latency and
     peak RSS must fit the config's serving budget. ``force`` with a ``reason`` overrides a
     blocked gate or failed infra validation; the reason is recorded on the deployment and in
-    the alias history (the audit trail).
+    the alias history (the audit trail). ``progress`` hears the infra validation's phases.
 
     Raises:
         GateBlocked: no passing evaluation, or failed infra validation, and ``force`` is not
@@ -118,7 +122,7 @@ def push(
             )
             raise GateBlocked(older)
     if infra:
-        report = checked_infra(ctx, model, version)
+        report = checked_infra(ctx, model, version, progress)
         if not report.passed and not force:
             raise GateBlocked(
                 f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
