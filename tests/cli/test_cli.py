@@ -85,6 +85,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--set training.epochs=abc: Input should be a valid integer",
         ),
         (["ingest", "--undo", "--date", "2026-01-02"], "2026-01-02 was never ingested"),
+        (["validate", "--date", "2026-01-02"], "2026-01-02 was never ingested"),
     ],
 )
 def test_bad_input_is_one_clear_line(simulated: Path, args: list[str], says: str) -> None:

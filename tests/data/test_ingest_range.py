@@ -114,6 +114,8 @@ def test_undo_removes_the_day_keeps_history_and_allows_a_real_reingest(ws: Path)
         assert freshness_report(ctx)[0]["now"] == "2026-01-03T00:00:00"  # day 3 is no data now
     again = _ingest(ws, "--undo", "--date", "2026-01-03")
     assert again[0] == 1 and "undone already" in again[2]
+    validated = runner.invoke(app, ["validate", "--date", "2026-01-03", "-w", str(ws)])
+    assert validated.exit_code == 1 and "had its ingest undone" in validated.stderr
     code, out, _ = _ingest(ws, "--date", "2026-01-03", "--json")
     assert code == 0
     [day] = json.loads(out)

@@ -133,9 +133,32 @@ def _materialize(ctx: Context, date: str, rows: dict[str, pa.Table]) -> None:
         store.close()
 
 
+def _ingest_state(ctx: Context, date: str) -> str:
+    """``never`` ingested, ``undone`` since its last ingest, or ``ingested``."""
+    # the latest ingest *run* (a re-ingest of the same files records no new artifact)
+    loads = [
+        r.ended_at or r.started_at
+        for r in ctx.store.runs(step="ingest", status="succeeded", limit=None)
+        if r.date == date
+    ]
+    if not loads:
+        return "never"
+    last_undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
+    return "undone" if last_undo is not None and last_undo.created_at >= max(loads) else "ingested"
+
+
 def validate(ctx: Context, date: str) -> ValidationReport:
-    """Validate the ingested day and record the report (idempotent for unchanged tables)."""
+    """Validate the ingested day and record the report (idempotent for unchanged tables).
+
+    Raises:
+        DataError: the day was never ingested, or its ingest was undone (nothing is recorded:
+            an empty day is not a FAIL verdict).
+    """
     ws = ctx.workspace
+    state = _ingest_state(ctx, date)
+    if state != "ingested":
+        why = "was never ingested" if state == "never" else "had its ingest undone"
+        raise DataError(f"{date} {why}: run `spindle ingest --date {date}` first")
     versions = pin_versions(ws.tables_dir)
     day = dt.date.fromisoformat(date)
     window = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, HISTORY_DAYS + 1)]
@@ -182,19 +205,12 @@ def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:
         DataError: the day was never ingested (nothing to undo).
     """
     ws = ctx.workspace
-    # the latest ingest *run* (a re-ingest of the same files records no new artifact)
-    loads = [
-        r.ended_at or r.started_at
-        for r in ctx.store.runs(step="ingest", status="succeeded", limit=None)
-        if r.date == date
-    ]
-    if not loads:
+    state = _ingest_state(ctx, date)
+    if state == "never":
         raise DataError(f"{date} was never ingested: nothing to undo")
-    last_undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
-    if last_undo is not None and last_undo.created_at >= max(loads):
+    if state == "undone":
         raise DataError(
-            f"the ingest of {date} was undone already ({last_undo.properties.get('reason')}); "
-            f"`spindle ingest --date {date}` loads it again"
+            f"the ingest of {date} was undone already; `spindle ingest --date {date}` loads it again"
         )
     versions = pin_versions(ws.tables_dir)
 
