@@ -108,11 +108,14 @@ def test_run_on_a_failed_day_never_ships_records_and_counts(fault_ws: Path) -> N
         assert failed[0].error and failed[0].error.startswith("ValidationFailed:")
         assert "holdout cannot pass the gate" in failed[0].error
         assert _failures(ctx)["search_ranker/push"] == before + 1
-    # the gate's verdict stands even when pushed by hand: no passing evaluation, no push
+    # the gate's verdict stands even when pushed by hand: no passing evaluation, no push; the
+    # refusal is a failed push run too
     code, _, err = _cli(
         "push", "search_ranker", "--version", str(report["version"]), "-w", str(fault_ws)
     )
     assert code == 1 and "failed data validation" in err
+    with Context.open(fault_ws) as ctx:
+        assert _failures(ctx)["search_ranker/push"] == before + 2
 
 
 def test_evaluate_on_a_failed_holdout_blocks(fault_ws: Path) -> None:
@@ -142,6 +145,10 @@ def test_catch_up_exits_nonzero_when_a_task_failed(fault_ws: Path) -> None:
     )  # fmt: skip
     assert code == 1, out
     assert '"status": "failed"' in out
+    with Context.open(fault_ws) as ctx:  # each model's refusal is a failed run with its reason
+        refused = [r for r in ctx.store.runs(status="failed", limit=None) if r.date == "2026-01-07"]
+        assert {r.model for r in refused} >= {"search_ranker", "purchase_propensity"}
+        assert all((r.error or "").startswith("ValidationFailed:") for r in refused)
 
 
 def test_airflow_validate_task_fails_on_a_failed_day(fault_ws: Path, tmp_path: Path) -> None:
