@@ -79,6 +79,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (["run-all", "--date", "2026-00-10"], "--date '2026-00-10'"),
         (["catch-up", "--since", "2026-01-32"], "--since '2026-01-32'"),
         (["status", "--now", "noon"], "--now 'noon' is not a time"),
+        (["simulate", "--days", "1", "--start", "2026-1-1"], "--start '2026-1-1' is not a day"),
         (["push", "search_ranker", "--version", "9"], "no model 'search_ranker'"),
         (
             ["train", "search_ranker", "--date", "2026-01-02", "--set", "training.epochs=abc"],

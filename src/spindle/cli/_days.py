@@ -7,8 +7,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-# Every command names its day options the same way; `now` (freshness, schedule) is a time.
-DAY_OPTIONS = ("date", "since", "until")
+# Every command names its day options the same way (`start`: simulate); `now` is a time.
+DAY_OPTIONS = ("date", "since", "until", "start")
 TIME_OPTIONS = ("now",)
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
 
