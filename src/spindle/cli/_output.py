@@ -19,7 +19,6 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeElapsedColumn,
     TimeRemainingColumn,
 )
 from rich.table import Table
@@ -56,9 +55,9 @@ class Reporter:
     """What ``progress_reporter`` yields: ``report(task, done, total)`` for counted work (days,
     tasks) and ``report.event(e)`` for training, whose events carry a rate and an epoch.
 
-    On a terminal both draw one Rich bar per task (done/total, examples/s, elapsed, ETA). Off a
-    terminal, counted work prints a line per call and training at most one line every
-    ``plain_interval_s`` per task (and its last step), so CI logs stay short.
+    On a terminal both draw one Rich bar per task (done/total, epoch or phase, examples/s,
+    ETA). Off a terminal, counted work prints a line per call and training at most one line
+    every ``plain_interval_s`` per task (and its last step), so CI logs stay short.
     """
 
     def __init__(self, bar: Progress | None, plain_interval_s: float = 2.0) -> None:
@@ -77,8 +76,8 @@ class Reporter:
     def event(self, event: spindle.ProgressEvent) -> None:
         rate = "" if event.examples_per_s is None else f"{event.examples_per_s:,.0f} ex/s"
         if self._bar is not None:
-            what = f"{event.unit} ({event.detail})" if event.detail else event.unit
-            self._update(self._bar, event.task, event.done, event.total, what, rate)
+            # the bar's M/N counts the unit; the detail (epoch, phase) says more in less room
+            self._update(self._bar, event.task, event.done, event.total, event.detail, rate)
             return
         now = time.monotonic()
         first = self._started.setdefault(event.task, (now, event.done))
@@ -117,13 +116,12 @@ def progress_reporter(enabled: bool = True) -> Iterator[Reporter]:
         return
     with Progress(
         TextColumn("{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=12),
         MofNCompleteColumn(),
         TextColumn("{task.fields[unit]}"),
         TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
         TextColumn("ETA"),
-        TimeRemainingColumn(),
+        TimeRemainingColumn(compact=True),
         console=err_console,
     ) as bar:
         yield Reporter(bar)
