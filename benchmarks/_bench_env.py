@@ -14,7 +14,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent
 BENCH_VENV = ROOT / ".venv-bench"
 BENCH_PACKAGES = ["feast[duckdb]", "whylogs", "pandas", "polars", "psutil"]
-# Both must be set before the process starts (malloc) or torch loads (OpenMP); see DESIGN §5.
+# Both must be set before the process starts (malloc) or torch loads (OpenMP); see the Makefile.
 TORCH_ENV = {
     "OMP_WAIT_POLICY": "PASSIVE",
     "MALLOC_MMAP_THRESHOLD_": "1073741824",

@@ -1,6 +1,6 @@
 """``speed_check``: train at the configured parallelism and at half, and compare on one holdout.
 
-DESIGN §2 principle 6 (models can train too fast): parallel and asynchronous updates can cost
+The principle "models can train too fast": parallel and asynchronous updates can cost
 quality. Parallelism here is ``workers × (max_staleness_steps + 1)`` (DDP workers times the
 updates in flight); the slower run halves both (``workers // 2``, and ``(k + 1) // 2 - 1``
 staleness). Both train from scratch on the same window, with the same transform and seed,

@@ -8,7 +8,7 @@ staleness bound a real parameter server enforces by blocking a worker that falls
 behind. The recipe runs that schedule in one process, in a fixed order, so a run is
 deterministic, checkpointable and resumable bit-identically like the sync recipe, and
 ``k = 0`` is exactly the sync recipe (a test checks the weights are bit-identical). It exists
-to measure what staleness costs in quality (``spindle speed-check``, DESIGN §2 principle 6);
+to measure what staleness costs in quality (``spindle speed-check``, "models can train too fast");
 wall-clock speed-ups of real asynchronous workers are what DDP gives here.
 """
 
