@@ -66,6 +66,29 @@ def test_catch_up_and_run_all_report_each_task_and_model(workspace_copy: Path) -
     assert {m for _, m in finished} <= {"search_ranker", "purchase_propensity"}
 
 
+def test_evaluate_replicas_and_speed_check_report_their_trainings(workspace_copy: Path) -> None:
+    ws, one_epoch = str(workspace_copy), ["--set", "training.epochs=1"]
+    trained = _spindle("train", "search_ranker", "--date", "2026-01-04", *one_epoch, "-w", ws)
+    assert trained.returncode == 0, trained.stderr
+    proc = _spindle(
+        "evaluate", "search_ranker", "--version", "1", "--date", "2026-01-04",
+        "--replicas", "2", "-w", ws,
+    )  # fmt: skip
+    assert proc.returncode in (0, 2), proc.stderr  # 2: the gate blocked, still evaluated
+    replica = re.findall(r"^replica 1/1 of search_ranker@1: steps (\d+)/(\d+)", proc.stderr, re.M)
+    assert replica and replica[-1][0] == replica[-1][1], proc.stderr
+    proc = _spindle(
+        "speed-check", "search_ranker", "--date", "2026-01-04",
+        "--set", "training.workers=2", *one_epoch, "-w", ws,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    for run in ("configured", "half"):
+        lines = re.findall(
+            rf"^speed-check search_ranker \({run}\): steps (\d+)/(\d+)", proc.stderr, re.M
+        )
+        assert lines and lines[-1][0] == lines[-1][1], proc.stderr
+
+
 def test_json_output_has_no_progress(workspace_copy: Path) -> None:
     proc = _spindle(
         "train", "search_ranker", "--date", "2026-01-03", "--json", "-w", str(workspace_copy)
