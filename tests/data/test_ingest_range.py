@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable
+from prometheus_client import CollectorRegistry, generate_latest
 from tests.conftest import make_workspace
 from typer.testing import CliRunner
 
-from spindle import Context
+from spindle import Context, PipelineCollector
 from spindle.cli import app
 from spindle.core import open_dataset
 from spindle.orchestrate import day_verdict, freshness_report
@@ -41,6 +43,14 @@ def _ingest(ws: Path, *args: str) -> tuple[int, str, str]:
 def _rows(ws: Path, table: str, day: str, version: int | None = None) -> int:
     dataset = open_dataset(ws / ".spindle" / "tables" / table, version)
     return dataset.count_rows(filter=pc.field("date") == day)
+
+
+def _rows_metric(ctx: Context) -> set[str]:
+    """The days ``spindle_ingested_rows`` reports."""
+    registry = CollectorRegistry()
+    registry.register(PipelineCollector(ctx.store))
+    text = generate_latest(registry).decode()
+    return set(re.findall(r'spindle_ingested_rows\{date="([^"]+)"\}', text))
 
 
 def test_a_range_tries_every_day_and_reports_each(ws: Path) -> None:
@@ -111,6 +121,7 @@ def test_undo_removes_the_day_keeps_history_and_allows_a_real_reingest(ws: Path)
         undo = ctx.store.runs(step="ingest_undo", status="succeeded")
         assert [r.date for r in undo] == ["2026-01-03"] and undo[0].params["reason"] == "bad export"
         assert now_before == "2026-01-04T00:00:00"
+        assert _rows_metric(ctx) == {"2026-01-01", "2026-01-02"}  # the undone day is not shown
         assert freshness_report(ctx)[0]["now"] == "2026-01-03T00:00:00"  # day 3 is no data now
     again = _ingest(ws, "--undo", "--date", "2026-01-03")
     assert again[0] == 1 and "undone already" in again[2]
@@ -123,5 +134,6 @@ def test_undo_removes_the_day_keeps_history_and_allows_a_real_reingest(ws: Path)
     assert _rows(ws, "raw/searches", "2026-01-03") == rows_before
     with Context.open(ws) as ctx:
         assert day_verdict(ctx, "2026-01-03") in ("pass", "warn")
+        assert _rows_metric(ctx) == {"2026-01-01", "2026-01-02", "2026-01-03"}
     assert _ingest(ws, "--undo", "--date", "2026-01-03")[0] == 0  # a re-ingested day undoes again
     assert _rows(ws, "raw/searches", "2026-01-03") == 0

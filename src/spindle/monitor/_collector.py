@@ -66,7 +66,10 @@ class PipelineCollector(Collector):
         rows = GaugeMetricFamily(
             "spindle_ingested_rows", "Rows ingested for a day", labels=["date"]
         )
+        undone = _undone_days(self.store)
         for record in self.store.find_artifacts("ingest")[-60:]:
+            if record.properties.get("date") in undone:
+                continue  # `spindle ingest --undo` removed the day's rows
             rows.add_metric(
                 [str(record.properties.get("date"))],
                 float(record.properties.get("rows_ingested", 0)),
@@ -74,6 +77,17 @@ class PipelineCollector(Collector):
         yield rows
         if self.freshness is not None:
             yield from _freshness_metrics(self.freshness())
+
+
+def _undone_days(store: MetadataStore) -> set[str]:
+    """Days whose latest ingest-or-undo run is an undo (their rows are not in the tables)."""
+    latest: dict[str, tuple[dt.datetime, str]] = {}
+    for step in ("ingest", "ingest_undo"):
+        for run in store.runs(step=step, status="succeeded", limit=None):
+            at = run.ended_at or run.started_at
+            if run.date is not None and (run.date not in latest or at > latest[run.date][0]):
+                latest[run.date] = (at, step)
+    return {day for day, (_, step) in latest.items() if step == "ingest_undo"}
 
 
 def _freshness_metrics(rows: list[dict[str, Any]]) -> Iterator[Metric]:
