@@ -165,8 +165,18 @@ def test_airflow_validate_task_fails_on_a_failed_day(fault_ws: Path, tmp_path: P
         assert done.returncode == expected, (command, done.stdout[-500:], done.stderr[-500:])
 
 
-def test_push_of_an_unknown_version_says_it_does_not_exist(fault_ws: Path) -> None:
-    code, _, err = _cli("push", "search_ranker", "--version", "9", "-w", str(fault_ws))
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["push", "search_ranker", "--version", "9"],
+        ["evaluate", "search_ranker", "--version", "9", "--date", GOOD_DAY],
+        ["route", "search_ranker", "9=1"],
+        ["lineage", "search_ranker@9"],
+    ],
+)
+def test_an_unknown_version_says_it_does_not_exist(fault_ws: Path, args: list[str]) -> None:
+    code, _, err = _cli(*args, "-w", str(fault_ws))
     assert code == 1
-    assert "no version 9" in err and "--force" not in err
+    assert "9" in err and "--force" not in err and "push them first" not in err
+    assert re.search(r"no version 9|not a recorded model version", err), err
     assert len(err.strip().splitlines()) == 1

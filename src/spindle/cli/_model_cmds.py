@@ -216,7 +216,10 @@ def route(
 ) -> None:
     """Set the routing weights of a model exactly (the versions must be pushed)."""
     with spindle.Context.open(workspace) as ctx:
-        result = spindle.route(ctx, model, spindle.parse_weights(weights), reason=reason)
+        requested = spindle.parse_weights(weights)
+        for version in requested:  # a version that does not exist says so (not "push it first")
+            ctx.store.get_version(model, version)
+        result = spindle.route(ctx, model, requested, reason=reason)
     if as_json:
         emit_json(result)
         return
