@@ -42,7 +42,6 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._model_common import (
         LoadedConfig,
         build_training_set,
-        deployed_before,
         load_config,
         model_dir,
         training_window,
@@ -88,7 +87,6 @@ _LAZY: dict[str, str] = {
     "day_verdict": "spindle.orchestrate._verdicts",
     "days_between": "spindle.orchestrate._daily",
     "deploy": "spindle.orchestrate._deploy",
-    "deployed_before": "spindle.orchestrate._model_common",
     "doctor": "spindle.orchestrate._doctor",
     "due_models": "spindle.orchestrate._fleet",
     "evaluate_version": "spindle.orchestrate._evaluate_step",
@@ -171,7 +169,6 @@ __all__ = [
     "day_verdict",
     "days_between",
     "deploy",
-    "deployed_before",
     "doctor",
     "due_models",
     "evaluate_version",

@@ -19,11 +19,10 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, production_before
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
-    deployed_before,
     labels_and_groups,
     load_config,
     model_dir,
@@ -145,7 +144,9 @@ def evaluate_version(
     k = cfg.evaluation.replicas if replicas is None else replicas
     if k < 1:
         raise ConfigError("--replicas", [f"replicas must be at least 1 (the candidate), got {k}"])
-    production = deployed_before(ctx, model, date)
+    # production as it is now (after a rollback, the version rolled back to), never a version
+    # trained for this day or later: the same rule as the warm-start base
+    production = production_before(ctx, model, date)
     baseline = production if production is not None and production != version else None
     candidate_pins = _pins(ctx, model, version, cfg.features)
     baseline_pins = _pins(ctx, model, baseline, cfg.features) if baseline is not None else []

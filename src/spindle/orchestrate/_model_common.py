@@ -185,19 +185,3 @@ def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np
             table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
         )
     return labels, groups
-
-
-def deployed_before(ctx: Context, model: str, date: str) -> int | None:
-    """The version serving when ``date`` began: the newest version trained for an earlier day
-    that was pushed. A function of history only, so re-running a day picks the same base."""
-    if model not in ctx.store.models():
-        return None
-    best: tuple[str, int] | None = None
-    for record in ctx.store.versions(model):
-        if record.status != "ready" or not record.date or record.date >= date:
-            continue
-        if ctx.store.latest_artifact("deployment", model=model, version=record.version) is None:
-            continue
-        if best is None or (record.date, record.version) > best:
-            best = (record.date, record.version)
-    return None if best is None else best[1]
