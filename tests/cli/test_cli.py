@@ -87,6 +87,7 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ),
         (["ingest", "--undo", "--date", "2026-01-02"], "2026-01-02 was never ingested"),
         (["validate", "--date", "2026-01-02"], "2026-01-02 was never ingested"),
+        (["run-all", "--date", "2026-01-02", "--executor", "spark"], "unknown executor 'spark'"),
     ],
 )
 def test_bad_input_is_one_clear_line(simulated: Path, args: list[str], says: str) -> None:

@@ -30,10 +30,18 @@ def run_all(
     allow_older: bool = typer.Option(
         False, "--allow-older", help="Let this day's versions replace production trained later."
     ),
+    executor: str = typer.Option(
+        "in-process",
+        help="Where the models run: in-process (threads) or ray (a local or --ray-address cluster).",
+    ),
+    ray_address: str | None = typer.Option(
+        None, help="Ray cluster address for --executor ray (default: start a local one)."
+    ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Run every model due on a day, most important first, within a capacity."""
+    runner = spindle.make_executor(executor, max_parallel=max_parallel, address=ray_address)
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         reports = spindle.run_all(
             ctx,
@@ -41,6 +49,7 @@ def run_all(
             max_parallel=max_parallel,
             capacity_hours=capacity_hours,
             allow_older=allow_older,
+            executor=runner,
             progress=report.event,
         )
     if as_json:
