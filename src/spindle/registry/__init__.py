@@ -2,7 +2,8 @@
 
 One schema serves SQLite (``sqlite:///.spindle/metadata.db``, the embedded default) and
 PostgreSQL. Every step's run, its outputs and their lineage are recorded through
-:class:`MetadataStore`; the records it returns are frozen dataclasses.
+:class:`MetadataStore`; the records it returns are frozen dataclasses. Light commands read
+through :func:`open_reader`, a :class:`RegistryReader` that for a SQLite file needs no SQLAlchemy.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ if _TYPE_CHECKING:
         ModelVersionRecord,
         RunRecord,
     )
+    from spindle.registry._reader import RegistryReader, SQLiteReader, open_reader
     from spindle.registry._store import MetadataStore
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
@@ -35,7 +37,10 @@ _LAZY: dict[str, str] = {
     "LineageNode": "spindle.registry._records",
     "MetadataStore": "spindle.registry._store",
     "ModelVersionRecord": "spindle.registry._records",
+    "RegistryReader": "spindle.registry._reader",
     "RunRecord": "spindle.registry._records",
+    "SQLiteReader": "spindle.registry._reader",
+    "open_reader": "spindle.registry._reader",
 }
 
 
@@ -61,5 +66,8 @@ __all__ = [
     "LineageNode",
     "MetadataStore",
     "ModelVersionRecord",
+    "RegistryReader",
     "RunRecord",
+    "SQLiteReader",
+    "open_reader",
 ]

@@ -8,9 +8,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, func, select, true
 from sqlalchemy.orm import Session
 
-from spindle.core import NotFound, RegistryError, artifact_fields
+from spindle.core import RegistryError, artifact_fields
+from spindle.registry._not_found import id_prefixes, similar_artifacts, unknown_artifact
 from spindle.registry._records import ArtifactRecord
-from spindle.registry._schema import ArtifactRow, json_safe, utc_now
+from spindle.registry._schema import ArtifactRow, utc_now
+from spindle.registry._values import json_safe, same_value
 
 
 def fields_of(artifact: Any) -> dict[str, Any]:
@@ -63,43 +65,19 @@ def record_artifact(session: Session, artifact: Any, run_id: str | None) -> Arti
     return row
 
 
-def _prefixes(artifact_id: str) -> list[str]:
-    """Id prefixes to look for similar artifacts by: ``model:m@9`` -> ``model:m@``, ``model:``."""
-    prefixes = []
-    if "@" in artifact_id:
-        prefixes.append(artifact_id.split("@")[0] + "@")
-    if ":" in artifact_id:
-        prefixes.append(artifact_id.split(":")[0] + ":")
-    return prefixes
-
-
 def artifact_row(session: Session, artifact_id: str) -> ArtifactRow:
     """Return the artifact ``artifact_id`` or raise NotFound naming similar recorded ids."""
     row = session.scalar(select(ArtifactRow).where(ArtifactRow.id == artifact_id))
     if row is not None:
         return row
-    for prefix in _prefixes(artifact_id):
+    for prefix in id_prefixes(artifact_id):
         similar = select(ArtifactRow.id).where(ArtifactRow.id.startswith(prefix, autoescape=True))
         count = session.scalar(select(func.count()).select_from(similar.subquery())) or 0
         if count:
             newest = list(session.scalars(similar.order_by(ArtifactRow.seq.desc()).limit(5)))
-            more = f" and {count - len(newest)} more" if count > len(newest) else ""
-            raise NotFound(
-                f"no artifact {artifact_id!r}; recorded ids starting with {prefix!r}: "
-                f"{', '.join(newest)}{more}"
-            )
+            raise similar_artifacts(artifact_id, prefix, newest, count)
     kinds = list(session.scalars(select(ArtifactRow.kind).distinct().order_by(ArtifactRow.kind)))
-    recorded = f"recorded kinds: {', '.join(kinds)}" if kinds else "no artifacts are recorded yet"
-    raise NotFound(
-        f"no artifact {artifact_id!r} and no similar id; {recorded} "
-        "(list them with find_artifacts(kind))"
-    )
-
-
-def _same(found: Any, wanted: Any) -> bool:
-    if isinstance(found, bool) or isinstance(wanted, bool):
-        return isinstance(found, bool) and isinstance(wanted, bool) and found == wanted
-    return bool(found == wanted)
+    raise unknown_artifact(artifact_id, kinds)
 
 
 def _sql_filter(key: str, value: Any) -> ColumnElement[bool]:
@@ -131,7 +109,7 @@ def matching(
     try:
         for row in result:
             props = row.properties
-            if all(key in props and _same(props[key], value) for key, value in wanted.items()):
+            if all(key in props and same_value(props[key], value) for key, value in wanted.items()):
                 yield row
     finally:
         result.close()  # a caller may stop early (latest_artifact)

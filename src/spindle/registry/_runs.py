@@ -17,7 +17,8 @@ from spindle.core import NotFound, RegistryError
 from spindle.registry._artifacts import artifact_row, record_artifact
 from spindle.registry._lineage import add_edge, require_artifacts
 from spindle.registry._records import FINAL_RUN_STATUSES, RUN_STATUSES, RunRecord
-from spindle.registry._schema import RunArtifactRow, RunRow, json_safe, utc_now
+from spindle.registry._schema import RunArtifactRow, RunRow, utc_now
+from spindle.registry._values import json_safe
 
 STALE_ERROR = "process died"
 # psutil derives a process's start time from boot time and clock ticks; allow for rounding.

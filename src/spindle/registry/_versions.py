@@ -6,14 +6,14 @@ transactions begin and end and retries a reservation that lost a race on (model,
 
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from spindle.core import NotFound, RegistryError
+from spindle.core import RegistryError
 from spindle.registry._artifacts import fields_of, record_artifact
+from spindle.registry._not_found import unknown_model, unknown_version
 from spindle.registry._records import AliasEvent, ModelVersionRecord
 from spindle.registry._schema import AliasEventRow, AliasRow, ModelVersionRow, utc_now
 
@@ -33,15 +33,7 @@ def require_model(session: Session, model: str) -> None:
     )
     if found is not None:
         return
-    known = model_names(session)
-    if not known:
-        raise NotFound(
-            f"no model {model!r}: the registry has no models yet; a model appears with its "
-            "first version (made by `spindle train` or `spindle run`)"
-        )
-    close = difflib.get_close_matches(model, known, n=1)
-    suggestion = f" (did you mean {close[0]!r}?)" if close else ""
-    raise NotFound(f"no model {model!r}{suggestion}; models: {', '.join(known)}")
+    raise unknown_model(model, model_names(session))
 
 
 def version_row(
@@ -60,8 +52,7 @@ def version_row(
             ModelVersionRow.model == model
         )
     ).one()
-    existing = f"version {low}" if low == high else f"versions {low}-{high}"
-    raise NotFound(f"model {model} has {existing}; no version {version}")
+    raise unknown_version(model, version, low, high)
 
 
 def next_version(session: Session, model: str, date: str | None, base_version: int | None) -> int:
