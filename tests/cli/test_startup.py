@@ -17,7 +17,10 @@ import pytest
 import typer.main
 from typer.testing import CliRunner
 
+import spindle
 from spindle.cli import app
+from spindle.core import ModelVersion, Workspace
+from spindle.registry import MetadataStore, SQLiteReader
 
 # Each costs 0.1-2 CPU-s to import; none is needed to parse a command line, print help, or read
 # the metadata store.
@@ -62,9 +65,14 @@ def test_importing_the_cli_imports_no_heavy_library() -> None:
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new workspace whose metadata store exists and holds one ready model version."""
     ws = tmp_path_factory.mktemp("startup") / "shop"
     result = CliRunner().invoke(app, ["init", str(ws)])
     assert result.exit_code == 0, result.output
+    with MetadataStore(Workspace.load(ws).metadata_url) as store:
+        store.reserve_version("search_ranker", date="2026-01-07")
+        artifact = ModelVersion("search_ranker", 1, "file:///m/1", "h1", "2026-01-07")
+        store.complete_version("search_ranker", 1, artifact)
     return ws
 
 
@@ -73,10 +81,31 @@ def test_models_list_and_help_import_no_heavy_library(workspace: Path) -> None:
     assert _imported(["--help"]) == []
 
 
+def test_models_list_and_show_read_the_store_without_sqlalchemy(workspace: Path) -> None:
+    # SQLAlchemy's ORM alone costs about 0.4 CPU-s: the light commands read a SQLite store
+    # through the stdlib sqlite3 module (spindle.registry.open_reader)
+    light = ("sqlalchemy", *HEAVY)
+    assert _imported(["models", "list", "-w", str(workspace)], light) == []
+    assert _imported(["models", "show", "search_ranker", "-w", str(workspace)], light) == []
+    # and they read it: the version recorded above is listed
+    result = CliRunner().invoke(app, ["models", "list", "--json", "-w", str(workspace)])
+    assert result.exit_code == 0, result.output
+    assert [(m["model"], m["latest"]) for m in json.loads(result.stdout)] == [("search_ranker", 1)]
+
+
+def test_the_reports_read_the_same_through_the_reader_and_the_store(workspace: Path) -> None:
+    with spindle.Context.open_reader(workspace) as light, spindle.Context.open(workspace) as full:
+        assert isinstance(light.store, SQLiteReader)
+        assert spindle.models_report(light) == spindle.models_report(full)
+        shown = spindle.model_report(light, "search_ranker")
+        assert shown == spindle.model_report(full, "search_ranker")
+        assert [v["version"] for v in shown["versions"]] == [1]
+
+
 def test_status_and_lineage_import_no_heavy_library(workspace: Path) -> None:
     assert _imported(["status", "-w", str(workspace)]) == []
     # an unknown version is a clear error (exit 1), reached without the heavy libraries too
-    assert _imported(["lineage", "search_ranker@1", "-w", str(workspace)], exit_code=1) == []
+    assert _imported(["lineage", "search_ranker@9", "-w", str(workspace)], exit_code=1) == []
 
 
 def test_version_prints_the_installed_version() -> None:

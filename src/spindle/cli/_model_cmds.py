@@ -235,7 +235,7 @@ app.add_typer(models_app, name="models")
 @handles_errors
 def models_list(workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
     """Every model in the registry: versions, aliases, routing."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open_reader(workspace) as ctx:
         rows = spindle.models_report(ctx)
     if as_json:
         emit_json(rows)
@@ -264,7 +264,7 @@ def models_show(
     as_json: bool = JsonOption,
 ) -> None:
     """Versions of a model (oldest first) with aliases, metrics and verdicts; alias history."""
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open_reader(workspace) as ctx:
         data = spindle.model_report(ctx, model)
     if as_json:
         emit_json(data)

@@ -9,7 +9,7 @@ from typing import Any as _Any
 if _TYPE_CHECKING:
     from spindle.orchestrate._airflow import export_airflow
     from spindle.orchestrate._backfill_step import BackfillRun, backfill
-    from spindle.orchestrate._context import Context
+    from spindle.orchestrate._context import Context, ReadContext
     from spindle.orchestrate._cron import Cron
     from spindle.orchestrate._daily import DayReport, days_between, run_day
     from spindle.orchestrate._data_steps import (
@@ -73,6 +73,7 @@ _LAZY: dict[str, str] = {
     "PlannedTask": "spindle.orchestrate._fleet",
     "Problem": "spindle.orchestrate._doctor",
     "RayExecutor": "spindle.orchestrate._executors",
+    "ReadContext": "spindle.orchestrate._context",
     "Replica": "spindle.orchestrate._replicas",
     "ResourceMeter": "spindle.orchestrate._resources",
     "Runner": "spindle.orchestrate._runner",
@@ -155,6 +156,7 @@ __all__ = [
     "PlannedTask",
     "Problem",
     "RayExecutor",
+    "ReadContext",
     "Replica",
     "ResourceMeter",
     "Runner",

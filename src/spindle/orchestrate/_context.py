@@ -1,4 +1,9 @@
-"""The context a pipeline runs in: workspace, metadata store, runner and feature registry."""
+"""The context a pipeline runs in: workspace, metadata store, runner and feature registry.
+
+:meth:`Context.open_reader` opens the read-only :class:`ReadContext` light commands use
+(``spindle models list|show``): the workspace and a :class:`~spindle.registry.RegistryReader`,
+with no SQLAlchemy, runner or feature registry to import.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spindle.core import Workspace
-from spindle.features import FeatureRegistry
-from spindle.orchestrate._runner import Runner
-from spindle.registry import MetadataStore
+from spindle.registry import RegistryReader, open_reader
 
 if TYPE_CHECKING:
-    from spindle.features import OnlineStore
+    from spindle.features import FeatureRegistry, OnlineStore
+    from spindle.orchestrate._runner import Runner
+    from spindle.registry import MetadataStore
+
+
+@dataclass
+class ReadContext:
+    """The workspace and a read-only view of its registry; nothing can write through it."""
+
+    workspace: Workspace
+    store: RegistryReader
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> ReadContext:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @dataclass
@@ -26,10 +48,26 @@ class Context:
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Context:
+        # Imported here: the store (SQLAlchemy), runner and feature registry are what
+        # open_reader spares the light commands.
+        from spindle.features import FeatureRegistry
+        from spindle.orchestrate._runner import Runner
+        from spindle.registry import MetadataStore
+
         workspace = Workspace.load(path)
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         store = MetadataStore(workspace.metadata_url)
         return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
+
+    @classmethod
+    def open_reader(cls, path: str | Path = ".") -> ReadContext:
+        """The workspace at ``path`` with a read-only reader of its registry (see ReadContext).
+
+        A SQLite store is read through the stdlib ``sqlite3`` module (no SQLAlchemy import);
+        a store that does not exist yet, or another database, through MetadataStore.
+        """
+        workspace = Workspace.load(path)
+        return ReadContext(workspace, open_reader(workspace.metadata_url))
 
     def online_store(self) -> OnlineStore:
         """The online store of the workspace's ``online_store_url`` (SQLite by default)."""

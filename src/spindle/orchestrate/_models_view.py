@@ -8,13 +8,12 @@ from __future__ import annotations
 from typing import Any
 
 from spindle.core import NotFound, ServingError
-from spindle.orchestrate._context import Context
-from spindle.orchestrate._deploy import deploy
+from spindle.orchestrate._context import Context, ReadContext
 from spindle.registry import ModelVersionRecord
 from spindle.serve import check_model_name, read_routing, weights_routing
 
 
-def _routing(ctx: Context, model: str) -> dict[str, float]:
+def _routing(ctx: Context | ReadContext, model: str) -> dict[str, float]:
     try:
         weights = read_routing(ctx.workspace.model_repo, model).weights
     except ServingError:
@@ -23,7 +22,7 @@ def _routing(ctx: Context, model: str) -> dict[str, float]:
 
 
 def _version_entry(
-    ctx: Context, model: str, record: ModelVersionRecord, aliases: dict[str, int]
+    ctx: Context | ReadContext, model: str, record: ModelVersionRecord, aliases: dict[str, int]
 ) -> dict[str, Any]:
     training: dict[str, Any] = {}
     if record.artifact_id is not None:
@@ -53,8 +52,10 @@ def _version_entry(
     }
 
 
-def model_report(ctx: Context, model: str) -> dict[str, Any]:
+def model_report(ctx: Context | ReadContext, model: str) -> dict[str, Any]:
     """Every version of ``model`` (oldest first), its aliases with history, and its routing.
+
+    Reads only: a :class:`ReadContext` (``Context.open_reader``) is enough.
 
     Raises:
         NotFound: the registry holds no version of ``model``.
@@ -85,8 +86,11 @@ def model_report(ctx: Context, model: str) -> dict[str, Any]:
     }
 
 
-def models_report(ctx: Context) -> list[dict[str, Any]]:
-    """One line per model: versions, the newest, its aliases and what serving routes to."""
+def models_report(ctx: Context | ReadContext) -> list[dict[str, Any]]:
+    """One line per model: versions, the newest, its aliases and what serving routes to.
+
+    Reads only: a :class:`ReadContext` (``Context.open_reader``) is enough.
+    """
     out = []
     for model in ctx.store.models():
         versions = ctx.store.versions(model)
@@ -140,6 +144,8 @@ def route(
     Raises:
         ServingError: bad weights or versions that are not in the model repository.
     """
+    from spindle.orchestrate._deploy import deploy  # the write path; the reports above read
+
     check_model_name(model)
     repo = ctx.workspace.model_repo
     deployed = deploy(
