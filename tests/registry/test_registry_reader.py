@@ -21,8 +21,9 @@ from spindle.registry import (
     SQLiteReader,
     open_reader,
 )
-from spindle.registry._reader import COLUMNS, sqlite_file
+from spindle.registry._reader import sqlite_file
 from spindle.registry._schema import Base
+from spindle.registry._sqlite_reader import COLUMNS
 
 
 def _fill(store: MetadataStore) -> None:
@@ -69,6 +70,17 @@ def _fill(store: MetadataStore) -> None:
                 },
             )
         )
+    raw = Artifact("raw_partition", "raw:2026-01-01", "file:///r/1", "r1", {"date": "2026-01-01"})
+    store.record_artifact(raw)
+    ingest = store.start_run("ingest", "k-ingest", date="2026-01-01")
+    store.finish_run(ingest.id, "succeeded", outputs=[raw], resources={"wall_s": 1.5})
+    train = store.start_run(
+        "train", "k-train", model="search_ranker", params={"lr": 0.1}, inputs=[raw.id]
+    )
+    store.finish_run(train.id, "failed", error="loss diverged")
+    store.start_run(
+        "train", "k-train-2", model="search_ranker", inputs=[raw.id, "model:popularity@1"]
+    )
     store.record_artifact(
         Artifact(
             "deployment",
@@ -137,6 +149,15 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("latest_artifact", ("evaluation",), {"passed": True}),
     ("latest_artifact", ("deployment",), {"forced_reason": None}),
     ("latest_artifact", ("model_version",), {}),
+    ("find_artifacts", (), {}),
+    ("find_artifacts", ("evaluation",), {"model": "search_ranker", "version": 3}),
+    ("find_artifacts", ("evaluation",), {"passed": True}),
+    ("find_artifacts", (None,), {"date": "2026-01-01"}),
+    ("runs", (), {}),
+    ("runs", (), {"model": "search_ranker", "step": "train"}),
+    ("runs", (), {"step": "train", "status": "failed", "limit": 1}),
+    ("runs", (), {"limit": None}),
+    ("runs", (), {"status": "bogus"}),
     ("deployments", (), {}),
     ("deployments", ("search_ranker",), {}),
     ("deployments", (), {"status": "refused"}),
@@ -147,8 +168,8 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
 def _outcome(reader: RegistryReader, name: str, args: tuple[Any, ...], kwargs: Any) -> Any:
     try:
         return getattr(reader, name)(*args, **kwargs)
-    except NotFound as exc:
-        return ("NotFound", str(exc))
+    except RegistryError as exc:  # NotFound included
+        return (type(exc).__name__, str(exc))
 
 
 @pytest.mark.parametrize(("name", "args", "kwargs"), CALLS, ids=[c[0] for c in CALLS])
@@ -188,6 +209,20 @@ def test_the_contract(reader: RegistryReader) -> None:
     assert newest.properties["metrics"]["candidate"]["nan"] == "nan"  # stored as a string
     assert reader.latest_artifact("evaluation", passed=1) is None
     assert reader.get_artifact("model:popularity@1").properties["model"] == "popularity"
+    runs = reader.runs()
+    assert [(r.step, r.status) for r in runs] == [
+        ("train", "running"),
+        ("train", "failed"),
+        ("ingest", "succeeded"),
+    ]
+    assert runs[0].inputs == ("raw:2026-01-01", "model:popularity@1") and runs[0].ended_at is None
+    assert runs[2].outputs == ("raw:2026-01-01",) and runs[2].resources["wall_s"] == 1.5
+    assert [r.error for r in reader.runs(model="search_ranker", status="failed")] == [
+        "loss diverged"
+    ]
+    assert [a.id for a in reader.find_artifacts("raw_partition", date="2026-01-01")] == [
+        "raw:2026-01-01"
+    ]
 
 
 def test_unknown_names_raise_notfound_naming_what_exists(reader: RegistryReader) -> None:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from typing import Any as _Any
 
 if _TYPE_CHECKING:
+    from spindle.registry._reader import RegistryReader, open_reader
     from spindle.registry._records import (
         AliasEvent,
         ArtifactRecord,
@@ -23,7 +24,7 @@ if _TYPE_CHECKING:
         ModelVersionRecord,
         RunRecord,
     )
-    from spindle.registry._reader import RegistryReader, SQLiteReader, open_reader
+    from spindle.registry._sqlite_reader import SQLiteReader
     from spindle.registry._store import MetadataStore
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
@@ -39,7 +40,7 @@ _LAZY: dict[str, str] = {
     "ModelVersionRecord": "spindle.registry._records",
     "RegistryReader": "spindle.registry._reader",
     "RunRecord": "spindle.registry._records",
-    "SQLiteReader": "spindle.registry._reader",
+    "SQLiteReader": "spindle.registry._sqlite_reader",
     "open_reader": "spindle.registry._reader",
 }
 
