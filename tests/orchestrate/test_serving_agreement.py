@@ -65,6 +65,9 @@ def test_an_older_version_never_replaces_production_unless_asked(ws: Path) -> No
         assert _routing(ws) == {"2": 1.0}
         (refused,) = ctx.store.deployments(MODEL, status="refused")
         assert refused.weights == {1: 1.0} and "older than production" in (refused.detail or "")
+        # called from Python too, the refusal is a failed push run (what the metric counts)
+        (failed,) = ctx.store.runs(model=MODEL, step="push", status="failed")
+        assert "GateBlocked" in (failed.error or "") and "older than production" in failed.error
         # a canary share of an older version replaces nothing: allowed
         spindle.push(ctx, MODEL, 1, weight=0.2, infra=False, force=True, reason="canary")
         assert ctx.store.get_alias(MODEL, "production") == 2

@@ -129,22 +129,16 @@ def push(
 ) -> None:
     """Validate the serving infra, push a gated version atomically and make it production."""
     with spindle.Context.open(workspace) as ctx, progress_reporter() as report:
-        ctx.store.get_version(model, version)  # unknown: says so (not 'never evaluated')
-        try:
-            deployment = spindle.push(
-                ctx,
-                model,
-                version,
-                weight=weight,
-                force=force,
-                reason=reason,
-                allow_older=allow_older,
-                progress=report.event,
-            )
-        except spindle.GateBlocked as exc:  # a refused push is a failed run, like any refusal
-            if not ctx.runner.recorded(exc):
-                ctx.runner.record_refusal("push", exc, model=model, params={"version": version})
-            raise
+        deployment = spindle.push(
+            ctx,
+            model,
+            version,
+            weight=weight,
+            force=force,
+            reason=reason,
+            allow_older=allow_older,
+            progress=report.event,
+        )
     forced = f"; FORCED: {deployment.forced_reason}" if deployment.forced_reason else ""
     console.print(
         f"pushed {model}@{deployment.version} to {deployment.uri} (weight {deployment.weight})"

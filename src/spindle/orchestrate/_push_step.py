@@ -5,6 +5,7 @@ deployment (see ``_deploy``)."""
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from spindle.core import (
     Deployment,
@@ -19,6 +20,9 @@ from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import model_dir
 from spindle.serve import push as push_to_repo
 from spindle.serve import push_routing, read_routing
+
+if TYPE_CHECKING:
+    from spindle.registry import ArtifactRecord
 
 
 def _version_date(ctx: Context, model: str, version: int) -> str:
@@ -60,6 +64,63 @@ def checked_infra(
     return report
 
 
+def _admit(
+    ctx: Context,
+    model: str,
+    version: int,
+    weight: float | None,
+    force: bool,
+    reason: str | None,
+    infra: bool,
+    allow_older: bool,
+    progress: Progress | None,
+) -> tuple[ArtifactRecord | None, str, str]:
+    """The checks before a push: its evaluation record, the actor and the audit reason.
+
+    Raises:
+        GateBlocked: the push is refused (see ``push``).
+    """
+    ctx.store.get_version(model, version)  # an unknown version says so (not 'never evaluated')
+    record = ctx.store.latest_artifact("evaluation", model=model, version=version)
+    decision = None if record is None else record.properties.get("decision")
+    if decision != "pass" and not force:
+        why = (
+            "it was never evaluated"
+            if record is None
+            else "; ".join(record.properties.get("reasons", [])) or "blocked"
+        )
+        raise GateBlocked(
+            f"{model}@{version} may not be pushed: {why}. "
+            "Use `spindle push --force --reason TEXT` to override (audited)."
+        )
+    if force and not reason:
+        raise GateBlocked(
+            "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
+        )
+    actor = "spindle push --force" if force else "spindle push"
+    why = f"forced: {reason}" if force else f"gate passed ({decision})"
+    older = None if allow_older else older_than_production(ctx, model, version)
+    if older is not None:
+        current = read_routing(ctx.workspace.model_repo, model)
+        if current.main != version and push_routing(current, version, weight).main == version:
+            ctx.store.refuse_deployment(
+                model,
+                {version: 1.0 if weight is None else weight},
+                actor=actor,
+                reason=why,
+                detail=older,
+            )
+            raise GateBlocked(older)
+    if infra:
+        report = checked_infra(ctx, model, version, progress)
+        if not report.passed and not force:
+            raise GateBlocked(
+                f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
+                "Fix it, or use `spindle push --force --reason TEXT` to override (audited)."
+            )
+    return record, actor, why
+
+
 def push(
     ctx: Context,
     model: str,
@@ -85,53 +146,25 @@ def push(
     blocked gate or failed infra validation; the reason is recorded on the deployment and in
     the alias history (the audit trail). ``progress`` hears the infra validation's phases.
 
+    A refusal is recorded as a failed ``push`` run (counted in ``spindle_step_failures_total``).
+
     Raises:
+        NotFound: the model or version does not exist.
         GateBlocked: no passing evaluation, or failed infra validation, and ``force`` is not
             set with a reason; or the version is older than production and would take the
             most traffic while ``allow_older`` is not set (recorded as a refused deployment).
     """
-    record = ctx.store.latest_artifact("evaluation", model=model, version=version)
-    decision = None if record is None else record.properties.get("decision")
-    if decision != "pass" and not force:
-        why = (
-            "it was never evaluated"
-            if record is None
-            else "; ".join(record.properties.get("reasons", [])) or "blocked"
+    try:
+        record, actor, why = _admit(
+            ctx, model, version, weight, force, reason, infra, allow_older, progress
         )
-        raise GateBlocked(
-            f"{model}@{version} may not be pushed: {why}. "
-            "Use `spindle push --force --reason TEXT` to override (audited)."
-        )
-    if force and not reason:
-        raise GateBlocked(
-            "--force needs --reason TEXT: forced pushes are recorded in the audit trail"
-        )
-    actor = "spindle push --force" if force else "spindle push"
-    why = f"forced: {reason}" if force else f"gate passed ({decision})"
-    repo = ctx.workspace.model_repo
-    older = None if allow_older else older_than_production(ctx, model, version)
-    if older is not None:
-        current = read_routing(repo, model)
-        if current.main != version and push_routing(current, version, weight).main == version:
-            ctx.store.refuse_deployment(
-                model,
-                {version: 1.0 if weight is None else weight},
-                actor=actor,
-                reason=why,
-                detail=older,
-            )
-            raise GateBlocked(older)
-    if infra:
-        report = checked_infra(ctx, model, version, progress)
-        if not report.passed and not force:
-            raise GateBlocked(
-                f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
-                "Fix it, or use `spindle push --force --reason TEXT` to override (audited)."
-            )
+    except GateBlocked as exc:  # a refused push is a failed run, like any refusal
+        ctx.runner.record_refusal("push", exc, model=model, params={"version": version})
+        raise
     source = model_dir(ctx, model, version)
 
     def run() -> Deployment:
-        result = push_to_repo(source, repo, weight=weight, route=False)
+        result = push_to_repo(source, ctx.workspace.model_repo, weight=weight, route=False)
         deploy(
             ctx,
             model,
