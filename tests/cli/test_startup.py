@@ -6,6 +6,7 @@ of a slow start (which modules a command imports) without timing anything.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 import sys
@@ -100,10 +101,15 @@ def test_the_reports_read_the_same_through_the_reader_and_the_store(workspace: P
         shown = spindle.model_report(light, "search_ranker")
         assert shown == spindle.model_report(full, "search_ranker")
         assert [v["version"] for v in shown["versions"]] == [1]
+        now = dt.datetime(2026, 1, 9)
+        assert spindle.status_report(light) == spindle.status_report(full)
+        assert spindle.freshness_report(light, now) == spindle.freshness_report(full, now)
 
 
 def test_status_and_lineage_import_no_heavy_library(workspace: Path) -> None:
     assert _imported(["status", "-w", str(workspace)]) == []
+    # status reads the registry through the reader too (lineage opens the full store)
+    assert _imported(["status", "-w", str(workspace)], ("sqlalchemy",)) == []
     # an unknown version is a clear error (exit 1), reached without the heavy libraries too
     assert _imported(["lineage", "search_ranker@9", "-w", str(workspace)], exit_code=1) == []
 

@@ -24,7 +24,7 @@ def status(
     """Per model: serving version, freshness SLO with recovery time, alerts, efficiency of the last run."""
     import datetime as dt
 
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open_reader(workspace) as ctx:
         rows = spindle.status_report(ctx, model)
         fresh = {
             f["model"]: f

@@ -87,14 +87,14 @@ class Context:
         self.close()
 
 
-def production_version(ctx: Context, model: str) -> int | None:
+def production_version(ctx: Context | ReadContext, model: str) -> int | None:
     """The version the registry says is in production (None for a model never trained)."""
     if model not in ctx.store.models():
         return None
     return ctx.store.get_alias(model, "production")
 
 
-def production_date(ctx: Context, model: str) -> tuple[int | None, str | None]:
+def production_date(ctx: Context | ReadContext, model: str) -> tuple[int | None, str | None]:
     """The production version and the day it was trained for (None, None if nothing serves)."""
     version = production_version(ctx, model)
     return version, None if version is None else ctx.store.get_version(model, version).date

@@ -13,7 +13,7 @@ import datetime as dt
 import statistics
 from typing import Any
 
-from spindle.orchestrate._context import Context, production_date
+from spindle.orchestrate._context import Context, ReadContext, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 from spindle.orchestrate._verdicts import validated_days
@@ -22,7 +22,7 @@ WARN_SHARE = 0.75
 THROUGHPUT_DROP = 0.5
 
 
-def workspace_now(ctx: Context) -> dt.datetime:
+def workspace_now(ctx: Context | ReadContext) -> dt.datetime:
     """The workspace's present: the start of the day after the newest validated day.
 
     Logs arrive a day at a time, so that is "now" for data freshness; it also keeps simulated
@@ -34,7 +34,7 @@ def workspace_now(ctx: Context) -> dt.datetime:
     return dt.datetime.combine(dt.date.fromisoformat(max(days)) + dt.timedelta(days=1), dt.time())
 
 
-def _throughput_alert(ctx: Context, model: str) -> str | None:
+def _throughput_alert(ctx: Context | ReadContext, model: str) -> str | None:
     runs = [r for r in ctx.store.runs(model=model, step="train", status="succeeded", limit=8)]
     rates = [float(r.resources.get("examples_per_s", 0) or 0) for r in runs]
     rates = [r for r in rates if r > 0]
@@ -47,7 +47,7 @@ def _throughput_alert(ctx: Context, model: str) -> str | None:
     return None
 
 
-def _efficiency(ctx: Context, model: str) -> dict[str, Any] | None:
+def _efficiency(ctx: Context | ReadContext, model: str) -> dict[str, Any] | None:
     if model not in ctx.store.models():
         return None
     ready = [v for v in ctx.store.versions(model) if v.status == "ready" and v.artifact_id]
@@ -65,7 +65,9 @@ def _efficiency(ctx: Context, model: str) -> dict[str, Any] | None:
     return {"version": ready[-1].version} | {k: metrics.get(k) for k in keys}
 
 
-def freshness_report(ctx: Context, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+def freshness_report(
+    ctx: Context | ReadContext, now: dt.datetime | None = None
+) -> list[dict[str, Any]]:
     """Per model: serving version, data age, expected recovery, tolerance, state and alerts."""
     present = now or workspace_now(ctx)
     rows = []

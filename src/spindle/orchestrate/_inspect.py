@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spindle.core import NotFound
-from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._context import Context, ReadContext, production_version
 from spindle.registry import ArtifactRecord, LineageGraph, LineageNode
 from spindle.serve import repository_id
 
@@ -180,7 +180,7 @@ def _holdout_of(ctx: Context, evaluation: LineageNode) -> ArtifactRecord | None:
     return None
 
 
-def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]]:
+def status_report(ctx: Context | ReadContext, model: str | None = None) -> list[dict[str, Any]]:
     """Per model: production version and its date, aliases, and the last runs with their resources."""
     names = [model] if model else ctx.workspace.model_names()
     rows = []
@@ -209,7 +209,9 @@ def status_report(ctx: Context, model: str | None = None) -> list[dict[str, Any]
     return rows
 
 
-def serving_check(ctx: Context, url: str | None = None, timeout_s: float = 2.0) -> dict[str, Any]:
+def serving_check(
+    ctx: Context | ReadContext, url: str | None = None, timeout_s: float = 2.0
+) -> dict[str, Any]:
     """Compare what the registry calls production with what a running server reports loading.
 
     Asks ``GET {url}/v1/versions`` (default: the workspace's serving host and port) and first
@@ -269,7 +271,9 @@ def serving_check(ctx: Context, url: str | None = None, timeout_s: float = 2.0) 
     return out
 
 
-def _compare_model(ctx: Context, model: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def _compare_model(
+    ctx: Context | ReadContext, model: str, rows: list[dict[str, Any]]
+) -> dict[str, Any]:
     registry = production_version(ctx, model)
     loaded = [r for r in rows if r.get("status") == "loaded"]
     main = max(

@@ -7,10 +7,10 @@ only which days are validated, stays light.
 from __future__ import annotations
 
 from spindle.data import IngestUndo
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, ReadContext
 
 
-def day_verdict(ctx: Context, date: str) -> str | None:
+def day_verdict(ctx: Context | ReadContext, date: str) -> str | None:
     """The verdict of the latest validation of ``date``.
 
     None when the day was never validated, or its ingest was undone since (it is then no
@@ -25,7 +25,7 @@ def day_verdict(ctx: Context, date: str) -> str | None:
     return str(record.properties["verdict"])
 
 
-def validated_days(ctx: Context) -> list[str]:
+def validated_days(ctx: Context | ReadContext) -> list[str]:
     """Every day with a validation verdict that was not undone since, oldest first."""
     days = {
         str(r.properties["date"])
