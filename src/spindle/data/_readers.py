@@ -17,13 +17,14 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spindle.core import SourceDeclaration
+from spindle.core._sources import PACKAGE_SCHEME
 from spindle.data._casts import MostlyUnreadable, cast_column
 
 #: Rows set aside while reading or checking a source (the shape of the ``quarantine`` table).
@@ -88,6 +89,37 @@ class _Conformed:
     extra: list[str]
 
 
+def package_path(location: str) -> str:
+    """The file system path of ``package://<package>/<path>``: the folder of the installed
+    package (found with ``importlib.util.find_spec``, which does not import it), then the path.
+
+    Raises:
+        _Unusable: the package is not installed (the reason says what to install).
+    """
+    import importlib.util
+
+    package, _, inside = location[len(PACKAGE_SCHEME) :].partition("/")
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        spec = None
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not folders:
+        raise _Unusable(
+            f"{location}: package {package!r} is not installed here;"
+            f" install it (pip install {package.split('.')[0]}) or change the location"
+        )
+    return os.path.join(glob.escape(folders[0]), inside)
+
+
+def resolve_location(root: str | Path, location: str) -> str:
+    """The absolute path (possibly a glob) of a location: relative to the workspace ``root``,
+    absolute as written, or inside an installed package (``package://``)."""
+    if location.startswith(PACKAGE_SCHEME):
+        return package_path(location)
+    return os.path.join(glob.escape(str(root)), location)
+
+
 def _location_regex(root: Path, location: str) -> re.Pattern[str]:
     """A regex over absolute POSIX paths for a location (globs, ``{date}`` as a named group)."""
     text = (root / location).as_posix()
@@ -123,13 +155,12 @@ def source_files(root: str | Path, source: SourceDeclaration, date: str | None) 
     location = (
         source.location.replace(SourceDeclaration.DATE_FIELD, date) if date else source.location
     )
-    pattern = os.path.join(glob.escape(str(root)), location)
-    return _expand(glob.glob(pattern, recursive=True))
+    return _expand(glob.glob(resolve_location(root, location), recursive=True))
 
 
 def list_partition_dates(root: str | Path, source: SourceDeclaration) -> list[str]:
     """The dates that have a partition, for a source with ``{date}`` in its location."""
-    if source.layout != "daily":
+    if source.layout != "daily" or source.location.startswith(PACKAGE_SCHEME):
         return []
     regex = _location_regex(Path(root), source.location)
     static = (Path(root) / source.location.split(SourceDeclaration.DATE_FIELD)[0]).as_posix()
@@ -162,7 +193,11 @@ def undeclared_files(
         Paths relative to ``root``, sorted.
     """
     base = Path(root)
-    regexes = [_location_regex(base, s.location) for s in sources]
+    regexes = [
+        _location_regex(base, s.location)
+        for s in sources
+        if not s.location.startswith(PACKAGE_SCHEME)
+    ]
     found: list[str] = []
     for folder, dirs, names in os.walk(base / raw_dir):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -197,6 +232,14 @@ def _read_file(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa
 
 
 def _read_csv(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.Table:
+    if path.endswith(".zip"):
+        return _read_zipped_csv(path, source, bad_lines)
+    return _read_csv_stream(path, source, bad_lines)
+
+
+def _read_csv_stream(
+    path_or_file: str | IO[bytes], source: SourceDeclaration, bad_lines: list[str]
+) -> pa.Table:
     from pyarrow import csv
 
     opts = source.csv_options
@@ -206,7 +249,7 @@ def _read_csv(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.
         return "skip"
 
     return csv.read_csv(
-        path,
+        path_or_file,
         read_options=csv.ReadOptions(
             column_names=None if opts.header else list(source.columns),
         ),
@@ -220,6 +263,24 @@ def _read_csv(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.
             quoted_strings_can_be_null=False,
         ),
     )
+
+
+def _read_zipped_csv(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.Table:
+    """A ``.csv.zip``: a zip archive holding exactly one file (folders and ``__MACOSX`` entries
+    aside), read as CSV while it is decompressed (nothing is extracted to disk)."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        members = [
+            m
+            for m in archive.infolist()
+            if not m.is_dir() and not m.filename.startswith("__MACOSX/")
+        ]
+        if len(members) != 1:
+            names = ", ".join(m.filename for m in members) or "nothing"
+            raise _Unusable(f"{path}: a zipped CSV must hold exactly one file; it holds {names}")
+        with archive.open(members[0]) as member:
+            return _read_csv_stream(member, source, bad_lines)
 
 
 def _read_jsonl(path: str, source: SourceDeclaration) -> pa.Table:
@@ -283,7 +344,7 @@ def _read_all(
 ) -> tuple[_Conformed, list[str], list[str]]:
     """Read and conform every file of a partition (or the whole dump / Delta table)."""
     if source.format == "delta":
-        path = str(Path(root) / source.location)
+        path = resolve_location(root, source.location)
         files = [path]
         try:
             from deltalake import DeltaTable
@@ -382,8 +443,13 @@ def read_source_days(root: str | Path, source: SourceDeclaration, dates: list[st
     try:
         conf, files, bad_lines = _read_all(root, source, None)
     except _Unusable as exc:
-        files = source_files(root, source, None)
+        files = _files_or_none(root, source)
         return DaysRead({d: _quarantined(source, d, files, str(exc)) for d in dates})
+    if source.layout == "static":  # a dimension: every day holds all of its rows
+        every = np.arange(conf.table.num_rows)
+        return DaysRead(
+            {d: _with_bad_lines(_day_read(source, d, conf, every, files), bad_lines) for d in dates}
+        )
     assert source.event_time is not None  # required for dumps, checked at load
     times = conf.table.column(source.event_time.column)
     days = pc.cast(times, pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
@@ -400,17 +466,34 @@ def read_source_days(root: str | Path, source: SourceDeclaration, dates: list[st
     return DaysRead(reads, pa.concat_tables([rejected, extra]))
 
 
+def _files_or_none(
+    root: str | Path, source: SourceDeclaration, date: str | None = None
+) -> list[str]:
+    """The files of a partition, or none when the location itself cannot be resolved."""
+    try:
+        return source_files(root, source, date)
+    except _Unusable:
+        return []
+
+
 def _read_daily(root: str | Path, source: SourceDeclaration, date: str) -> SourceRead:
-    files = source_files(root, source, date)
     try:
         conf, files, bad_lines = _read_all(root, source, date)
     except _Unusable as exc:
-        return _quarantined(source, date, files, str(exc))
+        return _quarantined(source, date, _files_or_none(root, source, date), str(exc))
     read = _day_read(source, date, conf, np.arange(conf.table.num_rows), files)
+    return _with_bad_lines(read, bad_lines)
+
+
+def _with_bad_lines(read: SourceRead, bad_lines: list[str]) -> SourceRead:
     if not bad_lines:
         return read
-    rejected = pa.concat_tables([read.rejected, _bad_lines_table(source.name, date, bad_lines)])
-    return SourceRead(read.source, date, read.table, rejected, read.files, None, read.extra_columns)
+    rejected = pa.concat_tables(
+        [read.rejected, _bad_lines_table(read.source, read.date, bad_lines)]
+    )
+    return SourceRead(
+        read.source, read.date, read.table, rejected, read.files, None, read.extra_columns
+    )
 
 
 def _bad_lines_table(name: str, date: str, lines: list[str]) -> pa.Table:

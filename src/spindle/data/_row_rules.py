@@ -6,10 +6,12 @@ reason (``REJECTED_SCHEMA``), so nothing is dropped without a record.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spindle.core import SourceDeclaration
 from spindle.data._readers import REJECTED_SCHEMA
@@ -89,3 +91,40 @@ def drop_duplicate_keys(
         f"duplicate primary key ({names}) = ({', '.join(repr(v[k]) for k in keys)})" for v in values
     ]
     return table.filter(pa.array(keep)), _set_aside(table, source, duplicates, reasons, date)
+
+
+def _duration_text(seconds: int) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return f"{seconds} seconds"
+
+
+def check_event_times(
+    table: pa.Table, source: SourceDeclaration, date: str
+) -> tuple[pa.Table, pa.Table]:
+    """Set aside the rows of a daily partition whose event time is not on its day or within
+    ``allowed_lateness`` before it (a row from the future, or too late to accept).
+
+    Only for daily partitions with an event time: a dump is split by event time, so every row
+    of its day is on it. The reason is ``<column> outside the partition day (or more than
+    <lateness> late)``.
+
+    Returns:
+        (rows on time, rows set aside with ``REJECTED_SCHEMA``).
+    """
+    if source.event_time is None or source.layout != "daily" or table.num_rows == 0:
+        return table, REJECTED_SCHEMA.empty_table()
+    column = source.event_time.column
+    day = dt.datetime.combine(dt.date.fromisoformat(date), dt.time())
+    earliest = pa.scalar(day - dt.timedelta(seconds=source.allowed_lateness_s), pa.timestamp("us"))
+    end = pa.scalar(day + dt.timedelta(days=1), pa.timestamp("us"))
+    times = pc.cast(table.column(column), pa.timestamp("us"))
+    outside = pc.fill_null(pc.or_(pc.less(times, earliest), pc.greater_equal(times, end)), True)
+    mask = outside.to_numpy(zero_copy_only=False).astype(bool)
+    late = [int(i) for i in np.flatnonzero(mask)]
+    lateness = _duration_text(source.allowed_lateness_s)
+    reason = f"{column} outside the partition day (or more than {lateness} late)"
+    kept = table.filter(pa.array(~mask))
+    return kept, _set_aside(table, source, late, [reason] * len(late), date)
