@@ -9,10 +9,12 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from spindle.core import SourceDeclaration
 from spindle.data import (
     apply_rules,
+    check_event_times,
     drop_duplicate_keys,
     list_partition_dates,
     read_source_day,
@@ -291,3 +293,113 @@ def test_a_column_mostly_unreadable_quarantines_the_partition(tmp_path: Path) ->
     assert read.problem is not None and read.problem.startswith(f"{path}: column price: 1000 of")
     assert "cannot read 'n/a' as float64" in read.problem
     assert read.problem.endswith("is the declared type right?")
+
+
+def _zip(path: Path, members: dict[str, str]) -> Path:
+    import zipfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, text in members.items():
+            archive.writestr(name, text)
+    return path
+
+
+ORDERS_CSV = "order_id,ts,price\no1,2026-01-02T23:30:00,5\no2,2026-01-03T01:00:00,x\n"
+
+
+def test_zipped_csv_is_read_without_extracting(tmp_path: Path) -> None:
+    _zip(tmp_path / "raw/orders.csv.zip", {"orders.csv": ORDERS_CSV, "__MACOSX/._orders.csv": "x"})
+    source = _decl(location="raw/orders.csv.zip", event_time={"column": "ts"})
+    days = read_source_days(tmp_path, source, ["2026-01-02", "2026-01-03"]).days
+    assert days["2026-01-02"].table["order_id"].to_pylist() == ["o1"]
+    assert days["2026-01-03"].rejected["reason"].to_pylist() == [
+        "column price: cannot read 'x' as float64"
+    ]
+    _zip(tmp_path / "raw/two.csv.zip", {"a.csv": ORDERS_CSV, "b.csv": ORDERS_CSV})
+    read = read_source_day(tmp_path, _decl(location="raw/two.csv.zip"), "2026-01-02")
+    assert read.quarantined and read.table.num_rows == 0
+    assert read.problem is not None
+    assert "two.csv.zip: a zipped CSV must hold exactly one file; it holds a.csv, b.csv" in (
+        read.problem
+    )
+
+
+def test_package_location_reads_an_installed_packages_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A real package on sys.path; it is found with importlib.util.find_spec, never imported
+    # (its __init__ raises, like a package whose import needs something missing).
+    _write(tmp_path / "site/shopdata/__init__.py", "raise ImportError('not importable')\n")
+    _zip(tmp_path / "site/shopdata/data/orders.csv.zip", {"orders.csv": ORDERS_CSV})
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    source = _decl(location="package://shopdata/data/orders.csv.zip")
+    read = read_source_day(tmp_path / "elsewhere", source, "2026-01-02")
+    assert read.problem is None
+    assert read.table["order_id"].to_pylist() == ["o1"]
+    assert read.files == (str(tmp_path / "site/shopdata/data/orders.csv.zip"),)
+    assert undeclared_files(tmp_path, [source]) == []  # nothing under raw/ is claimed
+    missing = _decl(location="package://no_such_pkg_xyz/data/orders.csv")
+    gone = read_source_day(tmp_path, missing, "2026-01-02")
+    assert gone.problem == (
+        "package://no_such_pkg_xyz/data/orders.csv: package 'no_such_pkg_xyz' is not installed"
+        " here; install it (pip install no_such_pkg_xyz) or change the location"
+    )
+    with pytest.raises(ValueError, match="package://<package>/<path inside it>"):
+        _decl(location="package://shopdata")
+
+
+def test_a_dimension_holds_the_same_rows_on_every_day(tmp_path: Path) -> None:
+    _write(tmp_path / "ref/stores.csv", "store_id,city\ns1,Lyon\ns2,\ns1,Nice\n")
+    dimension: dict[str, Any] = {
+        "name": "stores",
+        "location": "ref/stores.csv",
+        "format": "csv",
+        "kind": "dimension",
+        "primary_key": ["store_id"],
+        "columns": {"store_id": "string", "city": "string"},
+        "provenance": {"origin": "store list"},
+    }
+    source = SourceDeclaration.model_validate(dimension)
+    assert source.layout == "static" and source.event_time is None
+    days = read_source_days(tmp_path, source, ["2026-01-01", "2026-03-09"]).days
+    for date, read in days.items():
+        assert read.table["store_id"].to_pylist() == ["s1", "s1"]
+        assert read.rejected["reason"].to_pylist() == [
+            "column city: empty in a column that is not nullable"
+        ]
+        assert read.rejected["date"].to_pylist() == [date]
+        _, duplicates = drop_duplicate_keys(read.table, source)
+        assert duplicates["reason"].to_pylist() == ["duplicate primary key (store_id) = ('s1')"]
+    with pytest.raises(ValueError, match="a dimension is one file or folder without"):
+        SourceDeclaration.model_validate({**dimension, "location": "ref/{date}.csv"})
+    with pytest.raises(ValueError, match="a dimension has no event time"):
+        SourceDeclaration.model_validate(
+            {
+                **dimension,
+                "event_time": {"column": "city"},
+                "columns": {"store_id": "string", "city": "date"},
+            }
+        )
+
+
+def test_event_times_outside_the_day_and_its_lateness_are_set_aside(tmp_path: Path) -> None:
+    _write(
+        tmp_path / "raw/orders/2026-01-05.csv",
+        "order_id,ts,price\n"
+        "o1,2026-01-05T23:59:59,1\n"  # on the day
+        "o2,2026-01-03T00:00:00,1\n"  # 2 days late: accepted
+        "o3,2026-01-02T23:59:59,1\n"  # more than 2 days late
+        "o4,2026-01-06T00:00:00,1\n",  # tomorrow
+    )
+    source = _decl(allowed_lateness="2d")
+    read = read_source_day(tmp_path, source, "2026-01-05")
+    kept, late = check_event_times(read.table, source, "2026-01-05")
+    assert kept["order_id"].to_pylist() == ["o1", "o2"]
+    assert late["row_number"].to_pylist() == [2, 3]
+    assert (
+        late["reason"].to_pylist()
+        == ["ts outside the partition day (or more than 2 days late)"] * 2
+    )
+    dump = _decl(location="raw/orders/2026-01-05.csv")  # split by event time: nothing is late
+    assert check_event_times(read.table, dump, "2026-01-05")[1].num_rows == 0
