@@ -3,7 +3,8 @@ today's ingest checks (data/_ingest.py), row by row, on a workspace with every l
 
 The safety net for switching ingest to the declarations: for each day and source, the same set
 of good row keys, and every row today quarantines is set aside by the declared path too. The
-differences that remain are listed in ``ALLOWED`` (and in docs/your-data.md).
+one difference left: the declared path sets aside repeated primary keys, which today's ingest
+writes (``DECLARED_ONLY_PREFIX``; docs/your-data.md, "The simulated shop, declared").
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pytest
 from tests.conftest import START, make_workspace
 
-from spindle.core import SourceDeclaration, load_sources
+from spindle.core import DataError, SourceDeclaration, check_order, load_sources
 from spindle.data import (
     REJECTED_SCHEMA,
     apply_rules,
@@ -37,9 +38,6 @@ FAULTS = (
     "schema_change@4",
     "corrupt_rows@5",
 )
-#: Today's reasons the declarations cannot give yet: a currency absent from the day's fx_rates
-#: needs a rule over another source (docs/your-data.md, "What the simulated shop still needs").
-NOT_YET_DECLARED = {"unknown currency"}
 #: Rows the declared path sets aside and today keeps: a repeated primary key (today's ingest
 #: writes every copy of a duplicate_burst purchase; the declarations keep the first).
 DECLARED_ONLY_PREFIX = "duplicate primary key"
@@ -61,9 +59,10 @@ def _keys(rows: list[dict[str, Any]], columns: list[str]) -> set[tuple[str, ...]
 
 
 def _declared(
-    root: Path, decl: SourceDeclaration, date: str
+    root: Path, decl: SourceDeclaration, date: str, others: dict[str, pa.Table]
 ) -> tuple[pa.Table, dict[int, str], tuple[str, ...]]:
-    """The declared path: read, event time within lateness, row rules, primary key.
+    """The declared path: read, event time within lateness, row rules (reading the good rows
+    of the sources they use, in ``others``), primary key.
 
     Returns:
         (good rows, original row position -> reason for every row set aside, extra columns).
@@ -80,7 +79,11 @@ def _declared(
     total = read.table.num_rows + read.rejected.num_rows
     kept = [i for i in range(total) if i not in aside]
     table = read.table.append_column(POS, pa.array(kept, pa.int64()))
-    steps = (check_event_times, apply_rules, drop_duplicate_keys)
+    steps = (
+        check_event_times,
+        lambda t, d, day: apply_rules(t, d, day, others),
+        drop_duplicate_keys,
+    )
     for step in steps:
         table, rejected = step(table, decl, date)
         for row, reason in zip(
@@ -116,9 +119,12 @@ def test_declared_path_agrees_with_todays_ingest_on_every_day_and_source(shop: P
         date = (START + dt.timedelta(days=i)).isoformat()
         checked, missing = check_day(shop / "raw", date)
         assert missing == []
+        goods: dict[str, pa.Table] = {}
+        assert checked[0].source == "fx_rates"  # as check_order puts it first
         for today in checked:
             decl = sources[today.source]
-            good, aside, extra = _declared(shop, decl, date)
+            good, aside, extra = _declared(shop, decl, date, goods)
+            goods[today.source] = good
             columns = _key_columns(decl)
             todays_bad = dict(
                 zip(
@@ -127,16 +133,8 @@ def test_declared_path_agrees_with_todays_ingest_on_every_day_and_source(shop: P
                     strict=True,
                 )
             )
-            not_yet = [
-                json.loads(j)
-                for j, reason in zip(
-                    today.bad.column("row_json").to_pylist(), todays_bad.values(), strict=True
-                )
-                if reason in NOT_YET_DECLARED
-            ]
             todays_good = _keys(today.good.to_pylist(), columns)
-            # Rows today sets aside for a reason not declared yet are good for the declarations.
-            declared_good = _keys(good.to_pylist(), columns) - _keys(not_yet, columns)
+            declared_good = _keys(good.to_pylist(), columns)
             if todays_good != declared_good:
                 problems.append(
                     f"{date} {today.source}: good keys differ: only today"
@@ -150,7 +148,7 @@ def test_declared_path_agrees_with_todays_ingest_on_every_day_and_source(shop: P
             for row, reason in todays_bad.items():
                 declared = _shown(aside.get(row, "KEPT"))
                 pairs[(today.source, reason, declared)] += 1
-                if declared == "KEPT" and reason not in NOT_YET_DECLARED:
+                if declared == "KEPT":
                     problems.append(
                         f"{date} {today.source} row {row}: today {reason!r}, declared kept it"
                     )
@@ -185,29 +183,28 @@ def test_declared_path_agrees_with_todays_ingest_on_every_day_and_source(shop: P
     )  # duplicate_burst: today keeps the copies, declared sets them aside
 
 
-def test_unknown_currency_is_the_one_check_not_declared_yet(shop: Path) -> None:
-    """Today sets XXX aside by looking at the day's fx_rates; no single-table rule can (xfail
-    until rules may read another source: docs/your-data.md)."""
+def test_unknown_currency_is_set_aside_by_a_rule_over_fx_rates(shop: Path) -> None:
+    """Today checks currencies against the day's fx_rates; so does the declared rule that
+    ``uses: [fx_rates]``, and it needs those rows (a one-line error without them)."""
     sources = load_sources(shop)
-    unknown: list[int] = []
-    missed: list[int] = []
+    assert check_order(sources).index("fx_rates") < check_order(sources).index("purchases")
+    unknown = 0
     for i in range(DAYS):
         date = (START + dt.timedelta(days=i)).isoformat()
         checked, _ = check_day(shop / "raw", date)
+        goods: dict[str, pa.Table] = {}
         for today in checked:
-            rows = [
-                row
-                for row, reason in zip(
-                    today.bad.column("row_number").to_pylist(),
-                    today.bad.column("reason").to_pylist(),
-                    strict=True,
-                )
-                if reason == "unknown currency"
-            ]
-            if rows:
-                _, aside, _ = _declared(shop, sources[today.source], date)
-                unknown += rows
-                missed += [row for row in rows if row not in aside]
-    assert unknown  # corrupt_rows wrote currency XXX
-    if missed:
-        pytest.xfail(f"{len(missed)} rows in currency XXX pass the declarations (cross-source)")
+            good, aside, _ = _declared(shop, sources[today.source], date, goods)
+            goods[today.source] = good
+            for row, reason in zip(
+                today.bad.column("row_number").to_pylist(),
+                today.bad.column("reason").to_pylist(),
+                strict=True,
+            ):
+                if reason == "unknown currency":
+                    unknown += 1
+                    assert aside[row] == "unknown currency"
+    assert unknown > 0  # corrupt_rows wrote currency XXX
+    purchases = read_source_day(shop, sources["purchases"], "2026-01-02")
+    with pytest.raises(DataError, match=r"its rules read source\(s\) fx_rates; check those first"):
+        apply_rules(purchases.table, sources["purchases"])

@@ -403,3 +403,75 @@ def test_event_times_outside_the_day_and_its_lateness_are_set_aside(tmp_path: Pa
     )
     dump = _decl(location="raw/orders/2026-01-05.csv")  # split by event time: nothing is late
     assert check_event_times(read.table, dump, "2026-01-05")[1].num_rows == 0
+
+
+RATES = """
+name: rates
+location: raw/rates/{date}.csv
+format: csv
+kind: snapshot
+columns: {currency: string, usd: float64}
+provenance: {origin: treasury}
+"""
+PAYMENTS = """
+name: payments
+location: raw/payments/{date}.csv
+format: csv
+event_time: {column: ts}
+columns: {pay_id: string, ts: timestamp, currency: string}
+rules:
+  - {check: "currency IN (SELECT currency FROM rates)", reason: unknown currency, uses: [rates]}
+provenance: {origin: shop}
+"""
+
+
+def test_a_rule_may_read_another_source_of_the_day(tmp_path: Path) -> None:
+    from spindle.core import check_order, load_sources
+
+    _write(tmp_path / "sources/s.yaml", PAYMENTS + "---\n" + RATES)
+    _write(tmp_path / "raw/rates/2026-01-02.csv", "currency,usd\nEUR,1.1\nUSD,1\n")
+    _write(
+        tmp_path / "raw/payments/2026-01-02.csv",
+        "pay_id,ts,currency\np1,2026-01-02T01:00:00,EUR\np2,2026-01-02T02:00:00,XXX\n",
+    )
+    sources = load_sources(tmp_path)
+    assert check_order(sources) == ["rates", "payments"]
+    rates = read_source_day(tmp_path, sources["rates"], "2026-01-02").table
+    payments = read_source_day(tmp_path, sources["payments"], "2026-01-02").table
+    good, failed = apply_rules(payments, sources["payments"], "2026-01-02", {"rates": rates})
+    assert good["pay_id"].to_pylist() == ["p1"]
+    assert failed["reason"].to_pylist() == ["unknown currency"]
+    # No rates that day: an empty table, so every currency is unknown.
+    empty = sources["rates"].arrow_schema().empty_table()
+    assert apply_rules(payments, sources["payments"], "", {"rates": empty})[0].num_rows == 0
+
+
+def test_rules_over_other_sources_are_checked_when_all_are_loaded(tmp_path: Path) -> None:
+    from spindle.core import ConfigError, load_sources
+
+    typo = PAYMENTS.replace("SELECT currency FROM", "SELECT code FROM")
+    _write(tmp_path / "a/sources/s.yaml", typo + "---\n" + RATES)
+    with pytest.raises(ConfigError) as err:
+        load_sources(tmp_path / "a")
+    text = "\n".join(err.value.problems)
+    assert (
+        "sources/s.yaml: line 2, key 'rules.0.check': rule 'unknown currency' does not run" in text
+    )
+    _write(tmp_path / "b/sources/s.yaml", PAYMENTS)
+    with pytest.raises(ConfigError) as err:
+        load_sources(tmp_path / "b")
+    assert (
+        "key 'rules.0.uses.0': rule 'unknown currency' uses source 'rates', which is not"
+        " declared (declared: payments)" in "\n".join(err.value.problems)
+    )
+    circular = RATES.replace(
+        "provenance:",
+        'rules: [{check: "currency IN (SELECT currency FROM payments)", reason: x,'
+        " uses: [payments]}]\nprovenance:",
+    )
+    _write(tmp_path / "c/sources/s.yaml", PAYMENTS + "---\n" + circular)
+    with pytest.raises(ConfigError) as err:
+        load_sources(tmp_path / "c")
+    assert "rules use each other's sources in a cycle (payments -> rates -> payments)" in (
+        "\n".join(err.value.problems)
+    )

@@ -65,7 +65,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._killpoints import KILL_ENV, kill_point
     from spindle.core._progress import Progress, ProgressEvent, step_progress
-    from spindle.core._sources import SourceDeclaration, load_sources
+    from spindle.core._sources import SourceDeclaration, check_order, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
@@ -119,6 +119,7 @@ _LAZY: dict[str, str] = {
     "atomic_write_json": "spindle.core._atomic",
     "atomic_write_text": "spindle.core._atomic",
     "canonical_json": "spindle.core._hashing",
+    "check_order": "spindle.core._sources",
     "current_version": "spindle.core._delta",
     "file_lock": "spindle.core._atomic",
     "kill_point": "spindle.core._killpoints",
@@ -197,6 +198,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "canonical_json",
+    "check_order",
     "current_version",
     "file_lock",
     "kill_point",

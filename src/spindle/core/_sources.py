@@ -122,10 +122,16 @@ class EventTime(_Strict):
 
 
 class Rule(_Strict):
-    """A row rule: a SQL boolean over the row's columns; rows where it is not true are set aside."""
+    """A row rule: a SQL boolean over the row's columns; rows where it is not true are set aside.
+
+    ``uses`` names other sources the check reads, as tables of the same day's rows that passed
+    their own checks (``currency IN (SELECT currency FROM fx_rates)``, with
+    ``uses: [fx_rates]``); such a rule is prepared when every declaration is loaded.
+    """
 
     check: str = Field(min_length=1)
     reason: str = Field(min_length=1)
+    uses: list[str] = Field(default_factory=list)
 
 
 class Calendar(_Strict):
@@ -312,17 +318,45 @@ def declaration_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int,
     return problems
 
 
-def _rule_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int, ...], str, Any]]:
-    """Prepare each rule over an empty table with the declared columns, so typos fail at load."""
-    if not decl.rules:
-        return []
+def _create_sql(table: str, decl: SourceDeclaration) -> str:
+    columns = ", ".join(f'"{n}" {c.duckdb_type()}' for n, c in decl.columns.items())
+    return f'CREATE TABLE "{table}" ({columns})'
+
+
+def _rule_problems(
+    decl: SourceDeclaration, others: dict[str, SourceDeclaration] | None = None
+) -> list[tuple[tuple[str | int, ...], str, Any]]:
+    """Prepare each rule over an empty table with the declared columns, so typos fail at load.
+
+    Without ``others`` (one declaration alone), rules that use other sources are only checked
+    for their ``uses`` names; with them (``load_sources``), only those rules are prepared, with
+    an empty table per used source.
+    """
     import duckdb
 
     problems: list[tuple[tuple[str | int, ...], str, Any]] = []
-    columns = ", ".join(f'"{n}" {c.duckdb_type()}' for n, c in decl.columns.items())
+    for i, rule in enumerate(decl.rules):
+        for k, name in enumerate(rule.uses):
+            if name == decl.name or not _NAME.match(name):
+                message = f"rule {rule.reason!r} uses {name!r}: name another declared source"
+                problems.append((("rules", i, "uses", k), message, name))
+            elif others is not None and name not in others:
+                message = (
+                    f"rule {rule.reason!r} uses source {name!r}, which is not declared"
+                    f" (declared: {', '.join(sorted(others))})"
+                )
+                problems.append((("rules", i, "uses", k), message, name))
+    if problems:
+        return problems
+    rules = [(i, r) for i, r in enumerate(decl.rules) if bool(r.uses) == (others is not None)]
+    if not rules:
+        return []
     with duckdb.connect() as con:
-        con.execute(f"CREATE TABLE source_row ({columns})")
-        for i, rule in enumerate(decl.rules):
+        con.execute(_create_sql("source_row", decl))
+        for name in sorted({n for _, r in rules for n in r.uses}):
+            assert others is not None
+            con.execute(_create_sql(name, others[name]))
+        for i, rule in rules:
             try:
                 kind = con.execute(
                     f"DESCRIBE SELECT ({rule.check}) AS ok FROM source_row"
@@ -361,6 +395,7 @@ def load_sources(root: str | Path) -> dict[str, SourceDeclaration]:
     folder = Path(root) / "sources"
     files = sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]) if folder.is_dir() else []
     found: dict[str, tuple[SourceDeclaration, str]] = {}
+    places: dict[str, str] = {}
     problems: list[str] = []
     for file in files:
         shown = f"sources/{file.name}"
@@ -375,6 +410,62 @@ def load_sources(root: str | Path) -> dict[str, SourceDeclaration]:
                 )
                 continue
             found[decl.name] = (decl, f"{shown} line {line}")
+            places[decl.name] = f"{shown}: line {line}"
+    declared = {name: decl for name, (decl, _) in found.items()}
+    for name, decl in declared.items():
+        if any(rule.uses for rule in decl.rules):
+            for loc, message, _ in _rule_problems(decl, declared):
+                key = ".".join(str(part) for part in loc)
+                problems.append(f"{places[name]}, key '{key}': {message}")
+    problems.extend(_cycles(declared, places))
     if problems:
         raise ConfigError(str(folder), problems)
     return {name: found[name][0] for name in sorted(found)}
+
+
+def check_order(sources: dict[str, SourceDeclaration]) -> list[str]:
+    """Source names in an order where each comes after the sources its rules use (their good
+    rows must be known first), otherwise by name.
+
+    Raises:
+        ConfigError: the rules' ``uses`` form a cycle.
+    """
+    cycles = _cycles(sources, {name: name for name in sources})
+    if cycles:
+        raise ConfigError("sources", cycles)
+    order: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in order or name not in sources:
+            return
+        for rule in sources[name].rules:
+            for used in sorted(rule.uses):
+                visit(used)
+        order.append(name)
+
+    for name in sorted(sources):
+        visit(name)
+    return order
+
+
+def _cycles(sources: dict[str, SourceDeclaration], where: dict[str, str]) -> list[str]:
+    """One problem per source whose rules, through ``uses``, come back to it."""
+    problems: list[str] = []
+    for start in sorted(sources):
+        stack = [(start, [start])]
+        seen: set[str] = set()
+        while stack:
+            name, path = stack.pop()
+            for used in sorted({u for r in sources[name].rules for u in r.uses} & set(sources)):
+                if used == start:
+                    chain = " -> ".join([*path, start])
+                    problems.append(
+                        f"{where[start]}: rules use each other's sources in a cycle ({chain});"
+                        " a rule may only read sources checked before it"
+                    )
+                    stack = []
+                    break
+                if used not in seen:
+                    seen.add(used)
+                    stack.append((used, [*path, used]))
+    return problems

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spindle.core import SourceDeclaration
+from spindle.core import DataError, SourceDeclaration
 from spindle.data._readers import REJECTED_SCHEMA
 
 
@@ -34,12 +35,20 @@ def _set_aside(
 
 
 def apply_rules(
-    table: pa.Table, source: SourceDeclaration, date: str = ""
+    table: pa.Table,
+    source: SourceDeclaration,
+    date: str = "",
+    others: Mapping[str, pa.Table] | None = None,
 ) -> tuple[pa.Table, pa.Table]:
     """Run the source's row rules (SQL booleans, in DuckDB) over ``table``.
 
     A row passes when every check is TRUE. A check that is FALSE **or NULL** (e.g. ``qty >= 1``
     on an empty ``qty``) fails; a row failing several rules gets the first failing rule's reason.
+    A rule with ``uses`` reads those sources by name from ``others`` (the same day's rows of
+    each that passed their own checks; an empty table when the source has none that day).
+
+    Raises:
+        DataError: a rule uses a source missing from ``others``.
 
     Returns:
         (rows that pass, rows set aside with ``REJECTED_SCHEMA``; ``row_number`` is the position
@@ -53,8 +62,18 @@ def apply_rules(
     import duckdb
 
     checks = ", ".join(f"(({r.check}) IS TRUE) AS rule_{i}" for i, r in enumerate(source.rules))
+    given = dict(others or {})
+    needed = sorted({name for rule in source.rules for name in rule.uses})
+    absent = [name for name in needed if name not in given]
+    if absent:
+        raise DataError(
+            f"{source.name}: its rules read source(s) {', '.join(absent)}; check those first"
+            " and pass their rows of the day (apply_rules(..., others={name: table}))"
+        )
     with duckdb.connect() as con:
         con.register("source_row", table)
+        for name in needed:
+            con.register(name, given[name])
         # No ORDER BY needed: a projection of one registered Arrow table keeps its row order.
         passed = con.sql(f"SELECT {checks} FROM source_row").to_arrow_table()
     verdicts = np.column_stack(
