@@ -104,12 +104,16 @@ def test_the_reports_read_the_same_through_the_reader_and_the_store(workspace: P
         now = dt.datetime(2026, 1, 9)
         assert spindle.status_report(light) == spindle.status_report(full)
         assert spindle.freshness_report(light, now) == spindle.freshness_report(full, now)
+        chain = spindle.lineage_report(light, "search_ranker", 1)
+        assert chain == spindle.lineage_report(full, "search_ranker", 1)
 
 
 def test_status_and_lineage_import_no_heavy_library(workspace: Path) -> None:
     assert _imported(["status", "-w", str(workspace)]) == []
-    # status reads the registry through the reader too (lineage opens the full store)
+    # both read the registry through the reader too
     assert _imported(["status", "-w", str(workspace)], ("sqlalchemy",)) == []
+    lineage = ["lineage", "search_ranker@1", "-w", str(workspace)]
+    assert _imported(lineage, ("sqlalchemy", *HEAVY)) == []
     # an unknown version is a clear error (exit 1), reached without the heavy libraries too
     assert _imported(["lineage", "search_ranker@9", "-w", str(workspace)], exit_code=1) == []
 

@@ -12,6 +12,7 @@ import pytest
 
 import spindle
 from spindle.orchestrate import Context, model_dir
+from spindle.registry import SQLiteReader
 
 MODEL = "search_ranker"
 SOURCES = {"fraud_flags", "fx_rates", "impressions", "products", "purchases", "searches", "users"}
@@ -87,3 +88,18 @@ def test_lineage_of_a_warm_started_version_names_its_base_and_window(trained: Pa
     }
     assert report["holdouts"] == [] and report["deployments"] == []
     assert f"model:{MODEL}@1" in {n.id for n in downstream}
+
+
+def test_the_light_reader_reports_what_the_store_reports(trained: Path) -> None:
+    # `spindle lineage`, `models list|show` and `status` read through Context.open_reader
+    # (stdlib sqlite3, no SQLAlchemy): on a trained, evaluated and pushed workspace they must
+    # say exactly what the full store says
+    with Context.open_reader(trained) as light, Context.open(trained) as full:
+        assert isinstance(light.store, SQLiteReader)
+        for version in (1, 2):
+            report = spindle.lineage_report(light, MODEL, version)
+            assert report == spindle.lineage_report(full, MODEL, version)
+        assert spindle.model_report(light, MODEL) == spindle.model_report(full, MODEL)
+        assert spindle.models_report(light) == spindle.models_report(full)
+        assert spindle.status_report(light) == spindle.status_report(full)
+        assert spindle.model_report(light, MODEL)["aliases"]["production"] == 1

@@ -78,6 +78,16 @@ def _fill(store: MetadataStore) -> None:
         "train", "k-train", model="search_ranker", params={"lr": 0.1}, inputs=[raw.id]
     )
     store.finish_run(train.id, "failed", error="loss diverged")
+    trainset = Artifact("training_set", "trainset:1", "file:///t/1", "t1", {"days": 1})
+    build = store.start_run("training_set", "k-set", model="search_ranker", inputs=[raw.id])
+    store.finish_run(build.id, "succeeded", outputs=[trainset])
+    store.add_edges(
+        [
+            ("trainset:1", "model:search_ranker@1", "trained_on"),
+            ("trainset:1", "model:search_ranker@2", "trained_on"),
+            ("model:search_ranker@1", "model:search_ranker@2", "warm_start"),
+        ]
+    )
     store.start_run(
         "train", "k-train-2", model="search_ranker", inputs=[raw.id, "model:popularity@1"]
     )
@@ -158,6 +168,13 @@ CALLS: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
     ("runs", (), {"step": "train", "status": "failed", "limit": 1}),
     ("runs", (), {"limit": None}),
     ("runs", (), {"status": "bogus"}),
+    ("get_run", ("no-such-run",), {}),
+    ("lineage", ("model:search_ranker@2",), {}),
+    ("lineage", ("raw:2026-01-01",), {"direction": "downstream"}),
+    ("lineage", ("trainset:1",), {"direction": "upstream", "max_depth": 1}),
+    ("lineage", ("raw:2026-01-01",), {"max_depth": 0}),
+    ("lineage", ("model:search_ranker@9",), {}),
+    ("lineage", ("raw:2026-01-01",), {"direction": "sideways"}),
     ("deployments", (), {}),
     ("deployments", ("search_ranker",), {}),
     ("deployments", (), {"status": "refused"}),
@@ -212,17 +229,26 @@ def test_the_contract(reader: RegistryReader) -> None:
     runs = reader.runs()
     assert [(r.step, r.status) for r in runs] == [
         ("train", "running"),
+        ("training_set", "succeeded"),
         ("train", "failed"),
         ("ingest", "succeeded"),
     ]
     assert runs[0].inputs == ("raw:2026-01-01", "model:popularity@1") and runs[0].ended_at is None
-    assert runs[2].outputs == ("raw:2026-01-01",) and runs[2].resources["wall_s"] == 1.5
+    assert runs[3].outputs == ("raw:2026-01-01",) and runs[3].resources["wall_s"] == 1.5
     assert [r.error for r in reader.runs(model="search_ranker", status="failed")] == [
         "loss diverged"
     ]
     assert [a.id for a in reader.find_artifacts("raw_partition", date="2026-01-01")] == [
         "raw:2026-01-01"
     ]
+    assert reader.get_run(runs[1].id) == runs[1] and runs[1].inputs == ("raw:2026-01-01",)
+    down = reader.lineage("raw:2026-01-01", direction="downstream")
+    assert [(n.id, n.relation, n.depth) for n in down.downstream] == [
+        ("trainset:1", "produced_by:training_set", 1),
+        ("model:search_ranker@1", "trained_on", 2),
+        ("model:search_ranker@2", "trained_on", 2),
+    ]
+    assert down.node("trainset:1") is not None and down.upstream == []
 
 
 def test_unknown_names_raise_notfound_naming_what_exists(reader: RegistryReader) -> None:

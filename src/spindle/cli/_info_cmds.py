@@ -100,7 +100,7 @@ def lineage(
     model, sep, version = target.partition("@")
     if not sep or not version.isdigit():
         raise typer.BadParameter(f"expected MODEL@VERSION, e.g. search_ranker@3; got {target!r}")
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open_reader(workspace) as ctx:
         report = spindle.lineage_report(ctx, model, int(version))
     if as_json:
         emit_json(report)

@@ -31,7 +31,7 @@ def _entry(node: LineageNode | ArtifactRecord, depth: int | None = None) -> dict
     }
 
 
-def _window_partitions(ctx: Context, trainset_id: str, dates: list[str]) -> list[str]:
+def _window_partitions(ctx: Context | ReadContext, trainset_id: str, dates: list[str]) -> list[str]:
     """Raw partitions recorded as the window of a training set (``window:`` edges); for a set
     built before those edges were recorded, the newest partitions of its days."""
     graph = ctx.store.lineage(trainset_id, direction="upstream", max_depth=1)
@@ -49,7 +49,7 @@ def _window_partitions(ctx: Context, trainset_id: str, dates: list[str]) -> list
     return [chosen[key] for key in sorted(chosen)]
 
 
-def _training_set_of(ctx: Context, graph: LineageGraph) -> ArtifactRecord | None:
+def _training_set_of(ctx: Context | ReadContext, graph: LineageGraph) -> ArtifactRecord | None:
     parents = [
         e.parent_id
         for e in graph.edges
@@ -62,7 +62,7 @@ def _training_set_of(ctx: Context, graph: LineageGraph) -> ArtifactRecord | None
     return None
 
 
-def _set_summary(ctx: Context, record: ArtifactRecord) -> dict[str, Any]:
+def _set_summary(ctx: Context | ReadContext, record: ArtifactRecord) -> dict[str, Any]:
     dates = [str(d) for d in record.properties.get("dates", [])]
     return {
         "id": record.id,
@@ -73,7 +73,7 @@ def _set_summary(ctx: Context, record: ArtifactRecord) -> dict[str, Any]:
     }
 
 
-def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
+def lineage_report(ctx: Context | ReadContext, model: str, version: int) -> dict[str, Any]:
     """What ``model@version`` was made from and what became of it.
 
     The chain: the raw partitions of its training window (source and day) → the Delta table
@@ -169,7 +169,7 @@ def lineage_report(ctx: Context, model: str, version: int) -> dict[str, Any]:
     }
 
 
-def _holdout_of(ctx: Context, evaluation: LineageNode) -> ArtifactRecord | None:
+def _holdout_of(ctx: Context | ReadContext, evaluation: LineageNode) -> ArtifactRecord | None:
     """The holdout training set an evaluation scored (an input of its run)."""
     if evaluation.run_id is None:
         return None

@@ -56,3 +56,11 @@ def unknown_artifact(artifact_id: str, kinds: Sequence[str]) -> NotFound:
         f"no artifact {artifact_id!r} and no similar id; {recorded} "
         "(list them with find_artifacts(kind))"
     )
+
+
+def unknown_run(run_id: str, newest: Sequence[tuple[str, str, str]]) -> NotFound:
+    """No run ``run_id``; ``newest`` are the newest runs' (id, step, status), newest first."""
+    if not newest:
+        return NotFound(f"no run {run_id!r}: no runs are recorded yet")
+    listed = ", ".join(f"{i} ({step}, {status})" for i, step, status in newest)
+    return NotFound(f"no run {run_id!r}; the newest runs are {listed}")

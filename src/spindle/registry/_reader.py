@@ -19,6 +19,7 @@ from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
     DeploymentRecord,
+    LineageGraph,
     ModelVersionRecord,
     RunRecord,
 )
@@ -66,6 +67,16 @@ class RegistryReader(Protocol):
 
     def latest_artifact(self, kind: str, **properties: Any) -> ArtifactRecord | None:
         """The most recently recorded artifact of ``kind`` matching ``properties``, or None."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return run ``run_id``; NotFound names the newest runs."""
+        ...
+
+    def lineage(
+        self, artifact_id: str, *, direction: str = "both", max_depth: int = 20
+    ) -> LineageGraph:
+        """Walk lineage from ``artifact_id``: ``upstream`` (inputs), ``downstream`` or ``both``."""
         ...
 
     def runs(

@@ -13,9 +13,10 @@ import psutil
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spindle.core import NotFound, RegistryError
+from spindle.core import RegistryError
 from spindle.registry._artifacts import artifact_row, record_artifact
 from spindle.registry._lineage import add_edge, require_artifacts
+from spindle.registry._not_found import unknown_run
 from spindle.registry._records import FINAL_RUN_STATUSES, RUN_STATUSES, RunRecord
 from spindle.registry._schema import RunArtifactRow, RunRow, utc_now
 from spindle.registry._values import json_safe
@@ -31,11 +32,8 @@ def run_row(session: Session, run_id: str, *, lock: bool = False) -> RunRow:
     row = session.scalar(stmt.with_for_update() if lock else stmt)
     if row is not None:
         return row
-    newest = list(session.scalars(select(RunRow).order_by(RunRow.seq.desc()).limit(3)))
-    if not newest:
-        raise NotFound(f"no run {run_id!r}: no runs are recorded yet")
-    listed = ", ".join(f"{r.id} ({r.step}, {r.status})" for r in newest)
-    raise NotFound(f"no run {run_id!r}; the newest runs are {listed}")
+    newest = session.scalars(select(RunRow).order_by(RunRow.seq.desc()).limit(3))
+    raise unknown_run(run_id, [(r.id, r.step, r.status) for r in newest])
 
 
 def start(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +24,7 @@ from spindle.registry._not_found import (
     similar_artifacts,
     unknown_artifact,
     unknown_model,
+    unknown_run,
     unknown_version,
 )
 from spindle.registry._records import (
@@ -31,10 +32,13 @@ from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
     DeploymentRecord,
+    LineageEdge,
+    LineageGraph,
     ModelVersionRecord,
     RunRecord,
 )
 from spindle.registry._values import json_safe, same_value
+from spindle.registry._walk import chunks, walk_graph
 
 BUSY_TIMEOUT_S = 30.0
 
@@ -82,6 +86,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "host",
     ),
     "run_artifacts": ("run_id", "role", "artifact_id", "position"),
+    "lineage_edges": ("parent_id", "child_id", "relation"),
     "deployments": (
         "seq",
         "model",
@@ -333,26 +338,63 @@ class SQLiteReader:
             for row in rows
         ]
 
+    @staticmethod
+    def _artifact_or_raise(conn: sqlite3.Connection, artifact_id: str) -> ArtifactRecord:
+        sql = f"SELECT {_ARTIFACT} FROM artifacts WHERE id = ?"
+        row = conn.execute(sql, (artifact_id,)).fetchone()
+        if row is not None:
+            return _artifact(row)
+        for prefix in id_prefixes(artifact_id):
+            # as SQLAlchemy's startswith(autoescape=True): LIKE with '/' escaping % and _
+            pattern = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+            where = "FROM artifacts WHERE id LIKE ? ESCAPE '/'"
+            count = conn.execute(f"SELECT count(*) {where}", (pattern,)).fetchone()[0]
+            if count:
+                sql = f"SELECT id {where} ORDER BY seq DESC LIMIT 5"
+                newest = [r["id"] for r in conn.execute(sql, (pattern,))]
+                raise similar_artifacts(artifact_id, prefix, newest, count)
+        kinds = [
+            r["kind"] for r in conn.execute("SELECT DISTINCT kind FROM artifacts ORDER BY kind")
+        ]
+        raise unknown_artifact(artifact_id, kinds)
+
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         """Return the artifact ``artifact_id``; NotFound lists similar ids that exist."""
         with self._read() as conn:
-            sql = f"SELECT {_ARTIFACT} FROM artifacts WHERE id = ?"
-            row = conn.execute(sql, (artifact_id,)).fetchone()
-            if row is not None:
-                return _artifact(row)
-            for prefix in id_prefixes(artifact_id):
-                # as SQLAlchemy's startswith(autoescape=True): LIKE with '/' escaping % and _
-                pattern = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
-                where = "FROM artifacts WHERE id LIKE ? ESCAPE '/'"
-                count = conn.execute(f"SELECT count(*) {where}", (pattern,)).fetchone()[0]
-                if count:
-                    sql = f"SELECT id {where} ORDER BY seq DESC LIMIT 5"
-                    newest = [r["id"] for r in conn.execute(sql, (pattern,))]
-                    raise similar_artifacts(artifact_id, prefix, newest, count)
-            kinds = [
-                r["kind"] for r in conn.execute("SELECT DISTINCT kind FROM artifacts ORDER BY kind")
-            ]
-            raise unknown_artifact(artifact_id, kinds)
+            return self._artifact_or_raise(conn, artifact_id)
+
+    def lineage(
+        self, artifact_id: str, *, direction: str = "both", max_depth: int = 20
+    ) -> LineageGraph:
+        """Walk lineage from ``artifact_id``: ``upstream`` (inputs), ``downstream`` or ``both``."""
+        with self._read() as conn:
+
+            def edges_of(ids: Sequence[str], upstream: bool) -> list[LineageEdge]:
+                near, far = ("child_id", "parent_id") if upstream else ("parent_id", "child_id")
+                marks = ", ".join("?" * len(ids))
+                sql = (
+                    "SELECT parent_id, child_id, relation FROM lineage_edges "
+                    f"WHERE {near} IN ({marks}) ORDER BY {far}, relation, {near}"
+                )
+                return [LineageEdge(*row) for row in conn.execute(sql, list(ids))]
+
+            def artifacts_of(ids: Sequence[str]) -> dict[str, ArtifactRecord]:
+                marks = ", ".join("?" * len(ids))
+                sql = f"SELECT {_ARTIFACT} FROM artifacts WHERE id IN ({marks})"
+                return {row["id"]: _artifact(row) for row in conn.execute(sql, list(ids))}
+
+            root = self._artifact_or_raise(conn, artifact_id)
+            return walk_graph(root, direction, max_depth, edges_of, artifacts_of)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """Return run ``run_id``; NotFound names the newest runs."""
+        with self._read() as conn:
+            runs = self._runs(conn, "WHERE id = ?", [run_id])
+            if runs:
+                return runs[0]
+            sql = "SELECT id, step, status FROM runs ORDER BY seq DESC LIMIT 3"
+            newest = [(r["id"], r["step"], r["status"]) for r in conn.execute(sql)]
+            raise unknown_run(run_id, newest)
 
     def _matching(
         self, kind: str | None, properties: dict[str, Any], *, newest_first: bool
@@ -410,24 +452,26 @@ class SQLiteReader:
             if value is not None:
                 conditions.append(f"{column} = ?")
                 params.append(value)
-        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-        sql = f"SELECT {_RUN} FROM runs{where} ORDER BY seq DESC"
-        if limit is not None:
-            sql += f" LIMIT {int(limit)}"
+        where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+        tail = "" if limit is None else f" LIMIT {int(limit)}"
         with self._read() as conn:
-            rows = conn.execute(sql, params).fetchall()
-            io: dict[tuple[str, str], list[str]] = {}
-            ids = [row["id"] for row in rows]
-            for start in range(0, len(ids), 500):  # SQLite's limit on bound parameters
-                chunk = ids[start : start + 500]
-                marks = ", ".join("?" * len(chunk))
-                links = conn.execute(
-                    "SELECT run_id, role, artifact_id FROM run_artifacts "
-                    f"WHERE run_id IN ({marks}) ORDER BY position",
-                    chunk,
-                )
-                for link in links:
-                    io.setdefault((link["run_id"], link["role"]), []).append(link["artifact_id"])
+            return self._runs(conn, f"{where} ORDER BY seq DESC{tail}", params)
+
+    @staticmethod
+    def _runs(conn: sqlite3.Connection, clauses: str, params: Sequence[Any]) -> list[RunRecord]:
+        """The runs ``SELECT ... FROM runs {clauses}`` finds, with their inputs and outputs."""
+        rows = conn.execute(f"SELECT {_RUN} FROM runs {clauses}", list(params)).fetchall()
+        io: dict[tuple[str, str], list[str]] = {}
+        ids = [row["id"] for row in rows]
+        for chunk in chunks(ids):
+            marks = ", ".join("?" * len(chunk))
+            links = conn.execute(
+                "SELECT run_id, role, artifact_id FROM run_artifacts "
+                f"WHERE run_id IN ({marks}) ORDER BY position",
+                list(chunk),
+            )
+            for link in links:
+                io.setdefault((link["run_id"], link["role"]), []).append(link["artifact_id"])
         return [_run(row, io) for row in rows]
 
     def deployments(
