@@ -26,7 +26,9 @@ from spindle.data import (
     check_day,
     check_event_times,
     drop_duplicate_keys,
+    list_partition_dates,
     read_source_day,
+    undeclared_files,
 )
 
 DAYS = 5
@@ -107,8 +109,12 @@ def test_declarations_load_and_match_the_simulator_layout(shop: Path) -> None:
         ["searches", "impressions", "purchases", "products", "users", "fx_rates", "fraud_flags"]
     )
     assert {s.allowed_lateness_s for s in sources.values() if s.event_time} == {3 * 86400}
-    # The workspace made by `spindle init` carries them.
+    # The workspace made by `spindle init` carries them, and they cover every file written.
     assert sorted(load_sources(shop)) == sorted(sources)
+    assert undeclared_files(shop, sources.values()) == []
+    assert list_partition_dates(shop, sources["purchases"]) == [
+        (START + dt.timedelta(days=i)).isoformat() for i in range(DAYS)
+    ]
 
 
 def test_declared_path_agrees_with_todays_ingest_on_every_day_and_source(shop: Path) -> None:
