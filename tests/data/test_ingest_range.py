@@ -137,3 +137,26 @@ def test_undo_removes_the_day_keeps_history_and_allows_a_real_reingest(ws: Path)
         assert _rows_metric(ctx) == {"2026-01-01", "2026-01-02", "2026-01-03"}
     assert _ingest(ws, "--undo", "--date", "2026-01-03")[0] == 0  # a re-ingested day undoes again
     assert _rows(ws, "raw/searches", "2026-01-03") == 0
+
+
+def test_files_no_source_reads_are_said_never_silently_ignored(ws: Path) -> None:
+    """An export spindle does not know (a new table, a CSV dropped beside the Parquet) is
+    listed as unread with a warning; a day made only of such files is 'no raw data' naming them."""
+    (ws / "raw" / "orders").mkdir()
+    (ws / "raw" / "orders" / "2026-01-01.csv").write_text("order_id,amount\no1,3.5\n")
+    (ws / "raw" / "searches" / "date=2026-01-01" / "extra.csv").write_text("a\n1\n")
+    code, out, err = _ingest(ws, "--date", "2026-01-01", "--json")
+    assert code == 0, err
+    (day,) = json.loads(out)
+    assert day["unread_files"] == ["orders/2026-01-01.csv", "searches/date=2026-01-01/extra.csv"]
+    code, _, err = _ingest(ws, "--date", "2026-01-02")
+    assert code == 0 and "not read" not in err  # a day with only known files: no warning
+    code, _, err = _ingest(ws, "--date", "2026-01-01")
+    assert "warning:" in err and "orders/2026-01-01.csv" in " ".join(err.split())
+    (ws / "raw" / "orders" / "2026-01-05.csv").write_text("order_id,amount\no2,1.0\n")
+    code, out, err = _ingest(ws, "--date", "2026-01-05", "--allow-future", "--json")
+    assert code == 1, err
+    (day,) = json.loads(out)
+    assert "spindle does not read: orders/2026-01-05.csv" in day["error"]
+    with Context.open(ws) as ctx:  # nothing recorded for the day nobody could read
+        assert not [r for r in ctx.store.runs(step="ingest") if r.date == "2026-01-05"]

@@ -57,6 +57,15 @@ def ingest(
         emit_json(out)
     else:
         _ingest_table(out)
+    for o in out:  # never silently ignored
+        if o.get("unread_files"):
+            files = o["unread_files"]
+            err_console.print(
+                f"[bold yellow]warning:[/] {o['date']}: {len(files)} file(s) not read (no known "
+                f"source): {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if failed:
         err_console.print(
             f"[bold red]error:[/] {len(failed)} of {len(out)} day(s) not ingested: "
@@ -85,6 +94,7 @@ def _ingest_one(ctx: spindle.Context, day: str, allow_future: bool) -> dict[str,
         "notes": list(r.notes),
         "skipped": result.skipped,
         "validation": verdict.verdict,
+        "unread_files": list(result.unread_files),
     }
 
 

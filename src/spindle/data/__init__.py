@@ -15,6 +15,7 @@ if _TYPE_CHECKING:
         ingest_day,
         partition_files,
         raw_fingerprint,
+        unread_files,
     )
     from spindle.data._profile import (
         PROFILE_SCHEMA,
@@ -65,6 +66,7 @@ _LAZY: dict[str, str] = {
     "list_partition_dates": "spindle.data._readers",
     "load_profiles": "spindle.data._profile",
     "partition_files": "spindle.data._ingest",
+    "unread_files": "spindle.data._ingest",
     "profile_day": "spindle.data._profile",
     "profile_relation": "spindle.data._profile",
     "profile_sql": "spindle.data._profile",
@@ -129,5 +131,6 @@ __all__ = [
     "source_files",
     "store_profile",
     "undeclared_files",
+    "unread_files",
     "validate_day",
 ]

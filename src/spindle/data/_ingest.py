@@ -54,6 +54,26 @@ def partition_files(raw_dir: Path, source: str, date: str) -> list[Path]:
     return sorted((raw_dir / source / f"date={date}").glob("*.parquet"))
 
 
+def unread_files(raw_dir: Path, date: str) -> list[Path]:
+    """Files of ``date`` under ``raw_dir`` that ingest does not read (to warn, never to ignore).
+
+    A file belongs to ``date`` when the day appears in its path (``date=2026-01-01/``,
+    ``2026-01-01.csv``, ...); it is unread when it is not a Parquet file of a known source's
+    partition (``INGEST_ORDER``).
+    """
+    read = {f for source in INGEST_ORDER for f in partition_files(raw_dir, source, date)}
+    if not raw_dir.is_dir():
+        return []
+    return sorted(
+        path
+        for path in raw_dir.rglob("*")
+        if path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(raw_dir).parts)
+        and date in path.relative_to(raw_dir).as_posix()
+        and path not in read
+    )
+
+
 def _read(files: list[Path]) -> pa.Table:
     tables = []
     for file in files:

@@ -20,6 +20,7 @@ from spindle.data import (
     partition_files,
     raw_fingerprint,
     remove_day,
+    unread_files,
     validate_day,
 )
 from spindle.features import catch_up_online, compute_features, pin_versions
@@ -36,6 +37,9 @@ class DayIngest:
     result: IngestResult
     features: tuple[TableVersion, ...]
     skipped: bool
+    # files of the day under the raw folder that ingest did not read (relative to it): said,
+    # never silently ignored
+    unread_files: tuple[str, ...] = ()
 
 
 def _raw_partitions(ctx: Context, date: str) -> list[RawPartition]:
@@ -76,10 +80,18 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
     ws = ctx.workspace
     _refuse_future(date, allow_future)
     partitions = _raw_partitions(ctx, date)
+    unread = tuple(p.relative_to(ws.raw_dir).as_posix() for p in unread_files(ws.raw_dir, date))
     if not partitions:
+        found = (
+            f" Found {len(unread)} file(s) of that day that spindle does not read: "
+            f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''} (known sources: "
+            f"{', '.join(INGEST_ORDER)})."
+            if unread
+            else ""
+        )
         raise DataError(
             f"no raw data for {date}: no source has a partition {ws.raw_dir}/<source>/date={date}/; "
-            "export (or `spindle simulate`) that day first. Nothing was recorded."
+            f"export (or `spindle simulate`) that day first. Nothing was recorded.{found}"
         )
     # After `spindle ingest --undo`, the same raw files must load again: the undo count is part
     # of the identity (absent before any undo, so earlier keys are unchanged).
@@ -116,7 +128,7 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
         inputs=[t.id for t in result.tables],
         rebuild=lambda artifacts: tuple(artifacts),
     )
-    return DayIngest(result, feats.value, loaded.skipped and feats.skipped)
+    return DayIngest(result, feats.value, loaded.skipped and feats.skipped, unread)
 
 
 def _materialize(ctx: Context, date: str, rows: dict[str, pa.Table]) -> None:
