@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from spindle.core._lazy import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.core._artifacts import (
@@ -64,6 +64,7 @@ if _TYPE_CHECKING:
         sha256_json,
     )
     from spindle.core._killpoints import KILL_ENV, kill_point
+    from spindle.core._lazy import lazy_names
     from spindle.core._progress import Progress, ProgressEvent, step_progress
     from spindle.core._sources import SourceDeclaration, check_order, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
@@ -123,6 +124,7 @@ _LAZY: dict[str, str] = {
     "current_version": "spindle.core._delta",
     "file_lock": "spindle.core._atomic",
     "kill_point": "spindle.core._killpoints",
+    "lazy_names": "spindle.core._lazy",
     "load_sources": "spindle.core._sources",
     "load_yaml_model": "spindle.core._yaml",
     "open_dataset": "spindle.core._delta",
@@ -137,17 +139,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
@@ -202,6 +194,7 @@ __all__ = [
     "current_version",
     "file_lock",
     "kill_point",
+    "lazy_names",
     "load_sources",
     "load_yaml_model",
     "open_dataset",

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from importlib import import_module as _import_module
 from typing import TYPE_CHECKING as _TYPE_CHECKING
-from typing import Any as _Any
+
+from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.data._checks import Anomaly
@@ -39,7 +39,13 @@ if _TYPE_CHECKING:
     from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
     from spindle.data._shedding import shed_mask
     from spindle.data._undo import IngestUndo, remove_day
-    from spindle.data._validate import HISTORY_DAYS, ValidationReport, report_json, validate_day
+    from spindle.data._validate import (
+        HISTORY_DAYS,
+        ValidationAccept,
+        ValidationReport,
+        report_json,
+        validate_day,
+    )
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
@@ -56,6 +62,7 @@ _LAZY: dict[str, str] = {
     "SCHEMAS": "spindle.data._schemas",
     "SourceRead": "spindle.data._readers",
     "SourceSchema": "spindle.data._schemas",
+    "ValidationAccept": "spindle.data._validate",
     "ValidationReport": "spindle.data._validate",
     "apply_rules": "spindle.data._row_rules",
     "check_day": "spindle.data._ingest",
@@ -83,17 +90,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> _Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(_import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
@@ -109,6 +106,7 @@ __all__ = [
     "IngestUndo",
     "SourceRead",
     "SourceSchema",
+    "ValidationAccept",
     "ValidationReport",
     "apply_rules",
     "check_day",
