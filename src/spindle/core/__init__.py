@@ -66,13 +66,14 @@ if _TYPE_CHECKING:
     from spindle.core._killpoints import KILL_ENV, kill_point
     from spindle.core._lazy import lazy_names
     from spindle.core._progress import Progress, ProgressEvent, step_progress
-    from spindle.core._sources import SourceDeclaration, check_order, load_sources
+    from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "PACKAGE_SCHEME": "spindle.core._sources",
     "Artifact": "spindle.core._artifacts",
     "ConfigError": "spindle.core._errors",
     "DataError": "spindle.core._errors",
@@ -144,6 +145,7 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "KILL_ENV",
+    "PACKAGE_SCHEME",
     "WORKSPACE_FILE",
     "Artifact",
     "ConfigError",

@@ -27,17 +27,11 @@ from spindle.core import (
     sha256_json,
     write_partition,
 )
+from spindle.data._readers import REJECTED_SCHEMA
 from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, TS, SourceSchema
 
-QUARANTINE_SCHEMA = pa.schema(
-    [
-        ("source", pa.string()),
-        ("row_number", pa.int64()),
-        ("reason", pa.string()),
-        ("row_json", pa.string()),
-        ("date", pa.string()),
-    ]
-)
+# The quarantine table holds what the readers set aside: one schema for both.
+QUARANTINE_SCHEMA = REJECTED_SCHEMA
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spindle.core import SourceDeclaration
-from spindle.core._sources import PACKAGE_SCHEME
+from spindle.core import PACKAGE_SCHEME, SourceDeclaration
 from spindle.data._casts import MostlyUnreadable, cast_column
 
 #: Rows set aside while reading or checking a source (the shape of the ``quarantine`` table).

@@ -32,7 +32,7 @@ from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import load_config, model_dir
-from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
+from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 from spindle.train import InputSpec, Ranker, load_weights
 
 MAX_ABS_DIFF = 1e-5

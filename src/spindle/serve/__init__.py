@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
+    from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
     from spindle.serve._process import ServerThread, serve_forever
     from spindle.serve._ranking import RankResult, popularity_scores
     from spindle.serve._repository import (
@@ -45,6 +46,9 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "RESULT_FILE": "spindle.serve._canary",
+    "ROWS_FILE": "spindle.serve._canary",
+    "SCORES_FILE": "spindle.serve._canary",
     "ChecksumMismatch": "spindle.serve._runtime",
     "ModelRuntime": "spindle.serve._runtime",
     "PushResult": "spindle.serve._repository",
@@ -81,6 +85,9 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
+    "RESULT_FILE",
+    "ROWS_FILE",
+    "SCORES_FILE",
     "ChecksumMismatch",
     "ModelRuntime",
     "PushResult",
