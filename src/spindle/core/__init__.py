@@ -65,6 +65,21 @@ if _TYPE_CHECKING:
     )
     from spindle.core._killpoints import KILL_ENV, kill_point
     from spindle.core._lazy import lazy_names
+    from spindle.core._model_package import (
+        MANIFEST_FILE,
+        MODEL_FILE,
+        REQUIRED_FILES,
+        SERVING_FILES,
+        TRANSFORM_FILE,
+        ModelPackage,
+        manifest_file,
+        model_file,
+        read_package,
+        read_transform_text,
+        transform_file,
+        verify_package,
+        write_package,
+    )
     from spindle.core._progress import Progress, ProgressEvent, step_progress
     from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
@@ -73,6 +88,19 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "MANIFEST_FILE": "spindle.core._model_package",
+    "MODEL_FILE": "spindle.core._model_package",
+    "REQUIRED_FILES": "spindle.core._model_package",
+    "SERVING_FILES": "spindle.core._model_package",
+    "TRANSFORM_FILE": "spindle.core._model_package",
+    "ModelPackage": "spindle.core._model_package",
+    "manifest_file": "spindle.core._model_package",
+    "model_file": "spindle.core._model_package",
+    "read_package": "spindle.core._model_package",
+    "read_transform_text": "spindle.core._model_package",
+    "transform_file": "spindle.core._model_package",
+    "verify_package": "spindle.core._model_package",
+    "write_package": "spindle.core._model_package",
     "PACKAGE_SCHEME": "spindle.core._sources",
     "Artifact": "spindle.core._artifacts",
     "ConfigError": "spindle.core._errors",
@@ -145,7 +173,12 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "KILL_ENV",
+    "MANIFEST_FILE",
+    "MODEL_FILE",
     "PACKAGE_SCHEME",
+    "REQUIRED_FILES",
+    "SERVING_FILES",
+    "TRANSFORM_FILE",
     "WORKSPACE_FILE",
     "Artifact",
     "ConfigError",
@@ -158,6 +191,7 @@ __all__ = [
     "GateDecision",
     "IngestResult",
     "ModelConfig",
+    "ModelPackage",
     "ModelServingConfig",
     "ModelVersion",
     "NotFound",
@@ -199,13 +233,20 @@ __all__ = [
     "lazy_names",
     "load_sources",
     "load_yaml_model",
+    "manifest_file",
+    "model_file",
     "open_dataset",
     "parse_overrides",
+    "read_package",
+    "read_transform_text",
     "sha256_bytes",
     "sha256_dir",
     "sha256_file",
     "sha256_json",
     "step_progress",
     "table_exists",
+    "transform_file",
+    "verify_package",
+    "write_package",
     "write_partition",
 ]

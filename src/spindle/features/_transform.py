@@ -261,7 +261,9 @@ class Transform:
                 ColumnEncoding(**{**e, "vocab": tuple(e["vocab"])}) for e in payload["encodings"]
             ]
         except (ValueError, KeyError, TypeError) as exc:
-            raise FeatureError(f"not a valid transform.json: {exc}") from exc
+            raise FeatureError(
+                f"not a valid transform (the transform file of a model version): {exc}"
+            ) from exc
         return cls(encodings, int(payload["text_vocab_size"]))
 
     def columns(self) -> list[str]:

@@ -8,12 +8,20 @@ trained twice, the Delta tables open, and serving routes to what the registry ca
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from spindle.core import DataError, ServingError, current_version, sha256_file, table_exists
+from spindle.core import (
+    DataError,
+    ServingError,
+    current_version,
+    manifest_file,
+    model_file,
+    read_package,
+    sha256_file,
+    table_exists,
+)
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._deploy import deploy, pending_deployments, resolve_pending
 from spindle.serve import Routing, read_routing
@@ -81,12 +89,16 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
             if record.status != "ready" or record.artifact_id is None:
                 continue
             uri = Path(ctx.store.get_artifact(record.artifact_id).uri)
-            manifest_path = uri / "manifest.json"
+            manifest_path = manifest_file(uri)
             if not manifest_path.is_file():
                 problems.append(Problem("missing_file", subject, f"{manifest_path} is missing"))
                 continue
-            manifest = json.loads(manifest_path.read_text())
-            for name, digest in manifest.get("files", {}).items():
+            try:
+                manifest = read_package(uri)
+            except ServingError as exc:
+                problems.append(Problem("missing_file", subject, str(exc)))
+                continue
+            for name, digest in manifest.files.items():
                 file = uri / name
                 if not file.is_file():
                     problems.append(Problem("missing_file", subject, f"{file} is missing"))
@@ -96,9 +108,9 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
                     )
             identity = (
                 record.date,
-                manifest.get("training_set", {}).get("id"),
+                manifest.training_set_id,
                 record.base_version,
-                manifest.get("config_hash"),
+                manifest.config_hash,
             )
             if identity in seen:
                 problems.append(
@@ -166,7 +178,7 @@ def _check_model_serving(ctx: Context, model: str, fix: bool) -> list[Problem]:
         return [_repair(ctx, model, production, fix, "corrupt_routing", str(exc))]
     problems = []
     for version in sorted(routing.weights):
-        if not (repo / model / str(version) / "model.onnx").is_file():
+        if not model_file(repo / model / str(version)).is_file():
             problems.append(
                 Problem(
                     "routing",
@@ -195,7 +207,7 @@ def _repair(
             f"{message}; the registry has no production version: "
             f"pick one with `spindle route {model} VERSION=1`",
         )
-    if not (repo / model / str(production) / "model.onnx").is_file():
+    if not model_file(repo / model / str(production)).is_file():
         return Problem(
             kind,
             model,
@@ -206,13 +218,13 @@ def _repair(
         d
         for d in ctx.store.deployments(model, status="done")
         if d.main == production
-        and all((repo / model / str(v) / "model.onnx").is_file() for v in d.weights)
+        and all(model_file(repo / model / str(v)).is_file() for v in d.weights)
     ]
     if done:
         weights, previous = done[-1].weights, done[-1].previous
     else:  # pushed before deployments were recorded: production alone, previous from the alias
         weights, previous = {production: 1.0}, ctx.store.get_alias(model, "previous")
-        kept = previous is not None and (repo / model / str(previous) / "model.onnx").is_file()
+        kept = previous is not None and model_file(repo / model / str(previous)).is_file()
         if previous == production or not kept:
             previous = None
     if not fix:

@@ -15,6 +15,7 @@ from spindle.core import (
     Evaluation,
     Progress,
     atomic_write_json,
+    read_package,
     sha256_file,
     sha256_json,
 )
@@ -34,8 +35,7 @@ from spindle.serve import ModelRuntime
 
 def _pins(ctx: Context, model: str, version: int, default: list[str]) -> list[str]:
     """The features a version was trained on (its manifest), ``default`` for an old manifest."""
-    manifest = json.loads((model_dir(ctx, model, version) / "manifest.json").read_text())
-    return list(manifest.get("features") or default)
+    return read_package(model_dir(ctx, model, version)).features or list(default)
 
 
 def _holdout_config(ctx: Context, loaded: LoadedConfig, pins: list[str]) -> LoadedConfig:

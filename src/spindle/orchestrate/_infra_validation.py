@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 import torch
 
-from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError
+from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError, read_transform_text
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import load_config, model_dir
@@ -101,7 +101,7 @@ def _run_canary(
 
 
 def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) -> np.ndarray:
-    transform = Transform.from_json((version / "transform.json").read_text())
+    transform = Transform.from_json(read_transform_text(version))
     model = Ranker(InputSpec.from_dict(transform.input_spec()), config.training)
     model.load_state_dict(load_weights(version))
     model.eval()

@@ -13,12 +13,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spindle.core import (
+    MODEL_FILE,
+    TRANSFORM_FILE,
     ModelConfig,
     TableVersion,
     TrainingSet,
     ValidationFailed,
-    sha256_file,
     sha256_json,
+    transform_file,
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows
 from spindle.orchestrate._context import Context
@@ -105,14 +107,14 @@ def fresh_scratch(path: Path) -> Path:
 
 def copy_trained_files(
     scratch: Path, weights_name: str, transform_json: str, dest: Path
-) -> dict[str, str]:
+) -> list[str]:
     """Copy a trained model (ONNX, weights, input spec) from ``scratch`` into ``dest`` with its
-    transform; return the sha256 of every file, for the manifest."""
-    names = ("model.onnx", weights_name, "input_spec.json")
+    transform; return the names of the files, for the manifest (``write_package``)."""
+    names = (MODEL_FILE, weights_name, "input_spec.json")
     for name in names:
         shutil.copy2(scratch / name, dest / name)
-    (dest / "transform.json").write_text(transform_json)
-    return {name: sha256_file(dest / name) for name in (*names, "transform.json")}
+    transform_file(dest).write_text(transform_json)
+    return [*names, TRANSFORM_FILE]
 
 
 def build_training_set(

@@ -10,7 +10,6 @@ by every later evaluation of the same version.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,10 +25,12 @@ from spindle.core import (
     Progress,
     ServingError,
     atomic_directory,
-    atomic_write_json,
     file_lock,
+    read_package,
+    read_transform_text,
     sha256_json,
     step_progress,
+    write_package,
 )
 from spindle.features import Transform, stream_rows
 from spindle.orchestrate._context import Context
@@ -115,7 +116,7 @@ def train_replicas(
     if k < 1:
         raise ValueError(f"replicas must be at least 1 (the version itself), got {k}")
     source = model_dir(ctx, model, version)
-    manifest = json.loads((source / "manifest.json").read_text())
+    manifest = read_package(source).to_json()
     config = ModelConfig.model_validate(manifest["config"])
     rows: list[pa.Table] = []  # loaded once, only when a replica has to be trained
     replicas = []
@@ -202,7 +203,7 @@ def _train_replica(
     progress: Callable[[int, int], None] | None = None,
 ) -> None:
     # the version's transform, fitted (or inherited) exactly as for the version itself
-    transform_json = (source / "transform.json").read_text()
+    transform_json = read_transform_text(source)
     transform = Transform.from_json(transform_json)
     inputs = transform.transform(table)
     labels, _ = labels_and_groups(table, config)
@@ -226,9 +227,9 @@ def _train_replica(
         progress=progress,
     )
     with atomic_directory(path) as tmp:
-        files = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)
-        atomic_write_json(
-            tmp / "manifest.json",
+        names = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)
+        write_package(
+            tmp,
             {
                 "model": config.name,
                 "version": manifest["version"],
@@ -239,8 +240,8 @@ def _train_replica(
                 "training_set": manifest["training_set"]["id"],
                 "final_loss": result.final_loss,
                 "seconds": result.seconds,
-                "files": files,
             },
+            names,
         )
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.rmtree(checkpoints, ignore_errors=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import platform
 import shutil
@@ -21,12 +20,15 @@ from spindle.core import (
     ModelConfig,
     ModelVersion,
     Progress,
+    ServingError,
     TrainingError,
     TrainingSet,
     atomic_directory,
-    atomic_write_json,
+    read_package,
+    read_transform_text,
     sha256_json,
     step_progress,
+    write_package,
 )
 from spindle.features import Transform
 from spindle.orchestrate._context import Context, production_before
@@ -174,20 +176,18 @@ def _existing_version(
             continue
         path = model_dir(ctx, model, record.version)
         try:
-            manifest = json.loads((path / "manifest.json").read_text())
-        except (OSError, ValueError):
+            manifest = read_package(path)
+        except ServingError:
             continue
-        same_set = manifest.get("training_set", {}).get("id") == trainset_id
-        if same_set and manifest.get("config_hash") == config_hash:
-            files = manifest["files"]
+        if manifest.training_set_id == trainset_id and manifest.config_hash == config_hash:
             return ModelVersion(
                 model,
                 record.version,
                 str(path),
-                sha256_json(files),
+                sha256_json(manifest.files),
                 date,
                 base,
-                manifest.get("metrics", {}),
+                manifest.metrics,
             )
     return None
 
@@ -226,7 +226,7 @@ def _train_version(
     else:
         table = pq.read_table(trainset.uri)
         if base_dir is not None:
-            transform = Transform.from_json((base_dir / "transform.json").read_text())
+            transform = Transform.from_json(read_transform_text(base_dir))
         else:
             transform = Transform.fit(table, loaded.definitions)
         inputs = transform.transform(table)
@@ -261,8 +261,8 @@ def _train_version(
         "peak_rows_held": result.peak_rows_held,
     }
     with atomic_directory(final) as tmp:
-        files = copy_trained_files(scratch, result.weights_path.name, transform.to_json(), tmp)
-        manifest = {
+        names = copy_trained_files(scratch, result.weights_path.name, transform.to_json(), tmp)
+        fields = {
             "model": cfg.name,
             "version": version,
             "date": date,
@@ -287,14 +287,13 @@ def _train_version(
             "hardware": {"machine": platform.machine(), "cpus": os.cpu_count()},
             "seed": cfg.training.seed,
             "threads": cfg.training.threads,
-            "files": files,
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
             "code_version": _code_version(),
             "packages": _packages(),
             "python": platform.python_version(),
             "machine": platform.machine(),
         }
-        atomic_write_json(tmp / "manifest.json", manifest)
+        files = write_package(tmp, fields, names).files
     shutil.rmtree(scratch, ignore_errors=True)
     shutil.rmtree(checkpoints, ignore_errors=True)
     artifact = ModelVersion(cfg.name, version, str(final), sha256_json(files), date, base, metrics)
@@ -324,7 +323,7 @@ def _train_streamed(
     cfg = loaded.config
     path = Path(trainset.uri)
     if base_dir is not None:
-        transform = Transform.from_json((base_dir / "transform.json").read_text())
+        transform = Transform.from_json(read_transform_text(base_dir))
     else:
         columns = sorted({d.column for d in loaded.definitions})
         batches = pq.ParquetFile(path).iter_batches(batch_size=65_536, columns=columns)

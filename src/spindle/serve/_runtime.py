@@ -8,12 +8,23 @@ loaded (no window in which a file could change between the check and the load).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spindle.core import FeatureError, ServingError, sha256_bytes, sha256_file
+from spindle.core import MANIFEST_FILE as MANIFEST_FILE
+from spindle.core import MODEL_FILE as MODEL_FILE
+from spindle.core import (
+    REQUIRED_FILES,
+    FeatureError,
+    ModelPackage,
+    ServingError,
+    read_package,
+    sha256_bytes,
+    verify_package,
+)
+from spindle.core import SERVING_FILES as SERVING_FILES
+from spindle.core import TRANSFORM_FILE as TRANSFORM_FILE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -23,13 +34,9 @@ if TYPE_CHECKING:
 
 # onnxruntime, numpy, pyarrow and the transform are imported where a model is loaded or run:
 # the repository (and `spindle models list`, which reads routing through it) needs none of them.
-
-MODEL_FILE = "model.onnx"
-TRANSFORM_FILE = "transform.json"
-MANIFEST_FILE = "manifest.json"
-#: The files a serving copy of a model version holds (besides the generated config.pbtxt).
-SERVING_FILES = (MODEL_FILE, TRANSFORM_FILE, MANIFEST_FILE)
-_REQUIRED = (MODEL_FILE, TRANSFORM_FILE)
+# The package's file names and manifest belong to spindle.core (_model_package); they are
+# re-exported here for serve's callers.
+_REQUIRED = REQUIRED_FILES
 SCORE_OUTPUT = "score"
 
 # onnxruntime type strings -> KServe V2 datatypes
@@ -64,38 +71,12 @@ class TensorSpec:
 
 
 def read_manifest(version_dir: str | Path) -> dict[str, Any]:
-    """Read and check the shape of ``manifest.json`` of a model version.
+    """Read and check the shape of the manifest of a model version (see ``read_package``).
 
     Raises:
         ServingError: the manifest is missing, not JSON, or lacks model/version/files.
     """
-    path = Path(version_dir) / MANIFEST_FILE
-    try:
-        manifest = json.loads(path.read_text("utf-8"))
-    except FileNotFoundError as exc:
-        raise ServingError(f"{path}: missing; a model version directory needs a manifest") from exc
-    except (OSError, ValueError) as exc:
-        raise ServingError(f"{path}: unreadable manifest: {exc}") from exc
-    return _check_manifest(manifest, path)
-
-
-def _check_manifest(manifest: Any, path: Path) -> dict[str, Any]:
-    if not isinstance(manifest, dict):
-        raise ServingError(f"{path}: expected a JSON object, found {type(manifest).__name__}")
-    problems = []
-    if not isinstance(manifest.get("model"), str):
-        problems.append("`model` must be a string")
-    version = manifest.get("version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        problems.append(f"`version` must be a positive integer, found {version!r}")
-    files = manifest.get("files")
-    if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
-        problems.append("`files` must map file names to sha256 hex digests")
-    else:
-        problems += [f"`files` lacks {name}" for name in _REQUIRED if name not in files]
-    if problems:
-        raise ServingError(f"{path}: invalid manifest: {'; '.join(problems)}")
-    return manifest
+    return read_package(version_dir).to_json()
 
 
 def _read_verified(version_dir: Path, name: str, expected: str) -> bytes:
@@ -129,27 +110,15 @@ def verify_files(version_dir: str | Path, manifest: dict[str, Any]) -> dict[str,
         ChecksumMismatch: a needed file is missing or a file's sha256 differs.
     """
     root = Path(version_dir)
-    checked: dict[str, str] = {}
-    for name, expected in sorted(manifest["files"].items()):
-        path = _safe_child(root, name)
-        if name not in _REQUIRED and not path.exists():
-            continue
-        if not path.is_file():
-            raise ChecksumMismatch(f"{path}: missing; the manifest expects sha256 {expected}")
-        found = sha256_file(path)
-        if found != expected:
-            raise ChecksumMismatch(
-                f"{path}: sha256 mismatch: the manifest expects {expected}, found {found}"
-            )
-        checked[name] = found
-    return checked
-
-
-def _safe_child(root: Path, name: str) -> Path:
-    path = root / name
-    if Path(name).is_absolute() or ".." in Path(name).parts:
-        raise ServingError(f"{root / MANIFEST_FILE}: file name {name!r} leaves the version dir")
-    return path
+    package = ModelPackage(root, manifest)
+    problems = verify_package(root, package, only_present=True)
+    if problems:
+        raise ChecksumMismatch(problems[0])
+    return {
+        name: digest
+        for name, digest in sorted(package.files.items())
+        if name in _REQUIRED or (root / name).exists()
+    }
 
 
 def _spec(arg: Any) -> TensorSpec:
@@ -194,7 +163,10 @@ class ModelRuntime:
         manifest = read_manifest(path)
         files = manifest["files"]
         # the two serving files are hashed below from the very bytes that get loaded
-        verify_files(path, {"files": {k: v for k, v in files.items() if k not in _REQUIRED}})
+        others = {k: v for k, v in files.items() if k not in _REQUIRED}
+        problems = verify_package(path, ModelPackage(path, {"files": others}), only_present=True)
+        if problems:
+            raise ChecksumMismatch(problems[0])
         model_bytes = _read_verified(path, MODEL_FILE, files[MODEL_FILE])
         transform_bytes = _read_verified(path, TRANSFORM_FILE, files[TRANSFORM_FILE])
         import onnxruntime as ort

@@ -13,11 +13,11 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from spindle.core import TrainingError
+from spindle.core import MODEL_FILE as MODEL_FILE
+from spindle.core import TrainingError, model_file
 from spindle.train._model import Ranker
 from spindle.train._spec import InputSpec
 
-MODEL_FILE = "model.onnx"
 OUTPUT_NAME = "score"
 TOLERANCE = 1e-5
 
@@ -82,7 +82,7 @@ def predict(model_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
     Returns:
         float32 logits, shape ``[N]``.
     """
-    session = _session(Path(model_dir) / MODEL_FILE)
+    session = _session(model_file(model_dir))
     names = [i.name for i in session.get_inputs()]
     result = session.run([OUTPUT_NAME], {name: inputs[name] for name in names})[0]
     return np.asarray(result, dtype=np.float32)
