@@ -148,6 +148,8 @@ def test_a_rewritten_manifest_is_read_again(tmp_path: Path) -> None:
     root = _version(tmp_path)
     write_package(root, FIELDS, [])
     assert read_package(root) is read_package(root)  # parsed once
+    read_package(root).to_json()["metrics"]["final_loss"] = 9.0  # a copy: the cache is intact
+    assert read_package(root).metrics == {"final_loss": 0.5}
     path = root / MANIFEST_FILE
     manifest = json.loads(path.read_text())
     manifest["metrics"] = {"final_loss": 0.25, "seconds": 1.0}

@@ -15,6 +15,7 @@ shared between readers and must not be modified.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -89,8 +90,8 @@ class ModelPackage:
         return self.data.get(key, default)
 
     def to_json(self) -> dict[str, Any]:
-        """The manifest as a plain dict (a copy)."""
-        return dict(self.data)
+        """The manifest as a plain dict (a deep copy: the package itself is shared)."""
+        return copy.deepcopy(dict(self.data))
 
 
 def model_file(directory: str | Path) -> Path:
