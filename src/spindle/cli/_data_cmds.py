@@ -146,18 +146,32 @@ def _undo(days: list[str], reason: str, workspace: str, as_json: bool) -> None:
         )
 
 
-@app.command()
+validate_app = typer.Typer(
+    help="Validate an ingested day; `validate accept` takes a day into the reference window.",
+    no_args_is_help=False,
+)
+app.add_typer(validate_app, name="validate")
+
+
+@validate_app.callback(invoke_without_command=True)
 @handles_errors
 def validate(
-    date: str = typer.Option(..., help="Day to validate (YYYY-MM-DD)."),
+    typer_ctx: typer.Context,
+    date: str | None = typer.Option(None, help="Day to validate (YYYY-MM-DD)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 on WARN too."),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Validate an ingested day against its healthy history: completeness, slices, missing-data
-    bias, statistics (nulls, distribution shift, label rate), duplicates, late rows, schema.
+    """Validate an ingested day against its reference window (the last healthy or accepted days):
+    completeness, slice shares, missing-data bias, statistics (nulls, distribution shift, label
+    rate), duplicates, late rows, schema. A day with too few reference days is a WARN
+    (no_baseline), never a PASS.
 
     Exit code: 0 PASS (and WARN), 1 WARN with --strict, 2 FAIL, 1 for an error."""
+    if typer_ctx.invoked_subcommand is not None:
+        return
+    if date is None:
+        raise typer.BadParameter("give --date D (or `spindle validate accept --date D`)")
     with spindle.Context.open(workspace) as ctx:
         report = spindle.validate(ctx, date)
     if as_json:
@@ -170,9 +184,34 @@ def validate(
         raise typer.Exit(code=1)
 
 
-def _validation_table(date: str, report: Any) -> None:
+@validate_app.command("accept")
+@handles_errors
+def validate_accept(
+    date: str = typer.Option(..., help="Validated day to accept (YYYY-MM-DD)."),
+    reason: str = typer.Option(
+        "accepted as the new normal", help="Why the day is accepted (recorded with the run)."
+    ),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Take a validated (typically FAILed) day into the reference window later days are judged
+    against: for a real, lasting change. The day's own verdict is unchanged."""
+    with spindle.Context.open(workspace) as ctx:
+        accepted = spindle.accept_validation(ctx, date, reason=reason)
+    if as_json:
+        emit_json(accepted.properties())
+        return
     console.print(
-        f"validation of {date}: [bold]{report.verdict.upper()}[/] (history: {len(report.history_days)} days)"
+        f"accepted {accepted.date} (verdict {accepted.verdict.upper()}) into the reference "
+        f"window: {accepted.reason}"
+    )
+
+
+def _validation_table(date: str, report: Any) -> None:
+    reference = ", ".join(f"{d} {report.history_verdicts.get(d, '?')}" for d in report.history_days)
+    console.print(
+        f"validation of {date}: [bold]{report.verdict.upper()}[/] (reference: "
+        f"{len(report.history_days)} days{': ' + reference if reference else ''})"
     )
     table(
         "anomalies",

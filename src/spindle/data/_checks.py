@@ -49,7 +49,12 @@ class Anomaly:
 
 # Thresholds (chosen on the simulator: a healthy week raises none; every fault trips one).
 DROP_FAIL, DROP_WARN, JUMP_WARN = 0.8, 0.88, 1.5
-SLICE_MIN_SHARE, SLICE_SHRINK = 0.02, 0.5
+SLICE_MIN_SHARE = 0.02
+# Slice shares, tested both ways every day (family-wise alpha after Bonferroni over the day's
+# slices): FAIL when the change is large, WARN when moderate, nothing below the WARN floor.
+SHARE_ALPHA_FAIL, SHARE_ALPHA_WARN = 1e-3, 1e-2
+SHARE_REL_FAIL, SHARE_ABS_FAIL = 0.3, 0.08
+SHARE_REL_WARN, SHARE_ABS_WARN = 0.2, 0.05
 PSI_WARN, PSI_FAIL, PSI_MIN_ROWS = 0.15, 0.25, 100
 NULL_RATE_JUMP = 0.05
 BIAS_P_VALUE = 1e-3
@@ -90,42 +95,85 @@ def row_count(source: str, observed: int, past: list[int]) -> list[Anomaly]:
     return []
 
 
-def slice_completeness(
-    dimension: str, source: str, today: dict[str, int], past: list[dict[str, int]]
+def slice_shares(
+    dims: dict[tuple[str, str], tuple[dict[str, int], list[dict[str, int]], float]],
 ) -> list[Anomaly]:
-    """Each slice's share of the day vs its median share over the history."""
-    if len(past) < 2 or not today:
-        return []
-    total = sum(today.values())
+    """Every slice's share of the day vs its median share over the reference, both ways.
+
+    Runs every day, whatever the row count: a slice that grows (a partner's share doubling) is
+    flagged as well as one that shrinks or vanishes. Each slice gets a two-sided binomial test of
+    today's count against the reference share, on counts divided by the cluster size (rows per
+    independent unit: impressions come ~20 to a search); the p-values of all slices tested that
+    day are Bonferroni-corrected together (as the gate's slice intervals are). A significant
+    change is a FAIL when large (``SHARE_REL_FAIL`` relative or ``SHARE_ABS_FAIL`` absolute) and
+    a WARN when moderate (``SHARE_REL_WARN`` / ``SHARE_ABS_WARN``); smaller ones are not alarms.
+
+    Args:
+        dims: per (source, dimension), today's counts by slice, the reference days' counts by
+            slice, and the cluster size.
+    """
+    tested: list[tuple[float, str, str, str, int, float, float]] = []
+    for (source, dimension), (today, past, cluster) in sorted(dims.items()):
+        total = sum(today.values())
+        if len(past) < 2 or not total:
+            continue
+        units = max(round(total / max(cluster, 1.0)), 1)
+        for key in sorted({k for day in past for k in day}):
+            expected = float(
+                statistics.median(day.get(key, 0) / max(sum(day.values()), 1) for day in past)
+            )
+            if expected < SLICE_MIN_SHARE or expected >= 1.0:
+                continue
+            count = today.get(key, 0)
+            observed = count / total
+            hits = min(round(observed * units), units)
+            p_value = float(sps.binomtest(hits, units, expected).pvalue)
+            tested.append((p_value, source, dimension, key, count, expected, observed))
     found = []
-    for key in sorted({k for day in past for k in day}):
-        shares = [day.get(key, 0) / max(sum(day.values()), 1) for day in past]
-        expected = float(statistics.median(shares))
-        observed = today.get(key, 0) / total if total else 0.0
-        if expected < SLICE_MIN_SHARE:
+    for p_value, source, dimension, key, count, expected, observed in tested:
+        p_adjusted = min(1.0, p_value * len(tested))
+        change = observed - expected
+        relative = abs(change) / expected
+        large = relative >= SHARE_REL_FAIL or abs(change) >= SHARE_ABS_FAIL
+        moderate = relative >= SHARE_REL_WARN or abs(change) >= SHARE_ABS_WARN
+        if large and p_adjusted < SHARE_ALPHA_FAIL:
+            severity: Verdict = "fail"
+        elif moderate and p_adjusted < SHARE_ALPHA_WARN:
+            severity = "warn"
+        else:
             continue
         label = f"{dimension}={key}"
-        expected_rows = expected * total
-        count = today.get(key, 0)
-        # One-sided binomial test: is today's count too low to be chance at this day's size?
-        p_value = float(sps.binom.cdf(count, total, expected))
-        if observed >= SLICE_SHRINK * expected or p_value >= 0.05:
-            continue
-        vanished = count == 0
+        day_rows = sum(dims[(source, dimension)][0].values())
+        evidence = (
+            f"{count} rows, ~{expected * day_rows:.0f} expected; binomial p={p_value:.1e}, "
+            f"{p_adjusted:.1e} after Bonferroni over the {len(tested)} slices tested today"
+        )
+        if count == 0:
+            kind = "slice_vanished"
+            message = (
+                f"slice {label} vanished from {source}: 0 rows, usually {expected:.1%} ({evidence}). "
+                "Check the export for a format change or a filter; training on this day would "
+                "under-represent the slice."
+            )
+        elif change < 0:
+            kind = "slice_shrunk"
+            message = (
+                f"slice {label} of {source} shrank to {observed:.1%} from a usual {expected:.1%} "
+                f"({evidence}): missing data concentrated in one slice biases training."
+            )
+        else:
+            kind = "slice_grew"
+            message = (
+                f"slice {label} of {source} grew to {observed:.1%} from a usual {expected:.1%} "
+                f"({evidence}): duplicated or replayed rows of one slice, or a real change (then "
+                "`spindle validate accept` the day)."
+            )
         found.append(
             Anomaly(
-                "slice_vanished" if vanished else "slice_shrunk",
+                kind,
                 source,
-                "fail" if p_value < BIAS_P_VALUE else "warn",
-                (
-                    f"slice {label} vanished from {source}: 0 rows, usually {expected:.1%} "
-                    f"(~{expected_rows:.0f} rows expected today). Check the export for a format "
-                    "change or a filter; training on this day would under-represent the slice."
-                    if vanished
-                    else f"slice {label} of {source} shrank to {observed:.1%} from a usual "
-                    f"{expected:.1%} ({count} rows, ~{expected_rows:.0f} expected, binomial "
-                    f"p={p_value:.1e}): missing data concentrated in one slice biases training."
-                ),
+                severity,
+                message,
                 column=dimension,
                 slice=label,
                 expected=expected,

@@ -28,6 +28,9 @@ from spindle.data._profile import load_profiles, profile_day, store_profile
 from spindle.data._schemas import SCHEMAS
 
 HISTORY_DAYS = 7
+# Fewer reference days than this and the checks that compare with history cannot run: the day
+# gets a ``no_baseline`` WARN (never a silent PASS).
+MIN_BASELINE_DAYS = 2
 _EVENTS = ("searches", "impressions", "purchases")
 _SOURCES = (*_EVENTS, "products", "quarantine")
 _PRODUCTS = "(SELECT DISTINCT ON (product_id, date) product_id, date, product_type, is_partner FROM products)"
@@ -77,6 +80,8 @@ class ValidationReport:
     anomalies: tuple[Anomaly, ...]
     history_days: tuple[str, ...]
     uri: str = ""
+    # the verdict of each reference day when it was chosen (``pass``, ``warn``, ``accepted``)
+    history_verdicts: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
     stats: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     # how many times the day's ingest was undone before this validation (0: never): a report of
     # a re-ingested day is a new artifact even when its content is the same as before the undo
@@ -91,13 +96,43 @@ class ValidationReport:
         return f"validation:{self.date}:{self.content_hash[:12]}"
 
     def properties(self) -> dict[str, Any]:
-        return {
-            "date": self.date,
-            "verdict": self.verdict,
-            "anomalies": [a.to_dict() for a in self.anomalies],
-            "history_days": list(self.history_days),
-            "stats": self.stats,
-        } | ({"ingest_round": self.ingest_round} if self.ingest_round else {})
+        return (
+            {
+                "date": self.date,
+                "verdict": self.verdict,
+                "anomalies": [a.to_dict() for a in self.anomalies],
+                "history_days": list(self.history_days),
+                "stats": self.stats,
+            }
+            | ({"ingest_round": self.ingest_round} if self.ingest_round else {})
+            | (
+                {"history_verdicts": dict(sorted(self.history_verdicts.items()))}
+                if self.history_verdicts
+                else {}
+            )
+        )
+
+
+@dataclass(frozen=True)
+class ValidationAccept:
+    """An operator's acceptance of a day into the reference window (e.g. a real, lasting change)."""
+
+    kind = "validation_accept"
+    date: str
+    reason: str
+    verdict: str  # the day's verdict when it was accepted
+    uri: str = ""
+
+    @property
+    def content_hash(self) -> str:
+        return sha256_json(self.properties())
+
+    @property
+    def id(self) -> str:
+        return f"validation_accept:{self.date}:{self.content_hash[:12]}"
+
+    def properties(self) -> dict[str, Any]:
+        return {"date": self.date, "reason": self.reason, "verdict": self.verdict}
 
 
 def _connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
@@ -155,14 +190,17 @@ def validate_day(
     *,
     history_days: int = HISTORY_DAYS,
     exclude: tuple[str, ...] = (),
+    reference: tuple[str, ...] | None = None,
 ) -> ValidationReport:
     """Validate the ingested day ``date`` against up to ``history_days`` earlier healthy days.
 
     Args:
         tables_dir: root of the Delta tables.
         date: the day, ``YYYY-MM-DD``.
-        history_days: length of the trailing window compared with.
-        exclude: days to leave out of the history (days that failed validation).
+        history_days: length of the trailing calendar window compared with (without ``reference``).
+        exclude: days to leave out of that window (days that failed validation).
+        reference: the reference days themselves (the pipeline passes the last healthy or
+            accepted days, however far back); overrides ``history_days`` and ``exclude``.
 
     Returns:
         The report: ``pass | warn | fail`` with every anomaly and its evidence. The day's column
@@ -171,7 +209,11 @@ def validate_day(
     con = _connect(tables_dir)
     try:
         day = dt.date.fromisoformat(date)
-        window = [(day - dt.timedelta(days=i)).isoformat() for i in range(history_days, 0, -1)]
+        window = (
+            sorted(reference)
+            if reference is not None
+            else [(day - dt.timedelta(days=i)).isoformat() for i in range(history_days, 0, -1)]
+        )
         days = [*window, date]
         counts = {
             s: {
@@ -192,7 +234,8 @@ def validate_day(
         }
         history = [d for d in window if counts["searches"].get(d, 0) > 0 and d not in exclude]
         ctx = _Day(con, tables_dir, date, history, counts)
-        anomalies = _completeness(ctx)
+        anomalies = _no_baseline(date, history)
+        anomalies += _completeness(ctx)
         anomalies += _quarantine(ctx)
         anomalies += _duplicates(ctx)
         anomalies += _late_and_schema(ctx)
@@ -213,6 +256,24 @@ def validate_day(
     )
 
 
+def _no_baseline(date: str, history: list[str]) -> list[Anomaly]:
+    if len(history) >= MIN_BASELINE_DAYS:
+        return []
+    return [
+        Anomaly(
+            "no_baseline",
+            "all",
+            "warn",
+            f"{date} has {len(history)} reference day(s) (healthy or accepted earlier days; "
+            f"{MIN_BASELINE_DAYS} needed): row counts, slice shares, null rates, distribution "
+            "shift and the label rate were not compared with anything. Ingest and validate "
+            "earlier healthy days, or `spindle validate accept` a day as the new normal.",
+            expected=float(MIN_BASELINE_DAYS),
+            observed=float(len(history)),
+        )
+    ]
+
+
 def _completeness(ctx: _Day) -> list[Anomaly]:
     """Missing partitions, row counts, slice completeness and missing-data bias."""
     found: list[Anomaly] = []
@@ -220,9 +281,36 @@ def _completeness(ctx: _Day) -> list[Anomaly]:
         key: _by_day(ctx.con, sql.format(days=_in([*ctx.history, ctx.date])))
         for key, sql in SLICES.items()
     }
-    for (source, dimension), by_day in slices.items():
-        past = [by_day[d] for d in ctx.history if d in by_day]
-        found += checks.slice_completeness(dimension, source, by_day.get(ctx.date, {}), past)
+    searches = ctx.counts["searches"].get(ctx.date, 0)
+    # A user's rows share a country and much else: the independent unit of a slice share is the
+    # user, so the share tests divide counts by rows per user (not by rows).
+    users = {
+        str(src): int(n)
+        for src, n in ctx.con.execute(
+            f"SELECT 'searches', count(DISTINCT user_id) FROM searches WHERE date = '{ctx.date}' "
+            f"UNION ALL SELECT 'purchases', count(DISTINCT user_id) FROM purchases WHERE date = '{ctx.date}'"
+        ).fetchall()
+    }
+    rows = {
+        "searches": searches,
+        "impressions": ctx.counts["impressions"].get(ctx.date, 0),
+        "purchases": ctx.counts["transactions"].get(ctx.date, 0),
+    }
+    per_user = {
+        src: n / users[user_src]
+        for src, n in rows.items()
+        if users.get(user_src := "searches" if src == "impressions" else src)
+    }
+    found += checks.slice_shares(
+        {
+            key: (
+                by_day.get(ctx.date, {}),
+                [by_day[d] for d in ctx.history if d in by_day],
+                per_user.get(key[0], 1.0),
+            )
+            for key, by_day in slices.items()
+        }
+    )
     for source in _EVENTS:
         observed = ctx.counts[source].get(ctx.date, 0)
         past_rows = ctx.past_counts(source)
@@ -248,7 +336,6 @@ def _completeness(ctx: _Day) -> list[Anomaly]:
                 for (src, dim), by_day in slices.items()
                 if src == source
             }
-            searches = ctx.counts["searches"].get(ctx.date, 0)
             cluster = observed / searches if source == "impressions" and searches else 1.0
             found.append(
                 checks.missing_data_bias(source, observed, drop[0].expected, dims, cluster)

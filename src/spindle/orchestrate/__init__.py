@@ -14,6 +14,7 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._daily import DayReport, days_between, run_day
     from spindle.orchestrate._data_steps import (
         DayIngest,
+        accept_validation,
         ingest,
         undo_ingest,
         validate,
@@ -124,6 +125,7 @@ _LAZY: dict[str, str] = {
     "train_version": "spindle.orchestrate._train_step",
     "training_window": "spindle.orchestrate._model_common",
     "undo_ingest": "spindle.orchestrate._data_steps",
+    "accept_validation": "spindle.orchestrate._data_steps",
     "validate": "spindle.orchestrate._data_steps",
     "workspace_now": "spindle.orchestrate._freshness",
 }
@@ -153,6 +155,7 @@ __all__ = [
     "SpeedCheck",
     "SpeedRun",
     "StepOutcome",
+    "accept_validation",
     "backfill",
     "build_training_set",
     "catch_up",

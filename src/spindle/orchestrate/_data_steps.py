@@ -15,6 +15,7 @@ from spindle.data import (
     INGEST_ORDER,
     Anomaly,
     IngestUndo,
+    ValidationAccept,
     ValidationReport,
     ingest_day,
     partition_files,
@@ -25,7 +26,7 @@ from spindle.data import (
 )
 from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._verdicts import day_verdict
+from spindle.orchestrate._verdicts import day_verdict, reference_days
 
 log = logging.getLogger(__name__)
 
@@ -172,20 +173,18 @@ def validate(ctx: Context, date: str) -> ValidationReport:
         why = "was never ingested" if state == "never" else "had its ingest undone"
         raise DataError(f"{date} {why}: run `spindle ingest --date {date}` first")
     versions = pin_versions(ws.tables_dir)
-    day = dt.date.fromisoformat(date)
-    window = [(day - dt.timedelta(days=i)).isoformat() for i in range(1, HISTORY_DAYS + 1)]
-    # History is the trailing window of *healthy* days: a day that failed is not a baseline.
-    exclude = tuple(d for d in window if day_verdict(ctx, d) == "fail")
+    # The reference is the last healthy (or accepted) days, however far back: never a FAIL day.
+    reference = reference_days(ctx, date, HISTORY_DAYS)
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
 
     def check() -> ValidationReport:
-        report = validate_day(ws.tables_dir, date, exclude=exclude)
-        return replace(report, ingest_round=undone)
+        report = validate_day(ws.tables_dir, date, reference=tuple(reference))
+        return replace(report, ingest_round=undone, history_verdicts=reference)
 
     outcome = ctx.runner.run(
         "validate",
         check,
-        identity={"tables": versions, "exclude": list(exclude)},
+        identity={"tables": versions, "reference": reference},
         date=date,
         rebuild=lambda artifacts: _report_from(artifacts[0].properties()),
     )
@@ -202,7 +201,39 @@ def _report_from(props: dict[str, Any]) -> ValidationReport:
         tuple(props["history_days"]),
         stats=props.get("stats", {}),
         ingest_round=int(props.get("ingest_round", 0)),
+        history_verdicts=dict(props.get("history_verdicts", {})),
     )
+
+
+def accept_validation(ctx: Context, date: str, *, reason: str) -> ValidationAccept:
+    """Accept the validated day ``date`` into the reference window (a recorded run with the reason).
+
+    For a real, lasting change (a new partner, a pricing policy): later days are judged against
+    the accepted day instead of flagging the new level as a fault forever. The day's own verdict
+    (and so whether training uses it) is unchanged.
+
+    Raises:
+        DataError: the day has no validation verdict (never validated, or its ingest was undone).
+    """
+    verdict = day_verdict(ctx, date)
+    if verdict is None:
+        raise DataError(
+            f"{date} has no validation verdict: run `spindle validate --date {date}` before accepting it"
+        )
+
+    def accept() -> ValidationAccept:
+        return ValidationAccept(date, reason, verdict)
+
+    outcome = ctx.runner.run(
+        "validate_accept",
+        accept,
+        identity={"date": date, "reason": reason, "verdict": verdict},
+        date=date,
+        params={"reason": reason},
+        rebuild=lambda artifacts: ValidationAccept(**artifacts[0].properties()),
+    )
+    accepted: ValidationAccept = outcome.value
+    return accepted
 
 
 def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:

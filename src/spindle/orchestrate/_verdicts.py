@@ -6,7 +6,9 @@ only which days are validated, stays light.
 
 from __future__ import annotations
 
-from spindle.data import IngestUndo
+from datetime import datetime
+
+from spindle.data import HISTORY_DAYS, IngestUndo
 from spindle.orchestrate._context import Context, ReadContext
 
 
@@ -33,3 +35,48 @@ def validated_days(ctx: Context | ReadContext) -> list[str]:
         if r.properties.get("date")
     }
     return sorted(d for d in days if day_verdict(ctx, d) is not None)
+
+
+def accepted_days(ctx: Context | ReadContext) -> set[str]:
+    """Days an operator accepted into the reference window (``spindle validate accept``)."""
+    return {
+        str(r.properties["date"])
+        for r in ctx.store.find_artifacts("validation_accept")
+        if r.properties.get("date")
+    }
+
+
+def reference_days(ctx: Context | ReadContext, date: str, n: int = HISTORY_DAYS) -> dict[str, str]:
+    """The days ``date`` is judged against, oldest first, each with its verdict.
+
+    The last ``n`` ingested (and not undone) days before ``date`` that did not FAIL validation, or that an
+    operator accepted (verdict ``accepted``), however far back: a fault that lasts longer than
+    the window never becomes the reference by itself, and the window never empties because
+    recent days failed.
+    """
+    accepted = accepted_days(ctx)
+    chosen: dict[str, str] = {}
+    for day in reversed([d for d in _ingested_days(ctx) if d < date]):
+        verdict = day_verdict(ctx, day)
+        if day in accepted:
+            chosen[day] = "accepted"
+        elif verdict != "fail":  # None: ingested, not validated yet
+            chosen[day] = verdict or "unvalidated"
+        if len(chosen) == n:
+            break
+    return dict(sorted(chosen.items()))
+
+
+def _ingested_days(ctx: Context | ReadContext) -> list[str]:
+    """Days with a succeeded ingest run that was not undone since, oldest first."""
+    last: dict[str, datetime] = {}
+    for run in ctx.store.runs(step="ingest", status="succeeded", limit=None):
+        at = run.ended_at or run.started_at
+        if run.date and (run.date not in last or at > last[run.date]):
+            last[run.date] = at
+    days = []
+    for day, at in last.items():
+        undo = ctx.store.latest_artifact(IngestUndo.kind, date=day)
+        if undo is None or undo.created_at < at:
+            days.append(day)
+    return sorted(days)
