@@ -41,6 +41,13 @@ def test_train_prints_progress_lines_off_a_terminal(workspace_copy: Path, worker
     assert any(rate for *_, rate in lines), f"no examples/s in {proc.stderr}"
     assert "search_ranker@1 (trained" in proc.stdout
     assert "\x1b[" not in proc.stderr  # plain lines, no bar
+    # the seconds before the first step are not blank: each preparation phase is said, in order
+    phases = re.findall(
+        r"^prepare search_ranker for 2026-01-04: phases (\d)/3 \((.+)\)$", proc.stderr, re.M
+    )
+    assert [d for d, _ in phases] == ["0", "1", "2", "3"], proc.stderr
+    starting = "starting 2 workers" if workers == 2 else "starting"
+    assert phases[2][1] == starting and phases[3][1] == "trained"
 
 
 def test_run_reports_training_and_infra_validation(workspace_copy: Path) -> None:

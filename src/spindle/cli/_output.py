@@ -82,7 +82,9 @@ class Reporter:
         now = time.monotonic()
         first = self._started.setdefault(event.task, (now, event.done))
         finished = event.done >= event.total
-        if not finished and now - self._printed.get(event.task, -math.inf) < self._plain_interval_s:
+        # phases are few and each says what is happening: every one is printed
+        recent = now - self._printed.get(event.task, -math.inf) < self._plain_interval_s
+        if not finished and event.unit != "phases" and recent:
             return
         self._printed[event.task] = now
         parts = [f"{event.task}: {event.unit} {event.done}/{event.total}"]

@@ -20,6 +20,7 @@ from spindle.core import (
     ModelConfig,
     ModelVersion,
     Progress,
+    ProgressEvent,
     ServingError,
     TrainingError,
     TrainingSet,
@@ -102,6 +103,17 @@ def choose_base(
     return production, f"warm start from version {production}"
 
 
+def _phases(progress: Progress | None, task: str) -> Callable[[int, str], None]:
+    """Report the steps before the first training step (the window, the training set, the
+    encoding, starting workers: seconds to minutes) so a terminal is never blank."""
+
+    def phase(done: int, name: str) -> None:
+        if progress is not None:
+            progress(ProgressEvent(task, done, 3, "phases", detail=name))
+
+    return phase
+
+
 def train_version(
     ctx: Context,
     model: str,
@@ -123,6 +135,7 @@ def train_version(
     """
     loaded = load_config(ctx, model, overrides)
     cfg = loaded.config
+    phase = _phases(progress, f"prepare {model} for {date}")
     base, why = choose_base(ctx, cfg, date, from_scratch)
     days, left_out = training_window(
         ctx, cfg, date, cfg.training.warm_start_window_days if base is not None else None
@@ -131,7 +144,9 @@ def train_version(
         raise TrainingError(
             f"{model} for {date}: the training window is empty ({', '.join(left_out) or 'no days'}); ingest and validate earlier days first"
         )
+    phase(0, f"training set {days[0]}..{days[-1]}")
     trainset = build_training_set(ctx, loaded, days)
+    phase(1, f"encoding {trainset.rows:,} rows")
     if trainset.rows == 0:
         raise TrainingError(
             f"{model} for {date}: the training set of {days[0]}..{days[-1]} has no rows"
@@ -147,7 +162,7 @@ def train_version(
         if existing is not None:
             return existing
         version, result = _train_version(
-            ctx, loaded, date, trainset, base, identity, left_out, why, progress
+            ctx, loaded, date, trainset, base, identity, left_out, why, progress, phase
         )
         result_box["result"] = result
         return version
@@ -162,6 +177,7 @@ def train_version(
         inputs=inputs,
         params={"base_version": base, "why": why, "days": days, "left_out": left_out},
     )
+    phase(3, "skipped: already trained" if outcome.skipped else "trained")
     return outcome.value, result_box.get("result"), outcome.skipped
 
 
@@ -202,6 +218,7 @@ def _train_version(
     left_out: list[str],
     why: str,
     progress: Progress | None = None,
+    phase: Callable[[int, str], None] | None = None,
 ) -> tuple[ModelVersion, TrainResult]:
     cfg = loaded.config
     base_dir = model_dir(ctx, cfg.name, base) if base is not None else None
@@ -220,6 +237,8 @@ def _train_version(
     trainer = trainer_for(cfg.training)
     streamed = _streams(cfg, trainset)
     if streamed:
+        if phase is not None:
+            phase(2, "streaming the training set from Parquet")
         transform, result = _train_streamed(
             loaded, trainset, base_dir, scratch, checkpoints, on_step
         )
@@ -233,6 +252,9 @@ def _train_version(
         labels, _ = labels_and_groups(table, cfg)
         spec = InputSpec.from_dict(transform.input_spec())
         del table  # the encoded arrays are what training needs; free the raw rows
+        if phase is not None:
+            workers = cfg.training.workers
+            phase(2, f"starting {workers} workers" if workers > 1 else "starting")
         result = trainer.train(
             inputs,
             labels,
