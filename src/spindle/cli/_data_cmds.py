@@ -146,10 +146,7 @@ def _undo(days: list[str], reason: str, workspace: str, as_json: bool) -> None:
         )
 
 
-validate_app = typer.Typer(
-    help="Validate an ingested day; `validate accept` takes a day into the reference window.",
-    no_args_is_help=False,
-)
+validate_app = typer.Typer(no_args_is_help=False)  # help: the callback's docstring
 app.add_typer(validate_app, name="validate")
 
 
@@ -194,8 +191,9 @@ def validate_accept(
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Take a validated (typically FAILed) day into the reference window later days are judged
-    against: for a real, lasting change. The day's own verdict is unchanged."""
+    """Take a validated (typically FAILed) day into the reference window of later days.
+
+    For a real, lasting change; recorded as a run with the reason. The day's own verdict is unchanged."""
     with spindle.Context.open(workspace) as ctx:
         accepted = spindle.accept_validation(ctx, date, reason=reason)
     if as_json:
