@@ -40,19 +40,19 @@ if _TYPE_CHECKING:
     from spindle.data._shedding import shed_mask
     from spindle.data._undo import IngestUndo, remove_day
     from spindle.data._validate import (
-        HISTORY_DAYS,
         ValidationAccept,
         ValidationReport,
         report_json,
         validate_day,
     )
+    from spindle.data._window import HISTORY_DAYS
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
     "Anomaly": "spindle.data._checks",
     "DaysRead": "spindle.data._readers",
-    "HISTORY_DAYS": "spindle.data._validate",
+    "HISTORY_DAYS": "spindle.data._window",
     "INGEST_ORDER": "spindle.data._schemas",
     "IngestUndo": "spindle.data._undo",
     "MAX_LATENESS_DAYS": "spindle.data._schemas",

@@ -26,11 +26,8 @@ from spindle.data._checks import Anomaly
 from spindle.data._ingest import QUARANTINE_SCHEMA
 from spindle.data._profile import load_profiles, profile_day, store_profile
 from spindle.data._schemas import SCHEMAS
+from spindle.data._window import HISTORY_DAYS, MIN_BASELINE_DAYS
 
-HISTORY_DAYS = 7
-# Fewer reference days than this and the checks that compare with history cannot run: the day
-# gets a ``no_baseline`` WARN (never a silent PASS).
-MIN_BASELINE_DAYS = 2
 _EVENTS = ("searches", "impressions", "purchases")
 _SOURCES = (*_EVENTS, "products", "quarantine")
 _PRODUCTS = "(SELECT DISTINCT ON (product_id, date) product_id, date, product_type, is_partner FROM products)"
