@@ -186,7 +186,6 @@ def validate_day(
     date: str,
     *,
     history_days: int = HISTORY_DAYS,
-    exclude: tuple[str, ...] = (),
     reference: tuple[str, ...] | None = None,
 ) -> ValidationReport:
     """Validate the ingested day ``date`` against up to ``history_days`` earlier healthy days.
@@ -195,9 +194,8 @@ def validate_day(
         tables_dir: root of the Delta tables.
         date: the day, ``YYYY-MM-DD``.
         history_days: length of the trailing calendar window compared with (without ``reference``).
-        exclude: days to leave out of that window (days that failed validation).
         reference: the reference days themselves (the pipeline passes the last healthy or
-            accepted days, however far back); overrides ``history_days`` and ``exclude``.
+            accepted days, however far back); overrides ``history_days``.
 
     Returns:
         The report: ``pass | warn | fail`` with every anomaly and its evidence. The day's column
@@ -229,7 +227,7 @@ def validate_day(
                 f"SELECT date, count(DISTINCT transaction_id) FROM purchases WHERE date IN ({_in(days)}) GROUP BY ALL"
             ).fetchall()
         }
-        history = [d for d in window if counts["searches"].get(d, 0) > 0 and d not in exclude]
+        history = [d for d in window if counts["searches"].get(d, 0) > 0]
         ctx = _Day(con, tables_dir, date, history, counts)
         anomalies = _no_baseline(date, history)
         anomalies += _completeness(ctx)
