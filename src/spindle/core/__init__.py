@@ -80,7 +80,7 @@ if _TYPE_CHECKING:
         verify_package,
         write_package,
     )
-    from spindle.core._progress import Progress, ProgressEvent, step_progress
+    from spindle.core._progress import Progress, ProgressEvent, step_progress, throttled
     from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
@@ -163,6 +163,7 @@ _LAZY: dict[str, str] = {
     "sha256_file": "spindle.core._hashing",
     "sha256_json": "spindle.core._hashing",
     "step_progress": "spindle.core._progress",
+    "throttled": "spindle.core._progress",
     "table_exists": "spindle.core._delta",
     "write_partition": "spindle.core._delta",
 }
@@ -245,6 +246,7 @@ __all__ = [
     "sha256_json",
     "step_progress",
     "table_exists",
+    "throttled",
     "transform_file",
     "verify_package",
     "write_package",

@@ -56,20 +56,43 @@ def step_progress(
         'epoch 2/2'
     """
     first: tuple[int, float] | None = None
-    last_s = -math.inf
 
     def on_step(done: int, total: int) -> None:
-        nonlocal first, last_s
+        nonlocal first
         now = time.perf_counter()
         if first is None:
             first = (done, now)
-        if done < total and now - last_s < min_interval_s:
-            return
-        last_s = now
         steps, seconds = done - first[0], now - first[1]
         rate = steps * batch_size / seconds if steps > 0 and seconds > 0 else None
         per_epoch = max(1, math.ceil(total / max(epochs, 1)))
         epoch = min(epochs, max(1, math.ceil(done / per_epoch)))
         progress(ProgressEvent(task, done, total, "steps", rate, f"epoch {epoch}/{epochs}"))
 
-    return on_step
+    return throttled(on_step, min_interval_s)
+
+
+def throttled(
+    hook: Callable[[int, int], None], min_interval_s: float = 0.5
+) -> Callable[[int, int], None]:
+    """``hook(done, total)`` called at most once per ``min_interval_s``, and always for the last
+    step, so a training loop can report every step without paying for it.
+
+    Example:
+        >>> seen = []
+        >>> hook = throttled(lambda done, total: seen.append(done), 3600)
+        >>> for step in range(1, 5):
+        ...     hook(step, 4)
+        >>> seen
+        [1, 4]
+    """
+    last_s = -math.inf
+
+    def call(done: int, total: int) -> None:
+        nonlocal last_s
+        now = time.perf_counter()
+        if done < total and now - last_s < min_interval_s:
+            return
+        last_s = now
+        hook(done, total)
+
+    return call

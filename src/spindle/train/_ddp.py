@@ -45,7 +45,7 @@ from torch.multiprocessing.spawn import ProcessRaisedException, start_processes
 from torch.nn import functional
 from torch.nn.parallel import DistributedDataParallel
 
-from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes
+from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes, throttled
 from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._plan import EmbeddingPlan
@@ -269,18 +269,12 @@ def progress_file(checkpoint_dir: Path, fingerprint: str) -> Path:
 def _progress_writer(path: Path, min_interval_s: float = 0.5) -> Callable[[int, int], None]:
     """Rank 0's step hook: append ``{"done", "total"}`` at most every ``min_interval_s``
     and for the last step (one small append; the training step never waits on a reader)."""
-    last_s = -math.inf
 
     def write(done: int, total: int) -> None:
-        nonlocal last_s
-        now = time.perf_counter()
-        if done < total and now - last_s < min_interval_s:
-            return
-        last_s = now
         with open(path, "a", encoding="utf-8") as out:
             out.write(json.dumps({"done": done, "total": total}) + "\n")
 
-    return write
+    return throttled(write, min_interval_s)
 
 
 class _ProgressTail:
