@@ -75,10 +75,7 @@ def tour_commands(readme: str) -> list[Command]:
 
 
 def _split_comment(line: str) -> tuple[str, str, str]:
-    """Split ``line`` at its first ``#`` outside quotes (shlex-aware)."""
-    lexer = shlex.shlex(line, posix=True, punctuation_chars=False)
-    lexer.whitespace_split = True
-    lexer.commenters = ""
+    """Split ``line`` at its first ``#`` that starts a word outside quotes."""
     quote: str | None = None
     for i, ch in enumerate(line):
         if quote:
