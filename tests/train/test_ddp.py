@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from train_runs import CONFIG, Dataset
 
-from spindle.core import TrainingError
+from spindle.core import KILL_ENV, TrainingError
 from spindle.train import TrainResult, train_model
 
 TWO_WORKERS = CONFIG.model_copy(update={"workers": 2})
@@ -59,5 +59,19 @@ def test_a_non_finite_input_stops_every_worker_with_a_clear_error(
             TWO_WORKERS,
             tmp_path / "v1",
             checkpoint_dir=tmp_path / "c",
+        )
+    assert not (tmp_path / "v1").exists()
+
+
+def test_a_worker_killed_by_a_signal_is_a_clear_error(
+    data: Dataset, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank that dies of a signal (a segfault, the OOM killer) raises no Python error: the
+    parent says which worker died, instead of torch's ProcessExitedException traceback."""
+    inputs, labels, spec = data
+    monkeypatch.setenv(KILL_ENV, "ddp:rank1")  # the spawned ranks inherit it
+    with pytest.raises(TrainingError, match=r"a DDP worker of 2 died \(.*SIGKILL"):
+        train_model(
+            inputs, labels, spec, TWO_WORKERS, tmp_path / "v1", checkpoint_dir=tmp_path / "c"
         )
     assert not (tmp_path / "v1").exists()

@@ -41,11 +41,21 @@ from typing import Any
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch.multiprocessing.spawn import ProcessRaisedException, start_processes
+from torch.multiprocessing.spawn import (
+    ProcessExitedException,
+    ProcessRaisedException,
+    start_processes,
+)
 from torch.nn import functional
 from torch.nn.parallel import DistributedDataParallel
 
-from spindle.core import TrainingConfig, TrainingError, atomic_write_bytes, throttled
+from spindle.core import (
+    TrainingConfig,
+    TrainingError,
+    atomic_write_bytes,
+    kill_point,
+    throttled,
+)
 from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._plan import EmbeddingPlan
@@ -181,6 +191,11 @@ def train_ddp(
             except ProcessRaisedException as error:
                 message = str(error).strip().splitlines()[-1]
                 raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
+            except ProcessExitedException as error:  # killed by a signal: no Python error
+                raise TrainingError(
+                    f"a DDP worker of {world} died ({error}); nothing was registered, and a "
+                    "rerun resumes from the last checkpoint"
+                ) from None
     report = torch.load(result_file, map_location="cpu", weights_only=True)
     result_file.unlink(missing_ok=True)
     return DDPOutcome(
@@ -212,6 +227,7 @@ def run_rank(job: DDPJob) -> None:
     Destroys the process group when done, also on error.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
+    kill_point(f"ddp:rank{rank}")  # a rank dying of a signal, for the test of its error
     store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
     recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
     if rank == 0:
