@@ -8,9 +8,10 @@ cluster the workspace must be on storage every node sees and the metadata store 
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -53,7 +54,14 @@ class Executor(Protocol):
 
 @dataclass
 class InProcessExecutor:
-    """Jobs in this process, ``max_parallel`` at a time (threads, each with its own context)."""
+    """Jobs in this process one at a time, or ``max_parallel`` at a time in spawned worker
+    processes, each with its own context.
+
+    Not threads: torch keeps global tracing state that its ONNX exporter and a training step
+    both touch, so a model exporting while another trains in the same process can crash
+    (seen: ``KeyError: 'custom'`` in ``torch.fx.traceback`` under ``run-all --max-parallel 2``).
+    Workers are spawned, never forked (a process that used deltalake must not fork).
+    """
 
     max_parallel: int = 1
     name: str = "in-process"
@@ -76,12 +84,16 @@ class InProcessExecutor:
                 if on_done is not None:
                     on_done(reports[-1])
             return reports
-        with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
-            futures = [pool.submit(one, job) for job in jobs]
+        spawn = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=self.max_parallel, mp_context=spawn) as pool:
+            futures = [
+                pool.submit(run_job, str(workspace), model, date, overrides, allow_older)
+                for model, date in jobs
+            ]
             for future in as_completed(futures):
                 if on_done is not None:
-                    on_done(future.result())
-            return [f.result() for f in futures]
+                    on_done(DayReport(**future.result()))
+            return [DayReport(**f.result()) for f in futures]
 
 
 @dataclass
