@@ -30,6 +30,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._config import (
         EvaluationConfig,
+        ExamplesConfig,
         ModelConfig,
         ModelServingConfig,
         ScheduleConfig,
@@ -38,6 +39,7 @@ if _TYPE_CHECKING:
         SourceConfig,
         TrainingConfig,
         WorkspaceConfig,
+        duration_s,
     )
     from spindle.core._delta import current_version, open_dataset, table_exists, write_partition
     from spindle.core._errors import (
@@ -82,6 +84,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._progress import Progress, ProgressEvent, step_progress, throttled
     from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
+    from spindle.core._validation import ValidationConfig, load_validation
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
@@ -108,6 +111,8 @@ _LAZY: dict[str, str] = {
     "Deployment": "spindle.core._artifacts",
     "Evaluation": "spindle.core._artifacts",
     "EvaluationConfig": "spindle.core._config",
+    "ExamplesConfig": "spindle.core._config",
+    "duration_s": "spindle.core._config",
     "FeatureError": "spindle.core._errors",
     "GateBlocked": "spindle.core._errors",
     "GateDecision": "spindle.core._artifacts",
@@ -155,6 +160,8 @@ _LAZY: dict[str, str] = {
     "kill_point": "spindle.core._killpoints",
     "lazy_names": "spindle.core._lazy",
     "load_sources": "spindle.core._sources",
+    "load_validation": "spindle.core._validation",
+    "ValidationConfig": "spindle.core._validation",
     "load_yaml_model": "spindle.core._yaml",
     "open_dataset": "spindle.core._delta",
     "parse_overrides": "spindle.core._yaml",
@@ -187,6 +194,7 @@ __all__ = [
     "Deployment",
     "Evaluation",
     "EvaluationConfig",
+    "ExamplesConfig",
     "FeatureError",
     "GateBlocked",
     "GateDecision",
@@ -214,6 +222,7 @@ __all__ = [
     "TrainingError",
     "TrainingSet",
     "TransientError",
+    "ValidationConfig",
     "ValidationFailed",
     "Verdict",
     "Workspace",
@@ -229,10 +238,12 @@ __all__ = [
     "canonical_json",
     "check_order",
     "current_version",
+    "duration_s",
     "file_lock",
     "kill_point",
     "lazy_names",
     "load_sources",
+    "load_validation",
     "load_yaml_model",
     "manifest_file",
     "model_file",

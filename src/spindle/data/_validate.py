@@ -20,7 +20,14 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-from spindle.core import Verdict, open_dataset, sha256_json, table_exists
+from spindle.core import (
+    SourceDeclaration,
+    ValidationConfig,
+    Verdict,
+    open_dataset,
+    sha256_json,
+    table_exists,
+)
 from spindle.data import _checks as checks
 from spindle.data._checks import Anomaly
 from spindle.data._ingest import QUARANTINE_SCHEMA
@@ -187,6 +194,8 @@ def validate_day(
     *,
     history_days: int = HISTORY_DAYS,
     reference: tuple[str, ...] | None = None,
+    sources: dict[str, SourceDeclaration] | None = None,
+    config: ValidationConfig | None = None,
 ) -> ValidationReport:
     """Validate the ingested day ``date`` against up to ``history_days`` earlier healthy days.
 
@@ -196,6 +205,8 @@ def validate_day(
         history_days: length of the trailing calendar window compared with (without ``reference``).
         reference: the reference days themselves (the pipeline passes the last healthy or
             accepted days, however far back); overrides ``history_days``.
+        sources: the workspace's declared sources (None: the ingested tables, undeclared).
+        config: the workspace's ``validation.yaml`` (None: the defaults).
 
     Returns:
         The report: ``pass | warn | fail`` with every anomaly and its evidence. The day's column
