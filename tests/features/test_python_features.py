@@ -152,6 +152,8 @@ def test_python_definitions_are_checked_at_load(tmp_path: Path) -> None:
     (features / "product.yaml").write_text(
         """group: product
 owner: me@yarnit
+entity: {name: product, keys: [product_id]}
+view: {sql: "SELECT 'p1' AS product_id"}
 features:
   - {name: a, version: 1, description: x, dtype: int64, python: f.py:missing, encoding: {kind: numeric}}
   - {name: b, version: 1, description: x, dtype: int64, python: f.py:two, encoding: {kind: numeric}}

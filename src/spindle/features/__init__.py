@@ -12,11 +12,11 @@ if _TYPE_CHECKING:
     from spindle.features._compute import (
         compute_features,
         compute_group,
-        connect_raw,
         feature_table_path,
+        view_rows,
     )
+    from spindle.features._cutoff import cutoff_literals, register_as_of, substitute_times
     from spindle.features._definitions import (
-        GROUP_ENTITIES,
         RESTRICTED_TAGS,
         EncodingSpec,
         FeatureDefinition,
@@ -32,16 +32,21 @@ if _TYPE_CHECKING:
     from spindle.features._online_sqlite import SQLiteOnlineStore
     from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
     from spindle.features._python import PythonComputation
-    from spindle.features._request import QUERY_COLUMN, add_request_features, assemble_request_rows
+    from spindle.features._request import (
+        RequestFeature,
+        apply_request_features,
+        assemble_request_rows,
+    )
     from spindle.features._training_set import (
-        TTL_S,
         TrainingRows,
         TrainingStream,
         build_rows,
         pin_versions,
         stream_rows,
+        training_tables,
     )
     from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
+    from spindle.features._views import FeatureView, duration_s
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
@@ -51,21 +56,20 @@ _LAZY: dict[str, str] = {
     "EncodingSpec": "spindle.features._definitions",
     "FeatureDefinition": "spindle.features._definitions",
     "FeatureRegistry": "spindle.features._definitions",
-    "GROUP_ENTITIES": "spindle.features._definitions",
+    "FeatureView": "spindle.features._views",
     "MaterializeResult": "spindle.features._online_backend",
     "ONLINE_ENTITIES": "spindle.features._online",
     "OnlineStore": "spindle.features._online",
     "OnlineStoreBackend": "spindle.features._online_backend",
     "PythonComputation": "spindle.features._python",
-    "QUERY_COLUMN": "spindle.features._request",
+    "RequestFeature": "spindle.features._request",
     "RESTRICTED_TAGS": "spindle.features._definitions",
     "SQLiteOnlineStore": "spindle.features._online_sqlite",
     "TEXT_VOCAB_SIZE": "spindle.features._transform",
-    "TTL_S": "spindle.features._training_set",
     "TrainingRows": "spindle.features._training_set",
     "TrainingStream": "spindle.features._training_set",
     "Transform": "spindle.features._transform",
-    "add_request_features": "spindle.features._request",
+    "apply_request_features": "spindle.features._request",
     "assemble_request_rows": "spindle.features._request",
     "backfill_feature": "spindle.features._backfill",
     "bounded_connection": "spindle.features._pit",
@@ -73,7 +77,11 @@ _LAZY: dict[str, str] = {
     "catch_up_online": "spindle.features._online",
     "compute_features": "spindle.features._compute",
     "compute_group": "spindle.features._compute",
-    "connect_raw": "spindle.features._compute",
+    "cutoff_literals": "spindle.features._cutoff",
+    "duration_s": "spindle.features._views",
+    "register_as_of": "spindle.features._cutoff",
+    "substitute_times": "spindle.features._cutoff",
+    "view_rows": "spindle.features._compute",
     "feature_catalog": "spindle.features._catalog",
     "feature_table_path": "spindle.features._compute",
     "latest_feature_day": "spindle.features._backfill",
@@ -83,6 +91,7 @@ _LAZY: dict[str, str] = {
     "pit_join_sql": "spindle.features._pit",
     "stable_hash": "spindle.features._transform",
     "stream_rows": "spindle.features._training_set",
+    "training_tables": "spindle.features._training_set",
     "ttl_select": "spindle.features._pit",
 }
 
@@ -91,26 +100,25 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "GROUP_ENTITIES",
     "ONLINE_ENTITIES",
-    "QUERY_COLUMN",
     "RESTRICTED_TAGS",
     "TEXT_VOCAB_SIZE",
-    "TTL_S",
     "BackfillResult",
     "ColumnEncoding",
     "EncodingSpec",
     "FeatureDefinition",
     "FeatureRegistry",
+    "FeatureView",
     "MaterializeResult",
     "OnlineStore",
     "OnlineStoreBackend",
     "PythonComputation",
+    "RequestFeature",
     "SQLiteOnlineStore",
     "TrainingRows",
     "TrainingStream",
     "Transform",
-    "add_request_features",
+    "apply_request_features",
     "assemble_request_rows",
     "backfill_feature",
     "bounded_connection",
@@ -118,7 +126,8 @@ __all__ = [
     "catch_up_online",
     "compute_features",
     "compute_group",
-    "connect_raw",
+    "cutoff_literals",
+    "duration_s",
     "feature_catalog",
     "feature_table_path",
     "latest_feature_day",
@@ -126,7 +135,11 @@ __all__ = [
     "pin_versions",
     "pit_join",
     "pit_join_sql",
+    "register_as_of",
     "stable_hash",
     "stream_rows",
+    "substitute_times",
+    "training_tables",
     "ttl_select",
+    "view_rows",
 ]

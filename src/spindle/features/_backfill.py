@@ -74,10 +74,8 @@ def _backfill_day(
     computed = compute_group(
         tables_dir, registry, definition.group, date, [definition], versions=versions
     )
-    key = definition.entity
-    positions = pc.index_in(existing.column(key), value_set=computed.column(key))
-    values = computed.column(definition.column).take(positions)
     column = definition.column
+    values = _aligned(existing, computed, list(definition.entity_keys), column)
     if column in existing.column_names:
         current = existing.column(column)
         values = values.cast(current.type)
@@ -89,6 +87,20 @@ def _backfill_day(
     record_fingerprints(tables_dir, [definition])  # first materialisation of this version
     version = write_partition(path, table, date, f"features/{definition.group}")
     return "written", version.version
+
+
+def _aligned(
+    existing: pa.Table, computed: pa.Table, keys: list[str], column: str
+) -> pa.ChunkedArray:
+    """``computed``'s ``column`` in the row order of ``existing``, matched on the entity keys."""
+    order = pa.array(range(existing.num_rows), pa.int64())
+    joined = (
+        existing.select(keys)
+        .append_column("__spindle_row", order)
+        .join(computed.select([*keys, column]), keys=keys, join_type="left outer")
+        .sort_by("__spindle_row")
+    )
+    return joined.column(column)
 
 
 def latest_feature_day(tables_dir: Path, ref: str, registry: FeatureRegistry) -> str:

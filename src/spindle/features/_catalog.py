@@ -25,7 +25,11 @@ def _record(
         "name": definition.name,
         "version": definition.version,
         "column": definition.column,
-        "entity": definition.entity,
+        "entity": definition.entity or None,
+        "keys": list(definition.entity_keys),
+        "ttl_s": definition.ttl_s,
+        "keep": list(definition.keep),
+        "view_sql": definition.view_sql,
         "owner": definition.owner,
         "description": definition.description,
         "dtype": definition.dtype,
@@ -49,7 +53,7 @@ def _computation(definition: FeatureDefinition) -> dict[str, Any]:
     if definition.python is not None:
         python = definition.python
         return {
-            "kind": "python",
+            "kind": definition.computation,
             "python": python.spec,
             "file": str(python.file),
             "function": python.function,
@@ -58,7 +62,7 @@ def _computation(definition: FeatureDefinition) -> dict[str, Any]:
         }
     if definition.sql is not None:
         return {"kind": "sql", "sql": definition.sql, "fingerprint": definition.fingerprint}
-    return {"kind": "request", "function": "spindle.features.add_request_features"}
+    return {"kind": "request", "fingerprint": definition.fingerprint}
 
 
 def feature_catalog(

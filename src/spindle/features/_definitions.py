@@ -1,76 +1,36 @@
 """Feature definitions: named, versioned, owned, described; loaded from the workspace's YAML.
 
-A feature belongs to a *group* (``product``, ``user`` or ``query``); the group fixes its entity
-key and the base view its computation reads (see ``_compute.py``). A ``product`` or ``user``
-feature is computed by a DuckDB SQL expression (``sql``) or by a typed Python function over the
-base rows in Arrow (``python: file.py:function``, see ``_python.py``). ``query`` features are
-computed at request time by :func:`spindle.features.add_request_features`, the same function
-training uses, so they have neither.
+A feature belongs to a *group*, one file ``features/<group>.yaml`` (see ``_views.py``). In a
+**feature view** each feature is a DuckDB SQL expression (``sql``) or a typed Python function
+(``python: file.py:function``, see ``_python.py``) over the view's rows, one row per entity and
+day; the view names its entity, join keys, sources and TTL. In a **request group** each feature
+is a Python function over request rows (the request's columns plus the joined views' features
+and kept columns), computed by one implementation for training and serving (``_request.py``).
 
-Each version's computation has a *fingerprint* (its SQL text, or the hash of its Python file,
-plus its dtype); ``_fingerprints.py`` refuses to materialise a version whose fingerprint
+Each version's computation has a *fingerprint* (the view's SQL, keys and kept columns, the
+expression text or the hash of the Python file, and the dtype: a changed view SQL changes every
+feature of the view); ``_fingerprints.py`` refuses to materialise a version whose fingerprint
 changed since it was first computed.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import TYPE_CHECKING, Literal
 
 from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model, sha256_json
 from spindle.features._python import PythonComputation, parse_python
+from spindle.features._views import EncodingSpec as EncodingSpec
+from spindle.features._views import FeatureView as FeatureView
+from spindle.features._views import FeatureYaml, GroupYaml, view_from_yaml
 
-GROUP_ENTITIES = {"product": "product_id", "user": "user_id", "query": "search_id"}
+if TYPE_CHECKING:
+    from spindle.core import SourceDeclaration
+
 RESTRICTED_TAGS = frozenset({"pii", "sensitive"})
 """Tags that make a feature usable only by the teams its policy allows."""
-EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
-
-
-class EncodingSpec(BaseModel):
-    """How the transform turns a raw value into a model input."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: EncodingKind
-    log: bool = False
-    buckets: int = Field(default=4096, ge=2)
-    max_words: int = Field(default=8, ge=1)
-
-
-class _FeatureYaml(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str
-    version: int = Field(ge=1)
-    description: str
-    dtype: Literal["float64", "int64", "bool", "string"]
-    owner: str | None = None
-    tags: list[str] = Field(default_factory=list)
-    sql: str | None = None
-    python: str | None = None
-    encoding: EncodingSpec
-    allowed_teams: list[str] | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, value: str) -> str:
-        if not re.match(r"^[a-z][a-z0-9_]*$", value):
-            raise ValueError("feature names are lowercase letters, digits and _")
-        return value
-
-
-class _GroupYaml(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    group: Literal["product", "user", "query"]
-    owner: str
-    sources: list[str] = Field(default_factory=list)
-    allowed_teams: list[str] = Field(default_factory=list)
-    features: list[_FeatureYaml]
 
 
 @dataclass(frozen=True)
@@ -89,37 +49,59 @@ class FeatureDefinition:
     sources: tuple[str, ...] = ()
     allowed_teams: tuple[str, ...] = ()
     python: PythonComputation | None = None
+    entity: str = ""
+    """The view's entity name (empty for request features)."""
+    entity_keys: tuple[str, ...] = ()
+    """The view's join keys: columns of its rows and of each model's examples (empty: request)."""
+    ttl_s: int | None = None
+    """A feature row older than this at an example's event time is not used (None: no limit)."""
+    keep: tuple[str, ...] = ()
+    """View columns stored next to the features."""
+    view_sql: str | None = None
+    """The SQL of the feature's view (None for request features)."""
+    request: bool = False
+    """True for a request feature: a Python function over request rows."""
 
     @property
     def computation(self) -> Literal["sql", "python", "request"]:
-        """How the values are computed: a SQL expression, a Python function, or per request."""
+        """How the values are computed: a SQL expression or Python function of a view, or per request."""
+        if self.request:
+            return "request"
         if self.python is not None:
             return "python"
         return "sql" if self.sql is not None else "request"
 
     @property
     def fingerprint(self) -> str:
-        """The hash of what computes this version: SQL text or Python file bytes, and dtype.
+        """The hash of what computes this version: view, SQL text or Python file bytes, and dtype.
 
         Equal fingerprints mean equal values for equal inputs; a version whose fingerprint
         changes after it was materialised is refused (see ``_fingerprints.py``).
         """
-        if self.python is not None:
-            what: dict[str, str] = {
-                "python_sha256": self.python.source_sha256,
-                "function": self.python.function,
+        what: dict[str, object] = {}
+        if self.view_sql is not None:
+            what["view"] = {
+                "sql": self.view_sql.strip(),
+                "keys": self.entity_keys,
+                "keep": self.keep,
             }
+        if self.python is not None:
+            what["python_sha256"] = self.python.source_sha256
+            what["function"] = self.python.function
         elif self.sql is not None:
-            what = {"sql": self.sql.strip()}
+            what["sql"] = self.sql.strip()
         else:
-            what = {"request": "spindle.features.add_request_features"}
+            what["request"] = "spindle.features.add_request_features"
+        if self.request:
+            what["request"] = True
         return sha256_json({**what, "dtype": self.dtype})
 
     @property
     def computation_text(self) -> str:
         """The computation as a person reads it: SQL text, ``file.py:function``, or request."""
+        prefix = "per request: " if self.request else ""
         if self.python is not None:
-            return f"python {self.python.spec} (sha256 {self.python.source_sha256[:12]})"
+            return f"{prefix}python {self.python.spec} (sha256 {self.python.source_sha256[:12]})"
         return f"sql {self.sql}" if self.sql is not None else "per request"
 
     @property
@@ -137,41 +119,105 @@ class FeatureDefinition:
         """The column holding this feature in feature tables and training sets."""
         return f"{self.group}__{self.name}__v{self.version}"
 
-    @property
-    def entity(self) -> str:
-        return GROUP_ENTITIES[self.group]
-
 
 @dataclass(frozen=True)
 class FeatureRegistry:
-    """Every feature definition of a workspace, by reference."""
+    """Every feature definition of a workspace, by reference, with its views and request groups."""
 
     definitions: dict[str, FeatureDefinition]
+    feature_views: dict[str, FeatureView] = field(default_factory=dict)
+    request_columns: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, features_dir: str | Path) -> FeatureRegistry:
+    def load(
+        cls,
+        features_dir: str | Path,
+        sources: Mapping[str, SourceDeclaration] | None = None,
+    ) -> FeatureRegistry:
         """Load every ``*.yaml`` in ``features_dir``; Python computations are checked, not run.
 
+        Args:
+            features_dir: the workspace's ``features/`` folder.
+            sources: the workspace's declared sources; loaded from ``features_dir``'s parent
+                (``sources/*.yaml``) when not given.
+
         Raises:
-            ConfigError: a file is invalid (every problem of the file at once): a (group, name,
-                version) defined twice, a computation missing or given twice, a ``python:``
-                file or function that does not exist or does not take one argument.
+            ConfigError: every problem of every file at once, each with file and key: invalid
+                YAML (with line; an unknown key lists the allowed keys), a view source that is
+                not declared, a (group, name, version) defined twice, a computation missing or
+                given twice, a ``python:`` file or function that does not exist or does not
+                take one argument.
         """
-        definitions: dict[str, FeatureDefinition] = {}
-        for path in sorted(Path(features_dir).glob("*.yaml")):
-            group, _ = load_yaml_model(path, _GroupYaml)
-            errors: list[str] = []
-            for item in group.features:
-                definition, problem = _definition(group, item, Path(features_dir))
-                if problem is not None:
-                    errors.append(problem)
-                elif definition.ref in definitions:
-                    errors.append(f"{definition.ref} is defined twice")
-                else:
-                    definitions[definition.ref] = definition
-            if errors:
-                raise ConfigError(str(path), errors)
-        return cls(definitions)
+        folder = Path(features_dir)
+        declared = sources if sources is not None else _workspace_sources(folder)
+        event_times = {
+            name: (d.event_time.column if d.event_time is not None else None)
+            for name, d in declared.items()
+        }
+        registry = cls({})
+        problems: list[str] = []
+        for path in sorted(folder.glob("*.yaml")):
+            try:
+                group, _ = load_yaml_model(path, GroupYaml)
+            except ConfigError as exc:
+                problems.extend(f"{path}: {p}" for p in exc.problems)
+                continue
+            problems.extend(
+                f"{path}: {p}" for p in registry._add_group(group, path, event_times, folder)
+            )
+        if problems:
+            raise ConfigError(str(folder), problems)
+        return registry
+
+    def _add_group(
+        self, group: GroupYaml, path: Path, event_times: dict[str, str | None], folder: Path
+    ) -> list[str]:
+        """Add one parsed file's view or request group and definitions; return its problems."""
+        errors = [
+            f"key 'sources': {name!r} is not a declared source (declared: "
+            f"{', '.join(sorted(event_times)) or 'none'}); declare it in sources/{name}.yaml "
+            "or remove it from `sources`"
+            for name in group.sources
+            if name not in event_times
+        ]
+        if group.group in self.feature_views or group.group in self.request_columns:
+            errors.append(f"key 'group': group {group.group!r} is declared by another file too")
+        view = view_from_yaml(group, path, event_times)
+        if view is not None:
+            self.feature_views[view.name] = view
+        elif group.request is not None:
+            self.request_columns[group.group] = dict(group.request.columns)
+        for item in group.features:
+            definition, problem = _definition(group, view, item, folder)
+            if problem is not None:
+                errors.append(problem)
+            elif definition.ref in self.definitions:
+                errors.append(f"{definition.ref} is defined twice")
+            else:
+                self.definitions[definition.ref] = definition
+        return errors
+
+    def views(self) -> dict[str, FeatureView]:
+        """Every declared feature view by name."""
+        return dict(self.feature_views)
+
+    def request_groups(self) -> dict[str, dict[str, str]]:
+        """Every request group by name, with the request columns (name -> dtype) it declares."""
+        return {name: dict(columns) for name, columns in self.request_columns.items()}
+
+    def view(self, name: str) -> FeatureView:
+        """The feature view ``name``.
+
+        Raises:
+            FeatureError: no such view (lists the declared ones).
+        """
+        found = self.feature_views.get(name)
+        if found is None:
+            raise FeatureError(
+                f"no feature view {name!r}; declared views: "
+                f"{', '.join(sorted(self.feature_views)) or 'none'} (see features/*.yaml)"
+            )
+        return found
 
     def fingerprint(self) -> str:
         """One hash of every definition's reference and computation fingerprint.
@@ -243,18 +289,24 @@ class FeatureRegistry:
         return sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
 
 
+def _workspace_sources(features_dir: Path) -> dict[str, SourceDeclaration]:
+    """The sources declared beside ``features_dir`` (``<workspace>/sources/*.yaml``)."""
+    from spindle.core import load_sources
+
+    return load_sources(features_dir.parent)
+
+
 def _definition(
-    group: _GroupYaml, item: _FeatureYaml, features_dir: Path
+    group: GroupYaml, view: FeatureView | None, item: FeatureYaml, features_dir: Path
 ) -> tuple[FeatureDefinition, str | None]:
     """Build one definition; return it with the problem that makes it invalid, if any."""
     ref = f"{group.group}.{item.name}@{item.version}"
     python, problem = (None, None)
-    if group.group == "query":
-        if item.sql or item.python:
-            problem = f"{ref}: query features are computed per request; remove `sql`/`python`"
+    if view is None and item.sql is not None:
+        problem = f"{ref}: a request feature is a Python function; replace `sql` by `python`"
     elif bool(item.sql) == bool(item.python):
         problem = f"{ref}: needs exactly one computation, `sql` or `python: file.py:function`"
-    elif item.python is not None:
+    if problem is None and item.python is not None:
         python, problem = parse_python(item.python, features_dir)
         problem = None if problem is None else f"{ref}: {problem}"
     definition = FeatureDefinition(
@@ -272,5 +324,11 @@ def _definition(
             item.allowed_teams if item.allowed_teams is not None else group.allowed_teams
         ),
         python=python,
+        entity=view.entity if view is not None else "",
+        entity_keys=view.keys if view is not None else (),
+        ttl_s=view.ttl_s if view is not None else None,
+        keep=view.keep if view is not None else (),
+        view_sql=view.sql if view is not None else None,
+        request=view is None,
     )
     return definition, problem

@@ -20,11 +20,11 @@ import pyarrow.dataset as pads
 
 from spindle.core import FeatureError, open_dataset, table_exists
 from spindle.features._compute import feature_table_path
-from spindle.features._definitions import GROUP_ENTITIES
 from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
 from spindle.features._online_sqlite import SQLiteOnlineStore
 
 ONLINE_ENTITIES = ("product", "user")
+_KEYS = {"product": "product_id", "user": "user_id"}  # until materialisation reads the views
 
 
 def open_online_backend(location: str | Path) -> OnlineStoreBackend:
@@ -147,7 +147,7 @@ class OnlineStore:
             )
         return self.backend.materialize(
             entity,
-            GROUP_ENTITIES[entity],
+            _KEYS[entity],
             _plain_strings(table),
             partition,
             snapshot=snapshot,

@@ -1,0 +1,207 @@
+"""Feature views and request groups: the YAML of a workspace's ``features/<group>.yaml``, parsed.
+
+A file declares one *group*. Either it is a **feature view** (``entity`` + ``view``): DuckDB SQL
+over declared sources, run once per day as of that day's cutoff, one row per entity, whose
+features are SQL expressions or Python functions over the view's rows; or it is a **request
+group** (``request``): the columns a caller sends at serving time, whose features are Python
+functions over request rows (see ``_request.py``)::
+
+    group: product
+    owner: catalog-team@example
+    entity: {name: product, keys: [product_id]}
+    sources: [products, purchases]
+    ttl: 2d
+    view:
+      sql: SELECT product_id, list_price FROM products WHERE date = cutoff_date
+      keep: [list_price]
+    features:
+      - {name: price, version: 1, dtype: float64, sql: list_price, encoding: {kind: numeric}}
+
+Point-in-time correctness is spindle's job, not the author's: see ``_cutoff.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from spindle.core import sha256_json
+
+Dtype = Literal["float64", "int64", "bool", "string"]
+EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(text: str) -> int:
+    """Seconds of a duration written ``30m``, ``6h`` or ``2d``.
+
+    Raises:
+        ValueError: the text is not such a duration.
+    """
+    match = _DURATION.match(text)
+    if match is None:
+        raise ValueError(f"expected a duration such as 30m, 6h or 2d, found {text!r}")
+    return int(match.group(1)) * _DURATION_S[match.group(2)]
+
+
+class EncodingSpec(BaseModel):
+    """How the transform turns a raw value into a model input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: EncodingKind
+    log: bool = False
+    buckets: int = Field(default=4096, ge=2)
+    max_words: int = Field(default=8, ge=1)
+
+
+class FeatureYaml(BaseModel):
+    """One feature version as written under ``features:``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    version: int = Field(ge=1)
+    description: str = ""
+    dtype: Dtype
+    owner: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    sql: str | None = None
+    python: str | None = None
+    encoding: EncodingSpec
+    allowed_teams: list[str] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("feature names are lowercase letters, digits and _")
+        return value
+
+
+class EntityYaml(BaseModel):
+    """``entity:``: the entity's name and its join keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    keys: list[str] = Field(min_length=1)
+
+
+class ViewYaml(BaseModel):
+    """``view:``: the SQL computing one row per entity, and the columns stored beside features."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sql: str = Field(min_length=1)
+    keep: list[str] = Field(default_factory=list)
+
+
+class RequestYaml(BaseModel):
+    """``request:``: the columns a caller sends at serving time, with their dtypes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    columns: dict[str, Dtype] = Field(min_length=1)
+
+
+class GroupYaml(BaseModel):
+    """A whole ``features/<group>.yaml``: a feature view or a request group."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    group: str
+    owner: str
+    description: str | None = None
+    entity: EntityYaml | None = None
+    sources: list[str] = Field(default_factory=list)
+    ttl: str | None = None
+    view: ViewYaml | None = None
+    request: RequestYaml | None = None
+    allowed_teams: list[str] = Field(default_factory=list)
+    features: list[FeatureYaml]
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("group names are lowercase letters, digits and _")
+        return value
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, value: str | None) -> str | None:
+        if value is not None:
+            duration_s(value)
+        return value
+
+    @model_validator(mode="after")
+    def _kind(self) -> GroupYaml:
+        if self.request is not None:
+            if self.entity is not None or self.view is not None or self.ttl is not None:
+                raise ValueError(
+                    "a request group (`request:`) has no `entity`, `view` or `ttl`; "
+                    "declare either `request:` or `entity:` + `view:`"
+                )
+        elif self.entity is None or self.view is None:
+            raise ValueError(
+                "a feature view needs `entity: {name, keys}` and `view: {sql}` "
+                "(or declare a request group with `request: {columns: ...}`)"
+            )
+        return self
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    """A declared feature view: SQL over sources, one row per entity per day."""
+
+    name: str
+    """The group's name: table ``features/<name>``, columns ``<name>__<feature>__v<version>``."""
+    entity: str
+    keys: tuple[str, ...]
+    sources: tuple[str, ...]
+    sql: str
+    ttl_s: int | None
+    keep: tuple[str, ...]
+    file: Path
+    owner: str
+    description: str | None = None
+    event_times: tuple[tuple[str, str | None], ...] = ()
+    """Each source the view reads with its declared event-time column (None: none declared)."""
+
+    @property
+    def stored_columns(self) -> tuple[str, ...]:
+        """The view's columns stored beside the features: the keys, then ``keep``."""
+        return (*self.keys, *(c for c in self.keep if c not in self.keys))
+
+    @property
+    def fingerprint(self) -> str:
+        """The hash of the view's rows' definition (SQL, keys, kept columns)."""
+        return sha256_json({"sql": self.sql.strip(), "keys": self.keys, "keep": self.keep})
+
+
+def view_from_yaml(
+    group: GroupYaml, file: Path, event_times: dict[str, str | None]
+) -> FeatureView | None:
+    """The :class:`FeatureView` of a parsed file, or None for a request group."""
+    if group.entity is None or group.view is None:
+        return None
+    return FeatureView(
+        name=group.group,
+        entity=group.entity.name,
+        keys=tuple(group.entity.keys),
+        sources=tuple(group.sources),
+        sql=group.view.sql,
+        ttl_s=None if group.ttl is None else duration_s(group.ttl),
+        keep=tuple(group.view.keep),
+        file=file,
+        owner=group.owner,
+        description=group.description,
+        event_times=tuple((s, event_times.get(s)) for s in group.sources),
+    )
