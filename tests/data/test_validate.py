@@ -10,7 +10,19 @@ from pathlib import Path
 import pytest
 from tests.conftest import START, make_workspace
 
+from spindle.core import SourceDeclaration, ValidationConfig, load_sources, load_validation
 from spindle.data import ValidationReport, ingest_day, load_profiles, validate_day
+
+YARNIT = Path(__file__).parents[2] / "src" / "spindle" / "examples" / "yarnit"
+SOURCES: dict[str, SourceDeclaration] = load_sources(YARNIT)
+CONFIG: ValidationConfig = load_validation(YARNIT, SOURCES)
+
+
+def _validate(
+    tables: Path, date: str, reference: tuple[str, ...] | None = None
+) -> ValidationReport:
+    return validate_day(tables, date, reference=reference, sources=SOURCES, config=CONFIG)
+
 
 # One workspace, one fault a day after four healthy days (faults that persist come last).
 FAULTS = {
@@ -34,18 +46,18 @@ def _day(number: int) -> str:
 def reports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[int, ValidationReport]]:
     faults = tuple(f"{kind}@{day}" for day, kind in FAULTS.items())
     root = make_workspace(tmp_path_factory.mktemp("faults") / "ws", DAYS, 0.2, faults)
-    raw, tables = root / "raw", root / ".spindle" / "tables"
+    tables = root / ".spindle" / "tables"
     out: dict[int, ValidationReport] = {}
     failed: list[str] = []
     for number in range(1, DAYS + 1):
-        ingest_day(raw, tables, _day(number))
+        ingest_day(root, SOURCES, tables, _day(number))
         # Days that failed are left out of later days' history (the trailing week without them).
         week = [_day(n) for n in range(max(1, number - 7), number)]
         reference = tuple(d for d in week if d not in failed)
-        out[number] = validate_day(tables, _day(number), reference=reference)
+        out[number] = _validate(tables, _day(number), reference)
         if out[number].verdict == "fail":
             failed.append(_day(number))
-    out[0] = validate_day(tables, _day(4))  # re-validating is stable (stats stored once)
+    out[0] = _validate(tables, _day(4))  # re-validating is stable (stats stored once)
     yield out
 
 
@@ -114,8 +126,8 @@ def test_statistics_are_stored_per_partition(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 2, 0.1)
     tables = root / ".spindle" / "tables"
     for number in (1, 2):
-        ingest_day(root / "raw", tables, _day(number))
-    validate_day(tables, _day(2))
+        ingest_day(root, SOURCES, tables, _day(number))
+    _validate(tables, _day(2))
     stored = load_profiles(tables, [_day(1), _day(2)])
     assert set(stored) == {_day(1), _day(2)}  # history profiled once, then kept
     price = next(r for r in stored[_day(2)] if (r["source"], r["column"]) == ("purchases", "price"))
@@ -128,6 +140,6 @@ def test_a_healthy_week_raises_no_fail(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", 9, 0.2)
     tables = root / ".spindle" / "tables"
     for number in range(1, 10):
-        ingest_day(root / "raw", tables, _day(number))
-        report = validate_day(tables, _day(number))
+        ingest_day(root, SOURCES, tables, _day(number))
+        report = _validate(tables, _day(number))
         assert report.verdict != "fail", (number, report.anomalies)

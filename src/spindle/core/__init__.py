@@ -84,7 +84,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._progress import Progress, ProgressEvent, step_progress, throttled
     from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
-    from spindle.core._validation import ValidationConfig, load_validation
+    from spindle.core._validation import SourceCheck, ValidationConfig, load_validation
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
 
@@ -161,6 +161,7 @@ _LAZY: dict[str, str] = {
     "lazy_names": "spindle.core._lazy",
     "load_sources": "spindle.core._sources",
     "load_validation": "spindle.core._validation",
+    "SourceCheck": "spindle.core._validation",
     "ValidationConfig": "spindle.core._validation",
     "load_yaml_model": "spindle.core._yaml",
     "open_dataset": "spindle.core._delta",
@@ -214,6 +215,7 @@ __all__ = [
     "ServingConfig",
     "ServingError",
     "SimulationConfig",
+    "SourceCheck",
     "SourceConfig",
     "SourceDeclaration",
     "SpindleError",

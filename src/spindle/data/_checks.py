@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from spindle.core import Verdict
+from spindle.core import ValidationConfig, Verdict
 
 
 @dataclass(frozen=True)
@@ -47,47 +47,66 @@ class Anomaly:
         }
 
 
-# Thresholds (chosen on the simulator: a healthy week raises none; every fault trips one).
-DROP_FAIL, DROP_WARN, JUMP_WARN = 0.8, 0.88, 1.5
+# Defaults of the thresholds validation.yaml may set (chosen on the simulator: a healthy week
+# raises none; every fault trips one), and the fixed ones of the slice-share test.
 SLICE_MIN_SHARE = 0.02
 # Slice shares, tested both ways every day (family-wise alpha after Bonferroni over the day's
 # slices): FAIL when the change is large, WARN when moderate, nothing below the WARN floor.
 SHARE_ALPHA_FAIL, SHARE_ALPHA_WARN = 1e-3, 1e-2
 SHARE_REL_FAIL, SHARE_ABS_FAIL = 0.3, 0.08
 SHARE_REL_WARN, SHARE_ABS_WARN = 0.2, 0.05
-PSI_WARN, PSI_FAIL, PSI_MIN_ROWS = 0.15, 0.25, 100
-NULL_RATE_JUMP = 0.05
 BIAS_P_VALUE = 1e-3
 
 
-def row_count(source: str, observed: int, past: list[int]) -> list[Anomaly]:
-    """A day with far fewer (missing data) or far more (duplicates) rows than usual."""
+def row_count(
+    source: str,
+    observed: int,
+    past: list[int],
+    config: ValidationConfig | None = None,
+    usual: str = "usual",
+) -> list[Anomaly]:
+    """A day with far fewer (missing data) or far more (duplicates) rows than usual.
+
+    Args:
+        source: the source, for the message.
+        observed: today's rows.
+        past: the reference days' rows (the usual is their median).
+        config: the thresholds (validation.yaml ``volume``; None: the defaults).
+        usual: how the message names the usual count (e.g. "usual saturday").
+
+    Returns:
+        A ``row_count_drop`` or ``row_count_jump`` anomaly, or nothing.
+    """
+    volume = (config or ValidationConfig()).volume
     if len(past) < 2:
         return []
     expected = float(statistics.median(past))
     ratio = observed / expected if expected else 1.0
     # Small sources are noisy: a drop must also be unlikely as chance (Poisson) to count.
     p_value = float(sps.poisson.cdf(observed, expected))
-    if ratio < DROP_WARN and p_value < 0.01:
-        severity: Verdict = "fail" if ratio < DROP_FAIL and p_value < BIAS_P_VALUE else "warn"
+    if ratio < volume.drop_warn and p_value < 0.01:
+        severity: Verdict = (
+            "fail" if ratio < volume.drop_fail and p_value < BIAS_P_VALUE else "warn"
+        )
         return [
             Anomaly(
                 "row_count_drop",
                 source,
                 severity,
-                f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f}; "
+                f"{source}: {observed} rows, {ratio:.0%} of the {usual} {expected:.0f}; "
                 "see missing_data_bias for whether the loss is random or in some slices",
                 expected=expected,
                 observed=float(observed),
             )
         ]
-    if ratio > JUMP_WARN:
+    if ratio > volume.jump_warn:
         return [
             Anomaly(
                 "row_count_jump",
                 source,
                 "warn",
-                f"{source}: {observed} rows, {ratio:.0%} of the usual {expected:.0f} (duplicates or a replay?)",
+                f"{source}: {observed} rows, {ratio:.0%} of the {usual} {expected:.0f} "
+                "(duplicates or a replay?)",
                 expected=expected,
                 observed=float(observed),
             )
@@ -100,10 +119,10 @@ def slice_shares(
 ) -> list[Anomaly]:
     """Every slice's share of the day vs its median share over the reference, both ways.
 
-    Runs every day, whatever the row count: a slice that grows (a partner's share doubling) is
+    Runs every day, whatever the row count: a slice that grows (one slice's share doubling) is
     flagged as well as one that shrinks or vanishes. Each slice gets a two-sided binomial test of
     today's count against the reference share, on counts divided by the cluster size (rows per
-    independent unit: impressions come ~20 to a search); the p-values of all slices tested that
+    independent unit: one user may make many rows); the p-values of all slices tested that
     day are Bonferroni-corrected together (as the gate's slice intervals are). A significant
     change is a FAIL when large (``SHARE_REL_FAIL`` relative or ``SHARE_ABS_FAIL`` absolute) and
     a WARN when moderate (``SHARE_REL_WARN`` / ``SHARE_ABS_WARN``); smaller ones are not alarms.
@@ -194,7 +213,7 @@ def missing_data_bias(
 
     Args:
         slices: per dimension, today's counts by slice and the history's counts by slice.
-        cluster_size: rows per independent unit (impressions come ~20 to a search); counts are
+        cluster_size: rows per independent unit (one user may make many rows); counts are
             divided by it so the test does not mistake clustering for concentration.
     """
     worst: tuple[float, str, str, float, float] | None = None
@@ -256,16 +275,34 @@ def psi(expected: np.ndarray, observed: np.ndarray) -> float:
 
 
 def distribution_shift(
-    source: str, column: str, today: np.ndarray, past: np.ndarray, label: bool = False
+    source: str,
+    column: str,
+    today: np.ndarray,
+    past: np.ndarray,
+    label: bool = False,
+    config: ValidationConfig | None = None,
 ) -> list[Anomaly]:
-    """PSI of today's binned values against the pooled history (bins from history deciles)."""
-    if today.sum() < PSI_MIN_ROWS or past.sum() < PSI_MIN_ROWS:
+    """PSI of today's binned values against the pooled history (bins from history deciles).
+
+    Args:
+        source: the source of the column.
+        column: the column.
+        today: today's counts per bin.
+        past: the reference days' counts per bin, pooled.
+        label: the column is a label (a shift is a ``label_shift``).
+        config: the thresholds (validation.yaml ``drift``; None: the defaults).
+
+    Returns:
+        A ``distribution_shift`` or ``label_shift`` anomaly, or nothing.
+    """
+    drift = (config or ValidationConfig()).drift
+    if today.sum() < drift.min_rows or past.sum() < drift.min_rows:
         return []
     value = psi(past, today)
     # PSI of two samples of one distribution is ~ (bins - 1) * (1/n + 1/m): small days are noisy,
     # so the thresholds never sit below a few times that.
     noise = (len(today) - 1) * (1 / today.sum() + 1 / past.sum())
-    warn_at, fail_at = max(PSI_WARN, 2.5 * noise), max(PSI_FAIL, 4 * noise)
+    warn_at, fail_at = max(drift.psi_warn, 2.5 * noise), max(drift.psi_fail, 4 * noise)
     if value < warn_at:
         return []
     severity: Verdict = "fail" if value >= fail_at else "warn"
@@ -290,18 +327,31 @@ def distribution_shift(
     ]
 
 
-def null_rate(source: str, column: str, observed: float, past: list[float]) -> list[Anomaly]:
-    """A column that is suddenly much more often null than in its history."""
+def null_rate(
+    source: str, column: str, observed: float, past: list[float], jump: float = 0.05
+) -> list[Anomaly]:
+    """A column that is suddenly much more often null than in its history.
+
+    Args:
+        source: the source of the column.
+        column: the column.
+        observed: today's null rate.
+        past: the reference days' null rates.
+        jump: the rise over the usual rate that is a WARN (four times it: a FAIL).
+
+    Returns:
+        A ``null_rate`` anomaly, or nothing.
+    """
     if len(past) < 2:
         return []
     expected = float(statistics.median(past))
-    if observed - expected <= NULL_RATE_JUMP or observed < 2 * expected:
+    if observed - expected <= jump or observed < 2 * expected:
         return []
     return [
         Anomaly(
             "null_rate",
             source,
-            "fail" if observed - expected > 4 * NULL_RATE_JUMP else "warn",
+            "fail" if observed - expected > 4 * jump else "warn",
             f"{source}.{column}: {observed:.1%} nulls, usually {expected:.1%}; "
             "a producer stopped filling it",
             column=column,
@@ -311,15 +361,32 @@ def null_rate(source: str, column: str, observed: float, past: list[float]) -> l
     ]
 
 
-def label_rate(source: str, observed: float, past: list[float], what: str) -> list[Anomaly]:
-    """The share of positive labels (e.g. purchases per impression) far from its history."""
+def label_rate(
+    source: str,
+    observed: float,
+    past: list[float],
+    what: str,
+    bounds: tuple[float, float] = (0.6, 1.6),
+) -> list[Anomaly]:
+    """The share of positive labels far from its history.
+
+    Args:
+        source: the source (or check) the rate is of.
+        observed: today's rate.
+        past: the reference days' rates.
+        what: the rate in words, for the message.
+        bounds: the ratios to the usual rate that are normal (outside: a FAIL).
+
+    Returns:
+        A ``label_rate`` anomaly, or nothing.
+    """
     if len(past) < 2 or not all(math.isfinite(p) for p in past):
         return []
     expected = float(statistics.median(past))
     if expected <= 0:
         return []
     ratio = observed / expected
-    if 0.6 <= ratio <= 1.6:
+    if bounds[0] <= ratio <= bounds[1]:
         return []
     return [
         Anomaly(

@@ -11,6 +11,7 @@ checks compare with are cheap.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,6 @@ PROFILE_SCHEMA = pa.schema(
         ("date", pa.string()),
     ]
 )
-PROFILED_SOURCES = ("searches", "impressions", "purchases", "products")
 _NUMERIC = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "FLOAT", "DOUBLE", "BOOLEAN")
 
 
@@ -109,18 +109,31 @@ def profile_relation(
     return out
 
 
-def profile_day(tables_dir: Path, date: str) -> pa.Table:
-    """Profile every column of each ingested source's ``date`` partition."""
+def profile_day(tables_dir: Path, date: str, sources: Iterable[str] | None = None) -> pa.Table:
+    """Profile every column of each ingested source's ``date`` partition.
+
+    Args:
+        tables_dir: root of the Delta tables (sources under ``raw/<source>``).
+        date: the day, ``YYYY-MM-DD``.
+        sources: the sources to profile (None: every ingested one); one not ingested is skipped.
+
+    Returns:
+        One row per (source, column), in ``PROFILE_SCHEMA``.
+    """
+    if sources is None:
+        raw = tables_dir / "raw"
+        sources = sorted(p.name for p in raw.iterdir() if p.is_dir()) if raw.is_dir() else []
     rows: list[dict[str, Any]] = []
     con = duckdb.connect()
     try:
         con.execute("SET enable_progress_bar = false")
-        for source in PROFILED_SOURCES:
+        for source in sources:
             path = tables_dir / "raw" / source
             if not table_exists(path):
                 continue
-            con.register(source, open_dataset(path).filter(pads.field("date") == date))
-            rows += profile_relation(con, source, source, date)
+            # filtered in DuckDB: the ``date`` column may be text or a DATE
+            con.register(source, open_dataset(path))
+            rows += profile_relation(con, source, source, date, f"date = '{date}'")
     finally:
         con.close()
     return pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA)

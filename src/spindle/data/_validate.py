@@ -1,17 +1,17 @@
 """Data validation of one ingested day against a trailing window of healthy days.
 
-Checks return results, not exceptions (the caller decides what a FAIL blocks): missing
-partitions, row counts and whether a loss is random or concentrated in slices (chi-square),
-quarantine share, slice completeness (country, product type, discounted, partner), null rates
-and distribution shift (PSI) from stored column statistics, the label rate, duplicate bursts,
-late rows and additive schema changes (a WARN: ingestion keeps the new column).
+What is checked is declared in the workspace (validation.yaml, see ``core.ValidationConfig``;
+the sources' calendars say which days are expected gaps). Checks return results, not
+exceptions (the caller decides what a FAIL blocks): missing partitions, row counts and whether
+a loss is random or concentrated in slices (chi-square), quarantine share, slice shares,
+duplicate keys and bursts, late rows, additive schema changes (a WARN: ingestion keeps the new
+column), null rates and distribution shift (PSI) from stored column statistics, label rates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 
 from spindle.core import (
+    SourceCheck,
     SourceDeclaration,
     ValidationConfig,
     Verdict,
@@ -29,49 +30,10 @@ from spindle.core import (
     table_exists,
 )
 from spindle.data import _checks as checks
+from spindle.data import _day_checks as days
 from spindle.data._checks import Anomaly
-from spindle.data._ingest import QUARANTINE_SCHEMA
+from spindle.data._day_checks import Day as _Day
 from spindle.data._profile import load_profiles, profile_day, store_profile
-from spindle.data._schemas import SCHEMAS
-from spindle.data._window import HISTORY_DAYS, MIN_BASELINE_DAYS
-
-_EVENTS = ("searches", "impressions", "purchases")
-_SOURCES = (*_EVENTS, "products", "quarantine")
-_PRODUCTS = "(SELECT DISTINCT ON (product_id, date) product_id, date, product_type, is_partner FROM products)"
-# (source, dimension) -> SQL returning (date, slice, count) for the days in {days}.
-SLICES: dict[tuple[str, str], str] = {
-    (
-        "searches",
-        "country",
-    ): "SELECT date, country, count(*) FROM searches WHERE date IN ({days}) GROUP BY ALL",
-    ("impressions", "product_type"): "SELECT i.date, p.product_type, count(*) FROM impressions i "
-    f"JOIN {_PRODUCTS} p ON p.product_id = i.product_id AND p.date = i.date WHERE i.date IN ({{days}}) GROUP BY ALL",
-    ("impressions", "country"): "SELECT i.date, s.country, count(*) FROM impressions i "
-    "JOIN searches s USING (search_id) WHERE i.date IN ({days}) GROUP BY ALL",
-    (
-        "purchases",
-        "discounted",
-    ): "SELECT date, discount_pct > 0, count(DISTINCT transaction_id) FROM purchases WHERE date IN ({days}) GROUP BY ALL",
-    (
-        "purchases",
-        "partner",
-    ): "SELECT u.date, p.is_partner, count(DISTINCT u.transaction_id) FROM purchases u "
-    f"JOIN {_PRODUCTS} p ON p.product_id = u.product_id AND p.date = u.date WHERE u.date IN ({{days}}) GROUP BY ALL",
-    (
-        "purchases",
-        "country",
-    ): "SELECT u.date, s.country, count(DISTINCT u.transaction_id) FROM purchases u "
-    "JOIN searches s USING (search_id) WHERE u.date IN ({days}) GROUP BY ALL",
-}
-# Numeric columns whose distribution is compared with history (purchases are the labels).
-SHIFT_COLUMNS = (
-    ("purchases", "price"),
-    ("purchases", "discount_pct"),
-    ("purchases", "quantity"),
-    ("products", "list_price"),
-    ("products", "discount_pct"),
-    ("impressions", "position"),
-)
 
 
 @dataclass(frozen=True)
@@ -139,34 +101,41 @@ class ValidationAccept:
         return {"date": self.date, "reason": self.reason, "verdict": self.verdict}
 
 
-def _connect(tables_dir: Path) -> duckdb.DuckDBPyConnection:
+def _declared(
+    tables_dir: Path, sources: dict[str, SourceDeclaration] | None
+) -> dict[str, SourceDeclaration | None]:
+    """The declarations by name; without them, every ingested table (undeclared)."""
+    if sources is not None:
+        return dict(sources)
+    raw = tables_dir / "raw"
+    names = sorted(p.name for p in raw.iterdir() if p.is_dir()) if raw.is_dir() else []
+    return {name: None for name in names}
+
+
+def _connect(
+    tables_dir: Path, declared: dict[str, SourceDeclaration | None]
+) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
-    for source in _SOURCES:
-        path = tables_dir / ("quarantine" if source == "quarantine" else f"raw/{source}")
+    for name, decl in declared.items():
+        path = tables_dir / "raw" / name
         if table_exists(path):
-            con.register(source, open_dataset(path))
-        else:  # no partition of it yet: an empty table with every column the checks read
-            con.register(source, _empty(source))
+            con.register(name, open_dataset(path))
+        elif decl is not None:  # no partition of it yet: an empty table of its columns
+            columns = {n: c.arrow_type() for n, c in decl.columns.items()}
+            columns.setdefault("date", pa.string())
+            con.register(name, pa.schema(list(columns.items())).empty_table())
+    quarantine = tables_dir / "quarantine"
+    con.register(
+        "quarantine",
+        open_dataset(quarantine) if table_exists(quarantine) else _NO_QUARANTINE.empty_table(),
+    )
     return con
 
 
-def _empty(source: str) -> pa.Table:
-    if source == "quarantine":
-        return QUARANTINE_SCHEMA.empty_table()
-    columns = {**SCHEMAS[source].columns, "date": pa.string()}
-    return pa.schema(list(columns.items())).empty_table()
-
-
-def _in(days: list[str]) -> str:
-    return ", ".join(f"'{d}'" for d in days) or "NULL"
-
-
-def _by_day(con: duckdb.DuckDBPyConnection, sql: str) -> dict[str, dict[str, int]]:
-    out: dict[str, dict[str, int]] = {}
-    for day, key, n in con.execute(sql).fetchall():
-        out.setdefault(str(day), {})[str(key)] = int(n)
-    return out
+_NO_QUARANTINE = pa.schema(
+    [("source", pa.string()), ("reason", pa.string()), ("date", pa.string())]
+)
 
 
 def _verdict(anomalies: list[Anomaly]) -> Verdict:
@@ -174,96 +143,94 @@ def _verdict(anomalies: list[Anomaly]) -> Verdict:
     return "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
 
 
-@dataclass
-class _Day:
-    """What the checks of one day share: connection, date, history and row counts."""
-
-    con: duckdb.DuckDBPyConnection
-    tables_dir: Path
-    date: str
-    history: list[str]
-    counts: dict[str, dict[str, int]]
-
-    def past_counts(self, source: str) -> list[int]:
-        return [self.counts[source][d] for d in self.history if self.counts[source].get(d)]
-
-
 def validate_day(
     tables_dir: Path,
     date: str,
     *,
-    history_days: int = HISTORY_DAYS,
+    history_days: int | None = None,
     reference: tuple[str, ...] | None = None,
     sources: dict[str, SourceDeclaration] | None = None,
     config: ValidationConfig | None = None,
 ) -> ValidationReport:
-    """Validate the ingested day ``date`` against up to ``history_days`` earlier healthy days.
+    """Validate the ingested day ``date`` against earlier healthy days, as declared.
 
     Args:
         tables_dir: root of the Delta tables.
         date: the day, ``YYYY-MM-DD``.
-        history_days: length of the trailing calendar window compared with (without ``reference``).
+        history_days: length of the trailing calendar window compared with when there is no
+            ``reference`` (None: ``config.history_days``).
         reference: the reference days themselves (the pipeline passes the last healthy or
             accepted days, however far back); overrides ``history_days``.
-        sources: the workspace's declared sources (None: the ingested tables, undeclared).
-        config: the workspace's ``validation.yaml`` (None: the defaults).
+        sources: the workspace's declared sources (None: every ingested table, undeclared:
+            no calendar, key, event-time or schema checks).
+        config: the workspace's validation.yaml (None: the defaults, every source checked).
 
     Returns:
         The report: ``pass | warn | fail`` with every anomaly and its evidence. The day's column
         statistics are stored in the ``stats`` table as a side effect (idempotent).
+
+    Raises:
+        ConfigError: a check's SQL does not run (names validation.yaml, the check and DuckDB's
+            message).
     """
-    con = _connect(tables_dir)
+    config = config or ValidationConfig()
+    declared = _declared(tables_dir, sources)
+    con = _connect(tables_dir, declared)
     try:
+        tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
+        todo = [c for c in config.checks_for(list(declared)) if c.source in tables]
         day = dt.date.fromisoformat(date)
+        n = history_days or config.history_days
         window = (
             sorted(reference)
             if reference is not None
-            else [(day - dt.timedelta(days=i)).isoformat() for i in range(history_days, 0, -1)]
+            else [(day - dt.timedelta(days=i)).isoformat() for i in range(n, 0, -1)]
         )
-        days = [*window, date]
-        counts = {
-            s: {
-                k: v["n"]
-                for k, v in _by_day(
-                    con,
-                    f"SELECT date, 'n', count(*) FROM {s} WHERE date IN ({_in(days)}) GROUP BY ALL",
-                ).items()
-            }
-            for s in (*_EVENTS, "products")
-        }
-        # Labels count each transaction once: a duplicate burst must not look like more buyers.
-        counts["transactions"] = {
-            str(d): int(n)
-            for d, n in con.execute(
-                f"SELECT date, count(DISTINCT transaction_id) FROM purchases WHERE date IN ({_in(days)}) GROUP BY ALL"
-            ).fetchall()
-        }
-        history = [d for d in window if counts["searches"].get(d, 0) > 0]
-        ctx = _Day(con, tables_dir, date, history, counts)
-        anomalies = _no_baseline(date, history)
-        anomalies += _completeness(ctx)
-        anomalies += _quarantine(ctx)
-        anomalies += _duplicates(ctx)
-        anomalies += _late_and_schema(ctx)
-        anomalies += _statistics(ctx)
-        if counts["transactions"].get(date) and counts["impressions"].get(date):
-            past = [
-                counts["transactions"][d] / counts["impressions"][d]
-                for d in history
-                if counts["transactions"].get(d) and counts["impressions"].get(d)
-            ]
-            observed = counts["transactions"][date] / counts["impressions"][date]
-            anomalies += checks.label_rate("purchases", observed, past, "purchases per impression")
+        counts = {c.source: _counts(con, c.source, [*window, date]) for c in todo}
+        history = [d for d in window if any(by_day.get(d) for by_day in counts.values())]
+        ctx = _Day(con, date, history, counts, config, declared)
+        anomalies = _no_baseline(date, history, config.min_baseline_days)
+        anomalies += _per_check(ctx, todo)
+        anomalies += days.quarantine(ctx)
+        anomalies += _statistics(ctx, tables_dir, todo)
     finally:
         con.close()
-    stats: dict[str, Any] = {"rows": {s: counts[s].get(date, 0) for s in _EVENTS}}
+    stats: dict[str, Any] = {"rows": {c.source: counts[c.source].get(date, 0) for c in todo}}
+    if ctx.notes:
+        stats["notes"] = list(ctx.notes)
     return ValidationReport(
         date, _verdict(anomalies), tuple(anomalies), tuple(history), stats=stats
     )
 
 
-def _no_baseline(date: str, history: list[str]) -> list[Anomaly]:
-    if len(history) >= MIN_BASELINE_DAYS:
+def _counts(con: duckdb.DuckDBPyConnection, source: str, dates: list[str]) -> dict[str, int]:
+    sql = f"SELECT date, count(*) FROM {days.quote(source)} WHERE date IN ({days.in_list(dates)}) GROUP BY ALL"
+    return {str(d): int(n) for d, n in con.execute(sql).fetchall()}
+
+
+def _per_check(ctx: _Day, todo: list[SourceCheck]) -> list[Anomaly]:
+    """Every check's own findings, then the slice shares of all of them tested together."""
+    found: list[Anomaly] = []
+    shares: dict[tuple[str, str], tuple[dict[str, int], list[dict[str, int]], float]] = {}
+    for check in todo:
+        slices, cluster = days.slice_counts(ctx, check)
+        for column, by_day in slices.items():
+            past = [by_day[d] for d in ctx.history if d in by_day]
+            shares[(check.source, column)] = (by_day.get(ctx.date, {}), past, cluster)
+        if check.volume:
+            found += days.volume(ctx, check, slices, cluster)
+        found += days.duplicates(ctx, check)
+        found += days.bursts(ctx, check)
+        columns = [
+            str(r[0]) for r in ctx.con.execute(f"DESCRIBE {days.quote(check.source)}").fetchall()
+        ]
+        found += days.late_and_schema(ctx, check, columns)
+        found += days.label_rate(ctx, check)
+    return checks.slice_shares(shares) + found
+
+
+def _no_baseline(date: str, history: list[str], needed: int) -> list[Anomaly]:
+    if len(history) >= needed:
         return []
     return [
         Anomaly(
@@ -271,217 +238,38 @@ def _no_baseline(date: str, history: list[str]) -> list[Anomaly]:
             "all",
             "warn",
             f"{date} has {len(history)} reference day(s) (healthy or accepted earlier days; "
-            f"{MIN_BASELINE_DAYS} needed): row counts, slice shares, null rates, distribution "
-            "shift and the label rate were not compared with anything. Ingest and validate "
-            "earlier healthy days, or `spindle validate accept` a day as the new normal.",
-            expected=float(MIN_BASELINE_DAYS),
+            f"{needed} needed, validation.yaml min_baseline_days): row counts, slice shares, "
+            "null rates, distribution shift and label rates were not compared with anything. "
+            "Ingest and validate earlier healthy days, or `spindle validate accept` a day as the "
+            "new normal.",
+            expected=float(needed),
             observed=float(len(history)),
         )
     ]
 
 
-def _completeness(ctx: _Day) -> list[Anomaly]:
-    """Missing partitions, row counts, slice completeness and missing-data bias."""
-    found: list[Anomaly] = []
-    slices = {
-        key: _by_day(ctx.con, sql.format(days=_in([*ctx.history, ctx.date])))
-        for key, sql in SLICES.items()
-    }
-    searches = ctx.counts["searches"].get(ctx.date, 0)
-    # A user's rows share a country and much else: the independent unit of a slice share is the
-    # user, so the share tests divide counts by rows per user (not by rows).
-    users = {
-        str(src): int(n)
-        for src, n in ctx.con.execute(
-            f"SELECT 'searches', count(DISTINCT user_id) FROM searches WHERE date = '{ctx.date}' "
-            f"UNION ALL SELECT 'purchases', count(DISTINCT user_id) FROM purchases WHERE date = '{ctx.date}'"
-        ).fetchall()
-    }
-    rows = {
-        "searches": searches,
-        "impressions": ctx.counts["impressions"].get(ctx.date, 0),
-        "purchases": ctx.counts["transactions"].get(ctx.date, 0),
-    }
-    per_user = {
-        src: n / users[user_src]
-        for src, n in rows.items()
-        if users.get(user_src := "searches" if src == "impressions" else src)
-    }
-    found += checks.slice_shares(
-        {
-            key: (
-                by_day.get(ctx.date, {}),
-                [by_day[d] for d in ctx.history if d in by_day],
-                per_user.get(key[0], 1.0),
-            )
-            for key, by_day in slices.items()
-        }
-    )
-    for source in _EVENTS:
-        observed = ctx.counts[source].get(ctx.date, 0)
-        past_rows = ctx.past_counts(source)
-        if observed == 0:
-            found.append(
-                Anomaly(
-                    "missing_partition",
-                    source,
-                    "fail",
-                    f"{source} has no rows for {ctx.date}: the whole day is missing (every slice "
-                    "lost alike, so the loss itself is unbiased). Re-export and re-ingest the day, "
-                    "or let training skip it with `training.allow_gaps: true`.",
-                    expected=float(statistics.median(past_rows)) if past_rows else None,
-                    observed=0.0,
-                )
-            )
-            continue
-        drop = checks.row_count(source, observed, past_rows)
-        found += drop
-        if drop and drop[0].kind == "row_count_drop" and drop[0].expected:
-            dims = {
-                dim: (by_day.get(ctx.date, {}), [by_day[d] for d in ctx.history if d in by_day])
-                for (src, dim), by_day in slices.items()
-                if src == source
-            }
-            cluster = observed / searches if source == "impressions" and searches else 1.0
-            found.append(
-                checks.missing_data_bias(source, observed, drop[0].expected, dims, cluster)
-            )
-    return found
-
-
-def _quarantine(ctx: _Day) -> list[Anomaly]:
-    rows = ctx.con.execute(
-        f"SELECT source, reason, count(*) FROM quarantine WHERE date = '{ctx.date}' GROUP BY ALL ORDER BY 1, 3 DESC"
-    ).fetchall()
-    by_source: dict[str, dict[str, int]] = {}
-    for source, reason, n in rows:
-        by_source.setdefault(str(source), {})[str(reason)] = int(n)
-    found = []
-    for source, reasons in by_source.items():
-        n = sum(reasons.values())
-        total = n + ctx.counts.get(source, {}).get(ctx.date, 0)
-        share = n / total if total else 1.0
-        summary = "; ".join(f"{count} {reason}" for reason, count in reasons.items())
-        found.append(
-            Anomaly(
-                "quarantined_rows",
-                source,
-                "fail" if share > 0.05 else "warn",
-                f"{n} {source} rows quarantined ({share:.1%}): {summary}. The good rows were "
-                "loaded; see the quarantine table (row_json, reason) and fix the producer.",
-                expected=0.0,
-                observed=float(n),
-            )
-        )
-    return found
-
-
-def _duplicates(ctx: _Day) -> list[Anomaly]:
-    found = []
-    if ctx.counts["purchases"].get(ctx.date):
-        row = ctx.con.execute(
-            f"SELECT count(*) - count(DISTINCT transaction_id) FROM purchases WHERE date = '{ctx.date}'"
-        ).fetchall()[0]
-        dups = int(row[0]) if row else 0
-        share = dups / ctx.counts["purchases"][ctx.date]
-        if dups:
-            found.append(
-                Anomaly(
-                    "duplicate_burst",
-                    "purchases",
-                    "fail" if share >= 0.05 else "warn",
-                    f"{dups} purchase rows ({share:.1%}) repeat a transaction_id; they are counted "
-                    "once in features and labels. Check the order service for a retry loop.",
-                    column="transaction_id",
-                    expected=0.0,
-                    observed=float(dups),
-                )
-            )
-    bursts = ctx.con.execute(
-        f"SELECT user_id, count(*) AS n FROM searches WHERE date = '{ctx.date}' "
-        "GROUP BY user_id, time_bucket(INTERVAL 10 MINUTE, ts) ORDER BY n DESC LIMIT 1"
-    ).fetchall()
-    burst = bursts[0] if bursts else None
-    if burst and int(burst[1]) >= 50:
-        found.append(
-            Anomaly(
-                "duplicate_burst",
-                "searches",
-                "warn",
-                f"user {burst[0]} made {burst[1]} searches within 10 minutes (a bot or a replay?); "
-                "any load shedding samples with a keyed hash, so the sender cannot choose what is dropped",
-                column="user_id",
-                slice=f"user_id={burst[0]}",
-                expected=0.0,
-                observed=float(burst[1]),
-            )
-        )
-    return found
-
-
-def _late_and_schema(ctx: _Day) -> list[Anomaly]:
-    found = []
-    for source in _EVENTS:
-        if not ctx.counts[source].get(ctx.date):
-            continue
-        row = ctx.con.execute(
-            f"SELECT count(*) FILTER (WHERE strftime(ts, '%Y-%m-%d') < date), min(strftime(ts, '%Y-%m-%d')) "
-            f"FROM {source} WHERE date = '{ctx.date}'"
-        ).fetchall()[0]
-        late = int(row[0]) if row else 0
-        if late and late / ctx.counts[source][ctx.date] > 0.01:
-            found.append(
-                Anomaly(
-                    "late_data",
-                    source,
-                    "warn",
-                    f"{late} {source} rows in the {ctx.date} partition happened on earlier days "
-                    f"(from {row[1] if row else '?'}): those days were incomplete when validated. "
-                    "Re-validate them; training reads events by their time, so the rows are not lost.",
-                    expected=0.0,
-                    observed=float(late),
-                )
-            )
-        known = set(SCHEMAS[source].columns) | {"date"}
-        extra = [
-            c for c in open_dataset(ctx.tables_dir / "raw" / source).schema.names if c not in known
-        ]
-        for column in extra:
-            today, before = ctx.con.execute(
-                f"SELECT count(\"{column}\") FILTER (WHERE date = '{ctx.date}'), "
-                f'count("{column}") FILTER (WHERE date IN ({_in(ctx.history)})) FROM {source}'
-            ).fetchall()[0]
-            if today and not before:
-                found.append(
-                    Anomaly(
-                        "schema_change",
-                        source,
-                        "warn",
-                        f"{source} gained column {column!r} on {ctx.date}; ingestion kept it "
-                        "(additive schema evolution). Add it to the source schema if features should use it.",
-                        column=column,
-                    )
-                )
-    return found
-
-
-def _profiles(ctx: _Day) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
+def _profiles(
+    ctx: _Day, tables_dir: Path, sources: list[str]
+) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
     """Column statistics of the day (computed and stored) and of its history (from ``stats``)."""
-    today = profile_day(ctx.tables_dir, ctx.date)
-    store_profile(ctx.tables_dir, ctx.date, today)
-    stored = load_profiles(ctx.tables_dir, ctx.history)
+    today = profile_day(tables_dir, ctx.date, sources)
+    store_profile(tables_dir, ctx.date, today)
+    stored = load_profiles(tables_dir, ctx.history)
     for day in ctx.history:
-        if day not in stored:  # ingested before statistics existed: profile it once, keep it
-            table = profile_day(ctx.tables_dir, day)
-            store_profile(ctx.tables_dir, day, table)
+        profiled = {r["source"] for r in stored.get(day, [])}
+        if day not in stored or not set(sources) <= profiled:
+            # ingested before statistics existed (or before its source was checked): profile
+            # it once, keep it
+            table = profile_day(tables_dir, day, sources)
+            store_profile(tables_dir, day, table)
             stored[day] = table.to_pylist()
     stored[ctx.date] = today.to_pylist()
     return {d: {(r["source"], r["column"]): r for r in rows} for d, rows in stored.items()}
 
 
-def _statistics(ctx: _Day) -> list[Anomaly]:
-    """Null rates and distribution shift (PSI over history deciles) per column."""
-    profiles = _profiles(ctx)
+def _statistics(ctx: _Day, tables_dir: Path, todo: list[SourceCheck]) -> list[Anomaly]:
+    """Null rates of every column of the checked sources, and drift (PSI) of declared columns."""
+    profiles = _profiles(ctx, tables_dir, [c.source for c in todo])
     today = profiles[ctx.date]
     found: list[Anomaly] = []
     for (source, column), prof in sorted(today.items()):
@@ -492,31 +280,45 @@ def _statistics(ctx: _Day) -> list[Anomaly]:
             for d in ctx.history
             if (p := profiles.get(d)) and (source, column) in p and p[(source, column)]["count"]
         ]
-        found += checks.null_rate(source, column, prof["nulls"] / prof["count"], past)
-    for source, column in SHIFT_COLUMNS:
-        quantiles = [
-            profiles[d][(source, column)]["quantiles"]
-            for d in ctx.history
-            if (source, column) in profiles.get(d, {})
-            and profiles[d][(source, column)]["quantiles"]
-        ]
-        if len(quantiles) < 2 or not today.get((source, column), {}).get("count"):
-            continue
-        edges = sorted({round(float(x), 9) for x in np.median(np.array(quantiles), axis=0)})
-        bins = _by_day(
-            ctx.con,
-            f'SELECT date, len(list_filter({edges}::DOUBLE[], lambda e: e <= "{column}"::DOUBLE)), count(*) '
-            f'FROM {source} WHERE date IN ({_in([*ctx.history, ctx.date])}) AND "{column}" IS NOT NULL GROUP BY ALL',
-        )
-        n_bins = len(edges) + 1
-        observed = np.array([bins.get(ctx.date, {}).get(str(b), 0) for b in range(n_bins)], float)
-        expected = np.array(
-            [sum(bins.get(d, {}).get(str(b), 0) for d in ctx.history) for b in range(n_bins)], float
-        )
-        found += checks.distribution_shift(
-            source, column, observed, expected, label=source == "purchases"
-        )
+        rate = prof["nulls"] / prof["count"]
+        found += checks.null_rate(source, column, rate, past, ctx.config.null_rate_jump_max)
+    for check in todo:
+        for column in [*check.drift, *check.label_drift]:
+            found += _drift(ctx, profiles, check.source, column, column in check.label_drift)
     return found
+
+
+def _drift(
+    ctx: _Day,
+    profiles: dict[str, dict[tuple[str, str], dict[str, Any]]],
+    source: str,
+    column: str,
+    label: bool,
+) -> list[Anomaly]:
+    """PSI of one column today against the reference, in bins of the reference's deciles."""
+    quantiles = [
+        profiles[d][(source, column)]["quantiles"]
+        for d in ctx.history
+        if (source, column) in profiles.get(d, {}) and profiles[d][(source, column)]["quantiles"]
+    ]
+    if len(quantiles) < 2 or not profiles[ctx.date].get((source, column), {}).get("count"):
+        return []
+    edges = sorted({round(float(x), 9) for x in np.median(np.array(quantiles), axis=0)})
+    col = days.quote(column)
+    bins: dict[str, dict[str, int]] = {}
+    for d, b, n in ctx.con.execute(
+        f"SELECT date, len(list_filter({edges}::DOUBLE[], lambda e: e <= {col}::DOUBLE)), "
+        f"count(*) FROM {days.quote(source)} "
+        f"WHERE date IN ({days.in_list([*ctx.history, ctx.date])}) AND {col} IS NOT NULL "
+        "GROUP BY ALL"
+    ).fetchall():
+        bins.setdefault(str(d), {})[str(b)] = int(n)
+    n_bins = len(edges) + 1
+    observed = np.array([bins.get(ctx.date, {}).get(str(b), 0) for b in range(n_bins)], float)
+    expected = np.array(
+        [sum(bins.get(d, {}).get(str(b), 0) for d in ctx.history) for b in range(n_bins)], float
+    )
+    return checks.distribution_shift(source, column, observed, expected, label, ctx.config)
 
 
 def report_json(report: ValidationReport) -> str:
