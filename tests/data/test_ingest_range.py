@@ -63,7 +63,9 @@ def test_a_range_tries_every_day_and_reports_each(ws: Path) -> None:
     assert days["2026-01-01"]["status"] == days["2026-01-03"]["status"] == "ingested"
     assert days["2026-01-03"]["rows_ingested"] > 0  # the day after the broken one was loaded
     assert days["2026-01-02"]["status"] == "failed"
-    assert "cannot read Parquet" in days["2026-01-02"]["error"]
+    error = days["2026-01-02"]["error"]
+    assert "searches" in error and "cannot be read as parquet" in error, error
+    assert "nothing of the day was written" in error
     assert "1 of 3 day(s) not ingested: 2026-01-02" in err
     with Context.open(ws) as ctx:
         failed = ctx.store.runs(step="ingest", status="failed")

@@ -1,4 +1,4 @@
-"""Raw sources: schemas, ingestion into Delta tables, quarantine, and data validation."""
+"""Raw sources: declared reads, ingestion into Delta tables, quarantine, and data validation."""
 
 from __future__ import annotations
 
@@ -8,13 +8,24 @@ from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.data._checks import Anomaly
+    from spindle.data._days import (
+        DaysRead,
+        DumpCacheStats,
+        SourceRead,
+        dump_cache_stats,
+        last_event_day,
+        read_source_day,
+        read_source_days,
+    )
     from spindle.data._infer import infer_source
     from spindle.data._ingest import (
         QUARANTINE_SCHEMA,
+        DayCheck,
+        SourceCheck,
         check_day,
         ingest_day,
         partition_files,
-        raw_fingerprint,
+        raw_partitions,
         unread_files,
     )
     from spindle.data._profile import (
@@ -27,16 +38,11 @@ if _TYPE_CHECKING:
     )
     from spindle.data._readers import (
         REJECTED_SCHEMA,
-        DaysRead,
-        SourceRead,
         list_partition_dates,
-        read_source_day,
-        read_source_days,
         source_files,
         undeclared_files,
     )
     from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
-    from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, SourceSchema
     from spindle.data._shedding import shed_mask
     from spindle.data._undo import IngestUndo, remove_day
     from spindle.data._validate import (
@@ -51,41 +57,42 @@ if _TYPE_CHECKING:
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
     "Anomaly": "spindle.data._checks",
-    "DaysRead": "spindle.data._readers",
+    "DayCheck": "spindle.data._ingest",
+    "DaysRead": "spindle.data._days",
+    "DumpCacheStats": "spindle.data._days",
     "HISTORY_DAYS": "spindle.data._window",
-    "INGEST_ORDER": "spindle.data._schemas",
     "IngestUndo": "spindle.data._undo",
-    "MAX_LATENESS_DAYS": "spindle.data._schemas",
     "PROFILE_SCHEMA": "spindle.data._profile",
     "QUARANTINE_SCHEMA": "spindle.data._ingest",
     "REJECTED_SCHEMA": "spindle.data._readers",
-    "SCHEMAS": "spindle.data._schemas",
-    "SourceRead": "spindle.data._readers",
-    "SourceSchema": "spindle.data._schemas",
+    "SourceCheck": "spindle.data._ingest",
+    "SourceRead": "spindle.data._days",
     "ValidationAccept": "spindle.data._validate",
     "ValidationReport": "spindle.data._validate",
     "apply_rules": "spindle.data._row_rules",
     "check_day": "spindle.data._ingest",
     "check_event_times": "spindle.data._row_rules",
     "drop_duplicate_keys": "spindle.data._row_rules",
+    "dump_cache_stats": "spindle.data._days",
     "infer_source": "spindle.data._infer",
     "ingest_day": "spindle.data._ingest",
+    "last_event_day": "spindle.data._days",
     "list_partition_dates": "spindle.data._readers",
     "load_profiles": "spindle.data._profile",
     "partition_files": "spindle.data._ingest",
-    "unread_files": "spindle.data._ingest",
     "profile_day": "spindle.data._profile",
     "profile_relation": "spindle.data._profile",
     "profile_sql": "spindle.data._profile",
-    "raw_fingerprint": "spindle.data._ingest",
-    "read_source_day": "spindle.data._readers",
-    "read_source_days": "spindle.data._readers",
+    "raw_partitions": "spindle.data._ingest",
+    "read_source_day": "spindle.data._days",
+    "read_source_days": "spindle.data._days",
     "remove_day": "spindle.data._undo",
     "report_json": "spindle.data._validate",
     "shed_mask": "spindle.data._shedding",
     "source_files": "spindle.data._readers",
     "store_profile": "spindle.data._profile",
     "undeclared_files": "spindle.data._readers",
+    "unread_files": "spindle.data._ingest",
     "validate_day": "spindle.data._validate",
 }
 
@@ -95,32 +102,33 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "HISTORY_DAYS",
-    "INGEST_ORDER",
-    "MAX_LATENESS_DAYS",
     "PROFILE_SCHEMA",
     "QUARANTINE_SCHEMA",
     "REJECTED_SCHEMA",
-    "SCHEMAS",
     "Anomaly",
+    "DayCheck",
     "DaysRead",
+    "DumpCacheStats",
     "IngestUndo",
+    "SourceCheck",
     "SourceRead",
-    "SourceSchema",
     "ValidationAccept",
     "ValidationReport",
     "apply_rules",
     "check_day",
     "check_event_times",
     "drop_duplicate_keys",
+    "dump_cache_stats",
     "infer_source",
     "ingest_day",
+    "last_event_day",
     "list_partition_dates",
     "load_profiles",
     "partition_files",
     "profile_day",
     "profile_relation",
     "profile_sql",
-    "raw_fingerprint",
+    "raw_partitions",
     "read_source_day",
     "read_source_days",
     "remove_day",

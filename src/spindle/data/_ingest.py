@@ -1,250 +1,350 @@
-"""Ingest one day of raw logs into Delta tables: schema checks, row checks, quarantine.
+"""Ingest one day of every declared source into Delta tables: read, check, quarantine, write.
 
-Two phases: every source of the day is read and checked first, then written. A file that cannot
-be used at all (unreadable, a required column missing or of an incompatible type) stops the day
-before anything is written; a bad *row* never stops the day: it goes to the quarantine table with
-its reason, and the good rows are written.
+Two phases. First every declared source is read and checked, in ``check_order`` (a rule that
+``uses`` another source sees that source's good rows of the day): a bad *row* is set aside with
+its reason (unreadable value, event time outside the day and its allowed lateness, a failed
+rule, a repeated primary key), and the good rows are kept. A partition that cannot be used at
+all (unreadable, a required column missing) is quarantined whole with its reason and stops the
+day: nothing of the day is written. Then, only when every source passed, the good rows go to
+``<tables>/raw/<source>`` and the set-aside rows to ``<tables>/quarantine``, one partition of
+the day each.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from spindle.core import (
     DataError,
     IngestResult,
+    RawPartition,
     SchemaError,
+    SourceDeclaration,
     TableVersion,
+    check_order,
     sha256_file,
     sha256_json,
     write_partition,
 )
-from spindle.data._readers import REJECTED_SCHEMA
-from spindle.data._schemas import INGEST_ORDER, MAX_LATENESS_DAYS, SCHEMAS, TS, SourceSchema
+from spindle.data._days import SourceRead, read_source_day
+from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
+from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
 
-# The quarantine table holds what the readers set aside: one schema for both.
+# The quarantine table holds what the readers and checks set aside: one schema for all.
 QUARANTINE_SCHEMA = REJECTED_SCHEMA
+_HASHES: dict[tuple[str, int, int], str] = {}
 
 
 @dataclass(frozen=True)
-class _Checked:
+class SourceCheck:
+    """One source's day after the checks: what will be written, and what is set aside.
+
+    Attributes:
+        good: the rows to write (declared columns, then any extra columns the files had).
+        bad: the rows set aside with their reason (``QUARANTINE_SCHEMA``); ``row_number`` is
+            the row's position in the day's files (in the dump, for a dump).
+        files: the files read.
+        extra_columns: columns the files had that the declaration does not name (kept).
+    """
+
     source: str
     good: pa.Table
     bad: pa.Table
-    files: dict[str, str]
+    files: tuple[str, ...]
     extra_columns: tuple[str, ...]
 
 
-def partition_files(raw_dir: Path, source: str, date: str) -> list[Path]:
-    """Parquet files of one raw partition (empty when the partition is missing)."""
-    return sorted((raw_dir / source / f"date={date}").glob("*.parquet"))
+@dataclass(frozen=True)
+class DayCheck:
+    """Every declared source of one day, checked, nothing written (ingest's first phase).
 
-
-def unread_files(raw_dir: Path, date: str) -> list[Path]:
-    """Files of ``date`` under ``raw_dir`` that ingest does not read (to warn, never to ignore).
-
-    A file belongs to ``date`` when the day appears in its path (``date=2026-01-01/``,
-    ``2026-01-01.csv``, ...); it is unread when it is not a Parquet file of a known source's
-    partition (``INGEST_ORDER``).
+    Attributes:
+        checked: the sources with rows (or a partition) that day, in ``check_order``.
+        missing: declared sources without a partition (or rows) on a day their calendar
+            expects data: a missing-data anomaly.
+        closed: sources without data on a day their calendar says is closed (expected).
+        problems: whole partitions that cannot be used, by source: why (naming the file).
     """
-    read = {f for source in INGEST_ORDER for f in partition_files(raw_dir, source, date)}
-    if not raw_dir.is_dir():
-        return []
-    return sorted(
-        path
-        for path in raw_dir.rglob("*")
-        if path.is_file()
-        and not any(part.startswith(".") for part in path.relative_to(raw_dir).parts)
-        and date in path.relative_to(raw_dir).as_posix()
-        and path not in read
+
+    date: str
+    checked: tuple[SourceCheck, ...]
+    missing: tuple[str, ...]
+    closed: tuple[str, ...]
+    problems: dict[str, str]
+    schema_problems: tuple[str, ...] = ()
+
+
+def _has_data(read: SourceRead) -> bool:
+    return read.table.num_rows > 0 or read.rejected.num_rows > 0 or read.problem is not None
+
+
+def _present(read: SourceRead, decl: SourceDeclaration) -> bool:
+    """Whether the source has data for the day: a partition (daily), or rows (a dump)."""
+    if decl.layout == "static":
+        return True
+    return bool(read.files) if decl.layout == "daily" else _has_data(read)
+
+
+def _with_extras(read: SourceRead) -> pa.Table:
+    """The read rows with the files' extra columns appended (additive schema evolution)."""
+    table = read.table
+    if read.extras is not None:
+        for name in read.extras.column_names:
+            if name != "date" and name not in table.column_names:
+                table = table.append_column(name, read.extras.column(name))
+    return table
+
+
+def _renumber(bad: pa.Table, positions: np.ndarray) -> pa.Table:
+    """``bad`` with each row_number (a position in the step's input) made a file position."""
+    if bad.num_rows == 0:
+        return bad
+    rows = positions[bad.column("row_number").to_numpy()]
+    index = bad.schema.get_field_index("row_number")
+    return bad.set_column(index, "row_number", pa.array(rows, pa.int64()))
+
+
+def _check_source(
+    read: SourceRead, decl: SourceDeclaration, date: str, goods: Mapping[str, pa.Table]
+) -> SourceCheck:
+    """Event times, rules (over the good rows of the sources they use), then primary key."""
+    table = _with_extras(read)
+    positions = read.row_numbers
+    if positions is None:  # pragma: no cover - every read with rows carries its positions
+        positions = np.arange(table.num_rows)
+    # check_order put every used source first, so each has its good rows (maybe none) here
+    others = {name: goods[name] for rule in decl.rules for name in rule.uses}
+    bad = [read.rejected]
+    steps = (
+        check_event_times,
+        lambda t, d, day: apply_rules(t, d, day, others),
+        drop_duplicate_keys,
     )
+    for step in steps:
+        table, aside = step(table, decl, date)
+        bad.append(_renumber(aside, positions))
+        keep = np.ones(len(positions), dtype=bool)
+        keep[aside.column("row_number").to_numpy()] = False
+        positions = positions[keep]
+    good = table.drop_columns(["date"]) if "date" in table.column_names else table
+    extra = tuple(c for c in read.extra_columns if c != "date")
+    return SourceCheck(decl.name, good, pa.concat_tables(bad), read.files, extra)
 
 
-def _read(files: list[Path]) -> pa.Table:
-    tables = []
-    for file in files:
-        try:
-            tables.append(pq.read_table(file))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise DataError(
-                f"{file}: cannot read Parquet ({exc}); re-export the file or delete the partition"
-            ) from exc
-    return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
-
-
-def _conform(table: pa.Table, schema: SourceSchema, where: str) -> tuple[pa.Table, tuple[str, ...]]:
-    """Cast expected columns to their types; keep extra columns (additive schema evolution)."""
-    columns, names = [], []
-    for name, expected in schema.columns.items():
-        if name not in table.column_names:
-            if name in schema.required:
-                raise SchemaError(
-                    f"{where}: required column '{name}' ({expected}) is missing; found columns {table.column_names}. "
-                    "Fix the export, or re-run `spindle ingest` once the partition is corrected."
-                )
-            columns.append(pa.nulls(table.num_rows, expected))
-        else:
-            try:
-                columns.append(pc.cast(table.column(name), expected))
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                found = table.schema.field(name).type
-                raise SchemaError(
-                    f"{where}: column '{name}' should be {expected}, found {found} ({exc})"
-                ) from exc
-        names.append(name)
-    extra = tuple(c for c in table.column_names if c not in schema.columns and c != "date")
-    for name in extra:
-        columns.append(table.column(name))
-        names.append(name)
-    return pa.table(columns, names=names), extra
-
-
-def _reasons(table: pa.Table, schema: SourceSchema, date: str, currencies: set[str]) -> np.ndarray:
-    """One reason string per row (empty = good), the first failing check wins."""
-    n = table.num_rows
-    reasons = np.full(n, "", dtype=object)
-
-    def flag(mask: pa.ChunkedArray | pa.Array | np.ndarray, reason: str) -> None:
-        values = (
-            mask
-            if isinstance(mask, np.ndarray)
-            else pc.fill_null(mask, False).to_numpy(zero_copy_only=False)
-        )
-        reasons[(reasons == "") & values.astype(bool)] = reason
-
-    for column in schema.required:
-        flag(pc.is_null(table.column(column)), f"null {column}")
-    if schema.price_column:
-        price = table.column(schema.price_column)
-        flag(pc.is_nan(price), f"NaN {schema.price_column}")
-        flag(pc.less(price, 0.0), f"negative {schema.price_column}")
-    if schema.currency_column and currencies:
-        known = pa.array(sorted(currencies), pa.string())
-        flag(
-            pc.invert(pc.is_in(table.column(schema.currency_column), value_set=known)),
-            f"unknown {schema.currency_column}",
-        )
-    if schema.ts_column:
-        day = dt.date.fromisoformat(date)
-        lo = pa.scalar(
-            dt.datetime.combine(day - dt.timedelta(days=MAX_LATENESS_DAYS), dt.time()), TS
-        )
-        hi = pa.scalar(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()), TS)
-        ts = table.column(schema.ts_column)
-        flag(
-            pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)),
-            f"{schema.ts_column} outside the partition day (or more than {MAX_LATENESS_DAYS} days late)",
-        )
-    return reasons
-
-
-def _check_source(raw_dir: Path, source: str, date: str, currencies: set[str]) -> _Checked | None:
-    files = partition_files(raw_dir, source, date)
-    if not files:
-        return None
-    where = f"{raw_dir / source / f'date={date}'}"
-    table, extra = _conform(_read(files), SCHEMAS[source], where)
-    reasons = _reasons(table, SCHEMAS[source], date, currencies)
-    bad_idx = np.flatnonzero(reasons != "")
-    good = table.filter(pa.array(reasons == ""))
-    bad_rows = table.take(pa.array(bad_idx, pa.int64())).to_pylist()
-    bad = pa.table(
-        {
-            "source": pa.array([source] * len(bad_idx), pa.string()),
-            "row_number": pa.array(bad_idx, pa.int64()),
-            "reason": pa.array(reasons[bad_idx].tolist(), pa.string()),
-            "row_json": pa.array(
-                [json.dumps(r, default=str, sort_keys=True) for r in bad_rows], pa.string()
-            ),
-            "date": pa.array([date] * len(bad_idx), pa.string()),
-        },
-        schema=QUARANTINE_SCHEMA,
-    )
-    return _Checked(source, good, bad, {f.name: sha256_file(f) for f in files}, extra)
-
-
-def check_day(raw_dir: Path, date: str) -> tuple[list[_Checked], list[str]]:
-    """Read and check every raw source of one day, writing nothing (ingest's first phase).
-
-    Returns:
-        (the checked sources in ``INGEST_ORDER``: good rows, quarantined rows with their reason,
-        file hashes, extra columns; the sources whose partition is missing).
-
-    Raises:
-        SchemaError, DataError: as ``ingest_day``.
-    """
-    fx = _check_source(raw_dir, "fx_rates", date, set())
-    currencies = set(fx.good.column("currency").to_pylist()) if fx else set()
-    checked: list[_Checked] = [] if fx is None else [fx]
-    missing: list[str] = [] if fx else ["fx_rates"]
-    for source in INGEST_ORDER[1:]:
-        result = _check_source(raw_dir, source, date, currencies)
-        if result is None:
-            missing.append(source)
-        else:
-            checked.append(result)
-    return checked, missing
-
-
-def raw_fingerprint(raw_dir: Path, date: str) -> dict[str, dict[str, str]]:
-    """Content hashes of every raw file of a day, by source (the ingest step's input identity)."""
-    return {
-        s: {f.name: sha256_file(f) for f in partition_files(raw_dir, s, date)} for s in INGEST_ORDER
-    }
-
-
-def ingest_day(raw_dir: Path, tables_dir: Path, date: str) -> IngestResult:
-    """Validate and load one day of every raw source into Delta tables under ``tables_dir/raw``.
+def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> DayCheck:
+    """Read and check every declared source of ``date``, writing nothing (ingest's first phase).
 
     Args:
-        raw_dir: root of the raw logs (``<source>/date=YYYY-MM-DD/*.parquet``).
-        tables_dir: root of the Delta tables.
-        date: the day, ``YYYY-MM-DD``.
+        root: the workspace root (locations are relative to it).
+        sources: the declarations (``load_sources(root)``).
+        date: the UTC day, ``YYYY-MM-DD``.
 
     Returns:
-        An :class:`IngestResult` with the new table versions, row counts, quarantine reasons and
-        the sources whose partition was missing.
+        A :class:`DayCheck`: per source the good rows and the rows set aside with reasons, the
+        sources missing (or expectedly closed) that day, and the unusable partitions.
 
     Raises:
-        SchemaError: a file lacks a required column or has an incompatible type (nothing written).
-        DataError: a file cannot be read (nothing written).
+        ConfigError: the rules' ``uses`` form a cycle.
     """
-    checked, missing = check_day(raw_dir, date)
+    day = dt.date.fromisoformat(date)
+    checked: list[SourceCheck] = []
+    missing: list[str] = []
+    closed: list[str] = []
+    problems: dict[str, str] = {}
+    schema: list[str] = []
+    goods: dict[str, pa.Table] = {}
+    for name in check_order(dict(sources)):
+        decl = sources[name]
+        read = read_source_day(root, decl, date)
+        if not _present(read, decl):
+            (closed if decl.calendar.is_closed(day) else missing).append(name)
+            goods[name] = decl.arrow_schema().empty_table()
+            continue
+        if read.problem is not None:
+            problems[name] = read.problem
+            if read.schema_problem:
+                schema.append(name)
+            goods[name] = decl.arrow_schema().empty_table()
+            continue
+        result = _check_source(read, decl, date, goods)
+        goods[name] = result.good
+        checked.append(result)
+    return DayCheck(date, tuple(checked), tuple(missing), tuple(closed), problems, tuple(schema))
+
+
+def _file_hash(path: str) -> str:
+    """sha256 of a file, remembered by (path, size, mtime) so a year's dump is hashed once."""
+    info = os.stat(path)
+    key = (path, info.st_size, info.st_mtime_ns)
+    if key not in _HASHES:
+        _HASHES[key] = sha256_file(Path(path))
+    return _HASHES[key]
+
+
+def _files_of(root: str | Path, decl: SourceDeclaration, date: str) -> list[str]:
+    """The files a source's day is read from (the whole dump for a dump or dimension)."""
+    try:
+        if decl.format == "delta":
+            log = os.path.join(resolve_location(root, decl.location), "_delta_log")
+            return sorted(os.path.join(log, n) for n in os.listdir(log))
+        return source_files(root, decl, date if decl.layout == "daily" else None)
+    except (OSError, _Unusable):
+        return []
+
+
+def raw_partitions(
+    root: str | Path, sources: Mapping[str, SourceDeclaration], date: str
+) -> list[RawPartition]:
+    """The raw inputs of ``date``: one per declared source with data that day (a daily
+    partition with files; a dump or Delta table with rows on the day; every dimension).
+
+    Each content hash covers the files (sha256) and the declaration, so a changed file or a
+    changed declaration re-ingests the day.
+
+    Example:
+        >>> [p.source for p in raw_partitions(ws.root, sources, "2013-01-01")]  # doctest: +SKIP
+        ['airlines', 'airports', 'flights', 'planes', 'weather']
+    """
+    parts: list[RawPartition] = []
+    for name in check_order(dict(sources)):
+        decl = sources[name]
+        files = _files_of(root, decl, date)
+        if decl.layout == "daily" and not files:
+            continue
+        if decl.layout in ("dump", "delta") and not _has_data(read_source_day(root, decl, date)):
+            continue
+        identity = {
+            "declaration": decl.model_dump(mode="json"),
+            "files": {f: _file_hash(f) for f in files if os.path.isfile(f)},
+        }
+        uri = os.path.dirname(files[0]) if decl.layout == "daily" else decl.location
+        parts.append(RawPartition(name, date, uri, sha256_json(identity), len(files)))
+    return parts
+
+
+def _raise_problems(check: DayCheck) -> None:
+    if not check.problems:
+        return
+    listed = "; ".join(f"{name}: {why}" for name, why in check.problems.items())
+    message = (
+        f"{check.date}: {len(check.problems)} partition(s) cannot be used, nothing of the day"
+        f" was written: {listed}. Fix or re-export the file(s) (or the declaration in"
+        " sources/), then run `spindle ingest` again"
+    )
+    if set(check.problems) == set(check.schema_problems):
+        raise SchemaError(message)
+    raise DataError(message)
+
+
+def ingest_day(
+    root: str | Path, sources: Mapping[str, SourceDeclaration], tables_dir: Path, date: str
+) -> IngestResult:
+    """Check and load one day of every declared source into Delta tables under ``tables_dir``.
+
+    Args:
+        root: the workspace root (source locations are relative to it).
+        sources: the declarations (``load_sources(root)``), loaded once by the caller.
+        tables_dir: root of the Delta tables (``raw/<source>``, ``quarantine``).
+        date: the UTC day, ``YYYY-MM-DD``.
+
+    Returns:
+        An :class:`IngestResult` with the new table versions, row counts, quarantine reasons,
+        the declared sources missing that day (an expected, calendar-closed gap is a note
+        instead) and notes (new columns kept).
+
+    Raises:
+        SchemaError: a partition lacks a required column or holds an uncastable type (every
+            such partition named; nothing written).
+        DataError: a partition cannot be read (likewise).
+
+    Example:
+        >>> ingest_day(ws.root, load_sources(ws.root), ws.tables_dir, "2026-01-02")  # doctest: +SKIP
+    """
+    check = check_day(root, sources, date)
+    _raise_problems(check)
     versions: list[TableVersion] = []
-    for item in checked:
-        versions.append(
-            write_partition(tables_dir / "raw" / item.source, item.good, date, f"raw/{item.source}")
-        )
-    bad = pa.concat_tables([c.bad for c in checked]) if checked else QUARANTINE_SCHEMA.empty_table()
+    for item in check.checked:
+        table = tables_dir / "raw" / item.source
+        versions.append(write_partition(table, item.good, date, f"raw/{item.source}"))
+    bad = (
+        pa.concat_tables([c.bad for c in check.checked])
+        if check.checked
+        else QUARANTINE_SCHEMA.empty_table()
+    )
     versions.append(write_partition(tables_dir / "quarantine", bad, date, "quarantine"))
+    return IngestResult(
+        date=date,
+        uri=str(tables_dir / "raw"),
+        content_hash=sha256_json(
+            {p.source: p.content_hash for p in raw_partitions(root, sources, date)}
+        ),
+        rows_ingested=sum(c.good.num_rows for c in check.checked),
+        rows_quarantined=bad.num_rows,
+        tables=tuple(versions),
+        quarantine_reasons=_reason_counts(bad),
+        missing_sources=check.missing,
+        notes=_notes(check),
+    )
+
+
+def _reason_counts(bad: pa.Table) -> dict[str, int]:
     reasons: dict[str, int] = {}
     for source, reason in zip(
         bad.column("source").to_pylist(), bad.column("reason").to_pylist(), strict=True
     ):
-        key = f"{source}: {reason}"
+        key = f"{source}: {_shown(reason)}"
         reasons[key] = reasons.get(key, 0) + 1
-    notes = tuple(
+    return reasons
+
+
+def _shown(reason: str) -> str:
+    """A reason without the values it names (repeated keys differ only in their values)."""
+    return reason.split(" = ")[0] if reason.startswith("duplicate primary key") else reason
+
+
+def _notes(check: DayCheck) -> tuple[str, ...]:
+    notes = [
         f"{c.source}: new column(s) {list(c.extra_columns)} kept (schema evolution)"
-        for c in checked
+        for c in check.checked
         if c.extra_columns
-    )
-    fingerprint = {c.source: c.files for c in checked}
-    return IngestResult(
-        date=date,
-        uri=str(tables_dir / "raw"),
-        content_hash=sha256_json(fingerprint),
-        rows_ingested=sum(c.good.num_rows for c in checked),
-        rows_quarantined=bad.num_rows,
-        tables=tuple(versions),
-        quarantine_reasons=reasons,
-        missing_sources=tuple(missing),
-        notes=notes,
-    )
+    ]
+    notes += [
+        f"{name}: no data for {check.date}, a closed day in its calendar (expected)"
+        for name in check.closed
+    ]
+    return tuple(notes)
+
+
+def unread_files(
+    root: str | Path, sources: Mapping[str, SourceDeclaration], raw_dir: Path, date: str
+) -> list[str]:
+    """Files of ``date`` under ``raw_dir`` that no declaration reads (to warn, never to ignore).
+
+    A file belongs to ``date`` when the day appears in its path (``date=2026-01-01/``,
+    ``2026-01-01.csv``, ...).
+
+    Returns:
+        Paths relative to ``raw_dir``, sorted.
+    """
+    from spindle.data._readers import undeclared_files
+
+    found = undeclared_files(root, sources.values(), str(raw_dir))
+    base = Path(root)
+    shown = [(base / f).relative_to(raw_dir).as_posix() for f in found]
+    return sorted(f for f in shown if date in f)
+
+
+def partition_files(raw_dir: Path, source: str, date: str) -> list[Path]:
+    """Parquet files of ``raw_dir/<source>/date=<date>/`` (empty when there is none).
+
+    Kept only for ``orchestrate/_fleet.py`` until it asks ``raw_data_of_day`` (the declared
+    sources) instead; ingest itself reads what the declarations say.
+    """
+    return sorted((raw_dir / source / f"date={date}").glob("*.parquet"))

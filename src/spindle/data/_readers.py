@@ -15,7 +15,7 @@ import json
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,44 +38,16 @@ REJECTED_SCHEMA = pa.schema(
 )
 
 
-@dataclass(frozen=True)
-class SourceRead:
-    """One day of one source, as read.
+class _Unusable(Exception):
+    """A file cannot be used at all; the message is the partition's quarantine reason.
 
-    Attributes:
-        table: the readable rows, exactly the declared schema (timestamps in UTC).
-        rejected: rows set aside with their reason (``REJECTED_SCHEMA``).
-        files: the files read (paths as found).
-        problem: when set, the whole partition is quarantined (``table`` is empty): why, naming
-            the file.
-        extra_columns: columns found in the files that the declaration does not name.
+    ``schema`` is true when the file was read but does not fit the declaration (a required
+    column missing, a column of a type that cannot be cast), false when it cannot be read.
     """
 
-    source: str
-    date: str
-    table: pa.Table
-    rejected: pa.Table
-    files: tuple[str, ...] = ()
-    problem: str | None = None
-    extra_columns: tuple[str, ...] = ()
-
-    @property
-    def quarantined(self) -> bool:
-        """Whether the whole partition is set aside (see ``problem``)."""
-        return self.problem is not None
-
-
-@dataclass(frozen=True)
-class DaysRead:
-    """Several days of one source read at once; ``undated`` holds rejected rows whose event
-    time could not be read, so that no day claims them (they are still recorded)."""
-
-    days: dict[str, SourceRead]
-    undated: pa.Table = field(default_factory=REJECTED_SCHEMA.empty_table)
-
-
-class _Unusable(Exception):
-    """A file cannot be used at all; the message is the partition's quarantine reason."""
+    def __init__(self, message: str, *, schema: bool = False) -> None:
+        super().__init__(message)
+        self.schema = schema
 
 
 @dataclass
@@ -86,6 +58,7 @@ class _Conformed:
     reasons: dict[int, str]  # row -> the first reason it is set aside (rows without one pass)
     row_json: dict[int, str]
     extra: list[str]
+    extras: pa.Table | None = None  # the values of the ``extra`` columns, row for row
 
 
 def package_path(location: str) -> str:
@@ -303,7 +276,8 @@ def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
     if required:
         raise _Unusable(
             f"{path}: missing required column(s) {', '.join(required)}"
-            f" (found: {', '.join(raw.column_names) or 'none'})"
+            f" (found: {', '.join(raw.column_names) or 'none'})",
+            schema=True,
         )
     reasons: dict[int, str] = {}
     arrays: list[pa.Array] = []
@@ -315,10 +289,13 @@ def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
         try:
             cast, bad = cast_column(values, name, source)
         except MostlyUnreadable as exc:
-            raise _Unusable(f"{path}: column {name}: {exc}; is the declared type right?") from exc
+            raise _Unusable(
+                f"{path}: column {name}: {exc}; is the declared type right?", schema=True
+            ) from exc
         except TypeError as exc:
             raise _Unusable(
-                f"{path}: column {name} holds {values.type}, which cannot be read as {spec.type}"
+                f"{path}: column {name} holds {values.type}, which cannot be read as {spec.type}",
+                schema=True,
             ) from exc
         if not spec.nullable:
             for null in np.flatnonzero(pc.is_null(values).to_numpy(zero_copy_only=False)):
@@ -331,7 +308,7 @@ def _conform(raw: pa.Table, source: SourceDeclaration, path: str) -> _Conformed:
     rows = sorted(reasons)
     row_json = dict(zip(rows, _rows_json(raw.take(rows)), strict=True)) if rows else {}
     extra = [c for c in raw.column_names if c not in source.columns]
-    return _Conformed(table, reasons, row_json, extra)
+    return _Conformed(table, reasons, row_json, extra, raw.select(extra) if extra else None)
 
 
 def _rows_json(table: pa.Table) -> list[str]:
@@ -373,96 +350,22 @@ def _concat(parts: list[_Conformed], source: SourceDeclaration) -> _Conformed:
         row_json.update({offset + i: j for i, j in part.row_json.items()})
         extra.extend(c for c in part.extra if c not in extra)
         offset += part.table.num_rows
-    return _Conformed(pa.concat_tables([p.table for p in parts]), reasons, row_json, extra)
+    table = pa.concat_tables([p.table for p in parts])
+    return _Conformed(table, reasons, row_json, extra, _concat_extras(parts, extra))
 
 
-def _day_read(
-    source: SourceDeclaration, date: str, conf: _Conformed, rows: np.ndarray, files: list[str]
-) -> SourceRead:
-    """The SourceRead of the rows ``rows`` (positions in ``conf``) of one day."""
-    flagged = np.zeros(conf.table.num_rows, dtype=bool)
-    flagged[list(conf.reasons)] = True
-    good = rows[~flagged[rows]]
-    bad = [int(i) for i in rows[flagged[rows]]]
-    table = conf.table.take(pa.array(good, pa.int64())).cast(source.arrow_schema())
-    return SourceRead(
-        source.name,
-        date,
-        table,
-        _rejected(source.name, date, conf, bad),
-        tuple(files),
-        None,
-        tuple(conf.extra),
-    )
-
-
-def _rejected(name: str, date: str, conf: _Conformed, rows: list[int]) -> pa.Table:
-    return pa.table(
-        {
-            "source": [name] * len(rows),
-            "row_number": rows,
-            "reason": [conf.reasons[i] for i in rows],
-            "row_json": [conf.row_json.get(i, "{}") for i in rows],
-            "date": [date] * len(rows),
-        },
-        schema=REJECTED_SCHEMA,
-    )
-
-
-def _quarantined(source: SourceDeclaration, date: str, files: list[str], why: str) -> SourceRead:
-    return SourceRead(
-        source.name,
-        date,
-        source.arrow_schema().empty_table(),
-        REJECTED_SCHEMA.empty_table(),
-        tuple(files),
-        why,
-    )
-
-
-def read_source_day(root: str | Path, source: SourceDeclaration, date: str) -> SourceRead:
-    """Read one UTC day of a source: its ``{date}`` partition, or that day of a dump.
-
-    Example:
-        >>> read = read_source_day(workspace, sources["orders"], "2026-01-02")  # doctest: +SKIP
-        >>> read.table.schema == sources["orders"].arrow_schema()  # doctest: +SKIP
-        True
-    """
-    return read_source_days(root, source, [date]).days[date]
-
-
-def read_source_days(root: str | Path, source: SourceDeclaration, dates: list[str]) -> DaysRead:
-    """Read several UTC days; a dump or Delta table is read once and split by event time.
-
-    Rows of a daily partition all belong to its date (lateness is judged by the caller).
-    Malformed CSV lines are rejected rows of the day (row number -1, the line in the reason).
-    """
-    if source.layout == "daily":
-        return DaysRead({d: _read_daily(root, source, d) for d in dates})
-    try:
-        conf, files, bad_lines = _read_all(root, source, None)
-    except _Unusable as exc:
-        files = _files_or_none(root, source)
-        return DaysRead({d: _quarantined(source, d, files, str(exc)) for d in dates})
-    if source.layout == "static":  # a dimension: every day holds all of its rows
-        every = np.arange(conf.table.num_rows)
-        return DaysRead(
-            {d: _with_bad_lines(_day_read(source, d, conf, every, files), bad_lines) for d in dates}
+def _concat_extras(parts: list[_Conformed], names: list[str]) -> pa.Table | None:
+    """The extra columns of every part, a column null where a file did not have it."""
+    if not names:
+        return None
+    tables = []
+    for part in parts:
+        n = part.table.num_rows
+        have = part.extras if part.extras is not None else pa.table({})
+        tables.append(
+            pa.table({c: have.column(c) if c in have.column_names else pa.nulls(n) for c in names})
         )
-    assert source.event_time is not None  # required for dumps, checked at load
-    times = conf.table.column(source.event_time.column)
-    days = pc.cast(times, pa.date32()).cast(pa.int32()).to_numpy(zero_copy_only=False)
-    valid = pc.is_valid(times).to_numpy(zero_copy_only=False)
-    epoch = dt.date(1970, 1, 1)
-    reads: dict[str, SourceRead] = {}
-    for date in dates:
-        number = (dt.date.fromisoformat(date) - epoch).days
-        rows = np.flatnonzero(valid & (np.nan_to_num(days, nan=-1) == number))
-        reads[date] = _day_read(source, date, conf, rows, files)
-    undated = [int(i) for i in np.flatnonzero(~valid) if int(i) in conf.reasons]
-    rejected = _rejected(source.name, "", conf, [int(i) for i in undated])
-    extra = _bad_lines_table(source.name, "", bad_lines)
-    return DaysRead(reads, pa.concat_tables([rejected, extra]))
+    return pa.concat_tables(tables, promote_options="permissive")
 
 
 def _files_or_none(
@@ -473,36 +376,3 @@ def _files_or_none(
         return source_files(root, source, date)
     except _Unusable:
         return []
-
-
-def _read_daily(root: str | Path, source: SourceDeclaration, date: str) -> SourceRead:
-    try:
-        conf, files, bad_lines = _read_all(root, source, date)
-    except _Unusable as exc:
-        return _quarantined(source, date, _files_or_none(root, source, date), str(exc))
-    read = _day_read(source, date, conf, np.arange(conf.table.num_rows), files)
-    return _with_bad_lines(read, bad_lines)
-
-
-def _with_bad_lines(read: SourceRead, bad_lines: list[str]) -> SourceRead:
-    if not bad_lines:
-        return read
-    rejected = pa.concat_tables(
-        [read.rejected, _bad_lines_table(read.source, read.date, bad_lines)]
-    )
-    return SourceRead(
-        read.source, read.date, read.table, rejected, read.files, None, read.extra_columns
-    )
-
-
-def _bad_lines_table(name: str, date: str, lines: list[str]) -> pa.Table:
-    return pa.table(
-        {
-            "source": [name] * len(lines),
-            "row_number": [-1] * len(lines),
-            "reason": lines,
-            "row_json": ["{}"] * len(lines),
-            "date": [date] * len(lines),
-        },
-        schema=REJECTED_SCHEMA,
-    )

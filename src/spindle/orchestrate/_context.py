@@ -1,4 +1,5 @@
-"""The context a pipeline runs in: workspace, metadata store, runner and feature registry.
+"""The context a pipeline runs in: workspace, metadata store, runner, feature registry, and the
+declared sources and validation settings (each loaded once per run, when first needed).
 
 :meth:`Context.open_reader` opens the read-only :class:`ReadContext` light commands use
 (``spindle models list|show``): the workspace and a :class:`~spindle.registry.RegistryReader`,
@@ -8,6 +9,7 @@ with no SQLAlchemy, runner or feature registry to import.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from spindle.core import Workspace
 from spindle.registry import RegistryReader, open_reader
 
 if TYPE_CHECKING:
+    from spindle.core import SourceDeclaration, ValidationConfig
     from spindle.features import FeatureRegistry, OnlineStore
     from spindle.orchestrate._runner import Runner
     from spindle.registry import MetadataStore
@@ -58,6 +61,29 @@ class Context:
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         store = MetadataStore(workspace.metadata_url)
         return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
+
+    @cached_property
+    def sources(self) -> dict[str, SourceDeclaration]:
+        """The workspace's declared sources (``sources/*.yaml``), loaded once per run.
+
+        Raises:
+            ConfigError: a declaration is invalid (every problem, with file, line and key).
+        """
+        from spindle.core import load_sources
+
+        return load_sources(self.workspace.root)
+
+    @cached_property
+    def validation(self) -> ValidationConfig:
+        """The workspace's ``validation.yaml`` (the defaults without one), checked against
+        the declared sources, loaded once per run.
+
+        Raises:
+            ConfigError: the file is invalid (every problem, with line and key).
+        """
+        from spindle.core import load_validation
+
+        return load_validation(self.workspace.root, self.sources)
 
     @classmethod
     def open_reader(cls, path: str | Path = ".") -> ReadContext:

@@ -9,17 +9,17 @@ from typing import Any
 
 import pyarrow as pa
 
-from spindle.core import DataError, IngestResult, RawPartition, TableVersion, sha256_json
+from spindle.core import DataError, IngestResult, RawPartition, TableVersion
 from spindle.data import (
     HISTORY_DAYS,
-    INGEST_ORDER,
     Anomaly,
     IngestUndo,
     ValidationAccept,
     ValidationReport,
     ingest_day,
-    partition_files,
-    raw_fingerprint,
+    last_event_day,
+    list_partition_dates,
+    raw_partitions,
     remove_day,
     unread_files,
     validate_day,
@@ -43,18 +43,38 @@ class DayIngest:
     unread_files: tuple[str, ...] = ()
 
 
-def _raw_partitions(ctx: Context, date: str) -> list[RawPartition]:
-    parts = []
-    fingerprint = raw_fingerprint(ctx.workspace.raw_dir, date)
-    for source in INGEST_ORDER:
-        files = partition_files(ctx.workspace.raw_dir, source, date)
-        if files:
-            parts.append(
-                RawPartition(
-                    source, date, str(files[0].parent), sha256_json(fingerprint[source]), len(files)
-                )
-            )
-    return parts
+def raw_data_of_day(ctx: Context, date: str) -> list[RawPartition]:
+    """The raw inputs of ``date`` among the declared sources (dimensions aside, which hold on
+    every day): empty when no source has data for the day yet.
+
+    Example:
+        >>> bool(raw_data_of_day(ctx, "2026-01-02"))  # doctest: +SKIP
+        True
+    """
+    parts = raw_partitions(ctx.workspace.root, ctx.sources, date)
+    return [p for p in parts if ctx.sources[p.source].layout != "static"]
+
+
+def _no_raw_data(ctx: Context, date: str, unread: tuple[str, ...]) -> DataError:
+    """The error for a day no declared source has data for, listing where each is looked for."""
+    ws = ctx.workspace
+    if not ctx.sources:
+        return DataError(
+            f"no raw data for {date}: the workspace declares no source (add sources/*.yaml,"
+            f" see docs/your-data.md). Nothing was recorded."
+        )
+    where = "; ".join(f"{name} at {decl.location}" for name, decl in ctx.sources.items())
+    found = (
+        f" Found {len(unread)} file(s) of that day that spindle does not read: "
+        f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''}."
+        if unread
+        else ""
+    )
+    return DataError(
+        f"no raw data for {date}: no declared source has data for that day (declared: {where};"
+        f" locations relative to {ws.root}). Export (or `spindle simulate`) that day first."
+        f" Nothing was recorded.{found}"
+    )
 
 
 def _refuse_future(date: str, allow_future: bool) -> None:
@@ -74,26 +94,18 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
             logs are complete only once it is over.
 
     Raises:
-        DataError: ``date`` is in the future, has no raw partition of any source (nothing is
-            recorded), or a file cannot be read (recorded as a failed ``ingest`` run).
+        DataError: ``date`` is in the future, no declared source has data for it (nothing is
+            recorded; the message lists the sources and their locations), or a partition
+            cannot be read (recorded as a failed ``ingest`` run).
+        ConfigError: a source declaration (or validation.yaml) is invalid.
         SchemaError: a required column is missing or has the wrong type (recorded likewise).
     """
     ws = ctx.workspace
     _refuse_future(date, allow_future)
-    partitions = _raw_partitions(ctx, date)
-    unread = tuple(p.relative_to(ws.raw_dir).as_posix() for p in unread_files(ws.raw_dir, date))
-    if not partitions:
-        found = (
-            f" Found {len(unread)} file(s) of that day that spindle does not read: "
-            f"{', '.join(unread[:5])}{' ...' if len(unread) > 5 else ''} (known sources: "
-            f"{', '.join(INGEST_ORDER)})."
-            if unread
-            else ""
-        )
-        raise DataError(
-            f"no raw data for {date}: no source has a partition {ws.raw_dir}/<source>/date={date}/; "
-            f"export (or `spindle simulate`) that day first. Nothing was recorded.{found}"
-        )
+    unread = tuple(unread_files(ws.root, ctx.sources, ws.raw_dir, date))
+    partitions = raw_partitions(ws.root, ctx.sources, date)
+    if all(ctx.sources[p.source].layout == "static" for p in partitions):
+        raise _no_raw_data(ctx, date, unread)
     # After `spindle ingest --undo`, the same raw files must load again: the undo count is part
     # of the identity (absent before any undo, so earlier keys are unchanged).
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
@@ -102,7 +114,7 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
         ctx.store.record_artifact(part)
 
     def load() -> tuple[IngestResult | TableVersion, ...]:
-        result = ingest_day(ws.raw_dir, ws.tables_dir, date)
+        result = ingest_day(ws.root, ctx.sources, ws.tables_dir, date)
         return (result, *result.tables)
 
     loaded = ctx.runner.run(
@@ -178,7 +190,13 @@ def validate(ctx: Context, date: str) -> ValidationReport:
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
 
     def check() -> ValidationReport:
-        report = validate_day(ws.tables_dir, date, reference=tuple(reference))
+        report = validate_day(
+            ws.tables_dir,
+            date,
+            reference=tuple(reference),
+            sources=ctx.sources,
+            config=ctx.validation,
+        )
         return replace(report, ingest_round=undone, history_verdicts=reference)
 
     outcome = ctx.runner.run(
@@ -275,3 +293,19 @@ def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:
     props = found.properties()  # a skipped re-run: rebuilt from the recorded artifact
     tables = tuple(a for a in outcome.value if isinstance(a, TableVersion))
     return IngestUndo(date, found.uri, props["reason"], int(props["rows_removed"]), tables)
+
+
+def latest_raw_day(ctx: Context) -> str | None:
+    """The last day any declared source has data for (None when none has any).
+
+    Daily sources are listed by their partitions; a dump or Delta source is read (once per
+    process, see ``dump_cache_stats``) and its last event day taken. Dimensions hold no days.
+    """
+    days: list[str] = []
+    for decl in ctx.sources.values():
+        if decl.layout == "daily":
+            days.extend(list_partition_dates(ctx.workspace.root, decl)[-1:])
+        else:
+            last = last_event_day(ctx.workspace.root, decl)
+            days.extend([last] if last else [])
+    return max(days) if days else None

@@ -14,10 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from spindle.core import atomic_write_json
-from spindle.data import partition_files
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import run_day
+from spindle.orchestrate._data_steps import raw_data_of_day
 
 HEARTBEAT = "scheduler.json"
 
@@ -59,7 +59,7 @@ def tick(
     actions: list[dict[str, Any]] = []
     for slot, _, model in due_slots(ctx, since, now):
         day = (slot.date() - dt.timedelta(days=1)).isoformat()
-        if not partition_files(ctx.workspace.raw_dir, "searches", day):
+        if not raw_data_of_day(ctx, day):
             actions.append(
                 {"slot": slot.isoformat(), "model": model, "date": day, "status": "no data yet"}
             )
