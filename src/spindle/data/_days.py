@@ -30,8 +30,9 @@ from spindle.data._readers import (
 )
 
 _EPOCH = dt.date(1970, 1, 1)
-#: Dumps kept in memory at once (a flights year is ~60 MB of Arrow).
-_CACHED_DUMPS = 4
+#: Dumps kept in memory at once (a flights year is ~60 MB of Arrow; a workspace with more dump
+#: and dimension sources than this would read each again every day).
+_CACHED_DUMPS = 16
 
 
 @dataclass(frozen=True)
