@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from spindle.cli import app
-from spindle.core import FeatureError, ModelConfig
+from spindle.core import FeatureError, ModelConfig, load_sources
 from spindle.features import FeatureRegistry, feature_catalog
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
@@ -21,7 +21,12 @@ def _config(team: str, features: list[str]) -> ModelConfig:
         owner="me@yarnit",
         team=team,
         task="binary",
-        label="purchased_today",
+        examples={
+            "sql": "SELECT user_id, ts, purchased_today FROM searches",
+            "sources": ["searches"],
+            "event_time": "ts",
+            "label": "purchased_today",
+        },
         features=features,
     )
 
@@ -59,7 +64,7 @@ def test_model_pins_a_version_and_keeps_it(tmp_path: Path) -> None:
     (features / "product_features.py").write_bytes(
         (EXAMPLE / "features" / "product_features.py").read_bytes()
     )
-    registry = FeatureRegistry.load(features)
+    registry = FeatureRegistry.load(features, load_sources(EXAMPLE))
     old = registry.resolve(_config("search", ["product.price_usd@1"]))[0]
     new = registry.resolve(_config("search", ["product.price_usd@2"]))[0]
     assert old.column == "product__price_usd__v1" and new.column == "product__price_usd__v2"
@@ -96,3 +101,13 @@ def test_features_cli_list_and_show(tmp_path: Path) -> None:
     shown = runner.invoke(app, ["features", "show", "user.country", "-w", str(tmp_path / "ws")])
     assert shown.exit_code == 0, shown.output
     assert "retention" in shown.stdout and "pii" in shown.stdout
+    assert "view user: entity user keys user_id; ttl 8d" in shown.stdout
+    assert "FROM users_now u LEFT JOIN agg a" in shown.stdout  # the view's SQL
+    country = records["user.country@1"]
+    assert (country["entity"], country["keys"], country["ttl_s"]) == ("user", ["user_id"], 691200)
+    assert country["view_sql"].lstrip().startswith("WITH")
+    text = records["query.text@1"]
+    assert text["computation"]["kind"] == "request" and text["keys"] == []
+    assert text["computation"]["python"] == "query_features.py:text"
+    shown = runner.invoke(app, ["features", "show", "query.text", "-w", str(tmp_path / "ws")])
+    assert "per request: python query_features.py:text" in shown.stdout, shown.output

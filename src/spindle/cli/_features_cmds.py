@@ -62,8 +62,18 @@ def show_feature(
         emit_json(records)
         return
     for r in records:
-        console.print(f"[bold]{r['ref']}[/]  column {r['column']}  entity {r['entity']}")
+        console.print(f"[bold]{r['ref']}[/]  column {r['column']}")
         console.print(f"  {r['description']}")
+        if r["entity"] is not None:
+            ttl = "none" if r["ttl_s"] is None else f"{r['ttl_s'] / 86400:g}d"
+            console.print(
+                f"  view {r['group']}: entity {r['entity']} keys {', '.join(r['keys'])}; "
+                f"ttl {ttl}; keep {', '.join(r['keep']) or '-'}; "
+                f"sources {', '.join(r['sources']) or '-'}"
+            )
+            console.print("  view sql:")
+            for line in (r["view_sql"] or "").strip().splitlines():
+                console.print(f"    {line}", markup=False, highlight=False)
         console.print(f"  owner {r['owner']}; dtype {r['dtype']}; tags {r['tags'] or '-'}")
         if r["allowed_teams"] is not None:
             console.print(f"  policy: only teams {r['allowed_teams'] or '(none)'} may use it")
@@ -114,11 +124,12 @@ def backfill(
 
 
 def _computation(computation: dict[str, Any]) -> str:
-    if computation["kind"] == "python":
+    if "python" in computation:
+        per_request = "per request: " if computation["kind"] == "request" else ""
         return (
-            f"python {computation['python']} (source sha256 {computation['source_sha256'][:12]}, "
-            f"fingerprint {computation['fingerprint'][:12]})"
+            f"{per_request}python {computation['python']} (source sha256 "
+            f"{computation['source_sha256'][:12]}, fingerprint {computation['fingerprint'][:12]})"
         )
     if computation["kind"] == "sql":
         return f"sql {computation['sql']} (fingerprint {computation['fingerprint'][:12]})"
-    return f"request: {computation['function']}"
+    return f"per request (fingerprint {computation['fingerprint'][:12]})"

@@ -134,18 +134,18 @@ def backfill_feature(
         registry: the feature definitions (must define ``ref``).
         dates: day partitions to recompute (``YYYY-MM-DD``).
         progress: called as ``progress("backfill REF", done, total)`` after each day.
-        versions: raw table versions to read (``{"raw/products": 3}``); latest when absent.
+        versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
 
     Returns:
         The status of each day and the feature table's version after the last write.
 
     Raises:
-        FeatureError: ``ref`` is unknown, is computed at request time (``query`` group), its
+        FeatureError: ``ref`` is unknown, is computed at request time (a request group), its
             feature table does not exist yet (ingest a day first), its computation changed
             since it was first materialised, or the computation failed.
 
     Example:
-        >>> backfill_feature(tables, registry, "product.price_usd@2", ["2026-01-01"]).days
+        >>> backfill_feature(tables, registry, "account.minutes_28d@2", ["2026-01-01"]).days
         {'2026-01-01': 'written'}
     """
     definition = registry.get(ref)

@@ -84,8 +84,8 @@ def feature_catalog(
         FeatureError: ``name`` matches no feature (lists how to find one).
 
     Example:
-        >>> feature_catalog(registry, {}, {}, "product.price_usd")[0]["ref"]
-        'product.price_usd@1'
+        >>> feature_catalog(registry, {}, {}, "account.minutes_28d")[0]["ref"]
+        'account.minutes_28d@1'
     """
     chosen = sorted(registry.definitions.values(), key=lambda d: (d.group, d.name, d.version))
     if name is not None:

@@ -10,7 +10,7 @@ values. A new version is a new expression or function and a new column.
 
 The view's rows are computed on one DuckDB thread: with two, a parallel hash aggregate adds
 sums in a varying order and the last bit of an aggregate changed between identical runs
-(measured on the example's 28-day user sums: 4 of 5 reruns differed), which would make a
+(measured on a 28-day sum per entity: 4 of 5 reruns differed), which would make a
 backfill rerun rewrite partitions that had not really changed.
 """
 
@@ -47,7 +47,7 @@ def view_rows(
     """Run ``view``'s SQL as of ``date`` 00:00: its rows ordered by the entity keys.
 
     Args:
-        versions: raw table versions to read (``{"raw/products": 3}``); latest when absent.
+        versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
 
     Raises:
         FeatureError: the SQL failed (names the file, the view and DuckDB's message), the rows
@@ -125,7 +125,7 @@ def compute_group(
     Args:
         group: the feature view's name.
         definitions: the versions to compute (all of the view's by default).
-        versions: raw table versions to read (``{"raw/products": 3}``); latest when absent.
+        versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
 
     Raises:
         FeatureError: no such view; the view's SQL or a feature's expression failed (names the

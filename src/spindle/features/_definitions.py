@@ -111,7 +111,7 @@ class FeatureDefinition:
 
     @property
     def ref(self) -> str:
-        """The pinned reference models use, e.g. ``product.price_usd@1``."""
+        """The pinned reference models use, e.g. ``account.minutes_28d@1``."""
         return f"{self.group}.{self.name}@{self.version}"
 
     @property
@@ -173,13 +173,15 @@ class FeatureRegistry:
         self, group: GroupYaml, path: Path, event_times: dict[str, str | None], folder: Path
     ) -> list[str]:
         """Add one parsed file's view or request group and definitions; return its problems."""
-        errors = [
-            f"key 'sources': {name!r} is not a declared source (declared: "
-            f"{', '.join(sorted(event_times)) or 'none'}); declare it in sources/{name}.yaml "
-            "or remove it from `sources`"
-            for name in group.sources
-            if name not in event_times
-        ]
+        errors: list[str] = []
+        unknown = [name for name in group.sources if name not in event_times]
+        if unknown:
+            errors.append(
+                f"key 'sources': {', '.join(map(repr, unknown))} "
+                f"{'is not a declared source' if len(unknown) == 1 else 'are not declared sources'}"
+                f" (declared: {', '.join(sorted(event_times)) or 'none'}); declare each in "
+                "sources/<name>.yaml or remove it from `sources`"
+            )
         if group.group in self.feature_views or group.group in self.request_columns:
             errors.append(f"key 'group': group {group.group!r} is declared by another file too")
         view = view_from_yaml(group, path, event_times)

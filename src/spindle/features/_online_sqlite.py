@@ -78,7 +78,7 @@ class SQLiteOnlineStore:
 
     Example:
         >>> backend = SQLiteOnlineStore(".spindle/online.db")  # doctest: +SKIP
-        >>> backend.materialize("product", "product_id", table, "2026-01-03")  # doctest: +SKIP
+        >>> backend.materialize("account", "account_id", table, "2026-01-03")  # doctest: +SKIP
     """
 
     def __init__(self, path: str | Path) -> None:
@@ -259,7 +259,7 @@ class SQLiteOnlineStore:
             f"ON CONFLICT ({k}) {action}"
         )
         deleted = 0
-        if snapshot:  # a complete snapshot: a key it lacks is gone (e.g. a delisted product)
+        if snapshot:  # a complete snapshot: a key it lacks is gone (e.g. a deleted account)
             deleted = self._con.execute(
                 f"DELETE FROM {t} WHERE {k} NOT IN (SELECT {k} FROM temp._incoming)"
             ).rowcount

@@ -96,7 +96,7 @@ def pit_join(
         end (or close it) before reusing ``con``.
 
     Example:
-        >>> reader = pit_join(con, "events", "features", "user_id", ["user__spend__v1"], 86400)
+        >>> reader = pit_join(con, "events", "features", "account_id", ["account__spend__v1"], 86400)
         >>> for batch in reader: ...
     """
     relation = con.sql(pit_join_sql(events, features, entity, columns, ttl_s))

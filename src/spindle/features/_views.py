@@ -6,16 +6,20 @@ features are SQL expressions or Python functions over the view's rows; or it is 
 group** (``request``): the columns a caller sends at serving time, whose features are Python
 functions over request rows (see ``_request.py``)::
 
-    group: product
-    owner: catalog-team@example
-    entity: {name: product, keys: [product_id]}
-    sources: [products, purchases]
+    group: account
+    owner: growth@example
+    entity: {name: account, keys: [account_id]}
+    sources: [sessions, accounts]
     ttl: 2d
     view:
-      sql: SELECT product_id, list_price FROM products WHERE date = cutoff_date
-      keep: [list_price]
+      sql: |
+        SELECT a.account_id, a.plan, coalesce(sum(s.minutes), 0) AS minutes_28d
+        FROM accounts a LEFT JOIN sessions s
+          ON s.account_id = a.account_id AND s.started_at >= cutoff - INTERVAL 28 DAY
+        GROUP BY ALL
+      keep: [plan]
     features:
-      - {name: price, version: 1, dtype: float64, sql: list_price, encoding: {kind: numeric}}
+      - {name: minutes_28d, version: 1, dtype: float64, sql: minutes_28d, encoding: {kind: numeric}}
 
 Point-in-time correctness is spindle's job, not the author's: see ``_cutoff.py``.
 """

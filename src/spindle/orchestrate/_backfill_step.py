@@ -101,7 +101,7 @@ def backfill(
             (the run is recorded as failed; days already committed stay committed).
 
     Example:
-        >>> backfill(ctx, "product.price_usd@2", "2026-01-01").result.written
+        >>> backfill(ctx, "account.minutes_28d@2", "2026-01-01").result.written
         ['2026-01-01', '2026-01-02']
     """
     definition = ctx.features.get(ref)
