@@ -50,24 +50,56 @@ def _q(name: str) -> str:
 
 
 def ttl_select(
-    alias: str, columns: Sequence[str], ttl_s: int, age_column: str, event_alias: str = "e"
+    alias: str,
+    columns: Sequence[str],
+    ttl_s: int | None,
+    age_column: str,
+    event_alias: str = "e",
+    event_time: str = "ts",
 ) -> list[str]:
-    """Select expressions for pinned ``columns`` of feature row ``alias``, nulled past the TTL."""
-    fresh = f"epoch({event_alias}.ts) - epoch({alias}.feature_ts) <= {int(ttl_s)}"
-    out = [f"CASE WHEN {fresh} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in columns]
-    out.append(f"epoch({event_alias}.ts) - epoch({alias}.feature_ts) AS {_q(age_column)}")
+    """Select expressions for pinned ``columns`` of feature row ``alias``, nulled past the TTL.
+
+    Args:
+        alias: the feature relation's alias in the join.
+        columns: the pinned feature columns.
+        ttl_s: a row older than this (seconds) at the event's time gives nulls; None: no limit.
+        age_column: the name of the returned age (seconds from ``feature_ts`` to the event).
+        event_alias: the events relation's alias.
+        event_time: the events' time column.
+
+    Returns:
+        One select expression per column, then the age.
+    """
+    age = f"epoch({event_alias}.{_q(event_time)}) - epoch({alias}.feature_ts)"
+    if ttl_s is None:
+        out = [f"{alias}.{_q(c)} AS {_q(c)}" for c in columns]
+    else:
+        out = [
+            f"CASE WHEN {age} <= {int(ttl_s)} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in columns
+        ]
+    out.append(f"{age} AS {_q(age_column)}")
     return out
 
 
 def pit_join_sql(
-    events: str, features: str, entity: str, columns: Sequence[str], ttl_s: int
+    events: str,
+    features: str,
+    entity: str | Sequence[str],
+    columns: Sequence[str],
+    ttl_s: int | None,
+    event_time: str = "ts",
 ) -> str:
-    """The ASOF join of relation ``events`` (``entity``, ``ts``, ...) with ``features``
-    (``entity``, ``feature_ts``, pinned columns): every event row, pinned columns within TTL."""
-    select = ["e.*", *ttl_select("f", columns, ttl_s, "feature_age_s")]
+    """The ASOF join of relation ``events`` (entity keys, ``event_time``, ...) with ``features``
+    (entity keys, ``feature_ts``, pinned columns): every event row, pinned columns within TTL.
+
+    ``entity`` is the key column, or the key columns of a composite key.
+    """
+    keys = [entity] if isinstance(entity, str) else list(entity)
+    select = ["e.*", *ttl_select("f", columns, ttl_s, "feature_age_s", "e", event_time)]
+    on = [f"e.{_q(k)} = f.{_q(k)}" for k in keys]
     return (
         f"SELECT {', '.join(select)} FROM {events} e ASOF LEFT JOIN {features} f "
-        f"ON e.{_q(entity)} = f.{_q(entity)} AND e.ts >= f.feature_ts"
+        f"ON {' AND '.join(on)} AND e.{_q(event_time)} >= f.feature_ts"
     )
 
 
@@ -75,21 +107,23 @@ def pit_join(
     con: duckdb.DuckDBPyConnection,
     events: str,
     features: str,
-    entity: str,
+    entity: str | Sequence[str],
     columns: Sequence[str],
-    ttl_s: int,
+    ttl_s: int | None,
     batch_rows: int = BATCH_ROWS,
+    event_time: str = "ts",
 ) -> pa.RecordBatchReader:
     """Stream the point-in-time join of two relations registered on ``con`` as Arrow batches.
 
     Args:
         con: a DuckDB connection holding ``events`` and ``features`` (tables or views).
-        events: relation with the entity key and ``ts`` (timestamp) per event.
-        features: relation with the entity key, ``feature_ts`` and the feature columns.
-        entity: the key column.
+        events: relation with the entity keys and ``event_time`` (timestamp) per event.
+        features: relation with the entity keys, ``feature_ts`` and the feature columns.
+        entity: the key column (or the columns of a composite key).
         columns: the pinned feature columns to return.
-        ttl_s: feature rows older than this (seconds) give nulls.
+        ttl_s: feature rows older than this (seconds) give nulls; None: no limit.
         batch_rows: rows per Arrow batch (memory stays bounded by a few batches).
+        event_time: the events' time column.
 
     Returns:
         A reader of the events with the pinned columns and ``feature_age_s``. Read it to the
@@ -99,5 +133,5 @@ def pit_join(
         >>> reader = pit_join(con, "events", "features", "account_id", ["account__spend__v1"], 86400)
         >>> for batch in reader: ...
     """
-    relation = con.sql(pit_join_sql(events, features, entity, columns, ttl_s))
+    relation = con.sql(pit_join_sql(events, features, entity, columns, ttl_s, event_time))
     return relation.to_arrow_reader(batch_rows)
