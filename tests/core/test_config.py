@@ -20,7 +20,8 @@ def test_example_configs_load() -> None:
 def test_every_error_is_reported_at_once_with_key_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text(
-        "name: Bad-Name\nowner: me\nteam: t\ntask: regression\nlabel: y\n"
+        "name: Bad-Name\nowner: me\nteam: t\ntask: regression\n"
+        "examples: {sql: SELECT 1, sources: [s], event_time: ts, label: y, label_delay: soon}\n"
         "features: [price]\ntraining:\n  epochs: 0\n  unknown_key: 1\n"
     )
     with pytest.raises(ConfigError) as info:
@@ -30,13 +31,14 @@ def test_every_error_is_reported_at_once_with_key_and_line(tmp_path: Path) -> No
     for key, line in (
         ("name", 1),
         ("task", 4),
+        ("examples.label_delay", 5),
         ("features", 6),
         ("training.epochs", 8),
         ("training.unknown_key", 9),
     ):
         assert f"line {line}, key '{key}'" in text, text
     assert "found 'regression'" in text
-    assert len(info.value.problems) == 5
+    assert len(info.value.problems) == 6
 
 
 def test_overrides_are_validated_like_the_file() -> None:
@@ -72,3 +74,42 @@ def test_unpinned_feature_is_rejected(tmp_path: Path) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError, match="pinned"):
         load_yaml_model(path, ModelConfig)
+
+
+def _model(**examples: object) -> dict[str, object]:
+    return {
+        "name": "m",
+        "owner": "o",
+        "team": "t",
+        "task": "ranking",
+        "features": ["item.price@1"],
+        "examples": {
+            "sql": "SELECT 1",
+            "sources": ["events"],
+            "event_time": "ts",
+            "label": "y",
+            **examples,
+        },
+    }
+
+
+def test_examples_hold_label_group_key_and_label_delay() -> None:
+    config = ModelConfig.model_validate(_model(group_key="g", label_delay="30d"))
+    assert (config.label, config.group_key) == ("y", "g")  # read-only shortcuts
+    assert config.examples.label_delay_s == 30 * 86400
+    assert config.examples.weight is None
+    assert ModelConfig.model_validate(_model(group_key="g")).examples.label_delay_s == 0
+
+
+def test_a_ranking_model_needs_a_group_key_and_label_lives_in_examples(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"examples\.group_key"):
+        ModelConfig.model_validate(_model())
+    path = tmp_path / "m.yaml"
+    path.write_text(
+        "name: m\nowner: o\nteam: t\ntask: binary\nlabel: y\nfeatures: [item.price@1]\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        load_yaml_model(path, ModelConfig)
+    text = str(info.value)
+    assert "line 5, key 'label': unknown key" in text and "examples" in text
+    assert "key 'examples': Field required" in text

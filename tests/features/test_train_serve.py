@@ -6,20 +6,40 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from spindle.features import Transform, assemble_request_rows, build_rows
 from spindle.orchestrate import Context, load_config
 
-DAY = "2026-01-04"  # the online store holds this day's values (the latest ingested)
+DAY = "2026-01-04"
+
+
+def _assert_same(train: pa.ChunkedArray, served: pa.ChunkedArray) -> None:
+    if pa.types.is_string(train.type):
+        assert train.to_pylist() == served.to_pylist()
+        return
+    np.testing.assert_allclose(
+        train.to_numpy(zero_copy_only=False), served.to_numpy(zero_copy_only=False), atol=1e-6
+    )
 
 
 def test_training_and_serving_inputs_are_identical(ingested_workspace: Path) -> None:
     with Context.open(ingested_workspace) as ctx:
         loaded = load_config(ctx, "search_ranker")
-        rows = build_rows(ctx.workspace.tables_dir, loaded.config, loaded.definitions, (DAY,)).table
+        rows = build_rows(
+            ctx.workspace.tables_dir,
+            loaded.config,
+            loaded.definitions,
+            (DAY,),
+            sources=ctx.sources,
+        ).table
         transform = Transform.fit(rows, loaded.definitions)
         transform = Transform.from_json(transform.to_json())  # as shipped in the model artifact
+        # the request features travel in the transform, their code with them
+        assert [f.ref for f in transform.request] == [
+            d.ref for d in loaded.definitions if d.computation == "request"
+        ]
         user_columns = [d.column for d in loaded.definitions if d.group == "user"]
         store = ctx.online_store()
         try:
@@ -31,13 +51,16 @@ def test_training_and_serving_inputs_are_identical(ingested_workspace: Path) -> 
                 products = store.products(train["product_id"].to_pylist())
                 assert products.num_rows == train.num_rows
                 user = store.user(train["user_id"][0].as_py())
+                request = {"query": train["query"][0].as_py()}
                 served = assemble_request_rows(
-                    products, user, train["query"][0].as_py(), user_columns
+                    products, user, user_columns, request, transform.request
                 )
                 offline, online = transform.transform(train), transform.transform(served)
                 assert offline.keys() == online.keys()
                 for key in offline:
-                    np.testing.assert_array_equal(offline[key], online[key], err_msg=key)
+                    np.testing.assert_allclose(offline[key], online[key], atol=1e-6, err_msg=key)
+                for feature in transform.request:  # the raw request features too
+                    _assert_same(train[feature.column], served[feature.column])
                 compared += train.num_rows
         finally:
             store.close()

@@ -10,6 +10,24 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FEATURE_REF = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*@[1-9][0-9]*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration_s(value: str) -> int:
+    """Seconds of a duration written ``<n>s|m|h|d`` (``30d``, ``12h``).
+
+    Raises:
+        ValueError: ``value`` is not such a duration.
+
+    Example:
+        >>> duration_s("2d")
+        172800
+    """
+    match = _DURATION.match(value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration; write <n>s, <n>m, <n>h or <n>d, e.g. 30d")
+    return int(match.group(1)) * _DURATION_S[match.group(2)]
 
 
 class _Strict(BaseModel):
@@ -134,8 +152,48 @@ class ScheduleConfig(_Strict):
     freshness_tolerance_hours: float = Field(default=48.0, gt=0)
 
 
+class ExamplesConfig(_Strict):
+    """``examples:`` of a model: its labelled examples, declared as DuckDB SQL over sources.
+
+    spindle runs ``sql`` for a window of event days with every source visible only as of the
+    run's cutoff, keeps the rows with ``event_time`` in the window, drops those whose label is
+    not yet mature (``event_time + label_delay`` after the cutoff) and joins the pinned feature
+    views as of ``event_time`` (see ``docs/features.md`` "Labelled examples").
+    """
+
+    sql: str = Field(min_length=1)
+    sources: list[str] = Field(min_length=1)
+    event_time: str = Field(min_length=1)
+    label: str = Field(min_length=1)
+    group_key: str | None = None
+    weight: str | None = None
+    label_delay: str = "0d"
+
+    @field_validator("label_delay")
+    @classmethod
+    def _delay(cls, value: str) -> str:
+        duration_s(value)
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a source is listed twice")
+        return value
+
+    @property
+    def label_delay_s(self) -> int:
+        """``label_delay`` in seconds."""
+        return duration_s(self.label_delay)
+
+
 class ModelConfig(_Strict):
-    """``models/NAME.yaml``: one model, validated at load."""
+    """``models/NAME.yaml``: one model, validated at load.
+
+    The label and group key live in ``examples:``; ``label`` and ``group_key`` are read-only
+    shortcuts to them.
+    """
 
     name: str
     owner: str
@@ -143,8 +201,7 @@ class ModelConfig(_Strict):
     task: Literal["ranking", "binary"]
     priority: int = Field(default=5, ge=1, le=10)
     description: str = ""
-    label: str
-    group_key: str | None = None
+    examples: ExamplesConfig
     features: list[str]
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
@@ -172,11 +229,22 @@ class ModelConfig(_Strict):
 
     @model_validator(mode="after")
     def _ranking_has_group(self) -> ModelConfig:
-        if self.task == "ranking" and not self.group_key:
+        if self.task == "ranking" and not self.examples.group_key:
             raise ValueError(
-                "a ranking model needs group_key (the column that groups a result list, e.g. search_id)"
+                "a ranking model needs examples.group_key (the column that groups a result "
+                "list, e.g. a search id)"
             )
         return self
+
+    @property
+    def label(self) -> str:
+        """The label column of the examples (``examples.label``)."""
+        return self.examples.label
+
+    @property
+    def group_key(self) -> str | None:
+        """The column grouping a ranking's result lists (``examples.group_key``)."""
+        return self.examples.group_key
 
     def feature_refs(self) -> list[tuple[str, str, int]]:
         """Return (group, name, version) for every pinned feature."""

@@ -1,19 +1,25 @@
-"""Point-in-time-correct training sets: labelled events ASOF-joined with feature rows.
+"""Point-in-time-correct training sets: a model's labelled examples joined with feature views.
 
-For every event at time ``ts`` the join takes, per entity, the latest feature row with
-``feature_ts <= ts`` (DuckDB ``ASOF JOIN``) — never a value from after the event — and drops it
-(nulls, with ``*_feature_age_s`` saying how old the row was) when it is older than the group's
-time-to-live. Every event is kept. The table versions read are pinned and recorded, so the same
-training set can be rebuilt later from the same versions (time travel).
+A model declares its labelled examples (``examples:`` in ``models/<name>.yaml``: SQL over
+sources, an event time, a label, a group key, a label delay). For event days ``dates`` the
+examples SQL runs with each source visible only as of the run's *cutoff* — the end of the last
+day built (``max(dates) + 1 day``, 00:00 UTC) — so a training set for ``spindle train M --date
+D`` (the days before ``D``) sees nothing from ``D`` on, and the holdout of ``D`` nothing after
+``D``. An example whose label is not mature at the cutoff (``event_time + label_delay >
+cutoff``) is left out and counted (``immature_examples``). Each pinned feature view is
+ASOF-joined on its entity keys as of the event time (the latest feature row with
+``feature_ts <= event_time``, never one from after the example), its features nulled past the
+view's TTL (``<view>_feature_age_s`` says how old the row was); then the pinned request
+features are computed by the same functions serving calls. The table versions read are pinned
+and recorded, so the same training set can be rebuilt later (time travel). See ``_examples.py``.
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,31 +30,63 @@ from spindle.core import (
     DataError,
     FeatureError,
     ModelConfig,
+    SourceDeclaration,
     current_version,
-    open_dataset,
     table_exists,
 )
 from spindle.features._definitions import FeatureDefinition
-from spindle.features._pit import BATCH_ROWS, bounded_connection, ttl_select
-from spindle.features._request import add_request_features
-
-TTL_S = {"product": 2 * 86400, "user": 8 * 86400}
-_RAW = ("searches", "impressions", "purchases", "fraud_flags")
+from spindle.features._examples import (
+    ROWS_TABLE,
+    Window,
+    copy_source,
+    copy_view,
+    join_views,
+    order_by,
+    run_examples,
+    source_declarations,
+    view_joins,
+)
+from spindle.features._pit import BATCH_ROWS, bounded_connection
+from spindle.features._request import apply_request_features, request_features, request_schema
 
 
 @dataclass(frozen=True)
 class TrainingRows:
-    """A built training set before it is materialised: rows plus the table versions read."""
+    """A built training set before it is materialised: rows plus the table versions read.
+
+    ``immature_examples`` counts the window's examples left out because their label was not
+    mature at the cutoff (``event_time + label_delay`` after it).
+    """
 
     table: pa.Table
     table_versions: dict[str, int]
     label: str
     group_key: str | None
+    immature_examples: int = 0
 
 
-def pin_versions(tables_dir: Path) -> dict[str, int]:
-    """The current version of every table a training set reads."""
-    names = [f"raw/{s}" for s in _RAW] + ["features/product", "features/user"]
+def training_tables(config: ModelConfig, definitions: Sequence[FeatureDefinition]) -> list[str]:
+    """The tables a model's training set reads: ``raw/<source>`` of every source its examples
+    read and ``features/<view>`` of every view it pins."""
+    views = [v.table for v in view_joins(definitions)]
+    return [*(f"raw/{s}" for s in config.examples.sources), *views]
+
+
+def pin_versions(tables_dir: Path, names: Iterable[str] | None = None) -> dict[str, int]:
+    """The current version of each table of ``names`` that exists (every ``raw/*`` and
+    ``features/*`` table when None), to read them all as of one moment.
+
+    Example:
+        >>> pin_versions(tables, training_tables(config, definitions))  # doctest: +SKIP
+        {'raw/impressions': 12, 'features/product': 7}
+    """
+    if names is None:
+        names = [
+            f"{kind}/{path.name}"
+            for kind in ("raw", "features")
+            for path in sorted((tables_dir / kind).glob("*"))
+            if path.is_dir()
+        ]
     return {
         name: current_version(tables_dir / name, name).version
         for name in names
@@ -86,53 +124,50 @@ def spill_root(tables_dir: Path) -> Path:
 
 def _connect(
     tables_dir: Path,
+    config: ModelConfig,
+    definitions: Sequence[FeatureDefinition],
+    sources: Mapping[str, SourceDeclaration],
     versions: dict[str, int],
-    dates: tuple[str, ...],
+    window: Window,
     limit_mb: int,
     spill_dir: Path,
-) -> duckdb.DuckDBPyConnection:
-    """Register the pinned tables and copy the window's slices into DuckDB.
+) -> tuple[duckdb.DuckDBPyConnection, list[str], int]:
+    """Copy the window's slices of the pinned tables into DuckDB, then build ``__spindle_rows``.
 
     Scanning an Arrow dataset inside an ASOF join is an order of magnitude slower than joining
     DuckDB tables (measured: 2.2 s vs 0.19 s for 120k events), so each input is filtered to the
     window first and materialised once — in a database file in ``spill_dir`` (see
-    :func:`bounded_connection`), so DuckDB stays within ``limit_mb``.
+    :func:`bounded_connection`), so DuckDB stays within ``limit_mb``. The join and the sort
+    are separate statements: under a tight memory limit the ASOF joins and an ORDER BY on top
+    of them do not fit together (measured: out of memory at 200 MB on 2.2M events), while each
+    alone spills.
+
+    Returns:
+        The connection, the examples' columns, and the number left out as immature.
     """
-    for needed in ("searches", "impressions", "purchases"):
-        if f"raw/{needed}" not in versions:
-            raise DataError(
-                f"no ingested {needed} yet under {tables_dir / 'raw'}; run `spindle ingest` first"
-            )
-    lo, hi = _window(dates)
-    max_ttl = max(TTL_S.values())
-    filters = {
-        "raw/searches": f"ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'",
-        "raw/impressions": f"ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'",
-        "raw/purchases": f"ts >= TIMESTAMP '{lo}'",
-        "raw/fraud_flags": "true",
-        "features/product": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
-        "features/user": f"feature_ts >= TIMESTAMP '{lo}' - INTERVAL {max_ttl} SECOND AND feature_ts < TIMESTAMP '{hi}'",
-    }
+    declarations = source_declarations(config, sources)
+    if not any(f"raw/{d.name}" in versions for d in declarations):
+        raise DataError(
+            f"no ingested data yet for any source of {config.name}'s examples "
+            f"({', '.join(config.examples.sources)}) under {tables_dir / 'raw'}; "
+            "run `spindle ingest` first"
+        )
+    views = view_joins(definitions)
     con = bounded_connection(spill_dir, limit_mb)
     try:
-        for name, version in versions.items():
-            view = name.replace("/", "_")
-            con.register(f"src_{view}", open_dataset(tables_dir / name, version))
-            con.execute(
-                f"CREATE TABLE {view} AS SELECT * FROM src_{view} WHERE {filters.get(name, 'true')}"
-            )
-            con.unregister(f"src_{view}")
-        if "raw/fraud_flags" not in versions:
-            con.execute(
-                "CREATE TABLE raw_fraud_flags AS SELECT NULL::VARCHAR AS transaction_id, NULL::TIMESTAMP AS flagged_ts WHERE false"
-            )
+        for decl in declarations:
+            copy_source(con, tables_dir, decl, versions.get(f"raw/{decl.name}"), window)
+        for view in views:
+            copy_view(con, tables_dir, view, versions.get(view.table), window)
+        columns, immature = run_examples(con, config, window)
+        join_views(con, config, columns, views)
     except duckdb.OutOfMemoryException as exc:
         con.close()
         raise _out_of_memory(limit_mb, spill_dir, exc) from exc
     except BaseException:
         con.close()
         raise
-    return con
+    return con, columns, immature
 
 
 def _out_of_memory(limit_mb: int, spill_dir: Path, exc: Exception) -> FeatureError:
@@ -142,69 +177,6 @@ def _out_of_memory(limit_mb: int, spill_dir: Path, exc: Exception) -> FeatureErr
     )
 
 
-def _feature_select(alias: str, group: str, definitions: list[FeatureDefinition]) -> list[str]:
-    columns = [d.column for d in definitions if d.group == group]
-    return ttl_select(alias, columns, TTL_S[group], f"{group}_feature_age_s")
-
-
-def _window(dates: tuple[str, ...]) -> tuple[str, str]:
-    start = dt.date.fromisoformat(min(dates))
-    end = dt.date.fromisoformat(max(dates)) + dt.timedelta(days=1)
-    return start.isoformat(), end.isoformat()
-
-
-def _ranking_sql(
-    definitions: list[FeatureDefinition], dates: tuple[str, ...], has_product: bool, has_user: bool
-) -> str:
-    lo, hi = _window(dates)
-    day_list = ", ".join(f"'{d}'" for d in sorted(dates))
-    select = ["e.*"]
-    joins = []
-    if has_product:
-        select += [
-            "pf.name_words",
-            "pf.product_type",
-            "pf.popularity",
-            *_feature_select("pf", "product", definitions),
-        ]
-        joins.append(
-            "ASOF LEFT JOIN features_product pf ON e.product_id = pf.product_id AND e.ts >= pf.feature_ts"
-        )
-    if has_user:
-        select += _feature_select("uf", "user", definitions)
-        joins.append(
-            "ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts"
-        )
-    return f"""
-WITH s AS (SELECT search_id, any_value(query) AS query FROM raw_searches
-           WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' GROUP BY search_id),
-lab AS (SELECT DISTINCT search_id, product_id FROM raw_purchases
-        WHERE ts >= TIMESTAMP '{lo}' AND transaction_id NOT IN (SELECT transaction_id FROM raw_fraud_flags)),
-imp AS (SELECT impression_id, any_value(search_id) AS search_id, any_value(ts) AS ts, any_value(user_id) AS user_id,
-               any_value(product_id) AS product_id, any_value(position) AS position, any_value(true_relevance) AS true_relevance
-        FROM raw_impressions WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}'
-          AND strftime(ts, '%Y-%m-%d') IN ({day_list}) GROUP BY impression_id),
-e AS (SELECT imp.*, s.query, (lab.search_id IS NOT NULL) AS purchased
-      FROM imp JOIN s USING (search_id) LEFT JOIN lab USING (search_id, product_id))
-SELECT {", ".join(select)} FROM e {" ".join(joins)}
-"""
-
-
-def _binary_sql(definitions: list[FeatureDefinition], dates: tuple[str, ...]) -> str:
-    lo, hi = _window(dates)
-    day_list = ", ".join(f"'{d}'" for d in sorted(dates))
-    return f"""
-WITH ex AS (SELECT user_id, strftime(ts, '%Y-%m-%d') AS day, min(ts) AS ts FROM raw_searches
-            WHERE ts >= TIMESTAMP '{lo}' AND ts < TIMESTAMP '{hi}' AND strftime(ts, '%Y-%m-%d') IN ({day_list})
-            GROUP BY ALL),
-lab AS (SELECT DISTINCT user_id, strftime(ts, '%Y-%m-%d') AS day FROM raw_purchases
-        WHERE ts >= TIMESTAMP '{lo}' AND transaction_id NOT IN (SELECT transaction_id FROM raw_fraud_flags)),
-e AS (SELECT ex.*, (lab.user_id IS NOT NULL) AS purchased_today FROM ex LEFT JOIN lab USING (user_id, day))
-SELECT e.*, {", ".join(_feature_select("uf", "user", definitions))}
-FROM e ASOF LEFT JOIN features_user uf ON e.user_id = uf.user_id AND e.ts >= uf.feature_ts
-"""
-
-
 def build_rows(
     tables_dir: Path,
     config: ModelConfig,
@@ -212,42 +184,55 @@ def build_rows(
     dates: tuple[str, ...],
     versions: dict[str, int] | None = None,
     memory_limit_mb: int | None = None,
+    *,
+    sources: Mapping[str, SourceDeclaration],
 ) -> TrainingRows:
-    """Build the point-in-time-correct rows of ``config``'s task for event days ``dates``.
+    """Build the point-in-time-correct rows of ``config``'s examples for event days ``dates``.
 
     Args:
         tables_dir: root of the Delta tables.
-        config: the model (task, label, group key).
+        config: the model (its ``examples:``).
         definitions: the pinned feature definitions (from :meth:`FeatureRegistry.resolve`).
-        dates: event days to include (``YYYY-MM-DD``).
+        dates: event days to include (``YYYY-MM-DD``); the cutoff is the end of the last one.
         versions: table versions to read (time travel); the current ones when None.
         memory_limit_mb: DuckDB's memory limit (see :func:`stream_rows`). The rows returned
             are in memory: for a training set larger than RAM, use :func:`stream_rows`.
+        sources: the workspace's source declarations (``load_sources``).
 
     Raises:
-        DataError: a needed table has no data yet.
-        FeatureError: a feature column is missing from its table (backfill it first).
+        DataError: no days, or no source of the examples has data yet.
+        ConfigError: the examples SQL fails or lacks a declared column or a view's key
+            (names the model file, the key and DuckDB's message).
+        FeatureError: a pinned view has no table or lacks a pinned column (backfill it).
+
+    Example:
+        >>> rows = build_rows(tables, config, defs, ("2026-01-03",), sources=load_sources(root))  # doctest: +SKIP
     """
-    stream = stream_rows(tables_dir, config, definitions, dates, versions, memory_limit_mb)
+    stream = stream_rows(
+        tables_dir, config, definitions, dates, versions, memory_limit_mb, sources=sources
+    )
     table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
     return TrainingRows(
         table=table,
         table_versions=stream.table_versions,
         label=config.label,
         group_key=config.group_key,
+        immature_examples=stream.immature_examples,
     )
 
 
 @dataclass(frozen=True)
 class TrainingStream:
-    """A training set as a stream of Arrow batches (memory bounded by a batch), with its schema
-    and the pinned table versions read. Consume ``batches`` once, to the end."""
+    """A training set as a stream of Arrow batches (memory bounded by a batch), with its schema,
+    the pinned table versions read and the examples left out as immature. Consume ``batches``
+    once, to the end."""
 
     schema: pa.Schema
     batches: Iterator[pa.RecordBatch]
     table_versions: dict[str, int]
     label: str
     group_key: str | None
+    immature_examples: int = 0
 
 
 def stream_rows(
@@ -258,6 +243,8 @@ def stream_rows(
     versions: dict[str, int] | None = None,
     memory_limit_mb: int | None = None,
     batch_rows: int = BATCH_ROWS,
+    *,
+    sources: Mapping[str, SourceDeclaration],
 ) -> TrainingStream:
     """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
     caller can write a training set batch by batch (``spindle`` writes Parquet this way).
@@ -265,26 +252,32 @@ def stream_rows(
     Memory stays bounded by ``memory_limit_mb`` (DuckDB spills its tables and sorts to
     ``<state>/tmp/duckdb``, removed when the stream ends) plus a few batches, so a training set
     larger than RAM is built. The default is 2 GB or a quarter of RAM, whichever is smaller.
+    Rows come ordered by event time, then every example column left to right.
 
     Raises:
-        DataError: no days, or a needed table has no data yet.
-        FeatureError: a feature column is missing from its table (backfill it first), the
-            task does not produce the config's label, or the memory limit is too small even
-            with spilling.
+        DataError: no days, or no source of the examples has data yet.
+        ConfigError: the examples SQL fails or lacks a declared column or a view's key.
+        FeatureError: a pinned view has no table or lacks a pinned column (backfill it), a
+            request feature fails, or the memory limit is too small even with spilling.
 
     Example:
-        >>> stream = stream_rows(tables, config, definitions, ("2026-01-03",), memory_limit_mb=500)  # doctest: +SKIP
+        >>> stream = stream_rows(tables, config, defs, ("2026-01-03",), memory_limit_mb=500,
+        ...                      sources=load_sources(root))  # doctest: +SKIP
         >>> rows = sum(b.num_rows for b in stream.batches)  # doctest: +SKIP
     """
     if not dates:
         raise DataError(f"no days to build a training set for {config.name}")
     limit_mb = _limit_mb(memory_limit_mb)
-    pinned = dict(versions) if versions is not None else pin_versions(tables_dir)
-    groups = {d.group for d in definitions}
+    if versions is None:
+        versions = pin_versions(tables_dir, training_tables(config, definitions))
+    pinned = dict(versions)
+    window = Window(tuple(sorted(dates)))
     spill_root(tables_dir).mkdir(parents=True, exist_ok=True)
     spill_dir = Path(tempfile.mkdtemp(prefix="trainset-", dir=spill_root(tables_dir)))
     try:
-        con = _connect(tables_dir, pinned, dates, limit_mb, spill_dir)
+        con, columns, immature = _connect(
+            tables_dir, config, definitions, sources, pinned, window, limit_mb, spill_dir
+        )
     except BaseException:
         shutil.rmtree(spill_dir, ignore_errors=True)
         raise
@@ -293,47 +286,24 @@ def stream_rows(
         con.close()
         shutil.rmtree(spill_dir, ignore_errors=True)
 
-    ranking = config.task == "ranking"
     try:
-        if ranking:
-            sql = _ranking_sql(
-                definitions, dates, "product" in groups or "query" in groups, "user" in groups
-            )
-        else:
-            sql = _binary_sql(definitions, dates)
-        # Join, then sort, as two statements: under a tight memory limit the ASOF joins and an
-        # ORDER BY on top of them do not fit together (measured: out of memory at 200 MB on
-        # 2.2M events), while each alone spills. Costs ~8% of the time at the default limit.
-        con.execute(f"CREATE TABLE training_rows AS {sql}")
-        order = "ts, impression_id" if ranking else "ts, user_id"
-        reader = con.sql(f"SELECT * FROM training_rows ORDER BY {order}").to_arrow_reader(
-            batch_rows
-        )
-    except duckdb.BinderException as exc:
-        release()
-        raise FeatureError(
-            f"building the training set of {config.name} failed: {exc}. "
-            "A pinned feature may lack a column in its table: backfill it."
-        ) from exc
+        reader = con.sql(
+            f"SELECT * FROM {ROWS_TABLE} ORDER BY {order_by(config, columns)}"
+        ).to_arrow_reader(batch_rows)
     except duckdb.OutOfMemoryException as exc:
         release()
         raise _out_of_memory(limit_mb, spill_dir, exc) from exc
     except BaseException:
         release()
         raise
-    schema = add_request_features(reader.schema.empty_table()).schema if ranking else reader.schema
-    if config.label not in schema.names:
-        reader.close()
-        release()
-        raise FeatureError(
-            f"{config.name}: label column {config.label!r} is not produced for task {config.task}"
-        )
+    request = request_features(definitions)
+    schema = request_schema(reader.schema, request)
 
     def batches() -> Iterator[pa.RecordBatch]:
         try:
             for batch in reader:
-                if ranking:
-                    table = add_request_features(pa.Table.from_batches([batch]))
+                if request:
+                    table = apply_request_features(pa.Table.from_batches([batch]), request)
                     yield from table.cast(schema).to_batches()
                 else:
                     yield batch
@@ -343,4 +313,4 @@ def stream_rows(
             reader.close()
             release()
 
-    return TrainingStream(schema, batches(), pinned, config.label, config.group_key)
+    return TrainingStream(schema, batches(), pinned, config.label, config.group_key, immature)

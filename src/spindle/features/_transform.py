@@ -2,7 +2,9 @@
 
 It is fitted on a training set (vocabularies, means and standard deviations), serialised as
 JSON inside every model version (no pickle), and used unchanged by training, evaluation and
-serving, so the model sees identical inputs offline and online.
+serving, so the model sees identical inputs offline and online. It also records the model's
+request features with their Python source (``request``), which serving computes with the code
+training used (see ``_request.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pyarrow.compute as pc
 
 from spindle.core import FeatureError
 from spindle.features._definitions import FeatureDefinition
+from spindle.features._request import RequestFeature, request_features
 
 TEXT_VOCAB_SIZE = 1 << 15
 _MAX_VOCAB = 20_000
@@ -124,9 +127,15 @@ class _ColumnFit:
 class Transform:
     """Fitted mapping from a raw feature table to ``{"cat", "text", "dense"}`` arrays."""
 
-    def __init__(self, encodings: Sequence[ColumnEncoding], text_vocab_size: int = TEXT_VOCAB_SIZE):
+    def __init__(
+        self,
+        encodings: Sequence[ColumnEncoding],
+        text_vocab_size: int = TEXT_VOCAB_SIZE,
+        request: Sequence[RequestFeature] = (),
+    ):
         self.encodings = tuple(encodings)
         self.text_vocab_size = text_vocab_size
+        self.request = tuple(request)
         self.cat = [e for e in self.encodings if e.kind in ("categorical", "hashed")]
         self.text = [e for e in self.encodings if e.kind == "text"]
         self.dense = [e for e in self.encodings if e.kind == "numeric"]
@@ -142,7 +151,7 @@ class Transform:
         fits = [_ColumnFit(d) for d in definitions]
         for fit in fits:
             fit.add(table)
-        return cls([fit.encoding() for fit in fits])
+        return cls([fit.encoding() for fit in fits], request=request_features(definitions))
 
     @classmethod
     def fit_batches(
@@ -167,7 +176,7 @@ class Transform:
             table = batch if isinstance(batch, pa.Table) else pa.Table.from_batches([batch])
             for fit in fits:
                 fit.add(table)
-        return cls([fit.encoding() for fit in fits])
+        return cls([fit.encoding() for fit in fits], request=request_features(definitions))
 
     def input_spec(self) -> dict[str, Any]:
         """Shapes of the model inputs, as ``spindle.train.InputSpec.from_dict`` expects."""
@@ -243,6 +252,7 @@ class Transform:
             "format": _FORMAT,
             "text_vocab_size": self.text_vocab_size,
             "encodings": [asdict(e) for e in self.encodings],
+            "request_features": [f.to_dict() for f in self.request],
         }
         return json.dumps(payload, indent=1, sort_keys=True)
 
@@ -260,11 +270,12 @@ class Transform:
             encodings = [
                 ColumnEncoding(**{**e, "vocab": tuple(e["vocab"])}) for e in payload["encodings"]
             ]
+            request = [RequestFeature.from_dict(f) for f in payload.get("request_features", [])]
         except (ValueError, KeyError, TypeError) as exc:
             raise FeatureError(
                 f"not a valid transform (the transform file of a model version): {exc}"
             ) from exc
-        return cls(encodings, int(payload["text_vocab_size"]))
+        return cls(encodings, int(payload["text_vocab_size"]), request)
 
     def columns(self) -> list[str]:
         """The raw columns this transform reads."""

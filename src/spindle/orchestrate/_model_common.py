@@ -22,7 +22,7 @@ from spindle.core import (
     sha256_json,
     transform_file,
 )
-from spindle.features import FeatureDefinition, pin_versions, stream_rows
+from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._verdicts import day_verdict
 
@@ -120,14 +120,21 @@ def copy_trained_files(
 def build_training_set(
     ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train"
 ) -> TrainingSet:
-    """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step)."""
+    """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step).
+
+    The model's examples are built as of the end of the last day of ``dates`` (the cutoff, see
+    :func:`spindle.features.stream_rows`): for a training window (the days before the run's
+    date) nothing from the run's date on is seen, for a holdout day nothing after that day.
+    """
     cfg = loaded.config
-    versions = pin_versions(ctx.workspace.tables_dir)
+    tables = training_tables(cfg, loaded.definitions)
+    versions = pin_versions(ctx.workspace.tables_dir, tables)
     identity = {
         "dates": sorted(dates),
         "tables": versions,
         "features": cfg.features,
         "task": cfg.task,
+        "examples": cfg.examples.model_dump(),
         "purpose": purpose,
     }
     fingerprint = sha256_json(identity)
@@ -135,7 +142,12 @@ def build_training_set(
 
     def run() -> TrainingSet:
         stream = stream_rows(
-            ctx.workspace.tables_dir, cfg, loaded.definitions, tuple(sorted(dates)), versions
+            ctx.workspace.tables_dir,
+            cfg,
+            loaded.definitions,
+            tuple(sorted(dates)),
+            versions,
+            sources=ctx.sources,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")

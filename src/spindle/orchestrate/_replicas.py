@@ -186,6 +186,7 @@ def _training_rows(ctx: Context, config: ModelConfig, manifest: dict[str, Any]) 
         ctx.features.resolve(config),
         tuple(info["dates"]),
         {name: int(v) for name, v in info["table_versions"].items()},
+        sources=ctx.sources,
     )
     return pa.Table.from_batches(list(stream.batches), schema=stream.schema)
 

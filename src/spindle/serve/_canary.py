@@ -88,7 +88,13 @@ def run_canary(
                 ids = request.get("candidates") or store.retrieve(request["query"], RETRIEVE_N)
                 products = store.products(ids)
                 user = store.user(request["user_id"])
-                rows = assemble_request_rows(products, user, request["query"], runtime.user_columns)
+                rows = assemble_request_rows(
+                    products,
+                    user,
+                    runtime.user_columns,
+                    {"query": str(request["query"]).lower()},
+                    runtime.transform.request,
+                )
                 result = runtime.score(rows)
                 wall, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
                 latencies.append((wall * 1000, cpu * 1000))

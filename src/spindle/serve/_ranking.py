@@ -139,7 +139,13 @@ class Ranker:
         k: int,
     ) -> list[tuple[str, float]] | _Skip:
         def work() -> np.ndarray:
-            rows = assemble_request_rows(products, user, query, runtime.user_columns)
+            rows = assemble_request_rows(
+                products,
+                user,
+                runtime.user_columns,
+                {"query": query.lower()},
+                runtime.transform.request,
+            )
             return runtime.score(rows)
 
         name = f"version {runtime.version}"

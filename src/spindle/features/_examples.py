@@ -1,0 +1,316 @@
+"""A model's labelled examples in DuckDB: sources as of the cutoff, the examples SQL, the joins.
+
+A training set for event days ``dates`` is built inside one DuckDB connection:
+
+1. each source the examples read becomes a table of the rows known at the run's *cutoff* (the
+   end of the last day built): rows with ``event_time`` in ``[window_start, cutoff)`` for a
+   source with an event time, rows whose ``date`` is on or before the cutoff's day otherwise
+   (a daily snapshot is published at the start of its day). A source without data yet is an
+   empty table of its declared columns;
+2. each pinned feature view's table ``features/<view>`` is copied for
+   ``[window_start - ttl, cutoff)`` (its entity keys, kept columns, pinned columns);
+3. the examples SQL runs with ``window_start``, ``window_end`` and ``cutoff`` substituted
+   (outside string literals and quoted names); rows whose event day is not one of ``dates``
+   are dropped, and so are rows whose label is not mature (``event_time + label_delay`` after
+   the cutoff), which are counted;
+4. every view is ASOF-joined on its keys as of the event time (``feature_ts <= event_time``),
+   its pinned columns nulled past its TTL, with ``<view>_feature_age_s``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from spindle.core import (
+    ConfigError,
+    FeatureError,
+    ModelConfig,
+    SourceDeclaration,
+    open_dataset,
+    table_exists,
+)
+from spindle.features._cutoff import substitute_times
+from spindle.features._definitions import FeatureDefinition
+
+EXAMPLES_TABLE = "__spindle_examples"
+ROWS_TABLE = "__spindle_rows"
+
+
+def q(name: str) -> str:
+    """``name`` as a quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class Window:
+    """The event days built, their span and the run's cutoff (the end of the last day).
+
+    An example enters the training set only if its event day is one of ``dates`` and its
+    label is mature at the cutoff; sources are visible only as of the cutoff.
+    """
+
+    dates: tuple[str, ...]
+
+    @property
+    def start(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(min(self.dates))
+
+    @property
+    def end(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(max(self.dates)) + dt.timedelta(days=1)
+
+    @property
+    def cutoff(self) -> dt.datetime:
+        return self.end
+
+    def literals(self) -> dict[str, str]:
+        """The SQL text of ``window_start``, ``window_end``, ``cutoff`` and ``cutoff_date``."""
+        return {
+            "window_start": f"TIMESTAMP '{self.start.isoformat(sep=' ')}'",
+            "window_end": f"TIMESTAMP '{self.end.isoformat(sep=' ')}'",
+            "cutoff": f"TIMESTAMP '{self.cutoff.isoformat(sep=' ')}'",
+            "cutoff_date": f"DATE '{self.cutoff.date().isoformat()}'",
+        }
+
+
+@dataclass(frozen=True)
+class ViewJoin:
+    """One pinned feature view as a training set joins it."""
+
+    name: str
+    keys: tuple[str, ...]
+    ttl_s: int | None
+    keep: tuple[str, ...]
+    columns: tuple[str, ...]
+
+    @property
+    def table(self) -> str:
+        return f"features/{self.name}"
+
+    @property
+    def age_column(self) -> str:
+        return f"{self.name}_feature_age_s"
+
+
+def view_joins(definitions: Sequence[FeatureDefinition]) -> list[ViewJoin]:
+    """The views of the pinned (non-request) features, in order of their first pin."""
+    by_view: dict[str, list[FeatureDefinition]] = {}
+    for d in definitions:
+        if d.computation != "request":
+            by_view.setdefault(d.group, []).append(d)
+    return [
+        ViewJoin(
+            name,
+            tuple(defs[0].entity_keys),
+            defs[0].ttl_s,
+            tuple(k for k in defs[0].keep if k not in defs[0].entity_keys),
+            tuple(d.column for d in defs),
+        )
+        for name, defs in by_view.items()
+    ]
+
+
+def model_file(config: ModelConfig) -> str:
+    """Where a model's declaration lives, for messages."""
+    return f"models/{config.name}.yaml"
+
+
+def source_declarations(
+    config: ModelConfig, sources: Mapping[str, SourceDeclaration]
+) -> list[SourceDeclaration]:
+    """The declarations of the sources the examples read.
+
+    Raises:
+        ConfigError: an ``examples.sources`` entry is not a declared source.
+    """
+    unknown = [s for s in config.examples.sources if s not in sources]
+    if unknown:
+        raise ConfigError(
+            model_file(config),
+            [
+                f"key 'examples.sources': {', '.join(unknown)} not declared under sources/ "
+                f"(declared: {', '.join(sorted(sources)) or 'none'}); declare it or remove it"
+            ],
+        )
+    return [sources[s] for s in config.examples.sources]
+
+
+def copy_source(
+    con: duckdb.DuckDBPyConnection,
+    tables_dir: Path,
+    decl: SourceDeclaration,
+    version: int | None,
+    window: Window,
+) -> None:
+    """Create table ``<source>`` of the rows known at the cutoff (an empty one without data)."""
+    path = tables_dir / "raw" / decl.name
+    if version is None or not table_exists(path):
+        columns = ", ".join(f"{q(c)} {spec.duckdb_type}" for c, spec in decl.columns.items())
+        con.execute(f"CREATE TABLE {q(decl.name)} ({columns})")
+        return
+    dataset = open_dataset(path, version)
+    lit = window.literals()
+    if decl.event_time is not None:
+        ts = q(decl.event_time.column)
+        where = f"{ts} >= {lit['window_start']} AND {ts} < {lit['cutoff']}"
+    elif "date" in dataset.schema.names:  # Delta keeps the partition's date as ISO text
+        text = pa.types.is_string(dataset.schema.field("date").type)
+        where = f"CAST(date AS DATE) <= {lit['cutoff_date']}"
+        if text:  # compared as text, so the dataset skips later partitions unread
+            where = f"date <= '{window.cutoff.date().isoformat()}'"
+    else:
+        where = "true"
+    con.register("__spindle_src", dataset)
+    con.execute(f"CREATE TABLE {q(decl.name)} AS SELECT * FROM __spindle_src WHERE {where}")
+    con.unregister("__spindle_src")
+
+
+def copy_view(
+    con: duckdb.DuckDBPyConnection,
+    tables_dir: Path,
+    view: ViewJoin,
+    version: int | None,
+    window: Window,
+) -> None:
+    """Create table ``__spindle_view_<view>`` of the view's rows the window can use.
+
+    Raises:
+        FeatureError: the view has no table yet, or lacks a pinned column (backfill it).
+    """
+    path = tables_dir / view.table
+    if version is None or not table_exists(path):
+        raise FeatureError(
+            f"feature view {view.name} has no table at {path} yet; compute it first "
+            "(`spindle features backfill` or `spindle ingest`)"
+        )
+    dataset = open_dataset(path, version)
+    needed = [*view.keys, *view.keep, *view.columns, "feature_ts"]
+    missing = [c for c in needed if c not in dataset.schema.names]
+    if missing:
+        raise FeatureError(
+            f"feature view {view.name} ({path}) lacks column(s) {', '.join(missing)}: "
+            f"backfill the pinned feature(s) first (`spindle features backfill`)"
+        )
+    lit = window.literals()
+    where = f"feature_ts < {lit['cutoff']}"
+    if view.ttl_s is not None:
+        where += f" AND feature_ts >= {lit['window_start']} - INTERVAL {int(view.ttl_s)} SECOND"
+    con.register("__spindle_src", dataset)
+    con.execute(
+        f"CREATE TABLE {q('__spindle_view_' + view.name)} AS SELECT "
+        f"{', '.join(q(c) for c in needed)} FROM __spindle_src WHERE {where}"
+    )
+    con.unregister("__spindle_src")
+
+
+def run_examples(
+    con: duckdb.DuckDBPyConnection, config: ModelConfig, window: Window
+) -> tuple[list[str], int]:
+    """Run the examples SQL into ``__spindle_examples``: the window's days, mature labels only.
+
+    Returns:
+        The examples' columns, and how many examples of the window were left out because
+        their label was not mature at the cutoff.
+
+    Raises:
+        ConfigError: the SQL fails (DuckDB's message), or does not produce the declared
+            ``event_time``, ``label``, ``group_key`` or ``weight`` column.
+    """
+    ex = config.examples
+    sql = substitute_times(ex.sql, window.literals())
+    try:
+        columns = [c[0] for c in con.sql(f"SELECT * FROM ({sql}) LIMIT 0").description]
+    except duckdb.Error as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(
+            model_file(config), [f"key 'examples.sql': DuckDB cannot run it: {message}"]
+        ) from exc
+    declared: dict[str, str | None] = {"event_time": ex.event_time, "label": ex.label}
+    declared |= {"group_key": ex.group_key, "weight": ex.weight}
+    problems = [
+        f"key 'examples.{key}': column {column!r} is not produced by examples.sql "
+        f"(it produces {', '.join(columns)})"
+        for key, column in declared.items()
+        if column is not None and column not in columns
+    ]
+    if problems:
+        raise ConfigError(model_file(config), problems)
+    ts, days = q(ex.event_time), ", ".join(f"DATE '{d}'" for d in sorted(window.dates))
+    mature = f"{ts} + INTERVAL {ex.label_delay_s} SECOND <= {window.literals()['cutoff']}"
+    con.execute(
+        f"CREATE TABLE {EXAMPLES_TABLE} AS SELECT *, {mature} AS __spindle_mature FROM ({sql}) "
+        f"WHERE CAST({ts} AS DATE) IN ({days})"
+    )
+    row = con.execute(
+        f"SELECT count(*) FROM {EXAMPLES_TABLE} WHERE NOT __spindle_mature"
+    ).fetchone()
+    return columns, int(row[0]) if row else 0
+
+
+def _fresh(view: ViewJoin, alias: str, event_time: str) -> list[str]:
+    age = f"epoch(e.{q(event_time)}) - epoch({alias}.feature_ts)"
+    keep = [f"{alias}.{q(c)}" for c in view.keep]
+    if view.ttl_s is None:
+        pinned = [f"{alias}.{q(c)}" for c in view.columns]
+    else:
+        fresh = f"{age} <= {int(view.ttl_s)}"
+        pinned = [f"CASE WHEN {fresh} THEN {alias}.{q(c)} END AS {q(c)}" for c in view.columns]
+    return [*keep, *pinned, f"{age} AS {q(view.age_column)}"]
+
+
+def join_views(
+    con: duckdb.DuckDBPyConnection,
+    config: ModelConfig,
+    columns: list[str],
+    views: Sequence[ViewJoin],
+) -> None:
+    """Create ``__spindle_rows``: the mature examples with every view ASOF-joined on its keys.
+
+    Kept view columns are not nulled past the TTL (they describe the entity, e.g. for
+    retrieval and request features, as the online store serves them); pinned features are.
+
+    Raises:
+        ConfigError: the examples lack a view's key column, or a view's column has the name
+            of an example column or of another view's column.
+    """
+    problems, taken = [], set(columns)
+    for view in views:
+        missing = [k for k in view.keys if k not in columns]
+        if missing:
+            problems.append(
+                f"key 'examples.sql': feature view {view.name} joins on {', '.join(view.keys)} "
+                f"but the examples lack {', '.join(missing)}; select them in examples.sql"
+            )
+        for c in (*view.keep, *view.columns, view.age_column):
+            if c in taken:
+                problems.append(f"column {c!r} of feature view {view.name} is already a column")
+            taken.add(c)
+    if problems:
+        raise ConfigError(model_file(config), problems)
+    ev = config.examples.event_time
+    select, joins = [f"e.{q(c)}" for c in columns], []
+    for i, view in enumerate(views):
+        alias = f"v{i}"
+        select += _fresh(view, alias, ev)
+        on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.keys)
+        joins.append(
+            f"ASOF LEFT JOIN {q('__spindle_view_' + view.name)} {alias} "
+            f"ON {on} AND e.{q(ev)} >= {alias}.feature_ts"
+        )
+    con.execute(
+        f"CREATE TABLE {ROWS_TABLE} AS SELECT {', '.join(select)} FROM {EXAMPLES_TABLE} e "
+        f"{' '.join(joins)} WHERE e.__spindle_mature"
+    )
+
+
+def order_by(config: ModelConfig, columns: list[str]) -> str:
+    """The rows' order: event time, then every example column left to right (a total order,
+    so a rebuild gives the same rows in the same order)."""
+    ev = config.examples.event_time
+    return ", ".join([q(ev), *(q(c) for c in columns if c != ev)])
