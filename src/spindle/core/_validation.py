@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from spindle.core._errors import ConfigError
 
 if TYPE_CHECKING:
+    import duckdb
+
     from spindle.core._sources import SourceDeclaration
 
 #: The file, in the workspace root.
@@ -96,7 +98,10 @@ class SourceCheck(_Strict):
     """
 
     source: str = Field(min_length=1)
-    volume: bool = True  # row counts, and a missing partition on an open day is a FAIL
+    # row counts, and a missing partition on an open day is a FAIL; ``true`` compares with
+    # ``volume.baseline``, ``median`` or ``same_weekday`` choose for this source alone
+    volume: bool | Literal["median", "same_weekday"] = True
+    null_rate_jump_max: float | None = Field(default=None, gt=0, le=1)  # None: the top-level one
     sql: str | None = None
     slices: list[str] = Field(default_factory=list)  # columns whose slice shares are tested
     unit: str | None = None  # independent unit (e.g. user_id): slice tests divide by its rows
@@ -140,6 +145,10 @@ class ValidationConfig(_Strict):
             seen.add(check.source)
         return self
 
+    def baseline(self, check: SourceCheck) -> Literal["median", "same_weekday"]:
+        """How a check's row count is compared with the reference days."""
+        return self.volume.baseline if isinstance(check.volume, bool) else check.volume
+
     def checks_for(self, sources: list[str]) -> list[SourceCheck]:
         """The checks that run: the declared ones, or a default check of each of ``sources``."""
         if self.checks is not None:
@@ -172,12 +181,37 @@ def load_validation(
     if sources is not None:
         problems = config_problems(config, sources)
         if problems:
-            raise ConfigError(str(path), problems)
+            raise ConfigError(str(path), _with_lines(path, problems))
     return config
 
 
+def _with_lines(path: Path, problems: list[str]) -> list[str]:
+    """Prefix each ``key '...'`` problem with the line of that key in the file."""
+    from spindle.core._yaml import _line_index
+
+    lines = _line_index(path.read_text(encoding="utf-8"))
+    out = []
+    for problem in problems:
+        match = re.match(r"key '([^']+)'", problem)
+        loc = (
+            tuple(int(p) if p.isdigit() else p for p in match.group(1).split(".")) if match else ()
+        )
+        line = None
+        while loc and line is None:
+            line, loc = lines.get(loc), loc[:-1]
+        out.append(f"line {line}, {problem}" if line else problem)
+    return out
+
+
 def config_problems(config: ValidationConfig, sources: dict[str, SourceDeclaration]) -> list[str]:
-    """Checks that name undeclared sources, and check SQL that does not run (one line each)."""
+    """Checks that name undeclared sources or columns, and check SQL that does not run.
+
+    Each check's SQL, slice, unit and key columns and label rate are prepared over empty tables
+    of the declared columns (plus ``date``), so a typo fails at load, not on the first day.
+
+    Returns:
+        One line per problem, each with its key (empty: none).
+    """
     import duckdb
 
     problems: list[str] = []
@@ -196,13 +230,58 @@ def config_problems(config: ValidationConfig, sources: dict[str, SourceDeclarati
             date = "" if "date" in decl.columns else ', "date" DATE'
             con.execute(f'CREATE TABLE "{name}" ({columns}{date})')
         for i, check in enumerate(config.checks or []):
-            if check.sql is None:
-                continue
-            try:
-                con.execute(f"DESCRIBE SELECT * FROM ({check.sql})").fetchall()
-            except duckdb.Error as exc:
-                first = str(exc).splitlines()[0]
+            problems += _check_problems(con, i, check, sources[check.source])
+    return problems
+
+
+def _check_problems(
+    con: duckdb.DuckDBPyConnection, i: int, check: SourceCheck, decl: SourceDeclaration
+) -> list[str]:
+    """The problems of one check (its index ``i`` in ``checks``)."""
+    import duckdb
+
+    name = f'"{check.source}"'
+    rows = f"({check.sql}) AS {name}" if check.sql is not None else name
+    where = f"key 'checks.{i}.sql'" if check.sql is not None else f"key 'checks.{i}.source'"
+    probes = [(where, "SELECT date FROM {rows}")]
+    probes += [
+        (f"key 'checks.{i}.slices.{k}'", f'SELECT "{c}" FROM {{rows}}')
+        for k, c in enumerate(check.slices)
+    ]
+    if check.unit is not None:
+        probes.append((f"key 'checks.{i}.unit'", f'SELECT "{check.unit}" FROM {{rows}}'))
+    for k, column in enumerate(check.key or []):
+        probes.append((f"key 'checks.{i}.key.{k}'", f'SELECT "{column}" FROM {{rows}}'))
+    if check.label_rate is not None:
+        expr = check.label_rate.expr
+        sql = f"SELECT date, ({expr})::DOUBLE FROM {{rows}} GROUP BY date"
+        probes.append((f"key 'checks.{i}.label_rate.expr'", sql))
+    problems = []
+    for key, sql in probes:
+        try:
+            con.execute("DESCRIBE " + sql.format(rows=rows)).fetchall()
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0]
+            problems.append(f"{key}: the check of {check.source!r} does not run: {first}")
+            if key == where:
+                return problems
+    numeric = ("int32", "int64", "float32", "float64", "decimal")
+    for field in ("drift", "label_drift"):
+        for k, column in enumerate(getattr(check, field)):
+            spec = decl.columns.get(column)
+            if spec is None or spec.type not in numeric:
+                found = "not a declared column" if spec is None else f"a {spec.type} column"
                 problems.append(
-                    f"key 'checks.{i}.sql': the check of {check.source!r} does not run: {first}"
+                    f"key 'checks.{i}.{field}.{k}': {column!r} is {found} of {check.source}; "
+                    "drift is measured on numeric columns of the source"
                 )
+    if check.bursts is not None:
+        if decl.event_time is None:
+            problems.append(
+                f"key 'checks.{i}.bursts': {check.source} has no event_time to find bursts in"
+            )
+        elif check.bursts.key not in decl.columns:
+            problems.append(
+                f"key 'checks.{i}.bursts.key': {check.bursts.key!r} is not a column of {check.source}"
+            )
     return problems

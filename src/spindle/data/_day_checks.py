@@ -114,7 +114,7 @@ def volume(
     """A missing partition (unless the calendar expects it), row counts, missing-data bias."""
     source, observed = check.source, day.rows(check.source)
     decl = day.declared.get(source)
-    same_weekday = day.config.volume.baseline == "same_weekday"
+    same_weekday = day.config.baseline(check) == "same_weekday"
     past = day.past_counts(source, same_weekday)
     if observed == 0:
         if decl is not None and decl.calendar.is_closed(dt.date.fromisoformat(day.date)):

@@ -21,7 +21,7 @@ def shed_mask(ids: Sequence[str], keep_fraction: float, key: bytes) -> np.ndarra
     """A boolean mask keeping about ``keep_fraction`` of ``ids``, uniformly, by keyed hash.
 
     Args:
-        ids: row identifiers (e.g. ``search_id``); equal ids get the same decision.
+        ids: row identifiers (e.g. a primary key); equal ids get the same decision.
         keep_fraction: share to keep, in ``[0, 1]``.
         key: the secret key (16 to 64 bytes), kept out of the logs.
 

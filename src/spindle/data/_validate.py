@@ -272,8 +272,9 @@ def _statistics(ctx: _Day, tables_dir: Path, todo: list[SourceCheck]) -> list[An
     profiles = _profiles(ctx, tables_dir, [c.source for c in todo])
     today = profiles[ctx.date]
     found: list[Anomaly] = []
+    jumps = {c.source: c.null_rate_jump_max or ctx.config.null_rate_jump_max for c in todo}
     for (source, column), prof in sorted(today.items()):
-        if not prof["count"]:
+        if not prof["count"] or source not in jumps:
             continue
         past = [
             p[(source, column)]["nulls"] / p[(source, column)]["count"]
@@ -281,7 +282,7 @@ def _statistics(ctx: _Day, tables_dir: Path, todo: list[SourceCheck]) -> list[An
             if (p := profiles.get(d)) and (source, column) in p and p[(source, column)]["count"]
         ]
         rate = prof["nulls"] / prof["count"]
-        found += checks.null_rate(source, column, rate, past, ctx.config.null_rate_jump_max)
+        found += checks.null_rate(source, column, rate, past, jumps[source])
     for check in todo:
         for column in [*check.drift, *check.label_drift]:
             found += _drift(ctx, profiles, check.source, column, column in check.label_drift)

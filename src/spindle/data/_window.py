@@ -1,5 +1,6 @@
-"""The size of the validation reference window (a light module: `spindle status` reads it
-without loading the checks, DuckDB or SciPy)."""
+"""The default size of the validation reference window (a light module: `spindle status` reads
+it without loading the checks, DuckDB or SciPy). A workspace sets its own in validation.yaml
+(``history_days``, ``min_baseline_days``; see ``core.ValidationConfig``)."""
 
 from __future__ import annotations
 
