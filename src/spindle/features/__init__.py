@@ -23,7 +23,8 @@ if _TYPE_CHECKING:
         FeatureRegistry,
     )
     from spindle.features._online import (
-        ONLINE_ENTITIES,
+        Catalog,
+        CatalogLayout,
         OnlineStore,
         catch_up_online,
         open_online_backend,
@@ -58,7 +59,8 @@ _LAZY: dict[str, str] = {
     "FeatureRegistry": "spindle.features._definitions",
     "FeatureView": "spindle.features._views",
     "MaterializeResult": "spindle.features._online_backend",
-    "ONLINE_ENTITIES": "spindle.features._online",
+    "Catalog": "spindle.features._online",
+    "CatalogLayout": "spindle.features._online",
     "OnlineStore": "spindle.features._online",
     "OnlineStoreBackend": "spindle.features._online_backend",
     "PythonComputation": "spindle.features._python",
@@ -100,10 +102,11 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 
 __all__ = [
-    "ONLINE_ENTITIES",
     "RESTRICTED_TAGS",
     "TEXT_VOCAB_SIZE",
     "BackfillResult",
+    "Catalog",
+    "CatalogLayout",
     "ColumnEncoding",
     "EncodingSpec",
     "FeatureDefinition",

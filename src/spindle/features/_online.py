@@ -1,15 +1,22 @@
-"""The online store: the latest feature values per entity for serving, over a pluggable backend.
+"""The online store: the latest feature row per entity of every feature view, for serving.
 
 :class:`OnlineStore` is what serving and the pipeline use. It writes through an
 :class:`OnlineStoreBackend` (SQLite by default, chosen by URL) — incrementally, one partition
-(day) at a time after the entity's watermark — and keeps an in-memory copy of the (small)
-product table with a word index for retrieval, reloaded when the backend's version changes.
+(day) at a time after the view's watermark — keyed by the view's entity keys (a composite key
+is held as one text key column). Readers use :meth:`OnlineStore.rows` and
+:meth:`OnlineStore.get`; :meth:`OnlineStore.catalog` keeps an in-memory copy of one view with a
+word index for retrieval, reloaded when the backend's version changes.
+
+The shortcuts ``products()``, ``user()``, ``popular()``, ``retrieve()`` and
+``known_products()`` are the ranking server's reads through a :class:`CatalogLayout`; the
+default layout is the example shop's, kept only until serving declares its own (issue 13).
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,8 +30,8 @@ from spindle.features._compute import feature_table_path
 from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
 from spindle.features._online_sqlite import SQLiteOnlineStore
 
-ONLINE_ENTITIES = ("product", "user")
-_KEYS = {"product": "product_id", "user": "user_id"}  # until materialisation reads the views
+COMPOSITE_KEY = "__spindle_key"
+"""The stored key column of a view with several entity keys: their values as a JSON list."""
 
 
 def open_online_backend(location: str | Path) -> OnlineStoreBackend:
@@ -63,49 +70,97 @@ def open_online_backend(location: str | Path) -> OnlineStoreBackend:
 
 
 @dataclass(frozen=True)
-class _Catalog:
-    """The product table as loaded, with its retrieval indexes (replaced whole on a reload)."""
+class CatalogLayout:
+    """Which view and columns retrieval reads: candidates come from ``view`` by ``key``,
+    matched on the words of ``text`` and ranked by ``rank`` (higher first); per-request rows
+    of a second entity come from ``other_view``."""
 
-    products: pa.Table
-    row_of: dict[str, int]
+    view: str
+    key: str
+    text: str
+    rank: str
+    other_view: str
+
+
+SHOP_LAYOUT = CatalogLayout("product", "product_id", "name_words", "popularity", "user")
+"""The example shop's serving layout, the default until serving declares its own (issue 13)."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """One view's rows as loaded, with a word index for retrieval (replaced whole on a reload)."""
+
+    rows: pa.Table
+    row_of: dict[Any, int]
     word_index: dict[str, list[int]]
-    by_popularity: list[str]
+    by_rank: list[Any]
 
     @classmethod
-    def of(cls, products: pa.Table) -> _Catalog:
-        ids = products.column("product_id").to_pylist()
+    def of(cls, rows: pa.Table, layout: CatalogLayout) -> Catalog:
+        """Index ``rows`` by ``layout.key``, the words of ``layout.text`` and ``layout.rank``."""
+        ids = rows.column(layout.key).to_pylist() if layout.key in rows.column_names else []
         index: dict[str, list[int]] = {}
-        if "name_words" in products.column_names:
-            for i, name in enumerate(products.column("name_words").to_pylist()):
-                for word in set((name or "").split()):
+        if layout.text in rows.column_names:
+            for i, text in enumerate(rows.column(layout.text).to_pylist()):
+                for word in set((text or "").split()):
                     index.setdefault(word, []).append(i)
-        popularity = (
-            products.column("popularity").to_pylist()
-            if "popularity" in products.column_names
+        rank = (
+            rows.column(layout.rank).to_pylist()
+            if layout.rank in rows.column_names
             else [0] * len(ids)
         )
-        ranked = sorted(zip(popularity, ids, strict=True), key=lambda p: (-(p[0] or 0), p[1]))
-        return cls(products, {pid: i for i, pid in enumerate(ids)}, index, [p for _, p in ranked])
+        ranked = sorted(zip(rank, ids, strict=True), key=lambda p: (-(p[0] or 0), p[1]))
+        return cls(rows, {k: i for i, k in enumerate(ids)}, index, [k for _, k in ranked])
+
+    def take(self, keys: Sequence[Any]) -> pa.Table:
+        """Rows of ``keys`` that exist, in the order asked."""
+        positions = [self.row_of[k] for k in keys if k in self.row_of]
+        return self.rows.take(pa.array(positions, pa.int64()))
+
+    def retrieve(self, text: str, n: int) -> list[Any]:
+        """Candidates for ``text``: keys whose text matches most words, then by rank."""
+        scores: dict[int, int] = {}
+        for word in set(text.lower().split()):
+            for row in self.word_index.get(word, ()):
+                scores[row] = scores.get(row, 0) + 1
+        position = {k: r for r, k in enumerate(self.by_rank)}
+        ids = list(self.row_of) if scores else []
+        matched = sorted(scores, key=lambda r: (-scores[r], position.get(ids[r], 1 << 30)))
+        chosen = [ids[r] for r in matched[: max(n * 3 // 4, 1)]]
+        for key in self.by_rank:
+            if len(chosen) >= n:
+                break
+            if key not in chosen:
+                chosen.append(key)
+        return chosen[:n]
+
+
+def _empty_catalog(layout: CatalogLayout) -> Catalog:
+    return Catalog.of(pa.table({layout.key: pa.array([], pa.string())}), layout)
 
 
 class OnlineStore:
-    """Latest feature values for ``product`` and ``user`` entities, with retrieval for serving.
+    """The latest feature row of every entity of every materialised view, for serving.
 
     Args:
         location: a backend URL or SQLite path (see :func:`open_online_backend`), or a backend.
+        layout: what the serving shortcuts (``products()``, ``user()``, ...) read.
 
     Example:
         >>> store = OnlineStore("sqlite:///.spindle/online.db")  # doctest: +SKIP
-        >>> store.materialize("product", products, "2026-01-03").summary()  # doctest: +SKIP
-        'product@2026-01-03: 12 inserted, 340 updated, 1 deleted, 2650 unchanged'
+        >>> store.materialize("account", rows, "2026-01-03", keys=["account_id"])  # doctest: +SKIP
+        >>> store.get("account", "a1")["account__minutes_28d__v1"]  # doctest: +SKIP
+        42.0
     """
 
-    def __init__(self, location: str | Path | OnlineStoreBackend) -> None:
+    def __init__(
+        self, location: str | Path | OnlineStoreBackend, layout: CatalogLayout = SHOP_LAYOUT
+    ) -> None:
         self.backend = (
             location if isinstance(location, OnlineStoreBackend) else open_online_backend(location)
         )
-        self._loaded_version: str | None = None
-        self._catalog = _Catalog.of(pa.table({"product_id": pa.array([], pa.string())}))
+        self.layout = layout
+        self._catalogs: dict[CatalogLayout, tuple[str | None, Catalog]] = {}
 
     @property
     def url(self) -> str:
@@ -117,20 +172,23 @@ class OnlineStore:
     # -- writing ---------------------------------------------------------------------------
     def materialize(
         self,
-        entity: str,
+        view: str,
         table: pa.Table,
         partition: str,
         *,
+        keys: Sequence[str] | None = None,
         snapshot: bool = True,
         restate: bool = False,
     ) -> MaterializeResult:
-        """Apply the ``partition`` (day) rows of ``entity`` incrementally, in one transaction.
+        """Apply the ``partition`` (day) rows of ``view`` incrementally, in one transaction.
 
         Args:
-            entity: ``product`` or ``user``.
-            table: one row per key (``product_id`` / ``user_id``).
+            view: the feature view's name.
+            table: one row per entity: the view's feature-table rows of the day.
             partition: the day, ``YYYY-MM-DD``.
-            snapshot: the rows are the entity's complete state that day (the feature tables
+            keys: the view's entity keys (default: the table's first column, where feature
+                tables keep their key).
+            snapshot: the rows are the view's complete state that day (the feature tables
                 are), so a key they lack is deleted; False for a change log.
             restate: re-apply the partition at the watermark (its day was recomputed).
 
@@ -139,87 +197,108 @@ class OnlineStore:
             before the watermark (or at it without ``restate``).
 
         Raises:
-            FeatureError: unknown entity, missing key column, a null or duplicate key.
+            FeatureError: a missing key column, a null or duplicate key (nothing written).
         """
-        if entity not in ONLINE_ENTITIES:
+        chosen = list(keys) if keys is not None else table.column_names[:1]
+        missing = [k for k in chosen if k not in table.column_names]
+        if missing or not chosen:
             raise FeatureError(
-                f"online store: unknown entity {entity!r}; expected one of {ONLINE_ENTITIES}"
+                f"online store: rows of view {view!r} lack key column(s) {missing or chosen} "
+                f"(columns: {', '.join(table.column_names)})"
             )
+        key = chosen[0]
+        if len(chosen) > 1:
+            key = COMPOSITE_KEY
+            columns = [table[k].to_pylist() for k in chosen]
+            values = [_key_text(row) for row in zip(*columns, strict=True)]
+            table = table.append_column(COMPOSITE_KEY, pa.array(values, pa.string()))
         return self.backend.materialize(
-            entity,
-            _KEYS[entity],
-            _plain_strings(table),
-            partition,
-            snapshot=snapshot,
-            restate=restate,
+            view, key, _plain_strings(table), partition, snapshot=snapshot, restate=restate
         )
 
     # -- reading ---------------------------------------------------------------------------
-    def watermark(self, entity: str = "product") -> str | None:
-        """The last partition (day) materialised for ``entity`` (None before the first)."""
-        return self.backend.watermark(entity)
+    def rows(self, view: str, keys: Sequence[Any]) -> pa.Table:
+        """The latest rows of ``keys`` in ``view`` that exist, in the order asked.
 
-    def as_of(self, entity: str = "product") -> str | None:
-        """The day whose values are loaded for ``entity`` (the watermark)."""
-        return self.backend.watermark(entity)
+        A key is a value for a view with one entity key, a tuple of values (in the view's
+        key order) for a composite key. Unknown keys are left out; an empty table before the
+        view's first materialisation.
+        """
+        composite = any(isinstance(k, tuple | list) for k in keys)
+        asked = [_key_text(k) if composite else k for k in keys]
+        held = self.backend.read(view, asked)
+        if held is None:
+            return pa.table({})
+        return held.drop_columns([COMPOSITE_KEY]) if COMPOSITE_KEY in held.column_names else held
+
+    def get(self, view: str, key: Any) -> dict[str, Any] | None:
+        """The latest row of one entity of ``view`` as a dict, or None when it is unknown."""
+        rows = self.rows(view, [key])
+        if rows.num_rows == 0:
+            return None
+        row: dict[str, Any] = rows.to_pylist()[0]
+        return row
+
+    def watermark(self, view: str | None = None) -> str | None:
+        """The last partition (day) materialised for ``view`` (None before the first)."""
+        return self.backend.watermark(view or self.layout.view)
+
+    def as_of(self, view: str | None = None) -> str | None:
+        """The day whose values are loaded for ``view`` (the watermark)."""
+        return self.backend.watermark(view or self.layout.view)
 
     def version(self) -> str | None:
         return self.backend.version()
 
-    def refresh(self) -> bool:
-        """Reload the product table if the store changed since the last load. True if reloaded."""
+    def catalog(self, layout: CatalogLayout | None = None) -> Catalog:
+        """The in-memory retrieval catalogue of ``layout.view``, reloaded when the store changed.
+
+        A concurrent request sees the old catalogue or the new one (one reference swap).
+        """
+        chosen = layout or self.layout
         version = self.backend.version()
-        if version == self._loaded_version:
+        cached = self._catalogs.get(chosen)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        rows = self.backend.read(chosen.view)
+        catalog = _empty_catalog(chosen) if rows is None else Catalog.of(rows, chosen)
+        self._catalogs[chosen] = (version, catalog)
+        return catalog
+
+    def refresh(self) -> bool:
+        """Reload the serving catalogue if the store changed since the last load. True if so."""
+        cached = self._catalogs.get(self.layout)
+        version = self.backend.version()
+        if cached is not None and cached[0] == version:
             return False
-        products = self.backend.read("product")
-        self._loaded_version = version
-        if products is not None:
-            # One reference swap: a concurrent request sees the old catalogue or the new one.
-            self._catalog = _Catalog.of(products)
+        self.catalog()
         return True
 
+    # -- serving shortcuts through ``self.layout`` (issue 13 declares serving's own) --------
     def products(self, ids: list[str]) -> pa.Table:
-        """Rows for ``ids`` that exist, in the order asked (unknown ids are left out)."""
-        self.refresh()
-        catalog = self._catalog
-        rows = [catalog.row_of[i] for i in ids if i in catalog.row_of]
-        return catalog.products.take(pa.array(rows, pa.int64()))
+        """Catalogue rows for ``ids`` that exist, in the order asked (unknown ids left out)."""
+        return self.catalog().take(ids)
 
     def known_products(self) -> int:
-        self.refresh()
-        return len(self._catalog.row_of)
+        """How many entities the catalogue holds."""
+        return len(self.catalog().row_of)
 
     def popular(self, n: int) -> list[str]:
-        """The ``n`` most purchased products of the trailing window."""
-        self.refresh()
-        return self._catalog.by_popularity[:n]
+        """The ``n`` highest-ranked catalogue keys."""
+        return self.catalog().by_rank[:n]
 
     def retrieve(self, query: str, n: int) -> list[str]:
-        """Candidates for a query: products matching most query words, then popular items."""
-        self.refresh()
-        catalog = self._catalog
-        scores: dict[int, int] = {}
-        for word in set(query.lower().split()):
-            for row in catalog.word_index.get(word, ()):
-                scores[row] = scores.get(row, 0) + 1
-        rank = {pid: r for r, pid in enumerate(catalog.by_popularity)}
-        ids = catalog.products.column("product_id").to_pylist() if scores else []
-        matched = sorted(scores, key=lambda r: (-scores[r], rank.get(ids[r], 1 << 30)))
-        chosen = [ids[r] for r in matched[: max(n * 3 // 4, 1)]]
-        for pid in catalog.by_popularity:
-            if len(chosen) >= n:
-                break
-            if pid not in chosen:
-                chosen.append(pid)
-        return chosen[:n]
+        """Candidates for a query: keys matching most query words, then the highest ranked."""
+        return self.catalog().retrieve(query, n)
 
     def user(self, user_id: str) -> dict[str, Any] | None:
-        """The latest feature row of a user, or None for an unknown user."""
-        rows = self.backend.read("user", [user_id])
-        if rows is None or rows.num_rows == 0:
-            return None
-        row: dict[str, Any] = rows.to_pylist()[0]
-        return row
+        """The latest row of ``user_id`` in the layout's other view, or None when unknown."""
+        return self.get(self.layout.other_view, user_id)
+
+
+def _key_text(values: Any) -> str:
+    """A composite key as stored: its values as a JSON list (dates and the like as text)."""
+    return json.dumps(list(values), default=str)
 
 
 def _plain_strings(table: pa.Table) -> pa.Table:
@@ -235,8 +314,8 @@ def _plain_strings(table: pa.Table) -> pa.Table:
     return table if target.equals(table.schema) else table.cast(target)
 
 
-def _partitions(tables_dir: Path, entity: str, after: str, before: str) -> list[str]:
-    path = feature_table_path(tables_dir, entity)
+def _partitions(tables_dir: Path, view: str, after: str, before: str) -> list[str]:
+    path = feature_table_path(tables_dir, view)
     if not table_exists(path):
         return []
     days = open_dataset(path).to_table(
@@ -245,47 +324,61 @@ def _partitions(tables_dir: Path, entity: str, after: str, before: str) -> list[
     return sorted(pc.unique(days.column("date")).to_pylist())
 
 
+def _feature_views(tables_dir: Path) -> list[str]:
+    """The views that have a feature table under ``tables_dir``."""
+    folder = tables_dir / "features"
+    found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    return [name for name in found if table_exists(folder / name)]
+
+
 def catch_up_online(
     store: OnlineStore,
     tables_dir: Path,
     through: str,
     latest: Mapping[str, pa.Table] | None = None,
+    views: Mapping[str, Sequence[str]] | None = None,
 ) -> list[MaterializeResult]:
-    """Bring each entity of ``store`` up to day ``through``, one partition at a time, in order.
+    """Bring each feature view of ``store`` up to day ``through``, one partition at a time.
 
-    Partitions of the feature tables after the entity's watermark and before ``through`` are
+    Partitions of the feature tables after the view's watermark and before ``through`` are
     materialised first (the days an outage left out), then ``through`` itself — restated if it
     is the watermark, since the caller recomputed it. A store with no watermark starts at
     ``through``: the partitions are complete snapshots, so older days add nothing.
 
     Args:
         store: the online store.
-        tables_dir: root of the Delta tables (``features/product``, ``features/user``).
+        tables_dir: root of the Delta tables (``features/<view>``).
         through: the day just computed.
-        latest: that day's rows per entity when already in memory (read from the table if not).
+        latest: that day's rows per view when already in memory (read from the table if not).
+        views: the views to materialise with their entity keys (``registry.views()``'s names
+            and keys); by default every feature table under ``tables_dir``, keyed by its
+            first column.
 
     Returns:
-        One result per partition and entity, in the order applied.
+        One result per partition and view, in the order applied.
     """
+    chosen: Mapping[str, Sequence[str] | None] = (
+        views if views is not None else dict.fromkeys(_feature_views(tables_dir))
+    )
     results = []
-    for entity in ONLINE_ENTITIES:
-        watermark = store.watermark(entity)
+    for view in sorted(chosen):
+        keys = chosen[view]
+        watermark = store.watermark(view)
         if watermark is not None:
-            for day in _partitions(tables_dir, entity, watermark, through):
-                results.append(
-                    store.materialize(entity, _read_partition(tables_dir, entity, day), day)
-                )
-        rows = (latest or {}).get(entity)
+            for day in _partitions(tables_dir, view, watermark, through):
+                rows = _read_partition(tables_dir, view, day)
+                results.append(store.materialize(view, rows, day, keys=keys))
+        rows = (latest or {}).get(view)
         if rows is None:
-            rows = _read_partition(tables_dir, entity, through)
+            rows = _read_partition(tables_dir, view, through)
             if rows.num_rows == 0:
                 continue
-        results.append(store.materialize(entity, rows, through, restate=True))
+        results.append(store.materialize(view, rows, through, keys=keys, restate=True))
     return results
 
 
-def _read_partition(tables_dir: Path, entity: str, day: str) -> pa.Table:
-    path = feature_table_path(tables_dir, entity)
+def _read_partition(tables_dir: Path, view: str, day: str) -> pa.Table:
+    path = feature_table_path(tables_dir, view)
     if not table_exists(path):
         return pa.table({})
     rows = open_dataset(path).to_table(filter=pads.field("date") == day)
