@@ -37,7 +37,7 @@ def ingest(
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check and load raw partitions into Delta tables (bad rows go to quarantine), compute features, validate the day.
+    """Check and load every declared source (sources/*.yaml) of each day into Delta tables (bad rows go to quarantine, with their reason), compute features, validate the day.
 
     Every day of a range is tried; exit code 1 when any day could not be ingested (each day's
     outcome is listed), 0 otherwise: a day that FAILs validation is ingested, and its verdict
@@ -61,8 +61,8 @@ def ingest(
         if o.get("unread_files"):
             files = o["unread_files"]
             err_console.print(
-                f"[bold yellow]warning:[/] {o['date']}: {len(files)} file(s) not read (no known "
-                f"source): {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}",
+                f"[bold yellow]warning:[/] {o['date']}: {len(files)} file(s) not read (no declared "
+                f"source reads them): {', '.join(files[:5])}{' ...' if len(files) > 5 else ''}",
                 highlight=False,
                 soft_wrap=True,
             )

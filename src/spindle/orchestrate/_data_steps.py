@@ -11,7 +11,6 @@ import pyarrow as pa
 
 from spindle.core import DataError, IngestResult, RawPartition, TableVersion
 from spindle.data import (
-    HISTORY_DAYS,
     Anomaly,
     IngestUndo,
     ValidationAccept,
@@ -186,7 +185,7 @@ def validate(ctx: Context, date: str) -> ValidationReport:
         raise DataError(f"{date} {why}: run `spindle ingest --date {date}` first")
     versions = pin_versions(ws.tables_dir)
     # The reference is the last healthy (or accepted) days, however far back: never a FAIL day.
-    reference = reference_days(ctx, date, HISTORY_DAYS)
+    reference = reference_days(ctx, date, ctx.validation.history_days)
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
 
     def check() -> ValidationReport:
@@ -202,7 +201,13 @@ def validate(ctx: Context, date: str) -> ValidationReport:
     outcome = ctx.runner.run(
         "validate",
         check,
-        identity={"tables": versions, "reference": reference},
+        # an edited validation.yaml validates the day again (an edited source declaration
+        # re-ingests it, which changes the tables)
+        identity={
+            "tables": versions,
+            "reference": reference,
+            "validation": ctx.validation.model_dump(mode="json"),
+        },
         date=date,
         rebuild=lambda artifacts: _report_from(artifacts[0].properties()),
     )
