@@ -245,3 +245,14 @@ def test_view_rows_are_ordered_by_key_and_deterministic(workspace_copy: Path) ->
     assert first.equals(second)
     ids = first.column("user_id").to_pylist()
     assert ids == sorted(ids) and isinstance(first, pa.Table)
+
+
+def test_a_materialised_view_whose_sql_changed_is_refused(workspace_copy: Path) -> None:
+    tables = workspace_copy / ".spindle" / "tables"
+    path = workspace_copy / "features" / "product.yaml"
+    path.write_text(path.read_text().replace("INTERVAL 7 DAY", "INTERVAL 14 DAY"))
+    with pytest.raises(FeatureError) as info:
+        compute_features(tables, _registry(workspace_copy), DAY)
+    message = str(info.value)
+    assert "product.popularity_7d@1: its computation changed" in message.replace("feature ", "")
+    assert "over view product (view sha256" in message and "@2" in message

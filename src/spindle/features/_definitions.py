@@ -101,8 +101,15 @@ class FeatureDefinition:
         """The computation as a person reads it: SQL text, ``file.py:function``, or request."""
         prefix = "per request: " if self.request else ""
         if self.python is not None:
-            return f"{prefix}python {self.python.spec} (sha256 {self.python.source_sha256[:12]})"
-        return f"sql {self.sql}" if self.sql is not None else "per request"
+            text = f"{prefix}python {self.python.spec} (sha256 {self.python.source_sha256[:12]})"
+        else:
+            text = f"sql {self.sql}" if self.sql is not None else "per request"
+        if self.view_sql is not None:
+            view = sha256_json(
+                {"sql": self.view_sql.strip(), "keys": self.entity_keys, "keep": self.keep}
+            )
+            text += f" over view {self.group} (view sha256 {view[:12]})"
+        return text
 
     @property
     def restricted(self) -> bool:

@@ -1,7 +1,7 @@
 """Computation fingerprints: a materialised feature version keeps the computation it began with.
 
-The first time a version is written to a feature table, its fingerprint (SQL text, or the hash
-of its Python file, plus dtype) is recorded in ``<tables>/features/_fingerprints.json``. Before
+The first time a version is written to a feature table, its fingerprint (its view's SQL, keys
+and kept columns, its SQL expression or the hash of its Python file, and its dtype) is recorded in ``<tables>/features/_fingerprints.json``. Before
 any later write, ingest and backfill compare: a version whose computation changed is refused,
 because models pinning ``name@version`` must keep getting the values that name means. The
 fix is a new version. The file is replaced atomically under a lock, so concurrent ingests of

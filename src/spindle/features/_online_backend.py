@@ -1,6 +1,6 @@
 """The online-store backend contract: what SQLite (the default) and a Redis store must provide.
 
-A backend holds, per entity (``product``, ``user``), the latest feature row of every key and a
+A backend holds, per entity (a feature view), the latest feature row of every key and a
 *watermark*: the last partition (day) materialised. Materialising a partition is incremental
 (only new or changed rows are written), atomic (a reader sees the store before or after it,
 never half of it) and ordered (a partition at or before the watermark is skipped).

@@ -1,11 +1,12 @@
-"""Python feature computations: a plain typed function over the group's base rows, in Arrow.
+"""Python feature computations: a plain typed function over a view's rows, in Arrow.
 
 A feature may name ``python: file.py:function`` instead of ``sql``. The file lives in the
-workspace's ``features/`` directory; the function takes the day's base rows of its group (the
-same columns a SQL expression sees) and returns one value per row, in the rows' order::
+workspace's ``features/`` directory; the function takes the day's rows of its feature view (the
+same columns a SQL expression sees) — or, for a request feature, the request rows — and returns
+one value per row, in the rows' order::
 
-    def price_per_week(base: pa.Table) -> pa.Array:
-        return pc.divide(base["list_price"], 7.0)
+    def minutes_per_day(base: pa.Table) -> pa.Array:
+        return pc.divide(base["minutes_28d"], 28.0)
 
 The definition is checked at load without running any code (the file exists and defines a
 one-argument function of that name); the file runs only when the feature is computed. Its
@@ -76,7 +77,7 @@ def parse_python(spec: str, features_dir: Path) -> tuple[PythonComputation | Non
     args = found.args
     if len(args.posonlyargs) + len(args.args) != 1 or args.vararg or args.kwonlyargs:
         return None, (
-            f"python: {spec!r}: {function} must take exactly one argument, the base rows "
+            f"python: {spec!r}: {function} must take exactly one argument, the rows "
             "(`def f(base: pa.Table) -> pa.Array`)"
         )
     return PythonComputation(spec, path, function, sha256_bytes(data)), None
@@ -113,7 +114,7 @@ def _module(computation: PythonComputation) -> ModuleType:
 def apply_python(
     computation: PythonComputation, ref: str, dtype: str, base: pa.Table, date: str
 ) -> pa.Array:
-    """Call the feature's function on the day's base rows; check and cast what it returns.
+    """Call the feature's function on the day's view rows; check and cast what it returns.
 
     Raises:
         FeatureError: the function raised, returned something other than an Arrow array, the
@@ -133,11 +134,11 @@ def apply_python(
     if not isinstance(values, pa.Array):
         raise FeatureError(
             f"{where} returned {type(values).__name__}; expected a pyarrow Array with one "
-            f"value per base row ({base.num_rows} rows)"
+            f"value per row ({base.num_rows} rows)"
         )
     if len(values) != base.num_rows:
         raise FeatureError(
-            f"{where} returned {len(values)} values for {base.num_rows} base rows; it must "
+            f"{where} returned {len(values)} values for {base.num_rows} rows; it must "
             "return one value per row, in the rows' order"
         )
     try:
