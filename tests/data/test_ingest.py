@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 from tests.conftest import make_workspace
 
-from spindle.core import DataError, SchemaError, load_sources
+from spindle.core import DataError, SchemaError, load_sources, load_validation
 from spindle.data import ingest_day, raw_partitions, unread_files, validate_day
 
 ORDERS = """\
@@ -26,6 +26,7 @@ rules:
   - {check: "amount >= 0", reason: negative amount}
 provenance: {origin: test shop}
 """
+YARNIT = Path(__file__).parents[2] / "src/spindle/examples/yarnit"
 # 2026-01-04 is a Sunday
 OPEN_DAY, CLOSED_DAY = "2026-01-05", "2026-01-04"
 
@@ -99,12 +100,13 @@ def test_an_unreadable_partition_quarantines_whole_and_the_day_writes_nothing(
 def test_missing_day_is_a_missing_source_and_fails_validation(tmp_path: Path) -> None:
     root = make_workspace(tmp_path / "ws", days=4, scale=0.2, faults=("missing_day@4",))
     tables, sources = root / ".spindle" / "tables", load_sources(root)
+    config = load_validation(YARNIT, sources)  # the shop's validation.yaml
     for day in ("2026-01-01", "2026-01-02", "2026-01-03"):
         assert ingest_day(root, sources, tables, day).missing_sources == ()
-        assert validate_day(tables, day).verdict != "fail"
+        assert validate_day(tables, day, sources=sources, config=config).verdict != "fail"
     result = ingest_day(root, sources, tables, "2026-01-04")
     assert set(result.missing_sources) == {"searches", "impressions", "purchases"}
-    report = validate_day(tables, "2026-01-04")
+    report = validate_day(tables, "2026-01-04", sources=sources, config=config)
     assert report.verdict == "fail"
     assert any(a.kind == "missing_partition" for a in report.anomalies)
 
@@ -155,3 +157,26 @@ def test_a_changed_declaration_or_file_changes_the_days_identity(tmp_path: Path)
         changed[0].content_hash
     )
     assert raw_partitions(root, load_sources(root), CLOSED_DAY) == []
+
+
+def test_a_dump_is_split_by_event_time_and_undated_rows_are_said(tmp_path: Path) -> None:
+    root = tmp_path / "ws"
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "visits.yaml").write_text(
+        "name: visits\nlocation: history/visits.csv\nformat: csv\nevent_time: {column: ts}\n"
+        "primary_key: [visit_id]\ncolumns: {visit_id: string, ts: timestamp}\n"
+        "provenance: {origin: test}\n"
+    )
+    (root / "history").mkdir()
+    (root / "history" / "visits.csv").write_text(
+        "visit_id,ts\nv1,2026-01-05 10:00\nv2,2026-01-05 23:59\nv3,2026-01-06 00:00\nv4,soon\n"
+    )
+    sources, tables = load_sources(root), root / ".spindle" / "tables"
+    result = ingest_day(root, sources, tables, OPEN_DAY)
+    assert (result.rows_ingested, result.rows_quarantined, result.missing_sources) == (2, 0, ())
+    assert result.notes == (
+        "visits: 1 row(s) of the dump have no readable event time, so no day holds them"
+        " (not ingested): fix their event time in the file",
+    )
+    assert [p.source for p in raw_partitions(root, sources, "2026-01-06")] == ["visits"]
+    assert ingest_day(root, sources, tables, "2026-01-07").missing_sources == ("visits",)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,7 @@ from spindle.core import (
     sha256_json,
     write_partition,
 )
-from spindle.data._days import SourceRead, read_source_day
+from spindle.data._days import SourceRead, read_source_day, read_source_days
 from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
 from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
 
@@ -71,6 +71,10 @@ class DayCheck:
             expects data: a missing-data anomaly.
         closed: sources without data on a day their calendar says is closed (expected).
         problems: whole partitions that cannot be used, by source: why (naming the file).
+        schema_problems: the sources of ``problems`` whose files were read but do not fit the
+            declaration (a required column missing, an uncastable type).
+        undated: per dump source, rows whose event time cannot be read: they belong to no day
+            and are not ingested (said in the notes of every day).
     """
 
     date: str
@@ -79,6 +83,7 @@ class DayCheck:
     closed: tuple[str, ...]
     problems: dict[str, str]
     schema_problems: tuple[str, ...] = ()
+    undated: dict[str, int] = field(default_factory=dict)
 
 
 def _has_data(read: SourceRead) -> bool:
@@ -160,9 +165,13 @@ def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: 
     problems: dict[str, str] = {}
     schema: list[str] = []
     goods: dict[str, pa.Table] = {}
+    undated: dict[str, int] = {}
     for name in check_order(dict(sources)):
         decl = sources[name]
-        read = read_source_day(root, decl, date)
+        reads = read_source_days(root, decl, [date])
+        read = reads.days[date]
+        if reads.undated.num_rows:
+            undated[name] = reads.undated.num_rows
         if not _present(read, decl):
             (closed if decl.calendar.is_closed(day) else missing).append(name)
             goods[name] = decl.arrow_schema().empty_table()
@@ -176,7 +185,9 @@ def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: 
         result = _check_source(read, decl, date, goods)
         goods[name] = result.good
         checked.append(result)
-    return DayCheck(date, tuple(checked), tuple(missing), tuple(closed), problems, tuple(schema))
+    return DayCheck(
+        date, tuple(checked), tuple(missing), tuple(closed), problems, tuple(schema), undated
+    )
 
 
 def _file_hash(path: str) -> str:
@@ -318,6 +329,11 @@ def _notes(check: DayCheck) -> tuple[str, ...]:
     notes += [
         f"{name}: no data for {check.date}, a closed day in its calendar (expected)"
         for name in check.closed
+    ]
+    notes += [
+        f"{name}: {n} row(s) of the dump have no readable event time, so no day holds them"
+        " (not ingested): fix their event time in the file"
+        for name, n in check.undated.items()
     ]
     return tuple(notes)
 
