@@ -44,7 +44,7 @@ def test_no_file_checks_every_declared_source_with_the_defaults(tmp_path: Path) 
     config = load_validation(root, load_sources(root))
     assert config == ValidationConfig()
     assert config.quarantine_rate_max == 0.05 and config.history_days == 7
-    checks = config.checks_for(["shops", "orders"])
+    checks = config.checks_for(load_sources(root))
     assert [c.source for c in checks] == ["orders", "shops"]
     assert all(c.volume is True and not c.slices and c.label_rate is None for c in checks)
 

@@ -11,6 +11,7 @@ duplicate keys, late rows, schema changes and null rates. See docs/data.md "Vali
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -149,11 +150,15 @@ class ValidationConfig(_Strict):
         """How a check's row count is compared with the reference days."""
         return self.volume.baseline if isinstance(check.volume, bool) else check.volume
 
-    def checks_for(self, sources: list[str]) -> list[SourceCheck]:
-        """The checks that run: the declared ones, or a default check of each of ``sources``."""
+    def checks_for(self, sources: Mapping[str, SourceDeclaration | None]) -> list[SourceCheck]:
+        """The checks that run: the declared ones, or a default check of each source (without
+        volume for a changelog, whose daily row count has no usual size)."""
         if self.checks is not None:
             return list(self.checks)
-        return [SourceCheck(source=name) for name in sorted(sources)]
+        return [
+            SourceCheck(source=name, volume=decl is None or decl.kind != "changelog")
+            for name, decl in sorted(sources.items())
+        ]
 
 
 def load_validation(

@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass, field
 
 import duckdb
+from scipy import stats as sps
 
 from spindle.core import ConfigError, SourceCheck, SourceDeclaration, ValidationConfig
 from spindle.data import _checks as checks
@@ -40,6 +41,7 @@ class Day:
     counts: dict[str, dict[str, int]]
     config: ValidationConfig
     declared: dict[str, SourceDeclaration | None]
+    missing: frozenset[str] = frozenset()  # sources ingest found no partition of (open day)
     notes: list[str] = field(default_factory=list)
 
     def past_counts(self, source: str, same_weekday: bool = False) -> list[int]:
@@ -117,23 +119,7 @@ def volume(
     same_weekday = day.config.baseline(check) == "same_weekday"
     past = day.past_counts(source, same_weekday)
     if observed == 0:
-        if decl is not None and decl.calendar.is_closed(dt.date.fromisoformat(day.date)):
-            day.notes.append(f"{source}: no rows on {day.date}, a closed day in its calendar")
-            return []
-        every = day.past_counts(source)
-        return [
-            Anomaly(
-                "missing_partition",
-                source,
-                "fail",
-                f"{source} has no rows for {day.date}: the whole day is missing (every slice "
-                "lost alike, so the loss itself is unbiased). Re-export and re-ingest the day, "
-                "let training skip it with `training.allow_gaps: true`, or, if the source is "
-                f"closed on such days, add the day to the calendar of sources/{source}.yaml.",
-                expected=float(statistics.median(every)) if every else None,
-                observed=0.0,
-            )
-        ]
+        return _empty_day(day, source, decl)
     weekday = _WEEKDAYS[dt.date.fromisoformat(day.date).weekday()]
     if same_weekday and len(past) < 2 and len(day.history) >= day.config.min_baseline_days:
         return [
@@ -158,6 +144,30 @@ def volume(
         }
         found.append(checks.missing_data_bias(source, observed, drop[0].expected, dims, cluster))
     return found
+
+
+def _empty_day(day: Day, source: str, decl: SourceDeclaration | None) -> list[Anomaly]:
+    """No rows today: a note on a calendar-closed day; a FAIL when ingest found no partition,
+    or when the reference days make an empty day unlikely (a sparse source may be empty)."""
+    if decl is not None and decl.calendar.is_closed(dt.date.fromisoformat(day.date)):
+        day.notes.append(f"{source}: no rows on {day.date}, a closed day in its calendar")
+        return []
+    usual = float(statistics.median(day.counts[source].get(d, 0) for d in day.history or [""]))
+    if source not in day.missing and float(sps.poisson.cdf(0, usual)) >= checks.BIAS_P_VALUE:
+        return []
+    return [
+        Anomaly(
+            "missing_partition",
+            source,
+            "fail",
+            f"{source} has no rows for {day.date}: the whole day is missing (every slice "
+            "lost alike, so the loss itself is unbiased). Re-export and re-ingest the day, "
+            "let training skip it with `training.allow_gaps: true`, or, if the source is "
+            f"closed on such days, add the day to the calendar of sources/{source}.yaml.",
+            expected=usual if day.history else None,
+            observed=0.0,
+        )
+    ]
 
 
 def quarantine(day: Day) -> list[Anomaly]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -151,6 +152,7 @@ def validate_day(
     reference: tuple[str, ...] | None = None,
     sources: dict[str, SourceDeclaration] | None = None,
     config: ValidationConfig | None = None,
+    missing: Collection[str] = (),
 ) -> ValidationReport:
     """Validate the ingested day ``date`` against earlier healthy days, as declared.
 
@@ -164,6 +166,9 @@ def validate_day(
         sources: the workspace's declared sources (None: every ingested table, undeclared:
             no calendar, key, event-time or schema checks).
         config: the workspace's validation.yaml (None: the defaults, every source checked).
+        missing: the sources ingest found no partition of that day (``IngestResult.
+            missing_sources``): each a ``missing_partition`` FAIL, even when the source is
+            often empty. Without it, an empty day FAILs when the reference makes it unlikely.
 
     Returns:
         The report: ``pass | warn | fail`` with every anomaly and its evidence. The day's column
@@ -178,7 +183,7 @@ def validate_day(
     con = _connect(tables_dir, declared)
     try:
         tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
-        todo = [c for c in config.checks_for(list(declared)) if c.source in tables]
+        todo = [c for c in config.checks_for(declared) if c.source in tables]
         day = dt.date.fromisoformat(date)
         n = history_days or config.history_days
         window = (
@@ -188,7 +193,7 @@ def validate_day(
         )
         counts = {c.source: _counts(con, c.source, [*window, date]) for c in todo}
         history = [d for d in window if any(by_day.get(d) for by_day in counts.values())]
-        ctx = _Day(con, date, history, counts, config, declared)
+        ctx = _Day(con, date, history, counts, config, declared, frozenset(missing))
         anomalies = _no_baseline(date, history, config.min_baseline_days)
         anomalies += _per_check(ctx, todo)
         anomalies += days.quarantine(ctx)
