@@ -7,7 +7,13 @@ import pyarrow as pa
 import pytest
 
 from spindle.core import FeatureError
-from spindle.features import FeatureRegistry, Transform, add_request_features, stable_hash
+from spindle.features import (
+    FeatureRegistry,
+    RequestFeature,
+    Transform,
+    apply_request_features,
+    stable_hash,
+)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
 
@@ -29,7 +35,9 @@ def _rows() -> pa.Table:
             "user__country__v1": ["US", "DE", None],
         }
     )
-    return add_request_features(table)
+    registry = FeatureRegistry.load(EXAMPLE / "features")
+    pinned = [registry.get(f"query.{name}@1") for name in ("text", "word_overlap", "type_match")]
+    return apply_request_features(table, [RequestFeature.of(d) for d in pinned])
 
 
 def _definitions() -> list:
