@@ -63,7 +63,7 @@ class LabelRate(_Strict):
     """A rate computed per day over a check's rows, FAIL when far from its usual value."""
 
     expr: str = Field(min_length=1)  # a SQL aggregate, e.g. avg((arr_delay > 15)::DOUBLE)
-    what: str = Field(min_length=1)  # words for messages, e.g. "share of flights 15+ min late"
+    what: str = Field(min_length=1)  # words for messages, e.g. "share of orders returned"
     ratio_min: float = Field(default=0.6, ge=0)
     ratio_max: float = Field(default=1.6, ge=1)
 
@@ -71,7 +71,7 @@ class LabelRate(_Strict):
 class Bursts(_Strict):
     """Many rows of one key within a short window of event time (a bot or a replay): a WARN."""
 
-    key: str = Field(min_length=1)  # column, e.g. user_id
+    key: str = Field(min_length=1)  # column, e.g. the sender of the rows
     window: str = "10m"  # duration: s, m or h
     max_rows: int = Field(default=50, ge=2)  # this many rows of one key in one window: WARN
 
@@ -105,7 +105,7 @@ class SourceCheck(_Strict):
     null_rate_jump_max: float | None = Field(default=None, gt=0, le=1)  # None: the top-level one
     sql: str | None = None
     slices: list[str] = Field(default_factory=list)  # columns whose slice shares are tested
-    unit: str | None = None  # independent unit (e.g. user_id): slice tests divide by its rows
+    unit: str | None = None  # independent unit (e.g. a customer): slice tests divide by it
     key: list[str] | None = None  # slice rows counted once per key (default the primary key)
     drift: list[str] = Field(default_factory=list)  # numeric columns, PSI against the reference
     label_drift: list[str] = Field(default_factory=list)  # drift of these is a label shift

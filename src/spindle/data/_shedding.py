@@ -1,6 +1,6 @@
 """Load shedding that an attacker cannot steer: keep a uniform sample chosen by a keyed hash.
 
-When a burst (a bot repeating a search, a replayed log) forces the pipeline to drop rows,
+When a burst (a bot repeating a request, a replayed log) forces the pipeline to drop rows,
 which rows go must not be predictable from the outside, or a sender could choose what is
 kept (e.g. make its own events survive while others are dropped). Each row's id is hashed
 with BLAKE2b under a secret key; a row is kept when the hash falls below ``keep_fraction``
