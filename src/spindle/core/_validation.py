@@ -62,7 +62,7 @@ class DriftThresholds(_Strict):
 class LabelRate(_Strict):
     """A rate computed per day over a check's rows, FAIL when far from its usual value."""
 
-    expr: str = Field(min_length=1)  # a SQL aggregate, e.g. avg((arr_delay > 15)::DOUBLE)
+    expr: str = Field(min_length=1)  # a SQL aggregate, e.g. avg((amount > 100)::DOUBLE)
     what: str = Field(min_length=1)  # words for messages, e.g. "share of orders returned"
     ratio_min: float = Field(default=0.6, ge=0)
     ratio_max: float = Field(default=1.6, ge=1)
