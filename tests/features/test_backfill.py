@@ -14,6 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import DeltaTable
 
+from spindle.core import load_sources
 from spindle.features import FeatureRegistry, backfill_feature, build_rows, compute_group
 from spindle.orchestrate import Context, load_config
 
@@ -60,7 +61,10 @@ def test_backfill_fills_only_its_column_and_is_idempotent(workspace_copy: Path) 
         from spindle.features import pin_versions
 
         pinned = pin_versions(tables)
-        trainset = build_rows(tables, loaded.config, loaded.definitions, tuple(DAYS[2:]), pinned)
+        sources = load_sources(workspace_copy)
+        trainset = build_rows(
+            tables, loaded.config, loaded.definitions, tuple(DAYS[2:]), pinned, sources=sources
+        )
         before = _product_table(tables)
         progress: list[tuple[int, int]] = []
         result = backfill_feature(
@@ -79,7 +83,9 @@ def test_backfill_fills_only_its_column_and_is_idempotent(workspace_copy: Path) 
         assert set(again.days.values()) == {"unchanged"}  # a rerun changes nothing ...
         assert DeltaTable(str(tables / "features" / "product")).version() == version  # ... at all
         # Time travel: the training set read at the pinned versions is the same row for row.
-        rebuilt = build_rows(tables, loaded.config, loaded.definitions, tuple(DAYS[2:]), pinned)
+        rebuilt = build_rows(
+            tables, loaded.config, loaded.definitions, tuple(DAYS[2:]), pinned, sources=sources
+        )
         assert rebuilt.table.equals(trainset.table)
         assert COLUMN not in rebuilt.table.column_names  # the model pins v1, not v2
 

@@ -15,7 +15,7 @@ from deltalake import DeltaTable
 from typer.testing import CliRunner
 
 from spindle.cli import app
-from spindle.core import ConfigError, FeatureError
+from spindle.core import ConfigError, FeatureError, load_sources
 from spindle.features import FeatureRegistry, backfill_feature, build_rows, compute_features
 from spindle.orchestrate import Context, backfill, ingest, init_workspace, load_config
 
@@ -70,7 +70,11 @@ def test_example_python_feature_is_computed_at_ingest(workspace_copy: Path) -> N
             update={"features": [*loaded.config.features, "product.name_word_count@1"]}
         )
         rows = build_rows(
-            ctx.workspace.tables_dir, config, ctx.features.resolve(config), (DAYS[-1],)
+            ctx.workspace.tables_dir,
+            config,
+            ctx.features.resolve(config),
+            (DAYS[-1],),
+            sources=load_sources(workspace_copy),
         )
     day = table.filter(pc.equal(table["date"], DAYS[-1]))
     by_product = dict(

@@ -16,6 +16,7 @@ backfill rerun rewrite partitions that had not really changed.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -26,6 +27,9 @@ from spindle.features._cutoff import cutoff_literals, register_as_of, substitute
 from spindle.features._definitions import FeatureDefinition, FeatureRegistry, FeatureView
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 from spindle.features._python import apply_python
+
+KEYS_METADATA = "spindle.entity_keys"
+"""Schema metadata of computed feature rows: their view's entity keys, as a JSON list."""
 
 
 def feature_table_path(tables_dir: Path, group: str) -> Path:
@@ -120,7 +124,8 @@ def compute_group(
     """Compute one view's feature rows for one day (every version of every feature by default).
 
     The rows hold the entity keys, the view's ``keep`` columns, one column per feature version
-    and ``feature_ts`` (the day's 00:00), ordered by the keys.
+    and ``feature_ts`` (the day's 00:00), ordered by the keys; their schema metadata records
+    the keys (:func:`entity_keys_of`), so the online store can key them without the registry.
 
     Args:
         group: the feature view's name.
@@ -155,9 +160,16 @@ def compute_group(
     }
     # Both are ordered by the (unique) entity keys, so row i of each is the same entity.
     names = [*view.stored_columns, *(d.column for d in chosen), "feature_ts"]
-    return pa.Table.from_arrays(
+    table = pa.Table.from_arrays(
         [computed[n] if n in computed else rows.column(n) for n in names], names=names
     )
+    return table.replace_schema_metadata({KEYS_METADATA: json.dumps(list(view.keys))})
+
+
+def entity_keys_of(rows: pa.Table) -> list[str] | None:
+    """The entity keys recorded in computed feature rows' schema (None when not recorded)."""
+    recorded = (rows.schema.metadata or {}).get(KEYS_METADATA.encode())
+    return None if recorded is None else list(json.loads(recorded))
 
 
 def compute_features(

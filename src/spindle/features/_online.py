@@ -26,7 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from spindle.core import FeatureError, open_dataset, table_exists
-from spindle.features._compute import feature_table_path
+from spindle.features._compute import entity_keys_of, feature_table_path
 from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
 from spindle.features._online_sqlite import SQLiteOnlineStore
 
@@ -351,14 +351,19 @@ def catch_up_online(
         through: the day just computed.
         latest: that day's rows per view when already in memory (read from the table if not).
         views: the views to materialise with their entity keys (``registry.views()``'s names
-            and keys); by default every feature table under ``tables_dir``, keyed by its
-            first column.
+            and keys); by default every feature table under ``tables_dir``, keyed by the keys
+            ``latest``'s rows record (see ``compute_group``), else by its first column.
 
     Returns:
         One result per partition and view, in the order applied.
     """
     chosen: Mapping[str, Sequence[str] | None] = (
-        views if views is not None else dict.fromkeys(_feature_views(tables_dir))
+        views
+        if views is not None
+        else {
+            view: entity_keys_of(latest[view]) if latest and view in latest else None
+            for view in _feature_views(tables_dir)
+        }
     )
     results = []
     for view in sorted(chosen):
