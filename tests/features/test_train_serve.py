@@ -3,15 +3,26 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
-from spindle.features import Transform, assemble_request_rows, build_rows
+from spindle.core import FeatureError, load_sources
+from spindle.features import (
+    FeatureRegistry,
+    RequestFeature,
+    Transform,
+    apply_request_features,
+    assemble_request_rows,
+    build_rows,
+)
 from spindle.orchestrate import Context, load_config
 
+EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
 DAY = "2026-01-04"
 
 
@@ -65,3 +76,26 @@ def test_training_and_serving_inputs_are_identical(ingested_workspace: Path) -> 
         finally:
             store.close()
     assert compared > 100
+
+
+def test_served_request_features_run_the_recorded_code(tmp_path: Path) -> None:
+    """The transform carries each request feature's source: serving runs it even after the
+    workspace's file changed, and a recorded source that does not match its hash is refused."""
+    features = tmp_path / "features"
+    shutil.copytree(EXAMPLE / "features", features)
+    registry = FeatureRegistry.load(features, sources=load_sources(EXAMPLE))
+    recorded = RequestFeature.of(registry.get("query.word_overlap@1")).to_dict()
+    rows = pa.table(
+        {"query": ["merino yarn", "hooks"], "name_words": ["merino sock yarn", "lace shawl"]}
+        | {"product_type": ["yarn", "kits"]}
+    )
+    before = apply_request_features(rows, [RequestFeature.from_dict(recorded)])
+    for path in features.glob("*.py"):  # the workspace's code changes after training
+        path.write_text("def word_overlap(rows):\n    raise RuntimeError('new code')\n")
+    after = apply_request_features(rows, [RequestFeature.from_dict(recorded)])
+    assert after.equals(before)
+    assert before["query__word_overlap__v1"].to_pylist() == [1.0, 0.0]
+    with pytest.raises(FeatureError, match="does not match its sha256"):
+        RequestFeature.from_dict(recorded | {"source": recorded["source"] + "\n# edited\n"})
+    with pytest.raises(FeatureError, match="changed after the feature definitions were loaded"):
+        RequestFeature.of(registry.get("query.word_overlap@1"))

@@ -132,3 +132,15 @@ def test_a_training_set_above_in_memory_max_rows_is_streamed_from_parquet(
     assert 0 < result.peak_rows_held < rows  # never the whole set in memory
     assert (Path(version.uri) / "model.onnx").is_file()
     assert (Path(version.uri) / "transform.json").is_file()
+
+
+def test_example_weights_are_refused_not_ignored(workspace_copy: Path) -> None:
+    """A declared examples.weight would be silently ignored by the trainers: a one-line error."""
+    from spindle.core import ConfigError
+    from spindle.orchestrate import Context, load_config
+
+    path = workspace_copy / "models" / "search_ranker.yaml"
+    path.write_text(path.read_text().replace("  label_delay: 0d", "  weight: position"))
+    with Context.open(workspace_copy) as ctx, pytest.raises(ConfigError) as info:
+        load_config(ctx, "search_ranker")
+    assert "examples.weight" in str(info.value) and "\n" not in str(info.value)

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from spindle.core import (
     MODEL_FILE,
     TRANSFORM_FILE,
+    ConfigError,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -36,8 +37,21 @@ class LoadedConfig:
 
 
 def load_config(ctx: Context, model: str, overrides: list[str] | None = None) -> LoadedConfig:
-    """Load and validate a model config (with ``--set`` overrides) and resolve its features."""
+    """Load and validate a model config (with ``--set`` overrides) and resolve its features.
+
+    Raises:
+        ConfigError: the config is invalid, or declares ``examples.weight``, which training
+            does not apply yet (refused rather than silently ignored).
+    """
     config, effective = ctx.workspace.model_config(model, overrides)
+    if config.examples.weight is not None:
+        raise ConfigError(
+            f"models/{model}.yaml",
+            [
+                f"key 'examples.weight': the trainers do not apply example weights yet, so "
+                f"{config.examples.weight!r} would be ignored; remove the key"
+            ],
+        )
     return LoadedConfig(config, sha256_json(effective), effective, ctx.features.resolve(config))
 
 
