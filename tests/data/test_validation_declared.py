@@ -145,3 +145,9 @@ def test_a_check_sql_error_names_the_file_the_check_and_duckdb(workspace: Path) 
     assert "\n" not in message
     assert message.startswith("validation.yaml: key 'checks.1.sql': the check of 'orders'")
     assert "shopp" in message and "Binder Error" in message  # DuckDB's own words
+    rate = {"what": "big orders", "expr": "avg(amount > 100"}
+    config = ValidationConfig.model_validate({"checks": [{"source": "orders", "label_rate": rate}]})
+    with pytest.raises(ConfigError) as info:
+        _validate(workspace, DAYS[-1], config)
+    assert str(info.value).startswith("validation.yaml: key 'checks.0.label_rate.expr'")
+    assert "Parser Error" in str(info.value)

@@ -58,19 +58,37 @@ class Day:
         """Rows of ``source`` today."""
         return self.counts.get(source, {}).get(self.date, 0)
 
-    def query(self, check: SourceCheck, sql: str) -> list[tuple[object, ...]]:
-        """Run ``sql``; an error of the check's own SQL is a ConfigError naming the check."""
+    def query(self, check: SourceCheck, sql: str, key: str) -> list[tuple[object, ...]]:
+        """Run ``sql`` built from the check's ``key`` (``sql``, ``slices.0``, ...).
+
+        Raises:
+            ConfigError: the declared SQL, column or expression does not run (names the file,
+                the key of the check and DuckDB's message).
+        """
         try:
             return self.con.execute(sql).fetchall()
         except duckdb.Error as exc:
-            if check.sql is None:
+            declared = [i for i, c in enumerate(self.config.checks or []) if c is check]
+            if not declared:
                 raise
-            i = next(k for k, c in enumerate(self.config.checks or []) if c is check)
             first = str(exc).splitlines()[0]
+            if check.sql is not None and not self._runs(f"DESCRIBE {check.sql}"):
+                key = "sql"  # the check's own query fails, not what was asked of its rows
             raise ConfigError(
                 "validation.yaml",
-                [f"key 'checks.{i}.sql': the check of {check.source!r} does not run: {first}"],
+                [
+                    f"key 'checks.{declared[0]}.{key}': the check of {check.source!r} does not "
+                    f"run: {first}"
+                ],
             ) from exc
+
+    def _runs(self, sql: str) -> bool:
+        """Whether ``sql`` runs without a DuckDB error."""
+        try:
+            self.con.execute(sql).fetchall()
+        except duckdb.Error:
+            return False
+        return True
 
 
 def relation(check: SourceCheck) -> str:
@@ -90,13 +108,13 @@ def slice_counts(
     counted = f"count(DISTINCT ({', '.join(quote(k) for k in key)}))" if key else "count(*)"
     days = in_list([*day.history, day.date])
     out: dict[str, dict[str, dict[str, int]]] = {}
-    for column in check.slices:
+    for k, column in enumerate(check.slices):
         sql = (
             f"SELECT date, {quote(column)}, {counted} FROM {relation(check)} "
             f"WHERE date IN ({days}) GROUP BY ALL"
         )
         by_day: dict[str, dict[str, int]] = {}
-        for d, value, n in day.query(check, sql):
+        for d, value, n in day.query(check, sql, f"slices.{k}"):
             by_day.setdefault(str(d), {})[str(value)] = int(str(n))
         out[column] = by_day
     cluster = 1.0
@@ -105,7 +123,7 @@ def slice_counts(
             f"SELECT {counted}, count(DISTINCT {quote(check.unit)}) FROM {relation(check)} "
             f"WHERE date = '{day.date}'"
         )
-        rows, units = day.query(check, sql)[0]
+        rows, units = day.query(check, sql, "unit")[0]
         cluster = int(str(rows)) / int(str(units)) if units else 1.0
     return out, cluster
 
@@ -317,6 +335,7 @@ def label_rate(day: Day, check: SourceCheck) -> list[Anomaly]:
         check,
         f"SELECT date, ({spec.expr})::DOUBLE FROM {relation(check)} "
         f"WHERE date IN ({in_list([*day.history, day.date])}) GROUP BY date",
+        "label_rate.expr",
     )
     rates = {str(d): float(str(r)) for d, r in rows if r is not None}
     if day.date not in rates:
