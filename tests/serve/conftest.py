@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import warnings
@@ -20,7 +21,9 @@ from spindle.core import sha256_bytes, sha256_file
 from spindle.features import (
     EncodingSpec,
     FeatureDefinition,
+    FeatureRegistry,
     OnlineStore,
+    RequestFeature,
     Transform,
     assemble_request_rows,
 )
@@ -34,7 +37,13 @@ QUERIES = ["merino wool", "red yarn", "bamboo needles", "chunky blue", "silk lac
 N_PRODUCTS = 40
 
 
+EXAMPLE_FEATURES = Path(__file__).resolve().parents[2] / "src/spindle/examples/yarnit/features"
+
+
 def _definition(group: str, name: str, kind: str, **encoding: object) -> FeatureDefinition:
+    if group == "query":  # a request feature: the example's Python function, this encoding
+        example = FeatureRegistry.load(EXAMPLE_FEATURES).get(f"query.{name}@1")
+        return dataclasses.replace(example, encoding=EncodingSpec(kind=kind, **encoding))  # type: ignore[arg-type]
     return FeatureDefinition(
         group=group,
         name=name,
@@ -58,6 +67,8 @@ DEFINITIONS = [
     _definition("query", "word_overlap", "numeric"),
     _definition("query", "type_match", "numeric"),
 ]
+
+REQUEST = [RequestFeature.of(d) for d in DEFINITIONS if d.computation == "request"]
 
 
 def _products() -> pa.Table:
@@ -95,7 +106,9 @@ def catalogue() -> pa.Table:
 def transform(catalogue: pa.Table) -> Transform:
     users = _users().to_pylist()
     tables = [
-        assemble_request_rows(catalogue, users[i % len(users)], q, ["user__country__v1"])
+        assemble_request_rows(
+            catalogue, users[i % len(users)], ["user__country__v1"], {"query": q}, REQUEST
+        )
         for i, q in enumerate(QUERIES)
     ]
     return Transform.fit(pa.concat_tables(tables), DEFINITIONS)

@@ -20,7 +20,13 @@ def offline_ranking(
     store = OnlineStore(store_path)
     try:
         products = store.products(candidates)
-        rows = assemble_request_rows(products, store.user(user_id), query, runtime.user_columns)
+        rows = assemble_request_rows(
+            products,
+            store.user(user_id),
+            runtime.user_columns,
+            {"query": query},
+            runtime.transform.request,
+        )
         ids = products.column("product_id").to_pylist()
     finally:
         store.close()

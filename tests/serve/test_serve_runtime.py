@@ -20,7 +20,11 @@ def _rows(store_path: Path, runtime: ModelRuntime) -> pa.Table:
     try:
         products = store.products(["p001", "p002", "p003", "p010"])
         return assemble_request_rows(
-            products, store.user("u1"), "merino wool", runtime.user_columns
+            products,
+            store.user("u1"),
+            runtime.user_columns,
+            {"query": "merino wool"},
+            runtime.transform.request,
         )
     finally:
         store.close()

@@ -18,7 +18,13 @@ def _tensors(store_path: Path, runtime: ModelRuntime) -> dict[str, np.ndarray]:
     store = OnlineStore(store_path)
     try:
         products = store.products(["p001", "p004", "p007"])
-        rows = assemble_request_rows(products, store.user("u2"), "lace yarn", runtime.user_columns)
+        rows = assemble_request_rows(
+            products,
+            store.user("u2"),
+            runtime.user_columns,
+            {"query": "lace yarn"},
+            runtime.transform.request,
+        )
     finally:
         store.close()
     return runtime.transform.transform(rows)
