@@ -90,9 +90,7 @@ class FeatureDefinition:
             what["function"] = self.python.function
         elif self.sql is not None:
             what["sql"] = self.sql.strip()
-        else:
-            what["request"] = "spindle.features.add_request_features"
-        if self.request:
+        if self.request or (self.python is None and self.sql is None):
             what["request"] = True
         return sha256_json({**what, "dtype": self.dtype})
 
