@@ -24,7 +24,7 @@ from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model
 from spindle.features._python import PythonComputation, parse_python
 from spindle.features._views import EncodingSpec as EncodingSpec
 from spindle.features._views import FeatureView as FeatureView
-from spindle.features._views import FeatureYaml, GroupYaml, view_from_yaml
+from spindle.features._views import FeatureYaml, GroupYaml, view_fingerprint, view_from_yaml
 
 if TYPE_CHECKING:
     from spindle.core import SourceDeclaration
@@ -80,11 +80,7 @@ class FeatureDefinition:
         """
         what: dict[str, object] = {}
         if self.view_sql is not None:
-            what["view"] = {
-                "sql": self.view_sql.strip(),
-                "keys": self.entity_keys,
-                "keep": self.keep,
-            }
+            what["view"] = view_fingerprint(self.view_sql, self.entity_keys, self.keep)
         if self.python is not None:
             what["python_sha256"] = self.python.source_sha256
             what["function"] = self.python.function
@@ -103,9 +99,7 @@ class FeatureDefinition:
         else:
             text = f"sql {self.sql}" if self.sql is not None else "per request"
         if self.view_sql is not None:
-            view = sha256_json(
-                {"sql": self.view_sql.strip(), "keys": self.entity_keys, "keep": self.keep}
-            )
+            view = view_fingerprint(self.view_sql, self.entity_keys, self.keep)
             text += f" over view {self.group} (view sha256 {view[:12]})"
         return text
 
