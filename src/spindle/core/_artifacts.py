@@ -114,6 +114,8 @@ class TrainingSet:
     content_hash: str
     rows: int
     table_versions: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
+    #: Examples of the window left out because their label was not mature at the cutoff.
+    immature_examples: int = field(default=0, compare=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -125,6 +127,7 @@ class TrainingSet:
             "dates": list(self.dates),
             "rows": self.rows,
             "table_versions": dict(self.table_versions),
+            "immature_examples": self.immature_examples,
         }
 
 
@@ -257,6 +260,7 @@ def artifact_from_fields(kind: str, uri: str, content_hash: str, props: dict[str
             content_hash,
             int(p["rows"]),
             dict(p["table_versions"]),
+            int(p.get("immature_examples", 0)),
         )
     if kind == ModelVersion.kind:
         return ModelVersion(

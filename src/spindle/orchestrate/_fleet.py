@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spindle.core import Progress, ProgressEvent, SpindleError
-from spindle.data import partition_files
 from spindle.orchestrate._context import Context, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._daily import DayReport, days_between, ingest_and_validate, run_day
+from spindle.orchestrate._data_steps import latest_raw_day, raw_data_of_day
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 from spindle.orchestrate._executors import Executor, InProcessExecutor
 from spindle.orchestrate._verdicts import day_verdict
@@ -131,13 +131,6 @@ def run_all(
     return runner.run(ctx.workspace.root, jobs, allow_older=allow_older, on_done=on_done) + reports
 
 
-def latest_raw_day(ctx: Context) -> str | None:
-    days = sorted(
-        p.name.removeprefix("date=") for p in (ctx.workspace.raw_dir / "searches").glob("date=*")
-    )
-    return days[-1] if days else None
-
-
 def plan_catch_up(
     ctx: Context, since: str, until: str | None = None, *, capacity_hours: float | None = None
 ) -> CatchUpPlan:
@@ -155,7 +148,7 @@ def plan_catch_up(
     per_day = ingest_s(ctx)
     for day in days_between(since, end):
         done = day_verdict(ctx, day) is not None  # an undone day is missing again
-        if not done and partition_files(ctx.workspace.raw_dir, "searches", day):
+        if not done and raw_data_of_day(ctx, day):
             tasks.append(("ingest", day, None, None, per_day, "not ingested yet"))
     for priority, serving, model in _ordered_models(ctx, ctx.workspace.model_names()):
         if serving is not None and serving >= end:

@@ -10,7 +10,7 @@ from spindle.core import WORKSPACE_FILE, WorkspaceError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 #: What an example may hold that a workspace gets (those present are copied).
-EXAMPLE_ITEMS = ("spindle.yaml", "sources", "features", "models")
+EXAMPLE_ITEMS = ("spindle.yaml", "sources", "features", "models", "validation.yaml")
 
 
 def list_examples() -> list[str]:
