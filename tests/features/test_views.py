@@ -200,7 +200,7 @@ def test_bad_declarations_are_reported_all_at_once(workspace_copy: Path) -> None
     message = str(info.value)
     assert "bad.yaml" in message and "ttl" in message and "line 5" in message
     assert "colour" in message and "keep" in message  # an unknown key lists the allowed keys
-    assert "req.yaml" in message and "'nowhere' is not a declared source" in message
+    assert "req.yaml: line 3, key 'sources': 'nowhere' is not a declared source" in message
     assert "req.y@1" in message and "replace `sql` by `python`" in message
     assert "half.yaml" in message and "needs `entity: {name, keys}` and `view: {sql}`" in message
 

@@ -176,13 +176,16 @@ class FeatureRegistry:
         unknown = [name for name in group.sources if name not in event_times]
         if unknown:
             errors.append(
-                f"key 'sources': {', '.join(map(repr, unknown))} "
+                f"{_line_of(path, 'sources')}key 'sources': {', '.join(map(repr, unknown))} "
                 f"{'is not a declared source' if len(unknown) == 1 else 'are not declared sources'}"
                 f" (declared: {', '.join(sorted(event_times)) or 'none'}); declare each in "
                 "sources/<name>.yaml or remove it from `sources`"
             )
         if group.group in self.feature_views or group.group in self.request_columns:
-            errors.append(f"key 'group': group {group.group!r} is declared by another file too")
+            errors.append(
+                f"{_line_of(path, 'group')}key 'group': group {group.group!r} is declared by "
+                "another file too; rename one of them"
+            )
         view = view_from_yaml(group, path, event_times)
         if view is not None:
             self.feature_views[view.name] = view
@@ -288,6 +291,14 @@ class FeatureRegistry:
         """The defined references of ``ref``'s feature (any version), for error messages."""
         qualified = ref.partition("@")[0]
         return sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
+
+
+def _line_of(path: Path, key: str) -> str:
+    """``line N, `` of a top-level ``key:`` in ``path`` (empty when not found)."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith(f"{key}:"):
+            return f"line {number}, "
+    return ""
 
 
 def _workspace_sources(features_dir: Path) -> dict[str, SourceDeclaration]:
