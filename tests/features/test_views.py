@@ -159,6 +159,15 @@ def test_a_failing_view_sql_names_the_file_and_view_and_writes_nothing(
     assert not (tables / "features" / "peek").exists()
 
 
+def test_a_table_missing_from_the_view_sources_is_named(workspace_copy: Path) -> None:
+    body = PEEK.format(where="true").replace(
+        "sources: [purchases, products]", "sources: [purchases]"
+    )
+    registry = _add_view(workspace_copy, "peek", body)
+    with pytest.raises(FeatureError, match=r"sees only the view's `sources`: purchases; add"):
+        view_rows(workspace_copy / ".spindle" / "tables", registry.view("peek"), DAY)
+
+
 def test_a_duplicate_entity_key_is_refused_with_an_example(workspace_copy: Path) -> None:
     body = PEEK.format(where="true").replace("GROUP BY product_id", "GROUP BY product_id, user_id")
     registry = _add_view(workspace_copy, "peek", body)

@@ -67,9 +67,15 @@ def view_rows(
             register_as_of(con, tables_dir, dict(view.event_times), date, versions)
             rows = con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
+            hint = (
+                f" (the SQL sees only the view's `sources`: {', '.join(view.sources) or 'none'};"
+                " add the table it reads there)"
+                if isinstance(exc, duckdb.CatalogException)
+                else ""
+            )
             raise FeatureError(
                 f"{view.file}: view {view.name}: its SQL failed for {date}: "
-                f"{' '.join(str(exc).split())}"
+                f"{' '.join(str(exc).split())}{hint}"
             ) from exc
         _check_columns(view, rows)
         con.register("__spindle_view", rows)
