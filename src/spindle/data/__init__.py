@@ -24,7 +24,6 @@ if _TYPE_CHECKING:
         SourceCheck,
         check_day,
         ingest_day,
-        partition_files,
         raw_partitions,
         unread_files,
     )
@@ -79,7 +78,6 @@ _LAZY: dict[str, str] = {
     "last_event_day": "spindle.data._days",
     "list_partition_dates": "spindle.data._readers",
     "load_profiles": "spindle.data._profile",
-    "partition_files": "spindle.data._ingest",
     "profile_day": "spindle.data._profile",
     "profile_relation": "spindle.data._profile",
     "profile_sql": "spindle.data._profile",
@@ -124,7 +122,6 @@ __all__ = [
     "last_event_day",
     "list_partition_dates",
     "load_profiles",
-    "partition_files",
     "profile_day",
     "profile_relation",
     "profile_sql",

@@ -355,12 +355,3 @@ def unread_files(
     base = Path(root)
     shown = [(base / f).relative_to(raw_dir).as_posix() for f in found]
     return sorted(f for f in shown if date in f)
-
-
-def partition_files(raw_dir: Path, source: str, date: str) -> list[Path]:
-    """Parquet files of ``raw_dir/<source>/date=<date>/`` (empty when there is none).
-
-    Kept only for ``orchestrate/_fleet.py`` until it asks ``raw_data_of_day`` (the declared
-    sources) instead; ingest itself reads what the declarations say.
-    """
-    return sorted((raw_dir / source / f"date={date}").glob("*.parquet"))
