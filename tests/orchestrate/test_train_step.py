@@ -144,3 +144,18 @@ def test_example_weights_are_refused_not_ignored(workspace_copy: Path) -> None:
     with Context.open(workspace_copy) as ctx, pytest.raises(ConfigError) as info:
         load_config(ctx, "search_ranker")
     assert "examples.weight" in str(info.value) and "\n" not in str(info.value)
+
+
+def test_the_training_set_record_counts_immature_examples(workspace_copy: Path) -> None:
+    """label_delay 2d: the window's last two days build no examples, and the record says how
+    many were left out."""
+    from spindle.orchestrate import Context, build_training_set, load_config
+
+    path = workspace_copy / "models" / "purchase_propensity.yaml"
+    path.write_text(path.read_text().replace("label_delay: 0d", "label_delay: 2d"))
+    days = ["2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04"]
+    with Context.open(workspace_copy) as ctx:
+        trainset = build_training_set(ctx, load_config(ctx, "purchase_propensity"), days)
+        record = ctx.store.get_artifact(trainset.id)
+    assert trainset.immature_examples > 0 and trainset.rows > 0
+    assert record.properties["immature_examples"] == trainset.immature_examples

@@ -172,7 +172,15 @@ def build_training_set(
                 writer.write_batch(batch)
                 n_rows += batch.num_rows
         tmp.replace(path)
-        return TrainingSet(cfg.name, tuple(sorted(dates)), str(path), fingerprint, n_rows, versions)
+        return TrainingSet(
+            cfg.name,
+            tuple(sorted(dates)),
+            str(path),
+            fingerprint,
+            n_rows,
+            versions,
+            immature_examples=stream.immature_examples,
+        )
 
     inputs = [f"table:{name}@{v}" for name, v in versions.items()]
     for name, v in versions.items():
