@@ -32,23 +32,14 @@ class Anomaly:
     observed: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            k: getattr(self, k)
-            for k in (
-                "kind",
-                "source",
-                "column",
-                "slice",
-                "expected",
-                "observed",
-                "severity",
-                "message",
-            )
-        }
+        """The anomaly as JSON-ready fields."""
+        return {k: getattr(self, k) for k in _FIELDS}
 
 
-# Defaults of the thresholds validation.yaml may set (chosen on the simulator: a healthy week
-# raises none; every fault trips one), and the fixed ones of the slice-share test.
+_FIELDS = ("kind", "source", "column", "slice", "expected", "observed", "severity", "message")
+
+# The fixed thresholds (chosen on the simulator: a healthy week raises none; every fault trips
+# one); those a workspace may change are in validation.yaml (core.ValidationConfig).
 SLICE_MIN_SHARE = 0.02
 # Slice shares, tested both ways every day (family-wise alpha after Bonferroni over the day's
 # slices): FAIL when the change is large, WARN when moderate, nothing below the WARN floor.
@@ -208,13 +199,22 @@ def missing_data_bias(
     expected_rows: float,
     slices: dict[str, tuple[dict[str, int], list[dict[str, int]]]],
     cluster_size: float = 1.0,
+    severity: Verdict = "fail",
 ) -> Anomaly:
     """Is a loss of rows random, or concentrated in slices? A chi-square test per dimension.
 
     Args:
+        source: the source that lost rows.
+        observed_rows: today's rows.
+        expected_rows: the usual rows.
         slices: per dimension, today's counts by slice and the history's counts by slice.
         cluster_size: rows per independent unit (one user may make many rows); counts are
             divided by it so the test does not mistake clustering for concentration.
+        severity: of a concentrated loss (the drop's own: a moderate drop that is concentrated
+            but trips no slice-share test is a WARN, e.g. a holiday's lighter schedule).
+
+    Returns:
+        The finding: concentrated (names the slice) or random (a WARN).
     """
     worst: tuple[float, str, str, float, float] | None = None
     for dimension, (today, past) in slices.items():
@@ -244,7 +244,7 @@ def missing_data_bias(
         return Anomaly(
             "missing_data_bias",
             source,
-            "fail",
+            severity,
             f"{source} lost {lost:.0%} of its usual rows and the loss is concentrated: slice "
             f"{dimension}={key} holds {observed:.1%} of today's rows against a usual {expected:.1%} "
             f"(chi-square p={p_value:.1e}). A model trained on this day would see too few of them: "

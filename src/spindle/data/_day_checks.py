@@ -160,7 +160,11 @@ def volume(
             dim: (by_day.get(day.date, {}), [by_day[d] for d in day.history if d in by_day])
             for dim, by_day in slices.items()
         }
-        found.append(checks.missing_data_bias(source, observed, drop[0].expected, dims, cluster))
+        found.append(
+            checks.missing_data_bias(
+                source, observed, drop[0].expected, dims, cluster, drop[0].severity
+            )
+        )
     return found
 
 
