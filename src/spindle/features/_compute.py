@@ -1,6 +1,8 @@
 """Compute one day of a feature view's rows with DuckDB over the ingested Delta tables.
 
-Rows for day D carry ``feature_ts = D 00:00`` and use only what was known then: the view's SQL
+Rows for day D carry ``feature_ts = D 00:00`` (an event-time view's rows, ``view: {from:
+source}``, carry their own event time on day D instead, computed as of D+1 00:00) and use only
+what was known then: the view's SQL
 runs on a connection where each source it reads is a view of the rows known at the cutoff
 (``_cutoff.py``: event time before D 00:00, or a daily partition dated D or earlier), so a view
 cannot read the future whatever its SQL asks. The view's rows (one per entity) are computed
@@ -16,6 +18,7 @@ backfill rerun rewrite partitions that had not really changed.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -62,9 +65,10 @@ def view_rows(
     try:
         con.execute("SET threads TO 1")  # deterministic sums: see the module docstring
         con.execute("SET enable_progress_bar = false")
-        sql = substitute_times(view.sql, cutoff_literals(date))
+        as_of = _as_of(view, date)
+        sql = substitute_times(view.sql, cutoff_literals(as_of))
         try:
-            register_as_of(con, tables_dir, dict(view.event_times), date, versions)
+            register_as_of(con, tables_dir, dict(view.event_times), as_of, versions)
             rows = con.sql(sql).to_arrow_table()
         except duckdb.Error as exc:
             hint = (
@@ -79,12 +83,12 @@ def view_rows(
             ) from exc
         _check_columns(view, rows)
         con.register("__spindle_view", rows)
-        keys = _quoted(view.keys)
+        keys = _quoted(view.row_keys)
         duplicate = con.execute(
             f"SELECT {keys}, count(*) FROM __spindle_view GROUP BY ALL HAVING count(*) > 1 LIMIT 1"
         ).fetchone()
         if duplicate is not None:
-            example = dict(zip(view.keys, duplicate[:-1], strict=True))
+            example = dict(zip(view.row_keys, duplicate[:-1], strict=True))
             raise FeatureError(
                 f"{view.file}: view {view.name} returned {duplicate[-1]} rows for entity key "
                 f"{example} on {date}; a view returns one row per entity (aggregate or "
@@ -93,6 +97,14 @@ def view_rows(
         return con.sql(f"SELECT * FROM __spindle_view ORDER BY {keys}").to_arrow_table()
     finally:
         con.close()
+
+
+def _as_of(view: FeatureView, date: str) -> str:
+    """The day whose 00:00 a view of ``date`` is computed as of: ``date`` itself for a daily
+    view; the next day for an event-time view, whose rows are the day's own events."""
+    if view.timestamp is None:
+        return date
+    return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
 
 
 def _check_columns(view: FeatureView, rows: pa.Table) -> None:
@@ -115,8 +127,9 @@ def feature_sql(view: FeatureView, definitions: list[FeatureDefinition], date: s
         if d.computation == "sql" and d.sql is not None
     ]
     heads = [f'"{c}"' for c in view.stored_columns]
-    select = ", ".join([*heads, *exprs, f"{literals['cutoff']} AS feature_ts"])
-    return f"SELECT {select} FROM base ORDER BY {_quoted(view.keys)}"
+    at = literals["cutoff"] if view.timestamp is None else f'CAST("{view.timestamp}" AS TIMESTAMP)'
+    select = ", ".join([*heads, *exprs, f"{at} AS feature_ts"])
+    return f"SELECT {select} FROM base ORDER BY {_quoted(view.row_keys)}"
 
 
 def compute_group(
@@ -130,7 +143,8 @@ def compute_group(
     """Compute one view's feature rows for one day (every version of every feature by default).
 
     The rows hold the entity keys, the view's ``keep`` columns, one column per feature version
-    and ``feature_ts`` (the day's 00:00), ordered by the keys; their schema metadata records
+    and ``feature_ts`` (the day's 00:00, or an event-time view's row time), ordered by the keys
+    (and time); their schema metadata records
     the keys (:func:`entity_keys_of`), so the online store can key them without the registry.
 
     Args:

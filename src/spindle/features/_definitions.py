@@ -181,6 +181,7 @@ class FeatureRegistry:
                 f" (declared: {', '.join(sorted(event_times)) or 'none'}); declare each in "
                 "sources/<name>.yaml or remove it from `sources`"
             )
+        errors.extend(_event_view_problems(group, path, event_times))
         if group.group in self.feature_views or group.group in self.request_columns:
             errors.append(
                 f"{_line_of(path, 'group')}key 'group': group {group.group!r} is declared by "
@@ -299,6 +300,27 @@ def _line_of(path: Path, key: str) -> str:
         if line.startswith(f"{key}:"):
             return f"line {number}, "
     return ""
+
+
+def _event_view_problems(
+    group: GroupYaml, path: Path, event_times: dict[str, str | None]
+) -> list[str]:
+    """An event-time view (``view.from``) must read a declared source with an event time."""
+    source = None if group.view is None else group.view.from_
+    if source is None:
+        return []
+    where = f"{_line_of(path, 'view')}key 'view.from'"
+    if source not in event_times:
+        return [
+            f"{where}: {source!r} is not a declared source (declared: "
+            f"{', '.join(sorted(event_times)) or 'none'})"
+        ]
+    if event_times[source] is None:
+        return [
+            f"{where}: source {source!r} declares no event_time, so its rows have no time to "
+            "be joined at; declare `event_time` in its YAML, or write `view.sql` instead"
+        ]
+    return []
 
 
 def _workspace_sources(features_dir: Path) -> dict[str, SourceDeclaration]:

@@ -371,15 +371,30 @@ def catch_up_online(
         watermark = store.watermark(view)
         if watermark is not None:
             for day in _partitions(tables_dir, view, watermark, through):
-                rows = _read_partition(tables_dir, view, day)
+                rows = _latest_per_key(_read_partition(tables_dir, view, day), keys)
                 results.append(store.materialize(view, rows, day, keys=keys))
         rows = (latest or {}).get(view)
         if rows is None:
             rows = _read_partition(tables_dir, view, through)
             if rows.num_rows == 0:
                 continue
+        rows = _latest_per_key(rows, keys)
         results.append(store.materialize(view, rows, through, keys=keys, restate=True))
     return results
+
+
+def _latest_per_key(rows: pa.Table, keys: Sequence[str] | None) -> pa.Table:
+    """One row per entity: the last of each key's rows (an event-time view's partition holds
+    every observation of the day, ordered by key and time; the online store serves the latest)."""
+    if not keys or rows.num_rows < 2:
+        return rows
+    index = pa.table({k: rows.column(k) for k in keys}).append_column(
+        "__row", pa.array(range(rows.num_rows), pa.int64())
+    )
+    last = index.group_by(list(keys), use_threads=False).aggregate([("__row", "max")])
+    if last.num_rows == rows.num_rows:
+        return rows
+    return rows.take(pa.array(sorted(last.column("__row_max").to_pylist()), pa.int64()))
 
 
 def _read_partition(tables_dir: Path, view: str, day: str) -> pa.Table:

@@ -99,12 +99,28 @@ class EntityYaml(BaseModel):
 
 
 class ViewYaml(BaseModel):
-    """``view:``: the SQL computing one row per entity, and the columns stored beside features."""
+    """``view:``: the SQL computing one row per entity, and the columns stored beside features.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Or ``from: <source>``: an *event-time view*, whose rows are the source's own rows, each a
+    feature row at its event time (hourly observations, a price change), joined to examples as
+    of their event time. Its features are expressions over one row, so no row can read another
+    row's future.
+    """
 
-    sql: str = Field(min_length=1)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    sql: str | None = Field(default=None, min_length=1)
+    from_: str | None = Field(default=None, alias="from", min_length=1)
     keep: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _one(self) -> ViewYaml:
+        if (self.sql is None) == (self.from_ is None):
+            raise ValueError(
+                "a view needs exactly one of `sql` (one row per entity per day, as of the "
+                "cutoff) or `from: <source>` (the source's rows, each at its event time)"
+            )
+        return self
 
 
 class RequestYaml(BaseModel):
@@ -178,6 +194,9 @@ class FeatureView:
     description: str | None = None
     event_times: tuple[tuple[str, str | None], ...] = ()
     """Each source the view reads with its declared event-time column (None: none declared)."""
+    timestamp: str | None = None
+    """An event-time view's time column (its source's event time): each row is a feature row
+    at that time, not at the day's cutoff. None for a daily view."""
 
     @property
     def stored_columns(self) -> tuple[str, ...]:
@@ -188,6 +207,11 @@ class FeatureView:
     def fingerprint(self) -> str:
         """The hash of the view's rows' definition (SQL, keys, kept columns)."""
         return view_fingerprint(self.sql, self.keys, self.keep)
+
+    @property
+    def row_keys(self) -> tuple[str, ...]:
+        """What identifies one row of a day: the keys, and the time of an event-time view."""
+        return self.keys if self.timestamp is None else (*self.keys, self.timestamp)
 
 
 def view_fingerprint(sql: str, keys: tuple[str, ...], keep: tuple[str, ...]) -> str:
@@ -201,19 +225,32 @@ def view_fingerprint(sql: str, keys: tuple[str, ...], keep: tuple[str, ...]) -> 
 def view_from_yaml(
     group: GroupYaml, file: Path, event_times: dict[str, str | None]
 ) -> FeatureView | None:
-    """The :class:`FeatureView` of a parsed file, or None for a request group."""
+    """The :class:`FeatureView` of a parsed file, or None for a request group.
+
+    An event-time view (``from: <source>``) reads its source's rows of the day: it is run as
+    of the next day's 00:00 and keeps the rows whose event time falls on the day.
+    """
     if group.entity is None or group.view is None:
         return None
+    sources = tuple(group.sources)
+    sql, timestamp = group.view.sql, None
+    if group.view.from_ is not None:
+        source = group.view.from_
+        sources = (source, *(s for s in sources if s != source))
+        timestamp = event_times.get(source)
+        sql = f'SELECT * FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY'
+    assert sql is not None  # ViewYaml holds exactly one of sql and from
     return FeatureView(
         name=group.group,
         entity=group.entity.name,
         keys=tuple(group.entity.keys),
-        sources=tuple(group.sources),
-        sql=group.view.sql,
+        sources=sources,
+        sql=sql,
         ttl_s=None if group.ttl is None else duration_s(group.ttl),
         keep=tuple(group.view.keep),
         file=file,
         owner=group.owner,
         description=group.description,
-        event_times=tuple((s, event_times.get(s)) for s in group.sources),
+        event_times=tuple((s, event_times.get(s)) for s in sources),
+        timestamp=timestamp,
     )

@@ -1,0 +1,117 @@
+"""An event-time view (``view: {from: <source>}``): each row of the source is a feature row at its
+own event time, joined to examples as of their event time, never later, within the TTL.
+
+Checked on the flights example's hourly weather: the view's table holds each UTC day's
+observations; a training set's weather columns equal a hand-written DuckDB ASOF join on the
+raw observations; the online store holds the latest observation per airport; a bad ``from``
+is one clear error.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+from typer.testing import CliRunner
+
+from spindle.cli import app
+from spindle.core import ConfigError, Workspace, load_sources, open_dataset
+from spindle.features import FeatureRegistry, OnlineStore, build_rows
+
+DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]
+WEATHER = ("temp", "wind_speed", "precip", "visib")
+
+
+@pytest.fixture(scope="module")
+def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    ws = tmp_path_factory.mktemp("flights-weather") / "ws"
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", str(ws), "--example", "flights"]).exit_code == 0
+    result = runner.invoke(app, ["ingest", "--since", DAYS[0], "--until", DAYS[-1], "-w", str(ws)])
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+def test_the_view_holds_each_days_own_observations(flights: Path) -> None:
+    tables = flights / ".spindle" / "tables"
+    raw = open_dataset(tables / "raw" / "weather").to_table()
+    view = open_dataset(tables / "features" / "weather").to_table()
+    con = duckdb.connect()
+    con.register("raw", raw)
+    con.register("view", view)
+    for day in DAYS:
+        expected = con.execute(
+            f"SELECT origin, time_hour, temp FROM raw WHERE time_hour >= TIMESTAMP '{day}' "
+            f"AND time_hour < TIMESTAMP '{day}' + INTERVAL 1 DAY ORDER BY ALL"
+        ).fetchall()
+        got = con.execute(
+            f"SELECT origin, feature_ts, weather__temp__v1 FROM view WHERE date = '{day}' "
+            "ORDER BY ALL"
+        ).fetchall()
+        assert got == expected and len(got) > 50, day  # the first UTC day starts at 05:00
+
+
+def test_training_set_weather_equals_a_hand_written_asof_join(flights: Path) -> None:
+    ws = Workspace.load(flights)
+    sources = load_sources(ws.root)
+    registry = FeatureRegistry.load(ws.features_dir, sources)
+    config, _ = ws.model_config("arrival_delay")
+    definitions = registry.resolve(config)
+    rows = build_rows(ws.tables_dir, config, definitions, (DAYS[1],), sources=sources).table
+    assert (
+        rows.num_rows > 200
+    )  # departures before 12:00 UTC: later ones have not landed by the cutoff
+    con = duckdb.connect()
+    con.register("rows", rows)
+    con.register("weather", open_dataset(ws.tables_dir / "raw" / "weather").to_table())
+    # the latest observation at or before the scheduled hour, if at most 3 hours old
+    cols = ", ".join(
+        f"CASE WHEN w.time_hour >= r.time_hour - INTERVAL 3 HOUR THEN w.{c} END" for c in WEATHER
+    )
+    expected = con.execute(
+        f"SELECT r.carrier, r.flight, r.origin, r.time_hour, {cols} FROM rows r "
+        "ASOF LEFT JOIN weather w ON r.origin = w.origin AND r.time_hour >= w.time_hour ORDER BY ALL"
+    ).fetchall()
+    got = con.execute(
+        "SELECT carrier, flight, origin, time_hour, "
+        + ", ".join(f"weather__{c}__v1" for c in WEATHER)
+        + " FROM rows ORDER BY ALL"
+    ).fetchall()
+    assert got == expected
+    ages = rows.column("weather_feature_age_s").to_pylist()
+    assert all(a is None or 0 <= a <= 3 * 3600 for a in ages)  # never a later observation
+
+
+def test_the_online_store_serves_the_latest_observation(flights: Path) -> None:
+    tables = flights / ".spindle" / "tables"
+    view = open_dataset(tables / "features" / "weather").to_table().to_pandas()
+    last = view[view["date"] == DAYS[-1]].sort_values("feature_ts").groupby("origin").last()
+    store = OnlineStore(flights / ".spindle" / "online.db")
+    try:
+        for origin in ("EWR", "JFK", "LGA"):
+            row = store.get("weather", origin)
+            assert row is not None
+            assert row["weather__temp__v1"] == last.loc[origin, "weather__temp__v1"]
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [("nowhere", "'nowhere' is not a declared source"), ("airports", "declares no event_time")],
+)
+def test_a_bad_from_is_one_clear_error(
+    flights: Path, tmp_path: Path, source: str, expected: str
+) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "bad.yaml").write_text(
+        "group: bad\nowner: me\nentity: {name: airport, keys: [faa]}\nview:\n"
+        f"  from: {source}\nfeatures:\n"
+        "  - {name: x, version: 1, dtype: float64, sql: lat, encoding: {kind: numeric}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        FeatureRegistry.load(features, load_sources(flights))
+    assert expected in str(caught.value) and "view.from" in str(caught.value)
+    assert "line 4" in str(caught.value)
