@@ -17,6 +17,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -36,6 +37,9 @@ from spindle.core import (
 from spindle.data._days import SourceRead, read_source_day, read_source_days
 from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
 from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
+
+if TYPE_CHECKING:
+    import duckdb
 
 # The quarantine table holds what the readers and checks set aside: one schema for all.
 QUARANTINE_SCHEMA = REJECTED_SCHEMA
@@ -117,7 +121,11 @@ def _renumber(bad: pa.Table, positions: np.ndarray) -> pa.Table:
 
 
 def _check_source(
-    read: SourceRead, decl: SourceDeclaration, date: str, goods: Mapping[str, pa.Table]
+    read: SourceRead,
+    decl: SourceDeclaration,
+    date: str,
+    goods: Mapping[str, pa.Table],
+    con: duckdb.DuckDBPyConnection,
 ) -> SourceCheck:
     """Event times, rules (over the good rows of the sources they use), then primary key."""
     table = _with_extras(read)
@@ -129,7 +137,7 @@ def _check_source(
     bad = [read.rejected]
     steps = (
         check_event_times,
-        lambda t, d, day: apply_rules(t, d, day, others),
+        lambda t, d, day: apply_rules(t, d, day, others, con=con),
         drop_duplicate_keys,
     )
     for step in steps:
@@ -158,36 +166,60 @@ def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: 
     Raises:
         ConfigError: the rules' ``uses`` form a cycle.
     """
-    day = dt.date.fromisoformat(date)
-    checked: list[SourceCheck] = []
-    missing: list[str] = []
-    closed: list[str] = []
-    problems: dict[str, str] = {}
-    schema: list[str] = []
-    goods: dict[str, pa.Table] = {}
-    undated: dict[str, int] = {}
-    for name in check_order(dict(sources)):
-        decl = sources[name]
-        reads = read_source_days(root, decl, [date])
-        read = reads.days[date]
-        if reads.undated.num_rows:
-            undated[name] = reads.undated.num_rows
-        if not _present(read, decl):
-            (closed if decl.calendar.is_closed(day) else missing).append(name)
-            goods[name] = decl.arrow_schema().empty_table()
-            continue
-        if read.problem is not None:
-            problems[name] = read.problem
-            if read.schema_problem:
-                schema.append(name)
-            goods[name] = decl.arrow_schema().empty_table()
-            continue
-        result = _check_source(read, decl, date, goods)
-        goods[name] = result.good
-        checked.append(result)
+    import duckdb
+
+    found = _Found()
+    with duckdb.connect() as con:  # one for the day's rules (opening one costs ~40 ms)
+        for name in check_order(dict(sources)):
+            _check_one(root, sources[name], date, con, found)
     return DayCheck(
-        date, tuple(checked), tuple(missing), tuple(closed), problems, tuple(schema), undated
+        date,
+        tuple(found.checked),
+        tuple(found.missing),
+        tuple(found.closed),
+        found.problems,
+        tuple(found.schema),
+        found.undated,
     )
+
+
+@dataclass
+class _Found:
+    """What check_day has found so far (the fields of DayCheck, being filled)."""
+
+    checked: list[SourceCheck] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    problems: dict[str, str] = field(default_factory=dict)
+    schema: list[str] = field(default_factory=list)
+    undated: dict[str, int] = field(default_factory=dict)
+    goods: dict[str, pa.Table] = field(default_factory=dict)  # for the rules that use them
+
+
+def _check_one(
+    root: str | Path,
+    decl: SourceDeclaration,
+    date: str,
+    con: duckdb.DuckDBPyConnection,
+    found: _Found,
+) -> None:
+    """Read and check one source's day; record it in ``found``."""
+    reads = read_source_days(root, decl, [date])
+    read = reads.days[date]
+    if reads.undated.num_rows:
+        found.undated[decl.name] = reads.undated.num_rows
+    found.goods[decl.name] = decl.arrow_schema().empty_table()
+    if not _present(read, decl):
+        closed = decl.calendar.is_closed(dt.date.fromisoformat(date))
+        (found.closed if closed else found.missing).append(decl.name)
+    elif read.problem is not None:
+        found.problems[decl.name] = read.problem
+        if read.schema_problem:
+            found.schema.append(decl.name)
+    else:
+        result = _check_source(read, decl, date, found.goods, con)
+        found.goods[decl.name] = result.good
+        found.checked.append(result)
 
 
 def _file_hash(path: str) -> str:
