@@ -41,6 +41,14 @@ primary_key: [visit_id]
 columns: {visit_id: string, ts: timestamp, shop: string}
 provenance: {origin: test}
 """
+REFUNDS = """\
+name: refunds
+location: raw/refunds/{date}.csv
+format: csv
+event_time: {column: ts}
+columns: {refund_id: string, ts: timestamp}
+provenance: {origin: test}
+"""
 VALIDATION = """\
 quarantine_rate_max: 0.05
 checks:
@@ -63,7 +71,8 @@ def _write(root: Path, rng: random.Random) -> None:
             f"v{day}-{i},{day}T{rng.randrange(24):02d}:00:00,{rng.choice('abc')}"
             for i in range(300)
         ]
-        for name, lines in (("orders", orders), ("visits", visits)):
+        refunds = ["refund_id,ts"]  # a source that is usually empty
+        for name, lines in (("orders", orders), ("visits", visits), ("refunds", refunds)):
             if name == "orders" and day in (SUNDAY, UNPLANNED):
                 continue
             folder = root / "raw" / name
@@ -77,6 +86,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "sources").mkdir(parents=True)
     (root / "sources" / "orders.yaml").write_text(ORDERS)
     (root / "sources" / "visits.yaml").write_text(VISITS)
+    (root / "sources" / "refunds.yaml").write_text(REFUNDS)
     (root / "validation.yaml").write_text(VALIDATION)
     _write(root, random.Random(3))
     sources = load_sources(root)
@@ -85,12 +95,19 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _validate(root: Path, day: dt.date, config: ValidationConfig | None = None) -> ValidationReport:
+def _validate(
+    root: Path, day: dt.date, config: ValidationConfig | None = None, missing: tuple[str, ...] = ()
+) -> ValidationReport:
     sources: dict[str, SourceDeclaration] = load_sources(root)
     config = config or load_validation(root, sources)
     reference = tuple(d.isoformat() for d in DAYS if d < day and d not in (UNPLANNED, NEGATIVE))
     return validate_day(
-        root / "tables", day.isoformat(), reference=reference, sources=sources, config=config
+        root / "tables",
+        day.isoformat(),
+        reference=reference,
+        sources=sources,
+        config=config,
+        missing=missing,
     )
 
 
@@ -151,3 +168,61 @@ def test_a_check_sql_error_names_the_file_the_check_and_duckdb(workspace: Path) 
         _validate(workspace, DAYS[-1], config)
     assert str(info.value).startswith("validation.yaml: key 'checks.0.label_rate.expr'")
     assert "Parser Error" in str(info.value)
+
+
+def test_an_often_empty_source_fails_only_when_its_partition_is_missing(workspace: Path) -> None:
+    config = ValidationConfig.model_validate({"checks": [{"source": "refunds"}]})
+    empty = _validate(workspace, DAYS[-1], config)
+    assert empty.verdict == "pass", empty.anomalies  # no rows, as on every reference day
+    absent = _validate(workspace, DAYS[-1], config, missing=("refunds",))
+    assert [(a.kind, a.source, a.severity) for a in absent.anomalies] == [
+        ("missing_partition", "refunds", "fail")
+    ]
+
+
+def _weekly(root: Path, weeks: int) -> list[dt.date]:
+    """``weeks`` weeks of orders with light Saturdays (60% of a weekday's), ingested."""
+    rng = random.Random(5)
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "orders.yaml").write_text(ORDERS.replace("sunday", "monday"))
+    days = [START + dt.timedelta(days=d) for d in range(7 * weeks)]
+    folder = root / "raw" / "orders"
+    folder.mkdir(parents=True)
+    for day in days:
+        n = rng.randint(570, 630) * (3 if day.weekday() == 5 else 5) // 5
+        lines = [f"{day}-{i},{day}T12:00:00,{rng.choice('abc')},9.5" for i in range(n)]
+        (folder / f"{day}.csv").write_text("order_id,ts,shop,amount\n" + "\n".join(lines) + "\n")
+    sources = load_sources(root)
+    for day in days:
+        ingest_day(root, sources, root / "tables", day.isoformat())
+    return days
+
+
+@pytest.mark.parametrize("baseline", ["median", "same_weekday"])
+def test_a_light_saturday_is_compared_with_saturdays(tmp_path: Path, baseline: str) -> None:
+    days = _weekly(tmp_path / "ws", 3)
+    sources = load_sources(tmp_path / "ws")
+    config = ValidationConfig.model_validate(
+        {"history_days": 21, "checks": [{"source": "orders", "volume": baseline}]}
+    )
+
+    def validate(day: dt.date) -> ValidationReport:
+        reference = tuple(d.isoformat() for d in days if d < day)
+        return validate_day(
+            tmp_path / "ws" / "tables",
+            day.isoformat(),
+            reference=reference,
+            sources=sources,
+            config=config,
+        )
+
+    saturday = days[-2]
+    assert saturday.weekday() == 5
+    report = validate(saturday)
+    if baseline == "median":  # against weekdays a Saturday is a 40% drop, every week
+        assert ("row_count_drop", "fail") in {(a.kind, a.severity) for a in report.anomalies}
+        return
+    assert report.verdict == "pass", report.anomalies
+    first = validate(days[5])  # no earlier Saturday: said, not compared with the weekdays
+    assert [(a.kind, a.severity) for a in first.anomalies] == [("no_baseline", "warn")]
+    assert "saturday" in first.anomalies[0].message

@@ -192,7 +192,13 @@ def validate_day(
             else [(day - dt.timedelta(days=i)).isoformat() for i in range(n, 0, -1)]
         )
         counts = {c.source: _counts(con, c.source, [*window, date]) for c in todo}
-        history = [d for d in window if any(by_day.get(d) for by_day in counts.values())]
+        # the pipeline's reference days were ingested; a calendar window may hold days without
+        # data, which are no reference
+        history = (
+            window
+            if reference is not None
+            else [d for d in window if any(by_day.get(d) for by_day in counts.values())]
+        )
         ctx = _Day(con, date, history, counts, config, declared, frozenset(missing))
         anomalies = _no_baseline(date, history, config.min_baseline_days)
         anomalies += _per_check(ctx, todo)
