@@ -24,7 +24,6 @@ from spindle.core import load_sources, load_validation
 from spindle.data import ValidationReport, ingest_day, validate_day
 from spindle.orchestrate import Context, ingest, validate
 
-YARNIT = Path(__file__).parents[2] / "src" / "spindle" / "examples" / "yarnit"
 FAULT_DAY, DAYS = 4, 10  # seven fault days: longer than the 7-day reference window
 
 
@@ -39,8 +38,7 @@ def persisting(
     root = make_workspace(
         tmp_path_factory.mktemp("persist") / "ws", DAYS, 0.1, (f"discount_drop@{FAULT_DAY}",)
     )
-    if not (root / "validation.yaml").exists():  # until `spindle init` copies it (requested)
-        shutil.copy(YARNIT / "validation.yaml", root / "validation.yaml")
+    assert (root / "validation.yaml").is_file()  # `spindle init` copies the shop's checks
     reports = {}
     with Context.open(root) as ctx:
         for number in range(1, DAYS + 1):
@@ -154,7 +152,7 @@ def healthy_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_workspace(tmp_path_factory.mktemp("shares") / "ws", SHARE_DAYS, 1.0)
     tables = root / ".spindle" / "tables"
     sources = load_sources(root)
-    config = load_validation(YARNIT, sources)
+    config = load_validation(root, sources)
     for number in range(1, SHARE_DAYS):
         ingest_day(root, sources, tables, _day(number))
         validate_day(tables, _day(number), sources=sources, config=config)
@@ -170,7 +168,7 @@ def _share_report(healthy_root: Path, tmp_path: Path, factor: float) -> Validati
     tables = root / ".spindle" / "tables"
     sources = load_sources(root)
     ingest_day(root, sources, tables, date)
-    return validate_day(tables, date, sources=sources, config=load_validation(YARNIT, sources))
+    return validate_day(tables, date, sources=sources, config=load_validation(root, sources))
 
 
 def _partner(report: ValidationReport) -> list[tuple[str, str, str]]:
