@@ -37,6 +37,7 @@ from spindle.core import (
 )
 from spindle.features._cutoff import substitute_times
 from spindle.features._definitions import FeatureDefinition
+from spindle.features._pit import ttl_select
 
 EXAMPLES_TABLE = "__spindle_examples"
 ROWS_TABLE = "__spindle_rows"
@@ -254,14 +255,8 @@ def run_examples(
 
 
 def _fresh(view: ViewJoin, alias: str, event_time: str) -> list[str]:
-    age = f"epoch(e.{q(event_time)}) - epoch({alias}.feature_ts)"
     keep = [f"{alias}.{q(c)}" for c in view.keep]
-    if view.ttl_s is None:
-        pinned = [f"{alias}.{q(c)}" for c in view.columns]
-    else:
-        fresh = f"{age} <= {int(view.ttl_s)}"
-        pinned = [f"CASE WHEN {fresh} THEN {alias}.{q(c)} END AS {q(c)}" for c in view.columns]
-    return [*keep, *pinned, f"{age} AS {q(view.age_column)}"]
+    return [*keep, *ttl_select(alias, view.columns, view.ttl_s, view.age_column, "e", event_time)]
 
 
 def join_views(
