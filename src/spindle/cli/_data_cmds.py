@@ -227,3 +227,5 @@ def _validation_table(date: str, report: Any) -> None:
             for a in report.anomalies
         ],
     )
+    for note in report.stats.get("notes", []):  # e.g. no rows on a calendar-closed day
+        console.print(f"note: {note}", highlight=False)

@@ -272,6 +272,12 @@ def raw_partitions(
     return parts
 
 
+def day_content_hash(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> str:
+    """The content hash an ingest of ``date`` records (``IngestResult.content_hash``): of the
+    day's raw inputs (``raw_partitions``: files and declarations)."""
+    return sha256_json({p.source: p.content_hash for p in raw_partitions(root, sources, date)})
+
+
 def _raise_problems(check: DayCheck) -> None:
     if not check.problems:
         return
@@ -325,9 +331,7 @@ def ingest_day(
     return IngestResult(
         date=date,
         uri=str(tables_dir / "raw"),
-        content_hash=sha256_json(
-            {p.source: p.content_hash for p in raw_partitions(root, sources, date)}
-        ),
+        content_hash=day_content_hash(root, sources, date),
         rows_ingested=sum(c.good.num_rows for c in check.checked),
         rows_quarantined=bad.num_rows,
         tables=tuple(versions),

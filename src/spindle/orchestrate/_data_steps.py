@@ -15,6 +15,7 @@ from spindle.data import (
     IngestUndo,
     ValidationAccept,
     ValidationReport,
+    day_content_hash,
     ingest_day,
     last_event_day,
     list_partition_dates,
@@ -187,6 +188,7 @@ def validate(ctx: Context, date: str) -> ValidationReport:
     # The reference is the last healthy (or accepted) days, however far back: never a FAIL day.
     reference = reference_days(ctx, date, ctx.validation.history_days)
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
+    missing = _missing_at_ingest(ctx, date)
 
     def check() -> ValidationReport:
         report = validate_day(
@@ -195,6 +197,7 @@ def validate(ctx: Context, date: str) -> ValidationReport:
             reference=tuple(reference),
             sources=ctx.sources,
             config=ctx.validation,
+            missing=missing,
         )
         return replace(report, ingest_round=undone, history_verdicts=reference)
 
@@ -207,12 +210,25 @@ def validate(ctx: Context, date: str) -> ValidationReport:
             "tables": versions,
             "reference": reference,
             "validation": ctx.validation.model_dump(mode="json"),
+            **({"missing": list(missing)} if missing else {}),
         },
         date=date,
         rebuild=lambda artifacts: _report_from(artifacts[0].properties()),
     )
     report: ValidationReport = outcome.value
     return report
+
+
+def _missing_at_ingest(ctx: Context, date: str) -> tuple[str, ...]:
+    """The declared sources the day's ingest found no data for (``IngestResult.missing_sources``)
+    of the ingest of today's raw files (its content hash), else of the latest ingest."""
+    found = ctx.store.find_artifacts(IngestResult.kind, date=date)
+    if not found:
+        return ()
+    current = day_content_hash(ctx.workspace.root, ctx.sources, date)
+    same = [a for a in found if a.content_hash == current]
+    latest = max(same or found, key=lambda a: a.created_at)
+    return tuple(latest.properties.get("missing_sources", ()))
 
 
 def _report_from(props: dict[str, Any]) -> ValidationReport:
