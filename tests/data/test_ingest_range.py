@@ -78,6 +78,9 @@ def test_a_day_without_raw_data_says_so_and_records_nothing(ws: Path) -> None:
     assert code == 1
     [day] = json.loads(out)
     assert day["status"] == "failed" and "no raw data for 2026-01-09" in day["error"]
+    # where each declared source was looked for
+    assert "searches at raw/searches/date={date}/*.parquet" in day["error"]
+    assert "fx_rates at raw/fx_rates/date={date}/*.parquet" in day["error"]
     with Context.open(ws) as ctx:
         assert not [r for r in ctx.store.runs(limit=None) if r.date == "2026-01-09"]
         assert not ctx.store.find_artifacts("ingest", date="2026-01-09")
