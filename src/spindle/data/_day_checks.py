@@ -146,7 +146,7 @@ def volume(
                 source,
                 "warn",
                 f"{source}: {len(past)} reference day(s) on a {weekday} ({observed} rows today); "
-                "volume is compared with the same weekday (validation.yaml volume.baseline) and "
+                "volume is compared with the same weekday (validation.yaml: same_weekday) and "
                 "needs 2: the row count was not compared with anything.",
                 expected=2.0,
                 observed=float(len(past)),
