@@ -116,6 +116,7 @@ def _declared(
 def _connect(
     tables_dir: Path, declared: dict[str, SourceDeclaration | None]
 ) -> duckdb.DuckDBPyConnection:
+    """A connection with each declared source (and ``quarantine``) as a table of every day."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     for name, decl in declared.items():
@@ -140,6 +141,7 @@ _NO_QUARANTINE = pa.schema(
 
 
 def _verdict(anomalies: list[Anomaly]) -> Verdict:
+    """The worst severity of the anomalies (``pass`` without any)."""
     severities = {a.severity for a in anomalies}
     return "fail" if "fail" in severities else "warn" if "warn" in severities else "pass"
 
@@ -215,7 +217,11 @@ def validate_day(
 
 
 def _counts(con: duckdb.DuckDBPyConnection, source: str, dates: list[str]) -> dict[str, int]:
-    sql = f"SELECT date, count(*) FROM {days.quote(source)} WHERE date IN ({days.in_list(dates)}) GROUP BY ALL"
+    """Rows of ``source`` per day of ``dates`` (days without rows are absent)."""
+    sql = (
+        f"SELECT date, count(*) FROM {days.quote(source)} "
+        f"WHERE date IN ({days.in_list(dates)}) GROUP BY ALL"
+    )
     return {str(d): int(n) for d, n in con.execute(sql).fetchall()}
 
 
