@@ -246,3 +246,19 @@ def test_bad_examples_give_one_clear_error(
             )
     assert "\n" not in str(info.value) and "Traceback" not in str(info.value)
     assert _spill_leftovers(ctx.workspace.tables_dir) == []
+
+
+def test_a_key_of_another_type_than_the_views_is_one_clear_error(ingested_workspace: Path) -> None:
+    sql = "SELECT 1 AS user_id, min(ts) AS ts, false AS purchased_today FROM searches"
+    with Context.open(ingested_workspace) as ctx:
+        loaded = load_config(ctx, "purchase_propensity")
+        config = _with_examples(loaded.config, sql=sql)
+        with pytest.raises(ConfigError, match=r"joining feature view\(s\) user") as info:
+            build_rows(
+                ctx.workspace.tables_dir,
+                config,
+                loaded.definitions,
+                ("2026-01-02",),
+                sources=ctx.sources,
+            )
+    assert "\n" not in str(info.value)

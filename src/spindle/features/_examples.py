@@ -227,6 +227,8 @@ def run_examples(
     sql = substitute_times(ex.sql, window.literals())
     try:
         columns = [c[0] for c in con.sql(f"SELECT * FROM ({sql}) LIMIT 0").description]
+    except duckdb.OutOfMemoryException:
+        raise
     except duckdb.Error as exc:
         message = " ".join(str(exc).split())
         raise ConfigError(
@@ -244,14 +246,29 @@ def run_examples(
         raise ConfigError(model_file(config), problems)
     ts, days = q(ex.event_time), ", ".join(f"DATE '{d}'" for d in sorted(window.dates))
     mature = f"{ts} + INTERVAL {ex.label_delay_s} SECOND <= {window.literals()['cutoff']}"
-    con.execute(
+    _execute(
+        con,
         f"CREATE TABLE {EXAMPLES_TABLE} AS SELECT *, {mature} AS __spindle_mature FROM ({sql}) "
-        f"WHERE CAST({ts} AS DATE) IN ({days})"
+        f"WHERE CAST({ts} AS DATE) IN ({days})",
+        "key 'examples.sql' failed while running",
+        config,
     )
     row = con.execute(
         f"SELECT count(*) FROM {EXAMPLES_TABLE} WHERE NOT __spindle_mature"
     ).fetchone()
     return columns, int(row[0]) if row else 0
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, what: str, config: ModelConfig) -> None:
+    """Run ``sql``; a DuckDB error (other than running out of memory) becomes one line naming
+    ``what`` failed and the model file."""
+    try:
+        con.execute(sql)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(model_file(config), [f"{what}: DuckDB: {message}"]) from exc
 
 
 def _fresh(view: ViewJoin, alias: str, event_time: str) -> list[str]:
@@ -271,8 +288,9 @@ def join_views(
     retrieval and request features, as the online store serves them); pinned features are.
 
     Raises:
-        ConfigError: the examples lack a view's key column, or a view's column has the name
-            of an example column or of another view's column.
+        ConfigError: the examples lack a view's key column, a view's column has the name of an
+            example column or of another view's column, or the join fails (e.g. a key of
+            another type than the view's).
     """
     problems, taken = [], set(columns)
     for view in views:
@@ -298,9 +316,14 @@ def join_views(
             f"ASOF LEFT JOIN {q('__spindle_view_' + view.name)} {alias} "
             f"ON {on} AND e.{q(ev)} >= {alias}.feature_ts"
         )
-    con.execute(
+    names = ", ".join(v.name for v in views)
+    _execute(
+        con,
         f"CREATE TABLE {ROWS_TABLE} AS SELECT {', '.join(select)} FROM {EXAMPLES_TABLE} e "
-        f"{' '.join(joins)} WHERE e.__spindle_mature"
+        f"{' '.join(joins)} WHERE e.__spindle_mature",
+        f"joining feature view(s) {names} to the examples on their keys failed (do the "
+        f"examples' key and {config.examples.event_time!r} columns have the views' types?)",
+        config,
     )
 
 
