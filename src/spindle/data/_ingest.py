@@ -51,7 +51,8 @@ class SourceCheck:
     """One source's day after the checks: what will be written, and what is set aside.
 
     Attributes:
-        good: the rows to write (declared columns, then any extra columns the files had).
+        good: the rows to write (declared columns, then any extra columns the files had; a
+            declared ``date`` column is replaced by the day ingested under when written).
         bad: the rows set aside with their reason (``QUARANTINE_SCHEMA``); ``row_number`` is
             the row's position in the day's files (in the dump, for a dump).
         files: the files read.
@@ -146,9 +147,8 @@ def _check_source(
         keep = np.ones(len(positions), dtype=bool)
         keep[aside.column("row_number").to_numpy()] = False
         positions = positions[keep]
-    good = table.drop_columns(["date"]) if "date" in table.column_names else table
     extra = tuple(c for c in read.extra_columns if c != "date")
-    return SourceCheck(decl.name, good, pa.concat_tables(bad), read.files, extra)
+    return SourceCheck(decl.name, table, pa.concat_tables(bad), read.files, extra)
 
 
 def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> DayCheck:
@@ -320,8 +320,10 @@ def ingest_day(
     _raise_problems(check)
     versions: list[TableVersion] = []
     for item in check.checked:
+        # the table's `date` is the day ingested under, as text (a declared `date` is replaced)
+        good = item.good.drop_columns(["date"]) if "date" in item.good.column_names else item.good
         table = tables_dir / "raw" / item.source
-        versions.append(write_partition(table, item.good, date, f"raw/{item.source}"))
+        versions.append(write_partition(table, good, date, f"raw/{item.source}"))
     bad = (
         pa.concat_tables([c.bad for c in check.checked])
         if check.checked
