@@ -30,8 +30,8 @@ from spindle.data._readers import (
 )
 
 _EPOCH = dt.date(1970, 1, 1)
-#: Dumps kept in memory at once (a flights year is ~60 MB of Arrow; a workspace with more dump
-#: and dimension sources than this would read each again every day).
+#: Dumps kept in memory at once (a year of 340,000 rows is ~60 MB of Arrow); a workspace with
+#: more dump and dimension sources than this would read each again every day.
 _CACHED_DUMPS = 16
 
 
@@ -211,8 +211,8 @@ def last_event_day(root: str | Path, source: SourceDeclaration) -> str | None:
     source or dimension, whose days are its partitions or every day).
 
     Example:
-        >>> last_event_day(ws.root, sources["flights"])  # doctest: +SKIP
-        '2014-01-01'
+        >>> last_event_day(ws.root, sources["orders"])  # doctest: +SKIP
+        '2026-01-31'
     """
     if source.layout not in ("dump", "delta"):
         return None

@@ -252,8 +252,8 @@ def raw_partitions(
     changed declaration re-ingests the day.
 
     Example:
-        >>> [p.source for p in raw_partitions(ws.root, sources, "2013-01-01")]  # doctest: +SKIP
-        ['airlines', 'airports', 'flights', 'planes', 'weather']
+        >>> [p.source for p in raw_partitions(ws.root, sources, "2026-01-05")]  # doctest: +SKIP
+        ['customers', 'orders']
     """
     parts: list[RawPartition] = []
     for name in check_order(dict(sources)):

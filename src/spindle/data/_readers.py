@@ -3,8 +3,8 @@
 Nothing is dropped without a recorded reason: a value that cannot be read as its declared type
 sets its row aside (the reason names the column and the value); a file that cannot be read, or
 lacks a required column, quarantines its whole partition (the reason names the file). Event
-times are converted from their declared zone to UTC. A historical dump or a Delta table is read
-once and split into UTC days by event time.
+times are converted from their declared zone to UTC. ``_days`` cuts what is read into UTC days
+(a historical dump or a Delta table is read once and split by event time).
 """
 
 from __future__ import annotations
