@@ -9,7 +9,14 @@ import pytest
 import yaml
 from tests.conftest import make_workspace
 
-from spindle.orchestrate import Context, catch_up, freshness_report, plan_catch_up, run_day
+from spindle.orchestrate import (
+    Context,
+    catch_up,
+    freshness_report,
+    init_workspace,
+    plan_catch_up,
+    run_day,
+)
 
 
 def _quick_models(root: Path) -> None:
@@ -77,3 +84,15 @@ def test_catch_up_makes_models_fresh_and_freshness_alerts_early(outage: Path) ->
             state("2026-01-07T00:00") == "critical"
         )  # age 48 h: the alert fires before the SLO breaks
         assert state("2026-01-08T00:00") == "violated"
+
+
+def test_catch_up_finds_the_days_of_a_dump_through_its_declaration(tmp_path: Path) -> None:
+    """No daily partitions in a flights workspace: the last raw day is the dump's last event
+    day (UTC), and every day up to it with data is a day to ingest."""
+    root = init_workspace(tmp_path / "flights", "flights")
+    with Context.open(root) as ctx:
+        plan = plan_catch_up(ctx, "2013-12-30")
+    assert plan.until == "2014-01-01"  # 31 December's evening departures, in UTC
+    ingest = [t.date for t in plan.tasks if t.kind == "ingest"]
+    assert ingest == ["2013-12-30", "2013-12-31", "2014-01-01"]
+    assert [t.model for t in plan.tasks if t.kind == "run"] == ["arrival_delay"]
