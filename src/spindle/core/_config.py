@@ -221,7 +221,7 @@ class ModelConfig(_Strict):
         bad = [f for f in value if not _FEATURE_REF.match(f)]
         if bad:
             raise ValueError(
-                f"features must be pinned as group.name@version, e.g. product.price_usd@1; bad: {bad}"
+                f"features must be pinned as group.name@version, e.g. account.minutes_28d@1; bad: {bad}"
             )
         if len(set(value)) != len(value):
             raise ValueError("a feature is listed twice")
@@ -232,7 +232,7 @@ class ModelConfig(_Strict):
         if self.task == "ranking" and not self.examples.group_key:
             raise ValueError(
                 "a ranking model needs examples.group_key (the column that groups a result "
-                "list, e.g. a search id)"
+                "list, e.g. a request id)"
             )
         return self
 

@@ -78,7 +78,7 @@ def pin_versions(tables_dir: Path, names: Iterable[str] | None = None) -> dict[s
 
     Example:
         >>> pin_versions(tables, training_tables(config, definitions))  # doctest: +SKIP
-        {'raw/impressions': 12, 'features/product': 7}
+        {'raw/orders': 12, 'features/customer': 7}
     """
     if names is None:
         names = [
