@@ -54,7 +54,7 @@ BROKEN_FEATURES = {
     "null_join": "CAST(NULL AS DOUBLE)",
     # from day 4 (the holdout) the price column is mixed up with another one: the model learnt
     # prices on days 1-3 and sees garbage on the day it would serve
-    "column_mixup": f"CASE WHEN feature_date < DATE '2026-01-04' THEN {PRICE_V1} "
+    "column_mixup": f"CASE WHEN cutoff_date < DATE '2026-01-04' THEN {PRICE_V1} "
     "ELSE CAST(hash(product_id) % 500 AS DOUBLE) END",
 }
 
