@@ -51,7 +51,13 @@ def test_train_prints_progress_lines_off_a_terminal(workspace_copy: Path, worker
 
 
 def test_run_reports_training_and_infra_validation(workspace_copy: Path) -> None:
-    proc = _spindle("run", "search_ranker", "--date", "2026-01-04", "-w", str(workspace_copy))
+    # The gate must pass for infra validation to run; on this 4-day tiny workspace the slice
+    # disparity of a healthy model sits near the default 0.15 limit (0.154 seen), which is not
+    # what this test is about.
+    proc = _spindle(
+        "run", "search_ranker", "--date", "2026-01-04",
+        "--set", "evaluation.max_slice_gap=0.5", "-w", str(workspace_copy),
+    )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert LINE.findall(proc.stderr), proc.stderr
     assert "infra validation search_ranker@1: phases 0/2 (canary serving" in proc.stderr
