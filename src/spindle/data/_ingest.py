@@ -265,11 +265,22 @@ def raw_partitions(
             continue
         identity = {
             "declaration": decl.model_dump(mode="json"),
-            "files": {f: _file_hash(f) for f in files if os.path.isfile(f)},
+            "files": {_stable_name(f, root): _file_hash(f) for f in files if os.path.isfile(f)},
         }
         uri = os.path.dirname(files[0]) if decl.layout == "daily" else decl.location
         parts.append(RawPartition(name, date, uri, sha256_json(identity), len(files)))
     return parts
+
+
+def _stable_name(path: str, root: str | Path) -> str:
+    """A file's name in an identity: relative to the workspace (a copied or moved workspace
+    keeps its identities), or to the installed packages for a ``package://`` file."""
+    resolved = os.path.abspath(path)
+    base = os.path.abspath(root)
+    if resolved.startswith(base + os.sep):
+        return os.path.relpath(resolved, base)
+    marker = f"{os.sep}site-packages{os.sep}"
+    return resolved.split(marker, 1)[1] if marker in resolved else resolved
 
 
 def day_content_hash(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> str:
