@@ -47,7 +47,7 @@ if _TYPE_CHECKING:
         training_tables,
     )
     from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
-    from spindle.features._views import FeatureView, duration_s
+    from spindle.features._views import FeatureView
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
@@ -80,7 +80,6 @@ _LAZY: dict[str, str] = {
     "compute_features": "spindle.features._compute",
     "compute_group": "spindle.features._compute",
     "cutoff_literals": "spindle.features._cutoff",
-    "duration_s": "spindle.features._views",
     "register_as_of": "spindle.features._cutoff",
     "substitute_times": "spindle.features._cutoff",
     "view_rows": "spindle.features._compute",
@@ -130,7 +129,6 @@ __all__ = [
     "compute_features",
     "compute_group",
     "cutoff_literals",
-    "duration_s",
     "feature_catalog",
     "feature_table_path",
     "latest_feature_day",

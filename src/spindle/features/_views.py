@@ -33,25 +33,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spindle.core import sha256_json
+from spindle.core import duration_s, sha256_json
 
 Dtype = Literal["float64", "int64", "bool", "string"]
 EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
-_DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def duration_s(text: str) -> int:
-    """Seconds of a duration written ``30m``, ``6h`` or ``2d``.
-
-    Raises:
-        ValueError: the text is not such a duration.
-    """
-    match = _DURATION.match(text)
-    if match is None:
-        raise ValueError(f"expected a duration such as 30m, 6h or 2d, found {text!r}")
-    return int(match.group(1)) * _DURATION_S[match.group(2)]
 
 
 class EncodingSpec(BaseModel):
