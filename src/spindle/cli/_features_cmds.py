@@ -20,7 +20,8 @@ app.add_typer(features_app, name="features")
 def _catalog(workspace: str, name: str | None) -> list[dict[str, Any]]:
     with spindle.Context.open(workspace) as ctx:
         configs = {m: ctx.workspace.model_config(m)[0] for m in ctx.workspace.model_names()}
-        return spindle.feature_catalog(ctx.features, configs, ctx.workspace.config.sources, name)
+        provenance = {n: d.provenance for n, d in ctx.sources.items()}
+        return spindle.feature_catalog(ctx.features, configs, provenance, name)
 
 
 @features_app.command("list")

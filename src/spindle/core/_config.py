@@ -69,7 +69,8 @@ class WorkspaceConfig(_Strict):
     model_repo: str | None = None
     simulation: SimulationConfig = SimulationConfig()
     serving: ServingConfig = ServingConfig()
-    sources: dict[str, SourceConfig] = Field(default_factory=dict)
+    # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
+    # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 
 
 class TrainingConfig(_Strict):

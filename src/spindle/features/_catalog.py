@@ -76,7 +76,7 @@ def feature_catalog(
     Args:
         registry: the workspace's feature definitions.
         configs: the workspace's model configs by name (to list who pins each version).
-        sources: the workspace's source provenance (``spindle.yaml`` ``sources:``).
+        sources: the provenance of the workspace's declared sources, by name.
         name: ``group.name`` (every version), ``group.name@V`` (one), or a bare ``name`` when
             it is unique across groups; None for every feature.
 
