@@ -226,3 +226,47 @@ def test_a_light_saturday_is_compared_with_saturdays(tmp_path: Path, baseline: s
     first = validate(days[5])  # no earlier Saturday: said, not compared with the weekdays
     assert [(a.kind, a.severity) for a in first.anomalies] == [("no_baseline", "warn")]
     assert "saturday" in first.anomalies[0].message
+
+
+def _weekly_mix(root: Path, weeks: int) -> list[dt.date]:
+    """``weeks`` weeks of orders of one size, where Saturdays buy mostly from shop c."""
+    rng = random.Random(7)
+    (root / "sources").mkdir(parents=True)
+    (root / "sources" / "orders.yaml").write_text(ORDERS.replace("sunday", "monday"))
+    days = [START + dt.timedelta(days=d) for d in range(7 * weeks)]
+    folder = root / "raw" / "orders"
+    folder.mkdir(parents=True)
+    for day in days:
+        mix = "abcccc" if day.weekday() == 5 else "abc"
+        lines = [f"{day}-{i},{day}T12:00:00,{rng.choice(mix)},9.5" for i in range(600)]
+        (folder / f"{day}.csv").write_text("order_id,ts,shop,amount\n" + "\n".join(lines) + "\n")
+    sources = load_sources(root)
+    for day in days:
+        ingest_day(root, sources, root / "tables", day.isoformat())
+    return days
+
+
+@pytest.mark.parametrize("baseline", ["median", "same_weekday"])
+def test_slice_shares_follow_the_weekly_rhythm_with_same_weekday(
+    tmp_path: Path, baseline: str
+) -> None:
+    days = _weekly_mix(tmp_path / "ws", 3)
+    config = ValidationConfig.model_validate(
+        {
+            "history_days": 21,
+            "checks": [{"source": "orders", "volume": baseline, "slices": ["shop"]}],
+        }
+    )
+    saturday = days[-2]
+    report = validate_day(
+        tmp_path / "ws" / "tables",
+        saturday.isoformat(),
+        reference=tuple(d.isoformat() for d in days if d < saturday),
+        sources=load_sources(tmp_path / "ws"),
+        config=config,
+    )
+    shifted = [a for a in report.anomalies if a.severity != "pass" and "shop=" in a.message]
+    if baseline == "median":  # against every day, a Saturday's shop c is a jump, every week
+        assert shifted, report.anomalies
+    else:  # against the earlier Saturdays it is the usual Saturday
+        assert not shifted, shifted

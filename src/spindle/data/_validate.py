@@ -231,8 +231,9 @@ def _per_check(ctx: _Day, todo: list[SourceCheck]) -> list[Anomaly]:
     shares: dict[tuple[str, str], tuple[dict[str, int], list[dict[str, int]], float]] = {}
     for check in todo:
         slices, cluster = days.slice_counts(ctx, check)
+        reference = _slice_reference(ctx, check)
         for column, by_day in slices.items():
-            past = [by_day[d] for d in ctx.history if d in by_day]
+            past = [by_day[d] for d in reference if d in by_day]
             shares[(check.source, column)] = (by_day.get(ctx.date, {}), past, cluster)
         if check.volume:
             found += days.volume(ctx, check, slices, cluster)
@@ -244,6 +245,17 @@ def _per_check(ctx: _Day, todo: list[SourceCheck]) -> list[Anomaly]:
         found += days.late_and_schema(ctx, check, columns)
         found += days.label_rate(ctx, check)
     return checks.slice_shares(shares) + found
+
+
+def _slice_reference(ctx: _Day, check: SourceCheck) -> list[str]:
+    """The reference days a check's slice shares are compared with: with a ``same_weekday``
+    baseline, the reference days of today's weekday when there are enough of them (a weekly
+    rhythm moves the mix too: flights' Saturdays fly a larger share from JFK), else all."""
+    if ctx.config.baseline(check) != "same_weekday":
+        return ctx.history
+    weekday = dt.date.fromisoformat(ctx.date).weekday()
+    same = [d for d in ctx.history if dt.date.fromisoformat(d).weekday() == weekday]
+    return same if len(same) >= ctx.config.min_baseline_days else ctx.history
 
 
 def _no_baseline(date: str, history: list[str], needed: int) -> list[Anomaly]:
