@@ -20,18 +20,25 @@ import pyarrow as pa
 BATCH_ROWS = 1 << 17
 
 
-def bounded_connection(spill_dir: Path, memory_limit_mb: int) -> duckdb.DuckDBPyConnection:
+def bounded_connection(
+    spill_dir: Path, memory_limit_mb: int, inputs_mb: float | None = None
+) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection that stays within ``memory_limit_mb`` by spilling to ``spill_dir``.
 
     Its tables live in a database file in ``spill_dir`` (evictable, unlike an in-memory
     database's), its joins and sorts spill there too, and below 250 MB it runs one thread
-    (each thread needs its own buffers). Remove ``spill_dir`` after closing the connection.
+    (each thread needs its own buffers). When the caller knows its inputs are small
+    (``inputs_mb``, their size on disk, times 8 for decompression, under half the limit) the
+    tables stay in memory instead, which saves writing them to the file (measured on a year of
+    flights, 336k examples and four views: 15-30% of the build); joins and sorts still spill.
+    Remove ``spill_dir`` after closing the connection.
 
     Example:
         >>> con = bounded_connection(Path(".spindle/tmp/duckdb/run-1"), 500)  # doctest: +SKIP
     """
     spill_dir.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(spill_dir / "spill.duckdb"))
+    small = inputs_mb is not None and inputs_mb * 8 < memory_limit_mb / 2
+    con = duckdb.connect(":memory:" if small else str(spill_dir / "spill.duckdb"))
     try:
         con.execute(f"SET threads TO {2 if memory_limit_mb >= 250 else 1}")
         con.execute("SET enable_progress_bar = false")
