@@ -180,17 +180,22 @@ def test_an_often_empty_source_fails_only_when_its_partition_is_missing(workspac
     ]
 
 
-def _weekly(root: Path, weeks: int) -> list[dt.date]:
-    """``weeks`` weeks of orders with light Saturdays (60% of a weekday's), ingested."""
-    rng = random.Random(5)
+def _weekly(
+    root: Path, weeks: int, *, saturday_size: float = 0.6, saturday_mix: str = "abc", seed: int = 5
+) -> list[dt.date]:
+    """``weeks`` weeks of orders, ingested; Saturdays have ``saturday_size`` of a weekday's
+    orders, drawn from the shops in ``saturday_mix`` (weekdays: a, b, c alike)."""
+    rng = random.Random(seed)
     (root / "sources").mkdir(parents=True)
     (root / "sources" / "orders.yaml").write_text(ORDERS.replace("sunday", "monday"))
     days = [START + dt.timedelta(days=d) for d in range(7 * weeks)]
     folder = root / "raw" / "orders"
     folder.mkdir(parents=True)
     for day in days:
-        n = rng.randint(570, 630) * (3 if day.weekday() == 5 else 5) // 5
-        lines = [f"{day}-{i},{day}T12:00:00,{rng.choice('abc')},9.5" for i in range(n)]
+        saturday = day.weekday() == 5
+        n = round(rng.randint(570, 630) * (saturday_size if saturday else 1.0))
+        mix = saturday_mix if saturday else "abc"
+        lines = [f"{day}-{i},{day}T12:00:00,{rng.choice(mix)},9.5" for i in range(n)]
         (folder / f"{day}.csv").write_text("order_id,ts,shop,amount\n" + "\n".join(lines) + "\n")
     sources = load_sources(root)
     for day in days:
@@ -228,29 +233,11 @@ def test_a_light_saturday_is_compared_with_saturdays(tmp_path: Path, baseline: s
     assert "saturday" in first.anomalies[0].message
 
 
-def _weekly_mix(root: Path, weeks: int) -> list[dt.date]:
-    """``weeks`` weeks of orders of one size, where Saturdays buy mostly from shop c."""
-    rng = random.Random(7)
-    (root / "sources").mkdir(parents=True)
-    (root / "sources" / "orders.yaml").write_text(ORDERS.replace("sunday", "monday"))
-    days = [START + dt.timedelta(days=d) for d in range(7 * weeks)]
-    folder = root / "raw" / "orders"
-    folder.mkdir(parents=True)
-    for day in days:
-        mix = "abcccc" if day.weekday() == 5 else "abc"
-        lines = [f"{day}-{i},{day}T12:00:00,{rng.choice(mix)},9.5" for i in range(600)]
-        (folder / f"{day}.csv").write_text("order_id,ts,shop,amount\n" + "\n".join(lines) + "\n")
-    sources = load_sources(root)
-    for day in days:
-        ingest_day(root, sources, root / "tables", day.isoformat())
-    return days
-
-
 @pytest.mark.parametrize("baseline", ["median", "same_weekday"])
 def test_slice_shares_follow_the_weekly_rhythm_with_same_weekday(
     tmp_path: Path, baseline: str
 ) -> None:
-    days = _weekly_mix(tmp_path / "ws", 3)
+    days = _weekly(tmp_path / "ws", 3, saturday_size=1.0, saturday_mix="abcccc", seed=7)
     config = ValidationConfig.model_validate(
         {
             "history_days": 21,
