@@ -142,14 +142,14 @@ def source_declarations(
     return [sources[s] for s in config.examples.sources]
 
 
-def copy_source(
+def register_source(
     con: duckdb.DuckDBPyConnection,
     tables_dir: Path,
     decl: SourceDeclaration,
     version: int | None,
     window: Window,
 ) -> None:
-    """Create table ``<source>`` of the rows known at the cutoff (an empty one without data)."""
+    """Create view ``<source>`` of the rows known at the cutoff (an empty table without data)."""
     path = tables_dir / "raw" / decl.name
     if version is None or not table_exists(path):
         columns = ", ".join(f"{q(c)} {spec.duckdb_type}" for c, spec in decl.columns.items())
@@ -167,9 +167,11 @@ def copy_source(
             where = f"date <= '{window.cutoff.date().isoformat()}'"
     else:
         where = "true"
-    con.register("__spindle_src", dataset)
-    con.execute(f"CREATE TABLE {q(decl.name)} AS SELECT * FROM __spindle_src WHERE {where}")
-    con.unregister("__spindle_src")
+    # A view over the dataset, not a copy: the examples SQL reads only the columns and rows it
+    # needs (projection and filter pushdown), and its result is what gets materialised.
+    hidden = f"__spindle_src_{decl.name}"
+    con.register(hidden, dataset)
+    con.execute(f"CREATE VIEW {q(decl.name)} AS SELECT * FROM {q(hidden)} WHERE {where}")
 
 
 def copy_view(
