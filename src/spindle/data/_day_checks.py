@@ -44,15 +44,15 @@ class Day:
     missing: frozenset[str] = frozenset()  # sources ingest found no partition of (open day)
     notes: list[str] = field(default_factory=list)
 
+    def same_weekday_history(self) -> list[str]:
+        """The reference days on today's weekday."""
+        weekday = dt.date.fromisoformat(self.date).weekday()
+        return [d for d in self.history if dt.date.fromisoformat(d).weekday() == weekday]
+
     def past_counts(self, source: str, same_weekday: bool = False) -> list[int]:
         """Rows of ``source`` on the reference days that have any (optionally: same weekday)."""
-        weekday = dt.date.fromisoformat(self.date).weekday()
-        return [
-            self.counts[source][d]
-            for d in self.history
-            if self.counts[source].get(d)
-            and (not same_weekday or dt.date.fromisoformat(d).weekday() == weekday)
-        ]
+        days = self.same_weekday_history() if same_weekday else self.history
+        return [self.counts[source][d] for d in days if self.counts[source].get(d)]
 
     def rows(self, source: str) -> int:
         """Rows of ``source`` today."""

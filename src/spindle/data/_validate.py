@@ -253,8 +253,7 @@ def _slice_reference(ctx: _Day, check: SourceCheck) -> list[str]:
     rhythm moves the mix too: flights' Saturdays fly a larger share from JFK), else all."""
     if ctx.config.baseline(check) != "same_weekday":
         return ctx.history
-    weekday = dt.date.fromisoformat(ctx.date).weekday()
-    same = [d for d in ctx.history if dt.date.fromisoformat(d).weekday() == weekday]
+    same = ctx.same_weekday_history()
     return same if len(same) >= ctx.config.min_baseline_days else ctx.history
 
 
