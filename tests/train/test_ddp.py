@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from train_runs import CONFIG, Dataset
 
-from spindle.core import KILL_ENV, TrainingError
+from spindle.core import KILL_ENV, KILL_ONCE_ENV, TrainingError
 from spindle.train import TrainResult, train_model
 
 TWO_WORKERS = CONFIG.model_copy(update={"workers": 2})
@@ -70,8 +70,53 @@ def test_a_worker_killed_by_a_signal_is_a_clear_error(
     parent says which worker died, instead of torch's ProcessExitedException traceback."""
     inputs, labels, spec = data
     monkeypatch.setenv(KILL_ENV, "ddp:rank1")  # the spawned ranks inherit it
-    with pytest.raises(TrainingError, match=r"a DDP worker of 2 died \(.*SIGKILL"):
+    with pytest.raises(TrainingError, match=r"a DDP worker of 2 died \(.*SIGKILL.*after 1 restart"):
         train_model(
             inputs, labels, spec, TWO_WORKERS, tmp_path / "v1", checkpoint_dir=tmp_path / "c"
         )
     assert not (tmp_path / "v1").exists()
+
+
+@pytest.mark.slow  # two DDP launches (~15 s each on an idle machine)
+def test_a_worker_that_dies_once_is_restarted_from_the_checkpoint(
+    data: Dataset, two_workers: TrainResult, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rank SIGKILLed mid-run (step 25; checkpoints every 10) costs one restart of every rank
+    from step 20: the run ends with the weights of an unbroken run, and its notes say so."""
+    inputs, labels, spec = data
+    monkeypatch.setenv(KILL_ENV, "ddp:rank0:step25")
+    monkeypatch.setenv(KILL_ONCE_ENV, str(tmp_path / "killed-once"))
+    result = train_model(
+        inputs, labels, spec, TWO_WORKERS, tmp_path / "v1", checkpoint_dir=tmp_path / "c"
+    )
+    assert (tmp_path / "killed-once").exists()
+    assert result.resumed_from_step == 20
+    assert result.weights_sha256 == two_workers.weights_sha256
+    restarted = [n for n in result.notes if n.startswith("restarted the workers")]
+    assert len(restarted) == 1 and "SIGKILL" in restarted[0], result.notes
+
+
+def test_a_segfaulting_rank_is_named_with_its_python_frame(tmp_path: Path) -> None:
+    """What a rank's faulthandler wrote when it really segfaulted becomes one line of the
+    error: the signal and the top frame of the crashing thread."""
+    import subprocess
+    import sys
+
+    from spindle.train._ddp import _crash_file, _crash_report
+
+    crash = _crash_file(tmp_path, "ab" * 32, 0)
+    code = (
+        "import faulthandler\n"
+        f"out = open({str(crash)!r}, 'w')\n"
+        "faulthandler.enable(file=out, all_threads=True)\n"
+        "def step():\n"
+        "    faulthandler._sigsegv()\n"
+        "step()\n"
+    )
+    died = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert died.returncode == -11
+    report = _crash_report(tmp_path, "ab" * 32)
+    assert report.startswith("; rank 0: Segmentation fault in File"), report
+    assert "line 5 in step" in report
+    assert not crash.exists() and crash.with_suffix(".seen").exists()
+    assert _crash_report(tmp_path, "ab" * 32) == ""  # read once

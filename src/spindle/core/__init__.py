@@ -65,7 +65,7 @@ if _TYPE_CHECKING:
         sha256_file,
         sha256_json,
     )
-    from spindle.core._killpoints import KILL_ENV, kill_point
+    from spindle.core._killpoints import KILL_ENV, KILL_ONCE_ENV, kill_point
     from spindle.core._lazy import lazy_names
     from spindle.core._model_package import (
         MANIFEST_FILE,
@@ -118,6 +118,7 @@ _LAZY: dict[str, str] = {
     "GateDecision": "spindle.core._artifacts",
     "IngestResult": "spindle.core._artifacts",
     "KILL_ENV": "spindle.core._killpoints",
+    "KILL_ONCE_ENV": "spindle.core._killpoints",
     "ModelConfig": "spindle.core._config",
     "ModelServingConfig": "spindle.core._config",
     "Progress": "spindle.core._progress",
@@ -182,6 +183,7 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "KILL_ENV",
+    "KILL_ONCE_ENV",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "PACKAGE_SCHEME",

@@ -4,6 +4,8 @@ Recovery is only believable when it is tested by crashing for real. Code marks t
 a crash would hurt (before, inside and after each step) with :func:`kill_point`; a test sets
 ``SPINDLE_KILL_AT`` in a child process's environment and checks that re-running completes the
 work with nothing duplicated or lost. Without the variable the call is a dictionary lookup.
+With ``SPINDLE_KILL_ONCE=<file>`` too, only the first process to reach the point dies (it
+creates the file first): the test of a restart that must get past the point.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ import os
 import signal
 
 KILL_ENV = "SPINDLE_KILL_AT"
+KILL_ONCE_ENV = "SPINDLE_KILL_ONCE"
 
 
 def kill_point(name: str) -> None:
     """SIGKILL this process if ``SPINDLE_KILL_AT`` names ``name`` (no cleanup, like a power cut)."""
     wanted = os.environ.get(KILL_ENV)
     if wanted and wanted == name:
+        marker = os.environ.get(KILL_ONCE_ENV)
+        if marker:
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), signal.SIGKILL)

@@ -25,8 +25,10 @@ the directory.
 
 from __future__ import annotations
 
+import faulthandler
 import io
 import json
+import logging
 import math
 import os
 import socket
@@ -61,7 +63,9 @@ from spindle.train._checkpoint import CheckpointStore
 from spindle.train._plan import EmbeddingPlan
 from spindle.train._recipe import SyncRecipe
 from spindle.train._spec import InputSpec
-from spindle.train._torchrun import DDPJob, run_torchrun, write_job
+from spindle.train._torchrun import DDPJob, WorkerDied, run_torchrun, write_job
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,7 @@ class DDPRecipe(SyncRecipe):
         return super()._plan(replace(batch, inputs={n: t[part] for n, t in batch.inputs.items()}))
 
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
+        kill_point(f"ddp:rank{self.rank}:step{self.global_step}")  # a rank dying mid-run
         rows = batch.labels.shape[0]
         part = self._slice(rows)
         local = {name: tensor[part] for name, tensor in batch.inputs.items()}
@@ -158,9 +163,14 @@ def train_ddp(
     total steps)`` from a thread of this process that tails rank 0's progress file (about
     twice a second, and for the last step).
 
+    A rank that dies of a signal (no Python error: a segfault, the OOM killer) costs one
+    restart of every rank on one machine, from rank 0's last checkpoint; the outcome's notes
+    say so, with the Python stack's top frame where ``faulthandler`` could write it
+    (``crash-<fingerprint>-rank<R>.txt`` in the checkpoint dir, kept as ``.seen``).
+
     Raises:
         TrainingError: a worker failed (its error message is repeated here), e.g. non-finite
-            input or loss; the last good checkpoint is kept.
+            input or loss, or died again after the restart; the last good checkpoint is kept.
     """
     world = config.workers
     result_file = Path(checkpoint_dir) / f"result-{fingerprint[:16]}.pt"
@@ -176,26 +186,23 @@ def train_ddp(
         base_file=str(base_file) if base_file is not None else None,
         result_file=str(result_file),
     )
-    with _ProgressTail(progress_file(checkpoint_dir, fingerprint), progress):
-        if config.launcher == "torchrun":
-            run_torchrun(write_job(job), config)
-        else:
-            try:
-                start_processes(  # type: ignore[no-untyped-call]
-                    _worker,
-                    args=(world, _free_port(), job),
-                    nprocs=world,
-                    join=True,
-                    start_method="spawn",
-                )
-            except ProcessRaisedException as error:
-                message = str(error).strip().splitlines()[-1]
-                raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
-            except ProcessExitedException as error:  # killed by a signal: no Python error
-                raise TrainingError(
-                    f"a DDP worker of {world} died ({error}); nothing was registered, and a "
-                    "rerun resumes from the last checkpoint"
-                ) from None
+    job_dir = write_job(job) if config.launcher == "torchrun" else None
+    restarts: list[str] = []
+    while True:
+        try:
+            with _ProgressTail(progress_file(checkpoint_dir, fingerprint), progress):
+                _launch(job, job_dir, world)
+            break
+        except WorkerDied as died:
+            crash = _crash_report(Path(checkpoint_dir), fingerprint)
+            # One restart on one machine: the ranks resume from rank 0's last checkpoint (the
+            # same weights an unbroken run reaches). On several machines the others would
+            # have to start again too, so that stays the operator's rerun.
+            if len(restarts) >= MAX_RESTARTS or config.nnodes > 1:
+                raise TrainingError(f"{died}{crash}{_after(restarts)}") from None
+            restarts.append(f"{died}{crash}")
+            log.warning("%s%s; restarting the workers from the last checkpoint", died, crash)
+    _clear_crash_reports(Path(checkpoint_dir), fingerprint)
     report = torch.load(result_file, map_location="cpu", weights_only=True)
     result_file.unlink(missing_ok=True)
     return DDPOutcome(
@@ -209,8 +216,73 @@ def train_ddp(
         loss_history=[float(x) for x in report["loss_history"]],
         resumed_from_step=report["resumed_from_step"],
         warm_started=bool(report["warm_started"]),
-        notes=list(report["notes"]),
+        notes=[
+            *(f"restarted the workers from the last checkpoint after: {r}" for r in restarts),
+            *report["notes"],
+        ],
     )
+
+
+MAX_RESTARTS = 1
+
+
+def _launch(job: DDPJob, job_dir: Path | None, world: int) -> None:
+    """Run the ranks of ``job`` once (torchrun's when ``job_dir`` is given, else spawned).
+
+    Raises:
+        TrainingError: a rank raised (its message is repeated).
+        WorkerDied: a rank died of a signal.
+    """
+    if job_dir is not None:
+        run_torchrun(job_dir, job.config)
+        return
+    try:
+        start_processes(  # type: ignore[no-untyped-call]
+            _worker,
+            args=(world, _free_port(), job),
+            nprocs=world,
+            join=True,
+            start_method="spawn",
+        )
+    except ProcessRaisedException as error:
+        message = str(error).strip().splitlines()[-1]
+        raise TrainingError(f"a DDP worker of {world} failed: {message}") from None
+    except ProcessExitedException as error:  # killed by a signal: no Python error
+        raise WorkerDied(
+            f"a DDP worker of {world} died ({error}); nothing was registered, and a "
+            "rerun resumes from the last checkpoint"
+        ) from None
+
+
+def _after(restarts: list[str]) -> str:
+    return f" (after {len(restarts)} restart: {'; '.join(restarts)})" if restarts else ""
+
+
+def _crash_file(checkpoint_dir: Path, fingerprint: str, rank: int) -> Path:
+    """Where rank ``rank``'s ``faulthandler`` writes the Python stacks if it crashes."""
+    return checkpoint_dir / f"crash-{fingerprint[:16]}-rank{rank}.txt"
+
+
+def _crash_report(checkpoint_dir: Path, fingerprint: str) -> str:
+    """``"; rank 0: Segmentation fault in File "...", line N in f"`` for every rank whose
+    ``faulthandler`` wrote a fatal error, or ``""`` (a SIGKILL leaves nothing to read)."""
+    found = []
+    for path in sorted(checkpoint_dir.glob(f"crash-{fingerprint[:16]}-rank*.txt")):
+        lines = path.read_text(errors="replace").splitlines()
+        fatal = next((line for line in lines if line.startswith("Fatal Python error:")), None)
+        if fatal is None:
+            continue
+        frame = next((line.strip() for line in lines if line.strip().startswith("File ")), "")
+        rank = path.stem.rsplit("rank", 1)[-1]
+        reason = fatal.removeprefix("Fatal Python error:").strip()
+        found.append(f"rank {rank}: {reason}" + (f" in {frame}" if frame else ""))
+        path.rename(path.with_suffix(".seen"))  # kept for the operator, not read twice
+    return "; " + "; ".join(found) if found else ""
+
+
+def _clear_crash_reports(checkpoint_dir: Path, fingerprint: str) -> None:
+    for path in checkpoint_dir.glob(f"crash-{fingerprint[:16]}-rank*.txt"):
+        path.unlink(missing_ok=True)
 
 
 def _worker(rank: int, world: int, port: int, job: DDPJob) -> None:
@@ -227,6 +299,10 @@ def run_rank(job: DDPJob) -> None:
     Destroys the process group when done, also on error.
     """
     rank, world = dist.get_rank(), dist.get_world_size()
+    crash_file = _crash_file(Path(job.checkpoint_dir), job.fingerprint, rank)
+    crash_file.parent.mkdir(parents=True, exist_ok=True)
+    crash_out = open(crash_file, "w", encoding="utf-8")  # noqa: SIM115 (open while the rank runs)
+    faulthandler.enable(file=crash_out, all_threads=True)
     kill_point(f"ddp:rank{rank}")  # a rank dying of a signal, for the test of its error
     store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
     recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
@@ -256,6 +332,9 @@ def run_rank(job: DDPJob) -> None:
             else:  # NCCL has no monitored barrier
                 dist.barrier()
         dist.destroy_process_group()
+        faulthandler.disable()
+        crash_out.close()
+        crash_file.unlink(missing_ok=True)
 
 
 def _write_report(path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float) -> None:

@@ -34,6 +34,10 @@ _LABELS = "labels"
 _INPUT = "input__"
 
 
+class WorkerDied(TrainingError):
+    """A rank ended without a Python error (a signal: a segfault, the OOM killer, SIGKILL)."""
+
+
 @dataclass(frozen=True)
 class DDPJob:
     """Everything one DDP rank needs (passed to spawned ranks, or written for torchrun's)."""
@@ -130,8 +134,9 @@ def run_torchrun(job_dir: Path, config: TrainingConfig) -> None:
     each failed rank's ``error-rank<R>.txt``.
 
     Raises:
-        TrainingError: a rank failed (its message is repeated), or torchrun itself failed
-            (the tail of its log is repeated).
+        TrainingError: a rank failed with a Python error (its message is repeated).
+        WorkerDied: no rank left a Python error (one died of a signal, or torchrun itself
+            failed): the tail of torchrun's log is repeated.
     """
     command = torchrun_command(job_dir, config)
     if config.nnodes > 1:
@@ -149,9 +154,11 @@ def run_torchrun(job_dir: Path, config: TrainingConfig) -> None:
     errors = sorted(job_dir.glob("error-rank*.txt"))
     if errors:
         message = " ".join(errors[0].read_text().split())
-    else:
-        lines = (job_dir / "torchrun.log").read_text(errors="replace").strip().splitlines()
-        message = " | ".join(lines[-3:]) or f"exit code {code}"
-    raise TrainingError(
+        raise TrainingError(
+            f"a DDP worker of {config.workers} failed: {message} (torchrun log: {job_dir})"
+        )
+    lines = (job_dir / "torchrun.log").read_text(errors="replace").strip().splitlines()
+    message = " | ".join(lines[-3:]) or f"exit code {code}"
+    raise WorkerDied(
         f"a DDP worker of {config.workers} failed: {message} (torchrun log: {job_dir})"
     )
