@@ -90,17 +90,20 @@ def test_check_sql_and_columns_are_prepared_at_load(tmp_path: Path) -> None:
         "    slices: [shop_name, region]\n"
         "    label_rate: {what: big orders, expr: avg((amount > 100)::DOUBLE)}\n"
         "    drift: [amount, shop]\n"
+        "    null_rate_exempt: [amount, amonut]\n"
         "  - source: shops\n"
         "    sql: SELECT date, order_id, shopp FROM shops\n",
     )
     problems = _problems(root)
-    assert len(problems) == 3, problems
+    assert len(problems) == 4, problems
+    exempt = next(p for p in problems if "checks.0.null_rate_exempt.1" in p)
+    assert "'amonut' is not a declared column of orders" in exempt
     region = next(p for p in problems if "checks.0.slices.1" in p)
     assert region.startswith("line 4,") and "'orders'" in region and "region" in region
     drift = next(p for p in problems if "checks.0.drift.1" in p)
     assert drift.startswith("line 6,") and "a string column" in drift
     sql = next(p for p in problems if "checks.1.sql" in p)
-    assert sql.startswith("line 8,") and "the check of 'shops' does not run" in sql
+    assert sql.startswith("line 9,") and "the check of 'shops' does not run" in sql
     assert "shopp" in sql  # DuckDB's message names the column
 
 

@@ -257,3 +257,36 @@ def test_slice_shares_follow_the_weekly_rhythm_with_same_weekday(
         assert shifted, report.anomalies
     else:  # against the earlier Saturdays it is the usual Saturday
         assert not shifted, shifted
+
+
+@pytest.mark.parametrize("exempt", [False, True])
+def test_a_column_left_empty_alarms_unless_declared_exempt(tmp_path: Path, exempt: bool) -> None:
+    """A producer that stops filling a column is a null_rate alarm; a column declared in
+    ``null_rate_exempt`` (known to be filled now and then) is not tested."""
+    root = tmp_path / "ws"
+    (root / "sources").mkdir(parents=True)
+    nullable = "shop: string}", "shop: {type: string, nullable: true}}"
+    (root / "sources" / "visits.yaml").write_text(VISITS.replace(*nullable))
+    extra = "\n    null_rate_exempt: [shop]" if exempt else ""
+    (root / "validation.yaml").write_text(f"checks:\n  - source: visits{extra}\n")
+    rng = random.Random(5)
+    days = DAYS[:6]
+    for day in days:
+        rows = ["visit_id,ts,shop"]
+        for i in range(300):
+            shop = "" if day == days[-1] and i % 2 else rng.choice("abc")
+            rows.append(f"v{day}-{i},{day}T{rng.randrange(24):02d}:00:00,{shop}")
+        (root / "raw" / "visits").mkdir(parents=True, exist_ok=True)
+        (root / "raw" / "visits" / f"{day}.csv").write_text("\n".join(rows) + "\n")
+    sources = load_sources(root)
+    for day in days:
+        ingest_day(root, sources, root / "tables", day.isoformat())
+    report = validate_day(
+        root / "tables",
+        days[-1].isoformat(),
+        reference=tuple(d.isoformat() for d in days[:-1]),
+        sources=sources,
+        config=load_validation(root, sources),
+    )
+    nulls = [(a.source, a.column, a.severity) for a in report.anomalies if a.kind == "null_rate"]
+    assert nulls == ([] if exempt else [("visits", "shop", "fail")]), report.anomalies

@@ -103,6 +103,8 @@ class SourceCheck(_Strict):
     # ``volume.baseline``, ``median`` or ``same_weekday`` choose for this source alone
     volume: bool | Literal["median", "same_weekday"] = True
     null_rate_jump_max: float | None = Field(default=None, gt=0, le=1)  # None: the top-level one
+    # columns whose null rate is not tested: known to be filled now and then (say why beside it)
+    null_rate_exempt: list[str] = Field(default_factory=list)
     sql: str | None = None
     slices: list[str] = Field(default_factory=list)  # columns whose slice shares are tested
     unit: str | None = None  # independent unit (e.g. a customer): slice tests divide by it
@@ -280,6 +282,12 @@ def _check_problems(
                     f"key 'checks.{i}.{field}.{k}': {column!r} is {found} of {check.source}; "
                     "drift is measured on numeric columns of the source"
                 )
+    for k, column in enumerate(check.null_rate_exempt):
+        if column not in decl.columns:
+            problems.append(
+                f"key 'checks.{i}.null_rate_exempt.{k}': {column!r} is not a declared column of "
+                f"{check.source}"
+            )
     if check.bursts is not None:
         if decl.event_time is None:
             problems.append(

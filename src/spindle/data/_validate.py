@@ -301,8 +301,9 @@ def _statistics(ctx: _Day, tables_dir: Path, todo: list[SourceCheck]) -> list[An
     today = profiles[ctx.date]
     found: list[Anomaly] = []
     jumps = {c.source: c.null_rate_jump_max or ctx.config.null_rate_jump_max for c in todo}
+    exempt = {(c.source, column) for c in todo for column in c.null_rate_exempt}
     for (source, column), prof in sorted(today.items()):
-        if not prof["count"] or source not in jumps:
+        if not prof["count"] or source not in jumps or (source, column) in exempt:
             continue
         past = [
             p[(source, column)]["nulls"] / p[(source, column)]["count"]
