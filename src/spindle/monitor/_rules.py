@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import yaml
 
-WARN_SHARE = 0.75
+from spindle.monitor._freshness import WARN_SHARE
 
 
 def alert_rules(models: Sequence[str]) -> str:
