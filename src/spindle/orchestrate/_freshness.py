@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from spindle.monitor._freshness import efficiency, freshness_state, throughput_alert
+from spindle.monitor import efficiency, freshness_state, throughput_alert
 from spindle.orchestrate._context import Context, ReadContext, production_date
 from spindle.orchestrate._cron import Cron
 from spindle.orchestrate._estimates import ingest_s, model_run_s
