@@ -1,4 +1,5 @@
-"""Serving: the model repository (push, routing, rollback), the runtime, and the HTTP server.
+"""Serving: the model repository (push, routing, rollback), the runtime, the HTTP server, and
+prediction with any model (request schemas from the workspace's declarations).
 
 The serving path imports no training code and unpickles nothing: models are ONNX run by
 onnxruntime, transforms are JSON (:class:`spindle.features.Transform`), and every file is
@@ -13,6 +14,8 @@ from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
+    from spindle.serve._predict import NoVersion, Prediction, Predictor
+    from spindle.serve._predict_api import PredictRequest
     from spindle.serve._process import ServerThread, serve_forever
     from spindle.serve._ranking import RankResult, popularity_scores
     from spindle.serve._repository import (
@@ -40,6 +43,7 @@ if _TYPE_CHECKING:
         read_manifest,
         verify_files,
     )
+    from spindle.serve._schema import RequestSchema, ServingDeclarations
     from spindle.serve._server import RankRequest, create_app
     from spindle.serve._state import choose_version, traffic_point
 
@@ -51,7 +55,13 @@ _LAZY: dict[str, str] = {
     "SCORES_FILE": "spindle.serve._canary",
     "ChecksumMismatch": "spindle.serve._runtime",
     "ModelRuntime": "spindle.serve._runtime",
+    "NoVersion": "spindle.serve._predict",
+    "PredictRequest": "spindle.serve._predict_api",
+    "Prediction": "spindle.serve._predict",
+    "Predictor": "spindle.serve._predict",
     "PushResult": "spindle.serve._repository",
+    "RequestSchema": "spindle.serve._schema",
+    "ServingDeclarations": "spindle.serve._schema",
     "RankRequest": "spindle.serve._server",
     "RankResult": "spindle.serve._ranking",
     "Routing": "spindle.serve._repository",
@@ -90,11 +100,17 @@ __all__ = [
     "SCORES_FILE",
     "ChecksumMismatch",
     "ModelRuntime",
+    "NoVersion",
+    "PredictRequest",
+    "Prediction",
+    "Predictor",
     "PushResult",
     "RankRequest",
     "RankResult",
+    "RequestSchema",
     "Routing",
     "ServerThread",
+    "ServingDeclarations",
     "TensorSpec",
     "check_model_name",
     "check_version",

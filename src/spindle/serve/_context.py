@@ -1,4 +1,4 @@
-"""What every endpoint of one server shares: state, online store, ranker, metrics, auth."""
+"""What every endpoint of one server shares: state, online store, ranker, predictor, metrics, auth."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from fastapi import HTTPException, Request
 
 from spindle.features import OnlineStore
 from spindle.serve._metrics import ServingMetrics
+from spindle.serve._predict import Predictor
 from spindle.serve._ranking import Ranker
 from spindle.serve._state import HotReloader
 
@@ -23,6 +24,7 @@ class ServerContext:
     store: OnlineStore
     reloader: HotReloader
     ranker: Ranker
+    predictor: Predictor
     metrics: ServingMetrics
     executor: ThreadPoolExecutor
     default_model: str

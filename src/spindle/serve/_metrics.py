@@ -92,6 +92,12 @@ class ServingMetrics:
             ["model", "reason"],
             registry=self.registry,
         )
+        self.missing_entities = Counter(
+            "spindle_serve_missing_entities",
+            "Predicted instances whose entity a view did not hold (features null, as in training)",
+            ["model", "view"],
+            registry=self.registry,
+        )
         self.registry.register(_StateCollector(current_state, reloads))
 
     def exposition(self) -> bytes:

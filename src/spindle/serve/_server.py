@@ -1,4 +1,5 @@
-"""The HTTP server: /v1/rank with A/B routing and fallback, V2 protocol, versions and metrics.
+"""The HTTP server: /v1/models/{model}/predict and /v1/rank with A/B routing and fallback, V2
+protocol, versions and metrics.
 
 No training code and no pickle on this path: models are ONNX run by onnxruntime, transforms are
 JSON, features come from the online store.
@@ -24,8 +25,11 @@ from spindle.features import OnlineStore
 from spindle.serve._context import ServerContext, context_of, require_token
 from spindle.serve._docs import add_docs_route
 from spindle.serve._metrics import ServingMetrics
+from spindle.serve._predict import Predictor
+from spindle.serve._predict_api import document_models, predict_router
 from spindle.serve._ranking import Ranker
 from spindle.serve._repository import check_model_name, repository_id
+from spindle.serve._schema import ServingDeclarations
 from spindle.serve._state import HotReloader
 from spindle.serve._v2 import v2_router
 
@@ -85,6 +89,7 @@ def create_app(
     poll_interval_s: float = 2.0,
     latency_budget_ms: float = 100.0,
     token: str | None = None,
+    declarations: ServingDeclarations | None = None,
 ) -> FastAPI:
     """Build the serving app for a model repository and an online store.
 
@@ -99,6 +104,9 @@ def create_app(
         latency_budget_ms: time one model version may take for a request before the next
             step of the fallback chain answers.
         token: when set, every endpoint but ``/v2/health/*`` needs ``Authorization: Bearer``.
+        declarations: the workspace's views (entity keys) and request groups, which say what
+            ``/v1/models/{model}/predict`` needs (``ServingDeclarations.of(registry)``); None
+            to read each view's keys from the online store.
 
     Raises:
         ServingError: invalid arguments.
@@ -123,6 +131,7 @@ def create_app(
         store=store,
         reloader=reloader,
         ranker=Ranker(store, executor, latency_budget_ms),
+        predictor=Predictor(store, executor, latency_budget_ms, declarations),
         metrics=metrics,
         executor=executor,
         default_model=default_model,
@@ -135,8 +144,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if closed[0]:  # a second lifespan of the same app: reopen what the first one closed
-            ctx.store = ctx.ranker.store = OnlineStore(online_store)
-            ctx.executor = ctx.ranker.executor = _scoring_pool()
+            ctx.store = ctx.ranker.store = ctx.predictor.store = OnlineStore(online_store)
+            ctx.executor = ctx.ranker.executor = ctx.predictor.executor = _scoring_pool()
         reloader.start()
         try:
             yield
@@ -154,6 +163,8 @@ def create_app(
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
     app.include_router(v2_router())
     _add_v1_routes(app)
+    app.include_router(predict_router())
+    document_models(app)
     add_docs_route(app)
     return app
 

@@ -1,0 +1,141 @@
+"""The HTTP face of :mod:`._predict`: ``POST /v1/models/{model}/predict``, its schema route, and
+each served model's request schema in the OpenAPI document."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from spindle.core import ServingError
+from spindle.serve._context import ServerContext, context_of, require_token
+from spindle.serve._predict import NoVersion
+from spindle.serve._state import ModelState
+
+_MAX_INSTANCES = 10_000
+PREDICT_PATH = "/v1/models/{model}/predict"
+
+
+class PredictRequest(BaseModel):
+    """Body of ``POST /v1/models/{model}/predict``: ``instances`` (a batch) or one ``instance``.
+
+    Each instance holds the model's entity keys and request columns (``GET
+    /v1/models/{model}/schema``); other fields are passed to its request features as they are.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    instances: list[dict[str, Any]] | None = Field(
+        default=None, min_length=1, max_length=_MAX_INSTANCES
+    )
+    instance: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.instances is None) == (self.instance is None):
+            raise ValueError("send either 'instances' (a list) or 'instance' (one object)")
+        return self
+
+    def all(self) -> list[dict[str, Any]]:
+        """The instances of the request, one or many."""
+        return self.instances if self.instances is not None else [self.instance or {}]
+
+
+def _model_state(request: Request, model: str) -> ModelState:
+    state = context_of(request).reloader.state.models.get(model)
+    if state is None:
+        known = ", ".join(sorted(context_of(request).reloader.state.models)) or "none"
+        raise HTTPException(
+            status_code=404,
+            detail=f"unknown model {model!r}: no routing.json for it in the model repository "
+            f"(models: {known})",
+        )
+    return state
+
+
+def predict_router() -> APIRouter:
+    """The predict and schema routes (bearer token checked when the server has one)."""
+    router = APIRouter(dependencies=[Depends(require_token)])
+
+    @router.post(PREDICT_PATH)
+    def predict(model: str, body: PredictRequest, request: Request) -> dict[str, Any]:
+        """Score instances with any model: entity keys and request columns in; a score,
+        probability or value per instance out, with the version that answered and why the
+        fallback was taken (null when it was not)."""
+        ctx = context_of(request)
+        state = _model_state(request, model)
+        try:
+            result = ctx.predictor.predict(state, body.all())
+        except NoVersion as exc:
+            ctx.metrics.requests.labels("predict", model, "").inc()
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+        except ServingError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from exc
+        ctx.metrics.requests.labels("predict", model, str(result.version)).inc()
+        for kind in result.fallback_kinds:
+            ctx.metrics.fallbacks.labels(model, kind).inc()
+        for view, count in result.missing.items():
+            ctx.metrics.missing_entities.labels(model, view).inc(count)
+        return result.to_json()
+
+    @router.get("/v1/models/{model}/schema")
+    def schema(model: str, request: Request) -> dict[str, Any]:
+        """The model's request schema: entity keys and request columns with their types."""
+        state = _model_state(request, model)
+        try:
+            return context_of(request).predictor.main_schema(state).to_json()
+        except ServingError as exc:
+            raise HTTPException(status_code=503, detail=str(exc)) from exc
+
+    return router
+
+
+def document_models(app: FastAPI) -> None:
+    """Make ``/openapi.json`` show each served model's predict route with its request schema.
+
+    The generic route stays; for every model loaded now, a copy of it under the model's own
+    path names the model's instance schema (keys and request columns, typed).
+    """
+
+    def openapi() -> dict[str, Any]:
+        spec = copy.deepcopy(FastAPI.openapi(app))
+        ctx: ServerContext = app.state.spindle
+        generic = spec.get("paths", {}).get(PREDICT_PATH, {}).get("post")
+        if generic is None:
+            return spec
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model, state in sorted(ctx.reloader.state.models.items()):
+            try:
+                instance = ctx.predictor.main_schema(state).json_schema()
+            except ServingError:
+                continue  # nothing loaded: the generic route documents it
+            name = f"{model}_instance"
+            schemas[name] = instance
+            spec["paths"][PREDICT_PATH.replace("{model}", model)] = {
+                "post": _model_operation(generic, model, name)
+            }
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _model_operation(generic: dict[str, Any], model: str, schema_name: str) -> dict[str, Any]:
+    op = copy.deepcopy(generic)
+    op["operationId"] = f"predict_{model}"
+    op["summary"] = f"Predict with {model}"
+    op["parameters"] = [p for p in op.get("parameters", []) if p.get("name") != "model"]
+    ref = {"$ref": f"#/components/schemas/{schema_name}"}
+    op["requestBody"] = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "properties": {"instances": {"type": "array", "items": ref}, "instance": ref},
+                }
+            }
+        },
+    }
+    return op
