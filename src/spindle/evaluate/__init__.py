@@ -1,5 +1,8 @@
 """Evaluation: metrics, paired bootstrap intervals, slices, and the noise-aware gate.
 
+``TASK_METRICS`` lists the metrics of every task (binary, regression, multiclass, ranking);
+``evaluate_task`` computes them for several systems with paired bootstrap intervals.
+
 Scoring models is the caller's job: pass one score array per system (candidate, production,
 popularity, oracle, ...) and ``evaluate_scores`` returns an ``EvaluationReport`` with metrics
 overall and per slice and the gate's decision with one reason per check.
@@ -22,6 +25,7 @@ if _TYPE_CHECKING:
     )
     from spindle.evaluate._gate import MIN_SCORE_STD, SLICE_TOLERANCE_FACTOR, evaluate_scores
     from spindle.evaluate._holdout import MISSING_VALUE
+    from spindle.evaluate._labels import TASKS, validate_labels, validate_predictions
     from spindle.evaluate._metrics import (
         auc,
         expected_calibration_error,
@@ -30,7 +34,18 @@ if _TYPE_CHECKING:
         ndcg_at_k,
         per_group_mrr,
         per_group_ndcg,
+        per_group_recall,
+        recall_at_k,
         sigmoid,
+    )
+    from spindle.evaluate._pointwise import (
+        accuracy,
+        average_precision,
+        macro_f1,
+        mae,
+        multiclass_log_loss,
+        r2,
+        rmse,
     )
     from spindle.evaluate._report import (
         METRIC_ORDER,
@@ -41,6 +56,13 @@ if _TYPE_CHECKING:
     )
     from spindle.evaluate._spread import REPLICA_NOISE_FACTOR, ReplicaSpread, replica_spread
     from spindle.evaluate._systems import HIGHER_IS_BETTER
+    from spindle.evaluate._tasks import (
+        TASK_METRICS,
+        MetricEstimate,
+        MetricSpec,
+        TaskEvaluation,
+        evaluate_task,
+    )
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
@@ -55,25 +77,42 @@ _LAZY: dict[str, str] = {
     "METRIC_ORDER": "spindle.evaluate._report",
     "MIN_SCORE_STD": "spindle.evaluate._gate",
     "MISSING_VALUE": "spindle.evaluate._holdout",
+    "MetricEstimate": "spindle.evaluate._tasks",
+    "MetricSpec": "spindle.evaluate._tasks",
     "REPLICA_NOISE_FACTOR": "spindle.evaluate._spread",
     "ReplicaSpread": "spindle.evaluate._spread",
     "SLICE_TOLERANCE_FACTOR": "spindle.evaluate._gate",
     "SystemScores": "spindle.evaluate._report",
+    "TASKS": "spindle.evaluate._labels",
+    "TASK_METRICS": "spindle.evaluate._tasks",
+    "TaskEvaluation": "spindle.evaluate._tasks",
+    "accuracy": "spindle.evaluate._pointwise",
     "auc": "spindle.evaluate._metrics",
+    "average_precision": "spindle.evaluate._pointwise",
     "evaluate_scores": "spindle.evaluate._gate",
+    "evaluate_task": "spindle.evaluate._tasks",
     "expected_calibration_error": "spindle.evaluate._metrics",
     "feature_health_reasons": "spindle.evaluate._feature_health",
     "format_report": "spindle.evaluate._report",
     "log_loss": "spindle.evaluate._metrics",
+    "macro_f1": "spindle.evaluate._pointwise",
+    "mae": "spindle.evaluate._pointwise",
     "mrr": "spindle.evaluate._metrics",
+    "multiclass_log_loss": "spindle.evaluate._pointwise",
     "ndcg_at_k": "spindle.evaluate._metrics",
     "paired_bootstrap": "spindle.evaluate._bootstrap",
     "paired_bootstrap_means": "spindle.evaluate._bootstrap",
     "per_group_mrr": "spindle.evaluate._metrics",
     "per_group_ndcg": "spindle.evaluate._metrics",
+    "per_group_recall": "spindle.evaluate._metrics",
     "population_stability_index": "spindle.evaluate._checks",
+    "r2": "spindle.evaluate._pointwise",
+    "recall_at_k": "spindle.evaluate._metrics",
     "replica_spread": "spindle.evaluate._spread",
+    "rmse": "spindle.evaluate._pointwise",
     "sigmoid": "spindle.evaluate._metrics",
+    "validate_labels": "spindle.evaluate._labels",
+    "validate_predictions": "spindle.evaluate._labels",
 }
 
 
@@ -89,25 +128,42 @@ __all__ = [
     "MISSING_VALUE",
     "REPLICA_NOISE_FACTOR",
     "SLICE_TOLERANCE_FACTOR",
+    "TASKS",
+    "TASK_METRICS",
     "EvaluationReport",
     "FeatureValues",
     "GateReason",
     "Interval",
+    "MetricEstimate",
+    "MetricSpec",
     "ReplicaSpread",
     "SystemScores",
+    "TaskEvaluation",
+    "accuracy",
     "auc",
+    "average_precision",
     "evaluate_scores",
+    "evaluate_task",
     "expected_calibration_error",
     "feature_health_reasons",
     "format_report",
     "log_loss",
+    "macro_f1",
+    "mae",
     "mrr",
+    "multiclass_log_loss",
     "ndcg_at_k",
     "paired_bootstrap",
     "paired_bootstrap_means",
     "per_group_mrr",
     "per_group_ndcg",
+    "per_group_recall",
     "population_stability_index",
+    "r2",
+    "recall_at_k",
     "replica_spread",
+    "rmse",
     "sigmoid",
+    "validate_labels",
+    "validate_predictions",
 ]

@@ -1,4 +1,6 @@
-"""Evaluation metrics on score arrays: NDCG, MRR, AUC, log loss, calibration error, sigmoid.
+"""Evaluation metrics on score arrays: NDCG, MRR, recall@k, AUC, log loss, calibration error.
+
+Metrics of the other tasks (regression, multiclass, PR-AUC) are in ``_pointwise``.
 
 Every metric is vectorised NumPy (sorting and ``bincount``, no per-row Python) and checked
 against scikit-learn in the tests. Conventions shared by all of them:
@@ -111,6 +113,15 @@ class RankedLists:
         reciprocal = 1.0 / (self.rank[positive][first] + 1.0)
         return np.asarray(hit_groups, dtype=np.intp), np.asarray(reciprocal, dtype=np.float64)
 
+    def recall(self, k: int) -> tuple[IntArray, FloatArray]:
+        """(group indices, share of the group's positive rows ranked in its top ``k``)."""
+        positive = (self.labels[self.order] > 0).astype(np.float64)
+        g = self.gid[self.order]
+        found = np.bincount(g, weights=positive * (self.rank < k), minlength=self.n_groups)
+        relevant = np.bincount(g, weights=positive, minlength=self.n_groups)
+        valid = np.flatnonzero(relevant > 0)
+        return valid, np.asarray(found[valid] / relevant[valid], dtype=np.float64)
+
 
 def _ideal_dcg(labels: FloatArray, gid: IntArray, n_groups: int, k: int) -> FloatArray:
     """DCG@k of every group's best ordering; only positive rows have gains, so sort only those."""
@@ -202,6 +213,39 @@ def mrr(labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | No
         0.75
     """
     _, values = per_group_mrr(labels, scores, groups)
+    return float(values.mean()) if values.size else float("nan")
+
+
+def per_group_recall(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None, k: int = 10
+) -> tuple[npt.NDArray[Any], FloatArray]:
+    """Return recall@k of every result list with a positive row: positives in the top k / positives.
+
+    Same conventions as ``per_group_ndcg`` (ties broken by input position, lists without a
+    positive left out, results sorted by group id).
+
+    Example:
+        >>> ids, vals = per_group_recall([1, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], [7, 7, 7, 8], k=2)
+        >>> ids.tolist(), vals.tolist()
+        ([7, 8], [0.5, 1.0])
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    y, s, ids, gid = _ranking_inputs(labels, scores, groups)
+    index, values = RankedLists(y, s, gid, ids.shape[0]).recall(k)
+    return ids[index], values
+
+
+def recall_at_k(
+    labels: npt.ArrayLike, scores: npt.ArrayLike, groups: npt.ArrayLike | None, k: int = 10
+) -> float:
+    """Return the mean recall@k over result lists with a positive row (``nan`` when none).
+
+    Example:
+        >>> recall_at_k([1, 1, 0, 1], [0.9, 0.1, 0.8, 0.2], [7, 7, 7, 8], k=2)
+        0.75
+    """
+    _, values = per_group_recall(labels, scores, groups, k)
     return float(values.mean()) if values.size else float("nan")
 
 
