@@ -37,7 +37,6 @@ PENDING = frozenset(
         "cli/_workspace_cmds.py",  # `spindle simulate` reports the simulator's impressions
         "features/_online.py",  # SHOP_LAYOUT, serving's retrieval layout until serving declares it
         "orchestrate/_demo.py",  # the demo's searches against the served ranker
-        "orchestrate/_evaluate_step.py",  # the oracle's true_relevance column
         "orchestrate/_infra_validation.py",  # the serving smoke request
         "serve/_canary.py",
         "serve/_ranking.py",

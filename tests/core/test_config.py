@@ -113,3 +113,39 @@ def test_a_ranking_model_needs_a_group_key_and_label_lives_in_examples(tmp_path:
     text = str(info.value)
     assert "line 5, key 'label': unknown key" in text and "examples" in text
     assert "key 'examples': Field required" in text
+
+
+def test_baselines_are_one_kind_each_and_must_beat_names_one() -> None:
+    base = _model(group_key="g")
+    config = ModelConfig.model_validate(
+        base
+        | {
+            "baselines": [
+                {"name": "rate", "feature": "route.delay_rate_28d@1"},
+                {"name": "prior", "constant": 0.2},
+                {"name": "truth", "sql": "true_relevance", "ground_truth": True},
+            ],
+            "evaluation": {"must_beat": ["rate", "production"]},
+        }
+    )
+    assert [b.name for b in config.baselines] == ["rate", "prior", "truth"]
+    bad = [
+        (
+            [{"name": "x", "sql": "a", "constant": 1.0}],
+            {},
+            "exactly one of feature, sql or constant",
+        ),
+        ([{"name": "x"}], {}, "has none"),
+        ([{"name": "production", "constant": 1.0}], {}, "names a model system"),
+        ([{"name": "x", "feature": "rate"}], {}, "not a pinned feature"),
+        ([{"name": "x", "constant": 1.0}], {"must_beat": ["y"]}, "which is not a baseline"),
+        (
+            [{"name": "t", "sql": "t", "ground_truth": True}],
+            {"must_beat": ["t"]},
+            "cannot be beaten",
+        ),
+        ([{"name": "x", "constant": 1.0}, {"name": "x", "constant": 2.0}], {}, "used twice"),
+    ]
+    for baselines, evaluation, message in bad:
+        with pytest.raises(ValueError, match=message):
+            ModelConfig.model_validate(base | {"baselines": baselines, "evaluation": evaluation})

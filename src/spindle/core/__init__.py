@@ -29,6 +29,7 @@ if _TYPE_CHECKING:
         file_lock,
     )
     from spindle.core._config import (
+        BaselineConfig,
         EvaluationConfig,
         ExamplesConfig,
         ModelConfig,
@@ -110,6 +111,7 @@ _LAZY: dict[str, str] = {
     "DataError": "spindle.core._errors",
     "Deployment": "spindle.core._artifacts",
     "Evaluation": "spindle.core._artifacts",
+    "BaselineConfig": "spindle.core._config",
     "EvaluationConfig": "spindle.core._config",
     "ExamplesConfig": "spindle.core._config",
     "duration_s": "spindle.core._config",
@@ -192,6 +194,7 @@ __all__ = [
     "TRANSFORM_FILE",
     "WORKSPACE_FILE",
     "Artifact",
+    "BaselineConfig",
     "ConfigError",
     "DataError",
     "Deployment",

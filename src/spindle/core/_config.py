@@ -138,6 +138,56 @@ class EvaluationConfig(_Strict):
     # Seed replicas trained to measure run-to-run noise (1 = the candidate alone); see
     # docs/evaluation.md "Replicas". `spindle evaluate --replicas K` overrides it.
     replicas: int = Field(default=1, ge=1, le=20)
+    # Baselines (the model's `baselines:` names, or "production") the candidate must beat
+    # significantly on the gate's metric, else it is blocked
+    must_beat: list[str] = Field(default_factory=list)
+
+
+class BaselineConfig(_Strict):
+    """One baseline of ``baselines:``: a non-model score every evaluation compares against.
+
+    Exactly one of ``feature`` (a pinned feature's value is the score, e.g. the route's
+    trailing delay rate), ``sql`` (a DuckDB expression over the holdout's columns: the
+    examples' columns and the features') or ``constant`` (one score for every row: a prior).
+    ``ground_truth: true`` marks a score that *is* the truth (a simulator's column): it is
+    reported as the ceiling and checks the labels, and cannot be a ``must_beat``.
+    """
+
+    name: str
+    feature: str | None = None
+    sql: str | None = Field(default=None, min_length=1)
+    constant: float | None = None
+    ground_truth: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be lowercase letters, digits and _ and start with a letter")
+        if value in _SYSTEM_NAMES:
+            raise ValueError(f"{value!r} names a model system; choose another baseline name")
+        return value
+
+    @field_validator("feature")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        if value is not None and not _FEATURE_REF.match(value):
+            raise ValueError(f"{value!r} is not a pinned feature group.name@version")
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BaselineConfig:
+        kinds = [k for k in ("feature", "sql", "constant") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError(
+                f"baseline {self.name!r} needs exactly one of feature, sql or constant "
+                f"(has {', '.join(kinds) or 'none'})"
+            )
+        return self
+
+
+#: Names the evaluation gives the compared models (a baseline may not take them).
+_SYSTEM_NAMES = frozenset({"candidate", "production"})
 
 
 class ModelServingConfig(_Strict):
@@ -204,6 +254,7 @@ class ModelConfig(_Strict):
     description: str = ""
     examples: ExamplesConfig
     features: list[str]
+    baselines: list[BaselineConfig] = Field(default_factory=list)
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     serving: ModelServingConfig = ModelServingConfig()
@@ -235,6 +286,27 @@ class ModelConfig(_Strict):
                 "a ranking model needs examples.group_key (the column that groups a result "
                 "list, e.g. a request id)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _baselines_known(self) -> ModelConfig:
+        names = [b.name for b in self.baselines]
+        if len(set(names)) != len(names):
+            raise ValueError("a baseline name is used twice")
+        beatable = {b.name for b in self.baselines if not b.ground_truth} | {"production"}
+        for name in self.evaluation.must_beat:
+            if name not in beatable:
+                truth = name in names
+                raise ValueError(
+                    f"evaluation.must_beat names {name!r}, "
+                    + (
+                        "a ground_truth baseline (the ceiling cannot be beaten)"
+                        if truth
+                        else f"which is not a baseline; declared: {sorted(beatable)}"
+                    )
+                )
+        if sum(b.ground_truth for b in self.baselines) > 1:
+            raise ValueError("at most one baseline may be the ground truth")
         return self
 
     @property

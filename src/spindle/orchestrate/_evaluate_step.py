@@ -1,4 +1,4 @@
-"""The evaluate step: score candidate, production, popularity and oracle on a holdout; gate."""
+"""The evaluate step: score the candidate, production and the declared baselines on a holdout; gate."""
 
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
+from spindle.evaluate._baselines import (
+    baseline_scores,
+)  # TODO(coordinator): export once evaluate/__init__ is free
 from spindle.orchestrate._context import Context, production_before
 from spindle.orchestrate._model_common import (
     LoadedConfig,
@@ -73,15 +76,22 @@ def _feature_values(
     return found
 
 
-def _reference_systems(table: pa.Table) -> list[SystemScores]:
-    systems = []
-    if "popularity" in table.column_names:
-        popularity = table.column("popularity").to_numpy(zero_copy_only=False)
-        systems.append(SystemScores("popularity", np.nan_to_num(popularity.astype(np.float64))))
-    if "true_relevance" in table.column_names:
-        truth = table.column("true_relevance").to_numpy(zero_copy_only=False)
-        systems.append(SystemScores("oracle", truth.astype(np.float64)))
-    return systems
+def _baseline_systems(
+    ctx: Context, table: pa.Table, loaded: LoadedConfig
+) -> tuple[list[SystemScores], str | None]:
+    """The model's declared baselines scored on the holdout, and the ground truth's name."""
+    cfg = loaded.config
+    definitions = ctx.features.definitions
+    columns = {b.feature: definitions[b.feature].column for b in cfg.baselines if b.feature}
+    systems, truth = [], None
+    for i, declared in enumerate(cfg.baselines):
+        where = f"models/{cfg.name}.yaml: baselines.{i}"
+        systems.append(
+            SystemScores(declared.name, baseline_scores(declared, table, columns, where))
+        )
+        if declared.ground_truth:
+            truth = declared.name
+    return systems, truth
 
 
 def _holdout_problem(ctx: Context, date: str) -> dict[str, Any] | None:
@@ -118,7 +128,7 @@ def evaluate_version(
     replicas: int | None = None,
     progress: Progress | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:
-    """Score the candidate, production, popularity and the oracle on ``date`` and gate (a recorded step).
+    """Score the candidate, production and the declared baselines on ``date`` and gate (a recorded step).
 
     Args:
         replicas: K seed replicas including the candidate (``evaluation.replicas`` when None):
@@ -150,7 +160,10 @@ def evaluate_version(
     baseline = production if production is not None and production != version else None
     candidate_pins = _pins(ctx, model, version, cfg.features)
     baseline_pins = _pins(ctx, model, baseline, cfg.features) if baseline is not None else []
-    holdout_loaded = _holdout_config(ctx, loaded, [*candidate_pins, *baseline_pins])
+    baseline_features = [b.feature for b in cfg.baselines if b.feature is not None]
+    holdout_loaded = _holdout_config(
+        ctx, loaded, [*candidate_pins, *baseline_pins, *baseline_features]
+    )
     holdout = build_training_set(ctx, holdout_loaded, [date], purpose="holdout")
     identity: dict[str, Any] = {
         "holdout": holdout.content_hash,
@@ -178,7 +191,8 @@ def evaluate_version(
             systems.append(SystemScores("production", scores))
         trained: list[Replica] = train_replicas(ctx, model, version, k, progress)
         systems += [SystemScores(r.system, ModelRuntime.load(r.path).score(table)) for r in trained]
-        systems += _reference_systems(table)
+        declared, truth = _baseline_systems(ctx, table, holdout_loaded)
+        systems += declared
         slices = {
             c: np.asarray(table.column(c).to_pylist(), dtype=object)
             for c in cfg.evaluation.slices
@@ -193,6 +207,7 @@ def evaluate_version(
             slice_columns=slices,
             baseline="production" if baseline is not None else None,
             replicas=[r.system for r in trained],
+            reference=truth,
             features=_feature_values(ctx, table, candidate_pins, baseline_pins),
         )
         payload = report.to_dict() | {
