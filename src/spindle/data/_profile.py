@@ -11,7 +11,7 @@ checks compare with are cheap.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from spindle.core import TableVersion, open_dataset, table_exists, write_partition
+from spindle.data._dimensions import register_dimension
 
 QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
 RESERVOIR = 8192
@@ -109,13 +110,20 @@ def profile_relation(
     return out
 
 
-def profile_day(tables_dir: Path, date: str, sources: Iterable[str] | None = None) -> pa.Table:
+def profile_day(
+    tables_dir: Path,
+    date: str,
+    sources: Iterable[str] | None = None,
+    dimensions: Collection[str] = (),
+) -> pa.Table:
     """Profile every column of each ingested source's ``date`` partition.
 
     Args:
         tables_dir: root of the Delta tables (sources under ``raw/<source>``).
         date: the day, ``YYYY-MM-DD``.
         sources: the sources to profile (None: every ingested one); one not ingested is skipped.
+        dimensions: the sources that are dimensions: their rows of ``date`` are their latest
+            copy at or before it (see ``register_dimension``).
 
     Returns:
         One row per (source, column), in ``PROFILE_SCHEMA``.
@@ -132,7 +140,10 @@ def profile_day(tables_dir: Path, date: str, sources: Iterable[str] | None = Non
             if not table_exists(path):
                 continue
             # filtered in DuckDB: the ``date`` column may be text or a DATE
-            con.register(source, open_dataset(path))
+            if source in dimensions:
+                register_dimension(con, source, path, date)
+            else:
+                con.register(source, open_dataset(path))
             rows += profile_relation(con, source, source, date, f"date = '{date}'")
     finally:
         con.close()

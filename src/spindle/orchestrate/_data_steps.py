@@ -297,7 +297,8 @@ def undo_ingest(ctx: Context, date: str, *, reason: str) -> IngestUndo:
     versions = pin_versions(ws.tables_dir)
 
     def undo() -> tuple[IngestUndo | TableVersion, ...]:
-        result = remove_day(ws.tables_dir, date, reason=reason)
+        dimensions = [n for n, d in ctx.sources.items() if d.layout == "static"]
+        result = remove_day(ws.tables_dir, date, reason=reason, dimensions=dimensions)
         return (result, *result.tables)
 
     outcome = ctx.runner.run(
