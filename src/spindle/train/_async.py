@@ -19,13 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.nn import functional
 
 from spindle.core import TrainingConfig
 from spindle.train._batches import Batch, BatchSource
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._model import Ranker
-from spindle.train._recipe import Progress, SyncRecipe
+from spindle.train._recipe import Progress, SyncRecipe, mean_loss
 from spindle.train._spec import InputSpec
 
 
@@ -64,7 +63,7 @@ class AsyncRecipe(SyncRecipe):
         self.worker.load_state_dict(self.snapshots[0])  # the oldest parameters still in flight
         self.worker.zero_grad(set_to_none=True)
         logits = self.worker(**batch.inputs, plan=batch.plan)
-        loss = functional.binary_cross_entropy_with_logits(logits, batch.labels)
+        loss = mean_loss(logits, batch.labels, batch.weights)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:

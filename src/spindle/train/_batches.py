@@ -6,6 +6,9 @@ source's ``state()``) fix the exact batches a resumed run sees.
 
 - ``ArrayBatches``: the training set in memory (tensors sharing the arrays' memory); one
   permutation of the rows per epoch, each batch gathered from it (``index_select``).
+
+Either source may carry example weights (float32 ``[N]``, one per row): they travel with their
+rows into every batch (``Batch.weights``), and the recipe's loss becomes their weighted mean.
 - ``ParquetBatches``: the training set as a Parquet file, read as Arrow record batches and
   encoded chunk by chunk (``encode``: e.g. ``Transform.transform``, vectorised); per epoch a
   seeded permutation of the row groups, rows shuffled inside a bounded buffer. Memory is
@@ -30,6 +33,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
+from spindle.core import TrainingError
 from spindle.train._plan import EmbeddingPlan
 
 Encode = Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]
@@ -39,13 +43,15 @@ Encode = Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]
 class Batch:
     """One batch: model inputs, float32 labels, the source rows they came from, and what the
     prefetch thread found out while preparing it: the plan of its embedding lookups and the
-    position of the first row with a non-finite dense input (None: all finite)."""
+    position of the first row with a non-finite dense input (None: all finite). ``weights``
+    are the rows' float32 example weights (None: every row counts the same)."""
 
     inputs: dict[str, torch.Tensor]
     labels: torch.Tensor
     rows: np.ndarray
     plan: EmbeddingPlan | None = None
     nonfinite_row: int | None = None
+    weights: torch.Tensor | None = None
 
 
 class BatchSource(Protocol):
@@ -78,13 +84,19 @@ class ArrayBatches:
         inputs: model inputs (numpy; shared with torch when writeable, else copied once).
         labels: float32 ``[N]``.
         rng: the recipe's generator (seeded with the config's seed).
+        weights: float32 ``[N]`` example weights (None: unweighted).
     """
 
     def __init__(
-        self, inputs: dict[str, np.ndarray], labels: np.ndarray, rng: np.random.Generator
+        self,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        weights: np.ndarray | None = None,
     ) -> None:
         self.inputs = {name: _tensor(array) for name, array in inputs.items()}
         self.labels = _tensor(labels)
+        self.weights = _tensor(weights) if weights is not None else None
         self.rows = int(labels.shape[0])
         self.rng = rng
         self.permutation: np.ndarray | None = None
@@ -103,6 +115,7 @@ class ArrayBatches:
                 {name: tensor.index_select(0, rows) for name, tensor in self.inputs.items()},
                 self.labels.index_select(0, rows),
                 permutation[start : start + batch_size],
+                weights=self.weights.index_select(0, rows) if self.weights is not None else None,
             )
 
     def end_epoch(self) -> None:
@@ -140,6 +153,8 @@ class ParquetBatches:
         buffer_rows: rows shuffled together; bounds memory.
         chunk_rows: rows read and encoded at a time.
         columns: the columns ``encode`` reads (None: all).
+        weight_column: the column of example weights (None: unweighted); read as float32 and
+            checked chunk by chunk (finite, >= 0).
     """
 
     def __init__(
@@ -151,8 +166,12 @@ class ParquetBatches:
         buffer_rows: int = 262_144,
         chunk_rows: int = 32_768,
         columns: list[str] | None = None,
+        weight_column: str | None = None,
     ) -> None:
         self.path = Path(path)
+        self.weight_column = weight_column
+        if columns is not None and weight_column is not None and weight_column not in columns:
+            columns = [*columns, weight_column]
         self.columns = columns
         self.encode = encode
         self.seed = seed
@@ -172,9 +191,9 @@ class ParquetBatches:
         buffer: list[Batch] = []
         held = 0
         step = 0
-        for inputs, labels, rows in self._chunks(rng.permutation(len(self.group_rows))):
-            buffer.append(Batch(inputs, labels, rows))
-            held += len(rows)
+        for chunk in self._chunks(rng.permutation(len(self.group_rows))):
+            buffer.append(chunk)
+            held += len(chunk.rows)
             self.max_rows_held = max(self.max_rows_held, held)
             if held < self.buffer_rows:
                 continue
@@ -194,21 +213,24 @@ class ParquetBatches:
                     yield _take(whole, order[start : start + batch_size])
                 step += 1
 
-    def _chunks(
-        self, groups: np.ndarray
-    ) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor, np.ndarray]]:
+    def _chunks(self, groups: np.ndarray) -> Iterator[Batch]:
         file = pq.ParquetFile(self.path)
         for group in groups:
             offset = int(self.group_starts[group])
             for record_batch in file.iter_batches(
                 batch_size=self.chunk_rows, row_groups=[int(group)], columns=self.columns
             ):
-                inputs, labels = self.encode(pa.Table.from_batches([record_batch]))
+                table = pa.Table.from_batches([record_batch])
+                inputs, labels = self.encode(table)
                 count = int(labels.shape[0])
-                yield (
+                weights = None
+                if self.weight_column is not None:
+                    weights = _tensor(column_weights(table, self.weight_column, offset))
+                yield Batch(
                     {name: _tensor(array) for name, array in inputs.items()},
                     _tensor(labels),
                     np.arange(offset, offset + count, dtype=np.int64),
+                    weights=weights,
                 )
                 offset += count
 
@@ -237,6 +259,7 @@ def _take(batch: Batch, index: torch.Tensor) -> Batch:
         {name: tensor.index_select(0, index) for name, tensor in batch.inputs.items()},
         batch.labels.index_select(0, index),
         batch.rows[index.numpy()],
+        weights=batch.weights.index_select(0, index) if batch.weights is not None else None,
     )
 
 
@@ -248,6 +271,11 @@ def _concat(parts: list[Batch]) -> Batch:
         {name: torch.cat([p.inputs[name] for p in parts]) for name in names},
         torch.cat([p.labels for p in parts]),
         np.concatenate([p.rows for p in parts]),
+        weights=(
+            torch.cat([p.weights for p in parts if p.weights is not None])
+            if parts[0].weights is not None
+            else None
+        ),
     )
 
 
@@ -308,6 +336,46 @@ class Prefetcher:
         """Stop the thread and drop what it prefetched."""
         self._stop.set()
         self._thread.join()
+
+
+def column_weights(table: pa.Table, column: str, first_row: int = 0) -> np.ndarray:
+    """The example weights of ``table``'s ``column`` as float32 ``[N]``, checked.
+
+    Args:
+        table: rows of a training set.
+        column: the weight column (``examples.weight`` of the model).
+        first_row: the row number of the table's first row, for messages.
+
+    Returns:
+        float32 weights, one per row.
+
+    Raises:
+        TrainingError: the column is missing or not numeric, or a weight is null,
+            non-finite or negative (names the first such row).
+    """
+    if column not in table.column_names:
+        raise TrainingError(f"the training set has no weight column {column!r}")
+    try:
+        values = table.column(column).cast(pa.float64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise TrainingError(f"weight column {column!r} is not numeric: {error}") from None
+    weights: np.ndarray = np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float32)
+    check_weights(weights, column, first_row)
+    return weights
+
+
+def check_weights(weights: np.ndarray, what: str = "weights", first_row: int = 0) -> None:
+    """Refuse example weights that are null (NaN), non-finite or negative.
+
+    Raises:
+        TrainingError: naming the first bad row and its value.
+    """
+    bad = np.flatnonzero(~(np.isfinite(weights) & (weights >= 0)))
+    if bad.size:
+        raise TrainingError(
+            f"example {what} must be finite and >= 0; {bad.size} are not (first: row "
+            f"{first_row + int(bad[0])} = {weights[bad[0]]}); fix the weight upstream"
+        )
 
 
 def _tensor(array: np.ndarray) -> torch.Tensor:

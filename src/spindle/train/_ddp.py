@@ -7,7 +7,9 @@ of ``batch_size`` rows into contiguous per-rank slices, so N workers see exactly
 worker would, and the global batch size does not depend on N. Each rank back-propagates its
 slice's summed loss scaled by ``N / rows in the global batch``; DDP averages gradients over
 ranks, which gives exactly the gradient of the global mean loss (also for an uneven last
-batch). Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
+batch). With example weights, the slice's weighted loss sum is scaled by ``N / sum of the
+global batch's weights`` instead (every rank holds the whole batch, so it knows that sum): the
+gradient of the global weighted mean, exactly as one worker computes it. Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
 
 With ``config.launcher == "torchrun"`` the same ranks are started by ``torch.distributed.run``
 instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config) is written to a
@@ -61,7 +63,7 @@ from spindle.core import (
 from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._plan import EmbeddingPlan
-from spindle.train._recipe import SyncRecipe
+from spindle.train._recipe import SyncRecipe, weighted_loss_sum
 from spindle.train._spec import InputSpec
 from spindle.train._torchrun import DDPJob, WorkerDied, run_torchrun, write_job
 
@@ -111,10 +113,14 @@ class DDPRecipe(SyncRecipe):
         self.world_size = world_size
 
     def setup(
-        self, inputs: dict[str, np.ndarray], labels: np.ndarray, base_weights: Path | None
+        self,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        base_weights: Path | None,
+        weights: np.ndarray | None = None,
     ) -> None:
         """Set up as ``SyncRecipe`` does, then wrap the model in ``DistributedDataParallel``."""
-        super().setup(inputs, labels, base_weights)
+        super().setup(inputs, labels, base_weights, weights)
         self.ddp = DistributedDataParallel(self.model)
 
     def _latest_checkpoint(self) -> tuple[dict[str, Any] | None, int, list[str]]:
@@ -137,12 +143,20 @@ class DDPRecipe(SyncRecipe):
         rows = batch.labels.shape[0]
         part = self._slice(rows)
         local = {name: tensor[part] for name, tensor in batch.inputs.items()}
-        summed = functional.binary_cross_entropy_with_logits(
-            self.ddp(**local, plan=batch.plan), batch.labels[part], reduction="sum"
-        )
+        logits = self.ddp(**local, plan=batch.plan)
+        if batch.weights is None:
+            summed = functional.binary_cross_entropy_with_logits(
+                logits, batch.labels[part], reduction="sum"
+            )
+            count = float(rows)
+        else:  # every rank holds the whole global batch: its weight sum needs no exchange
+            summed = weighted_loss_sum(logits, batch.labels[part], batch.weights[part])
+            count = float(batch.weights.sum().item())
         total = summed.detach().clone()
         dist.all_reduce(total)  # every rank sees the same loss: all stop together on NaN
-        return summed * (self.world_size / rows), float(total.item()) / rows
+        if count == 0:  # all weights zero: the batch counts for nothing
+            return summed * 0.0, 0.0
+        return summed * (self.world_size / count), float(total.item()) / count
 
 
 def train_ddp(
@@ -155,13 +169,15 @@ def train_ddp(
     fingerprint: str,
     base_file: Path | None,
     progress: Callable[[int, int], None] | None = None,
+    weights: np.ndarray | None = None,
 ) -> DDPOutcome:
     """Train with ``config.workers`` processes and return rank 0's report.
 
     The processes are local ``spawn`` children, or ``torchrun`` ranks (``config.launcher``),
     which may span ``config.nnodes`` machines. ``progress`` is called with ``(steps done,
     total steps)`` from a thread of this process that tails rank 0's progress file (about
-    twice a second, and for the last step).
+    twice a second, and for the last step). ``weights`` are the rows' example weights (None:
+    unweighted), held by every rank like the rest of the training set.
 
     A rank that dies of a signal (no Python error: a segfault, the OOM killer) costs one
     restart of every rank on one machine, from rank 0's last checkpoint; the outcome's notes
@@ -185,6 +201,7 @@ def train_ddp(
         fingerprint=fingerprint,
         base_file=str(base_file) if base_file is not None else None,
         result_file=str(result_file),
+        weights=weights,
     )
     job_dir = write_job(job) if config.launcher == "torchrun" else None
     restarts: list[str] = []
@@ -311,7 +328,7 @@ def run_rank(job: DDPJob) -> None:
     finished = False
     try:
         base_file = Path(job.base_file) if job.base_file is not None else None
-        recipe.setup(job.inputs, job.labels, base_file)
+        recipe.setup(job.inputs, job.labels, base_file, job.weights)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
         seconds = time.perf_counter() - wall0

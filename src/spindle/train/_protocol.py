@@ -39,10 +39,12 @@ class Trainer(Protocol):
         checkpoint_dir: Path,
         base_dir: Path | None = None,
         progress: Callable[[int, int], None] | None = None,
+        weights: np.ndarray | None = None,
     ) -> TrainResult:
         """Train (resuming this run's checkpoints, or warm starting from ``base_dir``) and
         write the model version directory ``out_dir`` atomically; call ``progress`` with
-        ``(steps done, total steps)`` as training advances."""
+        ``(steps done, total steps)`` as training advances. ``weights`` (float32 ``[N]``,
+        finite, >= 0, not all zero) weight each row's loss; None weights every row the same."""
         ...
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -66,6 +68,7 @@ class TorchTrainer:
         checkpoint_dir: Path,
         base_dir: Path | None = None,
         progress: Callable[[int, int], None] | None = None,
+        weights: np.ndarray | None = None,
     ) -> TrainResult:
         return train_model(
             inputs,
@@ -76,6 +79,7 @@ class TorchTrainer:
             checkpoint_dir=checkpoint_dir,
             base_weights=base_dir,
             progress=progress,
+            weights=weights,
         )
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:

@@ -87,15 +87,20 @@ class SyncRecipe:
     # -- setup ------------------------------------------------------------------------------
 
     def setup(
-        self, inputs: dict[str, np.ndarray], labels: np.ndarray, base_weights: Path | None
+        self,
+        inputs: dict[str, np.ndarray],
+        labels: np.ndarray,
+        base_weights: Path | None,
+        weights: np.ndarray | None = None,
     ) -> None:
         """Seed, build model and optimisers, then resume from a checkpoint or warm start.
 
-        The training set is in memory (``inputs``, ``labels``); ``setup_source`` takes any
-        ``BatchSource`` (e.g. ``ParquetBatches`` for a set larger than memory).
+        The training set is in memory (``inputs``, ``labels``, optional example ``weights``);
+        ``setup_source`` takes any ``BatchSource`` (e.g. ``ParquetBatches`` for a set larger
+        than memory).
         """
         self.rng = np.random.default_rng(self.config.seed)
-        self.setup_source(ArrayBatches(inputs, labels, self.rng), base_weights)
+        self.setup_source(ArrayBatches(inputs, labels, self.rng, weights), base_weights)
 
     def setup_source(self, source: BatchSource, base_weights: Path | None) -> None:
         """``setup`` with the batches drawn from ``source``."""
@@ -121,7 +126,7 @@ class SyncRecipe:
         self.step_in_epoch = 0
         self.global_step = 0
         self.loss_sum = 0.0
-        self.loss_rows = 0
+        self.loss_rows: float = 0  # rows, or their summed weights when weighted
 
         # Resume (continue this run) wins over warm start (begin a run from another model).
         state, step, skipped = self._latest_checkpoint()
@@ -157,7 +162,7 @@ class SyncRecipe:
                     self._step(step, batch)
             finally:
                 batches.close()
-            self.final_loss = self.loss_sum / max(self.loss_rows, 1)
+            self.final_loss = self.loss_sum / self.loss_rows if self.loss_rows > 0 else 0.0
             self.epoch += 1
             self.step_in_epoch = 0
             self.source.end_epoch()
@@ -189,8 +194,10 @@ class SyncRecipe:
         self.global_step += 1
         self.steps_run += 1
         self.examples_run += rows
-        self.loss_sum += loss_value * rows
-        self.loss_rows += rows
+        # The epoch's loss is the mean over its rows, weighted as the steps' losses are.
+        counted = rows if batch.weights is None else float(batch.weights.sum().item())
+        self.loss_sum += loss_value * counted
+        self.loss_rows += counted
         self.loss_history.append(loss_value)
         if self._checkpoint_due():
             self.save_checkpoint()
@@ -216,7 +223,7 @@ class SyncRecipe:
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
         """The loss to back-propagate and the batch's mean loss (what is checked and logged)."""
         logits = self.model(**batch.inputs, plan=batch.plan)
-        loss = functional.binary_cross_entropy_with_logits(logits, batch.labels)
+        loss = mean_loss(logits, batch.labels, batch.weights)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:
@@ -296,7 +303,8 @@ class SyncRecipe:
         self.step_in_epoch = int(state["step_in_epoch"])
         self.global_step = int(state["global_step"])
         self.loss_sum = float(state["loss_sum"])
-        self.loss_rows = int(state["loss_rows"])
+        rows = state["loss_rows"]  # an int unweighted, the summed weights (float) weighted
+        self.loss_rows = int(rows) if isinstance(rows, int) else float(rows)
         self.final_loss = float(state["final_loss"])
         self.warm_started = bool(state["warm_started"])
         self._load_extra_state(state)
@@ -308,6 +316,28 @@ class SyncRecipe:
         if self.checkpoints is not None:
             self.checkpoints.close()
         torch.set_num_threads(self._previous_threads)
+
+
+def mean_loss(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """The batch's mean logistic loss; with example weights, ``sum(w * l) / sum(w)``.
+
+    A batch whose weights are all zero has loss 0 (and no gradient): its rows do not count.
+    """
+    if weights is None:
+        return functional.binary_cross_entropy_with_logits(logits, labels)
+    summed = weighted_loss_sum(logits, labels, weights)
+    total = float(weights.sum().item())
+    return summed / total if total > 0 else summed * 0.0
+
+
+def weighted_loss_sum(
+    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+) -> torch.Tensor:
+    """``sum(w * l)`` of the rows' logistic losses ``l`` (the numerator of the weighted mean)."""
+    losses = functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return (losses * weights).sum()
 
 
 def step_threads(threads: int) -> int:

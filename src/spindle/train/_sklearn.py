@@ -29,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.linear_model import LogisticRegression
 
 from spindle.core import TrainingConfig, TrainingError, atomic_directory
+from spindle.train._batches import check_weights
 from spindle.train._export import MODEL_FILE, OUTPUT_NAME, predict
 from spindle.train._spec import InputSpec, check_inputs
 from spindle.train._train import TrainResult, state_dict_sha256
@@ -54,19 +55,25 @@ class SklearnTrainer:
         checkpoint_dir: Path,
         base_dir: Path | None = None,
         progress: Callable[[int, int], None] | None = None,
+        weights: np.ndarray | None = None,
     ) -> TrainResult:
         """Fit, export and verify; see ``Trainer.train``. ``checkpoint_dir`` is unused;
         ``progress`` hears ``(1, 1)`` once the one fit is done (it has no steps to count).
+        ``weights`` reach ``LogisticRegression.fit`` as ``sample_weight`` (an integer weight
+        fits as that many copies of the row would), and ``final_loss`` is their weighted mean.
 
         Raises:
             TrainingError: text inputs (not supported here: use the torch framework), an
-                empty or single-class training set, non-finite inputs, ``out_dir`` exists.
+                empty or single-class training set, non-finite inputs, weights that are
+                negative, non-finite or all zero, ``out_dir`` exists.
         """
         out_dir = Path(out_dir)
         if out_dir.exists():
             raise TrainingError(f"{out_dir} exists; model versions are immutable")
         rows = check_inputs(inputs, spec)
         _check(inputs, labels, spec, rows)
+        if weights is not None:
+            _check_weights(weights, rows)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         features = _design_matrix(inputs, spec)
         model = LogisticRegression(C=1.0, max_iter=100 * config.epochs, tol=1e-6)
@@ -75,17 +82,17 @@ class SklearnTrainer:
         if warm is not None:
             model.set_params(warm_start=True)
             model.coef_, model.intercept_ = warm[None, 1:], warm[:1]
-        model.fit(features, labels.astype(np.int64))
+        model.fit(features, labels.astype(np.int64), sample_weight=weights)
         if progress is not None:
             progress(1, 1)
         seconds, cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
         coef = np.asarray(model.coef_[0], dtype=np.float32)
         bias = np.float32(model.intercept_[0])
         logits = np.asarray(features @ coef, dtype=np.float64) + float(bias)
-        loss = float(np.mean(np.logaddexp(0.0, logits) - labels * logits))
+        loss = float(np.average(np.logaddexp(0.0, logits) - labels * logits, weights=weights))
         with atomic_directory(out_dir) as tmp:
-            weights = {"coef": coef.tolist(), "intercept": float(bias), "spec": spec.to_dict()}
-            (tmp / WEIGHTS_JSON).write_text(json.dumps(weights) + "\n")
+            stored = {"coef": coef.tolist(), "intercept": float(bias), "spec": spec.to_dict()}
+            (tmp / WEIGHTS_JSON).write_text(json.dumps(stored) + "\n")
             (tmp / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
             _export(coef, bias, spec, tmp / MODEL_FILE)
             _verify(tmp, inputs, logits)
@@ -141,6 +148,14 @@ def _check(inputs: dict[str, np.ndarray], labels: np.ndarray, spec: InputSpec, r
             f"non-finite value in inputs['dense'] row {row}: {dense[row].tolist()}; fix or "
             "drop that row upstream"
         )
+
+
+def _check_weights(weights: np.ndarray, rows: int) -> None:
+    if weights.shape != (rows,):
+        raise TrainingError(f"example weights must be [{rows}], got {weights.shape}")
+    check_weights(weights)
+    if not weights.any():
+        raise TrainingError(f"every one of the {rows} example weights is 0: nothing to fit")
 
 
 def _design_matrix(inputs: dict[str, np.ndarray], spec: InputSpec) -> sp.csr_matrix:

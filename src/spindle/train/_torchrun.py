@@ -1,7 +1,7 @@
 """Launch DDP ranks with torchrun (``torch.distributed.run``), on one machine or several.
 
-A *job directory* holds everything a rank needs: ``data.npz`` (the inputs and labels, read
-back with ``allow_pickle=False``) and ``job.json`` (input spec, training config, epochs and
+A *job directory* holds everything a rank needs: ``data.npz`` (the inputs, labels and any
+example weights, read back with ``allow_pickle=False``) and ``job.json`` (input spec, training config, epochs and
 the checkpoint/result paths). A rank is ``python -m spindle.train.ddp_worker JOB_DIR``, so a
 rank on another machine needs only spindle installed and the job directory on shared storage
 (the checkpoint directory lives beside it, and rank 0 checkpoints there as usual).
@@ -31,6 +31,7 @@ from spindle.train._spec import InputSpec
 log = logging.getLogger(__name__)
 
 _LABELS = "labels"
+_WEIGHTS = "weights"
 _INPUT = "input__"
 
 
@@ -51,6 +52,7 @@ class DDPJob:
     fingerprint: str
     base_file: str | None
     result_file: str
+    weights: np.ndarray | None = None
 
 
 def write_job(job: DDPJob) -> Path:
@@ -62,6 +64,8 @@ def write_job(job: DDPJob) -> Path:
     with atomic_directory(job_dir) as tmp:
         arrays = {_INPUT + name: array for name, array in job.inputs.items()}
         arrays[_LABELS] = job.labels
+        if job.weights is not None:
+            arrays[_WEIGHTS] = job.weights
         with open(tmp / "data.npz", "wb") as handle:
             np.savez(handle, allow_pickle=False, **arrays)
         described = {
@@ -104,6 +108,7 @@ def read_job(job_dir: Path) -> DDPJob:
         fingerprint=job["fingerprint"],
         base_file=job["base_file"],
         result_file=job["result_file"],
+        weights=arrays.get(_WEIGHTS),
     )
 
 

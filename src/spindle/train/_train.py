@@ -24,7 +24,13 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.train._async import AsyncRecipe
-from spindle.train._batches import ArrayBatches, BatchSource, Encode, ParquetBatches
+from spindle.train._batches import (
+    ArrayBatches,
+    BatchSource,
+    Encode,
+    ParquetBatches,
+    check_weights,
+)
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
@@ -83,6 +89,7 @@ def train_model(
     checkpoint_dir: Path,
     base_weights: Path | None = None,
     progress: Callable[[int, int], None] | None = None,
+    weights: np.ndarray | None = None,
 ) -> TrainResult:
     """Train a ranker with pointwise logistic loss and write its model version directory.
 
@@ -104,6 +111,10 @@ def train_model(
         progress: called after every step with ``(steps done, total steps)``; with
             ``config.workers > 1``, about twice a second from a thread tailing rank 0's
             progress file (see ``train_ddp``).
+        weights: float32 ``[N]`` example weights, finite and >= 0, not all zero (None: every
+            row counts the same). Each step's loss is then the weighted mean
+            ``sum(w * l) / sum(w)`` over the global batch (with DDP too), so scaling every
+            weight by a power of two changes nothing, and a row of weight 0 adds no gradient.
 
     With ``config.max_staleness_steps > 0`` the bounded-staleness recipe (``AsyncRecipe``)
     runs instead of the sync one. With ``config.workers > 1`` the loop runs in that many local DDP worker processes (see
@@ -111,7 +122,8 @@ def train_model(
 
     Raises:
         TrainingError: no rows, inputs that do not match the spec, labels outside {0, 1},
-            non-finite inputs or loss, ``out_dir`` exists, or the export does not verify.
+            weights that are not float32 ``[N]``, finite, >= 0 and not all zero, non-finite
+            inputs or loss, ``out_dir`` exists, or the export does not verify.
 
     Example:
         >>> result = train_model({"dense": x}, y, InputSpec(n_dense=4), TrainingConfig(),
@@ -127,9 +139,12 @@ def train_model(
             "the training set is empty (0 rows): check the date window and the data validation "
             "report of those days; there is nothing to train on"
         )
+    if weights is not None:
+        _check_weights(weights, rows)
     base_file = _base_file(base_weights)
     epochs = config.warm_start_epochs if base_file is not None else config.epochs
-    fingerprint = _run_fingerprint(data_sha256(inputs, labels), spec, config, base_file, epochs)
+    data_id = data_sha256(inputs, labels, weights)
+    fingerprint = _run_fingerprint(data_id, spec, config, base_file, epochs)
     sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
     if config.workers > 1 and config.max_staleness_steps > 0:
         raise TrainingError(
@@ -149,9 +164,10 @@ def train_model(
             epochs,
             fingerprint,
             progress,
+            weights,
         )
     rng = np.random.default_rng(config.seed)  # the recipe's generator: the permutations
-    source = ArrayBatches(inputs, labels, rng)
+    source = ArrayBatches(inputs, labels, rng, weights)
     return _train_one_process(
         source,
         spec,
@@ -181,6 +197,7 @@ def train_from_parquet(
     buffer_rows: int = 262_144,
     chunk_rows: int = 32_768,
     columns: list[str] | None = None,
+    weight_column: str | None = None,
 ) -> TrainResult:
     """``train_model`` for a training set in a Parquet file, streamed: never held whole in RAM.
 
@@ -201,6 +218,8 @@ def train_from_parquet(
         base_weights, progress: as for ``train_model``.
         buffer_rows, chunk_rows: the shuffle buffer and the read size, in rows (memory).
         columns: the columns ``encode`` reads (None: all); the others are never read.
+        weight_column: the column of example weights (None: unweighted); each step's loss is
+            their weighted mean, as ``train_model``'s ``weights``.
 
     Raises:
         TrainingError: as ``train_model``; also ``config.workers > 1`` (DDP reads in-memory
@@ -227,6 +246,7 @@ def train_from_parquet(
         buffer_rows=buffer_rows,
         chunk_rows=chunk_rows,
         columns=columns,
+        weight_column=weight_column,
     )
     if source.rows == 0:
         raise TrainingError(
@@ -241,7 +261,7 @@ def train_from_parquet(
         config,
         base_file,
         epochs,
-        source={"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows},
+        source=_parquet_source(buffer_rows, chunk_rows, weight_column),
     )
     result = _train_one_process(
         source,
@@ -317,10 +337,20 @@ def _train_workers(
     epochs: int,
     fingerprint: str,
     progress: Callable[[int, int], None] | None,
+    weights: np.ndarray | None,
 ) -> TrainResult:
     """The data-parallel path: ``config.workers`` processes train, this one exports."""
     outcome = train_ddp(
-        inputs, labels, spec, config, epochs, checkpoint_dir, fingerprint, base_file, progress
+        inputs,
+        labels,
+        spec,
+        config,
+        epochs,
+        checkpoint_dir,
+        fingerprint,
+        base_file,
+        progress,
+        weights,
     )
     model = Ranker(spec, config)
     model.load_state_dict(outcome.state_dict)
@@ -414,6 +444,14 @@ def _run_fingerprint(
     return sha256_json(identity)
 
 
+def _parquet_source(buffer_rows: int, chunk_rows: int, weight_column: str | None) -> dict[str, Any]:
+    """How a streamed run reads its batches, for its fingerprint (unweighted: as before)."""
+    source: dict[str, Any] = {"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows}
+    if weight_column is not None:
+        source["weight_column"] = weight_column
+    return source
+
+
 def _write_version(
     out_dir: Path, model: Ranker, spec: InputSpec, sample: dict[str, np.ndarray]
 ) -> None:
@@ -447,10 +485,16 @@ def state_dict_sha256(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def data_sha256(inputs: dict[str, np.ndarray], labels: np.ndarray) -> str:
-    """sha256 over (name, dtype, shape, bytes) of every input array and the labels."""
+def data_sha256(
+    inputs: dict[str, np.ndarray], labels: np.ndarray, weights: np.ndarray | None = None
+) -> str:
+    """sha256 over (name, dtype, shape, bytes) of every input array, the labels and the
+    example weights when given (without them, the digest is what it always was)."""
     digest = hashlib.sha256()
-    for name, array in sorted({**inputs, "__labels__": labels}.items()):
+    arrays = {**inputs, "__labels__": labels}
+    if weights is not None:
+        arrays["__weights__"] = weights
+    for name, array in sorted(arrays.items()):
         contiguous = np.ascontiguousarray(array)
         digest.update(f"{name}\0{contiguous.dtype}\0{contiguous.shape}\0".encode())
         digest.update(contiguous.data)
@@ -468,6 +512,20 @@ def _check_labels(labels: np.ndarray, rows: int) -> None:
         raise TrainingError(
             f"labels must be 0 or 1; {bad.size} are not (first: row {int(bad[0])} = "
             f"{labels[bad[0]]})"
+        )
+
+
+def _check_weights(weights: np.ndarray, rows: int) -> None:
+    if weights.dtype != np.float32 or weights.shape != (rows,):
+        raise TrainingError(
+            f"example weights must be float32 [{rows}] (one per input row), got "
+            f"{weights.dtype} {weights.shape}"
+        )
+    check_weights(weights)
+    if not weights.any():
+        raise TrainingError(
+            f"every one of the {rows} example weights is 0: there is nothing to learn from; "
+            "give some rows a positive weight"
         )
 
 
