@@ -34,6 +34,7 @@ from spindle.data import _checks as checks
 from spindle.data import _day_checks as days
 from spindle.data._checks import Anomaly
 from spindle.data._day_checks import Day as _Day
+from spindle.data._dimensions import register_dimension
 from spindle.data._profile import load_profiles, profile_day, store_profile
 
 
@@ -113,15 +114,23 @@ def _declared(
     return {name: None for name in names}
 
 
+def _dimensions(declared: dict[str, SourceDeclaration | None]) -> list[str]:
+    """The declared sources that are dimensions (stored once per change, see ``_dimensions``)."""
+    return [name for name, decl in declared.items() if decl is not None and decl.layout == "static"]
+
+
 def _connect(
-    tables_dir: Path, declared: dict[str, SourceDeclaration | None]
+    tables_dir: Path, declared: dict[str, SourceDeclaration | None], until: str
 ) -> duckdb.DuckDBPyConnection:
-    """A connection with each declared source (and ``quarantine``) as a table of every day."""
+    """A connection with each declared source (and ``quarantine``) as a table of every day up
+    to ``until`` (a dimension's rows of a day are its latest copy at or before it)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
     for name, decl in declared.items():
         path = tables_dir / "raw" / name
-        if table_exists(path):
+        if table_exists(path) and name in _dimensions(declared):
+            register_dimension(con, name, path, until)
+        elif table_exists(path):
             con.register(name, open_dataset(path))
         elif decl is not None:  # no partition of it yet: an empty table of its columns
             columns = {n: c.arrow_type() for n, c in decl.columns.items()}
@@ -182,7 +191,7 @@ def validate_day(
     """
     config = config or ValidationConfig()
     declared = _declared(tables_dir, sources)
-    con = _connect(tables_dir, declared)
+    con = _connect(tables_dir, declared, date)
     try:
         tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}
         todo = [c for c in config.checks_for(declared) if c.source in tables]
@@ -199,7 +208,11 @@ def validate_day(
         history = (
             window
             if reference is not None
-            else [d for d in window if any(by_day.get(d) for by_day in counts.values())]
+            else [
+                d
+                for d in window
+                if any(n.get(d) for s, n in counts.items() if s not in _dimensions(declared))
+            ]
         )
         ctx = _Day(con, date, history, counts, config, declared, frozenset(missing))
         anomalies = _no_baseline(date, history, config.min_baseline_days)
@@ -280,7 +293,8 @@ def _profiles(
     ctx: _Day, tables_dir: Path, sources: list[str]
 ) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
     """Column statistics of the day (computed and stored) and of its history (from ``stats``)."""
-    today = profile_day(tables_dir, ctx.date, sources)
+    dims = _dimensions({s: ctx.declared.get(s) for s in sources})
+    today = profile_day(tables_dir, ctx.date, sources, dims)
     store_profile(tables_dir, ctx.date, today)
     stored = load_profiles(tables_dir, ctx.history)
     for day in ctx.history:
@@ -288,7 +302,7 @@ def _profiles(
         if day not in stored or not set(sources) <= profiled:
             # ingested before statistics existed (or before its source was checked): profile
             # it once, keep it
-            table = profile_day(tables_dir, day, sources)
+            table = profile_day(tables_dir, day, sources, dims)
             store_profile(tables_dir, day, table)
             stored[day] = table.to_pylist()
     stored[ctx.date] = today.to_pylist()
