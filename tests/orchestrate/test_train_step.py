@@ -134,16 +134,60 @@ def test_a_training_set_above_in_memory_max_rows_is_streamed_from_parquet(
     assert (Path(version.uri) / "transform.json").is_file()
 
 
-def test_example_weights_are_refused_not_ignored(workspace_copy: Path) -> None:
-    """A declared examples.weight would be silently ignored by the trainers: a one-line error."""
-    from spindle.core import ConfigError
-    from spindle.orchestrate import Context, load_config
+def _declare_weight(workspace: Path, heavy: str) -> None:
+    """purchase_propensity weights each example: ``heavy`` for a buyer, 1 otherwise."""
+    path = workspace / "models" / "purchase_propensity.yaml"
+    text = path.read_text()
+    select = "SELECT ex.*, (lab.user_id IS NOT NULL) AS purchased_today"
+    weight = f", CASE WHEN lab.user_id IS NOT NULL THEN {heavy} ELSE 1.0 END AS importance"
+    assert select in text and "  label_delay: 0d" in text
+    text = text.replace(select, select + weight)
+    path.write_text(text.replace("  label_delay: 0d", "  label_delay: 0d\n  weight: importance"))
 
-    path = workspace_copy / "models" / "search_ranker.yaml"
-    path.write_text(path.read_text().replace("  label_delay: 0d", "  weight: position"))
-    with Context.open(workspace_copy) as ctx, pytest.raises(ConfigError) as info:
-        load_config(ctx, "search_ranker")
-    assert "examples.weight" in str(info.value) and "\n" not in str(info.value)
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_declared_weight_trains_the_model_and_the_version_says_so(
+    workspace_copy: Path, streamed: bool
+) -> None:
+    from spindle.orchestrate import Context, train_version
+
+    overrides = ["training.epochs=1"] + (["training.in_memory_max_rows=0"] if streamed else [])
+    with Context.open(workspace_copy) as ctx:
+        plain, plain_result, _ = train_version(
+            ctx, "purchase_propensity", "2026-01-04", overrides=overrides
+        )
+    _declare_weight(workspace_copy, "4.0")
+    with Context.open(workspace_copy) as ctx:
+        version, result, skipped = train_version(
+            ctx, "purchase_propensity", "2026-01-04", overrides=overrides
+        )
+    assert not skipped and result is not None and plain_result is not None
+    assert version.version == plain.version + 1
+    assert result.weights_sha256 != plain_result.weights_sha256  # the weights were applied
+    manifest = json.loads((Path(version.uri) / "manifest.json").read_text())
+    assert manifest["metrics"]["streamed"] is streamed
+    assert manifest["example_weight"] == "importance"
+    assert manifest["notes"][0].startswith("examples weighted by column 'importance'")
+    before = json.loads((Path(plain.uri) / "manifest.json").read_text())
+    assert before["example_weight"] is None and before["notes"][0] == "examples unweighted"
+
+
+def test_a_negative_weight_is_one_data_error_and_registers_nothing(workspace_copy: Path) -> None:
+    from spindle.core import DataError
+    from spindle.orchestrate import Context, train_version
+
+    _declare_weight(workspace_copy, "-1.0")
+    with Context.open(workspace_copy) as ctx, pytest.raises(DataError) as info:
+        train_version(ctx, "purchase_propensity", "2026-01-04")
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    assert message.startswith("models/purchase_propensity.yaml: key 'examples.weight'")
+    assert "column 'importance' must be finite and >= 0" in message and "first: row " in message
+    with Context.open(workspace_copy) as ctx:
+        assert "purchase_propensity" not in ctx.store.models()
+    artifacts = workspace_copy / ".spindle" / "artifacts"
+    assert not list((artifacts / "trainsets" / "purchase_propensity").glob("*"))
+    assert not (artifacts / "models" / "purchase_propensity").exists()
 
 
 def test_the_training_set_record_counts_immature_examples(workspace_copy: Path) -> None:

@@ -291,3 +291,16 @@ def test_sklearn_refuses_bad_weights(tmp_path: Path) -> None:
     with pytest.raises(TrainingError, match="row 9") as info:
         _sklearn(inputs, labels, spec, tmp_path / "v", bad)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.slow
+def test_torchrun_ranks_train_on_the_weights(
+    data: Dataset, weights: np.ndarray, weighted: TrainResult, tmp_path: Path
+) -> None:
+    """The job directory carries the weights to every torchrun rank."""
+    inputs, labels, spec = data
+    config = CONFIG.model_copy(update={"workers": 2, "launcher": "torchrun"})
+    two = train_model(
+        inputs, labels, spec, config, tmp_path / "v", checkpoint_dir=tmp_path / "c", weights=weights
+    )
+    np.testing.assert_allclose(two.loss_history, weighted.loss_history, rtol=0, atol=1e-5)

@@ -14,7 +14,10 @@ A training set for event days ``dates`` is built inside one DuckDB connection:
    are dropped, and so are rows whose label is not mature (``event_time + label_delay`` after
    the cutoff), which are counted;
 4. every view is ASOF-joined on its keys as of the event time (``feature_ts <= event_time``),
-   its pinned columns nulled past its TTL, with ``<view>_feature_age_s``.
+   its pinned columns nulled past its TTL, with ``<view>_feature_age_s``;
+5. a declared ``examples.weight`` column is checked on the joined rows (numeric, finite,
+   >= 0, not all zero): the trainers weight each row's loss by it. It stays an ordinary
+   column of the training set, under its own name; it is never a feature.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import pyarrow as pa
 
 from spindle.core import (
     ConfigError,
+    DataError,
     FeatureError,
     ModelConfig,
     SourceDeclaration,
@@ -334,3 +338,67 @@ def order_by(config: ModelConfig, columns: list[str]) -> str:
     so a rebuild gives the same rows in the same order)."""
     ev = config.examples.event_time
     return ", ".join([q(ev), *(q(c) for c in columns if c != ev)])
+
+
+_NUMERIC = (
+    *("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT"),
+    *("UINTEGER", "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL"),
+)
+
+
+def check_weights(con: duckdb.DuckDBPyConnection, config: ModelConfig, columns: list[str]) -> None:
+    """Check the declared ``examples.weight`` column of ``__spindle_rows`` (no-op without one).
+
+    Raises:
+        ConfigError: the column is not numeric.
+        DataError: a weight is null, not finite or negative (names the first such row in the
+            training set's order, its event time and value), or every weight is zero.
+    """
+    column = config.examples.weight
+    if column is None:
+        return
+    w = q(column)
+    kind = str(con.sql(f"SELECT {w} FROM {ROWS_TABLE} LIMIT 0").types[0])
+    if not kind.startswith(_NUMERIC):
+        raise ConfigError(
+            model_file(config),
+            [
+                f"key 'examples.weight': column {column!r} is {kind}, not a number; select a "
+                "numeric weight in examples.sql (e.g. CAST(... AS DOUBLE))"
+            ],
+        )
+    weight = f"CAST({w} AS DOUBLE)"
+    bad = f"{w} IS NULL OR NOT isfinite({weight}) OR {weight} < 0"
+    # fetchall, not fetchone: a result left unfinished blocks the connection's next query
+    (row,) = con.execute(
+        f"SELECT count(*) FILTER ({bad}), count(*) FILTER ({weight} > 0), count(*) "
+        f"FROM {ROWS_TABLE}"
+    ).fetchall()
+    n_bad, n_positive, n_rows = (int(x) for x in row)
+    where = f"{model_file(config)}: key 'examples.weight': column {column!r}"
+    if n_bad:
+        first = _first_bad(con, config, columns, bad)
+        raise DataError(
+            f"{where} must be finite and >= 0; {n_bad} row(s) are not ({first}); fix the "
+            "weight in examples.sql (e.g. coalesce(greatest(w, 0), 0))"
+        )
+    if n_rows and not n_positive:
+        raise DataError(
+            f"{where} is 0 on all {n_rows} rows of the training set: there is nothing to "
+            "learn from; give some examples a positive weight in examples.sql"
+        )
+
+
+def _first_bad(
+    con: duckdb.DuckDBPyConnection, config: ModelConfig, columns: list[str], bad: str
+) -> str:
+    """``first: row N, <event_time> = T, weight = V`` of the first bad row in training order."""
+    ev, w = config.examples.event_time, config.examples.weight
+    assert w is not None
+    found = con.execute(
+        f"SELECT n, {q(ev)}, {q(w)} FROM (SELECT *, row_number() OVER (ORDER BY "
+        f"{order_by(config, columns)}) - 1 AS n FROM {ROWS_TABLE}) WHERE {bad} ORDER BY n LIMIT 1"
+    ).fetchone()
+    if found is None:
+        return "first not found"
+    return f"first: row {found[0]}, {ev} = {found[1]}, weight = {found[2]}"

@@ -38,6 +38,7 @@ from spindle.features._definitions import FeatureDefinition
 from spindle.features._examples import (
     ROWS_TABLE,
     Window,
+    check_weights,
     copy_view,
     join_views,
     order_by,
@@ -166,6 +167,7 @@ def _connect(
             copy_view(con, tables_dir, view, versions.get(view.table), window)
         columns, immature = run_examples(con, config, window)
         join_views(con, config, columns, views)
+        check_weights(con, config, columns)
     except duckdb.OutOfMemoryException as exc:
         con.close()
         raise _out_of_memory(limit_mb, spill_dir, exc) from exc

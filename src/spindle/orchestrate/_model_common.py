@@ -15,7 +15,6 @@ import pyarrow.parquet as pq
 from spindle.core import (
     MODEL_FILE,
     TRANSFORM_FILE,
-    ConfigError,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -40,18 +39,9 @@ def load_config(ctx: Context, model: str, overrides: list[str] | None = None) ->
     """Load and validate a model config (with ``--set`` overrides) and resolve its features.
 
     Raises:
-        ConfigError: the config is invalid, or declares ``examples.weight``, which training
-            does not apply yet (refused rather than silently ignored).
+        ConfigError: the config is invalid.
     """
     config, effective = ctx.workspace.model_config(model, overrides)
-    if config.examples.weight is not None:
-        raise ConfigError(
-            f"models/{model}.yaml",
-            [
-                f"key 'examples.weight': the trainers do not apply example weights yet, so "
-                f"{config.examples.weight!r} would be ignored; remove the key"
-            ],
-        )
     return LoadedConfig(config, sha256_json(effective), effective, ctx.features.resolve(config))
 
 
@@ -211,6 +201,19 @@ def record_window(ctx: Context, trainset: TrainingSet, purpose: str) -> list[str
     ids = [chosen[key] for key in sorted(chosen)]
     ctx.store.add_edges([(raw_id, trainset.id, f"window:{purpose}") for raw_id in ids])
     return ids
+
+
+def example_weights(table: pa.Table, cfg: ModelConfig) -> np.ndarray | None:
+    """The rows' float32 example weights (``examples.weight``; None when not declared).
+
+    The training set was checked when it was built (finite, >= 0, not all zero); the
+    trainers check the float32 values again.
+    """
+    column = cfg.examples.weight
+    if column is None:
+        return None
+    values = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32)
 
 
 def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:

@@ -37,6 +37,7 @@ from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
     copy_trained_files,
+    example_weights,
     fresh_scratch,
     labels_and_groups,
     load_config,
@@ -250,6 +251,7 @@ def _train_version(
             transform = Transform.fit(table, loaded.definitions)
         inputs = transform.transform(table)
         labels, _ = labels_and_groups(table, cfg)
+        weights = example_weights(table, cfg)
         spec = InputSpec.from_dict(transform.input_spec())
         del table  # the encoded arrays are what training needs; free the raw rows
         if phase is not None:
@@ -264,6 +266,7 @@ def _train_version(
             checkpoint_dir=checkpoints,
             base_dir=base_dir,
             progress=on_step,
+            weights=weights,
         )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     final = model_dir(ctx, cfg.name, version)
@@ -300,6 +303,8 @@ def _train_version(
                 "table_versions": trainset.table_versions,
             },
             "left_out_days": left_out,
+            "example_weight": cfg.examples.weight,
+            "notes": _notes(cfg, result),
             "metrics": metrics,
             "weights_sha256": result.weights_sha256,
             "framework": trainer.framework,
@@ -321,6 +326,18 @@ def _train_version(
     artifact = ModelVersion(cfg.name, version, str(final), sha256_json(files), date, base, metrics)
     ctx.store.complete_version(cfg.name, version, artifact)
     return artifact, result
+
+
+def _notes(cfg: ModelConfig, result: TrainResult) -> list[str]:
+    """The trainer's notes, after one saying whether (and by what) the examples were weighted."""
+    weight = cfg.examples.weight
+    first = (
+        f"examples weighted by column {weight!r}: the training loss is their weighted mean "
+        "(evaluation metrics are unweighted)"
+        if weight is not None
+        else "examples unweighted"
+    )
+    return [first, *result.notes]
 
 
 def _streams(cfg: ModelConfig, trainset: TrainingSet) -> bool:
@@ -368,5 +385,6 @@ def _train_streamed(
         buffer_rows=cfg.training.stream_buffer_rows,
         columns=sorted({*transform.columns(), cfg.label}),
         progress=progress,
+        weight_column=cfg.examples.weight,
     )
     return transform, result
