@@ -343,10 +343,10 @@ def test_binary_task_metrics_and_user_level_units() -> None:
     assert report.n_groups == 500
     assert report.n_rows == 6000
     values = report.metrics["candidate"]
-    assert set(values) == {"auc", "log_loss", "ece"}
+    assert set(values) == {"auc", "pr_auc", "log_loss", "ece"}
     assert values["auc"] == pytest.approx(roc_auc_score(labels, candidate))
     assert values["log_loss"] == pytest.approx(sk_log_loss(labels, sigmoid(candidate)))
-    assert set(report.metrics["oracle"]) == {"auc", "log_loss", "ece"}
+    assert set(report.metrics["oracle"]) == {"auc", "pr_auc", "log_loss", "ece"}
     assert report.decision == "pass"
     assert "significantly better" in reason(report, "regression").message
     flipped = evaluate_scores(
@@ -372,8 +372,8 @@ def test_reference_systems_get_log_loss_only_when_probabilities() -> None:
     report = evaluate_scores(
         "ranking", data.labels, data.groups, systems, EvaluationConfig(**FOCUSED)
     )
-    assert set(report.metrics["popularity"]) == {"ndcg@10", "mrr", "auc"}
-    assert set(report.metrics["oracle"]) == {"ndcg@10", "mrr", "auc", "log_loss"}
+    assert set(report.metrics["popularity"]) == {"ndcg@10", "mrr", "recall@10", "auc"}
+    assert set(report.metrics["oracle"]) == {"ndcg@10", "mrr", "recall@10", "auc", "log_loss"}
     assert "log_loss" in report.metrics["logit_baseline"]
     assert report.metrics["oracle"]["ndcg@10"] > report.metrics["popularity"]["ndcg@10"]
 
@@ -395,7 +395,7 @@ def test_report_is_json_deterministic_and_becomes_an_artifact() -> None:
     assert artifact.reasons[0].startswith("[PASS] sanity_finite")
     assert artifact.content_hash == second.to_evaluation("x", 1, "d", "u").content_hash
     rows = format_report(first)
-    assert rows[0] == ["system", "ndcg@10", "mrr", "auc", "log_loss"]
+    assert rows[0] == ["system", "ndcg@10", "mrr", "recall@10", "auc", "log_loss"]
     assert [row[0] for row in rows[1:]] == ["candidate", "production"]
     assert format_report(first, "user__country__v1=FR")[1][0] == "candidate"
 
@@ -404,13 +404,13 @@ def test_bad_inputs_raise_clear_errors() -> None:
     data = make_ranking(n_groups=40)
     ok = [SystemScores("candidate", data.model(0.3))]
     config = EvaluationConfig()
-    with pytest.raises(DataError, match="needs groups"):
+    with pytest.raises(DataError, match="need a group key"):
         evaluate_scores("ranking", data.labels, None, ok, config)
     with pytest.raises(DataError, match="one per holdout row"):
         evaluate_scores(
             "ranking", data.labels, data.groups, [SystemScores("candidate", np.ones(3))], config
         )
-    with pytest.raises(DataError, match="NaN"):
+    with pytest.raises(DataError, match="ranking labels: row 0 is nan"):
         evaluate_scores("ranking", np.full(data.labels.size, np.nan), data.groups, ok, config)
     with pytest.raises(DataError, match="0 or 1"):
         evaluate_scores("binary", data.labels * 2, None, ok, EvaluationConfig(metric="auc"))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from spindle.core import ConfigError, EvaluationConfig, GateDecision
+from spindle.core import EvaluationConfig, GateDecision
 from spindle.evaluate._bootstrap import Interval
 from spindle.evaluate._checks import (
     calibration_reason,
@@ -48,6 +48,7 @@ from spindle.evaluate._spread import (
 from spindle.evaluate._systems import (
     HIGHER_IS_BETTER,
     Scored,
+    check_metric,
     paired_interval,
     prepare_system,
 )
@@ -83,8 +84,9 @@ def _sanity_reasons(cand: Scored) -> list[GateReason]:
     ]
     if n_bad == 0:
         scale = float(np.abs(cand.scores).max())
-        # scaled so that huge logits cannot overflow the squares inside np.std
-        std = scale * float(np.std(cand.scores / scale)) if scale > 0 else 0.0
+        # scaled so that huge logits cannot overflow the squares inside np.std; over rows, per
+        # class for class probabilities (a fixed distribution over classes is constant too)
+        std = scale * float(np.std(cand.scores / scale, axis=0).max()) if scale > 0 else 0.0
         ok = std > MIN_SCORE_STD
         reasons.append(
             GateReason(
@@ -361,15 +363,21 @@ def evaluate_scores(
     Optional, relative to production: for a binary task, the expected calibration error may
     not be significantly worse than production's by more than ``max_calibration_error`` (no
     production: a WARN above it); the PSI of the candidate's predictions against production's
-    above ``max_score_psi`` is a WARN.
+    above ``max_score_psi`` is a WARN (not for multiclass). A check that does not fit the
+    task is not applied.
     ``max_regression`` is an absolute difference of the metric (0.02 = 2 NDCG points).
 
     Args:
-        task: ``"ranking"`` (NDCG@10, MRR, AUC, log loss) or ``"binary"`` (AUC, log loss, ECE).
-        labels: per row; gains >= 0 for ranking (positive = gain > 0), 0/1 for binary.
-        groups: query id per row for ranking (required); optional user id per row for binary,
-            used as the bootstrap unit (rows otherwise).
-        systems: scores of every system; see ``SystemScores.logits`` for probabilities.
+        task: ``"ranking"`` (NDCG@10, MRR, recall@10, AUC, log loss), ``"binary"`` (AUC,
+            PR-AUC, log loss, ECE), ``"regression"`` (RMSE, MAE, R²) or ``"multiclass"``
+            (accuracy, log loss, macro-F1); ``config.metric`` must be one of them.
+        labels: per row, validated for the task (``validate_labels``): gains >= 0 for ranking
+            (positive = gain > 0), 0/1 for binary, finite numbers for regression, class
+            indices for multiclass.
+        groups: query id per row for ranking (required); otherwise an optional user id per
+            row, used as the bootstrap unit (rows otherwise).
+        systems: scores of every system (``[rows, classes]`` for multiclass); see
+            ``SystemScores.logits`` for probabilities.
         config: the model's evaluation block (metric, max_regression, min_metric, slices).
         slice_columns: slice column name -> one value per row (NumPy or Arrow; null/NaN values
             form a ``<missing>`` slice). A column of ``config.slices`` that is not given gets a
@@ -397,7 +405,7 @@ def evaluate_scores(
 
     Raises:
         DataError: bad labels, groups, scores or slice columns (the message says which).
-        ConfigError: ``config.metric`` does not fit ``task``.
+        ConfigError: ``config.metric`` does not fit ``task`` (the message lists what does).
         ValueError: unknown task, duplicate system names, unknown candidate.
 
     Example:
@@ -408,10 +416,7 @@ def evaluate_scores(
     """
     holdout = build_holdout(task, labels, groups)
     metric = config.metric
-    if holdout.task == "binary" and metric == "ndcg@10":
-        raise ConfigError(
-            "evaluation.metric", ["ndcg@10 needs a ranking task; use auc or log_loss for binary"]
-        )
+    check_metric(holdout.task, metric)
     by_name = _index_systems(systems, candidate, baseline, replicas)
     base_name = baseline if baseline is not None and baseline in by_name else None
     # seed replicas are the candidate's model too: logits unless their SystemScores say otherwise
@@ -436,7 +441,9 @@ def evaluate_scores(
         )
     if primary is not None:
         reasons.append(spread_reason(primary, config.max_regression))
-    if reference is not None and reference in scored and reference != candidate:
+    # the ground truth's AUC sanity check needs relevant / not relevant labels
+    labelled = holdout.task in ("binary", "ranking")
+    if labelled and reference is not None and reference in scored and reference != candidate:
         reasons.append(reference_reason(scored[reference]))
     pair = (cand, base) if cand.finite and base is not None and base.finite else None
     # calibration is a property of probabilities of a binary outcome: a ranker's scores only
@@ -444,7 +451,8 @@ def evaluate_scores(
     if cand.finite and holdout.task == "binary" and config.max_calibration_error is not None:
         bound = config.max_calibration_error
         reasons.append(calibration_reason(cand, base, bound, seed, n_resamples, config.confidence))
-    if cand.finite and config.max_score_psi is not None:
+    # the PSI compares distributions of one number per row: class probabilities have K
+    if cand.finite and holdout.task != "multiclass" and config.max_score_psi is not None:
         reasons.append(score_shift_reason(cand, base, config.max_score_psi))
     sliced = _evaluate_slices(
         columns,

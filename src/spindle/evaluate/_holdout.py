@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal, TypeAlias
+from typing import Any, TypeAlias
 
 import numpy as np
 import numpy.typing as npt
@@ -13,9 +13,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spindle.core import DataError
+from spindle.evaluate._labels import TaskName, check_task, group_index, validate_labels
 from spindle.evaluate._metrics import BoolArray, FloatArray, IntArray
 
-Task = Literal["ranking", "binary"]
+Task: TypeAlias = TaskName
 SliceValues: TypeAlias = npt.ArrayLike | pa.Array | pa.ChunkedArray
 MISSING_VALUE = "<missing>"
 """Slice value shown for null/NaN entries of a slice column."""
@@ -25,7 +26,7 @@ MISSING_VALUE = "<missing>"
 class Holdout:
     """Labels of the holdout rows with their resampling units.
 
-    ``groups`` are the raw ids (queries for ranking; users or ``None`` = rows for binary) and
+    ``groups`` are the raw ids (queries for ranking; users or ``None`` = rows otherwise) and
     ``unit`` their dense index, so slices can count units without re-sorting.
     """
 
@@ -57,36 +58,19 @@ class Holdout:
 
 
 def build_holdout(task: str, labels: npt.ArrayLike, groups: npt.ArrayLike | None) -> Holdout:
-    """Validate labels and groups for ``task``; raise ``DataError`` saying what is wrong."""
-    if task not in ("ranking", "binary"):
-        raise ValueError(f"task must be 'ranking' or 'binary', got {task!r}")
-    kind: Task = "ranking" if task == "ranking" else "binary"
-    try:
-        y = np.asarray(labels, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise DataError(f"holdout labels are not numeric: {exc}") from exc
-    if y.ndim != 1 or y.shape[0] == 0:
-        raise DataError(f"holdout labels must be a non-empty 1-D array, got shape {y.shape}")
-    bad = np.flatnonzero(~np.isfinite(y))
-    if bad.size:
-        raise DataError(f"holdout labels hold {bad.size} NaN/inf value(s), first at row {bad[0]}")
-    if kind == "ranking" and (y < 0).any():
-        raise DataError("ranking labels are gains and must be >= 0")
-    if kind == "binary" and not np.isin(y, (0.0, 1.0)).all():
-        raise DataError("binary labels must be 0 or 1")
+    """Validate labels and groups for ``task`` (``validate_labels``) and index the units.
+
+    Raises:
+        DataError: one line naming the task and the first bad row, or what is wrong with groups.
+        ValueError: an unknown task.
+    """
+    kind = check_task(task)
+    y = validate_labels(kind, labels, groups)
     if groups is None:
-        if kind == "ranking":
-            raise DataError("a ranking holdout needs groups: the query (result list) id per row")
         n = y.shape[0]
         return Holdout(kind, y, None, np.arange(n, dtype=np.intp), n)
-    g = np.asarray(groups)
-    if g.shape != y.shape:
-        raise DataError(f"groups have shape {g.shape} but labels have {y.shape}; align them")
-    try:
-        ids, unit = np.unique(g, return_inverse=True)
-    except TypeError as exc:
-        raise DataError(f"groups must be comparable ids (no None mixed in): {exc}") from exc
-    return Holdout(kind, y, g, np.asarray(unit, dtype=np.intp).reshape(-1), int(ids.shape[0]))
+    ids, unit = group_index(groups, y.shape[0])
+    return Holdout(kind, y, np.asarray(groups), unit, int(ids.shape[0]))
 
 
 @dataclass(frozen=True)

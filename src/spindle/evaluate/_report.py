@@ -14,7 +14,20 @@ from spindle.core import Evaluation, GateDecision, Verdict, sha256_json
 if TYPE_CHECKING:
     from spindle.evaluate._spread import ReplicaSpread
 
-METRIC_ORDER = ("ndcg@10", "mrr", "auc", "log_loss", "ece")
+METRIC_ORDER = (
+    "ndcg@10",
+    "mrr",
+    "recall@10",
+    "auc",
+    "pr_auc",
+    "accuracy",
+    "macro_f1",
+    "log_loss",
+    "ece",
+    "rmse",
+    "mae",
+    "r2",
+)
 """Column order of metrics in tables and dicts."""
 
 
@@ -30,11 +43,13 @@ class SystemScores:
 
     Attributes:
         name: e.g. ``"candidate"``, ``"production"``, ``"popularity"``, ``"oracle"``.
-        scores: one score per holdout row, aligned with the labels.
+        scores: one score per holdout row, aligned with the labels (for multiclass, one row
+            of class probabilities or logits per holdout row, ``[rows, classes]``).
         logits: whether ``scores`` are logits (probabilities = sigmoid(scores)). ``None`` (the
             default) means: the candidate and the baseline are models emitting logits; any other
             system is a reference (popularity counts, true probabilities) whose scores are used as
             probabilities only when all lie in [0, 1], and otherwise get no log loss/ECE.
+            For multiclass, a model's rows that are not already probabilities get a softmax.
     """
 
     name: str

@@ -172,18 +172,19 @@ class _Units:
     lists: IntArray | None = None  # ranking: the result lists that have a relevant row
 
 
-def _units(task: TaskName, labels: FloatArray, groups: npt.ArrayLike | None) -> _Units:
-    n = labels.shape[0]
-    if groups is None:
+def _units(task: TaskName, labels: FloatArray, unit: IntArray | None, n_units: int) -> _Units:
+    """The bootstrap units from a dense unit index per row (``None``: every row its own)."""
+    if unit is None:
+        n = labels.shape[0]
         return _Units(np.arange(n, dtype=np.intp), n)
-    _, unit = group_index(groups, n)
-    n_units = int(unit.max()) + 1
     if task != "ranking":
         return _Units(unit, n_units)
     relevant = np.flatnonzero(np.bincount(unit, weights=labels > 0, minlength=n_units) > 0)
-    if relevant.size == 0:
-        raise DataError("ranking labels: no result list has a relevant row (label > 0)")
     return _Units(unit, n_units, np.asarray(relevant, dtype=np.intp))
+
+
+def _n_units(units: _Units) -> int:
+    return units.n_units if units.lists is None else int(units.lists.shape[0])
 
 
 def _resampled(
@@ -302,8 +303,14 @@ def evaluate_task(
         raise ValueError(f"reference {ref!r} is not among the systems {sorted(predictions)}")
     y = validate_labels(name, labels, groups)
     preds = _predictions(name, y, predictions)
-    units = _units(name, y, groups)
-    n_units = units.n_units if units.lists is None else int(units.lists.shape[0])
+    if groups is None:
+        units = _units(name, y, None, 0)
+    else:
+        ids, unit = group_index(groups, y.shape[0])
+        units = _units(name, y, unit, int(ids.shape[0]))
+    n_units = _n_units(units)
+    if n_units == 0:
+        raise DataError("ranking labels: no result list has a relevant row (label > 0)")
     specs = TASK_METRICS[name]
     forms: dict[str, dict[str, Resampled]] = {}
     for spec in specs:
@@ -337,3 +344,61 @@ def evaluate_task(
         n_resamples=n_resamples,
         confidence=confidence,
     )
+
+
+def metric_values(
+    task: TaskName,
+    labels: FloatArray,
+    predictions: FloatArray,
+    unit: IntArray | None = None,
+    n_units: int = 0,
+    k: int = 10,
+) -> dict[str, float]:
+    """Every metric of ``task`` for one system's (validated) predictions on the whole holdout.
+
+    Metrics needing probabilities are left out when the predictions are not in [0, 1].
+    """
+    units = _units(task, labels, unit, n_units)
+    values: dict[str, float] = {}
+    for spec in TASK_METRICS[task]:
+        form = _resampled(task, spec, labels, predictions, units, k)
+        if form is not None:
+            values[spec.key(k)] = full_value(form, _n_units(units))
+    return values
+
+
+def paired_metric_interval(
+    task: TaskName,
+    metric: str,
+    labels: FloatArray,
+    predictions: tuple[FloatArray, FloatArray],
+    unit: IntArray | None,
+    n_units: int,
+    k: int = 10,
+    n_resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Interval | None:
+    """Paired bootstrap ``Interval`` of ``metric`` (a key of the task's metrics) a - b.
+
+    Returns ``None`` when the metric does not apply to one of the two prediction arrays.
+
+    Raises:
+        ValueError: ``metric`` is not a metric of ``task``.
+    """
+    spec = next((s for s in TASK_METRICS[task] if s.key(k) == metric), None)
+    if spec is None:
+        raise ValueError(f"{metric!r} is not a metric of a {task} task")
+    units = _units(task, labels, unit, n_units)
+    forms = [_resampled(task, spec, labels, p, units, k) for p in predictions]
+    if forms[0] is None or forms[1] is None:
+        return None
+    n = _n_units(units)
+    if n == 0:
+        nan = float("nan")
+        return _summarise(nan, nan, np.empty(0), confidence, 0)
+    draws = resample_all(
+        {metric: {"a": forms[0], "b": forms[1]}}, n, labels.shape[0], n_resamples, seed
+    )
+    a, b = full_value(forms[0], n), full_value(forms[1], n)
+    return _summarise(a, b, draws[metric]["a"] - draws[metric]["b"], confidence, n)
