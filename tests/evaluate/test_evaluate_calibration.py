@@ -153,3 +153,16 @@ def test_calibration_does_not_apply_to_a_ranker() -> None:
     assert "ece" not in report.metrics["candidate"]
     assert report.decision == "pass", [r.line() for r in report.failures]
     assert reason(report, "score_shift").level == "warn"
+
+
+def test_score_shift_warns_only_beyond_productions_own_noise() -> None:
+    # on a small holdout, production against a resample of itself already moves the PSI by
+    # more than a tight bound: a healthy retrain is within that noise, a real shift is not
+    shop = make_shop(n_rows=300, seed=7)
+    production = shop.model()
+    healthy = reason(gate(shop, shop.model(), production, max_score_psi=0.001), "score_shift")
+    assert healthy.level == "pass"
+    assert healthy.threshold is not None and healthy.threshold > 0.001  # the noise, not the bound
+    assert "own PSI noise" in healthy.message
+    shifted = reason(gate(shop, production + 2.0, production, max_score_psi=0.001), "score_shift")
+    assert shifted.level == "warn" and shifted.candidate > shifted.threshold  # type: ignore[operator]

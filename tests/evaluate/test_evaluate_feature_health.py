@@ -58,3 +58,9 @@ def test_a_new_constant_feature_only_warns_but_a_new_empty_one_blocks() -> None:
     constant, dead = feature_health_reasons([flag, empty])
     assert constant.passed and constant.warning
     assert not dead.passed
+
+
+def test_all_none_values_without_a_type_block_instead_of_crashing() -> None:
+    # a Python list of None becomes an Arrow column of type null, which has no distinct count
+    (reason,) = feature_health_reasons([FeatureValues("item.price@2", [None] * 50)])
+    assert not reason.passed and "item.price@2" in reason.message

@@ -12,6 +12,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+import numpy.typing as npt
 
 from spindle.evaluate._bootstrap import paired_bootstrap
 from spindle.evaluate._metrics import FloatArray, expected_calibration_error
@@ -133,19 +134,51 @@ def population_stability_index(expected: FloatArray, actual: FloatArray) -> floa
     """
     edges = np.unique(np.quantile(expected, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
     e = np.bincount(np.searchsorted(edges, expected, side="right"), minlength=edges.size + 1)
-    a = np.bincount(np.searchsorted(edges, actual, side="right"), minlength=edges.size + 1)
-    e_share = np.maximum(e / max(expected.size, 1), _PSI_FLOOR)
-    a_share = np.maximum(a / max(actual.size, 1), _PSI_FLOOR)
+    return _psi(e, np.searchsorted(edges, actual, side="right"), edges.size + 1)
+
+
+def _psi(expected_counts: npt.NDArray[np.intp], actual_bins: npt.NDArray[np.intp], n: int) -> float:
+    """PSI from the expected rows per bin and the bin of every actual row."""
+    a = np.bincount(actual_bins, minlength=n)
+    e_share = np.maximum(expected_counts / max(int(expected_counts.sum()), 1), _PSI_FLOOR)
+    a_share = np.maximum(a / max(actual_bins.size, 1), _PSI_FLOOR)
     return float(np.sum((a_share - e_share) * np.log(a_share / e_share)))
 
 
-def score_shift_reason(cand: Scored, base: Scored | None, bound: float) -> GateReason:
+PSI_NOISE_RESAMPLES = 50
+"""Resamples of production's own predictions that measure the PSI a holdout's noise alone gives."""
+
+
+def psi_noise(base: Scored, seed: int, confidence: float) -> float:
+    """The PSI production's predictions show against a resample of themselves (upper quantile).
+
+    Resampling the holdout's units (users, queries or rows) and comparing production with
+    itself measures how far the PSI moves from sampling noise alone at this holdout's size:
+    a candidate's shift below it cannot be told from noise.
+    """
+    h = base.holdout
+    values = base.probs if base.probs is not None else base.scores
+    edges = np.unique(np.quantile(values, np.linspace(0, 1, PSI_BINS + 1)[1:-1]))
+    bins = np.searchsorted(edges, values, side="right")
+    counts = np.bincount(bins, minlength=edges.size + 1)
+    rng = np.random.default_rng(seed)
+    psis = np.empty(PSI_NOISE_RESAMPLES)
+    for i in range(PSI_NOISE_RESAMPLES):
+        draws = np.bincount(rng.integers(0, h.n_units, size=h.n_units), minlength=h.n_units)
+        psis[i] = _psi(counts, np.repeat(bins, draws[h.unit]), edges.size + 1)
+    return float(np.quantile(psis, confidence))
+
+
+def score_shift_reason(
+    cand: Scored, base: Scored | None, bound: float, seed: int = 0, confidence: float = 0.95
+) -> GateReason:
     """Flag a candidate whose prediction distribution moved far from production's (PSI).
 
     A WARN, never a block: a retrain legitimately moves scores (a full retrain moved them by a
     PSI of up to 0.51 on a healthy simulation), and whether a move made predictions worse is
-    what the regression and calibration checks judge against production with its noise. Without
-    production there is nothing to compare with.
+    what the regression and calibration checks judge against production with its noise. The
+    WARN fires above ``bound`` or production's own PSI noise (``psi_noise``), the larger.
+    Without production there is nothing to compare with.
     """
     if base is None or not base.finite:
         why = NO_PRODUCTION if base is None else f"{base.name}'s scores are not all finite"
@@ -155,11 +188,13 @@ def score_shift_reason(cand: Scored, base: Scored | None, bound: float) -> GateR
     c = cand.probs if cand.probs is not None else cand.scores
     b = base.probs if base.probs is not None else base.scores
     psi = population_stability_index(b, c)
-    high = psi > bound
+    noise = psi_noise(base, seed, confidence)
+    limit = max(bound, noise)
+    high = psi > limit
     message = (
         f"PSI of {cand.name} vs {base.name} predictions {psi:.4f} "
-        f"{'above' if high else 'within'} the bound {bound:g} (means {float(c.mean()):.4f} vs "
-        f"{float(b.mean()):.4f})"
+        f"{'above' if high else 'within'} max(max_score_psi {bound:g}, {base.name}'s own PSI "
+        f"noise {noise:.4f}) = {limit:.4g} (means {float(c.mean()):.4f} vs {float(b.mean()):.4f})"
     )
     if high:
         message = (
@@ -167,7 +202,7 @@ def score_shift_reason(cand: Scored, base: Scored | None, bound: float) -> GateR
             "and calibration checks judge it against production); check features and labels"
         )
     return GateReason(
-        "score_shift", True, "psi", None, psi, float(b.mean()), None, bound, message, warning=high
+        "score_shift", True, "psi", None, psi, float(b.mean()), None, limit, message, warning=high
     )
 
 

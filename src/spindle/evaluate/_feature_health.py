@@ -67,6 +67,8 @@ def _profile(values: Any) -> _Profile:
         dense = column.drop_null().to_numpy().astype(np.float64)
         numeric = dense[np.isfinite(dense)]
         distinct = int(np.unique(numeric).size)
+    elif pa.types.is_null(kind):  # all values None: Arrow has no distinct count of nulls
+        distinct = 0
     else:
         distinct = int(pc.count_distinct(column.drop_null()).as_py())
     return _Profile(n, missing / n if n else 0.0, distinct, numeric)

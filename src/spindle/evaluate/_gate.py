@@ -453,7 +453,8 @@ def evaluate_scores(
         reasons.append(calibration_reason(cand, base, bound, seed, n_resamples, config.confidence))
     # the PSI compares distributions of one number per row: class probabilities have K
     if cand.finite and holdout.task != "multiclass" and config.max_score_psi is not None:
-        reasons.append(score_shift_reason(cand, base, config.max_score_psi))
+        shift = score_shift_reason(cand, base, config.max_score_psi, seed, config.confidence)
+        reasons.append(shift)
     sliced = _evaluate_slices(
         columns,
         holdout,
