@@ -162,3 +162,12 @@ def test_new_metrics_of_binary_and_ranking_are_gated(task: str, metric: str) -> 
         regression = next(r for r in report.reasons if r.check == "regression")
         assert regression.metric == metric and regression.interval is not None
         assert report.decision == decision, [r.line() for r in report.failures]
+
+
+def test_gate_metrics_cover_every_task_metric_with_its_direction() -> None:
+    from spindle.evaluate import GATE_METRICS, HIGHER_IS_BETTER, TASK_METRICS
+
+    for task, specs in TASK_METRICS.items():
+        for spec in specs:
+            assert spec.key(10) in GATE_METRICS[task]
+            assert HIGHER_IS_BETTER[spec.key(10)] is spec.higher_is_better

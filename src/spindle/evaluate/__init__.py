@@ -55,7 +55,7 @@ if _TYPE_CHECKING:
         format_report,
     )
     from spindle.evaluate._spread import REPLICA_NOISE_FACTOR, ReplicaSpread, replica_spread
-    from spindle.evaluate._systems import HIGHER_IS_BETTER
+    from spindle.evaluate._systems import GATE_METRICS, HIGHER_IS_BETTER
     from spindle.evaluate._tasks import (
         TASK_METRICS,
         MetricEstimate,
@@ -71,6 +71,7 @@ _LAZY: dict[str, str] = {
     "FEATURE_PSI_WARN": "spindle.evaluate._feature_health",
     "FeatureValues": "spindle.evaluate._feature_health",
     "GateReason": "spindle.evaluate._report",
+    "GATE_METRICS": "spindle.evaluate._systems",
     "HIGHER_IS_BETTER": "spindle.evaluate._systems",
     "Interval": "spindle.evaluate._bootstrap",
     "MAX_NULL_SHARE_RISE": "spindle.evaluate._feature_health",
@@ -121,6 +122,7 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "FEATURE_PSI_WARN",
+    "GATE_METRICS",
     "HIGHER_IS_BETTER",
     "MAX_NULL_SHARE_RISE",
     "METRIC_ORDER",
