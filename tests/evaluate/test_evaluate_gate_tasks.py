@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from spindle.core import ConfigError, DataError, EvaluationConfig
-from spindle.evaluate import EvaluationReport, SystemScores, evaluate_scores, rmse
+from spindle.evaluate import (
+    GATE_METRICS,
+    HIGHER_IS_BETTER,
+    TASK_METRICS,
+    EvaluationReport,
+    SystemScores,
+    evaluate_scores,
+    rmse,
+)
 
 FOCUSED = {"max_slice_gap": None, "max_regression": 0.02}
 
@@ -165,8 +173,6 @@ def test_new_metrics_of_binary_and_ranking_are_gated(task: str, metric: str) -> 
 
 
 def test_gate_metrics_cover_every_task_metric_with_its_direction() -> None:
-    from spindle.evaluate import GATE_METRICS, HIGHER_IS_BETTER, TASK_METRICS
-
     for task, specs in TASK_METRICS.items():
         for spec in specs:
             assert spec.key(10) in GATE_METRICS[task]
