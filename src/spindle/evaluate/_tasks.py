@@ -195,7 +195,7 @@ def _resampled(
         return None
     if units.lists is not None:  # ranking: per-list values, the relevant lists are the units
         ranked = RankedLists(labels, pred, units.unit, units.n_units)
-        return AdditiveValues(per_list_sums(ranked, spec.name, k, units.lists), _mean)
+        return AdditiveValues(_per_list_sums(ranked, spec.name, k, units.lists), _mean)
     additive = _ADDITIVE.get((task, spec.name))
     if additive is not None:
         return AdditiveValues(
@@ -221,7 +221,7 @@ def _estimate(value: float, draws: FloatArray, confidence: float) -> MetricEstim
     return MetricEstimate(value, float(lower), float(upper))
 
 
-def per_list_sums(ranked: RankedLists, name: str, k: int, lists: IntArray) -> FloatArray:
+def _per_list_sums(ranked: RankedLists, name: str, k: int, lists: IntArray) -> FloatArray:
     """``[value, 1]`` of every relevant result list (``lists``), in list order."""
     if name == "ndcg@k":
         index, values = ranked.ndcg(k)
