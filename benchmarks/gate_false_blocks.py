@@ -59,7 +59,7 @@ def _run(
                     "version": report.version,
                     "gate": report.gate,
                     "reasons": report.gate_reasons,
-                    "ndcg@10": report.ndcg10,
+                    "ndcg@10": report.gate_scores(),
                     "error": report.error,
                     "seconds": round(time.perf_counter() - t0, 1),
                 }

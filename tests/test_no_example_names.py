@@ -36,9 +36,6 @@ PENDING = frozenset(
     {
         "cli/_workspace_cmds.py",  # `spindle simulate` reports the simulator's impressions
         "features/_online.py",  # SHOP_LAYOUT, serving's retrieval layout until serving declares it
-        "orchestrate/_demo.py",  # the demo's searches against the served ranker
-        "orchestrate/_infra_validation.py",  # the serving smoke request
-        "serve/_canary.py",
         "serve/_ranking.py",
         "serve/_server.py",
         "serve/_state.py",

@@ -35,7 +35,9 @@ def test_demo_report(demo: tuple[Path, dict[str, Any]]) -> None:
     trained = days[1:]
     assert all(d["error"] is None for d in trained), [d["error"] for d in trained]
     assert all(d["gate"] in ("pass", "block") for d in trained)
-    last = trained[-1]["ndcg10"]
+    assert report["model"] == "search_ranker" and report["metric"] == "ndcg@10"
+    last = trained[-1]["score"]
+    assert last == {s: m["ndcg@10"] for s, m in trained[-1]["metrics"].items()}
     assert (
         last["oracle"] is not None
         and last["candidate"] is not None

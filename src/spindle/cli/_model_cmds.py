@@ -341,7 +341,10 @@ def run(
                 ["ingest", f"{report.rows_ingested} rows, {report.rows_quarantined} quarantined"],
                 ["validate", report.validation],
                 ["train", f"version {report.version} (base {report.base_version})"],
-                ["evaluate", " ".join(f"{k}={fmt(v)}" for k, v in report.ndcg10.items())],
+                [
+                    "evaluate",
+                    " ".join(f"{k}={fmt(v)}" for k, v in report.gate_scores().items()),
+                ],
                 ["gate", report.gate],
                 ["serving", report.serving_version],
                 ["skipped (already done)", ", ".join(report.skipped_steps) or "-"],

@@ -85,52 +85,39 @@ def simulate(
 @app.command()
 @handles_errors
 def demo(
-    days: int = typer.Option(7, min=2, help="Days to simulate and run."),
+    days: int = typer.Option(7, min=2, help="Days to run."),
+    example: str = typer.Option("yarnit", help="The example workspace (yarnit, flights)."),
     directory: Path = typer.Option(
         Path("demo-workspace"), "--dir", help="Workspace directory (recreated)."
     ),
-    scale: float | None = typer.Option(None, help="Traffic multiplier."),
+    scale: float | None = typer.Option(None, help="Traffic multiplier (a simulated example)."),
     as_json: bool = JsonOption,
 ) -> None:
-    """Simulate YarnIt, run the daily loop day by day, serve the result and report."""
+    """Run an example's daily loop day by day (ingest, validate, train, gate, push), serve the
+    model and send it real requests, and report."""
     with progress_reporter(not as_json) as report:
-        result = spindle.run_demo(directory, days, scale=scale, progress=report)
+        result = spindle.run_demo(directory, days, example=example, scale=scale, progress=report)
     if as_json:
         emit_json(result)
         return
-    rows = []
-    for d in result["days"]:
-        n = d["ndcg10"]
-        rows.append(
-            [
-                d["date"],
-                d["rows_ingested"],
-                d["rows_quarantined"],
-                d["validation"],
-                fmt(d["train_examples_per_s"], 0),
-                fmt(n["candidate"]),
-                fmt(n["production"]),
-                fmt(n["popularity"]),
-                fmt(n["oracle"]),
-                d["gate"],
-                fmt(d["serving_version"]),
-            ]
-        )
-    table(
-        "spindle demo: the daily loop of search_ranker",
+    metric = result["metric"]
+    systems = list(dict.fromkeys(s for d in result["days"] for s in d["score"]))
+    rows = [
         [
-            "date",
-            "rows",
-            "quarantined",
-            "validation",
-            "train ex/s",
-            "ndcg@10 cand",
-            "prod",
-            "popularity",
-            "oracle",
-            "gate",
-            "serving",
-        ],
+            d["date"],
+            d["rows_ingested"],
+            d["rows_quarantined"],
+            d["validation"],
+            fmt(d["train_examples_per_s"], 0),
+            *(fmt(d["score"].get(system)) for system in systems),
+            d["gate"],
+            fmt(d["serving_version"]),
+        ]
+        for d in result["days"]
+    ]
+    table(
+        f"spindle demo: the daily loop of {result['model']} ({metric})",
+        ["date", "rows", "quarantined", "validation", "train ex/s", *systems, "gate", "serving"],
         rows,
     )
     s = result["serving"]

@@ -56,6 +56,19 @@ class ServingConfig(_Strict):
     default_model: str = "search_ranker"
 
 
+class DemoConfig(_Strict):
+    """``demo:`` of ``spindle.yaml``: what ``spindle demo`` runs in a copy of this workspace.
+
+    ``data: simulate`` writes the days with the simulator first (from ``simulation``);
+    ``data: declared`` reads the days the sources declare, from ``start``.
+    """
+
+    model: str
+    data: Literal["simulate", "declared"] = "simulate"
+    start: dt.date | None = None  # the first day; default: simulation.start_date
+    requests: int = Field(default=200, ge=1)  # predict requests sent to the served model
+
+
 class WorkspaceConfig(_Strict):
     """``spindle.yaml``: where everything of one workspace lives."""
 
@@ -69,6 +82,7 @@ class WorkspaceConfig(_Strict):
     model_repo: str | None = None
     simulation: SimulationConfig = SimulationConfig()
     serving: ServingConfig = ServingConfig()
+    demo: DemoConfig | None = None
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 

@@ -10,6 +10,7 @@ from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
+from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._push_step import push
 from spindle.orchestrate._train_step import train_version
 
@@ -28,7 +29,7 @@ class DayReport:
     base_version: int | None = None
     train_examples: int | None = None
     train_examples_per_s: float | None = None
-    ndcg10: dict[str, float | None] = field(default_factory=dict)
+    metric: str | None = None  # the gate's metric (evaluation.metric)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     gate: str = "not run"
     gate_reasons: list[str] = field(default_factory=list)
@@ -41,6 +42,15 @@ class DayReport:
 
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def gate_scores(self) -> dict[str, float | None]:
+        """Every evaluated system's value of the gate's metric (candidate, production,
+        the declared baselines)."""
+        return {
+            system: (values.get(self.metric) if isinstance(values, dict) else None)
+            for system, values in self.metrics.items()
+            if self.metric is not None
+        }
 
     @property
     def exit_code(self) -> int:
@@ -140,10 +150,7 @@ def _train_evaluate_push(
         ctx, model, version.version, date, overrides=overrides, progress=progress
     )
     report.metrics = evaluation.metrics
-    report.ndcg10 = {
-        s: (m.get("ndcg@10") if isinstance(m, dict) else None)
-        for s, m in evaluation.metrics.items()
-    }
+    report.metric = load_config(ctx, model, overrides).config.evaluation.metric
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
     if report.validation == "fail":  # the gate blocked (evaluate saw the FAIL holdout): say so

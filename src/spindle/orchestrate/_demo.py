@@ -1,9 +1,17 @@
-"""``spindle demo``: simulate YarnIt, run the daily loop day by day, serve, and report."""
+"""``spindle demo``: an example workspace's daily loop, day by day, then served and probed.
+
+The example's ``spindle.yaml`` says what the demo runs (``demo:``, ``core.DemoConfig``): which
+model, and whether its days are simulated first (the shop) or read from the declared sources
+(flights, from the data the package ships). Every day is ingested and validated; from the
+second day on the model is trained (warm started), evaluated against production and its
+declared baselines, gated and pushed. At the end the model repository is served on loopback
+and the model answers real requests, ``POST /v1/models/{model}/predict`` with the last day's
+examples as instances (a ranking model's request is one result list).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import random
 import shutil
 import time
 from collections.abc import Callable
@@ -11,68 +19,59 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pyarrow.dataset as pads
 
-from spindle.core import WORKSPACE_FILE, WorkspaceError
+from spindle.core import WORKSPACE_FILE, ConfigError, DemoConfig, WorkspaceError
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._daily import DayReport, _train_evaluate_push, ingest_and_validate
+from spindle.orchestrate._infra_validation import holdout_requests
+from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._workspace_init import init_workspace
-from spindle.serve import ServerThread, create_app
-from spindle.sim import simulate
+from spindle.serve import ServerThread, ServingDeclarations, create_app
 
-DEMO_MODEL = "search_ranker"
 Progress = Callable[[str, int, int], None]
 
 
-def _fresh_workspace(directory: Path) -> None:
+def _fresh_workspace(directory: Path, example: str) -> None:
     if directory.exists() and any(directory.iterdir()):
         if not (directory / WORKSPACE_FILE).is_file():
             raise WorkspaceError(
                 f"{directory} is not empty and holds no {WORKSPACE_FILE}; pick another --dir"
             )
         shutil.rmtree(directory)
-    init_workspace(directory, "yarnit")
+    init_workspace(directory, example)
 
 
-def _requests(ctx: Context, day: str, n: int, seed: int) -> list[dict[str, Any]]:
-    """Real shop requests: searches of the last day (user and query), half with their candidates."""
-    raw = ctx.workspace.raw_dir
-    searches = (
-        pads.dataset(raw / "searches" / f"date={day}")
-        .to_table(columns=["search_id", "user_id", "query"])
-        .to_pylist()
-    )
-    impressions = (
-        pads.dataset(raw / "impressions" / f"date={day}")
-        .to_table(columns=["search_id", "product_id"])
-        .to_pylist()
-    )
-    by_search: dict[str, list[str]] = {}
-    for row in impressions:
-        by_search.setdefault(row["search_id"], []).append(row["product_id"])
-    rng = random.Random(seed)
-    chosen = rng.sample(searches, min(n, len(searches)))
-    bodies = []
-    for i, s in enumerate(chosen):
-        body: dict[str, Any] = {"user_id": s["user_id"], "query": s["query"], "k": 10}
-        if i % 2 == 0 and by_search.get(s["search_id"]):
-            body["candidates"] = by_search[s["search_id"]]
-        bodies.append(body)
-    return bodies
+def _demo_config(ctx: Context, example: str) -> DemoConfig:
+    demo = ctx.workspace.config.demo
+    if demo is None:
+        raise ConfigError(
+            WORKSPACE_FILE,
+            [f"the example {example!r} declares no demo: block (model, data) to run"],
+        )
+    return demo
 
 
-def serve_and_probe(ctx: Context, day: str, n_requests: int = 200) -> dict[str, Any]:
-    """Start the server on loopback, send real ranking requests, and count what came back."""
+def serve_and_probe(ctx: Context, model: str, day: str, n_requests: int) -> dict[str, Any]:
+    """Serve the model repository on loopback and send ``model`` real predict requests.
+
+    Returns:
+        ``{"requests", "errors", "fallbacks", "version", "versions", "p50_ms", "p99_ms"}``.
+    """
     app = create_app(
-        ctx.workspace.model_repo, ctx.workspace.online_store_path, default_model=DEMO_MODEL
+        ctx.workspace.model_repo,
+        ctx.workspace.online_store_path,
+        default_model=model,
+        declarations=ServingDeclarations.of(ctx.features),
     )
+    requests = holdout_requests(ctx, load_config(ctx, model), day, n_requests)
     errors, fallbacks = 0, 0
     versions: dict[str, int] = {}
     latencies: list[float] = []
+    path = f"/v1/models/{model}/predict"
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        for body in _requests(ctx, day, n_requests, seed=1):
+        for instances in requests:
             t0 = time.perf_counter()
-            response = client.post("/v1/rank", json=body)
+            response = client.post(path, json={"instances": instances})
             latencies.append(time.perf_counter() - t0)
             if response.status_code != 200:
                 errors += 1
@@ -93,25 +92,15 @@ def serve_and_probe(ctx: Context, day: str, n_requests: int = 200) -> dict[str, 
     }
 
 
-def run_demo(
-    directory: str | Path,
-    days: int = 7,
-    *,
-    scale: float | None = None,
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Create a fresh YarnIt workspace in ``directory``, simulate ``days`` days and run the loop.
+def _first_day(
+    ctx: Context, demo: DemoConfig, days: int, scale: float | None, progress: Progress | None
+) -> dt.date:
+    """The demo's first day; with ``data: simulate`` the days are simulated first."""
+    sim = ctx.workspace.config.simulation
+    start = demo.start or sim.start_date
+    if demo.data == "simulate":
+        from spindle.sim import simulate  # only the simulated example needs the simulator
 
-    Returns:
-        ``{"days": [...], "serving": {...}, "workspace": str, "seconds": float}`` (the ``--json`` form).
-    """
-    t0 = time.perf_counter()
-    target = Path(directory).resolve()
-    _fresh_workspace(target)
-    report: dict[str, Any] = {"workspace": str(target), "days": []}
-    with Context.open(target) as ctx:
-        sim = ctx.workspace.config.simulation
-        start = sim.start_date
         simulate(
             ctx.workspace.raw_dir,
             start=start,
@@ -122,20 +111,61 @@ def run_demo(
             if progress
             else None,
         )
+    return start
+
+
+def run_demo(
+    directory: str | Path,
+    days: int = 7,
+    *,
+    example: str = "yarnit",
+    scale: float | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Create a fresh workspace of ``example`` in ``directory`` and run its demo for ``days``.
+
+    Args:
+        scale: the simulator's traffic multiplier (a simulated example only).
+
+    Returns:
+        ``{"example", "model", "metric", "days": [...], "serving": {...}, "workspace",
+        "seconds"}`` (the ``--json`` form); each day holds ``date``, ``validation``,
+        ``gate``, ``serving_version`` and ``metrics`` (every system's: candidate,
+        production, the declared baselines).
+
+    Raises:
+        WorkspaceError: ``directory`` holds something that is not a workspace.
+        ConfigError: the example declares no ``demo:``.
+    """
+    t0 = time.perf_counter()
+    target = Path(directory).resolve()
+    _fresh_workspace(target, example)
+    with Context.open(target) as ctx:
+        demo = _demo_config(ctx, example)
+        model = demo.model
+        metric = load_config(ctx, model).config.evaluation.metric
+        report: dict[str, Any] = {
+            "example": example,
+            "model": model,
+            "metric": metric,
+            "workspace": str(target),
+            "days": [],
+        }
+        start = _first_day(ctx, demo, days, scale, progress)
         dates = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
         for i, date in enumerate(dates):
-            day = DayReport(DEMO_MODEL, date)
+            day = DayReport(model, date)
             ingest_and_validate(ctx, date, day)
             if i > 0:
                 try:
-                    _train_evaluate_push(ctx, DEMO_MODEL, date, day, False, None)
+                    _train_evaluate_push(ctx, model, date, day, False, None)
                 except Exception as exc:
                     day.error = f"{type(exc).__name__}: {exc}"
-            day.serving_version = production_version(ctx, DEMO_MODEL)
+            day.serving_version = production_version(ctx, model)
             report["days"].append(_day_row(day))
             if progress:
                 progress("day", i + 1, days)
-        report["serving"] = serve_and_probe(ctx, dates[-1])
+        report["serving"] = serve_and_probe(ctx, model, dates[-1], demo.requests)
     report["seconds"] = round(time.perf_counter() - t0, 1)
     return report
 
@@ -147,9 +177,8 @@ def _day_row(day: DayReport) -> dict[str, Any]:
         "rows_quarantined": day.rows_quarantined,
         "validation": day.validation,
         "train_examples_per_s": day.train_examples_per_s,
-        "ndcg10": {
-            k: day.ndcg10.get(k) for k in ("candidate", "production", "popularity", "oracle")
-        },
+        "metrics": day.metrics,
+        "score": day.gate_scores(),
         "gate": day.gate,
         "serving_version": day.serving_version,
         "version": day.version,

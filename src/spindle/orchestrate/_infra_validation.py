@@ -1,7 +1,8 @@
 """Infra validation before push: the exported model, served in its own process, agrees and fits.
 
 A canary process (``spindle.serve._canary``) loads the version with the serving runtime and
-ranks real requests of the version's day through the serving feature path. The same rows are
+scores real requests of the version's day (its holdout examples as predict instances) through
+the serving feature path. The same rows are
 scored here with the training-time model (the torch weights), and the version passes when
 
 - the canary loaded and verified every file and answered every request,
@@ -14,24 +15,31 @@ scored here with the training-time model (the torch weights), and the version pa
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.dataset as pads
+import pyarrow.parquet as pq
 import torch
 
 from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError, read_transform_text
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import load_config, model_dir
+from spindle.orchestrate._model_common import (
+    LoadedConfig,
+    build_training_set,
+    load_config,
+    model_dir,
+)
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 from spindle.train import InputSpec, Ranker, load_weights
 
@@ -64,25 +72,55 @@ class InfraReport:
         return asdict(self) | {"failures": list(self.failures)}
 
 
-def _canary_requests(ctx: Context, date: str | None, n: int) -> list[dict[str, Any]]:
-    """Real searches (user, query) of the version's day, else of the newest raw day."""
-    root = ctx.workspace.raw_dir / "searches"
-    days = sorted(p.name for p in root.glob("date=*")) if root.is_dir() else []
-    chosen = f"date={date}" if date and f"date={date}" in days else (days[-1] if days else None)
-    if chosen is None:
-        return [{"user_id": "canary", "query": "yarn"}]
-    table = pads.dataset(root / chosen).to_table(columns=["user_id", "query"])
-    rows = table.slice(0, n).to_pylist()
-    return [{"user_id": str(r["user_id"]), "query": str(r["query"])} for r in rows]
+def _json_value(value: Any) -> Any:
+    """A holdout value as a client would send it in JSON (times as ISO strings)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def holdout_requests(
+    ctx: Context, loaded: LoadedConfig, date: str, n: int
+) -> list[list[dict[str, Any]]]:
+    """Real requests of the version's day: its holdout examples as predict instances.
+
+    Each instance holds the example's own columns (entity keys, request columns; not the
+    label, the weight or the feature columns, which serving looks up itself). A ranking
+    model's request is one result list (the rows of one ``group_key``), any other model's one
+    instance; the first ``n`` requests of the day are used.
+    """
+    cfg = loaded.config
+    holdout = build_training_set(ctx, loaded, [date], purpose="holdout")
+    table = pq.read_table(holdout.uri)
+    features = {d.column for d in loaded.definitions}
+    hidden = features | {cfg.label, cfg.examples.weight}
+    columns = [c for c in table.column_names if c not in hidden]
+    rows = [
+        {k: _json_value(v) for k, v in row.items()} for row in table.select(columns).to_pylist()
+    ]
+    if cfg.group_key is None:
+        return [[row] for row in rows[:n]]
+    lists: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        if row[cfg.group_key] not in lists and len(lists) == n:
+            continue
+        lists.setdefault(row[cfg.group_key], []).append(row)
+    return list(lists.values())
 
 
 def _run_canary(
-    version: Path, store: Path, requests: list[dict[str, Any]], out: Path
+    ctx: Context, version: Path, requests: list[list[dict[str, Any]]], out: Path
 ) -> dict[str, Any]:
     spec = out / "request.json"
-    spec.write_text(
-        json.dumps({"version_dir": str(version), "store": str(store), "requests": requests})
-    )
+    described = {
+        "version_dir": str(version),
+        "store": str(ctx.workspace.online_store_path),
+        "features_dir": str(ctx.workspace.root / "features"),
+        "requests": requests,
+    }
+    spec.write_text(json.dumps(described))
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
     done = subprocess.run(  # our own interpreter and module, no shell
         [sys.executable, "-m", "spindle.serve._canary", str(spec), str(out)],
@@ -125,7 +163,8 @@ def infra_validate(
     """Serve ``model@version`` in a canary process and check scores, latency and memory.
 
     Args:
-        n_requests: real searches of the version's day to rank (50 retrieved candidates each).
+        n_requests: requests from the version's day: its holdout examples (a ranking
+            model's request is one result list, any other's one instance).
         overrides: ``--set`` overrides of the model config (e.g. ``serving.max_rss_mb=512``).
         progress: hears its phases (canary serving, score comparison) and the verdict.
 
@@ -135,11 +174,17 @@ def infra_validate(
         report = infra_validate(ctx, "search_ranker", 3)
         if not report.passed: print(*report.failures, sep="\n")
     """
-    cfg = load_config(ctx, model, overrides).config
+    loaded = load_config(ctx, model, overrides)
+    cfg = loaded.config
     budget, rss_budget = cfg.serving.latency_budget_ms, cfg.serving.max_rss_mb
     source = model_dir(ctx, model, version)
     date = ctx.store.get_version(model, version).date
-    requests = _canary_requests(ctx, date, n_requests)
+    if date is None:
+        raise ServingError(
+            f"{model}@{version} records no training day, so infra validation has no day to "
+            "draw requests from; retrain it with `spindle train`"
+        )
+    requests = holdout_requests(ctx, loaded, date, n_requests)
     task = f"infra validation {model}@{version}"
 
     def phase(done: int, what: str) -> None:
@@ -158,11 +203,13 @@ def infra_validate(
             **measured,
         )
 
+    if not requests:
+        return report(False, (f"{date} has no examples of {model} to serve as canary requests",))
     with tempfile.TemporaryDirectory(prefix="spindle-canary-") as tmp:
         out = Path(tmp)
         phase(0, f"canary serving {len(requests)} requests")
         try:
-            measured = _run_canary(source, ctx.workspace.online_store_path, requests, out)
+            measured = _run_canary(ctx, source, requests, out)
         except (ServingError, subprocess.TimeoutExpired) as exc:
             return report(False, (str(exc),))
         with pa.memory_map(str(out / ROWS_FILE)) as source_file:
@@ -180,7 +227,7 @@ def infra_validate(
         )
     if measured["cpu_p99_ms"] > budget:
         failures.append(
-            f"p99 latency of a ranking request {measured['cpu_p99_ms']:.1f} ms of CPU "
+            f"p99 latency of a request {measured['cpu_p99_ms']:.1f} ms of CPU "
             f"({measured['p99_ms']:.1f} ms wall) exceeds serving.latency_budget_ms {budget:g}"
         )
     if measured["peak_rss_mb"] > rss_budget:

@@ -1,10 +1,12 @@
 """The canary: a model version loaded by the serving runtime, alone in its own process.
 
 Infra validation runs ``python -m spindle.serve._canary REQUEST.json OUT_DIR`` so that what is
-measured is what serving does: ``ModelRuntime.load`` (checksums), then per request the serving
-feature path (online store → ``assemble_request_rows`` → transform → onnxruntime). It writes
-``rows.arrow`` (the exact rows scored, for the caller to score with the training-time model),
-``scores.npy`` (no pickle) and ``result.json`` (latencies, peak RSS, counts).
+measured is what serving does: ``ModelRuntime.load`` (checksums), then per request the path of
+``POST /v1/models/{model}/predict`` (the request schema checked, each view's online row looked
+up by the instance's entity keys, the recorded request features, the transform, onnxruntime).
+A request is a list of instances (a ranking model's: one result list). It writes ``rows.arrow``
+(the exact rows scored, for the caller to score with the training-time model), ``scores.npy``
+(no pickle) and ``result.json`` (latencies, peak RSS, counts).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import resource
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +23,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from spindle.features import OnlineStore, assemble_request_rows
-from spindle.serve._ranking import RETRIEVE_N
+from spindle.features import FeatureRegistry, OnlineStore
+from spindle.serve._predict import Predictor
 from spindle.serve._runtime import ModelRuntime
+from spindle.serve._schema import ServingDeclarations
 
 ROWS_FILE = "rows.arrow"
 SCORES_FILE = "scores.npy"
@@ -42,7 +46,7 @@ class CanaryResult:
     sha256: str
     requests: int
     rows: int
-    mean_candidates: float
+    rows_per_request: float
     load_ms: float
     p50_ms: float
     p99_ms: float
@@ -68,33 +72,46 @@ def peak_rss_mb() -> float:
 
 
 def run_canary(
-    version_dir: Path, store_path: Path, requests: list[dict[str, Any]], out_dir: Path
+    version_dir: Path,
+    store_path: Path,
+    requests: list[list[dict[str, Any]]],
+    out_dir: Path,
+    features_dir: Path | None = None,
 ) -> CanaryResult:
-    """Load ``version_dir`` and rank every request: a warm-up pass, then two timed passes.
+    """Load ``version_dir`` and score every request: a warm-up pass, then two timed passes.
+
+    Args:
+        version_dir: the model version's package.
+        store_path: the online store.
+        requests: each a list of instances (entity keys and request columns).
+        out_dir: where the rows, scores and result are written.
+        features_dir: the workspace's ``features/`` (views' keys, request groups' columns);
+            None reads the views' keys from the online store.
 
     The latencies reported are those of the timed pass with the lower CPU p99, so that one
     burst of load from other processes on the machine does not decide the verdict alone.
+
+    Raises:
+        ServingError: an instance does not fit the version's request schema.
     """
     t0 = time.perf_counter()
     runtime = ModelRuntime.load(version_dir)
     load_ms = (time.perf_counter() - t0) * 1000
     store = OnlineStore(store_path)
+    declarations = (
+        ServingDeclarations.of(FeatureRegistry.load(features_dir)) if features_dir else None
+    )
+    # the canary calls the predictor's row path directly (no executor, no latency budget)
+    predictor = Predictor(store, ThreadPoolExecutor(max_workers=1), 1000.0, declarations)
     try:
+        schema = predictor.schema(runtime)
         tables, scores, passes = [], [], []
         for pass_index in range(3):
             latencies: list[tuple[float, float]] = []
-            for request in requests:
+            for instances in requests:
                 start, start_cpu = time.perf_counter(), time.thread_time()
-                ids = request.get("candidates") or store.retrieve(request["query"], RETRIEVE_N)
-                products = store.products(ids)
-                user = store.user(request["user_id"])
-                rows = assemble_request_rows(
-                    products,
-                    user,
-                    runtime.user_columns,
-                    {"query": str(request["query"]).lower()},
-                    runtime.transform.request,
-                )
+                schema.check(instances)
+                rows, _unknown = predictor.rows(runtime, schema, instances)
                 result = runtime.score(rows)
                 wall, cpu = time.perf_counter() - start, time.thread_time() - start_cpu
                 latencies.append((wall * 1000, cpu * 1000))
@@ -121,7 +138,7 @@ def run_canary(
         sha256=runtime.sha256,
         requests=len(requests),
         rows=table.num_rows,
-        mean_candidates=table.num_rows / max(len(requests), 1),
+        rows_per_request=table.num_rows / max(len(requests), 1),
         load_ms=load_ms,
         p50_ms=float(np.percentile(lat[:, 0], 50)),
         p99_ms=float(np.percentile(lat[:, 0], 99)),
@@ -137,7 +154,14 @@ def main(argv: list[str]) -> int:
     """``python -m spindle.serve._canary REQUEST.json OUT_DIR``; errors go to stderr, exit 1."""
     spec = json.loads(Path(argv[0]).read_text())
     try:
-        run_canary(Path(spec["version_dir"]), Path(spec["store"]), spec["requests"], Path(argv[1]))
+        features = spec.get("features_dir")
+        run_canary(
+            Path(spec["version_dir"]),
+            Path(spec["store"]),
+            spec["requests"],
+            Path(argv[1]),
+            Path(features) if features else None,
+        )
     except Exception as exc:  # reported to the parent as text: any failure fails validation
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
