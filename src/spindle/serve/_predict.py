@@ -86,12 +86,17 @@ def _key(instance: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
     return instance[keys[0]] if len(keys) == 1 else tuple(instance[k] for k in keys)
 
 
+def _has_null(key: Any) -> bool:
+    return isinstance(key, tuple) and any(v is None for v in key)
+
+
 def _lookup(
     store: OnlineStore, lookup: ViewLookup, instances: Sequence[Mapping[str, Any]]
 ) -> tuple[dict[str, list[Any]], pa.Schema | None, int]:
     """The view's stored columns for each instance (None where the entity is unknown)."""
     asked = [_key(inst, lookup.keys) for inst in instances]
-    found = store.rows(lookup.view, list(dict.fromkeys(asked)))
+    wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
+    found = store.rows(lookup.view, wanted) if wanted else pa.table({})
     if found.num_columns == 0:
         return {}, None, len(instances)
     held = found.to_pydict()

@@ -104,7 +104,8 @@ class RequestSchema:
         }
 
     def check(self, instances: Sequence[Mapping[str, Any]]) -> None:
-        """Check every instance has every field with its type.
+        """Check every instance has every field, of its type or null (a null key is an unknown
+        entity: its features are null, as a training example's without a match).
 
         Raises:
             ServingError: one line naming the first bad field, the instance and the model.
@@ -118,7 +119,7 @@ class RequestSchema:
                         f"(see GET /v1/models/{self.model}/schema)"
                     )
                 value = instance[name]
-                if not _is(value, kind):
+                if value is not None and not _is(value, kind):  # null: unknown, as in training
                     raise ServingError(
                         f"{where}: expected {kind}, found {_json_name(value)} {value!r:.60} "
                         f"(model {self.model})"

@@ -1,0 +1,93 @@
+"""The flights example served by /v1/models/{model}/predict: a version trained by the CLI, pushed
+to a repository, served over loopback HTTP, answers as the same model does offline.
+
+Offline, each instance's online rows are joined with Arrow (left outer joins over every stored
+row of each view, keyed as the workspace declares) and scored by the version's ONNX model.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
+from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, create_app, push
+
+pytestmark = pytest.mark.e2e
+
+MODEL = "arrival_delay"
+KEYS = ["carrier", "origin", "dest", "tailnum"]
+
+
+def _cli(cwd: Path, *args: str) -> None:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+
+
+@pytest.fixture(scope="module")
+def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("flights")
+    _cli(root, "init", "flights", "--example", "flights")
+    workspace = root / "flights"
+    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-12")
+    _cli(workspace, "train", MODEL, "--date", "2013-01-12")
+    return workspace
+
+
+def _offline(version: Path, store_path: Path, instances: pa.Table, views: dict) -> np.ndarray:
+    store = OnlineStore(store_path)
+    try:
+        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
+        for view, keys in views.items():
+            held = store.backend.read(view)
+            assert held is not None
+            held = held.drop_columns([c for c in held.column_names if c == "__spindle_key"])
+            held = held.drop_columns([c for c in held.column_names if c == "feature_ts"])
+            rows = rows.join(held, list(keys), join_type="left outer")
+        rows = rows.sort_by("i")
+    finally:
+        store.close()
+    runtime = ModelRuntime.load(version)
+    return runtime.score(apply_request_features(rows, runtime.transform.request))
+
+
+def test_flights_predictions_equal_the_offline_scores_over_http(
+    flights: Path, tmp_path: Path
+) -> None:
+    version = flights / ".spindle" / "artifacts" / "models" / MODEL / "1"
+    repo, store = tmp_path / "repo", flights / ".spindle" / "online.db"
+    push(version, repo)
+    registry = FeatureRegistry.load(flights / "features")
+    declarations = ServingDeclarations.of(registry)
+    trainset = next((flights / ".spindle" / "artifacts" / "trainsets" / MODEL).glob("*.parquet"))
+    instances = pq.read_table(trainset, columns=KEYS).slice(0, 300)
+    instances = instances.filter(pa.compute.is_valid(instances["tailnum"]))
+    unknown = pa.table({k: ["ZZ" if k != "tailnum" else "N0NE"] for k in KEYS})
+    instances = pa.concat_tables([instances.cast(unknown.schema), unknown])
+    app = create_app(repo, store, declarations=declarations, latency_budget_ms=10_000)
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        schema = client.get(f"/v1/models/{MODEL}/schema").json()
+        assert set(schema["keys"]) == set(KEYS) and schema["task"] == "binary"
+        answer = client.post(
+            f"/v1/models/{MODEL}/predict", json={"instances": instances.to_pylist()}
+        )
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert body["version"] == "1" and body["fallback"] is None
+    served = [p["probability"] for p in body["predictions"]]
+    assert len(set(served)) > 10  # the instances' own features, not one default row
+    views = {lu["view"]: lu["keys"] for lu in schema["entities"]}
+    offline = [1 / (1 + math.exp(-s)) for s in _offline(version, store, instances, views)]
+    np.testing.assert_allclose(served, offline, atol=1e-6)
