@@ -144,11 +144,19 @@ def serve(
     repo: str | None = typer.Option(None, help="Model repository (default from spindle.yaml)."),
     workspace: str = WorkspaceOption,
 ) -> None:
-    """Serve models: /v1/rank, KServe V2 endpoints, /metrics; popularity fallback."""
+    """Serve models: /v1/models/{model}/predict for any model, the example's /v1/rank, KServe V2
+    endpoints, /metrics."""
     ws = spindle.Workspace.load(workspace)
     cfg = ws.config.serving
+    from spindle.features import FeatureRegistry
+    from spindle.serve import ServingDeclarations
+
     app_ = spindle.create_app(
-        repo or ws.model_repo, ws.online_store_path, default_model=cfg.default_model
+        repo or ws.model_repo,
+        ws.online_store_path,
+        default_model=cfg.default_model,
+        # each model's request schema (entity keys, request columns) for /v1/models/*/predict
+        declarations=ServingDeclarations.of(FeatureRegistry.load(ws.features_dir)),
     )
     spindle.serve_forever(
         app_,

@@ -117,7 +117,7 @@ def _run_canary(
     described = {
         "version_dir": str(version),
         "store": str(ctx.workspace.online_store_path),
-        "features_dir": str(ctx.workspace.root / "features"),
+        "features_dir": str(ctx.workspace.features_dir),
         "requests": requests,
     }
     spec.write_text(json.dumps(described))
