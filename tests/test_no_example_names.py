@@ -34,7 +34,6 @@ GENERIC = frozenset(
 #: models made generic). The list only shrinks.
 PENDING = frozenset(
     {
-        "cli/_workspace_cmds.py",  # `spindle simulate` reports the simulator's impressions
         "features/_online.py",  # SHOP_LAYOUT, serving's retrieval layout until serving declares it
         "serve/_ranking.py",
         "serve/_server.py",

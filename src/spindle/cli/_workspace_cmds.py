@@ -35,7 +35,7 @@ def simulate(
         None, help="First day (YYYY-MM-DD); default: the workspace's simulation.start_date."
     ),
     scale: float | None = typer.Option(
-        None, help="Traffic multiplier (1.0 ≈ 2,000 searches a day)."
+        None, help="The simulator's traffic multiplier (default: simulation.scale)."
     ),
     seed: int | None = typer.Option(None, help="Random seed; default from spindle.yaml."),
     fault: list[str] = typer.Option(
@@ -64,9 +64,8 @@ def simulate(
         "out_dir": str(result.out_dir),
         "dates": [d.isoformat() for d in result.dates],
         "rows": result.rows,
-        "impressions": result.impressions,
         "seconds": round(result.seconds, 2),
-        "impressions_per_s": round(result.impressions / result.seconds) if result.seconds else None,
+        "rows_per_s": round(sum(result.rows.values()) / result.seconds) if result.seconds else None,
         "faults": [f"{f.kind}{':' + f.arg if f.arg else ''}@{f.date}" for f in result.faults],
     }
     if as_json:
@@ -78,7 +77,7 @@ def simulate(
         sorted(result.rows.items()),
     )
     console.print(
-        f"{result.impressions} impressions in {result.seconds:.1f}s; faults: {payload['faults'] or 'none'}"
+        f"{sum(result.rows.values())} rows in {result.seconds:.1f}s; faults: {payload['faults'] or 'none'}"
     )
 
 
@@ -86,7 +85,7 @@ def simulate(
 @handles_errors
 def demo(
     days: int = typer.Option(7, min=2, help="Days to run."),
-    example: str = typer.Option("yarnit", help="The example workspace (yarnit, flights)."),
+    example: str = typer.Option("yarnit", help="The example workspace (a folder of spindle/examples, e.g. yarnit)."),
     directory: Path = typer.Option(
         Path("demo-workspace"), "--dir", help="Workspace directory (recreated)."
     ),
