@@ -310,3 +310,51 @@ def test_unknown_task_and_reference_are_refused() -> None:
         evaluate_task("survival", [1.0], {"m": [1.0]})
     with pytest.raises(ValueError, match="reference 'x' is not among"):
         evaluate_task("regression", [1.0, 2.0], {"m": [1.0, 2.0]}, reference="x")
+
+
+def _inputs(metric: object, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+    if metric in (rmse, mae, r2):
+        labels = rng.normal(size=n)
+        return labels, labels + rng.normal(size=n), labels + 1.3 * rng.normal(size=n)
+    if metric in (accuracy, macro_f1, multiclass_log_loss):
+        labels = rng.integers(0, 3, n)
+        a, b = rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n)
+        a[np.arange(n), labels] += 0.5
+        return labels, a / a.sum(axis=1, keepdims=True), b
+    labels, good, weak = _binary(int(rng.integers(1000)), n)
+    return labels, good, weak
+
+
+@pytest.mark.parametrize(
+    "metric",
+    [
+        expected_calibration_error,
+        rmse,
+        mae,
+        r2,
+        accuracy,
+        multiclass_log_loss,
+        macro_f1,
+        average_precision,
+    ],
+)
+def test_paired_bootstrap_vectorised_paths_agree_with_recomputing(metric: object) -> None:
+    rng = np.random.default_rng(11)
+    labels, a, b = _inputs(metric, rng, 1500)
+    users = rng.integers(0, 300, 1500)
+    fast = paired_bootstrap(metric, labels, a, b, users, n_resamples=400, seed=1)  # type: ignore[arg-type]
+    slow = paired_bootstrap(
+        lambda y, s: metric(y, s),
+        labels,
+        a,
+        b,
+        users,
+        n_resamples=400,
+        seed=1,  # type: ignore[operator]
+    )
+    assert fast.estimate == pytest.approx(slow.estimate, rel=1e-9, abs=1e-12)
+    assert fast.n_units == slow.n_units == np.unique(users).size
+    assert fast.upper - fast.lower == pytest.approx(slow.upper - slow.lower, rel=0.25)
+    assert abs((fast.lower + fast.upper) - (slow.lower + slow.upper)) / 2 < 0.3 * (
+        slow.upper - slow.lower
+    )

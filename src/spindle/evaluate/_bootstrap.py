@@ -13,6 +13,9 @@ Four paths, same statistics:
   (fully vectorised);
 - ``auc``: scores are sorted once; each resample is a weighted AUC from cumulative sums in
   score order (no sort per resample);
+- the additive metrics of ``_pointwise`` (ECE, RMSE, MAE, R², accuracy, multiclass log loss,
+  macro-F1) and ``average_precision``: sums per unit once, then a matrix product per chunk of
+  draws (``_resample``);
 - any other ``metric_fn(labels, scores) -> float``: the resampled rows are gathered and the
   metric recomputed, ``n_resamples`` times.
 """
@@ -43,6 +46,7 @@ from spindle.evaluate._metrics import (
     per_group_mrr,
     per_group_ndcg,
 )
+from spindle.evaluate._resample import VECTORISED, vectorised_deltas
 
 PerGroupFn = Callable[..., tuple[npt.NDArray[Any], FloatArray]]
 """``per_group(labels, scores, groups) -> (group ids, values)``; the metric is the values' mean."""
@@ -311,6 +315,9 @@ def _row_bootstrap(
         sums = np.bincount(index, weights=difference, minlength=n_units).astype(np.float64)
         rows_per_unit = np.bincount(index, minlength=n_units).astype(np.float64)
         deltas = _resampled_ratios(sums, rows_per_unit, n_resamples, rng)
+    elif metric_fn in VECTORISED:
+        seed = int(rng.integers(0, 2**63 - 1))
+        deltas = vectorised_deltas(metric_fn, y, (a, b), unit, n_units, n_resamples, seed)
     elif metric_fn is auc:
         y_f, a_f, b_f = (np.asarray(v, dtype=np.float64) for v in (y, a, b))
         deltas = _auc_deltas(y_f, a_f, b_f, unit, n_units, n_resamples, rng)
@@ -342,7 +349,10 @@ def paired_bootstrap(
         metric_fn: ``ndcg_at_k`` or ``mrr`` (or a keyword ``functools.partial`` of them, e.g.
             ``partial(ndcg_at_k, k=5)``): resampled per query; otherwise a row metric
             ``metric_fn(labels, scores) -> float`` such as ``auc``, ``log_loss`` or
-            ``expected_calibration_error`` (pass probabilities as scores for the last two).
+            ``expected_calibration_error`` (pass probabilities as scores for the last two);
+            ``average_precision``, ``rmse``, ``mae``, ``r2`` and, with class probabilities
+            ``[rows, K]`` as scores, ``accuracy``, ``multiclass_log_loss`` and ``macro_f1``
+            are resampled vectorised too.
         labels: labels per row, shared by both systems.
         scores_a, scores_b: the two systems' scores (or probabilities) per row.
         groups: resampling unit per row: query ids for ranking (required there), user ids or

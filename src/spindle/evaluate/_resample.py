@@ -17,11 +17,39 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
-from spindle.evaluate._metrics import FloatArray, IntArray
-from spindle.evaluate._pointwise import CombineFn, SortedRows
+from spindle.evaluate._metrics import (
+    FloatArray,
+    IntArray,
+    _binary_probabilities,
+    _finite_1d,
+    expected_calibration_error,
+)
+from spindle.evaluate._pointwise import (
+    ACCURACY,
+    ECE,
+    MACRO_F1,
+    MAE,
+    MULTICLASS_LOG_LOSS,
+    R2,
+    RMSE,
+    Additive,
+    CombineFn,
+    SortedRows,
+    _regression_inputs,
+    accuracy,
+    average_precision,
+    class_inputs,
+    macro_f1,
+    mae,
+    multiclass_log_loss,
+    r2,
+    rmse,
+)
 
 MAX_DRAW_CELLS = 4_000_000
 """Upper bound of draws x units (or x rows) held at once (~32 MB of float64)."""
@@ -104,3 +132,47 @@ def resample_all(
                 out[metric][system][start:stop] = resampled(counts)
         start = stop
     return out
+
+
+def _finite_pair(labels: npt.ArrayLike, scores: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    y = _finite_1d("labels", labels)
+    return y, _finite_1d("scores", scores, y.shape[0])
+
+
+VECTORISED: dict[Callable[..., float], tuple[Additive | None, Callable[..., Any]]] = {
+    expected_calibration_error: (ECE, _binary_probabilities),
+    rmse: (RMSE, _regression_inputs),
+    mae: (MAE, _regression_inputs),
+    r2: (R2, _regression_inputs),
+    accuracy: (ACCURACY, class_inputs),
+    multiclass_log_loss: (MULTICLASS_LOG_LOSS, class_inputs),
+    macro_f1: (MACRO_F1, class_inputs),
+    average_precision: (None, _finite_pair),
+}
+"""Row metrics ``paired_bootstrap`` resamples here: (unit-sum form, or None for PR-AUC; the
+metric's own input check)."""
+
+
+def vectorised_deltas(
+    metric_fn: Callable[..., float],
+    labels: npt.NDArray[Any],
+    predictions: tuple[npt.NDArray[Any], npt.NDArray[Any]],
+    unit: IntArray | None,
+    n_units: int,
+    n_resamples: int,
+    seed: int,
+) -> FloatArray:
+    """metric(a) - metric(b) per draw of units, for a metric of ``VECTORISED``."""
+    additive, check = VECTORISED[metric_fn]
+    y, pa = check(labels, predictions[0])
+    pb = check(labels, predictions[1])[1]
+    index = np.arange(y.shape[0], dtype=np.intp) if unit is None else unit
+    forms: dict[str, Resampled] = {}
+    for name, p in (("a", pa), ("b", pb)):
+        if additive is not None:
+            forms[name] = AdditiveValues(additive.stats(y, p, index, n_units), additive.combine)
+        else:
+            rows = SortedRows(p, (y > 0).astype(np.float64))
+            forms[name] = RankValues(rows, index[rows.order], SortedRows.average_precision)
+    draws = resample_all({"m": forms}, n_units, y.shape[0], n_resamples, seed)["m"]
+    return draws["a"] - draws["b"]
