@@ -20,7 +20,7 @@ def test_example_configs_load() -> None:
 def test_every_error_is_reported_at_once_with_key_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "m.yaml"
     bad.write_text(
-        "name: Bad-Name\nowner: me\nteam: t\ntask: regression\n"
+        "name: Bad-Name\nowner: me\nteam: t\ntask: clustering\n"
         "examples: {sql: SELECT 1, sources: [s], event_time: ts, label: y, label_delay: soon}\n"
         "features: [price]\ntraining:\n  epochs: 0\n  unknown_key: 1\n"
     )
@@ -37,7 +37,7 @@ def test_every_error_is_reported_at_once_with_key_and_line(tmp_path: Path) -> No
         ("training.unknown_key", 9),
     ):
         assert f"line {line}, key '{key}'" in text, text
-    assert "found 'regression'" in text
+    assert "found 'clustering'" in text
     assert len(info.value.problems) == 6
 
 
@@ -149,3 +149,20 @@ def test_baselines_are_one_kind_each_and_must_beat_names_one() -> None:
     for baselines, evaluation, message in bad:
         with pytest.raises(ValueError, match=message):
             ModelConfig.model_validate(base | {"baselines": baselines, "evaluation": evaluation})
+
+
+def test_the_gate_metric_defaults_to_the_tasks_and_must_fit_it() -> None:
+    import spindle.evaluate
+    from spindle.core._config import GATE_METRICS
+
+    assert GATE_METRICS == {k: tuple(v) for k, v in spindle.evaluate.GATE_METRICS.items()}
+    for task, metric in [("binary", "auc"), ("regression", "rmse"), ("multiclass", "log_loss")]:
+        assert ModelConfig.model_validate(_model() | {"task": task}).evaluation.metric == metric
+    ranker = ModelConfig.model_validate(_model(group_key="g") | {"evaluation": {"replicas": 2}})
+    assert (ranker.evaluation.metric, ranker.evaluation.replicas) == ("ndcg@10", 2)
+    with pytest.raises(
+        ValueError, match="'ndcg@10' does not judge a regression model; use one of rmse"
+    ):
+        ModelConfig.model_validate(
+            _model() | {"task": "regression", "evaluation": {"metric": "ndcg@10"}}
+        )

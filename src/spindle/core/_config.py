@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -139,7 +139,12 @@ class TrainingConfig(_Strict):
 class EvaluationConfig(_Strict):
     """The gate's thresholds (see ``docs/evaluation.md``); ``None`` turns an optional check off."""
 
-    metric: Literal["ndcg@10", "auc", "log_loss"] = "ndcg@10"
+    # the gate's metric; default per task (binary auc, multiclass log_loss, ranking ndcg@10,
+    # regression rmse), and it must be one of GATE_METRICS[task]
+    metric: Literal[
+        "ndcg@10", "mrr", "recall@10", "auc", "pr_auc", "log_loss", "ece",
+        "rmse", "mae", "r2", "accuracy", "macro_f1",
+    ] = "ndcg@10"  # fmt: skip
     max_regression: float = Field(default=0.02, ge=0)
     min_metric: float | None = None
     slices: list[str] = Field(default_factory=list)
@@ -199,6 +204,22 @@ class BaselineConfig(_Strict):
             )
         return self
 
+
+#: The metrics the gate may judge each task on (``spindle.evaluate.GATE_METRICS``, pinned
+#: equal by a test: core cannot import evaluate).
+GATE_METRICS: dict[str, tuple[str, ...]] = {
+    "binary": ("auc", "pr_auc", "log_loss", "ece"),
+    "multiclass": ("accuracy", "log_loss", "macro_f1"),
+    "ranking": ("ndcg@10", "mrr", "recall@10", "auc", "log_loss"),
+    "regression": ("rmse", "mae", "r2"),
+}
+#: The gate's metric of a task when ``evaluation.metric`` is not set.
+DEFAULT_METRIC = {
+    "binary": "auc",
+    "multiclass": "log_loss",
+    "ranking": "ndcg@10",
+    "regression": "rmse",
+}
 
 #: Names the evaluation gives the compared models (a baseline may not take them).
 _SYSTEM_NAMES = frozenset({"candidate", "production"})
@@ -263,7 +284,7 @@ class ModelConfig(_Strict):
     name: str
     owner: str
     team: str
-    task: Literal["ranking", "binary"]
+    task: Literal["binary", "multiclass", "ranking", "regression"]
     priority: int = Field(default=5, ge=1, le=10)
     description: str = ""
     examples: ExamplesConfig
@@ -292,6 +313,29 @@ class ModelConfig(_Strict):
         if len(set(value)) != len(value):
             raise ValueError("a feature is listed twice")
         return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _metric_of_the_task(cls, data: Any) -> Any:
+        """Without ``evaluation.metric``, the task's usual one (``DEFAULT_METRIC``)."""
+        if not isinstance(data, dict) or data.get("task") not in DEFAULT_METRIC:
+            return data
+        evaluation = data.get("evaluation")
+        if evaluation is None:
+            return {**data, "evaluation": {"metric": DEFAULT_METRIC[data["task"]]}}
+        if isinstance(evaluation, dict) and "metric" not in evaluation:
+            return {**data, "evaluation": {**evaluation, "metric": DEFAULT_METRIC[data["task"]]}}
+        return data
+
+    @model_validator(mode="after")
+    def _metric_fits_the_task(self) -> ModelConfig:
+        allowed = GATE_METRICS[self.task]
+        if self.evaluation.metric not in allowed:
+            raise ValueError(
+                f"evaluation.metric {self.evaluation.metric!r} does not judge a {self.task} "
+                f"model; use one of {', '.join(allowed)}"
+            )
+        return self
 
     @model_validator(mode="after")
     def _ranking_has_group(self) -> ModelConfig:
