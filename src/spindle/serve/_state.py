@@ -27,22 +27,24 @@ _ROUTING_KEY = b"spindle.serve/traffic-split/v1"
 FileStat = tuple[int, int, int] | None
 
 
-def traffic_point(user_id: str) -> float:
-    """Map a user id to a stable point in [0, 1) with a keyed blake2b hash."""
-    digest = hashlib.blake2b(user_id.encode("utf-8"), key=_ROUTING_KEY, digest_size=8).digest()
+def traffic_point(key: str) -> float:
+    """Map a routing key's value (a caller's id) to a stable point in [0, 1) with a keyed
+    blake2b hash."""
+    digest = hashlib.blake2b(key.encode("utf-8"), key=_ROUTING_KEY, digest_size=8).digest()
     return int.from_bytes(digest, "big") / float(1 << 64)
 
 
-def choose_version(user_id: str, weights: Mapping[int, float]) -> int | None:
-    """The version that serves ``user_id`` under ``weights``; the same user always gets the same.
+def choose_version(key: str, weights: Mapping[int, float]) -> int | None:
+    """The version that serves routing key ``key`` under ``weights``; the same key always gets
+    the same version.
 
     Versions own consecutive slices of [0, 1) in ascending order, so when a newer (higher)
-    version's share grows, the users it already had stay with it.
+    version's share grows, the callers it already had stay with it.
     """
     live = sorted((v, w) for v, w in weights.items() if w > 0)
     if not live:
         return None
-    point = traffic_point(user_id) * sum(w for _, w in live)
+    point = traffic_point(key) * sum(w for _, w in live)
     edge = 0.0
     for version, weight in live:
         edge += weight

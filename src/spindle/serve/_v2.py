@@ -247,8 +247,9 @@ def v2_router() -> APIRouter:
 
     @router.get("/v2/health/ready")
     def ready(request: Request) -> JSONResponse:
-        products = context_of(request).store.known_products()
-        return JSONResponse({"ready": products > 0}, status_code=200 if products else 503)
+        # ready once the store holds the serving catalogue's entities (its layout's view)
+        held = context_of(request).store.known_products()
+        return JSONResponse({"ready": held > 0}, status_code=200 if held else 503)
 
     models = APIRouter(dependencies=[Depends(require_token)])
 
