@@ -307,6 +307,30 @@ def test_served_probabilities_equal_offline_scores(
     assert one.json()["predictions"] == [body["predictions"][3]]
 
 
+def test_a_view_materialised_after_start_is_read_when_it_arrives(
+    serve: Serve, make_version: MakeVersion, tmp_path: Path
+) -> None:
+    store_path = tmp_path / "online.db"
+    store_path.unlink()
+    store = OnlineStore(store_path)
+    store.materialize("station", _station_rows(), DAY, keys=["station_id"])
+    version = make_version(1)
+    push(version, tmp_path / "repo")
+    client = serve()
+    before = client.post(f"/v1/models/{MODEL}/predict", json={"instances": _instances()})
+    assert before.status_code == 200, before.text
+    # a feature comes from its view, even one the store does not hold: never from the caller
+    forged = [{**i, "link__latency__v1": 1e6} for i in _instances()]
+    again = client.post(f"/v1/models/{MODEL}/predict", json={"instances": forged})
+    assert again.json()["predictions"] == before.json()["predictions"]
+    store.materialize("link", _link_rows(), DAY, keys=["src", "dst"])
+    store.close()
+    after = client.post(f"/v1/models/{MODEL}/predict", json={"instances": _instances()}).json()
+    served = [p["probability"] for p in after["predictions"]]
+    np.testing.assert_allclose(served, _offline_probabilities(version, store_path), atol=1e-6)
+    assert served != [p["probability"] for p in before.json()["predictions"]]
+
+
 def test_schema_route_and_openapi_name_the_keys_and_request_columns(
     serve: Serve, make_version: MakeVersion, tmp_path: Path
 ) -> None:

@@ -154,7 +154,8 @@ class Predictor:
                 self.declarations,
                 self.store,
             )
-            self._schemas[cache_key] = found
+            if found.complete:  # else a view is not in the store yet: read its types again
+                self._schemas[cache_key] = found
         return found
 
     def main_schema(self, state: ModelState) -> RequestSchema:
@@ -256,7 +257,10 @@ class Predictor:
         Returns:
             The rows and, per view, how many instances it did not know.
         """
-        names = dict.fromkeys(name for inst in instances for name in inst)
+        # a feature comes from its view, never from the caller: such fields are left out
+        computed = {feature.column for feature in runtime.transform.request}
+        features = set(runtime.transform.columns()) - computed
+        names = dict.fromkeys(n for inst in instances for n in inst if n not in features)
         columns: dict[str, pa.Array | list[Any]] = {
             name: [inst.get(name) for inst in instances] for name in names
         }

@@ -79,6 +79,8 @@ class RequestSchema:
     lookups: tuple[ViewLookup, ...]
     fields: Mapping[str, str]
     routing_key: str | None
+    complete: bool = True
+    """False when a view was not in the online store yet (its keys' types are guesses)."""
 
     def to_json(self) -> dict[str, Any]:
         """The schema as ``GET /v1/models/{model}/schema`` answers it."""
@@ -213,9 +215,10 @@ def request_schema(
     Raises:
         ServingError: a view the model reads is neither declared nor in the online store.
     """
-    lookups, fields = [], {}
+    lookups, fields, complete = [], {}, True
     for view in feature_views(transform):
         types = _store_types(store, view)
+        complete = complete and bool(types)
         keys = declarations.views.get(view) if declarations else None
         if keys is None:
             keys = _stored_keys(view, list(types))
@@ -240,4 +243,5 @@ def request_schema(
         tuple(lookups),
         fields,
         routing_key if isinstance(routing_key, str) else first_key,
+        complete,
     )
