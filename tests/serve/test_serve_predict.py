@@ -350,6 +350,13 @@ def test_schema_route_and_openapi_name_the_keys_and_request_columns(
     instance = spec["components"]["schemas"][f"{MODEL}_instance"]
     assert instance["required"] == ["dst", "hour", "src", "station_id"]
     assert instance["properties"]["hour"] == {"type": "integer"}
+    body = spec["paths"][f"/v1/models/{MODEL}/predict"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    request = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert request["properties"]["instances"]["items"] == {
+        "$ref": f"#/components/schemas/{MODEL}_instance"
+    }
+    assert f"{MODEL}_instance" in client.get("/docs").text
 
 
 @pytest.mark.parametrize(

@@ -111,10 +111,15 @@ def document_models(app: FastAPI) -> None:
                 instance = ctx.predictor.main_schema(state).json_schema()
             except ServingError:
                 continue  # nothing loaded: the generic route documents it
-            name = f"{model}_instance"
-            schemas[name] = instance
+            ref = {"$ref": f"#/components/schemas/{model}_instance"}
+            schemas[f"{model}_instance"] = instance
+            schemas[f"{model}_request"] = {
+                "type": "object",
+                "title": f"{model} request",
+                "properties": {"instances": {"type": "array", "items": ref}, "instance": ref},
+            }
             spec["paths"][PREDICT_PATH.replace("{model}", model)] = {
-                "post": _model_operation(generic, model, name)
+                "post": _model_operation(generic, model, f"{model}_request")
             }
         return spec
 
@@ -126,16 +131,10 @@ def _model_operation(generic: dict[str, Any], model: str, schema_name: str) -> d
     op["operationId"] = f"predict_{model}"
     op["summary"] = f"Predict with {model}"
     op["parameters"] = [p for p in op.get("parameters", []) if p.get("name") != "model"]
-    ref = {"$ref": f"#/components/schemas/{schema_name}"}
     op["requestBody"] = {
         "required": True,
         "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "properties": {"instances": {"type": "array", "items": ref}, "instance": ref},
-                }
-            }
+            "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_name}"}}
         },
     }
     return op
