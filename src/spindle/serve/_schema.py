@@ -239,7 +239,7 @@ def request_schema(
     return RequestSchema(
         model,
         version,
-        str(config.get("task", "binary")),
+        str(config.get("task", "unknown")),  # an old manifest: its score alone
         tuple(lookups),
         fields,
         routing_key if isinstance(routing_key, str) else first_key,
