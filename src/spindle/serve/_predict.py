@@ -96,8 +96,8 @@ def _lookup(
     """The view's stored columns for each instance (None where the entity is unknown)."""
     asked = [_key(inst, lookup.keys) for inst in instances]
     wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
-    found = store.rows(lookup.view, wanted) if wanted else pa.table({})
-    if found.num_columns == 0:
+    found = store.rows(lookup.view, wanted)  # none wanted: the view's columns, typed, no rows
+    if found.num_columns == 0:  # the store does not hold the view yet
         return {}, None, len(instances)
     held = found.to_pydict()
     if len(lookup.keys) == 1:
