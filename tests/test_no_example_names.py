@@ -37,8 +37,6 @@ PENDING = frozenset(
         "features/_online.py",  # SHOP_LAYOUT, serving's retrieval layout until serving declares it
         "serve/_ranking.py",
         "serve/_server.py",
-        "serve/_state.py",
-        "serve/_v2.py",
     }
 )
 

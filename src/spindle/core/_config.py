@@ -229,6 +229,9 @@ class ModelServingConfig(_Strict):
     """Serving budgets; infra validation checks p99 latency and peak RSS against them."""
 
     traffic_weight: float = Field(default=1.0, ge=0, le=1)
+    # the instance field that keeps a client on one version of a split (default: the first
+    # entity key of the model's first view)
+    routing_key: str | None = None
     latency_budget_ms: float = Field(default=100.0, gt=0)
     max_rss_mb: float = Field(default=1024.0, gt=0)
 
