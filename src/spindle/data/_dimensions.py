@@ -130,8 +130,8 @@ def register_dimension(
     """Register view ``name`` on ``con``: per day up to ``until``, the dimension's rows of that
     day (its latest copy at or before it) with ``date`` = that day, as if copied every day.
 
-    Days before the first copy have no rows. The view reads the table only through its few
-    copies, so a query of some days costs those days' rows.
+    Days before the first copy have no rows. The copies up to ``until`` are read into memory
+    (one per change: small), so queries do not scan the Delta files again.
 
     Args:
         con: the connection the queries run on.
@@ -146,17 +146,18 @@ def register_dimension(
         (3322,)
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     dt.date.fromisoformat(until)  # refuse anything that is not a plain ISO day
     dataset = open_dataset(path, version)
-    dates = copy_dates(dataset)
-    days = _days(dates[0], until) if dates and dates[0] <= until else []
+    dates = [d for d in copy_dates(dataset) if d <= until]
+    days = _days(dates[0], until) if dates else []
     mapping = pa.table(
         {"day": days, "copy": [latest_copy(dates, d) for d in days]},
         schema=pa.schema([("day", pa.string()), ("copy", pa.string())]),
     )
     hidden, by_day = f"__spindle_dimension_{name}", f"__spindle_dimension_days_{name}"
-    con.register(hidden, dataset)
+    con.register(hidden, dataset.to_table(filter=pc.field("date").isin(dates)))
     con.register(by_day, mapping)
     date_type = "VARCHAR" if pa.types.is_string(dataset.schema.field("date").type) else "DATE"
     con.execute(

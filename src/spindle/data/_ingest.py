@@ -7,7 +7,8 @@ rule, a repeated primary key), and the good rows are kept. A partition that cann
 all (unreadable, a required column missing) is quarantined whole with its reason and stops the
 day: nothing of the day is written. Then, only when every source passed, the good rows go to
 ``<tables>/raw/<source>`` and the set-aside rows to ``<tables>/quarantine``, one partition of
-the day each.
+the day each; a dimension is written only when its rows differ from its latest copy at or
+before the day (``_dimensions``: readers take that copy), which the day's notes say.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from spindle.core import (
     write_partition,
 )
 from spindle.data._days import SourceRead, read_source_day, read_source_days
+from spindle.data._dimensions import unchanged_copy
 from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
 from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
 
@@ -317,7 +319,8 @@ def ingest_day(
     Returns:
         An :class:`IngestResult` with the new table versions, row counts, quarantine reasons,
         the declared sources missing that day (an expected, calendar-closed gap is a note
-        instead) and notes (new columns kept).
+        instead) and notes (new columns kept, dimensions unchanged since their last copy and
+        so not written again).
 
     Raises:
         SchemaError: a partition lacks a required column or holds an uncastable type (every
@@ -330,11 +333,17 @@ def ingest_day(
     check = check_day(root, sources, date)
     _raise_problems(check)
     versions: list[TableVersion] = []
+    unchanged: dict[str, str] = {}  # a dimension not written again -> the copy it equals
     for item in check.checked:
         # the table's `date` is the day ingested under, as text (a declared `date` is replaced)
         good = item.good.drop_columns(["date"]) if "date" in item.good.column_names else item.good
         table = tables_dir / "raw" / item.source
-        versions.append(write_partition(table, good, date, f"raw/{item.source}"))
+        static = sources[item.source].layout == "static"
+        kept = unchanged_copy(table, good, date) if static else None
+        if kept is None:
+            versions.append(write_partition(table, good, date, f"raw/{item.source}"))
+        else:
+            unchanged[item.source] = kept
     bad = (
         pa.concat_tables([c.bad for c in check.checked])
         if check.checked
@@ -350,7 +359,7 @@ def ingest_day(
         tables=tuple(versions),
         quarantine_reasons=_reason_counts(bad),
         missing_sources=check.missing,
-        notes=_notes(check),
+        notes=_notes(check, unchanged),
     )
 
 
@@ -369,8 +378,18 @@ def _shown(reason: str) -> str:
     return reason.split(" = ")[0] if reason.startswith("duplicate primary key") else reason
 
 
-def _notes(check: DayCheck) -> tuple[str, ...]:
-    notes = [
+def _notes(check: DayCheck, unchanged: Mapping[str, str]) -> tuple[str, ...]:
+    rows = {c.source: c.good.num_rows for c in check.checked}
+    kept = ", ".join(f"{name} ({copy}, {rows[name]} rows)" for name, copy in unchanged.items())
+    notes = (
+        [
+            f"unchanged dimension(s) not written again, {check.date} reads their copy of the"
+            f" day shown: {kept}"
+        ]
+        if unchanged
+        else []
+    )
+    notes += [
         f"{c.source}: new column(s) {list(c.extra_columns)} kept (schema evolution)"
         for c in check.checked
         if c.extra_columns
