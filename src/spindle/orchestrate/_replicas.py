@@ -36,6 +36,7 @@ from spindle.features import Transform, stream_rows
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
     copy_trained_files,
+    example_weights,
     fresh_scratch,
     labels_and_groups,
     model_dir,
@@ -208,6 +209,7 @@ def _train_replica(
     transform = Transform.from_json(transform_json)
     inputs = transform.transform(table)
     labels, _ = labels_and_groups(table, config)
+    weights = example_weights(table, config)
     spec = InputSpec.from_dict(transform.input_spec())
     training = config.training.model_copy(update={"seed": seed})
     base = manifest.get("base_version")
@@ -226,6 +228,7 @@ def _train_replica(
         checkpoint_dir=checkpoints,
         base_dir=base_dir,
         progress=progress,
+        weights=weights,
     )
     with atomic_directory(path) as tmp:
         names = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)

@@ -43,6 +43,7 @@ from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
     build_training_set,
+    example_weights,
     labels_and_groups,
     load_config,
     training_window,
@@ -128,6 +129,7 @@ def speed_check(
     transform = Transform.fit(table, loaded.definitions)
     inputs, holdout_inputs = transform.transform(table), transform.transform(holdout)
     labels, _ = labels_and_groups(table, cfg)
+    weights = example_weights(table, cfg)
     holdout_labels, groups = labels_and_groups(holdout, cfg)
     spec = InputSpec.from_dict(transform.input_spec())
     work = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
@@ -153,6 +155,7 @@ def speed_check(
                 out,
                 checkpoint_dir=work / f"{key}-{name}-ckpt",
                 progress=on_step,
+                weights=weights,
             )
             scores.append(predict(out, holdout_inputs).astype(np.float64))
             runs.append((config, result))
