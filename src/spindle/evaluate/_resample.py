@@ -52,7 +52,8 @@ from spindle.evaluate._pointwise import (
 )
 
 MAX_DRAW_CELLS = 4_000_000
-"""Upper bound of draws x units (or x rows) held at once (~32 MB of float64)."""
+"""Upper bound of draws x units (or x rows) held at once (2 MB of float64): the rank metrics
+make several passes over a chunk, which are memory-bound once it leaves the CPU cache."""
 
 
 @dataclass(frozen=True)
