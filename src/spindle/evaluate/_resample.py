@@ -51,7 +51,7 @@ from spindle.evaluate._pointwise import (
     rmse,
 )
 
-MAX_DRAW_CELLS = 4_000_000
+MAX_DRAW_CELLS = 262_144
 """Upper bound of draws x units (or x rows) held at once (2 MB of float64): the rank metrics
 make several passes over a chunk, which are memory-bound once it leaves the CPU cache."""
 
