@@ -225,6 +225,16 @@ DEFAULT_METRIC = {
 _SYSTEM_NAMES = frozenset({"candidate", "production"})
 
 
+class CandidatesConfig(_Strict):
+    """``serving.candidates:``: what ``POST /v1/models/{model}/rank`` ranks when a request
+    names no candidates. ``sql`` is DuckDB SQL over the online rows of ``view`` (the table
+    ``candidates``) with the request's context fields as ``$name`` parameters; it returns the
+    view's entity keys, best first (see ``docs/serving.md`` "Rank with any model")."""
+
+    view: str = Field(min_length=1)
+    sql: str = Field(min_length=1)
+
+
 class ModelServingConfig(_Strict):
     """Serving budgets; infra validation checks p99 latency and peak RSS against them."""
 
@@ -232,6 +242,11 @@ class ModelServingConfig(_Strict):
     # the instance field that keeps a client on one version of a split (default: the first
     # entity key of the model's first view)
     routing_key: str | None = None
+    # candidate retrieval for /v1/models/{model}/rank (None: requests must name candidates)
+    candidates: CandidatesConfig | None = None
+    # the baseline (a name of ``baselines:``) that answers when no version can; default: the
+    # first baseline that is not ground truth
+    baseline: str | None = None
     latency_budget_ms: float = Field(default=100.0, gt=0)
     max_rss_mb: float = Field(default=1024.0, gt=0)
 
