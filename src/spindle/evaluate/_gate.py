@@ -38,7 +38,7 @@ from spindle.evaluate._holdout import (
 )
 from spindle.evaluate._metrics import BoolArray
 from spindle.evaluate._report import EvaluationReport, GateReason, SystemScores
-from spindle.evaluate._rule import regression_reason
+from spindle.evaluate._rule import must_beat_check, regression_reason
 from spindle.evaluate._spread import (
     REPLICA_NOISE_FACTOR,
     ReplicaSpread,
@@ -441,6 +441,13 @@ def evaluate_scores(
         )
     if primary is not None:
         reasons.append(spread_reason(primary, config.max_regression))
+    if cand.finite:
+        for name in config.must_beat:
+            reasons.append(
+                must_beat_check(
+                    metric, cand, scored.get(name), name, config.confidence, seed, n_resamples
+                )
+            )
     # the ground truth's AUC sanity check needs relevant / not relevant labels
     labelled = holdout.task in ("binary", "ranking")
     if labelled and reference is not None and reference in scored and reference != candidate:

@@ -12,7 +12,7 @@ import math
 
 from spindle.evaluate._bootstrap import Interval
 from spindle.evaluate._report import GateReason
-from spindle.evaluate._systems import HIGHER_IS_BETTER
+from spindle.evaluate._systems import HIGHER_IS_BETTER, Scored, paired_interval
 
 
 def _verdict(
@@ -94,3 +94,77 @@ def regression_reason(
         message=("WARN: " if warning else "") + f"{numbers}; {verdict}",
         warning=warning,
     )
+
+
+def must_beat_reason(metric: str, iv: Interval | None, names: tuple[str, str]) -> GateReason:
+    """``evaluation.must_beat``: the candidate must be significantly better than ``names[1]``.
+
+    Passes only when the paired interval of candidate - baseline lies wholly on the better side
+    of zero (above for a metric where higher is better, below otherwise); a tie, a win inside
+    the noise or an undefined metric blocks, and the message says which.
+
+    Example:
+        >>> iv = Interval(0.03, 0.01, 0.05, 0.0, 0.95, 200, 0.71, 0.68, 100)
+        >>> must_beat_reason("auc", iv, ("candidate", "route_rate")).passed
+        True
+    """
+    cand, base = names
+    if iv is None or not (math.isfinite(iv.lower) and math.isfinite(iv.upper)):
+        return GateReason(
+            check="must_beat",
+            passed=False,
+            metric=metric,
+            slice=None,
+            candidate=float("nan") if iv is None else iv.value_a,
+            baseline=None if iv is None else iv.value_b,
+            interval=None,
+            threshold=0.0,
+            message=f"{metric} is undefined for {cand} or {base} on this holdout, so {cand} "
+            f"cannot show that it beats {base} (evaluation.must_beat)",
+        )
+    higher = HIGHER_IS_BETTER[metric]
+    beats = iv.lower > 0 if higher else iv.upper < 0
+    verdict = "beats" if beats else "does not significantly beat"
+    return GateReason(
+        check="must_beat",
+        passed=beats,
+        metric=metric,
+        slice=None,
+        candidate=iv.value_a,
+        baseline=iv.value_b,
+        interval=(iv.lower, iv.upper),
+        threshold=0.0,
+        message=f"{cand} {verdict} {base} on {metric}: {iv.value_a:.4f} vs {iv.value_b:.4f}, "
+        f"difference {iv.estimate:+.4f} [{iv.lower:+.4f}, {iv.upper:+.4f}] "
+        f"({iv.confidence:.0%} paired bootstrap; evaluation.must_beat)",
+    )
+
+
+def must_beat_check(
+    metric: str,
+    cand: Scored,
+    other: Scored | None,
+    name: str,
+    confidence: float,
+    seed: int,
+    n_resamples: int,
+) -> GateReason:
+    """``evaluation.must_beat``'s rule against one named system (a baseline or production;
+    ``other`` None when it was not scored: passes only for a model without production yet)."""
+    if other is None:
+        first = name == "production"  # no production yet: nothing to beat
+        return GateReason(
+            check="must_beat",
+            passed=first,
+            metric=metric,
+            slice=None,
+            candidate=float("nan"),
+            baseline=None,
+            interval=None,
+            threshold=0.0,
+            message="no production version yet: nothing to beat"
+            if first
+            else f"evaluation.must_beat names {name!r}, which was not scored on this holdout",
+        )
+    iv = paired_interval(metric, cand, other, seed, n_resamples, confidence)
+    return must_beat_reason(metric, iv, (cand.name, other.name))
