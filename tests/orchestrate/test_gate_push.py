@@ -147,3 +147,21 @@ def test_route_sets_weights_exactly_and_moves_production(trained: Path, tmp_path
             spindle.parse_weights(["2:1"])
         with pytest.raises(ServingError, match="not in the repository"):
             spindle.route(ctx, MODEL, {7: 1.0})
+
+
+def test_push_judges_infra_with_the_runs_overrides(trained: Path, tmp_path: Path) -> None:
+    """A run's --set overrides reach push's infra validation (its serving budgets), with a
+    report of their own: the passing report of the plain config is not reused for them."""
+    copy = tmp_path / "ws"
+    shutil.copytree(trained, copy, symlinks=True)
+    tight = ["serving.max_rss_mb=1"]
+    with Context.open(copy) as ctx:
+        evaluation, _ = spindle.evaluate_version(ctx, MODEL, 2, DAY_2)
+        assert evaluation.decision == "pass", evaluation.reasons
+        with pytest.raises(GateBlocked, match="failed infra validation.*max_rss_mb 1"):
+            spindle.push(ctx, MODEL, 2, overrides=tight)
+        spindle.push(ctx, MODEL, 2)  # the plain budgets pass
+    reports = sorted(
+        p.name for p in (copy / ".spindle/artifacts/evaluations" / MODEL).glob("2-infra*")
+    )
+    assert len(reports) == 2 and "2-infra.json" in reports

@@ -159,7 +159,14 @@ def _train_evaluate_push(
     if evaluation.decision == "pass":
         step[0] = "push"
         try:
-            push(ctx, model, version.version, allow_older=allow_older, progress=progress)
+            push(
+                ctx,
+                model,
+                version.version,
+                allow_older=allow_older,
+                progress=progress,
+                overrides=overrides,
+            )
         except GateBlocked as exc:  # infra validation refused it: recorded, and the run says so
             report.gate = "block"
             report.gate_reasons.append(str(exc))

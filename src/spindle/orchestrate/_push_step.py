@@ -49,17 +49,23 @@ def older_than_production(ctx: Context, model: str, version: int) -> str | None:
 
 
 def checked_infra(
-    ctx: Context, model: str, version: int, progress: Progress | None = None
+    ctx: Context,
+    model: str,
+    version: int,
+    progress: Progress | None = None,
+    overrides: list[str] | None = None,
 ) -> InfraReport:
-    """Infra validation of ``model@version``, run once per version (the report is kept as JSON
-    next to the evaluations; a version is immutable, so a passing report stays valid)."""
-    path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-infra.json"
+    """Infra validation of ``model@version``, run once per version and ``--set`` overrides
+    (the report is kept as JSON next to the evaluations; a version is immutable, so a passing
+    report stays valid for the same serving budgets)."""
+    suffix = f"-{sha256_json(sorted(overrides))[:8]}" if overrides else ""
+    path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-infra{suffix}.json"
     if path.is_file():
         recorded = json.loads(path.read_text())
         if recorded.get("passed"):
             recorded["failures"] = tuple(recorded.get("failures", ()))
             return InfraReport(**recorded)
-    report = infra_validate(ctx, model, version, progress=progress)
+    report = infra_validate(ctx, model, version, overrides=overrides, progress=progress)
     atomic_write_json(path, report.to_dict())
     return report
 
@@ -74,6 +80,7 @@ def _admit(
     infra: bool,
     allow_older: bool,
     progress: Progress | None,
+    overrides: list[str] | None = None,
 ) -> tuple[ArtifactRecord | None, str, str]:
     """The checks before a push: its evaluation record, the actor and the audit reason.
 
@@ -112,7 +119,7 @@ def _admit(
             )
             raise GateBlocked(older)
     if infra:
-        report = checked_infra(ctx, model, version, progress)
+        report = checked_infra(ctx, model, version, progress, overrides)
         if not report.passed and not force:
             raise GateBlocked(
                 f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
@@ -132,6 +139,7 @@ def push(
     infra: bool = True,
     allow_older: bool = False,
     progress: Progress | None = None,
+    overrides: list[str] | None = None,
 ) -> Deployment:
     """Push a gated version to the model repository and make it production.
 
@@ -145,6 +153,8 @@ def push(
     peak RSS must fit the config's serving budget. ``force`` with a ``reason`` overrides a
     blocked gate or failed infra validation; the reason is recorded on the deployment and in
     the alias history (the audit trail). ``progress`` hears the infra validation's phases.
+    ``overrides`` are the run's ``--set`` overrides of the model config (its serving budgets
+    judge the infra validation), the same the run trained and evaluated with.
 
     A refusal is recorded as a failed ``push`` run (counted in ``spindle_step_failures_total``).
 
@@ -156,7 +166,7 @@ def push(
     """
     try:
         record, actor, why = _admit(
-            ctx, model, version, weight, force, reason, infra, allow_older, progress
+            ctx, model, version, weight, force, reason, infra, allow_older, progress, overrides
         )
     except GateBlocked as exc:  # a refused push is a failed run, like any refusal
         ctx.runner.record_refusal("push", exc, model=model, params={"version": version})
