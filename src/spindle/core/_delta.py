@@ -105,6 +105,7 @@ def _dataset_at(path: str, version: int, stamp: tuple[int, int]) -> pads.Dataset
     del stamp  # part of the cache key only
     from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError, TableNotFoundError
+    from pyarrow import fs
 
     try:
         dt = DeltaTable(path, version=version)
@@ -113,4 +114,8 @@ def _dataset_at(path: str, version: int, stamp: tuple[int, int]) -> pads.Dataset
             f"no Delta table at {path} in version {version} ({exc}); ingest data first, or pin "
             "a version that exists"
         ) from exc
-    return dt.to_pyarrow_dataset()
+    # pyarrow's own local filesystem, not deltalake's default Python handler (PyFileSystem):
+    # with the handler every file read calls back into Python, so a DuckDB scan of the dataset
+    # that holds the GIL while pyarrow's reader threads wait for it can hang for good (seen once
+    # in validation's count query; duckdb/duckdb#16501 is the same deadlock with fsspec)
+    return dt.to_pyarrow_dataset(filesystem=fs.SubTreeFileSystem(path, fs.LocalFileSystem()))
