@@ -54,6 +54,7 @@ if _TYPE_CHECKING:
         SystemScores,
         format_report,
     )
+    from spindle.evaluate._speed import SpeedVerdict, model_predictions, speed_verdict
     from spindle.evaluate._spread import REPLICA_NOISE_FACTOR, ReplicaSpread, replica_spread
     from spindle.evaluate._systems import GATE_METRICS, HIGHER_IS_BETTER
     from spindle.evaluate._tasks import (
@@ -81,6 +82,9 @@ _LAZY: dict[str, str] = {
     "MetricEstimate": "spindle.evaluate._tasks",
     "MetricSpec": "spindle.evaluate._tasks",
     "REPLICA_NOISE_FACTOR": "spindle.evaluate._spread",
+    "SpeedVerdict": "spindle.evaluate._speed",
+    "model_predictions": "spindle.evaluate._speed",
+    "speed_verdict": "spindle.evaluate._speed",
     "ReplicaSpread": "spindle.evaluate._spread",
     "SLICE_TOLERANCE_FACTOR": "spindle.evaluate._gate",
     "SystemScores": "spindle.evaluate._report",
@@ -139,6 +143,7 @@ __all__ = [
     "MetricEstimate",
     "MetricSpec",
     "ReplicaSpread",
+    "SpeedVerdict",
     "SystemScores",
     "TaskEvaluation",
     "accuracy",
@@ -152,6 +157,7 @@ __all__ = [
     "log_loss",
     "macro_f1",
     "mae",
+    "model_predictions",
     "mrr",
     "multiclass_log_loss",
     "ndcg_at_k",
@@ -166,6 +172,7 @@ __all__ = [
     "replica_spread",
     "rmse",
     "sigmoid",
+    "speed_verdict",
     "validate_labels",
     "validate_predictions",
 ]

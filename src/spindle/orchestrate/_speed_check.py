@@ -4,10 +4,10 @@ The principle "models can train too fast": parallel and asynchronous updates can
 quality. Parallelism here is ``workers × (max_staleness_steps + 1)`` (DDP workers times the
 updates in flight); the slower run halves both (``workers // 2``, and ``(k + 1) // 2 - 1``
 staleness). Both train from scratch on the same window, with the same transform and seed,
-and are scored on the holdout day ``date`` (the model's own metric, paired bootstrap interval
-of slow − fast, resampling queries for ranking). The verdict is "training too fast" when the
-slower run is significantly better (the interval excludes 0 on its side) or when the
-configured run's holdout scores are constant (it collapsed), else "ok".
+and are scored on the holdout day ``date``. The verdict is ``spindle.evaluate.speed_verdict``'s
+(the model's gate metric, any task: a paired bootstrap interval of slow − fast; "training too
+fast" when the slower run is significantly better or the configured run collapsed); this
+module only resolves the window, trains the two runs and records the report.
 Nothing is registered: the two models are removed, the report is written as JSON under
 ``artifacts/speed_checks/<model>/<date>.json``.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -30,15 +29,7 @@ from spindle.core import (
     sha256_json,
     step_progress,
 )
-from spindle.evaluate import (
-    HIGHER_IS_BETTER,
-    Interval,
-    auc,
-    log_loss,
-    ndcg_at_k,
-    paired_bootstrap,
-    sigmoid,
-)
+from spindle.evaluate import Interval, speed_verdict
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
@@ -161,9 +152,16 @@ def speed_check(
             runs.append((config, result))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    metric = cfg.evaluation.metric
-    metric_fn, unit = _metric(metric, groups)
-    interval = paired_bootstrap(metric_fn, holdout_labels, scores[1], scores[0], unit)
+    judged = speed_verdict(
+        cfg.task,
+        cfg.evaluation.metric,
+        holdout_labels,
+        scores[0],
+        scores[1],
+        (_parallelism(runs[0][0]), _parallelism(runs[1][0])),
+        groups,
+    )
+    interval = judged.interval
     speed_runs = [
         SpeedRun(
             c.workers,
@@ -176,21 +174,7 @@ def speed_check(
         )
         for (c, r), value in zip(runs, (interval.value_b, interval.value_a), strict=True)
     ]
-    better = interval.lower > 0 if HIGHER_IS_BETTER[metric] else interval.upper < 0
-    collapsed = float(np.std(scores[0])) < _MIN_SCORE_STD
-    verdict = "training too fast" if better or collapsed else "ok"
-    reason = (
-        f"the run at parallelism {speed_runs[0].parallelism} scores every holdout row the same "
-        "(it diverged or collapsed); "
-        if collapsed
-        else ""
-    ) + (
-        f"{metric} at parallelism {speed_runs[1].parallelism}: {interval.value_a:.4f}, at "
-        f"{speed_runs[0].parallelism}: {interval.value_b:.4f}; slow − fast "
-        f"{interval.estimate:+.4f} [{interval.lower:+.4f}, {interval.upper:+.4f}] "
-        f"({interval.confidence:.0%} paired bootstrap)"
-        + (": the slower run is significantly better" if better else ": no significant loss")
-    )
+    metric, verdict, reason = judged.metric, judged.verdict, judged.reason
     check = SpeedCheck(model, date, metric, speed_runs[0], speed_runs[1], interval, verdict, reason)
     path = ctx.workspace.artifacts_dir / "speed_checks" / model / f"{date}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -198,19 +182,5 @@ def speed_check(
     return check
 
 
-_MIN_SCORE_STD = 1e-6
-
-
 def _parallelism(config: TrainingConfig) -> int:
     return config.workers * (config.max_staleness_steps + 1)
-
-
-def _metric(metric: str, groups: np.ndarray | None) -> tuple[Any, np.ndarray | None]:
-    """The metric function for ``paired_bootstrap`` (scores are logits) and its unit."""
-    if metric == "ndcg@10":
-        if groups is None:
-            raise TrainingError("ndcg@10 needs a group_key in the model config")
-        return partial(ndcg_at_k, k=10), groups
-    if metric == "auc":
-        return auc, None
-    return (lambda y, s: log_loss(y, sigmoid(s))), None
