@@ -17,7 +17,7 @@ if _TYPE_CHECKING:
     from spindle.train._protocol import TorchTrainer, Trainer, trainer_for
     from spindle.train._recipe import SyncRecipe
     from spindle.train._row_adam import RowAdam
-    from spindle.train._spec import InputSpec, check_inputs
+    from spindle.train._spec import InputSpec, check_inputs, with_head
     from spindle.train._train import (
         TrainResult,
         data_sha256,
@@ -37,6 +37,7 @@ _LAZY: dict[str, str] = {
     "DDPOutcome": "spindle.train._ddp",
     "DDPRecipe": "spindle.train._ddp",
     "InputSpec": "spindle.train._spec",
+    "with_head": "spindle.train._spec",
     "ParquetBatches": "spindle.train._batches",
     "Prefetcher": "spindle.train._batches",
     "Ranker": "spindle.train._model",
@@ -89,4 +90,5 @@ __all__ = [
     "train_model",
     "trainer_for",
     "warm_start",
+    "with_head",
 ]

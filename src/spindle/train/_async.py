@@ -63,7 +63,7 @@ class AsyncRecipe(SyncRecipe):
         self.worker.load_state_dict(self.snapshots[0])  # the oldest parameters still in flight
         self.worker.zero_grad(set_to_none=True)
         logits = self.worker(**batch.inputs, plan=batch.plan)
-        loss = mean_loss(logits, batch.labels, batch.weights)
+        loss = mean_loss(logits, batch.labels, batch.weights, self.spec)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:

@@ -50,7 +50,6 @@ from torch.multiprocessing.spawn import (
     ProcessRaisedException,
     start_processes,
 )
-from torch.nn import functional
 from torch.nn.parallel import DistributedDataParallel
 
 from spindle.core import (
@@ -62,6 +61,7 @@ from spindle.core import (
 )
 from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
+from spindle.train._head import head_losses
 from spindle.train._plan import EmbeddingPlan
 from spindle.train._recipe import SyncRecipe, weighted_loss_sum
 from spindle.train._spec import InputSpec
@@ -145,12 +145,10 @@ class DDPRecipe(SyncRecipe):
         local = {name: tensor[part] for name, tensor in batch.inputs.items()}
         logits = self.ddp(**local, plan=batch.plan)
         if batch.weights is None:
-            summed = functional.binary_cross_entropy_with_logits(
-                logits, batch.labels[part], reduction="sum"
-            )
+            summed = head_losses(self.spec, logits, batch.labels[part], reduction="sum")
             count = float(rows)
         else:  # every rank holds the whole global batch: its weight sum needs no exchange
-            summed = weighted_loss_sum(logits, batch.labels[part], batch.weights[part])
+            summed = weighted_loss_sum(logits, batch.labels[part], batch.weights[part], self.spec)
             count = float(batch.weights.sum().item())
         total = summed.detach().clone()
         dist.all_reduce(total)  # every rank sees the same loss: all stop together on NaN

@@ -32,7 +32,8 @@ def export_onnx(
 
     The graph has the inputs of ``spec`` (``cat`` int64 ``[N, C]``, ``text`` int64
     ``[N, T, L]``, ``dense`` float32 ``[N, D]``, as present) with a dynamic batch dimension,
-    and one output ``score``: the float32 logit, shape ``[N]``.
+    and one output ``score``, float32: the logit ``[N]`` (binary, ranking), the value ``[N]``
+    (regression: un-standardised in the graph) or the K logits ``[N, K]`` (multiclass).
 
     Args:
         model: the trained model (switched to eval mode).
@@ -54,7 +55,7 @@ def export_onnx(
     try:
         with _quiet_exporter():
             torch.onnx.export(
-                model,
+                _Served(model).eval() if spec.task == "regression" else model,
                 (),
                 str(path),
                 kwargs=example,
@@ -80,7 +81,8 @@ def predict(model_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
     """Score ``inputs`` with the ``model.onnx`` of a model version directory (onnxruntime).
 
     Returns:
-        float32 logits, shape ``[N]``.
+        float32 scores: logits ``[N]``, values ``[N]`` (regression) or logits ``[N, K]``
+        (multiclass).
     """
     session = _session(model_file(model_dir))
     names = [i.name for i in session.get_inputs()]
@@ -92,7 +94,7 @@ def _verify(
     model: Ranker, session: ort.InferenceSession, inputs: dict[str, np.ndarray], path: Path
 ) -> None:
     with torch.no_grad():
-        expected = model(**{name: torch.from_numpy(a) for name, a in inputs.items()}).numpy()
+        expected = model.served(**{n: torch.from_numpy(a) for n, a in inputs.items()}).numpy()
     got = session.run([OUTPUT_NAME], dict(inputs))[0]
     if got.shape != expected.shape or got.dtype != np.float32:
         raise TrainingError(
@@ -105,6 +107,23 @@ def _verify(
             f"{path}: onnxruntime and torch disagree by {float(error.max()):.3g} "
             f"(> {TOLERANCE}) on a batch of {len(expected)} rows"
         )
+
+
+class _Served(torch.nn.Module):
+    """The graph that is exported when the head maps the model's output (regression)."""
+
+    def __init__(self, model: Ranker) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        cat: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        dense: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        inputs = {"cat": cat, "text": text, "dense": dense}
+        return self.model.served(**{n: t for n, t in inputs.items() if t is not None})
 
 
 def _session(path: Path) -> ort.InferenceSession:

@@ -68,7 +68,7 @@ class _PlannedRanker(torch.autograd.Function):
             activations.append(h)
         ctx.layout, ctx.plan, ctx.table_shape = layout, plan, table.shape
         ctx.save_for_backward(pooled, *weights, *activations)
-        return h.view(-1)
+        return h.view(-1) if h.shape[1] == 1 else h  # one logit [N]; K logits [N, K]
 
     @staticmethod
     def backward(ctx: Any, grad_logits: torch.Tensor) -> tuple[Any, ...]:  # type: ignore[override]
@@ -77,7 +77,7 @@ class _PlannedRanker(torch.autograd.Function):
         pooled, *saved = ctx.saved_tensors
         count = (len(saved) - 1) // 2
         weights, activations = saved[:count], saved[count:]
-        grad = grad_logits.view(-1, 1)
+        grad = grad_logits.reshape(plan.rows, -1)
         layer_grads: list[torch.Tensor] = []
         for i in reversed(range(count)):
             relu_out = activations[i + 1] if i < count - 1 else None
@@ -134,7 +134,8 @@ def planned_logits(
     table: torch.Tensor,
     layers: list[torch.Tensor],
 ) -> torch.Tensor:
-    """The ranker's logits ``[N]`` for a planned batch (see the module docstring).
+    """The ranker's logits ``[N]`` (``[N, K]`` for a K-wide head) for a planned batch (see the
+    module docstring).
 
     Args:
         layout: the feature row's layout.

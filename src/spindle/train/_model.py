@@ -1,4 +1,4 @@
-"""The ranker: embeddings for ids and words, masked-mean text pooling, an MLP, one logit."""
+"""The ranker: embeddings for ids and words, masked-mean text pooling, an MLP, a task's head."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from torch import nn
 
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train._fused import FeatureLayout, planned_logits
+from spindle.train._head import served_output
 from spindle.train._onednn import mlp_forward
 from spindle.train._plan import EmbeddingPlan, plan_embeddings
 from spindle.train._spec import InputSpec
@@ -32,7 +33,9 @@ class Ranker(nn.Module):
     versions load and warm start unchanged.
 
     ``forward`` takes only the inputs that exist (by keyword), so an exported graph has exactly
-    the inputs of the spec. It returns the logit, shape ``[N]``. Training passes ``plan`` too
+    the inputs of the spec. It returns the head's raw output: the logit ``[N]`` (binary,
+    ranking), the standardised value ``[N]`` (regression) or K logits ``[N, K]`` (multiclass,
+    ``spec.classes``); ``served`` maps it to what the exported model answers (``_head``). Training passes ``plan`` too
     (``Ranker.plan``, computed by the prefetch thread): the same result, up to float rounding,
     by a faster route (``spindle.train._plan``, ``spindle.train._fused``); in training mode
     the MLP's products run on oneDNN where it pays (``spindle.train._onednn``).
@@ -79,7 +82,7 @@ class Ranker(nn.Module):
         for units in config.hidden_units:
             layers += [nn.Linear(width, units), nn.ReLU()]
             width = units
-        layers.append(nn.Linear(width, 1))
+        layers.append(nn.Linear(width, spec.outputs))  # 1, or K logits for multiclass
         self.mlp = nn.Sequential(*layers)
         self.layout = FeatureLayout(n_cat, spec.n_text, dim, self.has_relevance)
         self._init_embeddings(dim)
@@ -159,7 +162,12 @@ class Ranker(nn.Module):
         features = torch.cat(parts, dim=1)
         # Training runs the MLP's products on oneDNN (2x MKL's on AVX-512; see _onednn).
         logit = mlp_forward(self.mlp, features) if self.training else self.mlp(features)
-        return logit.squeeze(-1)
+        return logit.squeeze(-1) if self.spec.outputs == 1 else logit
+
+    def served(self, **inputs: torch.Tensor | None) -> torch.Tensor:
+        """What the exported model answers: ``forward`` mapped by the head (a regression's
+        value un-standardised; logits as they are)."""
+        return served_output(self.spec, self(**inputs))
 
     def _lookup(
         self, cat: torch.Tensor | None, text: torch.Tensor | None, tables: nn.Embedding

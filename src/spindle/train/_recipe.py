@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.nn import functional
 
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train._batches import ArrayBatches, Batch, BatchSource, Prefetcher
 from spindle.train._checkpoint import CheckpointStore
+from spindle.train._head import head_losses
 from spindle.train._lean_adam import LeanAdam
 from spindle.train._model import Ranker
 from spindle.train._plan import EmbeddingPlan
@@ -223,7 +223,7 @@ class SyncRecipe:
     def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
         """The loss to back-propagate and the batch's mean loss (what is checked and logged)."""
         logits = self.model(**batch.inputs, plan=batch.plan)
-        loss = mean_loss(logits, batch.labels, batch.weights)
+        loss = mean_loss(logits, batch.labels, batch.weights, self.spec)
         return loss, float(loss.item())
 
     def _apply_gradients(self) -> None:
@@ -319,25 +319,31 @@ class SyncRecipe:
 
 
 def mean_loss(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor | None,
+    spec: InputSpec | None = None,
 ) -> torch.Tensor:
-    """The batch's mean logistic loss; with example weights, ``sum(w * l) / sum(w)``.
+    """The batch's mean loss of the head (``spec``'s task; None: logistic, a binary head);
+    with example weights, ``sum(w * l) / sum(w)``.
 
     A batch whose weights are all zero has loss 0 (and no gradient): its rows do not count.
     """
     if weights is None:
-        return functional.binary_cross_entropy_with_logits(logits, labels)
-    summed = weighted_loss_sum(logits, labels, weights)
+        return head_losses(spec, logits, labels, reduction="mean")
+    summed = weighted_loss_sum(logits, labels, weights, spec)
     total = float(weights.sum().item())
     return summed / total if total > 0 else summed * 0.0
 
 
 def weighted_loss_sum(
-    logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    weights: torch.Tensor,
+    spec: InputSpec | None = None,
 ) -> torch.Tensor:
-    """``sum(w * l)`` of the rows' logistic losses ``l`` (the numerator of the weighted mean)."""
-    losses = functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-    return (losses * weights).sum()
+    """``sum(w * l)`` of the rows' losses ``l`` (the numerator of the weighted mean)."""
+    return (head_losses(spec, logits, labels) * weights).sum()
 
 
 def step_threads(threads: int) -> int:

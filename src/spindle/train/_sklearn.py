@@ -63,13 +63,19 @@ class SklearnTrainer:
         fits as that many copies of the row would), and ``final_loss`` is their weighted mean.
 
         Raises:
-            TrainingError: text inputs (not supported here: use the torch framework), an
+            TrainingError: a regression or multiclass spec, text inputs (use the torch
+                framework for both), an
                 empty or single-class training set, non-finite inputs, weights that are
                 negative, non-finite or all zero, ``out_dir`` exists.
         """
         out_dir = Path(out_dir)
         if out_dir.exists():
             raise TrainingError(f"{out_dir} exists; model versions are immutable")
+        if spec.task not in ("binary", "ranking"):
+            raise TrainingError(
+                f"framework sklearn trains binary and ranking models only, this one is "
+                f"{spec.task}: set training.framework: torch"
+            )
         rows = check_inputs(inputs, spec)
         _check(inputs, labels, spec, rows)
         if weights is not None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -10,6 +11,7 @@ import numpy as np
 from spindle.core import TrainingError
 
 INPUT_NAMES: tuple[str, ...] = ("cat", "text", "dense")
+HEAD_TASKS: tuple[str, ...] = ("binary", "ranking", "regression", "multiclass")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,12 @@ class InputSpec:
             there are two or more: the model adds their dot product as a relevance feature).
         text_len: words per text column.
         n_dense: number of standardised float columns.
+        task: what the model's head predicts (``model.task``): ``binary`` and ``ranking`` one
+            logit (logistic loss), ``regression`` one value (squared error), ``multiclass``
+            ``classes`` logits (softmax cross-entropy). Set it with ``with_head``.
+        classes: the number of classes K of a multiclass head (0 otherwise).
+        label_mean, label_std: a regression head learns the standardised label
+            ``(y - label_mean) / label_std``; its served output is un-standardised.
 
     Example:
         >>> InputSpec.from_dict({"cat_cardinalities": [10], "text_vocab_size": 0, "n_text": 0,
@@ -36,9 +44,18 @@ class InputSpec:
     n_text: int = 0
     text_len: int = 0
     n_dense: int = 0
+    task: str = "binary"
+    classes: int = 0
+    label_mean: float = 0.0
+    label_std: float = 1.0
+
+    @property
+    def outputs(self) -> int:
+        """Width of the head: K for multiclass, else 1."""
+        return self.classes if self.task == "multiclass" else 1
 
     def __post_init__(self) -> None:
-        problems = []
+        problems = self._head_problems()
         if any(c < 1 for c in self.cat_cardinalities):
             problems.append(f"cat_cardinalities must all be >= 1, got {self.cat_cardinalities}")
         if min(self.text_vocab_size, self.n_text, self.text_len, self.n_dense) < 0:
@@ -63,17 +80,40 @@ class InputSpec:
             n_text=int(value.get("n_text", 0)),
             text_len=int(value.get("text_len", 0)),
             n_dense=int(value.get("n_dense", 0)),
+            task=str(value.get("task", "binary")),
+            classes=int(value.get("classes", 0)),
+            label_mean=float(value.get("label_mean", 0.0)),
+            label_std=float(value.get("label_std", 1.0)),
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form, the inverse of ``from_dict``."""
-        return {
+        """The JSON form, the inverse of ``from_dict`` (a binary head adds no keys: the form,
+        and so run fingerprints, of binary and ranking models are what they always were)."""
+        value: dict[str, Any] = {
             "cat_cardinalities": list(self.cat_cardinalities),
             "text_vocab_size": self.text_vocab_size,
             "n_text": self.n_text,
             "text_len": self.text_len,
             "n_dense": self.n_dense,
         }
+        if self.task == "regression":
+            value |= {"task": self.task, "label_mean": self.label_mean}
+            value["label_std"] = self.label_std
+        elif self.task == "multiclass":
+            value |= {"task": self.task, "classes": self.classes}
+        return value
+
+    def _head_problems(self) -> list[str]:
+        """What is wrong with the head fields (empty when nothing)."""
+        if self.task not in HEAD_TASKS:
+            return [f"task must be one of {', '.join(HEAD_TASKS)}, got {self.task!r}"]
+        if self.task == "multiclass" and self.classes < 2:
+            return [f"a multiclass head needs classes >= 2, got {self.classes}"]
+        if not (math.isfinite(self.label_mean) and math.isfinite(self.label_std)):
+            return ["label_mean and label_std must be finite"]
+        if self.label_std <= 0:
+            return [f"label_std must be > 0, got {self.label_std}"]
+        return []
 
     def present_inputs(self) -> tuple[str, ...]:
         """The input names that exist for this spec, in the order ``cat``, ``text``, ``dense``."""
@@ -138,4 +178,50 @@ def _check_ids(ids: np.ndarray, size: int, where: str) -> None:
             f"{where} has ids outside [0, {size}) (min {low}, max {high}), first in row "
             f"{int(bad[0])}; the transform and the InputSpec disagree: refit the transform or "
             "rebuild the spec from it"
+        )
+
+
+def with_head(
+    spec: InputSpec, task: str, labels: np.ndarray, classes: int | None = None
+) -> InputSpec:
+    """``spec`` with the head of ``task``, sized and scaled from the training labels.
+
+    ``binary`` and ``ranking``: the spec unchanged (one logit). ``regression``: the labels'
+    mean and standard deviation (1 when they are constant) standardise what the head learns.
+    ``multiclass``: K = ``classes`` when given, else the largest label + 1 (labels are class
+    indices 0..K-1; the K is recorded in ``input_spec.json`` and the ONNX output ``[N, K]``).
+
+    Raises:
+        TrainingError: an unknown task, or multiclass labels that are not class indices
+            (naming the first bad row).
+    """
+    if task in ("binary", "ranking"):
+        return spec
+    if task == "regression":
+        values = labels.astype(np.float64)
+        finite = values[np.isfinite(values)]
+        mean = float(finite.mean()) if finite.size else 0.0
+        std = float(finite.std()) if finite.size else 1.0
+        return replace(spec, task=task, label_mean=mean, label_std=std if std > 0 else 1.0)
+    if task == "multiclass":
+        check_class_labels(labels, classes)
+        found = int(labels.max()) + 1 if labels.size else 0
+        return replace(spec, task=task, classes=classes if classes is not None else max(found, 2))
+    raise TrainingError(f"task must be one of {', '.join(HEAD_TASKS)}, got {task!r}")
+
+
+def check_class_labels(labels: np.ndarray, classes: int | None) -> None:
+    """Multiclass labels are whole numbers in ``[0, classes)`` (any >= 0 when None).
+
+    Raises:
+        TrainingError: naming the first bad row and its value.
+    """
+    high = classes if classes is not None else np.inf
+    bad = np.flatnonzero(~np.isfinite(labels) | (labels < 0) | (labels >= high) | (labels % 1 != 0))
+    if bad.size:
+        where = f"[0, {classes})" if classes is not None else "0, 1, 2, ..."
+        raise TrainingError(
+            f"multiclass labels must be class indices {where}; {bad.size} are not (first: row "
+            f"{int(bad[0])} = {labels[bad[0]]}); map the label column to class numbers in the "
+            "examples SQL"
         )

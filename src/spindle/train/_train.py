@@ -36,7 +36,7 @@ from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._model import Ranker
 from spindle.train._recipe import SyncRecipe, step_threads
-from spindle.train._spec import InputSpec, check_inputs
+from spindle.train._spec import InputSpec, check_class_labels, check_inputs
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
 _SAMPLE_ROWS = 256
@@ -91,7 +91,11 @@ def train_model(
     progress: Callable[[int, int], None] | None = None,
     weights: np.ndarray | None = None,
 ) -> TrainResult:
-    """Train a ranker with pointwise logistic loss and write its model version directory.
+    """Train a ranker and write its model version directory.
+
+    The head and loss follow ``spec.task`` (see ``with_head``): binary and ranking one logit
+    with pointwise logistic loss, regression one value with squared error on the
+    standardised label, multiclass ``spec.classes`` logits with softmax cross-entropy.
 
     Resumes from the newest intact checkpoint of the same run (same config, data and base) in
     ``checkpoint_dir``; otherwise warm starts from ``base_weights`` if given (for
@@ -102,7 +106,8 @@ def train_model(
 
     Args:
         inputs: model inputs as ``spindle.features.Transform`` makes them (see ``InputSpec``).
-        labels: float32 ``[N]`` in {0, 1}.
+        labels: float32 ``[N]``: in {0, 1} (binary, ranking), finite values (regression),
+            class indices ``0..K-1`` (multiclass).
         spec: the input spec.
         config: hyperparameters, seed, threads, checkpoint interval.
         out_dir: the model version directory to create; must not exist.
@@ -133,7 +138,7 @@ def train_model(
     if out_dir.exists():
         raise TrainingError(f"{out_dir} exists; model versions are immutable: choose a new dir")
     rows = check_inputs(inputs, spec)
-    _check_labels(labels, rows)
+    _check_labels(labels, rows, spec)
     if rows == 0:
         raise TrainingError(
             "the training set is empty (0 rows): check the date window and the data validation "
@@ -236,7 +241,7 @@ def train_from_parquet(
 
     def checked(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
         inputs, labels = encode(table)
-        _check_labels(labels, check_inputs(inputs, spec))
+        _check_labels(labels, check_inputs(inputs, spec), spec)
         return inputs, labels
 
     source = ParquetBatches(
@@ -501,12 +506,24 @@ def data_sha256(
     return digest.hexdigest()
 
 
-def _check_labels(labels: np.ndarray, rows: int) -> None:
+def _check_labels(labels: np.ndarray, rows: int, spec: InputSpec) -> None:
+    """Labels fit the head: 0/1 (binary, ranking), finite (regression), class indices."""
     if labels.dtype != np.float32 or labels.shape != (rows,):
         raise TrainingError(
             f"labels must be float32 [{rows}] (one per input row), got {labels.dtype} "
             f"{labels.shape}"
         )
+    if spec.task == "multiclass":
+        check_class_labels(labels, spec.classes)
+        return
+    if spec.task == "regression":
+        bad = np.flatnonzero(~np.isfinite(labels))
+        if bad.size:
+            raise TrainingError(
+                f"regression labels must be finite; {bad.size} are not (first: row "
+                f"{int(bad[0])} = {labels[bad[0]]}); drop or fill those rows in the examples SQL"
+            )
+        return
     bad = np.flatnonzero((labels != 0) & (labels != 1))
     if bad.size:
         raise TrainingError(

@@ -1,6 +1,8 @@
 """Warm start: begin a new run from the weights of a base model version.
 
-With the same InputSpec and hidden units every tensor is copied. When the spec grew (a larger
+With the same InputSpec and hidden units every tensor is copied. A head of another width (a
+multiclass model with more classes, a binary base for a multiclass model) is not copied: the
+last layer keeps its fresh initialisation, and the notes say so. When the spec grew (a larger
 vocabulary or cardinality) the tensors that still match are copied, and of each embedding table
 the rows that exist in both; what could not be copied keeps its fresh initialisation, and the
 notes say which. Row copying assumes ids are stable: id ``i`` means the same value in the base
@@ -87,7 +89,12 @@ def _spec_changes(base: Path, spec: InputSpec) -> list[str]:
     except (OSError, ValueError, TrainingError):
         return []
     new_fields, old_fields = spec.to_dict(), old.to_dict()
-    changed = [f"{k} {old_fields[k]} -> {v}" for k, v in new_fields.items() if old_fields[k] != v]
+    keys = [*new_fields, *(k for k in old_fields if k not in new_fields)]  # head keys may differ
+    changed = [
+        f"{k} {old_fields.get(k)} -> {new_fields.get(k)}"
+        for k in keys
+        if old_fields.get(k) != new_fields.get(k)
+    ]
     return [f"InputSpec changed since the base: {'; '.join(changed)}"] if changed else []
 
 
