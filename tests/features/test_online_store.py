@@ -26,25 +26,30 @@ def _products(popularity: list[int]) -> pa.Table:
     )
 
 
-def test_materialize_read_back_types_and_retrieval(tmp_path: Path) -> None:
+def test_materialize_read_back_types_keys_and_versions(tmp_path: Path) -> None:
     store = OnlineStore(tmp_path / "online.db")
-    assert store.as_of() is None and store.known_products() == 0
+    assert store.as_of("product") is None and store.version() is None
+    assert store.key_columns("product") is None
     store.materialize("product", _products([5, 9, 1]), "2026-01-02")
     store.materialize(
         "user", pa.table({"user_id": ["u1"], "user__country__v1": ["DE"]}), "2026-01-02"
     )
-    rows = store.products(["p2", "nope", "p1"])
+    rows = store.rows("product", ["p2", "nope", "p1"])
     assert rows.column("product_id").to_pylist() == ["p2", "p1"]
     assert rows.column("product__is_discounted__v1").to_pylist() == [False, True]
     assert rows.schema.field("product__is_discounted__v1").type == pa.bool_()
-    assert store.popular(2) == ["p2", "p1"]
-    assert store.retrieve("linen yarn", 2)[0] == "p3"  # both words match
-    assert store.user("u1") == {"user_id": "u1", "user__country__v1": "DE"}
-    assert store.user("u2") is None
-    reader = OnlineStore(tmp_path / "online.db")  # another process's view reloads on change
-    assert reader.popular(1) == ["p2"]
+    assert store.key_columns("product") == ("product_id",)  # kept columns are no keys
+    assert store.get("user", "u1") == {"user_id": "u1", "user__country__v1": "DE"}
+    assert store.get("user", "u2") is None
+    reader = OnlineStore(tmp_path / "online.db")  # another process sees every write
+    seen = reader.version()
+    assert seen is not None and reader.get("product", "p1")["popularity"] == 5  # type: ignore[index]
     store.materialize("product", _products([50, 9, 1]), "2026-01-03")
-    assert reader.popular(1) == ["p1"] and reader.as_of() == "2026-01-03"
+    assert reader.version() != seen and reader.as_of("product") == "2026-01-03"
+    assert reader.get("product", "p1")["popularity"] == 50  # type: ignore[index]
+    pair = pa.table({"a": ["x"], "b": [1], "pair__n__v1": [2.0]})
+    store.materialize("pair", pair, "2026-01-03", keys=["a", "b"])
+    assert store.key_columns("pair") is None  # a composite key's parts: declared
     store.close()
     reader.close()
 

@@ -38,6 +38,17 @@ N_PRODUCTS = 40
 
 
 EXAMPLE_FEATURES = Path(__file__).resolve().parents[2] / "src/spindle/examples/yarnit/features"
+EXAMPLE_MODEL = Path(__file__).resolve().parents[2] / "src/spindle/examples/yarnit/models"
+
+
+def shop_serving_config() -> dict[str, object]:
+    """What the example ranker declares for serving (its baselines and ``serving:`` block, with
+    the declared candidate retrieval), as a version's manifest records it; no task, so the
+    fixture's answers stay the bare score of an old manifest."""
+    import yaml
+
+    declared = yaml.safe_load((EXAMPLE_MODEL / f"{MODEL}.yaml").read_text())
+    return {"baselines": declared["baselines"], "serving": declared["serving"]}
 
 
 def _definition(group: str, name: str, kind: str, **encoding: object) -> FeatureDefinition:
@@ -233,9 +244,11 @@ def make_version(tmp_path: Path, base_onnx: Path, transform: Transform) -> MakeV
         model: str = MODEL,
         transform_json: str | None = None,
         slow: bool = False,
+        config: dict[str, object] | None = None,
     ) -> Path:
         tag = "" if transform_json is None else f"-t{sha256_bytes(transform_json.encode())[:8]}"
         tag += "-slow" if slow else ""
+        tag += "" if config is None else f"-c{sha256_bytes(json.dumps(config).encode())[:8]}"
         root = tmp_path / "artifacts" / model / f"{version}-{factor}{tag}"
         if root.exists():
             return root
@@ -255,11 +268,27 @@ def make_version(tmp_path: Path, base_onnx: Path, transform: Transform) -> MakeV
             "metrics": {"ndcg@10": 0.5},
             "files": {name: sha256_file(root / name) for name in names},
             "created_at": dt.datetime.now(dt.UTC).isoformat(),
+            "config": shop_serving_config() if config is None else config,
         }
         (root / "manifest.json").write_text(json.dumps(manifest))
         return root
 
     return make
+
+
+@pytest.fixture
+def shop_config() -> dict[str, object]:
+    """The example ranker's recorded serving config (see :func:`shop_serving_config`)."""
+    return shop_serving_config()
+
+
+@pytest.fixture
+def shop_declarations(shop_config: dict[str, object]) -> object:
+    """The example workspace's declarations: its views, request groups and the ranker's config."""
+    from spindle.serve import ServingDeclarations
+
+    registry = FeatureRegistry.load(EXAMPLE_FEATURES)
+    return ServingDeclarations.of(registry, models={MODEL: shop_config})
 
 
 @pytest.fixture

@@ -1,9 +1,12 @@
-"""POST /v1/rank on a real server: order, retrieval, routing, fallback, validation."""
+"""POST /v1/rank, the example shop's route, on a real server: order, declared retrieval,
+routing, fallback down to the declared baseline, validation."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import duckdb
 
 from spindle.features import OnlineStore, assemble_request_rows
 from spindle.serve import ModelRuntime, choose_version, push, set_routing
@@ -19,10 +22,10 @@ def offline_ranking(
     runtime = ModelRuntime.load(version_path)
     store = OnlineStore(store_path)
     try:
-        products = store.products(candidates)
+        products = store.rows("product", candidates)
         rows = assemble_request_rows(
             products,
-            store.user(user_id),
+            store.get("user", user_id),
             runtime.user_columns,
             {"query": query},
             runtime.transform.request,
@@ -47,7 +50,8 @@ def test_rank_equals_offline_scoring(make_version, repo: Path, online_store: Pat
     payload = response.json()
     assert payload["model"] == MODEL and payload["version"] == "1"
     assert payload["fallback"] is None
-    expected = offline_ranking(repo / MODEL / "1", online_store, "u3", "merino wool", CANDIDATES)
+    # the request's fields reach the request features as sent (case included), as in training
+    expected = offline_ranking(repo / MODEL / "1", online_store, "u3", "Merino Wool", CANDIDATES)
     assert _items(payload) == expected  # identical scores: no train/serve skew
     assert [s for _, s in expected] == sorted((s for _, s in expected), reverse=True)
     top3 = client.post("/v1/rank", json={**body, "k": 3}).json()
@@ -64,15 +68,32 @@ def test_unknown_candidates_are_dropped(make_version, repo: Path, serve) -> None
     assert empty.status_code == 200 and empty.json()["items"] == []
 
 
+def _declared_retrieval(store_path: Path, query: str, config: dict) -> list[str]:
+    """The example's declared retrieval SQL run by hand on the view's online rows."""
+    sql = config["serving"]["candidates"]["sql"]
+    store = OnlineStore(store_path)
+    try:
+        rows = store.rows("product", [f"p{i:03d}" for i in range(100)])
+    finally:
+        store.close()
+    con = duckdb.connect()
+    con.register("candidates", rows)
+    return [r[0] for r in con.execute(sql, {"query": query}).fetchall()]
+
+
 def test_without_candidates_retrieval_supplies_them(
-    make_version, repo: Path, online_store: Path, serve
+    make_version, repo: Path, online_store: Path, serve, shop_config
 ) -> None:
     push(make_version(1), repo)
     _, client = serve()
     payload = client.post("/v1/rank", json={"user_id": "u2", "query": "chunky blue", "k": 7}).json()
+    retrieved = _declared_retrieval(online_store, "chunky blue", shop_config)
     store = OnlineStore(online_store)
-    retrieved = store.retrieve("chunky blue", 50)
+    names = {r["product_id"]: r["name_words"] for r in store.rows("product", retrieved).to_pylist()}
     store.close()
+    matching = [p for p in retrieved if {"chunky", "blue"} & set(names[p].split())]
+    assert matching and retrieved[: len(matching)] == matching  # word matches come first
+    assert len(retrieved) == 40  # the fixture's whole catalogue (the SQL's limit is 50)
     expected = offline_ranking(repo / MODEL / "1", online_store, "u2", "chunky blue", retrieved)
     assert _items(payload) == expected[:7]
 
@@ -145,12 +166,15 @@ def test_corrupted_model_falls_back_to_previous_then_popularity(
     payload = _wait_for(client, body, lambda p: p["version"] is None)
     assert payload["version"] is None
     assert payload["fallback"] == (
-        "version 2 failed checksum; version 1 failed checksum: popularity"
+        "version 2 failed checksum; version 1 failed checksum: baseline popularity"
     )
     store = OnlineStore(online_store)
     popularity = dict(
         zip(
-            *store.products(CANDIDATES).select(["product_id", "popularity"]).to_pydict().values(),
+            *store.rows("product", CANDIDATES)
+            .select(["product_id", "popularity"])
+            .to_pydict()
+            .values(),
             strict=True,
         )
     )
@@ -172,12 +196,31 @@ def test_corrupt_at_startup_is_never_loaded(make_version, repo: Path, serve) -> 
     assert payload["version"] == "1" and "version 2 failed checksum" in payload["fallback"]
 
 
-def test_no_model_serves_popularity(serve) -> None:
-    _, client = serve()
+def test_no_model_serves_the_declared_baseline(
+    online_store: Path, serve, shop_declarations
+) -> None:
+    declarations = shop_declarations
+    _, client = serve(declarations=declarations)
     payload = client.post("/v1/rank", json={"user_id": "u1", "query": "yarn", "k": 3}).json()
     assert payload["version"] is None
-    assert payload["fallback"] == "no model loaded: popularity"
-    assert len(payload["items"]) == 3
+    assert payload["fallback"] == "no version routed: baseline popularity"
+    store = OnlineStore(online_store)
+    popularity = {
+        r["product_id"]: r["popularity"] for r in store.rows("product", CANDIDATES).to_pylist()
+    }
+    store.close()
+    ranked = client.post("/v1/rank", json={"user_id": "u1", "candidates": CANDIDATES}).json()
+    assert [i["product_id"] for i in ranked["items"]] == sorted(
+        popularity, key=lambda p: (-popularity[p], p)
+    )
+    assert [i["score"] for i in ranked["items"]] == sorted(popularity.values(), reverse=True)
+
+
+def test_no_model_and_no_declarations_is_a_503(serve) -> None:
+    _, client = serve()
+    answer = client.post("/v1/rank", json={"user_id": "u1", "query": "yarn"})
+    assert answer.status_code == 503
+    assert "no version" in answer.json()["detail"]
 
 
 def test_a_slow_model_exceeds_the_budget(make_version, repo: Path, serve) -> None:
@@ -204,20 +247,20 @@ def test_a_model_that_raises_falls_back(make_version, repo: Path, transform, ser
 
 
 MALFORMED: list[object] = [
-    {"query": "yarn"},
-    {"user_id": "u1"},
+    {"query": "yarn"},  # the model needs user_id
+    {"user_id": "u1"},  # retrieval reads $query
     {"user_id": "u1", "query": "yarn", "k": 0},
     {"user_id": "u1", "query": "yarn", "k": 1001},
     {"user_id": "u1", "query": "yarn", "candidates": "p001"},
-    {"user_id": "u1", "query": "yarn", "candidates": [1, 2]},
-    {"user_id": "", "query": "yarn"},
-    {"user_id": "u1", "query": "yarn", "kk": 3},
+    {"user_id": "u1", "query": "yarn", "candidates": [1, 2]},  # product_id is a string
+    {"user_id": 7, "query": "yarn"},
     {"user_id": "u1", "query": "yarn", "model": "../../etc"},
     ["not", "an", "object"],
 ]
 
 
-def test_malformed_requests_are_4xx_with_a_message(serve) -> None:
+def test_malformed_requests_are_4xx_with_a_message(make_version, repo: Path, serve) -> None:
+    push(make_version(1), repo)
     _, client = serve()
     for body in MALFORMED:
         response = client.post("/v1/rank", json=body)

@@ -87,10 +87,13 @@ def test_push_and_rollback_under_traffic_drop_nothing(make_version, repo: Path, 
     assert reloads and float(reloads[0].split()[-1]) >= 2
 
 
-def test_a_model_appearing_after_start_is_picked_up(make_version, repo: Path, serve) -> None:
-    _, client = serve(poll_interval_s=0.1)
+def test_a_model_appearing_after_start_is_picked_up(
+    make_version, repo: Path, serve, shop_declarations
+) -> None:
+    _, client = serve(poll_interval_s=0.1, declarations=shop_declarations)
     body = {"user_id": "u1", "query": "wool"}
-    assert client.post("/v1/rank", json=body).json()["version"] is None
+    before = client.post("/v1/rank", json=body).json()
+    assert before["version"] is None and before["fallback"].endswith(": baseline popularity")
     push(make_version(1), repo)
     deadline = time.monotonic() + 5
     while client.post("/v1/rank", json=body).json()["version"] != "1":

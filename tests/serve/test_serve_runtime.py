@@ -18,10 +18,10 @@ from spindle.serve import ChecksumMismatch, ModelRuntime
 def _rows(store_path: Path, runtime: ModelRuntime) -> pa.Table:
     store = OnlineStore(store_path)
     try:
-        products = store.products(["p001", "p002", "p003", "p010"])
+        products = store.rows("product", ["p001", "p002", "p003", "p010"])
         return assemble_request_rows(
             products,
-            store.user("u1"),
+            store.get("user", "u1"),
             runtime.user_columns,
             {"query": "merino wool"},
             runtime.transform.request,

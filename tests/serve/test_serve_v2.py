@@ -17,10 +17,10 @@ MODEL = "search_ranker"
 def _tensors(store_path: Path, runtime: ModelRuntime) -> dict[str, np.ndarray]:
     store = OnlineStore(store_path)
     try:
-        products = store.products(["p001", "p004", "p007"])
+        products = store.rows("product", ["p001", "p004", "p007"])
         rows = assemble_request_rows(
             products,
-            store.user("u2"),
+            store.get("user", "u2"),
             runtime.user_columns,
             {"query": "lace yarn"},
             runtime.transform.request,

@@ -4,12 +4,9 @@
 :class:`OnlineStoreBackend` (SQLite by default, chosen by URL) — incrementally, one partition
 (day) at a time after the view's watermark — keyed by the view's entity keys (a composite key
 is held as one text key column). Readers use :meth:`OnlineStore.rows` and
-:meth:`OnlineStore.get`; :meth:`OnlineStore.catalog` keeps an in-memory copy of one view with a
-word index for retrieval, reloaded when the backend's version changes.
-
-The shortcuts ``products()``, ``user()``, ``popular()``, ``retrieve()`` and
-``known_products()`` are the ranking server's reads through a :class:`CatalogLayout`; the
-default layout is the example shop's, kept only until serving declares its own (issue 13).
+:meth:`OnlineStore.get`; serving looks entities up by key and runs a model's declared
+candidate retrieval over a view's rows (``spindle.serve``), so nothing here knows what a
+workspace's views hold.
 """
 
 from __future__ import annotations
@@ -17,7 +14,6 @@ from __future__ import annotations
 import importlib.util
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,82 +65,11 @@ def open_online_backend(location: str | Path) -> OnlineStoreBackend:
     )
 
 
-@dataclass(frozen=True)
-class CatalogLayout:
-    """Which view and columns retrieval reads: candidates come from ``view`` by ``key``,
-    matched on the words of ``text`` and ranked by ``rank`` (higher first); per-request rows
-    of a second entity come from ``other_view``."""
-
-    view: str
-    key: str
-    text: str
-    rank: str
-    other_view: str
-
-
-SHOP_LAYOUT = CatalogLayout("product", "product_id", "name_words", "popularity", "user")
-"""The example shop's serving layout, the default until serving declares its own (issue 13)."""
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """One view's rows as loaded, with a word index for retrieval (replaced whole on a reload)."""
-
-    rows: pa.Table
-    row_of: dict[Any, int]
-    word_index: dict[str, list[int]]
-    by_rank: list[Any]
-
-    @classmethod
-    def of(cls, rows: pa.Table, layout: CatalogLayout) -> Catalog:
-        """Index ``rows`` by ``layout.key``, the words of ``layout.text`` and ``layout.rank``."""
-        ids = rows.column(layout.key).to_pylist() if layout.key in rows.column_names else []
-        index: dict[str, list[int]] = {}
-        if layout.text in rows.column_names:
-            for i, text in enumerate(rows.column(layout.text).to_pylist()):
-                for word in set((text or "").split()):
-                    index.setdefault(word, []).append(i)
-        rank = (
-            rows.column(layout.rank).to_pylist()
-            if layout.rank in rows.column_names
-            else [0] * len(ids)
-        )
-        ranked = sorted(zip(rank, ids, strict=True), key=lambda p: (-(p[0] or 0), p[1]))
-        return cls(rows, {k: i for i, k in enumerate(ids)}, index, [k for _, k in ranked])
-
-    def take(self, keys: Sequence[Any]) -> pa.Table:
-        """Rows of ``keys`` that exist, in the order asked."""
-        positions = [self.row_of[k] for k in keys if k in self.row_of]
-        return self.rows.take(pa.array(positions, pa.int64()))
-
-    def retrieve(self, text: str, n: int) -> list[Any]:
-        """Candidates for ``text``: keys whose text matches most words, then by rank."""
-        scores: dict[int, int] = {}
-        for word in set(text.lower().split()):
-            for row in self.word_index.get(word, ()):
-                scores[row] = scores.get(row, 0) + 1
-        position = {k: r for r, k in enumerate(self.by_rank)}
-        ids = list(self.row_of) if scores else []
-        matched = sorted(scores, key=lambda r: (-scores[r], position.get(ids[r], 1 << 30)))
-        chosen = [ids[r] for r in matched[: max(n * 3 // 4, 1)]]
-        for key in self.by_rank:
-            if len(chosen) >= n:
-                break
-            if key not in chosen:
-                chosen.append(key)
-        return chosen[:n]
-
-
-def _empty_catalog(layout: CatalogLayout) -> Catalog:
-    return Catalog.of(pa.table({layout.key: pa.array([], pa.string())}), layout)
-
-
 class OnlineStore:
     """The latest feature row of every entity of every materialised view, for serving.
 
     Args:
         location: a backend URL or SQLite path (see :func:`open_online_backend`), or a backend.
-        layout: what the serving shortcuts (``products()``, ``user()``, ...) read.
 
     Example:
         >>> store = OnlineStore("sqlite:///.spindle/online.db")  # doctest: +SKIP
@@ -153,14 +78,10 @@ class OnlineStore:
         42.0
     """
 
-    def __init__(
-        self, location: str | Path | OnlineStoreBackend, layout: CatalogLayout = SHOP_LAYOUT
-    ) -> None:
+    def __init__(self, location: str | Path | OnlineStoreBackend) -> None:
         self.backend = (
             location if isinstance(location, OnlineStoreBackend) else open_online_backend(location)
         )
-        self.layout = layout
-        self._catalogs: dict[CatalogLayout, tuple[str | None, Catalog]] = {}
 
     @property
     def url(self) -> str:
@@ -239,61 +160,24 @@ class OnlineStore:
         row: dict[str, Any] = rows.to_pylist()[0]
         return row
 
-    def watermark(self, view: str | None = None) -> str | None:
-        """The last partition (day) materialised for ``view`` (None before the first)."""
-        return self.backend.watermark(view or self.layout.view)
+    def key_columns(self, view: str) -> tuple[str, ...] | None:
+        """The entity key of ``view`` as materialised: its one key column, or None when the
+        view is not held yet or has a composite key (whose parts the declarations name)."""
+        key = self.backend.key(view)
+        return None if key is None or key == COMPOSITE_KEY else (key,)
 
-    def as_of(self, view: str | None = None) -> str | None:
+    def watermark(self, view: str) -> str | None:
+        """The last partition (day) materialised for ``view`` (None before the first)."""
+        return self.backend.watermark(view)
+
+    def as_of(self, view: str) -> str | None:
         """The day whose values are loaded for ``view`` (the watermark)."""
-        return self.backend.watermark(view or self.layout.view)
+        return self.backend.watermark(view)
 
     def version(self) -> str | None:
+        """Changes whenever anything is written (None before the first write): a reader
+        caching rows (serving's retrieval snapshots) reloads when it differs."""
         return self.backend.version()
-
-    def catalog(self, layout: CatalogLayout | None = None) -> Catalog:
-        """The in-memory retrieval catalogue of ``layout.view``, reloaded when the store changed.
-
-        A concurrent request sees the old catalogue or the new one (one reference swap).
-        """
-        chosen = layout or self.layout
-        version = self.backend.version()
-        cached = self._catalogs.get(chosen)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        rows = self.backend.read(chosen.view)
-        catalog = _empty_catalog(chosen) if rows is None else Catalog.of(rows, chosen)
-        self._catalogs[chosen] = (version, catalog)
-        return catalog
-
-    def refresh(self) -> bool:
-        """Reload the serving catalogue if the store changed since the last load. True if so."""
-        cached = self._catalogs.get(self.layout)
-        version = self.backend.version()
-        if cached is not None and cached[0] == version:
-            return False
-        self.catalog()
-        return True
-
-    # -- serving shortcuts through ``self.layout`` (issue 13 declares serving's own) --------
-    def products(self, ids: list[str]) -> pa.Table:
-        """Catalogue rows for ``ids`` that exist, in the order asked (unknown ids left out)."""
-        return self.catalog().take(ids)
-
-    def known_products(self) -> int:
-        """How many entities the catalogue holds."""
-        return len(self.catalog().row_of)
-
-    def popular(self, n: int) -> list[str]:
-        """The ``n`` highest-ranked catalogue keys."""
-        return self.catalog().by_rank[:n]
-
-    def retrieve(self, query: str, n: int) -> list[str]:
-        """Candidates for a query: keys matching most query words, then the highest ranked."""
-        return self.catalog().retrieve(query, n)
-
-    def user(self, user_id: str) -> dict[str, Any] | None:
-        """The latest row of ``user_id`` in the layout's other view, or None when unknown."""
-        return self.get(self.layout.other_view, user_id)
 
 
 def _key_text(values: Any) -> str:

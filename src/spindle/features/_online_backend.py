@@ -81,6 +81,10 @@ class OnlineStoreBackend(Protocol):
         """The last partition materialised for ``entity`` (None before the first)."""
         ...
 
+    def key(self, entity: str) -> str | None:
+        """The key column ``entity`` is stored by (None before its first materialisation)."""
+        ...
+
     def version(self) -> str | None:
         """A token that changes with every write (readers reload their caches on a change)."""
         ...

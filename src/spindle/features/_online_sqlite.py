@@ -111,6 +111,10 @@ class SQLiteOnlineStore:
         with self._lock:
             return self._meta(f"as_of:{entity}")
 
+    def key(self, entity: str) -> str | None:
+        with self._lock:
+            return self._meta(f"key:{entity}")
+
     def version(self) -> str | None:
         with self._lock:
             return self._meta("version")

@@ -17,7 +17,8 @@ if _TYPE_CHECKING:
     from spindle.serve._predict import NoVersion, Prediction, Predictor
     from spindle.serve._predict_api import PredictRequest
     from spindle.serve._process import ServerThread, serve_forever
-    from spindle.serve._ranking import RankResult, popularity_scores
+    from spindle.serve._rank import ItemRanker, Ranked
+    from spindle.serve._rank_api import ModelRankRequest, RankRequest
     from spindle.serve._repository import (
         PushResult,
         Routing,
@@ -36,6 +37,7 @@ if _TYPE_CHECKING:
         weights_routing,
         write_routing,
     )
+    from spindle.serve._retrieval import RetrievalError, Retriever
     from spindle.serve._runtime import (
         ChecksumMismatch,
         ModelRuntime,
@@ -44,7 +46,7 @@ if _TYPE_CHECKING:
         verify_files,
     )
     from spindle.serve._schema import RequestSchema, ServingDeclarations
-    from spindle.serve._server import RankRequest, create_app
+    from spindle.serve._server import create_app
     from spindle.serve._state import choose_version, traffic_point
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
@@ -62,8 +64,12 @@ _LAZY: dict[str, str] = {
     "PushResult": "spindle.serve._repository",
     "RequestSchema": "spindle.serve._schema",
     "ServingDeclarations": "spindle.serve._schema",
-    "RankRequest": "spindle.serve._server",
-    "RankResult": "spindle.serve._ranking",
+    "ItemRanker": "spindle.serve._rank",
+    "ModelRankRequest": "spindle.serve._rank_api",
+    "RankRequest": "spindle.serve._rank_api",
+    "Ranked": "spindle.serve._rank",
+    "RetrievalError": "spindle.serve._retrieval",
+    "Retriever": "spindle.serve._retrieval",
     "Routing": "spindle.serve._repository",
     "ServerThread": "spindle.serve._process",
     "TensorSpec": "spindle.serve._runtime",
@@ -72,7 +78,6 @@ _LAZY: dict[str, str] = {
     "choose_version": "spindle.serve._state",
     "create_app": "spindle.serve._server",
     "list_versions": "spindle.serve._repository",
-    "popularity_scores": "spindle.serve._ranking",
     "push": "spindle.serve._repository",
     "push_routing": "spindle.serve._repository",
     "read_manifest": "spindle.serve._runtime",
@@ -99,6 +104,8 @@ __all__ = [
     "ROWS_FILE",
     "SCORES_FILE",
     "ChecksumMismatch",
+    "ItemRanker",
+    "ModelRankRequest",
     "ModelRuntime",
     "NoVersion",
     "PredictRequest",
@@ -106,8 +113,10 @@ __all__ = [
     "Predictor",
     "PushResult",
     "RankRequest",
-    "RankResult",
+    "Ranked",
     "RequestSchema",
+    "RetrievalError",
+    "Retriever",
     "Routing",
     "ServerThread",
     "ServingDeclarations",
@@ -117,7 +126,6 @@ __all__ = [
     "choose_version",
     "create_app",
     "list_versions",
-    "popularity_scores",
     "push",
     "push_routing",
     "read_manifest",

@@ -12,7 +12,7 @@ from fastapi import HTTPException, Request
 from spindle.features import OnlineStore
 from spindle.serve._metrics import ServingMetrics
 from spindle.serve._predict import Predictor
-from spindle.serve._ranking import Ranker
+from spindle.serve._rank import ItemRanker
 from spindle.serve._state import HotReloader
 
 
@@ -23,7 +23,7 @@ class ServerContext:
     repo: Path
     store: OnlineStore
     reloader: HotReloader
-    ranker: Ranker
+    ranker: ItemRanker
     predictor: Predictor
     metrics: ServingMetrics
     executor: ThreadPoolExecutor

@@ -7,7 +7,8 @@ computes the request features with the code the version recorded, and scores wit
 version's ONNX model. The version is chosen by the model's routing (sticky by the routing key:
 the declared ``serving.routing_key`` or the first entity key); a scoring failure, a timeout or
 an unloaded version falls back to ``previous``, and the answer says why. With no version left
-the request is refused (503) — the hook for a declared baseline is :meth:`Predictor.baseline`.
+the model's declared baseline answers (:mod:`._baseline`), and the answer names it; a model
+that declares none is refused (503) with the reasons.
 """
 
 from __future__ import annotations
@@ -25,8 +26,11 @@ import pyarrow as pa
 
 from spindle.core import ServingError
 from spindle.features import OnlineStore, apply_request_features
+from spindle.serve._baseline import baseline_answer, declared_lookups
+from spindle.serve._declared import served_config
+from spindle.serve._lookup import looked_up_rows
 from spindle.serve._runtime import ModelRuntime
-from spindle.serve._schema import RequestSchema, ServingDeclarations, ViewLookup, request_schema
+from spindle.serve._schema import RequestSchema, ServingDeclarations, request_schema
 from spindle.serve._state import LoadedVersion, ModelState, choose_version
 
 log = logging.getLogger(__name__)
@@ -43,16 +47,22 @@ class Prediction:
     """The answer to one predict request."""
 
     model: str
-    version: int
+    version: int | None  # None: the declared baseline answered (``baseline``)
     predictions: list[dict[str, float]]
     fallback: str | None = None
     fallback_kinds: tuple[str, ...] = ()
     missing: Mapping[str, int] = field(default_factory=dict)  # view -> instances not found
+    baseline: str | None = None
+
+    @property
+    def served_by(self) -> str:
+        """The version that answered, or ``baseline:<name>`` (a metric label)."""
+        return f"baseline:{self.baseline}" if self.version is None else str(self.version)
 
     def to_json(self) -> dict[str, object]:
         return {
             "model": self.model,
-            "version": str(self.version),
+            "version": None if self.version is None else str(self.version),
             "predictions": self.predictions,
             "fallback": self.fallback,
         }
@@ -80,38 +90,6 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     e = math.exp(x)
     return e / (1.0 + e)
-
-
-def _key(instance: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
-    return instance[keys[0]] if len(keys) == 1 else tuple(instance[k] for k in keys)
-
-
-def _has_null(key: Any) -> bool:
-    return isinstance(key, tuple) and any(v is None for v in key)
-
-
-def _lookup(
-    store: OnlineStore, lookup: ViewLookup, instances: Sequence[Mapping[str, Any]]
-) -> tuple[dict[str, list[Any]], pa.Schema | None, int]:
-    """The view's stored columns for each instance (None where the entity is unknown)."""
-    asked = [_key(inst, lookup.keys) for inst in instances]
-    wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
-    found = store.rows(lookup.view, wanted)  # none wanted: the view's columns, typed, no rows
-    if found.num_columns == 0:  # the store does not hold the view yet
-        return {}, None, len(instances)
-    held = found.to_pydict()
-    if len(lookup.keys) == 1:
-        keys_of_rows: list[Any] = held[lookup.keys[0]]
-    else:
-        keys_of_rows = list(zip(*(held[k] for k in lookup.keys), strict=True))
-    row_of = {key: i for i, key in enumerate(keys_of_rows)}
-    positions = [row_of.get(key) for key in asked]
-    columns = {
-        name: [None if p is None else values[p] for p in positions]
-        for name, values in held.items()
-        if name not in lookup.keys
-    }
-    return columns, found.schema, sum(p is None for p in positions)
 
 
 class Predictor:
@@ -169,21 +147,27 @@ class Predictor:
             loaded = state.versions.get(version) if version is not None else None
             if loaded is not None and loaded.runtime is not None:
                 return self.schema(loaded.runtime)
-        raise NoVersion(f"model {state.model}: {_unloaded(state)}")
+        raise NoVersion(f"model {state.model}: {_unloaded_reasons(state)}")
 
     def predict(self, state: ModelState, instances: Sequence[Mapping[str, Any]]) -> Prediction:
-        """Score ``instances`` with the routed version, falling back to ``previous``.
+        """Score ``instances`` with the routed version, falling back to ``previous``, then to
+        the model's declared baseline.
 
         Raises:
             ServingError: an instance lacks a field or has a wrong type (a client error).
-            NoVersion: no version could answer; the message says why for each.
+            NoVersion: no version could answer and no baseline either; the message says why.
         """
-        schema = self.main_schema(state)
+        try:
+            schema = self.main_schema(state)
+        except NoVersion:  # nothing loaded: each routed version says why, then the baseline
+            chain = _chain(state, "")
+            skips = [_unloaded(state.versions.get(v), v) for v in chain]
+            skips = skips or [_Skip("no_model", "no version routed")]
+            return self.baseline(state, instances, None, skips)
         schema.check(instances)
         point = "" if schema.routing_key is None else str(instances[0].get(schema.routing_key))
-        routed = choose_version(point, state.routing.weights)
-        chain = list(dict.fromkeys(v for v in (routed, state.routing.previous) if v is not None))
-        skips: list[_Skip] = [] if chain else [_Skip("no_model", "no version routed")]
+        chain = _chain(state, point)
+        skips = [] if chain else [_Skip("no_model", "no version routed")]
         for step, version in enumerate(chain):
             answer = self._attempt(state.versions.get(version), version, instances)
             if isinstance(answer, _Skip):
@@ -195,30 +179,41 @@ class Predictor:
                 reason = "; ".join(s.why for s in skips) + f"; served by previous version {version}"
             kinds = tuple(s.kind for s in skips)
             return Prediction(state.model, version, predictions, reason, kinds, missing)
-        baseline = self.baseline(state, instances)
-        if baseline is not None:
-            return baseline
-        raise NoVersion(f"model {state.model}: " + "; ".join(s.why for s in skips))
+        return self.baseline(state, instances, schema, skips)
 
     def baseline(
-        self, state: ModelState, instances: Sequence[Mapping[str, Any]]
-    ) -> Prediction | None:
-        """The last step of the fallback chain: a declared baseline's answer (none yet: None).
+        self,
+        state: ModelState,
+        instances: Sequence[Mapping[str, Any]],
+        schema: RequestSchema | None,
+        skips: Sequence[_Skip],
+    ) -> Prediction:
+        """The last step of the fallback chain: the model's declared baseline on the served
+        rows (see :mod:`spindle.serve._baseline`).
 
-        A model's declared baseline (``baselines:`` in ``models/<model>.yaml``) will answer
-        here when every version failed; until then the request is refused with the reasons.
+        Raises:
+            NoVersion: the model declares no baseline, or it failed; with every reason.
         """
-        return None
+        why = "; ".join(s.why for s in skips)
+        config = served_config(state.model, state, self.declarations)
+        if schema is not None:
+            lookups = list(schema.lookups)
+        else:
+            lookups = declared_lookups(config, self.declarations, self.store, instances[0])
+        try:
+            name, predictions, missing = baseline_answer(self.store, config, lookups, instances)
+        except ServingError as exc:
+            raise NoVersion(f"model {state.model}: {why}; {exc}") from None
+        kinds = tuple(s.kind for s in skips)
+        reason = f"{why}: baseline {name}"
+        return Prediction(state.model, None, predictions, reason, kinds, missing, name)
 
     def _attempt(
         self, loaded: LoadedVersion | None, version: int, instances: Sequence[Mapping[str, Any]]
     ) -> tuple[list[dict[str, float]], dict[str, int]] | _Skip:
         runtime = loaded.runtime if loaded else None
         if runtime is None:
-            status = loaded.status if loaded else "missing"
-            kind = "checksum" if status == "failed checksum" else "not_loaded"
-            label = status if status.startswith("failed") else f"is {status}"
-            return _Skip(kind, f"version {version} {label}")
+            return _unloaded(loaded, version)
         try:
             schema = self.schema(runtime)
             schema.check(instances)
@@ -259,26 +254,30 @@ class Predictor:
         """
         # a feature comes from its view, never from the caller: such fields are left out
         computed = {feature.column for feature in runtime.transform.request}
-        features = set(runtime.transform.columns()) - computed
-        names = dict.fromkeys(n for inst in instances for n in inst if n not in features)
-        columns: dict[str, pa.Array | list[Any]] = {
-            name: [inst.get(name) for inst in instances] for name in names
-        }
-        missing: dict[str, int] = {}
-        for lookup in schema.lookups:
-            found, stored, unknown = _lookup(self.store, lookup, instances)
-            if unknown:
-                missing[lookup.view] = unknown
-            for name, values in found.items():
-                kind = stored.field(name).type if stored is not None else None
-                columns[name] = pa.array(values, type=kind)
-        for column in runtime.transform.columns():  # a view the store does not hold yet
-            columns.setdefault(column, pa.nulls(len(instances)))
+        features = frozenset(runtime.transform.columns()) - computed
+        columns, missing, held = looked_up_rows(self.store, schema.lookups, instances, features)
+        for column in features:  # a view the store does not hold yet: null, as unknown
+            if column.rsplit("__", 2)[0] not in held:
+                columns.setdefault(column, pa.nulls(len(instances)))
+        # a feature its view lacks stays missing: the transform raises and the chain falls back
         table = pa.table(columns)
         return apply_request_features(table, runtime.transform.request), missing
 
 
-def _unloaded(state: ModelState) -> str:
+def _chain(state: ModelState, point: str) -> list[int]:
+    """The versions to try: the one routed to ``point``, then ``previous``."""
+    routed = choose_version(point, state.routing.weights)
+    return list(dict.fromkeys(v for v in (routed, state.routing.previous) if v is not None))
+
+
+def _unloaded(loaded: LoadedVersion | None, version: int) -> _Skip:
+    status = loaded.status if loaded else "missing"
+    kind = "checksum" if status == "failed checksum" else "not_loaded"
+    label = status if status.startswith("failed") else f"is {status}"
+    return _Skip(kind, f"version {version} {label}")
+
+
+def _unloaded_reasons(state: ModelState) -> str:
     if not state.versions:
         return "no version routed"
     return "; ".join(

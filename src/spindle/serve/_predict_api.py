@@ -43,7 +43,12 @@ class PredictRequest(BaseModel):
         return self.instances if self.instances is not None else [self.instance or {}]
 
 
-def _model_state(request: Request, model: str) -> ModelState:
+def model_state(request: Request, model: str) -> ModelState:
+    """The served state of ``model``.
+
+    Raises:
+        HTTPException: 404 when the repository has no routing.json for it.
+    """
     state = context_of(request).reloader.state.models.get(model)
     if state is None:
         known = ", ".join(sorted(context_of(request).reloader.state.models)) or "none"
@@ -65,7 +70,7 @@ def predict_router() -> APIRouter:
         probability or value per instance out, with the version that answered and why the
         fallback was taken (null when it was not)."""
         ctx = context_of(request)
-        state = _model_state(request, model)
+        state = model_state(request, model)
         try:
             result = ctx.predictor.predict(state, body.all())
         except NoVersion as exc:
@@ -83,7 +88,7 @@ def predict_router() -> APIRouter:
     @router.get("/v1/models/{model}/schema")
     def schema(model: str, request: Request) -> dict[str, Any]:
         """The model's request schema: entity keys and request columns with their types."""
-        state = _model_state(request, model)
+        state = model_state(request, model)
         try:
             return context_of(request).predictor.main_schema(state).to_json()
         except ServingError as exc:

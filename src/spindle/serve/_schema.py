@@ -46,13 +46,28 @@ class ServingDeclarations:
 
     views: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     request_groups: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Each model's config (``models/<model>.yaml`` as a dict): its baselines and
+    ``serving.candidates`` when no version of the model records them (none loaded yet)."""
 
     @classmethod
-    def of(cls, registry: FeatureRegistry) -> ServingDeclarations:
-        """The declarations of a workspace's feature registry."""
+    def of(
+        cls, registry: FeatureRegistry, models: Mapping[str, Any] | None = None
+    ) -> ServingDeclarations:
+        """The declarations of a workspace's feature registry and, optionally, its models.
+
+        Args:
+            registry: the workspace's feature registry.
+            models: model name -> its ``ModelConfig`` (or the config as a dict).
+        """
+        configs = {
+            name: config.model_dump(mode="json") if hasattr(config, "model_dump") else config
+            for name, config in (models or {}).items()
+        }
         return cls(
             {name: tuple(view.keys) for name, view in registry.views().items()},
             registry.request_groups(),
+            configs,
         )
 
 
@@ -157,7 +172,7 @@ def feature_views(transform: Transform) -> list[str]:
     return list(dict.fromkeys(views))
 
 
-def _store_types(store: OnlineStore, view: str) -> dict[str, str]:
+def store_types(store: OnlineStore, view: str) -> dict[str, str]:
     """The JSON types of the columns ``store`` holds for ``view`` (empty before it holds any)."""
     import pyarrow as pa
 
@@ -184,6 +199,25 @@ def _stored_keys(view: str, stored: Sequence[str]) -> tuple[str, ...]:
         if column.startswith(f"{view}__") or column in _STORE_COLUMNS:
             break
         keys.append(column)
+    return tuple(keys)
+
+
+def view_keys(
+    view: str, declarations: ServingDeclarations | None, store: OnlineStore
+) -> tuple[str, ...]:
+    """The entity keys of ``view``: declared, else read from what the online store holds.
+
+    Raises:
+        ServingError: the view is neither declared nor held by the online store.
+    """
+    keys = declarations.views.get(view) if declarations else None
+    if keys is None:
+        keys = store.key_columns(view) or _stored_keys(view, list(store_types(store, view)))
+    if not keys:
+        raise ServingError(
+            f"view {view!r}: its entity keys are unknown: it is not declared (features/*.yaml) "
+            "nor held by the online store"
+        )
     return tuple(keys)
 
 
@@ -217,11 +251,11 @@ def request_schema(
     """
     lookups, fields, complete = [], {}, True
     for view in feature_views(transform):
-        types = _store_types(store, view)
+        types = store_types(store, view)
         complete = complete and bool(types)
         keys = declarations.views.get(view) if declarations else None
         if keys is None:
-            keys = _stored_keys(view, list(types))
+            keys = store.key_columns(view) or _stored_keys(view, list(types))
         if not keys:
             raise ServingError(
                 f"model {model}@{version} reads view {view!r}, whose entity keys are unknown: "

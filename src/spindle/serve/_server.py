@@ -1,5 +1,5 @@
-"""The HTTP server: /v1/models/{model}/predict and /v1/rank with A/B routing and fallback, V2
-protocol, versions and metrics.
+"""The HTTP server: /v1/models/{model}/predict and /rank (and the example's /v1/rank) with A/B
+routing and fallback, V2 protocol, versions and metrics.
 
 No training code and no pickle on this path: models are ONNX run by onnxruntime, transforms are
 JSON, features come from the online store.
@@ -16,8 +16,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, FastAPI, Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spindle.core import ServingError
@@ -27,8 +26,10 @@ from spindle.serve._docs import add_docs_route
 from spindle.serve._metrics import ServingMetrics
 from spindle.serve._predict import Predictor
 from spindle.serve._predict_api import document_models, predict_router
-from spindle.serve._ranking import Ranker
+from spindle.serve._rank import ItemRanker
+from spindle.serve._rank_api import rank_router
 from spindle.serve._repository import check_model_name, repository_id
+from spindle.serve._retrieval import Retriever
 from spindle.serve._schema import ServingDeclarations
 from spindle.serve._state import HotReloader
 from spindle.serve._v2 import v2_router
@@ -36,19 +37,6 @@ from spindle.serve._v2 import v2_router
 log = logging.getLogger(__name__)
 
 _SCORING_THREADS = 8
-_MAX_CANDIDATES = 10_000
-
-
-class RankRequest(BaseModel):
-    """Body of ``POST /v1/rank``."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    user_id: str = Field(min_length=1, max_length=256)
-    query: str = Field(max_length=2000)
-    candidates: list[str] | None = Field(default=None, max_length=_MAX_CANDIDATES)
-    k: int = Field(default=10, ge=1, le=1000)
-    model: str | None = Field(default=None, description="defaults to the server's default model")
 
 
 class _MetricsMiddleware:
@@ -99,14 +87,16 @@ def create_app(
     Args:
         repo: the model repository (see :func:`spindle.serve.push`).
         online_store: the SQLite file of :class:`spindle.features.OnlineStore`.
-        default_model: the model ``/v1/rank`` serves when a request names none.
+        default_model: the model the example route ``/v1/rank`` serves when a request names
+            none.
         poll_interval_s: how often to look for pushes, rollbacks and damaged files.
         latency_budget_ms: time one model version may take for a request before the next
             step of the fallback chain answers.
         token: when set, every endpoint but ``/v2/health/*`` needs ``Authorization: Bearer``.
-        declarations: the workspace's views (entity keys) and request groups, which say what
-            ``/v1/models/{model}/predict`` needs (``ServingDeclarations.of(registry)``); None
-            to read each view's keys from the online store.
+        declarations: the workspace's views (entity keys), request groups and models, which
+            say what ``/v1/models/{model}/predict`` and ``/rank`` need
+            (``ServingDeclarations.of(registry, models)``); None to read each view's keys from
+            the online store and each model's baselines and retrieval from its versions.
 
     Raises:
         ServingError: invalid arguments.
@@ -120,18 +110,19 @@ def create_app(
         raise ServingError("poll_interval_s and latency_budget_ms must be positive")
     if not Path(online_store).exists():
         log.warning(
-            "online store %s does not exist yet; not ready until it has products", online_store
+            "online store %s does not exist yet; not ready until it holds rows", online_store
         )
     store = OnlineStore(online_store)
     reloader = HotReloader(Path(repo), poll_interval_s)
     metrics = ServingMetrics(lambda: reloader.state, lambda: reloader.reloads)
     executor = _scoring_pool()
+    predictor = Predictor(store, executor, latency_budget_ms, declarations)
     ctx = ServerContext(
         repo=Path(repo),
         store=store,
         reloader=reloader,
-        ranker=Ranker(store, executor, latency_budget_ms),
-        predictor=Predictor(store, executor, latency_budget_ms, declarations),
+        ranker=ItemRanker(predictor, Retriever(store)),
+        predictor=predictor,
         metrics=metrics,
         executor=executor,
         default_model=default_model,
@@ -144,8 +135,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if closed[0]:  # a second lifespan of the same app: reopen what the first one closed
-            ctx.store = ctx.ranker.store = ctx.predictor.store = OnlineStore(online_store)
-            ctx.executor = ctx.ranker.executor = ctx.predictor.executor = _scoring_pool()
+            ctx.store = ctx.predictor.store = OnlineStore(online_store)
+            ctx.ranker.retriever = Retriever(ctx.store)
+            ctx.executor = ctx.predictor.executor = _scoring_pool()
         reloader.start()
         try:
             yield
@@ -164,6 +156,7 @@ def create_app(
     app.include_router(v2_router())
     _add_v1_routes(app)
     app.include_router(predict_router())
+    app.include_router(rank_router())
     document_models(app)
     add_docs_route(app)
     return app
@@ -176,38 +169,13 @@ def _scoring_pool() -> ThreadPoolExecutor:
 def _add_v1_routes(app: FastAPI) -> None:
     protected = [Depends(require_token)]
 
-    @app.post("/v1/rank", dependencies=protected)
-    def rank(body: RankRequest, request: Request) -> dict[str, Any]:
-        """Rank candidates (or retrieved products) for a user and query."""
-        ctx = context_of(request)
-        model = body.model or ctx.default_model
-        try:
-            check_model_name(model)
-        except ServingError as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from exc
-        serving = ctx.reloader.state
-        state = serving.models.get(model)
-        if state is None and model != ctx.default_model:
-            known = ", ".join(sorted(serving.models)) or "none"
-            raise HTTPException(
-                status_code=404,
-                detail=f"unknown model {model!r}: no routing.json for it in the model "
-                f"repository (models: {known})",
-            )
-        result = ctx.ranker.rank(model, state, body.user_id, body.query, body.candidates, body.k)
-        served = "popularity" if result.version is None else str(result.version)
-        ctx.metrics.requests.labels("rank", model, served).inc()
-        for kind in result.fallback_kinds:
-            ctx.metrics.fallbacks.labels(model, kind).inc()
-        return result.to_json()
-
     @app.get("/v1/versions", dependencies=protected)
     def versions(request: Request) -> dict[str, Any]:
         """The repository's id and every version named by a routing.json: weight, status.
 
         ``repository_id`` (from ``<repo>/repository_id``) lets a client such as
         ``spindle status`` check that this server serves its repository. Versions are strings,
-        as in the V2 protocol and ``/v1/rank``.
+        as in the V2 protocol and the predict and rank answers.
         """
         ctx = context_of(request)
         rows = []

@@ -247,9 +247,9 @@ def v2_router() -> APIRouter:
 
     @router.get("/v2/health/ready")
     def ready(request: Request) -> JSONResponse:
-        # ready once the store holds the serving catalogue's entities (its layout's view)
-        held = context_of(request).store.known_products()
-        return JSONResponse({"ready": held > 0}, status_code=200 if held else 503)
+        # ready once the online store holds rows (a first materialisation gave it a version)
+        held = context_of(request).store.version() is not None
+        return JSONResponse({"ready": held}, status_code=200 if held else 503)
 
     models = APIRouter(dependencies=[Depends(require_token)])
 

@@ -1,0 +1,84 @@
+"""Looking up instances' entities in the online store: one view's stored columns per instance."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pyarrow as pa
+
+from spindle.features import OnlineStore
+from spindle.serve._schema import ViewLookup
+
+
+def entity_key(instance: Mapping[str, Any], keys: tuple[str, ...]) -> Any:
+    """The instance's key of a view: a value for one entity key, a tuple for several."""
+    return instance[keys[0]] if len(keys) == 1 else tuple(instance[k] for k in keys)
+
+
+def _has_null(key: Any) -> bool:
+    return isinstance(key, tuple) and any(v is None for v in key)
+
+
+def lookup_view(
+    store: OnlineStore, lookup: ViewLookup, instances: Sequence[Mapping[str, Any]]
+) -> tuple[dict[str, list[Any]], pa.Schema | None, int]:
+    """The view's stored columns for each instance (None where the entity is unknown).
+
+    Args:
+        store: the online store.
+        lookup: the view and its entity keys (every instance holds them).
+        instances: the request's instances.
+
+    Returns:
+        The view's columns other than its keys, aligned with ``instances``; the stored schema
+        (None when the store does not hold the view yet); how many instances it did not know.
+    """
+    asked = [entity_key(inst, lookup.keys) for inst in instances]
+    wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
+    found = store.rows(lookup.view, wanted)  # none wanted: the view's columns, typed, no rows
+    if found.num_columns == 0:  # the store does not hold the view yet
+        return {}, None, len(instances)
+    held = found.to_pydict()
+    if len(lookup.keys) == 1:
+        keys_of_rows: list[Any] = held[lookup.keys[0]]
+    else:
+        keys_of_rows = list(zip(*(held[k] for k in lookup.keys), strict=True))
+    row_of = {key: i for i, key in enumerate(keys_of_rows)}
+    positions = [row_of.get(key) for key in asked]
+    columns = {
+        name: [None if p is None else values[p] for p in positions]
+        for name, values in held.items()
+        if name not in lookup.keys
+    }
+    return columns, found.schema, sum(p is None for p in positions)
+
+
+def looked_up_rows(
+    store: OnlineStore,
+    lookups: Sequence[ViewLookup],
+    instances: Sequence[Mapping[str, Any]],
+    skip: frozenset[str] = frozenset(),
+) -> tuple[dict[str, pa.Array | list[Any]], dict[str, int], set[str]]:
+    """The instances' fields (but ``skip``) and each view's online columns, typed as stored.
+
+    Returns:
+        The columns by name, per view how many instances it did not know, and the views the
+        store holds.
+    """
+    names = dict.fromkeys(n for inst in instances for n in inst if n not in skip)
+    columns: dict[str, pa.Array | list[Any]] = {
+        name: [inst.get(name) for inst in instances] for name in names
+    }
+    missing: dict[str, int] = {}
+    held: set[str] = set()
+    for lookup in lookups:
+        found, stored, unknown = lookup_view(store, lookup, instances)
+        if unknown:
+            missing[lookup.view] = unknown
+        if stored is not None:
+            held.add(lookup.view)
+        for name, values in found.items():
+            kind = stored.field(name).type if stored is not None else None
+            columns[name] = pa.array(values, type=kind)
+    return columns, missing, held

@@ -1,0 +1,128 @@
+"""Declared candidate retrieval: a model's ``serving.candidates.sql`` run by DuckDB over an
+in-memory snapshot of its view's online rows.
+
+The snapshot (the table ``candidates``) is copied from the online store into an in-memory
+DuckDB database once per store version and replaced whole when the store changes; each request
+runs the SQL on its own cursor, so concurrent requests do not wait on each other. The request's
+context fields are the SQL's ``$name`` parameters.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import duckdb
+
+from spindle.core import ServingError
+from spindle.features import OnlineStore
+from spindle.serve._declared import Retrieval
+
+_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
+_STORE_COLUMNS = ("__spindle_key",)
+
+
+class RetrievalError(ServingError):
+    """The declared retrieval cannot run (its view is not in the store, or its SQL fails)."""
+
+
+class Retriever:
+    """Runs declared retrievals against snapshots of the online store.
+
+    Args:
+        store: the online store whose views are retrieved from.
+
+    Example:
+        >>> Retriever(store).retrieve("ranker", Retrieval("item", sql), ("item_id",), {})  # doctest: +SKIP
+        ['i3', 'i1']
+    """
+
+    def __init__(self, store: OnlineStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, tuple[str | None, duckdb.DuckDBPyConnection]] = {}
+
+    def snapshot(self, view: str) -> duckdb.DuckDBPyConnection:
+        """A DuckDB database holding ``view``'s online rows as ``candidates`` (reloaded when
+        the store's version changed; a request in flight keeps the one it started with).
+
+        Raises:
+            RetrievalError: the store does not hold the view yet.
+        """
+        version = self.store.version()
+        cached = self._snapshots.get(view)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with self._lock:
+            cached = self._snapshots.get(view)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = self.store.backend.read(view)
+            if rows is None:
+                raise RetrievalError(
+                    f"view {view!r} is not in the online store yet: candidates cannot be "
+                    "retrieved (materialise it, or send candidates)"
+                )
+            rows = rows.drop_columns([c for c in _STORE_COLUMNS if c in rows.column_names])
+            con = duckdb.connect()
+            con.register("__rows", rows)
+            con.execute("CREATE TABLE candidates AS SELECT * FROM __rows")
+            con.unregister("__rows")
+            self._snapshots[view] = (version, con)
+            return con
+
+    def retrieve(
+        self, model: str, retrieval: Retrieval, keys: tuple[str, ...], context: Mapping[str, Any]
+    ) -> list[Any]:
+        """The candidates' keys, in the SQL's order (a tuple per candidate for several keys).
+
+        Args:
+            model: the model (for messages).
+            retrieval: its declared view and SQL.
+            keys: the view's entity keys; the SQL returns them by name (or first).
+            context: the request's context; ``$name`` in the SQL reads ``context[name]``.
+
+        Raises:
+            ServingError: the context lacks a parameter the SQL reads (a client error).
+            RetrievalError: the view is not in the store, or the SQL fails.
+        """
+        names = list(dict.fromkeys(_PARAMETER.findall(retrieval.sql)))
+        absent = [n for n in names if n not in context]
+        if absent:
+            raise ServingError(
+                f"context.{absent[0]}: missing; the candidate retrieval of model {model} "
+                f"(serving.candidates.sql) reads ${absent[0]}"
+            )
+        cursor = self.snapshot(retrieval.view).cursor()
+        try:
+            result = cursor.execute(retrieval.sql, {n: context[n] for n in names})
+            rows = result.fetchall()
+            names_out = [d[0] for d in result.description or ()]
+        except duckdb.Error as exc:
+            first = " ".join(str(exc).split())[:300]
+            raise RetrievalError(
+                f"model {model}: serving.candidates.sql does not run on the online rows of "
+                f"view {retrieval.view!r}: {first}"
+            ) from None
+        finally:
+            cursor.close()
+        return _keys_of(names_out, rows, keys, model)
+
+
+def _keys_of(
+    columns: list[str], rows: list[tuple[Any, ...]], keys: tuple[str, ...], model: str
+) -> list[Any]:
+    """The keys of each returned row: the columns named as the keys, else the first ones."""
+    if all(k in columns for k in keys):
+        positions = [columns.index(k) for k in keys]
+    elif len(columns) >= len(keys):
+        positions = list(range(len(keys)))
+    else:
+        raise RetrievalError(
+            f"model {model}: serving.candidates.sql returns {columns}, not the keys {list(keys)}"
+        )
+    if len(keys) == 1:
+        return [row[positions[0]] for row in rows]
+    return [tuple(row[p] for p in positions) for row in rows]
