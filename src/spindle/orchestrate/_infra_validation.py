@@ -6,7 +6,8 @@ the serving feature path. The same rows are
 scored here with the training-time model (the torch weights), and the version passes when
 
 - the canary loaded and verified every file and answered every request,
-- its scores match torch's within ``MAX_ABS_DIFF`` (1e-5) on every row,
+- its scores match torch's within ``MAX_ABS_DIFF`` (1e-5; relative to the score's size when
+  that is above 1, as a regression's values in minutes are) on every row and class,
 - the p99 service time (CPU time; the runtime is single-threaded) of a ranking request is
   within ``serving.latency_budget_ms`` — wall times are reported too, but on a shared machine
   they include waiting for a core, which says more about the neighbours than about the model,
@@ -139,13 +140,24 @@ def _run_canary(
 
 
 def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) -> np.ndarray:
+    """Torch's answer for ``rows``: ``[N]`` logits or values, ``[N, K]`` multiclass logits.
+
+    The model's spec (its head: task, classes, label scale) is the version's
+    ``input_spec.json``; a version without one has the transform's spec (a binary head).
+    """
     transform = Transform.from_json(read_transform_text(version))
-    model = Ranker(InputSpec.from_dict(transform.input_spec()), config.training)
+    spec_file = version / "input_spec.json"
+    spec = (
+        InputSpec.from_dict(json.loads(spec_file.read_text()))
+        if spec_file.is_file()
+        else InputSpec.from_dict(transform.input_spec())
+    )
+    model = Ranker(spec, config.training)
     model.load_state_dict(load_weights(version))
     model.eval()
     inputs = transform.transform(rows)
     with torch.no_grad():
-        out = model(
+        out = model.served(
             **{name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in inputs.items()}
         )
     return np.asarray(out.numpy(), dtype=np.float64)
@@ -217,9 +229,11 @@ def infra_validate(
         served = np.load(out / SCORES_FILE, allow_pickle=False)
     phase(1, "scoring the canary rows with the training-time model")
     expected = _training_time_scores(source, rows, cfg)
-    diff = float(np.abs(served - expected).max()) if served.size else 0.0
+    same_shape = served.shape == expected.shape
+    scale = np.maximum(1.0, np.abs(expected)) if same_shape else 1.0
+    diff = float((np.abs(served - expected) / scale).max()) if served.size and same_shape else 0.0
     failures = []
-    if served.shape != expected.shape or not np.isfinite(served).all() or diff > MAX_ABS_DIFF:
+    if not same_shape or not np.isfinite(served).all() or diff > MAX_ABS_DIFF:
         failures.append(
             f"serving scores differ from the training-time model by up to {diff:.3g} "
             f"(> {MAX_ABS_DIFF:g}) on {rows.num_rows} canary rows: the export or the serving "

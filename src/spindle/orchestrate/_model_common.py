@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from spindle.core import (
     MODEL_FILE,
     TRANSFORM_FILE,
+    DataError,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -25,6 +26,9 @@ from spindle.core import (
 from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._verdicts import day_verdict
+
+if TYPE_CHECKING:
+    from spindle.train import InputSpec
 
 
 @dataclass(frozen=True)
@@ -217,10 +221,47 @@ def example_weights(table: pa.Table, cfg: ModelConfig) -> np.ndarray | None:
 
 
 def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    labels = table.column(cfg.label).to_numpy(zero_copy_only=False).astype(np.float32)
+    """The rows' float32 labels (0/1, values, or class indices by ``cfg.task``; a null is NaN,
+    which the trainer and the gate refuse by row) and, with a ``group_key``, group ids.
+
+    Raises:
+        DataError: the label column is not numeric (naming it, its type and the fix).
+    """
+    labels = _labels(table, cfg)
     groups = None
     if cfg.group_key:
         _, groups = np.unique(
             table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
         )
     return labels, groups
+
+
+def _labels(table: pa.Table, cfg: ModelConfig) -> np.ndarray:
+    column = table.column(cfg.label)
+    try:
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise DataError(
+            f"model {cfg.name}: label column {cfg.label!r} is {column.type}, a {cfg.task} label "
+            f"must be a number{' (a class index 0..K-1)' if cfg.task == 'multiclass' else ''}: "
+            "convert it in the examples SQL"
+        ) from None
+    return np.asarray(values, dtype=np.float32)
+
+
+def model_spec(cfg: ModelConfig, transform_spec: dict[str, Any], labels: np.ndarray) -> InputSpec:
+    """The spec a model of ``cfg.task`` trains with: the transform's inputs and the task's head
+    (regression: the labels' mean and spread; multiclass: K from the labels) — see
+    ``spindle.train.with_head``.
+
+    Raises:
+        TrainingError: multiclass labels that are not class indices.
+    """
+    from spindle.train import InputSpec, with_head
+
+    return with_head(InputSpec.from_dict(transform_spec), cfg.task, labels)
+
+
+def model_spec_from_file(cfg: ModelConfig, transform_spec: dict[str, Any], path: Path) -> InputSpec:
+    """``model_spec`` for a training set streamed from Parquet: reads only its label column."""
+    return model_spec(cfg, transform_spec, _labels(pq.read_table(path, columns=[cfg.label]), cfg))

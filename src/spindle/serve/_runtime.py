@@ -230,12 +230,19 @@ class ModelRuntime:
         return self._path
 
     @property
+    def score_width(self) -> int:
+        """Scores per row: K for a model whose output is ``[N, K]`` (multiclass), else 1."""
+        spec = next(o for o in self.outputs if o.name == self._output)
+        return spec.shape[1] if len(spec.shape) == 2 and spec.shape[1] > 1 else 1
+
+    @property
     def sha256(self) -> str:
         """The sha256 of model.onnx."""
         return self._sha256
 
     def score(self, rows: pa.Table) -> np.ndarray:
-        """Score raw feature rows (the columns of a training set) and return float64 ``[N]``.
+        """Score raw feature rows (the columns of a training set) and return float64 ``[N]``
+        (``[N, K]`` for a model with K outputs per row: a multiclass model's logits).
 
         Raises:
             FeatureError: a column the transform reads is missing from ``rows``.
@@ -244,7 +251,8 @@ class ModelRuntime:
         import numpy as np
 
         if rows.num_rows == 0:
-            return np.zeros(0, np.float64)
+            width = self.score_width
+            return np.zeros((0, width) if width > 1 else 0, np.float64)
         arrays = self.transform.transform(rows)
         missing = [n for n in self._input_names if n not in arrays]
         if missing:
@@ -262,10 +270,14 @@ class ModelRuntime:
         return {spec.name: np.asarray(v) for spec, v in zip(self.outputs, values, strict=True)}
 
     def _scores(self, outputs: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """The output as float64: ``[n]`` (one score or value per row), or ``[n, K]`` when the
+        model answers K scores per row (a multiclass model's logits)."""
         import numpy as np
 
-        scores = outputs[self._output].astype(np.float64).reshape(-1)
-        if scores.shape != (n,):
+        raw = outputs[self._output]
+        wide = raw.ndim == 2 and raw.shape[0] == n and raw.shape[1] > 1
+        scores = raw.astype(np.float64) if wide else raw.astype(np.float64).reshape(-1)
+        if not wide and scores.shape != (n,):
             raise ServingError(
                 f"{self.model}@{self.version}: output {self._output!r} has {scores.size} values "
                 f"for {n} rows"
