@@ -14,6 +14,7 @@ from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
+    from spindle.serve._declared import Retrieval
     from spindle.serve._predict import NoVersion, Prediction, Predictor
     from spindle.serve._predict_api import PredictRequest
     from spindle.serve._process import ServerThread, serve_forever
@@ -68,6 +69,7 @@ _LAZY: dict[str, str] = {
     "ModelRankRequest": "spindle.serve._rank_api",
     "RankRequest": "spindle.serve._rank_api",
     "Ranked": "spindle.serve._rank",
+    "Retrieval": "spindle.serve._declared",
     "RetrievalError": "spindle.serve._retrieval",
     "Retriever": "spindle.serve._retrieval",
     "Routing": "spindle.serve._repository",
@@ -115,6 +117,7 @@ __all__ = [
     "RankRequest",
     "Ranked",
     "RequestSchema",
+    "Retrieval",
     "RetrievalError",
     "Retriever",
     "Routing",

@@ -77,7 +77,7 @@ def baseline_answer(
     """
     baseline = config.fallback_baseline()
     if baseline is None:
-        wanted = f"serving.baseline {config.baseline!r}" if config.baseline else "a baseline"
+        wanted = f"serving.baseline {config.baseline!r}" if config.baseline else "baseline"
         raise ServingError(f"model {config.model} declares no {wanted} to fall back to")
     columns, missing, _ = looked_up_rows(store, lookups, instances)
     rows = pa.table(columns) if columns else pa.table({"__row": pa.nulls(len(instances))})
