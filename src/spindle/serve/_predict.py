@@ -48,7 +48,7 @@ class Prediction:
 
     model: str
     version: int | None  # None: the declared baseline answered (``baseline``)
-    predictions: list[dict[str, float]]
+    predictions: list[dict[str, Any]]
     fallback: str | None = None
     fallback_kinds: tuple[str, ...] = ()
     missing: Mapping[str, int] = field(default_factory=dict)  # view -> instances not found
@@ -74,9 +74,17 @@ class _Skip:
     why: str
 
 
-def outputs(task: str, scores: np.ndarray) -> list[dict[str, float]]:
-    """One prediction per score: a binary model's logit and probability, a regression's value,
-    a ranking model's score."""
+def outputs(task: str, scores: np.ndarray) -> list[dict[str, Any]]:
+    """One prediction per row: a binary model's logit and probability, a regression's value,
+    a multiclass model's class probabilities (the softmax of its ``[rows, K]`` logits) and the
+    most probable class, a ranking model's score."""
+    if task == "multiclass":
+        logits = np.asarray(scores, dtype=np.float64).reshape(len(scores), -1)
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return [
+            {"probabilities": row.tolist(), "class": int(row.argmax())} for row in probabilities
+        ]
     values = scores.tolist()
     if task == "binary":
         return [{"score": s, "probability": _sigmoid(s)} for s in values]
