@@ -2,7 +2,8 @@
 
 A ``Trainer`` turns model inputs (``spindle.features.Transform`` output) and labels into a
 model version directory holding ``model.onnx`` (the serving artifact, inputs by name as in
-the ``InputSpec``, float32 logit ``score [N]``), its weights in the framework's own
+the ``InputSpec``, float32 ``score``: the logit ``[N]``, a regression's value ``[N]`` or a
+multiclass model's logits ``[N, K]``, by the spec's head), its weights in the framework's own
 non-pickled format, and ``input_spec.json``; and it scores inputs from such a directory.
 ``TorchTrainer`` (the ranker, recipes, checkpoints, DDP) is the default; ``SklearnTrainer``
 (logistic regression) proves the contract with a second framework. Both are checked by the
@@ -48,7 +49,8 @@ class Trainer(Protocol):
         ...
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """float32 logits ``[N]`` of the model in ``out_dir``, in this framework."""
+        """float32 scores of the model in ``out_dir`` (``[N]``, or ``[N, K]`` multiclass), in
+        this framework."""
         ...
 
 
