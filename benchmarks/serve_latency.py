@@ -46,7 +46,9 @@ def _bodies(ws: Path, n: int, n_candidates: int, seed: int) -> list[dict[str, An
     searches = pads.dataset(days[-1]).to_table(columns=["user_id", "query"]).to_pylist()
     store = OnlineStore(ws / ".spindle" / "online.db")
     try:
-        pool = store.popular(500)
+        held = store.backend.read("product")
+        ranked = sorted(held.to_pylist(), key=lambda r: (-(r["popularity"] or 0), r["product_id"]))
+        pool = [r["product_id"] for r in ranked[:500]]
     finally:
         store.close()
     rng = random.Random(seed)

@@ -32,13 +32,7 @@ GENERIC = frozenset(
 )  # fmt: skip
 #: Modules that still speak the simulated shop's language, waiting on issue 13 (serving and
 #: models made generic). The list only shrinks.
-PENDING = frozenset(
-    {
-        "features/_online.py",  # SHOP_LAYOUT, serving's retrieval layout until serving declares it
-        "serve/_ranking.py",
-        "serve/_server.py",
-    }
-)
+PENDING: frozenset[str] = frozenset()
 
 
 @functools.cache

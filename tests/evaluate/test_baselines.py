@@ -1,4 +1,4 @@
-"""Declared baselines scored on a holdout (evaluate/_baselines.py)."""
+"""Declared baselines scored on a holdout (features/_baselines.py, as the evaluation uses it)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pyarrow as pa
 import pytest
 
 from spindle.core import BaselineConfig, ConfigError
-from spindle.evaluate._baselines import baseline_scores
+from spindle.features import baseline_scores
 
 HOLDOUT = pa.table(
     {

@@ -59,9 +59,9 @@ def test_training_and_serving_inputs_are_identical(ingested_workspace: Path) -> 
             compared = 0
             for search_id in searches:
                 train = rows.filter(pc.equal(rows["search_id"], search_id))
-                products = store.products(train["product_id"].to_pylist())
+                products = store.rows("product", train["product_id"].to_pylist())
                 assert products.num_rows == train.num_rows
-                user = store.user(train["user_id"][0].as_py())
+                user = store.get("user", train["user_id"][0].as_py())
                 request = {"query": train["query"][0].as_py()}
                 served = assemble_request_rows(
                     products, user, user_columns, request, transform.request

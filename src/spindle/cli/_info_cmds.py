@@ -156,7 +156,11 @@ def serve(
         ws.online_store_path,
         default_model=cfg.default_model,
         # each model's request schema (entity keys, request columns) for /v1/models/*/predict
-        declarations=ServingDeclarations.of(FeatureRegistry.load(ws.features_dir)),
+        # and each model's config, so its declared baseline answers before its first push
+        declarations=ServingDeclarations.of(
+            FeatureRegistry.load(ws.features_dir),
+            models={name: ws.model_config(name)[0] for name in ws.model_names()},
+        ),
     )
     spindle.serve_forever(
         app_,

@@ -30,6 +30,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._config import (
         BaselineConfig,
+        CandidatesConfig,
         DemoConfig,
         EvaluationConfig,
         ExamplesConfig,
@@ -113,6 +114,7 @@ _LAZY: dict[str, str] = {
     "Deployment": "spindle.core._artifacts",
     "Evaluation": "spindle.core._artifacts",
     "BaselineConfig": "spindle.core._config",
+    "CandidatesConfig": "spindle.core._config",
     "DemoConfig": "spindle.core._config",
     "EvaluationConfig": "spindle.core._config",
     "ExamplesConfig": "spindle.core._config",
@@ -197,6 +199,7 @@ __all__ = [
     "WORKSPACE_FILE",
     "Artifact",
     "BaselineConfig",
+    "CandidatesConfig",
     "ConfigError",
     "DataError",
     "DemoConfig",

@@ -8,6 +8,7 @@ from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
     from spindle.features._backfill import BackfillResult, backfill_feature, latest_feature_day
+    from spindle.features._baselines import baseline_scores
     from spindle.features._catalog import feature_catalog
     from spindle.features._compute import (
         compute_features,
@@ -23,8 +24,6 @@ if _TYPE_CHECKING:
         FeatureRegistry,
     )
     from spindle.features._online import (
-        Catalog,
-        CatalogLayout,
         OnlineStore,
         catch_up_online,
         open_online_backend,
@@ -52,6 +51,7 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "baseline_scores": "spindle.features._baselines",
     "BackfillResult": "spindle.features._backfill",
     "ColumnEncoding": "spindle.features._transform",
     "EncodingSpec": "spindle.features._definitions",
@@ -59,8 +59,6 @@ _LAZY: dict[str, str] = {
     "FeatureRegistry": "spindle.features._definitions",
     "FeatureView": "spindle.features._views",
     "MaterializeResult": "spindle.features._online_backend",
-    "Catalog": "spindle.features._online",
-    "CatalogLayout": "spindle.features._online",
     "OnlineStore": "spindle.features._online",
     "OnlineStoreBackend": "spindle.features._online_backend",
     "PythonComputation": "spindle.features._python",
@@ -104,8 +102,6 @@ __all__ = [
     "RESTRICTED_TAGS",
     "TEXT_VOCAB_SIZE",
     "BackfillResult",
-    "Catalog",
-    "CatalogLayout",
     "ColumnEncoding",
     "EncodingSpec",
     "FeatureDefinition",
@@ -123,6 +119,7 @@ __all__ = [
     "apply_request_features",
     "assemble_request_rows",
     "backfill_feature",
+    "baseline_scores",
     "bounded_connection",
     "build_rows",
     "catch_up_online",

@@ -61,7 +61,12 @@ def serve_and_probe(ctx: Context, model: str, day: str, n_requests: int) -> dict
         ctx.workspace.model_repo,
         ctx.workspace.online_store_path,
         default_model=model,
-        declarations=ServingDeclarations.of(ctx.features),
+        declarations=ServingDeclarations.of(
+            ctx.features,
+            models={
+                name: ctx.workspace.model_config(name)[0] for name in ctx.workspace.model_names()
+            },
+        ),
     )
     requests = holdout_requests(ctx, load_config(ctx, model), day, n_requests)
     errors, fallbacks = 0, 0

@@ -20,9 +20,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.evaluate import FeatureValues, SystemScores, evaluate_scores
-from spindle.evaluate._baselines import (
-    baseline_scores,
-)  # TODO(coordinator): export once evaluate/__init__ is free
+from spindle.features import baseline_scores
 from spindle.orchestrate._context import Context, production_before
 from spindle.orchestrate._model_common import (
     LoadedConfig,

@@ -40,9 +40,10 @@ from spindle.orchestrate._model_common import (
     fresh_scratch,
     labels_and_groups,
     model_dir,
+    model_spec,
 )
 from spindle.serve import ModelRuntime
-from spindle.train import InputSpec, trainer_for
+from spindle.train import trainer_for
 
 
 def replica_seed(seed: int, index: int) -> int:
@@ -210,7 +211,7 @@ def _train_replica(
     inputs = transform.transform(table)
     labels, _ = labels_and_groups(table, config)
     weights = example_weights(table, config)
-    spec = InputSpec.from_dict(transform.input_spec())
+    spec = model_spec(config, transform.input_spec(), labels)
     training = config.training.model_copy(update={"seed": seed})
     base = manifest.get("base_version")
     base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None

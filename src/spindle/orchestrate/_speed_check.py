@@ -37,9 +37,10 @@ from spindle.orchestrate._model_common import (
     example_weights,
     labels_and_groups,
     load_config,
+    model_spec,
     training_window,
 )
-from spindle.train import InputSpec, predict, train_model
+from spindle.train import predict, train_model
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ def speed_check(
     labels, _ = labels_and_groups(table, cfg)
     weights = example_weights(table, cfg)
     holdout_labels, groups = labels_and_groups(holdout, cfg)
-    spec = InputSpec.from_dict(transform.input_spec())
+    spec = model_spec(cfg, transform.input_spec(), labels)
     work = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
     key = sha256_json({"config": loaded.config_hash, "date": date})[:16]
     scores, runs = [], []

@@ -42,9 +42,11 @@ from spindle.orchestrate._model_common import (
     labels_and_groups,
     load_config,
     model_dir,
+    model_spec,
+    model_spec_from_file,
     training_window,
 )
-from spindle.train import InputSpec, TrainResult, train_from_parquet, trainer_for
+from spindle.train import TrainResult, train_from_parquet, trainer_for
 
 _PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
 
@@ -252,7 +254,7 @@ def _train_version(
         inputs = transform.transform(table)
         labels, _ = labels_and_groups(table, cfg)
         weights = example_weights(table, cfg)
-        spec = InputSpec.from_dict(transform.input_spec())
+        spec = model_spec(cfg, transform.input_spec(), labels)
         del table  # the encoded arrays are what training needs; free the raw rows
         if phase is not None:
             workers = cfg.training.workers
@@ -376,7 +378,7 @@ def _train_streamed(
     result = train_from_parquet(
         path,
         encode,
-        InputSpec.from_dict(transform.input_spec()),
+        model_spec_from_file(cfg, transform.input_spec(), path),
         cfg.training,
         scratch,
         checkpoint_dir=checkpoints,

@@ -1,0 +1,146 @@
+"""Regression and multiclass models through the whole loop on the flights example's data.
+
+A workspace declares two more models beside ``arrival_delay``, on the same features: the
+arrival delay in minutes (``task: regression``) and a 3-class delay bucket (``task:
+multiclass``). ``spindle train``, ``spindle evaluate`` and ``spindle push`` run by the CLI; the
+pushed versions are served over loopback HTTP and must answer values / class probabilities
+equal to the versions' offline scores (``ModelRuntime``) within 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
+from spindle.orchestrate import Context
+from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, create_app
+
+pytestmark = pytest.mark.e2e
+
+KEYS = ["carrier", "origin", "dest", "tailnum"]
+TRAIN_DATE, HOLDOUT_DATE = "2013-01-06", "2013-01-06"
+LABELS = {
+    "arrival_minutes": (
+        "regression",
+        "arr_delay AS arrival_minutes",
+        "WHERE arr_delay IS NOT NULL",
+        "rmse",
+    ),
+    "delay_bucket": (
+        "multiclass",
+        "CASE WHEN arr_delay IS NULL OR arr_delay > 15 THEN 2 WHEN arr_delay > 0 THEN 1 "
+        "ELSE 0 END AS delay_bucket",
+        "",
+        "accuracy",
+    ),
+}
+
+
+def _cli(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    return done.stdout
+
+
+def _declare(workspace: Path, name: str) -> None:
+    """A model on arrival_delay's features whose label is ``name`` (see ``LABELS``)."""
+    task, label_sql, where, metric = LABELS[name]
+    base = yaml.safe_load((workspace / "models" / "arrival_delay.yaml").read_text())
+    base["examples"]["sql"] = (
+        f"SELECT carrier, flight, origin, dest, tailnum, time_hour, {label_sql}\n"
+        f"FROM flights {where}\n"
+    )
+    base["examples"]["label"] = name
+    base |= {"name": name, "task": task, "baselines": []}
+    base["training"] |= {"window_days": 4, "epochs": 4, "learning_rate": 0.01}
+    base["evaluation"] = {"metric": metric, "replicas": 1}
+    (workspace / "models" / f"{name}.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("tasks")
+    _cli(root, "init", "flights", "--example", "flights")
+    workspace = root / "flights"
+    for name in LABELS:
+        _declare(workspace, name)
+    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-07")
+    for name in LABELS:
+        _cli(workspace, "train", name, "--date", TRAIN_DATE)
+        _cli(workspace, "evaluate", name, "--version", "1", "--date", HOLDOUT_DATE)
+        _cli(workspace, "push", name, "--version", "1")
+    return workspace
+
+
+def _offline(version: Path, store_path: Path, instances: pa.Table, views: dict) -> np.ndarray:
+    """The version's scores of the instances joined with every stored row of each view."""
+    store = OnlineStore(store_path)
+    try:
+        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
+        for view, keys in views.items():
+            held = store.backend.read(view)
+            assert held is not None
+            drop = [c for c in held.column_names if c in ("__spindle_key", "feature_ts")]
+            rows = rows.join(held.drop_columns(drop), list(keys), join_type="left outer")
+        rows = rows.sort_by("i")
+    finally:
+        store.close()
+    runtime = ModelRuntime.load(version)
+    return runtime.score(apply_request_features(rows, runtime.transform.request))
+
+
+def _served(workspace: Path, name: str) -> tuple[dict, np.ndarray, dict]:
+    """The schema, the offline scores and the app's answer for 200 training instances."""
+    with Context.open(workspace) as ctx:
+        repo, store = ctx.workspace.model_repo, ctx.workspace.online_store_path
+        version = ctx.workspace.artifacts_dir / "models" / name / "1"
+    trainset = next((version.parents[2] / "trainsets" / name).glob("*.parquet"))
+    instances = pq.read_table(trainset, columns=KEYS).slice(0, 200)
+    instances = instances.filter(pa.compute.is_valid(instances["tailnum"]))
+    declarations = ServingDeclarations.of(FeatureRegistry.load(workspace / "features"))
+    app = create_app(repo, store, declarations=declarations, latency_budget_ms=10_000)
+    with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
+        schema = client.get(f"/v1/models/{name}/schema").json()
+        answer = client.post(
+            f"/v1/models/{name}/predict", json={"instances": instances.to_pylist()}
+        )
+    assert answer.status_code == 200, answer.text
+    views = {lookup["view"]: lookup["keys"] for lookup in schema["entities"]}
+    return schema, _offline(version, store, instances, views), answer.json()
+
+
+def test_a_regression_model_answers_values_equal_to_offline_scoring(workspace: Path) -> None:
+    spec = json.loads(
+        (workspace / ".spindle/artifacts/models/arrival_minutes/1/input_spec.json").read_text()
+    )
+    assert spec["task"] == "regression" and spec["label_std"] > 10  # minutes, standardised
+    schema, offline, body = _served(workspace, "arrival_minutes")
+    assert schema["task"] == "regression" and offline.ndim == 1
+    values = [p["value"] for p in body["predictions"]]
+    assert len(set(values)) > 10
+    np.testing.assert_allclose(values, offline, rtol=1e-5, atol=1e-5)
+
+
+def test_a_multiclass_model_answers_class_probabilities_equal_to_offline(workspace: Path) -> None:
+    schema, offline, body = _served(workspace, "delay_bucket")
+    assert schema["task"] == "multiclass" and offline.shape[1] == 3
+    probabilities = np.array([p["probabilities"] for p in body["predictions"]])
+    expected = np.exp(offline - offline.max(axis=1, keepdims=True))
+    expected /= expected.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(probabilities, expected, atol=1e-5)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-9)
+    assert [p["class"] for p in body["predictions"]] == expected.argmax(axis=1).tolist()
