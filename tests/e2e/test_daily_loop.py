@@ -91,7 +91,7 @@ def test_served_scores_equal_training_path_scores(demo: tuple[Path, dict[str, An
         repo, online = ctx.workspace.model_repo, ctx.workspace.online_store_path
     search_ids = holdout.column("search_id").unique().to_pylist()[:5]
     with (
-        ServerThread(create_app(repo, online)) as server,
+        ServerThread(create_app(repo, online, default_model="search_ranker")) as server,
         httpx.Client(base_url=server.url) as client,
     ):
         for search_id in search_ids:
@@ -120,7 +120,7 @@ def test_status_flags_a_registry_serving_mismatch(demo: tuple[Path, dict[str, An
     root, _ = demo
     with Context.open(root) as ctx:
         repo, online = ctx.workspace.model_repo, ctx.workspace.online_store_path
-        with ServerThread(create_app(repo, online)) as server:
+        with ServerThread(create_app(repo, online, default_model="search_ranker")) as server:
             check = spindle.serving_check(ctx, server.url)
             assert check["reachable"] and check["models"]["search_ranker"]["match"]
             production = ctx.store.get_alias("search_ranker", "production")

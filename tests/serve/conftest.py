@@ -309,6 +309,7 @@ def serve(repo: Path, online_store: Path) -> Iterator[Serve]:
             # generous: on a loaded 2-core machine a 100 ms budget sends requests to the
             # fallback; tests of the budget pass their own
             kwargs.setdefault("latency_budget_ms", 5000.0)
+            kwargs.setdefault("default_model", "search_ranker")  # the example route's model
             app = create_app(repo, online_store, **kwargs)  # type: ignore[arg-type]
             server = stack.enter_context(ServerThread(app))
             client = stack.enter_context(httpx.Client(base_url=server.url, timeout=30))

@@ -299,3 +299,16 @@ def test_versions_lists_what_is_loaded(make_version, repo: Path, serve) -> None:
     assert rows[1]["sha256"] == result.sha256
     assert rows[1]["path"] == str(repo / MODEL / "2")
     json.dumps(rows)
+
+
+def test_without_a_default_model_the_example_route_asks_for_one(
+    make_version, repo: Path, serve
+) -> None:
+    push(make_version(1), repo)
+    _, client = serve(default_model=None)
+    body = {"user_id": "u3", "query": "wool", "candidates": CANDIDATES}
+    response = client.post("/v1/rank", json=body)
+    assert response.status_code == 422
+    assert "no default model" in response.json()["detail"]
+    named = client.post("/v1/rank", json={**body, "model": MODEL})
+    assert named.status_code == 200 and named.json()["model"] == MODEL

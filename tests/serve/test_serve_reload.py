@@ -105,7 +105,7 @@ def test_the_poller_stops_with_the_server(make_version, repo: Path, online_store
     from spindle.serve import ServerThread, create_app
 
     push(make_version(1), repo)
-    app = create_app(repo, online_store, poll_interval_s=0.05)
+    app = create_app(repo, online_store, default_model="search_ranker", poll_interval_s=0.05)
     for _ in range(2):  # the same app can be served again after a clean stop
         with ServerThread(app) as server:
             assert any(t.name == "spindle-reloader" for t in threading.enumerate())

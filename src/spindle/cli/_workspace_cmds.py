@@ -85,7 +85,9 @@ def simulate(
 @handles_errors
 def demo(
     days: int = typer.Option(7, min=2, help="Days to run."),
-    example: str = typer.Option("yarnit", help="The example workspace (a folder of spindle/examples, e.g. yarnit)."),
+    example: str = typer.Option(
+        "yarnit", help="The example workspace (a folder of spindle/examples, e.g. yarnit)."
+    ),
     directory: Path = typer.Option(
         Path("demo-workspace"), "--dir", help="Workspace directory (recreated)."
     ),

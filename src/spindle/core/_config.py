@@ -53,7 +53,8 @@ class SimulationConfig(_Strict):
 class ServingConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=1, le=65535)
-    default_model: str = "search_ranker"
+    # the model /v1/rank answers when a request names none (None: requests must name one)
+    default_model: str | None = None
 
 
 class DemoConfig(_Strict):

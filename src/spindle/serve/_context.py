@@ -27,7 +27,7 @@ class ServerContext:
     predictor: Predictor
     metrics: ServingMetrics
     executor: ThreadPoolExecutor
-    default_model: str
+    default_model: str | None
     token: str | None
     repository_id: str | None = None  # the repo's id file; None when it cannot be written
 

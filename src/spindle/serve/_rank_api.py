@@ -102,6 +102,12 @@ def rank_router() -> APIRouter:
         are the context; ranks with the server's default model unless ``model`` names one."""
         ctx = context_of(request)
         model = body.model or ctx.default_model
+        if model is None:
+            raise HTTPException(
+                status_code=422,
+                detail="model: this server has no default model (serving.default_model in "
+                "spindle.yaml); name one in the body, or use /v1/models/{model}/rank",
+            )
         try:
             check_model_name(model)
         except ServingError as exc:

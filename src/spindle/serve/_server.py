@@ -73,7 +73,7 @@ def create_app(
     repo: str | Path,
     online_store: str | Path,
     *,
-    default_model: str = "search_ranker",
+    default_model: str | None = None,
     poll_interval_s: float = 2.0,
     latency_budget_ms: float = 100.0,
     token: str | None = None,
@@ -105,7 +105,8 @@ def create_app(
         >>> app = create_app(Path("model_repo"), Path(".spindle/online.db"))  # doctest: +SKIP
         >>> serve_forever(app, "127.0.0.1", 8787)  # doctest: +SKIP
     """
-    check_model_name(default_model)
+    if default_model is not None:
+        check_model_name(default_model)
     if poll_interval_s <= 0 or latency_budget_ms <= 0:
         raise ServingError("poll_interval_s and latency_budget_ms must be positive")
     if not Path(online_store).exists():
