@@ -155,7 +155,7 @@ def test_the_gate_metric_defaults_to_the_tasks_and_must_fit_it() -> None:
     import spindle.evaluate
     from spindle.core._config import GATE_METRICS
 
-    assert GATE_METRICS == {k: tuple(v) for k, v in spindle.evaluate.GATE_METRICS.items()}
+    assert {k: tuple(v) for k, v in spindle.evaluate.GATE_METRICS.items()} == GATE_METRICS
     for task, metric in [("binary", "auc"), ("regression", "rmse"), ("multiclass", "log_loss")]:
         assert ModelConfig.model_validate(_model() | {"task": task}).evaluation.metric == metric
     ranker = ModelConfig.model_validate(_model(group_key="g") | {"evaluation": {"replicas": 2}})
