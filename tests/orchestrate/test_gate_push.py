@@ -158,7 +158,7 @@ def test_push_judges_infra_with_the_runs_overrides(trained: Path, tmp_path: Path
     with Context.open(copy) as ctx:
         evaluation, _ = spindle.evaluate_version(ctx, MODEL, 2, DAY_2)
         assert evaluation.decision == "pass", evaluation.reasons
-        with pytest.raises(GateBlocked, match="failed infra validation.*max_rss_mb 1"):
+        with pytest.raises(GateBlocked, match=r"failed infra validation.*max_rss_mb 1"):
             spindle.push(ctx, MODEL, 2, overrides=tight)
         spindle.push(ctx, MODEL, 2)  # the plain budgets pass
     reports = sorted(
