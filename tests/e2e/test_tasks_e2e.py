@@ -4,7 +4,8 @@ A workspace declares two more models beside ``arrival_delay``, on the same featu
 arrival delay in minutes (``task: regression``) and a 3-class delay bucket (``task:
 multiclass``). ``spindle train``, ``spindle evaluate`` and ``spindle push`` run by the CLI; the
 pushed versions are served over loopback HTTP and must answer values / class probabilities
-equal to the versions' offline scores (``ModelRuntime``) within 1e-5.
+equal to the versions' offline scores (``ModelRuntime``) within 1e-5. The regression model
+trains streamed (``in_memory_max_rows: 0``), the multiclass one in memory.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _declare(workspace: Path, name: str) -> None:
     base["examples"]["label"] = name
     base |= {"name": name, "task": task, "baselines": []}
     base["training"] |= {"window_days": 4, "epochs": 4, "learning_rate": 0.01}
+    if task == "regression":  # streamed from Parquet: the head's label scale read from the file
+        base["training"]["in_memory_max_rows"] = 0
     base["evaluation"] = {"metric": metric, "replicas": 1}
     (workspace / "models" / f"{name}.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
 
@@ -124,10 +127,10 @@ def _served(workspace: Path, name: str) -> tuple[dict, np.ndarray, dict]:
 
 
 def test_a_regression_model_answers_values_equal_to_offline_scoring(workspace: Path) -> None:
-    spec = json.loads(
-        (workspace / ".spindle/artifacts/models/arrival_minutes/1/input_spec.json").read_text()
-    )
+    version = workspace / ".spindle/artifacts/models/arrival_minutes/1"
+    spec = json.loads((version / "input_spec.json").read_text())
     assert spec["task"] == "regression" and spec["label_std"] > 10  # minutes, standardised
+    assert json.loads((version / "manifest.json").read_text())["metrics"]["streamed"] is True
     schema, offline, body = _served(workspace, "arrival_minutes")
     assert schema["task"] == "regression" and offline.ndim == 1
     values = [p["value"] for p in body["predictions"]]
