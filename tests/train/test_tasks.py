@@ -231,3 +231,28 @@ def test_the_planned_path_equals_the_plain_model_for_a_k_wide_head() -> None:
     assert set(fast_grads) == set(plain_grads)
     for name, grad in plain_grads.items():
         torch.testing.assert_close(fast_grads[name], grad, rtol=1e-4, atol=1e-6, msg=name)
+
+
+@pytest.mark.slow  # two DDP launches (~15 s each on an idle machine)
+@pytest.mark.parametrize("task", ["regression", "multiclass"])
+def test_two_workers_follow_one_worker_for_the_new_heads(task: str, tmp_path: Path) -> None:
+    inputs, labels, spec = _regression(0) if task == "regression" else _multiclass(0)
+    head = with_head(spec, task, labels)
+    weights = np.linspace(0.0, 2.0, ROWS).astype(np.float32)  # weighted: the other loss path
+    config = CONFIG.model_copy(update={"epochs": 1})
+    runs = [
+        train_model(
+            inputs,
+            labels,
+            head,
+            config.model_copy(update={"workers": workers}),
+            tmp_path / f"v{workers}",
+            checkpoint_dir=tmp_path / f"c{workers}",
+            weights=weights if task == "multiclass" else None,
+        )
+        for workers in (1, 2)
+    ]
+    one, two = runs
+    assert two.workers == 2 and len(one.loss_history) == len(two.loss_history) == 32
+    np.testing.assert_allclose(two.loss_history, one.loss_history, rtol=0, atol=1e-5)
+    assert predict(two.out_dir, inputs).shape == ((ROWS,) if task == "regression" else (ROWS, 3))
