@@ -7,7 +7,7 @@ a year's training set, timed; the training set's joins against a hand-written Du
    2013-01-01 --until UNTIL`` as the user runs it (a child process: wall and CPU seconds,
    rows/s). Every day's verdict is counted, and each WARN/FAIL day is listed with its anomalies
    (the healthy-data false alarms, to be explained from the data or fixed).
-2. The ``arrival_delay`` training set over every day (``features.build_rows``): examples, the
+2. The ``delay`` training set over every day (``features.build_rows``): examples, the
    ASOF joins of four views (carrier, route, plane, hourly weather), TTLs, label maturity.
    Against it, side by side and interleaved (``--repeat`` rounds, median): a hand-written DuckDB
    query over the same Delta tables doing the same joins (every departure, the label, four
@@ -156,7 +156,7 @@ def training_sets(ws: Path, until: str, repeat: int) -> dict[str, Any]:
     workspace = Workspace.load(ws)
     sources = load_sources(ws)
     registry = FeatureRegistry.load(workspace.features_dir, sources)
-    full, _ = workspace.model_config("arrival_delay")
+    full, _ = workspace.model_config("delay")
     weather = full.model_copy(update={"features": [f"weather.{c}@1" for c in WEATHER]})
     days = _days(until)
     out: dict[str, Any] = {}

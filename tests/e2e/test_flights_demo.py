@@ -28,7 +28,7 @@ def test_the_flights_demo_trains_gates_pushes_and_serves(tmp_path: Path) -> None
     report = json.loads(done.stdout)
     assert (report["example"], report["model"], report["metric"]) == (
         "flights",
-        "arrival_delay",
+        "delay",
         "auc",
     )
     days = report["days"]

@@ -33,7 +33,7 @@ def test_the_tutorial_block_holds_the_steps() -> None:
     commands = tutorial_commands(DOC.read_text())
     assert commands[0] == "spindle init flights --example flights"
     assert any(c.startswith("spindle ingest --since") for c in commands)
-    assert any(c.startswith("spindle train arrival_delay") for c in commands)
+    assert any(c.startswith("spindle train delay") for c in commands)
 
 
 def test_the_flights_tutorial_runs_as_written(tmp_path: Path) -> None:
@@ -44,4 +44,4 @@ def test_the_flights_tutorial_runs_as_written(tmp_path: Path) -> None:
         ["bash", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=1200
     )
     assert done.returncode == 0, done.stderr[-4000:] + done.stdout[-2000:]
-    assert "arrival_delay@1" in done.stdout  # the model version trained on the training set
+    assert "delay@1" in done.stdout  # the model version trained on the training set

@@ -1,6 +1,6 @@
 """Regression and multiclass models through the whole loop on the flights example's data.
 
-A workspace declares two more models beside ``arrival_delay``, on the same features: the
+A workspace declares two more models beside ``delay``, on the same features: the
 arrival delay in minutes (``task: regression``) and a 3-class delay bucket (``task:
 multiclass``). ``spindle train``, ``spindle evaluate`` and ``spindle push`` run by the CLI; the
 pushed versions are served over loopback HTTP and must answer values / class probabilities
@@ -58,9 +58,9 @@ def _cli(cwd: Path, *args: str) -> str:
 
 
 def _declare(workspace: Path, name: str) -> None:
-    """A model on arrival_delay's features whose label is ``name`` (see ``LABELS``)."""
+    """A model on delay's features whose label is ``name`` (see ``LABELS``)."""
     task, label_sql, where, metric = LABELS[name]
-    base = yaml.safe_load((workspace / "models" / "arrival_delay.yaml").read_text())
+    base = yaml.safe_load((workspace / "models" / "delay.yaml").read_text())
     base["examples"]["sql"] = (
         f"SELECT carrier, flight, origin, dest, tailnum, time_hour, {label_sql}\n"
         f"FROM flights {where}\n"

@@ -56,7 +56,7 @@ def test_training_set_weather_equals_a_hand_written_asof_join(flights: Path) -> 
     ws = Workspace.load(flights)
     sources = load_sources(ws.root)
     registry = FeatureRegistry.load(ws.features_dir, sources)
-    config, _ = ws.model_config("arrival_delay")
+    config, _ = ws.model_config("delay")
     definitions = registry.resolve(config)
     rows = build_rows(ws.tables_dir, config, definitions, (DAYS[1],), sources=sources).table
     assert (

@@ -24,7 +24,7 @@ from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, creat
 
 pytestmark = pytest.mark.e2e
 
-MODEL = "arrival_delay"
+MODEL = "delay"
 KEYS = ["carrier", "origin", "dest", "tailnum"]
 
 
