@@ -16,9 +16,10 @@ from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import expit, softmax
 
 from spindle.evaluate._bootstrap import Interval
+from spindle.evaluate._metrics import sigmoid
+from spindle.evaluate._systems import _softmax
 from spindle.evaluate._tasks import evaluate_task
 
 #: Below this standard deviation of its holdout scores a run has collapsed to one answer.
@@ -41,9 +42,9 @@ def model_predictions(task: str, outputs: npt.ArrayLike) -> npt.NDArray[np.float
     """
     values = np.asarray(outputs, dtype=np.float64)
     if task in ("binary", "ranking"):
-        return np.asarray(expit(values), dtype=np.float64)
+        return sigmoid(values)
     if task == "multiclass":
-        return np.asarray(softmax(values, axis=1), dtype=np.float64)
+        return _softmax(values)  # the gate's own conversion of a model's logits
     return values
 
 

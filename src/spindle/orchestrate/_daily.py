@@ -10,7 +10,6 @@ from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
-from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._push_step import push
 from spindle.orchestrate._train_step import train_version
 
@@ -146,11 +145,11 @@ def _train_evaluate_push(
     if skipped:
         report.skipped_steps.append("train")
     step[0] = "evaluate"
-    evaluation, _details = evaluate_version(
+    evaluation, details = evaluate_version(
         ctx, model, version.version, date, overrides=overrides, progress=progress
     )
     report.metrics = evaluation.metrics
-    report.metric = load_config(ctx, model, overrides).config.evaluation.metric
+    report.metric = details.get("primary_metric") or None  # the gate's metric, as it judged
     report.gate = evaluation.decision
     report.gate_reasons = list(evaluation.reasons)
     if report.validation == "fail":  # the gate blocked (evaluate saw the FAIL holdout): say so
