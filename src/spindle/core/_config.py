@@ -88,6 +88,38 @@ class WorkspaceConfig(_Strict):
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 
 
+class LightGBMConfig(_Strict):
+    """``training.lightgbm``: the gradient-boosted trees of ``framework: lightgbm``.
+
+    ``seed`` and ``threads`` come from ``training``; ``params`` passes any other LightGBM
+    parameter through as written (https://lightgbm.readthedocs.io/en/stable/Parameters.html).
+    """
+
+    num_boost_round: int = Field(default=200, ge=1)
+    # rounds added to the production model's trees when warm starting (boosting continues)
+    warm_start_rounds: int = Field(default=50, ge=1)
+    learning_rate: float = Field(default=0.05, gt=0)
+    num_leaves: int = Field(default=31, ge=2)
+    min_data_in_leaf: int = Field(default=20, ge=1)
+    feature_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_fraction: float = Field(default=1.0, gt=0, le=1)
+    bagging_freq: int = Field(default=0, ge=0)
+    lambda_l2: float = Field(default=0.0, ge=0)
+    max_bin: int = Field(default=255, ge=2)
+    params: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class CustomModelConfig(_Strict):
+    """``training.custom``: a user's torch module (``framework: custom``, docs/your-model.md).
+
+    ``module`` is ``"package.module:ClassName"``, imported with the workspace directory on
+    the import path; ``options`` are passed to its constructor as keyword arguments.
+    """
+
+    module: str = Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
 class TrainingConfig(_Strict):
     window_days: int = Field(default=7, ge=1)
     # Train on a window with a missing or FAIL-validated day (skipping it) instead of refusing.
@@ -107,7 +139,11 @@ class TrainingConfig(_Strict):
     nnodes: int = Field(default=1, ge=1)
     rdzv_endpoint: str | None = None
     max_staleness_steps: int = Field(default=0, ge=0)
-    framework: Literal["torch", "sklearn"] = "torch"
+    # The model family (docs/your-model.md): torch (= tabular_nn, the default), lightgbm,
+    # sklearn, or custom (a user's torch module, training.custom)
+    framework: Literal["torch", "tabular_nn", "lightgbm", "sklearn", "custom"] = "torch"
+    lightgbm: LightGBMConfig = LightGBMConfig()
+    custom: CustomModelConfig | None = None
     warm_start: bool = True
     warm_start_epochs: int = Field(default=1, ge=1)
     warm_start_window_days: int = Field(default=3, ge=1)
@@ -121,6 +157,14 @@ class TrainingConfig(_Strict):
     # docs/training.md) instead of loaded whole; the buffer is the rows shuffled together.
     in_memory_max_rows: int = Field(default=1_000_000, ge=0)
     stream_buffer_rows: int = Field(default=262_144, ge=1)
+
+    @model_validator(mode="after")
+    def _custom_module(self) -> TrainingConfig:
+        if self.framework == "custom" and self.custom is None:
+            raise ValueError(
+                'framework: custom needs training.custom.module ("package.module:ClassName")'
+            )
+        return self
 
     @model_validator(mode="after")
     def _several_machines(self) -> TrainingConfig:

@@ -347,7 +347,7 @@ def _streams(cfg: ModelConfig, trainset: TrainingSet) -> bool:
     training = cfg.training
     return (
         trainset.rows > training.in_memory_max_rows
-        and training.framework == "torch"
+        and training.framework in ("torch", "tabular_nn")
         and training.workers == 1
     )
 

@@ -12,6 +12,7 @@ same contract tests (``tests/train/test_protocol.py``).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
@@ -88,10 +89,20 @@ class TorchTrainer:
         return predict(out_dir, inputs)
 
 
-def trainer_for(config: TrainingConfig) -> Trainer:
-    """The trainer of ``config.framework``."""
-    if config.framework == "sklearn":
-        from spindle.train._sklearn import SklearnTrainer  # scikit-learn loads only when used
+# The families other than torch, by import path: each library loads only when its family is
+# used (scikit-learn, LightGBM and onnxmltools cost seconds of import).
+_FAMILIES = {
+    "sklearn": "spindle.train._sklearn:SklearnTrainer",
+    "lightgbm": "spindle.train._lightgbm:LightGBMTrainer",
+    "custom": "spindle.train._custom:CustomTrainer",
+}
 
-        return SklearnTrainer()
-    return TorchTrainer()
+
+def trainer_for(config: TrainingConfig) -> Trainer:
+    """The trainer of ``config.framework`` (``torch`` and ``tabular_nn`` are one family)."""
+    path = _FAMILIES.get(config.framework)
+    if path is None:
+        return TorchTrainer()
+    module, name = path.split(":")
+    trainer: Trainer = getattr(importlib.import_module(module), name)()
+    return trainer
