@@ -8,6 +8,7 @@ with no SQLAlchemy, runner or feature registry to import.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -59,6 +60,7 @@ class Context:
 
         workspace = Workspace.load(path)
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
+        _importable(workspace.root)
         store = MetadataStore(workspace.metadata_url)
         return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
 
@@ -143,3 +145,12 @@ def production_before(ctx: Context, model: str, date: str) -> int | None:
         if day and day < date:
             return event.version
     return None
+
+
+def _importable(root: Path) -> None:
+    """Put the workspace directory on the import path, as Feast and Dagster do with a repo:
+    a custom model (``training.custom.module``) or feature function named by import path is
+    imported from it, here and in every worker process spawned (they inherit ``sys.path``)."""
+    entry = str(root.resolve())
+    if entry not in sys.path:
+        sys.path.insert(0, entry)
