@@ -1,4 +1,4 @@
-"""The trainer contract, checked on every implementation (torch and scikit-learn)."""
+"""The trainer contract, checked on every implementation (torch, scikit-learn, LightGBM)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,15 @@ from train_runs import CONFIG
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train import Trainer, predict, trainer_for
 
-FRAMEWORKS = ["torch", "sklearn"]
-KINDS = ("cat", "dense")  # what both frameworks take (a binary model on user features)
+FRAMEWORKS = ["torch", "sklearn", "lightgbm"]
+KINDS = ("cat", "dense")  # what every framework takes (a binary model on user features)
 
 
 def _trainer(framework: str) -> tuple[Trainer, TrainingConfig]:
     config = CONFIG.model_copy(update={"framework": framework, "epochs": 1})
+    # fewer, smaller trees than the defaults: the contract, not the model, is under test
+    trees = config.lightgbm.model_copy(update={"num_boost_round": 60, "warm_start_rounds": 10})
+    config = config.model_copy(update={"lightgbm": trees})
     return trainer_for(config), config
 
 
