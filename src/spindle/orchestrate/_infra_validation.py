@@ -3,7 +3,8 @@
 A canary process (``spindle.serve._canary``) loads the version with the serving runtime and
 scores real requests of the version's day (its holdout examples as predict instances) through
 the serving feature path. The same rows are
-scored here with the training-time model (the torch weights), and the version passes when
+scored here with the training-time model (the trainer's ``predict``: torch's weights, not
+the exported graph), and the version passes when
 
 - the canary loaded and verified every file and answered every request,
 - its scores match torch's within ``MAX_ABS_DIFF`` (1e-5; relative to the score's size when
@@ -30,7 +31,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 
 from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError, read_transform_text
 from spindle.features import Transform
@@ -42,7 +42,7 @@ from spindle.orchestrate._model_common import (
     model_dir,
 )
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
-from spindle.train import InputSpec, Ranker, load_weights
+from spindle.train import trainer_for
 
 MAX_ABS_DIFF = 1e-5
 """Largest allowed |serving score - training-time score| on a canary row."""
@@ -140,27 +140,11 @@ def _run_canary(
 
 
 def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) -> np.ndarray:
-    """Torch's answer for ``rows``: ``[N]`` logits or values, ``[N, K]`` multiclass logits.
-
-    The model's spec (its head: task, classes, label scale) is the version's
-    ``input_spec.json``; a version without one has the transform's spec (a binary head).
-    """
+    """The trainer's own answer for ``rows`` (``trainer.predict`` in its framework, not the
+    exported graph): ``[N]`` logits or values, ``[N, K]`` multiclass logits."""
     transform = Transform.from_json(read_transform_text(version))
-    spec_file = version / "input_spec.json"
-    spec = (
-        InputSpec.from_dict(json.loads(spec_file.read_text()))
-        if spec_file.is_file()
-        else InputSpec.from_dict(transform.input_spec())
-    )
-    model = Ranker(spec, config.training)
-    model.load_state_dict(load_weights(version))
-    model.eval()
-    inputs = transform.transform(rows)
-    with torch.no_grad():
-        out = model.served(
-            **{name: torch.from_numpy(np.ascontiguousarray(a)) for name, a in inputs.items()}
-        )
-    return np.asarray(out.numpy(), dtype=np.float64)
+    scores = trainer_for(config.training).predict(version, transform.transform(rows))
+    return np.asarray(scores, dtype=np.float64)
 
 
 def infra_validate(

@@ -40,7 +40,7 @@ from spindle.orchestrate._model_common import (
     model_spec,
     training_window,
 )
-from spindle.train import predict, train_model
+from spindle.train import trainer_for
 
 
 @dataclass(frozen=True)
@@ -139,7 +139,8 @@ def speed_check(
                     epochs=config.epochs,
                     batch_size=config.batch_size,
                 )
-            result = train_model(
+            trainer = trainer_for(config)
+            result = trainer.train(
                 inputs,
                 labels,
                 spec,
@@ -149,7 +150,7 @@ def speed_check(
                 progress=on_step,
                 weights=weights,
             )
-            scores.append(predict(out, holdout_inputs).astype(np.float64))
+            scores.append(trainer.predict(out, holdout_inputs).astype(np.float64))
             runs.append((config, result))
     finally:
         shutil.rmtree(work, ignore_errors=True)

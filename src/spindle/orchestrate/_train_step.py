@@ -46,7 +46,7 @@ from spindle.orchestrate._model_common import (
     model_spec_from_file,
     training_window,
 )
-from spindle.train import TrainResult, train_from_parquet, trainer_for
+from spindle.train import ParquetData, StreamingTrainer, Trainer, TrainResult, streams, trainer_for
 
 _PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
 
@@ -238,12 +238,13 @@ def _train_version(
     scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
     trainer = trainer_for(cfg.training)
-    streamed = _streams(cfg, trainset)
-    if streamed:
+    streamer = _streamer(trainer, cfg, trainset)
+    streamed = streamer is not None
+    if streamer is not None:
         if phase is not None:
             phase(2, "streaming the training set from Parquet")
         transform, result = _train_streamed(
-            loaded, trainset, base_dir, scratch, checkpoints, on_step
+            streamer, loaded, trainset, base_dir, scratch, checkpoints, on_step
         )
     else:
         table = pq.read_table(trainset.uri)
@@ -342,17 +343,16 @@ def _notes(cfg: ModelConfig, result: TrainResult) -> list[str]:
     return [first, *result.notes]
 
 
-def _streams(cfg: ModelConfig, trainset: TrainingSet) -> bool:
-    """Stream the training set from its Parquet file instead of loading it (torch, 1 worker)."""
-    training = cfg.training
-    return (
-        trainset.rows > training.in_memory_max_rows
-        and training.framework in ("torch", "tabular_nn")
-        and training.workers == 1
-    )
+def _streamer(trainer: Trainer, cfg: ModelConfig, trainset: TrainingSet) -> StreamingTrainer | None:
+    """The trainer, when it streams the training set from its Parquet file instead of loading
+    it: above ``training.in_memory_max_rows`` rows, if it can (torch: 1 worker)."""
+    if trainset.rows > cfg.training.in_memory_max_rows and streams(trainer, cfg.training):
+        return trainer
+    return None
 
 
 def _train_streamed(
+    trainer: StreamingTrainer,
     loaded: LoadedConfig,
     trainset: TrainingSet,
     base_dir: Path | None,
@@ -375,18 +375,21 @@ def _train_streamed(
         return transform.transform(table), labels
 
     data_id = sha256_json({"trainset": trainset.content_hash, "transform": transform.to_json()})
-    result = train_from_parquet(
+    data = ParquetData(
         path,
         encode,
+        data_id,
+        columns=sorted({*transform.columns(), cfg.label}),
+        weight_column=cfg.examples.weight,
+        buffer_rows=cfg.training.stream_buffer_rows,
+    )
+    result = trainer.train_stream(
+        data,
         model_spec_from_file(cfg, transform.input_spec(), path),
         cfg.training,
         scratch,
         checkpoint_dir=checkpoints,
-        data_id=data_id,
-        base_weights=base_dir,
-        buffer_rows=cfg.training.stream_buffer_rows,
-        columns=sorted({*transform.columns(), cfg.label}),
+        base_dir=base_dir,
         progress=progress,
-        weight_column=cfg.examples.weight,
     )
     return transform, result

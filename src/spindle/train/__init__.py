@@ -14,7 +14,14 @@ if _TYPE_CHECKING:
     from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
     from spindle.train._export import export_onnx, predict
     from spindle.train._model import Ranker
-    from spindle.train._protocol import TorchTrainer, Trainer, trainer_for
+    from spindle.train._protocol import (
+        ParquetData,
+        StreamingTrainer,
+        TorchTrainer,
+        Trainer,
+        streams,
+        trainer_for,
+    )
     from spindle.train._recipe import SyncRecipe
     from spindle.train._row_adam import RowAdam
     from spindle.train._spec import InputSpec, check_inputs, with_head
@@ -43,7 +50,10 @@ _LAZY: dict[str, str] = {
     "Ranker": "spindle.train._model",
     "RowAdam": "spindle.train._row_adam",
     "SyncRecipe": "spindle.train._recipe",
+    "ParquetData": "spindle.train._protocol",
+    "StreamingTrainer": "spindle.train._protocol",
     "TorchTrainer": "spindle.train._protocol",
+    "streams": "spindle.train._protocol",
     "TrainResult": "spindle.train._train",
     "Trainer": "spindle.train._protocol",
     "check_inputs": "spindle.train._spec",
@@ -72,9 +82,11 @@ __all__ = [
     "DDPRecipe",
     "InputSpec",
     "ParquetBatches",
+    "ParquetData",
     "Prefetcher",
     "Ranker",
     "RowAdam",
+    "StreamingTrainer",
     "SyncRecipe",
     "TorchTrainer",
     "TrainResult",
@@ -85,6 +97,7 @@ __all__ = [
     "load_weights",
     "predict",
     "state_dict_sha256",
+    "streams",
     "train_ddp",
     "train_from_parquet",
     "train_model",
