@@ -68,6 +68,9 @@ class DemoConfig(_Strict):
     data: Literal["simulate", "declared"] = "simulate"
     start: dt.date | None = None  # the first day; default: simulation.start_date
     requests: int = Field(default=200, ge=1)  # predict requests sent to the served model
+    # more models trained, evaluated, gated, pushed and served nightly beside `model`
+    # (their days under "models" of the --json report; `model` keeps the shape)
+    models: list[str] = Field(default_factory=list)
 
 
 class WorkspaceConfig(_Strict):
