@@ -6,29 +6,39 @@ import datetime as dt
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spindle.core import (
-    MODEL_FILE,
-    TRANSFORM_FILE,
-    DataError,
     ModelConfig,
     TableVersion,
     TrainingSet,
     ValidationFailed,
     sha256_json,
-    transform_file,
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._verdicts import day_verdict
 
-if TYPE_CHECKING:
-    from spindle.train import InputSpec
+# The train stage's readers of a training set's rows, here for the steps that score holdouts
+# and train replicas (they resolve lazily: importing them loads no framework).
+from spindle.train import copy_trained_files, example_weights, labels_and_groups, model_spec
+
+__all__ = [
+    "LoadedConfig",
+    "build_training_set",
+    "copy_trained_files",
+    "example_weights",
+    "first_validated_day",
+    "fresh_scratch",
+    "labels_and_groups",
+    "load_config",
+    "model_dir",
+    "model_spec",
+    "record_window",
+    "training_window",
+]
 
 
 @dataclass(frozen=True)
@@ -113,18 +123,6 @@ def fresh_scratch(path: Path) -> Path:
     return path
 
 
-def copy_trained_files(
-    scratch: Path, weights_name: str, transform_json: str, dest: Path
-) -> list[str]:
-    """Copy a trained model (ONNX, weights, input spec) from ``scratch`` into ``dest`` with its
-    transform; return the names of the files, for the manifest (``write_package``)."""
-    names = (MODEL_FILE, weights_name, "input_spec.json")
-    for name in names:
-        shutil.copy2(scratch / name, dest / name)
-    transform_file(dest).write_text(transform_json)
-    return [*names, TRANSFORM_FILE]
-
-
 def build_training_set(
     ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train"
 ) -> TrainingSet:
@@ -205,63 +203,3 @@ def record_window(ctx: Context, trainset: TrainingSet, purpose: str) -> list[str
     ids = [chosen[key] for key in sorted(chosen)]
     ctx.store.add_edges([(raw_id, trainset.id, f"window:{purpose}") for raw_id in ids])
     return ids
-
-
-def example_weights(table: pa.Table, cfg: ModelConfig) -> np.ndarray | None:
-    """The rows' float32 example weights (``examples.weight``; None when not declared).
-
-    The training set was checked when it was built (finite, >= 0, not all zero); the
-    trainers check the float32 values again.
-    """
-    column = cfg.examples.weight
-    if column is None:
-        return None
-    values = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
-    return np.asarray(values, dtype=np.float32)
-
-
-def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:
-    """The rows' float32 labels (0/1, values, or class indices by ``cfg.task``; a null is NaN,
-    which the trainer and the gate refuse by row) and, with a ``group_key``, group ids.
-
-    Raises:
-        DataError: the label column is not numeric (naming it, its type and the fix).
-    """
-    labels = _labels(table, cfg)
-    groups = None
-    if cfg.group_key:
-        _, groups = np.unique(
-            table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
-        )
-    return labels, groups
-
-
-def _labels(table: pa.Table, cfg: ModelConfig) -> np.ndarray:
-    column = table.column(cfg.label)
-    try:
-        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
-        raise DataError(
-            f"model {cfg.name}: label column {cfg.label!r} is {column.type}, a {cfg.task} label "
-            f"must be a number{' (a class index 0..K-1)' if cfg.task == 'multiclass' else ''}: "
-            "convert it in the examples SQL"
-        ) from None
-    return np.asarray(values, dtype=np.float32)
-
-
-def model_spec(cfg: ModelConfig, transform_spec: dict[str, Any], labels: np.ndarray) -> InputSpec:
-    """The spec a model of ``cfg.task`` trains with: the transform's inputs and the task's head
-    (regression: the labels' mean and spread; multiclass: K from the labels) — see
-    ``spindle.train.with_head``.
-
-    Raises:
-        TrainingError: multiclass labels that are not class indices.
-    """
-    from spindle.train import InputSpec, with_head
-
-    return with_head(InputSpec.from_dict(transform_spec), cfg.task, labels)
-
-
-def model_spec_from_file(cfg: ModelConfig, transform_spec: dict[str, Any], path: Path) -> InputSpec:
-    """``model_spec`` for a training set streamed from Parquet: reads only its label column."""
-    return model_spec(cfg, transform_spec, _labels(pq.read_table(path, columns=[cfg.label]), cfg))

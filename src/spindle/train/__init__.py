@@ -12,6 +12,12 @@ if _TYPE_CHECKING:
     from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
     from spindle.train._checkpoint import CheckpointStore
     from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
+    from spindle.train._examples import (
+        example_weights,
+        labels_and_groups,
+        model_spec,
+        model_spec_from_file,
+    )
     from spindle.train._export import export_onnx, predict
     from spindle.train._model import Ranker
     from spindle.train._protocol import (
@@ -32,11 +38,29 @@ if _TYPE_CHECKING:
         train_from_parquet,
         train_model,
     )
+    from spindle.train._version import (
+        FittedVersion,
+        VersionPlan,
+        copy_trained_files,
+        fit_version,
+        version_notes,
+        write_version,
+    )
     from spindle.train._warm_start import load_weights, warm_start
 
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "FittedVersion": "spindle.train._version",
+    "VersionPlan": "spindle.train._version",
+    "copy_trained_files": "spindle.train._version",
+    "example_weights": "spindle.train._examples",
+    "fit_version": "spindle.train._version",
+    "labels_and_groups": "spindle.train._examples",
+    "model_spec": "spindle.train._examples",
+    "model_spec_from_file": "spindle.train._examples",
+    "version_notes": "spindle.train._version",
+    "write_version": "spindle.train._version",
     "ArrayBatches": "spindle.train._batches",
     "AsyncRecipe": "spindle.train._async",
     "BatchSource": "spindle.train._batches",
@@ -80,6 +104,7 @@ __all__ = [
     "CheckpointStore",
     "DDPOutcome",
     "DDPRecipe",
+    "FittedVersion",
     "InputSpec",
     "ParquetBatches",
     "ParquetData",
@@ -91,10 +116,17 @@ __all__ = [
     "TorchTrainer",
     "TrainResult",
     "Trainer",
+    "VersionPlan",
     "check_inputs",
+    "copy_trained_files",
     "data_sha256",
+    "example_weights",
     "export_onnx",
+    "fit_version",
+    "labels_and_groups",
     "load_weights",
+    "model_spec",
+    "model_spec_from_file",
     "predict",
     "state_dict_sha256",
     "streams",
@@ -102,6 +134,8 @@ __all__ = [
     "train_from_parquet",
     "train_model",
     "trainer_for",
+    "version_notes",
     "warm_start",
     "with_head",
+    "write_version",
 ]

@@ -1,0 +1,96 @@
+"""A training set's rows as what a trainer takes: labels, group ids, example weights, the spec."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from spindle.core import DataError, ModelConfig
+from spindle.train._spec import InputSpec, with_head
+
+
+def example_weights(table: pa.Table, cfg: ModelConfig) -> np.ndarray | None:
+    """The rows' float32 example weights (``examples.weight``; None when not declared).
+
+    The training set was checked when it was built (finite, >= 0, not all zero); the
+    trainers check the float32 values again.
+
+    Args:
+        table: the rows (a training set or holdout).
+        cfg: the model config naming the weight column.
+
+    Returns:
+        float32 ``[N]``, or None.
+    """
+    column = cfg.examples.weight
+    if column is None:
+        return None
+    values = table.column(column).cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return np.asarray(values, dtype=np.float32)
+
+
+def labels_and_groups(table: pa.Table, cfg: ModelConfig) -> tuple[np.ndarray, np.ndarray | None]:
+    """The rows' float32 labels (0/1, values, or class indices by ``cfg.task``; a null is NaN,
+    which the trainer and the gate refuse by row) and, with a ``group_key``, group ids.
+
+    Args:
+        table: the rows.
+        cfg: the model config (label, task, group key).
+
+    Returns:
+        The labels ``[N]`` and the group ids ``[N]`` (None without a group key).
+
+    Raises:
+        DataError: the label column is not numeric (naming it, its type and the fix).
+    """
+    labels = _labels(table, cfg)
+    groups = None
+    if cfg.group_key:
+        _, groups = np.unique(
+            table.column(cfg.group_key).to_numpy(zero_copy_only=False), return_inverse=True
+        )
+    return labels, groups
+
+
+def _labels(table: pa.Table, cfg: ModelConfig) -> np.ndarray:
+    column = table.column(cfg.label)
+    try:
+        values = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+        raise DataError(
+            f"model {cfg.name}: label column {cfg.label!r} is {column.type}, a {cfg.task} label "
+            f"must be a number{' (a class index 0..K-1)' if cfg.task == 'multiclass' else ''}: "
+            "convert it in the examples SQL"
+        ) from None
+    return np.asarray(values, dtype=np.float32)
+
+
+def model_spec(cfg: ModelConfig, transform_spec: dict[str, Any], labels: np.ndarray) -> InputSpec:
+    """The spec a model of ``cfg.task`` trains with: the transform's inputs and the task's head
+    (regression: the labels' mean and spread; multiclass: K from the labels), see ``with_head``.
+
+    Args:
+        cfg: the model config (its task).
+        transform_spec: ``Transform.input_spec()``.
+        labels: the training labels.
+
+    Returns:
+        The input spec with its head.
+
+    Raises:
+        TrainingError: multiclass labels that are not class indices.
+    """
+    return with_head(InputSpec.from_dict(transform_spec), cfg.task, labels)
+
+
+def model_spec_from_file(cfg: ModelConfig, transform_spec: dict[str, Any], path: Path) -> InputSpec:
+    """``model_spec`` for a training set streamed from Parquet: reads only its label column.
+
+    Raises:
+        DataError, TrainingError: as ``labels_and_groups`` and ``model_spec``.
+    """
+    return model_spec(cfg, transform_spec, _labels(pq.read_table(path, columns=[cfg.label]), cfg))
