@@ -27,7 +27,8 @@ def _config(**tree: object) -> TrainingConfig:
     trees = CONFIG.lightgbm.model_copy(
         update={"num_boost_round": ROUNDS, "warm_start_rounds": 10, **tree}
     )
-    return CONFIG.model_copy(update={"framework": "lightgbm", "lightgbm": trees})
+    config: TrainingConfig = CONFIG.model_copy(update={"framework": "lightgbm", "lightgbm": trees})
+    return config
 
 
 def _labels(task: str, data: Dataset) -> tuple[np.ndarray, int]:
@@ -56,7 +57,7 @@ def test_every_task_serves_the_boosters_raw_scores(
     assert (task == "ranking") == any("pointwise" in note for note in result.notes)
     held_out, truth, _ = make_dataset(1500, seed=9)
     booster = lgb.Booster(model_file=str(result.weights_path))
-    raw = booster.predict(feature_matrix(held_out, spec), raw_score=True)  # no sigmoid/softmax
+    raw = np.asarray(booster.predict(feature_matrix(held_out, spec), raw_score=True))  # no sigmoid
     served = predict(result.out_dir, held_out)
     shape = (1500, 3) if task == "multiclass" else (1500,)
     assert served.dtype == np.float32 and served.shape == shape
@@ -65,6 +66,23 @@ def test_every_task_serves_the_boosters_raw_scores(
     np.testing.assert_array_equal(native, raw.reshape(shape).astype(np.float32))
     if task in ("binary", "ranking"):
         assert auc(served, truth) > 0.75
+
+
+@pytest.mark.parametrize("kinds", [("cat",), ("dense",), ("text",), ("one_text", "dense")])
+def test_every_input_layout_exports(kinds: tuple[str, ...], tmp_path: Path) -> None:
+    """Any mix of inputs (one text column: word counts, no overlap) serves the raw scores."""
+    one_text = "one_text" in kinds
+    inputs, labels, spec = make_dataset(1500, ("text", *kinds) if one_text else kinds, seed=0)
+    if one_text:
+        inputs["text"] = np.ascontiguousarray(inputs["text"][:, :1])
+        spec = replace(spec, n_text=1)
+        assert feature_names(spec)[-5:] == ["text_words_0", *(f"dense_{d}" for d in range(4))]
+    result = LightGBMTrainer().train(
+        inputs, labels, spec, _config(), tmp_path / "v1", checkpoint_dir=tmp_path
+    )
+    booster = lgb.Booster(model_file=str(result.weights_path))
+    raw = np.asarray(booster.predict(feature_matrix(inputs, spec), raw_score=True))
+    np.testing.assert_allclose(predict(result.out_dir, inputs), raw, rtol=1e-5, atol=1e-4)
 
 
 def test_the_trees_see_word_counts_and_the_overlap_of_the_first_two_text_columns() -> None:
@@ -149,6 +167,34 @@ def test_a_base_of_another_family_is_refused_in_one_line(data: Dataset, tmp_path
     assert "train from scratch" in message and not (tmp_path / "v2").exists()
 
 
+def test_a_base_with_other_inputs_is_refused(data: Dataset, tmp_path: Path) -> None:
+    inputs, labels, spec = data
+    trainer = LightGBMTrainer()
+    base = trainer.train(inputs, labels, spec, _config(), tmp_path / "v1", checkpoint_dir=tmp_path)
+    fewer = {"cat": inputs["cat"], "dense": inputs["dense"]}
+    smaller = replace(spec, n_text=0, text_len=0, text_vocab_size=0)
+    with pytest.raises(TrainingError, match=r"its inputs differ \(n_text 2 -> 0\)"):
+        trainer.train(
+            fewer, labels, smaller, _config(), tmp_path / "v2", checkpoint_dir=tmp_path / "c2",
+            base_dir=base.out_dir,
+        )  # fmt: skip
+    assert not (tmp_path / "v2").exists()
+
+
+def test_an_option_the_converter_ignores_fails_the_export_check(
+    data: Dataset, tmp_path: Path
+) -> None:
+    """``linear_tree`` fits a linear model per leaf, which onnxmltools drops: the check after
+    export catches the difference, and no version is written."""
+    inputs, labels, spec = data
+    config = _config(params={"linear_tree": True})
+    with pytest.raises(TrainingError, match=r"v1/model.onnx: the exported trees .* linear_tree"):
+        LightGBMTrainer().train(
+            inputs, labels, spec, config, tmp_path / "v1", checkpoint_dir=tmp_path
+        )
+    assert not (tmp_path / "v1").exists()
+
+
 def test_resume_after_a_stop_equals_an_unbroken_run(data: Dataset, tmp_path: Path) -> None:
     """Without row or feature sampling, continuing from the checkpoint of round 20 grows the
     very trees of an unbroken run (with bagging or feature_fraction < 1 it does not: the
@@ -174,6 +220,11 @@ def test_resume_after_a_stop_equals_an_unbroken_run(data: Dataset, tmp_path: Pat
         trainer.predict(resumed.out_dir, held_out), trainer.predict(unbroken.out_dir, held_out),
         rtol=0, atol=1e-6,
     )  # fmt: skip
+    again = trainer.train(
+        inputs, labels, spec, config, tmp_path / "e", checkpoint_dir=tmp_path / "d"
+    )
+    assert again.resumed_from_step == ROUNDS  # the final checkpoint: nothing left to boost
+    assert again.weights_sha256 == unbroken.weights_sha256
 
 
 _CHILD = """
@@ -238,6 +289,7 @@ def test_resume_after_sigkill_predicts_as_an_unbroken_run(tmp_path: Path) -> Non
         ("int32_cat", "dtype int32"),
         ("negative_weight", "weight"),
         ("reserved_param", "training.lightgbm.params sets objective"),
+        ("huge_cardinality", "hash that feature into fewer buckets"),
     ],
 )
 def test_bad_input_is_one_clear_line_and_writes_nothing(
@@ -260,6 +312,8 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     elif change == "negative_weight":
         weights = np.ones(len(labels), np.float32)
         weights[4] = -1
+    elif change == "huge_cardinality":
+        spec = replace(spec, cat_cardinalities=(2**24 + 1, *spec.cat_cardinalities[1:]))
     else:
         config = _config(params={"objective": "huber"})
     with pytest.raises(TrainingError, match=match) as caught:

@@ -47,6 +47,7 @@ from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
 BOOSTER_FILE = "booster.txt"
 _SAMPLE_ROWS = 256
+_MAX_CATEGORIES = 2**24  # every id below it is exact in float32, the trees' feature type
 # Parameters the task and this module set; ``training.lightgbm.params`` may not override them.
 _RESERVED = ("objective", "num_class", "seed", "num_threads", "deterministic", "verbosity")
 # What another family leaves in its version directory, to name it in the warm-start error.
@@ -157,7 +158,7 @@ def _write_version(
         (tmp / SPEC_FILE).write_text(json.dumps(spec.to_dict(), indent=2, sort_keys=True))
         export_lightgbm(booster, spec, tmp / MODEL_FILE)
         sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
-        verify_export(tmp, sample, raw[:_SAMPLE_ROWS])
+        verify_export(tmp, sample, raw[:_SAMPLE_ROWS], out_dir)
 
 
 def _fingerprint(
@@ -192,6 +193,12 @@ def _check(
         raise TrainingError(
             f"training.lightgbm.params sets {', '.join(reserved)}, which spindle sets (from "
             "model.task, training.seed and training.threads): remove them from params"
+        )
+    too_many = [c for c in spec.cat_cardinalities if c > _MAX_CATEGORIES]
+    if too_many:
+        raise TrainingError(
+            f"a categorical column has {too_many[0]} ids; the lightgbm family takes at most "
+            f"{_MAX_CATEGORIES} (ids travel as float32): hash that feature into fewer buckets"
         )
     rows = check_inputs(inputs, spec)
     _check_labels(labels, rows, spec)

@@ -103,25 +103,35 @@ def export_lightgbm(booster: Any, spec: InputSpec, path: Path) -> None:
     onnx.save(model, str(path))
 
 
-def verify_export(out_dir: Path, inputs: dict[str, np.ndarray], expected: np.ndarray) -> None:
+def verify_export(
+    model_dir: Path, inputs: dict[str, np.ndarray], expected: np.ndarray, where: Path
+) -> None:
     """Check onnxruntime's ``score`` on ``inputs`` against the booster's raw scores.
+
+    Args:
+        model_dir: the (temporary) directory holding ``model.onnx``.
+        inputs: rows to score.
+        expected: the booster's raw scores of those rows.
+        where: the version directory to name in errors.
 
     Raises:
         TrainingError: a shape or dtype that differs, or a difference above 1e-4 (relative
             to the score's size when that is above 1).
     """
-    got = predict(out_dir, inputs)
+    got = predict(model_dir, inputs)
     want = np.asarray(expected, dtype=np.float64)
     if got.shape != want.shape or got.dtype != np.float32:
         raise TrainingError(
-            f"{out_dir / MODEL_FILE}: onnxruntime returned {got.dtype} {got.shape}, expected "
+            f"{where / MODEL_FILE}: onnxruntime returned {got.dtype} {got.shape}, expected "
             f"float32 {want.shape}"
         )
     error = np.abs(got - want) / np.maximum(1.0, np.abs(want))
     if error.size and float(error.max()) > TOLERANCE:
         raise TrainingError(
-            f"{out_dir / MODEL_FILE}: onnxruntime and LightGBM disagree by "
-            f"{float(error.max()):.3g} (> {TOLERANCE}) on {len(want)} rows"
+            f"{where / MODEL_FILE}: the exported trees and LightGBM disagree by "
+            f"{float(error.max()):.3g} (> {TOLERANCE}) on {len(want)} rows; a "
+            "training.lightgbm.params option the ONNX converter does not support (such as "
+            "linear_tree) is the likely cause: remove it"
         )
 
 
