@@ -25,6 +25,13 @@ if _TYPE_CHECKING:
     )
     from spindle.evaluate._gate import MIN_SCORE_STD, SLICE_TOLERANCE_FACTOR, evaluate_scores
     from spindle.evaluate._holdout import MISSING_VALUE
+    from spindle.evaluate._infra import (
+        MAX_ABS_DIFF,
+        CanaryMeasurement,
+        InfraVerdict,
+        infra_verdict,
+        score_difference,
+    )
     from spindle.evaluate._labels import TASKS, validate_labels, validate_predictions
     from spindle.evaluate._metrics import (
         auc,
@@ -68,6 +75,11 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "CanaryMeasurement": "spindle.evaluate._infra",
+    "InfraVerdict": "spindle.evaluate._infra",
+    "MAX_ABS_DIFF": "spindle.evaluate._infra",
+    "infra_verdict": "spindle.evaluate._infra",
+    "score_difference": "spindle.evaluate._infra",
     "EvaluationReport": "spindle.evaluate._report",
     "FEATURE_PSI_WARN": "spindle.evaluate._feature_health",
     "FeatureValues": "spindle.evaluate._feature_health",
@@ -128,6 +140,7 @@ __all__ = [
     "FEATURE_PSI_WARN",
     "GATE_METRICS",
     "HIGHER_IS_BETTER",
+    "MAX_ABS_DIFF",
     "MAX_NULL_SHARE_RISE",
     "METRIC_ORDER",
     "MIN_SCORE_STD",
@@ -136,9 +149,11 @@ __all__ = [
     "SLICE_TOLERANCE_FACTOR",
     "TASKS",
     "TASK_METRICS",
+    "CanaryMeasurement",
     "EvaluationReport",
     "FeatureValues",
     "GateReason",
+    "InfraVerdict",
     "Interval",
     "MetricEstimate",
     "MetricSpec",
@@ -154,6 +169,7 @@ __all__ = [
     "expected_calibration_error",
     "feature_health_reasons",
     "format_report",
+    "infra_verdict",
     "log_loss",
     "macro_f1",
     "mae",
@@ -171,6 +187,7 @@ __all__ = [
     "recall_at_k",
     "replica_spread",
     "rmse",
+    "score_difference",
     "sigmoid",
     "speed_verdict",
     "validate_labels",

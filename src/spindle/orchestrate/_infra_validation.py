@@ -2,17 +2,12 @@
 
 A canary process (``spindle.serve._canary``) loads the version with the serving runtime and
 scores real requests of the version's day (its holdout examples as predict instances) through
-the serving feature path. The same rows are
-scored here with the training-time model (the trainer's ``predict``: torch's weights, not
-the exported graph), and the version passes when
-
-- the canary loaded and verified every file and answered every request,
-- its scores match torch's within ``MAX_ABS_DIFF`` (1e-5; relative to the score's size when
-  that is above 1, as a regression's values in minutes are) on every row and class,
-- the p99 service time (CPU time; the runtime is single-threaded) of a ranking request is
-  within ``serving.latency_budget_ms`` — wall times are reported too, but on a shared machine
-  they include waiting for a core, which says more about the neighbours than about the model,
-- the canary's peak RSS is within ``serving.max_rss_mb``.
+the serving feature path. The same rows are scored here with the training-time model (the
+trainer's own ``predict``: for torch its weights, not the exported graph). The verdict is
+``spindle.evaluate.infra_verdict``'s (scores within ``MAX_ABS_DIFF``, p99 CPU time within
+``serving.latency_budget_ms``, peak RSS within ``serving.max_rss_mb``); this module runs the
+canary, scores the rows and reports. A canary that did not load, verify every file or answer
+every request fails the version.
 """
 
 from __future__ import annotations
@@ -33,6 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError, read_transform_text
+from spindle.evaluate import CanaryMeasurement, infra_verdict
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
@@ -44,8 +40,6 @@ from spindle.orchestrate._model_common import (
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 from spindle.train import trainer_for
 
-MAX_ABS_DIFF = 1e-5
-"""Largest allowed |serving score - training-time score| on a canary row."""
 CANARY_TIMEOUT_S = 300.0
 
 
@@ -213,32 +207,19 @@ def infra_validate(
         served = np.load(out / SCORES_FILE, allow_pickle=False)
     phase(1, "scoring the canary rows with the training-time model")
     expected = _training_time_scores(source, rows, cfg)
-    same_shape = served.shape == expected.shape
-    scale = np.maximum(1.0, np.abs(expected)) if same_shape else 1.0
-    diff = float((np.abs(served - expected) / scale).max()) if served.size and same_shape else 0.0
-    failures = []
-    if not same_shape or not np.isfinite(served).all() or diff > MAX_ABS_DIFF:
-        failures.append(
-            f"serving scores differ from the training-time model by up to {diff:.3g} "
-            f"(> {MAX_ABS_DIFF:g}) on {rows.num_rows} canary rows: the export or the serving "
-            "feature path disagrees with training"
-        )
-    if measured["cpu_p99_ms"] > budget:
-        failures.append(
-            f"p99 latency of a request {measured['cpu_p99_ms']:.1f} ms of CPU "
-            f"({measured['p99_ms']:.1f} ms wall) exceeds serving.latency_budget_ms {budget:g}"
-        )
-    if measured["peak_rss_mb"] > rss_budget:
-        failures.append(
-            f"peak RSS of the serving process {measured['peak_rss_mb']:.0f} MB exceeds "
-            f"serving.max_rss_mb {rss_budget:g}"
-        )
+    judged = infra_verdict(
+        served,
+        expected,
+        CanaryMeasurement(measured["cpu_p99_ms"], measured["p99_ms"], measured["peak_rss_mb"]),
+        latency_budget_ms=budget,
+        max_rss_mb=rss_budget,
+    )
     return report(
-        not failures,
-        tuple(failures),
+        judged.passed,
+        judged.failures,
         requests=measured["requests"],
         rows=measured["rows"],
-        max_abs_diff=diff,
+        max_abs_diff=judged.max_abs_diff,
         p50_ms=measured["p50_ms"],
         p99_ms=measured["p99_ms"],
         cpu_p50_ms=measured["cpu_p50_ms"],
