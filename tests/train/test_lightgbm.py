@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -261,10 +260,9 @@ def test_resume_after_sigkill_predicts_as_an_unbroken_run(tmp_path: Path) -> Non
             [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
 
-    began = time.monotonic()
     result = kill_then_resume(start, tmp_path / "ckpt", tmp_path / "v1")
     assert result["resumed"] is not None and result["resumed"] >= 10, result
-    assert result["steps"] == 60 and time.monotonic() - began < 120
+    assert result["steps"] == 60
     inputs, labels, spec = make_dataset(3000, seed=0)
     trainer = LightGBMTrainer()
     unbroken = trainer.train(
