@@ -22,8 +22,8 @@ def _has_null(key: Any) -> bool:
 
 def lookup_view(
     store: OnlineStore, lookup: ViewLookup, instances: Sequence[Mapping[str, Any]]
-) -> tuple[dict[str, list[Any]], pa.Schema | None, int]:
-    """The view's stored columns for each instance (None where the entity is unknown).
+) -> tuple[dict[str, pa.Array], pa.Schema | None, int]:
+    """The view's stored columns for each instance (null where the entity is unknown).
 
     Args:
         store: the online store.
@@ -31,27 +31,27 @@ def lookup_view(
         instances: the request's instances.
 
     Returns:
-        The view's columns other than its keys, aligned with ``instances``; the stored schema
-        (None when the store does not hold the view yet); how many instances it did not know.
+        The view's columns other than its keys, aligned with ``instances`` and typed as stored;
+        the stored schema (None when the store does not hold the view yet); how many instances
+        it did not know.
     """
     asked = [entity_key(inst, lookup.keys) for inst in instances]
     wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
     found = store.rows(lookup.view, wanted)  # none wanted: the view's columns, typed, no rows
     if found.num_columns == 0:  # the store does not hold the view yet
         return {}, None, len(instances)
-    held = found.to_pydict()
-    if len(lookup.keys) == 1:
-        keys_of_rows: list[Any] = held[lookup.keys[0]]
-    else:
-        keys_of_rows = list(zip(*(held[k] for k in lookup.keys), strict=True))
+    # only the keys go through Python; the values stay Arrow (a null index takes a null row)
+    key_values = [found.column(k).to_pylist() for k in lookup.keys]
+    keys_of_rows = key_values[0] if len(lookup.keys) == 1 else zip(*key_values, strict=True)
     row_of = {key: i for i, key in enumerate(keys_of_rows)}
     positions = [row_of.get(key) for key in asked]
+    take = pa.array(positions, pa.int64())
     columns = {
-        name: [None if p is None else values[p] for p in positions]
-        for name, values in held.items()
+        name: found.column(name).take(take).combine_chunks()
+        for name in found.column_names
         if name not in lookup.keys
     }
-    return columns, found.schema, sum(p is None for p in positions)
+    return columns, found.schema, positions.count(None)
 
 
 def looked_up_rows(
@@ -78,7 +78,5 @@ def looked_up_rows(
             missing[lookup.view] = unknown
         if stored is not None:
             held.add(lookup.view)
-        for name, values in found.items():
-            kind = stored.field(name).type if stored is not None else None
-            columns[name] = pa.array(values, type=kind)
+        columns.update(found)
     return columns, missing, held

@@ -13,12 +13,14 @@ that declares none is refused (503) with the reasons.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from concurrent.futures import Executor
+from collections.abc import Generator, Mapping, Sequence
+from concurrent.futures import Executor, Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -72,6 +74,25 @@ class Prediction:
 class _Skip:
     kind: str
     why: str
+
+
+_Answer = tuple[list[dict[str, Any]], dict[str, int]]  # predictions, unknown entities per view
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A version's scoring of a request, submitted to the scoring threads."""
+
+    runtime: ModelRuntime
+    future: Future[_Answer]
+
+
+@dataclass(frozen=True)
+class _Exhausted:
+    """No version answered: the baseline must, with these reasons."""
+
+    schema: RequestSchema | None
+    skips: list[_Skip]
 
 
 def outputs(task: str, scores: np.ndarray) -> list[dict[str, Any]]:
@@ -165,19 +186,60 @@ class Predictor:
             ServingError: an instance lacks a field or has a wrong type (a client error).
             NoVersion: no version could answer and no baseline either; the message says why.
         """
+        plan = self._plan(state, instances)
+        try:
+            work = next(plan)
+            while True:
+                work = plan.send(self._wait(work))
+        except StopIteration as stop:
+            outcome: Prediction | _Exhausted = stop.value
+        if isinstance(outcome, Prediction):
+            return outcome
+        return self.baseline(state, instances, outcome.schema, outcome.skips)
+
+    async def predict_async(
+        self, state: ModelState, instances: Sequence[Mapping[str, Any]]
+    ) -> Prediction:
+        """:meth:`predict` for an event loop: the same chain and answers, but the loop is never
+        blocked while a version scores (nor while the baseline reads the store), and no thread
+        is held waiting for the scoring thread.
+
+        Raises:
+            ServingError: an instance lacks a field or has a wrong type (a client error).
+            NoVersion: no version could answer and no baseline either; the message says why.
+        """
+        plan = self._plan(state, instances)
+        try:
+            work = next(plan)
+            while True:
+                work = plan.send(await self._wait_async(work))
+        except StopIteration as stop:
+            outcome: Prediction | _Exhausted = stop.value
+        if isinstance(outcome, Prediction):
+            return outcome
+        loop = asyncio.get_running_loop()
+        baseline = partial(self.baseline, state, instances, outcome.schema, outcome.skips)
+        return await loop.run_in_executor(self.executor, baseline)
+
+    def _plan(
+        self, state: ModelState, instances: Sequence[Mapping[str, Any]]
+    ) -> Generator[_Work, _Answer | _Skip, Prediction | _Exhausted]:
+        """The fallback chain as a generator: it yields each version's submitted scoring, is
+        sent its outcome, and returns the prediction (or that the baseline must answer); the
+        sync and async callers differ only in how they wait."""
         try:
             schema = self.main_schema(state)
         except NoVersion:  # nothing loaded: each routed version says why, then the baseline
             chain = _chain(state, "")
             skips = [_unloaded(state.versions.get(v), v) for v in chain]
-            skips = skips or [_Skip("no_model", "no version routed")]
-            return self.baseline(state, instances, None, skips)
+            return _Exhausted(None, skips or [_Skip("no_model", "no version routed")])
         schema.check(instances)
         point = "" if schema.routing_key is None else str(instances[0].get(schema.routing_key))
         chain = _chain(state, point)
         skips = [] if chain else [_Skip("no_model", "no version routed")]
         for step, version in enumerate(chain):
-            answer = self._attempt(state.versions.get(version), version, instances)
+            attempt = self._attempt(state.versions.get(version), version, instances)
+            answer = (yield attempt) if isinstance(attempt, _Work) else attempt
             if isinstance(answer, _Skip):
                 skips.append(answer)
                 continue
@@ -187,7 +249,7 @@ class Predictor:
                 reason = "; ".join(s.why for s in skips) + f"; served by previous version {version}"
             kinds = tuple(s.kind for s in skips)
             return Prediction(state.model, version, predictions, reason, kinds, missing)
-        return self.baseline(state, instances, schema, skips)
+        return _Exhausted(schema, skips)
 
     def baseline(
         self,
@@ -218,7 +280,7 @@ class Predictor:
 
     def _attempt(
         self, loaded: LoadedVersion | None, version: int, instances: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[dict[str, float]], dict[str, int]] | _Skip:
+    ) -> _Work | _Skip:
         runtime = loaded.runtime if loaded else None
         if runtime is None:
             return _unloaded(loaded, version)
@@ -227,29 +289,37 @@ class Predictor:
             schema.check(instances)
         except ServingError as exc:
             return _Skip("schema", f"version {version}: {exc}")
-        return self._run(runtime, schema, instances)
 
-    def _run(
-        self, runtime: ModelRuntime, schema: RequestSchema, instances: Sequence[Mapping[str, Any]]
-    ) -> tuple[list[dict[str, float]], dict[str, int]] | _Skip:
-        def work() -> tuple[list[dict[str, float]], dict[str, int]]:
+        def work() -> _Answer:
             rows, missing = self.rows(runtime, schema, instances)
             return outputs(schema.task, runtime.score(rows)), missing
 
-        name = f"version {runtime.version}"
-        future = self.executor.submit(work)
+        return _Work(runtime, self.executor.submit(work))
+
+    def _wait(self, work: _Work) -> _Answer | _Skip:
+        """The version's answer within the latency budget, or why there is none."""
         try:
-            return future.result(timeout=self.latency_budget_s)
+            return work.future.result(timeout=self.latency_budget_s)
         except FutureTimeout:
-            future.cancel()
-            budget_ms = self.latency_budget_s * 1000
-            return _Skip("timeout", f"{name} exceeded the latency budget of {budget_ms:g} ms")
+            work.future.cancel()
+            return self._timed_out(work)
         except Exception as exc:  # onnxruntime and request features raise untyped errors
-            log.warning("%s@%s failed: %r", runtime.model, runtime.version, exc)
-            message = " ".join(str(exc).split())
-            if len(message) > _MAX_REASON:
-                message = message[: _MAX_REASON - 1] + "…"
-            return _Skip("error", f"{name} raised {type(exc).__name__}: {message}")
+            return _failed(work, exc)
+
+    async def _wait_async(self, work: _Work) -> _Answer | _Skip:
+        """:meth:`_wait` on an event loop (the scoring thread wakes the loop when done)."""
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(work.future), self.latency_budget_s)
+        except TimeoutError:  # wait_for cancels the scoring future with the wrapper
+            work.future.cancel()
+            return self._timed_out(work)
+        except Exception as exc:  # onnxruntime and request features raise untyped errors
+            return _failed(work, exc)
+
+    def _timed_out(self, work: _Work) -> _Skip:
+        budget_ms = self.latency_budget_s * 1000
+        why = f"version {work.runtime.version} exceeded the latency budget of {budget_ms:g} ms"
+        return _Skip("timeout", why)
 
     def rows(
         self, runtime: ModelRuntime, schema: RequestSchema, instances: Sequence[Mapping[str, Any]]
@@ -260,9 +330,7 @@ class Predictor:
         Returns:
             The rows and, per view, how many instances it did not know.
         """
-        # a feature comes from its view, never from the caller: such fields are left out
-        computed = {feature.column for feature in runtime.transform.request}
-        features = frozenset(runtime.transform.columns()) - computed
+        features = runtime.stored_columns  # left out of the instances: they come from views
         columns, missing, held = looked_up_rows(self.store, schema.lookups, instances, features)
         for column in features:  # a view the store does not hold yet: null, as unknown
             if column.rsplit("__", 2)[0] not in held:
@@ -270,6 +338,15 @@ class Predictor:
         # a feature its view lacks stays missing: the transform raises and the chain falls back
         table = pa.table(columns)
         return apply_request_features(table, runtime.transform.request), missing
+
+
+def _failed(work: _Work, exc: Exception) -> _Skip:
+    runtime = work.runtime
+    log.warning("%s@%s failed: %r", runtime.model, runtime.version, exc)
+    message = " ".join(str(exc).split())
+    if len(message) > _MAX_REASON:
+        message = message[: _MAX_REASON - 1] + "…"
+    return _Skip("error", f"version {runtime.version} raised {type(exc).__name__}: {message}")
 
 
 def _chain(state: ModelState, point: str) -> list[int]:

@@ -9,6 +9,7 @@ loaded (no window in which a file could change between the check and the load).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -212,6 +213,13 @@ class ModelRuntime:
                     f"{self._path / MODEL_FILE}: input {spec.name!r} has shape {list(spec.shape)} "
                     f"but {TRANSFORM_FILE} produces {list(want)}: model and transform do not match"
                 )
+
+    @cached_property
+    def stored_columns(self) -> frozenset[str]:
+        """The columns the transform reads that come from feature views (the online store):
+        every column but those the request features compute per request."""
+        computed = {feature.column for feature in self.transform.request}
+        return frozenset(self.transform.columns()) - computed
 
     @property
     def model(self) -> str:
