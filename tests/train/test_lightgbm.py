@@ -164,6 +164,8 @@ def test_a_base_of_another_family_is_refused_in_one_line(data: Dataset, tmp_path
     message = str(caught.value)
     assert "\n" not in message and "sklearn" in message and "lightgbm" in message
     assert "train from scratch" in message and not (tmp_path / "v2").exists()
+    with pytest.raises(TrainingError, match="not a lightgbm model version"):
+        LightGBMTrainer().predict(linear.out_dir, inputs)
 
 
 def test_a_base_with_other_inputs_is_refused(data: Dataset, tmp_path: Path) -> None:

@@ -100,6 +100,7 @@ class LightGBMTrainer:
             seconds, cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
         finally:
             store.close()
+        ran = rounds - (resumed or 0)  # the rounds boosted in this call: rows pass once each
         raw = _raw_scores(booster, features, spec)
         text = booster.model_to_string()
         _write_version(out_dir, booster, text, spec, inputs, raw)
@@ -116,9 +117,9 @@ class LightGBMTrainer:
             epochs=1,
             steps=booster.current_iteration(),
             seconds=seconds,
-            examples_per_s=rows * rounds / seconds if seconds > 0 else 0.0,
+            examples_per_s=rows * ran / seconds if seconds > 0 else 0.0,
             cpu_s=cpu_s,
-            m_examples_per_cpu_s=rows * rounds / 1e6 / cpu_s if cpu_s > 0 else 0.0,
+            m_examples_per_cpu_s=rows * ran / 1e6 / cpu_s if cpu_s > 0 else 0.0,
             utilisation=cpu_s / (seconds * config.threads) if seconds > 0 else 0.0,
             peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             final_loss=_loss(raw, labels, weights, spec),
@@ -129,11 +130,22 @@ class LightGBMTrainer:
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """Raw scores of ``booster.txt`` (the numbers ``model.onnx`` gives): logits ``[N]``,
-        values ``[N]`` or K raw scores ``[N, K]``."""
+        values ``[N]`` or K raw scores ``[N, K]``, float32.
+
+        Raises:
+            TrainingError: ``out_dir`` is not a lightgbm version, or the inputs do not match
+                its InputSpec.
+        """
         import lightgbm as lgb
 
         out_dir = Path(out_dir)
+        if not (out_dir / BOOSTER_FILE).is_file():
+            raise TrainingError(
+                f"{out_dir} has no {BOOSTER_FILE}: it is not a lightgbm model version; score it "
+                "with the trainer of its own framework"
+            )
         spec = InputSpec.from_dict(json.loads((out_dir / SPEC_FILE).read_text()))
+        check_inputs(inputs, spec)
         booster = lgb.Booster(model_file=str(out_dir / BOOSTER_FILE))
         return _raw_scores(booster, feature_matrix(inputs, spec), spec).astype(np.float32)
 
