@@ -6,7 +6,9 @@ model, and whether its days are simulated first (the shop) or read from the decl
 second day on the model is trained (warm started), evaluated against production and its
 declared baselines, gated and pushed. At the end the model repository is served on loopback
 and the model answers real requests, ``POST /v1/models/{model}/predict`` with the last day's
-examples as instances (a ranking model's request is one result list).
+examples as instances (a ranking model's request is one result list). ``demo.models`` names
+more models run the same way beside the demo's ``model`` (the flights example's arrival delay
+in minutes beside ``delay``), each reported under ``models`` of the result.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,16 +53,64 @@ def _demo_config(ctx: Context, example: str) -> DemoConfig:
     return demo
 
 
-def serve_and_probe(ctx: Context, model: str, day: str, n_requests: int) -> dict[str, Any]:
-    """Serve the model repository on loopback and send ``model`` real predict requests.
+def _probe(
+    client: httpx.Client, ctx: Context, model: str, day: str, n_requests: int
+) -> dict[str, Any]:
+    """Send ``model`` its day's holdout examples one request at a time; summarize the answers."""
+    loaded = load_config(ctx, model)
+    requests = holdout_requests(ctx, loaded, day, n_requests)
+    errors, fallbacks = 0, 0
+    versions: dict[str, int] = {}
+    latencies: list[float] = []
+    values: list[float] = []
+    for instances in requests:
+        t0 = time.perf_counter()
+        response = client.post(f"/v1/models/{model}/predict", json={"instances": instances})
+        latencies.append(time.perf_counter() - t0)
+        if response.status_code != 200:
+            errors += 1
+            continue
+        payload = response.json()
+        versions[str(payload["version"])] = versions.get(str(payload["version"]), 0) + 1
+        fallbacks += payload["fallback"] is not None
+        values += [p["value"] for p in payload["predictions"] if "value" in p]
+    latencies.sort()
+    probe: dict[str, Any] = {
+        "requests": len(latencies),
+        "errors": errors,
+        "fallbacks": fallbacks,
+        "version": max(versions, key=lambda v: versions[v]) if versions else None,
+        "versions": versions,
+        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2) if latencies else None,
+        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
+    }
+    if values:  # a regression model answers values in its label's unit
+        probe["values"] = {
+            "mean": round(sum(values) / len(values), 3),
+            "min": round(min(values), 3),
+            "max": round(max(values), 3),
+        }
+    return probe
+
+
+def serve_models_and_probe(
+    ctx: Context, models: Sequence[str], day: str, n_requests: int
+) -> dict[str, dict[str, Any]]:
+    """Serve the model repository on loopback; send each of ``models`` real predict requests.
+
+    Args:
+        models: the models probed, in order; the first is the server's default model.
+        day: the day whose holdout examples are sent as instances.
+        n_requests: requests per model (a ranking model's request is one result list).
 
     Returns:
-        ``{"requests", "errors", "fallbacks", "version", "versions", "p50_ms", "p99_ms"}``.
+        Per model: ``{"requests", "errors", "fallbacks", "version", "versions", "p50_ms",
+        "p99_ms"}``, and ``"values"`` (mean, min, max) for a model answering values.
     """
     app = create_app(
         ctx.workspace.model_repo,
         ctx.workspace.online_store_path,
-        default_model=model,
+        default_model=models[0],
         declarations=ServingDeclarations.of(
             ctx.features,
             models={
@@ -68,33 +118,18 @@ def serve_and_probe(ctx: Context, model: str, day: str, n_requests: int) -> dict
             },
         ),
     )
-    requests = holdout_requests(ctx, load_config(ctx, model), day, n_requests)
-    errors, fallbacks = 0, 0
-    versions: dict[str, int] = {}
-    latencies: list[float] = []
-    path = f"/v1/models/{model}/predict"
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
-        for instances in requests:
-            t0 = time.perf_counter()
-            response = client.post(path, json={"instances": instances})
-            latencies.append(time.perf_counter() - t0)
-            if response.status_code != 200:
-                errors += 1
-                continue
-            payload = response.json()
-            versions[str(payload["version"])] = versions.get(str(payload["version"]), 0) + 1
-            fallbacks += payload["fallback"] is not None
-    latencies.sort()
-    served = max(versions, key=lambda v: versions[v]) if versions else None
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "fallbacks": fallbacks,
-        "version": served,
-        "versions": versions,
-        "p50_ms": round(1000 * latencies[len(latencies) // 2], 2) if latencies else None,
-        "p99_ms": round(1000 * latencies[int(len(latencies) * 0.99)], 2) if latencies else None,
-    }
+        return {model: _probe(client, ctx, model, day, n_requests) for model in models}
+
+
+def serve_and_probe(ctx: Context, model: str, day: str, n_requests: int) -> dict[str, Any]:
+    """Serve the model repository on loopback and send ``model`` real predict requests.
+
+    Returns:
+        ``{"requests", "errors", "fallbacks", "version", "versions", "p50_ms", "p99_ms"}``
+        (and ``"values"`` for a model answering values).
+    """
+    return serve_models_and_probe(ctx, [model], day, n_requests)[model]
 
 
 def _first_day(
@@ -133,10 +168,12 @@ def run_demo(
         scale: the simulator's traffic multiplier (a simulated example only).
 
     Returns:
-        ``{"example", "model", "metric", "days": [...], "serving": {...}, "workspace",
-        "seconds"}`` (the ``--json`` form); each day holds ``date``, ``validation``,
-        ``gate``, ``serving_version`` and ``metrics`` (every system's: candidate,
-        production, the declared baselines).
+        ``{"example", "model", "metric", "days": [...], "serving": {...}, "models": {...},
+        "workspace", "seconds"}`` (the ``--json`` form); each day holds ``date``,
+        ``validation``, ``gate``, ``serving_version`` and ``metrics`` (every system's:
+        candidate, production, the declared baselines). ``days`` and ``serving`` are the
+        demo's ``model``'s; ``models`` holds the other models of the demo (``demo.models``)
+        by name: ``{"metric", "days", "serving"}`` of the same shape.
 
     Raises:
         WorkspaceError: ``directory`` holds something that is not a workspace.
@@ -147,32 +184,51 @@ def run_demo(
     _fresh_workspace(target, example)
     with Context.open(target) as ctx:
         demo = _demo_config(ctx, example)
-        model = demo.model
-        metric = load_config(ctx, model).config.evaluation.metric
-        report: dict[str, Any] = {
-            "example": example,
-            "model": model,
-            "metric": metric,
-            "workspace": str(target),
-            "days": [],
+        models = list(dict.fromkeys([demo.model, *demo.models]))
+        runs: dict[str, dict[str, Any]] = {
+            name: {"metric": load_config(ctx, name).config.evaluation.metric, "days": []}
+            for name in models
         }
         start = _first_day(ctx, demo, days, scale, progress)
         dates = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
         for i, date in enumerate(dates):
-            day = DayReport(model, date)
-            ingest_and_validate(ctx, date, day)
-            if i > 0:
-                try:
-                    _train_evaluate_push(ctx, model, date, day, False, None)
-                except Exception as exc:
-                    day.error = f"{type(exc).__name__}: {exc}"
-            day.serving_version = production_version(ctx, model)
-            report["days"].append(_day_row(day))
+            _run_day(ctx, models, date, i > 0, runs)
             if progress:
                 progress("day", i + 1, days)
-        report["serving"] = serve_and_probe(ctx, model, dates[-1], demo.requests)
-    report["seconds"] = round(time.perf_counter() - t0, 1)
-    return report
+        probes = serve_models_and_probe(ctx, models, dates[-1], demo.requests)
+        for name in models:
+            runs[name]["serving"] = probes[name]
+    primary = runs[demo.model]
+    return {
+        "example": example,
+        "model": demo.model,
+        "metric": primary["metric"],
+        "workspace": str(target),
+        "days": primary["days"],
+        "serving": primary["serving"],
+        "models": {name: runs[name] for name in models[1:]},
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
+
+
+def _run_day(
+    ctx: Context, models: list[str], date: str, train: bool, runs: dict[str, dict[str, Any]]
+) -> None:
+    """Ingest and validate ``date``; then train, evaluate, gate and push each model on it."""
+    first = DayReport(models[0], date)
+    ingest_and_validate(ctx, date, first)
+    for name in models:
+        day = first if name == models[0] else DayReport(name, date)
+        if day is not first:
+            day.rows_ingested, day.rows_quarantined = first.rows_ingested, first.rows_quarantined
+            day.validation, day.anomalies = first.validation, list(first.anomalies)
+        if train:
+            try:
+                _train_evaluate_push(ctx, name, date, day, False, None)
+            except Exception as exc:
+                day.error = f"{type(exc).__name__}: {exc}"
+        day.serving_version = production_version(ctx, name)
+        runs[name]["days"].append(_day_row(day))
 
 
 def _day_row(day: DayReport) -> dict[str, Any]:
