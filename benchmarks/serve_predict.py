@@ -161,8 +161,16 @@ class _Connection:
         return cls(reader, writer)
 
     async def post(self, request: bytes) -> tuple[int, bytes]:
+        """Send one request and read its answer.
+
+        Raises:
+            ConnectionError: the server had closed the connection (idle keep-alive timeout).
+        """
         self.writer.write(request)
-        status = int((await self.reader.readline()).split()[1])
+        line = await self.reader.readline()
+        if not line:
+            raise ConnectionResetError("the server closed the connection")
+        status = int(line.split()[1])
         length = 0
         while True:
             line = await self.reader.readline()
@@ -192,7 +200,9 @@ def _requests(path: str, instances: list[dict[str, Any]]) -> list[bytes]:
 def _summary(latencies_s: list[float], answers: list[tuple[int, bytes]]) -> dict[str, Any]:
     lat = np.asarray(latencies_s) * 1000
     codes = Counter(status for status, _ in answers)
-    fallbacks = sum(1 for status, body in answers if status == 200 and json.loads(body)["fallback"])
+    fallbacks = sum(
+        1 for status, body in answers if status == 200 and json.loads(body).get("fallback")
+    )
     return {
         "requests": len(answers),
         "p50_ms": round(float(np.percentile(lat, 50)), 3),
@@ -239,12 +249,18 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> dict[str, 
     answers: list[tuple[int, bytes]] = []
 
     async def one(request: bytes, due: float) -> None:
-        if idle:
-            conn = idle.pop()
-        else:
+        conn = idle.pop() if idle else None
+        answer = None
+        if conn is not None:
+            try:
+                answer = await conn.post(request)
+            except (ConnectionError, asyncio.IncompleteReadError):  # closed while idle
+                conn.close()
+        if conn is None or answer is None:
             conn = await _Connection.open(port)
             opened.append(conn)
-        answers.append(await conn.post(request))
+            answer = await conn.post(request)
+        answers.append(answer)
         latencies.append(time.perf_counter() - due)
         idle.append(conn)
 
@@ -269,6 +285,12 @@ async def open_loop(port: int, requests: list[bytes], rate: float) -> dict[str, 
 
 
 # -- one fresh server ----------------------------------------------------------------------
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, every thread) the process ``pid`` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _start_server(ws: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -319,8 +341,11 @@ def one_run(ws: Path, model: str, args: argparse.Namespace, log: Path) -> dict[s
             "open": lambda: open_loop(port, cycle[: int(args.rate * args.seconds)], args.rate),
         }
         for name, phase in phases.items():
-            before = os.getloadavg()[0]
+            before, cpu = os.getloadavg()[0], _cpu_s(server.pid)
             outcome = asyncio.run(phase())
+            # the server's own CPU per request: what the load of the machine does not change
+            used_ms = (_cpu_s(server.pid) - cpu) * 1000
+            outcome["server_cpu_ms_per_request"] = round(used_ms / outcome["requests"], 3)
             outcome["loadavg_1m"] = [round(before, 2), round(os.getloadavg()[0], 2)]
             result["phases"][name] = outcome
     finally:
@@ -340,7 +365,8 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for phase in runs[0]["phases"]:
         figures = {}
-        for key in ("p50_ms", "p90_ms", "p99_ms", "requests_per_s", "achieved_per_s"):
+        keys = ("p50_ms", "p90_ms", "p99_ms", "requests_per_s", "achieved_per_s")
+        for key in (*keys, "server_cpu_ms_per_request"):
             values = [r["phases"][phase][key] for r in runs if key in r["phases"][phase]]
             if values:
                 figures[key] = _spread(values)
@@ -349,17 +375,17 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _table(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
-    lines = [f"{'phase':<10}{'p50 ms':>24}{'p90 ms':>24}{'p99 ms':>24}{'req/s':>24}"]
+    header = ["p50 ms", "p90 ms", "p99 ms", "req/s", "server CPU ms/req"]
+    lines = [f"{'phase':<8}" + "".join(f"{h:>24}" for h in header)]
     for phase, figures in summary.items():
         rate = figures.get("requests_per_s") or figures.get("achieved_per_s") or {}
 
         def cell(f: dict[str, float]) -> str:
             return f"{f['median']:.2f} [{f['min']:.2f}, {f['max']:.2f}]"
 
-        lines.append(
-            f"{phase:<10}{cell(figures['p50_ms']):>24}{cell(figures['p90_ms']):>24}"
-            f"{cell(figures['p99_ms']):>24}{cell(rate):>24}"
-        )
+        shown = [figures["p50_ms"], figures["p90_ms"], figures["p99_ms"], rate]
+        shown.append(figures["server_cpu_ms_per_request"])
+        lines.append(f"{phase:<8}" + "".join(f"{cell(f):>24}" for f in shown))
     for i, run in enumerate(runs):
         check = run["served_equals_offline"]
         loads = {k: v["loadavg_1m"] for k, v in run["phases"].items()}

@@ -147,6 +147,7 @@ class ModelRuntime:
         names = [o.name for o in self.outputs]
         self._output = SCORE_OUTPUT if SCORE_OUTPUT in names else names[0]
         self.user_columns = [c for c in transform.columns() if c.startswith("user__")]
+        self._read_columns = list(dict.fromkeys(transform.columns()))
 
     @classmethod
     def load(cls, version_dir: str | Path) -> ModelRuntime:
@@ -261,6 +262,11 @@ class ModelRuntime:
         if rows.num_rows == 0:
             width = self.score_width
             return np.zeros((0, width) if width > 1 else 0, np.float64)
+        present = set(rows.column_names)
+        if present.issuperset(self._read_columns):  # else the transform names what is missing
+            # only the columns the transform reads: it looks its columns up in the table's
+            # names once per encoding, and a served row carries keys and fields besides
+            rows = rows.select(self._read_columns)
         arrays = self.transform.transform(rows)
         missing = [n for n in self._input_names if n not in arrays]
         if missing:
