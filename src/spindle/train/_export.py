@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +16,7 @@ import torch
 
 from spindle.core import MODEL_FILE as MODEL_FILE
 from spindle.core import TrainingError, model_file
-from spindle.train._model import Ranker
+from spindle.train._model import Model
 from spindle.train._spec import InputSpec
 
 OUTPUT_NAME = "score"
@@ -23,7 +24,7 @@ TOLERANCE = 1e-5
 
 
 def export_onnx(
-    model: Ranker,
+    model: Model,
     spec: InputSpec,
     path: Path,
     sample: dict[str, np.ndarray] | None = None,
@@ -67,14 +68,29 @@ def export_onnx(
                 verbose=False,
             )
     except Exception as error:  # the exporter raises many types; all mean "not exported"
-        raise TrainingError(
-            f"ONNX export to {path} failed: {type(error).__name__}: {error}"
-        ) from error
+        raise TrainingError(f"ONNX export to {path} failed: {export_failure(error)}") from None
     checks = [sample if sample is not None else _sample_inputs(spec, 64)]
     checks.append({name: array[:1] for name, array in checks[0].items()})
     session = _session(path)
     for inputs in checks:
         _verify(model, session, inputs, path)
+
+
+def export_failure(error: Exception) -> str:
+    """One line for an exporter's error: the operator it could not translate when it names
+    one (``prims.bessel_j0.default``), else the error's first line."""
+    text = str(error)
+    found = re.search(r"op='([\w.]+)', overload='(\w+)'", text) or re.search(
+        r"target=torch\.ops\.([\w.]+)()", text
+    )
+    if found:
+        op = found.group(1) + (f".{found.group(2)}" if found.group(2) else "")
+        return (
+            f"torch has no ONNX translation for operator {op} ({type(error).__name__}); "
+            "compute it with other operators"
+        )
+    lines = text.strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
 
 
 def predict(model_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
@@ -91,7 +107,7 @@ def predict(model_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
 
 
 def _verify(
-    model: Ranker, session: ort.InferenceSession, inputs: dict[str, np.ndarray], path: Path
+    model: Model, session: ort.InferenceSession, inputs: dict[str, np.ndarray], path: Path
 ) -> None:
     with torch.no_grad():
         expected = model.served(**{n: torch.from_numpy(a) for n, a in inputs.items()}).numpy()
@@ -112,7 +128,7 @@ def _verify(
 class _Served(torch.nn.Module):
     """The graph that is exported when the head maps the model's output (regression)."""
 
-    def __init__(self, model: Ranker) -> None:
+    def __init__(self, model: Model) -> None:
         super().__init__()
         self.model = model
 

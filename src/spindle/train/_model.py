@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
 import torch
@@ -15,6 +15,12 @@ from spindle.train._head import served_output
 from spindle.train._onednn import mlp_forward
 from spindle.train._plan import EmbeddingPlan, plan_embeddings
 from spindle.train._spec import InputSpec
+
+if TYPE_CHECKING:
+    from spindle.train._custom import CustomModel
+
+# What the recipes train and the export writes: the ranker or a user's module (custom).
+Model: TypeAlias = "Ranker | CustomModel"
 
 
 class Ranker(nn.Module):
@@ -191,6 +197,19 @@ class Ranker(nn.Module):
         summed = (vectors * mask.to(vectors.dtype)).sum(dim=2)
         counts = mask.sum(dim=2).clamp(min=1).to(summed.dtype)
         return summed / counts
+
+
+def build_model(spec: InputSpec, config: TrainingConfig) -> Model:
+    """The model ``config`` trains: the ranker, or the user's module (``framework: custom``).
+
+    Raises:
+        ConfigError: a custom module that cannot be imported or built.
+    """
+    if config.framework == "custom":
+        from spindle.train._custom import CustomModel  # imports the user's code: only when used
+
+        return CustomModel(spec, config)
+    return Ranker(spec, config)
 
 
 def _split_tables(module: nn.Module, state: dict[str, Any], prefix: str, metadata: Any) -> None:

@@ -36,7 +36,7 @@ from spindle.train._batches import ArrayBatches, Batch, BatchSource, Prefetcher
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._head import head_losses
 from spindle.train._lean_adam import LeanAdam
-from spindle.train._model import Ranker
+from spindle.train._model import build_model
 from spindle.train._plan import EmbeddingPlan
 from spindle.train._row_adam import RowAdam
 from spindle.train._spec import InputSpec
@@ -111,7 +111,7 @@ class SyncRecipe:
         self.steps_per_epoch = math.ceil(self.rows / self.config.batch_size)
         self.total_steps = self.epochs * self.steps_per_epoch
 
-        self.model = Ranker(self.spec, self.config)
+        self.model = build_model(self.spec, self.config)
         sparse = self.model.sparse_parameters()
         self.sparse_optimizer = RowAdam(sparse, lr=self.config.learning_rate) if sparse else None
         self.dense_optimizer = LeanAdam(

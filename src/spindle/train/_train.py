@@ -34,7 +34,7 @@ from spindle.train._batches import (
 from spindle.train._checkpoint import CheckpointStore
 from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
-from spindle.train._model import Ranker
+from spindle.train._model import Model, build_model
 from spindle.train._recipe import SyncRecipe, step_threads
 from spindle.train._spec import InputSpec, check_class_labels, check_inputs
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
@@ -357,7 +357,7 @@ def _train_workers(
         progress,
         weights,
     )
-    model = Ranker(spec, config)
+    model = build_model(spec, config)
     model.load_state_dict(outcome.state_dict)
     sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
     _write_version(out_dir, model, spec, sample)
@@ -383,7 +383,7 @@ def _train_workers(
 
 def _result(
     out_dir: Path,
-    model: Ranker,
+    model: Model,
     *,
     rows: int,
     epochs: int,
@@ -446,6 +446,12 @@ def _run_fingerprint(
     }
     if source is not None:
         identity["source"] = source
+    if config.framework == "custom":
+        # A user's module edited between a kill and the rerun is another run: its
+        # checkpoints may not even load into the new code.
+        from spindle.train._custom import module_sha256
+
+        identity["custom_module_sha256"] = module_sha256(config)
     return sha256_json(identity)
 
 
@@ -458,7 +464,7 @@ def _parquet_source(buffer_rows: int, chunk_rows: int, weight_column: str | None
 
 
 def _write_version(
-    out_dir: Path, model: Ranker, spec: InputSpec, sample: dict[str, np.ndarray]
+    out_dir: Path, model: Model, spec: InputSpec, sample: dict[str, np.ndarray]
 ) -> None:
     """Write the model version directory atomically: all three files or nothing."""
     with atomic_directory(out_dir) as tmp:

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from spindle.core import TrainingError
-from spindle.train._model import Ranker
+from spindle.train._model import Model
 from spindle.train._spec import InputSpec
 
 WEIGHTS_FILE = "weights.pt"
@@ -46,7 +46,7 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def warm_start(model: Ranker, base: Path) -> tuple[bool, list[str]]:
+def warm_start(model: Model, base: Path) -> tuple[bool, list[str]]:
     """Copy what fits of the base weights into ``model``; return (anything copied, notes)."""
     source = load_weights(base)
     target = model.state_dict()
