@@ -10,6 +10,7 @@ from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
+from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._push_step import push
 from spindle.orchestrate._train_step import train_version
 
@@ -133,10 +134,15 @@ def _train_evaluate_push(
     allow_older: bool = False,
     progress: Progress | None = None,
 ) -> None:
-    """Train, evaluate (gate) and push; ``step[0]`` names the step running (for refusals)."""
+    """Train, evaluate (gate) and push; ``step[0]`` names the step running (for refusals).
+
+    The effective config (``--set`` overrides included) is loaded once, here, and the same
+    object is given to every step: the run trains, judges and pushes with one config.
+    """
     step = ["train"] if step is None else step
+    loaded = load_config(ctx, model, overrides)
     version, _result, skipped = train_version(
-        ctx, model, date, from_scratch=from_scratch, overrides=overrides, progress=progress
+        ctx, model, date, from_scratch=from_scratch, progress=progress, config=loaded
     )
     report.version = version.version
     report.base_version = version.base_version
@@ -146,7 +152,7 @@ def _train_evaluate_push(
         report.skipped_steps.append("train")
     step[0] = "evaluate"
     evaluation, details = evaluate_version(
-        ctx, model, version.version, date, overrides=overrides, progress=progress
+        ctx, model, version.version, date, progress=progress, config=loaded
     )
     report.metrics = evaluation.metrics
     report.metric = details.get("primary_metric") or None  # the gate's metric, as it judged
@@ -164,7 +170,7 @@ def _train_evaluate_push(
                 version.version,
                 allow_older=allow_older,
                 progress=progress,
-                overrides=overrides,
+                config=loaded,
             )
         except GateBlocked as exc:  # infra validation refused it: recorded, and the run says so
             report.gate = "block"

@@ -26,8 +26,8 @@ from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
     labels_and_groups,
-    load_config,
     model_dir,
+    resolve_config,
 )
 from spindle.orchestrate._replicas import Replica, train_replicas
 from spindle.orchestrate._verdicts import day_verdict
@@ -125,6 +125,7 @@ def evaluate_version(
     overrides: list[str] | None = None,
     replicas: int | None = None,
     progress: Progress | None = None,
+    config: LoadedConfig | None = None,
 ) -> tuple[Evaluation, dict[str, Any]]:
     """Score the candidate, production and the declared baselines on ``date`` and gate (a recorded step).
 
@@ -134,6 +135,8 @@ def evaluate_version(
             registered), their run-to-run spread is reported and widens the regression
             tolerance to ``REPLICA_NOISE_FACTOR`` x its std when that is larger.
         progress: hears the replicas' training steps (one task per replica trained).
+        config: the run's config when it was loaded already (a daily run loads it once);
+            else it is loaded with ``overrides``.
 
     Returns:
         The ``Evaluation`` artifact and the full report as a dict (``replica_spread`` and
@@ -147,7 +150,7 @@ def evaluate_version(
         >>> report["replica_spread"][0]["std"]  # doctest: +SKIP
         0.0061
     """
-    loaded = load_config(ctx, model, overrides)
+    loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     k = cfg.evaluation.replicas if replicas is None else replicas
     if k < 1:

@@ -34,8 +34,8 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
-    load_config,
     model_dir,
+    resolve_config,
 )
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 from spindle.train import trainer_for
@@ -149,6 +149,7 @@ def infra_validate(
     n_requests: int = 100,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
+    config: LoadedConfig | None = None,
 ) -> InfraReport:
     """Serve ``model@version`` in a canary process and check scores, latency and memory.
 
@@ -157,6 +158,7 @@ def infra_validate(
             model's request is one result list, any other's one instance).
         overrides: ``--set`` overrides of the model config (e.g. ``serving.max_rss_mb=512``).
         progress: hears its phases (canary serving, score comparison) and the verdict.
+        config: the run's config when it was loaded already (else loaded with ``overrides``).
 
     Returns the report; it never raises for a failed check (``passed`` says, ``failures`` why).
 
@@ -164,7 +166,7 @@ def infra_validate(
         report = infra_validate(ctx, "search_ranker", 3)
         if not report.passed: print(*report.failures, sep="\n")
     """
-    loaded = load_config(ctx, model, overrides)
+    loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     budget, rss_budget = cfg.serving.latency_budget_ms, cfg.serving.max_rss_mb
     source = model_dir(ctx, model, version)

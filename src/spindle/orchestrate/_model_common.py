@@ -11,6 +11,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from spindle.core import (
+    ConfigError,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -37,16 +38,28 @@ __all__ = [
     "model_dir",
     "model_spec",
     "record_window",
+    "resolve_config",
     "training_window",
 ]
 
 
 @dataclass(frozen=True)
 class LoadedConfig:
+    """A model's effective config, loaded once per run and passed to every step of it.
+
+    Attributes:
+        config: the validated model config (``--set`` overrides applied).
+        config_hash: the hash of ``effective`` (part of every step's identity).
+        effective: the config as a plain dict (what a version's manifest records).
+        definitions: its features, resolved.
+        overrides: the ``--set`` overrides it was loaded with.
+    """
+
     config: ModelConfig
     config_hash: str
     effective: dict[str, Any]
     definitions: list[FeatureDefinition]
+    overrides: tuple[str, ...] = ()
 
 
 def load_config(ctx: Context, model: str, overrides: list[str] | None = None) -> LoadedConfig:
@@ -56,7 +69,40 @@ def load_config(ctx: Context, model: str, overrides: list[str] | None = None) ->
         ConfigError: the config is invalid.
     """
     config, effective = ctx.workspace.model_config(model, overrides)
-    return LoadedConfig(config, sha256_json(effective), effective, ctx.features.resolve(config))
+    return LoadedConfig(
+        config,
+        sha256_json(effective),
+        effective,
+        ctx.features.resolve(config),
+        tuple(overrides or ()),
+    )
+
+
+def resolve_config(
+    ctx: Context, model: str, overrides: list[str] | None, loaded: LoadedConfig | None
+) -> LoadedConfig:
+    """The run's config: ``loaded`` when the run loaded it already, else loaded now.
+
+    A step called on its own (``spindle evaluate --set ...``) loads the config with its
+    overrides; a daily run loads it once and passes it to each step, so every step sees the
+    same config even if the file changes meanwhile.
+
+    Raises:
+        ConfigError: the config is invalid, or ``loaded`` is another model's or was loaded
+            with other overrides than ``overrides``.
+    """
+    if loaded is None:
+        return load_config(ctx, model, overrides)
+    if loaded.config.name != model or (overrides and tuple(overrides) != loaded.overrides):
+        raise ConfigError(
+            f"models/{model}.yaml",
+            [
+                f"the step was given the config of {loaded.config.name} (--set "
+                f"{list(loaded.overrides)}) for {model} (--set {overrides or []}): pass the "
+                "run's own config, or only overrides"
+            ],
+        )
+    return loaded
 
 
 def _day(date: str, offset: int) -> str:

@@ -17,7 +17,7 @@ from spindle.core import (
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._deploy import deploy
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
-from spindle.orchestrate._model_common import model_dir
+from spindle.orchestrate._model_common import LoadedConfig, model_dir
 from spindle.serve import push as push_to_repo
 from spindle.serve import push_routing, read_routing
 
@@ -54,18 +54,23 @@ def checked_infra(
     version: int,
     progress: Progress | None = None,
     overrides: list[str] | None = None,
+    config: LoadedConfig | None = None,
 ) -> InfraReport:
     """Infra validation of ``model@version``, run once per version and ``--set`` overrides
     (the report is kept as JSON next to the evaluations; a version is immutable, so a passing
-    report stays valid for the same serving budgets)."""
-    suffix = f"-{sha256_json(sorted(overrides))[:8]}" if overrides else ""
+    report stays valid for the same serving budgets). ``config``: the run's config, when it
+    was loaded already (its overrides key the report)."""
+    keys = list(config.overrides) if config is not None else overrides or []
+    suffix = f"-{sha256_json(sorted(keys))[:8]}" if keys else ""
     path = ctx.workspace.artifacts_dir / "evaluations" / model / f"{version}-infra{suffix}.json"
     if path.is_file():
         recorded = json.loads(path.read_text())
         if recorded.get("passed"):
             recorded["failures"] = tuple(recorded.get("failures", ()))
             return InfraReport(**recorded)
-    report = infra_validate(ctx, model, version, overrides=overrides, progress=progress)
+    report = infra_validate(
+        ctx, model, version, overrides=overrides, progress=progress, config=config
+    )
     atomic_write_json(path, report.to_dict())
     return report
 
@@ -81,6 +86,7 @@ def _admit(
     allow_older: bool,
     progress: Progress | None,
     overrides: list[str] | None = None,
+    config: LoadedConfig | None = None,
 ) -> tuple[ArtifactRecord | None, str, str]:
     """The checks before a push: its evaluation record, the actor and the audit reason.
 
@@ -119,7 +125,7 @@ def _admit(
             )
             raise GateBlocked(older)
     if infra:
-        report = checked_infra(ctx, model, version, progress, overrides)
+        report = checked_infra(ctx, model, version, progress, overrides, config)
         if not report.passed and not force:
             raise GateBlocked(
                 f"{model}@{version} failed infra validation: {'; '.join(report.failures)}. "
@@ -140,6 +146,7 @@ def push(
     allow_older: bool = False,
     progress: Progress | None = None,
     overrides: list[str] | None = None,
+    config: LoadedConfig | None = None,
 ) -> Deployment:
     """Push a gated version to the model repository and make it production.
 
@@ -154,7 +161,8 @@ def push(
     blocked gate or failed infra validation; the reason is recorded on the deployment and in
     the alias history (the audit trail). ``progress`` hears the infra validation's phases.
     ``overrides`` are the run's ``--set`` overrides of the model config (its serving budgets
-    judge the infra validation), the same the run trained and evaluated with.
+    judge the infra validation), the same the run trained and evaluated with; ``config`` the
+    run's config when it was loaded already (a daily run loads it once for every step).
 
     A refusal is recorded as a failed ``push`` run (counted in ``spindle_step_failures_total``).
 
@@ -166,7 +174,17 @@ def push(
     """
     try:
         record, actor, why = _admit(
-            ctx, model, version, weight, force, reason, infra, allow_older, progress, overrides
+            ctx,
+            model,
+            version,
+            weight,
+            force,
+            reason,
+            infra,
+            allow_older,
+            progress,
+            overrides,
+            config,
         )
     except GateBlocked as exc:  # a refused push is a failed run, like any refusal
         ctx.runner.record_refusal("push", exc, model=model, params={"version": version})

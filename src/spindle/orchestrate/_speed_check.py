@@ -15,7 +15,9 @@ Nothing is registered: the two models are removed, the report is written as JSON
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,14 +35,15 @@ from spindle.evaluate import Interval, speed_verdict
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
+    LoadedConfig,
     build_training_set,
     example_weights,
     labels_and_groups,
-    load_config,
     model_spec,
+    resolve_config,
     training_window,
 )
-from spindle.train import trainer_for
+from spindle.train import TrainResult, trainer_for
 
 
 @dataclass(frozen=True)
@@ -90,16 +93,18 @@ def speed_check(
     *,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
+    config: LoadedConfig | None = None,
 ) -> SpeedCheck:
     """Train ``model`` for ``date`` at its parallelism and at half; compare on the holdout.
 
     ``progress`` hears both trainings' steps (one task each) about twice a second.
+    ``config`` is the run's config when it was loaded already (else loaded with ``overrides``).
 
     Raises:
         TrainingError: the parallelism is already 1 (nothing to halve), or the training window
             or holdout is empty.
     """
-    loaded = load_config(ctx, model, overrides)
+    loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     fast_cfg, slow_cfg = cfg.training, halved(cfg.training)
     if _parallelism(fast_cfg) == 1:
@@ -128,30 +133,21 @@ def speed_check(
     key = sha256_json({"config": loaded.config_hash, "date": date})[:16]
     scores, runs = [], []
     try:
-        for name, config in (("fast", fast_cfg), ("slow", slow_cfg)):
-            out = work / f"{key}-{name}"
-            shutil.rmtree(out, ignore_errors=True)
+        for name, training in (("fast", fast_cfg), ("slow", slow_cfg)):
             on_step = None
             if progress is not None:
                 on_step = step_progress(
                     progress,
                     f"speed-check {model} ({'configured' if name == 'fast' else 'half'})",
-                    epochs=config.epochs,
-                    batch_size=config.batch_size,
+                    epochs=training.epochs,
+                    batch_size=training.batch_size,
                 )
-            trainer = trainer_for(config)
-            result = trainer.train(
-                inputs,
-                labels,
-                spec,
-                config,
-                out,
-                checkpoint_dir=work / f"{key}-{name}-ckpt",
-                progress=on_step,
-                weights=weights,
+            encoded = (inputs, labels, weights, spec, holdout_inputs)
+            run_scores, result = _train_and_score(
+                training, encoded, work / f"{key}-{name}", on_step
             )
-            scores.append(trainer.predict(out, holdout_inputs).astype(np.float64))
-            runs.append((config, result))
+            scores.append(run_scores)
+            runs.append((training, result))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     judged = speed_verdict(
@@ -182,6 +178,29 @@ def speed_check(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, check.to_dict())
     return check
+
+
+def _train_and_score(
+    training: TrainingConfig,
+    encoded: tuple[Any, ...],
+    out: Path,
+    on_step: Callable[[int, int], None] | None,
+) -> tuple[np.ndarray, TrainResult]:
+    """Train one run from scratch through the config's trainer; its holdout scores (float64)."""
+    inputs, labels, weights, spec, holdout_inputs = encoded
+    shutil.rmtree(out, ignore_errors=True)
+    trainer = trainer_for(training)
+    result = trainer.train(
+        inputs,
+        labels,
+        spec,
+        training,
+        out,
+        checkpoint_dir=out.with_name(f"{out.name}-ckpt"),
+        progress=on_step,
+        weights=weights,
+    )
+    return trainer.predict(out, holdout_inputs).astype(np.float64), result
 
 
 def _parallelism(config: TrainingConfig) -> int:

@@ -24,8 +24,8 @@ from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
     fresh_scratch,
-    load_config,
     model_dir,
+    resolve_config,
     training_window,
 )
 from spindle.train import TrainResult, VersionPlan, fit_version, write_version
@@ -80,10 +80,13 @@ def train_version(
     from_scratch: bool = False,
     overrides: list[str] | None = None,
     progress: Progress | None = None,
+    config: LoadedConfig | None = None,
 ) -> tuple[ModelVersion, TrainResult | None, bool]:
     """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
 
     ``progress`` hears the training steps (epoch, examples/s) about twice a second.
+    ``config`` is the run's config when it was loaded already (a daily run loads it once);
+    else it is loaded with ``overrides``.
 
     Returns:
         The model version, the training result (None when the step was skipped), and whether skipped.
@@ -91,7 +94,7 @@ def train_version(
     Raises:
         TrainingError: the training window is empty (every day missing or failed validation).
     """
-    loaded = load_config(ctx, model, overrides)
+    loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     phase = _phases(progress, f"prepare {model} for {date}")
     base, why = choose_base(ctx, cfg, date, from_scratch)
