@@ -7,6 +7,8 @@ day is idempotent; schema evolution is additive (``schema_mode='merge'``). Reade
 from __future__ import annotations
 
 import functools
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +18,8 @@ from spindle.core._errors import DataError
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.dataset as pads
+    from deltalake import DeltaTable
+    from pyarrow import fs
 
 # deltalake and pyarrow are imported in the functions that use them: `table_exists` and the
 # modules that only name these functions (on the path of `spindle status`) stay light.
@@ -29,11 +33,18 @@ def table_exists(path: str | Path) -> bool:
 def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> TableVersion:
     """Replace the ``date`` partition of the Delta table at ``path`` with ``table``.
 
+    The write goes through the process's open handle of the table (brought up to its latest
+    commit first) when there is one: loading the table's log again for every write cost about
+    as much as the write itself late in a year of daily partitions.
+
     Args:
         path: the table's directory (created with the first write).
         table: rows to write; must hold a string column ``date`` equal to ``date``.
         date: the partition, ``YYYY-MM-DD``.
         name: the table's logical name, used in the returned artifact id.
+
+    Returns:
+        The table's version after the write.
 
     Raises:
         DataError: the write failed (the previous version stays intact: Delta commits atomically).
@@ -45,15 +56,18 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
     if "date" not in table.column_names:
         table = table.append_column("date", pa.array([date] * table.num_rows, pa.string()))
     try:
-        write_deltalake(
-            str(path),
-            table,
-            mode="overwrite",
-            predicate=f"date = '{date}'",
-            partition_by=["date"],
-            schema_mode="merge",
-        )
+        with _LOCK:
+            target = _latest_handle(path)
+            write_deltalake(
+                target if target is not None else str(path),
+                table,
+                mode="overwrite",
+                predicate=f"date = '{date}'",
+                partition_by=["date"],
+                schema_mode="merge",
+            )
     except DeltaError as exc:
+        _HANDLES.pop(str(Path(path).resolve()), None)  # reopened from the log next time
         raise DataError(
             f"writing partition date={date} of Delta table {name} at {path} failed: {exc}"
         ) from exc
@@ -103,19 +117,122 @@ def open_dataset(path: str | Path, version: int | None = None) -> pads.Dataset:
 @functools.lru_cache(maxsize=64)
 def _dataset_at(path: str, version: int, stamp: tuple[int, int]) -> pads.Dataset:
     del stamp  # part of the cache key only
-    from deltalake import DeltaTable
-    from deltalake.exceptions import DeltaError, TableNotFoundError
-    from pyarrow import fs
+    from deltalake.exceptions import DeltaError
 
     try:
-        dt = DeltaTable(path, version=version)
-    except (TableNotFoundError, DeltaError) as exc:
+        with _LOCK:
+            return _dataset_of(_handle(path, version), path)
+    except DeltaError as exc:
+        _HANDLES.pop(path, None)
         raise DataError(
             f"no Delta table at {path} in version {version} ({exc}); ingest data first, or pin "
             "a version that exists"
         ) from exc
-    # pyarrow's own local filesystem, not deltalake's default Python handler (PyFileSystem):
-    # with the handler every file read calls back into Python, so a DuckDB scan of the dataset
-    # that holds the GIL while pyarrow's reader threads wait for it can hang for good (seen once
-    # in validation's count query; duckdb/duckdb#16501 is the same deadlock with fsspec)
-    return dt.to_pyarrow_dataset(filesystem=fs.SubTreeFileSystem(path, fs.LocalFileSystem()))
+
+
+# Each table is opened once per process and moved from version to version (replaying only the
+# commits in between), and each of its files is made a dataset fragment once (a file of a Delta
+# table never changes): opening a year of daily partitions from its log and rebuilding every
+# fragment's partition and statistics expression took ~0.2 s per table version, several times
+# per ingested day. The handles are shared by readers and writers: every use holds the lock.
+_LOCK = threading.RLock()
+
+
+@dataclass
+class _Handle:
+    """The process's open handle of one Delta table and the fragments of its files."""
+
+    table: DeltaTable
+    origin: tuple[int, int]  # the first commit's identity: a re-created table is a new one
+    filesystem: fs.FileSystem
+    schema: pa.Schema | None = None
+    fragments: dict[str, pads.Fragment] = field(default_factory=dict)
+
+
+_HANDLES: dict[str, _Handle] = {}
+
+
+def _origin(path: str) -> tuple[int, int]:
+    """The identity of the table's first commit file ((0, 0) once the log was cleaned up)."""
+    try:
+        first = (Path(path) / "_delta_log" / f"{0:020d}.json").stat()
+    except OSError:
+        return (0, 0)
+    return (first.st_mtime_ns, first.st_ino)
+
+
+def _handle(path: str, version: int | None) -> _Handle:
+    """The handle of the table at ``path`` (resolved), loaded at ``version`` (None: latest).
+
+    Raises:
+        DeltaError: no table there, or no such version.
+    """
+    from deltalake import DeltaTable
+    from pyarrow import fs
+
+    origin = _origin(path)
+    found = _HANDLES.get(path)
+    if found is None or found.origin != origin:
+        table = DeltaTable(path) if version is None else DeltaTable(path, version=version)
+        found = _Handle(table, origin, fs.SubTreeFileSystem(path, fs.LocalFileSystem()))
+        _HANDLES[path] = found
+    elif version is None:
+        found.table.update_incremental()
+    elif found.table.version() != version:
+        found.table.load_as_version(version)
+    return found
+
+
+def _latest_handle(path: str | Path) -> DeltaTable | None:
+    """The table at ``path`` at its latest commit, to write through (None: no table yet)."""
+    if not table_exists(path):
+        return None
+    return _handle(str(Path(path).resolve()), None).table
+
+
+def _dataset_of(handle: _Handle, path: str) -> pads.Dataset:
+    """A pyarrow dataset of the handle's loaded version, reusing the fragments of known files.
+
+    The fragments are the ones deltalake makes (each with its partition value and column
+    statistics as its expression, so scans skip files a filter excludes), in the table's file
+    order; only files not seen before are made, from the partitions they are in.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    table = handle.table
+    schema = pa.schema(table.schema().to_arrow())
+    if handle.schema is None or not schema.equals(handle.schema):
+        handle.schema, handle.fragments = schema, {}
+    prefix = path.rstrip("/") + "/"
+    files = [uri.removeprefix(prefix) for uri in table.file_uris()]
+    missing = [f for f in files if f not in handle.fragments]
+    if missing:
+        dates = _partition_dates(missing)
+        pruning = None if dates is None else [("date", "in", dates)]
+        made = table.to_pyarrow_dataset(
+            filesystem=handle.filesystem, file_pruning_predicate=pruning
+        )
+        handle.fragments.update((f.path, f) for f in made.get_fragments())
+    if any(f not in handle.fragments for f in files):  # paths spelled otherwise: all at once
+        whole = table.to_pyarrow_dataset(filesystem=handle.filesystem)
+        handle.fragments = {f.path: f for f in whole.get_fragments()}
+        return whole
+    if len(handle.fragments) > 2 * len(files) + 64:  # forget files long removed
+        handle.fragments = {f: handle.fragments[f] for f in files}
+    fmt = pads.ParquetFileFormat(
+        default_fragment_scan_options=pads.ParquetFragmentScanOptions(pre_buffer=True)
+    )
+    chosen = [handle.fragments[f] for f in files]
+    return pads.FileSystemDataset(chosen, schema, fmt, handle.filesystem)
+
+
+def _partition_dates(files: list[str]) -> list[str] | None:
+    """The ``date=`` partitions of ``files`` (relative paths), or None when one has none."""
+    dates: set[str] = set()
+    for name in files:
+        part = next((p for p in name.split("/") if p.startswith("date=")), None)
+        if part is None:
+            return None
+        dates.add(part.removeprefix("date="))
+    return sorted(dates)
