@@ -62,7 +62,10 @@ def _declare(workspace: Path, name: str) -> None:
     task, label_sql, where, metric = LABELS[name]
     base = yaml.safe_load((workspace / "models" / "delay.yaml").read_text())
     base["examples"]["sql"] = (
-        f"SELECT carrier, flight, origin, dest, tailnum, time_hour, {label_sql}\n"
+        "SELECT carrier, flight, origin, dest, tailnum, time_hour,\n"
+        "       sched_dep_time::BIGINT AS sched_dep_time,\n"
+        "       strftime(make_date(year, month, day), '%Y-%m-%d') AS sched_dep_date,\n"
+        f"       {label_sql}\n"
         f"FROM flights {where}\n"
     )
     base["examples"]["label"] = name

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.e2e
 
 MODEL = "delay"
 KEYS = ["carrier", "origin", "dest", "tailnum"]
+REQUEST = ["sched_dep_time", "sched_dep_date"]  # request-time columns the caller sends
 
 
 def _cli(cwd: Path, *args: str) -> None:
@@ -72,9 +73,14 @@ def test_flights_predictions_equal_the_offline_scores_over_http(
     registry = FeatureRegistry.load(flights / "features")
     declarations = ServingDeclarations.of(registry)
     trainset = next((flights / ".spindle" / "artifacts" / "trainsets" / MODEL).glob("*.parquet"))
-    instances = pq.read_table(trainset, columns=KEYS).slice(0, 300)
+    instances = pq.read_table(trainset, columns=KEYS + REQUEST).slice(0, 300)
     instances = instances.filter(pa.compute.is_valid(instances["tailnum"]))
-    unknown = pa.table({k: ["ZZ" if k != "tailnum" else "N0NE"] for k in KEYS})
+    unknown = pa.table(
+        {
+            **{k: ["ZZ" if k != "tailnum" else "N0NE"] for k in KEYS},
+            **instances.select(REQUEST).slice(0, 1).to_pydict(),
+        }
+    )
     instances = pa.concat_tables([instances.cast(unknown.schema), unknown])
     app = create_app(repo, store, declarations=declarations, latency_budget_ms=10_000)
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=60) as client:
