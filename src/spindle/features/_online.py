@@ -11,6 +11,7 @@ workspace's views hold.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib.util
 import json
 from collections.abc import Mapping, Sequence
@@ -199,13 +200,28 @@ def _plain_strings(table: pa.Table) -> pa.Table:
 
 
 def _partitions(tables_dir: Path, view: str, after: str, before: str) -> list[str]:
+    """The partitions of the view's feature table strictly between two days, sorted."""
     path = feature_table_path(tables_dir, view)
-    if not table_exists(path):
-        return []
+    if not _day_between(after, before) or not table_exists(path):
+        return []  # a daily run's watermark is the day before: nothing to read the table for
     days = open_dataset(path).to_table(
         columns=["date"], filter=(pads.field("date") > after) & (pads.field("date") < before)
     )
     return sorted(pc.unique(days.column("date")).to_pylist())
+
+
+def _day_between(after: str, before: str) -> bool:
+    """Whether a calendar day lies strictly between two days (True when one is not a plain day).
+
+    Example:
+        >>> _day_between("2026-01-01", "2026-01-02"), _day_between("2026-01-01", "2026-01-03")
+        (False, True)
+    """
+    try:
+        first, last = dt.date.fromisoformat(after), dt.date.fromisoformat(before)
+    except ValueError:
+        return True
+    return (last - first).days > 1
 
 
 def _feature_views(tables_dir: Path) -> list[str]:
