@@ -194,7 +194,8 @@ class Transform:
         Raises:
             FeatureError: a needed column is missing (names it and lists what is there).
         """
-        missing = [e.column for e in self.encodings if e.column not in table.column_names]
+        present = set(table.column_names)  # column_names builds a new list on every access
+        missing = [e.column for e in self.encodings if e.column not in present]
         if missing:
             raise FeatureError(f"input rows lack columns {missing}; they have {table.column_names}")
         n = table.num_rows
