@@ -74,9 +74,9 @@ def _ingested_days(ctx: Context | ReadContext) -> list[str]:
         at = run.ended_at or run.started_at
         if run.date and (run.date not in last or at > last[run.date]):
             last[run.date] = at
-    days = []
-    for day, at in last.items():
-        undo = ctx.store.latest_artifact(IngestUndo.kind, date=day)
-        if undo is None or undo.created_at < at:
-            days.append(day)
-    return sorted(days)
+    undone: dict[str, datetime] = {}  # one query for every day's undo, not one per day
+    for undo in ctx.store.find_artifacts(IngestUndo.kind):
+        day = str(undo.properties.get("date"))
+        if day not in undone or undo.created_at > undone[day]:
+            undone[day] = undo.created_at
+    return sorted(day for day, at in last.items() if day not in undone or undone[day] < at)
