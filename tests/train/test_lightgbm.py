@@ -15,7 +15,7 @@ from train_data import auc, make_dataset
 from train_runs import CONFIG, Dataset, Stop, kill_then_resume, stop_after
 
 from spindle.core import TrainingConfig, TrainingError
-from spindle.train import predict, trainer_for
+from spindle.train import InputSpec, predict, trainer_for
 from spindle.train._lightgbm import BOOSTER_FILE, LightGBMTrainer
 from spindle.train._lightgbm_onnx import feature_matrix, feature_names
 
@@ -194,6 +194,33 @@ def test_an_option_the_converter_ignores_fails_the_export_check(
             inputs, labels, spec, config, tmp_path / "v1", checkpoint_dir=tmp_path
         )
     assert not (tmp_path / "v1").exists()
+
+
+def test_a_split_between_two_neighbouring_float32_values_is_served_as_lightgbm_splits(
+    tmp_path: Path,
+) -> None:
+    """LightGBM splits a dense column holding two float32 values one step apart at their
+    midpoint, a double; rounded to the nearest float32 that threshold became the upper value,
+    so its rows went left in ONNX and right in LightGBM (the flights data, 2013-01-12). The
+    exported thresholds are rounded down: the served scores equal the booster's."""
+    rng = np.random.default_rng(0)
+    low = np.float32(-1.0866615)
+    high = np.nextafter(low, np.float32(np.inf))
+    upper = rng.random(400) < 0.5
+    dense = rng.normal(size=(400, 2)).astype(np.float32)
+    dense[:, 0] = np.where(upper, high, low)
+    spec = InputSpec(n_dense=2, task="binary")
+    result = LightGBMTrainer().train(
+        {"dense": dense}, upper.astype(np.float32), spec, _config(num_boost_round=5),
+        tmp_path / "v1", checkpoint_dir=tmp_path,
+    )  # fmt: skip
+    booster = lgb.Booster(model_file=str(result.weights_path))
+    first = float(booster.dump_model()["tree_info"][0]["tree_structure"]["threshold"])
+    assert float(low) < first < float(high)  # a double between the two values
+    assert np.float32(first) == high  # which the nearest float32 was
+    raw = booster.predict(feature_matrix({"dense": dense}, spec), raw_score=True)
+    assert np.ptp(raw) > 0.5  # the split separates the rows
+    np.testing.assert_allclose(predict(result.out_dir, {"dense": dense}), raw, atol=1e-5)
 
 
 def test_resume_after_a_stop_equals_an_unbroken_run(data: Dataset, tmp_path: Path) -> None:

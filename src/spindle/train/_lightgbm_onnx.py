@@ -15,6 +15,14 @@ float32, as present), then the tree ensemble converted by onnxmltools. The outpu
 (float32) is the raw score, never a probability: binary and ranking trees are converted as a
 regression (the sum of the trees is the logit), a multiclass ensemble with its softmax turned
 off (``post_transform: NONE``: the K raw scores).
+
+LightGBM splits ``x <= t`` with ``t`` a double (the midpoint of two bin boundaries), while the
+ONNX trees hold float32 thresholds. Rounded to the nearest float32, ``t`` can land on a value
+just above it, and a row holding that value went right in LightGBM but left in ONNX (the
+flights data: two standardised values one float32 step apart). The thresholds handed to the
+converter are therefore rounded down (``_thresholds_rounded_down``): for a float32 ``x``,
+``x <= t`` exactly when ``x <=`` the largest float32 not above ``t``, so the float32 trees
+split every float32 row as LightGBM does.
 """
 
 from __future__ import annotations
@@ -141,7 +149,7 @@ def _tree_node(booster: Any, spec: InputSpec) -> tuple[onnx.NodeProto, int]:
     import onnxmltools
     from onnxmltools.convert.common.data_types import FloatTensorType
 
-    text = booster.model_to_string()
+    text = _thresholds_rounded_down(booster.model_to_string())
     if spec.task != "multiclass":  # the sum of the trees, without the sigmoid
         text = re.sub(r"^objective=.*$", "objective=regression", text, count=1, flags=re.M)
         text = re.sub(r"^\[objective: .*\]$", "[objective: regression]", text, flags=re.M)
@@ -168,6 +176,45 @@ def _tree_node(booster: Any, spec: InputSpec) -> tuple[onnx.NodeProto, int]:
             attribute.s = b"NONE"  # multiclass: raw scores, not the softmax
     ml = [o.version for o in converted.opset_import if o.domain == "ai.onnx.ml"]
     return node, ml[0] if ml else 1
+
+
+def _thresholds_rounded_down(text: str) -> str:
+    """``text`` (a booster's model text) with every numerical threshold rounded down to float32.
+
+    Args:
+        text: LightGBM model text; per tree, ``threshold=`` precedes ``decision_type=``, whose
+            bit 0 marks a categorical split (its threshold is an index, left as it is).
+
+    Returns:
+        the text with each numerical ``t`` replaced by the largest float32 ``<= t``, written
+        exactly; the same splits for float32 inputs. The header's ``tree_sizes`` (byte
+        counts that no longer hold) is dropped: LightGBM then reads the trees one by one.
+    """
+    lines = [line for line in text.split("\n") if not line.startswith("tree_sizes=")]
+    at: int | None = None
+    for i, line in enumerate(lines):
+        if line.startswith("Tree="):
+            at = None
+        elif line.startswith("threshold="):
+            at = i
+        elif line.startswith("decision_type=") and at is not None:
+            kinds = [int(v) for v in line.split("=", 1)[1].split()]
+            values = lines[at].split("=", 1)[1].split()
+            lines[at] = "threshold=" + " ".join(
+                value if kind & 1 else _float32_below(value)
+                for value, kind in zip(values, kinds, strict=True)
+            )
+    return "\n".join(lines)
+
+
+def _float32_below(value: str) -> str:
+    """The largest float32 ``<=`` the double ``value``, as a string that parses to it exactly."""
+    exact = float(value)
+    with np.errstate(over="ignore"):
+        rounded = np.float32(exact)
+    if float(rounded) > exact:
+        rounded = np.nextafter(rounded, np.float32(-np.inf))
+    return repr(float(rounded))
 
 
 def _preamble(
