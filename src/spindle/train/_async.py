@@ -23,7 +23,7 @@ import torch
 from spindle.core import TrainingConfig
 from spindle.train._batches import Batch, BatchSource
 from spindle.train._checkpoint import CheckpointStore
-from spindle.train._model import Ranker
+from spindle.train._model import Model, build_model
 from spindle.train._recipe import Progress, SyncRecipe, mean_loss
 from spindle.train._spec import InputSpec
 
@@ -51,7 +51,7 @@ class AsyncRecipe(SyncRecipe):
     def setup_source(self, source: BatchSource, base_weights: Path | None) -> None:
         """Set up as ``SyncRecipe`` does, then the worker model and the first snapshot."""
         super().setup_source(source, base_weights)
-        self.worker = Ranker(self.spec, self.config)
+        self.worker = build_model(self.spec, self.config)
         if not self.snapshots:  # a resumed run restored them from its checkpoint
             self.snapshots.append(_copy(self.model))
         self.notes.append(
@@ -80,5 +80,5 @@ class AsyncRecipe(SyncRecipe):
         self.snapshots.extend(state["stale_snapshots"])
 
 
-def _copy(model: Ranker) -> dict[str, torch.Tensor]:
+def _copy(model: Model) -> dict[str, torch.Tensor]:
     return {name: tensor.detach().clone() for name, tensor in model.state_dict().items()}
