@@ -376,7 +376,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _table(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     header = ["p50 ms", "p90 ms", "p99 ms", "req/s", "server CPU ms/req"]
-    lines = [f"{'phase':<8}" + "".join(f"{h:>24}" for h in header)]
+    lines = [f"{'phase':<8}" + "".join(f" {h:>27}" for h in header)]
     for phase, figures in summary.items():
         rate = figures.get("requests_per_s") or figures.get("achieved_per_s") or {}
 
@@ -385,7 +385,7 @@ def _table(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
 
         shown = [figures["p50_ms"], figures["p90_ms"], figures["p99_ms"], rate]
         shown.append(figures["server_cpu_ms_per_request"])
-        lines.append(f"{phase:<8}" + "".join(f"{cell(f):>24}" for f in shown))
+        lines.append(f"{phase:<8}" + "".join(f" {cell(f):>27}" for f in shown))
     for i, run in enumerate(runs):
         check = run["served_equals_offline"]
         loads = {k: v["loadavg_1m"] for k, v in run["phases"].items()}
