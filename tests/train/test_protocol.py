@@ -1,4 +1,5 @@
-"""The trainer contract, checked on every implementation (torch, scikit-learn, LightGBM)."""
+"""The trainer contract, checked on every implementation (torch, scikit-learn, LightGBM, a custom
+torch module)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import pytest
 from train_data import auc, make_dataset
 from train_runs import CONFIG
 
-from spindle.core import TrainingConfig, TrainingError
+from spindle.core import CustomModelConfig, TrainingConfig, TrainingError
 from spindle.train import Trainer, predict, trainer_for
 
-FRAMEWORKS = ["torch", "sklearn", "lightgbm"]
+FRAMEWORKS = ["torch", "sklearn", "lightgbm", "custom"]
 KINDS = ("cat", "dense")  # what every framework takes (a binary model on user features)
 
 
@@ -21,6 +22,9 @@ def _trainer(framework: str) -> tuple[Trainer, TrainingConfig]:
     # fewer, smaller trees than the defaults: the contract, not the model, is under test
     trees = config.lightgbm.model_copy(update={"num_boost_round": 60, "warm_start_rounds": 10})
     config = config.model_copy(update={"lightgbm": trees})
+    if framework == "custom":  # a user's module imported by path (tests/train/custom_models)
+        module = CustomModelConfig(module="custom_models.nets:TinyNet")
+        config = config.model_copy(update={"custom": module})
     return trainer_for(config), config
 
 
