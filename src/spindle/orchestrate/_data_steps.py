@@ -161,15 +161,30 @@ def _materialize(ctx: Context, date: str, rows: dict[str, pa.Table]) -> None:
 def _ingest_state(ctx: Context, date: str) -> str:
     """``never`` ingested, ``undone`` since its last ingest, or ``ingested``."""
     # the latest ingest *run* (a re-ingest of the same files records no new artifact)
-    loads = [
-        r.ended_at or r.started_at
-        for r in ctx.store.runs(step="ingest", status="succeeded", limit=None)
-        if r.date == date
-    ]
+    loads = _ingest_runs_of(ctx, date)
     if not loads:
         return "never"
     last_undo = ctx.store.latest_artifact(IngestUndo.kind, date=date)
     return "undone" if last_undo is not None and last_undo.created_at >= max(loads) else "ingested"
+
+
+def _ingest_runs_of(ctx: Context, date: str) -> list[dt.datetime]:
+    """When the succeeded ingest runs of ``date`` ended: those among the newest runs that hold
+    any (a window of 8, 64, ... runs, then all), so the latest of them is the day's last load.
+
+    Runs come newest first: validating the day just ingested reads a few runs instead of every
+    ingest run of a year, once per day (0.16 CPU-s per call at day 143 of the flights year).
+
+    Returns:
+        The end (or start) times of those runs; empty when the day was never ingested.
+    """
+    limit: int | None = 8
+    while True:
+        runs = ctx.store.runs(step="ingest", status="succeeded", limit=limit)
+        loads = [r.ended_at or r.started_at for r in runs if r.date == date]
+        if loads or limit is None or len(runs) < limit:
+            return loads
+        limit = limit * 8 if limit < 4096 else None
 
 
 def validate(ctx: Context, date: str) -> ValidationReport:
