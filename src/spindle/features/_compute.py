@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -158,8 +160,21 @@ def compute_group(
             the wrong length or type (names the feature, file and function).
     """
     view = registry.view(group)
-    chosen = definitions if definitions is not None else registry.group(group)
     base = view_rows(tables_dir, view, date, versions)
+    return _features_of(registry, group, base, date, definitions)
+
+
+def _features_of(
+    registry: FeatureRegistry,
+    group: str,
+    base: pa.Table,
+    date: str,
+    definitions: list[FeatureDefinition] | None = None,
+) -> pa.Table:
+    """The feature rows of view ``group`` from its rows of the day (``base``): see
+    :func:`compute_group`."""
+    view = registry.view(group)
+    chosen = definitions if definitions is not None else registry.group(group)
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 1")
@@ -211,7 +226,10 @@ def compute_features(
     views = sorted(registry.views())
     chosen = [d for v in views for d in registry.group(v)]
     check_fingerprints(tables_dir, chosen)
-    computed = {v: compute_group(tables_dir, registry, v, date) for v in views}
+    computed = {
+        v: _features_of(registry, v, base, date)
+        for v, base in zip(views, _views_rows(tables_dir, registry, views, date), strict=True)
+    }
     record_fingerprints(tables_dir, chosen)
     out: dict[str, tuple[TableVersion, pa.Table]] = {}
     for view, rows in computed.items():
@@ -220,3 +238,24 @@ def compute_features(
         )
         out[view] = (version, rows)
     return out
+
+
+def _views_rows(
+    tables_dir: Path, registry: FeatureRegistry, views: list[str], date: str
+) -> list[pa.Table]:
+    """Each view's rows of ``date`` (:func:`view_rows`), the views' queries side by side.
+
+    Each query runs on its own one-thread connection, so its rows are the same as alone
+    (DuckDB releases the GIL while it runs); on two cores the day's views take about the
+    time of the longest instead of the sum. A failure is the first failing view's, in order,
+    as when they ran one after another.
+
+    Raises:
+        FeatureError: a view's SQL failed (see :func:`view_rows`).
+        DataError: a source a view reads has not been ingested.
+    """
+    workers = min(len(views), os.cpu_count() or 1)
+    if workers < 2:
+        return [view_rows(tables_dir, registry.view(v), date) for v in views]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spindle-view") as pool:
+        return list(pool.map(lambda v: view_rows(tables_dir, registry.view(v), date), views))
