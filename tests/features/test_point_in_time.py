@@ -262,3 +262,51 @@ def test_a_key_of_another_type_than_the_views_is_one_clear_error(ingested_worksp
                 sources=ctx.sources,
             )
     assert "\n" not in str(info.value)
+
+
+def test_a_holdout_holds_the_examples_whose_label_matured_on_the_day(
+    ingested_workspace: Path,
+) -> None:
+    """label_delay 12h: the holdout of 01-03 is the examples from 01-02 12:00 to 01-03 12:00
+    (all known by 01-03's end), the very rows a training window leaves out as immature at 01-03's
+    start plus the morning of 01-03; with no delay a holdout is the day's events as before."""
+    with Context.open(ingested_workspace) as ctx:
+        loaded = load_config(ctx, "purchase_propensity")
+        tables = ctx.workspace.tables_dir
+        versions = pin_versions(tables)
+        config = _with_examples(loaded.config, label_delay="12h")
+        args = (tables, config, loaded.definitions)
+        every = build_rows(
+            tables,
+            loaded.config,
+            loaded.definitions,
+            ("2026-01-02", "2026-01-03"),
+            versions,
+            sources=ctx.sources,
+        ).table
+        holdout = build_rows(*args, ("2026-01-03",), versions, sources=ctx.sources, holdout=True)
+        train = build_rows(*args, ("2026-01-02",), versions, sources=ctx.sources)
+        plain = build_rows(
+            tables,
+            loaded.config,
+            loaded.definitions,
+            ("2026-01-03",),
+            versions,
+            sources=ctx.sources,
+            holdout=True,
+        ).table
+    noon_before, noon = dt.datetime(2026, 1, 2, 12), dt.datetime(2026, 1, 3, 12)
+    ts = [t.replace(tzinfo=None) for t in holdout.table["ts"].to_pylist()]
+    assert ts and all(noon_before <= t < noon for t in ts)
+    expected = sum(noon_before <= t.replace(tzinfo=None) < noon for t in every["ts"].to_pylist())
+    assert holdout.table.num_rows == expected and holdout.immature_examples == 0
+    # the afternoon of 01-02 was immature for the window that ends at 01-03 00:00: disjoint
+    assert train.immature_examples == sum(
+        noon_before <= t.replace(tzinfo=None)
+        for t in every["ts"].to_pylist()
+        if t.replace(tzinfo=None) < dt.datetime(2026, 1, 3)
+    )
+    trained = {t.replace(tzinfo=None) for t in train.table["ts"].to_pylist()}
+    assert max(trained) < noon_before
+    days = set(pc.strftime(plain["ts"], "%Y-%m-%d").to_pylist())
+    assert days == {"2026-01-03"}

@@ -58,13 +58,24 @@ class Window:
 
     An example enters the training set only if its event day is one of ``dates`` and its
     label is mature at the cutoff; sources are visible only as of the cutoff.
+
+    With ``label_delay_s`` (a holdout, :func:`~spindle.features.stream_rows` ``holdout=True``)
+    an example belongs to the day its label *matures* (``event_time + label_delay``), not to
+    its event day: the window starts on the day ``label_delay`` earlier, so a day's holdout holds the
+    examples that became known that day. None of them was mature when the day's candidate was
+    trained (its cutoff is the day's start), and every example is held out exactly once.
     """
 
     dates: tuple[str, ...]
+    label_delay_s: int = 0
 
     @property
     def start(self) -> dt.datetime:
-        return dt.datetime.fromisoformat(min(self.dates))
+        # a holdout's sources are visible from the start of its earliest example's event day,
+        # as a training window's are from the start of its first day
+        first = dt.datetime.fromisoformat(min(self.dates))
+        earliest = first - dt.timedelta(seconds=self.label_delay_s)
+        return dt.datetime.combine(earliest.date(), dt.time())
 
     @property
     def end(self) -> dt.datetime:
@@ -252,10 +263,13 @@ def run_examples(
         raise ConfigError(model_file(config), problems)
     ts, days = q(ex.event_time), ", ".join(f"DATE '{d}'" for d in sorted(window.dates))
     mature = f"{ts} + INTERVAL {ex.label_delay_s} SECOND <= {window.literals()['cutoff']}"
+    day = ts  # the day an example belongs to: its event's, or (a holdout) its label's
+    if window.label_delay_s:
+        day = f"{ts} + INTERVAL {window.label_delay_s} SECOND"
     _execute(
         con,
         f"CREATE TABLE {EXAMPLES_TABLE} AS SELECT *, {mature} AS __spindle_mature FROM ({sql}) "
-        f"WHERE CAST({ts} AS DATE) IN ({days})",
+        f"WHERE CAST({day} AS DATE) IN ({days})",
         "key 'examples.sql' failed while running",
         config,
     )

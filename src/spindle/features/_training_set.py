@@ -198,6 +198,7 @@ def build_rows(
     memory_limit_mb: int | None = None,
     *,
     sources: Mapping[str, SourceDeclaration],
+    holdout: bool = False,
 ) -> TrainingRows:
     """Build the point-in-time-correct rows of ``config``'s examples for event days ``dates``.
 
@@ -210,6 +211,7 @@ def build_rows(
         memory_limit_mb: DuckDB's memory limit (see :func:`stream_rows`). The rows returned
             are in memory: for a training set larger than RAM, use :func:`stream_rows`.
         sources: the workspace's source declarations (``load_sources``).
+        holdout: the examples whose label matures on ``dates`` (see :func:`stream_rows`).
 
     Raises:
         DataError: no days, or no source of the examples has data yet.
@@ -221,7 +223,14 @@ def build_rows(
         >>> rows = build_rows(tables, config, defs, ("2026-01-03",), sources=load_sources(root))  # doctest: +SKIP
     """
     stream = stream_rows(
-        tables_dir, config, definitions, dates, versions, memory_limit_mb, sources=sources
+        tables_dir,
+        config,
+        definitions,
+        dates,
+        versions,
+        memory_limit_mb,
+        sources=sources,
+        holdout=holdout,
     )
     table = pa.Table.from_batches(list(stream.batches), schema=stream.schema)
     return TrainingRows(
@@ -257,9 +266,15 @@ def stream_rows(
     batch_rows: int = BATCH_ROWS,
     *,
     sources: Mapping[str, SourceDeclaration],
+    holdout: bool = False,
 ) -> TrainingStream:
     """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
     caller can write a training set batch by batch (``spindle`` writes Parquet this way).
+
+    ``holdout=True`` builds a holdout: the examples whose label matures on ``dates``
+    (``event_time + label_delay``), not those whose event falls on them (see ``Window``). With
+    a label delay of 12 hours, a day's holdout is the departures from noon the day before to
+    noon that day, all known by its end; by event day it would hold only the morning's.
 
     Memory stays bounded by ``memory_limit_mb`` (DuckDB spills its tables and sorts to
     ``<state>/tmp/duckdb``, removed when the stream ends) plus a few batches, so a training set
@@ -283,7 +298,8 @@ def stream_rows(
     if versions is None:
         versions = pin_versions(tables_dir, training_tables(config, definitions))
     pinned = dict(versions)
-    window = Window(tuple(sorted(dates)))
+    delay = config.examples.label_delay_s if holdout else 0
+    window = Window(tuple(sorted(dates)), label_delay_s=delay)
     spill_root(tables_dir).mkdir(parents=True, exist_ok=True)
     spill_dir = Path(tempfile.mkdtemp(prefix="trainset-", dir=spill_root(tables_dir)))
     try:

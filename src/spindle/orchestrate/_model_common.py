@@ -176,7 +176,8 @@ def build_training_set(
 
     The model's examples are built as of the end of the last day of ``dates`` (the cutoff, see
     :func:`spindle.features.stream_rows`): for a training window (the days before the run's
-    date) nothing from the run's date on is seen, for a holdout day nothing after that day.
+    date) nothing from the run's date on is seen, for a holdout day nothing after that day. A
+    holdout (``purpose="holdout"``) holds the examples whose labels matured on the day.
     """
     cfg = loaded.config
     tables = training_tables(cfg, loaded.definitions)
@@ -189,6 +190,9 @@ def build_training_set(
         "examples": cfg.examples.model_dump(),
         "purpose": purpose,
     }
+    holdout = purpose == "holdout"
+    if holdout:  # the examples whose labels matured on the day (features.stream_rows)
+        identity["days_by"] = "label maturity"
     fingerprint = sha256_json(identity)
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
@@ -200,6 +204,7 @@ def build_training_set(
             tuple(sorted(dates)),
             versions,
             sources=ctx.sources,
+            holdout=holdout,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
