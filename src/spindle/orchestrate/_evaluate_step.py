@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,40 @@ from spindle.serve import ModelRuntime
 def _pins(ctx: Context, model: str, version: int, default: list[str]) -> list[str]:
     """The features a version was trained on (its manifest), ``default`` for an old manifest."""
     return read_package(model_dir(ctx, model, version)).features or list(default)
+
+
+@dataclass(frozen=True)
+class Compared:
+    """What an evaluation of a version on a day compares, and the holdout that holds it all.
+
+    Attributes:
+        holdout: the config whose training set (the holdout) has every column the compared
+            versions and the declared baselines read.
+        baseline: production's version when it is another one (None: nothing to compare).
+        candidate_pins, baseline_pins: the features each version was trained on.
+    """
+
+    holdout: LoadedConfig
+    baseline: int | None
+    candidate_pins: list[str]
+    baseline_pins: list[str]
+
+
+def compared(ctx: Context, loaded: LoadedConfig, version: int, date: str) -> Compared:
+    """The versions an evaluation of ``version`` on ``date`` compares, and its holdout config.
+
+    Production is production as it is now (after a rollback, the version rolled back to), never
+    a version trained for this day or later: the same rule as the warm-start base. Infra
+    validation draws its requests from the same holdout, so it never builds a second one.
+    """
+    cfg = loaded.config
+    production = production_before(ctx, cfg.name, date)
+    baseline = production if production is not None and production != version else None
+    candidate_pins = _pins(ctx, cfg.name, version, cfg.features)
+    baseline_pins = _pins(ctx, cfg.name, baseline, cfg.features) if baseline is not None else []
+    baseline_features = [b.feature for b in cfg.baselines if b.feature is not None]
+    holdout = _holdout_config(ctx, loaded, [*candidate_pins, *baseline_pins, *baseline_features])
+    return Compared(holdout, baseline, candidate_pins, baseline_pins)
 
 
 def _holdout_config(ctx: Context, loaded: LoadedConfig, pins: list[str]) -> LoadedConfig:
@@ -155,16 +190,9 @@ def evaluate_version(
     k = cfg.evaluation.replicas if replicas is None else replicas
     if k < 1:
         raise ConfigError("--replicas", [f"replicas must be at least 1 (the candidate), got {k}"])
-    # production as it is now (after a rollback, the version rolled back to), never a version
-    # trained for this day or later: the same rule as the warm-start base
-    production = production_before(ctx, model, date)
-    baseline = production if production is not None and production != version else None
-    candidate_pins = _pins(ctx, model, version, cfg.features)
-    baseline_pins = _pins(ctx, model, baseline, cfg.features) if baseline is not None else []
-    baseline_features = [b.feature for b in cfg.baselines if b.feature is not None]
-    holdout_loaded = _holdout_config(
-        ctx, loaded, [*candidate_pins, *baseline_pins, *baseline_features]
-    )
+    sides = compared(ctx, loaded, version, date)
+    baseline, holdout_loaded = sides.baseline, sides.holdout
+    candidate_pins, baseline_pins = sides.candidate_pins, sides.baseline_pins
     holdout = build_training_set(ctx, holdout_loaded, [date], purpose="holdout")
     identity: dict[str, Any] = {
         "holdout": holdout.content_hash,

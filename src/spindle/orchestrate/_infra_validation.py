@@ -27,10 +27,19 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spindle.core import ModelConfig, Progress, ProgressEvent, ServingError, read_transform_text
+from spindle.core import (
+    ModelConfig,
+    Progress,
+    ProgressEvent,
+    ServingError,
+    TrainingConfig,
+    read_package,
+    read_transform_text,
+)
 from spindle.evaluate import CanaryMeasurement, infra_verdict
 from spindle.features import Transform
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._evaluate_step import compared
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
@@ -135,9 +144,16 @@ def _run_canary(
 
 def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) -> np.ndarray:
     """The trainer's own answer for ``rows`` (``trainer.predict`` in its framework, not the
-    exported graph): ``[N]`` logits or values, ``[N, K]`` multiclass logits."""
+    exported graph): ``[N]`` logits or values, ``[N, K]`` multiclass logits.
+
+    The trainer is the version's own (the training config in its manifest: the family and
+    architecture it was trained with, whatever the config says today); ``config``'s for a
+    manifest without one.
+    """
+    recorded = (read_package(version).get("config") or {}).get("training")
+    training = TrainingConfig.model_validate(recorded) if recorded is not None else config.training
     transform = Transform.from_json(read_transform_text(version))
-    scores = trainer_for(config.training).predict(version, transform.transform(rows))
+    scores = trainer_for(training).predict(version, transform.transform(rows))
     return np.asarray(scores, dtype=np.float64)
 
 
@@ -176,7 +192,9 @@ def infra_validate(
             f"{model}@{version} records no training day, so infra validation has no day to "
             "draw requests from; retrain it with `spindle train`"
         )
-    requests = holdout_requests(ctx, loaded, date, n_requests)
+    # the evaluation's holdout (it holds the columns of every compared version's pins)
+    holdout = compared(ctx, loaded, version, date).holdout
+    requests = holdout_requests(ctx, holdout, date, n_requests)
     task = f"infra validation {model}@{version}"
 
     def phase(done: int, what: str) -> None:
