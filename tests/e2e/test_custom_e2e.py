@@ -33,36 +33,18 @@ pytestmark = pytest.mark.e2e
 
 DAYS = ("2013-01-05", "2013-01-06")
 
-MODULE = '''"""The delay model of this workspace: its own torch module (framework: custom)."""
-
-from __future__ import annotations
-
-import torch
-from torch import nn
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "your-model.md"
 
 
-class DelayNet(nn.Module):
-    """Embeddings of the categorical columns beside the dense ones, then a small MLP."""
+def _documented_module() -> str:
+    """The complete example of docs/your-model.md's custom-module contract, as written there:
+    the test runs the module the docs show, so the two cannot drift apart."""
+    text = DOCS.read_text()
+    section = text[text.index("#### A complete example") :]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
 
-    def __init__(self, spec, hidden: int = 16, dim: int = 4) -> None:
-        super().__init__()
-        self.cats = nn.ModuleList(nn.Embedding(c, dim) for c in spec.cat_cardinalities)
-        self.words = nn.Embedding(spec.text_vocab_size, dim) if spec.n_text else None
-        width = dim * (len(spec.cat_cardinalities) + spec.n_text) + spec.n_dense
-        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, cat, text, dense):
-        parts = []
-        if cat is not None:
-            parts += [table(cat[:, j]) for j, table in enumerate(self.cats)]
-        if text is not None:
-            mask = (text != 0).unsqueeze(-1).float()
-            pooled = (self.words(text) * mask).sum(2) / mask.sum(2).clamp(min=1.0)
-            parts.append(pooled.flatten(1))
-        if dense is not None:
-            parts.append(dense)
-        return self.mlp(torch.cat(parts, dim=1)).squeeze(-1)
-'''
+MODULE = _documented_module()
 
 
 def _cli(cwd: Path, *args: str) -> str:
