@@ -112,6 +112,24 @@ def test_binary_learns_and_onnx_answers_what_the_users_class_computes(
     assert (whole.steps, whole.workers) == (48, 1)
 
 
+def test_predict_scores_in_torch_not_through_the_exported_graph(
+    whole: TrainResult, tmp_path: Path
+) -> None:
+    """Infra validation compares the trainer's scores with model.onnx's: the trainer's must be
+    the module's own (weights.pt in the user's class), or a bad export could never be caught."""
+    import shutil
+
+    copy = tmp_path / "version"
+    shutil.copytree(whole.out_dir, copy)
+    (copy / "model.onnx").unlink()
+    test_inputs, _, _ = make_dataset(200, seed=3)
+    np.testing.assert_allclose(
+        trainer_for(CONFIG).predict(copy, test_inputs),
+        trainer_for(CONFIG).predict(whole.out_dir, test_inputs),
+        atol=0,
+    )
+
+
 def test_regression_learns_in_label_units(tmp_path: Path) -> None:
     inputs, labels, spec = _regression(0)
     head = with_head(spec, "regression", labels)

@@ -29,7 +29,6 @@ import torch
 from torch import nn
 
 from spindle.core import ConfigError, TrainingConfig, TrainingError, sha256_bytes, sha256_file
-from spindle.train._export import predict
 from spindle.train._head import served_output
 from spindle.train._spec import InputSpec, check_inputs
 from spindle.train._train import TrainResult, train_model
@@ -163,6 +162,9 @@ class CustomTrainer:
 
     framework = "custom"
 
+    def __init__(self, config: TrainingConfig | None = None) -> None:
+        self.config = config  # to rebuild the module for predict (else the version's manifest)
+
     def train(
         self,
         inputs: dict[str, np.ndarray],
@@ -208,8 +210,16 @@ class CustomTrainer:
         return _with_note(result, note)
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
-        """The served scores of the model in ``out_dir`` (its ``model.onnx``)."""
-        return predict(out_dir, inputs)
+        """The module's own answer in torch (``weights.pt`` loaded into the user's class), not
+        ``model.onnx``'s: infra validation compares the two, so a bad export is caught.
+
+        Raises:
+            TrainingError: no training config to rebuild the module from (neither given nor in
+                a manifest of ``out_dir``), or the weights do not fit it.
+        """
+        from spindle.train._protocol import TorchTrainer  # the same torch scoring path
+
+        return TorchTrainer(self.config).predict(out_dir, inputs)
 
 
 def check_output(

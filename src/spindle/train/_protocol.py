@@ -194,11 +194,11 @@ class TorchTrainer:
         """
         import torch
 
-        from spindle.train._model import Ranker
+        from spindle.train._model import build_model  # the Ranker, or a custom module
         from spindle.train._warm_start import SPEC_FILE, load_weights
 
         spec = InputSpec.from_dict(json.loads((Path(out_dir) / SPEC_FILE).read_text()))
-        model = Ranker(spec, self._config_of(Path(out_dir)))
+        model = build_model(spec, self._config_of(Path(out_dir)))
         try:
             model.load_state_dict(load_weights(Path(out_dir)))
         except RuntimeError as error:
@@ -246,5 +246,7 @@ def trainer_for(config: TrainingConfig) -> Trainer:
     if path is None:
         return TorchTrainer(config)
     module, name = path.split(":")
-    trainer: Trainer = getattr(importlib.import_module(module), name)()
+    family = getattr(importlib.import_module(module), name)
+    # a custom module's trainer rebuilds the user's class from the config to score in torch
+    trainer: Trainer = family(config) if config.framework == "custom" else family()
     return trainer
