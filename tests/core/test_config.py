@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from spindle.core import ConfigError, ModelConfig, Workspace, load_yaml_model
+from spindle.core import ConfigError, ModelConfig, TrainingConfig, Workspace, load_yaml_model
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
 
@@ -166,3 +166,12 @@ def test_the_gate_metric_defaults_to_the_tasks_and_must_fit_it() -> None:
         ModelConfig.model_validate(
             _model() | {"task": "regression", "evaluation": {"metric": "ndcg@10"}}
         )
+
+
+@pytest.mark.parametrize("framework", ["lightgbm", "sklearn"])
+def test_one_process_families_refuse_data_parallel_keys(framework: str) -> None:
+    with pytest.raises(ValueError, match=f"framework: {framework} trains in one process"):
+        TrainingConfig(framework=framework, workers=2)
+    with pytest.raises(ValueError, match="leave them at 1 and 0"):
+        TrainingConfig(framework=framework, max_staleness_steps=2)
+    assert TrainingConfig(framework=framework, threads=4).threads == 4

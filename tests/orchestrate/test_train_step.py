@@ -88,6 +88,12 @@ def test_speed_check_without_parallelism_is_a_clear_error(workspace_copy: Path) 
 
     with Context.open(workspace_copy) as ctx, pytest.raises(TrainingError, match="no parallelism"):
         speed_check(ctx, "search_ranker", "2026-01-04")
+    one_process = ["training.framework=lightgbm"]
+    with (
+        Context.open(workspace_copy) as ctx,
+        pytest.raises(TrainingError, match="framework lightgbm trains in one process"),
+    ):
+        speed_check(ctx, "search_ranker", "2026-01-04", overrides=one_process)
 
 
 @pytest.mark.slow

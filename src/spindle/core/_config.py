@@ -170,6 +170,18 @@ class TrainingConfig(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _one_process_families(self) -> TrainingConfig:
+        if self.framework in ("lightgbm", "sklearn") and (
+            self.workers > 1 or self.max_staleness_steps > 0
+        ):
+            raise ValueError(
+                f"framework: {self.framework} trains in one process (use training.threads for "
+                "its cores): workers and max_staleness_steps are the torch families' "
+                "data-parallel training; leave them at 1 and 0"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _several_machines(self) -> TrainingConfig:
         if self.nnodes > 1:
             if self.launcher != "torchrun":

@@ -107,6 +107,11 @@ def speed_check(
     loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     fast_cfg, slow_cfg = cfg.training, halved(cfg.training)
+    if fast_cfg.framework in ("lightgbm", "sklearn"):
+        raise TrainingError(
+            f"{model}: speed-check compares data-parallel training (workers, staleness) with "
+            f"half of it; framework {fast_cfg.framework} trains in one process: nothing to compare"
+        )
     if _parallelism(fast_cfg) == 1:
         raise TrainingError(
             f"{model}: training.workers=1 and training.max_staleness_steps=0, there is no "

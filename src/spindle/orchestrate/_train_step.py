@@ -221,9 +221,11 @@ def _step_progress(
     if progress is None:
         return None
     training = plan.config.training
+    if training.framework in ("lightgbm", "sklearn"):  # a step is a boosting round over all rows
+        epochs, batch = 1, max(plan.trainset.rows, 1)
+    else:
+        epochs = training.warm_start_epochs if plan.base_dir is not None else training.epochs
+        batch = training.batch_size
     return step_progress(
-        progress,
-        f"train {plan.config.name} for {plan.date}",
-        epochs=training.warm_start_epochs if plan.base_dir is not None else training.epochs,
-        batch_size=training.batch_size,
+        progress, f"train {plan.config.name} for {plan.date}", epochs=epochs, batch_size=batch
     )
