@@ -11,6 +11,7 @@ if _TYPE_CHECKING:
     from spindle.train._async import AsyncRecipe
     from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
     from spindle.train._checkpoint import CheckpointStore
+    from spindle.train._custom import CustomTrainer, load_custom_module
     from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
     from spindle.train._examples import (
         example_weights,
@@ -19,6 +20,7 @@ if _TYPE_CHECKING:
         model_spec_from_file,
     )
     from spindle.train._export import export_onnx, predict
+    from spindle.train._lightgbm import LightGBMTrainer
     from spindle.train._model import Ranker
     from spindle.train._protocol import (
         ParquetData,
@@ -51,6 +53,9 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "CustomTrainer": "spindle.train._custom",
+    "load_custom_module": "spindle.train._custom",
+    "LightGBMTrainer": "spindle.train._lightgbm",
     "FittedVersion": "spindle.train._version",
     "VersionPlan": "spindle.train._version",
     "copy_trained_files": "spindle.train._version",
@@ -102,10 +107,12 @@ __all__ = [
     "AsyncRecipe",
     "BatchSource",
     "CheckpointStore",
+    "CustomTrainer",
     "DDPOutcome",
     "DDPRecipe",
     "FittedVersion",
     "InputSpec",
+    "LightGBMTrainer",
     "ParquetBatches",
     "ParquetData",
     "Prefetcher",
@@ -124,6 +131,7 @@ __all__ = [
     "export_onnx",
     "fit_version",
     "labels_and_groups",
+    "load_custom_module",
     "load_weights",
     "model_spec",
     "model_spec_from_file",
