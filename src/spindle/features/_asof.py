@@ -1,0 +1,415 @@
+"""An in-memory as-of join of Arrow tables (numpy): the point-in-time join without DuckDB.
+
+For each event row it finds the latest feature row with the same key(s) and
+``feature_ts <= event time``, as DuckDB's ``ASOF LEFT JOIN ... ON keys AND ts >= feature_ts``
+does: every event kept, in its order; a null key or time never matches. The keys of both sides
+are mapped jointly to dense integer ids (``dictionary_encode``), combined with the time into
+one int64 per row, the feature rows sorted once and every event looked up by binary search.
+The age (``epoch(ts) - epoch(feature_ts)``, seconds as DOUBLE) and the TTL nulling are computed
+as :func:`spindle.features.ttl_select` computes them in SQL, so both give the same values.
+
+It compares the raw int64 values of the times and keys, so it takes only inputs it compares
+exactly as DuckDB does: keys of the same integer, string, boolean or date type on both sides,
+times ``timestamp[us]`` both with or both without a time zone. :func:`asof_unsupported` says
+why not otherwise, and the caller runs DuckDB's join instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+#: Where joins on an in-memory connection run: "auto" (in Arrow where the types allow),
+#: "duckdb" (always DuckDB's ASOF join) or "arrow" (in Arrow on any connection).
+ENGINE = "auto"
+ENGINES = ("auto", "duckdb", "arrow")
+_LIMIT = 1 << 62  # composite keys stay below this (int64, with room to spare)
+
+
+def _key_type_ok(kind: pa.DataType) -> bool:
+    return bool(
+        pa.types.is_integer(kind)
+        or pa.types.is_string(kind)
+        or pa.types.is_large_string(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_date32(kind)
+    )
+
+
+def _time_type_ok(kind: pa.DataType) -> bool:
+    return bool(pa.types.is_timestamp(kind) and kind.unit == "us")
+
+
+def asof_unsupported(
+    events: pa.Schema, features: pa.Schema, keys: Sequence[str], event_time: str
+) -> str | None:
+    """Why :func:`asof_join` cannot join these schemas exactly as DuckDB would (None: it can).
+
+    Args:
+        events: the events' schema (keys and ``event_time``).
+        features: the feature rows' schema (keys and ``feature_ts``).
+        keys: the key columns, on both sides.
+        event_time: the events' time column.
+
+    Returns:
+        None, or a short reason (a missing column, a type it does not compare).
+    """
+    for name in (*keys, event_time):
+        if name not in events.names:
+            return f"events lack {name}"
+    for name in (*keys, "feature_ts"):
+        if name not in features.names:
+            return f"features lack {name}"
+    for key in keys:
+        left, right = events.field(key).type, features.field(key).type
+        if left != right or not _key_type_ok(left):
+            return f"key {key} is {left} / {right}"
+    ev, ft = events.field(event_time).type, features.field("feature_ts").type
+    if not (_time_type_ok(ev) and _time_type_ok(ft)) or (ev.tz is None) != (ft.tz is None):
+        return f"times are {ev} / {ft}"
+    return None
+
+
+def _valid(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    if column.null_count == 0:
+        return np.ones(len(column), dtype=bool)
+    return np.asarray(pc.is_valid(column))
+
+
+def _ints(column: pa.ChunkedArray) -> np.ndarray:
+    """The column's values as int64 (nulls as 0)."""
+    filled = pc.fill_null(column, 0) if column.null_count else column
+    return np.asarray(filled.to_numpy(zero_copy_only=False)).astype(np.int64, copy=False)
+
+
+def _dense(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ids of one key column of both sides (equal values, equal ids), and their count."""
+    kind = left.type
+    if pa.types.is_integer(kind) or pa.types.is_date32(kind) or pa.types.is_boolean(kind):
+        as_int = pa.int64() if pa.types.is_integer(kind) else pa.int32()
+        a, b = _ints(left.cast(as_int)), _ints(right.cast(as_int))
+        both = np.concatenate([a, b])
+        lo, hi = (int(both.min()), int(both.max())) if len(both) else (0, 0)
+        if hi - lo < _LIMIT >> 32:  # a small range: the values are their own ids
+            return a - lo, b - lo, hi - lo + 1
+    merged = pa.chunked_array([*left.chunks, *right.chunks], type=kind).combine_chunks()
+    encoded = merged.dictionary_encode()
+    ids = _ints(pa.chunked_array([encoded.indices]))
+    return ids[: len(left)], ids[len(left) :], len(encoded.dictionary)
+
+
+def _key_ids(
+    events: pa.Table, features: pa.Table, keys: Sequence[str]
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """One int64 id per row of each side for the composite key, and the number of ids."""
+    ev_ids, ft_ids, n = (
+        np.zeros(events.num_rows, np.int64),
+        np.zeros(features.num_rows, np.int64),
+        1,
+    )
+    for key in keys:
+        a, b, m = _dense(events[key], features[key])
+        if n * m >= _LIMIT:  # re-densify the ids so far before combining further
+            _, inverse = np.unique(np.concatenate([ev_ids, ft_ids]), return_inverse=True)
+            ev_ids, ft_ids = inverse[: len(ev_ids)], inverse[len(ev_ids) :]
+            n = int(inverse.max()) + 1 if len(inverse) else 1
+        ev_ids, ft_ids, n = ev_ids * m + a, ft_ids * m + b, n * m
+    return ev_ids, ft_ids, n
+
+
+@dataclass(frozen=True)
+class AsofMatch:
+    """For each event: the matched feature row (``index``; only where ``matched``) and its age
+    in seconds (DuckDB's ``epoch(ts) - epoch(feature_ts)``; NaN where not matched)."""
+
+    index: np.ndarray
+    matched: np.ndarray
+    age_s: np.ndarray
+
+
+def _composite(
+    ev_ids: np.ndarray, ev_ts: np.ndarray, ft_ids: np.ndarray, ft_ts: np.ndarray, n_ids: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One sortable int64 per row: key id, then time (times ranked if the product is large)."""
+    both = np.concatenate([ev_ts, ft_ts])
+    base = int(both.min()) if len(both) else 0
+    span = (int(both.max()) - base + 1) if len(both) else 1
+    if n_ids * span >= _LIMIT:
+        _, inverse = np.unique(both, return_inverse=True)
+        ev_t, ft_t, span = inverse[: len(ev_ts)], inverse[len(ev_ts) :], int(inverse.max()) + 1
+    else:
+        ev_t, ft_t = ev_ts - base, ft_ts - base
+    return ev_ids * span + ev_t, ft_ids * span + ft_t
+
+
+def _search(sorted_keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
+    """``searchsorted(side="right") - 1`` of every needle. The needles are sorted first: a
+    binary search for sorted needles stays in cache, which more than pays for the sort."""
+    if len(needles) < 1024:
+        return np.searchsorted(sorted_keys, needles, side="right") - 1
+    order = np.argsort(needles)
+    pos = np.empty(len(needles), np.int64)
+    pos[order] = np.searchsorted(sorted_keys, needles[order], side="right") - 1
+    return pos
+
+
+def _sort(keys: np.ndarray) -> np.ndarray:
+    """The order of ``keys``; equal keys (duplicate feature rows) keep their input order."""
+    order = np.argsort(keys)  # the fastest sort; stable only needed when keys repeat
+    ordered = keys[order]
+    if bool(np.any(ordered[1:] == ordered[:-1])):
+        order = np.argsort(keys, kind="stable")
+    return order
+
+
+def asof_match(
+    events: pa.Table, features: pa.Table, keys: Sequence[str], event_time: str
+) -> AsofMatch:
+    """The latest feature row with the event's keys and ``feature_ts <= event_time``, per event.
+
+    Args:
+        events: the events (keys and ``event_time``); see :func:`asof_unsupported` for types.
+        features: the feature rows (keys and ``feature_ts``).
+        keys: the key columns.
+        event_time: the events' time column.
+
+    Returns:
+        The match of every event row, in the events' order.
+    """
+    ev_ids, ft_ids, n_ids = _key_ids(events, features, keys)
+    ev_ok = _valid(events[event_time])
+    ft_ok = _valid(features["feature_ts"])
+    for key in keys:
+        ev_ok &= _valid(events[key])
+        ft_ok &= _valid(features[key])
+    ev_ts = _ints(events[event_time].cast(pa.int64()))
+    ft_ts = _ints(features["feature_ts"].cast(pa.int64()))
+    rows, valid = np.flatnonzero(ft_ok), np.flatnonzero(ev_ok)
+    some_key, ft_key = _composite(ev_ids[valid], ev_ts[valid], ft_ids[rows], ft_ts[rows], n_ids)
+    ev_key = np.full(len(ev_ok), -1, np.int64)  # below every feature row: never matched
+    ev_key[valid] = some_key
+    if len(ft_key) > 1 and not bool(np.all(ft_key[1:] >= ft_key[:-1])):
+        order = _sort(ft_key)
+        rows, ft_key = rows[order], ft_key[order]
+    pos = _search(ft_key, ev_key)
+    index = rows[np.maximum(pos, 0)] if len(rows) else np.zeros(len(pos), np.int64)
+    matched = (pos >= 0) & ev_ok
+    if len(rows):
+        matched &= ft_ids[index] == ev_ids
+    # DuckDB's epoch(): microseconds as DOUBLE divided by 1e6, per side, then the difference
+    with np.errstate(invalid="ignore"):
+        age = ev_ts / 1e6 - (ft_ts[index] if len(rows) else 0) / 1e6
+    age[~matched] = np.nan
+    return AsofMatch(index, matched, age)
+
+
+def asof_columns(
+    features: pa.Table,
+    match: AsofMatch,
+    columns: Sequence[str],
+    ttl_s: int | None,
+    age_column: str,
+    keep: Sequence[str] = (),
+) -> dict[str, pa.ChunkedArray | pa.Array]:
+    """The matched feature rows' columns per event: ``keep`` as is, ``columns`` nulled past the
+    TTL (as :func:`spindle.features.ttl_select`), then the age (null where nothing matched).
+
+    Args:
+        features: the feature rows the match indexes.
+        match: from :func:`asof_match`.
+        columns: the pinned columns (nulled where the age exceeds ``ttl_s``).
+        ttl_s: seconds; None: no limit.
+        age_column: the age's name.
+        keep: columns taken without the TTL.
+
+    Returns:
+        Name to column, in the order ``keep``, ``columns``, age.
+    """
+    fresh = match.matched.copy()
+    if ttl_s is not None:
+        with np.errstate(invalid="ignore"):
+            fresh &= match.age_s <= int(ttl_s)
+    index = pa.array(match.index if len(features) else np.zeros(0, np.int64))
+    out: dict[str, pa.ChunkedArray | pa.Array] = {}
+    for names, mask in ((keep, match.matched), (columns, fresh)):
+        hidden = pa.array(~mask)
+        for name in names:
+            if len(features) == 0:
+                out[name] = pa.nulls(len(mask), features.schema.field(name).type)
+                continue
+            taken = features[name].take(index)
+            out[name] = pc.if_else(hidden, pa.scalar(None, taken.type), taken)
+    out[age_column] = pa.array(match.age_s, pa.float64(), mask=~match.matched)
+    return out
+
+
+def asof_join(
+    events: pa.Table,
+    features: pa.Table,
+    keys: Sequence[str],
+    columns: Sequence[str],
+    ttl_s: int | None,
+    event_time: str = "ts",
+    age_column: str = "feature_age_s",
+) -> pa.Table:
+    """Every event with the pinned ``columns`` of its latest feature row (within ``ttl_s``).
+
+    The same rows as :func:`spindle.features.pit_join` (DuckDB's ASOF join), in the events'
+    order: the events' columns, ``columns`` nulled past the TTL, then ``age_column``.
+
+    Args:
+        events: the events (keys and ``event_time``, ``timestamp[us]``).
+        features: the feature rows (keys, ``feature_ts``, ``columns``).
+        keys: the key columns (same types on both sides).
+        columns: the pinned feature columns.
+        ttl_s: feature rows older than this (seconds) give nulls; None: no limit.
+        event_time: the events' time column.
+        age_column: the age's name.
+
+    Returns:
+        The joined table.
+
+    Raises:
+        ValueError: the inputs are not ones it compares exactly (see :func:`asof_unsupported`).
+
+    Example:
+        >>> asof_join(events, features, ["account_id"], ["account__spend__v1"], 86400)
+    """
+    why = asof_unsupported(events.schema, features.schema, keys, event_time)
+    if why is not None:
+        raise ValueError(f"asof_join cannot join these inputs exactly: {why}")
+    match = asof_match(events, features, keys, event_time)
+    out = events
+    for name, column in asof_columns(features, match, columns, ttl_s, age_column).items():
+        out = out.append_column(pa.field(name, column.type), column)
+    return out
+
+
+# -- on a DuckDB connection ------------------------------------------------------------------------
+def in_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s database is in memory (so its tables are small enough to copy out;
+    a spilling connection keeps them in a file, and its joins stay in DuckDB)."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return bool(row) and row[0][0] is None
+
+
+@dataclass(frozen=True)
+class AsofSide:
+    """One relation of feature rows joined as of the events' time.
+
+    ``relation`` is a table or view on the connection; ``keep`` columns are taken as is,
+    ``columns`` nulled past ``ttl_s``; ``age_column`` names the age.
+    """
+
+    relation: str
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    ttl_s: int | None
+    age_column: str
+    keep: tuple[str, ...] = ()
+
+
+def _schema(con: duckdb.DuckDBPyConnection, relation: str) -> pa.Schema:
+    return con.sql(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table().schema
+
+
+def joined_arrow(
+    con: duckdb.DuckDBPyConnection, events: str, sides: Sequence[AsofSide], event_time: str
+) -> pa.Table | None:
+    """The events of relation ``events`` with every side joined, computed in Arrow.
+
+    Args:
+        con: an in-memory DuckDB connection (see :func:`in_memory`) holding the relations.
+        events: a relation (table, view or parenthesised query) of the events.
+        sides: the feature relations to join, in order.
+        event_time: the events' time column.
+
+    Returns:
+        The events' columns, then each side's ``keep``, ``columns`` and age; None (nothing
+        read) when a relation's types are not ones :func:`asof_join` compares exactly, or a
+        relation or column is missing: the caller runs DuckDB's join, which names the problem.
+
+    Raises:
+        duckdb.OutOfMemoryException: the relations do not fit in memory.
+    """
+    try:
+        ev_schema = _schema(con, events)
+        for side in sides:
+            ft_schema = _schema(con, side.relation)
+            if asof_unsupported(ev_schema, ft_schema, side.keys, event_time) is not None:
+                return None
+            if any(c not in ft_schema.names for c in (*side.keep, *side.columns)):
+                return None
+        out = con.sql(f"SELECT * FROM {events}").to_arrow_table()
+        for side in sides:
+            needed = dict.fromkeys((*side.keys, "feature_ts", *side.keep, *side.columns))
+            names = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
+            features = con.sql(f"SELECT {names} FROM {side.relation}").to_arrow_table()
+            match = asof_match(out, features, side.keys, event_time)
+            added = asof_columns(
+                features, match, side.columns, side.ttl_s, side.age_column, side.keep
+            )
+            for name, column in added.items():
+                out = out.append_column(pa.field(name, column.type), column)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error:
+        return None
+    return out
+
+
+def create_joined(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    expected_sql: str,
+    events: str,
+    sides: Sequence[AsofSide],
+    event_time: str,
+) -> bool:
+    """Create table ``target`` with the rows of ``expected_sql`` (a DuckDB ASOF join of
+    ``events`` with ``sides``), joined in Arrow instead when ``con`` is in memory.
+
+    Args:
+        con: the DuckDB connection.
+        target: the table to create (a quoted name).
+        expected_sql: the DuckDB query whose rows and types the table must have.
+        events: the events' relation (rows already filtered as ``expected_sql`` filters them).
+        sides: the feature relations, in the query's order.
+        event_time: the events' time column.
+
+    Returns:
+        True when the table was created; False (nothing created) when the join must run in
+        DuckDB: a spilling connection, types it does not compare exactly, or a result whose
+        column names or types would differ from ``expected_sql``'s.
+
+    Raises:
+        duckdb.OutOfMemoryException: the relations do not fit in memory.
+    """
+    if ENGINE == "duckdb" or (ENGINE == "auto" and not in_memory(con)):
+        return False
+    table = joined_arrow(con, events, sides, event_time)
+    if table is None:
+        return False
+    try:
+        expected = con.sql(expected_sql)
+        hidden = f"__spindle_asof_{id(table)}"
+        con.register(hidden, table)
+        try:
+            got = con.sql(f"SELECT * FROM {hidden}")
+            if got.columns != expected.columns or got.types != expected.types:
+                return False
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM {hidden}")
+        finally:
+            con.unregister(hidden)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error:
+        return False
+    return True
