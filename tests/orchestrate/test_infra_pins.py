@@ -12,7 +12,7 @@ from tests.conftest import START
 
 import spindle
 from spindle.evaluate import MAX_ABS_DIFF
-from spindle.orchestrate import Context
+from spindle.orchestrate import Context, backfill
 
 MODEL = "search_ranker"
 EPOCHS = ["training.epochs=1"]
@@ -52,10 +52,8 @@ def test_infra_validation_reuses_the_evaluations_holdout_and_serves_production_a
         spindle.push(ctx, MODEL, 1)  # production pins product.price_usd@1
     _pin_price_v2(root)
     with Context.open(root) as ctx:
-        days = [_day(i) for i in range(1, 5)]
-        spindle.backfill_feature(
-            ctx.workspace.tables_dir, ctx.features, "product.price_usd@2", days
-        )
+        # the backfill step (`spindle features backfill`) also restates the online store's day
+        backfill(ctx, "product.price_usd@2", _day(1), _day(4))
         version, _, _ = spindle.train_version(
             ctx, MODEL, _day(4), from_scratch=True, overrides=EPOCHS
         )
@@ -64,10 +62,10 @@ def test_infra_validation_reuses_the_evaluations_holdout_and_serves_production_a
         assert "product.price_usd@2" in details["features"]["candidate"]
         built = _holdout_builds(ctx)
         # the candidate's requests come from the evaluation's holdout (both pins' columns):
-        # it is reused, not built again (its verdict needs @2 in the online store, which a
-        # backfill does not write: not this test's subject)
-        spindle.infra_validate(ctx, MODEL, version.version, n_requests=20)
+        # it is reused, not built again; @2 is served since the backfill restated the store
+        candidate = spindle.infra_validate(ctx, MODEL, version.version, n_requests=20)
         assert _holdout_builds(ctx) == built
+        assert candidate.passed, candidate.failures
         # production, pinning @1 while the config now pins @2, still serves as it was trained
         production = spindle.infra_validate(ctx, MODEL, 1, n_requests=20)
     assert production.passed, production.failures

@@ -27,6 +27,7 @@ if _TYPE_CHECKING:
         OnlineStore,
         catch_up_online,
         open_online_backend,
+        refresh_online_day,
     )
     from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
     from spindle.features._online_sqlite import SQLiteOnlineStore
@@ -75,6 +76,7 @@ _LAZY: dict[str, str] = {
     "bounded_connection": "spindle.features._pit",
     "build_rows": "spindle.features._training_set",
     "catch_up_online": "spindle.features._online",
+    "refresh_online_day": "spindle.features._online",
     "compute_features": "spindle.features._compute",
     "compute_group": "spindle.features._compute",
     "cutoff_literals": "spindle.features._cutoff",
@@ -133,6 +135,7 @@ __all__ = [
     "pin_versions",
     "pit_join",
     "pit_join_sql",
+    "refresh_online_day",
     "register_as_of",
     "stable_hash",
     "stream_rows",

@@ -283,6 +283,28 @@ def catch_up_online(
     return results
 
 
+def refresh_online_day(
+    store: OnlineStore,
+    tables_dir: Path,
+    view: str,
+    keys: Sequence[str] | None,
+    days: Sequence[str],
+) -> MaterializeResult | None:
+    """Re-apply the store's current day of ``view`` when ``days`` (rewritten in the feature
+    table, e.g. by a backfill of a new feature version) include it, so what the table gained
+    (a new version's column) is served too; None when the store's day is not among them.
+
+    Restating the same rows changes nothing, so this is safe to repeat.
+    """
+    watermark = store.watermark(view)
+    if watermark is None or watermark not in set(days):
+        return None
+    rows = _latest_per_key(_read_partition(tables_dir, view, watermark), keys)
+    if rows.num_rows == 0:
+        return None
+    return store.materialize(view, rows, watermark, keys=keys, restate=True)
+
+
 def _latest_per_key(rows: pa.Table, keys: Sequence[str] | None) -> pa.Table:
     """One row per entity: the last of each key's rows (an event-time view's partition holds
     every observation of the day, ordered by key and time; the online store serves the latest)."""

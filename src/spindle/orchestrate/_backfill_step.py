@@ -11,6 +11,7 @@ again and, when every day is already right, records a run that wrote no table ve
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +29,12 @@ from spindle.features import (
     backfill_feature,
     feature_table_path,
     latest_feature_day,
+    refresh_online_day,
 )
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._daily import days_between
+
+log = logging.getLogger(__name__)
 
 REPORT_KIND = "feature_backfill"
 
@@ -139,4 +143,17 @@ def backfill(
         rebuild=lambda artifacts: tuple(artifacts),
     )
     result, written = _rebuild(list(outcome.value))
+    _refresh_online(ctx, definition.group, definition.entity_keys, days)
     return BackfillRun(result, written, outcome.skipped, outcome.run_id)
+
+
+def _refresh_online(ctx: Context, view: str, keys: tuple[str, ...], days: list[str]) -> None:
+    """Serve what the backfill added: the online store's current day of the view is restated
+    from the table when the backfill covered it (a new version's column reaches serving)."""
+    store = ctx.online_store()
+    try:
+        done = refresh_online_day(store, ctx.workspace.tables_dir, view, keys or None, days)
+        if done is not None:
+            log.info("online store: %s", done.summary())
+    finally:
+        store.close()
