@@ -291,3 +291,18 @@ def test_create_joined_makes_duckdbs_table() -> None:
     assert con.sql(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'rows2'"
     ).fetchall() == [(0,)]
+
+
+def test_create_joined_after_an_unfinished_result() -> None:
+    """A training set's connection is left with an unfinished result (a ``fetchone``): the
+    Arrow join still runs (it must not fall back to DuckDB for that)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE e AS SELECT 1 AS k, TIMESTAMP '2026-01-01 01:00' AS ts")
+    con.execute("CREATE TABLE f AS SELECT 1 AS k, TIMESTAMP '2026-01-01' AS feature_ts, 2.5 AS x")
+    con.execute("SELECT * FROM range(10)").fetchone()
+    sql = (
+        "SELECT e.*, f.x, epoch(e.ts) - epoch(f.feature_ts) AS age FROM e "
+        "ASOF LEFT JOIN f ON e.k = f.k AND e.ts >= f.feature_ts"
+    )
+    assert create_joined(con, "rows", sql, "e", [AsofSide("f", ("k",), ("x",), None, "age")], "ts")
+    assert con.sql("SELECT * FROM rows").fetchall() == con.sql(sql).fetchall()

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pytest
 from deltalake import write_deltalake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spindle.core import ModelConfig, SourceDeclaration
-from spindle.features import EncodingSpec, FeatureDefinition, build_rows, pit_join
+from spindle.features import EncodingSpec, FeatureDefinition, _asof, build_rows, pit_join
 
 T0 = dt.datetime(2026, 1, 1)
 times = st.integers(min_value=0, max_value=50)
@@ -37,10 +38,14 @@ def _brute(
     return out
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "arrow"])
 @settings(max_examples=40, deadline=None)
 @given(events=events_st, features=features_st, ttl=st.integers(0, 60))
 def test_pit_join_matches_brute_force(
-    events: list[tuple[int, int]], features: list[tuple[int, int, float, float]], ttl: int
+    engine: str,
+    events: list[tuple[int, int]],
+    features: list[tuple[int, int, float, float]],
+    ttl: int,
 ) -> None:
     ev = pa.table(
         {
@@ -62,7 +67,7 @@ def test_pit_join_matches_brute_force(
     con = duckdb.connect()
     con.register("events", ev)
     con.register("features", ft)
-    got = pit_join(con, "events", "features", "entity", ["x__v2"], ttl).read_all()
+    got = pit_join(con, "events", "features", "entity", ["x__v2"], ttl, engine=engine).read_all()
     con.close()
     assert got.num_rows == len(events)  # every event kept, none duplicated
     assert "x__v1" not in got.column_names  # only the pinned version
@@ -171,6 +176,7 @@ def _write(
     )
 
 
+@pytest.mark.parametrize("engine", ["duckdb", "arrow"])
 @settings(max_examples=25, deadline=None)
 @given(
     events=event_rows,
@@ -180,6 +186,7 @@ def _write(
     days=st.sets(st.integers(0, 3), min_size=1),
 )
 def test_training_set_of_declared_examples_never_leaks(
+    engine: str,
     events: list[tuple[int, int, bool]],
     feats: list[tuple[int, int, float]],
     ttl_h: int,
@@ -195,13 +202,17 @@ def test_training_set_of_declared_examples_never_leaks(
     with tempfile.TemporaryDirectory() as tmp:
         tables = Path(tmp) / "tables"
         _write(tables, events, feats)
-        rows = build_rows(
-            tables,
-            _model(delay_h),
-            [_view(ttl_h * HOUR)],
-            dates,
-            sources={"events": _events_source()},
-        )
+        default, _asof.ENGINE = _asof.ENGINE, engine  # where training sets join their views
+        try:
+            rows = build_rows(
+                tables,
+                _model(delay_h),
+                [_view(ttl_h * HOUR)],
+                dates,
+                sources={"events": _events_source()},
+            )
+        finally:
+            _asof.ENGINE = default
     expected, immature = {}, 0
     for i, (key, hour, _) in enumerate(events):
         ts = DAY0 + dt.timedelta(hours=hour)

@@ -293,7 +293,10 @@ def asof_join(
 # -- on a DuckDB connection ------------------------------------------------------------------------
 def in_memory(con: duckdb.DuckDBPyConnection) -> bool:
     """Whether ``con``'s database is in memory (so its tables are small enough to copy out;
-    a spilling connection keeps them in a file, and its joins stay in DuckDB)."""
+    a spilling connection keeps them in a file, and its joins stay in DuckDB).
+
+    Like any ``execute``, it ends a result the connection left unfinished (``fetchone``),
+    which would otherwise stop the relations run after it."""
     row = con.execute(
         "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
     ).fetchall()
@@ -339,6 +342,7 @@ def joined_arrow(
     Raises:
         duckdb.OutOfMemoryException: the relations do not fit in memory.
     """
+    in_memory(con)  # ends an unfinished result, as the SQL join's execute would
     try:
         ev_schema = _schema(con, events)
         for side in sides:
