@@ -3,6 +3,11 @@ DuckDB ASOF JOIN and Polars ``join_asof``, on the same generated data, in one ru
 
     .venv/bin/python benchmarks/pit_join.py --events 1000000 --json
 
+``spindle`` is ``spindle.features.pit_join`` as training sets run it: on an in-memory connection
+the Arrow as-of join (``spindle.features._asof``), on a spilling one (``--memory-limit-mb``)
+DuckDB's ASOF join; ``spindle_duckdb`` is the same call forced to DuckDB's ASOF join
+(``engine="duckdb"``), the join spindle used before.
+
 Data: ``N`` events over 30 days for ``N/20`` entities; each entity has a feature row at 00:00
 on ~70% of the days (so the 2-day TTL matters), with columns ``f_a__v1``, ``f_a__v2`` and
 ``f_b__v1``. Every engine pins ``f_a@2`` and ``f_b@1`` with a 2-day TTL (the bare DuckDB join
@@ -46,7 +51,7 @@ TTL_S = 2 * 86400
 DAYS = 30
 PINNED = ["f_a__v2", "f_b__v1"]
 T0 = dt.datetime(2026, 1, 1)
-PROJECT_ENGINES = ("spindle", "spindle_stream", "duckdb")
+PROJECT_ENGINES = ("spindle", "spindle_duckdb", "spindle_stream", "duckdb")
 BENCH_ENGINES = ("polars", "feast_duckdb", "feast_file")
 
 
@@ -119,7 +124,9 @@ def _bounded_tables(directory: Path, memory_limit_mb: int) -> Any:
     return con
 
 
-def engine_spindle(directory: Path, stream: bool, memory_limit_mb: int | None) -> int:
+def engine_spindle(
+    directory: Path, stream: bool, memory_limit_mb: int | None, engine: str = "auto"
+) -> int:
     import pyarrow.parquet as pq
 
     from spindle.features import pit_join
@@ -128,10 +135,11 @@ def engine_spindle(directory: Path, stream: bool, memory_limit_mb: int | None) -
         con = _duckdb_tables(directory)
     else:
         con = _bounded_tables(directory, memory_limit_mb)
-    reader = pit_join(con, "ev", "ft", "entity", PINNED, TTL_S)
+    reader = pit_join(con, "ev", "ft", "entity", PINNED, TTL_S, engine=engine)
     if not stream:
         table = reader.read_all()
-        pq.write_table(table.select(["event_id", *PINNED]), directory / "out-spindle.parquet")
+        name = "spindle" if engine == "auto" else f"spindle_{engine}"
+        pq.write_table(table.select(["event_id", *PINNED]), directory / f"out-{name}.parquet")
         return int(table.num_rows)
     rows = 0
     with pq.ParquetWriter(directory / "out-spindle_stream.parquet", reader.schema) as writer:
@@ -251,6 +259,8 @@ def child(engine: str, directory: Path, memory_limit_mb: int | None) -> None:
     cpu_started = [cpu_s()]
     if engine in ("spindle", "spindle_stream"):
         rows = engine_spindle(directory, engine == "spindle_stream", memory_limit_mb)
+    elif engine == "spindle_duckdb":
+        rows = engine_spindle(directory, False, memory_limit_mb, "duckdb")
     elif engine == "duckdb":
         rows = engine_duckdb(directory)
     elif engine == "polars":

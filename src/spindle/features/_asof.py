@@ -82,9 +82,23 @@ def _valid(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _ints(column: pa.ChunkedArray) -> np.ndarray:
-    """The column's values as int64 (nulls as 0)."""
+    """The values of an integer column as int64 (nulls as 0), read from its buffer.
+
+    Not ``to_numpy``: pyarrow's imports pandas on first use (a second of CPU).
+    """
     filled = pc.fill_null(column, 0) if column.null_count else column
-    return np.asarray(filled.to_numpy(zero_copy_only=False)).astype(np.int64, copy=False)
+    if isinstance(filled, pa.ChunkedArray):
+        filled = filled.combine_chunks() if filled.num_chunks != 1 else filled.chunk(0)
+    values = np.frombuffer(filled.buffers()[1], dtype=np.dtype(str(filled.type)))
+    return values[filled.offset : filled.offset + len(filled)].astype(np.int64, copy=False)
+
+
+def _range(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+    """The smallest and largest value of two arrays ((0, 0) when both are empty)."""
+    parts = [x for x in (a, b) if len(x)]
+    if not parts:
+        return 0, 0
+    return min(int(x.min()) for x in parts), max(int(x.max()) for x in parts)
 
 
 def _dense(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray, int]:
@@ -93,8 +107,7 @@ def _dense(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[np.ndarray, n
     if pa.types.is_integer(kind) or pa.types.is_date32(kind) or pa.types.is_boolean(kind):
         as_int = pa.int64() if pa.types.is_integer(kind) else pa.int32()
         a, b = _ints(left.cast(as_int)), _ints(right.cast(as_int))
-        both = np.concatenate([a, b])
-        lo, hi = (int(both.min()), int(both.max())) if len(both) else (0, 0)
+        lo, hi = _range(a, b)
         if hi - lo < _LIMIT >> 32:  # a small range: the values are their own ids
             return a - lo, b - lo, hi - lo + 1
     merged = pa.chunked_array([*left.chunks, *right.chunks], type=kind).combine_chunks()
@@ -107,12 +120,8 @@ def _key_ids(
     events: pa.Table, features: pa.Table, keys: Sequence[str]
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """One int64 id per row of each side for the composite key, and the number of ids."""
-    ev_ids, ft_ids, n = (
-        np.zeros(events.num_rows, np.int64),
-        np.zeros(features.num_rows, np.int64),
-        1,
-    )
-    for key in keys:
+    ev_ids, ft_ids, n = _dense(events[keys[0]], features[keys[0]])
+    for key in keys[1:]:
         a, b, m = _dense(events[key], features[key])
         if n * m >= _LIMIT:  # re-densify the ids so far before combining further
             _, inverse = np.unique(np.concatenate([ev_ids, ft_ids]), return_inverse=True)
@@ -136,15 +145,16 @@ def _composite(
     ev_ids: np.ndarray, ev_ts: np.ndarray, ft_ids: np.ndarray, ft_ts: np.ndarray, n_ids: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """One sortable int64 per row: key id, then time (times ranked if the product is large)."""
-    both = np.concatenate([ev_ts, ft_ts])
-    base = int(both.min()) if len(both) else 0
-    span = (int(both.max()) - base + 1) if len(both) else 1
+    base, top = _range(ev_ts, ft_ts)
+    span = top - base + 1
     if n_ids * span >= _LIMIT:
-        _, inverse = np.unique(both, return_inverse=True)
+        _, inverse = np.unique(np.concatenate([ev_ts, ft_ts]), return_inverse=True)
         ev_t, ft_t, span = inverse[: len(ev_ts)], inverse[len(ev_ts) :], int(inverse.max()) + 1
     else:
         ev_t, ft_t = ev_ts - base, ft_ts - base
-    return ev_ids * span + ev_t, ft_ids * span + ft_t
+    ev_t += ev_ids * span  # in place: fewer fresh pages to fault in
+    ft_t += ft_ids * span
+    return ev_t, ft_t
 
 
 def _search(sorted_keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
@@ -189,10 +199,18 @@ def asof_match(
         ft_ok &= _valid(features[key])
     ev_ts = _ints(events[event_time].cast(pa.int64()))
     ft_ts = _ints(features["feature_ts"].cast(pa.int64()))
-    rows, valid = np.flatnonzero(ft_ok), np.flatnonzero(ev_ok)
-    some_key, ft_key = _composite(ev_ids[valid], ev_ts[valid], ft_ids[rows], ft_ts[rows], n_ids)
-    ev_key = np.full(len(ev_ok), -1, np.int64)  # below every feature row: never matched
-    ev_key[valid] = some_key
+    if ft_ok.all():  # no copies of the columns when every row can match
+        rows, f_ids, f_ts = np.arange(len(ft_ok)), ft_ids, ft_ts
+    else:
+        rows = np.flatnonzero(ft_ok)
+        f_ids, f_ts = ft_ids[rows], ft_ts[rows]
+    if ev_ok.all():
+        ev_key, ft_key = _composite(ev_ids, ev_ts, f_ids, f_ts, n_ids)
+    else:
+        valid = np.flatnonzero(ev_ok)
+        some, ft_key = _composite(ev_ids[valid], ev_ts[valid], f_ids, f_ts, n_ids)
+        ev_key = np.full(len(ev_ok), -1, np.int64)  # below every feature row: never matched
+        ev_key[valid] = some
     if len(ft_key) > 1 and not bool(np.all(ft_key[1:] >= ft_key[:-1])):
         order = _sort(ft_key)
         rows, ft_key = rows[order], ft_key[order]
@@ -202,10 +220,24 @@ def asof_match(
     if len(rows):
         matched &= ft_ids[index] == ev_ids
     # DuckDB's epoch(): microseconds as DOUBLE divided by 1e6, per side, then the difference
-    with np.errstate(invalid="ignore"):
-        age = ev_ts / 1e6 - (ft_ts[index] if len(rows) else 0) / 1e6
+    age = (ft_ts[index] if len(rows) else np.zeros(len(pos), np.int64)) / 1e6
+    np.subtract(ev_ts / 1e6, age, out=age)
     age[~matched] = np.nan
     return AsofMatch(index, matched, age)
+
+
+def _bits(mask: np.ndarray) -> pa.Buffer:
+    return pa.py_buffer(np.packbits(mask, bitorder="little"))
+
+
+def _arrow(values: np.ndarray, kind: pa.DataType, valid: np.ndarray | None = None) -> pa.Array:
+    """A numpy array of int64, float64 or bool as an Arrow array (null where not ``valid``).
+
+    Not ``pa.array``: it imports pandas on first use (a second of CPU).
+    """
+    data = _bits(values) if kind == pa.bool_() else pa.py_buffer(np.ascontiguousarray(values))
+    nulls = None if valid is None or bool(valid.all()) else _bits(valid)
+    return pa.Array.from_buffers(kind, len(values), [nulls, data])
 
 
 def asof_columns(
@@ -234,17 +266,12 @@ def asof_columns(
     if ttl_s is not None:
         with np.errstate(invalid="ignore"):
             fresh &= match.age_s <= int(ttl_s)
-    index = pa.array(match.index if len(features) else np.zeros(0, np.int64))
     out: dict[str, pa.ChunkedArray | pa.Array] = {}
     for names, mask in ((keep, match.matched), (columns, fresh)):
-        hidden = pa.array(~mask)
+        index = _arrow(match.index, pa.int64(), valid=mask)  # a null index takes a null
         for name in names:
-            if len(features) == 0:
-                out[name] = pa.nulls(len(mask), features.schema.field(name).type)
-                continue
-            taken = features[name].take(index)
-            out[name] = pc.if_else(hidden, pa.scalar(None, taken.type), taken)
-    out[age_column] = pa.array(match.age_s, pa.float64(), mask=~match.matched)
+            out[name] = features[name].take(index)
+    out[age_column] = _arrow(match.age_s, pa.float64(), valid=match.matched)
     return out
 
 

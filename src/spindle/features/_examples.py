@@ -298,6 +298,23 @@ def _fresh(view: ViewJoin, alias: str, event_time: str) -> list[str]:
     return [*keep, *ttl_select(alias, view.columns, view.ttl_s, view.age_column, "e", event_time)]
 
 
+def _joins_sql(ev: str, columns: list[str], views: Sequence[ViewJoin]) -> str:
+    """DuckDB's query of the mature examples (event time ``ev``) ASOF-joined with ``views``."""
+    select, joins = [f"e.{q(c)}" for c in columns], []
+    for i, view in enumerate(views):
+        alias = f"v{i}"
+        select += _fresh(view, alias, ev)
+        on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.keys)
+        joins.append(
+            f"ASOF LEFT JOIN {q('__spindle_view_' + view.name)} {alias} "
+            f"ON {on} AND e.{q(ev)} >= {alias}.feature_ts"
+        )
+    return (
+        f"SELECT {', '.join(select)} FROM {EXAMPLES_TABLE} e {' '.join(joins)} "
+        "WHERE e.__spindle_mature"
+    )
+
+
 def join_views(
     con: duckdb.DuckDBPyConnection,
     config: ModelConfig,
@@ -329,19 +346,7 @@ def join_views(
     if problems:
         raise ConfigError(model_file(config), problems)
     ev = config.examples.event_time
-    select, joins = [f"e.{q(c)}" for c in columns], []
-    for i, view in enumerate(views):
-        alias = f"v{i}"
-        select += _fresh(view, alias, ev)
-        on = " AND ".join(f"e.{q(k)} = {alias}.{q(k)}" for k in view.keys)
-        joins.append(
-            f"ASOF LEFT JOIN {q('__spindle_view_' + view.name)} {alias} "
-            f"ON {on} AND e.{q(ev)} >= {alias}.feature_ts"
-        )
-    sql = (
-        f"SELECT {', '.join(select)} FROM {EXAMPLES_TABLE} e {' '.join(joins)} "
-        "WHERE e.__spindle_mature"
-    )
+    sql = _joins_sql(ev, columns, views)
     examples = (
         f"(SELECT {', '.join(q(c) for c in columns)} FROM {EXAMPLES_TABLE} WHERE __spindle_mature)"
     )
