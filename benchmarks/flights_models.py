@@ -13,7 +13,10 @@ above"); per family: the share of days significantly above and the training CPU-
 (the sum over the versions' manifests' ``cpu_s``, else their ``seconds``).
 
     .venv/bin/python benchmarks/flights_models.py --days 30 [--families tabular_nn,lightgbm]
-        [--dir /tmp/flights-models] [--json]
+        [--dir /tmp/flights-models] [--set training.window_days=14 ...] [--json]
+
+``--set KEY=VALUE`` (repeatable) adds config overrides to every family's loop, as
+``spindle train --set`` does: how the README's training variants were run.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def _reports(workspace: Path) -> dict[str, dict[str, Any]]:
     """The model's evaluation reports (not infra), by holdout date."""
     found: dict[str, dict[str, Any]] = {}
     for path in (workspace / ".spindle" / "artifacts" / "evaluations" / MODEL).glob("*.json"):
-        if path.stem.endswith("-infra"):
+        if "-infra" in path.stem:  # the infra validation reports, not the evaluation's
             continue
         date = "-".join(path.stem.split("-")[1:4])
         found[date] = json.loads(path.read_text())
@@ -69,8 +72,20 @@ def _day(date: str, report: dict[str, Any] | None) -> dict[str, Any]:
     }
 
 
-def run_family(family: str, days: int, root: Path) -> dict[str, Any]:
-    """Run the loop for ``days`` days in a fresh workspace with ``family``; summarize it."""
+def run_family(
+    family: str, days: int, root: Path, extra: list[str] | None = None
+) -> dict[str, Any]:
+    """Run the loop for ``days`` days in a fresh workspace with ``family``; summarize it.
+
+    Args:
+        family: ``training.framework`` of the run.
+        days: Days of the loop from 2013-01-01 (the first only ingests).
+        root: Folder of the workspaces (``root/family``, replaced if present).
+        extra: More ``KEY=VALUE`` config overrides, after the family and ``must_beat``.
+
+    Returns:
+        The per-day rows, the share of days significantly above, training CPU-s, versions.
+    """
     import datetime as dt
 
     from spindle.orchestrate import Context, init_workspace, run_day
@@ -80,6 +95,7 @@ def run_family(family: str, days: int, root: Path) -> dict[str, Any]:
         shutil.rmtree(workspace)
     init_workspace(workspace, "flights")
     overrides = [f"training.framework={family}", f"evaluation.must_beat=[{BASELINE}]"]
+    overrides += extra or []
     start = dt.date.fromisoformat(START)
     dates = [(start + dt.timedelta(days=i)).isoformat() for i in range(days)]
     t0 = time.perf_counter()
@@ -93,6 +109,7 @@ def run_family(family: str, days: int, root: Path) -> dict[str, Any]:
     cpu, versions = _train_cpu_s(workspace)
     return {
         "family": family,
+        "overrides": extra or [],
         "days": rows,
         "significant_share": sum(r["significant"] for r in rows) / max(len(rows), 1),
         "train_cpu_s": round(cpu, 1),
@@ -127,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--families", default="tabular_nn,lightgbm")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/flights-models"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    results = [run_family(f, args.days, args.dir) for f in args.families.split(",") if f]
+    families = [f for f in args.families.split(",") if f]
+    results = [run_family(f, args.days, args.dir, args.set) for f in families]
     if args.json:
         print(json.dumps(results, indent=1))
     else:
