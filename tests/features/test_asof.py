@@ -13,13 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spindle.features import bounded_connection, pit_join
-from spindle.features._asof import (
-    AsofSide,
-    asof_join,
-    asof_unsupported,
-    create_joined,
-    in_memory,
-)
+from spindle.features._asof import asof_join, asof_unsupported
+from spindle.features._pit import AsofSide, create_joined, in_memory
 
 T0 = dt.datetime(2026, 1, 1)
 US = dt.timedelta(microseconds=1)

@@ -40,10 +40,9 @@ from spindle.core import (
     open_dataset,
     table_exists,
 )
-from spindle.features._asof import AsofSide, create_joined
 from spindle.features._cutoff import substitute_times
 from spindle.features._definitions import FeatureDefinition
-from spindle.features._pit import ttl_select
+from spindle.features._pit import AsofSide, create_joined, ttl_select
 
 EXAMPLES_TABLE = "__spindle_examples"
 ROWS_TABLE = "__spindle_rows"

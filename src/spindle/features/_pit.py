@@ -1,4 +1,5 @@
-"""The point-in-time join: DuckDB ``ASOF LEFT JOIN`` with a time-to-live, streamed as Arrow.
+"""The point-in-time join with a time-to-live, streamed as Arrow: DuckDB's ``ASOF LEFT JOIN``,
+or on an in-memory connection the Arrow as-of join of ``_asof.py`` (same rows, faster).
 
 For each event the join takes, per entity, the latest feature row with ``feature_ts <= ts``
 (never a value from after the event). A row older than the TTL is dropped to nulls, and the
@@ -6,20 +7,22 @@ age of the row is kept so a model (or a person) can tell a missing value from a 
 Every event is kept. Only the pinned feature columns are selected (``name__vN``), so a model
 pinning version 1 reads version 1 whatever else the table holds. The result is streamed as
 Arrow record batches, so a caller can write a training set larger than memory batch by batch.
-On an in-memory connection the join itself runs in Arrow (``_asof.py``, same rows, faster).
-Training sets (``build_rows``) and ``benchmarks/pit_join.py`` use this same SQL.
+Training sets (``build_rows``, :func:`create_joined`) and ``benchmarks/pit_join.py`` use this
+same SQL and the same choice: Arrow where the connection is in memory and the key and time types
+allow, DuckDB where the connection spills to a file.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from spindle.features import _asof
-from spindle.features._asof import AsofSide, in_memory, joined_arrow
+from spindle.features._asof import asof_columns, asof_match, asof_unsupported
 
 BATCH_ROWS = 1 << 17
 
@@ -112,6 +115,135 @@ def pit_join_sql(
         f"SELECT {', '.join(select)} FROM {events} e ASOF LEFT JOIN {features} f "
         f"ON {' AND '.join(on)} AND e.{_q(event_time)} >= f.feature_ts"
     )
+
+
+# -- the Arrow join on a DuckDB connection (_asof.py), where the inputs are in memory -------------
+def in_memory(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``con``'s database is in memory (so its tables are small enough to copy out;
+    a spilling connection keeps them in a file, and its joins stay in DuckDB).
+
+    Like any ``execute``, it ends a result the connection left unfinished (``fetchone``),
+    which would otherwise stop the relations run after it."""
+    row = con.execute(
+        "SELECT path FROM duckdb_databases() WHERE database_name = current_database()"
+    ).fetchall()
+    return bool(row) and row[0][0] is None
+
+
+@dataclass(frozen=True)
+class AsofSide:
+    """One relation of feature rows joined as of the events' time.
+
+    ``relation`` is a table or view on the connection; ``keep`` columns are taken as is,
+    ``columns`` nulled past ``ttl_s``; ``age_column`` names the age.
+    """
+
+    relation: str
+    keys: tuple[str, ...]
+    columns: tuple[str, ...]
+    ttl_s: int | None
+    age_column: str
+    keep: tuple[str, ...] = ()
+
+
+def _schema(con: duckdb.DuckDBPyConnection, relation: str) -> pa.Schema:
+    return con.sql(f"SELECT * FROM {relation} LIMIT 0").to_arrow_table().schema
+
+
+def joined_arrow(
+    con: duckdb.DuckDBPyConnection, events: str, sides: Sequence[AsofSide], event_time: str
+) -> pa.Table | None:
+    """The events of relation ``events`` with every side joined, computed in Arrow.
+
+    Args:
+        con: an in-memory DuckDB connection (see :func:`in_memory`) holding the relations.
+        events: a relation (table, view or parenthesised query) of the events.
+        sides: the feature relations to join, in order.
+        event_time: the events' time column.
+
+    Returns:
+        The events' columns, then each side's ``keep``, ``columns`` and age; None (nothing
+        read) when a relation's types are not ones :func:`asof_join` compares exactly, or a
+        relation or column is missing: the caller runs DuckDB's join, which names the problem.
+
+    Raises:
+        duckdb.OutOfMemoryException: the relations do not fit in memory.
+    """
+    in_memory(con)  # ends an unfinished result, as the SQL join's execute would
+    try:
+        ev_schema = _schema(con, events)
+        for side in sides:
+            ft_schema = _schema(con, side.relation)
+            if asof_unsupported(ev_schema, ft_schema, side.keys, event_time) is not None:
+                return None
+            if any(c not in ft_schema.names for c in (*side.keep, *side.columns)):
+                return None
+        out = con.sql(f"SELECT * FROM {events}").to_arrow_table()
+        for side in sides:
+            needed = dict.fromkeys((*side.keys, "feature_ts", *side.keep, *side.columns))
+            names = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
+            features = con.sql(f"SELECT {names} FROM {side.relation}").to_arrow_table()
+            match = asof_match(out, features, side.keys, event_time)
+            added = asof_columns(
+                features, match, side.columns, side.ttl_s, side.age_column, side.keep
+            )
+            for name, column in added.items():
+                out = out.append_column(pa.field(name, column.type), column)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error:
+        return None
+    return out
+
+
+def create_joined(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    expected_sql: str,
+    events: str,
+    sides: Sequence[AsofSide],
+    event_time: str,
+) -> bool:
+    """Create table ``target`` with the rows of ``expected_sql`` (a DuckDB ASOF join of
+    ``events`` with ``sides``), joined in Arrow instead when ``con`` is in memory.
+
+    Args:
+        con: the DuckDB connection.
+        target: the table to create (a quoted name).
+        expected_sql: the DuckDB query whose rows and types the table must have.
+        events: the events' relation (rows already filtered as ``expected_sql`` filters them).
+        sides: the feature relations, in the query's order.
+        event_time: the events' time column.
+
+    Returns:
+        True when the table was created; False (nothing created) when the join must run in
+        DuckDB: a spilling connection, types it does not compare exactly, or a result whose
+        column names or types would differ from ``expected_sql``'s.
+
+    Raises:
+        duckdb.OutOfMemoryException: the relations do not fit in memory.
+    """
+    if _asof.ENGINE == "duckdb" or (_asof.ENGINE == "auto" and not in_memory(con)):
+        return False
+    table = joined_arrow(con, events, sides, event_time)
+    if table is None:
+        return False
+    try:
+        expected = con.sql(expected_sql)
+        hidden = f"__spindle_asof_{id(table)}"
+        con.register(hidden, table)
+        try:
+            got = con.sql(f"SELECT * FROM {hidden}")
+            if got.columns != expected.columns or got.types != expected.types:
+                return False
+            con.execute(f"CREATE TABLE {target} AS SELECT * FROM {hidden}")
+        finally:
+            con.unregister(hidden)
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error:
+        return False
+    return True
 
 
 def pit_join(
