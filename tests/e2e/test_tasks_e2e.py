@@ -30,6 +30,7 @@ from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, creat
 pytestmark = pytest.mark.e2e
 
 KEYS = ["carrier", "origin", "dest", "tailnum"]
+REQUEST = ["sched_dep_time", "sched_dep_date"]  # request-time columns the caller sends
 TRAIN_DATE, HOLDOUT_DATE = "2013-01-06", "2013-01-06"
 LABELS = {
     "arrival_minutes": (
@@ -115,7 +116,7 @@ def _served(workspace: Path, name: str) -> tuple[dict, np.ndarray, dict]:
         repo, store = ctx.workspace.model_repo, ctx.workspace.online_store_path
         version = ctx.workspace.artifacts_dir / "models" / name / "1"
     trainset = next((version.parents[2] / "trainsets" / name).glob("*.parquet"))
-    instances = pq.read_table(trainset, columns=KEYS).slice(0, 200)
+    instances = pq.read_table(trainset, columns=KEYS + REQUEST).slice(0, 200)
     instances = instances.filter(pa.compute.is_valid(instances["tailnum"]))
     declarations = ServingDeclarations.of(FeatureRegistry.load(workspace / "features"))
     app = create_app(repo, store, declarations=declarations, latency_budget_ms=10_000)
