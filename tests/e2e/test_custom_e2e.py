@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tests.flights_helpers import cli
 
 from spindle.core import TrainingConfig
 from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
@@ -47,19 +48,10 @@ def _documented_module() -> str:
 MODULE = _documented_module()
 
 
-def _cli(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("custom")
-    _cli(root, "init", "flights", "--example", "flights")
+    cli(root, "init", "flights", "--example", "flights")
     workspace = root / "flights"
     (workspace / "models_py").mkdir()
     (workspace / "models_py" / "__init__.py").write_text("")
@@ -76,11 +68,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     }
     config["evaluation"] = {"metric": "auc", "max_regression": 1.0, "replicas": 1}
     (workspace / "models" / "delay.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-07")
+    cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-07")
     for version, day in enumerate(DAYS, start=1):
-        _cli(workspace, "train", "delay", "--date", day)
-        _cli(workspace, "evaluate", "delay", "--version", str(version), "--date", day)
-        _cli(workspace, "push", "delay", "--version", str(version))
+        cli(workspace, "train", "delay", "--date", day)
+        cli(workspace, "evaluate", "delay", "--version", str(version), "--date", day)
+        cli(workspace, "push", "delay", "--version", str(version))
     return workspace
 
 

@@ -10,9 +10,6 @@ pushed. The pushed version is served over loopback HTTP by uvicorn: its scores m
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -22,8 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tests.flights_helpers import cli, online_rows
 
-from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
+from spindle.features import FeatureRegistry, apply_request_features
 from spindle.orchestrate import Context
 from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, create_app
 from spindle.train._lightgbm import BOOSTER_FILE, LightGBMTrainer
@@ -36,19 +34,10 @@ DAYS = ("2013-01-06", "2013-01-07")
 ROUNDS, WARM_ROUNDS = 60, 15
 
 
-def _cli(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("lightgbm")
-    _cli(root, "init", "flights", "--example", "flights")
+    cli(root, "init", "flights", "--example", "flights")
     workspace = root / "flights"
     path = workspace / "models" / f"{MODEL}.yaml"
     config = yaml.safe_load(path.read_text())
@@ -62,11 +51,11 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     # no gusts were recorded on these days: push would (rightly) refuse an all-null feature
     config["features"] = [f for f in config["features"] if not f.startswith("weather.wind_gust")]
     path.write_text(yaml.safe_dump(config, sort_keys=False))
-    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-08")
+    cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-08")
     for version, day in enumerate(DAYS, start=1):
-        _cli(workspace, "train", MODEL, "--date", day)
-        _cli(workspace, "evaluate", MODEL, "--version", str(version), "--date", day)
-        _cli(workspace, "push", MODEL, "--version", str(version))
+        cli(workspace, "train", MODEL, "--date", day)
+        cli(workspace, "evaluate", MODEL, "--version", str(version), "--date", day)
+        cli(workspace, "push", MODEL, "--version", str(version))
     return workspace
 
 
@@ -115,17 +104,7 @@ def _inputs(
     version: Path, store_path: Path, instances: pa.Table, views: dict[str, list[str]]
 ) -> dict[str, np.ndarray]:
     """The model inputs of the instances joined with every stored row of each view."""
-    store = OnlineStore(store_path)
-    try:
-        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
-        for view, keys in views.items():
-            held = store.backend.read(view)
-            assert held is not None
-            drop = [c for c in held.column_names if c in ("__spindle_key", "feature_ts")]
-            rows = rows.join(held.drop_columns(drop), list(keys), join_type="left outer")
-        rows = rows.sort_by("i")
-    finally:
-        store.close()
+    rows = online_rows(store_path, instances, views)
     runtime = ModelRuntime.load(version)
     inputs: dict[str, np.ndarray] = runtime.transform.transform(
         apply_request_features(rows, runtime.transform.request)

@@ -11,9 +11,6 @@ trains streamed (``in_memory_max_rows: 0``), the multiclass one in memory.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -22,8 +19,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from tests.flights_helpers import cli, online_rows
 
-from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
+from spindle.features import FeatureRegistry, apply_request_features
 from spindle.orchestrate import Context
 from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, create_app
 
@@ -49,15 +47,6 @@ LABELS = {
 }
 
 
-def _cli(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=500
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-    return done.stdout
-
-
 def _declare(workspace: Path, name: str) -> None:
     """A model on delay's features whose label is ``name`` (see ``LABELS``)."""
     task, label_sql, where, metric = LABELS[name]
@@ -81,31 +70,21 @@ def _declare(workspace: Path, name: str) -> None:
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tasks")
-    _cli(root, "init", "flights", "--example", "flights")
+    cli(root, "init", "flights", "--example", "flights")
     workspace = root / "flights"
     for name in LABELS:
         _declare(workspace, name)
-    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-07")
+    cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-07")
     for name in LABELS:
-        _cli(workspace, "train", name, "--date", TRAIN_DATE)
-        _cli(workspace, "evaluate", name, "--version", "1", "--date", HOLDOUT_DATE)
-        _cli(workspace, "push", name, "--version", "1")
+        cli(workspace, "train", name, "--date", TRAIN_DATE)
+        cli(workspace, "evaluate", name, "--version", "1", "--date", HOLDOUT_DATE)
+        cli(workspace, "push", name, "--version", "1")
     return workspace
 
 
 def _offline(version: Path, store_path: Path, instances: pa.Table, views: dict) -> np.ndarray:
     """The version's scores of the instances joined with every stored row of each view."""
-    store = OnlineStore(store_path)
-    try:
-        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
-        for view, keys in views.items():
-            held = store.backend.read(view)
-            assert held is not None
-            drop = [c for c in held.column_names if c in ("__spindle_key", "feature_ts")]
-            rows = rows.join(held.drop_columns(drop), list(keys), join_type="left outer")
-        rows = rows.sort_by("i")
-    finally:
-        store.close()
+    rows = online_rows(store_path, instances, views)
     runtime = ModelRuntime.load(version)
     return runtime.score(apply_request_features(rows, runtime.transform.request))
 

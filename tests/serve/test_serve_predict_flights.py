@@ -8,9 +8,6 @@ row of each view, keyed as the workspace declares) and scored by the version's O
 from __future__ import annotations
 
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -18,8 +15,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from tests.flights_helpers import cli, online_rows
 
-from spindle.features import FeatureRegistry, OnlineStore, apply_request_features
+from spindle.features import FeatureRegistry, apply_request_features
 from spindle.serve import ModelRuntime, ServerThread, ServingDeclarations, create_app, push
 
 pytestmark = pytest.mark.e2e
@@ -29,37 +27,18 @@ KEYS = ["carrier", "origin", "dest", "tailnum"]
 REQUEST = ["sched_dep_time", "sched_dep_date"]  # request-time columns the caller sends
 
 
-def _cli(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-
-
 @pytest.fixture(scope="module")
 def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("flights")
-    _cli(root, "init", "flights", "--example", "flights")
+    cli(root, "init", "flights", "--example", "flights")
     workspace = root / "flights"
-    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-12")
-    _cli(workspace, "train", MODEL, "--date", "2013-01-12")
+    cli(workspace, "ingest", "--since", "2013-01-01", "--until", "2013-01-12")
+    cli(workspace, "train", MODEL, "--date", "2013-01-12")
     return workspace
 
 
 def _offline(version: Path, store_path: Path, instances: pa.Table, views: dict) -> np.ndarray:
-    store = OnlineStore(store_path)
-    try:
-        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
-        for view, keys in views.items():
-            held = store.backend.read(view)
-            assert held is not None
-            held = held.drop_columns([c for c in held.column_names if c == "__spindle_key"])
-            held = held.drop_columns([c for c in held.column_names if c == "feature_ts"])
-            rows = rows.join(held, list(keys), join_type="left outer")
-        rows = rows.sort_by("i")
-    finally:
-        store.close()
+    rows = online_rows(store_path, instances, views)
     runtime = ModelRuntime.load(version)
     return runtime.score(apply_request_features(rows, runtime.transform.request))
 

@@ -14,9 +14,6 @@ request feature computed differently) shows as a score difference above 1e-6.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +22,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from tests.flights_helpers import cli
 
 from spindle.core import Workspace, load_sources
 from spindle.features import FeatureRegistry, OnlineStore, build_rows
@@ -36,21 +34,13 @@ MODEL = "delay"
 LAST_DAY = "2013-01-06"
 
 
-def _cli(cwd: Path, *args: str) -> None:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(
-        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=400
-    )
-    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
-
-
 @pytest.fixture(scope="module")
 def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("served-offline")
-    _cli(root, "init", "flights", "--example", "flights")
+    cli(root, "init", "flights", "--example", "flights")
     workspace = root / "flights"
-    _cli(workspace, "ingest", "--since", "2013-01-01", "--until", LAST_DAY)
-    _cli(workspace, "train", MODEL, "--date", LAST_DAY)
+    cli(workspace, "ingest", "--since", "2013-01-01", "--until", LAST_DAY)
+    cli(workspace, "train", MODEL, "--date", LAST_DAY)
     return workspace
 
 

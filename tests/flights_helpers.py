@@ -1,0 +1,45 @@
+"""Helpers shared by the tests that run the flights example through the CLI and serve it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow as pa
+
+from spindle.features import OnlineStore
+
+# The delay model's entity keys, and the request columns a caller sends (features/schedule.yaml)
+KEYS = ["carrier", "origin", "dest", "tailnum"]
+REQUEST = ["sched_dep_time", "sched_dep_date"]
+
+
+def cli(cwd: Path, *args: str, timeout: int = 500) -> str:
+    """Run ``spindle ARGS`` in ``cwd`` (this interpreter's venv first on PATH); its stdout.
+
+    Fails the test with the command's last output when it exits non-zero.
+    """
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(
+        ["spindle", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    assert done.returncode == 0, done.stderr[-3000:] + done.stdout[-2000:]
+    return done.stdout
+
+
+def online_rows(store_path: Path, instances: pa.Table, views: dict[str, list[str]]) -> pa.Table:
+    """The instances joined with every row the online store holds for each view (``views``:
+    view name -> its entity keys, from the model's ``/schema``), in the instances' order."""
+    store = OnlineStore(store_path)
+    try:
+        rows = instances.append_column("i", pa.array(range(instances.num_rows)))
+        for view, keys in views.items():
+            held = store.backend.read(view)
+            assert held is not None
+            drop = [c for c in held.column_names if c in ("__spindle_key", "feature_ts")]
+            rows = rows.join(held.drop_columns(drop), list(keys), join_type="left outer")
+        return rows.sort_by("i")
+    finally:
+        store.close()
