@@ -169,11 +169,15 @@ class TrainingConfig(_Strict):
             )
         return self
 
+    @property
+    def one_process(self) -> bool:
+        """Whether the family trains in one process (lightgbm, sklearn): no workers, no
+        staleness, and a training step is a pass over every row."""
+        return self.framework in ("lightgbm", "sklearn")
+
     @model_validator(mode="after")
     def _one_process_families(self) -> TrainingConfig:
-        if self.framework in ("lightgbm", "sklearn") and (
-            self.workers > 1 or self.max_staleness_steps > 0
-        ):
+        if self.one_process and (self.workers > 1 or self.max_staleness_steps > 0):
             raise ValueError(
                 f"framework: {self.framework} trains in one process (use training.threads for "
                 "its cores): workers and max_staleness_steps are the torch families' "

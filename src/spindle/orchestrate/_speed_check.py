@@ -107,7 +107,7 @@ def speed_check(
     loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     fast_cfg, slow_cfg = cfg.training, halved(cfg.training)
-    if fast_cfg.framework in ("lightgbm", "sklearn"):
+    if fast_cfg.one_process:
         raise TrainingError(
             f"{model}: speed-check compares data-parallel training (workers, staleness) with "
             f"half of it; framework {fast_cfg.framework} trains in one process: nothing to compare"

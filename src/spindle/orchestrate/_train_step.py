@@ -221,7 +221,7 @@ def _step_progress(
     if progress is None:
         return None
     training = plan.config.training
-    if training.framework in ("lightgbm", "sklearn"):  # a step is a boosting round over all rows
+    if training.one_process:  # a step is a boosting round over all rows
         epochs, batch = 1, max(plan.trainset.rows, 1)
     else:
         epochs = training.warm_start_epochs if plan.base_dir is not None else training.epochs
