@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spindle.features import bounded_connection, pit_join
+from spindle.features import _asof, bounded_connection, pit_join
 from spindle.features._asof import asof_join, asof_unsupported
 from spindle.features._pit import AsofSide, create_joined, in_memory
 
@@ -78,6 +78,7 @@ def _key_columns(kind: str, values: list[tuple[int | None, int | None]]) -> dict
     ),
     ttl_s=st.one_of(st.none(), st.integers(0, 20)),
     tz=st.sampled_from([None, "UTC", "Europe/Paris"]),
+    threads=st.sampled_from([1, 2, 3]),
 )
 def test_arrow_join_is_duckdbs_join(
     kind: str,
@@ -85,9 +86,26 @@ def test_arrow_join_is_duckdbs_join(
     features: list[tuple[int | None, int | None, int | None, float]],
     ttl_s: int | None,
     tz: str | None,
+    threads: int,
 ) -> None:
     """Random keys (int, string, composite; nulls), times (ties, nulls, age == TTL), time
-    zones and TTLs: the Arrow join gives DuckDB's rows exactly, types included."""
+    zones and TTLs: the Arrow join gives DuckDB's rows exactly, types included, whether its
+    row-wise steps run in one thread or split over several (ranges of a few rows here)."""
+    saved = _asof.THREADS, _asof._CHUNK_ROWS
+    _asof.THREADS, _asof._CHUNK_ROWS = threads, 4
+    try:
+        _check_join(kind, events, features, ttl_s, tz)
+    finally:
+        _asof.THREADS, _asof._CHUNK_ROWS = saved
+
+
+def _check_join(
+    kind: str,
+    events: list[tuple[int | None, int | None, int | None]],
+    features: list[tuple[int | None, int | None, int | None, float]],
+    ttl_s: int | None,
+    tz: str | None,
+) -> None:
     ev = pa.table(
         {
             "event_id": pa.array(range(len(events)), pa.int64()),

@@ -16,7 +16,9 @@ why not otherwise, and the caller runs DuckDB's join instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +30,25 @@ import pyarrow.compute as pc
 ENGINE = "auto"
 ENGINES = ("auto", "duckdb", "arrow")
 _LIMIT = 1 << 62  # composite keys stay below this (int64, with room to spare)
+#: Threads of the row-wise steps (numpy releases the GIL in them); at most four, and never
+#: more than the CPUs this process may run on.
+THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+_CHUNK_ROWS = 1 << 17  # fewer rows than this per thread: one thread (no pool to start)
+
+
+def _each(rows: int, step: Callable[[int, int], None]) -> None:
+    """Run ``step(lo, hi)`` over ``[0, rows)`` split into contiguous ranges, one per thread.
+
+    Each step writes only its own range of preallocated arrays, so the ranges never race.
+    """
+    parts = max(1, min(THREADS, rows // _CHUNK_ROWS))
+    if parts == 1:
+        step(0, rows)
+        return
+    bounds = [rows * i // parts for i in range(parts + 1)]
+    with ThreadPoolExecutor(parts, thread_name_prefix="spindle-asof") as pool:
+        for done in [pool.submit(step, bounds[i], bounds[i + 1]) for i in range(parts)]:
+            done.result()
 
 
 def _key_type_ok(kind: pa.DataType) -> bool:
@@ -148,22 +169,39 @@ def _composite(
     span = top - base + 1
     if n_ids * span >= _LIMIT:
         _, inverse = np.unique(np.concatenate([ev_ts, ft_ts]), return_inverse=True)
-        ev_t, ft_t, span = inverse[: len(ev_ts)], inverse[len(ev_ts) :], int(inverse.max()) + 1
-    else:
-        ev_t, ft_t = ev_ts - base, ft_ts - base
-    ev_t += ev_ids * span  # in place: fewer fresh pages to fault in
-    ft_t += ft_ids * span
-    return ev_t, ft_t
+        ev_ts, ft_ts, span = inverse[: len(ev_ts)], inverse[len(ev_ts) :], int(inverse.max()) + 1
+        base = 0
+    return _offset(ev_ids, ev_ts, span, base), _offset(ft_ids, ft_ts, span, base)
+
+
+def _offset(ids: np.ndarray, ts: np.ndarray, span: int, base: int) -> np.ndarray:
+    """``ids * span + ts - base`` as a fresh int64 array, computed over threads."""
+    key = np.empty(len(ts), np.int64)
+
+    def step(lo: int, hi: int) -> None:
+        part = key[lo:hi]
+        np.multiply(ids[lo:hi], span, out=part)
+        part += ts[lo:hi]
+        part -= base
+
+    _each(len(ts), step)
+    return key
 
 
 def _search(sorted_keys: np.ndarray, needles: np.ndarray) -> np.ndarray:
-    """``searchsorted(side="right") - 1`` of every needle. The needles are sorted first: a
-    binary search for sorted needles stays in cache, which more than pays for the sort."""
-    if len(needles) < 1024:
-        return np.searchsorted(sorted_keys, needles, side="right") - 1
-    order = np.argsort(needles)
+    """``searchsorted(side="right") - 1`` of every needle, over threads. Each thread sorts its
+    needles first: a binary search for sorted needles stays in cache, which more than pays for
+    the sort."""
     pos = np.empty(len(needles), np.int64)
-    pos[order] = np.searchsorted(sorted_keys, needles[order], side="right") - 1
+
+    def step(lo: int, hi: int) -> None:
+        some = needles[lo:hi]
+        order = np.argsort(some)
+        found = np.searchsorted(sorted_keys, some[order], side="right")
+        found -= 1
+        pos[lo:hi][order] = found
+
+    _each(len(needles), step)
     return pos
 
 
@@ -198,9 +236,9 @@ def asof_match(
         ft_ok &= _valid(features[key])
     ev_ts = _ints(events[event_time].cast(pa.int64()))
     ft_ts = _ints(features["feature_ts"].cast(pa.int64()))
-    if ft_ok.all():  # no copies of the columns when every row can match
-        rows, f_ids, f_ts = np.arange(len(ft_ok)), ft_ids, ft_ts
-    else:
+    rows: np.ndarray | None = None  # the feature rows that can match (None: all of them)
+    f_ids, f_ts = ft_ids, ft_ts
+    if not ft_ok.all():
         rows = np.flatnonzero(ft_ok)
         f_ids, f_ts = ft_ids[rows], ft_ts[rows]
     if ev_ok.all():
@@ -212,16 +250,29 @@ def asof_match(
         ev_key[valid] = some
     if len(ft_key) > 1 and not bool(np.all(ft_key[1:] >= ft_key[:-1])):
         order = _sort(ft_key)
-        rows, ft_key = rows[order], ft_key[order]
+        rows, ft_key = (order if rows is None else rows[order]), ft_key[order]
     pos = _search(ft_key, ev_key)
-    index = rows[np.maximum(pos, 0)] if len(rows) else np.zeros(len(pos), np.int64)
-    matched = (pos >= 0) & ev_ok
-    if len(rows):
-        matched &= ft_ids[index] == ev_ids
-    # DuckDB's epoch(): microseconds as DOUBLE divided by 1e6, per side, then the difference
-    age = (ft_ts[index] if len(rows) else np.zeros(len(pos), np.int64)) / 1e6
-    np.subtract(ev_ts / 1e6, age, out=age)
-    age[~matched] = np.nan
+    n = len(pos)
+    index, matched, age = np.zeros(n, np.int64), np.empty(n, bool), np.zeros(n, np.float64)
+    some_rows = len(ft_key) > 0
+
+    def step(lo: int, hi: int) -> None:
+        found, hit, when = pos[lo:hi], matched[lo:hi], age[lo:hi]
+        np.greater_equal(found, 0, out=hit)
+        hit &= ev_ok[lo:hi]
+        if some_rows:
+            at = np.maximum(found, 0)
+            if rows is not None:
+                at = rows[at]
+            index[lo:hi] = at
+            hit &= ft_ids[at] == ev_ids[lo:hi]
+            # DuckDB's epoch(): microseconds as DOUBLE divided by 1e6, per side, then the
+            # difference
+            np.divide(ft_ts[at], 1e6, out=when)
+        np.subtract(ev_ts[lo:hi] / 1e6, when, out=when)
+        when[~hit] = np.nan
+
+    _each(n, step)
     return AsofMatch(index, matched, age)
 
 
