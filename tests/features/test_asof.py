@@ -91,12 +91,12 @@ def test_arrow_join_is_duckdbs_join(
     """Random keys (int, string, composite; nulls), times (ties, nulls, age == TTL), time
     zones and TTLs: the Arrow join gives DuckDB's rows exactly, types included, whether its
     row-wise steps run in one thread or split over several (ranges of a few rows here)."""
-    saved = _asof.THREADS, _asof._CHUNK_ROWS
-    _asof.THREADS, _asof._CHUNK_ROWS = threads, 4
+    saved = _asof.THREADS, _asof._BLOCK_ROWS
+    _asof.THREADS, _asof._BLOCK_ROWS = threads, 4
     try:
         _check_join(kind, events, features, ttl_s, tz)
     finally:
-        _asof.THREADS, _asof._CHUNK_ROWS = saved
+        _asof.THREADS, _asof._BLOCK_ROWS = saved
 
 
 def _check_join(

@@ -33,21 +33,30 @@ _LIMIT = 1 << 62  # composite keys stay below this (int64, with room to spare)
 #: Threads of the row-wise steps (numpy releases the GIL in them); at most four, and never
 #: more than the CPUs this process may run on.
 THREADS = min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
-_CHUNK_ROWS = 1 << 17  # fewer rows than this per thread: one thread (no pool to start)
+#: Rows per block of a row-wise step: its temporaries stay small (cache-sized, and reused by the
+#: allocator instead of fresh pages from the kernel, which cost more than the arithmetic).
+_BLOCK_ROWS = 1 << 16
 
 
 def _each(rows: int, step: Callable[[int, int], None]) -> None:
-    """Run ``step(lo, hi)`` over ``[0, rows)`` split into contiguous ranges, one per thread.
+    """Run ``step(lo, hi)`` over ``[0, rows)`` in blocks of ``_BLOCK_ROWS``, the blocks split
+    into one contiguous run per thread.
 
-    Each step writes only its own range of preallocated arrays, so the ranges never race.
+    Each step writes only its own block of preallocated arrays, so the blocks never race.
     """
-    parts = max(1, min(THREADS, rows // _CHUNK_ROWS))
+    blocks = max(1, -(-rows // _BLOCK_ROWS))
+    parts = min(THREADS, blocks)
+
+    def run(first: int, last: int) -> None:
+        for block in range(first, last):
+            step(block * _BLOCK_ROWS, min(rows, (block + 1) * _BLOCK_ROWS))
+
     if parts == 1:
-        step(0, rows)
+        run(0, blocks)
         return
-    bounds = [rows * i // parts for i in range(parts + 1)]
+    bounds = [blocks * i // parts for i in range(parts + 1)]
     with ThreadPoolExecutor(parts, thread_name_prefix="spindle-asof") as pool:
-        for done in [pool.submit(step, bounds[i], bounds[i + 1]) for i in range(parts)]:
+        for done in [pool.submit(run, bounds[i], bounds[i + 1]) for i in range(parts)]:
             done.result()
 
 
@@ -128,7 +137,9 @@ def _dense(left: pa.ChunkedArray, right: pa.ChunkedArray) -> tuple[np.ndarray, n
         as_int = pa.int64() if pa.types.is_integer(kind) else pa.int32()
         a, b = _ints(left.cast(as_int)), _ints(right.cast(as_int))
         lo, hi = _range(a, b)
-        if hi - lo < _LIMIT >> 32:  # a small range: the values are their own ids
+        if lo >= 0 and hi < _LIMIT >> 32:  # small non-negative values are their own ids
+            return a, b, hi + 1
+        if hi - lo < _LIMIT >> 32:  # a small range: the offsets are
             return a - lo, b - lo, hi - lo + 1
     merged = pa.chunked_array([*left.chunks, *right.chunks], type=kind).combine_chunks()
     encoded = merged.dictionary_encode()
@@ -253,7 +264,9 @@ def asof_match(
         rows, ft_key = (order if rows is None else rows[order]), ft_key[order]
     pos = _search(ft_key, ev_key)
     n = len(pos)
-    index, matched, age = np.zeros(n, np.int64), np.empty(n, bool), np.zeros(n, np.float64)
+    # pos becomes the index where every feature row can match (no copy of n rows)
+    index = pos if rows is None else np.empty(n, np.int64)
+    matched, age = np.empty(n, bool), np.zeros(n, np.float64)
     some_rows = len(ft_key) > 0
 
     def step(lo: int, hi: int) -> None:
@@ -261,14 +274,16 @@ def asof_match(
         np.greater_equal(found, 0, out=hit)
         hit &= ev_ok[lo:hi]
         if some_rows:
-            at = np.maximum(found, 0)
+            np.maximum(found, 0, out=found)
+            at = index[lo:hi]
             if rows is not None:
-                at = rows[at]
-            index[lo:hi] = at
-            hit &= ft_ids[at] == ev_ids[lo:hi]
+                np.take(rows, found, out=at)
+            hit &= np.take(ft_ids, at) == ev_ids[lo:hi]
             # DuckDB's epoch(): microseconds as DOUBLE divided by 1e6, per side, then the
             # difference
-            np.divide(ft_ts[at], 1e6, out=when)
+            np.divide(np.take(ft_ts, at), 1e6, out=when)
+        else:
+            index[lo:hi] = 0
         np.subtract(ev_ts[lo:hi] / 1e6, when, out=when)
         when[~hit] = np.nan
 
