@@ -156,7 +156,13 @@ def training_sets(ws: Path, until: str, repeat: int) -> dict[str, Any]:
     workspace = Workspace.load(ws)
     sources = load_sources(ws)
     registry = FeatureRegistry.load(workspace.features_dir, sources)
-    full, _ = workspace.model_config("delay")
+    declared, _ = workspace.model_config("delay")
+    # the pinned view features: request features (Python over the request's columns) are not
+    # joins, and the hand-written query has no counterpart for them
+    views = registry.views()
+    full = declared.model_copy(
+        update={"features": [f for f in declared.features if f.split(".")[0] in views]}
+    )
     weather = full.model_copy(update={"features": [f"weather.{c}@1" for c in WEATHER]})
     days = _days(until)
     out: dict[str, Any] = {}
@@ -209,6 +215,7 @@ def main() -> None:
                 capture_output=True,
             )
             result["ingest"] = ingest_year(ws, args.until)
+            print(f"ingest: {json.dumps(result['ingest'])}", file=sys.stderr, flush=True)
         result["alarms"] = alarms(ws, args.until)
         result["training_set"] = training_sets(ws, args.until, args.repeat)
     if args.json:

@@ -115,3 +115,82 @@ def test_a_bad_from_is_one_clear_error(
         FeatureRegistry.load(features, load_sources(flights))
     assert expected in str(caught.value) and "view.from" in str(caught.value)
     assert "line 4" in str(caught.value)
+
+
+def test_a_departure_joins_as_of_when_it_was_known(flights: Path) -> None:
+    """``view.at`` (the flights example's ``plane_leg``): each departure is a feature row from
+    one minute after the plane left (never before its scheduled minute); an example takes the
+    plane's latest departure known at its time within 12 hours, exactly as a hand-written
+    ASOF join on the raw departures does, and never its own departure."""
+    ws = Workspace.load(flights)
+    sources = load_sources(ws.root)
+    registry = FeatureRegistry.load(ws.features_dir, sources)
+    config, _ = ws.model_config("delay")
+    rows = build_rows(
+        ws.tables_dir, config, registry.resolve(config), (DAYS[1],), sources=sources
+    ).table
+    con = duckdb.connect()
+    con.register("rows", rows)
+    con.register("raw", open_dataset(ws.tables_dir / "raw" / "flights").to_table())
+    legs = (
+        "SELECT tailnum, dep_delay, carrier, flight, time_hour, time_hour + to_minutes(CAST(minute + 1 + "
+        "CASE WHEN dep_delay > 0 THEN dep_delay ELSE 0 END AS BIGINT)) AS known FROM raw "
+        "WHERE dep_delay IS NOT NULL AND tailnum IS NOT NULL"
+    )
+    expected = con.execute(
+        f"WITH legs AS ({legs}) SELECT r.carrier, r.flight, r.time_hour, CASE WHEN l.known >= "
+        "r.time_hour - INTERVAL 12 HOUR THEN l.dep_delay END FROM rows r ASOF LEFT JOIN legs l "
+        "ON r.tailnum = l.tailnum AND r.time_hour >= l.known ORDER BY ALL"
+    ).fetchall()
+    got = con.execute(
+        "SELECT carrier, flight, time_hour, plane_leg__dep_delay__v1 FROM rows ORDER BY ALL"
+    ).fetchall()
+    assert got == expected
+    assert sum(row[-1] is not None for row in got) > 30  # planes flying again the same day
+    own = con.execute(
+        f"WITH legs AS ({legs}) SELECT count(*) FROM rows r JOIN legs l USING (carrier, flight) "
+        "WHERE l.time_hour = r.time_hour AND l.known <= r.time_hour"
+    ).fetchone()
+    assert own == (0,)  # no departure is known by its own example's time
+    hours = rows.column("schedule__hours_since_plane_left__v1").to_pylist()
+    left = rows.column("plane_leg__left_hour__v1").to_pylist()
+    assert [h is None for h in hours] == [v is None for v in left]
+    assert all(h is None or 0 < h < 24 for h in hours)
+
+
+def test_at_keeps_one_row_per_entity_and_instant(flights: Path, tmp_path: Path) -> None:
+    """Rows of one entity known at the same instant (a plane booked on two flights at 09:00)
+    collapse to the last by the source's primary key, the same on every run; rows with a null
+    key or a null ``at`` are never joined, so the view does not keep them."""
+    features = tmp_path / "features"
+    features.mkdir()
+    (features / "leg.yaml").write_text(
+        "group: leg\nowner: me\nentity: {name: plane, keys: [tailnum]}\nview:\n"
+        "  from: flights\n  at: time_hour + to_minutes(CAST(dep_delay AS BIGINT))\nfeatures:\n"
+        "  - {name: d, version: 1, dtype: float64, sql: dep_delay, encoding: {kind: numeric}}\n"
+    )
+    view = FeatureRegistry.load(features, load_sources(flights)).view("leg")
+    assert view.timestamp == "known_at"
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE flights AS SELECT * FROM (VALUES "
+        "('N1', 'DL', 120, TIMESTAMP '2013-01-02 09:00', 5.0), "
+        "('N1', 'DL', 1765, TIMESTAMP '2013-01-02 09:00', 5.0), "  # the same plane, same instant
+        "('N1', 'AA', 1, TIMESTAMP '2013-01-02 12:00', -3.0), "  # early: known at its schedule
+        "('N2', 'B6', 7, TIMESTAMP '2013-01-02 10:00', NULL), "  # cancelled: never known
+        "(NULL, 'UA', 9, TIMESTAMP '2013-01-02 11:00', 0.0)"  # no plane: never joined
+        ") AS t(tailnum, carrier, flight, time_hour, dep_delay)"
+    )
+    con.execute("ALTER TABLE flights ADD COLUMN origin VARCHAR DEFAULT 'JFK'")
+    sql = view.sql.replace("cutoff", "TIMESTAMP '2013-01-03'")
+    got = con.execute(f"SELECT tailnum, flight, known_at FROM ({sql}) ORDER BY ALL").fetchall()
+    assert [(t, f) for t, f, _ in got] == [("N1", 1), ("N1", 1765)]
+    assert str(got[0][2]) == "2013-01-02 12:00:00"  # early departures count from the schedule
+    (features / "leg.yaml").write_text(
+        "group: leg\nowner: me\nentity: {name: plane, keys: [tailnum]}\nview:\n"
+        "  sql: SELECT 1\n  at: time_hour\nfeatures:\n"
+        "  - {name: d, version: 1, dtype: float64, sql: dep_delay, encoding: {kind: numeric}}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        FeatureRegistry.load(features, load_sources(flights))
+    assert "`at`" in str(caught.value) and "from: <source>" in str(caught.value)

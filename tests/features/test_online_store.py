@@ -159,3 +159,35 @@ def test_catch_up_applies_each_missing_partition_in_order(workspace_copy: Path) 
         ].skipped  # default: every table  # an older day
         assert store.version() != version  # the restated day moved the version, nothing else
         store.close()
+
+
+def test_the_store_serves_what_an_example_at_the_days_end_would_take() -> None:
+    """An event-time partition (a departure per plane, ``feature_ts`` when it was known): per
+    plane the online store keeps the latest row known before the next 00:00 and within the TTL
+    at that time, as a training example at the end of the day would join it."""
+    from spindle.features._online import served_rows
+
+    day = dt.datetime(2013, 1, 2)
+    rows = pa.table(
+        {
+            "tailnum": ["N1", "N1", "N2", "N3", "N3"],
+            "d": [1.0, 2.0, 3.0, 4.0, 5.0],
+            "feature_ts": pa.array(
+                [
+                    day + dt.timedelta(hours=9),
+                    day + dt.timedelta(hours=14),  # N1's latest by the day's end
+                    day + dt.timedelta(hours=11, minutes=59),  # older than 12h at 24:00
+                    day + dt.timedelta(hours=20),  # N3's latest known by the day's end
+                    day + dt.timedelta(hours=24, minutes=30),  # left after midnight
+                ],
+                pa.timestamp("us"),
+            ),
+        }
+    )
+    served = served_rows(rows, ["tailnum"], "2013-01-02", 12 * 3600)
+    assert dict(zip(served["tailnum"].to_pylist(), served["d"].to_pylist(), strict=True)) == {
+        "N1": 2.0,
+        "N3": 4.0,
+    }
+    everything = served_rows(rows, ["tailnum"], "2013-01-02", None)
+    assert everything["d"].to_pylist() == [2.0, 3.0, 4.0]  # no TTL: still nothing after 24:00

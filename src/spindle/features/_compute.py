@@ -35,6 +35,8 @@ from spindle.features._python import apply_python
 
 KEYS_METADATA = "spindle.entity_keys"
 """Schema metadata of computed feature rows: their view's entity keys, as a JSON list."""
+TTL_METADATA = "spindle.ttl_s"
+"""Schema metadata of computed feature rows: their view's TTL in seconds (JSON; null: none)."""
 
 
 def feature_table_path(tables_dir: Path, group: str) -> Path:
@@ -198,7 +200,16 @@ def _features_of(
     table = pa.Table.from_arrays(
         [computed[n] if n in computed else rows.column(n) for n in names], names=names
     )
-    return table.replace_schema_metadata({KEYS_METADATA: json.dumps(list(view.keys))})
+    return table.replace_schema_metadata(
+        {KEYS_METADATA: json.dumps(list(view.keys)), TTL_METADATA: json.dumps(view.ttl_s)}
+    )
+
+
+def ttl_of(rows: pa.Table) -> int | None:
+    """The view's TTL recorded in computed feature rows' schema (None: none, or not recorded)."""
+    recorded = (rows.schema.metadata or {}).get(TTL_METADATA.encode())
+    value = None if recorded is None else json.loads(recorded)
+    return None if value is None else int(value)
 
 
 def entity_keys_of(rows: pa.Table) -> list[str] | None:

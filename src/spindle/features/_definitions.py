@@ -22,9 +22,15 @@ from typing import TYPE_CHECKING, Literal
 
 from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model, sha256_json
 from spindle.features._python import PythonComputation, parse_python
+from spindle.features._views import (
+    KNOWN_AT,
+    FeatureYaml,
+    GroupYaml,
+    view_fingerprint,
+    view_from_yaml,
+)
 from spindle.features._views import EncodingSpec as EncodingSpec
 from spindle.features._views import FeatureView as FeatureView
-from spindle.features._views import FeatureYaml, GroupYaml, view_fingerprint, view_from_yaml
 
 if TYPE_CHECKING:
     from spindle.core import SourceDeclaration
@@ -153,6 +159,11 @@ class FeatureRegistry:
             name: (d.event_time.column if d.event_time is not None else None)
             for name, d in declared.items()
         }
+        # how an event-time view with `at` orders a source's rows known at the same instant
+        row_orders = {
+            name: tuple(d.primary_key) or tuple(d.columns) for name, d in declared.items()
+        }
+        columns = {name: set(d.columns) for name, d in declared.items()}
         registry = cls({})
         problems: list[str] = []
         for path in sorted(folder.glob("*.yaml")):
@@ -162,14 +173,21 @@ class FeatureRegistry:
                 problems.extend(f"{path}: {p}" for p in exc.problems)
                 continue
             problems.extend(
-                f"{path}: {p}" for p in registry._add_group(group, path, event_times, folder)
+                f"{path}: {p}"
+                for p in registry._add_group(group, path, event_times, folder, row_orders, columns)
             )
         if problems:
             raise ConfigError(str(folder), problems)
         return registry
 
     def _add_group(
-        self, group: GroupYaml, path: Path, event_times: dict[str, str | None], folder: Path
+        self,
+        group: GroupYaml,
+        path: Path,
+        event_times: dict[str, str | None],
+        folder: Path,
+        row_orders: dict[str, tuple[str, ...]] | None = None,
+        columns: dict[str, set[str]] | None = None,
     ) -> list[str]:
         """Add one parsed file's view or request group and definitions; return its problems."""
         errors: list[str] = []
@@ -181,13 +199,13 @@ class FeatureRegistry:
                 f" (declared: {', '.join(sorted(event_times)) or 'none'}); declare each in "
                 "sources/<name>.yaml or remove it from `sources`"
             )
-        errors.extend(_event_view_problems(group, path, event_times))
+        errors.extend(_event_view_problems(group, path, event_times, columns or {}))
         if group.group in self.feature_views or group.group in self.request_columns:
             errors.append(
                 f"{_line_of(path, 'group')}key 'group': group {group.group!r} is declared by "
                 "another file too; rename one of them"
             )
-        view = view_from_yaml(group, path, event_times)
+        view = view_from_yaml(group, path, event_times, row_orders)
         if view is not None:
             self.feature_views[view.name] = view
         elif group.request is not None:
@@ -303,9 +321,13 @@ def _line_of(path: Path, key: str) -> str:
 
 
 def _event_view_problems(
-    group: GroupYaml, path: Path, event_times: dict[str, str | None]
+    group: GroupYaml,
+    path: Path,
+    event_times: dict[str, str | None],
+    columns: dict[str, set[str]],
 ) -> list[str]:
-    """An event-time view (``view.from``) must read a declared source with an event time."""
+    """An event-time view (``view.from``) must read a declared source with an event time; with
+    ``at``, the source may not declare a column named ``known_at`` (the view adds it)."""
     source = None if group.view is None else group.view.from_
     if source is None:
         return []
@@ -319,6 +341,13 @@ def _event_view_problems(
         return [
             f"{where}: source {source!r} declares no event_time, so its rows have no time to "
             "be joined at; declare `event_time` in its YAML, or write `view.sql` instead"
+        ]
+    assert group.view is not None
+    if group.view.at is not None and KNOWN_AT in columns.get(source, set()):
+        return [
+            f"{_line_of(path, 'view')}key 'view.at': source {source!r} declares a column "
+            f"{KNOWN_AT!r}, the name the view gives the time each row became known; rename "
+            "the source's column"
         ]
     return []
 

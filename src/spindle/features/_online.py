@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
 from spindle.core import FeatureError, open_dataset, table_exists
-from spindle.features._compute import entity_keys_of, feature_table_path
+from spindle.features._compute import entity_keys_of, feature_table_path, ttl_of
 from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
 from spindle.features._online_sqlite import SQLiteOnlineStore
 
@@ -268,17 +268,18 @@ def catch_up_online(
     results = []
     for view in sorted(chosen):
         keys = chosen[view]
+        ttl_s = ttl_of(latest[view]) if latest and view in latest else None
         watermark = store.watermark(view)
         if watermark is not None:
             for day in _partitions(tables_dir, view, watermark, through):
-                rows = _latest_per_key(_read_partition(tables_dir, view, day), keys)
+                rows = served_rows(_read_partition(tables_dir, view, day), keys, day, ttl_s)
                 results.append(store.materialize(view, rows, day, keys=keys))
         rows = (latest or {}).get(view)
         if rows is None:
             rows = _read_partition(tables_dir, view, through)
             if rows.num_rows == 0:
                 continue
-        rows = _latest_per_key(rows, keys)
+        rows = served_rows(rows, keys, through, ttl_s)
         results.append(store.materialize(view, rows, through, keys=keys, restate=True))
     return results
 
@@ -289,6 +290,7 @@ def refresh_online_day(
     view: str,
     keys: Sequence[str] | None,
     days: Sequence[str],
+    ttl_s: int | None = None,
 ) -> MaterializeResult | None:
     """Re-apply the store's current day of ``view`` when ``days`` (rewritten in the feature
     table, e.g. by a backfill of a new feature version) include it, so what the table gained
@@ -299,10 +301,33 @@ def refresh_online_day(
     watermark = store.watermark(view)
     if watermark is None or watermark not in set(days):
         return None
-    rows = _latest_per_key(_read_partition(tables_dir, view, watermark), keys)
+    rows = served_rows(_read_partition(tables_dir, view, watermark), keys, watermark, ttl_s)
     if rows.num_rows == 0:
         return None
     return store.materialize(view, rows, watermark, keys=keys, restate=True)
+
+
+def served_rows(
+    rows: pa.Table, keys: Sequence[str] | None, day: str, ttl_s: int | None
+) -> pa.Table:
+    """The rows of a view's partition ``day`` the online store serves: per entity, the row a
+    training example at the end of the day takes. Rows known only after the day
+    (``feature_ts`` from the next 00:00 on: a departure after midnight in an event-time view
+    with ``at``) and rows older than the TTL at the day's end are left out, then the latest
+    row per key is kept. So a served entity's features are the training-set path's as of the
+    store's day (``tests/serve/test_served_equals_offline.py``)."""
+    if rows.num_rows and "feature_ts" in rows.column_names:
+        times = rows.column("feature_ts")
+        end = dt.datetime.fromisoformat(day) + dt.timedelta(days=1)
+        if getattr(times.type, "tz", None) is not None:
+            end = end.replace(tzinfo=dt.UTC)
+        keep = pc.less(times, pa.scalar(end, times.type))
+        if ttl_s is not None:
+            oldest = pa.scalar(end - dt.timedelta(seconds=ttl_s), times.type)
+            keep = pc.and_(keep, pc.greater_equal(times, oldest))
+        if not pc.all(keep).as_py():
+            rows = rows.filter(keep)
+    return _latest_per_key(rows, keys)
 
 
 def _latest_per_key(rows: pa.Table, keys: Sequence[str] | None) -> pa.Table:

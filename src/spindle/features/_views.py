@@ -90,13 +90,16 @@ class ViewYaml(BaseModel):
     Or ``from: <source>``: an *event-time view*, whose rows are the source's own rows, each a
     feature row at its event time (hourly observations, a price change), joined to examples as
     of their event time. Its features are expressions over one row, so no row can read another
-    row's future.
+    row's future. ``at`` (with ``from``): a SQL expression over the row saying when its values
+    became known (a departure's delay once the plane has left); the row is joined as of that
+    time, never before its event time.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     sql: str | None = Field(default=None, min_length=1)
     from_: str | None = Field(default=None, alias="from", min_length=1)
+    at: str | None = Field(default=None, min_length=1)
     keep: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
@@ -105,6 +108,11 @@ class ViewYaml(BaseModel):
             raise ValueError(
                 "a view needs exactly one of `sql` (one row per entity per day, as of the "
                 "cutoff) or `from: <source>` (the source's rows, each at its event time)"
+            )
+        if self.at is not None and self.from_ is None:
+            raise ValueError(
+                "`at` (when a row's values became known) belongs to an event-time view: "
+                "use it with `from: <source>`, or drop it"
             )
         return self
 
@@ -208,13 +216,24 @@ def view_fingerprint(sql: str, keys: tuple[str, ...], keep: tuple[str, ...]) -> 
     return sha256_json({"sql": sql.strip(), "keys": keys, "keep": keep})
 
 
+KNOWN_AT = "known_at"
+"""The time column of an event-time view with ``at``: when each row's values became known."""
+
+
 def view_from_yaml(
-    group: GroupYaml, file: Path, event_times: dict[str, str | None]
+    group: GroupYaml,
+    file: Path,
+    event_times: dict[str, str | None],
+    row_orders: dict[str, tuple[str, ...]] | None = None,
 ) -> FeatureView | None:
     """The :class:`FeatureView` of a parsed file, or None for a request group.
 
     An event-time view (``from: <source>``) reads its source's rows of the day: it is run as
-    of the next day's 00:00 and keeps the rows whose event time falls on the day.
+    of the next day's 00:00 and keeps the rows whose event time falls on the day. With ``at``
+    each row is a feature row at ``known_at``, the later of its event time and ``at``: a row
+    whose ``at`` or key is null is never joined, so it is not kept, and of rows of one entity
+    known at the same instant the last in ``row_orders[source]`` (the source's primary key,
+    else its declared columns) is kept, so the view is the same on every run.
     """
     if group.entity is None or group.view is None:
         return None
@@ -225,6 +244,19 @@ def view_from_yaml(
         sources = (source, *(s for s in sources if s != source))
         timestamp = event_times.get(source)
         sql = f'SELECT * FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY'
+        if group.view.at is not None:
+            keys = [f'"{k}"' for k in group.entity.keys]
+            order = ", ".join(f'"{c}" DESC' for c in (row_orders or {}).get(source, ()))
+            sql = (
+                f'SELECT *, greatest("{timestamp}", CAST(({group.view.at}) AS TIMESTAMP)) '
+                f'AS {KNOWN_AT} FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY '
+                f"AND ({group.view.at}) IS NOT NULL"
+                + "".join(f" AND {k} IS NOT NULL" for k in keys)
+                + f" QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}, {KNOWN_AT}"
+                + (f" ORDER BY {order}" if order else "")
+                + ") = 1"
+            )
+            timestamp = KNOWN_AT
     assert sql is not None  # ViewYaml holds exactly one of sql and from
     return FeatureView(
         name=group.group,

@@ -143,16 +143,18 @@ def backfill(
         rebuild=lambda artifacts: tuple(artifacts),
     )
     result, written = _rebuild(list(outcome.value))
-    _refresh_online(ctx, definition.group, definition.entity_keys, days)
+    _refresh_online(ctx, definition.group, definition.entity_keys, days, definition.ttl_s)
     return BackfillRun(result, written, outcome.skipped, outcome.run_id)
 
 
-def _refresh_online(ctx: Context, view: str, keys: tuple[str, ...], days: list[str]) -> None:
+def _refresh_online(
+    ctx: Context, view: str, keys: tuple[str, ...], days: list[str], ttl_s: int | None
+) -> None:
     """Serve what the backfill added: the online store's current day of the view is restated
     from the table when the backfill covered it (a new version's column reaches serving)."""
     store = ctx.online_store()
     try:
-        done = refresh_online_day(store, ctx.workspace.tables_dir, view, keys or None, days)
+        done = refresh_online_day(store, ctx.workspace.tables_dir, view, keys or None, days, ttl_s)
         if done is not None:
             log.info("online store: %s", done.summary())
     finally:

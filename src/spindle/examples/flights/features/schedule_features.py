@@ -45,3 +45,18 @@ def weekday(rows: pa.Table) -> pa.Array:
             days[date] = _WEEKDAYS[dt.date.fromisoformat(date).weekday()]
         out.append(days[date])
     return pa.array(out, pa.string())
+
+
+def hours_since_plane_left(rows: pa.Table) -> pa.Array:
+    """Hours from the plane's previous departure (``plane_leg.left_hour@1``, joined before the
+    request features) to this scheduled departure: 17:45 after a leg that left at 14:30 ->
+    3.25; a leg from the evening before wraps around midnight. Null when the plane has no
+    previous departure within the view's TTL."""
+    left = rows.column("plane_leg__left_hour__v1").to_pylist()
+    out: list[float | None] = []
+    for scheduled, then in zip(_hhmm(rows), left, strict=True):
+        if scheduled is None or then is None:
+            out.append(None)
+            continue
+        out.append((scheduled // 100 + (scheduled % 100) / 60.0 - then) % 24.0)
+    return pa.array(out, pa.float64())
