@@ -63,6 +63,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "custom": {"module": "models_py.delay_net:DelayNet", "options": {"hidden": 16}},
         "window_days": 4,
         "epochs": 3,
+        "warm_start": True,  # the example's lightgbm retrains nightly; this one warm starts
         "warm_start_epochs": 1,
         "warm_start_window_days": 2,
     }

@@ -44,6 +44,7 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
     config["training"] |= {
         "framework": "lightgbm",
         "window_days": 4,
+        "warm_start": True,  # the example retrains nightly; this test is about warm start
         "warm_start_window_days": 2,
         "lightgbm": {"num_boost_round": ROUNDS, "warm_start_rounds": WARM_ROUNDS},
     }

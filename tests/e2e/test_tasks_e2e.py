@@ -60,7 +60,15 @@ def _declare(workspace: Path, name: str) -> None:
     )
     base["examples"]["label"] = name
     base |= {"name": name, "task": task, "baselines": []}
-    base["training"] |= {"window_days": 4, "epochs": 4, "learning_rate": 0.01}
+    # the tasks through tabular_nn (delay itself is lightgbm): its heads, losses, streaming
+    base["training"] = {
+        "framework": "tabular_nn",
+        "window_days": 4,
+        "epochs": 4,
+        "learning_rate": 0.01,
+        "hidden_units": [32],
+        "embedding_dim": 4,
+    }
     if task == "regression":  # streamed from Parquet: the head's label scale read from the file
         base["training"]["in_memory_max_rows"] = 0
     base["evaluation"] = {"metric": metric, "replicas": 1}
