@@ -163,24 +163,6 @@ def test_a_new_column_rewrites_the_entity(factory: Callable[[], OnlineStoreBacke
         )
 
 
-def test_a_reader_sees_another_writers_new_columns(
-    factory: Callable[[], OnlineStoreBackend],
-) -> None:
-    """A reader that has read an entity before (and may keep how it is laid out) reads the
-    columns another connection's partition added, and its own writes too."""
-    writer, reader = factory(), factory()
-    writer.materialize("product", KEY, _day("2026-01-01", {"p1": 1.0}, popular=False), "2026-01-01")
-    first = reader.read("product", ["p1"])
-    assert first is not None and "popularity" not in first.column_names
-    writer.materialize("product", KEY, _day("2026-01-02", {"p1": 1.0, "p22": 2.0}), "2026-01-02")
-    second = reader.read("product", ["p22", "p1"])
-    assert second is not None and second["popularity"].to_pylist() == [3, 2]
-    reader.materialize("product", KEY, _day("2026-01-03", {"p1": 5.0}, popular=False), "2026-01-03")
-    third = reader.read("product", ["p1"])
-    assert third is not None and "popularity" not in third.column_names
-    assert third["price__v1"].to_pylist() == [5.0]
-
-
 def test_a_reader_never_sees_half_a_partition(factory: Callable[[], OnlineStoreBackend]) -> None:
     """Each day rewrites every row with that day's value and a different number of keys: a
     reader must always see one day whole (one value, that day's row count)."""

@@ -14,7 +14,6 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,34 +53,21 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
     return [None if v is None else str(v) for v in values]
 
 
-_ARROW_TYPES = {
-    "bool": pa.bool_(),
-    "int64": pa.int64(),
-    "int32": pa.int32(),
-    "double": pa.float64(),
-    "float": pa.float32(),
-}
-
-
 def _typed(values: Sequence[Any], type_name: str) -> pa.Array:
     """Rebuild a column with the Arrow type it had when materialised."""
-    target = _ARROW_TYPES.get(type_name)
+    mapping = {
+        "bool": pa.bool_(),
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "double": pa.float64(),
+        "float": pa.float32(),
+    }
+    target = mapping.get(type_name)
     if target is None:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
     if pa.types.is_boolean(target):
         return pa.array([None if v is None else bool(v) for v in values], target)
     return pa.array(values, target)
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """How one entity's table is read: its columns with their materialised types, the key
-    column, and the SELECT of every column (parsed once, not on every lookup)."""
-
-    names: tuple[str, ...]
-    types: tuple[str, ...]
-    key: str
-    select: str
 
 
 class SQLiteOnlineStore:
@@ -107,10 +93,6 @@ class SQLiteOnlineStore:
         self._con.execute(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)"
         )
-        # Each entity's layout, read from ``meta`` once and kept while no other connection
-        # commits (``PRAGMA data_version``) and this one writes nothing (``materialize``).
-        self._layouts: dict[str, _Layout] = {}
-        self._data_version: int | None = None
 
     @property
     def url(self) -> str:
@@ -145,45 +127,28 @@ class SQLiteOnlineStore:
             finally:
                 self._con.execute("COMMIT")
 
-    def _layout(self, entity: str) -> _Layout | None:
-        """The entity's layout (None before its first materialisation), inside a read."""
-        version = self._con.execute("PRAGMA data_version").fetchone()[0]
-        if version != self._data_version:  # another connection committed: read meta again
-            self._layouts.clear()
-            self._data_version = version
-        layout = self._layouts.get(entity)
-        if layout is None:
-            schema_text, key = self._meta(f"schema:{entity}"), self._meta(f"key:{entity}")
-            if schema_text is None:
-                return None
-            schema: dict[str, str] = json.loads(schema_text)
-            names = tuple(schema)
-            select = f"SELECT {', '.join(_q(n) for n in names)} FROM {_q(entity)}"
-            layout = _Layout(names, tuple(schema.values()), key or names[0], select)
-            self._layouts[entity] = layout
-        return layout
-
     def _read(self, entity: str, keys: Sequence[str] | None) -> pa.Table | None:
-        layout = self._layout(entity)
-        if layout is None:
+        schema_text, key = self._meta(f"schema:{entity}"), self._meta(f"key:{entity}")
+        if schema_text is None:
             return None
-        names, select = layout.names, layout.select
+        schema: dict[str, str] = json.loads(schema_text)
+        names = list(schema)
+        select = f"SELECT {', '.join(_q(n) for n in names)} FROM {_q(entity)}"
         if keys is None:
             rows = self._con.execute(select).fetchall()
         else:
+            key = key or names[0]
             rows = []
             unique = list(dict.fromkeys(keys))
             for i in range(0, len(unique), _KEYS_PER_QUERY):
                 chunk = unique[i : i + _KEYS_PER_QUERY]
                 marks = ", ".join("?" for _ in chunk)
-                rows += self._con.execute(f"{select} WHERE {_q(layout.key)} IN ({marks})", chunk)
-            position = names.index(layout.key)
+                rows += self._con.execute(f"{select} WHERE {_q(key)} IN ({marks})", chunk)
+            position = names.index(key)
             by_key = {r[position]: r for r in rows}
             rows = [by_key[k] for k in keys if k in by_key]
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return pa.table(
-            {n: _typed(c, t) for n, c, t in zip(names, columns, layout.types, strict=True)}
-        )
+        return pa.table({n: _typed(c, schema[n]) for n, c in zip(names, columns, strict=True)})
 
     # -- writing ---------------------------------------------------------------------------
     def materialize(
@@ -219,7 +184,6 @@ class SQLiteOnlineStore:
                 self._con.execute("ROLLBACK")
                 raise
             finally:
-                self._layouts.clear()  # this connection's own writes leave data_version as is
                 self._con.execute("DROP TABLE IF EXISTS temp._incoming")
 
     def _apply(
