@@ -186,8 +186,8 @@ class FeatureRegistry:
         path: Path,
         event_times: dict[str, str | None],
         folder: Path,
-        row_orders: dict[str, tuple[str, ...]] | None = None,
-        columns: dict[str, set[str]] | None = None,
+        row_orders: dict[str, tuple[str, ...]],
+        columns: dict[str, set[str]],
     ) -> list[str]:
         """Add one parsed file's view or request group and definitions; return its problems."""
         errors: list[str] = []
@@ -199,7 +199,7 @@ class FeatureRegistry:
                 f" (declared: {', '.join(sorted(event_times)) or 'none'}); declare each in "
                 "sources/<name>.yaml or remove it from `sources`"
             )
-        errors.extend(_event_view_problems(group, path, event_times, columns or {}))
+        errors.extend(_event_view_problems(group, path, event_times, columns))
         if group.group in self.feature_views or group.group in self.request_columns:
             errors.append(
                 f"{_line_of(path, 'group')}key 'group': group {group.group!r} is declared by "

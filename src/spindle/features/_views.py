@@ -243,14 +243,15 @@ def view_from_yaml(
         source = group.view.from_
         sources = (source, *(s for s in sources if s != source))
         timestamp = event_times.get(source)
-        sql = f'SELECT * FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY'
+        day = f'FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY'
+        sql = f"SELECT * {day}"
         if group.view.at is not None:
+            at = group.view.at
             keys = [f'"{k}"' for k in group.entity.keys]
             order = ", ".join(f'"{c}" DESC' for c in (row_orders or {}).get(source, ()))
             sql = (
-                f'SELECT *, greatest("{timestamp}", CAST(({group.view.at}) AS TIMESTAMP)) '
-                f'AS {KNOWN_AT} FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY '
-                f"AND ({group.view.at}) IS NOT NULL"
+                f'SELECT *, greatest("{timestamp}", CAST(({at}) AS TIMESTAMP)) AS {KNOWN_AT} '
+                f"{day} AND ({at}) IS NOT NULL"
                 + "".join(f" AND {k} IS NOT NULL" for k in keys)
                 + f" QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}, {KNOWN_AT}"
                 + (f" ORDER BY {order}" if order else "")

@@ -21,11 +21,14 @@ def _hhmm(rows: pa.Table) -> list[int | None]:
     return values
 
 
+def _hours(hhmm: int) -> float:
+    """Local HHMM in hours after midnight: 1745 -> 17.75."""
+    return hhmm // 100 + (hhmm % 100) / 60.0
+
+
 def dep_hour(rows: pa.Table) -> pa.Array:
     """Scheduled departure in hours after local midnight: 1745 -> 17.75."""
-    return pa.array(
-        [None if t is None else t // 100 + (t % 100) / 60.0 for t in _hhmm(rows)], pa.float64()
-    )
+    return pa.array([None if t is None else _hours(t) for t in _hhmm(rows)], pa.float64())
 
 
 def hour_of_day(rows: pa.Table) -> pa.Array:
@@ -58,5 +61,5 @@ def hours_since_plane_left(rows: pa.Table) -> pa.Array:
         if scheduled is None or then is None:
             out.append(None)
             continue
-        out.append((scheduled // 100 + (scheduled % 100) / 60.0 - then) % 24.0)
+        out.append((_hours(scheduled) - then) % 24.0)
     return pa.array(out, pa.float64())
