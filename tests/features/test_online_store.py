@@ -54,6 +54,34 @@ def test_materialize_read_back_types_keys_and_versions(tmp_path: Path) -> None:
     reader.close()
 
 
+def test_a_reader_sees_another_writers_new_columns_and_reads_views_at_once(
+    tmp_path: Path,
+) -> None:
+    """A reader keeps each entity's layout (columns, types, key) between reads while the store
+    is unchanged; a write by another process changes the store's version, and the next read
+    takes the new layout: a new feature column comes back, a dropped one does not."""
+    reader = OnlineStore(tmp_path / "online.db")
+    writer = OnlineStore(tmp_path / "online.db")
+    writer.materialize("product", _products([5, 9, 1]), "2026-01-02")
+    writer.materialize("user", pa.table({"user_id": ["u1"], "user__n__v1": [1.0]}), "2026-01-02")
+    first = reader.rows("product", ["p1"])
+    assert "product__v2" not in first.column_names
+    assert reader.rows("product", ["p1"]).equals(first)  # from the kept layout
+    wider = _products([7, 9, 1]).append_column("product__v2", pa.array([1, 2, 3], pa.int64()))
+    writer.materialize("product", wider.drop_columns(["popularity"]), "2026-01-03")
+    again = reader.rows("product", ["p3", "p1", "p3"])
+    assert again.column("product__v2").to_pylist() == [3, 1, 3]
+    assert "popularity" not in again.column_names
+    products, users, unknown = reader.rows_many(
+        [("product", ["p2"]), ("user", ["u1", "u9"]), ("nothing", ["x"])]
+    )
+    assert products.column("product__v2").to_pylist() == [2]
+    assert users.to_pylist() == [{"user_id": "u1", "user__n__v1": 1.0}]
+    assert unknown.num_columns == 0
+    reader.close()
+    writer.close()
+
+
 def test_backend_chosen_by_url(tmp_path: Path) -> None:
     absolute = OnlineStore(f"sqlite:///{tmp_path / 'a.db'}")
     assert isinstance(absolute.backend, SQLiteOnlineStore)

@@ -146,12 +146,20 @@ class OnlineStore:
         key order) for a composite key. Unknown keys are left out; an empty table before the
         view's first materialisation.
         """
-        composite = any(isinstance(k, tuple | list) for k in keys)
-        asked = [_key_text(k) if composite else k for k in keys]
-        held = self.backend.read(view, asked)
-        if held is None:
-            return pa.table({})
-        return held.drop_columns([COMPOSITE_KEY]) if COMPOSITE_KEY in held.column_names else held
+        return self.rows_many([(view, keys)])[0]
+
+    def rows_many(self, asks: Sequence[tuple[str, Sequence[Any]]]) -> list[pa.Table]:
+        """:meth:`rows` of several views, read from one snapshot of the store (a request's
+        lookups see the same state)."""
+        held = self.backend.read_many([(view, _stored_keys(keys)) for view, keys in asks])
+        return [
+            pa.table({})
+            if rows is None
+            else rows.drop_columns([COMPOSITE_KEY])
+            if COMPOSITE_KEY in rows.column_names
+            else rows
+            for rows in held
+        ]
 
     def get(self, view: str, key: Any) -> dict[str, Any] | None:
         """The latest row of one entity of ``view`` as a dict, or None when it is unknown."""
@@ -179,6 +187,12 @@ class OnlineStore:
         """Changes whenever anything is written (None before the first write): a reader
         caching rows (serving's retrieval snapshots) reloads when it differs."""
         return self.backend.version()
+
+
+def _stored_keys(keys: Sequence[Any]) -> list[Any]:
+    """Keys as the backend stores them: a composite key's values as :func:`_key_text`."""
+    composite = any(isinstance(k, tuple | list) for k in keys)
+    return [_key_text(k) if composite else k for k in keys]
 
 
 def _key_text(values: Any) -> str:

@@ -95,4 +95,9 @@ class OnlineStoreBackend(Protocol):
         before the entity's first materialisation."""
         ...
 
+    def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
+        """:meth:`read` of several entities from one snapshot of the store (one request's
+        lookups see the same state, and pay for one transaction)."""
+        ...
+
     def close(self) -> None: ...

@@ -14,6 +14,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -53,21 +54,38 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
     return [None if v is None else str(v) for v in values]
 
 
+_ARROW_TYPES = {
+    "bool": pa.bool_(),
+    "int64": pa.int64(),
+    "int32": pa.int32(),
+    "double": pa.float64(),
+    "float": pa.float32(),
+}
+
+
 def _typed(values: Sequence[Any], type_name: str) -> pa.Array:
     """Rebuild a column with the Arrow type it had when materialised."""
-    mapping = {
-        "bool": pa.bool_(),
-        "int64": pa.int64(),
-        "int32": pa.int32(),
-        "double": pa.float64(),
-        "float": pa.float32(),
-    }
-    target = mapping.get(type_name)
+    target = _ARROW_TYPES.get(type_name)
     if target is None:
         return pa.array([None if v is None else str(v) for v in values], pa.string())
-    if pa.types.is_boolean(target):
+    if type_name == "bool":
         return pa.array([None if v is None else bool(v) for v in values], target)
     return pa.array(values, target)
+
+
+@dataclass
+class _Layout:
+    """How one entity is stored: its columns, their Arrow type names, its key column."""
+
+    names: list[str]
+    types: list[str]
+    key: str
+    _select: str = ""
+
+    def select(self, entity: str) -> str:
+        if not self._select:
+            self._select = f"SELECT {', '.join(_q(n) for n in self.names)} FROM {_q(entity)}"
+        return self._select
 
 
 class SQLiteOnlineStore:
@@ -85,6 +103,8 @@ class SQLiteOnlineStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._layouts: dict[str, _Layout] = {}  # valid while meta's version is unchanged
+        self._layouts_version: str | None = None
         # Autocommit mode: every transaction below is opened and closed explicitly.
         self._con = sqlite3.connect(
             self.path, timeout=30, check_same_thread=False, isolation_level=None
@@ -120,35 +140,57 @@ class SQLiteOnlineStore:
             return self._meta("version")
 
     def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
+        return self.read_many([(entity, keys)])[0]
+
+    def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
         with self._lock:
-            self._con.execute("BEGIN")  # one snapshot for the schema and the rows
+            self._con.execute("BEGIN")  # one snapshot for the layouts and every entity's rows
             try:
-                return self._read(entity, keys)
+                version = self._meta("version")
+                if version is None or version != self._layouts_version:
+                    self._layouts = {}  # something was written: read the layouts again
+                    self._layouts_version = version
+                return [self._read(entity, keys) for entity, keys in asks]
             finally:
                 self._con.execute("COMMIT")
 
+    def _layout(self, entity: str) -> _Layout | None:
+        """How ``entity`` is stored (columns, types, key), read from ``meta`` once per version
+        of the store; the caller holds the lock inside a read transaction."""
+        found = self._layouts.get(entity)
+        if found is None:
+            schema_text, key = self._meta(f"schema:{entity}"), self._meta(f"key:{entity}")
+            if schema_text is None:
+                return None
+            schema: dict[str, str] = json.loads(schema_text)
+            found = _Layout(list(schema), list(schema.values()), key or next(iter(schema)))
+            if self._layouts_version is not None:
+                self._layouts[entity] = found
+        return found
+
     def _read(self, entity: str, keys: Sequence[str] | None) -> pa.Table | None:
-        schema_text, key = self._meta(f"schema:{entity}"), self._meta(f"key:{entity}")
-        if schema_text is None:
+        layout = self._layout(entity)
+        if layout is None:
             return None
-        schema: dict[str, str] = json.loads(schema_text)
-        names = list(schema)
-        select = f"SELECT {', '.join(_q(n) for n in names)} FROM {_q(entity)}"
+        names, select = layout.names, layout.select(entity)
         if keys is None:
             rows = self._con.execute(select).fetchall()
         else:
-            key = key or names[0]
+            key = layout.key
             rows = []
             unique = list(dict.fromkeys(keys))
             for i in range(0, len(unique), _KEYS_PER_QUERY):
                 chunk = unique[i : i + _KEYS_PER_QUERY]
                 marks = ", ".join("?" for _ in chunk)
                 rows += self._con.execute(f"{select} WHERE {_q(key)} IN ({marks})", chunk)
-            position = names.index(key)
-            by_key = {r[position]: r for r in rows}
-            rows = [by_key[k] for k in keys if k in by_key]
+            if len(rows) > 1 or len(unique) != len(keys):
+                position = names.index(key)
+                by_key = {r[position]: r for r in rows}
+                rows = [by_key[k] for k in keys if k in by_key]
         columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return pa.table({n: _typed(c, schema[n]) for n, c in zip(names, columns, strict=True)})
+        return pa.Table.from_arrays(
+            [_typed(c, t) for c, t in zip(columns, layout.types, strict=True)], names=names
+        )
 
     # -- writing ---------------------------------------------------------------------------
     def materialize(

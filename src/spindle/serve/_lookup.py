@@ -36,10 +36,22 @@ def lookup_view(
         it did not know.
     """
     asked = [entity_key(inst, lookup.keys) for inst in instances]
-    wanted = [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
-    found = store.rows(lookup.view, wanted)  # none wanted: the view's columns, typed, no rows
+    found = store.rows(lookup.view, _wanted(asked))
+    return _aligned(lookup, asked, found)
+
+
+def _wanted(asked: list[Any]) -> list[Any]:
+    """The distinct keys worth asking the store for (none with a null part)."""
+    return [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
+
+
+def _aligned(
+    lookup: ViewLookup, asked: list[Any], found: pa.Table
+) -> tuple[dict[str, pa.Array], pa.Schema | None, int]:
+    """The store's rows of one view (``found``, none wanted: its columns, typed, no rows)
+    aligned with the instances' keys ``asked``: see :func:`lookup_view`."""
     if found.num_columns == 0:  # the store does not hold the view yet
-        return {}, None, len(instances)
+        return {}, None, len(asked)
     # only the keys go through Python; the values stay Arrow (a null index takes a null row)
     key_values = [found.column(k).to_pylist() for k in lookup.keys]
     keys_of_rows = key_values[0] if len(lookup.keys) == 1 else zip(*key_values, strict=True)
@@ -59,7 +71,8 @@ def looked_up_rows(
     instances: Sequence[Mapping[str, Any]],
     skip: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, pa.Array | list[Any]], dict[str, int], set[str]]:
-    """The instances' fields (but ``skip``) and each view's online columns, typed as stored.
+    """The instances' fields (but ``skip``) and each view's online columns, typed as stored;
+    every view is read from one snapshot of the store.
 
     Returns:
         The columns by name, per view how many instances it did not know, and the views the
@@ -71,11 +84,15 @@ def looked_up_rows(
     }
     missing: dict[str, int] = {}
     held: set[str] = set()
-    for lookup in lookups:
-        found, stored, unknown = lookup_view(store, lookup, instances)
+    asked = [[entity_key(inst, lookup.keys) for inst in instances] for lookup in lookups]
+    found = store.rows_many(
+        [(lookup.view, _wanted(keys)) for lookup, keys in zip(lookups, asked, strict=True)]
+    )
+    for lookup, keys, rows in zip(lookups, asked, found, strict=True):
+        values, stored, unknown = _aligned(lookup, keys, rows)
         if unknown:
             missing[lookup.view] = unknown
         if stored is not None:
             held.add(lookup.view)
-        columns.update(found)
+        columns.update(values)
     return columns, missing, held
