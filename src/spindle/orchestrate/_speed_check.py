@@ -6,44 +6,32 @@ updates in flight); the slower run halves both (``workers // 2``, and ``(k + 1) 
 staleness). Both train from scratch on the same window, with the same transform and seed,
 and are scored on the holdout day ``date``. The verdict is ``spindle.evaluate.speed_verdict``'s
 (the model's gate metric, any task: a paired bootstrap interval of slow − fast; "training too
-fast" when the slower run is significantly better or the configured run collapsed); this
-module only resolves the window, trains the two runs and records the report.
+fast" when the slower run is significantly better or the configured run collapsed), and the
+two trainings are the train stage's (``spindle.train.train_at_two_parallelisms``: transform,
+encoding, both runs and their holdout scores). This module only resolves the config, the
+window and the two training sets, calls those two and records the report.
 Nothing is registered: the two models are removed, the report is written as JSON under
 ``artifacts/speed_checks/<model>/<date>.json``.
 """
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow.parquet as pq
 
-from spindle.core import (
-    Progress,
-    TrainingConfig,
-    TrainingError,
-    atomic_write_json,
-    sha256_json,
-    step_progress,
-)
+from spindle.core import Progress, TrainingConfig, TrainingError, atomic_write_json, step_progress
 from spindle.evaluate import Interval, speed_verdict
-from spindle.features import Transform
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
-    example_weights,
-    labels_and_groups,
-    model_spec,
     resolve_config,
     training_window,
 )
-from spindle.train import TrainResult, trainer_for
+from spindle.train import TrainResult, train_at_two_parallelisms
 
 
 @dataclass(frozen=True)
@@ -128,84 +116,69 @@ def speed_check(
     holdout = pq.read_table(build_training_set(ctx, loaded, [date], purpose="holdout").uri)
     if table.num_rows == 0 or holdout.num_rows == 0:
         raise TrainingError(f"{model} for {date}: the training set or the holdout has no rows")
-    transform = Transform.fit(table, loaded.definitions)
-    inputs, holdout_inputs = transform.transform(table), transform.transform(holdout)
-    labels, _ = labels_and_groups(table, cfg)
-    weights = example_weights(table, cfg)
-    holdout_labels, groups = labels_and_groups(holdout, cfg)
-    spec = model_spec(cfg, transform.input_spec(), labels)
-    work = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
-    key = sha256_json({"config": loaded.config_hash, "date": date})[:16]
-    scores, runs = [], []
-    try:
-        for name, training in (("fast", fast_cfg), ("slow", slow_cfg)):
-            on_step = None
-            if progress is not None:
-                on_step = step_progress(
-                    progress,
-                    f"speed-check {model} ({'configured' if name == 'fast' else 'half'})",
-                    epochs=training.epochs,
-                    batch_size=training.batch_size,
-                )
-            encoded = (inputs, labels, weights, spec, holdout_inputs)
-            run_scores, result = _train_and_score(
-                training, encoded, work / f"{key}-{name}", on_step
-            )
-            scores.append(run_scores)
-            runs.append((training, result))
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    scratch = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
+    runs = train_at_two_parallelisms(
+        table,
+        holdout,
+        loaded.definitions,
+        cfg,
+        fast_cfg,
+        slow_cfg,
+        scratch,
+        progress_for=None if progress is None else _progress_for(progress, model),
+    )
     judged = speed_verdict(
         cfg.task,
         cfg.evaluation.metric,
-        holdout_labels,
-        scores[0],
-        scores[1],
-        (_parallelism(runs[0][0]), _parallelism(runs[1][0])),
-        groups,
+        runs.labels,
+        runs.fast_scores,
+        runs.slow_scores,
+        (_parallelism(fast_cfg), _parallelism(slow_cfg)),
+        runs.groups,
     )
     interval = judged.interval
-    speed_runs = [
-        SpeedRun(
-            c.workers,
-            c.max_staleness_steps,
-            _parallelism(c),
-            value,
-            r.examples_per_s,
-            r.cpu_s,
-            r.final_loss,
-        )
-        for (c, r), value in zip(runs, (interval.value_b, interval.value_a), strict=True)
-    ]
-    metric, verdict, reason = judged.metric, judged.verdict, judged.reason
-    check = SpeedCheck(model, date, metric, speed_runs[0], speed_runs[1], interval, verdict, reason)
+    check = SpeedCheck(
+        model,
+        date,
+        judged.metric,
+        _speed_run(fast_cfg, runs.fast, interval.value_b),
+        _speed_run(slow_cfg, runs.slow, interval.value_a),
+        interval,
+        judged.verdict,
+        judged.reason,
+    )
     path = ctx.workspace.artifacts_dir / "speed_checks" / model / f"{date}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(path, check.to_dict())
     return check
 
 
-def _train_and_score(
-    training: TrainingConfig,
-    encoded: tuple[Any, ...],
-    out: Path,
-    on_step: Callable[[int, int], None] | None,
-) -> tuple[np.ndarray, TrainResult]:
-    """Train one run from scratch through the config's trainer; its holdout scores (float64)."""
-    inputs, labels, weights, spec, holdout_inputs = encoded
-    shutil.rmtree(out, ignore_errors=True)
-    trainer = trainer_for(training)
-    result = trainer.train(
-        inputs,
-        labels,
-        spec,
-        training,
-        out,
-        checkpoint_dir=out.with_name(f"{out.name}-ckpt"),
-        progress=on_step,
-        weights=weights,
+def _progress_for(
+    progress: Progress, model: str
+) -> Callable[[str, TrainingConfig], Callable[[int, int], None]]:
+    """Each run's step callback: one progress task per training."""
+
+    def on_step(name: str, training: TrainingConfig) -> Callable[[int, int], None]:
+        return step_progress(
+            progress,
+            f"speed-check {model} ({'configured' if name == 'fast' else 'half'})",
+            epochs=training.epochs,
+            batch_size=training.batch_size,
+        )
+
+    return on_step
+
+
+def _speed_run(config: TrainingConfig, result: TrainResult, metric_value: float) -> SpeedRun:
+    return SpeedRun(
+        config.workers,
+        config.max_staleness_steps,
+        _parallelism(config),
+        metric_value,
+        result.examples_per_s,
+        result.cpu_s,
+        result.final_loss,
     )
-    return trainer.predict(out, holdout_inputs).astype(np.float64), result
 
 
 def _parallelism(config: TrainingConfig) -> int:

@@ -33,6 +33,7 @@ if _TYPE_CHECKING:
     from spindle.train._recipe import SyncRecipe
     from spindle.train._row_adam import RowAdam
     from spindle.train._spec import InputSpec, check_inputs, with_head
+    from spindle.train._speed import ParallelismRuns, train_at_two_parallelisms
     from spindle.train._train import (
         TrainResult,
         data_sha256,
@@ -79,6 +80,7 @@ _LAZY: dict[str, str] = {
     "Ranker": "spindle.train._model",
     "RowAdam": "spindle.train._row_adam",
     "SyncRecipe": "spindle.train._recipe",
+    "ParallelismRuns": "spindle.train._speed",
     "ParquetData": "spindle.train._protocol",
     "StreamingTrainer": "spindle.train._protocol",
     "TorchTrainer": "spindle.train._protocol",
@@ -94,6 +96,7 @@ _LAZY: dict[str, str] = {
     "train_ddp": "spindle.train._ddp",
     "train_from_parquet": "spindle.train._train",
     "train_model": "spindle.train._train",
+    "train_at_two_parallelisms": "spindle.train._speed",
     "trainer_for": "spindle.train._protocol",
     "warm_start": "spindle.train._warm_start",
 }
@@ -113,6 +116,7 @@ __all__ = [
     "FittedVersion",
     "InputSpec",
     "LightGBMTrainer",
+    "ParallelismRuns",
     "ParquetBatches",
     "ParquetData",
     "Prefetcher",
@@ -138,6 +142,7 @@ __all__ = [
     "predict",
     "state_dict_sha256",
     "streams",
+    "train_at_two_parallelisms",
     "train_ddp",
     "train_from_parquet",
     "train_model",
