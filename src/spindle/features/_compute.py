@@ -28,10 +28,16 @@ import duckdb
 import pyarrow as pa
 
 from spindle.core import FeatureError, TableVersion, write_partition
-from spindle.features._cutoff import cutoff_literals, register_as_of, substitute_times
+from spindle.features._cutoff import (
+    cutoff_literals,
+    register_sources,
+    restrict_as_of,
+    substitute_times,
+)
 from spindle.features._definitions import FeatureDefinition, FeatureRegistry, FeatureView
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 from spindle.features._python import apply_python
+from spindle.features._views import CUTOFF
 
 KEYS_METADATA = "spindle.entity_keys"
 """Schema metadata of computed feature rows: their view's entity keys, as a JSON list."""
@@ -70,10 +76,15 @@ def view_rows(
         con.execute("SET threads TO 1")  # deterministic sums: see the module docstring
         con.execute("SET enable_progress_bar = false")
         as_of = _as_of(view, date)
-        sql = substitute_times(view.sql, cutoff_literals(as_of))
         try:
-            register_as_of(con, tables_dir, dict(view.event_times), as_of, versions)
-            rows = con.sql(sql).to_arrow_table()
+            cutoffs = _cutoffs(view, as_of)
+            window = None
+            if view.lookback_s is not None:  # every run reads within [first - lookback, last)
+                first = cutoffs[0] or dt.datetime.fromisoformat(as_of)
+                last = cutoffs[-1] or first
+                window = (first - dt.timedelta(seconds=view.lookback_s), last)
+            schemas = register_sources(con, tables_dir, dict(view.event_times), versions, window)
+            rows = pa.concat_tables(_run_as_of(con, view, schemas, as_of, at) for at in cutoffs)
         except duckdb.Error as exc:
             hint = (
                 f" (the SQL sees only the view's `sources`: {', '.join(view.sources) or 'none'};"
@@ -105,10 +116,42 @@ def view_rows(
 
 def _as_of(view: FeatureView, date: str) -> str:
     """The day whose 00:00 a view of ``date`` is computed as of: ``date`` itself for a daily
-    view; the next day for an event-time view, whose rows are the day's own events."""
-    if view.timestamp is None:
+    view (and the first run of a view run ``every`` few hours); the next day for an
+    event-time view, whose rows are the day's own events."""
+    if view.timestamp is None or view.every_s is not None:
         return date
     return (dt.date.fromisoformat(date) + dt.timedelta(days=1)).isoformat()
+
+
+def _cutoffs(view: FeatureView, day: str) -> list[dt.datetime | None]:
+    """The instants of ``day`` a view runs as of: 00:00 (None) for a daily or event-time view;
+    00:00, 00:00 + every, ... for a view run ``every`` few hours."""
+    if view.every_s is None:
+        return [None]
+    start = dt.datetime.fromisoformat(day)
+    return [start + dt.timedelta(seconds=s) for s in range(0, 86400, view.every_s)]
+
+
+def _run_as_of(
+    con: duckdb.DuckDBPyConnection,
+    view: FeatureView,
+    schemas: dict[str, pa.Schema],
+    day: str,
+    at: dt.datetime | None,
+) -> pa.Table:
+    """The view's SQL run as of ``day`` 00:00, or as of the instant ``at`` (its rows then carry
+    that instant in :data:`CUTOFF`)."""
+    restrict_as_of(con, schemas, dict(view.event_times), day, at, view.lookback_s)
+    rows = con.sql(substitute_times(view.sql, cutoff_literals(day, at))).to_arrow_table()
+    if at is None:
+        return rows
+    if CUTOFF in rows.column_names:
+        raise FeatureError(
+            f"{view.file}: view {view.name}'s SQL returns a column {CUTOFF!r}, the name "
+            "spindle gives the cutoff of each run of a view with `every`; rename it"
+        )
+    instant = pa.array([at] * rows.num_rows, pa.timestamp("us"))
+    return rows.append_column(CUTOFF, instant)
 
 
 def _check_columns(view: FeatureView, rows: pa.Table) -> None:
@@ -125,6 +168,8 @@ def _check_columns(view: FeatureView, rows: pa.Table) -> None:
 def feature_sql(view: FeatureView, definitions: list[FeatureDefinition], date: str) -> str:
     """The query computing the SQL ``definitions`` over a relation ``base`` of the view's rows."""
     literals = cutoff_literals(date)
+    if view.every_s is not None:  # each row's own cutoff
+        literals = {"cutoff": f'"{CUTOFF}"', "cutoff_date": f'CAST("{CUTOFF}" AS DATE)'}
     exprs = [
         f'CAST(({substitute_times(d.sql, literals)}) AS {_duck_type(d.dtype)}) AS "{d.column}"'
         for d in definitions

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from spindle.core import DataError, open_dataset, table_exists
 
@@ -33,10 +34,16 @@ _TOKEN = re.compile(
 )
 
 
-def cutoff_literals(day: str) -> dict[str, str]:
-    """The SQL literals of ``cutoff`` (day ``day`` 00:00 UTC) and ``cutoff_date`` (that day)."""
+def cutoff_literals(day: str, at: dt.datetime | None = None) -> dict[str, str]:
+    """The SQL literals of ``cutoff`` (day ``day`` 00:00 UTC, or the instant ``at`` of that
+    day) and ``cutoff_date`` (the day)."""
     dt.date.fromisoformat(day)  # refuse anything that is not a plain ISO day
-    return {"cutoff": f"TIMESTAMP '{day} 00:00:00'", "cutoff_date": f"DATE '{day}'"}
+    instant = f"{day} 00:00:00"
+    if at is not None:
+        if at.date().isoformat() != day:
+            raise ValueError(f"cutoff {at} is not on {day}")
+        instant = at.strftime("%Y-%m-%d %H:%M:%S")
+    return {"cutoff": f"TIMESTAMP '{instant}'", "cutoff_date": f"DATE '{day}'"}
 
 
 def substitute_times(sql: str, literals: Mapping[str, str]) -> str:
@@ -84,6 +91,32 @@ def register_as_of(
         DataError: a source has no ingested table (names it and the fix).
     """
     cutoff_literals(day)  # refuse anything that is not a plain ISO day
+    schemas = register_sources(con, tables_dir, event_times, versions)
+    restrict_as_of(con, schemas, event_times, day)
+
+
+def register_sources(
+    con: duckdb.DuckDBPyConnection,
+    tables_dir: Path,
+    event_times: Mapping[str, str | None],
+    versions: Mapping[str, int] | None = None,
+    window: tuple[dt.datetime, dt.datetime] | None = None,
+) -> dict[str, pa.Schema]:
+    """Register each source's ingested table on ``con`` under a hidden name, for
+    :func:`restrict_as_of` to show as of one cutoff or several in turn.
+
+    With ``window`` (start, end), a source with an event time (of timestamp type) is read
+    once into memory with only its events in ``[start, end)``, from the daily partitions that
+    can hold them: the runs of a view with ``lookback`` then scan a few days of rows, not the
+    whole table each time.
+
+    Returns:
+        Each source's schema.
+
+    Raises:
+        DataError: a source has no ingested table (names it and the fix).
+    """
+    schemas: dict[str, pa.Schema] = {}
     for source, event_time in event_times.items():
         path = tables_dir / "raw" / source
         if not table_exists(path):
@@ -92,25 +125,74 @@ def register_as_of(
                 "days you need"
             )
         dataset = open_dataset(path, (versions or {}).get(f"raw/{source}"))
-        hidden = f"__spindle_raw_{source}"
-        con.register(hidden, dataset)
+        rows: pads.Dataset | pa.Table = dataset
+        timed = event_time is not None and event_time in dataset.schema.names
+        if (
+            window is not None
+            and timed
+            and pa.types.is_timestamp(dataset.schema.field(event_time).type)
+        ):
+            start, end = window
+            kind = dataset.schema.field(event_time).type
+            keep = (pads.field(event_time) >= pa.scalar(start, kind)) & (
+                pads.field(event_time) < pa.scalar(end, kind)
+            )
+            if "date" in dataset.schema.names:  # a row is never filed before its event's day
+                first = start.date()
+                text = pa.types.is_string(dataset.schema.field("date").type)
+                keep &= pads.field("date") >= (first.isoformat() if text else first)
+            rows = dataset.to_table(filter=keep)
+        con.register(f"__spindle_raw_{source}", rows)
+        schemas[source] = dataset.schema
+    return schemas
+
+
+def restrict_as_of(
+    con: duckdb.DuckDBPyConnection,
+    schemas: Mapping[str, pa.Schema],
+    event_times: Mapping[str, str | None],
+    day: str,
+    at: dt.datetime | None = None,
+    lookback_s: int | None = None,
+) -> None:
+    """(Re)define each source registered by :func:`register_sources` as the view of its rows
+    known at ``day`` 00:00, or at the instant ``at`` of that day; with ``lookback_s``, only
+    the events of that many seconds before it."""
+    for source, event_time in event_times.items():
+        known = _known(schemas[source], event_time, day, at, lookback_s)
         con.execute(
-            f'CREATE OR REPLACE TEMP VIEW "{source}" AS SELECT * FROM "{hidden}" '
-            f"WHERE {_known(dataset.schema, event_time, day)}"
+            f'CREATE OR REPLACE TEMP VIEW "{source}" AS SELECT * FROM "__spindle_raw_{source}" '
+            f"WHERE {known}"
         )
 
 
-def _known(schema: pa.Schema, event_time: str | None, day: str) -> str:
+def _known(
+    schema: pa.Schema,
+    event_time: str | None,
+    day: str,
+    at: dt.datetime | None,
+    lookback_s: int | None = None,
+) -> str:
     """The condition of a row known at the cutoff, for a table of ``schema``.
 
     Delta stores the ``date`` partition column as text, so a text column is cast first.
     """
-    literals = cutoff_literals(day)
+    literals = cutoff_literals(day, at)
     if event_time is not None:
         column = f'"{event_time}"'
         if event_time in schema.names and pa.types.is_string(schema.field(event_time).type):
             column = f"CAST({column} AS TIMESTAMP)"
-        return f"{column} < {literals['cutoff']}"
+        known = f"{column} < {literals['cutoff']}"
+        if lookback_s is None:
+            return known
+        start = (at or dt.datetime.fromisoformat(day)) - dt.timedelta(seconds=lookback_s)
+        known += f" AND {column} >= TIMESTAMP '{start:%Y-%m-%d %H:%M:%S}'"
+        if "date" in schema.names:  # a row's partition is never before its event's day (ingest
+            # files a late row under the day it came), so earlier partitions are skipped unread
+            first = f"'{start:%Y-%m-%d}'"
+            text = pa.types.is_string(schema.field("date").type)
+            known += f' AND "date" >= {first if text else "DATE " + first}'
+        return known
     if "date" in schema.names:
         if pa.types.is_string(schema.field("date").type):  # ISO text: compares as text, and
             return f"\"date\" <= '{day}'"  # the dataset can skip later partitions unread

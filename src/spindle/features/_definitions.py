@@ -65,6 +65,8 @@ class FeatureDefinition:
     """View columns stored next to the features."""
     view_sql: str | None = None
     """The SQL of the feature's view (None for request features)."""
+    view_run: tuple[tuple[str, int], ...] = ()
+    """How the view's SQL runs, where declared (``FeatureView.run``: every, lookback)."""
     request: bool = False
     """True for a request feature: a Python function over request rows."""
 
@@ -86,7 +88,9 @@ class FeatureDefinition:
         """
         what: dict[str, object] = {}
         if self.view_sql is not None:
-            what["view"] = view_fingerprint(self.view_sql, self.entity_keys, self.keep)
+            what["view"] = view_fingerprint(
+                self.view_sql, self.entity_keys, self.keep, self.view_run
+            )
         if self.python is not None:
             what["python_sha256"] = self.python.source_sha256
             what["function"] = self.python.function
@@ -105,7 +109,7 @@ class FeatureDefinition:
         else:
             text = f"sql {self.sql}" if self.sql is not None else "per request"
         if self.view_sql is not None:
-            view = view_fingerprint(self.view_sql, self.entity_keys, self.keep)
+            view = view_fingerprint(self.view_sql, self.entity_keys, self.keep, self.view_run)
             text += f" over view {self.group} (view sha256 {view[:12]})"
         return text
 
@@ -392,6 +396,7 @@ def _definition(
         ttl_s=view.ttl_s if view is not None else None,
         keep=view.keep if view is not None else (),
         view_sql=view.sql if view is not None else None,
+        view_run=view.run if view is not None else (),
         request=view is None,
     )
     return definition, problem

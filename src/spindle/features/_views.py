@@ -93,6 +93,15 @@ class ViewYaml(BaseModel):
     row's future. ``at`` (with ``from``): a SQL expression over the row saying when its values
     became known (a departure's delay once the plane has left); the row is joined as of that
     time, never before its event time.
+
+    ``every`` (with ``sql``): run the SQL as of every ``every`` of the day (``1h``: at 00:00,
+    01:00, ... 23:00) instead of once at 00:00, each run seeing only the rows known at its own
+    cutoff; each run's rows are feature rows from that cutoff on (the origin's departures of
+    the last two hours, as of each hour).
+
+    ``lookback`` (with ``sql``): the SQL sees only the rows of its sources with an event time
+    within this long before the cutoff, so each run reads the few daily partitions that can
+    hold them instead of the whole history (sources without an event time are whole).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
@@ -100,7 +109,29 @@ class ViewYaml(BaseModel):
     sql: str | None = Field(default=None, min_length=1)
     from_: str | None = Field(default=None, alias="from", min_length=1)
     at: str | None = Field(default=None, min_length=1)
+    every: str | None = None
+    lookback: str | None = None
     keep: list[str] = Field(default_factory=list)
+
+    @field_validator("lookback")
+    @classmethod
+    def _lookback(cls, value: str | None) -> str | None:
+        if value is not None and duration_s(value) <= 0:
+            raise ValueError(f"`lookback: {value}` must be a positive duration (e.g. 7d)")
+        return value
+
+    @field_validator("every")
+    @classmethod
+    def _every(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        seconds = duration_s(value)
+        if seconds < 60 or seconds > 86400 or 86400 % seconds:
+            raise ValueError(
+                f"`every: {value}` must divide a day into runs at least a minute apart "
+                "(e.g. 15m, 1h, 6h; 1d is the default of a daily view)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _one(self) -> ViewYaml:
@@ -113,6 +144,16 @@ class ViewYaml(BaseModel):
             raise ValueError(
                 "`at` (when a row's values became known) belongs to an event-time view: "
                 "use it with `from: <source>`, or drop it"
+            )
+        if self.every is not None and self.sql is None:
+            raise ValueError(
+                "`every` (how often a day's SQL runs) belongs to a view with `sql`; an "
+                "event-time view (`from`) already has a row per event"
+            )
+        if self.lookback is not None and self.sql is None:
+            raise ValueError(
+                "`lookback` (how far back the SQL sees) belongs to a view with `sql`; an "
+                "event-time view (`from`) reads its day's rows only"
             )
         return self
 
@@ -190,7 +231,19 @@ class FeatureView:
     """Each source the view reads with its declared event-time column (None: none declared)."""
     timestamp: str | None = None
     """An event-time view's time column (its source's event time): each row is a feature row
-    at that time, not at the day's cutoff. None for a daily view."""
+    at that time, not at the day's cutoff. None for a daily view; :data:`CUTOFF` for a view
+    run ``every`` few hours of the day."""
+    every_s: int | None = None
+    """Seconds between the runs of a day's SQL (``view.every``); None: once, at 00:00."""
+    lookback_s: int | None = None
+    """How far before its cutoff a run sees its sources' events (``view.lookback``); None: all."""
+
+    @property
+    def run(self) -> tuple[tuple[str, int], ...]:
+        """How the SQL runs, where declared (``every_s``, ``lookback_s``): part of the
+        view's fingerprint."""
+        declared = (("every_s", self.every_s), ("lookback_s", self.lookback_s))
+        return tuple((name, value) for name, value in declared if value is not None)
 
     @property
     def stored_columns(self) -> tuple[str, ...]:
@@ -200,7 +253,7 @@ class FeatureView:
     @property
     def fingerprint(self) -> str:
         """The hash of the view's rows' definition (SQL, keys, kept columns)."""
-        return view_fingerprint(self.sql, self.keys, self.keep)
+        return view_fingerprint(self.sql, self.keys, self.keep, self.run)
 
     @property
     def row_keys(self) -> tuple[str, ...]:
@@ -208,16 +261,26 @@ class FeatureView:
         return self.keys if self.timestamp is None else (*self.keys, self.timestamp)
 
 
-def view_fingerprint(sql: str, keys: tuple[str, ...], keep: tuple[str, ...]) -> str:
-    """The hash of what defines a view's rows: its SQL (stripped), keys and kept columns.
+def view_fingerprint(
+    sql: str,
+    keys: tuple[str, ...],
+    keep: tuple[str, ...],
+    run: tuple[tuple[str, int], ...] = (),
+) -> str:
+    """The hash of what defines a view's rows: its SQL (stripped), keys, kept columns and how
+    it runs (``every``, ``lookback``: only those declared, so a daily view's hash is what it
+    always was).
 
     Part of every feature's fingerprint: a changed view changes every feature of the view.
     """
-    return sha256_json({"sql": sql.strip(), "keys": keys, "keep": keep})
+    return sha256_json({"sql": sql.strip(), "keys": keys, "keep": keep, **dict(run)})
 
 
 KNOWN_AT = "known_at"
 """The time column of an event-time view with ``at``: when each row's values became known."""
+
+CUTOFF = "spindle_cutoff"
+"""The time column of a view run ``every`` few hours: the cutoff each row was computed as of."""
 
 
 def view_from_yaml(
@@ -258,6 +321,11 @@ def view_from_yaml(
                 + ") = 1"
             )
             timestamp = KNOWN_AT
+    every_s = None if group.view.every is None else duration_s(group.view.every)
+    if every_s is not None and every_s < 86400:
+        timestamp = CUTOFF
+    else:
+        every_s = None  # `every: 1d` is a daily view
     assert sql is not None  # ViewYaml holds exactly one of sql and from
     return FeatureView(
         name=group.group,
@@ -272,4 +340,6 @@ def view_from_yaml(
         description=group.description,
         event_times=tuple((s, event_times.get(s)) for s in sources),
         timestamp=timestamp,
+        every_s=every_s,
+        lookback_s=None if group.view.lookback is None else duration_s(group.view.lookback),
     )
