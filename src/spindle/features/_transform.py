@@ -45,7 +45,9 @@ def _as_string_dictionary(column: pa.ChunkedArray) -> tuple[list[str | None], np
 
 
 def _numeric(column: pa.ChunkedArray, log: bool) -> np.ndarray:
-    values = pc.cast(column, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    if column.type != pa.float64():
+        column = pc.cast(column, pa.float64())
+    values = column.to_numpy(zero_copy_only=False).astype(np.float64)
     if log:
         values = np.sign(values) * np.log1p(np.abs(values))
     return np.asarray(values, np.float64)
@@ -140,6 +142,15 @@ class Transform:
         self.text = [e for e in self.encodings if e.kind == "text"]
         self.dense = [e for e in self.encodings if e.kind == "numeric"]
         self.text_len = max((e.max_words for e in self.text), default=0)
+        # built once, not per call: a served request encodes one row against every vocabulary
+        self._lookups = {
+            e.column: {v: i + 1 for i, v in enumerate(e.vocab)}
+            for e in self.cat
+            if e.kind == "categorical"
+        }
+        self._means = np.array([e.mean for e in self.dense], np.float64)
+        self._stds = np.array([e.std for e in self.dense], np.float64)
+        self._logged = np.array([e.log for e in self.dense], bool)
 
     @classmethod
     def fit(cls, table: pa.Table, definitions: Sequence[FeatureDefinition]) -> Transform:
@@ -213,21 +224,30 @@ class Transform:
                 else np.zeros((0, len(self.text), self.text_len), np.int64)
             )
         if self.dense:
-            columns = []
-            for e in self.dense:
-                values = (_numeric(table.column(e.column), e.log) - e.mean) / e.std
-                columns.append(np.where(np.isfinite(values), values, 0.0))
-            out["dense"] = (
-                np.stack(columns, axis=1).astype(np.float32)
-                if n
-                else np.zeros((0, len(self.dense)), np.float32)
-            )
+            out["dense"] = self._encode_dense(table, n)
         return out
+
+    def _encode_dense(self, table: pa.Table, n: int) -> np.ndarray:
+        """The numeric columns standardised, ``[n, len(dense)]`` float32: each value as
+        :func:`_numeric` reads it, ``(value - mean) / std`` elementwise in float64, and 0 where
+        that is not finite (a null, a NaN); the same arithmetic as one column at a time."""
+        if not n:
+            return np.zeros((0, len(self.dense)), np.float32)
+        raw = np.empty((n, len(self.dense)), np.float64)
+        for j, e in enumerate(self.dense):
+            raw[:, j] = _numeric(table.column(e.column), False)
+        if self._logged.any():
+            logged = raw[:, self._logged]
+            raw[:, self._logged] = np.sign(logged) * np.log1p(np.abs(logged))
+        raw -= self._means  # in place: one [n, dense] matrix, however many rows
+        raw /= self._stds
+        raw[~np.isfinite(raw)] = 0.0
+        return raw.astype(np.float32)
 
     def _encode_cat(self, encoding: ColumnEncoding, column: pa.ChunkedArray) -> np.ndarray:
         uniques, indices = _as_string_dictionary(column)
         if encoding.kind == "categorical":
-            lookup = {v: i + 1 for i, v in enumerate(encoding.vocab)}
+            lookup = self._lookups[encoding.column]
             codes = np.array(
                 [lookup.get(u, 0) if u is not None else 0 for u in uniques] + [0], np.int64
             )
