@@ -6,57 +6,15 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
-from train_runs import CONFIG, Stop, stop_after
+from train_runs import Stop, stop_after
+from train_tables import DEFINITIONS, MODEL, QUICK, rows
 
-from spindle.core import FeatureError, ModelConfig
-from spindle.features import EncodingSpec, FeatureDefinition
+from spindle.core import FeatureError
 from spindle.train import train_at_two_parallelisms
 
-
-def _feature(name: str) -> FeatureDefinition:
-    return FeatureDefinition(
-        group="thing",
-        name=name,
-        version=1,
-        owner="test",
-        description=name,
-        dtype="float64",
-        tags=(),
-        sql=name,
-        encoding=EncodingSpec(kind="numeric"),
-    )
-
-
-DEFINITIONS = [_feature("x"), _feature("z")]
-MODEL = ModelConfig.model_validate(
-    {
-        "name": "m",
-        "owner": "o",
-        "team": "t",
-        "task": "binary",
-        "features": ["thing.x@1", "thing.z@1"],
-        "examples": {
-            "sql": "SELECT id, ts, y FROM events",
-            "sources": ["events"],
-            "event_time": "ts",
-            "label": "y",
-        },
-    }
-)
-
-
-def _rows(n: int, seed: int) -> pa.Table:
-    """Two numeric features and a 0/1 label drawn from a logistic model of them."""
-    rng = np.random.default_rng(seed)
-    x, z = rng.standard_normal(n), rng.standard_normal(n)
-    y = (rng.random(n) < 1 / (1 + np.exp(-(2 * x - z)))).astype(np.int64)
-    return pa.table({d.column: v for d, v in zip(DEFINITIONS, (x, z), strict=True)} | {"y": y})
-
-
 # bounded staleness (one process) against its half, synchronous: no worker processes
-FAST = CONFIG.model_copy(update={"epochs": 1, "batch_size": 32, "max_staleness_steps": 1})
+FAST = QUICK.model_copy(update={"max_staleness_steps": 1})
 SLOW = FAST.model_copy(update={"max_staleness_steps": 0})
 
 
@@ -68,8 +26,8 @@ def test_trains_both_runs_scores_the_holdout_and_removes_its_scratch(tmp_path: P
         heard.append(name)
 
     runs = train_at_two_parallelisms(
-        _rows(400, 0),
-        _rows(120, 1),
+        rows(400, 0),
+        rows(120, 1),
         DEFINITIONS,
         MODEL,
         FAST,
@@ -103,8 +61,8 @@ def test_a_run_that_fails_midway_still_removes_the_scratch(tmp_path: Path) -> No
 
     with pytest.raises(Stop):  # the slow run dies at its third step, as a crash would
         train_at_two_parallelisms(
-            _rows(400, 0),
-            _rows(120, 1),
+            rows(400, 0),
+            rows(120, 1),
             DEFINITIONS,
             MODEL,
             FAST,
@@ -119,7 +77,7 @@ def test_a_run_that_fails_midway_still_removes_the_scratch(tmp_path: Path) -> No
 def test_a_holdout_without_a_feature_is_refused_and_leaves_no_scratch(tmp_path: Path) -> None:
     scratch = tmp_path / "scratch"
     (scratch / "fast-ckpt").mkdir(parents=True)  # a killed check's leftovers
-    holdout = _rows(120, 1).drop_columns([DEFINITIONS[1].column])
+    holdout = rows(120, 1).drop_columns([DEFINITIONS[1].column])
     with pytest.raises(FeatureError, match=DEFINITIONS[1].column):
-        train_at_two_parallelisms(_rows(400, 0), holdout, DEFINITIONS, MODEL, FAST, SLOW, scratch)
+        train_at_two_parallelisms(rows(400, 0), holdout, DEFINITIONS, MODEL, FAST, SLOW, scratch)
     assert not scratch.exists()

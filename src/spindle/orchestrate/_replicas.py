@@ -6,12 +6,16 @@ start — except for ``training.seed``. Replicas are evaluation artifacts, not m
 they live under ``.spindle/artifacts/replicas/MODEL/VERSION/`` (never in the registry or the
 model repository), and a directory named by everything that determines the replica is reused
 by every later evaluation of the same version.
+
+The training is the train stage's (``spindle.train.train_replica``: encoding with the version's
+transform, the training through its trainer, the replica directory and its manifest). This
+module only resolves the version, its rows, each replica's seed and directories, reuses a
+replica already trained (one lock per replica) and returns the list.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,26 +28,17 @@ from spindle.core import (
     NotFound,
     Progress,
     ServingError,
-    atomic_directory,
     file_lock,
     read_package,
     read_transform_text,
     sha256_json,
     step_progress,
-    write_package,
 )
-from spindle.features import Transform, stream_rows
+from spindle.features import stream_rows
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import (
-    copy_trained_files,
-    example_weights,
-    fresh_scratch,
-    labels_and_groups,
-    model_dir,
-    model_spec,
-)
+from spindle.orchestrate._model_common import model_dir
 from spindle.serve import ModelRuntime
-from spindle.train import trainer_for
+from spindle.train import ReplicaPlan, train_replica
 
 
 def replica_seed(seed: int, index: int) -> int:
@@ -120,7 +115,7 @@ def train_replicas(
     source = model_dir(ctx, model, version)
     manifest = read_package(source).to_json()
     config = ModelConfig.model_validate(manifest["config"])
-    rows: list[pa.Table] = []  # loaded once, only when a replica has to be trained
+    resolved: tuple[ReplicaPlan, pa.Table] | None = None  # only once a replica has to train
     replicas = []
     for index in range(1, k):
         seed = replica_seed(config.training.seed, index)
@@ -138,8 +133,9 @@ def train_replicas(
         with file_lock(path.with_name(f".{path.name}.lock")):
             reused = _usable(path)
             if not reused:
-                if not rows:
-                    rows.append(_training_rows(ctx, config, manifest))
+                if resolved is None:
+                    rows = _training_rows(ctx, config, manifest)
+                    resolved = _plan(ctx, config, manifest, source), rows
                 on_step = None
                 if progress is not None:
                     on_step = step_progress(
@@ -148,11 +144,27 @@ def train_replicas(
                         epochs=_replica_epochs(config, manifest),
                         batch_size=config.training.batch_size,
                     )
-                _train_replica(
-                    ctx, config, manifest, source, rows[0], seed, index, path, key, on_step
+                artifacts = ctx.workspace.artifacts_dir
+                plan, table = resolved
+                train_replica(
+                    plan,
+                    table,
+                    index,
+                    seed,
+                    path,
+                    scratch=artifacts / "scratch" / model / f"replica-{key}",
+                    checkpoints=artifacts / "checkpoints" / model / f"replica-{key}",
+                    progress=on_step,
                 )
         replicas.append(Replica(model, version, index, seed, path, reused))
     return replicas
+
+
+def _plan(ctx: Context, config: ModelConfig, manifest: dict[str, Any], source: Path) -> ReplicaPlan:
+    """The version's config, manifest, transform (as it is) and base directory."""
+    base = manifest.get("base_version")
+    base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None
+    return ReplicaPlan(config, manifest, read_transform_text(source), base_dir)
 
 
 def _replica_epochs(config: ModelConfig, manifest: dict[str, Any]) -> int:
@@ -191,62 +203,3 @@ def _training_rows(ctx: Context, config: ModelConfig, manifest: dict[str, Any]) 
         sources=ctx.sources,
     )
     return pa.Table.from_batches(list(stream.batches), schema=stream.schema)
-
-
-def _train_replica(
-    ctx: Context,
-    config: ModelConfig,
-    manifest: dict[str, Any],
-    source: Path,
-    table: pa.Table,
-    seed: int,
-    index: int,
-    path: Path,
-    key: str,
-    progress: Callable[[int, int], None] | None = None,
-) -> None:
-    # the version's transform, fitted (or inherited) exactly as for the version itself
-    transform_json = read_transform_text(source)
-    transform = Transform.from_json(transform_json)
-    inputs = transform.transform(table)
-    labels, _ = labels_and_groups(table, config)
-    weights = example_weights(table, config)
-    spec = model_spec(config, transform.input_spec(), labels)
-    training = config.training.model_copy(update={"seed": seed})
-    base = manifest.get("base_version")
-    base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None
-    scratch = fresh_scratch(
-        ctx.workspace.artifacts_dir / "scratch" / config.name / f"replica-{key}"
-    )
-    checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / config.name / f"replica-{key}"
-    trainer = trainer_for(training)
-    result = trainer.train(
-        inputs,
-        labels,
-        spec,
-        training,
-        scratch,
-        checkpoint_dir=checkpoints,
-        base_dir=base_dir,
-        progress=progress,
-        weights=weights,
-    )
-    with atomic_directory(path) as tmp:
-        names = copy_trained_files(scratch, result.weights_path.name, transform_json, tmp)
-        write_package(
-            tmp,
-            {
-                "model": config.name,
-                "version": manifest["version"],
-                "replica": index,
-                "seed": seed,
-                "base_version": base,
-                "config_hash": manifest["config_hash"],
-                "training_set": manifest["training_set"]["id"],
-                "final_loss": result.final_loss,
-                "seconds": result.seconds,
-            },
-            names,
-        )
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.rmtree(checkpoints, ignore_errors=True)

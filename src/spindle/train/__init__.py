@@ -31,6 +31,7 @@ if _TYPE_CHECKING:
         trainer_for,
     )
     from spindle.train._recipe import SyncRecipe
+    from spindle.train._replicas import ReplicaPlan, train_replica
     from spindle.train._row_adam import RowAdam
     from spindle.train._spec import InputSpec, check_inputs, with_head
     from spindle.train._speed import ParallelismRuns, train_at_two_parallelisms
@@ -81,6 +82,7 @@ _LAZY: dict[str, str] = {
     "RowAdam": "spindle.train._row_adam",
     "SyncRecipe": "spindle.train._recipe",
     "ParallelismRuns": "spindle.train._speed",
+    "ReplicaPlan": "spindle.train._replicas",
     "ParquetData": "spindle.train._protocol",
     "StreamingTrainer": "spindle.train._protocol",
     "TorchTrainer": "spindle.train._protocol",
@@ -97,6 +99,7 @@ _LAZY: dict[str, str] = {
     "train_from_parquet": "spindle.train._train",
     "train_model": "spindle.train._train",
     "train_at_two_parallelisms": "spindle.train._speed",
+    "train_replica": "spindle.train._replicas",
     "trainer_for": "spindle.train._protocol",
     "warm_start": "spindle.train._warm_start",
 }
@@ -121,6 +124,7 @@ __all__ = [
     "ParquetData",
     "Prefetcher",
     "Ranker",
+    "ReplicaPlan",
     "RowAdam",
     "StreamingTrainer",
     "SyncRecipe",
@@ -146,6 +150,7 @@ __all__ = [
     "train_ddp",
     "train_from_parquet",
     "train_model",
+    "train_replica",
     "trainer_for",
     "version_notes",
     "warm_start",

@@ -2,15 +2,83 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spindle.core import DataError, ModelConfig
+from spindle.core import DataError, ModelConfig, TrainingConfig
 from spindle.train._spec import InputSpec, with_head
+
+if TYPE_CHECKING:  # the frameworks load when a trainer trains, not when this is imported
+    from spindle.features import Transform
+    from spindle.train._protocol import Trainer
+    from spindle.train._train import TrainResult
+
+
+@dataclass(frozen=True)
+class EncodedExamples:
+    """A table's rows encoded for a trainer (``encode_examples``).
+
+    Attributes:
+        inputs: the transform's arrays, by input name.
+        labels: float32 ``[N]`` (see ``labels_and_groups``).
+        weights: float32 ``[N]`` example weights, or None (see ``example_weights``).
+        spec: the input spec with the task's head (see ``model_spec``).
+    """
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray
+    weights: np.ndarray | None
+    spec: InputSpec
+
+    def train(
+        self,
+        trainer: Trainer,
+        training: TrainingConfig,
+        out: Path,
+        *,
+        checkpoint_dir: Path,
+        base_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TrainResult:
+        """Train ``trainer`` on these rows into ``out`` (``Trainer.train``, weights included)."""
+        return trainer.train(
+            self.inputs,
+            self.labels,
+            self.spec,
+            training,
+            out,
+            checkpoint_dir=checkpoint_dir,
+            base_dir=base_dir,
+            progress=progress,
+            weights=self.weights,
+        )
+
+
+def encode_examples(table: pa.Table, transform: Transform, cfg: ModelConfig) -> EncodedExamples:
+    """Encode ``table``'s rows with a fitted ``transform``: inputs, labels, weights and spec.
+
+    Args:
+        table: the rows (a training set).
+        transform: the feature transform, fitted on them or reused from a base version.
+        cfg: the model config (label, task, example weights).
+
+    Returns:
+        What ``Trainer.train`` takes.
+
+    Raises:
+        FeatureError: a feature column missing from ``table``.
+        DataError, TrainingError: as ``labels_and_groups`` and ``model_spec``.
+    """
+    inputs = transform.transform(table)
+    labels, _ = labels_and_groups(table, cfg)
+    weights = example_weights(table, cfg)
+    return EncodedExamples(inputs, labels, weights, model_spec(cfg, transform.input_spec(), labels))
 
 
 def example_weights(table: pa.Table, cfg: ModelConfig) -> np.ndarray | None:

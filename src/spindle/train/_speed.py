@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from spindle.core import ModelConfig, TrainingConfig
 from spindle.features import FeatureDefinition, Transform
-from spindle.train._examples import example_weights, labels_and_groups, model_spec
+from spindle.train._examples import encode_examples, labels_and_groups
 
 if TYPE_CHECKING:  # the frameworks load when the runs train, not when this is imported
     from spindle.train._train import TrainResult
@@ -98,11 +98,9 @@ def train_at_two_parallelisms(
 
     try:
         transform = Transform.fit(table, definitions)
-        inputs, holdout_inputs = transform.transform(table), transform.transform(holdout)
-        labels, _ = labels_and_groups(table, config)
-        weights = example_weights(table, config)
+        examples = encode_examples(table, transform, config)
+        holdout_inputs = transform.transform(holdout)
         holdout_labels, groups = labels_and_groups(holdout, config)
-        spec = model_spec(config, transform.input_spec(), labels)
         runs: tuple[tuple[RunName, TrainingConfig], ...] = (("fast", fast), ("slow", slow))
         scores, results = [], []
         for name, training in runs:
@@ -110,15 +108,12 @@ def train_at_two_parallelisms(
             shutil.rmtree(out, ignore_errors=True)
             trainer = trainer_for(training)
             results.append(
-                trainer.train(
-                    inputs,
-                    labels,
-                    spec,
+                examples.train(
+                    trainer,
                     training,
                     out,
                     checkpoint_dir=scratch / f"{name}-ckpt",
                     progress=None if progress_for is None else progress_for(name, training),
-                    weights=weights,
                 )
             )
             scores.append(trainer.predict(out, holdout_inputs).astype(np.float64))

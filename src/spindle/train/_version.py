@@ -38,12 +38,7 @@ from spindle.core import (
     write_package,
 )
 from spindle.features import FeatureDefinition, Transform
-from spindle.train._examples import (
-    example_weights,
-    labels_and_groups,
-    model_spec,
-    model_spec_from_file,
-)
+from spindle.train._examples import encode_examples, model_spec_from_file
 
 if TYPE_CHECKING:  # the frameworks load when a version is fitted, not when this is imported
     from spindle.train._protocol import StreamingTrainer, Trainer
@@ -176,24 +171,18 @@ def _train_in_memory(
     cfg = plan.config
     table = pq.read_table(plan.trainset.uri)
     transform = _transform(plan, table)
-    inputs = transform.transform(table)
-    labels, _ = labels_and_groups(table, cfg)
-    weights = example_weights(table, cfg)
-    spec = model_spec(cfg, transform.input_spec(), labels)
+    examples = encode_examples(table, transform, cfg)
     del table  # the encoded arrays are what training needs; free the raw rows
     if phase is not None:
         workers = cfg.training.workers
         phase(2, f"starting {workers} workers" if workers > 1 else "starting")
-    result = trainer.train(
-        inputs,
-        labels,
-        spec,
+    result = examples.train(
+        trainer,
         cfg.training,
         scratch,
         checkpoint_dir=checkpoints,
         base_dir=plan.base_dir,
         progress=progress,
-        weights=weights,
     )
     return transform, result
 
