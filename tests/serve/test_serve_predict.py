@@ -8,8 +8,11 @@ pushed to a real repository and served by the real app over loopback HTTP (uvico
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
+import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -417,6 +420,61 @@ def test_a_failing_version_falls_back_to_previous_with_the_reason(
     np.testing.assert_allclose(served, _offline_probabilities(good, online_store), atol=1e-6)
     metrics = client.get("/metrics").text
     assert f'spindle_serve_fallbacks_total{{model="{MODEL}",reason="error"}} 1.0' in metrics
+
+
+def test_scorings_run_one_at_a_time_and_a_stuck_one_does_not_hold_its_fallback(
+    make_version: MakeVersion, online_store: Path, tmp_path: Path, registry: FeatureRegistry
+) -> None:
+    """Concurrent requests on the loop score one at a time (threads at once only take the GIL
+    from each other); a scoring abandoned at the budget stops counting, so the previous version
+    answers every request while the stuck ones still hold their threads."""
+    push(make_version(1), tmp_path / "repo")
+    push(make_version(2, bias=0.5), tmp_path / "repo")
+    app = create_app(
+        tmp_path / "repo",
+        online_store,
+        declarations=ServingDeclarations.of(registry),
+        latency_budget_ms=100.0,
+    )
+    ctx = app.state.spindle
+    state = ctx.reloader.state.models[MODEL]
+    predictor, original = ctx.predictor, ctx.predictor.rows
+    lock, stuck, counts = threading.Lock(), threading.Event(), {"now": 0, "peak": 0}
+
+    def rows(runtime: Any, schema: Any, instances: Any) -> Any:
+        with lock:
+            counts["now"] += 1
+            counts["peak"] = max(counts["peak"], counts["now"])
+        try:
+            if runtime.version == 2 and stuck.is_set():
+                time.sleep(2.0)  # far past the 100 ms budget
+            else:
+                time.sleep(0.02)
+            return original(runtime, schema, instances)
+        finally:
+            with lock:
+                counts["now"] -= 1
+
+    predictor.rows = rows  # instrumented: the real lookups and scoring run inside
+
+    async def requests(n: int) -> list[Any]:
+        calls = [predictor.predict_async(state, _instances()) for _ in range(n)]
+        return await asyncio.wait_for(asyncio.gather(*calls), 20)
+
+    try:
+        answered = asyncio.run(requests(8))
+        assert {a.version for a in answered} == {2} and counts["peak"] == 1
+        stuck.set()
+        started = time.monotonic()
+        answered = asyncio.run(requests(3))
+        assert [a.version for a in answered] == [1, 1, 1]
+        assert all(
+            "version 2 exceeded the latency budget of 100 ms" in a.fallback for a in answered
+        )
+        assert time.monotonic() - started < 1.5  # not one stuck scoring after another
+    finally:
+        ctx.executor.shutdown(wait=False, cancel_futures=True)
+        ctx.store.close()
 
 
 def test_no_version_that_can_answer_is_a_503_with_the_reasons(

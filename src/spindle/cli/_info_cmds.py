@@ -167,4 +167,5 @@ def serve(
         host or cfg.host,
         port or cfg.port,
         on_listening=lambda url: console.print(f"serving {repo or ws.model_repo} on {url}"),
+        access_log=cfg.access_log,
     )

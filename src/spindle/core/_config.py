@@ -55,6 +55,9 @@ class ServingConfig(_Strict):
     port: int = Field(default=8787, ge=1, le=65535)
     # the model /v1/rank answers when a request names none (None: requests must name one)
     default_model: str | None = None
+    # one log line per request (uvicorn's access log); off by default: it costs each request
+    # a formatted line, and /metrics counts requests by route, model and version
+    access_log: bool = False
 
 
 class DemoConfig(_Strict):

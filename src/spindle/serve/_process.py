@@ -123,11 +123,14 @@ def serve_forever(
     port: int = 8787,
     *,
     on_listening: Callable[[str], None] | None = None,
+    access_log: bool = False,
 ) -> None:
     """Serve ``app`` in the foreground until interrupted (Ctrl-C or SIGTERM).
 
     ``on_listening`` is called with the server's URL once the port is bound (so a message
     saying where it serves is never printed for a port that turned out to be taken).
+    ``access_log``: one log line per request (``serving.access_log``). uvicorn runs on uvloop
+    with httptools' parser, both installed with spindle.
 
     Raises:
         ServingError: the port is in use or cannot be bound (one line, before uvicorn starts).
@@ -136,6 +139,9 @@ def serve_forever(
     if on_listening is not None:
         on_listening(f"http://{host}:{sock.getsockname()[1]}")
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="info")).run(sockets=[sock])
+        config = uvicorn.Config(
+            app, log_level="info", access_log=access_log, loop="uvloop", http="httptools"
+        )
+        uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
