@@ -43,3 +43,31 @@ def online_rows(store_path: Path, instances: pa.Table, views: dict[str, list[str
         return rows.sort_by("i")
     finally:
         store.close()
+
+
+def ingested_flights(root: Path, days: list[str]) -> Path:
+    """A flights workspace under ``root`` (``spindle init --example flights``) with ``days``
+    ingested (features computed, online store filled)."""
+    from typer.testing import CliRunner
+
+    from spindle.cli import app
+
+    ws = root / "ws"
+    runner = CliRunner()
+    assert runner.invoke(app, ["init", str(ws), "--example", "flights"]).exit_code == 0
+    result = runner.invoke(app, ["ingest", "--since", days[0], "--until", days[-1], "-w", str(ws)])
+    assert result.exit_code == 0, result.output
+    return ws
+
+
+def one_view(folder: Path, view: str, features: str, *, sources: str = "") -> Path:
+    """A features folder holding one view file ``v.yaml`` (group ``v``, entity airport keyed by
+    ``faa``; ``view`` and ``features`` are the YAML of those keys, indented) for a workspace's
+    sources to load."""
+    folder.mkdir(parents=True)
+    (folder / "v.yaml").write_text(
+        "group: v\nowner: me\nentity: {name: airport, keys: [faa]}\n"
+        + (f"sources: [{sources}]\n" if sources else "")
+        + f"view:\n{view}features:\n{features}"
+    )
+    return folder

@@ -13,9 +13,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from typer.testing import CliRunner
+from tests.flights_helpers import ingested_flights, one_view
 
-from spindle.cli import app
 from spindle.core import ConfigError, Workspace, load_sources, open_dataset
 from spindle.features import FeatureRegistry, OnlineStore, build_rows
 
@@ -25,12 +24,7 @@ WEATHER = ("temp", "wind_speed", "precip", "visib")
 
 @pytest.fixture(scope="module")
 def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("flights-weather") / "ws"
-    runner = CliRunner()
-    assert runner.invoke(app, ["init", str(ws), "--example", "flights"]).exit_code == 0
-    result = runner.invoke(app, ["ingest", "--since", DAYS[0], "--until", DAYS[-1], "-w", str(ws)])
-    assert result.exit_code == 0, result.output
-    return ws
+    return ingested_flights(tmp_path_factory.mktemp("flights-weather"), DAYS)
 
 
 def test_the_view_holds_each_days_own_observations(flights: Path) -> None:
@@ -104,12 +98,10 @@ def test_the_online_store_serves_the_latest_observation(flights: Path) -> None:
 def test_a_bad_from_is_one_clear_error(
     flights: Path, tmp_path: Path, source: str, expected: str
 ) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    (features / "bad.yaml").write_text(
-        "group: bad\nowner: me\nentity: {name: airport, keys: [faa]}\nview:\n"
-        f"  from: {source}\nfeatures:\n"
-        "  - {name: x, version: 1, dtype: float64, sql: lat, encoding: {kind: numeric}}\n"
+    features = one_view(
+        tmp_path / "features",
+        f"  from: {source}\n",
+        "  - {name: x, version: 1, dtype: float64, sql: lat, encoding: {kind: numeric}}\n",
     )
     with pytest.raises(ConfigError) as caught:
         FeatureRegistry.load(features, load_sources(flights))

@@ -17,9 +17,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from typer.testing import CliRunner
+from tests.flights_helpers import ingested_flights, one_view
 
-from spindle.cli import app
 from spindle.core import ConfigError, FeatureError, Workspace, load_sources, open_dataset
 from spindle.features import FeatureRegistry, OnlineStore, build_rows
 from spindle.features._compute import compute_group
@@ -47,14 +46,13 @@ GROUP BY a.origin ORDER BY a.origin
 """
 
 
+_CONSTANT = "  - {name: x, version: 1, dtype: float64, sql: '1', encoding: {kind: numeric}}\n"
+_LAT = "  - {name: x, version: 1, dtype: float64, sql: lat, encoding: {kind: numeric}}\n"
+
+
 @pytest.fixture(scope="module")
 def flights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    ws = tmp_path_factory.mktemp("flights-every") / "ws"
-    runner = CliRunner()
-    assert runner.invoke(app, ["init", str(ws), "--example", "flights"]).exit_code == 0
-    result = runner.invoke(app, ["ingest", "--since", DAYS[0], "--until", DAYS[-1], "-w", str(ws)])
-    assert result.exit_code == 0, result.output
-    return ws
+    return ingested_flights(tmp_path_factory.mktemp("flights-every"), DAYS)
 
 
 def _registry(ws: Path) -> FeatureRegistry:
@@ -166,16 +164,10 @@ def test_the_online_store_serves_the_last_hour_of_the_day(flights: Path) -> None
 def test_a_bad_every_is_one_clear_error(
     flights: Path, tmp_path: Path, view: str, expected: str
 ) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    (features / "bad.yaml").write_text(
-        "group: bad\nowner: me\nentity: {name: airport, keys: [faa]}\nsources: [airports]\n"
-        f"view:\n{view}\nfeatures:\n"
-        "  - {name: x, version: 1, dtype: float64, sql: '1', encoding: {kind: numeric}}\n"
-    )
+    features = one_view(tmp_path / "features", f"{view}\n", _CONSTANT, sources="airports")
     with pytest.raises(ConfigError) as caught:
         FeatureRegistry.load(features, load_sources(flights))
-    assert expected in str(caught.value) and "bad.yaml" in str(caught.value)
+    assert expected in str(caught.value) and "v.yaml" in str(caught.value)
 
 
 @pytest.mark.parametrize("every", ["", "  every: 6h\n"])
@@ -217,31 +209,22 @@ def test_a_run_sees_only_its_lookback(flights: Path, tmp_path: Path, every: str)
 
 
 def test_a_view_may_not_return_the_cutoff_column(flights: Path, tmp_path: Path) -> None:
-    features = tmp_path / "features"
-    features.mkdir()
-    (features / "bad.yaml").write_text(
-        "group: bad\nowner: me\nentity: {name: airport, keys: [faa]}\nsources: [airports]\n"
-        "view:\n  every: 6h\n  sql: SELECT faa, cutoff AS spindle_cutoff FROM airports\n"
-        "features:\n"
-        "  - {name: x, version: 1, dtype: float64, sql: '1', encoding: {kind: numeric}}\n"
-    )
+    view = "  every: 6h\n  sql: SELECT faa, cutoff AS spindle_cutoff FROM airports\n"
+    features = one_view(tmp_path / "features", view, _CONSTANT, sources="airports")
     registry = FeatureRegistry.load(features, load_sources(flights))
     tables = flights / ".spindle" / "tables"
     with pytest.raises(FeatureError, match=r"returns a column 'spindle_cutoff'.*rename it"):
-        compute_group(tables, registry, "bad", DAYS[1])
+        compute_group(tables, registry, "v", DAYS[1])
 
 
-def test_how_often_a_view_runs_is_part_of_its_fingerprint(flights: Path, tmp_path: Path) -> None:
+def test_how_often_and_how_far_back_a_view_runs_are_part_of_its_fingerprint(
+    flights: Path, tmp_path: Path
+) -> None:
     prints = {}
-    for every in ("", "  every: 1d\n", "  every: 6h\n", "  every: 1h\n"):
-        features = tmp_path / f"f{len(prints)}"
-        features.mkdir()
-        (features / "v.yaml").write_text(
-            "group: v\nowner: me\nentity: {name: airport, keys: [faa]}\nsources: [airports]\n"
-            f"view:\n{every}  sql: SELECT faa, lat FROM airports\nfeatures:\n"
-            "  - {name: x, version: 1, dtype: float64, sql: lat, encoding: {kind: numeric}}\n"
-        )
+    for every in ("", "  every: 1d\n", "  every: 6h\n", "  every: 1h\n", "  lookback: 7d\n"):
+        view = f"{every}  sql: SELECT faa, lat FROM airports\n"
+        features = one_view(tmp_path / f"f{len(prints)}", view, _LAT, sources="airports")
         registry = FeatureRegistry.load(features, load_sources(flights))
         prints[every.strip()] = registry.definitions["v.x@1"].fingerprint
     assert prints[""] == prints["every: 1d"]  # a daily view, whether said or not
-    assert len({prints[""], prints["every: 6h"], prints["every: 1h"]}) == 3
+    assert len({prints[""], prints["every: 6h"], prints["every: 1h"], prints["lookback: 7d"]}) == 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,14 +19,9 @@ FAST = QUICK.model_copy(update={"max_staleness_steps": 1})
 SLOW = FAST.model_copy(update={"max_staleness_steps": 0})
 
 
-def test_trains_both_runs_scores_the_holdout_and_removes_its_scratch(tmp_path: Path) -> None:
-    scratch = tmp_path / "scratch"
-    heard: list[str] = []
-
-    def progress_for(name: str, training: object) -> None:
-        heard.append(name)
-
-    runs = train_at_two_parallelisms(
+def _train(scratch: Path, progress_for: Any) -> Any:
+    """Both runs on 400 training rows and a 120-row holdout, in ``scratch``."""
+    return train_at_two_parallelisms(
         rows(400, 0),
         rows(120, 1),
         DEFINITIONS,
@@ -35,6 +31,16 @@ def test_trains_both_runs_scores_the_holdout_and_removes_its_scratch(tmp_path: P
         scratch,
         progress_for=progress_for,
     )
+
+
+def test_trains_both_runs_scores_the_holdout_and_removes_its_scratch(tmp_path: Path) -> None:
+    scratch = tmp_path / "scratch"
+    heard: list[str] = []
+
+    def progress_for(name: str, training: object) -> None:
+        heard.append(name)
+
+    runs = _train(scratch, progress_for)
     assert heard == ["fast", "slow"]
     for scores in (runs.fast_scores, runs.slow_scores):
         assert scores.dtype == np.float64 and scores.shape == (120,)
@@ -60,16 +66,7 @@ def test_a_run_that_fails_midway_still_removes_the_scratch(tmp_path: Path) -> No
         return on_step
 
     with pytest.raises(Stop):  # the slow run dies at its third step, as a crash would
-        train_at_two_parallelisms(
-            rows(400, 0),
-            rows(120, 1),
-            DEFINITIONS,
-            MODEL,
-            FAST,
-            SLOW,
-            scratch,
-            progress_for=progress_for,
-        )
+        _train(scratch, progress_for)
     assert "fast" in seen  # the first run's model was there when the second failed
     assert not scratch.exists()
 
