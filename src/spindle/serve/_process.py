@@ -139,9 +139,9 @@ def serve_forever(
     if on_listening is not None:
         on_listening(f"http://{host}:{sock.getsockname()[1]}")
     try:
-        config = uvicorn.Config(
-            app, log_level="info", access_log=access_log, loop="uvloop", http="httptools"
-        )
+        # "auto" takes uvloop and httptools (spindle's dependencies) where they install, and
+        # asyncio + h11 on a platform they do not support
+        config = uvicorn.Config(app, log_level="info", access_log=access_log)
         uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
