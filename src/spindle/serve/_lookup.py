@@ -20,26 +20,6 @@ def _has_null(key: Any) -> bool:
     return isinstance(key, tuple) and any(v is None for v in key)
 
 
-def lookup_view(
-    store: OnlineStore, lookup: ViewLookup, instances: Sequence[Mapping[str, Any]]
-) -> tuple[dict[str, pa.Array], pa.Schema | None, int]:
-    """The view's stored columns for each instance (null where the entity is unknown).
-
-    Args:
-        store: the online store.
-        lookup: the view and its entity keys (every instance holds them).
-        instances: the request's instances.
-
-    Returns:
-        The view's columns other than its keys, aligned with ``instances`` and typed as stored;
-        the stored schema (None when the store does not hold the view yet); how many instances
-        it did not know.
-    """
-    asked = [entity_key(inst, lookup.keys) for inst in instances]
-    found = store.rows(lookup.view, _wanted(asked))
-    return _aligned(lookup, asked, found)
-
-
 def _wanted(asked: list[Any]) -> list[Any]:
     """The distinct keys worth asking the store for (none with a null part)."""
     return [k for k in dict.fromkeys(asked) if k is not None and not _has_null(k)]
@@ -48,8 +28,14 @@ def _wanted(asked: list[Any]) -> list[Any]:
 def _aligned(
     lookup: ViewLookup, asked: list[Any], found: pa.Table
 ) -> tuple[dict[str, pa.Array], pa.Schema | None, int]:
-    """The store's rows of one view (``found``, none wanted: its columns, typed, no rows)
-    aligned with the instances' keys ``asked``: see :func:`lookup_view`."""
+    """The store's rows of one view (``found``; none wanted: its columns, typed, no rows)
+    aligned with the instances' keys ``asked``.
+
+    Returns:
+        The view's columns other than its keys, aligned with ``asked`` (null where the entity
+        is unknown) and typed as stored; the stored schema (None when the store does not hold
+        the view yet); how many instances it did not know.
+    """
     if found.num_columns == 0:  # the store does not hold the view yet
         return {}, None, len(asked)
     # only the keys go through Python; the values stay Arrow (a null index takes a null row)
