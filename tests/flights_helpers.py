@@ -71,3 +71,17 @@ def one_view(folder: Path, view: str, features: str, *, sources: str = "") -> Pa
         + f"view:\n{view}features:\n{features}"
     )
     return folder
+
+
+def delay_rows(ws_path: Path, day: str) -> pa.Table:
+    """The flights ``delay`` model's training-set rows of ``day``, as spindle builds them."""
+    from spindle.core import Workspace, load_sources
+    from spindle.features import FeatureRegistry, build_rows
+
+    ws = Workspace.load(ws_path)
+    sources = load_sources(ws.root)
+    registry = FeatureRegistry.load(ws.features_dir, sources)
+    config, _ = ws.model_config("delay")
+    return build_rows(
+        ws.tables_dir, config, registry.resolve(config), (day,), sources=sources
+    ).table

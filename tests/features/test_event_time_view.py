@@ -13,10 +13,10 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from tests.flights_helpers import ingested_flights, one_view
+from tests.flights_helpers import delay_rows, ingested_flights, one_view
 
 from spindle.core import ConfigError, Workspace, load_sources, open_dataset
-from spindle.features import FeatureRegistry, OnlineStore, build_rows
+from spindle.features import FeatureRegistry, OnlineStore
 
 DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]
 WEATHER = ("temp", "wind_speed", "precip", "visib")
@@ -48,11 +48,7 @@ def test_the_view_holds_each_days_own_observations(flights: Path) -> None:
 
 def test_training_set_weather_equals_a_hand_written_asof_join(flights: Path) -> None:
     ws = Workspace.load(flights)
-    sources = load_sources(ws.root)
-    registry = FeatureRegistry.load(ws.features_dir, sources)
-    config, _ = ws.model_config("delay")
-    definitions = registry.resolve(config)
-    rows = build_rows(ws.tables_dir, config, definitions, (DAYS[1],), sources=sources).table
+    rows = delay_rows(flights, DAYS[1])
     assert (
         rows.num_rows > 200
     )  # departures before 12:00 UTC: later ones have not landed by the cutoff
@@ -115,12 +111,7 @@ def test_a_departure_joins_as_of_when_it_was_known(flights: Path) -> None:
     plane's latest departure known at its time within 12 hours, exactly as a hand-written
     ASOF join on the raw departures does, and never its own departure."""
     ws = Workspace.load(flights)
-    sources = load_sources(ws.root)
-    registry = FeatureRegistry.load(ws.features_dir, sources)
-    config, _ = ws.model_config("delay")
-    rows = build_rows(
-        ws.tables_dir, config, registry.resolve(config), (DAYS[1],), sources=sources
-    ).table
+    rows = delay_rows(flights, DAYS[1])
     con = duckdb.connect()
     con.register("rows", rows)
     con.register("raw", open_dataset(ws.tables_dir / "raw" / "flights").to_table())

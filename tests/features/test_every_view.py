@@ -17,10 +17,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pytest
-from tests.flights_helpers import ingested_flights, one_view
+from tests.flights_helpers import delay_rows, ingested_flights, one_view
 
 from spindle.core import ConfigError, FeatureError, Workspace, load_sources, open_dataset
-from spindle.features import FeatureRegistry, OnlineStore, build_rows
+from spindle.features import FeatureRegistry, OnlineStore
 from spindle.features._compute import compute_group
 
 DAYS = ["2013-01-01", "2013-01-02", "2013-01-03"]
@@ -111,12 +111,7 @@ def test_a_day_recomputed_later_is_the_same(flights: Path) -> None:
 
 def test_a_departure_joins_the_row_of_its_scheduled_hour(flights: Path) -> None:
     ws = Workspace.load(flights)
-    sources = load_sources(ws.root)
-    registry = FeatureRegistry.load(ws.features_dir, sources)
-    config, _ = ws.model_config("delay")
-    rows = build_rows(
-        ws.tables_dir, config, registry.resolve(config), (DAYS[1],), sources=sources
-    ).table
+    rows = delay_rows(flights, DAYS[1])
     assert rows.num_rows > 200
     con = duckdb.connect()
     con.register("rows", rows)
