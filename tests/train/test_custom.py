@@ -1,5 +1,6 @@
-"""The custom family: a user's torch module trained by spindle's recipes, exported, resumed,
-warm started, run with DDP, and refused with one line when it breaks the contract.
+"""The custom family: a user's torch module trained by spindle's sync recipe, exported,
+resumed, warm started, and refused with one line when it breaks the contract (DDP, bounded
+staleness and streaming: ``test_custom_recipes.py``).
 
 The modules are real files imported by path (``tests/train/custom_models/nets.py``), as a
 workspace's ``models_py/*.py`` are.
@@ -17,39 +18,12 @@ import numpy as np
 import pytest
 import torch
 from custom_models.nets import TinyNet
+from custom_runs import CONFIG, MODULE, ROWS, Data, custom_config, train_custom
 from train_data import make_dataset
 from train_runs import kill_then_resume
 
 from spindle.core import ConfigError, SpindleError, TrainingConfig, TrainingError
 from spindle.train import InputSpec, TrainResult, load_weights, trainer_for, with_head
-
-ROWS = 3000
-MODULE = "custom_models.nets:TinyNet"
-# 24 steps per epoch, 48 in all; checkpoints every 10 steps.
-CONFIG = TrainingConfig(
-    framework="custom",
-    custom={"module": MODULE, "options": {"hidden": 16}},
-    epochs=2,
-    batch_size=128,
-    learning_rate=0.02,
-    checkpoint_every_steps=10,
-    threads=1,
-    seed=3,
-)
-
-Data = tuple[dict[str, np.ndarray], np.ndarray, InputSpec]
-
-
-def _config(module: str = MODULE, **update: Any) -> TrainingConfig:
-    custom = {"module": module, "options": {"hidden": 16} if "TinyNet" in module else {}}
-    return CONFIG.model_copy(update={"custom": CONFIG.custom.model_copy(update=custom), **update})  # type: ignore[union-attr]
-
-
-def _train(data: Data, root: Path, config: TrainingConfig = CONFIG, **kwargs: Any) -> TrainResult:
-    inputs, labels, spec = data
-    return trainer_for(config).train(
-        inputs, labels, spec, config, root / "v", checkpoint_dir=root / "c", **kwargs
-    )
 
 
 def _torch_served(out_dir: Path, inputs: dict[str, np.ndarray], **options: Any) -> np.ndarray:
@@ -91,7 +65,7 @@ def binary() -> Data:
 @pytest.fixture(scope="module")
 def whole(binary: Data, tmp_path_factory: pytest.TempPathFactory) -> TrainResult:
     """One uninterrupted binary run: resumed and DDP runs are compared with it."""
-    return _train(binary, tmp_path_factory.mktemp("whole"))
+    return train_custom(binary, tmp_path_factory.mktemp("whole"))
 
 
 def test_binary_learns_and_onnx_answers_what_the_users_class_computes(
@@ -133,7 +107,7 @@ def test_predict_scores_in_torch_not_through_the_exported_graph(
 def test_regression_learns_in_label_units(tmp_path: Path) -> None:
     inputs, labels, spec = _regression(0)
     head = with_head(spec, "regression", labels)
-    result = _train((inputs, labels, head), tmp_path, _config(epochs=4))
+    result = train_custom((inputs, labels, head), tmp_path, custom_config(epochs=4))
     test_inputs, test_labels, _ = _regression(1)
     values = trainer_for(CONFIG).predict(result.out_dir, test_inputs)
     rmse = float(np.sqrt(np.mean((values - test_labels) ** 2)))
@@ -146,7 +120,7 @@ def test_regression_learns_in_label_units(tmp_path: Path) -> None:
 def test_multiclass_learns_with_k_logits(tmp_path: Path) -> None:
     inputs, labels, spec = _multiclass(0)
     head = with_head(spec, "multiclass", labels)
-    result = _train((inputs, labels, head), tmp_path, _config(epochs=4))
+    result = train_custom((inputs, labels, head), tmp_path, custom_config(epochs=4))
     test_inputs, test_labels, _ = _multiclass(1)
     logits = trainer_for(CONFIG).predict(result.out_dir, test_inputs)
     assert logits.shape == (ROWS, 3)
@@ -159,12 +133,15 @@ def test_multiclass_learns_with_k_logits(tmp_path: Path) -> None:
 def test_warm_start_copies_the_base_and_notes_what_does_not_fit(
     binary: Data, whole: TrainResult, tmp_path: Path
 ) -> None:
-    same = _train(binary, tmp_path / "same", base_dir=whole.out_dir)
+    same = train_custom(binary, tmp_path / "same", base_dir=whole.out_dir)
     assert same.warm_started and same.epochs == CONFIG.warm_start_epochs
     assert any("every tensor copied" in note for note in same.notes), same.notes
 
-    wider = _train(
-        binary, tmp_path / "wide", _config("custom_models.nets:WideNet"), base_dir=whole.out_dir
+    wider = train_custom(
+        binary,
+        tmp_path / "wide",
+        custom_config("custom_models.nets:WideNet"),
+        base_dir=whole.out_dir,
     )
     assert wider.warm_started
     assert any("kept fresh: mlp.0.weight (shape (16, 24) -> (24, 24))" in n for n in wider.notes), (
@@ -178,26 +155,13 @@ def test_example_weights_scale_free_and_zero_weight_rows_count_for_nothing(
     binary: Data, tmp_path: Path
 ) -> None:
     labels = binary[1]
-    config = _config(epochs=1)
+    config = custom_config(epochs=1)
     weights = np.random.default_rng(0).integers(0, 3, len(labels)).astype(np.float32)
-    one = _train(binary, tmp_path / "a", config, weights=weights)
-    four = _train(binary, tmp_path / "b", config, weights=4 * weights)
+    one = train_custom(binary, tmp_path / "a", config, weights=weights)
+    four = train_custom(binary, tmp_path / "b", config, weights=4 * weights)
     assert one.weights_sha256 == four.weights_sha256
-    unweighted = _train(binary, tmp_path / "c", config)
+    unweighted = train_custom(binary, tmp_path / "c", config)
     assert one.weights_sha256 != unweighted.weights_sha256
-
-
-def test_two_ddp_workers_match_one_process(
-    binary: Data, whole: TrainResult, tmp_path: Path
-) -> None:
-    result = _train(binary, tmp_path, _config(workers=2))
-    assert (result.workers, result.steps) == (2, 48)
-    inputs = binary[0]
-    np.testing.assert_allclose(
-        trainer_for(CONFIG).predict(result.out_dir, inputs),
-        trainer_for(CONFIG).predict(whole.out_dir, inputs),
-        atol=1e-4,
-    )
 
 
 _CHILD = """
@@ -244,51 +208,45 @@ def test_sigkill_mid_run_then_resume_ends_bit_identical(whole: TrainResult, tmp_
     ("config", "error", "message"),
     [
         (
-            _config("custom_models.nope:Net"),
+            custom_config("custom_models.nope:Net"),
             ConfigError,
             r"^training\.custom\.module 'custom_models\.nope:Net': cannot import "
             r"'custom_models\.nope' \(ModuleNotFoundError: .*\); the workspace directory is on "
             r"the import path",
         ),
         (
-            _config("custom_models.nets:Missing"),
+            custom_config("custom_models.nets:Missing"),
             ConfigError,
             r"custom_models\.nets has no 'Missing' \(file .*nets\.py\); name a class it defines",
         ),
         (
-            _config("custom_models.nets:NotAModule"),
+            custom_config("custom_models.nets:NotAModule"),
             ConfigError,
             r"NotAModule is not a torch\.nn\.Module",
         ),
         (
-            _config("custom_models.nets:NeedsOption"),
+            custom_config("custom_models.nets:NeedsOption"),
             ConfigError,
             r"NeedsOption\(spec, \*\*\{\}\) failed: TypeError: .*depth.*training\.custom\.options",
         ),
         (
-            _config("custom_models.nets:SparseNet"),
+            custom_config("custom_models.nets:SparseNet"),
             ConfigError,
             r"sparse-gradient embeddings \(cats\.0",
         ),
         (
-            _config("custom_models.nets:ColumnNet"),
+            custom_config("custom_models.nets:ColumnNet"),
             TrainingError,
             r"ColumnNet\.forward must return float32 \[N\] for a binary model \(here \[8\]\), it "
             r"returned torch\.float32 \[8, 1\]",
         ),
-        (_config("custom_models.nets:DoubleNet"), TrainingError, r"returned torch\.float64 \[8\]"),
         (
-            _config(workers=2, launcher="torchrun"),
-            ConfigError,
-            r"^training\.launcher: torchrun does not run framework custom",
+            custom_config("custom_models.nets:DoubleNet"),
+            TrainingError,
+            r"returned torch\.float64 \[8\]",
         ),
         (
-            _config(max_staleness_steps=2),
-            ConfigError,
-            r"^training\.max_staleness_steps: 2 - framework custom trains with the sync recipe",
-        ),
-        (
-            _config("custom_models.nets:BesselNet", epochs=1),
+            custom_config("custom_models.nets:BesselNet", epochs=1),
             TrainingError,
             r"ONNX export to .* failed: torch has no ONNX translation for operator "
             r"prims\.bessel_j0\.default",
@@ -302,8 +260,6 @@ def test_sigkill_mid_run_then_resume_ends_bit_identical(whole: TrainResult, tmp_
         "sparse-embeddings",
         "wrong-shape",
         "wrong-dtype",
-        "torchrun",
-        "staleness",
         "onnx-export",
     ],
 )
@@ -312,7 +268,7 @@ def test_a_broken_module_or_config_is_one_line_and_writes_nothing(
 ) -> None:
     data = make_dataset(300, seed=0)
     with pytest.raises(error, match=message) as caught:
-        _train(data, tmp_path, config)
+        train_custom(data, tmp_path, config)
     assert "\n" not in str(caught.value)
     assert not (tmp_path / "v").exists()
 
@@ -321,4 +277,6 @@ def test_multiclass_output_width_is_checked(tmp_path: Path) -> None:
     inputs, labels, spec = _multiclass(0)
     head = with_head(spec, "multiclass", labels)
     with pytest.raises(TrainingError, match=r"must return float32 \[N, 3\] for a multiclass model"):
-        _train((inputs, labels, head), tmp_path, _config("custom_models.nets:ColumnNet"))
+        train_custom(
+            (inputs, labels, head), tmp_path, custom_config("custom_models.nets:ColumnNet")
+        )

@@ -6,6 +6,7 @@ second torchrun started from the command spindle writes for it, as an operator w
 
 from __future__ import annotations
 
+import json
 import shlex
 import socket
 import subprocess
@@ -19,6 +20,7 @@ from train_runs import CONFIG, Dataset
 
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train import TrainResult, train_model
+from spindle.train._torchrun import DDPJob, read_job, write_job
 
 TORCHRUN = CONFIG.model_copy(update={"workers": 2, "launcher": "torchrun"})
 
@@ -107,3 +109,28 @@ def test_a_failing_rank_is_reported_with_its_message(data: Dataset, tmp_path: Pa
         )
     assert not (tmp_path / "v1").exists()
     assert list((tmp_path / "c").glob("job-*/error-rank*.txt"))
+
+
+def test_a_job_carries_its_import_paths_and_an_older_job_reads_with_none(
+    data: Dataset, tmp_path: Path
+) -> None:
+    inputs, labels, spec = data
+    job = DDPJob(
+        inputs=inputs,
+        labels=labels,
+        spec=spec,
+        config=TORCHRUN,
+        epochs=1,
+        checkpoint_dir=str(tmp_path / "c"),
+        fingerprint="f" * 64,
+        base_file=None,
+        result_file=str(tmp_path / "c" / "result.pt"),
+        import_paths=(str(tmp_path / "workspace"),),
+    )
+    job_dir = write_job(job)
+    assert read_job(job_dir).import_paths == (str(tmp_path / "workspace"),)
+    described = json.loads((job_dir / "job.json").read_text())
+    del described["import_paths"]  # as written before jobs recorded them
+    (job_dir / "job.json").write_text(json.dumps(described))
+    older = read_job(job_dir)
+    assert older.import_paths == () and older.epochs == 1

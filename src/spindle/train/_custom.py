@@ -1,4 +1,4 @@
-"""The ``custom`` model family: a user's torch module, trained by spindle's sync recipe.
+"""The ``custom`` model family: a user's torch module, trained by spindle's torch recipes.
 
 ``training.custom.module`` names a class ``"package.module:ClassName"`` (imported with the
 workspace directory on the import path, so a workspace file ``models_py/net.py`` is
@@ -9,16 +9,19 @@ returns the head's raw output, float32: ``[N]`` (a logit for binary and ranking,
 standardised value for regression) or ``[N, K]`` logits (multiclass, ``spec.classes``).
 
 Everything else is spindle's, as for the ranker: the loss per task (``head_losses``), the
-label standardisation and its undoing in the served graph (``served_output``), the sync recipe
-with checkpoints and resume, example weights, progress, DDP (``workers > 1``, spawned), warm
-start (tensors of the same name and shape copied) and the verified ONNX export. The optimiser
-is Adam over every parameter; the ranker's fused planned step and ``RowAdam`` are its own.
+label standardisation and its undoing in the served graph (``served_output``), the sync and
+bounded-staleness recipes with checkpoints and resume, example weights, progress, DDP
+(``workers > 1``, spawned or torchrun's ranks: a job records the module's import root, see
+``import_roots``), streaming from Parquet, warm start (tensors of the same name and shape
+copied) and the verified ONNX export. The optimiser is Adam over every parameter; the ranker's
+fused planned step and ``RowAdam`` are its own.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -29,9 +32,11 @@ import torch
 from torch import nn
 
 from spindle.core import ConfigError, TrainingConfig, TrainingError, sha256_bytes, sha256_file
+from spindle.train._batches import ParquetBatches
 from spindle.train._head import served_output
+from spindle.train._protocol import ParquetData, TorchTrainer
 from spindle.train._spec import InputSpec, check_inputs
-from spindle.train._train import TrainResult, train_model
+from spindle.train._train import TrainResult, train_from_parquet, train_model
 
 _PREFIX = "net."
 _CHECK_ROWS = 8
@@ -157,8 +162,38 @@ def module_sha256(config: TrainingConfig) -> str:
     return sha256_file(Path(source)) if source else sha256_bytes(cls.__qualname__.encode())
 
 
+def import_roots(config: TrainingConfig) -> tuple[str, ...]:
+    """The directory that makes ``training.custom.module`` importable, absolute: what a fresh
+    process (a torchrun rank) puts on ``sys.path`` before it builds the module.
+
+    Computed from the module's file and dotted name: ``/ws/models_py/net.py`` imported as
+    ``models_py.net`` gives ``/ws``. Empty for a module with no file, or whose file does not
+    sit where its name says (a zip import, a custom importer): nothing known to add.
+
+    Raises:
+        ConfigError: as ``load_custom_module``.
+
+    Example:
+        >>> import_roots(config)  # doctest: +SKIP
+        ('/home/me/workspace',)
+    """
+    load_custom_module(config)  # refuses a config without training.custom
+    name = _path(config).split(":")[0]
+    file = getattr(importlib.import_module(name), "__file__", None)
+    if not file:
+        return ()
+    path = Path(os.path.abspath(file))
+    parts = name.split(".")
+    stem = path.name.split(".")[0]  # every suffix dropped: .py, .cpython-312-x86_64-linux-gnu.so
+    named = path.parent if stem == "__init__" else path.parent / stem  # a package is its folder
+    if named.parts[-len(parts) :] != tuple(parts):
+        return ()
+    return (str(named.parents[len(parts) - 1]),)
+
+
 class CustomTrainer:
-    """A user's torch module (``training.custom``), trained by the sync or DDP recipe."""
+    """A user's torch module (``training.custom``), trained by the sync, bounded-staleness or
+    DDP recipe, from arrays in memory or streamed from Parquet."""
 
     framework = "custom"
 
@@ -182,13 +217,11 @@ class CustomTrainer:
         (see ``Trainer.train``).
 
         Raises:
-            ConfigError: the module cannot be imported or built, or the config asks for
-                what the custom family does not do (torchrun, bounded staleness).
+            ConfigError: the module cannot be imported or built.
             TrainingError: the module's output has the wrong shape or dtype for the task,
                 the ONNX export fails (naming the operator when torch does), or any error of
                 ``train_model``.
         """
-        _check_config(config)
         rows = check_inputs(inputs, spec)
         if rows > 0:  # an empty set is train_model's error to name
             check_output(CustomModel(spec, config), spec, inputs, rows)
@@ -203,11 +236,52 @@ class CustomTrainer:
             progress=progress,
             weights=weights,
         )
-        note = (
-            f"custom module {_path(config)}: Adam over all its parameters (the fused planned "
-            "step and RowAdam are the tabular_nn ranker's)"
+        return _with_note(result, config)
+
+    def can_stream(self, config: TrainingConfig) -> bool:
+        """With one worker, as torch: DDP ranks read in-memory arrays."""
+        return config.workers == 1
+
+    def train_stream(
+        self,
+        data: ParquetData,
+        spec: InputSpec,
+        config: TrainingConfig,
+        out_dir: Path,
+        *,
+        checkpoint_dir: Path,
+        base_dir: Path | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> TrainResult:
+        """Check the module on the file's first rows, then train as ``train_from_parquet``
+        does (see ``StreamingTrainer.train_stream``).
+
+        Raises:
+            ConfigError: the module cannot be imported or built.
+            TrainingError: the first rows do not fit ``spec``, the module's output has the
+                wrong shape or dtype for the task (the same message as in memory), or any
+                error of ``train_from_parquet``.
+        """
+        source = ParquetBatches(data.path, data.encode, config.seed, columns=data.columns)
+        inputs = source.sample(_CHECK_ROWS)  # an empty file is train_from_parquet's to name
+        if inputs:
+            rows = check_inputs(inputs, spec)  # the stream checks every chunk the same way
+            check_output(CustomModel(spec, config), spec, inputs, rows)
+        result = train_from_parquet(
+            data.path,
+            data.encode,
+            spec,
+            config,
+            out_dir,
+            checkpoint_dir=checkpoint_dir,
+            data_id=data.data_id,
+            base_weights=base_dir,
+            buffer_rows=data.buffer_rows,
+            columns=data.columns,
+            progress=progress,
+            weight_column=data.weight_column,
         )
-        return _with_note(result, note)
+        return _with_note(result, config)
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The module's own answer in torch (``weights.pt`` loaded into the user's class), not
@@ -217,9 +291,7 @@ class CustomTrainer:
             TrainingError: no training config to rebuild the module from (neither given nor in
                 a manifest of ``out_dir``), or the weights do not fit it.
         """
-        from spindle.train._protocol import TorchTrainer  # the same torch scoring path
-
-        return TorchTrainer(self.config).predict(out_dir, inputs)
+        return TorchTrainer(self.config).predict(out_dir, inputs)  # the same torch scoring
 
 
 def check_output(
@@ -252,25 +324,16 @@ def check_output(
         )
 
 
-def _check_config(config: TrainingConfig) -> None:
-    if config.workers > 1 and config.launcher == "torchrun":
-        raise _config_error(
-            "training.launcher: torchrun does not run framework custom (its workers would not "
-            "find the workspace's module); use launcher: spawn or workers: 1"
-        )
-    if config.max_staleness_steps > 0:
-        raise _config_error(
-            f"training.max_staleness_steps: {config.max_staleness_steps} - framework custom "
-            "trains with the sync recipe; set max_staleness_steps: 0"
-        )
-
-
 def _config_error(message: str) -> ConfigError:
     """A one-line ``ConfigError``; ``message`` begins with the ``training.`` key it names."""
     return ConfigError("training", [message])
 
 
-def _with_note(result: TrainResult, note: str) -> TrainResult:
+def _with_note(result: TrainResult, config: TrainingConfig) -> TrainResult:
+    note = (
+        f"custom module {_path(config)}: Adam over all its parameters (the fused planned "
+        "step and RowAdam are the tabular_nn ranker's)"
+    )
     return replace(result, notes=(note, *result.notes))
 
 

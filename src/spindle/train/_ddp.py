@@ -12,9 +12,10 @@ global batch's weights`` instead (every rank holds the whole batch, so it knows 
 gradient of the global weighted mean, exactly as one worker computes it. Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
 
 With ``config.launcher == "torchrun"`` the same ranks are started by ``torch.distributed.run``
-instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config) is written to a
-directory beside the checkpoints, and with ``config.nnodes > 1`` the ranks span machines that
-share that directory (see :func:`torchrun_command`).
+instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config, and the import
+paths the model's code needs: a custom module's import root) is written to a directory beside
+the checkpoints, and with ``config.nnodes > 1`` the ranks span machines that share that
+directory and those import paths (see :func:`torchrun_command`).
 
 Rank 0 owns the checkpoint directory (lock, saves, loads on resume) and sends the resumed state
 to the other ranks; at the end it writes the final weights and the run's figures to
@@ -200,6 +201,7 @@ def train_ddp(
         base_file=str(base_file) if base_file is not None else None,
         result_file=str(result_file),
         weights=weights,
+        import_paths=_import_paths(config),
     )
     job_dir = write_job(job) if config.launcher == "torchrun" else None
     restarts: list[str] = []
@@ -239,6 +241,16 @@ def train_ddp(
 
 
 MAX_RESTARTS = 1
+
+
+def _import_paths(config: TrainingConfig) -> tuple[str, ...]:
+    """What a fresh rank must put on ``sys.path`` to build the model: a custom module's import
+    root (the workspace directory, on spindle's import path here); nothing for the ranker."""
+    if config.framework != "custom":
+        return ()
+    from spindle.train._custom import import_roots  # imports the user's code: only when used
+
+    return import_roots(config)
 
 
 def _launch(job: DDPJob, job_dir: Path | None, world: int) -> None:

@@ -1,10 +1,13 @@
 """Launch DDP ranks with torchrun (``torch.distributed.run``), on one machine or several.
 
 A *job directory* holds everything a rank needs: ``data.npz`` (the inputs, labels and any
-example weights, read back with ``allow_pickle=False``) and ``job.json`` (input spec, training config, epochs and
-the checkpoint/result paths). A rank is ``python -m spindle.train.ddp_worker JOB_DIR``, so a
-rank on another machine needs only spindle installed and the job directory on shared storage
-(the checkpoint directory lives beside it, and rank 0 checkpoints there as usual).
+example weights, read back with ``allow_pickle=False``) and ``job.json`` (input spec, training
+config, epochs, the checkpoint/result paths, and the import paths the model's code needs). A
+rank is ``python -m spindle.train.ddp_worker JOB_DIR``: a fresh process, which does not inherit
+the launching process's ``sys.path`` as spawned ranks do, so it puts the job's import paths
+first on its own before it builds the model. A rank on another machine needs only spindle
+installed, the job directory on shared storage (the checkpoint directory lives beside it, and
+rank 0 checkpoints there as usual) and the import paths at the same paths too.
 
 This process runs the torchrun of the first machine and waits for it. With ``nnodes > 1`` the
 other machines run the command written to ``JOB_DIR/command.txt`` (also logged): torchrun's
@@ -19,6 +22,7 @@ import logging
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,7 +45,11 @@ class WorkerDied(TrainingError):
 
 @dataclass(frozen=True)
 class DDPJob:
-    """Everything one DDP rank needs (passed to spawned ranks, or written for torchrun's)."""
+    """Everything one DDP rank needs (passed to spawned ranks, or written for torchrun's).
+
+    ``import_paths`` are absolute directories a fresh rank puts first on ``sys.path`` before
+    it builds the model (e.g. the workspace directory a user's module is imported from).
+    """
 
     inputs: dict[str, np.ndarray]
     labels: np.ndarray
@@ -53,6 +61,7 @@ class DDPJob:
     base_file: str | None
     result_file: str
     weights: np.ndarray | None = None
+    import_paths: tuple[str, ...] = ()
 
 
 def write_job(job: DDPJob) -> Path:
@@ -76,6 +85,7 @@ def write_job(job: DDPJob) -> Path:
             "fingerprint": job.fingerprint,
             "base_file": str(Path(job.base_file).resolve()) if job.base_file else None,
             "result_file": str(Path(job.result_file).resolve()),
+            "import_paths": [str(Path(p).absolute()) for p in job.import_paths],
         }
         (tmp / "job.json").write_text(json.dumps(described, indent=1))
         (tmp / "command.txt").write_text(" ".join(torchrun_command(job_dir, job.config)) + "\n")
@@ -109,7 +119,17 @@ def read_job(job_dir: Path) -> DDPJob:
         base_file=job["base_file"],
         result_file=job["result_file"],
         weights=arrays.get(_WEIGHTS),
+        import_paths=tuple(job.get("import_paths", ())),  # absent in older jobs: none to add
     )
+
+
+def add_import_paths(paths: Sequence[str]) -> None:
+    """Put ``paths`` first on ``sys.path``, in their order (those already on it stay where
+    they are), as the launching process has them: a rank imports the model's code from there.
+    """
+    for entry in reversed(paths):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
 
 
 def torchrun_command(job_dir: Path, config: TrainingConfig) -> list[str]:

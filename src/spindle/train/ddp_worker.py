@@ -2,9 +2,11 @@
 
 The entry point ``spindle.train._torchrun`` hands to ``torch.distributed.run`` (a public
 module name, not ``_name.py``, because it is typed on command lines of other machines). The
-rank reads its job, joins the gloo group from the environment torchrun sets (``RANK``,
-``WORLD_SIZE``, ``MASTER_ADDR``, ``MASTER_PORT``) and runs the DDP recipe; a failure is also
-written to ``JOB_DIR/error-rank<R>.txt`` so the launching process can repeat the message.
+rank reads its job, puts the job's import paths on ``sys.path`` (a fresh process does not have
+the launching process's, e.g. the workspace directory a custom module is imported from), joins
+the gloo group from the environment torchrun sets (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``,
+``MASTER_PORT``) and runs the DDP recipe; a failure is also written to
+``JOB_DIR/error-rank<R>.txt`` so the launching process can repeat the message.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import torch.distributed as dist
 
 from spindle.train._ddp import run_rank
-from spindle.train._torchrun import read_job
+from spindle.train._torchrun import add_import_paths, read_job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     rank = os.environ.get("RANK", "0")
     try:
         job = read_job(job_dir)
+        add_import_paths(job.import_paths)  # before anything builds the model
         dist.init_process_group("gloo")
         run_rank(job)
     except Exception as error:
