@@ -193,3 +193,24 @@ def test_a_reader_never_sees_half_a_partition(factory: Callable[[], OnlineStoreB
         thread.join()
     assert not errors, errors[:3]
     assert len(seen) > 1  # the reader did overlap with several partitions
+
+
+def test_read_rows_many_holds_what_read_many_does(
+    factory: Callable[[], OnlineStoreBackend],
+) -> None:
+    """The stored Python values of several entities (one snapshot) type back to the same
+    tables :meth:`read_many` gives."""
+    store = factory()
+    store.materialize("product", KEY, _day("2026-01-01", {"p1": 1.0, "p9": None}), "2026-01-01")
+    asks = [("product", ["p9", "nope", "p1"]), ("product", None), ("user", ["u1"])]
+    stored = store.read_rows_many(asks)
+    tables = store.read_many(asks)
+    assert stored[2] is None and tables[2] is None
+    for rows, table in zip(stored[:2], tables[:2], strict=True):
+        assert rows is not None and table is not None
+        assert rows.key == KEY and list(rows.names) == table.column_names
+        assert rows.table().equals(table)
+    first = stored[0]
+    assert first is not None
+    assert [row[list(first.names).index(KEY)] for row in first.rows] == ["p9", "p1"]
+    assert dict(zip(first.names, first.types, strict=True))["is_new__v1"] == "bool"

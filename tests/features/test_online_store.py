@@ -126,6 +126,39 @@ def test_generic_reads_and_a_composite_key(tmp_path: Path) -> None:
     store.close()
 
 
+def test_aligned_many_lines_up_every_view_with_the_keys_asked(tmp_path: Path) -> None:
+    """A request's lookups: each view's columns aligned with one key per instance (repeats,
+    unknown and null keys, composite keys), typed as materialised, from one read."""
+    store = OnlineStore(tmp_path / "online.db")
+    store.materialize("product", _products([5, 9, 1]), "2026-01-02")
+    routes = pa.table({"origin": ["EWR", "JFK"], "hour": [6, 6], "route__n__v1": [1.5, None]})
+    store.materialize("route", routes, "2026-01-02", keys=["origin", "hour"])
+    product, route, nothing = store.aligned_many(
+        [
+            ("product", ["p3", None, "p1", "p3", "nope"]),
+            ("route", [("JFK", 6), ("EWR", None), ("EWR", 6)]),
+            ("user", ["u1", "u2"]),
+        ]
+    )
+    assert nothing is None
+    assert product is not None and route is not None
+    columns, unknown = product
+    assert unknown == 2
+    assert columns["product_id"].to_pylist() == ["p3", None, "p1", "p3", None]
+    assert columns["popularity"].to_pylist() == [1, None, 5, 1, None]
+    assert columns["popularity"].type == pa.int64()
+    assert columns["product__is_discounted__v1"].to_pylist() == [None, None, True, None, None]
+    assert columns["product__is_discounted__v1"].type == pa.bool_()
+    assert columns["product__price_usd__v1"].to_pylist() == [None, None, 12.5, None, None]
+    expected = store.rows("product", ["p1"]).to_pylist()[0]
+    assert {name: column[2].as_py() for name, column in columns.items()} == expected
+    columns, unknown = route
+    assert unknown == 1 and "__spindle_key" not in columns
+    assert columns["route__n__v1"].to_pylist() == [None, None, 1.5]
+    assert columns["origin"].to_pylist() == ["JFK", None, "EWR"]
+    store.close()
+
+
 def test_workspace_config_names_the_store(tmp_path: Path) -> None:
     config = WorkspaceConfig(name="w", online_store_url="sqlite:///state/features.db")
     workspace = Workspace(root=tmp_path, config=config)

@@ -100,3 +100,41 @@ def test_missing_column_is_a_clear_error() -> None:
         transform.transform(rows.drop_columns(["user__country__v1"]))
     with pytest.raises(FeatureError, match="not a valid transform"):
         Transform.from_json('{"format": "other"}')
+
+
+def test_dense_columns_encode_the_same_in_one_chunk_or_many() -> None:
+    """A served request's single-chunk numeric columns convert in one Arrow call, a training
+    set's many-chunk ones column by column: the same float32 inputs, bit for bit (nulls and
+    NaN as 0, integers and float32 widened, an integer beyond 2**53 rounded in both)."""
+    registry = FeatureRegistry.load(EXAMPLE / "features")
+    price = registry.definitions["product.price_usd@1"]
+    rows = pa.table({"product__price_usd__v1": [12.5, 4.0, None, float("nan"), 7.0, -3.0]})
+    transform = Transform.fit(rows, [price])
+    column = "product__price_usd__v1"
+    values: list[pa.Array] = [
+        pa.array([12.5, None, float("nan"), 1e300, -2.0, 0.0], pa.float64()),
+        pa.array([3, None, 2**60 + 1, -7, 0, 1], pa.int64()),
+        pa.array([1.5, None, 2.25, 0.1, -1.0, 3.0], pa.float32()),
+        pa.array([1, 2, None, 4, 5, 6], pa.int32()),
+    ]
+    for array in values:
+        one = transform.transform(pa.table({column: array}))["dense"]
+        chunked = pa.table({column: pa.chunked_array([array.slice(0, 2), array.slice(2)])})
+        many = transform.transform(chunked)["dense"]
+        assert one.dtype == np.float32 and one.shape == (6, 1)
+        np.testing.assert_array_equal(one, many)
+    assert transform.transform(pa.table({column: values[0]}))["dense"][1, 0] == 0.0  # null
+    assert transform.transform(pa.table({column: values[0]}))["dense"][2, 0] == 0.0  # NaN
+
+
+def test_a_short_request_encodes_categories_as_a_long_table_does() -> None:
+    """Up to 64 rows of a string column are dictionary-encoded in Python, longer ones by
+    Arrow: the same ids and word ids, nulls and unknown values included."""
+    rows = _rows()
+    transform = Transform.fit(rows, _definitions())
+    few = rows.take([2, 0, 1, 2, 0])
+    many = pa.concat_tables([few] * 20)  # 100 rows: Arrow's path
+    short, long = transform.transform(few), transform.transform(many)
+    for key in short:
+        np.testing.assert_array_equal(short[key], long[key][:5])
+    assert short["cat"][0, 0] == 0 and short["cat"][1, 0] != 0  # null, then p1

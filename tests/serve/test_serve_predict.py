@@ -542,3 +542,19 @@ def test_undeclared_views_take_their_keys_from_the_online_store(
     body = client.post(f"/v1/models/{MODEL}/predict", json={"instances": _instances()}).json()
     served = [p["probability"] for p in body["predictions"]]
     np.testing.assert_allclose(served, _offline_probabilities(version, online_store), atol=1e-6)
+
+
+def test_a_body_that_is_not_json_is_a_422_that_does_not_echo_it(
+    serve: Serve, make_version: MakeVersion, tmp_path: Path
+) -> None:
+    push(make_version(1), tmp_path / "repo")
+    client = serve()
+    junk = b'{"instances": [' + b"x" * 100_000
+    answer = client.post(
+        f"/v1/models/{MODEL}/predict", content=junk, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"][0]["type"] == "json_invalid"
+    assert len(answer.content) < 1000  # the 100 kB body is not sent back
+    extra = client.post(f"/v1/models/{MODEL}/predict", json={"instance": {}, "other": 1})
+    assert extra.status_code == 422 and extra.json()["detail"][0]["loc"] == ["body", "other"]

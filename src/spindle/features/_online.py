@@ -24,7 +24,7 @@ import pyarrow.dataset as pads
 
 from spindle.core import FeatureError, open_dataset, table_exists
 from spindle.features._compute import entity_keys_of, feature_table_path, ttl_of
-from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
+from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend, typed_columns
 from spindle.features._online_sqlite import SQLiteOnlineStore
 
 COMPOSITE_KEY = "__spindle_key"
@@ -161,6 +161,55 @@ class OnlineStore:
             for rows in held
         ]
 
+    def aligned_many(
+        self, asks: Sequence[tuple[str, Sequence[Any]]]
+    ) -> list[tuple[dict[str, pa.Array], int] | None]:
+        """Several views' rows aligned with the keys asked, from one snapshot of the store:
+        what a request's lookups need (Feast's ``get_online_features``).
+
+        ``asks`` pairs a view with one key per instance (a value, a tuple for a composite
+        key, or None); keys may repeat. Each view's stored columns come back aligned with
+        them, typed as materialised, null where the key is None or unknown; the columns of
+        every view are built together (one Arrow array per type).
+
+        Returns:
+            Per view: its columns by name and how many keys it did not know; None for a view
+            the store does not hold yet.
+        """
+        wanted = [[k for k in dict.fromkeys(keys) if _askable(k)] for _, keys in asks]
+        stored_keys = [_stored_keys(keys) for keys in wanted]
+        held = self.backend.read_rows_many(
+            [(view, keys) for (view, _), keys in zip(asks, stored_keys, strict=True)]
+        )
+        pending: list[tuple[str, list[Any]]] = []
+        named: list[tuple[int, str]] = []  # (ask, column name) of each pending column
+        unknown: list[int] = []
+        for n, ((_, keys), stored) in enumerate(zip(asks, held, strict=True)):
+            if stored is None:
+                unknown.append(len(keys))
+                continue
+            at = list(stored.names).index(stored.key)
+            by_stored = {row[at]: row for row in stored.rows}
+            by_key = {
+                k: by_stored[t]
+                for k, t in zip(wanted[n], stored_keys[n], strict=True)
+                if t in by_stored
+            }
+            rows = [by_key.get(k) if _askable(k) else None for k in keys]
+            unknown.append(rows.count(None))
+            for i, (name, type_name) in enumerate(zip(stored.names, stored.types, strict=True)):
+                if name != COMPOSITE_KEY:
+                    named.append((n, name))
+                    pending.append((type_name, [None if r is None else r[i] for r in rows]))
+        out: list[tuple[dict[str, pa.Array], int] | None] = [
+            None if rows is None else ({}, unknown[n]) for n, rows in enumerate(held)
+        ]
+        for (n, name), array in zip(named, typed_columns(pending), strict=True):
+            found = out[n]
+            if found is not None:
+                found[0][name] = array
+        return out
+
     def get(self, view: str, key: Any) -> dict[str, Any] | None:
         """The latest row of one entity of ``view`` as a dict, or None when it is unknown."""
         rows = self.rows(view, [key])
@@ -187,6 +236,11 @@ class OnlineStore:
         """Changes whenever anything is written (None before the first write): a reader
         caching rows (serving's retrieval snapshots) reloads when it differs."""
         return self.backend.version()
+
+
+def _askable(key: Any) -> bool:
+    """Whether a key can be known: not None, and no part of a composite key None."""
+    return key is not None and not (isinstance(key, tuple) and any(v is None for v in key))
 
 
 def _stored_keys(keys: Sequence[Any]) -> list[Any]:

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from spindle.core import FeatureError
-from spindle.features._online_backend import TIME_COLUMN, MaterializeResult
+from spindle.features._online_backend import TIME_COLUMN, MaterializeResult, StoredRows
 
 _KEYS_PER_QUERY = 500  # under SQLite's default limit of bound parameters
 
@@ -52,25 +52,6 @@ def _column_values(column: pa.ChunkedArray) -> list[Any]:
     ):
         return values
     return [None if v is None else str(v) for v in values]
-
-
-_ARROW_TYPES = {
-    "bool": pa.bool_(),
-    "int64": pa.int64(),
-    "int32": pa.int32(),
-    "double": pa.float64(),
-    "float": pa.float32(),
-}
-
-
-def _typed(values: Sequence[Any], type_name: str) -> pa.Array:
-    """Rebuild a column with the Arrow type it had when materialised."""
-    target = _ARROW_TYPES.get(type_name)
-    if target is None:
-        return pa.array([None if v is None else str(v) for v in values], pa.string())
-    if type_name == "bool":
-        return pa.array([None if v is None else bool(v) for v in values], target)
-    return pa.array(values, target)
 
 
 @dataclass
@@ -143,6 +124,11 @@ class SQLiteOnlineStore:
         return self.read_many([(entity, keys)])[0]
 
     def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
+        return [None if rows is None else rows.table() for rows in self.read_rows_many(asks)]
+
+    def read_rows_many(
+        self, asks: Sequence[tuple[str, Sequence[str] | None]]
+    ) -> list[StoredRows | None]:
         with self._lock:
             self._con.execute("BEGIN")  # one snapshot for the layouts and every entity's rows
             try:
@@ -168,7 +154,7 @@ class SQLiteOnlineStore:
                 self._layouts[entity] = found
         return found
 
-    def _read(self, entity: str, keys: Sequence[str] | None) -> pa.Table | None:
+    def _read(self, entity: str, keys: Sequence[str] | None) -> StoredRows | None:
         layout = self._layout(entity)
         if layout is None:
             return None
@@ -187,10 +173,7 @@ class SQLiteOnlineStore:
                 position = names.index(key)
                 by_key = {r[position]: r for r in rows}
                 rows = [by_key[k] for k in keys if k in by_key]
-        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-        return pa.Table.from_arrays(
-            [_typed(c, t) for c, t in zip(columns, layout.types, strict=True)], names=names
-        )
+        return StoredRows(names, layout.types, layout.key, rows)
 
     # -- writing ---------------------------------------------------------------------------
     def materialize(

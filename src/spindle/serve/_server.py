@@ -154,9 +154,9 @@ def create_app(
     )
     app.state.spindle = ctx
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
+    app.include_router(predict_router())  # first: the routes tried first for every request
     app.include_router(v2_router())
     _add_v1_routes(app)
-    app.include_router(predict_router())
     app.include_router(rank_router())
     document_models(app)
     add_docs_route(app)
