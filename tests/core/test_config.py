@@ -57,6 +57,20 @@ def test_overrides_are_validated_like_the_file() -> None:
         load_yaml_model(EXAMPLE / "models" / "search_ranker.yaml", ModelConfig, ["training.epochs"])
 
 
+@pytest.mark.parametrize("key", ["name", "owner", "team", "team.x"])
+def test_identity_fields_are_not_overridable(key: str) -> None:
+    """The team decides which restricted features a model may pin: --set may not change it."""
+    ws = Workspace.load(EXAMPLE)
+    with pytest.raises(ConfigError) as info:
+        ws.model_config("search_ranker", ["training.epochs=2", f"{key}=growth"])
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"--set {key}=growth: '{key.split('.')[0]}' is an identity field")
+    assert "edit models/search_ranker.yaml" in message
+    config, effective = ws.model_config("search_ranker", ["training.epochs=2"])
+    assert config.training.epochs == 2 and effective["team"] == config.team == "search"
+
+
 def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
     from spindle.core import WorkspaceError
 

@@ -65,6 +65,11 @@ def handles_errors(fn: F) -> F:
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         problems = option_problems(kwargs)  # malformed --date/--since/--until/--now: one line
+        # a --set of a model's name, owner or team is refused before any work (access policies
+        # judge the team); Workspace.model_config refuses it too, for callers of the API
+        if kwargs.get("overrides"):
+            model = str(kwargs.get("model") or "MODEL")
+            problems += spindle.Workspace.refused_overrides(model, kwargs["overrides"])
         if problems:
             raise fail(spindle.SpindleError("; ".join(problems)))
         try:

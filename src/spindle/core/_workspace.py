@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from spindle.core._config import ModelConfig, WorkspaceConfig
-from spindle.core._errors import WorkspaceError
+from spindle.core._errors import ConfigError, WorkspaceError
 from spindle.core._yaml import load_yaml_model
 
 WORKSPACE_FILE = "spindle.yaml"
+
+IDENTITY_FIELDS = ("name", "owner", "team")
+"""The keys of a model config that say whose model it is: access policies judge the ``team``,
+so none of them may come from a ``--set`` override."""
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,30 @@ class Workspace:
         """Names of every model config in ``models/``."""
         return sorted(p.stem for p in self.models_dir.glob("*.yaml"))
 
+    @staticmethod
+    def refused_overrides(name: str, overrides: Sequence[str] | None) -> list[str]:
+        """One line per ``--set`` override of an identity field (``IDENTITY_FIELDS``).
+
+        A model's name, owner and team come from its file: the team decides which restricted
+        features it may pin, so a ``--set team=...`` would bypass every access policy.
+
+        Example:
+            >>> Workspace.refused_overrides("ranker", ["training.epochs=2"])
+            []
+            >>> Workspace.refused_overrides("ranker", ["team=growth"])[0].split(":")[0]
+            '--set team=growth'
+        """
+        refused = []
+        for item in overrides or []:
+            key = item.partition("=")[0].strip().split(".")[0]
+            if key in IDENTITY_FIELDS:
+                refused.append(
+                    f"--set {item}: {key!r} is an identity field ({', '.join(IDENTITY_FIELDS)}); "
+                    "identity fields come from the model file, not the command line: edit "
+                    f"models/{name}.yaml"
+                )
+        return refused
+
     def model_config(
         self, name: str, overrides: list[str] | None = None
     ) -> tuple[ModelConfig, dict[str, object]]:
@@ -103,7 +132,15 @@ class Workspace:
 
         Returns:
             The validated config and the effective raw dict (what is hashed and recorded).
+
+        Raises:
+            WorkspaceError: no such model config.
+            ConfigError: the config is invalid, or an override sets an identity field
+                (``name``, ``owner``, ``team``: see :meth:`refused_overrides`).
         """
+        refused = self.refused_overrides(name, overrides)
+        if refused:
+            raise ConfigError("--set", refused)
         path = self.models_dir / f"{name}.yaml"
         if not path.is_file():
             known = ", ".join(self.model_names()) or "none"
