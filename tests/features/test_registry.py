@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
 from spindle.cli import app
-from spindle.core import FeatureError, ModelConfig, load_sources
+from spindle.core import BaselineConfig, FeatureError, ModelConfig, load_sources
 from spindle.features import FeatureRegistry, feature_catalog
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "src" / "spindle" / "examples" / "yarnit"
@@ -47,6 +48,35 @@ def test_sensitive_feature_limited_to_its_teams() -> None:
     registry = FeatureRegistry.load(EXAMPLE / "features")
     with pytest.raises(FeatureError, match="sensitive"):
         registry.resolve(_config("search", ["user.spend_usd_28d@1"]))
+
+
+def test_tags_are_lower_case_once_loaded_so_upper_case_pii_is_restricted(tmp_path: Path) -> None:
+    features = tmp_path / "features"
+    features.mkdir()
+    text = (EXAMPLE / "features" / "user.yaml").read_text()
+    text = text.replace("tags: [pii]", "tags: [' PII', Geo, pii]", 1)
+    text = text.replace("tags: [sensitive]", "tags: [SeNsItIvE]", 1)
+    (features / "user.yaml").write_text(text)
+    registry = FeatureRegistry.load(features, load_sources(EXAMPLE))
+    country = registry.get("user.country@1")
+    assert country.tags == ("pii", "geo") and country.restricted
+    assert registry.get("user.spend_usd_28d@1").tags == ("sensitive",)
+    with pytest.raises(FeatureError, match=r"user\.country@1 \(tags pii, geo; allowed teams"):
+        registry.resolve(_config("marketing", ["user.country@1"]))
+    with pytest.raises(FeatureError, match="sensitive"):
+        registry.resolve(_config("search", ["user.spend_usd_28d@1"]))
+    # a definition built in code is normalised too: no caller can forget
+    built = replace(country, tags=("Sensitive",))
+    assert built.tags == ("sensitive",) and built.restricted
+
+
+def test_a_baseline_may_not_read_what_the_team_may_not_pin() -> None:
+    registry = FeatureRegistry.load(EXAMPLE / "features")
+    config = _config("search", ["user.purchases_28d@1"]).model_copy(
+        update={"baselines": [BaselineConfig(name="spend", feature="user.spend_usd_28d@1")]}
+    )
+    with pytest.raises(FeatureError, match=r"model probe \(team search\).*user\.spend_usd_28d@1"):
+        registry.resolve(config)
 
 
 def test_model_pins_a_version_and_keeps_it(tmp_path: Path) -> None:

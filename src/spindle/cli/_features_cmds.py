@@ -17,18 +17,24 @@ features_app = typer.Typer(
 app.add_typer(features_app, name="features")
 
 
-def _catalog(workspace: str, name: str | None) -> list[dict[str, Any]]:
+def _catalog(workspace: str, name: str | None, tag: str | None = None) -> list[dict[str, Any]]:
     with spindle.Context.open(workspace) as ctx:
         configs = {m: ctx.workspace.model_config(m)[0] for m in ctx.workspace.model_names()}
         provenance = {n: d.provenance for n, d in ctx.sources.items()}
-        return spindle.feature_catalog(ctx.features, configs, provenance, name)
+        return spindle.feature_catalog(ctx.features, configs, provenance, name, tag=tag)
 
 
 @features_app.command("list")
 @handles_errors
-def list_features(workspace: str = WorkspaceOption, as_json: bool = JsonOption) -> None:
+def list_features(
+    tag: str | None = typer.Option(
+        None, help="Only the features with this tag, in any case (e.g. pii)."
+    ),
+    workspace: str = WorkspaceOption,
+    as_json: bool = JsonOption,
+) -> None:
     """Every feature version with its dtype, computation, owner, tags and the models that pin it."""
-    records = _catalog(workspace, None)
+    records = _catalog(workspace, None, tag)
     if as_json:
         emit_json(records)
         return
@@ -75,9 +81,12 @@ def show_feature(
             console.print("  view sql:")
             for line in (r["view_sql"] or "").strip().splitlines():
                 console.print(f"    {line}", markup=False, highlight=False)
-        console.print(f"  owner {r['owner']}; dtype {r['dtype']}; tags {r['tags'] or '-'}")
+        console.print(
+            f"  owner {r['owner']}; dtype {r['dtype']}; tags {', '.join(r['tags']) or '-'}"
+        )
         if r["allowed_teams"] is not None:
-            console.print(f"  policy: only teams {r['allowed_teams'] or '(none)'} may use it")
+            teams = ", ".join(r["allowed_teams"]) or "(none)"
+            console.print(f"  policy: only teams {teams} may use it (tags are case-insensitive)")
         console.print(f"  computed by {_computation(r['computation'])}")
         console.print(f"  encoding {r['encoding']}")
         console.print(f"  used by: {', '.join(r['used_by']) or 'no model'}")

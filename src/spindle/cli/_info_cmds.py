@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import typer
 
 import spindle
@@ -149,8 +151,12 @@ def serve(
     ws = spindle.Workspace.load(workspace)
     cfg = ws.config.serving
     from spindle.features import FeatureRegistry
+    from spindle.orchestrate import check_served_policies
     from spindle.serve import ServingDeclarations
 
+    registry = FeatureRegistry.load(ws.features_dir)
+    # no version (nor model config) reading a feature its team may not use is ever loaded
+    check_served_policies(ws, registry, Path(repo) if repo else ws.model_repo)
     app_ = spindle.create_app(
         repo or ws.model_repo,
         ws.online_store_path,
@@ -158,7 +164,7 @@ def serve(
         # each model's request schema (entity keys, request columns) for /v1/models/*/predict
         # and each model's config, so its declared baseline answers before its first push
         declarations=ServingDeclarations.of(
-            FeatureRegistry.load(ws.features_dir),
+            registry,
             models={name: ws.model_config(name)[0] for name in ws.model_names()},
         ),
     )

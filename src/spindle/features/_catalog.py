@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from spindle.core import FeatureError, ModelConfig, SourceConfig
-from spindle.features._definitions import FeatureDefinition, FeatureRegistry
+from spindle.features._definitions import FeatureDefinition, FeatureRegistry, normalised_tags
 
 
 def _record(
@@ -70,6 +70,8 @@ def feature_catalog(
     configs: Mapping[str, ModelConfig],
     sources: Mapping[str, SourceConfig],
     name: str | None = None,
+    *,
+    tag: str | None = None,
 ) -> list[dict[str, Any]]:
     """JSON-ready records of every feature version (or only those of ``name``), sorted by ref.
 
@@ -79,6 +81,8 @@ def feature_catalog(
         sources: the provenance of the workspace's declared sources, by name.
         name: ``group.name`` (every version), ``group.name@V`` (one), or a bare ``name`` when
             it is unique across groups; None for every feature.
+        tag: only the versions carrying this tag, in any case (``PII`` finds ``pii``: tags
+            are lower case once loaded).
 
     Raises:
         FeatureError: ``name`` matches no feature (lists how to find one).
@@ -90,6 +94,9 @@ def feature_catalog(
     chosen = sorted(registry.definitions.values(), key=lambda d: (d.group, d.name, d.version))
     if name is not None:
         chosen = _matching(registry, chosen, name)
+    if tag is not None:
+        wanted = set(normalised_tags([tag]))
+        chosen = [d for d in chosen if wanted.intersection(d.tags)]
     return [_record(d, configs, sources) for d in chosen]
 
 

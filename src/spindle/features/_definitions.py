@@ -15,7 +15,7 @@ changed since it was first computed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -36,7 +36,18 @@ if TYPE_CHECKING:
     from spindle.core import SourceDeclaration
 
 RESTRICTED_TAGS = frozenset({"pii", "sensitive"})
-"""Tags that make a feature usable only by the teams its policy allows."""
+"""Tags that make a feature usable only by the teams its policy allows (tags are lower case:
+``PII`` in a YAML file is ``pii``)."""
+
+
+def normalised_tags(tags: Iterable[str]) -> tuple[str, ...]:
+    """Tags as compared everywhere: stripped, lower case (case-folded), each once, in order.
+
+    Example:
+        >>> normalised_tags(["PII", " Geo", "pii"])
+        ('pii', 'geo')
+    """
+    return tuple(dict.fromkeys(t.strip().casefold() for t in tags if t.strip()))
 
 
 @dataclass(frozen=True)
@@ -69,6 +80,10 @@ class FeatureDefinition:
     """How the view's SQL runs, where declared (``FeatureView.run``: every, lookback)."""
     request: bool = False
     """True for a request feature: a Python function over request rows."""
+
+    def __post_init__(self) -> None:
+        # normalised here, once, so that no policy check, filter or listing compares case
+        object.__setattr__(self, "tags", normalised_tags(self.tags))
 
     @property
     def computation(self) -> Literal["sql", "python", "request"]:
@@ -265,8 +280,9 @@ class FeatureRegistry:
 
         Raises:
             FeatureError: a pinned feature or version does not exist (lists the known versions),
-                or a feature tagged ``pii``/``sensitive`` is pinned by a team its policy does
-                not allow (names the feature, its tags, the allowed teams and the fix).
+                or a feature tagged ``pii``/``sensitive`` (any case) is pinned, or read by a
+                baseline, by a team its policy does not allow (names the feature, its tags, the
+                allowed teams and the fix; see :meth:`check_access`).
         """
         resolved = []
         for ref in config.features:
@@ -276,19 +292,43 @@ class FeatureRegistry:
                 hint = f"known versions: {', '.join(known)}" if known else "no such feature"
                 raise FeatureError(f"model {config.name} pins {ref}, which is not defined ({hint})")
             resolved.append(definition)
-        refused = [d for d in resolved if d.restricted and config.team not in d.allowed_teams]
-        if refused:
-            lines = [
-                f"{d.ref} (tags {', '.join(d.tags)}; allowed teams: "
-                f"{', '.join(d.allowed_teams) or 'none'})"
-                for d in refused
-            ]
-            raise FeatureError(
-                f"model {config.name} (team {config.team}) may not use restricted feature(s): "
-                f"{'; '.join(lines)}. Remove them from the model's features, or ask the feature "
-                f"owner to add team {config.team!r} to `allowed_teams` in the feature's YAML."
-            )
+        baselines = [b.feature for b in config.baselines if b.feature is not None]
+        self.check_access(f"model {config.name}", config.team, [*config.features, *baselines])
         return resolved
+
+    def refused(self, team: str, refs: Iterable[str]) -> list[str]:
+        """The restricted features among ``refs`` that ``team`` may not use, one line each.
+
+        A feature tagged ``pii`` or ``sensitive`` (in any case) may be used only by the teams
+        in its ``allowed_teams``; a reference that is not defined is not judged here.
+
+        Example:
+            >>> registry.refused("search", ["user.spend_usd_28d@1"])  # doctest: +SKIP
+            ['user.spend_usd_28d@1 (tags sensitive; allowed teams: growth)']
+        """
+        found = (self.definitions.get(ref) for ref in dict.fromkeys(refs))
+        return [
+            f"{d.ref} (tags {', '.join(d.tags)}; allowed teams: "
+            f"{', '.join(d.allowed_teams) or 'none'})"
+            for d in found
+            if d is not None and d.restricted and team not in d.allowed_teams
+        ]
+
+    def check_access(self, who: str, team: str, refs: Iterable[str]) -> None:
+        """Refuse ``who`` (``model X``, ``X@3``) of ``team`` the restricted features among
+        ``refs`` its team may not use.
+
+        Raises:
+            FeatureError: one line naming each refused feature, its tags and allowed teams,
+                and the two fixes.
+        """
+        refused = self.refused(team, refs)
+        if refused:
+            raise FeatureError(
+                f"{who} (team {team}) may not use restricted feature(s): "
+                f"{'; '.join(refused)}. Remove them from the model's features, or ask the feature "
+                f"owner to add team {team!r} to `allowed_teams` in the feature's YAML."
+            )
 
     def versions(self, group: str, name: str) -> list[FeatureDefinition]:
         """Every version of one feature, oldest first."""

@@ -48,6 +48,7 @@ if _TYPE_CHECKING:
         training_window,
     )
     from spindle.orchestrate._models_view import model_report, models_report, parse_weights, route
+    from spindle.orchestrate._policy import check_served_policies
     from spindle.orchestrate._push_step import push
     from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
     from spindle.orchestrate._resources import ResourceMeter
@@ -84,6 +85,7 @@ _LAZY: dict[str, str] = {
     "backfill": "spindle.orchestrate._backfill_step",
     "build_training_set": "spindle.orchestrate._model_common",
     "catch_up": "spindle.orchestrate._fleet",
+    "check_served_policies": "spindle.orchestrate._policy",
     "choose_base": "spindle.orchestrate._train_step",
     "current_step_key": "spindle.orchestrate._runner",
     "day_verdict": "spindle.orchestrate._verdicts",
@@ -159,6 +161,7 @@ __all__ = [
     "backfill",
     "build_training_set",
     "catch_up",
+    "check_served_policies",
     "choose_base",
     "current_step_key",
     "day_verdict",

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from spindle.core import ServingError, kill_point
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._policy import check_routing_access
 from spindle.registry import DeploymentRecord
 from spindle.serve import (
     Routing,
@@ -54,6 +55,8 @@ def deploy(
     Raises:
         ServingError: ``plan`` refused (bad weights, a version not in the repository).
         RegistryError: a routed version is not a ready version of ``model``.
+        FeatureError: the plan sends traffic to a version that reads a restricted feature
+            its team may not use (``check_routing_access``).
     """
     repo = ctx.workspace.model_repo
     with routing_lock(repo, model):
@@ -62,6 +65,7 @@ def deploy(
         except ServingError:  # a corrupt routing.json is replaced, never half-trusted
             current = Routing(model, {})
         target = plan(current)
+        check_routing_access(ctx, target)
         production = ctx.store.get_alias(model, "production")
         if _same(current, target) and (target.main is None or production == target.main):
             return Deployed(current, None)

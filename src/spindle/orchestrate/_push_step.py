@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from spindle.core import (
     Deployment,
+    FeatureError,
     GateBlocked,
     Progress,
     atomic_write_json,
@@ -18,6 +19,7 @@ from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._deploy import deploy
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import LoadedConfig, model_dir
+from spindle.orchestrate._policy import check_push_access
 from spindle.serve import push as push_to_repo
 from spindle.serve import push_routing, read_routing
 
@@ -92,8 +94,10 @@ def _admit(
 
     Raises:
         GateBlocked: the push is refused (see ``push``).
+        FeatureError: the version reads a restricted feature its team may not use.
     """
     ctx.store.get_version(model, version)  # an unknown version says so (not 'never evaluated')
+    check_push_access(ctx, model, version)  # first, and not overridable by --force
     record = ctx.store.latest_artifact("evaluation", model=model, version=version)
     decision = None if record is None else record.properties.get("decision")
     if decision != "pass" and not force:
@@ -171,6 +175,8 @@ def push(
         GateBlocked: no passing evaluation, or failed infra validation, and ``force`` is not
             set with a reason; or the version is older than production and would take the
             most traffic while ``allow_older`` is not set (recorded as a refused deployment).
+        FeatureError: the version reads a restricted feature its model's team may not use
+            (its access policy as it is now; ``force`` does not override it).
     """
     try:
         record, actor, why = _admit(
@@ -186,7 +192,7 @@ def push(
             overrides,
             config,
         )
-    except GateBlocked as exc:  # a refused push is a failed run, like any refusal
+    except (GateBlocked, FeatureError) as exc:  # a refused push is a failed run
         ctx.runner.record_refusal("push", exc, model=model, params={"version": version})
         raise
     source = model_dir(ctx, model, version)
