@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import re
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -166,23 +166,35 @@ def _sample_inputs(spec: InputSpec, rows: int) -> dict[str, np.ndarray]:
     return out
 
 
+_EXPORTING = threading.Lock()
+
+
 @contextlib.contextmanager
 def _quiet_exporter() -> Iterator[None]:
-    """Keep the exporter's progress lines, logs and known-harmless warnings off the console."""
-    logger = logging.getLogger("torch.onnx")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..." at WARNING
-    try:
-        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-            # Raised from copyreg (so the torch.* filters do not catch it) when torch.export
-            # unpickles pytree specs: a deprecation inside torch, nothing we can change.
-            warnings.filterwarnings(
-                "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
-            )
-            # One Dim shared by every input's batch axis: the exporter says it keeps one name.
-            warnings.filterwarnings(
-                "ignore", message=r".*axis name: batch will not be used", category=UserWarning
-            )
-            yield
-    finally:
-        logger.setLevel(level)
+    """One export at a time in this process, with the exporter's logs and known-harmless
+    warnings off the console.
+
+    torch.export is not safe to run from two threads at once (``run-all --max-parallel``
+    crashed in torch.fx with ``KeyError: 'custom'``), and the logger level and warning filters
+    set here are process-wide, so exports take turns. Nothing here touches ``sys.stdout``:
+    ``verbose=False`` already keeps the exporter's progress lines off it, and redirecting it
+    would swallow (or, with two exports interleaved, lose for good) every other thread's output.
+    """
+    with _EXPORTING:
+        logger = logging.getLogger("torch.onnx")
+        level = logger.level
+        logger.setLevel(logging.ERROR)  # "torchvision is not installed. Skipping ..." at WARNING
+        try:
+            with warnings.catch_warnings():
+                # Raised from copyreg (so the torch.* filters do not catch it) when
+                # torch.export unpickles pytree specs: a deprecation inside torch.
+                warnings.filterwarnings(
+                    "ignore", message=r".*isinstance\(treespec, LeafSpec\)", category=FutureWarning
+                )
+                # One Dim shared by every input's batch axis: the exporter keeps one name.
+                warnings.filterwarnings(
+                    "ignore", message=r".*axis name: batch will not be used", category=UserWarning
+                )
+                yield
+        finally:
+            logger.setLevel(level)
