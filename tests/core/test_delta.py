@@ -88,3 +88,53 @@ def test_a_version_that_does_not_exist_is_a_one_line_error(tmp_path: Path) -> No
     _same(path, 0)  # the handle is still usable
     with pytest.raises(DataError, match="no Delta table"):
         open_dataset(tmp_path / "absent")
+
+
+_WRITER = """
+import sys
+import pyarrow as pa
+from spindle.core import CommitConflict, write_partition
+from spindle.orchestrate import is_transient
+
+path, writes, who = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+conflicts = 0
+for i in range(writes):
+    table = pa.table({"key": [who], "value": [float(i)]})
+    while True:
+        try:
+            write_partition(path, table, "2026-01-01", "shared")
+            break
+        except CommitConflict as error:  # what the runner retries
+            assert is_transient(error), error
+            assert "another writer committed" in str(error) and "shared" in str(error)
+            conflicts += 1
+print(conflicts)
+"""
+
+
+def test_two_processes_writing_one_partition_retry_their_conflicts(tmp_path: Path) -> None:
+    """Two processes overwrite the same partition of one table 15 times each: every commit
+    conflict delta-rs reports is a ``CommitConflict`` the runner retries (a ``TransientError``,
+    recognised by its type), and every write lands after its retries."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "shared"
+    write_partition(path, pa.table({"key": ["init"], "value": [0.0]}), "2026-01-01", "shared")
+    script = tmp_path / "writer.py"
+    script.write_text(_WRITER)
+    writers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(path), "15", who],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for who in ("a", "b")
+    ]
+    outputs = [w.communicate(timeout=300) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], [err[-2000:] for _, err in outputs]
+    table = DeltaTable(str(path))
+    assert table.version() >= 30  # the first write and 30 more commits, none lost
+    last = table.to_pyarrow_table().to_pylist()
+    assert len(last) == 1 and last[0]["value"] == 14.0

@@ -48,6 +48,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._delta import current_version, open_dataset, table_exists, write_partition
     from spindle.core._errors import (
+        CommitConflict,
         ConfigError,
         DataError,
         FeatureError,
@@ -151,6 +152,7 @@ _LAZY: dict[str, str] = {
     "TrainingError": "spindle.core._errors",
     "TrainingSet": "spindle.core._artifacts",
     "TransientError": "spindle.core._errors",
+    "CommitConflict": "spindle.core._errors",
     "ValidationFailed": "spindle.core._errors",
     "Verdict": "spindle.core._artifacts",
     "WORKSPACE_FILE": "spindle.core._workspace",
@@ -204,6 +206,7 @@ __all__ = [
     "Artifact",
     "BaselineConfig",
     "CandidatesConfig",
+    "CommitConflict",
     "ConfigError",
     "CustomModelConfig",
     "DataError",

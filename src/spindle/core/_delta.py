@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spindle.core._artifacts import TableVersion
-from spindle.core._errors import DataError
+from spindle.core._errors import CommitConflict, DataError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -47,11 +47,13 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
         The table's version after the write.
 
     Raises:
+        CommitConflict: another writer committed to the table first (a ``TransientError``:
+            nothing was written, and the runner retries the step).
         DataError: the write failed (the previous version stays intact: Delta commits atomically).
     """
     import pyarrow as pa
     from deltalake import write_deltalake
-    from deltalake.exceptions import DeltaError
+    from deltalake.exceptions import CommitFailedError, DeltaError
 
     if "date" not in table.column_names:
         table = table.append_column("date", pa.array([date] * table.num_rows, pa.string()))
@@ -68,10 +70,21 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
             )
     except DeltaError as exc:
         _HANDLES.pop(str(Path(path).resolve()), None)  # reopened from the log next time
+        if isinstance(exc, CommitFailedError):  # another writer committed first: retry it
+            raise CommitConflict(
+                f"writing partition date={date} of Delta table {name} at {path}: another "
+                f"writer committed to the table first ({_first_line(exc)}); nothing was "
+                "written, and the write is safe to retry"
+            ) from exc
         raise DataError(
             f"writing partition date={date} of Delta table {name} at {path} failed: {exc}"
         ) from exc
     return current_version(path, name)
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
 
 
 def current_version(path: str | Path, name: str) -> TableVersion:

@@ -17,6 +17,8 @@ boundary. A message says what was expected, what was found, where, and what to d
     ├── ServingError           a model repository or server problem (checksum, missing file)
     ├── OrchestrationError     a pipeline step failed; names the step and the cause
     └── TransientError         worth retrying (a lock, a busy file, a dropped connection)
+        └── CommitConflict     another writer committed to the same Delta table first (also a
+                               DataError: the write failed, and retrying it is safe)
 """
 
 from __future__ import annotations
@@ -91,3 +93,12 @@ class OrchestrationError(SpindleError):
 
 class TransientError(SpindleError):
     """A failure that may pass if retried (the runner retries these with backoff)."""
+
+
+class CommitConflict(DataError, TransientError):
+    """Another writer committed to the same Delta table first (two runs writing one table).
+
+    The write changed nothing (Delta commits atomically) and writing a partition again is
+    idempotent, so the runner retries it: a ``TransientError`` recognised by its type, where
+    delta-rs' own ``CommitFailedError`` says "Commit failed" in words that vary by version.
+    """

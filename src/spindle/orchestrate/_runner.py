@@ -23,7 +23,7 @@ from spindle.registry import MetadataStore
 T = TypeVar("T")
 
 # Messages of third-party errors that mean "try again" (SQLite and Delta lock contention).
-_TRANSIENT_TEXT = ("database is locked", "CommitFailed", "Resource temporarily unavailable")
+_TRANSIENT_TEXT = ("database is locked", "Resource temporarily unavailable")
 _TRANSIENT_TYPES = (
     TransientError,
     TimeoutError,
