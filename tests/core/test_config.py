@@ -78,6 +78,19 @@ def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:
         Workspace.load(tmp_path)
 
 
+def test_an_object_store_url_for_a_directory_is_refused_at_load(tmp_path: Path) -> None:
+    """``state_dir: s3://...`` was taken as a relative path and wrote a local folder "s3:"."""
+    (tmp_path / "spindle.yaml").write_text(
+        "name: w\nstate_dir: s3://bucket/state\nraw_dir: gs://bucket/raw\n"
+    )
+    with pytest.raises(ConfigError) as info:
+        Workspace.load(tmp_path)
+    text = str(info.value)
+    assert "line 2, key 'state_dir'" in text and "line 3, key 'raw_dir'" in text
+    assert "'s3://bucket/state' is a URL" in text and "mount the bucket" in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spindle.yaml"]
+
+
 def test_unpinned_feature_is_rejected(tmp_path: Path) -> None:
     text = (
         (EXAMPLE / "models" / "search_ranker.yaml")

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FEATURE_REF = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*@[1-9][0-9]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -92,6 +93,19 @@ class WorkspaceConfig(_Strict):
     demo: DemoConfig | None = None
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
+
+    @field_validator("raw_dir", "state_dir", "model_repo")
+    @classmethod
+    def _local_path(cls, value: str | None) -> str | None:
+        # an object-store URL here was taken as a relative path: s3://bucket/x wrote a local
+        # folder named "s3:" and said nothing
+        if value is not None and _URL.match(value):
+            raise ValueError(
+                f"{value!r} is a URL; raw_dir, state_dir and model_repo are local paths "
+                "(absolute, or relative to the workspace): object stores are not supported "
+                "yet, so mount the bucket and give its path"
+            )
+        return value
 
 
 class LightGBMConfig(_Strict):
