@@ -6,6 +6,7 @@ failing SQL are one clear error naming the file and view."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import duckdb
@@ -160,12 +161,19 @@ def test_a_failing_view_sql_names_the_file_and_view_and_writes_nothing(
 
 
 def test_a_table_missing_from_the_view_sources_is_named(workspace_copy: Path) -> None:
+    """Named when the workspace loads (the view may read its declared sources only), and
+    again if such a view is run anyway."""
     body = PEEK.format(where="true").replace(
         "sources: [purchases, products]", "sources: [purchases]"
     )
-    registry = _add_view(workspace_copy, "peek", body)
-    with pytest.raises(FeatureError, match=r"sees only the view's `sources`: purchases; add"):
-        view_rows(workspace_copy / ".spindle" / "tables", registry.view("peek"), DAY)
+    (workspace_copy / "features" / "peek.yaml").write_text(body)
+    expected = r"reads 'products', which is not a table it may read \(purchases\); .*source"
+    with pytest.raises(ConfigError, match=r"peek\.yaml: line \d+, key 'view\.sql': .*" + expected):
+        _registry(workspace_copy)
+    (workspace_copy / "features" / "peek.yaml").unlink()
+    view = replace(_registry(workspace_copy).view("user"), sources=("purchases",))
+    with pytest.raises(FeatureError, match=r"view user: key 'view\.sql': the view's SQL reads"):
+        view_rows(workspace_copy / ".spindle" / "tables", view, DAY)
 
 
 def test_a_duplicate_entity_key_is_refused_with_an_example(workspace_copy: Path) -> None:

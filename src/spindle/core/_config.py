@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from spindle.core._declared_sql import SQL_RULES, expression_problem, select_problem
+
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FEATURE_REF = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*@[1-9][0-9]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
@@ -275,6 +277,14 @@ class BaselineConfig(_Strict):
             raise ValueError(f"{value!r} is not a pinned feature group.name@version")
         return value
 
+    @field_validator("sql")
+    @classmethod
+    def _one_expression(cls, value: str | None) -> str | None:
+        found = None if value is None else expression_problem(value, ["holdout"])
+        if found is not None:
+            raise ValueError(f"the baseline's sql {found}; {SQL_RULES['baseline']}")
+        return value
+
     @model_validator(mode="after")
     def _one_kind(self) -> BaselineConfig:
         kinds = [k for k in ("feature", "sql", "constant") if getattr(self, k) is not None]
@@ -314,6 +324,14 @@ class CandidatesConfig(_Strict):
 
     view: str = Field(min_length=1)
     sql: str = Field(min_length=1)
+
+    @field_validator("sql")
+    @classmethod
+    def _one_select(cls, value: str) -> str:
+        found = select_problem(value, ["candidates"])
+        if found is not None:
+            raise ValueError(f"serving.candidates.sql {found}; {SQL_RULES['candidates']}")
+        return value
 
 
 class ModelServingConfig(_Strict):
@@ -365,6 +383,16 @@ class ExamplesConfig(_Strict):
     def _distinct(cls, value: list[str]) -> list[str]:
         if len(set(value)) != len(value):
             raise ValueError("a source is listed twice")
+        return value
+
+    @field_validator("sql")
+    @classmethod
+    def _one_select(cls, value: str) -> str:
+        # files, statements, functions here; a table outside `sources` when the SQL runs (it
+        # sees nothing else there), so a config built in code gets the same one-line error
+        found = select_problem(value, None)
+        if found is not None:
+            raise ValueError(f"examples.sql {found}; {SQL_RULES['examples']}")
         return value
 
     @property

@@ -19,6 +19,7 @@ from pydantic import ValidationError as _PydanticValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from spindle.core._config import SourceConfig
+from spindle.core._declared_sql import SQL_RULES, expression_problem, lock_connection
 from spindle.core._errors import ConfigError
 
 #: The column types a declaration may use, and the Arrow type each is read as. Timestamps are
@@ -349,9 +350,15 @@ def _rule_problems(
     if problems:
         return problems
     rules = [(i, r) for i, r in enumerate(decl.rules) if bool(r.uses) == (others is not None)]
-    if not rules:
-        return []
+    for i, rule in rules:  # refused before anything of it runs, even a DESCRIBE
+        found = expression_problem(rule.check, ["source_row", *rule.uses])
+        if found is not None:
+            message = f"rule {rule.reason!r}: the check {found}; {SQL_RULES['rule']}"
+            problems.append((("rules", i, "check"), message, rule.check))
+    if problems or not rules:
+        return problems
     with duckdb.connect() as con:
+        lock_connection(con)
         con.execute(_create_sql("source_row", decl))
         for name in sorted({n for _, r in rules for n in r.uses}):
             assert others is not None

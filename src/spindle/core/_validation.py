@@ -11,12 +11,18 @@ duplicate keys, late rows, schema changes and null rates. See docs/data.md "Vali
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from spindle.core._declared_sql import (
+    SQL_RULES,
+    expression_problem,
+    lock_connection,
+    select_problem,
+)
 from spindle.core._errors import ConfigError
 
 if TYPE_CHECKING:
@@ -162,6 +168,13 @@ class ValidationConfig(_Strict):
             for name, decl in sorted(sources.items())
         ]
 
+    def sql_problems(self, sources: Iterable[str]) -> list[str]:
+        """The declared SQL that is more than one SELECT over the ``sources`` (a check's
+        ``sql``) or one expression over its rows (``label_rate.expr``): one line per problem,
+        each with its key, found by parsing (nothing runs; see ``_declared_sql``)."""
+        names = list(sources)
+        return [p for i, c in enumerate(self.checks or []) for p in _sql_problems(i, c, names)]
+
 
 def load_validation(
     root: str | Path, sources: dict[str, SourceDeclaration] | None = None
@@ -229,16 +242,40 @@ def config_problems(config: ValidationConfig, sources: dict[str, SourceDeclarati
                 f"key 'checks.{i}.source': {check.source!r} is not a declared source "
                 f"(declared: {declared})"
             )
+    problems += config.sql_problems(sources)  # refused before anything of it runs
     if problems:
         return problems
     with duckdb.connect() as con:
+        lock_connection(con)
         for name, decl in sources.items():
-            columns = ", ".join(f'"{c}" {s.duckdb_type()}' for c, s in decl.columns.items())
+            columns = ", ".join(f"{_quote(c)} {s.duckdb_type()}" for c, s in decl.columns.items())
             date = "" if "date" in decl.columns else ', "date" DATE'
             con.execute(f'CREATE TABLE "{name}" ({columns}{date})')
         for i, check in enumerate(config.checks or []):
             problems += _check_problems(con, i, check, sources[check.source])
     return problems
+
+
+def _sql_problems(i: int, check: SourceCheck, sources: list[str]) -> list[str]:
+    """A check's ``sql`` that is not one SELECT over the declared sources, or its
+    ``label_rate.expr`` not one expression over its rows (see ``_declared_sql``)."""
+    problems = []
+    if check.sql is not None:
+        found = select_problem(check.sql, sources)
+        if found is not None:
+            problems.append(f"key 'checks.{i}.sql': the check's sql {found}; {SQL_RULES['check']}")
+    if check.label_rate is not None:
+        found = expression_problem(check.label_rate.expr, [*sources, check.source])
+        if found is not None:
+            problems.append(
+                f"key 'checks.{i}.label_rate.expr': the expression {found}; {SQL_RULES['check']}"
+            )
+    return problems
+
+
+def _quote(name: str) -> str:
+    """A SQL identifier, quoted (a declared name cannot end the quotes)."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _check_problems(
@@ -252,13 +289,13 @@ def _check_problems(
     where = f"key 'checks.{i}.sql'" if check.sql is not None else f"key 'checks.{i}.source'"
     probes = [(where, "SELECT date FROM {rows}")]
     probes += [
-        (f"key 'checks.{i}.slices.{k}'", f'SELECT "{c}" FROM {{rows}}')
+        (f"key 'checks.{i}.slices.{k}'", f"SELECT {_quote(c)} FROM {{rows}}")
         for k, c in enumerate(check.slices)
     ]
     if check.unit is not None:
-        probes.append((f"key 'checks.{i}.unit'", f'SELECT "{check.unit}" FROM {{rows}}'))
+        probes.append((f"key 'checks.{i}.unit'", f"SELECT {_quote(check.unit)} FROM {{rows}}"))
     for k, column in enumerate(check.key or []):
-        probes.append((f"key 'checks.{i}.key.{k}'", f'SELECT "{column}" FROM {{rows}}'))
+        probes.append((f"key 'checks.{i}.key.{k}'", f"SELECT {_quote(column)} FROM {{rows}}"))
     if check.label_rate is not None:
         expr = check.label_rate.expr
         sql = f"SELECT date, ({expr})::DOUBLE FROM {{rows}} GROUP BY date"

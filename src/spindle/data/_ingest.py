@@ -31,6 +31,7 @@ from spindle.core import (
     SourceDeclaration,
     TableVersion,
     check_order,
+    lock_connection,
     sha256_file,
     sha256_json,
     write_partition,
@@ -172,6 +173,7 @@ def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: 
 
     found = _Found()
     with duckdb.connect() as con:  # one for the day's rules (opening one costs ~40 ms)
+        lock_connection(con)  # the rules read Arrow rows only, never a file
         for name in check_order(dict(sources)):
             _check_one(root, sources[name], date, con, found)
     return DayCheck(

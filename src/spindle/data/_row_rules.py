@@ -15,7 +15,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spindle.core import DataError, SourceDeclaration
+from spindle.core import (
+    SQL_RULES,
+    ConfigError,
+    DataError,
+    SourceDeclaration,
+    expression_problem,
+    lock_connection,
+)
 from spindle.data._readers import REJECTED_SCHEMA
 
 if TYPE_CHECKING:
@@ -53,10 +60,13 @@ def apply_rules(
     A rule with ``uses`` reads those sources by name from ``others`` (the same day's rows of
     each that passed their own checks; an empty table when the source has none that day).
     ``con``: a DuckDB connection to run in (a cursor of it; opening one costs ~40 ms, which a
-    caller checking many sources a day pays once); a new one without it.
+    caller checking many sources a day pays once); a new one without it. Either way the
+    connection is locked first (no file access, no ``SET``: ``core.lock_connection``).
 
     Raises:
         DataError: a rule uses a source missing from ``others``.
+        ConfigError: a check is more than one expression over the row (and the sources it
+            ``uses``), e.g. it reads a file (refused before it runs; see ``core._declared_sql``).
 
     Returns:
         (rows that pass, rows set aside with ``REJECTED_SCHEMA``; ``row_number`` is the position
@@ -69,6 +79,13 @@ def apply_rules(
         return table, REJECTED_SCHEMA.empty_table()
     import duckdb
 
+    refused = [
+        f"key 'rules.{i}.check': rule {r.reason!r}: the check {found}; {SQL_RULES['rule']}"
+        for i, r in enumerate(source.rules)
+        if (found := expression_problem(r.check, ["source_row", *r.uses])) is not None
+    ]
+    if refused:  # validated at load too; a declaration built in code gets here unchecked
+        raise ConfigError(f"sources/{source.name}.yaml", refused)
     checks = ", ".join(f"(({r.check}) IS TRUE) AS rule_{i}" for i, r in enumerate(source.rules))
     given = dict(others or {})
     needed = sorted({name for rule in source.rules for name in rule.uses})
@@ -79,6 +96,7 @@ def apply_rules(
             " and pass their rows of the day (apply_rules(..., others={name: table}))"
         )
     with duckdb.connect() if con is None else con.cursor() as cursor:
+        lock_connection(cursor)  # the rows are Arrow: a rule reads no file
         cursor.register("source_row", table)
         for name in needed:
             cursor.register(name, given[name])

@@ -22,10 +22,12 @@ import numpy as np
 import pyarrow as pa
 
 from spindle.core import (
+    ConfigError,
     SourceCheck,
     SourceDeclaration,
     ValidationConfig,
     Verdict,
+    lock_connection,
     open_dataset,
     sha256_json,
     table_exists,
@@ -126,6 +128,7 @@ def _connect(
     to ``until`` (a dimension's rows of a day are its latest copy at or before it)."""
     con = duckdb.connect()
     con.execute("SET enable_progress_bar = false")
+    lock_connection(con)  # every table is Arrow: a check's SQL reads no file
     for name, decl in declared.items():
         path = tables_dir / "raw" / name
         if table_exists(path) and name in _dimensions(declared):
@@ -187,10 +190,13 @@ def validate_day(
 
     Raises:
         ConfigError: a check's SQL does not run (names validation.yaml, the check and DuckDB's
-            message).
+            message), or is more than one SELECT over the sources (refused before it runs).
     """
     config = config or ValidationConfig()
     declared = _declared(tables_dir, sources)
+    refused = config.sql_problems(declared)
+    if refused:  # validated at load too; a config built in code gets here unchecked
+        raise ConfigError("validation.yaml", refused)
     con = _connect(tables_dir, declared, date)
     try:
         tables = {r[0] for r in con.execute("SHOW TABLES").fetchall()}

@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 
-from spindle.core import BaselineConfig, ConfigError
+from spindle.core import SQL_RULES, BaselineConfig, ConfigError, expression_problem, lock_connection
 
 
 def baseline_scores(
@@ -68,8 +68,12 @@ def baseline_scores(
 def _sql_values(expression: str, holdout: pa.Table, where: str) -> pa.ChunkedArray:
     import duckdb
 
+    found = expression_problem(expression, ["holdout"])
+    if found is not None:  # validated at load too; a config built in code gets here unchecked
+        raise ConfigError(where, [f"sql: the baseline's sql {found}; {SQL_RULES['baseline']}"])
     con = duckdb.connect()
     try:
+        lock_connection(con)
         con.register("holdout", holdout)
         result = con.sql(f"SELECT ({expression})::DOUBLE AS score FROM holdout").to_arrow_table()
     except duckdb.Error as error:

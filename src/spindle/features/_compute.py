@@ -10,6 +10,10 @@ once per day into Arrow; every SQL feature is its expression over those rows (on
 and every Python feature is its function applied to them, so both kinds see exactly the same
 values. A new version is a new expression or function and a new column.
 
+The view's SQL and the features' expressions are checked to be one SELECT over the view's
+sources (one expression over its rows) and run on a connection without file access
+(``core._declared_sql``): they read the registered sources and nothing else.
+
 The view's rows are computed on one DuckDB thread: with two, a parallel hash aggregate adds
 sums in a varying order and the last bit of an aggregate changed between identical runs
 (measured on a 28-day sum per entity: 4 of 5 reruns differed), which would make a
@@ -27,7 +31,15 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from spindle.core import FeatureError, TableVersion, write_partition
+from spindle.core import (
+    SQL_RULES,
+    FeatureError,
+    TableVersion,
+    expression_problem,
+    lock_connection,
+    select_problem,
+    write_partition,
+)
 from spindle.features._cutoff import (
     cutoff_literals,
     register_sources,
@@ -71,10 +83,17 @@ def view_rows(
             lack a key or ``keep`` column, or two rows share an entity key (names one).
         DataError: a source the view reads has not been ingested.
     """
+    found = select_problem(view.sql, view.sources)
+    if found is not None:
+        raise FeatureError(
+            f"{view.file}: view {view.name}: key 'view.sql': the view's SQL {found}; "
+            f"{SQL_RULES['view']}"
+        )
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 1")  # deterministic sums: see the module docstring
         con.execute("SET enable_progress_bar = false")
+        lock_connection(con)  # the sources are Arrow, registered below: no file access needed
         as_of = _as_of(view, date)
         try:
             cutoffs = _cutoffs(view, as_of)
@@ -222,9 +241,14 @@ def _features_of(
     :func:`compute_group`."""
     view = registry.view(group)
     chosen = definitions if definitions is not None else registry.group(group)
+    for d in chosen:
+        found = None if d.computation != "sql" else expression_problem(d.sql or "", ["base"])
+        if found is not None:
+            raise FeatureError(f"{view.file}: {d.ref}: its sql {found}; {SQL_RULES['feature']}")
     con = duckdb.connect()
     try:
         con.execute("SET threads TO 1")
+        lock_connection(con)
         con.register("base", base)
         rows = con.sql(feature_sql(view, chosen, date)).to_arrow_table()
     except duckdb.Error as exc:

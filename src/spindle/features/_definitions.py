@@ -20,7 +20,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from spindle.core import ConfigError, FeatureError, ModelConfig, load_yaml_model, sha256_json
+from spindle.core import (
+    SQL_RULES,
+    ConfigError,
+    FeatureError,
+    ModelConfig,
+    expression_problem,
+    load_yaml_model,
+    select_problem,
+    sha256_json,
+)
 from spindle.features._python import PythonComputation, parse_python
 from spindle.features._views import (
     KNOWN_AT,
@@ -219,6 +228,7 @@ class FeatureRegistry:
                 "sources/<name>.yaml or remove it from `sources`"
             )
         errors.extend(_event_view_problems(group, path, event_times, columns))
+        errors.extend(_declared_sql_problems(group, path))
         if group.group in self.feature_views or group.group in self.request_columns:
             errors.append(
                 f"{_line_of(path, 'group')}key 'group': group {group.group!r} is declared by "
@@ -394,6 +404,32 @@ def _event_view_problems(
             "the source's column"
         ]
     return []
+
+
+def _declared_sql_problems(group: GroupYaml, path: Path) -> list[str]:
+    """The view's SQL that is more than one SELECT over its ``sources``, and a ``view.at`` or
+    feature ``sql`` that is more than one expression (see ``spindle.core._declared_sql``):
+    found by parsing, before anything runs."""
+    view, problems = group.view, []
+    if view is None:
+        return []
+    at = _line_of(path, "view")
+    if view.sql is not None:
+        found = select_problem(view.sql, group.sources)
+        if found is not None:
+            problems.append(f"{at}key 'view.sql': the view's SQL {found}; {SQL_RULES['view']}")
+    if view.at is not None:
+        found = expression_problem(view.at, [*group.sources, view.from_ or ""])
+        if found is not None:
+            problems.append(f"{at}key 'view.at': {found}; {SQL_RULES['view_at']}")
+    for i, item in enumerate(group.features):
+        found = None if item.sql is None else expression_problem(item.sql, ["base"])
+        if found is not None:
+            problems.append(
+                f"{_line_of(path, 'features')}key 'features.{i}.sql' "
+                f"({group.group}.{item.name}@{item.version}): {found}; {SQL_RULES['feature']}"
+            )
+    return problems
 
 
 def _workspace_sources(features_dir: Path) -> dict[str, SourceDeclaration]:

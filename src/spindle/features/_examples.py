@@ -32,12 +32,14 @@ import duckdb
 import pyarrow as pa
 
 from spindle.core import (
+    SQL_RULES,
     ConfigError,
     DataError,
     FeatureError,
     ModelConfig,
     SourceDeclaration,
     open_dataset,
+    select_problem,
     table_exists,
 )
 from spindle.features._cutoff import substitute_times
@@ -242,6 +244,12 @@ def run_examples(
             ``event_time``, ``label``, ``group_key`` or ``weight`` column.
     """
     ex = config.examples
+    found = select_problem(ex.sql, ex.sources)
+    if found is not None:  # validated at load too; a config built in code gets here unchecked
+        raise ConfigError(
+            model_file(config),
+            [f"key 'examples.sql': examples.sql {found}; {SQL_RULES['examples']}"],
+        )
     sql = substitute_times(ex.sql, window.literals())
     try:
         columns = [c[0] for c in con.sql(f"SELECT * FROM ({sql}) LIMIT 0").description]

@@ -32,6 +32,7 @@ from spindle.core import (
     ModelConfig,
     SourceDeclaration,
     current_version,
+    lock_connection,
     table_exists,
 )
 from spindle.features._definitions import FeatureDefinition
@@ -161,6 +162,7 @@ def _connect(
     tables += [tables_dir / view.table for view in views]
     con = bounded_connection(spill_dir, limit_mb, _size_mb(tables))
     try:
+        lock_connection(con)  # the tables are Arrow datasets: the examples SQL reads no file
         for decl in declarations:
             register_source(con, tables_dir, decl, versions.get(f"raw/{decl.name}"), window)
         for view in views:
