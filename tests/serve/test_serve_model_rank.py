@@ -9,6 +9,7 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
+import pytest
 
 from spindle.features import OnlineStore
 from spindle.serve import push
@@ -172,4 +173,34 @@ def test_retrieval_of_a_view_with_a_composite_key(online_store: Path) -> None:
     assert retriever.retrieve("m", declared, ("shop", "sku"), {"w": 0.2}) == [("a", 2), ("a", 1)]
     store.materialize("stock", pairs.slice(2), "2026-01-11", keys=["shop", "sku"])
     assert retriever.retrieve("m", declared, ("shop", "sku"), {"w": 0.0}) == [("b", 1)]
+    store.close()
+
+
+@pytest.mark.parametrize(
+    ("sql", "found"),
+    [
+        ("SELECT * FROM read_csv('/etc/passwd')", "read_csv"),
+        ("SELECT product_id FROM candidates; COPY candidates TO '{out}'", "2 statements"),
+        ("SELECT * FROM '/etc/passwd'", "/etc/passwd"),
+    ],
+)
+def test_a_recorded_retrieval_reaches_no_file(
+    online_store: Path, tmp_path: Path, sql: str, found: str
+) -> None:
+    """A version's recorded retrieval SQL (never validated by today's config: it comes from
+    the version's manifest) is refused before it runs, and the snapshot it would run on has
+    no file access either."""
+    from spindle.serve import Retrieval, Retriever
+    from spindle.serve._retrieval import RetrievalError
+
+    out = tmp_path / "stolen.csv"
+    store = OnlineStore(online_store)
+    store.materialize("stock", pa.table({"sku": [1, 2], "weight": [0.5, 0.9]}), "2026-01-10")
+    retriever = Retriever(store)
+    with pytest.raises(RetrievalError) as info:
+        retriever.retrieve("m", Retrieval("stock", sql.format(out=out)), ("sku",), {})
+    assert found in str(info.value) and "serving.candidates.sql" in str(info.value)
+    with pytest.raises(duckdb.Error):  # the snapshot itself is locked
+        retriever.snapshot("stock").execute(f"COPY candidates TO '{out}'")
+    assert not out.exists()
     store.close()

@@ -16,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from spindle.core import ServingError
+from spindle.core import SQL_RULES, ServingError, lock_connection, select_problem
 from spindle.features import OnlineStore
 from spindle.serve._declared import Retrieval
 
@@ -70,6 +70,7 @@ class Retriever:
             con.register("__rows", rows)
             con.execute("CREATE TABLE candidates AS SELECT * FROM __rows")
             con.unregister("__rows")
+            lock_connection(con)  # the declared SQL reads candidates, never a file
             self._snapshots[view] = (version, con)
             return con
 
@@ -86,7 +87,8 @@ class Retriever:
 
         Raises:
             ServingError: the context lacks a parameter the SQL reads (a client error).
-            RetrievalError: the view is not in the store, or the SQL fails.
+            RetrievalError: the view is not in the store, the SQL is not one SELECT over
+                ``candidates`` (files, statements and other tables are refused), or it fails.
         """
         names = list(dict.fromkeys(_PARAMETER.findall(retrieval.sql)))
         absent = [n for n in names if n not in context]
@@ -94,6 +96,11 @@ class Retriever:
             raise ServingError(
                 f"context.{absent[0]}: missing; the candidate retrieval of model {model} "
                 f"(serving.candidates.sql) reads ${absent[0]}"
+            )
+        found = select_problem(retrieval.sql, ["candidates"])  # a version's own record too
+        if found is not None:
+            raise RetrievalError(
+                f"model {model}: serving.candidates.sql {found}; {SQL_RULES['candidates']}"
             )
         cursor = self.snapshot(retrieval.view).cursor()
         try:
