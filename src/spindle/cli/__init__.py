@@ -16,6 +16,7 @@ from spindle.cli import (
     _ops_cmds,
     _source_cmds,
     _train_cmds,
+    _ui_cmds,
     _workspace_cmds,
 )
 from spindle.cli._app import app
@@ -28,6 +29,7 @@ _COMMANDS = (
     _ops_cmds,
     _source_cmds,
     _train_cmds,
+    _ui_cmds,
     _workspace_cmds,
 )
 

@@ -13,6 +13,18 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
+    from spindle.registry._pages import (
+        DayStep,
+        RunFacets,
+        RunPage,
+        VersionPage,
+        artifact_fields,
+        day_steps,
+        latest_by_version,
+        run_facets,
+        runs_page,
+        versions_page,
+    )
     from spindle.registry._reader import RegistryReader, open_reader
     from spindle.registry._records import (
         AliasEvent,
@@ -31,6 +43,16 @@ if _TYPE_CHECKING:
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
     "AliasEvent": "spindle.registry._records",
+    "DayStep": "spindle.registry._pages",
+    "RunFacets": "spindle.registry._pages",
+    "RunPage": "spindle.registry._pages",
+    "VersionPage": "spindle.registry._pages",
+    "artifact_fields": "spindle.registry._pages",
+    "day_steps": "spindle.registry._pages",
+    "latest_by_version": "spindle.registry._pages",
+    "run_facets": "spindle.registry._pages",
+    "runs_page": "spindle.registry._pages",
+    "versions_page": "spindle.registry._pages",
     "ArtifactRecord": "spindle.registry._records",
     "DeploymentRecord": "spindle.registry._records",
     "LineageEdge": "spindle.registry._records",
@@ -51,6 +73,7 @@ __getattr__, __dir__ = _lazy_names(__name__, _LAZY, globals())
 __all__ = [
     "AliasEvent",
     "ArtifactRecord",
+    "DayStep",
     "DeploymentRecord",
     "LineageEdge",
     "LineageGraph",
@@ -58,7 +81,16 @@ __all__ = [
     "MetadataStore",
     "ModelVersionRecord",
     "RegistryReader",
+    "RunFacets",
+    "RunPage",
     "RunRecord",
     "SQLiteReader",
+    "VersionPage",
+    "artifact_fields",
+    "day_steps",
+    "latest_by_version",
     "open_reader",
+    "run_facets",
+    "runs_page",
+    "versions_page",
 ]
