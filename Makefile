@@ -20,15 +20,24 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# Headless Chromium for the dashboard's browser tests: Debian's package, driven by pip's
+# playwright (which downloads no browser of its own). Installed once; sudo only when not root.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
+
+install: $(STAMP) $(CHROMIUM)
 
 demo: $(STAMP)
 	$(BIN)/spindle demo --days 7 --dir demo-workspace
 
-test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not browser" -p no:cacheprovider
+test: $(STAMP) $(CHROMIUM)
+	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: $(STAMP)
+test-all: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest -q -m "" -p no:cacheprovider
 
 lint: $(STAMP)
