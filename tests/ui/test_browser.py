@@ -18,12 +18,15 @@ from tests.ui.browsing import browse
 
 pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parents[2]
-BUILT = ("/runs",)  # the pages built so far; the others follow
+BUILT = ("/runs", "/models/")  # the pages built so far; the others follow
 
 # every page, and the charts each must draw
 PAGES: dict[str, list[str]] = {
     "/": [],
     "/runs": ["run-grid", "timeline"],
+    "/models/search_ranker": ["metric-chart", "efficiency0", "efficiency1"],
+    "/models/search_ranker/2": ["slice-chart"],
+    "/models/search_ranker/compare?a=1&b=2": [],
 }
 
 

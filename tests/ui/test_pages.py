@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import httpx
+import pytest
 
 import spindle
 from tests.ui.conftest import FAILED_DAY
@@ -67,3 +68,73 @@ def test_pages_load_scripts_and_styles_only_from_the_server_itself(ui_url: str) 
     js = get(ui_url, "/plotly.min.js")
     assert js.status_code == 200 and "plotly" in js.text[:2000].lower()
     assert len(js.content) > 1_000_000  # the whole bundle, served from the installed package
+
+
+def test_the_model_page_lists_its_versions_with_verdicts_metrics_and_deployments(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        shown = spindle.model_report(ctx, "search_ranker")
+        deployments = ctx.store.deployments("search_ranker")
+    page = get(ui_url, "/models/search_ranker")
+    assert page.status_code == 200
+    versions = re.findall(r'<td class="version"><a href="/models/search_ranker/(\d+)">', page.text)
+    assert sorted(map(int, versions)) == [v["version"] for v in shown["versions"]]
+    for v in shown["versions"]:
+        assert f"{v['metrics']['ndcg@10']:.4f}" in page.text  # the gated metric of each
+    table = page.text[page.text.index('id="deployments"') : page.text.index('id="aliases"')]
+    assert table.count("<td>spindle push</td>") == len(deployments)
+    assert 'id="metric-chart"' in page.text and 'id="efficiency0"' in page.text
+
+
+def test_the_version_page_shows_lineage_gate_reasons_slices_config_and_resources(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        version = ctx.store.get_alias("search_ranker", "production")
+        lineage = spindle.lineage_report(ctx, "search_ranker", version)
+    page = get(ui_url, f"/models/search_ranker/{version}").text
+    for column in (
+        "raw partitions",
+        "tables",
+        "training set",
+        "run",
+        "version",
+        "evaluation",
+        "deployments",
+    ):
+        assert f">{column} (" in page, column
+    raw = len(lineage["chain"][0]["artifacts"])
+    assert f">raw partitions ({raw})<" in page
+    assert page.count('<tr><td><span class="pill pass">pass</span></td><td>slice_regression') > 3
+    assert 'id="slice-chart"' in page
+    assert '"metric": "ndcg@10"' in page  # the effective config
+    assert "run wall_s" in page
+
+
+def test_compare_shows_changed_config_keys_metric_differences_and_feature_pins(
+    ui_url: str,
+) -> None:
+    page = get(ui_url, "/models/search_ranker/compare?a=1&b=2").text
+    assert "Config: changed keys" in page
+    # v2 was evaluated against v1 in production: intervals of the difference are shown
+    assert "the paired bootstrap of the evaluation" in page
+    diff = page[page.index('id="metric-diff"') : page.index('id="slice-diff"')]
+    assert re.search(
+        r"<td>ndcg@10</td>(<td class=\"num\">[-0-9.]+</td>){3}\s*<td class=\"num\">\[", diff
+    )
+    assert "query.text@1" in page
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/models/no_such_model",
+        "/models/search_ranker/999",
+        "/models/search_ranker/compare?a=1&b=99",
+    ],
+)
+def test_an_unknown_model_or_version_is_a_404_that_says_what_exists(ui_url: str, path: str) -> None:
+    page = get(ui_url, path)
+    assert page.status_code == 404
+    assert 'id="error"' in page.text and "search_ranker" in page.text

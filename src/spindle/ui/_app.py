@@ -13,9 +13,12 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 import spindle
+from spindle.ui._compare import compare_view
+from spindle.ui._model import model_view
 from spindle.ui._overview import overview
 from spindle.ui._reading import reading
 from spindle.ui._runs import runs_view
+from spindle.ui._version import version_view
 
 _HERE = Path(__file__).parent
 
@@ -90,6 +93,18 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
         context |= {"workspace": ws.root, "models_nav": ws.model_names(), "nav": name}
         return templates.TemplateResponse(request, f"{name}.html", context)
 
+    @app.exception_handler(spindle.SpindleError)
+    def spindle_error(request: Request, exc: spindle.SpindleError) -> Response:
+        status = 404 if isinstance(exc, spindle.NotFound) else 400
+        context = {
+            "status": status,
+            "message": str(exc),
+            "workspace": ws.root,
+            "models_nav": ws.model_names(),
+            "nav": "error",
+        }
+        return templates.TemplateResponse(request, "error.html", context, status_code=status)
+
     @app.get("/plotly.min.js", include_in_schema=False)
     def plotly() -> FileResponse:
         return FileResponse(
@@ -104,6 +119,20 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
     def runs(request: Request) -> Response:
         query = dict(request.query_params)
         return page("runs", lambda ctx: runs_view(ctx, query), request)
+
+    @app.get("/models/{model}", response_class=HTMLResponse)
+    def model(request: Request, model: str) -> Response:
+        query = dict(request.query_params)
+        return page("model", lambda ctx: model_view(ctx, model, query), request)
+
+    @app.get("/models/{model}/compare", response_class=HTMLResponse)
+    def compare(request: Request, model: str) -> Response:
+        query = dict(request.query_params)
+        return page("compare", lambda ctx: compare_view(ctx, model, query), request)
+
+    @app.get("/models/{model}/{version}", response_class=HTMLResponse)
+    def version(request: Request, model: str, version: int) -> Response:
+        return page("version", lambda ctx: version_view(ctx, model, version), request)
 
     return app
 
