@@ -3,6 +3,10 @@
 A model version directory holds the serving files (``model.onnx``, ``transform.json``), the
 training-only files (weights, ``input_spec.json``) and ``manifest.json``: the model, version,
 the sha256 of every file, and the lineage of the version (training set, config, metrics, ...).
+The version's *content hash* (:attr:`ModelPackage.content_hash`, the sha256 of its files'
+checksums) is what the registry records when the version is trained: a directory whose manifest
+lists other checksums is not that version, whatever its manifest says
+(``verify_package(..., registered=...)``).
 This module is the only one that spells those file names or opens the manifest: everything
 else calls :func:`write_package`, :func:`read_package`, :func:`verify_package` and the path
 helpers. The JSON is written as before (indented, key-sorted), so versions written by older
@@ -24,7 +28,7 @@ from typing import Any
 
 from spindle.core._atomic import atomic_write_json
 from spindle.core._errors import ServingError
-from spindle.core._hashing import sha256_file
+from spindle.core._hashing import sha256_file, sha256_json
 
 MODEL_FILE = "model.onnx"
 TRANSFORM_FILE = "transform.json"
@@ -58,6 +62,16 @@ class ModelPackage:
     def files(self) -> dict[str, str]:
         """``{file name: sha256}`` of every file of the version."""
         return dict(self.data["files"])
+
+    @property
+    def content_hash(self) -> str:
+        """The sha256 of the canonical JSON of :attr:`files`: the version's content hash.
+
+        The train step records it in the registry when it completes the version; serving and
+        ``spindle doctor`` compare a directory's manifest with that record, so a manifest
+        rewritten to match other files is caught.
+        """
+        return sha256_json(self.files)
 
     @property
     def features(self) -> list[str]:
@@ -188,7 +202,11 @@ def _check(manifest: Any, path: Path) -> dict[str, Any]:
 
 
 def verify_package(
-    directory: str | Path, package: ModelPackage, *, only_present: bool = False
+    directory: str | Path,
+    package: ModelPackage,
+    *,
+    only_present: bool = False,
+    registered: str | None = None,
 ) -> list[str]:
     """The files of ``directory`` that are missing or differ from ``package``'s checksums.
 
@@ -197,6 +215,8 @@ def verify_package(
         package: its manifest.
         only_present: skip files other than model.onnx and transform.json that are absent
             (a serving copy holds no training-only files).
+        registered: the content hash the registry recorded for the version; when given, a
+            manifest whose checksums hash to anything else is a problem too (the first line).
 
     Returns:
         One line per problem (``"<file>: missing ..."``, ``"<file>: sha256 mismatch ..."``);
@@ -204,6 +224,12 @@ def verify_package(
     """
     root = Path(directory)
     problems = []
+    if registered is not None and package.content_hash != registered:
+        problems.append(
+            f"{root / MANIFEST_FILE}: not the version the registry recorded: its checksums hash "
+            f"to {package.content_hash}, the registry recorded {registered} for "
+            f"{package.data.get('model')}@{package.data.get('version')} when it was trained"
+        )
     for name, expected in sorted(package.files.items()):
         path = root / name
         if Path(name).is_absolute() or ".." in Path(name).parts:

@@ -6,18 +6,25 @@ about to write, writes routing.json atomically, then finishes the deployment: ma
 ``done`` and moving ``production`` to the version with the most traffic happen in one
 transaction. A crash between the steps leaves a pending record that says what was intended,
 so ``spindle doctor --fix`` can complete or abandon it.
+
+A deployment made by a command (push, route, rollback, ``doctor --fix``) carries its *intent*:
+the op, its arguments and the routing it was planned from, recorded in the same transaction as
+the pending deployment. A rerun of the same command finds the pending intent by its key
+(:func:`intent_key`) and completes it instead of planning a second change.
 """
 
 from __future__ import annotations
 
+import json
 import math
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from spindle.core import RegistryError
-from spindle.registry._records import DeploymentRecord
-from spindle.registry._schema import DeploymentRow, utc_now
+from spindle.core import RegistryError, sha256_json
+from spindle.registry._records import INTENT_OPS, DeploymentRecord, IntentRecord
+from spindle.registry._schema import DeploymentRow, IntentRow, utc_now
 from spindle.registry._versions import PRODUCTION, move_alias, require_model, version_row
 
 
@@ -63,6 +70,58 @@ def begin(
     session.add(row_)
     session.flush()
     return row_.to_record()
+
+
+def _plain(op: str, model: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` as stored in JSON (int keys become strings), so a key never depends on types."""
+    try:
+        plain: dict[str, Any] = json.loads(json.dumps(args))
+    except (TypeError, ValueError) as exc:
+        raise RegistryError(f"intent {op} of {model}: arguments are not JSON ({exc})") from exc
+    return plain
+
+
+def intent_key(op: str, model: str, args: dict[str, Any]) -> str:
+    """The key of a command: equal for the same op, model and arguments (as JSON stores them)."""
+    return sha256_json({"op": op, "model": model, "args": _plain(op, model, args)})
+
+
+def begin_intent(
+    session: Session,
+    op: str,
+    model: str,
+    args: dict[str, Any],
+    base: tuple[dict[int, float], int | None],
+    target: tuple[dict[int, float], int | None],
+    actor: str,
+    reason: str,
+) -> IntentRecord:
+    """Record a pending deployment of ``target`` and the intent of the command that plans it."""
+    if op not in INTENT_OPS:
+        raise RegistryError(f"unknown intent op {op!r}: expected one of {', '.join(INTENT_OPS)}")
+    plain_args = _plain(op, model, args)
+    record = begin(session, model, target[0], target[1], actor, reason)
+    row = IntentRow(
+        deployment_seq=record.seq,
+        model=model,
+        op=op,
+        key=intent_key(op, model, plain_args),
+        args=plain_args,
+        base={"weights": _clean(model, base[0]), "previous": base[1]},
+    )
+    session.add(row)
+    session.flush()
+    return row.to_record()
+
+
+def intents(session: Session, model: str | None, status: str | None) -> list[IntentRecord]:
+    """Intents (of ``model``, whose deployment has ``status``), oldest first."""
+    stmt = select(IntentRow).join(IntentRow.deployment)
+    if model is not None:
+        stmt = stmt.where(IntentRow.model == model)
+    if status is not None:
+        stmt = stmt.where(DeploymentRow.status == status)
+    return [row.to_record() for row in session.scalars(stmt.order_by(IntentRow.deployment_seq))]
 
 
 def refuse(

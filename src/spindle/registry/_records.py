@@ -120,6 +120,38 @@ class DeploymentRecord:
         return max(live)[1] if live else None
 
 
+INTENT_OPS = ("push", "route", "rollback", "fix")
+
+
+@dataclass(frozen=True)
+class IntentRecord:
+    """A state-changing command (push, route, rollback, ``doctor --fix``), recorded before it acts.
+
+    ``key`` names the command: its op, model and arguments (``args``). The intent is recorded
+    with its deployment, in one transaction, before the command touches the model repository;
+    the deployment's weights and previous version are the target, ``base_weights`` and
+    ``base_previous`` the routing the target was planned from. A rerun of the same command
+    after a crash finds the pending intent by its key and completes it, instead of planning a
+    second change from what the first one already wrote. Its status is the deployment's.
+    """
+
+    op: str
+    key: str
+    args: dict[str, Any] = field(hash=False)
+    base_weights: dict[int, float] = field(hash=False)
+    base_previous: int | None
+    deployment: DeploymentRecord
+
+    @property
+    def model(self) -> str:
+        return self.deployment.model
+
+    @property
+    def status(self) -> str:
+        """``pending``, ``done`` or ``abandoned``: the status of its deployment."""
+        return self.deployment.status
+
+
 @dataclass(frozen=True)
 class LineageNode:
     """An artifact reached by a lineage walk.

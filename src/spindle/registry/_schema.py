@@ -29,6 +29,7 @@ from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
     DeploymentRecord,
+    IntentRecord,
     ModelVersionRecord,
     RunRecord,
 )
@@ -278,4 +279,34 @@ class DeploymentRow(Base):
             created_at=self.created_at,
             finished_at=self.finished_at,
             detail=self.detail,
+        )
+
+
+class IntentRow(Base):
+    """The command behind a deployment (op, arguments, the routing it was planned from).
+
+    A table of its own beside ``deployments`` so that stores made before intents existed gain
+    it by ``create_all``; a deployment recorded without an intent has no row here.
+    """
+
+    __tablename__ = "deployment_intents"
+    __table_args__ = (CheckConstraint("op IN ('push', 'route', 'rollback', 'fix')", name="op"),)
+
+    deployment_seq: Mapped[int] = mapped_column(ForeignKey("deployments.seq"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(NAME), index=True)
+    op: Mapped[str] = mapped_column(String(16))
+    key: Mapped[str] = mapped_column(String(64), index=True)
+    args: Mapped[dict[str, Any]] = mapped_column(JSON)
+    base: Mapped[dict[str, Any]] = mapped_column(JSON)
+    deployment: Mapped[DeploymentRow] = relationship(lazy="joined")
+
+    def to_record(self) -> IntentRecord:
+        base = dict(self.base)
+        return IntentRecord(
+            op=self.op,
+            key=self.key,
+            args=dict(self.args),
+            base_weights={int(v): float(w) for v, w in dict(base.get("weights") or {}).items()},
+            base_previous=base.get("previous"),
+            deployment=self.deployment.to_record(),
         )

@@ -28,6 +28,7 @@ from spindle.registry._records import (
     AliasEvent,
     ArtifactRecord,
     DeploymentRecord,
+    IntentRecord,
     LineageGraph,
     ModelVersionRecord,
     RunRecord,
@@ -414,6 +415,43 @@ class MetadataStore:
                 reason is empty.
         """
         return self._write(lambda s: _deployments.begin(s, model, weights, previous, actor, reason))
+
+    def begin_intent(
+        self,
+        op: str,
+        model: str,
+        args: dict[str, Any],
+        *,
+        base: tuple[dict[int, float], int | None],
+        target: tuple[dict[int, float], int | None],
+        actor: str,
+        reason: str,
+    ) -> IntentRecord:
+        """Record that command ``op`` with ``args`` is about to route ``model`` to ``target``.
+
+        One transaction records the pending deployment of ``target`` (weights, previous) and the
+        intent: the op, its arguments, their key and ``base``, the routing the target was
+        planned from. Act next (write routing.json), then :meth:`finish_deployment` the
+        intent's deployment. A rerun of the same command finds the pending intent with
+        :meth:`intents` (``key`` equal) and completes it instead of planning again.
+
+        Raises:
+            NotFound: unknown model or version.
+            RegistryError: as :meth:`begin_deployment`, an unknown op, or arguments that are
+                not JSON.
+        """
+        return self._write(
+            lambda s: _deployments.begin_intent(s, op, model, args, base, target, actor, reason)
+        )
+
+    def intents(self, model: str | None = None, *, status: str | None = None) -> list[IntentRecord]:
+        """Recorded intents (of ``model``, whose deployment has ``status``), oldest first."""
+        return self._read(lambda s: _deployments.intents(s, model, status))
+
+    @staticmethod
+    def intent_key(op: str, model: str, args: dict[str, Any]) -> str:
+        """The key :meth:`begin_intent` records for ``op`` of ``model`` with ``args``."""
+        return _deployments.intent_key(op, model, args)
 
     def finish_deployment(self, seq: int) -> DeploymentRecord:
         """Mark deployment ``seq`` done and point ``production`` at its main version, atomically."""
