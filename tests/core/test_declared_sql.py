@@ -59,6 +59,13 @@ TABLES = ["flights", "weather"]
         ("SELECT * FROM planes", "reads 'planes', which is not a table it may read (flights, "),
         # a CTE's name is visible inside its own query only
         ("SELECT * FROM (WITH p AS (SELECT 1) SELECT * FROM p), p", "reads 'p', which is not"),
+        # a CTE's own name, or a later CTE's, is to DuckDB the table of that name
+        ("WITH secret AS (SELECT * FROM secret) SELECT * FROM secret", "reads 'secret', which"),
+        ("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a", "reads 'b', which"),
+        (
+            "WITH RECURSIVE s AS (SELECT * FROM s UNION ALL SELECT x FROM s) SELECT * FROM s",
+            "reads 's', which is not",
+        ),
         ("SELECT (1", "is not valid SQL (Parser Error: syntax error"),
         ("-- nothing", "is empty"),
     ],
@@ -76,6 +83,8 @@ def test_what_a_declared_query_may_not_do(sql: str, found: str) -> None:
         "SELECT * FROM flights WHERE time_hour >= cutoff - INTERVAL 7 DAY",
         "SELECT x FROM range(3) t(x), unnest([1, 2]) u(y), (VALUES (1)) v(z)",
         "WITH RECURSIVE r AS (SELECT 1 AS n UNION ALL SELECT n + 1 FROM r WHERE n < 3) FROM r",
+        "WITH a AS (SELECT * FROM weather), b AS (SELECT * FROM a) SELECT * FROM b, flights",
+        "WITH flights AS (SELECT * FROM flights WHERE dep_delay > 0) SELECT * FROM flights",
         "SELECT * FROM flights WHERE carrier = $carrier LIMIT 5",
     ],
 )
@@ -165,6 +174,30 @@ def test_a_locked_connection_reaches_no_file_but_reads_registered_data(tmp_path:
         with pytest.raises(duckdb.Error):
             con.execute(attack)
     assert not target.exists() and not (tmp_path / "other.db").exists()
+
+
+def test_a_locked_connection_reads_no_python_variable() -> None:
+    """DuckDB's Python client reads a name it has no table for as the pandas/Arrow variable of
+    that name in the calling frame ("replacement scans"): declared SQL would read what the code
+    running it holds. A locked connection and its cursors, made before or after, read only
+    what is registered. (DuckDB 2.0 already skips them without external access; the setting
+    says so itself, whatever a later DuckDB ties it to.)"""
+    secret = pa.table({"password": ["hunter2"]})  # a local of this frame, never registered
+    query = "SELECT * FROM secret"
+    unlocked = duckdb.connect()
+    assert unlocked.sql(query).fetchall() == [("hunter2",)]  # what the lock prevents
+    con = duckdb.connect()
+    early = con.cursor()
+    lock_connection(con)
+    setting = "SELECT current_setting('python_enable_replacements')"
+    for reader in (con, early, con.cursor()):
+        assert reader.execute(setting).fetchall() == [(False,)]
+        with pytest.raises(duckdb.CatalogException, match="secret does not exist"):
+            reader.sql(query)
+        with pytest.raises(duckdb.Error, match="configuration has been locked"):
+            reader.execute("SET python_enable_replacements = true")
+    con.register("secret", secret)  # registered, it is read
+    assert con.sql(query).fetchall() == [("hunter2",)]
 
 
 SOURCE = """\

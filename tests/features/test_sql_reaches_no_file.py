@@ -71,6 +71,23 @@ def test_a_view_that_reaches_a_file_is_refused_when_it_runs(workspace_copy: Path
         assert target is None or not target.exists()
 
 
+def test_a_view_cannot_read_spindles_own_tables_through_a_cte(workspace_copy: Path) -> None:
+    """``WITH t AS (SELECT * FROM t)`` reads the table ``t``, not the CTE: named after
+    spindle's hidden raw table, a view read every row of it, past its cutoff (or, named after
+    a Python variable, what the frame running it held), while the check took ``t`` for the CTE."""
+    raw = "__spindle_raw_products"
+    sql = f"WITH {raw} AS (SELECT * FROM {raw}) SELECT product_id FROM {raw} GROUP BY 1"
+    found = f"the view's SQL reads '{raw}', which is not a table it may read"
+    path = workspace_copy / "features" / "peek.yaml"
+    path.write_text(GROUP.format(sql=sql, feature="product_id"))
+    with pytest.raises(ConfigError, match=f"key 'view.sql': {found} \\(products\\)"):
+        FeatureRegistry.load(workspace_copy / "features")
+    path.unlink()
+    product = FeatureRegistry.load(workspace_copy / "features").view("product")
+    with pytest.raises(FeatureError, match=f"view product: key 'view.sql': {found}"):
+        view_rows(workspace_copy / ".spindle" / "tables", replace(product, sql=sql), DAY)
+
+
 def test_a_feature_expression_that_reaches_a_file_is_refused(workspace_copy: Path) -> None:
     feature = "\"(SELECT max(column0) FROM read_csv('/etc/passwd', header = false))\""
     path = workspace_copy / "features" / "peek.yaml"

@@ -12,9 +12,11 @@ guards keep it inside, and a reviewer never has to suspect a YAML file of file a
   are the ones spindle registered for it (declared sources, the CTEs it defines) and a few
   table functions that read nothing (``range``, ``generate_series``, ``unnest``). Loading a
   workspace reports these with the other config errors; each run checks again.
-- :func:`lock_connection` turns off DuckDB's external access and locks its configuration on
-  the connection the text runs on, after spindle registered the data (Arrow tables and
-  datasets, which keep working), so even a check that missed something cannot touch a file.
+- :func:`lock_connection` turns off DuckDB's external access and its Python replacement scans
+  (a name read as a variable of the calling Python frame) and locks its configuration on the
+  connection the text runs on, after spindle registered the data (Arrow tables and datasets,
+  which keep working), so even a check that missed something cannot touch a file or a
+  variable of spindle's.
 
 Python features (``python: file.py:function``) remain the explicit, trusted way to run code.
 """
@@ -90,8 +92,10 @@ def lock_connection(con: duckdb.DuckDBPyConnection) -> None:
     before the declared SQL runs: Arrow tables and datasets registered before or after still
     work (they are read by Arrow, not through DuckDB's file system), a database file and its
     spilling still work, but ``read_csv``, ``COPY``, ``ATTACH``, ``INSTALL`` and any ``SET``
-    fail. The settings are the database's, so every cursor of ``con`` is locked too. Calling
-    it again on a locked connection does nothing.
+    fail, and a name that is no table on ``con`` is not looked up among the calling Python
+    frame's variables (``python_enable_replacements = false``: register what SQL reads). The
+    settings are the database's, so every cursor of ``con`` is locked too. Calling it again on
+    a locked connection does nothing.
 
     Example:
         >>> import duckdb
@@ -102,13 +106,23 @@ def lock_connection(con: duckdb.DuckDBPyConnection) -> None:
     """
     # fetchall, not fetchone: a result left unfinished blocks the connection's next query
     (row,) = con.execute(
-        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access')"
+        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access'),"
+        " current_setting('python_enable_replacements')"
     ).fetchall()
     if row[0]:
-        if row[1]:
-            raise RuntimeError("lock_connection: the connection was locked with external access")
+        if row[1] or row[2]:
+            raise RuntimeError(
+                "lock_connection: the connection was locked with external access or Python "
+                "replacement scans on; lock it with lock_connection before anything else does"
+            )
         return
     con.execute("SET enable_external_access = false")
+    # DuckDB's Python client reads a name it has no table for as the pandas or Arrow variable
+    # of that name in the calling Python frame ("replacement scans"): declared SQL would read
+    # whatever spindle's own code holds there. The setting is per session: GLOBAL reaches
+    # every cursor (ones made before included), the plain SET this one if it set its own.
+    con.execute("SET GLOBAL python_enable_replacements = false")
+    con.execute("SET python_enable_replacements = false")
     con.execute("SET lock_configuration = true")
 
 
@@ -225,8 +239,12 @@ def _tree_problem(
     if not isinstance(value, dict):
         return None
     cte_map = value.get("cte_map")
-    if isinstance(cte_map, dict) and cte_map.get("map"):
-        ctes = ctes | {str(entry["key"]).lower() for entry in cte_map["map"]}
+    entries = cte_map.get("map") if isinstance(cte_map, dict) else None
+    if entries:
+        found = _with_problem(entries, allowed, ctes)
+        if found is not None:
+            return found
+        ctes = ctes | {str(entry["key"]).lower() for entry in entries}
     kind = value.get("type")
     # a table reference (a FROM item) has a sample clause; so does a query node, an expression
     # has a class
@@ -234,10 +252,35 @@ def _tree_problem(
         found = None if kind.endswith("_NODE") else _ref_problem(value, kind, allowed, ctes)
         if found is not None:
             return found
-    for item in value.values():
-        found = _tree_problem(item, allowed, ctes)
+    for key, item in value.items():
+        found = None if key == "cte_map" else _tree_problem(item, allowed, ctes)
         if found is not None:
             return found
+    return None
+
+
+def _with_problem(
+    entries: list[Any], allowed: frozenset[str] | None, ctes: frozenset[str]
+) -> str | None:
+    """The first problem in a WITH clause's queries. Each sees the CTEs defined before it; its
+    own name and a later CTE's are, to DuckDB, the table of that name (``WITH t AS (SELECT *
+    FROM t)`` reads a table ``t``), except in the recursive part of a recursive CTE."""
+    seen = ctes
+    for entry in entries:
+        name = str(entry["key"]).lower()
+        definition = dict(entry.get("value") or {})
+        body = definition.pop("query_node", None)
+        found = _tree_problem(definition, allowed, seen)
+        if isinstance(body, dict) and body.get("type") == "RECURSIVE_CTE_NODE":
+            itself = seen | {name} if str(body.get("cte_name", "")).lower() == name else seen
+            anchor = {k: v for k, v in body.items() if k != "right"}
+            found = found or _tree_problem(anchor, allowed, seen)
+            found = found or _tree_problem(body.get("right"), allowed, itself)
+        else:
+            found = found or _tree_problem(body, allowed, seen)
+        if found is not None:
+            return found
+        seen = seen | {name}
     return None
 
 
