@@ -10,7 +10,8 @@ import httpx
 import pytest
 
 import spindle
-from tests.ui.conftest import FAILED_DAY
+from spindle.orchestrate import day_verdict
+from tests.ui.conftest import CORRUPT_DAY, FAILED_DAY, GAP_DAY
 
 
 def get(url: str, path: str) -> httpx.Response:
@@ -48,7 +49,7 @@ def test_runs_lists_every_run_and_the_failure_with_its_error(
     assert failed[0].error[:60] in only.replace("&#39;", "'")
     # the gap before the failed day and the failed day are listed as problems
     assert f'{FAILED_DAY}</a></td><td>ingest</td><td><span class="pill failed">' in page.text
-    assert '2026-01-04</a></td><td>ingest</td><td><span class="pill missing">' in page.text
+    assert f'{GAP_DAY}</a></td><td>ingest</td><td><span class="pill missing">' in page.text
 
 
 def test_runs_are_paged_and_filtered_in_the_server(ui_url: str, demo_workspace: Path) -> None:
@@ -138,3 +139,53 @@ def test_an_unknown_model_or_version_is_a_404_that_says_what_exists(ui_url: str,
     page = get(ui_url, path)
     assert page.status_code == 404
     assert 'id="error"' in page.text and "search_ranker" in page.text
+
+
+def test_the_data_page_shows_rows_quarantine_verdicts_and_anomalies_per_day(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        ingested = ctx.store.latest_artifact("ingest", date=CORRUPT_DAY)
+        verdict = day_verdict(ctx, CORRUPT_DAY)
+    assert ingested is not None
+    quarantined = ingested.properties["rows_quarantined"]
+    assert quarantined > 0
+    page = get(ui_url, "/data").text
+    days = page[page.index('id="days"') :]
+    row = days[days.index(f"<tr><td>{CORRUPT_DAY}</td>") :]
+    row = row[: row.index("</tr>")]
+    assert f'<a href="/data/quarantine?date={CORRUPT_DAY}">{quarantined}</a>' in row
+    for reason, n in ingested.properties["quarantine_reasons"].items():
+        assert f"{n}: {reason}" in row.replace("&#39;", "'")
+    assert f'<span class="pill {verdict}">' in row
+    for chart in ("calendar", "rows-chart", "completeness", "drift"):
+        assert f'id="{chart}"' in page, chart
+
+
+def test_the_quarantined_rows_are_shown_a_page_at_a_time_with_their_reason(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    from spindle.data import quarantined_rows
+
+    every = quarantined_rows(spindle.Workspace.load(demo_workspace).tables_dir, CORRUPT_DAY)
+    page = get(ui_url, f"/data/quarantine?date={CORRUPT_DAY}").text
+    assert f"<h2>{every.total} row(s)" in page and page.count('<tr class="qrow">') == every.total
+    (source, reason), n = next(iter(every.reasons.items()))
+    one = get(ui_url, f"/data/quarantine?date={CORRUPT_DAY}&source={source}&reason={reason}")
+    assert one.text.count('<tr class="qrow">') == n
+    assert get(ui_url, "/data/quarantine?date=2026-01-02").text.count('<tr class="qrow">') == 0
+
+
+def test_the_features_page_lists_the_catalog_with_owners_tags_and_pins(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    page = get(ui_url, "/features").text
+    with spindle.Context.open(demo_workspace) as ctx:
+        configs = {m: ctx.workspace.model_config(m)[0] for m in ctx.workspace.model_names()}
+        catalog = spindle.feature_catalog(ctx.features, configs, {})
+        production = ctx.store.get_alias("search_ranker", "production")
+    assert page.count("<tr id=") == len(catalog)
+    for record in catalog:
+        assert f'<tr id="{record["ref"]}">' in page
+    # every pin of the production version is shown on its feature's row
+    assert f'href="/models/search_ranker/{production}">search_ranker@{production}</a>' in page

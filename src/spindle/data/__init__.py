@@ -36,6 +36,7 @@ if _TYPE_CHECKING:
         profile_sql,
         store_profile,
     )
+    from spindle.data._quarantine import QuarantinePage, quarantined_rows
     from spindle.data._readers import (
         REJECTED_SCHEMA,
         list_partition_dates,
@@ -63,6 +64,7 @@ _LAZY: dict[str, str] = {
     "HISTORY_DAYS": "spindle.data._window",
     "IngestUndo": "spindle.data._undo",
     "PROFILE_SCHEMA": "spindle.data._profile",
+    "QuarantinePage": "spindle.data._quarantine",
     "QUARANTINE_SCHEMA": "spindle.data._ingest",
     "REJECTED_SCHEMA": "spindle.data._readers",
     "SourceCheck": "spindle.data._ingest",
@@ -83,6 +85,7 @@ _LAZY: dict[str, str] = {
     "profile_day": "spindle.data._profile",
     "profile_relation": "spindle.data._profile",
     "profile_sql": "spindle.data._profile",
+    "quarantined_rows": "spindle.data._quarantine",
     "raw_partitions": "spindle.data._ingest",
     "read_source_day": "spindle.data._days",
     "read_source_days": "spindle.data._days",
@@ -110,6 +113,7 @@ __all__ = [
     "DaysRead",
     "DumpCacheStats",
     "IngestUndo",
+    "QuarantinePage",
     "SourceCheck",
     "SourceRead",
     "ValidationAccept",
@@ -128,6 +132,7 @@ __all__ = [
     "profile_day",
     "profile_relation",
     "profile_sql",
+    "quarantined_rows",
     "raw_partitions",
     "read_source_day",
     "read_source_days",

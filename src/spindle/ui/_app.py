@@ -14,6 +14,8 @@ from fastapi.templating import Jinja2Templates
 
 import spindle
 from spindle.ui._compare import compare_view
+from spindle.ui._data import data_view, quarantine_view
+from spindle.ui._features import features_view
 from spindle.ui._model import model_view
 from spindle.ui._overview import overview
 from spindle.ui._reading import reading
@@ -119,6 +121,21 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
     def runs(request: Request) -> Response:
         query = dict(request.query_params)
         return page("runs", lambda ctx: runs_view(ctx, query), request)
+
+    @app.get("/data", response_class=HTMLResponse)
+    def data(request: Request) -> Response:
+        query = dict(request.query_params)
+        return page("data", lambda ctx: data_view(ctx, query), request)
+
+    @app.get("/data/quarantine", response_class=HTMLResponse)
+    def quarantine(request: Request) -> Response:
+        query = dict(request.query_params)
+        return page("quarantine", lambda ctx: quarantine_view(ctx, query), request)
+
+    @app.get("/features", response_class=HTMLResponse)
+    def features(request: Request) -> Response:
+        query = dict(request.query_params)
+        return page("features", lambda ctx: features_view(ctx, query), request)
 
     @app.get("/models/{model}", response_class=HTMLResponse)
     def model(request: Request, model: str) -> Response:

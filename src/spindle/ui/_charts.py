@@ -168,6 +168,8 @@ def grid(
             title,
             height=max(200, 80 + 26 * len(y)),
             yaxis={"automargin": True, "autorange": "reversed"},
+            # one cell per day or week, however few: dates as categories, not a time axis
+            xaxis={"type": "category", "nticks": 12},
         ),
     }
 
