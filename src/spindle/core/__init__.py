@@ -49,8 +49,10 @@ if _TYPE_CHECKING:
     from spindle.core._declared_sql import (
         SAFE_TABLE_FUNCTIONS,
         SQL_RULES,
+        column_name_problem,
         expression_problem,
         lock_connection,
+        quote_identifier,
         select_problem,
     )
     from spindle.core._delta import current_version, open_dataset, table_exists, write_partition
@@ -132,8 +134,10 @@ _LAZY: dict[str, str] = {
     "FeatureError": "spindle.core._errors",
     "SAFE_TABLE_FUNCTIONS": "spindle.core._declared_sql",
     "SQL_RULES": "spindle.core._declared_sql",
+    "column_name_problem": "spindle.core._declared_sql",
     "expression_problem": "spindle.core._declared_sql",
     "lock_connection": "spindle.core._declared_sql",
+    "quote_identifier": "spindle.core._declared_sql",
     "select_problem": "spindle.core._declared_sql",
     "GateBlocked": "spindle.core._errors",
     "GateDecision": "spindle.core._artifacts",
@@ -273,6 +277,7 @@ __all__ = [
     "atomic_write_text",
     "canonical_json",
     "check_order",
+    "column_name_problem",
     "current_version",
     "duration_s",
     "expression_problem",
@@ -287,6 +292,7 @@ __all__ = [
     "model_file",
     "open_dataset",
     "parse_overrides",
+    "quote_identifier",
     "read_package",
     "read_transform_text",
     "select_problem",

@@ -18,6 +18,12 @@ guards keep it inside, and a reviewer never has to suspect a YAML file of file a
   which keep working), so even a check that missed something cannot touch a file or a
   variable of spindle's.
 
+Names declared in a workspace (a source's columns, a view's keys and kept columns) also reach
+SQL, in the statements spindle writes around the declared text: :func:`quote_identifier` quotes
+each one (a ``"`` doubled, so a name is one name whatever it holds), and
+:func:`column_name_problem` refuses, at load, a name no author could write in their own SQL
+without knowing that rule (a double quote, a control character).
+
 Python features (``python: file.py:function``) remain the explicit, trusted way to run code.
 """
 
@@ -124,6 +130,42 @@ def lock_connection(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("SET GLOBAL python_enable_replacements = false")
     con.execute("SET python_enable_replacements = false")
     con.execute("SET lock_configuration = true")
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as one quoted SQL identifier (DuckDB and SQLite): in double quotes, each ``"``
+    in it doubled. Every declared name spindle writes into its own SQL goes through it.
+
+    Example:
+        >>> quote_identifier("dep_delay")
+        '"dep_delay"'
+        >>> quote_identifier('a" FROM t --')
+        '"a"" FROM t --"'
+    """
+    return '"' + name.replace('"', '""') + '"'
+
+
+def column_name_problem(name: str) -> str | None:
+    """What makes ``name`` unfit as a declared column name (None: nothing is wrong with it).
+
+    A column name may hold any text a file's header does (``Dep Delay``, ``a.b``, ``Ünïcode``;
+    SQL reads those as ``"Dep Delay"``) but a double quote, which SQL could only read doubled
+    and which would end the name in SQL built by pasting it, and control characters (a
+    newline, a tab), which nobody sees; and it may not be empty.
+
+    Example:
+        >>> column_name_problem('a"b')
+        'holds a double quote (")'
+        >>> column_name_problem("Dep Delay") is None
+        True
+    """
+    if not name:
+        return "is empty"
+    if '"' in name:
+        return 'holds a double quote (")'
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character (a newline, a tab, ...)"
+    return None
 
 
 def select_problem(sql: str, tables: Iterable[str] | None) -> str | None:

@@ -19,7 +19,13 @@ from pydantic import ValidationError as _PydanticValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from spindle.core._config import SourceConfig
-from spindle.core._declared_sql import SQL_RULES, expression_problem, lock_connection
+from spindle.core._declared_sql import (
+    SQL_RULES,
+    column_name_problem,
+    expression_problem,
+    lock_connection,
+    quote_identifier,
+)
 from spindle.core._errors import ConfigError
 
 #: The column types a declaration may use, and the Arrow type each is read as. Timestamps are
@@ -193,6 +199,18 @@ class SourceDeclaration(_Strict):
             return {k: {"type": v} if isinstance(v, str) else v for k, v in value.items()}
         return value
 
+    @field_validator("columns")
+    @classmethod
+    def _column_names(cls, value: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
+        bad = [(n, found) for n in value if (found := column_name_problem(n)) is not None]
+        if bad:
+            shown = "; ".join(f"{n!r} {found}" for n, found in bad)
+            raise ValueError(
+                f"column name{'s' if len(bad) > 1 else ''} {shown}: rename it where the data is written (a CSV read with "
+                "`header: false` takes the declared names in order)"
+            )
+        return value
+
     @field_validator("allowed_lateness")
     @classmethod
     def _lateness(cls, value: str) -> str:
@@ -320,8 +338,8 @@ def declaration_problems(decl: SourceDeclaration) -> list[tuple[tuple[str | int,
 
 
 def _create_sql(table: str, decl: SourceDeclaration) -> str:
-    columns = ", ".join(f'"{n}" {c.duckdb_type()}' for n, c in decl.columns.items())
-    return f'CREATE TABLE "{table}" ({columns})'
+    columns = ", ".join(f"{quote_identifier(n)} {c.duckdb_type()}" for n, c in decl.columns.items())
+    return f"CREATE TABLE {quote_identifier(table)} ({columns})"
 
 
 def _rule_problems(

@@ -37,6 +37,7 @@ from spindle.core import (
     TableVersion,
     expression_problem,
     lock_connection,
+    quote_identifier,
     select_problem,
     write_partition,
 )
@@ -67,7 +68,7 @@ def _duck_type(dtype: str) -> str:
 
 
 def _quoted(columns: tuple[str, ...] | list[str]) -> str:
-    return ", ".join(f'"{c}"' for c in columns)
+    return ", ".join(quote_identifier(c) for c in columns)
 
 
 def view_rows(
@@ -188,14 +189,20 @@ def feature_sql(view: FeatureView, definitions: list[FeatureDefinition], date: s
     """The query computing the SQL ``definitions`` over a relation ``base`` of the view's rows."""
     literals = cutoff_literals(date)
     if view.every_s is not None:  # each row's own cutoff
-        literals = {"cutoff": f'"{CUTOFF}"', "cutoff_date": f'CAST("{CUTOFF}" AS DATE)'}
+        cutoff = quote_identifier(CUTOFF)
+        literals = {"cutoff": cutoff, "cutoff_date": f"CAST({cutoff} AS DATE)"}
     exprs = [
-        f'CAST(({substitute_times(d.sql, literals)}) AS {_duck_type(d.dtype)}) AS "{d.column}"'
+        f"CAST(({substitute_times(d.sql, literals)}) AS {_duck_type(d.dtype)}) "
+        f"AS {quote_identifier(d.column)}"
         for d in definitions
         if d.computation == "sql" and d.sql is not None
     ]
-    heads = [f'"{c}"' for c in view.stored_columns]
-    at = literals["cutoff"] if view.timestamp is None else f'CAST("{view.timestamp}" AS TIMESTAMP)'
+    heads = [quote_identifier(c) for c in view.stored_columns]
+    at = (
+        literals["cutoff"]
+        if view.timestamp is None
+        else f"CAST({quote_identifier(view.timestamp)} AS TIMESTAMP)"
+    )
     select = ", ".join([*heads, *exprs, f"{at} AS feature_ts"])
     return f"SELECT {select} FROM base ORDER BY {_quoted(view.row_keys)}"
 

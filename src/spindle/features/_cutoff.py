@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from spindle.core import DataError, open_dataset, table_exists
+from spindle.core import DataError, open_dataset, quote_identifier, table_exists
 
 # One token of SQL text: a string literal, a quoted identifier, a comment, or a word.
 _TOKEN = re.compile(
@@ -161,8 +161,8 @@ def restrict_as_of(
     for source, event_time in event_times.items():
         known = _known(schemas[source], event_time, day, at, lookback_s)
         con.execute(
-            f'CREATE OR REPLACE TEMP VIEW "{source}" AS SELECT * FROM "__spindle_raw_{source}" '
-            f"WHERE {known}"
+            f"CREATE OR REPLACE TEMP VIEW {quote_identifier(source)} AS SELECT * FROM "
+            f"{quote_identifier('__spindle_raw_' + source)} WHERE {known}"
         )
 
 
@@ -179,7 +179,7 @@ def _known(
     """
     literals = cutoff_literals(day, at)
     if event_time is not None:
-        column = f'"{event_time}"'
+        column = quote_identifier(event_time)
         if event_time in schema.names and pa.types.is_string(schema.field(event_time).type):
             column = f"CAST({column} AS TIMESTAMP)"
         known = f"{column} < {literals['cutoff']}"

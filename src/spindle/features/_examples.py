@@ -42,17 +42,13 @@ from spindle.core import (
     select_problem,
     table_exists,
 )
+from spindle.core import quote_identifier as q
 from spindle.features._cutoff import substitute_times
 from spindle.features._definitions import FeatureDefinition
 from spindle.features._pit import AsofSide, create_joined, ttl_select
 
 EXAMPLES_TABLE = "__spindle_examples"
 ROWS_TABLE = "__spindle_rows"
-
-
-def q(name: str) -> str:
-    """``name`` as a quoted DuckDB identifier."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from spindle.core import quote_identifier as q
 from spindle.features import _asof
 from spindle.features._asof import asof_columns, asof_match, asof_unsupported
 
@@ -59,10 +60,6 @@ def bounded_connection(
     return con
 
 
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def ttl_select(
     alias: str,
     columns: Sequence[str],
@@ -84,14 +81,14 @@ def ttl_select(
     Returns:
         One select expression per column, then the age.
     """
-    age = f"epoch({event_alias}.{_q(event_time)}) - epoch({alias}.feature_ts)"
+    age = f"epoch({event_alias}.{q(event_time)}) - epoch({alias}.feature_ts)"
     if ttl_s is None:
-        out = [f"{alias}.{_q(c)} AS {_q(c)}" for c in columns]
+        out = [f"{alias}.{q(c)} AS {q(c)}" for c in columns]
     else:
         out = [
-            f"CASE WHEN {age} <= {int(ttl_s)} THEN {alias}.{_q(c)} END AS {_q(c)}" for c in columns
+            f"CASE WHEN {age} <= {int(ttl_s)} THEN {alias}.{q(c)} END AS {q(c)}" for c in columns
         ]
-    out.append(f"{age} AS {_q(age_column)}")
+    out.append(f"{age} AS {q(age_column)}")
     return out
 
 
@@ -110,10 +107,10 @@ def pit_join_sql(
     """
     keys = [entity] if isinstance(entity, str) else list(entity)
     select = ["e.*", *ttl_select("f", columns, ttl_s, "feature_age_s", "e", event_time)]
-    on = [f"e.{_q(k)} = f.{_q(k)}" for k in keys]
+    on = [f"e.{q(k)} = f.{q(k)}" for k in keys]
     return (
         f"SELECT {', '.join(select)} FROM {events} e ASOF LEFT JOIN {features} f "
-        f"ON {' AND '.join(on)} AND e.{_q(event_time)} >= f.feature_ts"
+        f"ON {' AND '.join(on)} AND e.{q(event_time)} >= f.feature_ts"
     )
 
 
@@ -181,7 +178,7 @@ def joined_arrow(
         out = con.sql(f"SELECT * FROM {events}").to_arrow_table()
         for side in sides:
             needed = dict.fromkeys((*side.keys, "feature_ts", *side.keep, *side.columns))
-            names = ", ".join('"' + c.replace('"', '""') + '"' for c in needed)
+            names = ", ".join(q(c) for c in needed)
             features = con.sql(f"SELECT {names} FROM {side.relation}").to_arrow_table()
             match = asof_match(out, features, side.keys, event_time)
             added = asof_columns(

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spindle.core import duration_s, sha256_json
+from spindle.core import column_name_problem, duration_s, quote_identifier, sha256_json
 
 Dtype = Literal["float64", "int64", "bool", "string"]
 EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
@@ -75,6 +75,18 @@ class FeatureYaml(BaseModel):
         return value
 
 
+def _column_names(names: list[str]) -> list[str]:
+    """Refuse column names SQL cannot read as written (see ``core.column_name_problem``)."""
+    bad = [(n, found) for n in names if (found := column_name_problem(n)) is not None]
+    if bad:
+        shown = "; ".join(f"{n!r} {found}" for n, found in bad)
+        raise ValueError(
+            f"column name{'s' if len(bad) > 1 else ''} {shown}: rename the column in the "
+            "view's SQL (`... AS flight_no`)"
+        )
+    return names
+
+
 class EntityYaml(BaseModel):
     """``entity:``: the entity's name and its join keys."""
 
@@ -82,6 +94,8 @@ class EntityYaml(BaseModel):
 
     name: str
     keys: list[str] = Field(min_length=1)
+
+    _keys = field_validator("keys")(_column_names)
 
 
 class ViewYaml(BaseModel):
@@ -112,6 +126,8 @@ class ViewYaml(BaseModel):
     every: str | None = None
     lookback: str | None = None
     keep: list[str] = Field(default_factory=list)
+
+    _keep = field_validator("keep")(_column_names)
 
     @field_validator("lookback")
     @classmethod
@@ -306,14 +322,17 @@ def view_from_yaml(
         source = group.view.from_
         sources = (source, *(s for s in sources if s != source))
         timestamp = event_times.get(source)
-        day = f'FROM "{source}" WHERE "{timestamp}" >= cutoff - INTERVAL 1 DAY'
+        time = quote_identifier(timestamp or "")
+        day = f"FROM {quote_identifier(source)} WHERE {time} >= cutoff - INTERVAL 1 DAY"
         sql = f"SELECT * {day}"
         if group.view.at is not None:
             at = group.view.at
-            keys = [f'"{k}"' for k in group.entity.keys]
-            order = ", ".join(f'"{c}" DESC' for c in (row_orders or {}).get(source, ()))
+            keys = [quote_identifier(k) for k in group.entity.keys]
+            order = ", ".join(
+                f"{quote_identifier(c)} DESC" for c in (row_orders or {}).get(source, ())
+            )
             sql = (
-                f'SELECT *, greatest("{timestamp}", CAST(({at}) AS TIMESTAMP)) AS {KNOWN_AT} '
+                f"SELECT *, greatest({time}, CAST(({at}) AS TIMESTAMP)) AS {KNOWN_AT} "
                 f"{day} AND ({at}) IS NOT NULL"
                 + "".join(f" AND {k} IS NOT NULL" for k in keys)
                 + f" QUALIFY row_number() OVER (PARTITION BY {', '.join(keys)}, {KNOWN_AT}"
