@@ -189,3 +189,11 @@ def test_the_features_page_lists_the_catalog_with_owners_tags_and_pins(
         assert f'<tr id="{record["ref"]}">' in page
     # every pin of the production version is shown on its feature's row
     assert f'href="/models/search_ranker/{production}">search_ranker@{production}</a>' in page
+
+
+def test_the_dashboards_present_is_the_orchestrators(demo_workspace: Path) -> None:
+    from spindle.orchestrate import workspace_now
+    from spindle.ui._freshness import workspace_now as read_at_once
+
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        assert read_at_once(ctx) == workspace_now(ctx)

@@ -8,6 +8,7 @@ from typing import Any
 import spindle
 from spindle.core import read_package
 from spindle.registry import latest_by_version, versions_page
+from spindle.ui._declared import declared
 
 PINS_READ = 50  # the newest versions of each model whose manifests are read for their pins
 
@@ -34,16 +35,16 @@ def _pins(ctx: spindle.ReadContext) -> tuple[dict[str, list[str]], int]:
 
 def features_view(ctx: spindle.ReadContext, query: dict[str, str]) -> dict[str, Any]:
     """The catalog of the workspace's features (``tag`` filters it), with each version's pins."""
-    ws = ctx.workspace
-    registry = spindle.FeatureRegistry.load(ws.features_dir)
-    configs = {m: ws.model_config(m)[0] for m in ws.model_names()}
-    provenance = {n: d.provenance for n, d in spindle.load_sources(ws.root).items()}
+    found = declared(ctx.workspace)
+    everything = spindle.feature_catalog(found.features, found.configs, found.provenance)
     tag = query.get("tag") or None
-    catalog = spindle.feature_catalog(registry, configs, provenance, None, tag=tag)
-    pinned, read = _pins(ctx)
-    tags = sorted(
-        {t for r in spindle.feature_catalog(registry, configs, provenance) for t in r["tags"]}
+    catalog = (
+        spindle.feature_catalog(found.features, found.configs, found.provenance, None, tag=tag)
+        if tag
+        else everything
     )
+    pinned, read = _pins(ctx)
+    tags = sorted({t for r in everything for t in r["tags"]})
     return {
         "features": [r | {"pinned_by": pinned.get(r["ref"], [])} for r in catalog],
         "tag": tag,

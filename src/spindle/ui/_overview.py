@@ -7,13 +7,14 @@ from typing import Any
 
 import spindle
 from spindle.registry import artifact_fields, runs_page
+from spindle.ui._freshness import workspace_now
 
 
 def overview(ctx: spindle.ReadContext) -> dict[str, Any]:
     """What the overview shows, read through the public API (as ``spindle status`` does)."""
     known = set(ctx.store.models())
     routing = {r["model"]: r for r in spindle.models_report(ctx)}
-    fresh = {f["model"]: f for f in spindle.freshness_report(ctx)}
+    fresh = {f["model"]: f for f in spindle.freshness_report(ctx, workspace_now(ctx))}
     models = []
     for name in ctx.workspace.model_names():
         last = runs_page(ctx.store, model=name, limit=1).runs
