@@ -327,7 +327,11 @@ def one_run(ws: Path, model: str, args: argparse.Namespace, log: Path) -> dict[s
         day, rows = offline_examples(ws, model)
         instances = _instances(rows, schema)
         n = min(args.sample, len(instances))
-        offline = offline_scores(Path(served["path"]), rows.slice(0, n))
+        # /v1/versions names a version's directory within the repository, not on disk
+        from spindle.core import Workspace
+
+        version_dir = Workspace.load(ws).model_repo / served["path"]
+        offline = offline_scores(version_dir, rows.slice(0, n))
         check = served_equals_offline(url, model, instances[:n], offline, str(served["version"]))
         check["day"] = day
         path = f"/v1/models/{model}/predict"

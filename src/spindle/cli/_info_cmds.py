@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 
 import typer
 
 import spindle
 from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, fmt, table
+from spindle.cli._output import console, emit_json, err_console, fmt, table
 
 
 @app.command()
@@ -138,12 +139,51 @@ def lineage(
         )
 
 
+def _read_token(path: Path, option: str) -> str:
+    """The bearer token in ``path`` (its only line, surrounding whitespace left out).
+
+    Raises:
+        ConfigError: the file cannot be read or holds no token.
+    """
+    try:
+        token = path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        fix = f"python -c 'import secrets; print(secrets.token_hex(32))' > {path}"
+        raise spindle.ConfigError(
+            f"{option} {path}",
+            [f"cannot read the token ({reason}); write one there, e.g. `{fix}`"],
+        ) from None
+    if not token or any(c.isspace() for c in token):
+        found = "nothing" if not token else "whitespace inside it"
+        raise spindle.ConfigError(
+            f"{option} {path}", [f"expected one token on one line, found {found}"]
+        )
+    return token
+
+
+def _loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a name: it may resolve to any interface
+        return False
+
+
 @app.command()
 @handles_errors
 def serve(
     port: int | None = typer.Option(None, help="Port (default from spindle.yaml)."),
     host: str | None = typer.Option(None, help="Interface (default 127.0.0.1)."),
     repo: str | None = typer.Option(None, help="Model repository (default from spindle.yaml)."),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="File holding the bearer token every endpoint but /v2/health/* then needs "
+        "(default: serving.token_file in spindle.yaml; neither: no token).",
+    ),
     workspace: str = WorkspaceOption,
 ) -> None:
     """Serve models: /v1/models/{model}/predict for any model, the example's /v1/rank, KServe V2
@@ -152,7 +192,22 @@ def serve(
     cfg = ws.config.serving
     from spindle.features import FeatureRegistry
     from spindle.orchestrate import check_served_policies
-    from spindle.serve import ServingDeclarations
+    from spindle.serve import ServingDeclarations, ServingLimits
+
+    token = None
+    if token_file is not None:
+        token = _read_token(token_file, "--token-file")
+    elif cfg.token_file is not None:
+        token = _read_token(ws.root / cfg.token_file, "serving.token_file")
+    interface = host or cfg.host
+    if token is None and not _loopback(interface):
+        err_console.print(
+            f"[bold yellow]warning:[/] serving on {interface} without a token: anyone who can "
+            "reach it can call every endpoint; pass --token-file FILE (or set "
+            "serving.token_file in spindle.yaml)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
     registry = FeatureRegistry.load(ws.features_dir)
     # no version (nor model config) reading a feature its team may not use is ever loaded
@@ -167,11 +222,13 @@ def serve(
             registry,
             models={name: ws.model_config(name)[0] for name in ws.model_names()},
         ),
+        token=token,
+        limits=ServingLimits(**cfg.limits.model_dump()),
     )
     spindle.serve_forever(
         app_,
-        host or cfg.host,
-        port or cfg.port,
+        interface,
+        cfg.port if port is None else port,  # 0: any free port
         on_listening=lambda url: console.print(f"serving {repo or ws.model_repo} on {url}"),
         access_log=cfg.access_log,
     )

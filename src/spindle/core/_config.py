@@ -53,6 +53,17 @@ class SimulationConfig(_Strict):
     scale: float = Field(default=1.0, gt=0)
 
 
+class ServingLimitsConfig(_Strict):
+    """``serving.limits``: what one request to ``spindle serve`` may hold (defaults equal
+    ``spindle.serve.ServingLimits``'; docs/serving.md, "Limits")."""
+
+    max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1, strict=True)
+    max_instances: int = Field(default=10_000, ge=1, strict=True)  # and V2 tensor rows
+    max_candidates: int = Field(default=10_000, ge=1, strict=True)
+    max_string_chars: int = Field(default=4096, ge=1, strict=True)
+    max_k: int = Field(default=1000, ge=1, strict=True)
+
+
 class ServingConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8787, ge=1, le=65535)
@@ -61,6 +72,10 @@ class ServingConfig(_Strict):
     # one log line per request (uvicorn's access log); off by default: it costs each request
     # a formatted line, and /metrics counts requests by route, model and version
     access_log: bool = False
+    # a file holding the bearer token every endpoint but /v2/health/* then needs (relative to
+    # the workspace; `spindle serve --token-file` overrides it); None: no token
+    token_file: str | None = None
+    limits: ServingLimitsConfig = ServingLimitsConfig()
 
 
 class DemoConfig(_Strict):

@@ -15,6 +15,7 @@ from spindle.core import lazy_names as _lazy_names
 if _TYPE_CHECKING:
     from spindle.serve._canary import RESULT_FILE, ROWS_FILE, SCORES_FILE
     from spindle.serve._declared import Retrieval
+    from spindle.serve._limits import ServingLimits
     from spindle.serve._predict import NoVersion, Prediction, Predictor
     from spindle.serve._predict_api import PredictRequest
     from spindle.serve._process import ServerThread, serve_forever
@@ -65,6 +66,7 @@ _LAZY: dict[str, str] = {
     "PushResult": "spindle.serve._repository",
     "RequestSchema": "spindle.serve._schema",
     "ServingDeclarations": "spindle.serve._schema",
+    "ServingLimits": "spindle.serve._limits",
     "ItemRanker": "spindle.serve._rank",
     "ModelRankRequest": "spindle.serve._rank_api",
     "RankRequest": "spindle.serve._rank_api",
@@ -123,6 +125,7 @@ __all__ = [
     "Routing",
     "ServerThread",
     "ServingDeclarations",
+    "ServingLimits",
     "TensorSpec",
     "check_model_name",
     "check_version",

@@ -1,15 +1,17 @@
-"""What every endpoint of one server shares: state, online store, ranker, predictor, metrics, auth."""
+"""What every endpoint of one server shares: state, online store, ranker, predictor, metrics,
+auth, limits."""
 
 from __future__ import annotations
 
 import hmac
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fastapi import HTTPException, Request
 
 from spindle.features import OnlineStore
+from spindle.serve._limits import ServingLimits
 from spindle.serve._metrics import ServingMetrics
 from spindle.serve._predict import Predictor
 from spindle.serve._rank import ItemRanker
@@ -30,6 +32,7 @@ class ServerContext:
     default_model: str | None
     token: str | None
     repository_id: str | None = None  # the repo's id file; None when it cannot be written
+    limits: ServingLimits = field(default_factory=ServingLimits)
 
     def check_token(self, request: Request) -> None:
         """Refuse a request without ``Authorization: Bearer <token>`` when a token is set."""

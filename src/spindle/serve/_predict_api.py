@@ -5,36 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
 from spindle.core import ServingError
 from spindle.serve._context import ServerContext, context_of, require_token
+from spindle.serve._limits import (
+    BoundedBody,
+    ServingLimits,
+    bounded_model,
+    check_objects,
+    parse_json,
+    read_body,
+)
 from spindle.serve._predict import NoVersion
 from spindle.serve._state import ModelState
 
-_MAX_INSTANCES = 10_000
-MAX_BODY_BYTES = 16 * 1024 * 1024
-"""The largest predict body read (413 above it, before anything is parsed)."""
-_PARSE_ON_LOOP_BYTES = 64 * 1024  # a larger body is parsed on a thread: the loop stays free
 PREDICT_PATH = "/v1/models/{model}/predict"
+_RENDER_ON_LOOP = 1000  # more predictions are rendered to JSON on a thread
 
 
-class PredictRequest(BaseModel):
+class PredictRequest(BoundedBody):
     """Body of ``POST /v1/models/{model}/predict``: ``instances`` (a batch) or one ``instance``.
 
     Each instance holds the model's entity keys and request columns (``GET
     /v1/models/{model}/schema``); other fields are passed to its request features as they are.
+    At most ``serving.limits.max_instances`` instances; no string longer than
+    ``serving.limits.max_string_chars``.
     """
 
     model_config = ConfigDict(extra="forbid")
+    bounds: ClassVar = {"instances": ("max_instances", "max_length")}
 
-    instances: list[dict[str, Any]] | None = Field(
-        default=None, min_length=1, max_length=_MAX_INSTANCES
-    )
+    instances: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     instance: dict[str, Any] | None = None
 
     @model_validator(mode="after")
@@ -48,50 +55,22 @@ class PredictRequest(BaseModel):
         return self.instances if self.instances is not None else [self.instance or {}]
 
 
-async def read_body(request: Request, limit_bytes: int) -> bytes:
-    """The request's body, refused with 413 as soon as it is known to exceed ``limit_bytes``
-    (by its Content-Length, or while it streams in), before any of it is parsed.
+async def parse_predict(
+    body: bytes, limits: ServingLimits, typed: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The instances of a predict body within ``limits``, validated by ``PredictRequest``
+    (JSON parsed by pydantic-core; a body over 64 KiB on a thread), each field of one type in
+    all of them (``typed``: the fields the model's request schema checks itself).
 
     Raises:
-        HTTPException: 413 naming the limit.
+        HTTPException: 422 with pydantic's errors, without the input they were about, or
+            naming the limit a count or a string is over.
     """
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit_bytes:
-        raise _too_large(int(declared), limit_bytes)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit_bytes:
-            raise _too_large(size, limit_bytes)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _too_large(size: int, limit_bytes: int) -> HTTPException:
-    return HTTPException(
-        status_code=413,
-        detail=f"request body of {size}+ bytes exceeds the limit of {limit_bytes} bytes; "
-        "send fewer instances per request",
-    )
-
-
-async def parse_predict(body: bytes) -> list[dict[str, Any]]:
-    """The instances of a predict body, validated by ``PredictRequest`` (JSON parsed by
-    pydantic-core; a body over 64 KiB on a thread, so the event loop keeps answering).
-
-    Raises:
-        HTTPException: 422 with pydantic's errors, without the input they were about.
-    """
-    try:
-        if len(body) > _PARSE_ON_LOOP_BYTES:
-            parsed = await asyncio.to_thread(PredictRequest.model_validate_json, body)
-        else:
-            parsed = PredictRequest.model_validate_json(body)
-    except ValidationError as exc:
-        errors = exc.errors(include_url=False, include_input=False, include_context=False)
-        detail = [{**e, "loc": ("body", *e["loc"])} for e in errors]
-        raise HTTPException(status_code=422, detail=detail) from None
+    parsed = await parse_json(bounded_model(PredictRequest, limits), body)
+    if parsed.instance is not None:
+        check_objects([parsed.instance], limits, ("instance",), indexed=False)
+    else:
+        check_objects(parsed.instances or [], limits, ("instances",), typed=typed)
     return parsed.all()
 
 
@@ -112,15 +91,24 @@ def model_state(request: Request, model: str) -> ModelState:
     return state
 
 
+def _typed(ctx: ServerContext, state: ModelState) -> Mapping[str, str]:
+    """The fields the model's main version types (none before a version is loaded)."""
+    try:
+        return ctx.predictor.main_schema(state).fields
+    except ServingError:
+        return {}
+
+
 async def _require_token(request: Request) -> None:
     """:func:`require_token` on the event loop: it only reads a header, and a sync dependency
     would cost every predict request a trip through the thread pool."""
     require_token(request)
 
 
-def predict_router() -> APIRouter:
+def predict_router(limits: ServingLimits) -> APIRouter:
     """The predict and schema routes (bearer token checked when the server has one)."""
     router = APIRouter()
+    request_body = body_schema(bounded_model(PredictRequest, limits))
 
     # async, the body read and validated here rather than by FastAPI's dependency machinery
     # (a third of a small request's server time went there), and answered with a ready
@@ -130,7 +118,7 @@ def predict_router() -> APIRouter:
     @router.post(
         PREDICT_PATH,
         response_model=dict[str, Any],
-        openapi_extra={"requestBody": _REQUEST_BODY},
+        openapi_extra={"requestBody": request_body},
     )
     async def predict(model: str, request: Request) -> Response:
         """Score instances with any model: entity keys and request columns in; a score,
@@ -139,7 +127,9 @@ def predict_router() -> APIRouter:
         ctx = context_of(request)
         ctx.check_token(request)
         state = model_state(request, model)
-        instances = await parse_predict(await read_body(request, MAX_BODY_BYTES))
+        instances = await parse_predict(
+            await read_body(request, ctx.limits.max_body_bytes), ctx.limits, _typed(ctx, state)
+        )
         try:
             result = await ctx.predictor.predict_async(state, instances)
         except NoVersion as exc:
@@ -152,6 +142,8 @@ def predict_router() -> APIRouter:
             ctx.metrics.fallbacks.labels(model, kind).inc()
         for view, count in result.missing.items():
             ctx.metrics.missing_entities.labels(model, view).inc(count)
+        if len(instances) > _RENDER_ON_LOOP:  # a large answer is rendered off the loop
+            return await asyncio.to_thread(lambda: JSONResponse(result.to_json()))
         return JSONResponse(result.to_json())
 
     @router.get("/v1/models/{model}/schema", dependencies=[Depends(_require_token)])
@@ -166,26 +158,37 @@ def predict_router() -> APIRouter:
     return router
 
 
-_REQUEST_BODY = {
-    "required": True,
-    "content": {"application/json": {"schema": PredictRequest.model_json_schema()}},
-}
+_REF = "#/components/schemas/{model}"
 
 
-def document_models(app: FastAPI) -> None:
-    """Make ``/openapi.json`` show each served model's predict route with its request schema.
+def body_schema(model: type[BoundedBody]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of a route that reads its body itself: a reference to
+    ``model``'s schema (:func:`document_models` puts it among the components)."""
+    ref = {"$ref": _REF.format(model=model.__name__)}
+    return {"required": True, "content": {"application/json": {"schema": ref}}}
 
-    The generic route stays; for every model loaded now, a copy of it under the model's own
-    path names the model's instance schema (keys and request columns, typed).
+
+def document_models(app: FastAPI, bodies: list[type[BoundedBody]]) -> None:
+    """Make ``/openapi.json`` show the request bodies and each served model's predict route
+    with its request schema.
+
+    ``bodies``: the models of the bodies that routes read themselves (:func:`body_schema`),
+    with the server's limits. The generic predict route stays; for every model loaded now, a
+    copy of it under the model's own path names the model's instance schema (keys and
+    request columns, typed).
     """
 
     def openapi() -> dict[str, Any]:
         spec = copy.deepcopy(FastAPI.openapi(app))
         ctx: ServerContext = app.state.spindle
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for body in bodies:
+            schema = body.model_json_schema(ref_template=_REF)
+            schemas.update(schema.pop("$defs", {}))
+            schemas[body.__name__] = schema
         generic = spec.get("paths", {}).get(PREDICT_PATH, {}).get("post")
         if generic is None:
             return spec
-        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
         for model, state in sorted(ctx.reloader.state.models.items()):
             try:
                 instance = ctx.predictor.main_schema(state).json_schema()

@@ -14,10 +14,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from spindle.core import ServingError
-from spindle.serve._declared import ServedConfig, served_config
+from spindle.serve._declared import Retrieval, ServedConfig, served_config
 from spindle.serve._predict import Prediction, Predictor
-from spindle.serve._retrieval import Retriever
-from spindle.serve._schema import ServingDeclarations, ViewLookup, store_types, view_keys
+from spindle.serve._retrieval import _PARAMETER, RetrievalError, Retriever
+from spindle.serve._schema import (
+    ServingDeclarations,
+    ViewLookup,
+    check_context,
+    json_name,
+    json_type,
+    store_types,
+    view_keys,
+)
 from spindle.serve._state import ModelState
 
 
@@ -115,7 +123,7 @@ class ItemRanker:
                     f"candidates: missing; model {state.model} declares no candidate retrieval "
                     "(serving.candidates), so a request must name its candidates"
                 )
-            keys = self.retriever.retrieve(state.model, config.candidates, item.keys, context)
+            keys = self._retrieve(state, config.candidates, item.keys, context)
         else:
             types = store_types(self.predictor.store, item.view)
             kinds = tuple(types.get(k, "string") for k in item.keys)
@@ -131,6 +139,62 @@ class ItemRanker:
         scores = [float(p.get("score", p.get("value", 0.0))) for p in prediction.predictions]
         ranked = sorted(zip(known, scores, strict=True), key=_sort_key)
         return Ranked(state.model, item.keys, ranked[:k], prediction)
+
+    def _retrieve(
+        self,
+        state: ModelState,
+        retrieval: Retrieval,
+        keys: tuple[str, ...],
+        context: Mapping[str, Any],
+    ) -> list[Any]:
+        """The declared retrieval's candidates; a context field it reads (``$name``) of the
+        wrong type is a client error, not a retrieval that fails.
+
+        Raises:
+            ServingError: a field of a type the model's request schema does not give it, or
+                one the SQL does not run with although it runs with that field null.
+            RetrievalError: the SQL does not run (with null fields either), or its view is
+                not in the store.
+        """
+        names = [n for n in dict.fromkeys(_PARAMETER.findall(retrieval.sql)) if n in context]
+        check_context(context, names, self._field_types(state), state.model)
+        try:
+            return self.retriever.retrieve(state.model, retrieval, keys, context)
+        except RetrievalError:
+            sent = [n for n in names if context[n] is not None]
+            if not sent or not self._runs(
+                state, retrieval, keys, {**context, **dict.fromkeys(sent)}
+            ):
+                raise
+        # it runs with those fields null: the client's values are what is wrong
+        found = ", ".join(f"context.{n} ({json_name(context[n])})" for n in sent)
+        raise ServingError(
+            f"{found}: model {state.model}'s candidate retrieval (serving.candidates.sql) "
+            f"does not run with {'this value' if len(sent) == 1 else 'these values'}; "
+            "send the types it reads"
+        )
+
+    def _runs(
+        self,
+        state: ModelState,
+        retrieval: Retrieval,
+        keys: tuple[str, ...],
+        context: Mapping[str, Any],
+    ) -> bool:
+        try:
+            self.retriever.retrieve(state.model, retrieval, keys, context)
+        except RetrievalError:
+            return False
+        return True
+
+    def _field_types(self, state: ModelState) -> Mapping[str, str]:
+        """The JSON types of the model's request fields: its main version's request schema,
+        else the declared request columns."""
+        try:
+            return self.predictor.main_schema(state).fields
+        except ServingError:  # no version loaded
+            groups = self.declarations.request_groups if self.declarations else {}
+            return {c: json_type(t) for cols in groups.values() for c, t in cols.items()}
 
     def _known(self, item: ViewLookup, keys: list[Any]) -> list[Any]:
         """The keys the store holds for the item view, in the order given."""

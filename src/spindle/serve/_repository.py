@@ -9,7 +9,13 @@ Layout (Triton-style, so Triton or KServe can read the same tree)::
     <repo>/<model>/<version>/config.pbtxt
 
 A version directory appears by one rename (never half-written) and never changes afterwards;
-routing.json is replaced atomically, under a per-model file lock.
+routing.json is replaced atomically, under a per-model file lock. Every writer of a model's
+directory holds that lock, so a temp file or directory (``.*.tmp``) found there by a holder of
+the lock was left by a writer that died: :func:`remove_leftovers` removes it.
+
+Given the registry's record of a version (``registered``: its content hash), installing,
+rolling back to and restoring a version refuse files that are not the ones the registry
+recorded, whatever their manifest says.
 """
 
 from __future__ import annotations
@@ -31,9 +37,11 @@ from spindle.core import (
     atomic_directory,
     atomic_write_json,
     file_lock,
+    kill_point,
     sha256_bytes,
     sha256_file,
 )
+from spindle.serve._integrity import Registered
 from spindle.serve._runtime import (
     MANIFEST_FILE,
     MODEL_FILE,
@@ -106,6 +114,22 @@ class Routing:
             "previous": self.previous,
             "updated_at": self.updated_at,
         }
+
+
+@dataclass(frozen=True)
+class InstalledVersion:
+    """A version copied (or found) in the repository: where, its files' sha256, whether new."""
+
+    model: str
+    version: int
+    path: Path
+    created: bool
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sha256(self) -> str:
+        """The sha256 of its model file."""
+        return self.files[MODEL_FILE]
 
 
 @dataclass(frozen=True)
@@ -230,15 +254,20 @@ def push(
     *,
     weight: float | None = None,
     route: bool = True,
+    registered: str | None = None,
 ) -> PushResult:
     """Copy a model version into the repository and route traffic to it.
 
     The version is verified and loaded (a model that does not load is refused), copied into
-    ``<repo>/<model>/<version>/`` through a temp dir and one rename, and verified again. With
-    ``weight`` None or 1.0 it takes all traffic and the version that served most becomes
-    ``previous``; with ``0 < weight < 1`` it takes that share and the other versions keep their
-    proportions (the first version of a model takes all traffic, as there is nothing to share
-    with). Pushing the same files again is a no-op.
+    ``<repo>/<model>/<version>/`` through a temp dir and one rename, and verified again (see
+    :func:`install_version`). With ``weight`` None or 1.0 it takes all traffic and the version
+    that served most becomes ``previous``; with ``0 < weight < 1`` it takes that share and the
+    other versions keep their proportions (the first version of a model takes all traffic, as
+    there is nothing to share with). Pushing the same files again is a no-op.
+
+    Args:
+        registered: the content hash the registry recorded for the version; when given, files
+            that are not that version's are refused.
 
     Raises:
         ServingError: invalid files or checksums, invalid weight, or the version already exists
@@ -247,34 +276,90 @@ def push(
     Example:
         >>> push("artifacts/search_ranker/3", "model_repo", weight=0.1)  # doctest: +SKIP
     """
-    source, root = Path(version_dir), Path(repo)
     if weight is not None and not (0 < weight <= 1 and math.isfinite(weight)):
         raise ServingError(f"push weight must be in (0, 1], found {weight}")
+    root = Path(repo)
+    model = check_model_name(read_manifest(version_dir)["model"])
+    with routing_lock(root, model):
+        remove_leftovers(root, model)
+        installed = install_version(version_dir, root, registered=registered)
+        current = read_routing(root, model)
+        routing = push_routing(current, installed.version, weight) if route else current
+        if route and routing != current:
+            routing = write_routing(root, routing)
+    return PushResult(
+        model,
+        installed.version,
+        installed.path,
+        installed.sha256,
+        installed.created,
+        routing,
+        installed.files,
+    )
+
+
+def install_version(
+    version_dir: str | Path, repo: str | Path, *, registered: str | None = None
+) -> InstalledVersion:
+    """Copy a model version into ``<repo>/<model>/<version>/`` unless it is there already.
+
+    The caller holds :func:`routing_lock` of the model. The version is verified (against
+    ``registered``, the registry's content hash, when given) and loaded first; the copy is
+    made in a temp dir, verified, and renamed into place. A version already in the repository
+    must hold the same files (it is compared, never overwritten).
+
+    Raises:
+        ServingError: invalid files or checksums, or the version exists with different files.
+    """
+    source, root = Path(version_dir), Path(repo)
     manifest = read_manifest(source)
     model, version = check_model_name(manifest["model"]), check_version(manifest["version"])
-    runtime = ModelRuntime.load(source)  # verifies checksums and that onnxruntime loads it
+    # verifies checksums (and the registry's record) and that onnxruntime loads it
+    runtime = ModelRuntime.load(source, registered=registered)
     config = render_config(model, runtime.inputs, runtime.outputs)
     # the checksums the copy must have: the manifest's, which ModelRuntime.load just verified
     wanted = {name: manifest["files"][name] for name in (MODEL_FILE, TRANSFORM_FILE)}
     wanted[MANIFEST_FILE] = sha256_file(source / MANIFEST_FILE)
     wanted[CONFIG_FILE] = sha256_bytes(config.encode("utf-8"))
     target = root / model / str(version)
-    with routing_lock(root, model):
-        created = not target.exists()
-        if created:
-            with atomic_directory(target) as tmp:
-                for name in SERVING_FILES:
-                    shutil.copyfile(source / name, tmp / name)
-                (tmp / CONFIG_FILE).write_text(config, "utf-8")
-                _compare(tmp, wanted, target, "after copying")
-        else:
-            _compare(target, wanted, target, "already in the repository")
-        repository_id(root, create=True)
-        current = read_routing(root, model)
-        routing = push_routing(current, version, weight) if route else current
-        if route and routing != current:
-            routing = write_routing(root, routing)
-    return PushResult(model, version, target, wanted[MODEL_FILE], created, routing, wanted)
+    created = not target.exists()
+    if created:
+        with atomic_directory(target) as tmp:
+            for name in SERVING_FILES:
+                shutil.copyfile(source / name, tmp / name)
+            (tmp / CONFIG_FILE).write_text(config, "utf-8")
+            kill_point("repository:copied")  # a crash here leaves a .tmp dir, never a version
+            _compare(tmp, wanted, target, "after copying")
+    else:
+        _compare(target, wanted, target, "already in the repository")
+    repository_id(root, create=True)
+    return InstalledVersion(model, version, target, created, wanted)
+
+
+def restore_version(
+    version_dir: str | Path, repo: str | Path, *, registered: str
+) -> InstalledVersion:
+    """Replace the repository's copy of a version by a verified copy of ``version_dir``.
+
+    For a copy whose files are not the ones the registry recorded (changed or replaced after
+    the push): ``version_dir`` (the version's artifact) is verified against ``registered``
+    first, copied beside the damaged copy, and swapped in. The caller holds
+    :func:`routing_lock` of the model.
+
+    Raises:
+        ServingError: ``version_dir`` itself is not the registered version, or does not load.
+    """
+    source, root = Path(version_dir), Path(repo)
+    manifest = read_manifest(source)
+    model, version = check_model_name(manifest["model"]), check_version(manifest["version"])
+    ModelRuntime.load(source, registered=registered)
+    target = root / model / str(version)
+    if target.exists():
+        # a temp name (.N.<hex>.tmp): a crash before it is removed leaves a leftover, no version
+        damaged = target.with_name(f".{version}.{uuid.uuid4().hex}.tmp")
+        target.rename(damaged)
+        shutil.rmtree(damaged, ignore_errors=True)
+    return install_version(source, root, registered=registered)
 
 
 def _compare(directory: Path, wanted: dict[str, str], target: Path, when: str) -> None:
@@ -359,7 +444,7 @@ def weights_routing(repo: str | Path, current: Routing, weights: dict[int, float
     return Routing(model, clean, previous)
 
 
-def rollback(repo: str | Path, model: str) -> int:
+def rollback(repo: str | Path, model: str, *, registered: Registered | None = None) -> int:
     """Route all traffic of ``model`` to its ``previous`` version and return that version.
 
     The version rolled back from is not kept as the new ``previous`` (it was bad); the newest
@@ -370,15 +455,21 @@ def rollback(repo: str | Path, model: str) -> int:
     """
     root = Path(repo)
     with routing_lock(root, check_model_name(model)):
-        routing = rollback_routing(root, read_routing(root, model))
+        routing = rollback_routing(root, read_routing(root, model), registered=registered)
         write_routing(root, routing)
     target = routing.main
     assert target is not None  # rollback_routing routes all traffic to one version
     return target
 
 
-def rollback_routing(repo: str | Path, current: Routing) -> Routing:
+def rollback_routing(
+    repo: str | Path, current: Routing, *, registered: Registered | None = None
+) -> Routing:
     """The routing :func:`rollback` would write: all traffic to ``previous`` (nothing written).
+
+    Args:
+        registered: the registry's content hash of each version; when given, a ``previous``
+            whose files are not the ones the registry recorded is refused.
 
     Raises:
         ServingError: no previous version is recorded, or its files fail verification.
@@ -390,6 +481,42 @@ def rollback_routing(repo: str | Path, current: Routing) -> Routing:
             f"{model}: nothing to roll back to: routing.json records no previous version "
             f"(weights: {current.to_json()['weights']}); use `spindle route` to pick one"
         )
-    ModelRuntime.load(version_dir(root, model, target))  # refuse a broken rollback target
+    expected = registered(model, target) if registered is not None else None
+    ModelRuntime.load(version_dir(root, model, target), registered=expected)  # refuse a bad one
     older = [v for v in list_versions(root, model) if v < target]
     return Routing(model, {target: 1.0}, older[-1] if older else None)
+
+
+def leftovers(repo: str | Path) -> list[Path]:
+    """Temp files and directories (``<repo>/<model>/.*.tmp``) that writers left, sorted.
+
+    Read without the lock: a write in progress shows here too; :func:`remove_leftovers`,
+    called under the model's lock, removes only what a dead writer left.
+    """
+    root = Path(repo)
+    if not root.is_dir():
+        return []
+    return sorted(
+        path
+        for model_dir in root.iterdir()
+        if model_dir.is_dir() and _NAME.fullmatch(model_dir.name)
+        for path in model_dir.glob(".*.tmp")
+    )
+
+
+def remove_leftovers(repo: str | Path, model: str) -> list[Path]:
+    """Remove the temp files and directories a crashed writer left in ``<repo>/<model>/``.
+
+    The caller holds :func:`routing_lock` of the model: every writer of the model's directory
+    holds it while its temp files exist, so none found now belongs to a live writer.
+
+    Returns:
+        What was removed.
+    """
+    found = sorted((Path(repo) / check_model_name(model)).glob(".*.tmp"))
+    for path in found:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return found

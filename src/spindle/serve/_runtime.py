@@ -3,7 +3,10 @@
 The server and offline evaluation both score through :class:`ModelRuntime`, so a model sees the
 same inputs and gives the same scores offline and online. Loading verifies every file against
 the sha256 recorded in the version's manifest; the bytes that were hashed are the bytes that are
-loaded (no window in which a file could change between the check and the load).
+loaded (no window in which a file could change between the check and the load). Given the
+content hash the registry recorded for the version (``registered``), loading also refuses a
+manifest whose checksums are not that version's: a manifest rewritten to match other files
+(version 3's files copied into version 4's directory) is not version 4.
 """
 
 from __future__ import annotations
@@ -150,11 +153,17 @@ class ModelRuntime:
         self._read_columns = list(dict.fromkeys(transform.columns()))
 
     @classmethod
-    def load(cls, version_dir: str | Path) -> ModelRuntime:
+    def load(cls, version_dir: str | Path, *, registered: str | None = None) -> ModelRuntime:
         """Verify and load a model version directory.
 
+        Args:
+            version_dir: the version directory (or its copy in a model repository).
+            registered: the content hash the registry recorded for the version (see
+                ``ModelPackage.content_hash``); None checks the files against the manifest only.
+
         Raises:
-            ChecksumMismatch: model.onnx or transform.json is missing or differs from the manifest.
+            ChecksumMismatch: model.onnx or transform.json is missing or differs from the
+                manifest, or the manifest's checksums are not the ``registered`` version's.
             ServingError: the manifest is invalid, or the files do not load.
 
         Example:
@@ -164,6 +173,15 @@ class ModelRuntime:
         path = Path(version_dir)
         manifest = read_manifest(path)
         files = manifest["files"]
+        found = ModelPackage(path, manifest).content_hash
+        if registered is not None and found != registered:
+            # the manifest's checksums pin the bytes loaded below; the registry pins the manifest
+            raise ChecksumMismatch(
+                f"{path}: not the version the registry recorded: its manifest's checksums hash "
+                f"to {found}, the registry recorded {registered} for "
+                f"{manifest['model']}@{manifest['version']}; the files were replaced after "
+                "training: `spindle doctor --fix` copies the version back from its artifact"
+            )
         # the two serving files are hashed below from the very bytes that get loaded
         others = {k: v for k, v in files.items() if k not in _REQUIRED}
         problems = verify_package(path, ModelPackage(path, {"files": others}), only_present=True)

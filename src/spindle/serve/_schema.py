@@ -138,9 +138,32 @@ class RequestSchema:
                 value = instance[name]
                 if value is not None and not _is(value, kind):  # null: unknown, as in training
                     raise ServingError(
-                        f"{where}: expected {kind}, found {_json_name(value)} {value!r:.60} "
+                        f"{where}: expected {kind}, found {json_name(value)} {value!r:.60} "
                         f"(model {self.model})"
                     )
+
+
+def check_context(
+    context: Mapping[str, Any], names: Sequence[str], fields: Mapping[str, str], model: str
+) -> None:
+    """Check the ``names`` of ``context`` that ``fields`` types are of their type (or null).
+
+    Raises:
+        ServingError: one line naming the first bad field and the model.
+    """
+    for name in names:
+        kind = fields.get(name)
+        value = context.get(name)
+        if kind is not None and value is not None and not _is(value, kind):
+            raise ServingError(
+                f"context.{name}: expected {kind}, found {json_name(value)} {value!r:.60} "
+                f"(model {model})"
+            )
+
+
+def json_type(dtype: str) -> str:
+    """The JSON type of a declared dtype (``string`` for one it does not know)."""
+    return _JSON_TYPES.get(dtype, "string")
 
 
 def _is(value: object, kind: str) -> bool:
@@ -155,7 +178,8 @@ def _is(value: object, kind: str) -> bool:
     return value is not None
 
 
-def _json_name(value: object) -> str:
+def json_name(value: object) -> str:
+    """The JSON type of a parsed value, as messages name it."""
     names = {bool: "boolean", int: "integer", float: "number", str: "string", list: "array"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
 

@@ -8,6 +8,7 @@ JSON, features come from the online store.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -17,22 +18,32 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from spindle.core import ServingError
 from spindle.features import OnlineStore
 from spindle.serve._context import ServerContext, context_of, require_token
 from spindle.serve._docs import add_docs_route
+from spindle.serve._limits import (
+    BoundedBody,
+    ServingLimits,
+    bounded_model,
+    validation_errors,
+)
+from spindle.serve._memory import ReleaseMemory
 from spindle.serve._metrics import ServingMetrics
 from spindle.serve._predict import Predictor
-from spindle.serve._predict_api import document_models, predict_router
+from spindle.serve._predict_api import PredictRequest, document_models, predict_router
 from spindle.serve._rank import ItemRanker
-from spindle.serve._rank_api import rank_router
+from spindle.serve._rank_api import ModelRankRequest, RankRequest, rank_router
 from spindle.serve._repository import check_model_name, repository_id
 from spindle.serve._retrieval import Retriever
 from spindle.serve._schema import ServingDeclarations
-from spindle.serve._state import HotReloader
-from spindle.serve._v2 import v2_router
+from spindle.serve._state import HotReloader, LoadedVersion
+from spindle.serve._v2 import v2_error, v2_router
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +89,7 @@ def create_app(
     latency_budget_ms: float = 100.0,
     token: str | None = None,
     declarations: ServingDeclarations | None = None,
+    limits: ServingLimits | None = None,
 ) -> FastAPI:
     """Build the serving app for a model repository and an online store.
 
@@ -97,6 +109,8 @@ def create_app(
             say what ``/v1/models/{model}/predict`` and ``/rank`` need
             (``ServingDeclarations.of(registry, models)``); None to read each view's keys from
             the online store and each model's baselines and retrieval from its versions.
+        limits: what one request may hold (body bytes, instances, candidates, string length,
+            k); None for :class:`ServingLimits`' defaults.
 
     Raises:
         ServingError: invalid arguments.
@@ -129,6 +143,7 @@ def create_app(
         default_model=default_model,
         token=token,
         repository_id=repository_id(repo, create=True),
+        limits=limits or ServingLimits(),
     )
 
     closed: list[bool] = [False]
@@ -154,13 +169,94 @@ def create_app(
     )
     app.state.spindle = ctx
     app.add_middleware(_MetricsMiddleware, metrics=metrics)
-    app.include_router(predict_router())  # first: the routes tried first for every request
+    app.add_middleware(ReleaseMemory)  # RSS back down after a large request
+    _add_error_handlers(app)
+    app.include_router(predict_router(ctx.limits))  # first: the routes tried first
     app.include_router(v2_router())
     _add_v1_routes(app)
-    app.include_router(rank_router())
-    document_models(app)
+    app.include_router(rank_router(ctx.limits))
+    bodies: list[type[BoundedBody]] = [PredictRequest, ModelRankRequest, RankRequest]
+    document_models(app, [bounded_model(body, ctx.limits) for body in bodies])
     add_docs_route(app)
     return app
+
+
+_MAX_DETAIL_CHARS = 2000
+
+
+class _ErrorResponse(JSONResponse):
+    """An error's JSON, ASCII only: a lone surrogate or other text that UTF-8 cannot encode
+    is escaped, never a failed answer (and a reset connection)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, separators=(",", ":"), default=str).encode()
+
+
+def _short(detail: Any) -> Any:
+    """A detail as an error answers it: no string in it over 2,000 characters."""
+    if isinstance(detail, str) and len(detail) > _MAX_DETAIL_CHARS:
+        return detail[: _MAX_DETAIL_CHARS - 1] + "…"
+    if isinstance(detail, list):
+        return [_short(d) for d in detail]
+    if isinstance(detail, dict):
+        return {k: _short(v) for k, v in detail.items()}
+    return detail
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Errors as every route answers them: under ``/v2`` in the V2 protocol's format
+    (``{"error": message}``, unknown paths included), elsewhere FastAPI's (``{"detail": ...}``);
+    a 422 never carries the input it is about."""
+
+    def on_v2(request: Request) -> bool:
+        path: str = request.scope.get("path", "")
+        return path == "/v2" or path.startswith("/v2/")
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        headers = dict(exc.headers) if exc.headers else None
+        if isinstance(exc.detail, str):  # e.g. a 503 naming why each version did not load
+            exc.detail = in_repo(exc.detail, context_of(request).repo)
+        if exc.status_code in (204, 304):  # no body allowed
+            return Response(status_code=exc.status_code, headers=headers)
+        if on_v2(request):
+            return v2_error(exc.status_code, _v2_message(exc.detail), headers)
+        return _ErrorResponse({"detail": _short(exc.detail)}, exc.status_code, headers)
+
+    async def invalid_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        detail = validation_errors(exc.errors(), prefix=())
+        if on_v2(request):
+            return v2_error(400, _v2_message(detail))
+        return _ErrorResponse({"detail": _short(detail)}, 422)
+
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+
+
+def _path_in_repo(loaded: LoadedVersion, repo: Path) -> str:
+    try:
+        return loaded.path.relative_to(repo).as_posix()
+    except ValueError:
+        return f"{loaded.model}/{loaded.version}"
+
+
+def in_repo(text: str, repo: Path) -> str:
+    """``text`` with the repository's absolute path left out of the paths it names (an
+    answer does not show the server's filesystem)."""
+    for prefix in dict.fromkeys((str(repo.resolve()), str(repo.absolute()), str(repo))):
+        text = text.replace(prefix + "/", "").replace(prefix, ".")
+    return text
+
+
+def _v2_message(detail: Any) -> str:
+    if isinstance(detail, list):  # pydantic's errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg', '')}"
+            for e in detail[:3]
+            if isinstance(e, dict)
+        )
+    return str(detail)
 
 
 def _scoring_pool() -> ThreadPoolExecutor:
@@ -176,7 +272,8 @@ def _add_v1_routes(app: FastAPI) -> None:
 
         ``repository_id`` (from ``<repo>/repository_id``) lets a client such as
         ``spindle status`` check that this server serves its repository. Versions are strings,
-        as in the V2 protocol and the predict and rank answers.
+        as in the V2 protocol and the predict and rank answers. Paths are within the
+        repository (``<model>/<version>``): the server's filesystem is not shown.
         """
         ctx = context_of(request)
         rows = []
@@ -186,12 +283,12 @@ def _add_v1_routes(app: FastAPI) -> None:
                     {
                         "model": model,
                         "version": str(version),
-                        "path": str(lv.path),
+                        "path": _path_in_repo(lv, ctx.repo),
                         "sha256": lv.runtime.sha256 if lv.runtime else None,
                         "weight": ms.routing.weights.get(version, 0.0),
                         "status": lv.status,
                         "previous": version == ms.routing.previous,
-                        "detail": lv.detail or None,
+                        "detail": in_repo(lv.detail, ctx.repo) or None,
                     }
                 )
         ctx.metrics.requests.labels("versions", "", "").inc()

@@ -3,6 +3,9 @@
 A :class:`ServingState` is immutable once built. The :class:`HotReloader` builds a new one when
 a routing.json or a version's files change and swaps it in under a lock; a request takes the
 current state once and uses it to the end, so a reload never disturbs a request in flight.
+Given the registry's record of each version (``registered``), a version loads only when its
+files are the ones the registry recorded; otherwise it is "failed checksum" like a damaged file,
+and its traffic falls back.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spindle.core import ServingError
+from spindle.serve._integrity import Registered
 from spindle.serve._repository import ROUTING_FILE, Routing, check_model_name, read_routing
 from spindle.serve._runtime import SERVING_FILES, ChecksumMismatch, ModelRuntime
 
@@ -137,14 +141,21 @@ def repo_fingerprint(repo: Path) -> tuple[object, ...]:
     return tuple(parts)
 
 
-def _load_version(model: str, version: int, path: Path, old: LoadedVersion | None) -> LoadedVersion:
+def _load_version(
+    model: str,
+    version: int,
+    path: Path,
+    old: LoadedVersion | None,
+    registered: Registered | None = None,
+) -> LoadedVersion:
     fingerprint = _version_fingerprint(path)
     if old is not None and old.fingerprint == fingerprint:
         return old  # nothing changed on disk: keep the loaded session
     if fingerprint[0] is None:
         return LoadedVersion(model, version, path, "missing", f"{path} does not exist")
     try:
-        runtime = ModelRuntime.load(path)
+        expected = registered(model, version) if registered is not None else None
+        runtime = ModelRuntime.load(path, registered=expected)
         if runtime.model != model or runtime.version != version:
             raise ServingError(
                 f"{path}: the manifest names {runtime.model}@{runtime.version}, "
@@ -159,8 +170,14 @@ def _load_version(model: str, version: int, path: Path, old: LoadedVersion | Non
     return LoadedVersion(model, version, path, "loaded", "", runtime, fingerprint)
 
 
-def load_state(repo: Path, old: ServingState | None = None) -> ServingState:
-    """Build the state of ``repo``, reusing versions of ``old`` whose files did not change."""
+def load_state(
+    repo: Path, old: ServingState | None = None, registered: Registered | None = None
+) -> ServingState:
+    """Build the state of ``repo``, reusing versions of ``old`` whose files did not change.
+
+    With ``registered`` (the registry's content hash of each version), a version whose files
+    are not the ones the registry recorded is not served ("failed checksum").
+    """
     fingerprint = repo_fingerprint(repo)
     models: dict[str, ModelState] = {}
     for directory in _model_dirs(repo):
@@ -180,6 +197,7 @@ def load_state(repo: Path, old: ServingState | None = None) -> ServingState:
                 v,
                 directory / str(v),
                 previous_state.versions.get(v) if previous_state else None,
+                registered,
             )
             for v in _named_versions(routing)
         }
@@ -193,14 +211,19 @@ class HotReloader:
     Args:
         repo: the model repository.
         poll_interval_s: how often the background thread (see :meth:`start`) looks for changes.
+        registered: the registry's content hash of each version (``RegistryHashes``); None
+            verifies the files against their manifests only.
     """
 
-    def __init__(self, repo: Path, poll_interval_s: float = 2.0) -> None:
+    def __init__(
+        self, repo: Path, poll_interval_s: float = 2.0, registered: Registered | None = None
+    ) -> None:
         self.repo = Path(repo)
         self.poll_interval_s = poll_interval_s
+        self.registered = registered
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
-        self._state = load_state(self.repo)
+        self._state = load_state(self.repo, registered=registered)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.reloads = 0
@@ -216,7 +239,7 @@ class HotReloader:
             current = self.state
             if repo_fingerprint(self.repo) == current.fingerprint:
                 return False
-            new = load_state(self.repo, current)  # slow part, outside the swap lock
+            new = load_state(self.repo, current, self.registered)  # slow: outside the swap lock
             with self._lock:
                 self._state = new
             self.reloads += 1

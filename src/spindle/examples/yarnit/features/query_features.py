@@ -33,6 +33,8 @@ def _scores(rows: pa.Table) -> tuple[np.ndarray, np.ndarray]:
         q = query_sets.get(query)
         if q is None:
             q = query_sets[query] = set(query.split())
+        if not q:  # whitespace only: no words, as without a query (no share of none)
+            continue
         if name:
             words = name_sets.get(name)
             if words is None:
@@ -49,7 +51,8 @@ def text(rows: pa.Table) -> pa.Array:
 
 
 def word_overlap(rows: pa.Table) -> pa.Array:
-    """Share of the query's words that appear in the product's name (0 without a query)."""
+    """Share of the query's words that appear in the product's name (0 for a query without
+    words)."""
     return pa.array(_scores(rows)[0])
 
 
