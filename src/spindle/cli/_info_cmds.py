@@ -222,6 +222,8 @@ def serve(
             registry,
             models={name: ws.model_config(name)[0] for name in ws.model_names()},
         ),
+        # a version serves only with the files the registry recorded for it at training
+        registry_url=ws.metadata_url,
         token=token,
         limits=ServingLimits(**cfg.limits.model_dump()),
     )

@@ -27,6 +27,7 @@ from spindle.core import ServingError
 from spindle.features import OnlineStore
 from spindle.serve._context import ServerContext, context_of, require_token
 from spindle.serve._docs import add_docs_route
+from spindle.serve._integrity import RegistryHashes
 from spindle.serve._limits import (
     BoundedBody,
     ServingLimits,
@@ -89,6 +90,7 @@ def create_app(
     latency_budget_ms: float = 100.0,
     token: str | None = None,
     declarations: ServingDeclarations | None = None,
+    registry_url: str | None = None,
     limits: ServingLimits | None = None,
 ) -> FastAPI:
     """Build the serving app for a model repository and an online store.
@@ -111,6 +113,9 @@ def create_app(
             the online store and each model's baselines and retrieval from its versions.
         limits: what one request may hold (body bytes, instances, candidates, string length,
             k); None for :class:`ServingLimits`' defaults.
+        registry_url: the metadata store (``Workspace.metadata_url``): a version serves only
+            when its files are the ones the registry recorded for it (the manifest in the
+            repository alone is not trusted); None checks each version against its manifest.
 
     Raises:
         ServingError: invalid arguments.
@@ -128,7 +133,8 @@ def create_app(
             "online store %s does not exist yet; not ready until it holds rows", online_store
         )
     store = OnlineStore(online_store)
-    reloader = HotReloader(Path(repo), poll_interval_s)
+    registered = RegistryHashes(registry_url) if registry_url is not None else None
+    reloader = HotReloader(Path(repo), poll_interval_s, registered)
     metrics = ServingMetrics(lambda: reloader.state, lambda: reloader.reloads)
     executor = _scoring_pool()
     predictor = Predictor(store, executor, latency_budget_ms, declarations)
