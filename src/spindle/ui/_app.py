@@ -6,13 +6,16 @@ import importlib.util
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
+from starlette.concurrency import run_in_threadpool
 
 import spindle
+from spindle.ui import _actions as actions
 from spindle.ui._compare import compare_view
 from spindle.ui._data import data_view, quarantine_view
 from spindle.ui._features import features_view
@@ -92,12 +95,21 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
     ) -> Response:
         with reading(ws) as ctx:
             context = build(ctx)
-        context |= {"workspace": ws.root, "models_nav": ws.model_names(), "nav": name}
+        context |= {
+            "workspace": ws.root,
+            "models_nav": ws.model_names(),
+            "nav": name,
+            "actions": bool(token),
+        }
         return templates.TemplateResponse(request, f"{name}.html", context)
 
     @app.exception_handler(spindle.SpindleError)
     def spindle_error(request: Request, exc: spindle.SpindleError) -> Response:
-        status = 404 if isinstance(exc, spindle.NotFound) else 400
+        status = 400
+        if isinstance(exc, spindle.NotFound):
+            status = 404
+        elif isinstance(exc, actions.Refused):
+            status = 403
         context = {
             "status": status,
             "message": str(exc),
@@ -150,6 +162,21 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
     @app.get("/models/{model}/{version}", response_class=HTMLResponse)
     def version(request: Request, model: str, version: int) -> Response:
         return page("version", lambda ctx: version_view(ctx, model, version), request)
+
+    async def act(request: Request, model: str, action: Callable[..., dict[str, Any]]) -> Response:
+        form = {k: v[-1] for k, v in parse_qs((await request.body()).decode("utf-8")).items()}
+        actions.check_token(token, form.get("token"))
+        # the action writes (deployment, routing, aliases): run it off the event loop
+        await run_in_threadpool(action, ws, model, form)
+        return RedirectResponse(f"/models/{model}", status_code=303)
+
+    @app.post("/models/{model}/rollback")
+    async def rollback(request: Request, model: str) -> Response:
+        return await act(request, model, actions.rollback)
+
+    @app.post("/models/{model}/route")
+    async def route(request: Request, model: str) -> Response:
+        return await act(request, model, actions.route)
 
     return app
 
