@@ -154,20 +154,23 @@ def catch_up(
 def doctor(
     fix: bool = typer.Option(
         False,
-        help="Mark dead runs failed, abandon orphaned version numbers, resolve pending "
-        "deployments and route serving back to the registry's production.",
+        help="Mark dead runs failed, release orphaned version numbers, resolve pending "
+        "deployments, route serving back to the registry's production, copy damaged "
+        "repository versions back from their artifacts and remove crash leftovers.",
     ),
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Check that the metadata store, the files on disk and serving agree."""
+    """Check that the metadata store, the files on disk (against the registry's checksums) and
+    serving agree, and that no crash left temp files behind."""
     with spindle.Context.open(workspace) as ctx:
         problems = spindle.doctor(ctx, fix=fix)
     if as_json:
         emit_json([p.to_dict() for p in problems])
     elif not problems:
         console.print(
-            "healthy: every artifact exists with its checksum, no run is stuck, serving matches the registry"
+            "healthy: every artifact and served version has the registry's checksums, "
+            "no run or deployment is stuck, serving matches the registry, no crash leftovers"
         )
     else:
         table(

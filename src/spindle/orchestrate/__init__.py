@@ -40,6 +40,7 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._freshness import freshness_report, workspace_now
     from spindle.orchestrate._infra_validation import InfraReport, infra_validate
     from spindle.orchestrate._inspect import lineage_report, serving_check, status_report
+    from spindle.orchestrate._leftovers import Leftover, clean_leftovers, find_leftovers
     from spindle.orchestrate._model_common import (
         LoadedConfig,
         build_training_set,
@@ -49,7 +50,7 @@ if _TYPE_CHECKING:
     )
     from spindle.orchestrate._models_view import model_report, models_report, parse_weights, route
     from spindle.orchestrate._policy import check_served_policies
-    from spindle.orchestrate._push_step import push
+    from spindle.orchestrate._push_step import checked_infra, push
     from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
     from spindle.orchestrate._resources import ResourceMeter
     from spindle.orchestrate._runner import Runner, StepOutcome, current_step_key, is_transient
@@ -71,6 +72,7 @@ _LAZY: dict[str, str] = {
     "Deployed": "spindle.orchestrate._deploy",
     "InProcessExecutor": "spindle.orchestrate._executors",
     "InfraReport": "spindle.orchestrate._infra_validation",
+    "Leftover": "spindle.orchestrate._leftovers",
     "LoadedConfig": "spindle.orchestrate._model_common",
     "PlannedTask": "spindle.orchestrate._fleet",
     "Problem": "spindle.orchestrate._doctor",
@@ -86,8 +88,10 @@ _LAZY: dict[str, str] = {
     "build_training_set": "spindle.orchestrate._model_common",
     "catch_up": "spindle.orchestrate._fleet",
     "check_served_policies": "spindle.orchestrate._policy",
+    "checked_infra": "spindle.orchestrate._push_step",
     "choose_base": "spindle.orchestrate._train_step",
     "current_step_key": "spindle.orchestrate._runner",
+    "clean_leftovers": "spindle.orchestrate._leftovers",
     "day_verdict": "spindle.orchestrate._verdicts",
     "days_between": "spindle.orchestrate._daily",
     "deploy": "spindle.orchestrate._deploy",
@@ -95,6 +99,7 @@ _LAZY: dict[str, str] = {
     "due_models": "spindle.orchestrate._fleet",
     "evaluate_version": "spindle.orchestrate._evaluate_step",
     "export_airflow": "spindle.orchestrate._airflow",
+    "find_leftovers": "spindle.orchestrate._leftovers",
     "freshness_report": "spindle.orchestrate._freshness",
     "infra_validate": "spindle.orchestrate._infra_validation",
     "ingest": "spindle.orchestrate._data_steps",
@@ -146,6 +151,7 @@ __all__ = [
     "Deployed",
     "InProcessExecutor",
     "InfraReport",
+    "Leftover",
     "LoadedConfig",
     "PlannedTask",
     "Problem",
@@ -162,7 +168,9 @@ __all__ = [
     "build_training_set",
     "catch_up",
     "check_served_policies",
+    "checked_infra",
     "choose_base",
+    "clean_leftovers",
     "current_step_key",
     "day_verdict",
     "days_between",
@@ -171,6 +179,7 @@ __all__ = [
     "due_models",
     "evaluate_version",
     "export_airflow",
+    "find_leftovers",
     "freshness_report",
     "infra_validate",
     "ingest",

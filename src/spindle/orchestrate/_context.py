@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spindle.core import Workspace
+from spindle.orchestrate._leftovers import Presence
 from spindle.registry import RegistryReader, open_reader
 
 if TYPE_CHECKING:
@@ -49,6 +50,8 @@ class Context:
     store: MetadataStore
     runner: Runner
     features: FeatureRegistry
+    # held while the context is open: crash leftovers are removed only when no other is
+    presence: Presence | None = None
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Context:
@@ -62,7 +65,12 @@ class Context:
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         _importable(workspace.root)
         store = MetadataStore(workspace.metadata_url)
-        return cls(workspace, store, Runner(store), FeatureRegistry.load(workspace.features_dir))
+        try:
+            features = FeatureRegistry.load(workspace.features_dir)
+        except BaseException:
+            store.close()
+            raise
+        return cls(workspace, store, Runner(store), features, Presence(workspace.state_dir))
 
     @cached_property
     def sources(self) -> dict[str, SourceDeclaration]:
@@ -107,6 +115,8 @@ class Context:
 
     def close(self) -> None:
         self.store.close()
+        if self.presence is not None:
+            self.presence.close()
 
     def __enter__(self) -> Context:
         return self

@@ -10,6 +10,7 @@ from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
+from spindle.orchestrate._leftovers import clean_leftovers
 from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._push_step import push
 from spindle.orchestrate._train_step import train_version
@@ -89,7 +90,10 @@ def run_day(
     whose validation FAILed the gate blocks (a broken holdout can vouch for no model) and the
     run is refused before push (``status`` "refused", a failed ``push`` run with the reason).
     ``progress`` hears the training steps of the model (and of its evaluation's replicas).
+    Crash leftovers (temp files of killed processes) are removed first when no other spindle
+    process is at work in the workspace.
     """
+    clean_leftovers(ctx)
     report = DayReport(model, date)
     step = ["ingest"]  # the step running now, for a refusal raised before the runner records it
     try:

@@ -117,6 +117,7 @@ def serve_models_and_probe(
                 name: ctx.workspace.model_config(name)[0] for name in ctx.workspace.model_names()
             },
         ),
+        registry_url=ctx.workspace.metadata_url,
     )
     with ServerThread(app) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         return {model: _probe(client, ctx, model, day, n_requests) for model in models}

@@ -1,9 +1,11 @@
 """``spindle doctor``: check that the metadata store and the files on disk agree.
 
 After any crash, re-running the pipeline must leave a consistent workspace. The doctor is the
-check: every recorded artifact that names a file exists with its checksum, no run is left
-``running`` without a live process, no version number is reserved and abandoned, no day was
-trained twice, the Delta tables open, and serving routes to what the registry calls production.
+check: every recorded artifact that names a file exists with its checksum, every model version
+(its artifact and its copy in the model repository) holds the files the registry recorded for
+it, no run is left ``running`` without a live process, no version number is reserved and
+abandoned, no day was trained twice, the Delta tables open, no intent is left pending, serving
+routes to what the registry calls production, and no crash left temp files behind.
 """
 
 from __future__ import annotations
@@ -21,10 +23,27 @@ from spindle.core import (
     read_package,
     sha256_file,
     table_exists,
+    verify_package,
 )
 from spindle.orchestrate._context import Context, production_version
-from spindle.orchestrate._deploy import deploy, pending_deployments, resolve_pending
-from spindle.serve import Routing, read_routing
+from spindle.orchestrate._deploy import (
+    deploy,
+    pending_deployments,
+    pending_intent,
+    registered,
+    resolve_pending,
+)
+from spindle.orchestrate._leftovers import clean_leftovers, find_leftovers
+from spindle.orchestrate._model_common import model_dir
+from spindle.registry import DeploymentRecord
+from spindle.serve import (
+    Routing,
+    check_model_name,
+    list_versions,
+    read_routing,
+    restore_version,
+    routing_lock,
+)
 
 
 @dataclass(frozen=True)
@@ -88,7 +107,8 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
                 continue
             if record.status != "ready" or record.artifact_id is None:
                 continue
-            uri = Path(ctx.store.get_artifact(record.artifact_id).uri)
+            artifact = ctx.store.get_artifact(record.artifact_id)
+            uri = Path(artifact.uri)
             manifest_path = manifest_file(uri)
             if not manifest_path.is_file():
                 problems.append(Problem("missing_file", subject, f"{manifest_path} is missing"))
@@ -98,6 +118,16 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
             except ServingError as exc:
                 problems.append(Problem("missing_file", subject, str(exc)))
                 continue
+            if manifest.content_hash != artifact.content_hash:
+                problems.append(
+                    Problem(
+                        "checksum",
+                        subject,
+                        f"{manifest_path}: its checksums hash to {manifest.content_hash}, the "
+                        f"registry recorded {artifact.content_hash} when the version was "
+                        "trained: the version's files were replaced; retrain it as a new version",
+                    )
+                )
             for name, digest in manifest.files.items():
                 file = uri / name
                 if not file.is_file():
@@ -147,6 +177,33 @@ def _check_files(ctx: Context) -> list[Problem]:
     return problems
 
 
+_RERUN = {
+    "push": "spindle push {model} --version {version}{weight}",
+    "route": "spindle route {model} {weights}",
+    "rollback": "spindle rollback {model}",
+}
+
+
+def _rerun_hint(record: DeploymentRecord, ctx: Context) -> str:
+    """How to complete a pending deployment: re-run the command that recorded its intent."""
+    intent = pending_intent(ctx, record)
+    if intent is None or intent.op not in _RERUN:
+        return "`spindle doctor --fix` resolves it"
+    weights = " ".join(f"{v}={w:g}" for v, w in dict(intent.args.get("weights") or {}).items())
+    weight = intent.args.get("weight")
+    command = _RERUN[intent.op].format(
+        model=record.model,
+        version=intent.args.get("version"),
+        weight="" if weight is None else f" --weight {weight:g}",
+        weights=weights,
+    )
+    same = " with the same options" if intent.op == "push" else ""
+    return (
+        f"a `spindle {intent.op}` was interrupted: re-run `{command}`{same} to complete it, "
+        "or `spindle doctor --fix` resolves it"
+    )
+
+
 def _check_serving(ctx: Context, fix: bool) -> list[Problem]:
     problems: list[Problem] = []
     for record in pending_deployments(ctx):
@@ -156,8 +213,8 @@ def _check_serving(ctx: Context, fix: bool) -> list[Problem]:
                 "pending_deployment",
                 f"{record.model} deployment #{record.seq}",
                 f"routing {record.weights} was recorded but never finished (a crash between "
-                f"the registry and routing.json)"
-                + (f"; {outcome}" if outcome else "; `spindle doctor --fix` resolves it"),
+                f"the registry and routing.json); "
+                + (outcome if outcome else _rerun_hint(record, ctx)),
                 fix,
             )
         )
@@ -238,6 +295,8 @@ def _repair(
         ctx,
         model,
         lambda _current: Routing(model, weights, previous),
+        op="fix",
+        args={"weights": {str(v): w for v, w in sorted(weights.items())}, "previous": previous},
         actor="spindle doctor --fix",
         reason=f"routing.json disagreed with the registry: {message}",
     )
@@ -246,17 +305,114 @@ def _repair(
     )
 
 
+def _check_repository(ctx: Context, fix: bool) -> list[Problem]:
+    """Every version in the model repository holds the files the registry recorded for it."""
+    problems: list[Problem] = []
+    repo = ctx.workspace.model_repo
+    known = set(ctx.store.models())
+    hashes = registered(ctx)
+    models = sorted(p.name for p in repo.glob("*") if p.is_dir() and _valid_name(p.name))
+    for model in models:
+        for version in list_versions(repo, model):
+            subject, directory = f"{model}@{version}", repo / model / str(version)
+            try:
+                expected = hashes(model, version) if model in known else None
+            except ServingError as exc:
+                expected, why = None, str(exc)
+            else:
+                why = f"the registry has no model {model!r}"
+            if expected is None:
+                problems.append(
+                    Problem(
+                        "unregistered_version",
+                        subject,
+                        f"{directory} is in the model repository but not a ready version in "
+                        f"the registry ({why}): it never serves; remove the directory",
+                    )
+                )
+                continue
+            try:
+                found = verify_package(
+                    directory, read_package(directory), only_present=True, registered=expected
+                )
+            except ServingError as exc:
+                found = [str(exc)]
+            if found:
+                problems.append(_restore(ctx, model, version, expected, found[0], fix))
+    return problems
+
+
+def _valid_name(model: str) -> bool:
+    try:
+        check_model_name(model)
+    except ServingError:
+        return False
+    return True
+
+
+def _restore(
+    ctx: Context, model: str, version: int, expected: str, found: str, fix: bool
+) -> Problem:
+    """Copy ``model@version`` back into the repository from its artifact (with ``fix``)."""
+    subject = f"{model}@{version}"
+    source = model_dir(ctx, model, version)
+    if not fix:
+        return Problem(
+            "repository_checksum",
+            subject,
+            f"{found}; it does not serve (its traffic falls back); `spindle doctor --fix` "
+            f"copies it back from {source}",
+        )
+    try:
+        with routing_lock(ctx.workspace.model_repo, model):
+            restore_version(source, ctx.workspace.model_repo, registered=expected)
+    except ServingError as exc:
+        return Problem(
+            "repository_checksum",
+            subject,
+            f"{found}; its artifact cannot restore it ({exc}): retrain it as a new version",
+        )
+    return Problem("repository_checksum", subject, f"{found}; copied back from {source}", True)
+
+
+def _check_leftovers(ctx: Context, fix: bool) -> list[Problem]:
+    found = find_leftovers(ctx.workspace)
+    removed = clean_leftovers(ctx) if fix and found else None
+    busy = fix and found and removed is None
+    return [
+        Problem(
+            "leftover",
+            str(leftover.path),
+            leftover.describe()
+            + (
+                "; not removed: another spindle process is at work (run `spindle doctor --fix` "
+                "again once it ends)"
+                if busy
+                else "; removed"
+                if fix
+                else "; the next run or `spindle doctor --fix` removes it"
+            ),
+            bool(fix and not busy),
+        )
+        for leftover in found
+    ]
+
+
 def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
     """Every inconsistency between the metadata store, the files and serving (empty = healthy).
 
     Args:
         fix: repair what is safe to repair: mark dead runs failed, fail abandoned version numbers,
-            finish or abandon deployments a crash left pending, and route serving back to the
-            registry's recorded deployment when routing.json disagrees with it (or is corrupt).
+            finish or abandon deployments a crash left pending, route serving back to the
+            registry's recorded deployment when routing.json disagrees with it (or is corrupt),
+            copy back from its artifact a version whose copy in the model repository is not
+            the registry's, and remove crash leftovers when no other process is at work.
     """
     return [
         *_check_runs(ctx, fix),
         *_check_model_versions(ctx, fix),
         *_check_files(ctx),
+        *_check_repository(ctx, fix),
         *_check_serving(ctx, fix),
+        *_check_leftovers(ctx, fix),
     ]

@@ -18,6 +18,7 @@ from spindle.orchestrate._daily import DayReport, days_between, ingest_and_valid
 from spindle.orchestrate._data_steps import latest_raw_day, raw_data_of_day
 from spindle.orchestrate._estimates import ingest_s, model_run_s
 from spindle.orchestrate._executors import Executor, InProcessExecutor
+from spindle.orchestrate._leftovers import clean_leftovers
 from spindle.orchestrate._verdicts import day_verdict
 
 
@@ -97,6 +98,7 @@ def run_all(
     executor (in-process by default; ``max_parallel`` threads, or Ray tasks). Models beyond the
     capacity are reported as deferred; a model's failure is reported and the others go on.
     """
+    clean_leftovers(ctx)  # before any worker opens a context: crashed runs' temp files
     reports: list[DayReport] = []
     probe = DayReport("*", date)
     ingest_and_validate(ctx, date, probe)  # shared by every model, once
@@ -200,6 +202,7 @@ def catch_up(
     A run never replaces a production version trained for a later day unless ``allow_older``.
     ``progress`` hears ``catch-up``: tasks done of the plan's, and each run's training steps.
     """
+    clean_leftovers(ctx)  # crashed runs' temp files, when no other process is at work
     outcomes: list[dict[str, Any]] = []
     for task in plan.tasks:
         if progress is not None:

@@ -139,7 +139,8 @@ def route(
 
     The versions must be pushed and the weights sum to 1. The routing change and the move of
     ``production`` to the version with the most traffic (``previous`` moves with it) are one
-    recorded deployment.
+    recorded deployment, keyed by its intent: re-running the same route after a crash
+    completes the deployment the crashed one recorded.
 
     Raises:
         ServingError: bad weights or versions that are not in the model repository.
@@ -152,6 +153,8 @@ def route(
         ctx,
         model,
         lambda current: weights_routing(repo, current, weights),
+        op="route",
+        args={"weights": {str(v): float(w) for v, w in sorted(weights.items())}},
         actor="spindle route",
         reason=reason or f"routing { {str(v): w for v, w in sorted(weights.items())} }",
     )

@@ -1,6 +1,7 @@
 """The push step: refuse ungated and older versions, validate the serving infra, copy the
 version into the model repository, and route it and move the production alias as one recorded
-deployment (see ``_deploy``)."""
+deployment (see ``_deploy``). The copy is verified against the registry's record of the version
+and made after the push's intent is recorded, so a rerun after a crash completes the same push."""
 
 from __future__ import annotations
 
@@ -16,12 +17,11 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.orchestrate._context import Context, production_version
-from spindle.orchestrate._deploy import deploy
+from spindle.orchestrate._deploy import deploy, registered
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import LoadedConfig, model_dir
 from spindle.orchestrate._policy import check_push_access
-from spindle.serve import push as push_to_repo
-from spindle.serve import push_routing, read_routing
+from spindle.serve import InstalledVersion, install_version, push_routing, read_routing
 
 if TYPE_CHECKING:
     from spindle.registry import ArtifactRecord
@@ -198,14 +198,23 @@ def push(
     source = model_dir(ctx, model, version)
 
     def run() -> Deployment:
-        result = push_to_repo(source, ctx.workspace.model_repo, weight=weight, route=False)
+        expected = registered(ctx)(model, version)  # what training recorded for the version
+        installed: list[InstalledVersion] = []
+
+        def copy() -> None:  # verified against the registry, idempotent, under the lock
+            installed.append(install_version(source, ctx.workspace.model_repo, registered=expected))
+
         deploy(
             ctx,
             model,
             lambda current: push_routing(current, version, weight),
+            op="push",
+            args={"version": version, "weight": None if weight is None else float(weight)},
             actor=actor,
             reason=f"{why}; older data allowed" if allow_older else why,
+            prepare=copy,
         )
+        result = installed[-1]
         return Deployment(
             model,
             version,

@@ -13,6 +13,7 @@ from spindle.core import (
     Progress,
     ProgressEvent,
     ServingError,
+    SpindleError,
     TrainingError,
     TrainingSet,
     read_package,
@@ -202,16 +203,33 @@ def _train_version(
         plan, scratch, checkpoints, progress=_step_progress(progress, plan), phase=phase
     )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
-    final = model_dir(ctx, cfg.name, version)
-    if final.exists():  # a crashed earlier attempt left it half-registered: versions are immutable
-        shutil.rmtree(final)
-    files = write_version(plan, fitted, version, final)
-    shutil.rmtree(scratch, ignore_errors=True)
-    shutil.rmtree(checkpoints, ignore_errors=True)
-    metrics = fitted.metrics()
-    artifact = ModelVersion(cfg.name, version, str(final), sha256_json(files), date, base, metrics)
-    ctx.store.complete_version(cfg.name, version, artifact)
+    try:
+        final = model_dir(ctx, cfg.name, version)
+        if final.exists():  # a crashed earlier attempt left it half-registered: immutable
+            shutil.rmtree(final)
+        files = write_version(plan, fitted, version, final)
+        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        metrics = fitted.metrics()
+        # the content hash the registry keeps: serving and doctor check copies against it
+        content_hash = sha256_json(files)  # = ModelPackage.content_hash of the manifest
+        artifact = ModelVersion(cfg.name, version, str(final), content_hash, date, base, metrics)
+        ctx.store.complete_version(cfg.name, version, artifact)
+    except BaseException as exc:
+        _release(ctx, cfg.name, version, exc)
+        raise
     return artifact, fitted.result
+
+
+def _release(ctx: Context, model: str, version: int, exc: BaseException) -> None:
+    """Mark the reserved ``version`` failed with why, so no one waits for it (a killed process
+    cannot: ``spindle doctor --fix`` releases those)."""
+    reason = f"released by the failed train step: {type(exc).__name__}: {exc}"
+    try:
+        if ctx.store.get_version(model, version).status == "reserved":
+            ctx.store.fail_version(model, version, reason)
+    except SpindleError as inner:  # the store is down too: doctor --fix releases it later
+        exc.add_note(f"{model}@{version} stays reserved ({inner}); `spindle doctor --fix`")
 
 
 def _step_progress(
