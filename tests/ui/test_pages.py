@@ -114,16 +114,21 @@ def test_the_version_page_shows_lineage_gate_reasons_slices_config_and_resources
 
 
 def test_compare_shows_changed_config_keys_metric_differences_and_feature_pins(
-    ui_url: str,
+    ui_url: str, demo_workspace: Path
 ) -> None:
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        evaluation = ctx.store.latest_artifact("evaluation", model="search_ranker", version=2)
+    assert evaluation is not None
+    scores = evaluation.properties["metrics"]
     page = get(ui_url, "/models/search_ranker/compare?a=1&b=2").text
     assert "Config: changed keys" in page
-    # v2 was evaluated against v1 in production: intervals of the difference are shown
-    assert "the paired bootstrap of the evaluation" in page
+    # v2 was evaluated against v1 in production: both on that holdout, with the interval
+    assert "Both scored on one holdout" in page
     diff = page[page.index('id="metric-diff"') : page.index('id="slice-diff"')]
-    assert re.search(
-        r"<td>ndcg@10</td>(<td class=\"num\">[-0-9.]+</td>){3}\s*<td class=\"num\">\[", diff
-    )
+    a, b = scores["production"]["ndcg@10"], scores["candidate"]["ndcg@10"]
+    row = f'<td>ndcg@10</td><td class="num">{a:.4f}</td><td class="num">{b:.4f}</td>'
+    assert row + f'<td class="num">{b - a:.4f}</td>' in diff
+    assert re.search(re.escape(row) + r".*\s*<td class=\"num\">\[", diff)
     assert "query.text@1" in page
 
 

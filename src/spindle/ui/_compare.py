@@ -92,20 +92,27 @@ def compare_view(ctx: spindle.ReadContext, model: str, query: dict[str, str]) ->
     ctx.store.get_version(model, vb)
     ma, mb = manifest(ctx, model, va), manifest(ctx, model, vb)
     ea, eb = evaluation_report(ctx, model, va), evaluation_report(ctx, model, vb)
-    intervals = _paired_intervals(eb, va, 1.0) or _paired_intervals(ea, vb, -1.0)
+    # (report, system of A, system of B): one holdout when one was evaluated against the
+    # other (the candidate and its production baseline); else each its own candidate scores
+    sides: tuple[tuple[dict[str, Any], str], tuple[dict[str, Any], str]]
+    intervals = _paired_intervals(eb, va, 1.0)
+    if intervals and eb is not None:
+        sides = ((eb, "production"), (eb, "candidate"))
+    elif (intervals := _paired_intervals(ea, vb, -1.0)) and ea is not None:
+        sides = ((ea, "candidate"), (ea, "production"))
+    else:
+        sides = ((ea or {}, "candidate"), (eb or {}, "candidate"))
+    (ra, sys_a), (rb, sys_b) = sides
     overall = _rows(
-        (ea or {}).get("metrics", {}).get("candidate", {}),
-        (eb or {}).get("metrics", {}).get("candidate", {}),
-        intervals,
-        None,
+        ra.get("metrics", {}).get(sys_a, {}), rb.get("metrics", {}).get(sys_b, {}), intervals, None
     )
     metric = primary_metric(ctx, model)
     slices = []
-    sa, sb = (ea or {}).get("slices", {}), (eb or {}).get("slices", {})
+    sa, sb = ra.get("slices", {}), rb.get("slices", {})
     for name in sorted(set(sa) | set(sb)):
         slices += _rows(
-            _only(sa.get(name, {}).get("candidate", {}), metric),
-            _only(sb.get(name, {}).get("candidate", {}), metric),
+            _only(sa.get(name, {}).get(sys_a, {}), metric),
+            _only(sb.get(name, {}).get(sys_b, {}), metric),
             intervals,
             name,
         )
@@ -121,6 +128,7 @@ def compare_view(ctx: spindle.ReadContext, model: str, query: dict[str, str]) ->
         "slices": slices,
         "metric": metric,
         "paired": bool(intervals),
+        "paired_holdout": ra.get("holdout") if intervals else None,
         "holdouts": ((ea or {}).get("holdout"), (eb or {}).get("holdout")),
         "features": [{"ref": f, "a": f in fa, "b": f in fb} for f in sorted(fa | fb)],
     }
