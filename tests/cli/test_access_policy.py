@@ -218,3 +218,105 @@ def test_a_version_is_judged_by_the_team_of_its_model_file(pushed: Path, tmp_pat
 
     with pytest.raises(spindle.FeatureError, match=r"purchase_propensity@1 \(team search\)"):
         check_served_policies(ws, FeatureRegistry.load(ws.features_dir), ws.model_repo)
+
+
+# -- sources: a model's examples.sources, and the features of a view that reads one ------------
+
+
+def _restrict_source(ws: Path, source: str, tags: str, teams: str) -> None:
+    """Give ``sources/<source>.yaml`` the tags and allowed teams (replacing any)."""
+    path = ws / "sources" / f"{source}.yaml"
+    lines = [
+        line
+        for line in path.read_text().splitlines()
+        if not line.startswith(("tags:", "allowed_teams:"))
+    ]
+    path.write_text("\n".join([*lines, f"tags: {tags}", f"allowed_teams: {teams}"]) + "\n")
+
+
+def test_a_restricted_source_in_examples_needs_an_allowed_team(ws: Path) -> None:
+    """search_ranker (team search) reads impressions in its examples only (no view reads it)."""
+    _restrict_source(ws, "impressions", "[PII]", "[growth]")
+    line = _one_line_error(*_cli("train", "search_ranker", "--date", DAY, "-w", str(ws)))
+    assert (
+        "model search_ranker (team search) may not use restricted source(s): "
+        "source impressions (tags pii; allowed teams: growth). Remove them from the model's "
+        "examples.sources, or ask their owners to add team 'search' to `allowed_teams` in "
+        "sources/impressions.yaml." in line
+    )
+    _restrict_source(ws, "impressions", "[PII]", "[growth, search]")
+    with Context.open(ws) as ctx:
+        assert spindle.load_config(ctx, "search_ranker").config.team == "search"
+
+
+def test_allowed_teams_alone_restrict_no_source(ws: Path) -> None:
+    """As for a feature: without a pii/sensitive tag, a source's allowed_teams limit nothing."""
+    _restrict_source(ws, "impressions", "[clickstream]", "[growth]")
+    with Context.open(ws) as ctx:
+        assert spindle.load_config(ctx, "search_ranker").config.team == "search"
+
+
+def test_a_view_reading_a_restricted_source_restricts_its_features(ws: Path) -> None:
+    """Every feature of the user view (which reads users) carries the source's tag; its teams
+    are the source's, kept only where the feature's own allow them too (user.country: growth,
+    search)."""
+    _restrict_source(ws, "users", "[Sensitive]", "[growth, finance]")
+    line = _one_line_error(*_cli("train", "search_ranker", "--date", DAY, "-w", str(ws)))
+    assert "model search_ranker (team search) may not use restricted feature(s): " in line
+    assert "user.country@1 (tags pii, sensitive; allowed teams: growth; from source users)" in line
+    assert "user.purchases_28d@1 (tags sensitive; allowed teams: growth, finance; from " in line
+    assert "`allowed_teams` in the feature's YAML, sources/users.yaml." in line
+    code, out = _cli("features", "list", "--tag", "sensitive", "--json", "-w", str(ws))
+    assert code == 0, out
+    listed = {r["ref"]: r for r in json.loads(out)}
+    assert listed["user.purchases_28d@1"]["allowed_teams"] == ["growth", "finance"]
+    assert listed["user.spend_usd_28d@1"]["allowed_teams"] == ["growth"]  # its own: growth
+    assert not any(ref.startswith(("product.", "query.")) for ref in listed)
+    with Context.open(ws) as ctx:  # team growth may use them all
+        assert spindle.load_config(ctx, "purchase_propensity").config.team == "growth"
+    _restrict_source(ws, "users", "[Sensitive]", "[growth, search]")
+    with Context.open(ws) as ctx:
+        assert spindle.load_config(ctx, "search_ranker").config.team == "search"
+
+
+@pytest.mark.parametrize(
+    ("source", "found"),
+    [
+        ("users", "user.country@1 (tags pii; allowed teams: none; from source users)"),
+        ("searches", "source searches (tags pii; allowed teams: finance)"),
+    ],
+)
+def test_every_door_refuses_a_version_reading_a_restricted_source(
+    pushed: Path, tmp_path: Path, source: str, found: str
+) -> None:
+    """purchase_propensity@1 (team growth) pins user features (view of users) and was trained
+    on examples of searches; then the source's owner allows team finance only: evaluate,
+    push (forced), route and serve refuse it."""
+    root = tmp_path / "ws"
+    shutil.copytree(pushed, root, symlinks=True)
+    _restrict_source(root, source, "[PII]", "[finance]")
+    code, out = _cli(
+        "evaluate", "purchase_propensity", "--version", "1", "--date", DAY, "-w", str(root)
+    )
+    line = _one_line_error(code, out)
+    assert "model purchase_propensity (team growth) may not use restricted" in line
+    assert found in line
+    version = "purchase_propensity@1 (team growth) may not use restricted"
+    code, out = _cli(
+        "push", "purchase_propensity", "--version", "1", "--force", "--reason", "x",
+        "-w", str(root),
+    )  # fmt: skip
+    line = _one_line_error(code, out)
+    assert version in line and found in line and "not pushed" in line
+    line = _one_line_error(*_cli("route", "purchase_propensity", "1=1", "-w", str(root)))
+    assert version in line and found in line and "not routed" in line
+    spindle_bin = str(Path(sys.executable).parent / "spindle")
+    done = subprocess.run(
+        [spindle_bin, "serve", "--port", "0", "-w", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    line = _one_line_error(done.returncode, done.stdout + done.stderr)
+    assert version in line and found in line and "spindle route" in line
+    assert "models/purchase_propensity.yaml (team growth) may not use restricted" in line

@@ -49,6 +49,20 @@ RESTRICTED_TAGS = frozenset({"pii", "sensitive"})
 ``PII`` in a YAML file is ``pii``)."""
 
 
+def source_policy(decl: SourceDeclaration) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """A source's access policy: its restricted tags (``pii``, ``sensitive``, in any case) and
+    the teams allowed to use its rows, or None when it has no restricted tag (``allowed_teams``
+    alone then restricts nothing, as for a feature). A restricted source without
+    ``allowed_teams`` can be used by no team.
+
+    Example:
+        >>> source_policy(load_sources(".")["users"])  # doctest: +SKIP
+        (('pii',), ('growth',))
+    """
+    tags = tuple(t for t in normalised_tags(decl.tags) if t in RESTRICTED_TAGS)
+    return (tags, tuple(decl.allowed_teams or ())) if tags else None
+
+
 def normalised_tags(tags: Iterable[str]) -> tuple[str, ...]:
     """Tags as compared everywhere: stripped, lower case (case-folded), each once, in order.
 
@@ -74,6 +88,8 @@ class FeatureDefinition:
     encoding: EncodingSpec
     sources: tuple[str, ...] = ()
     allowed_teams: tuple[str, ...] = ()
+    """The teams whose models may use it when it is restricted: its own (or its group's),
+    intersected with those of every restricted source its view reads."""
     python: PythonComputation | None = None
     entity: str = ""
     """The view's entity name (empty for request features)."""
@@ -89,6 +105,9 @@ class FeatureDefinition:
     """How the view's SQL runs, where declared (``FeatureView.run``: every, lookback)."""
     request: bool = False
     """True for a request feature: a Python function over request rows."""
+    restricted_sources: tuple[str, ...] = ()
+    """The sources tagged ``pii``/``sensitive`` its view reads: their tags are among its own,
+    and their ``allowed_teams`` bound its own (:func:`source_policy`)."""
 
     def __post_init__(self) -> None:
         # normalised here, once, so that no policy check, filter or listing compares case
@@ -160,6 +179,11 @@ class FeatureRegistry:
     definitions: dict[str, FeatureDefinition]
     feature_views: dict[str, FeatureView] = field(default_factory=dict)
     request_columns: dict[str, dict[str, str]] = field(default_factory=dict)
+    source_policies: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+    """Each restricted source (tagged ``pii``/``sensitive``) by name: its restricted tags
+    and allowed teams, as :func:`source_policy` gives them."""
 
     @classmethod
     def load(
@@ -192,7 +216,8 @@ class FeatureRegistry:
             name: tuple(d.primary_key) or tuple(d.columns) for name, d in declared.items()
         }
         columns = {name: set(d.columns) for name, d in declared.items()}
-        registry = cls({})
+        policies = {name: source_policy(d) for name, d in declared.items()}
+        registry = cls({}, source_policies={n: p for n, p in policies.items() if p is not None})
         problems: list[str] = []
         for path in sorted(folder.glob("*.yaml")):
             try:
@@ -240,7 +265,7 @@ class FeatureRegistry:
         elif group.request is not None:
             self.request_columns[group.group] = dict(group.request.columns)
         for item in group.features:
-            definition, problem = _definition(group, view, item, folder)
+            definition, problem = _definition(group, view, item, folder, self.source_policies)
             if problem is not None:
                 errors.append(problem)
             elif definition.ref in self.definitions:
@@ -290,9 +315,10 @@ class FeatureRegistry:
 
         Raises:
             FeatureError: a pinned feature or version does not exist (lists the known versions),
-                or a feature tagged ``pii``/``sensitive`` (any case) is pinned, or read by a
-                baseline, by a team its policy does not allow (names the feature, its tags, the
-                allowed teams and the fix; see :meth:`check_access`).
+                or a feature tagged ``pii``/``sensitive`` (any case, its own tag or a source's
+                its view reads) is pinned, or read by a baseline, or a source so tagged is in
+                ``examples.sources``, by a team its policy does not allow (names the feature or
+                source, its tags, the allowed teams and the fix; see :meth:`check_access`).
         """
         resolved = []
         for ref in config.features:
@@ -303,42 +329,92 @@ class FeatureRegistry:
                 raise FeatureError(f"model {config.name} pins {ref}, which is not defined ({hint})")
             resolved.append(definition)
         baselines = [b.feature for b in config.baselines if b.feature is not None]
-        self.check_access(f"model {config.name}", config.team, [*config.features, *baselines])
+        self.check_access(
+            f"model {config.name}",
+            config.team,
+            [*config.features, *baselines],
+            config.examples.sources,
+        )
         return resolved
 
     def refused(self, team: str, refs: Iterable[str]) -> list[str]:
         """The restricted features among ``refs`` that ``team`` may not use, one line each.
 
-        A feature tagged ``pii`` or ``sensitive`` (in any case) may be used only by the teams
-        in its ``allowed_teams``; a reference that is not defined is not judged here.
+        A feature tagged ``pii`` or ``sensitive`` (in any case), by itself or through a
+        restricted source its view reads, may be used only by the teams in its
+        ``allowed_teams`` (intersected with the sources'); a reference that is not defined is
+        not judged here.
 
         Example:
             >>> registry.refused("search", ["user.spend_usd_28d@1"])  # doctest: +SKIP
             ['user.spend_usd_28d@1 (tags sensitive; allowed teams: growth)']
         """
-        found = (self.definitions.get(ref) for ref in dict.fromkeys(refs))
-        return [
-            f"{d.ref} (tags {', '.join(d.tags)}; allowed teams: "
-            f"{', '.join(d.allowed_teams) or 'none'})"
-            for d in found
-            if d is not None and d.restricted and team not in d.allowed_teams
-        ]
+        return [_refused_line(d) for d in self._refused_definitions(team, refs)]
 
-    def check_access(self, who: str, team: str, refs: Iterable[str]) -> None:
+    def refused_sources(self, team: str, sources: Iterable[str]) -> list[str]:
+        """The restricted sources among ``sources`` (a model's ``examples.sources``) that
+        ``team`` may not read, one line each (``source users (tags pii; allowed teams:
+        growth)``); a source that is not declared is not judged here."""
+        lines = []
+        for name in dict.fromkeys(sources):
+            policy = self.source_policies.get(name)
+            if policy is not None and team not in policy[1]:
+                tags, teams = policy
+                lines.append(
+                    f"source {name} (tags {', '.join(tags)}; allowed teams: "
+                    f"{', '.join(teams) or 'none'})"
+                )
+        return lines
+
+    def refusal(
+        self, who: str, team: str, refs: Iterable[str], sources: Iterable[str] = ()
+    ) -> str | None:
+        """``<who> (team T) may not use restricted feature(s): ...`` naming what ``team`` may
+        not use among the features ``refs`` and the ``sources`` its examples read; None when
+        it may use them all."""
+        features, data = self.refused(team, refs), self.refused_sources(team, sources)
+        if not features and not data:
+            return None
+        kinds = " and ".join(k for k, v in (("feature(s)", features), ("source(s)", data)) if v)
+        return f"{who} (team {team or 'none'}) may not use restricted {kinds}: " + "; ".join(
+            [*features, *data]
+        )
+
+    def check_access(
+        self, who: str, team: str, refs: Iterable[str], sources: Iterable[str] = ()
+    ) -> None:
         """Refuse ``who`` (``model X``, ``X@3``) of ``team`` the restricted features among
-        ``refs`` its team may not use.
+        ``refs``, and the restricted sources among ``sources`` (its ``examples.sources``), its
+        team may not use.
 
         Raises:
-            FeatureError: one line naming each refused feature, its tags and allowed teams,
-                and the two fixes.
+            FeatureError: one line naming each refused feature and source, its tags and
+                allowed teams, and the fixes (naming each YAML file that would allow the team).
         """
-        refused = self.refused(team, refs)
-        if refused:
-            raise FeatureError(
-                f"{who} (team {team}) may not use restricted feature(s): "
-                f"{'; '.join(refused)}. Remove them from the model's features, or ask the feature "
-                f"owner to add team {team!r} to `allowed_teams` in the feature's YAML."
-            )
+        sources = list(sources)
+        found = self.refusal(who, team, refs, sources)
+        if found is None:
+            return
+        refused = self._refused_definitions(team, refs)
+        inherited = [s for d in refused for s in d.restricted_sources]
+        examples = [
+            s
+            for s in sources
+            if s in self.source_policies and team not in self.source_policies[s][1]
+        ]
+        files = ["the feature's YAML"] if refused else []
+        files += [f"sources/{s}.yaml" for s in dict.fromkeys([*inherited, *examples])]
+        where = " and ".join(
+            k for k, v in (("features", refused), ("examples.sources", examples)) if v
+        )
+        raise FeatureError(
+            f"{found}. Remove them from the model's {where}, or ask their owners to add team "
+            f"{team!r} to `allowed_teams` in {', '.join(files)}."
+        )
+
+    def _refused_definitions(self, team: str, refs: Iterable[str]) -> list[FeatureDefinition]:
+        found = (self.definitions.get(ref) for ref in dict.fromkeys(refs))
+        return [d for d in found if d is not None and d.restricted and team not in d.allowed_teams]
 
     def versions(self, group: str, name: str) -> list[FeatureDefinition]:
         """Every version of one feature, oldest first."""
@@ -364,6 +440,13 @@ class FeatureRegistry:
         """The defined references of ``ref``'s feature (any version), for error messages."""
         qualified = ref.partition("@")[0]
         return sorted(r for r in self.definitions if r.partition("@")[0] == qualified)
+
+
+def _refused_line(d: FeatureDefinition) -> str:
+    """``ref (tags ...; allowed teams: ...[; from source ...])`` of a refused feature."""
+    via = f"; from source {', '.join(d.restricted_sources)}" if d.restricted_sources else ""
+    teams = ", ".join(d.allowed_teams) or "none"
+    return f"{d.ref} (tags {', '.join(d.tags)}; allowed teams: {teams}{via})"
 
 
 def _line_of(path: Path, key: str) -> str:
@@ -439,8 +522,39 @@ def _workspace_sources(features_dir: Path) -> dict[str, SourceDeclaration]:
     return load_sources(features_dir.parent)
 
 
+def _policy(
+    group: GroupYaml,
+    view: FeatureView | None,
+    item: FeatureYaml,
+    source_policies: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """One feature's tags, allowed teams and the restricted sources its view reads.
+
+    Its own tags and ``allowed_teams`` (else its group's); a view's feature also carries the
+    restricted tags of every restricted source the view reads, and its allowed teams are
+    those the sources allow, kept only where the feature allows them too (when it declares
+    teams, or is restricted itself: then it allows only those it names).
+    """
+    declared = item.allowed_teams if item.allowed_teams is not None else group.allowed_teams
+    tags = normalised_tags(item.tags)
+    read = tuple(s for s in (view.sources if view is not None else ()) if s in source_policies)
+    if not read:
+        return tags, tuple(declared), ()
+    own = item.allowed_teams is not None or bool(declared) or bool(RESTRICTED_TAGS & set(tags))
+    teams = list(declared) if own else None
+    for name in read:
+        source_tags, allowed = source_policies[name]
+        tags = normalised_tags([*tags, *source_tags])
+        teams = list(allowed) if teams is None else [t for t in teams if t in allowed]
+    return tags, tuple(teams or ()), read
+
+
 def _definition(
-    group: GroupYaml, view: FeatureView | None, item: FeatureYaml, features_dir: Path
+    group: GroupYaml,
+    view: FeatureView | None,
+    item: FeatureYaml,
+    features_dir: Path,
+    source_policies: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]],
 ) -> tuple[FeatureDefinition, str | None]:
     """Build one definition; return it with the problem that makes it invalid, if any."""
     ref = f"{group.group}.{item.name}@{item.version}"
@@ -452,6 +566,7 @@ def _definition(
     if problem is None and item.python is not None:
         python, problem = parse_python(item.python, features_dir)
         problem = None if problem is None else f"{ref}: {problem}"
+    tags, allowed_teams, restricted_sources = _policy(group, view, item, source_policies)
     definition = FeatureDefinition(
         group=group.group,
         name=item.name,
@@ -459,13 +574,11 @@ def _definition(
         owner=item.owner or group.owner,
         description=item.description,
         dtype=item.dtype,
-        tags=tuple(item.tags),
+        tags=tags,
         sql=item.sql,
         encoding=item.encoding,
         sources=tuple(group.sources),
-        allowed_teams=tuple(
-            item.allowed_teams if item.allowed_teams is not None else group.allowed_teams
-        ),
+        allowed_teams=allowed_teams,
         python=python,
         entity=view.entity if view is not None else "",
         entity_keys=view.keys if view is not None else (),
@@ -474,5 +587,6 @@ def _definition(
         view_sql=view.sql if view is not None else None,
         view_run=view.run if view is not None else (),
         request=view is None,
+        restricted_sources=restricted_sources,
     )
     return definition, problem

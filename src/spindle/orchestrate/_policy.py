@@ -1,12 +1,13 @@
 """Access policies at the doors a trained version goes through: push, routing, the server.
 
 Every load of a model config (train, evaluate, infra validation, speed-check, a daily run)
-checks the policies of the features it pins and its baselines read, on the effective config,
-in :func:`~spindle.orchestrate.load_config` (``FeatureRegistry.resolve``). A version already
-trained is judged here by what its manifest says it reads, against the policies as they are
-now (an owner may have taken a team off a feature since), and by the team of its model file:
-identity is never overridden, and a version's recorded config only stands in for a model file
-that is gone.
+checks the policies of the features it pins and its baselines read, and of the sources its
+examples read, on the effective config, in :func:`~spindle.orchestrate.load_config`
+(``FeatureRegistry.resolve``). A version already trained is judged here by what its manifest
+says it reads (its features, its recorded baselines and ``examples.sources``), against the
+policies as they are now (an owner may have taken a team off a feature or a source since), and
+by the team of its model file: identity is never overridden, and a version's recorded config
+only stands in for a model file that is gone.
 """
 
 from __future__ import annotations
@@ -41,25 +42,30 @@ def model_team(workspace: Workspace, model: str, package: ModelPackage | None = 
 
 def _refusal(workspace: Workspace, registry: FeatureRegistry, directory: Path) -> str | None:
     """``model@V (team T) may not use ...`` when the version in ``directory`` reads (pins, or
-    its recorded baselines read) a restricted feature its team may not use; else None."""
+    its recorded baselines read) a restricted feature, or was trained on examples of a
+    restricted source, its team may not use; else None."""
     package = read_package(directory)
     recorded: Any = package.get("config")
-    baselines = recorded.get("baselines") if isinstance(recorded, dict) else None
+    recorded = recorded if isinstance(recorded, dict) else {}
+    examples = recorded.get("examples")
+    sources = examples.get("sources") if isinstance(examples, dict) else None
     reads = [
         *package.features,
-        *(b["feature"] for b in baselines or [] if isinstance(b, dict) and b.get("feature")),
+        *(
+            b["feature"]
+            for b in recorded.get("baselines") or []
+            if isinstance(b, dict) and b.get("feature")
+        ),
     ]
     team = model_team(workspace, package.model, package)
-    refused = registry.refused(team, reads)
-    if not refused:
-        return None
-    return (
-        f"{package.model}@{package.version} (team {team or 'none'}) may not use restricted "
-        f"feature(s): {'; '.join(refused)}"
-    )
+    who = f"{package.model}@{package.version}"
+    return registry.refusal(who, team, reads, [str(s) for s in sources or []])
 
 
-_ALLOW = "or ask the feature owner to add the team to `allowed_teams` in the feature's YAML"
+_ALLOW = (
+    "or ask the owner to add the team to `allowed_teams` in the feature's YAML (or the "
+    "source's, sources/<name>.yaml)"
+)
 
 
 def _fix(model: str) -> str:
@@ -108,8 +114,9 @@ def check_routing_access(ctx: Context, target: Routing) -> None:
 
 def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo: Path) -> None:
     """Refuse to serve ``repo`` while it routes a version (with traffic, or as the fallback
-    ``previous``) that reads a restricted feature its model's team may not use, or while a
-    model config of ``workspace`` pins one or has a baseline read one.
+    ``previous``) that reads a restricted feature or source its model's team may not use, or
+    while a model config of ``workspace`` pins one, has a baseline read one, or reads one in
+    ``examples.sources``.
 
     Args:
         workspace: the workspace whose model files say each model's team.
@@ -127,12 +134,9 @@ def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo:
     for name in workspace.model_names():
         config = workspace.model_config(name)[0]
         reads = [*config.features, *(b.feature for b in config.baselines if b.feature)]
-        refused = registry.refused(config.team, reads)
-        if refused:
-            problems.append(
-                f"models/{name}.yaml (team {config.team}) may not use restricted feature(s): "
-                f"{'; '.join(refused)}. Remove them from its features, {_ALLOW}"
-            )
+        found = registry.refusal(f"models/{name}.yaml", config.team, reads, config.examples.sources)
+        if found:
+            problems.append(f"{found}. Remove them from its features or examples.sources, {_ALLOW}")
     for model, routing in _routings(repo):
         named = {v for v, w in routing.weights.items() if w > 0}
         named |= {routing.previous} if routing.previous is not None else set()
