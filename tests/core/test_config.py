@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from spindle.core import ConfigError, ModelConfig, TrainingConfig, Workspace, load_yaml_model
 
@@ -69,6 +70,24 @@ def test_identity_fields_are_not_overridable(key: str) -> None:
     assert "edit models/search_ranker.yaml" in message
     config, effective = ws.model_config("search_ranker", ["training.epochs=2"])
     assert config.training.epochs == 2 and effective["team"] == config.team == "search"
+
+
+def test_declared_sql_is_checked_at_load_unless_a_report_runs_none(tmp_path: Path) -> None:
+    """A model's examples SQL reading a file is refused when the config loads; a report that
+    runs no SQL (``spindle status``) may load it without parsing (no DuckDB import)."""
+    import shutil
+
+    ws_dir = tmp_path / "ws"
+    shutil.copytree(EXAMPLE, ws_dir)
+    path = ws_dir / "models" / "search_ranker.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["examples"]["sql"] = "SELECT * FROM read_csv('/etc/passwd')"
+    path.write_text(yaml.safe_dump(data))
+    ws = Workspace.load(ws_dir)
+    with pytest.raises(ConfigError, match=r"examples.sql.*read_csv"):
+        ws.model_config("search_ranker")
+    config, _ = ws.model_config("search_ranker", check_sql=False)
+    assert "read_csv" in config.examples.sql
 
 
 def test_missing_workspace_says_what_to_do(tmp_path: Path) -> None:

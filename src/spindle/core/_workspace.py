@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spindle.core._config import ModelConfig, WorkspaceConfig
+from spindle.core._config import SKIP_SQL_CHECKS, ModelConfig, WorkspaceConfig
 from spindle.core._errors import ConfigError, WorkspaceError
 from spindle.core._yaml import load_yaml_model
 
@@ -126,9 +126,13 @@ class Workspace:
         return refused
 
     def model_config(
-        self, name: str, overrides: list[str] | None = None
+        self, name: str, overrides: list[str] | None = None, *, check_sql: bool = True
     ) -> tuple[ModelConfig, dict[str, object]]:
         """Load ``models/NAME.yaml`` with optional ``KEY=VALUE`` overrides.
+
+        ``check_sql=False`` skips parsing the declared SQL (examples, baselines, candidates)
+        for a report that runs none of it (``spindle status``: DuckDB stays unimported);
+        every run checks it, here and again before it runs.
 
         Returns:
             The validated config and the effective raw dict (what is hashed and recorded).
@@ -145,4 +149,5 @@ class Workspace:
         if not path.is_file():
             known = ", ".join(self.model_names()) or "none"
             raise WorkspaceError(f"no model config {path}; models in this workspace: {known}")
-        return load_yaml_model(path, ModelConfig, overrides)
+        context = None if check_sql else {SKIP_SQL_CHECKS: True}
+        return load_yaml_model(path, ModelConfig, overrides, context)

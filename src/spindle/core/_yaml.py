@@ -130,9 +130,13 @@ def _found(err: Any) -> str:
 
 
 def load_yaml_model(
-    path: str | Path, model: type[M], overrides: list[str] | None = None
+    path: str | Path,
+    model: type[M],
+    overrides: list[str] | None = None,
+    context: dict[str, Any] | None = None,
 ) -> tuple[M, dict[str, Any]]:
-    """Load ``path`` as YAML, apply overrides, validate with ``model``.
+    """Load ``path`` as YAML, apply overrides, validate with ``model`` (and pydantic's
+    validation ``context``).
 
     Returns:
         The validated model and the effective (post-override) raw dict.
@@ -157,7 +161,7 @@ def load_yaml_model(
         )
     effective = apply_overrides(data, overrides)
     try:
-        return model.model_validate(effective), effective
+        return model.model_validate(effective, context=context), effective
     except ValidationError as exc:
         problems = format_validation_error(exc, _line_index(text), overrides, model)
         from_file = [p for p in problems if not p.startswith("--set ")]

@@ -52,7 +52,7 @@ def freshness_report(
     present = now or workspace_now(ctx)
     rows = []
     for model in ctx.workspace.model_names():
-        config, _ = ctx.workspace.model_config(model)
+        config, _ = ctx.workspace.model_config(model, check_sql=False)  # runs no SQL
         version, date = production_date(ctx, model)
         detect_h = Cron(config.schedule.cron).interval_h(present.date())
         retrain_h = (model_run_s(ctx, model) + ingest_s(ctx)) / 3600
