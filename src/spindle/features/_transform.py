@@ -85,9 +85,7 @@ def _dense_matrix(columns: list[pa.ChunkedArray]) -> np.ndarray:
 
 
 def _tensor_type(kind: pa.DataType) -> bool:
-    return bool(
-        pa.types.is_integer(kind) or pa.types.is_float32(kind) or pa.types.is_float64(kind)
-    )
+    return bool(pa.types.is_integer(kind) or pa.types.is_float32(kind) or pa.types.is_float64(kind))
 
 
 @dataclass(frozen=True)
