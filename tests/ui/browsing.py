@@ -115,7 +115,12 @@ def main(argv: list[str]) -> None:
         argv = argv[1:]
     workspace, *paths = argv
     with ServerThread(create_ui_app(workspace)) as server:
-        print(json.dumps(browse(server.url, paths)))
+        report = browse(server.url, paths)
+    print(json.dumps(report), flush=True)
+    # The data page loads delta-rs (its tokio runtime's threads), whose teardown at interpreter
+    # exit once aborted the process ("FATAL: exception not rethrown") after the report was out;
+    # the report is complete here, so leave without the teardown.
+    os._exit(0)
 
 
 if __name__ == "__main__":
