@@ -202,3 +202,34 @@ def test_the_dashboards_present_is_the_orchestrators(demo_workspace: Path) -> No
 
     with spindle.Context.open_reader(demo_workspace) as ctx:
         assert read_at_once(ctx) == workspace_now(ctx)
+
+
+def test_flagged_slices_are_charted_as_observed_over_expected_share(ui_url: str) -> None:
+    from spindle.ui._data import _slices
+
+    assert 'id="no-slice-flag"' in get(ui_url, "/data").text  # the demo flags no slice
+    flagged = [
+        {
+            "date": "2026-01-05",
+            "source": "purchases",
+            "slice": "discounted=True",
+            "expected": 0.2,
+            "observed": 0.05,
+            "kind": "slice_shrunk",
+        },
+        {
+            "date": "2026-01-04",
+            "source": "purchases",
+            "slice": "discounted=True",
+            "expected": 0.2,
+            "observed": 0.1,
+            "kind": "slice_shrunk",
+        },
+        {"date": "2026-01-04", "source": "all", "slice": None, "expected": 2.0, "observed": 0.0},
+    ]
+    figure = _slices(flagged)
+    assert figure is not None
+    (trace,) = figure["data"]
+    assert trace["name"] == "purchases discounted=True"
+    assert trace["x"] == ["2026-01-04", "2026-01-05"]
+    assert trace["y"] == [pytest.approx(0.5), pytest.approx(0.25)]

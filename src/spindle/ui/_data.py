@@ -86,6 +86,23 @@ def _completeness(
     )
 
 
+def _slices(anomalies: list[dict[str, Any]]) -> charts.Figure | None:
+    """Each slice validation flagged (vanished, shrunk, grew): its observed share over the
+    expected one, on the days it was flagged."""
+    series: dict[str, tuple[list[str], list[float | None]]] = {}
+    for a in sorted(anomalies, key=lambda a: a["date"]):
+        if not a.get("slice") or not a.get("expected"):
+            continue
+        days, ratios = series.setdefault(f"{a['source']} {a['slice']}", ([], []))
+        days.append(a["date"])
+        ratios.append(float(a.get("observed") or 0.0) / float(a["expected"]))
+    if not series:
+        return None
+    return charts.lines(
+        "slices flagged by validation: observed share / expected share", series, y_title="ratio"
+    )
+
+
 def _drift(
     tables_dir: Any, days: list[str], source: str | None
 ) -> tuple[charts.Figure | None, list[str]]:
@@ -200,6 +217,7 @@ def data_view(ctx: spindle.ReadContext, query: dict[str, str]) -> dict[str, Any]
             "calendar": calendar(verdicts, until),
             "rows": rows_chart,
             "completeness": _completeness(raw, sources, days),
+            "slices": _slices(anomalies),
             "drift": drift,
         },
     }
