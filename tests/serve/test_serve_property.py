@@ -219,7 +219,7 @@ def _hostile(client: httpx.Client, examples: int) -> None:
 def test_no_generated_request_gets_a_5xx(make_version, repo: Path, serve) -> None:
     push(make_version(1), repo)
     _, client = serve()
-    _hostile(client, examples=300)
+    _hostile(client, examples=1000)
 
 
 @pytest.mark.slow
@@ -227,4 +227,4 @@ def test_no_generated_request_gets_a_5xx_long(make_version, repo: Path, serve) -
     push(make_version(1), repo)
     push(make_version(2, factor=2.0), repo, weight=0.5)
     _, client = serve()
-    _hostile(client, examples=5000)
+    _hostile(client, examples=10_000)
