@@ -19,6 +19,7 @@ from spindle.registry import (
     MetadataStore,
     RegistryReader,
     SQLiteReader,
+    latest_by_version,
     open_reader,
 )
 from spindle.registry._reader import sqlite_file
@@ -359,3 +360,52 @@ def test_the_columns_read_are_those_of_the_orm_schema() -> None:
     for table, columns in COLUMNS.items():
         assert table in Base.metadata.tables, table
         assert set(columns) <= set(Base.metadata.tables[table].columns.keys()), table
+
+
+@pytest.mark.parametrize("implementation", sorted(IMPLEMENTATIONS))
+def test_paths_inside_the_workspace_are_recorded_relative_and_read_resolved(
+    tmp_path: Path, implementation: str
+) -> None:
+    """A store written for the workspace at A and read for its copy at B names B's files."""
+    original, copy = tmp_path / "A", tmp_path / "B"
+    path = tmp_path / "metadata.db"
+    uris = {
+        "inside": (f"{original}/.spindle/artifacts/models/m/1", ".spindle/artifacts/models/m/1"),
+        "root": (str(original), "."),
+        "outside": ("/srv/model_repo/m/1", "/srv/model_repo/m/1"),
+        "scheme": ("s3://bucket/m/1", "s3://bucket/m/1"),
+        "none": ("", ""),
+    }
+    with MetadataStore(f"sqlite:///{path}", root=original) as store:
+        store.reserve_version("m")
+        store.complete_version("m", 1, ModelVersion("m", 1, uris["inside"][0], "h", "2026-01-01"))
+        run = store.start_run("step", "k", inputs=["model:m@1"])
+        others = [Artifact("file", name, uri, name, {}) for name, (uri, _) in uris.items()]
+        store.finish_run(run.id, "succeeded", outputs=others[1:])
+        assert store.get_artifact("model:m@1").uri == uris["inside"][0]
+    with sqlite3.connect(path) as conn:
+        recorded = dict(conn.execute("SELECT id, uri FROM artifacts").fetchall())
+    assert recorded["model:m@1"] == uris["inside"][1]
+    assert [recorded[name] for name in uris if name != "inside"] == [
+        kept for name, (_, kept) in uris.items() if name != "inside"
+    ]
+
+    reader = IMPLEMENTATIONS[implementation](path)
+    reader.root = copy
+    try:
+        expected = {
+            "model:m@1": f"{copy}/.spindle/artifacts/models/m/1",
+            "root": str(copy),
+            "outside": "/srv/model_repo/m/1",
+            "scheme": "s3://bucket/m/1",
+            "none": "",
+        }
+        assert {r.id: r.uri for r in reader.find_artifacts()} == expected
+        assert reader.get_artifact("model:m@1").uri == expected["model:m@1"]
+        latest = reader.latest_artifact("model_version", model="m")
+        assert latest is not None and latest.uri == expected["model:m@1"]
+        graph = reader.lineage("model:m@1")
+        assert {n.id: n.uri for n in [graph.root, *graph.downstream]} == expected
+        assert latest_by_version(reader, "model_version", "m", [1])[1].uri == expected["model:m@1"]
+    finally:
+        reader.close()

@@ -32,6 +32,12 @@ class ReadContext:
     workspace: Workspace
     store: RegistryReader
 
+    def __post_init__(self) -> None:
+        # A reader opened without a root (open_reader(url)) reads this workspace's files:
+        # recorded paths are relative to the workspace, wherever it was copied or moved.
+        if self.store.root is None:
+            self.store.root = self.workspace.root
+
     def close(self) -> None:
         self.store.close()
 
@@ -64,7 +70,7 @@ class Context:
         workspace = Workspace.load(path)
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         _importable(workspace.root)
-        store = MetadataStore(workspace.metadata_url)
+        store = MetadataStore(workspace.metadata_url, root=workspace.root)
         try:
             features = FeatureRegistry.load(workspace.features_dir)
         except BaseException:
@@ -103,7 +109,7 @@ class Context:
         a store that does not exist yet, or another database, through MetadataStore.
         """
         workspace = Workspace.load(path)
-        return ReadContext(workspace, open_reader(workspace.metadata_url))
+        return ReadContext(workspace, open_reader(workspace.metadata_url, root=workspace.root))
 
     def online_store(self) -> OnlineStore:
         """The online store of the workspace's ``online_store_url`` (SQLite by default)."""

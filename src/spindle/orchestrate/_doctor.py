@@ -35,7 +35,7 @@ from spindle.orchestrate._deploy import (
 )
 from spindle.orchestrate._leftovers import clean_leftovers, find_leftovers
 from spindle.orchestrate._model_common import model_dir
-from spindle.registry import DeploymentRecord
+from spindle.registry import DeploymentRecord, moved_root
 from spindle.serve import (
     Routing,
     check_model_name,
@@ -76,6 +76,27 @@ def _check_runs(ctx: Context, fix: bool) -> list[Problem]:
             fix,
         )
         for r in stale
+    ]
+
+
+def _check_moved(ctx: Context, fix: bool) -> list[Problem]:
+    """Absolute paths an older store recorded into the root this workspace was copied from."""
+    root = ctx.workspace.root
+    found = moved_root((r.uri for r in ctx.store.find_artifacts()), root)
+    if found is None:
+        return []
+    old, count = found
+    if fix:
+        ctx.store.relocate(old)
+    return [
+        Problem(
+            "moved_workspace",
+            str(root),
+            f"{count} recorded artifact paths point into {old}, not into this workspace "
+            "(it was copied or moved from there by a spindle that recorded absolute paths); "
+            "run `spindle doctor --fix` to record them relative to the workspace",
+            fix,
+        )
     ]
 
 
@@ -402,13 +423,16 @@ def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
     """Every inconsistency between the metadata store, the files and serving (empty = healthy).
 
     Args:
-        fix: repair what is safe to repair: mark dead runs failed, fail abandoned version numbers,
+        fix: repair what is safe to repair: record relative to the workspace the absolute
+            paths an older store kept into the folder this workspace was copied or moved
+            from, mark dead runs failed, fail abandoned version numbers,
             finish or abandon deployments a crash left pending, route serving back to the
             registry's recorded deployment when routing.json disagrees with it (or is corrupt),
             copy back from its artifact a version whose copy in the model repository is not
             the registry's, and remove crash leftovers when no other process is at work.
     """
     return [
+        *_check_moved(ctx, fix),
         *_check_runs(ctx, fix),
         *_check_model_versions(ctx, fix),
         *_check_files(ctx),

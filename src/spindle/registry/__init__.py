@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING as _TYPE_CHECKING
 from spindle.core import lazy_names as _lazy_names
 
 if _TYPE_CHECKING:
+    from spindle.registry._locations import moved_root
     from spindle.registry._pages import (
         DayStep,
         RunFacets,
@@ -65,6 +66,7 @@ _LAZY: dict[str, str] = {
     "RegistryReader": "spindle.registry._reader",
     "RunRecord": "spindle.registry._records",
     "SQLiteReader": "spindle.registry._sqlite_reader",
+    "moved_root": "spindle.registry._locations",
     "open_reader": "spindle.registry._reader",
 }
 
@@ -92,6 +94,7 @@ __all__ = [
     "artifact_fields",
     "day_steps",
     "latest_by_version",
+    "moved_root",
     "open_reader",
     "run_facets",
     "runs_page",

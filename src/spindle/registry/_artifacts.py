@@ -113,3 +113,15 @@ def matching(
                 yield row
     finally:
         result.close()  # a caller may stop early (latest_artifact)
+
+
+def relocate(session: Session, old_root: str) -> int:
+    """Rewrite the absolute URIs inside ``old_root`` relative to it; return how many changed."""
+    old = old_root.rstrip("/")
+    inside = (ArtifactRow.uri == old) | ArtifactRow.uri.startswith(old + "/", autoescape=True)
+    changed = 0
+    for row in session.scalars(select(ArtifactRow).where(inside)):
+        row.uri = row.uri[len(old) + 1 :] or "."
+        changed += 1
+    session.flush()
+    return changed

@@ -248,7 +248,7 @@ def latest_by_version(
                     f"AND json_extract(properties, '$.version') IN ({marks}) ORDER BY seq"
                 )
                 for row in conn.execute(sql, [kind, model, *chunk]):
-                    record = _artifact(row)
+                    record = _artifact(row, reader.root)
                     out[int(record.properties["version"])] = record  # newest wins
         return out
     for record in reader.find_artifacts(kind, model=model):

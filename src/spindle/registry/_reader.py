@@ -31,7 +31,11 @@ class RegistryReader(Protocol):
     """What the registry knows of models, versions, aliases, artifacts and deployments; no writes.
 
     :class:`MetadataStore` satisfies it; :func:`open_reader` returns the lightest one for a URL.
+    Artifact URIs come back resolved against ``root``, the workspace that opened the store
+    (``_locations``); None returns them as recorded.
     """
+
+    root: Path | None
 
     def models(self) -> list[str]:
         """Names of every model with at least one version, sorted."""
@@ -113,17 +117,19 @@ def sqlite_file(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def open_reader(url: str) -> RegistryReader:
+def open_reader(url: str, *, root: Path | None = None) -> RegistryReader:
     """The lightest reader of the metadata store at ``url``: SQLiteReader, else MetadataStore.
+
+    ``root`` is the workspace whose relative artifact paths are resolved (see MetadataStore).
 
     Raises:
         RegistryError: as :class:`MetadataStore` does, when it is the one opened.
     """
     path = sqlite_file(url)
     if path is not None and path.is_file():
-        reader = SQLiteReader.open(path)
+        reader = SQLiteReader.open(path, root=root)
         if reader is not None:
             return reader
     from spindle.registry._store import MetadataStore  # the full store: SQLAlchemy
 
-    return MetadataStore(url)
+    return MetadataStore(url, root=root)

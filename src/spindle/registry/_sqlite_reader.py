@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import quote
 
 from spindle.core import RegistryError
+from spindle.registry._locations import resolved_uri
 from spindle.registry._not_found import (
     id_prefixes,
     similar_artifacts,
@@ -136,11 +137,12 @@ def _version(row: sqlite3.Row) -> ModelVersionRecord:
     )
 
 
-def _artifact(row: sqlite3.Row) -> ArtifactRecord:
+def _artifact(row: sqlite3.Row, root: Path | None) -> ArtifactRecord:
+    """The record of an artifact row, its URI resolved against the workspace ``root``."""
     return ArtifactRecord(
         id=row["id"],
         kind=row["kind"],
-        uri=row["uri"],
+        uri=resolved_uri(row["uri"], root),
         content_hash=row["content_hash"],
         properties=dict(json.loads(row["properties"])),
         created_at=_created(row["created_at"]),
@@ -192,13 +194,19 @@ class SQLiteReader:
     Open it with :meth:`open` or :func:`open_reader`.
     """
 
-    def __init__(self, connection: sqlite3.Connection, path: Path) -> None:
+    def __init__(
+        self, connection: sqlite3.Connection, path: Path, root: Path | None = None
+    ) -> None:
         self._conn = connection
         self.url = f"sqlite:///{path}"
+        self.root = root
 
     @classmethod
-    def open(cls, path: Path) -> SQLiteReader | None:
-        """A reader of the store file ``path``; None if it lacks a table or column read here."""
+    def open(cls, path: Path, *, root: Path | None = None) -> SQLiteReader | None:
+        """A reader of the store file ``path``; None if it lacks a table or column read here.
+
+        ``root``: the workspace whose relative artifact paths are resolved (as MetadataStore's).
+        """
         uri = f"file:{quote(str(path.resolve()))}?mode=ro"
         try:
             conn = sqlite3.connect(
@@ -207,7 +215,7 @@ class SQLiteReader:
         except sqlite3.Error:
             return None  # the full store opens it, or says why it cannot
         conn.row_factory = sqlite3.Row
-        reader = cls(conn, path)
+        reader = cls(conn, path, root)
         try:
             complete = reader._has_columns()
         except RegistryError:
@@ -338,12 +346,11 @@ class SQLiteReader:
             for row in rows
         ]
 
-    @staticmethod
-    def _artifact_or_raise(conn: sqlite3.Connection, artifact_id: str) -> ArtifactRecord:
+    def _artifact_or_raise(self, conn: sqlite3.Connection, artifact_id: str) -> ArtifactRecord:
         sql = f"SELECT {_ARTIFACT} FROM artifacts WHERE id = ?"
         row = conn.execute(sql, (artifact_id,)).fetchone()
         if row is not None:
-            return _artifact(row)
+            return _artifact(row, self.root)
         for prefix in id_prefixes(artifact_id):
             # as SQLAlchemy's startswith(autoescape=True): LIKE with '/' escaping % and _
             pattern = prefix.replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
@@ -381,7 +388,8 @@ class SQLiteReader:
             def artifacts_of(ids: Sequence[str]) -> dict[str, ArtifactRecord]:
                 marks = ", ".join("?" * len(ids))
                 sql = f"SELECT {_ARTIFACT} FROM artifacts WHERE id IN ({marks})"
-                return {row["id"]: _artifact(row) for row in conn.execute(sql, list(ids))}
+                rows = conn.execute(sql, list(ids))
+                return {row["id"]: _artifact(row, self.root) for row in rows}
 
             root = self._artifact_or_raise(conn, artifact_id)
             return walk_graph(root, direction, max_depth, edges_of, artifacts_of)
@@ -420,7 +428,7 @@ class SQLiteReader:
                 for row in cursor:
                     props = json.loads(row["properties"])
                     if all(k in props and same_value(props[k], v) for k, v in wanted.items()):
-                        yield _artifact(row)
+                        yield _artifact(row, self.root)
             finally:
                 cursor.close()  # a caller may stop at the first match
 

@@ -10,13 +10,14 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
 from spindle.core import RegistryError
-from spindle.registry import _artifacts, _deployments, _lineage, _runs, _versions
+from spindle.registry import _artifacts, _deployments, _lineage, _locations, _runs, _versions
 from spindle.registry._engine import (
     WRITE_OPTION,
     WriteConflict,
@@ -48,6 +49,9 @@ class MetadataStore:
         url: a SQLAlchemy URL: ``sqlite:///path/metadata.db`` (the default of a workspace;
             WAL mode, 30 s busy timeout, parent directory created) or
             ``postgresql+psycopg://user:pass@host/db``. Tables are created if missing.
+        root: the workspace this store serves: artifact paths inside it are recorded relative
+            to it and read back resolved against it, so a copied or moved workspace reads its
+            own files (see ``_locations``). None records and returns URIs as given.
 
     Raises:
         RegistryError: the URL is invalid, its driver is missing or the database is unreachable.
@@ -58,8 +62,9 @@ class MetadataStore:
             version = store.reserve_version("search_ranker", date="2026-01-07")
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, root: Path | None = None) -> None:
         self.url = mask_url(url)
+        self.root = root
         self._engine = create_store_engine(url)
         self._closed = False
         try:
@@ -147,13 +152,19 @@ class MetadataStore:
         def work(session: Session) -> ArtifactRecord:
             if run_id is not None:
                 _runs.run_row(session, run_id)
-            return _artifacts.record_artifact(session, artifact, run_id).to_record()
+            row = _artifacts.record_artifact(session, stored, run_id)
+            return _locations.resolved(row.to_record(), self.root)
 
+        stored = _locations.stored(artifact, self.root)
         return self._write(work)
 
     def get_artifact(self, artifact_id: str) -> ArtifactRecord:
         """Return the artifact ``artifact_id``; NotFound lists similar ids that exist."""
-        return self._read(lambda s: _artifacts.artifact_row(s, artifact_id).to_record())
+        return self._read(
+            lambda s: _locations.resolved(
+                _artifacts.artifact_row(s, artifact_id).to_record(), self.root
+            )
+        )
 
     def find_artifacts(self, kind: str | None = None, **properties: Any) -> list[ArtifactRecord]:
         """Artifacts of ``kind`` whose properties equal every given value, oldest first.
@@ -161,7 +172,10 @@ class MetadataStore:
         Example: ``store.find_artifacts("evaluation", model="search_ranker", version=3)``.
         """
         return self._read(
-            lambda s: [row.to_record() for row in _artifacts.matching(s, kind, properties)]
+            lambda s: [
+                _locations.resolved(row.to_record(), self.root)
+                for row in _artifacts.matching(s, kind, properties)
+            ]
         )
 
     def latest_artifact(self, kind: str, **properties: Any) -> ArtifactRecord | None:
@@ -172,10 +186,19 @@ class MetadataStore:
 
         def work(session: Session) -> ArtifactRecord | None:
             for row in _artifacts.matching(session, kind, properties, newest_first=True):
-                return row.to_record()
+                return _locations.resolved(row.to_record(), self.root)
             return None
 
         return self._read(work)
+
+    def relocate(self, old_root: str) -> int:
+        """Record every absolute artifact path inside ``old_root`` relative to it; the count.
+
+        For a store written before paths were recorded relative to the workspace, whose
+        workspace has since been copied or moved away from ``old_root`` (``spindle doctor
+        --fix``). Idempotent: a second call finds nothing to change.
+        """
+        return self._write(lambda s: _artifacts.relocate(s, old_root))
 
     # --- runs ------------------------------------------------------------------------------
 
@@ -234,9 +257,10 @@ class MetadataStore:
             RegistryError: the status is not final, the run already finished, or an output
                 conflicts with a recorded artifact (then nothing of this call is written).
         """
+        kept = [_locations.stored(output, self.root) for output in outputs]
         return self._write(
             lambda s: _runs.finish(
-                s, run_id, status, outputs=outputs, resources=resources or {}, error=error
+                s, run_id, status, outputs=kept, resources=resources or {}, error=error
             ).to_record()
         )
 
@@ -304,11 +328,12 @@ class MetadataStore:
         ``[n for n in store.lineage(raw_id, direction="downstream").downstream
         if n.kind == "model_version"]``.
         """
-        return self._read(
+        graph = self._read(
             lambda s: _lineage.walk(
                 s, _artifacts.artifact_row(s, artifact_id), direction, max_depth
             )
         )
+        return _locations.resolved_graph(graph, self.root)
 
     # --- model versions --------------------------------------------------------------------
 
@@ -335,7 +360,8 @@ class MetadataStore:
         raises RegistryError (versions are immutable), as does completing a failed version.
         """
 
-        return self._write(lambda s: _versions.complete(s, model, version, artifact))
+        kept = _locations.stored(artifact, self.root)
+        return self._write(lambda s: _versions.complete(s, model, version, kept))
 
     def fail_version(self, model: str, version: int, reason: str) -> None:
         """Mark a reserved version failed; its number is never reused. Failing twice is a no-op.
