@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import wraps
+from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -60,7 +61,8 @@ SetOption = typer.Option(
 
 
 def handles_errors(fn: F) -> F:
-    """Turn SpindleErrors into a clear message and exit code 1 (no traceback)."""
+    """Turn SpindleErrors, and storage failures (a full, read-only or unwritable disk) of any
+    library, into a clear message and exit code 1 (no traceback)."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -75,6 +77,18 @@ def handles_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except spindle.SpindleError as exc:
-            raise fail(exc) from None
+            raise fail(storage_failure(exc, kwargs.get("workspace")) or exc) from None
+        except Exception as exc:  # a library's OSError, sqlite3, DuckDB or delta-rs error
+            translated = storage_failure(exc, kwargs.get("workspace"))
+            if translated is None:
+                raise
+            raise fail(translated) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def storage_failure(exc: Exception, workspace: object = None) -> spindle.StorageError | None:
+    """The StorageError ``exc`` amounts to, naming the workspace (``--workspace``, else the
+    current directory) when it names no path itself; None when ``exc`` is no disk failure."""
+    where = Path(workspace).absolute() if isinstance(workspace, (str, Path)) else Path.cwd()
+    return spindle.storage_error(exc, where)

@@ -68,6 +68,7 @@ if _TYPE_CHECKING:
         SchemaError,
         ServingError,
         SpindleError,
+        StorageError,
         TrainingError,
         TransientError,
         ValidationFailed,
@@ -99,6 +100,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._progress import Progress, ProgressEvent, step_progress, throttled
     from spindle.core._sources import PACKAGE_SCHEME, SourceDeclaration, check_order, load_sources
+    from spindle.core._storage import StorageCheck, storage_error
     from spindle.core._validation import SourceCheck, ValidationConfig, load_validation
     from spindle.core._workspace import WORKSPACE_FILE, Workspace
     from spindle.core._yaml import apply_overrides, load_yaml_model, parse_overrides
@@ -163,6 +165,8 @@ _LAZY: dict[str, str] = {
     "SourceConfig": "spindle.core._config",
     "SourceDeclaration": "spindle.core._sources",
     "SpindleError": "spindle.core._errors",
+    "StorageCheck": "spindle.core._storage",
+    "StorageError": "spindle.core._errors",
     "TableVersion": "spindle.core._artifacts",
     "TrainingConfig": "spindle.core._config",
     "TrainingError": "spindle.core._errors",
@@ -200,6 +204,7 @@ _LAZY: dict[str, str] = {
     "sha256_file": "spindle.core._hashing",
     "sha256_json": "spindle.core._hashing",
     "step_progress": "spindle.core._progress",
+    "storage_error": "spindle.core._storage",
     "throttled": "spindle.core._progress",
     "table_exists": "spindle.core._delta",
     "write_partition": "spindle.core._delta",
@@ -257,6 +262,8 @@ __all__ = [
     "SourceConfig",
     "SourceDeclaration",
     "SpindleError",
+    "StorageCheck",
+    "StorageError",
     "TableVersion",
     "TrainingConfig",
     "TrainingError",
@@ -301,6 +308,7 @@ __all__ = [
     "sha256_file",
     "sha256_json",
     "step_progress",
+    "storage_error",
     "table_exists",
     "throttled",
     "transform_file",

@@ -34,8 +34,11 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno and exc.filename is None:
+            # a failed write names no file; a full disk's error must say which one
+            raise OSError(exc.errno, exc.strerror, str(target)) from exc
         raise
 
 

@@ -122,6 +122,9 @@ class WorkspaceConfig(_Strict):
     # docs/features.md "Online store" for what a redis:// URL needs.
     online_store_url: str | None = None
     model_repo: str | None = None
+    # the free space (MB) every disk spindle writes must keep: a step that would start below
+    # it is refused with one line (docs/operations.md "Disk full or read-only"); 0: no check
+    min_free_mb: int = Field(default=256, ge=0)
     simulation: SimulationConfig = SimulationConfig()
     serving: ServingConfig = ServingConfig()
     demo: DemoConfig | None = None

@@ -16,6 +16,8 @@ boundary. A message says what was expected, what was found, where, and what to d
     │   └── NotFound           an artifact, run, model or version does not exist
     ├── ServingError           a model repository or server problem (checksum, missing file)
     ├── OrchestrationError     a pipeline step failed; names the step and the cause
+    ├── StorageError           a disk is full, read-only or not writable (names the path, the
+    │                          free space on its mount and what to free; see core/_storage.py)
     └── TransientError         worth retrying (a lock, a busy file, a dropped connection)
         └── CommitConflict     another writer committed to the same Delta table first (also a
                                DataError: the write failed, and retrying it is safe)
@@ -89,6 +91,20 @@ class ServingError(SpindleError):
 
 class OrchestrationError(SpindleError):
     """A pipeline step failed."""
+
+
+class StorageError(SpindleError):
+    """A disk spindle writes is full, read-only or not writable by this user.
+
+    Args:
+        message: one line naming the path, the free space on its mount and what to do.
+        read_only: the file system refuses writes (read-only mount, immutable flag,
+            permissions): the metadata store must not be written, or even closed cleanly.
+    """
+
+    def __init__(self, message: str, *, read_only: bool = False) -> None:
+        super().__init__(message)
+        self.read_only = read_only
 
 
 class TransientError(SpindleError):

@@ -6,6 +6,8 @@ a crash would hurt (before, inside and after each step) with :func:`kill_point`;
 work with nothing duplicated or lost. Without the variable the call is a dictionary lookup.
 With ``SPINDLE_KILL_ONCE=<file>`` too, only the first process to reach the point dies (it
 creates the file first): the test of a restart that must get past the point.
+``SPINDLE_PAUSE_AT=<point>`` stops the process there instead (SIGSTOP): the test changes the
+world under it (fills the disk, makes it read-only) and lets it go on with SIGCONT.
 """
 
 from __future__ import annotations
@@ -15,10 +17,14 @@ import signal
 
 KILL_ENV = "SPINDLE_KILL_AT"
 KILL_ONCE_ENV = "SPINDLE_KILL_ONCE"
+PAUSE_ENV = "SPINDLE_PAUSE_AT"
 
 
 def kill_point(name: str) -> None:
-    """SIGKILL this process if ``SPINDLE_KILL_AT`` names ``name`` (no cleanup, like a power cut)."""
+    """SIGKILL this process if ``SPINDLE_KILL_AT`` names ``name`` (no cleanup, like a power cut);
+    SIGSTOP it if ``SPINDLE_PAUSE_AT`` does."""
+    if os.environ.get(PAUSE_ENV) == name:
+        os.kill(os.getpid(), signal.SIGSTOP)
     wanted = os.environ.get(KILL_ENV)
     if wanted and wanted == name:
         marker = os.environ.get(KILL_ONCE_ENV)

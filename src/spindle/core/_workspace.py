@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spindle.core._config import SKIP_SQL_CHECKS, ModelConfig, WorkspaceConfig
 from spindle.core._errors import ConfigError, WorkspaceError
+from spindle.core._storage import StorageCheck
 from spindle.core._yaml import load_yaml_model
 
 WORKSPACE_FILE = "spindle.yaml"
@@ -88,6 +89,22 @@ class Workspace:
     def metadata_url(self) -> str:
         url = self.config.metadata_url
         return url if url else f"sqlite:///{self.state_dir / 'metadata.db'}"
+
+    def storage(self) -> StorageCheck:
+        """The directories this workspace writes (state_dir, the model repository, SQLite
+        stores elsewhere) and its free-space floor (``min_free_mb``), to check before writing."""
+        paths = [self.state_dir, self.model_repo]
+        files: list[Path] = []
+        for url in (self.metadata_url, self.online_store_url):
+            if url.startswith("sqlite:///") and "mode=memory" not in url:
+                database = Path(url.removeprefix("sqlite:///").split("?")[0]).expanduser()
+                if database.name not in ("", ":memory:"):
+                    paths.append(database.parent)
+                    files += [
+                        database.with_name(database.name + end) for end in ("", "-wal", "-shm")
+                    ]
+        unique = list(dict.fromkeys(p.absolute() for p in paths))
+        return StorageCheck(unique, self.config.min_free_mb, tuple(files))
 
     @property
     def features_dir(self) -> Path:

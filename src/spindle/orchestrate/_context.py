@@ -68,6 +68,10 @@ class Context:
         from spindle.registry import MetadataStore
 
         workspace = Workspace.load(path)
+        storage = workspace.storage()
+        # before SQLite maps its WAL index: writing that map on a file system that refuses
+        # writes kills the process with SIGBUS instead of raising (core/_storage.py)
+        storage.writable()
         workspace.state_dir.mkdir(parents=True, exist_ok=True)
         _importable(workspace.root)
         store = MetadataStore(workspace.metadata_url, root=workspace.root)
@@ -76,7 +80,8 @@ class Context:
         except BaseException:
             store.close()
             raise
-        return cls(workspace, store, Runner(store), features, Presence(workspace.state_dir))
+        runner = Runner(store, storage=storage)
+        return cls(workspace, store, runner, features, Presence(workspace.state_dir))
 
     @cached_property
     def sources(self) -> dict[str, SourceDeclaration]:

@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from spindle.core import GateBlocked, Progress, SpindleError, ValidationFailed
+from spindle.core import GateBlocked, Progress, SpindleError, StorageError, ValidationFailed
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._data_steps import DayIngest, ingest, validate
 from spindle.orchestrate._evaluate_step import evaluate_version
@@ -108,8 +108,13 @@ def run_day(
         refused = isinstance(exc, (ValidationFailed, GateBlocked))
         report.status = "refused" if refused else "failed"
         report.failed_step = step[0]
+        if isinstance(exc, StorageError) and exc.read_only:
+            return report  # the store must not be written on a read-only disk (SIGBUS)
         if not ctx.runner.recorded(exc):
-            ctx.runner.record_refusal(step[0], exc, model=model, date=date)
+            try:
+                ctx.runner.record_refusal(step[0], exc, model=model, date=date)
+            except SpindleError as inner:  # a full disk refuses this write too: say the cause
+                exc.add_note(f"not recorded: {inner}")
     report.serving_version = production_version(ctx, model)
     return report
 

@@ -5,6 +5,11 @@ idempotency key from (step, model, date, input identities, config hash); when a 
 with that key exists, the recorded outputs are rebuilt and returned without running the step
 again. Otherwise it records a ``running`` run, calls the step, and records outputs, lineage
 edges (input → output), timings and resources in one transaction — or the failure and its error.
+
+Given the workspace's :class:`~spindle.core.StorageCheck`, the runner refuses a step before it
+writes anything when a directory it writes is read-only or its disk is below ``min_free_mb``,
+and records a step that failed on a full or read-only disk as a ``StorageError`` (one line naming
+the path and what to free) instead of the library's own exception.
 """
 
 from __future__ import annotations
@@ -16,7 +21,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from spindle.core import SpindleError, TransientError, artifact_from_fields, kill_point, sha256_json
+from spindle.core import (
+    SpindleError,
+    StorageCheck,
+    StorageError,
+    TransientError,
+    artifact_from_fields,
+    kill_point,
+    sha256_json,
+)
 from spindle.orchestrate._resources import ResourceMeter
 from spindle.registry import MetadataStore
 
@@ -103,9 +116,15 @@ class Runner:
     """Runs steps and records them in a metadata store."""
 
     def __init__(
-        self, store: MetadataStore, *, max_attempts: int = 3, backoff_s: float = 0.5
+        self,
+        store: MetadataStore,
+        *,
+        max_attempts: int = 3,
+        backoff_s: float = 0.5,
+        storage: StorageCheck | None = None,
     ) -> None:
         self.store = store
+        self.storage = storage
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.history: list[tuple[str, StepOutcome[Any]]] = []
@@ -174,6 +193,8 @@ class Runner:
                 "identity": identity,
             }
         )
+        if self.storage is not None:  # before the store is touched: see core/_storage.py
+            self.storage.writable()
         done = self.store.find_succeeded_run(key)
         if done is not None:
             artifacts = [self._load(a) for a in done.outputs]
@@ -185,6 +206,8 @@ class Runner:
             outcome = StepOutcome(value, True, done.id, dict(done.resources))
             self.history.append((step, outcome))
             return outcome
+        if self.storage is not None:
+            self.storage.enough_space()
         for attempt in range(1, self.max_attempts + 1):
             try:
                 return self._attempt(step, fn, key, model, date, config_hash, inputs, params)
@@ -220,15 +243,19 @@ class Runner:
         try:
             result = fn()
         except BaseException as exc:
-            resources = meter.result()
-            message = f"{type(exc).__name__}: {exc}"
-            if is_transient(exc):
+            failure = self._translated(exc)
+            message = f"{type(failure).__name__}: {failure}"
+            if failure is not exc:  # the run's record keeps what the library said, too
+                message += f" (from {type(exc).__name__}: {exc})"
+            if is_transient(failure):
                 message = "transient (retried): " + message
-            elif not isinstance(exc, SpindleError):
+            elif not isinstance(failure, SpindleError):
                 message += "\n" + "".join(traceback.format_exception(exc)[-3:])
-            self.store.finish_run(record.id, "failed", resources=resources, error=message)
-            self._remember(exc)
-            raise
+            self._record_failure(record.id, failure, meter.result(), message)
+            self._remember(failure)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             _CURRENT_KEY.reset(token)
         resources = meter.result() | _work_metrics(result)
@@ -240,6 +267,24 @@ class Runner:
         outcome = StepOutcome(result, False, record.id, resources)
         self.history.append((step, outcome))
         return outcome
+
+    def _translated(self, exc: BaseException) -> BaseException:
+        """``exc``, or the StorageError it amounts to (a full, read-only or unwritable disk)."""
+        if self.storage is None or not isinstance(exc, Exception):
+            return exc
+        return self.storage.translate(exc) or exc
+
+    def _record_failure(
+        self, run_id: str, failure: BaseException, resources: dict[str, float], message: str
+    ) -> None:
+        if isinstance(failure, StorageError) and failure.read_only:
+            # writing the store on a file system that refuses writes may SIGBUS the process;
+            # the run stays "running" until `spindle doctor --fix` marks it failed
+            return
+        try:
+            self.store.finish_run(run_id, "failed", resources=resources, error=message)
+        except SpindleError as inner:  # a full disk may refuse this write too: keep the cause
+            failure.add_note(f"run {run_id} stays 'running' ({inner}); `spindle doctor --fix`")
 
     def _load(self, artifact_id: str) -> Any:
         record = self.store.get_artifact(artifact_id)

@@ -19,6 +19,7 @@ from spindle.core import (
     read_package,
     sha256_json,
     step_progress,
+    storage_error,
 )
 from spindle.orchestrate._context import Context, production_before
 from spindle.orchestrate._model_common import (
@@ -225,6 +226,10 @@ def _release(ctx: Context, model: str, version: int, exc: BaseException) -> None
     """Mark the reserved ``version`` failed with why, so no one waits for it (a killed process
     cannot: ``spindle doctor --fix`` releases those)."""
     reason = f"released by the failed train step: {type(exc).__name__}: {exc}"
+    failure = storage_error(exc, ctx.workspace.state_dir)
+    if failure is not None and failure.read_only:  # writing the store now may SIGBUS
+        exc.add_note(f"{model}@{version} stays reserved (read-only disk); `spindle doctor --fix`")
+        return
     try:
         if ctx.store.get_version(model, version).status == "reserved":
             ctx.store.fail_version(model, version, reason)

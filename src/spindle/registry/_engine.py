@@ -6,10 +6,16 @@ and repeatable reads); a write transaction begins with ``BEGIN IMMEDIATE`` so th
 write lock before its first read, which makes read-then-write sequences (the next version
 number, the current alias) serialisable across processes instead of failing late with
 ``database is locked``.
+
+A SQLite store on a full, read-only or unwritable disk raises ``StorageError`` (one line naming
+the file, the free space on its mount and what to do), not a hint about a database server.
 """
 
 from __future__ import annotations
 
+import ctypes
+import errno
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +33,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.pool import StaticPool
 
-from spindle.core import RegistryError
+from spindle.core import RegistryError, StorageError, storage_error
 
 BUSY_TIMEOUT_MS = 30_000
 WRITE_OPTION = "spindle_write"
@@ -94,6 +100,47 @@ def _create(url: str, masked: str, **options: Any) -> Engine:
         raise RegistryError(f"metadata URL {masked} is invalid: {exc}") from exc
 
 
+def _unwritable(engine: Engine) -> Path | None:
+    """The SQLite store's directory or file that can no longer be written, if one cannot."""
+    if engine.url.get_backend_name() != "sqlite" or _is_memory(engine.url):
+        return None
+    path = Path(str(engine.url.database)).expanduser()
+    for target in (path.parent, path, Path(f"{path}-shm")):
+        if target.exists() and not os.access(target, os.W_OK):
+            return target
+    return None
+
+
+def ensure_writable(engine: Engine) -> None:
+    """Raise StorageError before a transaction on a SQLite store that can no longer be written.
+
+    Even a read writes SQLite's WAL index, a shared memory map (``-shm``): on a file system
+    that refuses writes (remounted read-only, made immutable while the process ran) that write
+    kills the process with SIGBUS, so the store is checked first (three ``access`` calls).
+    """
+    target = _unwritable(engine)
+    if target is not None:
+        code = errno.EROFS if _read_only(target) else errno.EACCES
+        raise storage_error(OSError(code, os.strerror(code), str(target))) or StorageError(
+            f"cannot write {target}", read_only=True
+        )
+
+
+def close_engine(engine: Engine) -> None:
+    """Close every pooled connection, unless the SQLite file can no longer be written.
+
+    Closing the last connection checkpoints the WAL through its index, a shared memory map
+    (``-shm``); once the file system refuses writes (remounted read-only, made immutable while
+    the process ran) a write to that map kills the process with SIGBUS. Such an engine is kept
+    open on purpose until the process ends, when the kernel drops it without writing.
+    """
+    if _unwritable(engine) is not None:
+        # an extra reference: the interpreter's exit must not free (and close) it either
+        ctypes.pythonapi.Py_IncRef(ctypes.py_object(engine))
+        return
+    engine.dispose()
+
+
 def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     def on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN, see on_begin
@@ -114,8 +161,49 @@ def _configure_sqlite(engine: Engine, *, wal: bool) -> None:
     event.listen(engine, "begin", on_begin)
 
 
-def _hint(message: str) -> str:
+def _sqlite_file(masked_url: str) -> Path | None:
+    if not masked_url.startswith("sqlite:///"):
+        return None
+    database = masked_url.removeprefix("sqlite:///").split("?")[0]
+    return None if database in ("", ":memory:") else Path(database).expanduser()
+
+
+def _storage_failure(masked_url: str, message: str) -> StorageError | None:
+    """The StorageError of a SQLite store's failure on a full or read-only disk, else None."""
+    database = _sqlite_file(masked_url)
     text = message.lower()
+    if database is None:
+        return None
+    # "disk I/O error" is also what SQLite says when it cannot grow its WAL index on a full disk
+    full = "disk is full" in text or ("disk i/o error" in text and _free_bytes(database) < 2**20)
+    if full:
+        return storage_error(OSError(errno.ENOSPC, "database or disk is full", str(database)))
+    if "readonly" in text or "read-only" in text:
+        read_only_mount = _read_only(database.parent)
+        code = errno.EROFS if read_only_mount else errno.EACCES
+        return storage_error(OSError(code, "attempt to write a readonly database", str(database)))
+    return None
+
+
+def _free_bytes(path: Path) -> int:
+    try:
+        stats = os.statvfs(path.parent)
+    except OSError:
+        return 2**62
+    return stats.f_bavail * stats.f_frsize
+
+
+def _read_only(path: Path) -> bool:
+    try:
+        return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
+
+
+def _hint(message: str, masked_url: str = "") -> str:
+    text = message.lower()
+    if _sqlite_file(masked_url) is not None and ("disk" in text or "full" in text):
+        return "the disk holding the SQLite file is failing; check `dmesg` and free space there"
     if "locked" in text or "busy" in text:
         return (
             f"another process held the write lock for longer than {BUSY_TIMEOUT_MS // 1000} s; "
@@ -125,6 +213,10 @@ def _hint(message: str) -> str:
         return "check that the file's directory exists and is writable by this user"
     if "no such table" in text or "no such column" in text or "does not exist" in text:
         return "the database was made by another spindle version or is not a spindle store"
+    if "disk is full" in text or "no space left" in text:
+        return "the database server's disk is full: free space there"
+    if masked_url.startswith("sqlite"):
+        return "check metadata_url in spindle.yaml and that its file is a SQLite database"
     return "check metadata_url in spindle.yaml and that the database server is reachable"
 
 
@@ -145,10 +237,11 @@ def translate_errors(masked_url: str) -> Iterator[None]:
             f"metadata store {masked_url}: a concurrent write conflicted ({exc.orig}); retry"
         ) from exc
     except OperationalError as exc:
-        raise RegistryError(
-            f"metadata store {masked_url} is unavailable: {exc.orig}; {_hint(str(exc.orig))}"
+        raise _storage_failure(masked_url, str(exc.orig)) or RegistryError(
+            f"metadata store {masked_url} is unavailable: {exc.orig}; "
+            f"{_hint(str(exc.orig), masked_url)}"
         ) from exc
     except DBAPIError as exc:
-        raise RegistryError(
-            f"metadata store {masked_url} failed: {exc.orig}; {_hint(str(exc.orig))}"
+        raise _storage_failure(masked_url, str(exc.orig)) or RegistryError(
+            f"metadata store {masked_url} failed: {exc.orig}; {_hint(str(exc.orig), masked_url)}"
         ) from exc

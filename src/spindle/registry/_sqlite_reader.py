@@ -8,6 +8,7 @@ against the ORM schema by tests/registry/test_registry_reader.py).
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 from collections.abc import Generator, Iterator, Sequence
@@ -208,6 +209,11 @@ class SQLiteReader:
         ``root``: the workspace whose relative artifact paths are resolved (as MetadataStore's).
         """
         uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+        wal = Path(f"{path}-wal")
+        if not os.access(path.parent, os.W_OK) and not (wal.exists() and wal.stat().st_size):
+            # a read-only or immutable directory: SQLite cannot make the WAL index (-shm) even
+            # to read, and nothing can change the file there, so it is read as immutable
+            uri += "&immutable=1"
         try:
             conn = sqlite3.connect(
                 uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False

@@ -21,7 +21,9 @@ from spindle.registry import _artifacts, _deployments, _lineage, _locations, _ru
 from spindle.registry._engine import (
     WRITE_OPTION,
     WriteConflict,
+    close_engine,
     create_store_engine,
+    ensure_writable,
     mask_url,
     translate_errors,
 )
@@ -70,7 +72,7 @@ class MetadataStore:
         try:
             self._create_tables()
         except BaseException:
-            self._engine.dispose()
+            close_engine(self._engine)
             raise
 
     def __repr__(self) -> str:
@@ -90,7 +92,7 @@ class MetadataStore:
     def close(self) -> None:
         """Close every pooled connection. The store cannot be used afterwards."""
         self._closed = True
-        self._engine.dispose()
+        close_engine(self._engine)  # not on a disk that refuses writes: see close_engine
 
     def _create_tables(self) -> None:
         # Two processes opening a new PostgreSQL store at once may both try to create a
@@ -110,6 +112,7 @@ class MetadataStore:
     def _session(self, *, write: bool = False) -> Iterator[Session]:
         if self._closed:
             raise RegistryError(f"metadata store {self.url} is closed; open a new MetadataStore")
+        ensure_writable(self._engine)  # before SQLite touches its WAL index: SIGBUS otherwise
         with translate_errors(self.url), self._engine.connect() as conn:
             if write:
                 conn.execution_options(**{WRITE_OPTION: True})
