@@ -320,3 +320,21 @@ def test_every_door_refuses_a_version_reading_a_restricted_source(
     line = _one_line_error(done.returncode, done.stdout + done.stderr)
     assert version in line and found in line and "spindle route" in line
     assert "models/purchase_propensity.yaml (team growth) may not use restricted" in line
+
+
+def test_a_candidate_retrieval_over_a_restricted_view_needs_an_allowed_team(ws: Path) -> None:
+    """search_ranker's serving.candidates reads the product view's online rows: a restricted
+    product feature (pinned or not) refuses a team its policy does not allow, naming
+    serving.candidates as where the model reads it."""
+    path = ws / "features" / "product.yaml"
+    lines = path.read_text().splitlines()
+    at = lines.index("  - name: name_word_count")  # not pinned by search_ranker
+    lines[at + 1 : at + 1] = ["    tags: [sensitive]", "    allowed_teams: [growth]"]
+    path.write_text("\n".join(lines) + "\n")
+    line = _one_line_error(*_cli("train", "search_ranker", "--date", DAY, "-w", str(ws)))
+    assert "model search_ranker (team search)" in line
+    assert "product.name_word_count@1 (tags sensitive; allowed teams: growth)" in line
+    assert "serving.candidates (its retrieval reads view product)" in line
+    refused = pytest.raises(spindle.FeatureError, match=r"name_word_count@1.*serving.candidates")
+    with Context.open(ws) as ctx, refused:
+        check_served_policies(ctx.workspace, ctx.features, ctx.workspace.model_repo)

@@ -335,7 +335,20 @@ class FeatureRegistry:
             [*config.features, *baselines],
             config.examples.sources,
         )
+        candidates = config.serving.candidates
+        if candidates is not None:
+            self.check_access(
+                f"model {config.name}",
+                config.team,
+                self.features_of_view(candidates.view),
+                via=f"serving.candidates (its retrieval reads view {candidates.view})",
+            )
         return resolved
+
+    def features_of_view(self, view: str) -> list[str]:
+        """Every feature of ``view`` (its online rows hold them all: a candidate retrieval
+        over the view reads them, so the access policies judge them as read)."""
+        return sorted(d.ref for d in self.definitions.values() if d.group == view)
 
     def refused(self, team: str, refs: Iterable[str]) -> list[str]:
         """The restricted features among ``refs`` that ``team`` may not use, one line each.
@@ -381,11 +394,18 @@ class FeatureRegistry:
         )
 
     def check_access(
-        self, who: str, team: str, refs: Iterable[str], sources: Iterable[str] = ()
+        self,
+        who: str,
+        team: str,
+        refs: Iterable[str],
+        sources: Iterable[str] = (),
+        *,
+        via: str = "features",
     ) -> None:
         """Refuse ``who`` (``model X``, ``X@3``) of ``team`` the restricted features among
         ``refs``, and the restricted sources among ``sources`` (its ``examples.sources``), its
-        team may not use.
+        team may not use; ``via`` names where the model reads ``refs`` (its ``features``, or
+        the ``serving.candidates`` that reads a whole view), for the fix.
 
         Raises:
             FeatureError: one line naming each refused feature and source, its tags and
@@ -404,9 +424,7 @@ class FeatureRegistry:
         ]
         files = ["the feature's YAML"] if refused else []
         files += [f"sources/{s}.yaml" for s in dict.fromkeys([*inherited, *examples])]
-        where = " and ".join(
-            k for k, v in (("features", refused), ("examples.sources", examples)) if v
-        )
+        where = " and ".join(k for k, v in ((via, refused), ("examples.sources", examples)) if v)
         raise FeatureError(
             f"{found}. Remove them from the model's {where}, or ask their owners to add team "
             f"{team!r} to `allowed_teams` in {', '.join(files)}."

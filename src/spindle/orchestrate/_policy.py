@@ -49,6 +49,9 @@ def _refusal(workspace: Workspace, registry: FeatureRegistry, directory: Path) -
     recorded = recorded if isinstance(recorded, dict) else {}
     examples = recorded.get("examples")
     sources = examples.get("sources") if isinstance(examples, dict) else None
+    serving = recorded.get("serving")
+    candidates = serving.get("candidates") if isinstance(serving, dict) else None
+    view = candidates.get("view") if isinstance(candidates, dict) else None
     reads = [
         *package.features,
         *(
@@ -56,6 +59,7 @@ def _refusal(workspace: Workspace, registry: FeatureRegistry, directory: Path) -
             for b in recorded.get("baselines") or []
             if isinstance(b, dict) and b.get("feature")
         ),
+        *(registry.features_of_view(view) if isinstance(view, str) else []),
     ]
     team = model_team(workspace, package.model, package)
     who = f"{package.model}@{package.version}"
@@ -134,9 +138,13 @@ def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo:
     for name in workspace.model_names():
         config = workspace.model_config(name)[0]
         reads = [*config.features, *(b.feature for b in config.baselines if b.feature)]
+        if config.serving.candidates is not None:  # its retrieval reads the whole view
+            reads += registry.features_of_view(config.serving.candidates.view)
         found = registry.refusal(f"models/{name}.yaml", config.team, reads, config.examples.sources)
         if found:
-            problems.append(f"{found}. Remove them from its features or examples.sources, {_ALLOW}")
+            problems.append(
+                f"{found}. Remove them from its features, examples.sources or serving.candidates view, {_ALLOW}"
+            )
     for model, routing in _routings(repo):
         named = {v for v, w in routing.weights.items() if w > 0}
         named |= {routing.previous} if routing.previous is not None else set()
