@@ -36,7 +36,7 @@ from spindle.train._batches import ParquetBatches
 from spindle.train._head import served_output
 from spindle.train._protocol import ParquetData, TorchTrainer
 from spindle.train._spec import InputSpec, check_inputs
-from spindle.train._train import TrainResult, train_from_parquet, train_model
+from spindle.train._train import TrainResult, train_model
 
 _PREFIX = "net."
 _CHECK_ROWS = 8
@@ -267,20 +267,10 @@ class CustomTrainer:
         if inputs:
             rows = check_inputs(inputs, spec)  # the stream checks every chunk the same way
             check_output(CustomModel(spec, config), spec, inputs, rows)
-        result = train_from_parquet(
-            data.path,
-            data.encode,
-            spec,
-            config,
-            out_dir,
-            checkpoint_dir=checkpoint_dir,
-            data_id=data.data_id,
-            base_weights=base_dir,
-            buffer_rows=data.buffer_rows,
-            columns=data.columns,
+        result = TorchTrainer(config).train_stream(  # the same streamed recipe
+            data, spec, config, out_dir, checkpoint_dir=checkpoint_dir, base_dir=base_dir,
             progress=progress,
-            weight_column=data.weight_column,
-        )
+        )  # fmt: skip
         return _with_note(result, config)
 
     def predict(self, out_dir: Path, inputs: dict[str, np.ndarray]) -> np.ndarray:
