@@ -53,3 +53,35 @@ def test_the_cli_loads_no_dashboard_library_until_spindle_ui_runs() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def test_spindle_ui_takes_its_token_from_a_file(demo_workspace: Path, tmp_path: Path) -> None:
+    """``--token-file`` (as ``spindle serve``'s) turns the actions on; a file with no token is a
+    one-line error before anything listens."""
+    empty = tmp_path / "empty.token"
+    empty.write_text("\n")
+    refused = subprocess.run(
+        [SPINDLE, "ui", "--port", "0", "--token-file", str(empty), "-w", str(demo_workspace)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode == 1 and "expected one token" in refused.stdout + refused.stderr
+    token = tmp_path / "ui.token"
+    token.write_text("s3cret-token\n")
+    proc = subprocess.Popen(
+        [SPINDLE, "ui", "--port", "0", "--token-file", str(token), "-w", str(demo_workspace)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().strip().rsplit(" ", 1)[-1]
+        page = httpx.get(url + "/models/search_ranker", timeout=60)
+        assert page.status_code == 200 and 'name="token"' in page.text  # the action forms
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        if proc.stdout is not None:
+            proc.stdout.close()

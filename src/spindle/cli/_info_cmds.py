@@ -139,7 +139,7 @@ def lineage(
         )
 
 
-def _read_token(path: Path, option: str) -> str:
+def read_token(path: Path, option: str) -> str:
     """The bearer token in ``path`` (its only line, surrounding whitespace left out).
 
     Raises:
@@ -196,9 +196,9 @@ def serve(
 
     token = None
     if token_file is not None:
-        token = _read_token(token_file, "--token-file")
+        token = read_token(token_file, "--token-file")
     elif cfg.token_file is not None:
-        token = _read_token(ws.root / cfg.token_file, "serving.token_file")
+        token = read_token(ws.root / cfg.token_file, "serving.token_file")
     interface = host or cfg.host
     if token is None and not _loopback(interface):
         err_console.print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -19,20 +20,29 @@ def ui(
     host: str = typer.Option(
         "127.0.0.1", help="Interface to listen on (127.0.0.1: this machine only)."
     ),
+    token_file: Path | None = typer.Option(
+        None,
+        "--token-file",
+        help="File holding the token that unlocks rollback and routing (default: the "
+        "SPINDLE_UI_TOKEN environment variable; neither: read-only).",
+    ),
     workspace: str = WorkspaceOption,
 ) -> None:
     """Serve the dashboard: models, runs, versions, comparisons, lineage, data health, features.
 
-    Read-only, unless the environment variable SPINDLE_UI_TOKEN holds a token: then rollback
-    and routing are offered to requests carrying it, and recorded like the CLI's.
+    Read-only, unless a token is given (--token-file, or the environment variable
+    SPINDLE_UI_TOKEN): then rollback and routing are offered to requests carrying it, and
+    recorded like the CLI's.
     """
     # Imported here: FastAPI, Jinja2 and the pages are what every other command does without.
+    from spindle.cli._info_cmds import read_token
     from spindle.ui import serve_ui
 
+    token = read_token(token_file, "--token-file") if token_file is not None else None
     serve_ui(
         workspace,
         host=host,
         port=port,
-        token=os.environ.get(TOKEN_ENV) or None,
+        token=token or os.environ.get(TOKEN_ENV) or None,
         on_listening=lambda url: console.print(f"spindle dashboard on {url}"),
     )
