@@ -168,6 +168,16 @@ def column_name_problem(name: str) -> str | None:
     return None
 
 
+def column_names_problem(names: Iterable[str]) -> str | None:
+    """``column name 'a"b' holds a double quote (")`` for every unfit name among ``names``
+    (see :func:`column_name_problem`), on one line; None when all are fit."""
+    bad = [(n, found) for n in names if (found := column_name_problem(n)) is not None]
+    if not bad:
+        return None
+    shown = "; ".join(f"{n!r} {found}" for n, found in bad)
+    return f"column name{'s' if len(bad) > 1 else ''} {shown}"
+
+
 def select_problem(sql: str, tables: Iterable[str] | None) -> str | None:
     """What makes ``sql`` more than one SELECT over ``tables`` (None when it is just that).
 

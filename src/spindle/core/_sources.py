@@ -21,7 +21,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from spindle.core._config import SourceConfig
 from spindle.core._declared_sql import (
     SQL_RULES,
-    column_name_problem,
+    column_names_problem,
     expression_problem,
     lock_connection,
     quote_identifier,
@@ -202,11 +202,10 @@ class SourceDeclaration(_Strict):
     @field_validator("columns")
     @classmethod
     def _column_names(cls, value: dict[str, ColumnSpec]) -> dict[str, ColumnSpec]:
-        bad = [(n, found) for n in value if (found := column_name_problem(n)) is not None]
-        if bad:
-            shown = "; ".join(f"{n!r} {found}" for n, found in bad)
+        found = column_names_problem(value)
+        if found is not None:
             raise ValueError(
-                f"column name{'s' if len(bad) > 1 else ''} {shown}: rename it where the data is written (a CSV read with "
+                f"{found}: rename it where the data is written (a CSV read with "
                 "`header: false` takes the declared names in order)"
             )
         return value

@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from spindle.core import column_name_problem, duration_s, quote_identifier, sha256_json
+from spindle.core import column_names_problem, duration_s, quote_identifier, sha256_json
 
 Dtype = Literal["float64", "int64", "bool", "string"]
 EncodingKind = Literal["numeric", "categorical", "hashed", "text"]
@@ -77,13 +77,9 @@ class FeatureYaml(BaseModel):
 
 def _column_names(names: list[str]) -> list[str]:
     """Refuse column names SQL cannot read as written (see ``core.column_name_problem``)."""
-    bad = [(n, found) for n in names if (found := column_name_problem(n)) is not None]
-    if bad:
-        shown = "; ".join(f"{n!r} {found}" for n, found in bad)
-        raise ValueError(
-            f"column name{'s' if len(bad) > 1 else ''} {shown}: rename the column in the "
-            "view's SQL (`... AS flight_no`)"
-        )
+    found = column_names_problem(names)
+    if found is not None:
+        raise ValueError(f"{found}: rename the column in the view's SQL (`... AS flight_no`)")
     return names
 
 
