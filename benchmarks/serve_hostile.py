@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,12 +50,6 @@ MAX_INSTANCES = 10_000
 MAX_STRING_CHARS = 4096
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _memory(pid: int) -> dict[str, float]:
     """The process's resident memory now (VmRSS) and its peak so far (VmHWM), MB."""
     out = {}
@@ -68,25 +61,11 @@ def _memory(pid: int) -> dict[str, float]:
 
 
 def _start_server(ws: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    import httpx
+    """``spindle serve`` on ``ws`` in its own process, ready (serve_predict.py's start)."""
+    from serve_predict import start_server  # the script beside this one
 
-    port = _free_port()
-    argv = ["spindle", "serve", "--workspace", str(ws), "--port", str(port)]
-    code = f"import sys; from spindle.cli import main; sys.argv = {argv!r}; main()"
-    with log.open("ab") as out:
-        server = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                return server, url
-        except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or server.poll() is not None:
-            server.kill()
-            raise SystemExit(f"the server did not become ready (its log: {log})")
-        time.sleep(0.2)
+    server, port = start_server(ws, log, ready_within_s=120)
+    return server, f"http://127.0.0.1:{port}"
 
 
 # -- bodies ----------------------------------------------------------------------------------

@@ -293,7 +293,11 @@ def _cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _start_server(ws: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start_server(
+    ws: Path, log: Path, ready_within_s: float = 90
+) -> tuple[subprocess.Popen[bytes], int]:
+    """``spindle serve`` on ``ws`` in its own process (output to ``log``), once it answers
+    ``/v2/health/ready``; exits naming the log if it does not within ``ready_within_s``."""
     import httpx
 
     port = _free_port()
@@ -301,7 +305,7 @@ def _start_server(ws: Path, log: Path) -> tuple[subprocess.Popen[bytes], int]:
     code = f"import sys; from spindle.cli import main; sys.argv = {argv!r}; main()"
     with log.open("ab") as out:  # the server is a separate process from the load generator
         server = subprocess.Popen([sys.executable, "-c", code], stdout=out, stderr=out)
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + ready_within_s
     while True:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
@@ -318,7 +322,7 @@ def one_run(ws: Path, model: str, args: argparse.Namespace, log: Path) -> dict[s
     """Start a server, check served == offline, then run the three load phases."""
     import httpx
 
-    server, port = _start_server(ws, log)
+    server, port = start_server(ws, log)
     url = f"http://127.0.0.1:{port}"
     try:
         schema = httpx.get(f"{url}/v1/models/{model}/schema", timeout=30).json()
