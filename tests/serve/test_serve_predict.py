@@ -434,11 +434,14 @@ def test_scorings_run_one_at_a_time_and_a_stuck_one_does_not_hold_its_fallback(
         tmp_path / "repo",
         online_store,
         declarations=ServingDeclarations.of(registry),
-        latency_budget_ms=400.0,  # 20x a scoring here: a busy CI machine stays well inside it
+        latency_budget_ms=1000.0,  # 50x a warm scoring here: a busy CI machine stays inside it
     )
     ctx = app.state.spindle
     state = ctx.reloader.state.models[MODEL]
     predictor, original = ctx.predictor, ctx.predictor.rows
+    # a first scoring opens the store and the session (once, well past 20 ms on a busy CI
+    # run, where it fell back in 1 of 1,444 tests): warm them before the timed requests
+    assert predictor.predict(state, _instances()).version == 2
     lock, stuck, counts = threading.Lock(), threading.Event(), {"now": 0, "peak": 0}
 
     def rows(runtime: Any, schema: Any, instances: Any) -> Any:
@@ -447,7 +450,7 @@ def test_scorings_run_one_at_a_time_and_a_stuck_one_does_not_hold_its_fallback(
             counts["peak"] = max(counts["peak"], counts["now"])
         try:
             if runtime.version == 2 and stuck.is_set():
-                time.sleep(6.0)  # far past the 400 ms budget
+                time.sleep(8.0)  # far past the 1 s budget
             else:
                 time.sleep(0.02)
             return original(runtime, schema, instances)
@@ -463,16 +466,17 @@ def test_scorings_run_one_at_a_time_and_a_stuck_one_does_not_hold_its_fallback(
 
     try:
         answered = asyncio.run(requests(8))
-        assert {a.version for a in answered} == {2} and counts["peak"] == 1
+        assert {a.version for a in answered} == {2}, [a.fallback for a in answered]
+        assert counts["peak"] == 1
         stuck.set()
         started = time.monotonic()
         answered = asyncio.run(requests(3))
         assert [a.version for a in answered] == [1, 1, 1]
         assert all(
-            "version 2 exceeded the latency budget of 400 ms" in a.fallback for a in answered
+            "version 2 exceeded the latency budget of 1000 ms" in a.fallback for a in answered
         )
-        # each waits out its budget at most (3 x 0.4 s), never a stuck scoring (3 x 6 s)
-        assert time.monotonic() - started < 5.0
+        # each waits out its budget at most (3 x 1 s), never a stuck scoring (3 x 8 s)
+        assert time.monotonic() - started < 6.0
     finally:
         ctx.executor.shutdown(wait=False, cancel_futures=True)
         ctx.store.close()
