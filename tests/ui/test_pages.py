@@ -88,6 +88,37 @@ def test_the_model_page_lists_its_versions_with_verdicts_metrics_and_deployments
     assert 'id="metric-chart"' in page.text and 'id="efficiency0"' in page.text
 
 
+def test_the_metric_over_days_has_a_band_of_each_systems_interval(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    """Candidate, production and the baselines each get their own bootstrap interval around
+    their line (in its colour), from the evaluation reports."""
+    import json
+
+    from spindle.ui._reading import report_file
+
+    page = get(ui_url, "/models/search_ranker").text
+    found = re.search(r'id="metric-chart" data-figure=\'(.*?)\'', page)
+    assert found is not None
+    traces = json.loads(found.group(1).replace("&#39;", "'"))["data"]
+    lines = {t["name"]: t for t in traces if t.get("mode") == "lines+markers"}
+    bands = {t["name"].removesuffix(" interval"): t for t in traces if t.get("fill")}
+    assert {"candidate", "production"} <= set(bands) and len(bands) > 2  # baselines too
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        newest = ctx.store.latest_artifact("evaluation", model="search_ranker")
+        assert newest is not None
+        report = report_file(newest.uri)
+    assert report is not None
+    day = newest.properties["holdout_date"]
+    for system, band in bands.items():
+        line = lines[system]
+        assert band["fillcolor"].startswith("rgba(") and line["line"]["color"].startswith("#")
+        low = band["y"][band["x"].index(day)]
+        assert low == pytest.approx(report["intervals"][system][0])
+        value = line["y"][line["x"].index(day)]
+        assert report["intervals"][system][0] <= value <= report["intervals"][system][1]
+
+
 def test_the_version_page_shows_lineage_gate_reasons_slices_config_and_resources(
     ui_url: str, demo_workspace: Path
 ) -> None:
@@ -204,10 +235,75 @@ def test_the_dashboards_present_is_the_orchestrators(demo_workspace: Path) -> No
         assert read_at_once(ctx) == workspace_now(ctx)
 
 
+def test_every_slice_is_charted_as_its_share_of_each_days_rows(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    """Validation stores each day's rows by slice; the data page draws every slice of the chosen
+    ``source.column`` over the days, not only the ones validation flagged."""
+    import json
+
+    page = get(ui_url, "/data").text
+    assert 'id="no-slice-flag"' in page  # the demo flags no slice
+    choices = re.findall(r'<select name="slices">(.*?)</select>', page, re.S)[0]
+    assert "<option selected>impressions.country</option>" in choices
+    assert "<option>purchases.partner</option>" in choices
+    with spindle.Context.open_reader(demo_workspace) as ctx:
+        report = ctx.store.latest_artifact("validation_report", date=CORRUPT_DAY)
+    assert report is not None
+    counted = report.properties["stats"]["slices"]["purchases"]["partner"]
+    page = get(ui_url, "/data?slices=purchases.partner").text
+    found = re.search(r'id="slices" data-figure=\'(.*?)\'', page)
+    assert found is not None
+    figure = json.loads(found.group(1).replace("&#39;", "'"))
+    lines = {t["name"]: dict(zip(t["x"], t["y"], strict=True)) for t in figure["data"]}
+    assert set(lines) == {f"partner={k}" for k in counted}
+    # the shares of each day are its counts over the day's rows
+    total = sum(counted.values())
+    for key, n in counted.items():
+        assert lines[f"partner={key}"][CORRUPT_DAY] == pytest.approx(n / total)
+    for day in lines[f"partner={next(iter(counted))}"]:
+        assert sum(line.get(day, 0.0) for line in lines.values()) == pytest.approx(1.0)
+
+
+def test_a_day_of_many_slices_is_stored_as_the_largest_and_the_rest() -> None:
+    from spindle.data._validate import SLICES_STORED, _top
+
+    counts = {f"s{i:03d}": i + 1 for i in range(SLICES_STORED + 20)}
+    stored = _top(counts)
+    assert len(stored) == SLICES_STORED + 1 and sum(stored.values()) == sum(counts.values())
+    assert stored["(other)"] == sum(range(1, 21)) and "s000" not in stored
+    assert _top({"a": 1}) == {"a": 1}
+
+
+def test_flagged_slices_are_marked_on_their_slice_line() -> None:
+    from spindle.ui._data import slice_shares
+
+    reports = {
+        (d,): {"stats": {"slices": {"purchases": {"discounted": {"True": t, "False": 80}}}}}
+        for d, t in (("2026-01-04", 20), ("2026-01-05", 4))
+    }
+    flag = {
+        "date": "2026-01-05",
+        "source": "purchases",
+        "slice": "discounted=True",
+        "expected": 0.2,
+        "observed": 0.05,
+        "kind": "slice_shrunk",
+        "severity": "fail",
+    }
+    figure = slice_shares(reports, [flag], "purchases.discounted")
+    assert figure is not None
+    *lines, marks = figure["data"]
+    assert [t["name"] for t in lines] == ["discounted=False", "discounted=True"]
+    assert lines[1]["y"] == [pytest.approx(0.2), pytest.approx(4 / 84)]
+    assert marks["x"] == ["2026-01-05"] and marks["y"] == [0.05]
+    assert slice_shares(reports, [flag], "purchases.partner") is None
+
+
 def test_flagged_slices_are_charted_as_observed_over_expected_share(ui_url: str) -> None:
+    """Reports stored before validation kept every slice's rows: the flagged ones still show."""
     from spindle.ui._data import _slices
 
-    assert 'id="no-slice-flag"' in get(ui_url, "/data").text  # the demo flags no slice
     flagged = [
         {
             "date": "2026-01-05",

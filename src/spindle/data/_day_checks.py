@@ -43,6 +43,9 @@ class Day:
     declared: dict[str, SourceDeclaration | None]
     missing: frozenset[str] = frozenset()  # sources ingest found no partition of (open day)
     notes: list[str] = field(default_factory=list)
+    # today's rows by slice, per source and slice column (stored with the report for the
+    # dashboard's slice chart: every slice's share over days, not only the flagged ones)
+    slices: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def same_weekday_history(self) -> list[str]:
         """The reference days on today's weekday."""

@@ -228,6 +228,8 @@ def validate_day(
     finally:
         con.close()
     stats: dict[str, Any] = {"rows": {c.source: counts[c.source].get(date, 0) for c in todo}}
+    if ctx.slices:
+        stats["slices"] = ctx.slices
     if ctx.notes:
         stats["notes"] = list(ctx.notes)
     return ValidationReport(
@@ -254,6 +256,7 @@ def _per_check(ctx: _Day, todo: list[SourceCheck]) -> list[Anomaly]:
         for column, by_day in slices.items():
             past = [by_day[d] for d in reference if d in by_day]
             shares[(check.source, column)] = (by_day.get(ctx.date, {}), past, cluster)
+            ctx.slices.setdefault(check.source, {})[column] = _top(by_day.get(ctx.date, {}))
         if check.volume:
             found += days.volume(ctx, check, slices, cluster)
         found += days.duplicates(ctx, check)
@@ -264,6 +267,18 @@ def _per_check(ctx: _Day, todo: list[SourceCheck]) -> list[Anomaly]:
         found += days.late_and_schema(ctx, check, columns)
         found += days.label_rate(ctx, check)
     return checks.slice_shares(shares) + found
+
+
+SLICES_STORED = 50
+
+
+def _top(counts: dict[str, int]) -> dict[str, int]:
+    """A day's rows by slice as stored with its report: the :data:`SLICES_STORED` largest
+    slices, the rest summed as ``(other)``, so a column of many values stays a small record."""
+    if len(counts) <= SLICES_STORED:
+        return dict(counts)
+    ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+    return dict(ranked[:SLICES_STORED]) | {"(other)": sum(n for _, n in ranked[SLICES_STORED:])}
 
 
 def _slice_reference(ctx: _Day, check: SourceCheck) -> list[str]:

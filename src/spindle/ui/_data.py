@@ -103,6 +103,68 @@ def _slices(anomalies: list[dict[str, Any]]) -> charts.Figure | None:
     )
 
 
+SLICES_SHOWN = 10
+
+
+def slice_dimensions(reports: dict[tuple[Any, ...], dict[str, Any]]) -> list[str]:
+    """Every ``source.column`` whose daily rows by slice validation stored in the window."""
+    return sorted(
+        {
+            f"{source}.{column}"
+            for r in reports.values()
+            for source, columns in (((r["stats"] or {}).get("slices")) or {}).items()
+            for column in columns
+        }
+    )
+
+
+def slice_shares(
+    reports: dict[tuple[Any, ...], dict[str, Any]],
+    anomalies: list[dict[str, Any]],
+    dimension: str,
+) -> charts.Figure | None:
+    """Every slice's share of ``dimension``'s rows (``source.column``) on each day of the window,
+    as validation counted them (the :data:`SLICES_SHOWN` largest, the rest as ``(other)``); the
+    days validation flagged a slice (vanished, shrunk, grew) are marked on its line."""
+    source, _, column = dimension.partition(".")
+    days, counts = [], []
+    for (day,), r in sorted(reports.items()):
+        found = (((r["stats"] or {}).get("slices") or {}).get(source) or {}).get(column)
+        if found:
+            days.append(str(day))
+            counts.append({str(k): int(n) for k, n in found.items()})
+    if not days:
+        return None
+    shares = [{k: n / max(sum(c.values()), 1) for k, n in c.items()} for c in counts]
+    keys = sorted({k for c in shares for k in c}, key=lambda k: -sum(c.get(k, 0.0) for c in shares))
+    shown, rest = keys[:SLICES_SHOWN], keys[SLICES_SHOWN:]
+    series: dict[str, tuple[list[str], list[float | None]]] = {
+        f"{column}={k}": (days, [c.get(k, 0.0) for c in shares]) for k in shown
+    }
+    if rest:
+        series["(other)"] = (days, [sum(c.get(k, 0.0) for k in rest) for c in shares])
+    figure = charts.lines(
+        f"slices of {source} by {column}: share of the day's rows", series, y_title="share"
+    )
+    flagged = [
+        a
+        for a in sorted(anomalies, key=lambda a: a["date"])
+        if a.get("source") == source and str(a.get("slice") or "").startswith(f"{column}=")
+    ]
+    if flagged:
+        figure["data"].append(
+            {
+                "x": [a["date"] for a in flagged],
+                "y": [a.get("observed") for a in flagged],
+                "mode": "markers",
+                "name": "flagged by validation",
+                "marker": {"symbol": "x", "size": 12, "color": "#e03131"},
+                "text": [f"{a['slice']}: {a['kind']} ({a['severity']})" for a in flagged],
+            }
+        )
+    return figure
+
+
 def _drift(
     tables_dir: Any, days: list[str], source: str | None
 ) -> tuple[charts.Figure | None, list[str]]:
@@ -192,6 +254,9 @@ def data_view(ctx: spindle.ReadContext, query: dict[str, str]) -> dict[str, Any]
         else None
     )
     drift, profiled = _drift(ctx.workspace.tables_dir, days, query.get("source"))
+    dimensions = slice_dimensions(reports)
+    dimension = query.get("slices") if query.get("slices") in dimensions else None
+    dimension = dimension or (dimensions[0] if dimensions else None)
     table = [
         {
             "date": d,
@@ -209,6 +274,10 @@ def data_view(ctx: spindle.ReadContext, query: dict[str, str]) -> dict[str, Any]
         "earlier": {"since": _shift(since, -WINDOW_DAYS), "until": _shift(since, -1)},
         "sources": sources,
         "profiled": profiled,
+        "drift_source": query.get("source") if query.get("source") in profiled else None,
+        "dimensions": dimensions,
+        "dimension": dimension,
+        "flagged_slices": sum(1 for a in anomalies if a.get("slice") and a.get("expected")),
         "days": table,
         "anomalies": sorted(
             anomalies, key=lambda a: (a["date"], a["severity"] != "fail"), reverse=True
@@ -217,7 +286,9 @@ def data_view(ctx: spindle.ReadContext, query: dict[str, str]) -> dict[str, Any]
             "calendar": calendar(verdicts, until),
             "rows": rows_chart,
             "completeness": _completeness(raw, sources, days),
-            "slices": _slices(anomalies),
+            # every slice's share over the days (older reports stored only the flagged ones)
+            "slices": slice_shares(reports, anomalies, dimension) if dimension else None,
+            "flagged": None if dimension else _slices(anomalies),
             "drift": drift,
         },
     }
