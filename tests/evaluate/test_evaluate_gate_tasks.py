@@ -174,3 +174,35 @@ def test_gate_metrics_cover_every_task_metric_with_its_direction() -> None:
         for spec in specs:
             assert spec.key(10) in GATE_METRICS[task]
             assert HIGHER_IS_BETTER[spec.key(10)] is spec.higher_is_better
+
+
+@pytest.mark.parametrize(
+    ("task", "metric"),
+    [("ranking", "ndcg@10"), ("binary", "auc"), ("binary", "log_loss"), ("regression", "rmse")],
+)
+def test_the_report_holds_each_systems_own_interval_of_the_gated_metric(
+    task: str, metric: str
+) -> None:
+    """Every system (candidate, production, a baseline) gets its own bootstrap interval of the
+    primary metric around its value, narrower on more units: the dashboard's band per line."""
+    rng = np.random.default_rng(3)
+
+    def report(n: int) -> EvaluationReport:
+        groups = np.repeat(np.arange(n // 10), 10)
+        truth = rng.normal(size=n)
+        labels = truth + rng.normal(size=n) if task == "regression" else (truth > 0.8) * 1.0
+        systems = [
+            SystemScores("candidate", truth + rng.normal(scale=0.5, size=n)),
+            SystemScores("production", truth + rng.normal(scale=1.0, size=n)),
+            SystemScores("popularity", rng.random(n), logits=False),
+        ]
+        config = _config(metric)
+        return evaluate_scores(task, labels, groups, systems, config, reference=None)
+
+    small, large = report(2000), report(20000)
+    assert set(small.intervals) == {"candidate", "production", "popularity"}
+    for system, (lower, upper) in small.intervals.items():
+        assert lower < small.metrics[system][metric] < upper
+        wide, narrow = upper - lower, large.intervals[system][1] - large.intervals[system][0]
+        assert narrow < wide
+    assert small.to_dict()["intervals"]["candidate"] == list(small.intervals["candidate"])

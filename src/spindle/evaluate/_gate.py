@@ -51,6 +51,7 @@ from spindle.evaluate._systems import (
     check_metric,
     paired_interval,
     prepare_system,
+    system_intervals,
 )
 
 MIN_SCORE_STD = 1e-9
@@ -492,4 +493,5 @@ def evaluate_scores(
         primary_metric=metric,
         skipped_slices=sliced.skipped,
         spread=(*spread, *sliced.spread),
+        intervals=system_intervals(metric, scored, seed, n_resamples, config.confidence),
     )

@@ -136,7 +136,8 @@ class EvaluationReport:
     ``"user__country__v1=DE"`` -> system -> metric -> value. Undefined metrics are ``nan`` here
     and ``None`` in ``to_dict()``. ``decision`` is ``"block"`` when any reason failed.
     ``spread`` holds the seed replicas' spread (empty without replicas): every metric overall,
-    the primary metric per slice.
+    the primary metric per slice. ``intervals`` holds each system's own bootstrap percentile
+    interval of the primary metric on the whole holdout (system -> (lower, upper)).
     """
 
     task: str
@@ -151,6 +152,7 @@ class EvaluationReport:
     primary_metric: str = ""
     skipped_slices: dict[str, int] = field(default_factory=dict, hash=False)
     spread: tuple[ReplicaSpread, ...] = ()
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict, hash=False)
 
     @property
     def failures(self) -> tuple[GateReason, ...]:
@@ -177,6 +179,7 @@ class EvaluationReport:
             "skipped_slices": dict(self.skipped_slices),
             "reasons": [reason.to_dict() for reason in self.reasons],
             "replica_spread": [spread.to_dict() for spread in self.spread],
+            "intervals": {s: [lo, hi] for s, (lo, hi) in self.intervals.items()},
         }
 
     def to_evaluation(self, model: str, version: int, holdout_date: str, uri: str) -> Evaluation:

@@ -7,6 +7,8 @@ multiclass systems are measured with the task registry (``_tasks``).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -32,7 +34,12 @@ from spindle.evaluate._metrics import (
 )
 from spindle.evaluate._pointwise import CLASS_SUM_TOLERANCE, average_precision
 from spindle.evaluate._report import SystemScores
-from spindle.evaluate._tasks import TASK_METRICS, metric_values, paired_metric_interval
+from spindle.evaluate._tasks import (
+    TASK_METRICS,
+    metric_estimates,
+    metric_values,
+    paired_metric_interval,
+)
 
 NDCG_K = 10
 HIGHER_IS_BETTER = {
@@ -203,6 +210,41 @@ def paired_interval(
     return paired_bootstrap(
         log_loss, h.positive, cand.probs, base.probs, units, n_resamples, seed, confidence
     )
+
+
+def system_intervals(
+    metric: str,
+    systems: Mapping[str, Scored],
+    seed: int,
+    n_resamples: int,
+    confidence: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Each system's own bootstrap percentile interval of ``metric`` on the holdout (the band
+    drawn around its line over days), resampling queries / users / rows as the gate does; a
+    system with non-finite scores, or that the metric does not apply to, is left out."""
+    finite = {name: s for name, s in systems.items() if s.finite}
+    if not finite:
+        return {}
+    h = next(iter(finite.values())).holdout
+    spec = next((s for s in TASK_METRICS[h.task] if s.key(NDCG_K) == metric), None)
+    if spec is None:
+        return {}
+    needs_probs = spec.needs in ("probabilities", "class_probabilities")
+    predictions = {
+        name: p
+        for name, s in finite.items()
+        if (p := (s.probs if needs_probs else s.scores)) is not None
+    }
+    labels = h.positive if h.task == "binary" else h.labels
+    units = None if h.groups is None else h.unit
+    found = metric_estimates(
+        h.task, metric, labels, predictions, units, h.n_units, NDCG_K, n_resamples, seed, confidence
+    )
+    return {
+        name: (e.lower, e.upper)
+        for name, e in found.items()
+        if math.isfinite(e.lower) and math.isfinite(e.upper)
+    }
 
 
 def _task_interval(

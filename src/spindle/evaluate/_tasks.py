@@ -367,6 +367,43 @@ def metric_values(
     return values
 
 
+def metric_estimates(
+    task: TaskName,
+    metric: str,
+    labels: FloatArray,
+    predictions: Mapping[str, FloatArray],
+    unit: IntArray | None,
+    n_units: int,
+    k: int = 10,
+    n_resamples: int = 200,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, MetricEstimate]:
+    """``metric`` of each system with its own bootstrap percentile interval, all systems on the
+    same draws of the same units; a system the metric does not apply to is left out.
+
+    Raises:
+        ValueError: ``metric`` is not a metric of ``task``.
+    """
+    spec = next((s for s in TASK_METRICS[task] if s.key(k) == metric), None)
+    if spec is None:
+        raise ValueError(f"{metric!r} is not a metric of a {task} task")
+    units = _units(task, labels, unit, n_units)
+    n = _n_units(units)
+    forms = {
+        name: form
+        for name, p in predictions.items()
+        if (form := _resampled(task, spec, labels, p, units, k)) is not None
+    }
+    if not forms or n == 0:
+        return {}
+    draws = resample_all({metric: forms}, n, labels.shape[0], n_resamples, seed)
+    return {
+        name: _estimate(full_value(form, n), draws[metric][name], confidence)
+        for name, form in forms.items()
+    }
+
+
 def paired_metric_interval(
     task: TaskName,
     metric: str,

@@ -20,6 +20,26 @@ STATUS_COLOURS = {
 VERDICT_CODES = {"pass": 1, "warn": 2, "fail": 3, "accepted": 1}
 
 
+#: line colours in order (plotly's default sequence), a band taking its line's colour
+PALETTE = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#7f7f7f",
+    "#bcbd22",
+    "#17becf",
+)
+
+
+def _translucent(colour: str, alpha: float = 0.18) -> str:
+    red, green, blue = (int(colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
+
+
 def layout(title: str, **extra: Any) -> dict[str, Any]:
     """A compact layout shared by every chart."""
     base: dict[str, Any] = {
@@ -40,9 +60,12 @@ def lines(
     bands: Mapping[str, tuple[Sequence[Any], Sequence[float | None], Sequence[float | None]]]
     | None = None,
 ) -> Figure:
-    """Lines of ``{name: (x, y)}``; each band ``{name: (x, low, high)}`` is a shaded interval."""
+    """Lines of ``{name: (x, y)}``; each band ``{name: (x, low, high)}`` is a shaded interval,
+    in the colour of the line of the same name when there is one."""
+    colours = {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(series)}
     data: list[dict[str, Any]] = []
-    for name, (x, low, high) in (bands or {}).items():
+    for i, (name, (x, low, high)) in enumerate((bands or {}).items()):
+        colour = colours.get(name, PALETTE[(len(series) + i) % len(PALETTE)])
         data.append(
             {
                 "x": list(x),
@@ -61,12 +84,21 @@ def lines(
                 "mode": "lines",
                 "line": {"width": 0},
                 "fill": "tonexty",
-                "fillcolor": "rgba(28,126,214,0.18)",
-                "name": name,
+                "fillcolor": _translucent(colour),
+                "name": f"{name} interval",
             }
         )
     for name, (x, y) in series.items():
-        data.append({"x": list(x), "y": list(y), "mode": "lines+markers", "name": name})
+        data.append(
+            {
+                "x": list(x),
+                "y": list(y),
+                "mode": "lines+markers",
+                "name": name,
+                "line": {"color": colours[name]},
+                "marker": {"color": colours[name]},
+            }
+        )
     return {"data": data, "layout": layout(title, yaxis={"title": {"text": y_title}})}
 
 

@@ -67,9 +67,10 @@ def _version_rows(
 
 
 def _metric_chart(ctx: spindle.ReadContext, model: str, metric: str) -> charts.Figure | None:
-    """Each system's metric per holdout day (the newest evaluation of each day), and around
-    production the interval of candidate minus production (paired bootstrap) of the newest
-    evaluations, read from their reports."""
+    """Each system's metric per holdout day (the newest evaluation of each day), with its own
+    bootstrap interval as a band on the newest evaluations, read from their reports (a report
+    from before systems had intervals: the interval of candidate minus production, drawn around
+    production)."""
     found = artifact_fields(
         ctx.store,
         "evaluation",
@@ -81,34 +82,46 @@ def _metric_chart(ctx: spindle.ReadContext, model: str, metric: str) -> charts.F
     if not by_day:
         return None
     days = sorted(by_day)
-    systems = sorted({s for e in by_day.values() for s in (e["metrics"] or {})})
+    systems = sorted({s for e in by_day.values() for s in (e["metrics"] or {})}, key=_system_order)
     series = {
         s: (days, [(by_day[d]["metrics"] or {}).get(s, {}).get(metric) for d in days])
         for s in systems
     }
-    low, high, band_days = [], [], []
+    bands: dict[str, tuple[list[str], list[float], list[float]]] = {}
     for day in days[-BAND_DAYS:]:
-        interval = _regression_interval(ctx, by_day[day]["id"], metric)
-        production = series.get("production", ([], []))[1][days.index(day)]
-        if interval is None or production is None:
+        report = report_file(ctx.store.get_artifact(by_day[day]["id"]).uri) or {}
+        for system, interval in _intervals(report, metric, series, days.index(day)).items():
+            band_days, low, high = bands.setdefault(system, ([], [], []))
+            band_days.append(day)
+            low.append(interval[0])
+            high.append(interval[1])
+    ordered = {s: bands[s] for s in [*series, *bands] if s in bands}  # in the lines' order
+    return charts.lines(f"{metric} per holdout day", series, y_title=metric, bands=ordered)
+
+
+def _intervals(
+    report: dict[str, Any],
+    metric: str,
+    series: dict[str, tuple[list[str], list[Any]]],
+    at: int,
+) -> dict[str, tuple[float, float]]:
+    """The band of each system on one evaluation's day: its own interval of the primary metric,
+    or (older reports) production's value plus the interval of candidate minus production."""
+    if report.get("primary_metric") == metric and report.get("intervals"):
+        return {
+            str(s): (float(iv[0]), float(iv[1]))
+            for s, iv in report["intervals"].items()
+            if s in series and iv and None not in iv
+        }
+    production = series.get("production", ([], [None] * (at + 1)))[1][at]
+    for reason in report.get("reasons", []) if production is not None else []:
+        if reason.get("check") != "regression" or reason.get("slice") is not None:
             continue
-        band_days.append(day)
-        low.append(production + interval[0])
-        high.append(production + interval[1])
-    bands = {"candidate interval (vs production)": (band_days, low, high)} if band_days else None
-    return charts.lines(f"{metric} per holdout day", series, y_title=metric, bands=bands)
-
-
-def _regression_interval(
-    ctx: spindle.ReadContext, evaluation_id: str, metric: str
-) -> tuple[float, float] | None:
-    report = report_file(ctx.store.get_artifact(evaluation_id).uri)
-    for reason in (report or {}).get("reasons", []):
-        if reason.get("check") == "regression" and reason.get("slice") is None:
-            interval = reason.get("interval")
-            if reason.get("metric") == metric and interval and None not in interval:
-                return float(interval[0]), float(interval[1])
-    return None
+        interval = reason.get("interval")
+        if reason.get("metric") == metric and interval and None not in interval:
+            low, high = production + interval[0], production + interval[1]
+            return {"candidate vs production": (low, high)}
+    return {}
 
 
 def _efficiency_charts(ctx: spindle.ReadContext, model: str) -> list[charts.Figure]:
