@@ -106,8 +106,31 @@ def _report(
         "primary_metric": "ndcg@10",
         "reasons": reasons,
         "slices": {n: _metrics(rng, 0.45) for n in SLICES},
+        "intervals": {s: [v["ndcg@10"] - 0.02, v["ndcg@10"] + 0.02] for s, v in metrics.items()},
         "features": {"candidate": FEATURES, "baseline": FEATURES},
         "holdout": f"trainset:{MODEL}:holdout{version}",
+    }
+
+
+SLICE_VALUES = {
+    "searches": {"country": ["US", "GB", "DE", "FR", "JP", "CA"]},
+    "impressions": {
+        "product_type": ["yarn", "needles", "hooks", "patterns", "kits", "notions"],
+        "country": ["US", "GB", "DE", "FR", "JP", "CA"],
+    },
+    "purchases": {
+        "discounted": ["true", "false"],
+        "partner": ["true", "false"],
+        "country": ["US", "GB", "DE", "FR", "JP", "CA"],
+    },
+}
+
+
+def _slice_counts(rng: random.Random) -> dict[str, dict[str, dict[str, int]]]:
+    """A day's rows by slice per source and slice column, as validation stores them."""
+    return {
+        source: {c: {v: rng.randint(20, 2000) for v in values} for c, values in columns.items()}
+        for source, columns in SLICE_VALUES.items()
     }
 
 
@@ -205,7 +228,8 @@ def seed(root: Path) -> dict[str, int]:
                             "impressions": 10000 + 7 * i,
                             "purchases": 220,
                             "products": 380,
-                        }
+                        },
+                        "slices": _slice_counts(rng),  # as validation stores them
                     },
                 },
             )
