@@ -54,6 +54,7 @@ if _TYPE_CHECKING:
         r2,
         rmse,
     )
+    from spindle.evaluate._prediction_diff import PredictionDiff, prediction_difference
     from spindle.evaluate._report import (
         METRIC_ORDER,
         EvaluationReport,
@@ -117,6 +118,8 @@ _LAZY: dict[str, str] = {
     "mrr": "spindle.evaluate._metrics",
     "multiclass_log_loss": "spindle.evaluate._pointwise",
     "ndcg_at_k": "spindle.evaluate._metrics",
+    "PredictionDiff": "spindle.evaluate._prediction_diff",
+    "prediction_difference": "spindle.evaluate._prediction_diff",
     "paired_bootstrap": "spindle.evaluate._bootstrap",
     "paired_bootstrap_means": "spindle.evaluate._bootstrap",
     "per_group_mrr": "spindle.evaluate._metrics",
@@ -157,6 +160,7 @@ __all__ = [
     "Interval",
     "MetricEstimate",
     "MetricSpec",
+    "PredictionDiff",
     "ReplicaSpread",
     "SpeedVerdict",
     "SystemScores",
@@ -183,6 +187,7 @@ __all__ = [
     "per_group_ndcg",
     "per_group_recall",
     "population_stability_index",
+    "prediction_difference",
     "r2",
     "recall_at_k",
     "replica_spread",
