@@ -73,7 +73,7 @@ def _top(values: npt.NDArray[np.float64], k: int) -> set[int]:
 
 
 def _overlap(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64], k: int) -> float:
-    size = min(k, a.shape[0])
+    size = min(k, int(a.shape[0]))
     if size == 0:
         return 1.0
     return len(_top(a, size) & _top(b, size)) / size
