@@ -170,7 +170,11 @@ def fresh_scratch(path: Path) -> Path:
 
 
 def build_training_set(
-    ctx: Context, loaded: LoadedConfig, dates: list[str], purpose: str = "train"
+    ctx: Context,
+    loaded: LoadedConfig,
+    dates: list[str],
+    purpose: str = "train",
+    versions: dict[str, int] | None = None,
 ) -> TrainingSet:
     """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step).
 
@@ -178,10 +182,15 @@ def build_training_set(
     :func:`spindle.features.stream_rows`): for a training window (the days before the run's
     date) nothing from the run's date on is seen, for a holdout day nothing after that day. A
     holdout (``purpose="holdout"``) holds the examples whose labels matured on the day.
+    ``versions`` pins the tables' Delta versions (time travel: ``spindle reproduce`` rebuilds
+    a recorded training set, as its manifest lists them); by default each table's latest
+    version is pinned.
     """
     cfg = loaded.config
-    tables = training_tables(cfg, loaded.definitions)
-    versions = pin_versions(ctx.workspace.tables_dir, tables)
+    if versions is None:
+        versions = pin_versions(ctx.workspace.tables_dir, training_tables(cfg, loaded.definitions))
+    else:
+        versions = dict(versions)
     identity = {
         "dates": sorted(dates),
         "tables": versions,
