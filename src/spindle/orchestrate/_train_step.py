@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from spindle.core import (
+    Artifact,
     ModelConfig,
     ModelVersion,
     Progress,
@@ -16,7 +18,9 @@ from spindle.core import (
     SpindleError,
     TrainingError,
     TrainingSet,
+    manifest_file,
     read_package,
+    sha256_file,
     sha256_json,
     step_progress,
     storage_error,
@@ -209,6 +213,7 @@ def _train_version(
         if final.exists():  # a crashed earlier attempt left it half-registered: immutable
             shutil.rmtree(final)
         files = write_version(plan, fitted, version, final)
+        record_manifest(ctx, final)
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(checkpoints, ignore_errors=True)
         metrics = fitted.metrics()
@@ -220,6 +225,28 @@ def _train_version(
         _release(ctx, cfg.name, version, exc)
         raise
     return artifact, fitted.result
+
+
+def record_manifest(ctx: Context, directory: Path) -> None:
+    """Keep the manifest of the version in ``directory`` in the registry too.
+
+    The manifest holds what a rebuild needs (the effective config, the training set's days
+    and table versions, seed, threads, workers, base version, code and package versions, the
+    files' checksums): ``spindle reproduce`` reads it from the registry (artifact
+    ``manifest:MODEL@V``, kind ``model_manifest``) when the version's files are lost.
+    Idempotent for the same manifest.
+    """
+    package = read_package(directory)
+    path = manifest_file(directory)
+    ctx.store.record_artifact(
+        Artifact(
+            "model_manifest",
+            f"manifest:{package.model}@{package.version}",
+            str(path),
+            sha256_file(path),
+            package.to_json(),
+        )
+    )
 
 
 def _release(ctx: Context, model: str, version: int, exc: BaseException) -> None:
