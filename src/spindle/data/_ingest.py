@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -39,6 +39,7 @@ from spindle.core import (
 from spindle.data._days import SourceRead, read_source_day, read_source_days
 from spindle.data._dimensions import unchanged_copy
 from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
+from spindle.data._retract import RetractedKeys, set_aside_retracted
 from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
 
 if TYPE_CHECKING:
@@ -130,8 +131,10 @@ def _check_source(
     date: str,
     goods: Mapping[str, pa.Table],
     con: duckdb.DuckDBPyConnection,
+    retracted: Sequence[RetractedKeys] = (),
 ) -> SourceCheck:
-    """Event times, rules (over the good rows of the sources they use), then primary key."""
+    """Retracted rows (reason ``retracted:<id>``), event times, rules (over the good rows of
+    the sources they use), then primary key."""
     table = _with_extras(read)
     positions = read.row_numbers
     if positions is None:  # pragma: no cover - every read with rows carries its positions
@@ -140,6 +143,7 @@ def _check_source(
     others = {name: goods[name] for rule in decl.rules for name in rule.uses}
     bad = [read.rejected]
     steps = (
+        lambda t, d, day: set_aside_retracted(t, d, day, retracted),
         check_event_times,
         lambda t, d, day: apply_rules(t, d, day, others, con=con),
         drop_duplicate_keys,
@@ -154,13 +158,19 @@ def _check_source(
     return SourceCheck(decl.name, table, pa.concat_tables(bad), read.files, extra)
 
 
-def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> DayCheck:
+def check_day(
+    root: str | Path,
+    sources: Mapping[str, SourceDeclaration],
+    date: str,
+    retracted: Mapping[str, Sequence[RetractedKeys]] | None = None,
+) -> DayCheck:
     """Read and check every declared source of ``date``, writing nothing (ingest's first phase).
 
     Args:
         root: the workspace root (locations are relative to it).
         sources: the declarations (``load_sources(root)``).
         date: the UTC day, ``YYYY-MM-DD``.
+        retracted: per source, the recorded retractions whose rows are set aside.
 
     Returns:
         A :class:`DayCheck`: per source the good rows and the rows set aside with reasons, the
@@ -171,7 +181,7 @@ def check_day(root: str | Path, sources: Mapping[str, SourceDeclaration], date: 
     """
     import duckdb
 
-    found = _Found()
+    found = _Found(retracted=dict(retracted or {}))
     with duckdb.connect() as con:  # one for the day's rules (opening one costs ~40 ms)
         lock_connection(con)  # the rules read Arrow rows only, never a file
         for name in check_order(dict(sources)):
@@ -198,6 +208,7 @@ class _Found:
     schema: list[str] = field(default_factory=list)
     undated: dict[str, int] = field(default_factory=dict)
     goods: dict[str, pa.Table] = field(default_factory=dict)  # for the rules that use them
+    retracted: dict[str, Sequence[RetractedKeys]] = field(default_factory=dict)
 
 
 def _check_one(
@@ -221,7 +232,9 @@ def _check_one(
         if read.schema_problem:
             found.schema.append(decl.name)
     else:
-        result = _check_source(read, decl, date, found.goods, con)
+        result = _check_source(
+            read, decl, date, found.goods, con, found.retracted.get(decl.name, ())
+        )
         found.goods[decl.name] = result.good
         found.checked.append(result)
 
@@ -308,7 +321,11 @@ def _raise_problems(check: DayCheck) -> None:
 
 
 def ingest_day(
-    root: str | Path, sources: Mapping[str, SourceDeclaration], tables_dir: Path, date: str
+    root: str | Path,
+    sources: Mapping[str, SourceDeclaration],
+    tables_dir: Path,
+    date: str,
+    retracted: Mapping[str, Sequence[RetractedKeys]] | None = None,
 ) -> IngestResult:
     """Check and load one day of every declared source into Delta tables under ``tables_dir``.
 
@@ -317,6 +334,8 @@ def ingest_day(
         sources: the declarations (``load_sources(root)``), loaded once by the caller.
         tables_dir: root of the Delta tables (``raw/<source>``, ``quarantine``).
         date: the UTC day, ``YYYY-MM-DD``.
+        retracted: per source, the recorded retractions: their rows are quarantined with
+            reason ``retracted:<id>``, never loaded.
 
     Returns:
         An :class:`IngestResult` with the new table versions, row counts, quarantine reasons,
@@ -332,7 +351,7 @@ def ingest_day(
     Example:
         >>> ingest_day(ws.root, load_sources(ws.root), ws.tables_dir, "2026-01-02")  # doctest: +SKIP
     """
-    check = check_day(root, sources, date)
+    check = check_day(root, sources, date, retracted)
     _raise_problems(check)
     versions: list[TableVersion] = []
     unchanged: dict[str, str] = {}  # a dimension not written again -> the copy it equals

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -50,6 +51,7 @@ from spindle.features._cutoff import (
 from spindle.features._definitions import FeatureDefinition, FeatureRegistry, FeatureView
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 from spindle.features._python import apply_python
+from spindle.features._retracted import Exclusion
 from spindle.features._views import CUTOFF
 
 KEYS_METADATA = "spindle.entity_keys"
@@ -72,12 +74,17 @@ def _quoted(columns: tuple[str, ...] | list[str]) -> str:
 
 
 def view_rows(
-    tables_dir: Path, view: FeatureView, date: str, versions: dict[str, int] | None = None
+    tables_dir: Path,
+    view: FeatureView,
+    date: str,
+    versions: dict[str, int] | None = None,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> pa.Table:
     """Run ``view``'s SQL as of ``date`` 00:00: its rows ordered by the entity keys.
 
     Args:
         versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
+        exclusions: per source, the recorded retractions whose rows the SQL does not see.
 
     Raises:
         FeatureError: the SQL failed (names the file, the view and DuckDB's message), the rows
@@ -103,7 +110,9 @@ def view_rows(
                 first = cutoffs[0] or dt.datetime.fromisoformat(as_of)
                 last = cutoffs[-1] or first
                 window = (first - dt.timedelta(seconds=view.lookback_s), last)
-            schemas = register_sources(con, tables_dir, dict(view.event_times), versions, window)
+            schemas = register_sources(
+                con, tables_dir, dict(view.event_times), versions, window, exclusions
+            )
             rows = pa.concat_tables(_run_as_of(con, view, schemas, as_of, at) for at in cutoffs)
         except duckdb.Error as exc:
             hint = (
@@ -295,13 +304,17 @@ def entity_keys_of(rows: pa.Table) -> list[str] | None:
 
 
 def compute_features(
-    tables_dir: Path, registry: FeatureRegistry, date: str
+    tables_dir: Path,
+    registry: FeatureRegistry,
+    date: str,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> dict[str, tuple[TableVersion, pa.Table]]:
     """Compute and store (partition overwrite) every feature view's rows of ``date``.
 
     Every view is computed before anything is written, so a failing computation leaves the
     tables as they were; a version whose computation changed since it was first materialised
-    is refused before any work. Each view's sources are read as of ``date`` 00:00.
+    is refused before any work. Each view's sources are read as of ``date`` 00:00, less the
+    rows the recorded retractions ``exclusions`` (per source) name.
 
     Returns:
         For each view (by name), the version written and the rows.
@@ -315,7 +328,9 @@ def compute_features(
     check_fingerprints(tables_dir, chosen)
     computed = {
         v: _features_of(registry, v, base, date)
-        for v, base in zip(views, _views_rows(tables_dir, registry, views, date), strict=True)
+        for v, base in zip(
+            views, _views_rows(tables_dir, registry, views, date, exclusions), strict=True
+        )
     }
     record_fingerprints(tables_dir, chosen)
     out: dict[str, tuple[TableVersion, pa.Table]] = {}
@@ -328,7 +343,11 @@ def compute_features(
 
 
 def _views_rows(
-    tables_dir: Path, registry: FeatureRegistry, views: list[str], date: str
+    tables_dir: Path,
+    registry: FeatureRegistry,
+    views: list[str],
+    date: str,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> list[pa.Table]:
     """Each view's rows of ``date`` (:func:`view_rows`), the views' queries side by side.
 
@@ -343,6 +362,10 @@ def _views_rows(
     """
     workers = min(len(views), os.cpu_count() or 1)
     if workers < 2:
-        return [view_rows(tables_dir, registry.view(v), date) for v in views]
+        return [view_rows(tables_dir, registry.view(v), date, None, exclusions) for v in views]
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="spindle-view") as pool:
-        return list(pool.map(lambda v: view_rows(tables_dir, registry.view(v), date), views))
+        return list(
+            pool.map(
+                lambda v: view_rows(tables_dir, registry.view(v), date, None, exclusions), views
+            )
+        )

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import duckdb
@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.dataset as pads
 
 from spindle.core import DataError, open_dataset, quote_identifier, table_exists
+from spindle.features._retracted import Exclusion, exclusion_condition
 
 # One token of SQL text: a string literal, a quoted identifier, a comment, or a word.
 _TOKEN = re.compile(
@@ -101,6 +102,7 @@ def register_sources(
     event_times: Mapping[str, str | None],
     versions: Mapping[str, int] | None = None,
     window: tuple[dt.datetime, dt.datetime] | None = None,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> dict[str, pa.Schema]:
     """Register each source's ingested table on ``con`` under a hidden name, for
     :func:`restrict_as_of` to show as of one cutoff or several in turn.
@@ -108,7 +110,8 @@ def register_sources(
     With ``window`` (start, end), a source with an event time (of timestamp type) is read
     once into memory with only its events in ``[start, end)``, from the daily partitions that
     can hold them: the runs of a view with ``lookback`` then scan a few days of rows, not the
-    whole table each time.
+    whole table each time. ``exclusions`` (per source, its recorded retractions, see
+    ``_retracted``) leaves the rows they name out.
 
     Returns:
         Each source's schema.
@@ -142,7 +145,16 @@ def register_sources(
                 text = pa.types.is_string(dataset.schema.field("date").type)
                 keep &= pads.field("date") >= (first.isoformat() if text else first)
             rows = dataset.to_table(filter=keep)
-        con.register(f"__spindle_raw_{source}", rows)
+        retracted = (exclusions or {}).get(source, ())
+        if retracted:  # the rows a retraction names are never seen
+            con.register(f"__spindle_all_{source}", rows)
+            kept = exclusion_condition(con, source, dataset.schema.names, retracted)
+            con.execute(
+                f"CREATE TEMP VIEW {quote_identifier('__spindle_raw_' + source)} AS SELECT * "
+                f"FROM {quote_identifier('__spindle_all_' + source)} WHERE {kept}"
+            )
+        else:
+            con.register(f"__spindle_raw_{source}", rows)
         schemas[source] = dataset.schema
     return schemas
 

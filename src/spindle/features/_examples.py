@@ -46,6 +46,7 @@ from spindle.core import quote_identifier as q
 from spindle.features._cutoff import substitute_times
 from spindle.features._definitions import FeatureDefinition
 from spindle.features._pit import AsofSide, create_joined, ttl_select
+from spindle.features._retracted import Exclusion, exclusion_condition
 
 EXAMPLES_TABLE = "__spindle_examples"
 ROWS_TABLE = "__spindle_rows"
@@ -162,8 +163,10 @@ def register_source(
     decl: SourceDeclaration,
     version: int | None,
     window: Window,
+    exclusions: Sequence[Exclusion] = (),
 ) -> None:
-    """Create view ``<source>`` of the rows known at the cutoff (an empty table without data)."""
+    """Create view ``<source>`` of the rows known at the cutoff (an empty table without data),
+    less the rows the recorded retractions ``exclusions`` name (see ``_retracted``)."""
     path = tables_dir / "raw" / decl.name
     if version is None or not table_exists(path):
         columns = ", ".join(f"{q(c)} {spec.duckdb_type}" for c, spec in decl.columns.items())
@@ -185,6 +188,8 @@ def register_source(
     # needs (projection and filter pushdown), and its result is what gets materialised.
     hidden = f"__spindle_src_{decl.name}"
     con.register(hidden, dataset)
+    if exclusions:
+        where += " AND " + exclusion_condition(con, decl.name, dataset.schema.names, exclusions)
     con.execute(f"CREATE VIEW {q(decl.name)} AS SELECT * FROM {q(hidden)} WHERE {where}")
 
 

@@ -50,6 +50,7 @@ from spindle.features._examples import (
 )
 from spindle.features._pit import BATCH_ROWS, bounded_connection
 from spindle.features._request import apply_request_features, request_features, request_schema
+from spindle.features._retracted import Exclusion
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,7 @@ def _connect(
     window: Window,
     limit_mb: int,
     spill_dir: Path,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> tuple[duckdb.DuckDBPyConnection, list[str], int]:
     """Copy the window's slices of the pinned tables into DuckDB, then build ``__spindle_rows``.
 
@@ -146,6 +148,8 @@ def _connect(
     are separate statements: under a tight memory limit the ASOF joins and an ORDER BY on top
     of them do not fit together (measured: out of memory at 200 MB on 2.2M events), while each
     alone spills.
+
+    ``exclusions`` maps a source to its recorded retractions: their rows are not read.
 
     Returns:
         The connection, the examples' columns, and the number left out as immature.
@@ -164,7 +168,9 @@ def _connect(
     try:
         lock_connection(con)  # the tables are Arrow datasets: the examples SQL reads no file
         for decl in declarations:
-            register_source(con, tables_dir, decl, versions.get(f"raw/{decl.name}"), window)
+            version = versions.get(f"raw/{decl.name}")
+            left_out = (exclusions or {}).get(decl.name, ())
+            register_source(con, tables_dir, decl, version, window, left_out)
         for view in views:
             copy_view(con, tables_dir, view, versions.get(view.table), window)
         columns, immature = run_examples(con, config, window)
@@ -269,6 +275,7 @@ def stream_rows(
     *,
     sources: Mapping[str, SourceDeclaration],
     holdout: bool = False,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> TrainingStream:
     """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
     caller can write a training set batch by batch (``spindle`` writes Parquet this way).
@@ -277,6 +284,9 @@ def stream_rows(
     (``event_time + label_delay``), not those whose event falls on them (see ``Window``). With
     a label delay of 12 hours, a day's holdout is the departures from noon the day before to
     noon that day, all known by its end; by event day it would hold only the morning's.
+
+    ``exclusions`` maps a source to the retractions recorded on it (``(id, column, keys,
+    salt)``, see ``_retracted``): the rows they name are not read, in any window.
 
     Memory stays bounded by ``memory_limit_mb`` (DuckDB spills its tables and sorts to
     ``<state>/tmp/duckdb``, removed when the stream ends) plus a few batches, so a training set
@@ -306,7 +316,15 @@ def stream_rows(
     spill_dir = Path(tempfile.mkdtemp(prefix="trainset-", dir=spill_root(tables_dir)))
     try:
         con, columns, immature = _connect(
-            tables_dir, config, definitions, sources, pinned, window, limit_mb, spill_dir
+            tables_dir,
+            config,
+            definitions,
+            sources,
+            pinned,
+            window,
+            limit_mb,
+            spill_dir,
+            exclusions,
         )
     except BaseException:
         shutil.rmtree(spill_dir, ignore_errors=True)
