@@ -116,6 +116,8 @@ class TrainingSet:
     table_versions: dict[str, int] = field(default_factory=dict, compare=False, hash=False)
     #: Examples of the window left out because their label was not mature at the cutoff.
     immature_examples: int = field(default=0, compare=False, hash=False)
+    #: The recorded retractions whose rows were left out (``retraction-N`` ids, sorted).
+    retractions: tuple[str, ...] = field(default=(), compare=False, hash=False)
 
     @property
     def id(self) -> str:
@@ -128,6 +130,7 @@ class TrainingSet:
             "rows": self.rows,
             "table_versions": dict(self.table_versions),
             "immature_examples": self.immature_examples,
+            "retractions": list(self.retractions),
         }
 
 
@@ -261,6 +264,7 @@ def artifact_from_fields(kind: str, uri: str, content_hash: str, props: dict[str
             int(p["rows"]),
             dict(p["table_versions"]),
             int(p.get("immature_examples", 0)),
+            tuple(p.get("retractions", ())),
         )
     if kind == ModelVersion.kind:
         return ModelVersion(

@@ -43,6 +43,7 @@ if _TYPE_CHECKING:
         TrainingStream,
         build_rows,
         pin_versions,
+        retracted_rows_read,
         stream_rows,
         training_tables,
     )
@@ -88,6 +89,7 @@ _LAZY: dict[str, str] = {
     "latest_feature_day": "spindle.features._backfill",
     "open_online_backend": "spindle.features._online",
     "pin_versions": "spindle.features._training_set",
+    "retracted_rows_read": "spindle.features._training_set",
     "pit_join": "spindle.features._pit",
     "pit_join_sql": "spindle.features._pit",
     "stable_hash": "spindle.features._transform",
@@ -137,6 +139,7 @@ __all__ = [
     "pit_join_sql",
     "refresh_online_day",
     "register_as_of",
+    "retracted_rows_read",
     "stable_hash",
     "stream_rows",
     "substitute_times",

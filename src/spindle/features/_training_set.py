@@ -35,6 +35,7 @@ from spindle.core import (
     lock_connection,
     table_exists,
 )
+from spindle.core import quote_identifier as q
 from spindle.features._definitions import FeatureDefinition
 from spindle.features._examples import (
     ROWS_TABLE,
@@ -50,7 +51,7 @@ from spindle.features._examples import (
 )
 from spindle.features._pit import BATCH_ROWS, bounded_connection
 from spindle.features._request import apply_request_features, request_features, request_schema
-from spindle.features._retracted import Exclusion
+from spindle.features._retracted import Exclusion, exclusion_condition
 
 
 @dataclass(frozen=True)
@@ -362,3 +363,33 @@ def stream_rows(
             release()
 
     return TrainingStream(schema, batches(), pinned, config.label, config.group_key, immature)
+
+
+def retracted_rows_read(
+    tables_dir: Path,
+    decl: SourceDeclaration,
+    version: int | None,
+    dates: Sequence[str],
+    exclusion: Exclusion,
+) -> int:
+    """How many rows a training set of event days ``dates`` read from ``decl``'s table at
+    ``version`` (time travel) that ``exclusion`` (one retraction) names: the rows of the
+    source as the training set saw them (known at its cutoff, in its window), then matched.
+
+    Example:
+        >>> retracted_rows_read(tables, decl, 7, ["2026-01-02"], ("retraction-1", "id", ["9"], None))  # doctest: +SKIP
+        1
+    """
+    if version is None or not dates:
+        return 0
+    con = duckdb.connect()
+    try:
+        register_source(con, tables_dir, decl, version, Window(tuple(sorted(dates))))
+        columns = con.table(q(decl.name)).columns
+        kept = exclusion_condition(con, decl.name, columns, [exclusion])
+        if kept == "true":
+            return 0
+        found = con.execute(f"SELECT count(*) FROM {q(decl.name)} WHERE NOT ({kept})").fetchone()
+    finally:
+        con.close()
+    return int(found[0]) if found else 0

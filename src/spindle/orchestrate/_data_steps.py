@@ -26,6 +26,7 @@ from spindle.data import (
 )
 from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._retract_step import retracted_keys
 from spindle.orchestrate._verdicts import day_verdict, reference_days
 
 log = logging.getLogger(__name__)
@@ -109,12 +110,17 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
     # After `spindle ingest --undo`, the same raw files must load again: the undo count is part
     # of the identity (absent before any undo, so earlier keys are unchanged).
     undone = len(ctx.store.find_artifacts(IngestUndo.kind, date=date))
-    redo = {"undone": undone} if undone else {}
+    redo: dict[str, Any] = {"undone": undone} if undone else {}
+    # Recorded retractions: their rows are set aside (reason retracted:<id>) and left out of
+    # the features; a new one makes the day's ingest new work (absent when none is recorded).
+    retracted = retracted_keys(ctx)
+    if retracted:
+        redo["retractions"] = sorted(k.retraction_id for ks in retracted.values() for k in ks)
     for part in partitions:
         ctx.store.record_artifact(part)
 
     def load() -> tuple[IngestResult | TableVersion, ...]:
-        result = ingest_day(ws.root, ctx.sources, ws.tables_dir, date)
+        result = ingest_day(ws.root, ctx.sources, ws.tables_dir, date, retracted)
         return (result, *result.tables)
 
     loaded = ctx.runner.run(
@@ -129,7 +135,7 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
     definitions = ctx.features.fingerprint()
 
     def compute() -> tuple[TableVersion, ...]:
-        computed = compute_features(ws.tables_dir, ctx.features, date)
+        computed = compute_features(ws.tables_dir, ctx.features, date, retracted)
         _materialize(ctx, date, {g: rows for g, (_, rows) in computed.items()})
         return tuple(v for v, _ in computed.values())
 

@@ -20,6 +20,7 @@ from spindle.core import (
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
 from spindle.orchestrate._context import Context
+from spindle.orchestrate._retract_step import retracted_keys
 from spindle.orchestrate._verdicts import day_verdict
 
 # The train stage's readers of a training set's rows, here for the steps that score holdouts
@@ -175,6 +176,7 @@ def build_training_set(
     dates: list[str],
     purpose: str = "train",
     versions: dict[str, int] | None = None,
+    retractions: tuple[str, ...] | None = None,
 ) -> TrainingSet:
     """Materialise the point-in-time-correct rows of ``dates`` as Parquet (a recorded step).
 
@@ -184,9 +186,17 @@ def build_training_set(
     holdout (``purpose="holdout"``) holds the examples whose labels matured on the day.
     ``versions`` pins the tables' Delta versions (time travel: ``spindle reproduce`` rebuilds
     a recorded training set, as its manifest lists them); by default each table's latest
-    version is pinned.
+    version is pinned. The rows of the recorded retractions on the sources the examples read
+    are left out (only those of ``retractions``, ids, when given: a rebuild as recorded), and
+    they are part of the identity: a rebuild after a retraction is a new training set.
     """
     cfg = loaded.config
+    retracted = {
+        s: [k for k in keys if retractions is None or k.retraction_id in retractions]
+        for s, keys in retracted_keys(ctx).items()
+        if s in cfg.examples.sources
+    }
+    applied = tuple(sorted(k.retraction_id for keys in retracted.values() for k in keys))
     if versions is None:
         versions = pin_versions(ctx.workspace.tables_dir, training_tables(cfg, loaded.definitions))
     else:
@@ -202,6 +212,8 @@ def build_training_set(
     holdout = purpose == "holdout"
     if holdout:  # the examples whose labels matured on the day (features.stream_rows)
         identity["days_by"] = "label maturity"
+    if applied:  # absent without retractions: earlier training sets keep their identity
+        identity["retractions"] = list(applied)
     fingerprint = sha256_json(identity)
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
@@ -214,6 +226,7 @@ def build_training_set(
             versions,
             sources=ctx.sources,
             holdout=holdout,
+            exclusions=retracted,
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
@@ -232,6 +245,7 @@ def build_training_set(
             n_rows,
             versions,
             immature_examples=stream.immature_examples,
+            retractions=applied,
         )
 
     inputs = [f"table:{name}@{v}" for name, v in versions.items()]

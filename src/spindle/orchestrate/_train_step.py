@@ -87,12 +87,15 @@ def train_version(
     overrides: list[str] | None = None,
     progress: Progress | None = None,
     config: LoadedConfig | None = None,
+    base_version: int | None = None,
 ) -> tuple[ModelVersion, TrainResult | None, bool]:
     """Train a new version of ``model`` for ``date`` on the days before it (a recorded step).
 
     ``progress`` hears the training steps (epoch, examples/s) about twice a second.
     ``config`` is the run's config when it was loaded already (a daily run loads it once);
-    else it is loaded with ``overrides``.
+    else it is loaded with ``overrides``. ``base_version`` warm-starts from that version
+    instead of the one :func:`choose_base` picks (``spindle retract plan --retrain``: the last
+    base that never saw the retracted rows).
 
     Returns:
         The model version, the training result (None when the step was skipped), and whether skipped.
@@ -103,7 +106,11 @@ def train_version(
     loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     phase = _phases(progress, f"prepare {model} for {date}")
-    base, why = choose_base(ctx, cfg, date, from_scratch)
+    base: int | None
+    if base_version is not None and not from_scratch:
+        base, why = base_version, f"warm start from version {base_version} (chosen)"
+    else:
+        base, why = choose_base(ctx, cfg, date, from_scratch)
     days, left_out = training_window(
         ctx, cfg, date, cfg.training.warm_start_window_days if base is not None else None
     )

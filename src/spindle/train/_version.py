@@ -285,6 +285,7 @@ def _manifest(plan: VersionPlan, fitted: FittedVersion, version: int) -> dict[st
             "dates": list(trainset.dates),
             "rows": trainset.rows,
             "table_versions": trainset.table_versions,
+            "retractions": list(trainset.retractions),
         },
         "left_out_days": list(plan.left_out),
         "example_weight": cfg.examples.weight,
