@@ -111,6 +111,16 @@ class DemoConfig(_Strict):
     models: list[str] = Field(default_factory=list)
 
 
+class ForgetConfig(_Strict):
+    """``forget:`` in ``spindle.yaml``: physical deletion (``spindle forget``).
+
+    ``retention_hours``: how long the files a deletion replaced stay readable (older table
+    versions, for readers that pinned them) before vacuum removes them; 0 removes them at once.
+    """
+
+    retention_hours: float = Field(default=0.0, ge=0)
+
+
 class WorkspaceConfig(_Strict):
     """``spindle.yaml``: where everything of one workspace lives."""
 
@@ -128,6 +138,7 @@ class WorkspaceConfig(_Strict):
     simulation: SimulationConfig = SimulationConfig()
     serving: ServingConfig = ServingConfig()
     demo: DemoConfig | None = None
+    forget: ForgetConfig = ForgetConfig()
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 
