@@ -92,6 +92,36 @@ class OnlineStore:
         self.backend.close()
 
     # -- writing ---------------------------------------------------------------------------
+    def forget(
+        self, view: str, column: str, values: Sequence[str], *, count_only: bool = False
+    ) -> int:
+        """Delete every row of ``view`` whose ``column`` (a key or not) holds one of ``values``,
+        leaving no copy in the backend's storage (a deletion request).
+
+        Args:
+            count_only: count the rows, delete nothing.
+
+        Returns:
+            How many rows were (or, with ``count_only``, would be) deleted (0 when the view is
+            not held or has no such column).
+
+        Example:
+            >>> store.forget("user", "user_id", ["u42"])  # doctest: +SKIP
+            1
+        """
+        key = self.backend.key(view)
+        if key is None:
+            return 0
+        rows = self.backend.read(view)
+        if rows is None or column not in rows.column_names:
+            return 0
+        wanted = pa.array([str(v) for v in values], pa.string())
+        held = rows.column(column).cast(pa.string())
+        keys = rows.column(key).filter(pc.is_in(held, value_set=wanted)).to_pylist()
+        if count_only or not keys:
+            return len(keys)
+        return self.backend.delete_keys(view, [str(k) for k in keys])
+
     def materialize(
         self,
         view: str,

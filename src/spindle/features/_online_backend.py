@@ -169,4 +169,11 @@ class OnlineStoreBackend(Protocol):
         Arrow columns of every entity at once from them)."""
         ...
 
+    def delete_keys(self, entity: str, keys: Sequence[str]) -> int:
+        """Delete the rows of ``keys`` of ``entity`` (a deletion request) in one transaction and
+        leave no copy of them in the store's storage (SQLite: freed pages zeroed, WAL
+        truncated, file vacuumed). Returns how many rows were deleted (0 for an entity never
+        materialised); the watermark stays, and :meth:`version` changes when rows went."""
+        ...
+
     def close(self) -> None: ...

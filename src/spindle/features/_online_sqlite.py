@@ -302,6 +302,44 @@ class SQLiteOnlineStore:
             deleted=deleted,
         )
 
+    def delete_keys(self, entity: str, keys: Sequence[str]) -> int:
+        """Delete the rows of ``keys`` of ``entity``; zero the freed pages, truncate the WAL and
+        vacuum the file, so no copy of the rows stays on disk (a deletion request)."""
+        unique = list(dict.fromkeys(keys))
+        with self._lock:
+            self._con.execute("PRAGMA secure_delete = ON")  # freed pages are overwritten
+            self._con.execute("BEGIN IMMEDIATE")
+            try:
+                layout = self._layout(entity)
+                deleted = 0
+                if layout is not None:
+                    for i in range(0, len(unique), _KEYS_PER_QUERY):
+                        chunk = unique[i : i + _KEYS_PER_QUERY]
+                        marks = ", ".join("?" for _ in chunk)
+                        deleted += self._con.execute(
+                            f"DELETE FROM {_q(entity)} WHERE {_q(layout.key)} IN ({marks})", chunk
+                        ).rowcount
+                if deleted:
+                    self._bump_version(f"{entity} deleted")
+                self._con.execute("COMMIT")
+            except BaseException:
+                self._con.execute("ROLLBACK")
+                raise
+            # the deleted rows' old pages may sit in the WAL and the free list: rewrite both
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._con.execute("VACUUM")
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._layouts, self._layouts_version = {}, None
+        return deleted
+
+    def _bump_version(self, what: str) -> None:
+        old = self._meta("version") or ""
+        counter = int(old.split(":")[0]) + 1 if old.split(":")[0].isdigit() else 1
+        self._con.execute(
+            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            ("version", f"{counter}:{what}"),
+        )
+
     def _write_meta(self, entity: str, key: str, partition: str, schema: dict[str, str]) -> None:
         old = self._meta("version") or ""
         counter = int(old.split(":")[0]) + 1 if old.split(":")[0].isdigit() else 1

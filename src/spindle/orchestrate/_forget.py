@@ -1,0 +1,370 @@
+"""Forget: remove the rows of a deletion request physically, everywhere spindle copied them.
+
+``forget_rows`` deletes the rows whose column holds one of the ids from the raw Delta table of
+the source and of every source declaring a column of that name, from feature tables and other
+tables holding that column, the quarantine, the online store, materialised training sets and
+holdouts, and the landed raw files; removes scratch and spill leftovers; then, once the
+retention allows, purges every older version of the tables touched (vacuum, checkpoint, old
+log entries). Each place is journalled as it completes (``_forget_journal``), so a crash at
+any point resumes where it stopped; the finished forget is recorded as a ``forget`` run (counts
+and files per place, never the ids) and the journal is deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from spindle.core import SourceDeclaration, WorkspaceError, kill_point, table_exists
+from spindle.data import (
+    forget_in_file,
+    forget_in_parquet,
+    forget_in_quarantine,
+    forget_in_table,
+    purge_table,
+    raw_files_of,
+    table_columns,
+)
+from spindle.orchestrate._forget_journal import (
+    ForgetReport,
+    Journal,
+    check_retraction_id,
+    now_iso,
+)
+
+if TYPE_CHECKING:
+    from spindle.orchestrate._context import Context
+
+
+def forget_rows(
+    ctx: Context,
+    retraction_id: str,
+    source: str,
+    column: str,
+    ids: Sequence[str],
+    *,
+    retention_hours: float | None = None,
+) -> ForgetReport:
+    """Remove physically every row of ``source`` (and of every source declaring ``column``)
+    whose ``column`` holds one of ``ids``, and every copy spindle made of them.
+
+    Args:
+        ctx: the open context of the workspace.
+        retraction_id: the retraction recorded for the request (names the journal and record).
+        source: the declared source the request is about.
+        column: a declared column of ``source`` holding the ids.
+        ids: the values to forget.
+        retention_hours: how long replaced files stay before vacuum (default: the workspace's
+            ``forget.retention_hours``, 0 unless set).
+
+    Returns:
+        The report; a rerun of a finished forget returns the recorded one and changes nothing.
+        ``status == "waiting"`` when the retention has not passed: rerun (or
+        ``spindle forget resume ID``) after ``vacuum_after``.
+
+    Raises:
+        WorkspaceError: an unknown source or column, no ids, an unusable retraction id, or a
+            forget of this id in progress with another request (nothing is changed).
+
+    Example:
+        >>> report = forget_rows(ctx, "r-12", "users", "user_id", ["u42"])  # doctest: +SKIP
+        >>> report.rows_removed["raw:users"]  # doctest: +SKIP
+        1
+    """
+    check_retraction_id(retraction_id)
+    state = ctx.workspace.state_dir
+    journal = Journal.load(state, retraction_id)
+    if journal is None:
+        recorded = recorded_forget(ctx, retraction_id)
+        if recorded is not None:
+            return recorded
+        wanted = _checked_request(ctx, source, column, ids)
+        hours = ctx.workspace.config.forget.retention_hours
+        request = {
+            "retraction_id": retraction_id,
+            "source": source,
+            "column": column,
+            "ids": wanted,
+            "retention_hours": hours if retention_hours is None else float(retention_hours),
+        }
+        journal = Journal.create(state, request)
+    elif (journal.data["source"], journal.data["column"], sorted(journal.data["ids"])) != (
+        source,
+        column,
+        sorted({str(i) for i in ids}),
+    ):
+        raise WorkspaceError(
+            f"forget {retraction_id} is in progress for another request; finish it with "
+            f"`spindle forget resume {retraction_id}` or use a new retraction id"
+        )
+    return _continue(ctx, journal)
+
+
+def resume_forget(ctx: Context, retraction_id: str) -> ForgetReport:
+    """Continue the forget ``retraction_id`` from its journal (a finished one: its record).
+
+    Raises:
+        WorkspaceError: no forget of that id was started in this workspace.
+    """
+    check_retraction_id(retraction_id)
+    journal = Journal.load(ctx.workspace.state_dir, retraction_id)
+    if journal is not None:
+        return _continue(ctx, journal)
+    recorded = recorded_forget(ctx, retraction_id)
+    if recorded is None:
+        raise WorkspaceError(
+            f"no forget {retraction_id!r} in {ctx.workspace.root}: none in progress and none "
+            "recorded; `spindle forget status` lists them"
+        )
+    return recorded
+
+
+def recorded_forget(ctx: Context, retraction_id: str) -> ForgetReport | None:
+    """The report of the finished forget ``retraction_id`` (None when none was recorded)."""
+    for run in ctx.store.runs(step="forget", status="succeeded", limit=None):
+        params = dict(run.params)
+        if params.get("retraction_id") == retraction_id:
+            return ForgetReport.from_dict(params, run.id)
+    return None
+
+
+def _checked_request(ctx: Context, source: str, column: str, ids: Sequence[str]) -> list[str]:
+    declared = ctx.sources
+    if source not in declared:
+        known = ", ".join(sorted(declared)) or "none"
+        raise WorkspaceError(
+            f"unknown source {source!r}: sources declared in {ctx.workspace.root / 'sources'}: "
+            f"{known}"
+        )
+    if column not in declared[source].columns:
+        raise WorkspaceError(
+            f"source {source!r} declares no column {column!r}; its columns: "
+            f"{', '.join(declared[source].columns)}"
+        )
+    wanted = sorted({str(i) for i in ids if str(i)})
+    if not wanted:
+        raise WorkspaceError("no ids to forget: give the values of the column, one a line")
+    return wanted
+
+
+def _scrubbed_sources(ctx: Context, source: str, column: str) -> list[SourceDeclaration]:
+    """The request's source first, then every other source declaring a column of that name:
+    the value is a trace wherever it is held."""
+    others = [d for n, d in sorted(ctx.sources.items()) if n != source and column in d.columns]
+    return [ctx.sources[source], *others]
+
+
+def _step(journal: Journal, name: str, count: Callable[[], int], act: Callable[[], Any]) -> int:
+    """Run one place: count its rows, journal the count, act, journal it done (a rerun of a
+    started place acts again — every act is idempotent — and keeps the first count)."""
+    state = journal.place(name)
+    if state is not None and state["state"] == "done":
+        return int(state["rows"])
+    rows = int(state["rows"]) if state is not None else count()
+    if rows == 0 and state is None:
+        return 0
+    if state is None:
+        journal.start(name, rows)
+        kill_point("forget:counted")
+    act()
+    kill_point("forget:acted")
+    journal.finish(name, rows)
+    return rows
+
+
+def _continue(ctx: Context, journal: Journal) -> ForgetReport:
+    data = journal.data
+    column, ids = str(data["column"]), [str(i) for i in data["ids"]]
+    sources = _scrubbed_sources(ctx, str(data["source"]), column)
+    tables = _delta_places(ctx, [s.name for s in sources], column)
+    for name, (path, columns) in tables.items():
+        _step(
+            journal,
+            name,
+            lambda p=path, c=columns: forget_in_table(p, c, ids, count_only=True),  # type: ignore[misc]
+            lambda p=path, c=columns: forget_in_table(p, c, ids),  # type: ignore[misc]
+        )
+    _quarantine(ctx, journal, [s.name for s in sources], column, ids)
+    _online(ctx, journal, column, ids)
+    _parquet_artifacts(ctx, journal, column, ids)
+    not_scrubbed = _raw_files(ctx, journal, sources, column, ids)
+    _leftovers(ctx, journal)
+    data.setdefault("deleted_at", now_iso())
+    due = dt.datetime.fromisoformat(data["deleted_at"]) + dt.timedelta(
+        hours=float(data["retention_hours"])
+    )
+    if dt.datetime.now(dt.UTC) < due:
+        journal.save()
+        return _report(ctx, journal, "waiting", not_scrubbed, due.isoformat(timespec="seconds"))
+    purged = [*tables, "quarantine"]
+    for name in purged:
+        path = ctx.workspace.tables_dir / "quarantine" if name == "quarantine" else tables[name][0]
+        _step(journal, f"purge:{name}", lambda: 1, lambda p=path: purge_table(p))  # type: ignore[misc]
+        kill_point("forget:purged")
+    report = _report(ctx, journal, "done", not_scrubbed, None)
+    outcome = ctx.runner.run(
+        "forget",
+        lambda: None,
+        identity={"retraction_id": data["retraction_id"]},
+        params=report.to_dict(),
+    )
+    kill_point("forget:recorded")
+    journal.remove()
+    return ForgetReport.from_dict(report.to_dict(), outcome.run_id)
+
+
+def _delta_places(
+    ctx: Context, sources: list[str], column: str
+) -> dict[str, tuple[Path, list[str]]]:
+    """The Delta tables to delete from: name -> (path, columns matched against the ids)."""
+    tables = ctx.workspace.tables_dir
+    found: dict[str, tuple[Path, list[str]]] = {}
+    for name in sources:
+        if table_exists(tables / "raw" / name):
+            found[f"raw:{name}"] = (tables / "raw" / name, [column])
+    features = tables / "features"
+    for path in sorted(features.iterdir()) if features.is_dir() else []:
+        if table_exists(path) and column in table_columns(path):
+            found[f"features:{path.name}"] = (path, [column])
+    for log in sorted(tables.rglob("_delta_log")):
+        path = log.parent
+        rel = path.relative_to(tables).as_posix()
+        if rel.split("/")[0] in ("raw", "features") or rel == "quarantine":
+            continue
+        found[f"table:{rel}"] = (path, table_columns(path, text_only=True))
+    return found
+
+
+def _quarantine(
+    ctx: Context, journal: Journal, sources: list[str], column: str, ids: list[str]
+) -> None:
+    tables = ctx.workspace.tables_dir
+    _step(
+        journal,
+        "quarantine",
+        lambda: forget_in_quarantine(tables, sources, column, ids, count_only=True),
+        lambda: forget_in_quarantine(tables, sources, column, ids),
+    )
+
+
+def _online(ctx: Context, journal: Journal, column: str, ids: list[str]) -> None:
+    store = ctx.online_store()
+    try:
+        for view in sorted(ctx.features.views()):
+            _step(
+                journal,
+                f"online:{view}",
+                lambda v=view: store.forget(v, column, ids, count_only=True),  # type: ignore[misc]
+                lambda v=view: store.forget(v, column, ids),  # type: ignore[misc]
+            )
+        # freed pages of rows removed before (a snapshot's deleted keys) may still hold them
+        _step(journal, "online:compact", lambda: 1, lambda: store.backend.delete_keys("meta", []))
+    finally:
+        store.close()
+
+
+def _parquet_artifacts(ctx: Context, journal: Journal, column: str, ids: list[str]) -> None:
+    root = ctx.workspace.root
+    for path in sorted(ctx.workspace.artifacts_dir.rglob("*.parquet")):
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+        kind = "trainset" if "trainsets" in path.parts else "artifact"
+        _step(
+            journal,
+            f"{kind}:{rel}",
+            lambda p=path: forget_in_parquet(p, [column], ids, count_only=True),  # type: ignore[misc]
+            lambda p=path: forget_in_parquet(p, [column], ids),  # type: ignore[misc]
+        )
+
+
+def _raw_files(
+    ctx: Context,
+    journal: Journal,
+    sources: list[SourceDeclaration],
+    column: str,
+    ids: list[str],
+) -> list[str]:
+    root = ctx.workspace.root
+    not_scrubbed: list[str] = []
+    for decl in sources:
+        files, notes = raw_files_of(root, decl)
+        not_scrubbed += notes
+        for name in files:
+            path = Path(name)
+            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else name
+            _step(
+                journal,
+                f"raw_file:{rel}",
+                lambda n=name, d=decl: forget_in_file(n, d, column, ids, count_only=True),  # type: ignore[misc]
+                lambda n=name, d=decl: forget_in_file(n, d, column, ids),  # type: ignore[misc]
+            )
+    return not_scrubbed
+
+
+def _leftovers(ctx: Context, journal: Journal) -> None:
+    """Remove scratch, checkpoints, spill and temp leftovers (copies of rows being worked on)."""
+    from spindle.orchestrate._leftovers import find_leftovers
+
+    ws = ctx.workspace
+    if (journal.place("leftovers") or {}).get("state") == "done":
+        return
+    paths = [ws.artifacts_dir / "scratch", ws.artifacts_dir / "checkpoints", ws.state_dir / "tmp"]
+    paths += [item.path for item in find_leftovers(ws)]
+    removed = []
+    for path in paths:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        elif path.exists():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    rel = sorted(
+        p.relative_to(ws.root).as_posix() if p.is_relative_to(ws.root) else str(p) for p in removed
+    )
+    journal.finish("leftovers", 0, removed=rel)
+
+
+def _report(
+    ctx: Context, journal: Journal, status: str, not_scrubbed: list[str], after: str | None
+) -> ForgetReport:
+    from spindle.orchestrate._forget_impact import impact_of
+
+    data, places = journal.data, journal.data["places"]
+    rows = {
+        name: int(p["rows"])
+        for name, p in places.items()
+        if not name.startswith(("purge:", "online:compact", "leftovers")) and p["rows"]
+    }
+    rewritten = sorted(
+        n.split(":", 1)[1] for n in rows if n.startswith(("trainset:", "raw_file:", "artifact:"))
+    )
+    models, evaluations, recompute = impact_of(ctx, rewritten, rows)
+    return ForgetReport(
+        retraction_id=str(data["retraction_id"]),
+        source=str(data["source"]),
+        column=str(data["column"]),
+        ids=len(data["ids"]),
+        status=status,
+        rows_removed=dict(sorted(rows.items())),
+        files_rewritten=rewritten,
+        tables_purged=sorted(n.removeprefix("purge:") for n in places if n.startswith("purge:")),
+        leftovers_removed=list((places.get("leftovers") or {}).get("removed", [])),
+        model_versions=models,
+        evaluations=evaluations,
+        recompute=recompute,
+        not_scrubbed=not_scrubbed,
+        vacuum_after=after,
+        started_at=str(data.get("started_at")),
+        finished_at=now_iso() if status == "done" else None,
+        by=_user(),
+    )
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"

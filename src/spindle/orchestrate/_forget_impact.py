@@ -1,0 +1,42 @@
+"""What a forget leaves to the user: the model versions and evaluations whose training sets or
+holdouts it rewrote (retrain them), and the feature views computed from rows it removed
+(recompute them with ``spindle features backfill``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from spindle.orchestrate._context import Context
+
+
+def impact_of(
+    ctx: Context, rewritten: Sequence[str], rows: dict[str, int]
+) -> tuple[list[str], list[str], list[str]]:
+    """Model versions (``MODEL@V``) and evaluations that used a rewritten training set or
+    holdout, and the feature views reading a source that lost rows.
+
+    Args:
+        rewritten: files rewritten, relative to the workspace (or absolute).
+        rows: rows removed per place (``raw:<source>`` places name the sources).
+    """
+    root = ctx.workspace.root
+    files = {(root / f).resolve() for f in rewritten}
+    models: set[str] = set()
+    evaluations: set[str] = set()
+    for record in ctx.store.find_artifacts("training_set"):
+        if Path(record.uri).resolve() not in files:
+            continue
+        graph = ctx.store.lineage(record.id, direction="downstream", max_depth=1)
+        for node in graph.downstream:
+            if node.kind == "model_version":
+                models.add(node.id.removeprefix("model:"))
+            elif node.kind == "evaluation":
+                evaluations.add(node.id)
+    sources = {name.split(":", 1)[1] for name, n in rows.items() if name.startswith("raw:") and n}
+    recompute = sorted(
+        name for name, view in ctx.features.views().items() if sources & set(view.sources)
+    )
+    return sorted(models), sorted(evaluations), recompute
