@@ -10,7 +10,7 @@ export MALLOC_TRIM_THRESHOLD_ := 4294967296
 # OpenMP threads must sleep, not spin, while waiting (10-30x slower training otherwise).
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: install demo test test-all check lint typecheck imports format bench clean
+.PHONY: install postgresql demo test test-all check lint typecheck imports format bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,15 +29,22 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
-install: $(STAMP) $(CHROMIUM)
+# PostgreSQL for the metadata store's tests on a real server (tests/postgres.py starts a
+# throwaway cluster with the package's initdb and pg_ctl on a free loopback port).
+postgresql:
+	@test -n "$(wildcard /usr/lib/postgresql/*/bin/pg_ctl)" || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql; }
+
+install: $(STAMP) $(CHROMIUM) postgresql
 
 demo: $(STAMP)
 	$(BIN)/spindle demo --days 7 --dir demo-workspace
 
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) postgresql
 	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
 
-test-all: $(STAMP) $(CHROMIUM)
+test-all: $(STAMP) $(CHROMIUM) postgresql
 	$(BIN)/python -m pytest -q -m "" -p no:cacheprovider
 
 lint: $(STAMP)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import PostgresServer, bin_dir
+
 # Set before torch is imported by any test module (see Makefile and spindle.cli).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -53,3 +55,17 @@ def workspace_copy(ingested_workspace: Path, tmp_path: Path) -> Path:
     target = tmp_path / "yarnit"
     shutil.copytree(ingested_workspace, target, symlinks=True)
     return target
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL server on loopback for the session (the Makefile installs
+    Debian's ``postgresql``; a machine without it fails these tests rather than skip them)."""
+    bindir = bin_dir()
+    if bindir is None:
+        pytest.fail("no PostgreSQL: `make install` installs Debian's postgresql (pg_ctl)")
+    server = PostgresServer(bindir).start()
+    try:
+        yield server
+    finally:
+        server.stop()

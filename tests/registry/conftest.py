@@ -1,4 +1,5 @@
-"""Fixtures of the registry tests: a real SQLite metadata store in a temp dir."""
+"""Fixtures of the registry tests: a real metadata store on each backend, SQLite in a temp dir
+and PostgreSQL on a throwaway server on loopback (a database of its own per test)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.postgres import PostgresServer
 
 from spindle.core import Artifact
 from spindle.registry import MetadataStore
@@ -14,8 +16,11 @@ from spindle.registry import MetadataStore
 MakeArtifact = Callable[..., Artifact]
 
 
-@pytest.fixture
-def url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        return server.database("registry")
     return f"sqlite:///{tmp_path / 'state' / 'metadata.db'}"
 
 

@@ -40,9 +40,10 @@ def test_in_memory_sqlite_works() -> None:
 
 
 def test_a_held_write_lock_becomes_a_registry_error(
-    url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("spindle.registry._engine.BUSY_TIMEOUT_MS", 100)
+    url = f"sqlite:///{tmp_path / 'state' / 'metadata.db'}"  # SQLite's one-writer lock
     with MetadataStore(url) as store:
         holder = sqlite3.connect(tmp_path / "state" / "metadata.db", isolation_level=None)
         try:

@@ -102,10 +102,9 @@ def test_bad_model_name(store: MetadataStore) -> None:
 
 
 def test_processes_reserving_at_once_get_distinct_gap_free_numbers(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A fresh file: the processes also race to create the tables and switch on WAL.
-    url = f"sqlite:///{tmp_path / 'fresh' / 'metadata.db'}"
+    # A fresh database: the processes also race to create the tables (and switch on WAL)
     monkeypatch.syspath_prepend(str(Path(__file__).parent))
     workers = importlib.import_module("_registry_workers")
     context = multiprocessing.get_context("spawn")
