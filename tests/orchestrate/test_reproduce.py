@@ -1,0 +1,136 @@
+"""``reproduce_version``: a version rebuilt from its record is bit-identical at the same threads
+(sync and DDP), a warm-started one names its chain and differs from a from-scratch model, and
+another thread count is named as a cause. Real workspace, real training, nothing mocked.
+
+One module-scoped workspace (4 simulated days at scale 0.25): ``search_ranker`` v1 trained for
+day 3 from scratch and pushed, v2 for day 4 warm-started from v1 and pushed (production), v3
+for day 4 from scratch with two DDP workers (registered, not pushed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.conftest import START, make_workspace
+
+from spindle.core import read_package, sha256_file
+from spindle.orchestrate import Context, ingest, model_dir, reproduce_version, run_day, validate
+from spindle.orchestrate import train_version as train
+
+MODEL = "search_ranker"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The workspace with v1 (scratch), v2 (warm from v1, production) and v3 (DDP, 2 workers)."""
+    root = make_workspace(tmp_path_factory.mktemp("reproduce") / "yarnit", days=4, scale=0.25)
+    with Context.open(root) as ctx:
+        for i in range(4):
+            day = (START + dt.timedelta(days=i)).isoformat()
+            ingest(ctx, day)
+            validate(ctx, day)
+        for day in ("2026-01-03", "2026-01-04"):
+            report = run_day(ctx, MODEL, day)
+            assert report.status == "ok", report.to_dict()
+        version, _, _ = train(
+            ctx, MODEL, "2026-01-04", from_scratch=True, overrides=["training.workers=2"]
+        )
+        assert version.version == 3
+        assert [v.base_version for v in ctx.store.versions(MODEL)] == [None, 1, None]
+        assert ctx.store.get_alias(MODEL, "production") == 2
+    yield root
+
+
+@pytest.fixture
+def ws(trained: Path, tmp_path: Path) -> Path:
+    """A private, writable copy of the trained workspace."""
+    target = tmp_path / "yarnit"
+    shutil.copytree(trained, target, symlinks=True)
+    return target
+
+
+def _snapshot(root: Path) -> dict[str, str]:
+    models = root / ".spindle" / "artifacts" / "models" / MODEL
+    return {str(p.relative_to(models)): sha256_file(p) for p in models.rglob("*") if p.is_file()}
+
+
+def test_a_sync_version_rebuilds_bit_identical_and_registers_nothing(trained: Path) -> None:
+    before = _snapshot(trained)
+    with Context.open(trained) as ctx:
+        versions = len(ctx.store.versions(MODEL))
+        report = reproduce_version(ctx, MODEL, 1)
+        assert len(ctx.store.versions(MODEL)) == versions  # nothing registered
+    assert _snapshot(trained) == before  # the version's own directory is untouched
+    assert report["weights_identical"] is True
+    assert report["content_hash"]["same"] and all(f["same"] for f in report["files"].values())
+    assert report["chain"] == [f"{MODEL}@1"]
+    assert report["training_set"]["rebuilt"] == report["training_set"]["recorded"]
+    diff = report["prediction_diff"]
+    assert diff["max_abs"] == 0.0 and diff["mean_abs"] == 0.0 and diff["spearman"] == 1.0
+    assert diff["top_k_overlap"] == 1.0 and diff["rows"] > 0
+    gated = report["metric_diff"]["gated"]
+    assert report["metric_diff"]["metric"] == "ndcg@10"
+    assert gated["diff"] == 0.0 and gated["original"] == gated["rebuilt"]
+    assert report["holdout"]["evaluation"] is not None  # the version's own holdout
+    assert "/reproduce/" in report["rebuilt_dir"]
+    assert not any(c.startswith("threads") for c in report["causes"])
+
+
+def test_a_ddp_version_rebuilds_bit_identical(trained: Path) -> None:
+    with Context.open(trained) as ctx:
+        report = reproduce_version(ctx, MODEL, 3)
+    assert report["workers"] == {"recorded": 2, "used": 2}
+    assert report["weights_identical"] is True, report["files"]
+    assert report["content_hash"]["same"]
+    assert report["prediction_diff"]["max_abs"] == 0.0
+
+
+def test_a_warm_started_version_names_its_chain_and_differs_from_scratch(trained: Path) -> None:
+    with Context.open(trained) as ctx:
+        report = reproduce_version(ctx, MODEL, 2, from_scratch=True)
+    assert report["chain"] == [f"{MODEL}@1", f"{MODEL}@2"]
+    assert report["weights_identical"] is True and report["content_hash"]["same"]
+    scratch = report["from_scratch"]
+    assert scratch["days"] == ["2026-01-01", "2026-01-02", "2026-01-03"]
+    assert scratch["weights_identical"] is False
+    assert scratch["prediction_diff"]["max_abs"] > 0
+    assert scratch["prediction_diff"]["spearman"] < 1.0
+    gated = scratch["metric_diff"]["gated"]
+    assert gated["diff"] != 0.0 and gated["lower"] <= gated["diff"] <= gated["upper"]
+
+
+def test_another_thread_count_is_named_as_a_cause(trained: Path) -> None:
+    with Context.open(trained) as ctx:
+        recorded = read_package(model_dir(ctx, MODEL, 1)).get("threads")
+        report = reproduce_version(ctx, MODEL, 1, threads=recorded + 1)
+    assert report["threads"] == {"recorded": recorded, "used": recorded + 1}
+    assert (
+        f"threads: rebuilt with {recorded + 1}, the version was trained with {recorded}"
+        in (report["causes"])
+    )
+
+
+def test_a_version_whose_files_are_gone_is_rebuilt_from_the_registry(ws: Path) -> None:
+    with Context.open(ws) as ctx:
+        shutil.rmtree(model_dir(ctx, MODEL, 1))
+        report = reproduce_version(ctx, MODEL, 1)
+        assert not model_dir(ctx, MODEL, 1).exists()  # no --restore: nothing put back
+    assert report["record"] == "registry" and report["original_files"] == "missing or damaged"
+    assert report["content_hash"]["same"] and report["weights_identical"]
+    assert report["prediction_diff"] is None  # nothing to score the original with
+
+
+def test_register_alone_registers_a_new_version(ws: Path) -> None:
+    with Context.open(ws) as ctx:
+        report = reproduce_version(ctx, MODEL, 1, register=True)
+        new = report["registered_version"]
+        assert new == 4 and ctx.store.get_version(MODEL, 4).status == "ready"
+        assert (
+            read_package(model_dir(ctx, MODEL, 4)).content_hash
+            == (report["content_hash"]["rebuilt"])
+        )
+        assert ctx.store.get_alias(MODEL, "production") == 2  # nothing else moved
