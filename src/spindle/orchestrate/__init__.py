@@ -37,6 +37,8 @@ if _TYPE_CHECKING:
         plan_catch_up,
         run_all,
     )
+    from spindle.orchestrate._forget import forget_rows, forget_status, resume_forget
+    from spindle.orchestrate._forget_journal import ForgetReport
     from spindle.orchestrate._freshness import freshness_report, workspace_now
     from spindle.orchestrate._infra_validation import InfraReport, infra_validate
     from spindle.orchestrate._inspect import lineage_report, serving_check, status_report
@@ -52,7 +54,24 @@ if _TYPE_CHECKING:
     from spindle.orchestrate._policy import check_served_policies
     from spindle.orchestrate._push_step import checked_infra, push
     from spindle.orchestrate._replicas import Replica, replica_seed, train_replicas
+    from spindle.orchestrate._reproduce import reproduce_version
     from spindle.orchestrate._resources import ResourceMeter
+    from spindle.orchestrate._retract_impact import (
+        ExposedVersion,
+        RetractionImpact,
+        RetrainTask,
+        retraction_impact,
+        retractions_with_impact,
+        retrain_plan,
+        run_retrain,
+    )
+    from spindle.orchestrate._retract_step import (
+        RetractionInfo,
+        RetractOutcome,
+        get_retraction,
+        record_retraction,
+        retractions,
+    )
     from spindle.orchestrate._runner import Runner, StepOutcome, current_step_key, is_transient
     from spindle.orchestrate._schedule import read_heartbeat, run_schedule, tick
     from spindle.orchestrate._speed_check import SpeedCheck, SpeedRun, speed_check
@@ -63,6 +82,18 @@ if _TYPE_CHECKING:
 # Names resolve lazily (PEP 562): a light command (`spindle models list`) that needs one name
 # does not pay for the modules behind the others (torch, onnxruntime, deltalake, scipy).
 _LAZY: dict[str, str] = {
+    "RetractOutcome": "spindle.orchestrate._retract_step",
+    "RetractionInfo": "spindle.orchestrate._retract_step",
+    "get_retraction": "spindle.orchestrate._retract_step",
+    "record_retraction": "spindle.orchestrate._retract_step",
+    "retractions": "spindle.orchestrate._retract_step",
+    "ExposedVersion": "spindle.orchestrate._retract_impact",
+    "RetractionImpact": "spindle.orchestrate._retract_impact",
+    "RetrainTask": "spindle.orchestrate._retract_impact",
+    "retraction_impact": "spindle.orchestrate._retract_impact",
+    "retractions_with_impact": "spindle.orchestrate._retract_impact",
+    "retrain_plan": "spindle.orchestrate._retract_impact",
+    "run_retrain": "spindle.orchestrate._retract_impact",
     "BackfillRun": "spindle.orchestrate._backfill_step",
     "CatchUpPlan": "spindle.orchestrate._fleet",
     "Context": "spindle.orchestrate._context",
@@ -99,6 +130,10 @@ _LAZY: dict[str, str] = {
     "due_models": "spindle.orchestrate._fleet",
     "evaluate_version": "spindle.orchestrate._evaluate_step",
     "export_airflow": "spindle.orchestrate._airflow",
+    "ForgetReport": "spindle.orchestrate._forget_journal",
+    "forget_rows": "spindle.orchestrate._forget",
+    "forget_status": "spindle.orchestrate._forget",
+    "resume_forget": "spindle.orchestrate._forget",
     "find_leftovers": "spindle.orchestrate._leftovers",
     "freshness_report": "spindle.orchestrate._freshness",
     "infra_validate": "spindle.orchestrate._infra_validation",
@@ -116,6 +151,7 @@ _LAZY: dict[str, str] = {
     "push": "spindle.orchestrate._push_step",
     "read_heartbeat": "spindle.orchestrate._schedule",
     "replica_seed": "spindle.orchestrate._replicas",
+    "reproduce_version": "spindle.orchestrate._reproduce",
     "rollback": "spindle.orchestrate._deploy",
     "route": "spindle.orchestrate._models_view",
     "run_all": "spindle.orchestrate._fleet",
@@ -149,6 +185,8 @@ __all__ = [
     "DayIngest",
     "DayReport",
     "Deployed",
+    "ExposedVersion",
+    "ForgetReport",
     "InProcessExecutor",
     "InfraReport",
     "Leftover",
@@ -159,6 +197,10 @@ __all__ = [
     "ReadContext",
     "Replica",
     "ResourceMeter",
+    "RetractOutcome",
+    "RetractionImpact",
+    "RetractionInfo",
+    "RetrainTask",
     "Runner",
     "SpeedCheck",
     "SpeedRun",
@@ -180,7 +222,10 @@ __all__ = [
     "evaluate_version",
     "export_airflow",
     "find_leftovers",
+    "forget_rows",
+    "forget_status",
     "freshness_report",
+    "get_retraction",
     "infra_validate",
     "ingest",
     "init_workspace",
@@ -195,13 +240,21 @@ __all__ = [
     "plan_catch_up",
     "push",
     "read_heartbeat",
+    "record_retraction",
     "replica_seed",
+    "reproduce_version",
+    "resume_forget",
+    "retraction_impact",
+    "retractions",
+    "retractions_with_impact",
+    "retrain_plan",
     "rollback",
     "route",
     "run_all",
     "run_day",
     "run_demo",
     "run_job",
+    "run_retrain",
     "run_schedule",
     "serve_and_probe",
     "serving_check",
