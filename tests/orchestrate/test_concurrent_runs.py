@@ -1,0 +1,72 @@
+"""Two ``spindle run``s of different models started at once on a day nobody ingested yet: both
+ingest the same partitions (Delta commit conflicts, retried by type), both train, evaluate
+and push, and the day's tables hold each row once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from tests.conftest import START, make_workspace
+
+import spindle
+
+pytestmark = pytest.mark.e2e
+
+MODELS = ("search_ranker", "purchase_propensity")
+DAY = "2026-01-04"
+FLAGS = ("--json", "--workspace")
+
+
+def _start(root: Path, model: str) -> subprocess.Popen[str]:
+    exe = Path(sys.executable).parent / "spindle"
+    return subprocess.Popen(
+        [str(exe), "run", model, "--date", DAY, "--set", "training.epochs=1", *FLAGS, str(root)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_two_runs_of_different_models_on_a_fresh_day_both_succeed(tmp_path: Path) -> None:
+    root = make_workspace(tmp_path / "yarnit", days=4)
+    with spindle.Context.open(root) as ctx:
+        for i in range(3):  # the history; the run's day is left for both runs to ingest
+            day = (START + dt.timedelta(days=i)).isoformat()
+            spindle.ingest(ctx, day)
+            spindle.validate(ctx, day)
+    runs = [_start(root, model) for model in MODELS]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    for model, run, (out, err) in zip(MODELS, runs, outputs, strict=True):
+        assert run.returncode == 0, (model, out[-2000:], err[-2000:])
+        report = json.loads(out)
+        assert report["model"] == model and report["error"] is None, report
+    with spindle.Context.open_reader(root) as ctx:
+        for model in MODELS:
+            assert [v.status for v in ctx.store.versions(model)] == ["ready"]
+            assert ctx.store.get_alias(model, "production") == 1
+        ingests = [r for r in ctx.store.runs(step="ingest", limit=None) if r.date == DAY]
+        ingested = ctx.store.latest_artifact("ingest", date=DAY)
+    assert {r.status for r in ingests} <= {"succeeded", "skipped"}
+    assert [r.status for r in ingests].count("succeeded") >= 1
+    assert ingested is not None
+    # every source's partition of the day was loaded once: no row twice, none lost
+    import duckdb
+    from deltalake import DeltaTable
+
+    loaded = 0
+    with duckdb.connect() as con:
+        for table in sorted((root / ".spindle" / "tables" / "raw").iterdir()):
+            con.register("t", DeltaTable(str(table)).to_pyarrow_dataset())
+            (total,) = con.execute(f"SELECT count(*) FROM t WHERE date = '{DAY}'").fetchall()[0]
+            (distinct,) = con.execute(
+                f"SELECT count(*) FROM (SELECT DISTINCT * FROM t WHERE date = '{DAY}')"
+            ).fetchall()[0]
+            con.unregister("t")
+            assert total == distinct, table.name
+            loaded += total
+    assert loaded == ingested.properties["rows_ingested"] > 0
