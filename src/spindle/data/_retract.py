@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,6 +274,9 @@ def set_aside_retracted(
 ) -> tuple[pa.Table, pa.Table]:
     """Set aside the rows of a day's partition that a recorded retraction names.
 
+    A deletion's rows are kept there redacted (``{"redacted": "retracted:<id>"}``): only
+    that they were set aside, and why.
+
     Returns:
         (the other rows, the retracted ones with reason ``retracted:<id>``, in
         ``REJECTED_SCHEMA``), as ingest's row checks do.
@@ -288,4 +292,16 @@ def set_aside_retracted(
         reasons += [f"retracted:{item.retraction_id}"] * len(found)
     order = np.argsort(rows, kind="stable")
     aside = _set_aside(table, decl, [rows[i] for i in order], [reasons[i] for i in order], date)
+    hashed = {f"retracted:{r.retraction_id}" for r in retracted if r.salt is not None}
+    if hashed and aside.num_rows:  # a deletion's row is not kept, not even in the quarantine
+        texts = [
+            json.dumps({"redacted": why}) if why in hashed else text
+            for why, text in zip(
+                aside.column("reason").to_pylist(),
+                aside.column("row_json").to_pylist(),
+                strict=True,
+            )
+        ]
+        at = aside.schema.get_field_index("row_json")
+        aside = aside.set_column(at, aside.schema.field(at), pa.array(texts, pa.string()))
     return table.filter(pa.array(~taken)), aside
