@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -70,3 +71,27 @@ def test_two_runs_of_different_models_on_a_fresh_day_both_succeed(tmp_path: Path
             assert total == distinct, table.name
             loaded += total
     assert loaded == ingested.properties["rows_ingested"] > 0
+
+
+def test_run_all_with_two_at_once_keeps_its_output_and_records(workspace_copy: Path) -> None:
+    """``run-all --max-parallel 2`` runs the models in spawned processes (no stdout redirected
+    from a thread): its table names both models with the version each trained and the version
+    serving it, as the registry has them."""
+    exe = Path(sys.executable).parent / "spindle"
+    done = subprocess.run(
+        [str(exe), "run-all", "--date", DAY, "--max-parallel", "2", "-w", str(workspace_copy)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"run-all {DAY}" in done.stdout
+    with spindle.Context.open_reader(workspace_copy) as ctx:
+        for model in MODELS:
+            (trained,) = ctx.store.versions(model)
+            serving = ctx.store.get_alias(model, "production")
+            row = next(line for line in done.stdout.splitlines() if f" {model} " in line)
+            cells = [c.strip() for c in row.split("│")[1:-1]]
+            assert cells[:2] == [model, str(trained.version)], row
+            assert cells[3] == ("-" if serving is None else str(serving)), row
