@@ -33,6 +33,7 @@ from spindle.orchestrate._forget_journal import (
     ForgetReport,
     Journal,
     check_retraction_id,
+    journals,
     now_iso,
 )
 
@@ -123,6 +124,33 @@ def resume_forget(ctx: Context, retraction_id: str) -> ForgetReport:
     return recorded
 
 
+def forget_status(ctx: Context, retraction_id: str | None = None) -> list[ForgetReport]:
+    """Forgets in progress (``status``: ``in progress`` or ``waiting``, rows counted so far)
+    and finished ones (``done``, as recorded), oldest first; only ``retraction_id``'s if given.
+
+    Raises:
+        WorkspaceError: ``retraction_id`` names no forget of this workspace.
+    """
+    found = []
+    for journal in journals(ctx.workspace.state_dir):
+        if retraction_id in (None, journal.data["retraction_id"]):
+            status = "waiting" if "deleted_at" in journal.data else "in progress"
+            found.append(_report(ctx, journal, status, [], journal.data.get("vacuum_after")))
+    running = {r.retraction_id for r in found}
+    for run in reversed(ctx.store.runs(step="forget", status="succeeded", limit=None)):
+        params = dict(run.params)
+        rid = params.get("retraction_id")
+        if rid not in running and retraction_id in (None, rid):
+            found.append(ForgetReport.from_dict(params, run.id))
+    if retraction_id is not None and not found:
+        check_retraction_id(retraction_id)
+        raise WorkspaceError(
+            f"no forget {retraction_id!r} in {ctx.workspace.root}; `spindle forget status` "
+            "lists them"
+        )
+    return found
+
+
 def recorded_forget(ctx: Context, retraction_id: str) -> ForgetReport | None:
     """The report of the finished forget ``retraction_id`` (None when none was recorded)."""
     for run in ctx.store.runs(step="forget", status="succeeded", limit=None):
@@ -198,6 +226,7 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
         hours=float(data["retention_hours"])
     )
     if dt.datetime.now(dt.UTC) < due:
+        data["vacuum_after"] = due.isoformat(timespec="seconds")
         journal.save()
         return _report(ctx, journal, "waiting", not_scrubbed, due.isoformat(timespec="seconds"))
     purged = [*tables, "quarantine"]
