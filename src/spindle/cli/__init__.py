@@ -11,6 +11,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from spindle.cli import (
     _data_cmds,
     _features_cmds,
+    _forget_cmds,
     _info_cmds,
     _model_cmds,
     _ops_cmds,
@@ -24,6 +25,7 @@ from spindle.cli._app import app
 _COMMANDS = (
     _data_cmds,
     _features_cmds,
+    _forget_cmds,
     _info_cmds,
     _model_cmds,
     _ops_cmds,
