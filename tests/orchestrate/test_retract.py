@@ -229,3 +229,17 @@ def test_deletion_keeps_only_digests_and_plans_from_the_clean_base(
         assert evaluated, "the retrained version went through the gate"
         serving = ctx.store.get_alias(RANKER, "production")
         assert serving == (report.version if report.gate == "pass" else 2)
+
+
+def test_impact_outlives_the_physical_removal_of_a_deletion(fleet: Path) -> None:
+    """forget purges the table versions impact reads by time travel: the impact recorded with
+    the retraction answers for them, and names the same versions."""
+    ids = _search_ids(fleet, "2026-01-03", 3)
+    with Context.open(fleet) as ctx:
+        before = spindle.retraction_impact(ctx, "retraction-2")
+        spindle.forget_rows(ctx, "retraction-2", "searches", "search_id", ids)
+        after = spindle.retraction_impact(ctx, "retraction-2")
+    assert [(v.model, v.version, v.rows, v.through) for v in after.versions] == [
+        (v.model, v.version, v.rows, v.through) for v in before.versions
+    ]
+    assert not after.unknown

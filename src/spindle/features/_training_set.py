@@ -376,6 +376,9 @@ def retracted_rows_read(
     ``version`` (time travel) that ``exclusion`` (one retraction) names: the rows of the
     source as the training set saw them (known at its cutoff, in its window), then matched.
 
+    Raises:
+        DataError: that version of the table cannot be read any more (its files removed).
+
     Example:
         >>> retracted_rows_read(tables, decl, 7, ["2026-01-02"], ("retraction-1", "id", ["9"], None))  # doctest: +SKIP
         1
@@ -390,6 +393,11 @@ def retracted_rows_read(
         if kept == "true":
             return 0
         found = con.execute(f"SELECT count(*) FROM {q(decl.name)} WHERE NOT ({kept})").fetchone()
+    except (duckdb.Error, OSError, pa.ArrowException) as exc:  # its files were purged
+        raise DataError(
+            f"version {version} of raw/{decl.name} cannot be read any more ({exc}); "
+            "its files were removed (vacuum, `spindle forget`)"
+        ) from exc
     finally:
         con.close()
     return int(found[0]) if found else 0

@@ -15,9 +15,16 @@ none (from scratch); models come in the fleet's order (priority, then staleness)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-from spindle.core import GateBlocked, ServingError, SpindleError, read_package
+from spindle.core import (
+    DataError,
+    GateBlocked,
+    ServingError,
+    SpindleError,
+    read_package,
+    sha256_json,
+)
 from spindle.features import retracted_rows_read
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._daily import DayReport
@@ -32,6 +39,8 @@ from spindle.orchestrate._retract_step import (
     retractions,
 )
 from spindle.orchestrate._train_step import train_version
+
+SNAPSHOT_KIND = "retraction_impact"
 
 
 @dataclass(frozen=True)
@@ -62,7 +71,7 @@ class RetractionImpact:
     retraction: RetractionInfo
     versions: list[ExposedVersion]
     deployments: list[dict[str, Any]]
-    unknown: list[str] = field(default_factory=list)  # versions whose manifest is unreadable
+    unknown: list[str] = field(default_factory=list)  # versions whose exposure cannot be told
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,8 +84,9 @@ class RetractionImpact:
 
 def _own_rows(
     ctx: Context, info: RetractionInfo, trainset: dict[str, Any], cache: dict[Any, int]
-) -> int:
-    """The retracted rows a version's training set (its manifest's ``training_set``) read."""
+) -> int | None:
+    """The retracted rows a version's training set (its manifest's ``training_set``) read;
+    None when the table version it read is gone (``spindle forget`` purges them)."""
     if info.id in (trainset.get("retractions") or []):
         return 0  # built after the retraction: its rows were left out
     version = (trainset.get("table_versions") or {}).get(f"raw/{info.source}")
@@ -86,16 +96,68 @@ def _own_rows(
         return 0  # the training set did not read the source
     key = (int(version), dates)
     if key not in cache:
-        cache[key] = retracted_rows_read(
-            ctx.workspace.tables_dir, decl, int(version), dates, keys_of(ctx, info)
-        )
+        try:
+            cache[key] = retracted_rows_read(
+                ctx.workspace.tables_dir, decl, int(version), dates, keys_of(ctx, info)
+            )
+        except DataError:
+            return None
     return cache[key]
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """Which versions' training sets read a retraction's rows, as found when it was recorded
+    (before a deletion's rows, and the table versions holding them, are removed)."""
+
+    kind: ClassVar[str] = SNAPSHOT_KIND
+    id: str
+    uri: str
+    content_hash: str
+    retraction: str
+    rows: dict[str, int]
+
+    def properties(self) -> dict[str, Any]:
+        return {"retraction": self.retraction, "rows": dict(self.rows)}
+
+
+def _snapshot(ctx: Context, retraction_id: str) -> dict[str, int] | None:
+    found = ctx.store.find_artifacts(SNAPSHOT_KIND, retraction=retraction_id)
+    return {str(k): int(v) for k, v in found[0].properties["rows"].items()} if found else None
+
+
+def record_impact_snapshot(ctx: Context, retraction_id: str) -> None:
+    """Record which versions read the retraction's rows, as the tables tell now (idempotent).
+
+    Impact reads each version's source table as it was (time travel); physical removal
+    (``spindle forget``) purges those versions, so what they showed is recorded first.
+    """
+    if _snapshot(ctx, retraction_id) is not None:
+        return
+    info = get_retraction(ctx, retraction_id)
+    cache: dict[Any, int] = {}
+    unknown: list[str] = []
+    rows = {
+        f"{model}@{v.version}": v.rows
+        for model in ctx.store.models()
+        for v in _model_exposure(ctx, info, model, cache, unknown, {}).values()
+        if v.rows
+    }
+    uri = info.keys_uri
+    content_hash = sha256_json(rows)
+    ctx.store.record_artifact(_Snapshot(f"{info.id}:impact", uri, content_hash, info.id, rows))
+
+
 def _model_exposure(
-    ctx: Context, info: RetractionInfo, model: str, cache: dict[Any, int], unknown: list[str]
+    ctx: Context,
+    info: RetractionInfo,
+    model: str,
+    cache: dict[Any, int],
+    unknown: list[str],
+    recorded: dict[str, int] | None,
 ) -> dict[int, ExposedVersion]:
-    """The exposed versions of ``model``, by number (bases come before their children)."""
+    """The exposed versions of ``model``, by number (bases come before their children);
+    ``recorded`` (the snapshot) answers for a version whose table version is gone."""
     exposed: dict[int, ExposedVersion] = {}
     for record in sorted(ctx.store.versions(model), key=lambda r: r.version):
         if record.status != "ready":
@@ -103,11 +165,17 @@ def _model_exposure(
         try:
             manifest = read_package(model_dir(ctx, model, record.version))
         except ServingError:
-            unknown.append(f"{model}@{record.version}")
+            unknown.append(f"{model}@{record.version}: its manifest cannot be read")
             continue
         trainset = manifest.get("training_set")
         trainset = trainset if isinstance(trainset, dict) else {}
         rows = _own_rows(ctx, info, trainset, cache)
+        if rows is None:
+            name = f"{model}@{record.version}"
+            if recorded is None:
+                unknown.append(f"{name}: the table version its training set read is gone")
+                continue
+            rows = recorded.get(name, 0)
         base = record.base_version
         through = base if rows == 0 and base is not None and base in exposed else None
         if rows or through is not None:
@@ -133,8 +201,9 @@ def retraction_impact(ctx: Context, retraction_id: str) -> RetractionImpact:
     unknown: list[str] = []
     versions: list[ExposedVersion] = []
     deployments: list[dict[str, Any]] = []
+    recorded = _snapshot(ctx, info.id)
     for model in ctx.store.models():
-        exposed = _model_exposure(ctx, info, model, cache, unknown)
+        exposed = _model_exposure(ctx, info, model, cache, unknown, recorded)
         versions += exposed.values()
         serving = production_version(ctx, model)
         for d in ctx.store.deployments(model, status="done"):

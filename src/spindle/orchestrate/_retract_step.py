@@ -190,6 +190,7 @@ def record_retraction(
     content_hash = sha256_json({"source": source, "column": column, "reason": reason, "keys": keys})
     for record in ctx.store.find_artifacts(RETRACTION_KIND, source=source, column=column):
         if record.content_hash == content_hash:
+            _snapshot_impact(ctx, record.id)  # when a crash came between the two records
             return RetractOutcome(_info(record), False, tuple(ids))
     number = 1 + max((_number(r.id) for r in ctx.store.find_artifacts(RETRACTION_KIND)), default=0)
     retraction_id = f"retraction-{number}"
@@ -211,4 +212,13 @@ def record_retraction(
         salt is not None,
     )
     record = ctx.store.record_artifact(artifact)
+    _snapshot_impact(ctx, record.id)
     return RetractOutcome(_info(record), True, tuple(ids))
+
+
+def _snapshot_impact(ctx: Context, retraction_id: str) -> None:
+    """Record which versions saw the rows while the table versions they read still exist."""
+    # imported here: the impact module builds on this one (and on the train/evaluate steps)
+    from spindle.orchestrate._retract_impact import record_impact_snapshot
+
+    record_impact_snapshot(ctx, retraction_id)
