@@ -137,6 +137,30 @@ class MetadataStore:
 
     # --- artifacts -------------------------------------------------------------------------
 
+    def redact(self, values: Sequence[str], replacement: str = "[forgotten]") -> dict[str, int]:
+        """Replace ``values`` (a deletion request's ids) wherever the store quotes them: artifact
+        properties (validation reports), run params and errors, model-version errors; on
+        SQLite the freed pages are zeroed, the WAL truncated and the file vacuumed.
+
+        Returns:
+            How many records changed, by table (``artifacts``, ``runs``, ``model_versions``).
+        """
+        from spindle.registry import _redact
+
+        def work(session: Session) -> dict[str, int]:
+            _redact.secure_delete_on(session.connection())
+            return _redact.redact_rows(session, values, replacement)
+
+        counts = self._write(work)
+        if self._engine.dialect.name == "sqlite":
+            raw = self._engine.raw_connection()
+            try:
+                with translate_errors(self.url):
+                    _redact.compact(raw.driver_connection)
+            finally:
+                raw.close()
+        return counts
+
     def record_artifact(self, artifact: Any, run_id: str | None = None) -> ArtifactRecord:
         """Record ``artifact`` (any core artifact, or an ArtifactRecord); idempotent by id.
 
