@@ -24,13 +24,24 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_demo(tmp_path_factory.mktemp("forget") / "demo")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    root = build_demo(tmp_path_factory.mktemp("forget") / "demo")
+    chosen = pick_user_ids(root)
+    with spindle.Context.open(root) as ctx:  # a record quoting an id, as a burst anomaly does
+        ctx.runner.record_refusal(
+            "validate", spindle.DataError(f"user_id {chosen[0]} has 60 searches rows within 10m")
+        )
+    return root, chosen
 
 
 @pytest.fixture(scope="module")
-def ids(demo: Path) -> list[str]:
-    return pick_user_ids(demo)
+def demo(built: tuple[Path, list[str]]) -> Path:
+    return built[0]
+
+
+@pytest.fixture(scope="module")
+def ids(built: tuple[Path, list[str]]) -> list[str]:
+    return built[1]
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +69,7 @@ def test_forget_leaves_no_trace_and_the_loop_goes_on(reference: Any, ids: list[s
     assert any(k.startswith("trainset:") for k in report.rows_removed)
     assert "search_ranker@1" in report.model_versions
     assert "user" in report.recompute
+    assert report.records_redacted["runs"] == 1
     assert traces(root, ids) == []
     assert not (root / ".spindle" / "forget").exists()  # the journal (with the ids) is gone
     # the audit record: counts and files, never the ids
@@ -98,7 +110,8 @@ def _forget_in_child(root: Path, ids: list[str], kill_at: str) -> int:
 
 
 @pytest.mark.parametrize(
-    "point", ["forget:counted", "forget:acted", "forget:purged", "forget:recorded"]
+    "point",
+    ["forget:counted", "forget:acted", "forget:purged", "forget:redacted", "forget:recorded"],
 )
 def test_sigkill_then_resume(
     point: str, demo: Path, ids: list[str], reference: Any, tmp_path: Path

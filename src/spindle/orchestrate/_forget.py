@@ -234,6 +234,9 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
         path = ctx.workspace.tables_dir / "quarantine" if name == "quarantine" else tables[name][0]
         _step(journal, f"purge:{name}", lambda: 1, lambda p=path: purge_table(p))  # type: ignore[misc]
         kill_point("forget:purged")
+    if journal.place("metadata") is None:  # validation reports, errors quoting a value
+        journal.finish("metadata", 0, redacted=ctx.store.redact(ids))
+        kill_point("forget:redacted")
     report = _report(ctx, journal, "done", not_scrubbed, None)
     outcome = ctx.runner.run(
         "forget",
@@ -365,7 +368,7 @@ def _report(
     rows = {
         name: int(p["rows"])
         for name, p in places.items()
-        if not name.startswith(("purge:", "online:compact", "leftovers")) and p["rows"]
+        if not name.startswith(("purge:", "online:compact", "leftovers", "metadata")) and p["rows"]
     }
     rewritten = sorted(
         n.split(":", 1)[1] for n in rows if n.startswith(("trainset:", "raw_file:", "artifact:"))
@@ -381,6 +384,7 @@ def _report(
         files_rewritten=rewritten,
         tables_purged=sorted(n.removeprefix("purge:") for n in places if n.startswith("purge:")),
         leftovers_removed=list((places.get("leftovers") or {}).get("removed", [])),
+        records_redacted=dict((places.get("metadata") or {}).get("redacted", {})),
         model_versions=models,
         evaluations=evaluations,
         recompute=recompute,

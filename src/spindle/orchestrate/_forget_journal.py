@@ -36,6 +36,8 @@ class ForgetReport:
         evaluations: evaluations whose holdouts were rewritten.
         recompute: feature views computed from the removed rows: run
             ``spindle features backfill`` for them.
+        records_redacted: metadata-store records (validation reports, run errors) that quoted
+            an id, by table, with the id replaced by ``[forgotten]``.
         not_scrubbed: places that hold rows of these sources spindle cannot rewrite.
     """
 
@@ -48,6 +50,7 @@ class ForgetReport:
     files_rewritten: list[str] = field(default_factory=list)
     tables_purged: list[str] = field(default_factory=list)
     leftovers_removed: list[str] = field(default_factory=list)
+    records_redacted: dict[str, int] = field(default_factory=dict)
     model_versions: list[str] = field(default_factory=list)
     evaluations: list[str] = field(default_factory=list)
     recompute: list[str] = field(default_factory=list)
