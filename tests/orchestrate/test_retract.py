@@ -4,6 +4,7 @@ retraining plan starts from the last base that never saw them, most important mo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections.abc import Iterator
@@ -243,3 +244,32 @@ def test_impact_outlives_the_physical_removal_of_a_deletion(fleet: Path) -> None
         (v.model, v.version, v.rows, v.through) for v in before.versions
     ]
     assert not after.unknown
+
+
+def test_feature_views_do_not_see_retracted_rows(ingested_workspace: Path) -> None:
+    """A view computed after a retraction reads its source without the retracted rows: with
+    every purchase retracted (plain ids, or salted digests), the product view's rows are those
+    of a world without purchases."""
+    from spindle.features import view_rows
+
+    tables = ingested_workspace / ".spindle" / "tables"
+    purchases = open_dataset(tables / "raw" / "purchases").to_table(columns=["transaction_id"])
+    ids = purchases.column("transaction_id").to_pylist()
+    salt = "s4lt"
+    digests = [hashlib.sha256((salt + i).encode()).hexdigest() for i in ids]
+    with Context.open(ingested_workspace) as ctx:
+        view = ctx.features.view("product")
+        seen = view_rows(tables, view, "2026-01-04")
+        plain = view_rows(
+            tables,
+            view,
+            "2026-01-04",
+            exclusions={"purchases": [("retraction-x", "transaction_id", ids, None)]},
+        )
+        hashed = view_rows(
+            tables,
+            view,
+            "2026-01-04",
+            exclusions={"purchases": [("retraction-y", "transaction_id", digests, salt)]},
+        )
+    assert not plain.equals(seen) and plain.equals(hashed)

@@ -15,7 +15,7 @@ lineage is the orchestrator's part (``spindle.orchestrate.backfill``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +27,7 @@ from spindle.core import FeatureError, open_dataset, table_exists, write_partiti
 from spindle.features._compute import compute_group, feature_table_path
 from spindle.features._definitions import FeatureRegistry
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
+from spindle.features._retracted import Exclusion
 
 Progress = Callable[[str, int, int], None]
 
@@ -65,6 +66,7 @@ def _backfill_day(
     ref: str,
     date: str,
     versions: dict[str, int] | None,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> tuple[str, int | None]:
     definition = registry.get(ref)
     path = feature_table_path(tables_dir, definition.group)
@@ -72,7 +74,7 @@ def _backfill_day(
     if existing.num_rows == 0:
         return "no rows", None
     computed = compute_group(
-        tables_dir, registry, definition.group, date, [definition], versions=versions
+        tables_dir, registry, definition.group, date, [definition], versions, exclusions
     )
     column = definition.column
     values = _aligned(existing, computed, list(definition.entity_keys), column)
@@ -126,6 +128,7 @@ def backfill_feature(
     dates: list[str],
     progress: Progress | None = None,
     versions: dict[str, int] | None = None,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> BackfillResult:
     """Recompute feature ``ref`` (``group.name@V``) for each day of ``dates``, in order.
 
@@ -135,6 +138,7 @@ def backfill_feature(
         dates: day partitions to recompute (``YYYY-MM-DD``).
         progress: called as ``progress("backfill REF", done, total)`` after each day.
         versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
+        exclusions: per source, the recorded retractions whose rows are not read.
 
     Returns:
         The status of each day and the feature table's version after the last write.
@@ -163,7 +167,7 @@ def backfill_feature(
     days: dict[str, str] = {}
     last: int | None = None
     for i, date in enumerate(dates):
-        status, version = _backfill_day(tables_dir, registry, ref, date, versions)
+        status, version = _backfill_day(tables_dir, registry, ref, date, versions, exclusions)
         days[date] = status
         last = version if version is not None else last
         if progress is not None:

@@ -223,6 +223,7 @@ def compute_group(
     date: str,
     definitions: list[FeatureDefinition] | None = None,
     versions: dict[str, int] | None = None,
+    exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
 ) -> pa.Table:
     """Compute one view's feature rows for one day (every version of every feature by default).
 
@@ -235,6 +236,7 @@ def compute_group(
         group: the feature view's name.
         definitions: the versions to compute (all of the view's by default).
         versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
+        exclusions: per source, the recorded retractions whose rows are not read.
 
     Raises:
         FeatureError: no such view; the view's SQL or a feature's expression failed (names the
@@ -242,7 +244,7 @@ def compute_group(
             the wrong length or type (names the feature, file and function).
     """
     view = registry.view(group)
-    base = view_rows(tables_dir, view, date, versions)
+    base = view_rows(tables_dir, view, date, versions, exclusions)
     return _features_of(registry, group, base, date, definitions)
 
 

@@ -33,6 +33,7 @@ from spindle.features import (
 )
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._daily import days_between
+from spindle.orchestrate._retract_step import retracted_keys
 
 log = logging.getLogger(__name__)
 
@@ -126,9 +127,14 @@ def backfill(
         "days": days,
         "tables": {t.table: t.version for t in read},
     }
+    retracted = retracted_keys(ctx)  # their rows are not read; a new one is new work
+    if retracted:
+        identity["retractions"] = sorted(k.retraction_id for ks in retracted.values() for k in ks)
 
     def work() -> tuple[Artifact] | tuple[Artifact, TableVersion]:
-        result = backfill_feature(tables, ctx.features, ref, days, progress=progress, versions=raw)
+        result = backfill_feature(
+            tables, ctx.features, ref, days, progress=progress, versions=raw, exclusions=retracted
+        )
         report = _report(ref, feature.uri, identity, result)
         if result.table_version is None:
             return (report,)
