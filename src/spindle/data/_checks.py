@@ -13,9 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 from spindle.core import ValidationConfig, Verdict
+
+
+def scipy_stats() -> Any:
+    """``scipy.stats``, imported when a test is first run (0.3-0.8 s that a no-op rerun and
+    the CLI's start-up do not pay)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclass(frozen=True)
@@ -74,7 +81,7 @@ def row_count(
     expected = float(statistics.median(past))
     ratio = observed / expected if expected else 1.0
     # Small sources are noisy: a drop must also be unlikely as chance (Poisson) to count.
-    p_value = float(sps.poisson.cdf(observed, expected))
+    p_value = float(scipy_stats().poisson.cdf(observed, expected))
     if ratio < volume.drop_warn and p_value < 0.01:
         severity: Verdict = (
             "fail" if ratio < volume.drop_fail and p_value < BIAS_P_VALUE else "warn"
@@ -137,7 +144,7 @@ def slice_shares(
             count = today.get(key, 0)
             observed = count / total
             hits = min(round(observed * units), units)
-            p_value = float(sps.binomtest(hits, units, expected).pvalue)
+            p_value = float(scipy_stats().binomtest(hits, units, expected).pvalue)
             tested.append((p_value, source, dimension, key, count, expected, observed))
     found = []
     for p_value, source, dimension, key, count, expected, observed in tested:
@@ -227,7 +234,7 @@ def missing_data_bias(
         expected_share = np.maximum(expected_share, 1e-9)
         expected_share /= expected_share.sum()
         counts = np.array([today.get(k, 0) for k in keys], dtype=float) / max(cluster_size, 1.0)
-        p_value = float(sps.chisquare(counts, counts.sum() * expected_share).pvalue)
+        p_value = float(scipy_stats().chisquare(counts, counts.sum() * expected_share).pvalue)
         gap = counts / max(counts.sum(), 1) - expected_share
         k = int(np.argmin(gap))
         if worst is None or p_value < worst[0]:

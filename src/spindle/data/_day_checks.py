@@ -12,11 +12,10 @@ import statistics
 from dataclasses import dataclass, field
 
 import duckdb
-from scipy import stats as sps
 
 from spindle.core import ConfigError, SourceCheck, SourceDeclaration, ValidationConfig
 from spindle.data import _checks as checks
-from spindle.data._checks import Anomaly
+from spindle.data._checks import Anomaly, scipy_stats
 
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
@@ -178,7 +177,10 @@ def _empty_day(day: Day, source: str, decl: SourceDeclaration | None) -> list[An
         day.notes.append(f"{source}: no rows on {day.date}, a closed day in its calendar")
         return []
     usual = float(statistics.median(day.counts[source].get(d, 0) for d in day.history or [""]))
-    if source not in day.missing and float(sps.poisson.cdf(0, usual)) >= checks.BIAS_P_VALUE:
+    if (
+        source not in day.missing
+        and float(scipy_stats().poisson.cdf(0, usual)) >= checks.BIAS_P_VALUE
+    ):
         return []
     return [
         Anomaly(

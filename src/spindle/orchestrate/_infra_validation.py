@@ -47,7 +47,6 @@ from spindle.orchestrate._model_common import (
     resolve_config,
 )
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
-from spindle.train import trainer_for
 
 CANARY_TIMEOUT_S = 300.0
 
@@ -153,6 +152,8 @@ def _training_time_scores(version: Path, rows: pa.Table, config: ModelConfig) ->
     recorded = (read_package(version).get("config") or {}).get("training")
     training = TrainingConfig.model_validate(recorded) if recorded is not None else config.training
     transform = Transform.from_json(read_transform_text(version))
+    from spindle.train import trainer_for  # torch: only when a version is validated
+
     scores = trainer_for(training).predict(version, transform.transform(rows))
     return np.asarray(scores, dtype=np.float64)
 

@@ -6,7 +6,7 @@ import datetime as dt
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spindle.core import (
     Artifact,
@@ -34,7 +34,9 @@ from spindle.orchestrate._model_common import (
     resolve_config,
     training_window,
 )
-from spindle.train import TrainResult, VersionPlan, fit_version, write_version
+
+if TYPE_CHECKING:  # torch loads with the trainers: a no-op rerun never trains
+    from spindle.train import TrainResult, VersionPlan
 
 
 def choose_base(
@@ -195,6 +197,8 @@ def _train_version(
     phase: Callable[[int, str], None] | None = None,
 ) -> tuple[ModelVersion, TrainResult]:
     """Fit the version in scratch (the train stage), reserve its number, write and complete it."""
+    from spindle.train import VersionPlan, fit_version, write_version
+
     cfg = loaded.config
     plan = VersionPlan(
         cfg,
