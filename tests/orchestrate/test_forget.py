@@ -70,6 +70,7 @@ def test_forget_leaves_no_trace_and_the_loop_goes_on(reference: Any, ids: list[s
     assert "search_ranker@1" in report.model_versions
     assert "user" in report.recompute
     assert report.records_redacted["runs"] == 1
+    assert report.not_scrubbed == []
     assert traces(root, ids) == []
     assert not (root / ".spindle" / "forget").exists()  # the journal (with the ids) is gone
     # the audit record: counts and files, never the ids
@@ -184,3 +185,16 @@ def test_retention_waits_then_resume_purges(demo: Path, ids: list[str], tmp_path
     assert done.status == "done"
     assert done.rows_removed == waiting.rows_removed
     assert traces(root, ids) == []
+
+
+def test_a_file_it_cannot_rewrite_is_named(demo: Path, ids: list[str], tmp_path: Path) -> None:
+    root = _copy(demo, tmp_path)
+    vocab = root / ".spindle" / "artifacts" / "models" / "search_ranker" / "1" / "vocab.txt"
+    vocab.write_text("\n".join(["u-other", ids[0]]) + "\n")  # a model's vocabulary
+    with spindle.Context.open(root) as ctx:
+        report = spindle.forget_rows(ctx, RID, "users", "user_id", ids)
+    assert report.status == "done"
+    assert [line.split(":")[0] for line in report.not_scrubbed] == [
+        ".spindle/artifacts/models/search_ranker/1/vocab.txt"
+    ]
+    assert not any(i in " ".join(report.not_scrubbed) for i in ids)

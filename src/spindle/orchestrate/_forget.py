@@ -29,6 +29,7 @@ from spindle.data import (
     raw_files_of,
     table_columns,
 )
+from spindle.orchestrate._forget_impact import files_quoting, impact_of
 from spindle.orchestrate._forget_journal import (
     ForgetReport,
     Journal,
@@ -221,6 +222,7 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
     _parquet_artifacts(ctx, journal, column, ids)
     not_scrubbed = _raw_files(ctx, journal, sources, column, ids)
     _leftovers(ctx, journal)
+    not_scrubbed += files_quoting(ctx, ids)
     data.setdefault("deleted_at", now_iso())
     due = dt.datetime.fromisoformat(data["deleted_at"]) + dt.timedelta(
         hours=float(data["retention_hours"])
@@ -362,8 +364,6 @@ def _leftovers(ctx: Context, journal: Journal) -> None:
 def _report(
     ctx: Context, journal: Journal, status: str, not_scrubbed: list[str], after: str | None
 ) -> ForgetReport:
-    from spindle.orchestrate._forget_impact import impact_of
-
     data, places = journal.data, journal.data["places"]
     rows = {
         name: int(p["rows"])

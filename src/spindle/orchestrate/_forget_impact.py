@@ -40,3 +40,34 @@ def impact_of(
         name for name, view in ctx.features.views().items() if sources & set(view.sources)
     )
     return sorted(models), sorted(evaluations), recompute
+
+
+_HANDLED = ("metadata.db", "online.db")  # redacted and vacuumed by the forget itself
+
+
+def files_quoting(ctx: Context, ids: Sequence[str]) -> list[str]:
+    """Files under the state folder and the model repository, other than the tables, Parquet
+    files, stores and journal the forget rewrites, whose bytes hold one of ``ids`` (a model's
+    vocabulary, an evaluation's slice, a scratch copy): one line each, to be reported as not
+    scrubbed (the ids themselves are never named)."""
+    ws = ctx.workspace
+    wanted = [i.encode("utf-8") for i in ids]
+    skipped = (ws.tables_dir, ws.state_dir / "forget")
+    found: list[str] = []
+    for folder in dict.fromkeys([ws.state_dir, ws.model_repo]):
+        for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
+            if (
+                not path.is_file()
+                or path.suffix == ".parquet"
+                or path.name.startswith(_HANDLED)
+                or any(path.is_relative_to(s) for s in skipped)
+            ):
+                continue
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            if any(i in data for i in wanted):
+                rel = path.relative_to(ws.root) if path.is_relative_to(ws.root) else path
+                found.append(f"{rel}: holds a deleted value (not rewritten; remove or rebuild it)")
+    return found
