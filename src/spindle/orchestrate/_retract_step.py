@@ -158,6 +158,10 @@ def record_retraction(
     """Record once that the rows of ``source`` whose ``column`` holds an id of ``file`` are
     retracted; idempotent (the same ids, source, column and reason return the first record).
 
+    Which versions' training sets read the rows is recorded with it (``retraction-N:impact``),
+    while the table versions they read still exist. A deletion's rows are not removed here:
+    ``spindle.forget_rows`` does that (``spindle retract`` calls it).
+
     Args:
         file: one id per line, or a CSV/Parquet file with a column named ``column``.
         reason: ``fraud``, ``deletion`` (only salted digests are kept) or another word.
