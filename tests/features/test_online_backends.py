@@ -214,3 +214,23 @@ def test_read_rows_many_holds_what_read_many_does(
     assert first is not None
     assert [row[list(first.names).index(KEY)] for row in first.rows] == ["p9", "p1"]
     assert dict(zip(first.names, first.types, strict=True))["is_new__v1"] == "bool"
+
+
+def test_delete_keys_removes_rows_and_every_copy(
+    factory: Callable[[], OnlineStoreBackend], tmp_path: Path
+) -> None:
+    store = factory()
+    assert store.delete_keys("product", ["p1"]) == 0  # nothing materialised yet
+    store.materialize(
+        "product", KEY, _day("2026-01-01", {"pgone1": 1.0, "pgone2": 2.0, "p3": 3.0}), "2026-01-01"
+    )
+    version = store.version()
+    assert store.delete_keys("product", ["pgone1", "pgone2", "nope"]) == 2
+    assert store.version() != version  # readers reload
+    rows = store.read("product")
+    assert rows is not None and rows[KEY].to_pylist() == ["p3"]
+    assert store.watermark("product") == "2026-01-01"
+    assert store.delete_keys("product", ["pgone1"]) == 0  # idempotent
+    # no copy left in the store's files (freed pages, WAL): a deletion request's promise
+    files = [p for p in tmp_path.iterdir() if p.name.startswith("online.db")]
+    assert not any(b"pgone" in p.read_bytes() for p in files)
