@@ -14,21 +14,12 @@ from __future__ import annotations
 
 import datetime as dt
 import getpass
-import shutil
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from spindle.core import SourceDeclaration, WorkspaceError, kill_point, table_exists
-from spindle.data import (
-    forget_in_file,
-    forget_in_parquet,
-    forget_in_quarantine,
-    forget_in_table,
-    purge_table,
-    raw_files_of,
-    table_columns,
-)
+from spindle.core import WorkspaceError, file_lock, kill_point
+from spindle.data import purge_table
+from spindle.orchestrate import _forget_places as places
 from spindle.orchestrate._forget_impact import files_quoting, impact_of
 from spindle.orchestrate._forget_journal import (
     ForgetReport,
@@ -103,7 +94,7 @@ def forget_rows(
             f"forget {retraction_id} is in progress for another request; finish it with "
             f"`spindle forget resume {retraction_id}` or use a new retraction id"
         )
-    return _continue(ctx, journal)
+    return _locked_continue(ctx, retraction_id)
 
 
 def resume_forget(ctx: Context, retraction_id: str) -> ForgetReport:
@@ -115,12 +106,30 @@ def resume_forget(ctx: Context, retraction_id: str) -> ForgetReport:
     check_retraction_id(retraction_id)
     journal = Journal.load(ctx.workspace.state_dir, retraction_id)
     if journal is not None:
-        return _continue(ctx, journal)
+        return _locked_continue(ctx, retraction_id)
     recorded = recorded_forget(ctx, retraction_id)
     if recorded is None:
         raise WorkspaceError(
             f"no forget {retraction_id!r} in {ctx.workspace.root}: none in progress and none "
             "recorded; `spindle forget status` lists them"
+        )
+    return recorded
+
+
+def _locked_continue(ctx: Context, retraction_id: str) -> ForgetReport:
+    """Continue the journal of ``retraction_id`` holding the workspace's forget lock: two
+    processes never work on one forget at once, and the second reads the journal as the first
+    left it (or the record, when the first finished it)."""
+    state = ctx.workspace.state_dir
+    with file_lock(state / "forget.lock"):
+        journal = Journal.load(state, retraction_id)
+        if journal is not None:
+            return _continue(ctx, journal)
+    recorded = recorded_forget(ctx, retraction_id)
+    if recorded is None:  # the journal vanished without a record: someone removed it
+        raise WorkspaceError(
+            f"forget {retraction_id}: its journal is gone and nothing was recorded; run the "
+            "forget again with the ids"
         )
     return recorded
 
@@ -180,48 +189,17 @@ def _checked_request(ctx: Context, source: str, column: str, ids: Sequence[str])
     return wanted
 
 
-def _scrubbed_sources(ctx: Context, source: str, column: str) -> list[SourceDeclaration]:
-    """The request's source first, then every other source declaring a column of that name:
-    the value is a trace wherever it is held."""
-    others = [d for n, d in sorted(ctx.sources.items()) if n != source and column in d.columns]
-    return [ctx.sources[source], *others]
-
-
-def _step(journal: Journal, name: str, count: Callable[[], int], act: Callable[[], Any]) -> int:
-    """Run one place: count its rows, journal the count, act, journal it done (a rerun of a
-    started place acts again — every act is idempotent — and keeps the first count)."""
-    state = journal.place(name)
-    if state is not None and state["state"] == "done":
-        return int(state["rows"])
-    rows = int(state["rows"]) if state is not None else count()
-    if rows == 0 and state is None:
-        return 0
-    if state is None:
-        journal.start(name, rows)
-        kill_point("forget:counted")
-    act()
-    kill_point("forget:acted")
-    journal.finish(name, rows)
-    return rows
-
-
 def _continue(ctx: Context, journal: Journal) -> ForgetReport:
     data = journal.data
     column, ids = str(data["column"]), [str(i) for i in data["ids"]]
-    sources = _scrubbed_sources(ctx, str(data["source"]), column)
-    tables = _delta_places(ctx, [s.name for s in sources], column)
-    for name, (path, columns) in tables.items():
-        _step(
-            journal,
-            name,
-            lambda p=path, c=columns: forget_in_table(p, c, ids, count_only=True),  # type: ignore[misc]
-            lambda p=path, c=columns: forget_in_table(p, c, ids),  # type: ignore[misc]
-        )
-    _quarantine(ctx, journal, [s.name for s in sources], column, ids)
-    _online(ctx, journal, column, ids)
-    _parquet_artifacts(ctx, journal, column, ids)
-    not_scrubbed = _raw_files(ctx, journal, sources, column, ids)
-    _leftovers(ctx, journal)
+    sources = places.scrubbed_sources(ctx, str(data["source"]), column)
+    tables = places.delta_places(ctx, [s.name for s in sources], column)
+    places.delete_from_tables(journal, tables, ids)
+    places.quarantine(ctx, journal, [s.name for s in sources], column, ids)
+    places.online(ctx, journal, column, ids)
+    places.parquet_artifacts(ctx, journal, column, ids)
+    not_scrubbed = places.raw_files(ctx, journal, sources, column, ids)
+    places.leftovers(ctx, journal)
     not_scrubbed += files_quoting(ctx, ids)
     data.setdefault("deleted_at", now_iso())
     due = dt.datetime.fromisoformat(data["deleted_at"]) + dt.timedelta(
@@ -234,7 +212,7 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
     purged = [*tables, "quarantine"]
     for name in purged:
         path = ctx.workspace.tables_dir / "quarantine" if name == "quarantine" else tables[name][0]
-        _step(journal, f"purge:{name}", lambda: 1, lambda p=path: purge_table(p))  # type: ignore[misc]
+        places.step(journal, f"purge:{name}", lambda: 1, lambda p=path: purge_table(p))  # type: ignore[misc]
         kill_point("forget:purged")
     if journal.place("metadata") is None:  # validation reports, errors quoting a value
         journal.finish("metadata", 0, redacted=ctx.store.redact(ids))
@@ -251,123 +229,13 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
     return ForgetReport.from_dict(report.to_dict(), outcome.run_id)
 
 
-def _delta_places(
-    ctx: Context, sources: list[str], column: str
-) -> dict[str, tuple[Path, list[str]]]:
-    """The Delta tables to delete from: name -> (path, columns matched against the ids)."""
-    tables = ctx.workspace.tables_dir
-    found: dict[str, tuple[Path, list[str]]] = {}
-    for name in sources:
-        if table_exists(tables / "raw" / name):
-            found[f"raw:{name}"] = (tables / "raw" / name, [column])
-    features = tables / "features"
-    for path in sorted(features.iterdir()) if features.is_dir() else []:
-        if table_exists(path) and column in table_columns(path):
-            found[f"features:{path.name}"] = (path, [column])
-    for log in sorted(tables.rglob("_delta_log")):
-        path = log.parent
-        rel = path.relative_to(tables).as_posix()
-        if rel.split("/")[0] in ("raw", "features") or rel == "quarantine":
-            continue
-        found[f"table:{rel}"] = (path, table_columns(path, text_only=True))
-    return found
-
-
-def _quarantine(
-    ctx: Context, journal: Journal, sources: list[str], column: str, ids: list[str]
-) -> None:
-    tables = ctx.workspace.tables_dir
-    _step(
-        journal,
-        "quarantine",
-        lambda: forget_in_quarantine(tables, sources, column, ids, count_only=True),
-        lambda: forget_in_quarantine(tables, sources, column, ids),
-    )
-
-
-def _online(ctx: Context, journal: Journal, column: str, ids: list[str]) -> None:
-    store = ctx.online_store()
-    try:
-        for view in sorted(ctx.features.views()):
-            _step(
-                journal,
-                f"online:{view}",
-                lambda v=view: store.forget(v, column, ids, count_only=True),  # type: ignore[misc]
-                lambda v=view: store.forget(v, column, ids),  # type: ignore[misc]
-            )
-        # freed pages of rows removed before (a snapshot's deleted keys) may still hold them
-        _step(journal, "online:compact", lambda: 1, lambda: store.backend.delete_keys("meta", []))
-    finally:
-        store.close()
-
-
-def _parquet_artifacts(ctx: Context, journal: Journal, column: str, ids: list[str]) -> None:
-    root = ctx.workspace.root
-    for path in sorted(ctx.workspace.artifacts_dir.rglob("*.parquet")):
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
-        kind = "trainset" if "trainsets" in path.parts else "artifact"
-        _step(
-            journal,
-            f"{kind}:{rel}",
-            lambda p=path: forget_in_parquet(p, [column], ids, count_only=True),  # type: ignore[misc]
-            lambda p=path: forget_in_parquet(p, [column], ids),  # type: ignore[misc]
-        )
-
-
-def _raw_files(
-    ctx: Context,
-    journal: Journal,
-    sources: list[SourceDeclaration],
-    column: str,
-    ids: list[str],
-) -> list[str]:
-    root = ctx.workspace.root
-    not_scrubbed: list[str] = []
-    for decl in sources:
-        files, notes = raw_files_of(root, decl)
-        not_scrubbed += notes
-        for name in files:
-            path = Path(name)
-            rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else name
-            _step(
-                journal,
-                f"raw_file:{rel}",
-                lambda n=name, d=decl: forget_in_file(n, d, column, ids, count_only=True),  # type: ignore[misc]
-                lambda n=name, d=decl: forget_in_file(n, d, column, ids),  # type: ignore[misc]
-            )
-    return not_scrubbed
-
-
-def _leftovers(ctx: Context, journal: Journal) -> None:
-    """Remove scratch, checkpoints, spill and temp leftovers (copies of rows being worked on)."""
-    from spindle.orchestrate._leftovers import find_leftovers
-
-    ws = ctx.workspace
-    if (journal.place("leftovers") or {}).get("state") == "done":
-        return
-    paths = [ws.artifacts_dir / "scratch", ws.artifacts_dir / "checkpoints", ws.state_dir / "tmp"]
-    paths += [item.path for item in find_leftovers(ws)]
-    removed = []
-    for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-        elif path.exists():
-            path.unlink(missing_ok=True)
-            removed.append(path)
-    rel = sorted(
-        p.relative_to(ws.root).as_posix() if p.is_relative_to(ws.root) else str(p) for p in removed
-    )
-    journal.finish("leftovers", 0, removed=rel)
-
-
 def _report(
     ctx: Context, journal: Journal, status: str, not_scrubbed: list[str], after: str | None
 ) -> ForgetReport:
-    data, places = journal.data, journal.data["places"]
+    data, steps = journal.data, journal.data["places"]
     rows = {
         name: int(p["rows"])
-        for name, p in places.items()
+        for name, p in steps.items()
         if not name.startswith(("purge:", "online:compact", "leftovers", "metadata")) and p["rows"]
     }
     rewritten = sorted(
@@ -382,9 +250,9 @@ def _report(
         status=status,
         rows_removed=dict(sorted(rows.items())),
         files_rewritten=rewritten,
-        tables_purged=sorted(n.removeprefix("purge:") for n in places if n.startswith("purge:")),
-        leftovers_removed=list((places.get("leftovers") or {}).get("removed", [])),
-        records_redacted=dict((places.get("metadata") or {}).get("redacted", {})),
+        tables_purged=sorted(n.removeprefix("purge:") for n in steps if n.startswith("purge:")),
+        leftovers_removed=list((steps.get("leftovers") or {}).get("removed", [])),
+        records_redacted=dict((steps.get("metadata") or {}).get("redacted", {})),
         model_versions=models,
         evaluations=evaluations,
         recompute=recompute,
