@@ -42,7 +42,25 @@ def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
         assert spindle.run_day(ctx, "search_ranker", CORRUPT_DAY).error is None
         report = spindle.run_day(ctx, "search_ranker", FAILED_DAY)
     assert report.error is not None  # the ingest of a day without logs fails, recorded
+    # fraud found later: five purchases of the first day, which every version trained on
+    ids = _first_purchases(root, 5)
+    listed = root.parent / "fraud.txt"
+    listed.write_text("\n".join(ids) + "\n")
+    with spindle.Context.open(root) as ctx:
+        spindle.record_retraction(ctx, listed, "fraud", "purchases")
     return root
+
+
+def _first_purchases(root: Path, n: int) -> list[str]:
+    """The first ``n`` purchases' keys of the first day, as loaded."""
+    import duckdb
+    from deltalake import DeltaTable
+
+    table = DeltaTable(str(root / ".spindle" / "tables" / "raw" / "purchases"))
+    with duckdb.connect() as con:
+        con.register("purchases", table.to_pyarrow_dataset())
+        sql = "SELECT transaction_id FROM purchases WHERE date = '2026-01-01' ORDER BY 1 LIMIT ?"
+        return [str(r[0]) for r in con.execute(sql, [n]).fetchall()]
 
 
 @pytest.fixture(scope="session")

@@ -26,9 +26,11 @@ PAGES: dict[str, list[str]] = {
     "/models/search_ranker": ["metric-chart", "efficiency0", "efficiency1"],
     "/models/search_ranker/2": ["slice-chart"],
     "/models/search_ranker/compare?a=1&b=2": [],
-    "/data": ["calendar", "rows-chart", "completeness", "drift"],
+    "/data": ["calendar", "rows-chart", "completeness", "slices", "drift"],
     "/data/quarantine?date=2026-01-04": [],
     "/features": [],
+    "/retractions": [],
+    "/retractions/retraction-1": [],
 }
 
 

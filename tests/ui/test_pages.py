@@ -329,3 +329,35 @@ def test_flagged_slices_are_charted_as_observed_over_expected_share(ui_url: str)
     assert trace["name"] == "purchases discounted=True"
     assert trace["x"] == ["2026-01-04", "2026-01-05"]
     assert trace["y"] == [pytest.approx(0.5), pytest.approx(0.25)]
+
+
+def test_retractions_list_each_with_the_versions_its_rows_reached(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    with spindle.Context.open(demo_workspace) as ctx:
+        (info,) = spindle.retractions(ctx)
+        impact = spindle.retraction_impact(ctx, info.id)
+    page = get(ui_url, "/retractions")
+    assert page.status_code == 200
+    row = page.text[page.text.index('<tr class="retraction">') :].split("</tr>")[0]
+    assert f'href="/retractions/{info.id}">{info.id}</a>' in row and ">fraud<" in row
+    own = sorted(f"{v.model}@{v.version}" for v in impact.versions if v.rows)
+    assert own and re.findall(r'class="pill" href="/models/[^"]+">([^<]+)</a>', row) == own
+
+
+def test_a_retractions_page_names_every_exposed_version_and_deployment(
+    ui_url: str, demo_workspace: Path
+) -> None:
+    with spindle.Context.open(demo_workspace) as ctx:
+        impact = spindle.retraction_impact(ctx, "retraction-1")
+    page = get(ui_url, "/retractions/retraction-1")
+    assert page.status_code == 200
+    assert page.text.count('<tr class="exposed">') == len(impact.versions) > 0
+    for v in impact.versions:
+        assert f'href="/models/{v.model}/{v.version}">{v.model}@{v.version}</a>' in page.text
+    served = page.text[page.text.index('id="served"') :].split("</table>")[0]
+    assert served.count("<tr>") - 1 == len(impact.deployments) > 0
+    assert get(ui_url, "/retractions/retraction-9").status_code == 404
+    own = next(v for v in impact.versions if v.rows)
+    version = get(ui_url, f"/models/{own.model}/{own.version}").text
+    assert f'<a href="/retractions/retraction-1">retraction-1</a> ({own.rows} rows)' in version

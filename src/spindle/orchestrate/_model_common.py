@@ -19,7 +19,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, ReadContext
 from spindle.orchestrate._retract_step import retracted_keys
 from spindle.orchestrate._verdicts import day_verdict
 
@@ -158,7 +158,7 @@ def first_validated_day(ctx: Context) -> str | None:
     return min(days) if days else None
 
 
-def model_dir(ctx: Context, model: str, version: int) -> Path:
+def model_dir(ctx: Context | ReadContext, model: str, version: int) -> Path:
     return ctx.workspace.artifacts_dir / "models" / model / str(version)
 
 

@@ -26,7 +26,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.features import retracted_rows_read
-from spindle.orchestrate._context import Context, production_version
+from spindle.orchestrate._context import Context, ReadContext, production_version
 from spindle.orchestrate._daily import DayReport
 from spindle.orchestrate._evaluate_step import evaluate_version
 from spindle.orchestrate._fleet import _ordered_models
@@ -83,7 +83,10 @@ class RetractionImpact:
 
 
 def _own_rows(
-    ctx: Context, info: RetractionInfo, trainset: dict[str, Any], cache: dict[Any, int]
+    ctx: Context | ReadContext,
+    info: RetractionInfo,
+    trainset: dict[str, Any],
+    cache: dict[Any, int],
 ) -> int | None:
     """The retracted rows a version's training set (its manifest's ``training_set``) read;
     None when the table version it read is gone (``spindle forget`` purges them)."""
@@ -91,7 +94,7 @@ def _own_rows(
         return 0  # built after the retraction: its rows were left out
     version = (trainset.get("table_versions") or {}).get(f"raw/{info.source}")
     dates = tuple(sorted(trainset.get("dates") or ()))
-    decl = ctx.sources.get(info.source)
+    decl = _sources(ctx).get(info.source)
     if version is None or decl is None or not dates:
         return 0  # the training set did not read the source
     key = (int(version), dates)
@@ -103,6 +106,15 @@ def _own_rows(
         except DataError:
             return None
     return cache[key]
+
+
+def _sources(ctx: Context | ReadContext) -> dict[str, Any]:
+    """The declared sources (a reader, e.g. the dashboard's, loads them from the workspace)."""
+    if isinstance(ctx, Context):
+        return ctx.sources
+    from spindle.core import load_sources
+
+    return dict(load_sources(ctx.workspace.root))
 
 
 @dataclass(frozen=True)
@@ -121,7 +133,7 @@ class _Snapshot:
         return {"retraction": self.retraction, "rows": dict(self.rows)}
 
 
-def _snapshot(ctx: Context, retraction_id: str) -> dict[str, int] | None:
+def _snapshot(ctx: Context | ReadContext, retraction_id: str) -> dict[str, int] | None:
     found = ctx.store.find_artifacts(SNAPSHOT_KIND, retraction=retraction_id)
     return {str(k): int(v) for k, v in found[0].properties["rows"].items()} if found else None
 
@@ -149,7 +161,7 @@ def record_impact_snapshot(ctx: Context, retraction_id: str) -> None:
 
 
 def _model_exposure(
-    ctx: Context,
+    ctx: Context | ReadContext,
     info: RetractionInfo,
     model: str,
     cache: dict[Any, int],
@@ -186,7 +198,7 @@ def _model_exposure(
     return exposed
 
 
-def retraction_impact(ctx: Context, retraction_id: str) -> RetractionImpact:
+def retraction_impact(ctx: Context | ReadContext, retraction_id: str) -> RetractionImpact:
     """Every model version and deployment whose training data held the retraction's rows.
 
     Raises:

@@ -22,6 +22,7 @@ from spindle.ui._features import features_view
 from spindle.ui._model import model_view
 from spindle.ui._overview import overview
 from spindle.ui._reading import reading
+from spindle.ui._retractions import retraction_view, retractions_view
 from spindle.ui._runs import runs_view
 from spindle.ui._version import version_view
 
@@ -148,6 +149,15 @@ def create_ui_app(workspace: str | Path = ".", *, token: str | None = None) -> F
     def features(request: Request) -> Response:
         query = dict(request.query_params)
         return page("features", lambda ctx: features_view(ctx, query), request)
+
+    @app.get("/retractions", response_class=HTMLResponse)
+    def retractions(request: Request) -> Response:
+        query = dict(request.query_params)
+        return page("retractions", lambda ctx: retractions_view(ctx, query), request)
+
+    @app.get("/retractions/{retraction_id}", response_class=HTMLResponse)
+    def retraction(request: Request, retraction_id: str) -> Response:
+        return page("retraction", lambda ctx: retraction_view(ctx, retraction_id), request)
 
     @app.get("/models/{model}", response_class=HTMLResponse)
     def model(request: Request, model: str) -> Response:

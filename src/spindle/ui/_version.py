@@ -12,6 +12,7 @@ from spindle.ui import _charts as charts
 from spindle.ui import _lineage as lineage
 from spindle.ui._model import known_model, primary_metric
 from spindle.ui._reading import report_file
+from spindle.ui._retractions import retractions_reaching
 
 _LEVELS = {"fail": 0, "warn": 1, "pass": 2}
 
@@ -96,4 +97,5 @@ def version_view(ctx: spindle.ReadContext, model: str, version: int) -> dict[str
         "resources": run.get("resources", {}),
         "trained": trained,
         "run": run,
+        "retracted": retractions_reaching(ctx, f"{model}@{version}"),
     }
