@@ -9,7 +9,6 @@ byte; Parquet files are rewritten with the same schema.
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -93,28 +92,42 @@ def _jsonl_without(data: bytes, column: str, wanted: set[str]) -> tuple[bytes, i
 def _csv_without(
     data: bytes, source: SourceDeclaration, column: str, wanted: set[str]
 ) -> tuple[bytes, int]:
+    """The CSV without the records whose ``column`` holds a wanted value (a record may span
+    lines: a quoted field with a line break); every other line kept byte for byte. A record
+    too short to have the column goes when its text quotes a wanted value."""
     opts = source.csv_options
     lines = data.splitlines(keepends=True)
+    texts = [line.decode("utf-8", "replace") for line in lines]
+    reader = csv.reader(iter(texts), delimiter=opts.delimiter, quotechar=opts.quote)
+    kept: list[bytes] = []
+    gone, start, index = 0, 0, -1
     names = list(source.columns)
-    start = 0
-    if opts.header and lines:
-        names = next(csv.reader([lines[0].decode("utf-8")], delimiter=opts.delimiter))
-        start = 1
-    if column not in names:
-        return data, 0
-    index = names.index(column)
-    kept, gone = lines[:start], 0
-    for line in lines[start:]:
-        text = line.decode("utf-8", "replace")
-        fields = next(
-            csv.reader(io.StringIO(text), delimiter=opts.delimiter, quotechar=opts.quote), []
-        )
-        if (len(fields) > index and fields[index] in wanted) or (
-            len(fields) <= index and any(v in text for v in wanted)
-        ):
-            gone += 1
-            continue
-        kept.append(line)
+    try:
+        for fields in reader:
+            end = reader.line_num
+            record = lines[start:end]
+            if opts.header and start == 0:
+                names, record_is_header = fields, True
+            else:
+                record_is_header = False
+            if index < 0 and (record_is_header or not opts.header):
+                index = names.index(column) if column in names else len(names) + 1
+            text = "".join(texts[start:end])
+            if not record_is_header and (
+                (len(fields) > index and fields[index] in wanted)
+                or (len(fields) <= index and any(v in text for v in wanted))
+            ):
+                gone += 1
+            else:
+                kept += record
+            start = end
+    except csv.Error:  # an unterminated quote at the end: judge the rest as text
+        pass
+    rest = "".join(texts[start:])
+    if rest and any(v in rest for v in wanted):
+        gone += 1
+    else:
+        kept += lines[start:]
     return b"".join(kept), gone
 
 
