@@ -198,3 +198,24 @@ def test_a_file_it_cannot_rewrite_is_named(demo: Path, ids: list[str], tmp_path:
         ".spindle/artifacts/models/search_ranker/1/vocab.txt"
     ]
     assert not any(i in " ".join(report.not_scrubbed) for i in ids)
+
+
+def test_a_failure_stops_with_one_line_and_resume_finishes(
+    demo: Path, ids: list[str], tmp_path: Path
+) -> None:
+    root = _copy(demo, tmp_path)
+    log = root / ".spindle" / "tables" / "raw" / "searches" / "_delta_log"
+    commit = max(log.glob("*.json"))
+    good = commit.read_bytes()
+    commit.write_bytes(b"{not json\n")  # a damaged table: the forget cannot read it
+    with spindle.Context.open(root) as ctx:
+        with pytest.raises(spindle.SpindleError) as caught:
+            spindle.forget_rows(ctx, RID, "users", "user_id", ids)
+        message = str(caught.value)
+        assert f"spindle forget resume {RID}" in message and "\n" not in message
+        assert not any(i in message for i in ids)
+        assert ctx.store.runs(step="forget", limit=None) == []  # nothing recorded as done
+        commit.write_bytes(good)
+        report = spindle.resume_forget(ctx, RID)
+    assert report.status == "done" and report.rows_removed["raw:searches"] >= 1
+    assert traces(root, ids) == []

@@ -17,7 +17,7 @@ import getpass
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from spindle.core import WorkspaceError, file_lock, kill_point
+from spindle.core import DataError, SpindleError, WorkspaceError, file_lock, kill_point
 from spindle.data import purge_table
 from spindle.orchestrate import _forget_places as places
 from spindle.orchestrate._forget_impact import files_quoting, impact_of
@@ -124,7 +124,16 @@ def _locked_continue(ctx: Context, retraction_id: str) -> ForgetReport:
     with file_lock(state / "forget.lock"):
         journal = Journal.load(state, retraction_id)
         if journal is not None:
-            return _continue(ctx, journal)
+            try:
+                return _continue(ctx, journal)
+            except SpindleError as exc:  # a library's message may quote the ids: never shown
+                text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+                for value in sorted(journal.data["ids"], key=len, reverse=True):
+                    text = text.replace(str(value), "[forgotten]")
+                raise DataError(
+                    f"forget {retraction_id} stopped: {text}; what it did is journalled: fix the "
+                    f"cause and run `spindle forget resume {retraction_id}`"
+                ) from None
     recorded = recorded_forget(ctx, retraction_id)
     if recorded is None:  # the journal vanished without a record: someone removed it
         raise WorkspaceError(
