@@ -71,7 +71,14 @@ def _forget(ctx: spindle.Context, outcome: Any) -> Any:
     if forget is None:
         return "not available yet"
     info = outcome.retraction
-    report = forget(ctx, info.id, info.source, info.column, list(outcome.ids))
+    try:
+        report = forget(ctx, info.id, info.source, info.column, list(outcome.ids))
+    except spindle.SpindleError as exc:  # the retraction stands: say so, and how to finish
+        raise spindle.SpindleError(
+            f"{info.id} is recorded (its rows are left out of training from now on), but "
+            f"removing them physically failed: {exc} — run the same `spindle retract` again "
+            "to finish the removal"
+        ) from exc
     to_dict = getattr(report, "to_dict", None)
     return to_dict() if callable(to_dict) else str(report)
 
