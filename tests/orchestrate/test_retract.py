@@ -16,7 +16,7 @@ import pytest
 
 import spindle
 from spindle.core import SpindleError, open_dataset
-from spindle.data import quarantined_rows
+from spindle.data import RetractedKeys, check_day, quarantined_rows
 from spindle.orchestrate import Context, build_training_set, load_config, model_dir
 
 RANKER, PROPENSITY = "search_ranker", "purchase_propensity"
@@ -273,3 +273,28 @@ def test_feature_views_do_not_see_retracted_rows(ingested_workspace: Path) -> No
             exclusions={"purchases": [("retraction-y", "transaction_id", digests, salt)]},
         )
     assert not plain.equals(seen) and plain.equals(hashed)
+
+
+def test_ingest_sets_a_deletions_rows_aside_by_digest_and_redacted(
+    ingested_workspace: Path,
+) -> None:
+    """A re-delivered raw file holding a deleted row: ingest matches it by its salted digest
+    and keeps only that it was set aside, and why — not the row."""
+    ids = _search_ids(ingested_workspace, "2026-01-02", 3)
+    salt = "pepper"
+    keys = tuple(hashlib.sha256((salt + i).encode()).hexdigest() for i in ids)
+    with Context.open(ingested_workspace) as ctx:
+        check = check_day(
+            ctx.workspace.root,
+            ctx.sources,
+            "2026-01-02",
+            {"searches": [RetractedKeys("retraction-9", "search_id", keys, salt)]},
+        )
+    searches = next(c for c in check.checked if c.source == "searches")
+    assert not set(ids) & set(searches.good.column("search_id").to_pylist())
+    aside = searches.bad.filter(pc.equal(searches.bad.column("reason"), "retracted:retraction-9"))
+    assert aside.num_rows == 3
+    assert all(
+        json.loads(t) == {"redacted": "retracted:retraction-9"}
+        for t in aside.column("row_json").to_pylist()
+    )
