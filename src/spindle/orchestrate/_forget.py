@@ -208,7 +208,7 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
     places.online(ctx, journal, column, ids)
     places.parquet_artifacts(ctx, journal, column, ids)
     not_scrubbed = places.raw_files(ctx, journal, sources, column, ids)
-    places.leftovers(ctx, journal)
+    not_scrubbed += places.leftovers(ctx, journal)
     not_scrubbed += files_quoting(ctx, ids)
     data.setdefault("deleted_at", now_iso())
     due = dt.datetime.fromisoformat(data["deleted_at"]) + dt.timedelta(

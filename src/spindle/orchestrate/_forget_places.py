@@ -22,6 +22,7 @@ from spindle.orchestrate._forget_journal import Journal
 from spindle.orchestrate._leftovers import find_leftovers
 
 if TYPE_CHECKING:
+    from spindle.core import Workspace
     from spindle.orchestrate._context import Context
 
 
@@ -150,11 +151,30 @@ def raw_files(
     return not_scrubbed
 
 
-def leftovers(ctx: Context, journal: Journal) -> None:
-    """Remove scratch, checkpoints, spill and temp leftovers (copies of rows being worked on)."""
+def leftovers(ctx: Context, journal: Journal) -> list[str]:
+    """Remove scratch, checkpoints, spill and temp leftovers (copies of rows being worked on);
+    returns a note when another spindle process had the workspace open meanwhile (what it
+    writes from rows read before the deletion is not covered)."""
     ws = ctx.workspace
-    if (journal.place("leftovers") or {}).get("state") == "done":
-        return
+    done = journal.place("leftovers") or {}
+    if done.get("state") != "done":
+        alone = True
+        if ctx.presence is not None:
+            with ctx.presence.alone() as alone:
+                removed = _remove_leftovers(ws)
+        else:
+            removed = _remove_leftovers(ws)
+        done = {"removed": removed, "alone": alone}
+        journal.finish("leftovers", 0, **done)
+    if done.get("alone", True):
+        return []
+    return [
+        "another spindle process had the workspace open during the forget: rows it read "
+        "before the deletion may reappear in what it writes; forget when the workspace is idle"
+    ]
+
+
+def _remove_leftovers(ws: Workspace) -> list[str]:
     paths = [ws.artifacts_dir / "scratch", ws.artifacts_dir / "checkpoints", ws.state_dir / "tmp"]
     paths += [item.path for item in find_leftovers(ws)]
     removed = []
@@ -165,7 +185,6 @@ def leftovers(ctx: Context, journal: Journal) -> None:
         elif path.exists():
             path.unlink(missing_ok=True)
             removed.append(path)
-    rel = sorted(
+    return sorted(
         p.relative_to(ws.root).as_posix() if p.is_relative_to(ws.root) else str(p) for p in removed
     )
-    journal.finish("leftovers", 0, removed=rel)
