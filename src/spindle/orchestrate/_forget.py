@@ -218,9 +218,10 @@ def _continue(ctx: Context, journal: Journal) -> ForgetReport:
         data["vacuum_after"] = due.isoformat(timespec="seconds")
         journal.save()
         return _report(ctx, journal, "waiting", not_scrubbed, due.isoformat(timespec="seconds"))
-    purged = [*tables, "quarantine"]
+    quarantine = ctx.workspace.tables_dir / "quarantine"
+    purged = [*tables, *(["quarantine"] if (quarantine / "_delta_log").is_dir() else [])]
     for name in purged:
-        path = ctx.workspace.tables_dir / "quarantine" if name == "quarantine" else tables[name][0]
+        path = quarantine if name == "quarantine" else tables[name][0]
         places.step(journal, f"purge:{name}", lambda: 1, lambda p=path: purge_table(p))  # type: ignore[misc]
         kill_point("forget:purged")
     if journal.place("metadata") is None:  # validation reports, errors quoting a value
