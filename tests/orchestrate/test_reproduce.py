@@ -24,10 +24,10 @@ from spindle.orchestrate import train_version as train
 MODEL = "search_ranker"
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The workspace with v1 (scratch), v2 (warm from v1, production) and v3 (DDP, 2 workers)."""
-    root = make_workspace(tmp_path_factory.mktemp("reproduce") / "yarnit", days=4, scale=0.25)
+def trained_workspace(root: Path) -> Path:
+    """Simulate, ingest and train v1 (scratch), v2 (warm from v1, production) and v3 (DDP, 2
+    workers) into ``root``."""
+    make_workspace(root, days=4, scale=0.25)
     with Context.open(root) as ctx:
         for i in range(4):
             day = (START + dt.timedelta(days=i)).isoformat()
@@ -42,7 +42,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         assert version.version == 3
         assert [v.base_version for v in ctx.store.versions(MODEL)] == [None, 1, None]
         assert ctx.store.get_alias(MODEL, "production") == 2
-    yield root
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The trained workspace, built once for the module (read-only for tests)."""
+    yield trained_workspace(tmp_path_factory.mktemp("reproduce") / "yarnit")
 
 
 @pytest.fixture
@@ -134,3 +140,19 @@ def test_register_alone_registers_a_new_version(ws: Path) -> None:
             == (report["content_hash"]["rebuilt"])
         )
         assert ctx.store.get_alias(MODEL, "production") == 2  # nothing else moved
+
+
+def test_restore_refuses_a_rebuild_that_is_not_bit_identical(ws: Path) -> None:
+    """A rebuild whose files hash to anything but the registry's record never takes V's place
+    (here: version 1's files lost, offered a rebuild hashed as another content)."""
+    from spindle.orchestrate._reproduce_facts import recorded_version
+    from spindle.orchestrate._reproduce_place import restore_rebuild
+
+    with Context.open(ws) as ctx:
+        rebuilt = reproduce_version(ctx, MODEL, 1)
+        shutil.rmtree(model_dir(ctx, MODEL, 1))
+        recorded = recorded_version(ctx, MODEL, 1)
+        outcome = restore_rebuild(ctx, recorded, Path(rebuilt["rebuilt_dir"]), "0" * 64)
+        assert outcome["done"] is False and "not bit-identical" in outcome["why"]
+        assert "--register alone" in outcome["why"]
+        assert not model_dir(ctx, MODEL, 1).exists()  # nothing put in place
