@@ -8,6 +8,11 @@ retention allows, purges every older version of the tables touched (vacuum, chec
 log entries). Each place is journalled as it completes (``_forget_journal``), so a crash at
 any point resumes where it stopped; the finished forget is recorded as a ``forget`` run (counts
 and files per place, never the ids) and the journal is deleted.
+
+Kill points (``SPINDLE_KILL_AT``, see ``core/_killpoints.py``): ``forget:counted`` (a place's
+count journalled, nothing deleted), ``forget:acted`` (deleted, not yet journalled done),
+``forget:purged`` (a table's older versions removed), ``forget:redacted`` (the store's records
+redacted) and ``forget:recorded`` (the record written, the journal not yet deleted).
 """
 
 from __future__ import annotations
