@@ -276,6 +276,14 @@ def make_version(tmp_path: Path, base_onnx: Path, transform: Transform) -> MakeV
     return make
 
 
+# the SQL the example's keyword retrieval (serving.candidates.match) answers like
+KEYWORD_SQL = """SELECT product_id FROM candidates
+ORDER BY len(list_intersect(string_split(coalesce(name_words, ''), ' '),
+                            string_split(lower($query), ' '))) DESC,
+         coalesce(popularity, 0) DESC, product_id
+LIMIT 50"""
+
+
 @pytest.fixture
 def shop_config() -> dict[str, object]:
     """The example ranker's recorded serving config (see :func:`shop_serving_config`)."""

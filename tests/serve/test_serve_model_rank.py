@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 import pytest
+from tests.serve.conftest import KEYWORD_SQL
 
 from spindle.features import OnlineStore
 from spindle.serve import push
@@ -60,7 +61,7 @@ def test_declared_retrieval_supplies_the_candidates(
 ) -> None:
     push(make_version(1), repo)
     _, client = serve()
-    sql = shop_config["serving"]["candidates"]["sql"]
+    sql = KEYWORD_SQL  # what the declared match answers
     store = OnlineStore(online_store)
     rows = store.rows("product", [f"p{i:03d}" for i in range(40)])
     con = duckdb.connect()
@@ -148,7 +149,10 @@ def test_a_retrieval_that_does_not_run_is_a_503(
     make_version, repo: Path, serve, shop_config
 ) -> None:
     bad = copy.deepcopy(shop_config)
-    bad["serving"]["candidates"]["sql"] = "SELECT product_id FROM candidates WHERE nope = $query"
+    bad["serving"]["candidates"] = {
+        "view": "product",
+        "sql": "SELECT product_id FROM candidates WHERE nope = $query",
+    }
     push(make_version(1, config=bad), repo)
     _, client = serve()
     answer = client.post(RANK, json={"context": {"user_id": "u1", "query": "wool"}})

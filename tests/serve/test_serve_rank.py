@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import duckdb
+from tests.serve.conftest import KEYWORD_SQL
 
 from spindle.features import OnlineStore, assemble_request_rows
 from spindle.serve import ModelRuntime, choose_version, push, set_routing
@@ -70,7 +71,7 @@ def test_unknown_candidates_are_dropped(make_version, repo: Path, serve) -> None
 
 def _declared_retrieval(store_path: Path, query: str, config: dict) -> list[str]:
     """The example's declared retrieval SQL run by hand on the view's online rows."""
-    sql = config["serving"]["candidates"]["sql"]
+    sql = KEYWORD_SQL  # what the declared match answers
     store = OnlineStore(store_path)
     try:
         rows = store.rows("product", [f"p{i:03d}" for i in range(100)])

@@ -364,22 +364,46 @@ DEFAULT_METRIC = {
 _SYSTEM_NAMES = frozenset({"candidate", "production"})
 
 
+class MatchConfig(_Strict):
+    """``serving.candidates.match:``: keyword retrieval by an inverted index of the view's
+    words: the rows sharing the most words with the request's ``words`` field, ties by
+    ``order_by`` (highest first, a null as 0), then by key; rows sharing none fill the rest.
+    The cost of a request grows with the rows that share a word, not with the view."""
+
+    column: str = Field(min_length=1)  # the view's text of words, split on spaces
+    words: str = Field(pattern=r"^\$[A-Za-z_][A-Za-z0-9_]*$")  # the context field, as $name
+    order_by: str | None = None  # a numeric column of the view
+    limit: int = Field(default=50, ge=1, le=10_000)
+
+
 class CandidatesConfig(_Strict):
     """``serving.candidates:``: what ``POST /v1/models/{model}/rank`` ranks when a request
-    names no candidates. ``sql`` is DuckDB SQL over the online rows of ``view`` (the table
-    ``candidates``) with the request's context fields as ``$name`` parameters; it returns the
-    view's entity keys, best first (see ``docs/serving.md`` "Rank with any model")."""
+    names no candidates, one of: ``sql``, DuckDB SQL over the online rows of ``view`` (the
+    table ``candidates``) with the request's context fields as ``$name`` parameters, returning
+    the view's entity keys best first; or ``match``, keyword retrieval by an inverted index
+    (:class:`MatchConfig`). See ``docs/serving.md`` "Rank with any model"."""
 
     view: str = Field(min_length=1)
-    sql: str = Field(min_length=1)
+    sql: str | None = Field(default=None, min_length=1)
+    match: MatchConfig | None = None
 
     @field_validator("sql")
     @classmethod
-    def _one_select(cls, value: str, info: ValidationInfo) -> str:
-        found = select_problem(value, ["candidates"]) if _checks_sql(info) else None
+    def _one_select(cls, value: str | None, info: ValidationInfo) -> str | None:
+        found = select_problem(value, ["candidates"]) if value and _checks_sql(info) else None
         if found is not None:
             raise ValueError(f"serving.candidates.sql {found}; {SQL_RULES['candidates']}")
         return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> CandidatesConfig:
+        if (self.sql is None) == (self.match is None):
+            raise ValueError(
+                "serving.candidates: declare either sql (DuckDB over the view's rows) or match "
+                "(keyword retrieval by an inverted index), not "
+                + ("both" if self.sql is not None else "neither")
+            )
+        return self
 
 
 class ModelServingConfig(_Strict):

@@ -8,25 +8,41 @@ version with the most traffic, else any loaded one, else the workspace's declara
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
 
-from spindle.core import BaselineConfig, ServingError
+from spindle.core import BaselineConfig, MatchConfig, ServingError
 from spindle.serve._runtime import read_manifest
 from spindle.serve._schema import ServingDeclarations
 from spindle.serve._state import ModelState
+
+PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 
 
 @dataclass(frozen=True)
 class Retrieval:
     """``serving.candidates``: DuckDB ``sql`` over the online rows of ``view`` (the table
-    ``candidates``), the request's context fields as ``$name`` parameters."""
+    ``candidates``), the request's context fields as ``$name`` parameters; or ``match``,
+    keyword retrieval by an inverted index of the view's words."""
 
     view: str
-    sql: str
+    sql: str | None = None
+    match: MatchConfig | None = None
+
+    @property
+    def key(self) -> str:
+        """The declaration's key, for messages (``serving.candidates.sql`` or ``.match``)."""
+        return "serving.candidates." + ("sql" if self.match is None else "match")
+
+    def parameters(self) -> list[str]:
+        """The context fields it reads (``$name``), in order."""
+        if self.match is not None:
+            return [self.match.words[1:]]
+        return list(dict.fromkeys(PARAMETER.findall(self.sql or "")))
 
 
 @dataclass(frozen=True)
@@ -46,8 +62,7 @@ class ServedConfig:
         left out (an old manifest serves what it can)."""
         serving = _section(config, "serving")
         declared = _section(serving, "candidates")
-        view, sql = declared.get("view"), declared.get("sql")
-        retrieval = Retrieval(view, sql) if isinstance(view, str) and isinstance(sql, str) else None
+        retrieval = _retrieval(declared)
         baselines = []
         for item in config.get("baselines") or []:
             try:
@@ -74,6 +89,21 @@ class ServedConfig:
             if baseline.name == self.baseline:
                 return baseline
         return None
+
+
+def _retrieval(declared: Mapping[str, Any]) -> Retrieval | None:
+    """The recorded ``serving.candidates`` (None when absent or when it does not parse)."""
+    view, sql, match = declared.get("view"), declared.get("sql"), declared.get("match")
+    if not isinstance(view, str):
+        return None
+    if isinstance(sql, str):
+        return Retrieval(view, sql)
+    if isinstance(match, Mapping):
+        try:
+            return Retrieval(view, match=MatchConfig.model_validate(match))
+        except ValidationError:
+            return None
+    return None
 
 
 def _section(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:

@@ -16,7 +16,7 @@ from typing import Any
 from spindle.core import ServingError
 from spindle.serve._declared import Retrieval, ServedConfig, served_config
 from spindle.serve._predict import Prediction, Predictor
-from spindle.serve._retrieval import _PARAMETER, RetrievalError, Retriever
+from spindle.serve._retrieval import RetrievalError, Retriever
 from spindle.serve._schema import (
     ServingDeclarations,
     ViewLookup,
@@ -156,7 +156,7 @@ class ItemRanker:
             RetrievalError: the SQL does not run (with null fields either), or its view is
                 not in the store.
         """
-        names = [n for n in dict.fromkeys(_PARAMETER.findall(retrieval.sql)) if n in context]
+        names = [n for n in retrieval.parameters() if n in context]
         check_context(context, names, self._field_types(state), state.model)
         try:
             return self.retriever.retrieve(state.model, retrieval, keys, context)
@@ -169,7 +169,7 @@ class ItemRanker:
         # it runs with those fields null: the client's values are what is wrong
         found = ", ".join(f"context.{n} ({json_name(context[n])})" for n in sent)
         raise ServingError(
-            f"{found}: model {state.model}'s candidate retrieval (serving.candidates.sql) "
+            f"{found}: model {state.model}'s candidate retrieval ({retrieval.key}) "
             f"does not run with {'this value' if len(sent) == 1 else 'these values'}; "
             "send the types it reads"
         )

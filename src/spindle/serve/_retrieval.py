@@ -1,15 +1,15 @@
 """Declared candidate retrieval: a model's ``serving.candidates.sql`` run by DuckDB over an
-in-memory snapshot of its view's online rows.
+in-memory snapshot of its view's online rows, or its ``match`` answered by an inverted index.
 
 The snapshot (the table ``candidates``) is copied from the online store into an in-memory
 DuckDB database once per store version and replaced whole when the store changes; each request
 runs the SQL on its own cursor, so concurrent requests do not wait on each other. The request's
-context fields are the SQL's ``$name`` parameters.
+context fields are the SQL's ``$name`` parameters. A ``match`` retrieval builds its index
+(:class:`~spindle.serve._word_index.WordIndex`) once per store version the same way.
 """
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -19,8 +19,8 @@ import duckdb
 from spindle.core import SQL_RULES, ServingError, lock_connection, select_problem
 from spindle.features import OnlineStore
 from spindle.serve._declared import Retrieval
+from spindle.serve._word_index import WordIndex
 
-_PARAMETER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)")
 _STORE_COLUMNS = ("__spindle_key",)
 
 
@@ -43,6 +43,41 @@ class Retriever:
         self.store = store
         self._lock = threading.Lock()
         self._snapshots: dict[str, tuple[str | None, duckdb.DuckDBPyConnection]] = {}
+        self._indexes: dict[tuple[str, str, str | None], tuple[str | None, WordIndex]] = {}
+
+    def index(
+        self, view: str, keys: tuple[str, ...], column: str, order_by: str | None
+    ) -> WordIndex:
+        """The inverted index of ``view``'s ``column`` words (rebuilt when the store's version
+        changed; a request in flight keeps the one it started with).
+
+        Raises:
+            RetrievalError: the store does not hold the view, or it lacks a column named.
+        """
+        version = self.store.version()
+        name = (view, column, order_by)
+        cached = self._indexes.get(name)
+        if cached is not None and cached[0] == version:
+            return cached[1]
+        with self._lock:
+            cached = self._indexes.get(name)
+            if cached is not None and cached[0] == version:
+                return cached[1]
+            rows = self.store.backend.read(view)
+            if rows is None:
+                raise RetrievalError(
+                    f"view {view!r} is not in the online store yet: candidates cannot be "
+                    "retrieved (materialise it, or send candidates)"
+                )
+            absent = [c for c in (*keys, column, order_by) if c and c not in rows.column_names]
+            if absent:
+                raise RetrievalError(
+                    f"serving.candidates.match reads column {absent[0]!r}, which view {view!r} "
+                    f"does not have (it has {', '.join(rows.column_names)})"
+                )
+            built = WordIndex.build(rows, keys, column, order_by)
+            self._indexes[name] = (version, built)
+            return built
 
     def snapshot(self, view: str) -> duckdb.DuckDBPyConnection:
         """A DuckDB database holding ``view``'s online rows as ``candidates`` (reloaded when
@@ -90,13 +125,24 @@ class Retriever:
             RetrievalError: the view is not in the store, the SQL is not one SELECT over
                 ``candidates`` (files, statements and other tables are refused), or it fails.
         """
-        names = list(dict.fromkeys(_PARAMETER.findall(retrieval.sql)))
+        names = retrieval.parameters()
         absent = [n for n in names if n not in context]
         if absent:
             raise ServingError(
                 f"context.{absent[0]}: missing; the candidate retrieval of model {model} "
-                f"(serving.candidates.sql) reads ${absent[0]}"
+                f"({retrieval.key}) reads ${absent[0]}"
             )
+        if retrieval.match is not None:
+            match = retrieval.match
+            words = context[names[0]]
+            if words is not None and not isinstance(words, str):
+                raise RetrievalError(
+                    f"model {model}: {retrieval.key} reads ${names[0]} as text, got "
+                    f"{type(words).__name__}"
+                )
+            index = self.index(retrieval.view, keys, match.column, match.order_by)
+            return index.top(words or "", match.limit)
+        assert retrieval.sql is not None  # a Retrieval declares sql or match
         found = select_problem(retrieval.sql, ["candidates"])  # a version's own record too
         if found is not None:
             raise RetrievalError(
