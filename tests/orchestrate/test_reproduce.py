@@ -156,3 +156,21 @@ def test_restore_refuses_a_rebuild_that_is_not_bit_identical(ws: Path) -> None:
         assert outcome["done"] is False and "not bit-identical" in outcome["why"]
         assert "--register alone" in outcome["why"]
         assert not model_dir(ctx, MODEL, 1).exists()  # nothing put in place
+
+
+def test_a_retraction_recorded_since_is_named_as_a_cause(ws: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from spindle.orchestrate import record_retraction
+
+    with Context.open(ws) as ctx:
+        day = ws / "raw" / "purchases" / "date=2026-01-01"
+        raw = sorted(p for p in day.rglob("*.parquet"))
+        ids = pq.read_table(raw[0], columns=["transaction_id"]).column(0).to_pylist()[:3]
+        fraud = ws / "fraud.txt"
+        fraud.write_text("\n".join(ids) + "\n")
+        outcome = record_retraction(ctx, fraud, "fraud", "purchases")
+        report = reproduce_version(ctx, MODEL, 1)
+    named = [c for c in report["causes"] if c.startswith("data changed since")]
+    assert len(named) == 1, report["causes"]
+    assert named[0].startswith(f"data changed since: {outcome.retraction.id} (fraud) recorded")

@@ -269,7 +269,9 @@ def reproduce_version(
         threads_used,
         trainset_same=trainset.id == recorded_trainset_id,
         rebuilt_bases=rebuilt_bases,
-        retractions=retractions_since(ctx, recorded),
+        retractions=retractions_since(
+            ctx, recorded, tuple(getattr(trainset, "retractions", ()) or ())
+        ),
     )
     files = files_comparison(recorded.manifest, built.files)
     weights_identical = built.fitted.result.weights_sha256 == recorded.manifest.get(

@@ -9,7 +9,6 @@ packages, Python, cores, retractions recorded since) as the known causes of a di
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import platform
 import subprocess
@@ -178,25 +177,41 @@ def environment_diff(manifest: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def retractions_since(ctx: Context, recorded: Recorded) -> list[str]:
-    """Retractions recorded after the version was trained, one line each (none when the store
-    has no retractions yet: read defensively, the store gains ``retractions()`` later)."""
-    lister = getattr(ctx.store, "retractions", None)
+def retractions_since(
+    ctx: Context, recorded: Recorded, left_out: tuple[str, ...] = ()
+) -> list[str]:
+    """Retractions recorded after the version was trained, one line each.
+
+    Read defensively (retractions are recorded by ``spindle retract``; a store or training set
+    without them yields none): each recorded after the manifest's ``created_at`` is listed,
+    with whether the rebuilt training set left its rows out (``left_out``: the training set's
+    ``retractions``) while the original, trained before it, read them.
+    """
+    from spindle.orchestrate import _retract_step
+
+    lister = getattr(_retract_step, "retractions", None)
     if not callable(lister):
         return []
     created = str(recorded.manifest.get("created_at") or "")
+    recorded_set = dict(recorded.manifest.get("training_set") or {})
+    before = set(recorded_set.get("retractions") or ())
     try:
-        found = list(lister())
+        found = list(lister(ctx))
     except (TypeError, SpindleError):
         return []
     lines = []
     for item in found:
-        when = getattr(item, "created_at", None) or getattr(item, "recorded_at", None)
-        stamp = when.isoformat() if isinstance(when, dt.datetime) else str(when or "")
-        if created and stamp and stamp <= created:
+        when = str(getattr(item, "at", "") or "")
+        ident = str(getattr(item, "id", item))
+        if created and when and when <= created:
             continue
-        what = getattr(item, "reason", None) or getattr(item, "id", None) or str(item)
-        lines.append(f"retraction {what} recorded {stamp or 'at an unknown time'}")
+        effect = (
+            ": the rebuilt training set leaves its rows out"
+            if ident in left_out and ident not in before
+            else ""
+        )
+        reason = getattr(item, "reason", "")
+        lines.append(f"{ident} ({reason}) recorded {when or 'at an unknown time'}{effect}")
     return lines
 
 
