@@ -174,3 +174,22 @@ def test_a_retraction_recorded_since_is_named_as_a_cause(ws: Path) -> None:
     named = [c for c in report["causes"] if c.startswith("data changed since")]
     assert len(named) == 1, report["causes"]
     assert named[0].startswith(f"data changed since: {outcome.retraction.id} (fraud) recorded")
+
+
+def test_a_lightgbm_binary_version_never_evaluated_rebuilds_bit_identical(ws: Path) -> None:
+    with Context.open(ws) as ctx:
+        version, _, _ = train(
+            ctx,
+            "purchase_propensity",
+            "2026-01-04",
+            from_scratch=True,
+            overrides=["training.framework=lightgbm"],
+        )
+        report = reproduce_version(ctx, "purchase_propensity", version.version)
+    assert report["weights_identical"] and report["content_hash"]["same"]
+    assert report["holdout"]["evaluation"] is None  # scored on its day's holdout, built now
+    assert "never evaluated" in report["holdout"]["note"]
+    diff = report["prediction_diff"]
+    assert diff["max_abs"] == 0.0 and diff["lists"] is None and diff["top_k_overlap"] == 1.0
+    assert report["metric_diff"]["metric"] == "auc"
+    assert report["metric_diff"]["gated"]["diff"] == 0.0

@@ -8,7 +8,7 @@ import typer
 
 import spindle
 from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
-from spindle.cli._output import console, emit_json, fail, fmt, table
+from spindle.cli._output import console, emit_json, fail, fmt, progress_reporter, table
 
 
 def parse_target(target: str) -> tuple[str, int]:
@@ -58,7 +58,7 @@ def reproduce(
     """Rebuild version V of MODEL from its record (config, data versions, seed, threads,
     base) and report how the rebuild compares: weights, metrics, scores, and why they differ."""
     model, version = parse_target(target)
-    with spindle.Context.open(workspace) as ctx:
+    with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as progress:
         report = spindle.reproduce_version(
             ctx,
             model,
@@ -67,6 +67,7 @@ def reproduce(
             restore=restore,
             from_scratch=from_scratch,
             threads=threads,
+            progress=progress.event,
         )
     if as_json:
         emit_json(report)

@@ -48,6 +48,7 @@ from spindle.orchestrate._reproduce_facts import (
     warm_start_chain,
 )
 from spindle.orchestrate._reproduce_place import register_rebuild, restore_rebuild
+from spindle.orchestrate._train_step import _step_progress
 from spindle.train import FittedVersion, VersionPlan, fit_version, write_version
 
 
@@ -147,8 +148,7 @@ def rebuild(
     ) / f"{key[:16]}-{tag}"
     scratch = fresh_scratch(root / "scratch")
     checkpoints = fresh_scratch(root / "checkpoints")  # a fresh run: never resume an old one
-    del progress  # training progress is not reported (the rebuild is one short step)
-    fitted = fit_version(plan, scratch, checkpoints)
+    fitted = fit_version(plan, scratch, checkpoints, progress=_step_progress(progress, plan))
     out = root / "version"
     if out.exists():
         shutil.rmtree(out)
@@ -237,6 +237,7 @@ def reproduce_version(
             and report how far it lands from the incremental model.
         threads: train with this many threads instead of the recorded count (the report
             names the difference).
+        progress: hears the rebuilds' training steps (epoch, examples/s).
 
     Returns:
         The report (see docs/operations.md): ``weights_identical``, ``files``,
@@ -310,7 +311,7 @@ def reproduce_version(
         "registered_version": None,
     }
     if from_scratch:
-        report["from_scratch"] = _from_scratch(ctx, recorded, loaded, chain, table, built)
+        report["from_scratch"] = _from_scratch(ctx, recorded, loaded, chain, table, built, progress)
     if restore:
         report["restore"] = restore_rebuild(ctx, recorded, built.directory, built.content_hash)
     elif register:
@@ -325,6 +326,7 @@ def _from_scratch(
     chain: list[int],
     table: pa.Table,
     incremental: Rebuilt,
+    progress: Progress | None,
 ) -> dict[str, Any]:
     """Train from scratch on every day the warm-start chain trained on (the chain's recorded
     days, with this version's table versions) and compare with the incremental rebuild."""
@@ -336,7 +338,7 @@ def _from_scratch(
         days.update(str(d) for d in dict(found.manifest.get("training_set") or {})["dates"])
     versions = dict(dict(recorded.manifest.get("training_set") or {})["table_versions"])
     trainset = build_training_set(ctx, loaded, sorted(days), "train", versions=versions)
-    scratch = rebuild(ctx, recorded, loaded, trainset, None, tag="from-scratch")
+    scratch = rebuild(ctx, recorded, loaded, trainset, None, tag="from-scratch", progress=progress)
     scores = compare_scores(
         loaded.config,
         table,
