@@ -91,7 +91,7 @@ def test_the_disaster_recovery_drill_restores_the_production_version(ws: Path) -
 def test_the_table_report_reads(trained: Path) -> None:
     code, out, err = _spindle(trained, "reproduce", f"{MODEL}@2")
     assert code == 0, err
-    assert f"{MODEL}@2: rebuilt from its files record: bit-identical" in out
+    assert f"{MODEL}@2: rebuilt from its record (files): bit-identical" in out
     assert f"chain: {MODEL}@1 <- {MODEL}@2" in out
     assert "ndcg@10 (gate)" in out and "causes:" in out
 

@@ -109,7 +109,7 @@ def _prediction_line(diff: dict[str, Any] | None) -> str:
 def _print(report: dict[str, Any]) -> None:
     label = f"{report['model']}@{report['version']}"
     same = "bit-identical" if report["content_hash"]["same"] else "NOT identical"
-    console.print(f"{label}: rebuilt from its {report['record']} record: {same}")
+    console.print(f"{label}: rebuilt from its record ({report['record']}): {same}")
     console.print(f"  chain: {' <- '.join(report['chain'])}")
     console.print(f"  weights identical: {report['weights_identical']}")
     differ = [name for name, f in report["files"].items() if not f["same"]]
