@@ -135,7 +135,7 @@ def retract_impact(
                 fmt(v.date),
                 f"{v.days[0]}..{v.days[-1]}" if v.days else "-",
                 v.rows,
-                "its training data" if v.through is None else f"through its base v{v.through}",
+                _how(v),
             ]
             for v in impact.versions
         ],
@@ -150,6 +150,18 @@ def retract_impact(
     )
     for name in impact.unknown:
         console.print(f"{name}: manifest unreadable, exposure unknown", markup=False)
+
+
+def _how(version: Any) -> str:
+    """How a version saw the rows: its training data, its base, or views computed over them."""
+    ways = []
+    if version.rows:
+        ways.append("its training data")
+    if version.through is not None:
+        ways.append(f"through its base v{version.through}")
+    if version.views:
+        ways.append(f"through views {', '.join(version.views)} computed over them")
+    return "; ".join(ways) or "its training data"
 
 
 @retract_app.command("retrain")
@@ -182,9 +194,17 @@ def _print_plan(retraction: str, plan: list[Any], reports: list[Any], execute: b
         return
     table(
         f"retraining for {retraction}" + ("" if execute else " (plan: --execute runs it)"),
-        ["order", "model", "priority", "production", "train for", "from"],
+        ["order", "model", "priority", "production", "train for", "from", "backfill first"],
         [
-            [i, t.model, t.priority, f"v{t.production}", t.date, t.why]
+            [
+                i,
+                t.model,
+                t.priority,
+                f"v{t.production}",
+                t.date,
+                t.why,
+                f"{len(t.backfill)} feature(s) from {t.since}" if t.backfill else "-",
+            ]
             for i, t in enumerate(plan, start=1)
         ],
     )

@@ -232,25 +232,28 @@ def match_sql(column: str, table: str, salt: str | None) -> str:
     return f"{text} IN (SELECT key FROM {quote_identifier(table)})"
 
 
-def count_matching(tables_dir: Path, source: str, retracted: RetractedKeys) -> int:
-    """How many rows of the latest ``raw/<source>`` table the keys match (0 without a table)."""
+def count_matching(tables_dir: Path, source: str, retracted: RetractedKeys) -> dict[str, int]:
+    """The rows of the latest ``raw/<source>`` table the keys match, per day partition (empty
+    without a table or the column)."""
     path = tables_dir / "raw" / source
     if not table_exists(path):
-        return 0
+        return {}
     dataset = open_dataset(path)
     if retracted.column not in dataset.schema.names:
-        return 0
+        return {}
     con = duckdb.connect()
     try:
         con.register("__spindle_rows", dataset)
         con.register("__spindle_keys", pa.table({"key": pa.array(retracted.keys, pa.string())}))
+        day = "CAST(date AS VARCHAR)" if "date" in dataset.schema.names else "''"
         found = con.execute(
-            "SELECT count(*) FROM __spindle_rows WHERE "
+            f"SELECT {day} AS day, count(*) FROM __spindle_rows WHERE "
             + match_sql(retracted.column, "__spindle_keys", retracted.salt)
-        ).fetchone()
+            + " GROUP BY ALL ORDER BY day"
+        ).fetchall()
     finally:
         con.close()
-    return int(found[0]) if found else 0
+    return {str(d): int(n) for d, n in found}
 
 
 def retracted_rows(table: pa.Table, retracted: RetractedKeys) -> np.ndarray:

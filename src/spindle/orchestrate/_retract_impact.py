@@ -14,6 +14,7 @@ none (from scratch); models come in the fleet's order (priority, then staleness)
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.features import retracted_rows_read
+from spindle.orchestrate._backfill_step import backfill
 from spindle.orchestrate._context import Context, ReadContext, production_version
 from spindle.orchestrate._daily import DayReport
 from spindle.orchestrate._evaluate_step import evaluate_version
@@ -37,6 +39,12 @@ from spindle.orchestrate._retract_step import (
     get_retraction,
     keys_of,
     retractions,
+)
+from spindle.orchestrate._retract_views import (
+    DerivedView,
+    backfills_needed,
+    derived_views,
+    exposed_views,
 )
 from spindle.orchestrate._train_step import train_version
 
@@ -51,6 +59,8 @@ class ExposedVersion:
         rows: the retracted rows its own training set read (0 when only its base saw them).
         through: the base version it inherited the exposure from (None: its own data).
         days: its training set's days.
+        views: feature views whose values it read were computed over the rows (aggregates
+            that counted them; see ``_retract_views``).
     """
 
     model: str
@@ -59,9 +69,10 @@ class ExposedVersion:
     rows: int
     through: int | None
     days: tuple[str, ...] = ()
+    views: tuple[str, ...] = ()  # views computed over the rows it read values of
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.__dict__, "days": list(self.days)}
+        return {**self.__dict__, "days": list(self.days), "views": list(self.views)}
 
 
 @dataclass(frozen=True)
@@ -117,6 +128,14 @@ def _sources(ctx: Context | ReadContext) -> dict[str, Any]:
     return dict(load_sources(ctx.workspace.root))
 
 
+def _built_at(ctx: Context | ReadContext, trainset: dict[str, Any]) -> dt.datetime | None:
+    """When the training set was recorded (None when its record is gone)."""
+    try:
+        return ctx.store.get_artifact(str(trainset.get("id"))).created_at
+    except SpindleError:
+        return None
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """Which versions' training sets read a retraction's rows, as found when it was recorded
@@ -167,6 +186,7 @@ def _model_exposure(
     cache: dict[Any, int],
     unknown: list[str],
     recorded: dict[str, int] | None,
+    derived: list[DerivedView] | None = None,
 ) -> dict[int, ExposedVersion]:
     """The exposed versions of ``model``, by number (bases come before their children);
     ``recorded`` (the snapshot) answers for a version whose table version is gone."""
@@ -190,10 +210,15 @@ def _model_exposure(
             rows = recorded.get(name, 0)
         base = record.base_version
         through = base if rows == 0 and base is not None and base in exposed else None
-        if rows or through is not None:
+        views: tuple[str, ...] = ()
+        if derived:
+            built = _built_at(ctx, trainset)
+            pins = manifest.features
+            views = tuple(exposed_views(ctx, info, trainset, built, derived, pins))
+        if rows or through is not None or views:
             days = tuple(trainset.get("dates") or ())
             exposed[record.version] = ExposedVersion(
-                model, record.version, record.date, rows, through, days
+                model, record.version, record.date, rows, through, days, views
             )
     return exposed
 
@@ -214,8 +239,9 @@ def retraction_impact(ctx: Context | ReadContext, retraction_id: str) -> Retract
     versions: list[ExposedVersion] = []
     deployments: list[dict[str, Any]] = []
     recorded = _snapshot(ctx, info.id)
+    derived = derived_views(ctx, info.source)
     for model in ctx.store.models():
-        exposed = _model_exposure(ctx, info, model, cache, unknown, recorded)
+        exposed = _model_exposure(ctx, info, model, cache, unknown, recorded, derived)
         versions += exposed.values()
         serving = production_version(ctx, model)
         for d in ctx.store.deployments(model, status="done"):
@@ -246,9 +272,11 @@ class RetrainTask:
     date: str
     base: int | None
     why: str
+    backfill: tuple[str, ...] = ()  # features to recompute without the rows first
+    since: str | None = None  # from this day (the retraction's first)
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "backfill": list(self.backfill)}
 
 
 def _clean_base(
@@ -289,7 +317,10 @@ def retrain_plan(ctx: Context, retraction_id: str) -> list[RetrainTask]:
             continue
         date = ctx.store.get_version(model, production).date or ""
         base, why = _clean_base(ctx, model, production, by_model[model])
-        tasks.append(RetrainTask(model, priority, production, date, base, why))
+        refs = load_config(ctx, model).config.features
+        stale = tuple(backfills_needed(ctx, impact.retraction, list(refs)))
+        since = impact.retraction.days[0] if stale else None
+        tasks.append(RetrainTask(model, priority, production, date, base, why, stale, since))
     return tasks
 
 
@@ -334,6 +365,11 @@ def run_retrain(ctx: Context, tasks: list[RetrainTask]) -> list[DayReport]:
 
 
 def _retrain_one(ctx: Context, task: RetrainTask, report: DayReport, step: list[str]) -> None:
+    if task.backfill and task.since is not None:  # values computed over the rows: recompute
+        step[0] = "backfill"
+        for ref in task.backfill:
+            backfill(ctx, ref, task.since)
+        step[0] = "train"
     loaded = load_config(ctx, task.model)
     version, _result, skipped = train_version(
         ctx,

@@ -47,6 +47,7 @@ class RetractionInfo:
         rows_matched: rows of the source's table they matched when it was recorded.
         hashed: only salted digests of the ids are kept (a deletion request).
         keys_uri: the file of its stored keys.
+        days: the day partitions its rows were in when it was recorded.
     """
 
     id: str
@@ -59,9 +60,10 @@ class RetractionInfo:
     rows_matched: int
     hashed: bool
     keys_uri: str
+    days: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "days": list(self.days)}
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ def _info(record: ArtifactRecord) -> RetractionInfo:
         rows_matched=int(p.get("rows_matched", 0)),
         hashed=bool(p.get("hashed", False)),
         keys_uri=record.uri,
+        days=tuple(str(d) for d in p.get("days") or ()),
     )
 
 
@@ -200,9 +203,10 @@ def record_retraction(
     retraction_id = f"retraction-{number}"
     path = retractions_dir(ctx.workspace.state_dir) / f"{retraction_id}.parquet"
     write_keys(path, keys)
-    matched = count_matching(
+    by_day = count_matching(
         ctx.workspace.tables_dir, source, RetractedKeys(retraction_id, column, tuple(keys), salt)
     )
+    matched = sum(by_day.values())
     artifact = Retraction(
         retraction_id,
         str(path),
@@ -214,6 +218,7 @@ def record_retraction(
         len(ids),
         matched,
         salt is not None,
+        {"days": sorted(d for d in by_day if d)},  # the days its rows belong to
     )
     record = ctx.store.record_artifact(artifact)
     _snapshot_impact(ctx, record.id)
