@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +248,29 @@ def verify_package(
                 f"{path}: sha256 mismatch: the manifest expects {expected}, found {found}"
             )
     return problems
+
+
+def code_version() -> str:
+    """The code's git commit as a version records it (``git rev-parse HEAD`` beside the
+    spindle package; ``unknown`` outside a checkout)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+            cwd=Path(__file__).parent,
+        )
+        return out.stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def package_version(name: str) -> str:
+    """An installed distribution's version as a version records it (``absent`` when not
+    installed)."""
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "absent"

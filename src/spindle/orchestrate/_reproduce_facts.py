@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
-import subprocess
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +21,8 @@ from spindle.core import (
     ServingError,
     SpindleError,
     TrainingError,
+    code_version,
+    package_version,
     read_package,
     verify_package,
 )
@@ -119,30 +119,6 @@ def warm_start_chain(ctx: Context, model: str, version: int) -> list[int]:
     return chain
 
 
-def code_version() -> str:
-    """The code's git commit now, computed as the train stage records it (``git rev-parse
-    HEAD`` beside the spindle package; ``unknown`` outside a checkout)."""
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
-def _package_version(name: str) -> str:
-    try:
-        return metadata.version(name)
-    except metadata.PackageNotFoundError:
-        return "absent"
-
-
 def environment_diff(manifest: dict[str, Any]) -> dict[str, Any]:
     """How the code, packages, Python and machine differ from the version's record.
 
@@ -157,7 +133,7 @@ def environment_diff(manifest: dict[str, Any]) -> dict[str, Any]:
     differ = {
         name: {"recorded": str(was), "current": now}
         for name, was in sorted(packages.items())
-        if (now := _package_version(name)) != str(was)
+        if (now := package_version(name)) != str(was)
     }
     recorded_python = str(manifest.get("python") or "unknown")
     hardware = dict(manifest.get("hardware") or {})

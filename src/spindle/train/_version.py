@@ -15,10 +15,8 @@ import datetime as dt
 import os
 import platform
 import shutil
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +30,8 @@ from spindle.core import (
     ModelConfig,
     TrainingSet,
     atomic_directory,
+    code_version,
+    package_version,
     read_transform_text,
     sha256_json,
     transform_file,
@@ -300,7 +300,7 @@ def _manifest(plan: VersionPlan, fitted: FittedVersion, version: int) -> dict[st
         "seed": cfg.training.seed,
         "threads": cfg.training.threads,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
-        "code_version": _code_version(),
+        "code_version": code_version(),
         "packages": _packages(),
         "python": platform.python_version(),
         "machine": platform.machine(),
@@ -323,26 +323,5 @@ def version_notes(cfg: ModelConfig, result: TrainResult) -> list[str]:
     return [first, *result.notes]
 
 
-def _code_version() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-            cwd=Path(__file__).parent,
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
-
-
 def _packages() -> dict[str, str]:
-    found = {}
-    for name in _PACKAGES:
-        try:
-            found[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
+    return {name: package_version(name) for name in _PACKAGES}
