@@ -11,10 +11,11 @@ context fields are the SQL's ``$name`` parameters. A ``match`` retrieval builds 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import duckdb
+import pyarrow as pa
 
 from spindle.core import SQL_RULES, ServingError, lock_connection, select_problem
 from spindle.features import OnlineStore
@@ -22,6 +23,7 @@ from spindle.serve._declared import Retrieval
 from spindle.serve._word_index import WordIndex
 
 _STORE_COLUMNS = ("__spindle_key",)
+T = TypeVar("T")
 
 
 class RetrievalError(ServingError):
@@ -42,8 +44,8 @@ class Retriever:
     def __init__(self, store: OnlineStore) -> None:
         self.store = store
         self._lock = threading.Lock()
-        self._snapshots: dict[str, tuple[str | None, duckdb.DuckDBPyConnection]] = {}
-        self._indexes: dict[tuple[str, str, str | None], tuple[str | None, WordIndex]] = {}
+        self._snapshots: dict[Any, tuple[str | None, duckdb.DuckDBPyConnection]] = {}
+        self._indexes: dict[Any, tuple[str | None, WordIndex]] = {}
 
     def index(
         self, view: str, keys: tuple[str, ...], column: str, order_by: str | None
@@ -54,30 +56,17 @@ class Retriever:
         Raises:
             RetrievalError: the store does not hold the view, or it lacks a column named.
         """
-        version = self.store.version()
-        name = (view, column, order_by)
-        cached = self._indexes.get(name)
-        if cached is not None and cached[0] == version:
-            return cached[1]
-        with self._lock:
-            cached = self._indexes.get(name)
-            if cached is not None and cached[0] == version:
-                return cached[1]
-            rows = self.store.backend.read(view)
-            if rows is None:
-                raise RetrievalError(
-                    f"view {view!r} is not in the online store yet: candidates cannot be "
-                    "retrieved (materialise it, or send candidates)"
-                )
+
+        def build(rows: pa.Table) -> WordIndex:
             absent = [c for c in (*keys, column, order_by) if c and c not in rows.column_names]
             if absent:
                 raise RetrievalError(
                     f"serving.candidates.match reads column {absent[0]!r}, which view {view!r} "
                     f"does not have (it has {', '.join(rows.column_names)})"
                 )
-            built = WordIndex.build(rows, keys, column, order_by)
-            self._indexes[name] = (version, built)
-            return built
+            return WordIndex.build(rows, keys, column, order_by)
+
+        return self._per_version(self._indexes, (view, column, order_by), view, build)
 
     def snapshot(self, view: str) -> duckdb.DuckDBPyConnection:
         """A DuckDB database holding ``view``'s online rows as ``candidates`` (reloaded when
@@ -86,12 +75,32 @@ class Retriever:
         Raises:
             RetrievalError: the store does not hold the view yet.
         """
+
+        def build(rows: pa.Table) -> duckdb.DuckDBPyConnection:
+            rows = rows.drop_columns([c for c in _STORE_COLUMNS if c in rows.column_names])
+            con = duckdb.connect()
+            con.register("__rows", rows)
+            con.execute("CREATE TABLE candidates AS SELECT * FROM __rows")
+            con.unregister("__rows")
+            lock_connection(con)  # the declared SQL reads candidates, never a file
+            return con
+
+        return self._per_version(self._snapshots, view, view, build)
+
+    def _per_version(
+        self,
+        cache: dict[Any, tuple[str | None, T]],
+        name: Any,
+        view: str,
+        build: Callable[[pa.Table], T],
+    ) -> T:
+        """``build`` of ``view``'s online rows, once per store version (double-checked)."""
         version = self.store.version()
-        cached = self._snapshots.get(view)
+        cached = cache.get(name)
         if cached is not None and cached[0] == version:
             return cached[1]
         with self._lock:
-            cached = self._snapshots.get(view)
+            cached = cache.get(name)
             if cached is not None and cached[0] == version:
                 return cached[1]
             rows = self.store.backend.read(view)
@@ -100,14 +109,9 @@ class Retriever:
                     f"view {view!r} is not in the online store yet: candidates cannot be "
                     "retrieved (materialise it, or send candidates)"
                 )
-            rows = rows.drop_columns([c for c in _STORE_COLUMNS if c in rows.column_names])
-            con = duckdb.connect()
-            con.register("__rows", rows)
-            con.execute("CREATE TABLE candidates AS SELECT * FROM __rows")
-            con.unregister("__rows")
-            lock_connection(con)  # the declared SQL reads candidates, never a file
-            self._snapshots[view] = (version, con)
-            return con
+            built = build(rows)
+            cache[name] = (version, built)
+            return built
 
     def retrieve(
         self, model: str, retrieval: Retrieval, keys: tuple[str, ...], context: Mapping[str, Any]
