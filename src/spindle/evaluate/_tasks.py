@@ -367,6 +367,28 @@ def metric_values(
     return values
 
 
+def _metric_forms(
+    task: TaskName,
+    metric: str,
+    labels: FloatArray,
+    predictions: Mapping[str, FloatArray],
+    unit: IntArray | None,
+    n_units: int,
+    k: int,
+) -> tuple[_Units, dict[str, Resampled | None]]:
+    """The bootstrap units and each system's ``metric`` in resampled form (None where the
+    metric does not apply to its predictions).
+
+    Raises:
+        ValueError: ``metric`` is not a metric of ``task``.
+    """
+    spec = next((s for s in TASK_METRICS[task] if s.key(k) == metric), None)
+    if spec is None:
+        raise ValueError(f"{metric!r} is not a metric of a {task} task")
+    units = _units(task, labels, unit, n_units)
+    return units, {n: _resampled(task, spec, labels, p, units, k) for n, p in predictions.items()}
+
+
 def metric_estimates(
     task: TaskName,
     metric: str,
@@ -385,16 +407,9 @@ def metric_estimates(
     Raises:
         ValueError: ``metric`` is not a metric of ``task``.
     """
-    spec = next((s for s in TASK_METRICS[task] if s.key(k) == metric), None)
-    if spec is None:
-        raise ValueError(f"{metric!r} is not a metric of a {task} task")
-    units = _units(task, labels, unit, n_units)
+    units, found = _metric_forms(task, metric, labels, predictions, unit, n_units, k)
     n = _n_units(units)
-    forms = {
-        name: form
-        for name, p in predictions.items()
-        if (form := _resampled(task, spec, labels, p, units, k)) is not None
-    }
+    forms = {name: form for name, form in found.items() if form is not None}
     if not forms or n == 0:
         return {}
     draws = resample_all({metric: forms}, n, labels.shape[0], n_resamples, seed)
@@ -423,11 +438,9 @@ def paired_metric_interval(
     Raises:
         ValueError: ``metric`` is not a metric of ``task``.
     """
-    spec = next((s for s in TASK_METRICS[task] if s.key(k) == metric), None)
-    if spec is None:
-        raise ValueError(f"{metric!r} is not a metric of a {task} task")
-    units = _units(task, labels, unit, n_units)
-    forms = [_resampled(task, spec, labels, p, units, k) for p in predictions]
+    pair = dict(zip("ab", predictions, strict=True))
+    units, found = _metric_forms(task, metric, labels, pair, unit, n_units, k)
+    forms = [found["a"], found["b"]]
     if forms[0] is None or forms[1] is None:
         return None
     n = _n_units(units)
