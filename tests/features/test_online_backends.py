@@ -26,14 +26,24 @@ BACKENDS: dict[str, Factory] = {
 KEY = "product_id"
 
 
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=[*sorted(BACKENDS), "postgresql"])
 def factory(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> Iterator[Callable[[], OnlineStoreBackend]]:
+    """Opens a new connection to one store per call: a temp dir's SQLite file, or a database
+    of its own on the throwaway PostgreSQL server (``tests/postgres.py``)."""
     opened: list[OnlineStoreBackend] = []
+    url = (
+        request.getfixturevalue("postgres").database("online")
+        if request.param == "postgresql"
+        else ""
+    )
 
     def open_one() -> OnlineStoreBackend:
-        opened.append(BACKENDS[request.param](tmp_path))
+        if url:
+            opened.append(open_online_backend(url))
+        else:
+            opened.append(BACKENDS[request.param](tmp_path))
         return opened[-1]
 
     yield open_one
@@ -231,6 +241,7 @@ def test_delete_keys_removes_rows_and_every_copy(
     assert rows is not None and rows[KEY].to_pylist() == ["p3"]
     assert store.watermark("product") == "2026-01-01"
     assert store.delete_keys("product", ["pgone1"]) == 0  # idempotent
-    # no copy left in the store's files (freed pages, WAL): a deletion request's promise
+    # no copy left in the store's files (freed pages, WAL): a deletion request's promise (a
+    # PostgreSQL server's own files and WAL are its administrator's; its table is rewritten)
     files = [p for p in tmp_path.iterdir() if p.name.startswith("online.db")]
     assert not any(b"pgone" in p.read_bytes() for p in files)

@@ -93,7 +93,9 @@ def test_backend_chosen_by_url(tmp_path: Path) -> None:
     with pytest.raises(FeatureError, match=r"no Redis backend.*OnlineStoreBackend"):
         open_online_backend("redis://localhost:6379/0")
     with pytest.raises(FeatureError, match="unknown scheme"):
-        open_online_backend("postgresql://db/features")
+        open_online_backend("mysql://db/features")
+    with pytest.raises(FeatureError, match=r"postgresql://spindle:\*\*\*@127.0.0.1:1/f: cannot"):
+        open_online_backend("postgresql://spindle:s3cret@127.0.0.1:1/f")  # nothing listens
     with pytest.raises(FeatureError, match=r"lack key column\(s\) \['sku'\]"):
         OnlineStore(tmp_path / "c.db").materialize(
             "shop", _products([1, 2, 3]), "2026-01-02", keys=["sku"]

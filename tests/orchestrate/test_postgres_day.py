@@ -1,6 +1,7 @@
-"""A workspace whose metadata store is PostgreSQL (a throwaway server on loopback): the daily
-run of two days through the CLI records runs, versions, lineage and deployments there, and
-``status``, ``lineage``, ``doctor`` and the dashboard read them back."""
+"""A workspace whose metadata store and online store are PostgreSQL (a throwaway server on
+loopback): the daily run of two days through the CLI records runs, versions, lineage and
+deployments there and materialises the views' latest rows there; ``status``, ``lineage``,
+``doctor`` and the dashboard read the records back, and the server answers from its rows."""
 
 from __future__ import annotations
 
@@ -38,14 +39,16 @@ def _spindle(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def on_postgres(
     ingested_workspace: Path, postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory
 ) -> tuple[Path, str]:
-    """The 4-day workspace's raw logs with a fresh PostgreSQL metadata store: days 1-2 ingested
-    and validated, days 3-4 run by the daily pipeline, all through the CLI."""
+    """The 4-day workspace's raw logs with fresh PostgreSQL metadata and online stores: days 1-2
+    ingested and validated, days 3-4 run by the daily pipeline (infra validation's canary
+    reads the online store too), all through the CLI."""
     root = tmp_path_factory.mktemp("pg") / "yarnit"
     shutil.copytree(ingested_workspace, root, symlinks=True)
     shutil.rmtree(root / ".spindle")  # tables, artifacts and the SQLite store: start clean
     url = postgres.database("workspace")
     config = yaml.safe_load((root / "spindle.yaml").read_text())
     config["metadata_url"] = url
+    config["online_store_url"] = postgres.database("online")
     (root / "spindle.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     done = _spindle(root, "ingest", "--since", "2026-01-01", "--until", "2026-01-02")
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -93,6 +96,28 @@ def test_a_rerun_of_a_finished_day_is_a_no_op_on_postgresql(on_postgres: tuple[P
     assert again.returncode == 0, again.stderr[-2000:]
     with spindle.Context.open_reader(root) as ctx:
         assert len(ctx.store.versions(MODEL)) == before
+
+
+def test_the_views_rows_are_served_from_the_postgresql_online_store(
+    on_postgres: tuple[Path, str],
+) -> None:
+    from spindle.features import PostgresOnlineStore
+    from spindle.orchestrate import serve_and_probe
+
+    root, _ = on_postgres
+    assert not (root / ".spindle" / "online.db").exists()  # nothing went to SQLite
+    with spindle.Context.open(root) as ctx:
+        store = ctx.online_store()
+        try:
+            assert isinstance(store.backend, PostgresOnlineStore)
+            marks = {v: store.backend.watermark(v) for v in ctx.features.feature_views}
+        finally:
+            store.close()
+        served = [v for v, mark in marks.items() if mark is not None]
+        assert served and all(marks[v] == DAYS[-1] for v in served), marks
+        probe = serve_and_probe(ctx, MODEL, DAYS[-1], 5)
+    assert probe["errors"] == 0 and probe["fallbacks"] == 0, probe
+    assert str(probe["version"]) == "2", probe
 
 
 def test_the_dashboard_reads_a_postgresql_store(on_postgres: tuple[Path, str]) -> None:

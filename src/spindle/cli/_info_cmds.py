@@ -214,7 +214,7 @@ def serve(
     check_served_policies(ws, registry, Path(repo) if repo else ws.model_repo)
     app_ = spindle.create_app(
         repo or ws.model_repo,
-        ws.online_store_path,
+        ws.online_store_url,
         default_model=cfg.default_model,
         # each model's request schema (entity keys, request columns) for /v1/models/*/predict
         # and each model's config, so its declared baseline answers before its first push

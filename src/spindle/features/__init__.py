@@ -30,6 +30,7 @@ if _TYPE_CHECKING:
         refresh_online_day,
     )
     from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend
+    from spindle.features._online_postgres import PostgresOnlineStore
     from spindle.features._online_sqlite import SQLiteOnlineStore
     from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
     from spindle.features._python import PythonComputation
@@ -67,6 +68,7 @@ _LAZY: dict[str, str] = {
     "RequestFeature": "spindle.features._request",
     "RESTRICTED_TAGS": "spindle.features._definitions",
     "SQLiteOnlineStore": "spindle.features._online_sqlite",
+    "PostgresOnlineStore": "spindle.features._online_postgres",
     "TEXT_VOCAB_SIZE": "spindle.features._transform",
     "TrainingRows": "spindle.features._training_set",
     "TrainingStream": "spindle.features._training_set",
@@ -114,6 +116,7 @@ __all__ = [
     "MaterializeResult",
     "OnlineStore",
     "OnlineStoreBackend",
+    "PostgresOnlineStore",
     "PythonComputation",
     "RequestFeature",
     "SQLiteOnlineStore",

@@ -32,7 +32,8 @@ COMPOSITE_KEY = "__spindle_key"
 
 
 def open_online_backend(location: str | Path) -> OnlineStoreBackend:
-    """The backend a URL names: ``sqlite:///PATH`` (or a plain path) opens SQLite.
+    """The backend a URL names: ``sqlite:///PATH`` (or a plain path) opens SQLite,
+    ``postgresql://user@host/db`` (or ``postgresql+psycopg://``) PostgreSQL.
 
     Raises:
         FeatureError: a ``redis://`` URL (no Redis backend ships with spindle yet) or an
@@ -48,6 +49,10 @@ def open_online_backend(location: str | Path) -> OnlineStoreBackend:
     if scheme == "sqlite":
         # SQLAlchemy's spelling: sqlite:///relative/path, sqlite:////absolute/path
         return SQLiteOnlineStore(Path(rest.removeprefix("/")))
+    if scheme == "postgresql" or scheme.startswith("postgresql+"):
+        from spindle.features._online_postgres import PostgresOnlineStore
+
+        return PostgresOnlineStore(text)
     if scheme in ("redis", "rediss"):
         client = (
             "redis-py is installed"

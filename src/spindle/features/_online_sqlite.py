@@ -38,7 +38,7 @@ def _sql_type(arrow_type: pa.DataType) -> str:
     return "TEXT"
 
 
-def _column_values(column: pa.ChunkedArray) -> list[Any]:
+def column_values(column: pa.ChunkedArray) -> list[Any]:
     """A column as Python values SQLite binds: numbers, bools and text as they are; everything
     else (dates, timestamps) as ISO text."""
     kind = column.type
@@ -228,7 +228,7 @@ class SQLiteOnlineStore:
         )
         self._con.execute("DROP TABLE IF EXISTS temp._incoming")
         self._con.execute(f"CREATE TEMP TABLE _incoming ({ddl})")
-        rows = zip(*(_column_values(table.column(n)) for n in names), strict=True)
+        rows = zip(*(column_values(table.column(n)) for n in names), strict=True)
         cols = ", ".join(_q(n) for n in names)
         marks = ", ".join("?" for _ in names)
         try:

@@ -109,7 +109,7 @@ def serve_models_and_probe(
     """
     app = create_app(
         ctx.workspace.model_repo,
-        ctx.workspace.online_store_path,
+        ctx.workspace.online_store_url,
         default_model=models[0],
         declarations=ServingDeclarations.of(
             ctx.features,

@@ -119,7 +119,7 @@ def _run_canary(
     spec = out / "request.json"
     described = {
         "version_dir": str(version),
-        "store": str(ctx.workspace.online_store_path),
+        "store": ctx.workspace.online_store_url,
         "features_dir": str(ctx.workspace.features_dir),
         "requests": requests,
     }

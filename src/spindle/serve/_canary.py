@@ -73,7 +73,7 @@ def peak_rss_mb() -> float:
 
 def run_canary(
     version_dir: Path,
-    store_path: Path,
+    store_path: str | Path,
     requests: list[list[dict[str, Any]]],
     out_dir: Path,
     features_dir: Path | None = None,
@@ -82,7 +82,7 @@ def run_canary(
 
     Args:
         version_dir: the model version's package.
-        store_path: the online store.
+        store_path: the online store (a SQLite file, or any backend's URL).
         requests: each a list of instances (entity keys and request columns).
         out_dir: where the rows, scores and result are written.
         features_dir: the workspace's ``features/`` (views' keys, request groups' columns);
@@ -157,7 +157,7 @@ def main(argv: list[str]) -> int:
         features = spec.get("features_dir")
         run_canary(
             Path(spec["version_dir"]),
-            Path(spec["store"]),
+            str(spec["store"]),  # a URL: a Path would fold its "//"
             spec["requests"],
             Path(argv[1]),
             Path(features) if features else None,

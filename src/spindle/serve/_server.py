@@ -100,7 +100,8 @@ def create_app(
 
     Args:
         repo: the model repository (see :func:`spindle.serve.push`).
-        online_store: the SQLite file of :class:`spindle.features.OnlineStore`.
+        online_store: the :class:`spindle.features.OnlineStore`: a SQLite file, or a backend's
+            URL (``sqlite:///PATH``, ``postgresql://user@host/db``).
         default_model: the model the example route ``/v1/rank`` serves when a request names
             none.
         poll_interval_s: how often to look for pushes, rollbacks and damaged files.
@@ -128,7 +129,9 @@ def create_app(
         check_model_name(default_model)
     if poll_interval_s <= 0 or latency_budget_ms <= 0:
         raise ServingError("poll_interval_s and latency_budget_ms must be positive")
-    if not Path(online_store).exists():
+    location = str(online_store)
+    file = location.removeprefix("sqlite:///") if location.startswith("sqlite:///") else location
+    if "://" not in file and not Path(file).exists():  # a server's store: it says when opened
         log.warning(
             "online store %s does not exist yet; not ready until it holds rows", online_store
         )
