@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -43,3 +45,22 @@ def test_bad_baselines_are_one_line_naming_the_model_file() -> None:
     assert "\n" not in text and "does not run on the holdout" in text and "popp" in text
     with pytest.raises(ConfigError, match="does not run"):
         baseline_scores(BaselineConfig(name="r", sql="route"), HOLDOUT, COLUMNS, where)
+
+
+def test_a_holdout_file_scores_as_its_table_does(tmp_path: Path) -> None:
+    """The evaluation hands SQL baselines the holdout's file (DuckDB reads only the columns
+    the expression names): every kind of baseline scores it as it scores the table."""
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "holdout.parquet"
+    pq.write_table(HOLDOUT, path, row_group_size=2)
+    rows = pads.dataset(path, format="parquet")
+    for declared in (
+        BaselineConfig(name="p", sql="log(1 + pop)"),
+        BaselineConfig(name="rate", feature="route.delay_rate_28d@1"),
+        BaselineConfig(name="prior", constant=0.2),
+    ):
+        assert baseline_scores(declared, rows, COLUMNS).tolist() == pytest.approx(
+            baseline_scores(declared, HOLDOUT, COLUMNS).tolist(), nan_ok=True
+        )

@@ -58,6 +58,27 @@ def test_score_matches_onnxruntime_on_the_transformed_rows(
     assert runtime.score(rows.slice(0, 0)).shape == (0,)
 
 
+def test_a_file_is_scored_a_batch_at_a_time_as_it_is_whole(
+    make_version, online_store: Path, tmp_path: Path
+) -> None:
+    """``score_file`` (the evaluation's way through a day's holdout) reads a Parquet file a
+    batch of rows at a time and returns what ``score`` returns for the whole table, bit for
+    bit; an empty file scores to no rows."""
+    import pyarrow.parquet as pq
+
+    runtime = ModelRuntime.load(make_version(1))
+    rows = _rows(online_store, runtime)
+    rows = pa.concat_tables([rows] * 25)  # 100 rows
+    path = tmp_path / "holdout.parquet"
+    pq.write_table(rows, path, row_group_size=30)
+    whole = runtime.score(rows)
+    assert np.array_equal(runtime.score_file(path, batch_rows=7), whole)
+    assert np.array_equal(runtime.score_file(path), whole)
+    empty = tmp_path / "empty.parquet"
+    pq.write_table(rows.slice(0, 0), empty)
+    assert runtime.score_file(empty).shape == (0,)
+
+
 def test_a_changed_byte_is_refused_naming_file_and_hashes(make_version) -> None:
     path = make_version(1)
     expected = sha256_file(path / "model.onnx")

@@ -256,3 +256,29 @@ def test_two_workers_follow_one_worker_for_the_new_heads(task: str, tmp_path: Pa
     assert two.workers == 2 and len(one.loss_history) == len(two.loss_history) == 32
     np.testing.assert_allclose(two.loss_history, one.loss_history, rtol=0, atol=1e-5)
     assert predict(two.out_dir, inputs).shape == ((ROWS,) if task == "regression" else (ROWS, 3))
+
+
+def test_group_ids_are_the_rank_of_each_key_among_the_sorted_keys() -> None:
+    """Groups found in Arrow are what ``np.unique(..., return_inverse=True)`` gives, for text
+    keys (non-ASCII and empty ones too), integer keys and several chunks."""
+    import random
+    from types import SimpleNamespace
+    from typing import Any
+
+    import numpy as np
+    import pyarrow as pa
+
+    from spindle.train import labels_and_groups
+
+    rng = random.Random(5)
+    # what labels_and_groups reads of a model config
+    config: Any = SimpleNamespace(name="m", task="ranking", label="y", group_key="g")
+    for keys in (
+        [rng.choice(["b", "a", "é", "ab", "Z", ""]) for _ in range(2000)],
+        [rng.randint(-5, 50) for _ in range(2000)],
+    ):
+        column = pa.chunked_array([pa.array(keys[:700]), pa.array(keys[700:])])
+        table = pa.table({"g": column, "y": pa.array([1.0] * len(keys))})
+        _, groups = labels_and_groups(table, config)
+        _, expected = np.unique(np.asarray(keys, dtype=object), return_inverse=True)
+        assert groups is not None and np.array_equal(groups, expected)

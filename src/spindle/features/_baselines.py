@@ -16,13 +16,14 @@ from collections.abc import Mapping
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
+import pyarrow.dataset as pads
 
 from spindle.core import SQL_RULES, BaselineConfig, ConfigError, expression_problem, lock_connection
 
 
 def baseline_scores(
     baseline: BaselineConfig,
-    holdout: pa.Table,
+    holdout: pa.Table | pads.Dataset,
     feature_columns: Mapping[str, str],
     where: str = "baselines",
 ) -> npt.NDArray[np.float64]:
@@ -30,7 +31,8 @@ def baseline_scores(
 
     Args:
         baseline: the declaration.
-        holdout: the holdout's rows (examples' columns and feature columns).
+        holdout: the holdout's rows (examples' columns and feature columns), or a dataset of
+            them (a file: a SQL baseline's DuckDB then reads only the columns it names).
         feature_columns: pinned feature ref -> its column in ``holdout``.
         where: the file and key to name in errors (e.g. ``models/delay.yaml: baselines.0``).
 
@@ -48,10 +50,12 @@ def baseline_scores(
         [0.2, 0.4, 0.6]
     """
     if baseline.constant is not None:
-        return np.full(holdout.num_rows, float(baseline.constant))
+        rows = holdout.num_rows if isinstance(holdout, pa.Table) else holdout.count_rows()
+        return np.full(rows, float(baseline.constant))
     if baseline.feature is not None:
+        names = holdout.schema.names
         column = feature_columns.get(baseline.feature)
-        if column is None or column not in holdout.column_names:
+        if column is None or column not in names:
             raise ConfigError(
                 where,
                 [
@@ -59,13 +63,17 @@ def baseline_scores(
                     "the workspace defines (spindle features list)"
                 ],
             )
-        values = holdout.column(column)
+        values = (
+            holdout.column(column)
+            if isinstance(holdout, pa.Table)
+            else holdout.to_table(columns=[column]).column(0)
+        )
     else:
         values = _sql_values(str(baseline.sql), holdout, where)
     return _filled(values, baseline.name, where)
 
 
-def _sql_values(expression: str, holdout: pa.Table, where: str) -> pa.ChunkedArray:
+def _sql_values(expression: str, holdout: pa.Table | pads.Dataset, where: str) -> pa.ChunkedArray:
     import duckdb
 
     found = expression_problem(expression, ["holdout"])

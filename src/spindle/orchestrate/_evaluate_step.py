@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from spindle.core import (
@@ -109,18 +110,45 @@ def _feature_values(
     return found
 
 
+def _gate_columns(ctx: Context, uri: str, loaded: LoadedConfig, pins: list[str]) -> pa.Table:
+    """The holdout's columns the gate reads besides the scores: label, group key, slices, the
+    pinned features (feature health) and the features declared baselines read."""
+    cfg = loaded.config
+    definitions = ctx.features.definitions
+    wanted = [
+        cfg.label,
+        cfg.group_key,
+        *cfg.evaluation.slices,
+        *(definitions[r].column for r in pins if r in definitions),
+        *(definitions[b.feature].column for b in cfg.baselines if b.feature in definitions),
+    ]
+    present = set(pq.read_schema(uri).names)
+    return pq.read_table(uri, columns=[c for c in dict.fromkeys(wanted) if c and c in present])
+
+
+def _slice_values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A slice column as Arrow (not Python objects: 5M rows a day at scale 128), a float's
+    NaN as null, so that it forms the missing slice as before."""
+    if pa.types.is_floating(column.type):
+        return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
+    return column
+
+
 def _baseline_systems(
-    ctx: Context, table: pa.Table, loaded: LoadedConfig
+    ctx: Context, table: pa.Table, uri: str, loaded: LoadedConfig
 ) -> tuple[list[SystemScores], str | None]:
-    """The model's declared baselines scored on the holdout, and the ground truth's name."""
+    """The model's declared baselines scored on the holdout, and the ground truth's name
+    (a SQL baseline reads the holdout file, so DuckDB loads only the columns it names)."""
     cfg = loaded.config
     definitions = ctx.features.definitions
     columns = {b.feature: definitions[b.feature].column for b in cfg.baselines if b.feature}
+    rows = pads.dataset(uri, format="parquet")
     systems, truth = [], None
     for i, declared in enumerate(cfg.baselines):
         where = f"models/{cfg.name}.yaml: baselines.{i}"
+        holdout = rows if declared.sql is not None else table
         systems.append(
-            SystemScores(declared.name, baseline_scores(declared, table, columns, where))
+            SystemScores(declared.name, baseline_scores(declared, holdout, columns, where))
         )
         if declared.ground_truth:
             truth = declared.name
@@ -211,19 +239,25 @@ def evaluate_version(
     )
 
     def run() -> Evaluation:
-        table = pq.read_table(holdout.uri)
+        # the holdout is never held whole: each model scores it a batch at a time, and only
+        # the columns the gate reads (labels, groups, slices, pinned features) are loaded
+        pins = [*candidate_pins, *baseline_pins]
+        table = _gate_columns(ctx, holdout.uri, holdout_loaded, pins)
         labels, groups = labels_and_groups(table, cfg)
-        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score(table)
+        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score_file(holdout.uri)
         systems = [SystemScores("candidate", candidate)]
         if baseline is not None:
-            scores = ModelRuntime.load(model_dir(ctx, model, baseline)).score(table)
-            systems.append(SystemScores("production", scores))
+            runtime = ModelRuntime.load(model_dir(ctx, model, baseline))
+            systems.append(SystemScores("production", runtime.score_file(holdout.uri)))
         trained: list[Replica] = train_replicas(ctx, model, version, k, progress)
-        systems += [SystemScores(r.system, ModelRuntime.load(r.path).score(table)) for r in trained]
-        declared, truth = _baseline_systems(ctx, table, holdout_loaded)
+        systems += [
+            SystemScores(r.system, ModelRuntime.load(r.path).score_file(holdout.uri))
+            for r in trained
+        ]
+        declared, truth = _baseline_systems(ctx, table, holdout.uri, holdout_loaded)
         systems += declared
         slices = {
-            c: np.asarray(table.column(c).to_pylist(), dtype=object)
+            c: _slice_values(table.column(c))
             for c in cfg.evaluation.slices
             if c in table.column_names
         }
