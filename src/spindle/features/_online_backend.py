@@ -9,11 +9,14 @@ never half of it) and ordered (a partition at or before the watermark is skipped
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import pyarrow as pa
+
+from spindle.core import FeatureError
 
 TIME_COLUMN = "feature_ts"
 """Not compared when deciding whether a row changed: an unchanged row keeps its old value."""
@@ -108,6 +111,49 @@ class StoredRows:
         """The rows as an Arrow table, each column typed as materialised."""
         columns = [(t, [row[i] for row in self.rows]) for i, t in enumerate(self.types)]
         return pa.Table.from_arrays(typed_columns(columns), names=list(self.names))
+
+
+class KeyedRows:
+    """What the SQL backends share on top of their own ``_meta`` (one entry of their meta
+    table) and ``read_rows_many``: the watermark, key and version reads, and the Arrow reads.
+    Subclasses set ``_lock``, held around every use of their connection."""
+
+    _lock: threading.Lock
+
+    def _meta(self, key: str) -> str | None:
+        raise NotImplementedError
+
+    def read_rows_many(
+        self, asks: Sequence[tuple[str, Sequence[str] | None]]
+    ) -> list[StoredRows | None]:
+        raise NotImplementedError
+
+    def watermark(self, entity: str) -> str | None:
+        with self._lock:
+            return self._meta(f"as_of:{entity}")
+
+    def key(self, entity: str) -> str | None:
+        with self._lock:
+            return self._meta(f"key:{entity}")
+
+    def version(self) -> str | None:
+        with self._lock:
+            return self._meta("version")
+
+    def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
+        return self.read_many([(entity, keys)])[0]
+
+    def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
+        return [None if rows is None else rows.table() for rows in self.read_rows_many(asks)]
+
+
+def check_key_column(entity: str, key: str, table: pa.Table, partition: str) -> None:
+    """Raise ``FeatureError`` (nothing written) when a partition lacks its key column."""
+    if key not in table.column_names:
+        raise FeatureError(
+            f"online store: cannot materialise {entity!r} partition {partition}: "
+            f"its key column {key!r} is missing (columns: {', '.join(table.column_names)})"
+        )
 
 
 @runtime_checkable

@@ -19,7 +19,13 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from spindle.core import FeatureError
-from spindle.features._online_backend import TIME_COLUMN, MaterializeResult, StoredRows
+from spindle.features._online_backend import (
+    TIME_COLUMN,
+    KeyedRows,
+    MaterializeResult,
+    StoredRows,
+    check_key_column,
+)
 from spindle.features._online_sqlite import column_values
 
 _META = "spindle_online_meta"
@@ -50,7 +56,7 @@ def _dsn(url: str) -> str:
     return "postgresql://" + rest if sep and scheme.startswith("postgresql") else url
 
 
-class PostgresOnlineStore:
+class PostgresOnlineStore(KeyedRows):
     """An :class:`OnlineStoreBackend` on PostgreSQL (``postgresql://user@host/db``).
 
     Args:
@@ -96,24 +102,6 @@ class PostgresOnlineStore:
         row = self._con.execute(f"SELECT value FROM {_META} WHERE key = %s", (key,)).fetchone()
         return None if row is None else str(row[0])
 
-    def watermark(self, entity: str) -> str | None:
-        with self._lock:
-            return self._meta(f"as_of:{entity}")
-
-    def key(self, entity: str) -> str | None:
-        with self._lock:
-            return self._meta(f"key:{entity}")
-
-    def version(self) -> str | None:
-        with self._lock:
-            return self._meta("version")
-
-    def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
-        return self.read_many([(entity, keys)])[0]
-
-    def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
-        return [None if rows is None else rows.table() for rows in self.read_rows_many(asks)]
-
     def read_rows_many(
         self, asks: Sequence[tuple[str, Sequence[str] | None]]
     ) -> list[StoredRows | None]:
@@ -150,11 +138,7 @@ class PostgresOnlineStore:
         snapshot: bool = True,
         restate: bool = False,
     ) -> MaterializeResult:
-        if key not in table.column_names:
-            raise FeatureError(
-                f"online store: cannot materialise {entity!r} partition {partition}: "
-                f"its key column {key!r} is missing (columns: {', '.join(table.column_names)})"
-            )
+        check_key_column(entity, key, table, partition)
         schema = {f.name: str(f.type) for f in table.schema}
         with self._lock, self._con.transaction():
             self._con.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))

@@ -21,7 +21,13 @@ from typing import Any
 import pyarrow as pa
 
 from spindle.core import FeatureError
-from spindle.features._online_backend import TIME_COLUMN, MaterializeResult, StoredRows
+from spindle.features._online_backend import (
+    TIME_COLUMN,
+    KeyedRows,
+    MaterializeResult,
+    StoredRows,
+    check_key_column,
+)
 
 _KEYS_PER_QUERY = 500  # under SQLite's default limit of bound parameters
 
@@ -69,7 +75,7 @@ class _Layout:
         return self._select
 
 
-class SQLiteOnlineStore:
+class SQLiteOnlineStore(KeyedRows):
     """The default :class:`OnlineStoreBackend`: a SQLite file in WAL mode.
 
     Args:
@@ -107,24 +113,6 @@ class SQLiteOnlineStore:
     def _meta(self, key: str) -> str | None:
         row = self._con.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
-
-    def watermark(self, entity: str) -> str | None:
-        with self._lock:
-            return self._meta(f"as_of:{entity}")
-
-    def key(self, entity: str) -> str | None:
-        with self._lock:
-            return self._meta(f"key:{entity}")
-
-    def version(self) -> str | None:
-        with self._lock:
-            return self._meta("version")
-
-    def read(self, entity: str, keys: Sequence[str] | None = None) -> pa.Table | None:
-        return self.read_many([(entity, keys)])[0]
-
-    def read_many(self, asks: Sequence[tuple[str, Sequence[str] | None]]) -> list[pa.Table | None]:
-        return [None if rows is None else rows.table() for rows in self.read_rows_many(asks)]
 
     def read_rows_many(
         self, asks: Sequence[tuple[str, Sequence[str] | None]]
@@ -186,11 +174,7 @@ class SQLiteOnlineStore:
         snapshot: bool = True,
         restate: bool = False,
     ) -> MaterializeResult:
-        if key not in table.column_names:
-            raise FeatureError(
-                f"online store: cannot materialise {entity!r} partition {partition}: "
-                f"its key column {key!r} is missing (columns: {', '.join(table.column_names)})"
-            )
+        check_key_column(entity, key, table, partition)
         schema = {f.name: str(f.type) for f in table.schema}
         with self._lock:
             self._con.execute("BEGIN IMMEDIATE")  # one writer; readers keep their snapshot
