@@ -9,6 +9,7 @@ never half of it) and ordered (a partition at or before the watermark is skipped
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +155,45 @@ def check_key_column(entity: str, key: str, table: pa.Table, partition: str) -> 
             f"online store: cannot materialise {entity!r} partition {partition}: "
             f"its key column {key!r} is missing (columns: {', '.join(table.column_names)})"
         )
+
+
+def behind_watermark(watermark: str | None, partition: str, restate: bool) -> bool:
+    """Whether ``partition`` is skipped: before the watermark, or the watermark's own
+    partition when it is not restated."""
+    return watermark is not None and (
+        partition < watermark or (partition == watermark and not restate)
+    )
+
+
+def needs_rewrite(
+    entity: str,
+    partition: str,
+    stored: tuple[str | None, str | None],
+    schema: dict[str, str],
+    key: str,
+    snapshot: bool,
+) -> bool:
+    """Whether the entity's table is rebuilt from the partition: its first one, or one whose
+    columns or key differ from the stored ``(schema JSON, key)``.
+
+    Raises:
+        FeatureError: the columns change but the partition is not a complete snapshot.
+    """
+    schema_text, stored_key = stored
+    if schema_text is not None and json.loads(schema_text) == schema and stored_key == key:
+        return False
+    if schema_text is not None and not snapshot:
+        raise FeatureError(
+            f"online store: partition {partition} of {entity!r} changes its columns "
+            "but is not a complete snapshot; materialise a complete snapshot first"
+        )
+    return True
+
+
+def next_version(old: str | None, what: str) -> str:
+    """The store's version token after a write of ``what`` (``<counter>:<what>``)."""
+    head = (old or "").split(":")[0]
+    return f"{int(head) + 1 if head.isdigit() else 1}:{what}"
 
 
 @runtime_checkable

@@ -24,7 +24,10 @@ from spindle.features._online_backend import (
     KeyedRows,
     MaterializeResult,
     StoredRows,
+    behind_watermark,
     check_key_column,
+    needs_rewrite,
+    next_version,
 )
 from spindle.features._online_sqlite import column_values
 
@@ -143,9 +146,7 @@ class PostgresOnlineStore(KeyedRows):
         with self._lock, self._con.transaction():
             self._con.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
             watermark = self._meta(f"as_of:{entity}")
-            if watermark is not None and (
-                partition < watermark or (partition == watermark and not restate)
-            ):
+            if behind_watermark(watermark, partition, restate):
                 return MaterializeResult(entity, partition, watermark, skipped=True)
             self._load(entity, key, table, partition)
             result = self._apply(entity, key, table, partition, schema, snapshot)
@@ -196,12 +197,8 @@ class PostgresOnlineStore(KeyedRows):
         previous = 0
         if stored is not None:
             previous = int((self._con.execute(f"SELECT count(*) FROM {t}").fetchone() or (0,))[0])
-        if stored is None or json.loads(stored) != schema or self._meta(f"key:{entity}") != key:
-            if stored is not None and not snapshot:
-                raise FeatureError(
-                    f"online store: partition {partition} of {entity!r} changes its columns "
-                    "but is not a complete snapshot; materialise a complete snapshot first"
-                )
+        held = (stored, self._meta(f"key:{entity}"))
+        if needs_rewrite(entity, partition, held, schema, key, snapshot):
             # the first partition, or a feature added or retyped: the table is rebuilt
             self._con.execute(f"DROP TABLE IF EXISTS {t}")
             self._con.execute(f"CREATE TABLE {t} AS SELECT * FROM _incoming")
@@ -272,10 +269,8 @@ class PostgresOnlineStore(KeyedRows):
         return deleted
 
     def _write_meta(self, entries: dict[str, str], what: str) -> None:
-        old = self._meta("version") or ""
-        head = old.split(":")[0]
-        counter = int(head) + 1 if head.isdigit() else 1
-        for name, value in {**entries, "version": f"{counter}:{what}"}.items():
+        version = next_version(self._meta("version"), what)
+        for name, value in {**entries, "version": version}.items():
             self._con.execute(
                 f"INSERT INTO {_META} VALUES (%s, %s) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -26,7 +26,10 @@ from spindle.features._online_backend import (
     KeyedRows,
     MaterializeResult,
     StoredRows,
+    behind_watermark,
     check_key_column,
+    needs_rewrite,
+    next_version,
 )
 
 _KEYS_PER_QUERY = 500  # under SQLite's default limit of bound parameters
@@ -180,9 +183,7 @@ class SQLiteOnlineStore(KeyedRows):
             self._con.execute("BEGIN IMMEDIATE")  # one writer; readers keep their snapshot
             try:
                 watermark = self._meta(f"as_of:{entity}")
-                if watermark is not None and (
-                    partition < watermark or (partition == watermark and not restate)
-                ):
+                if behind_watermark(watermark, partition, restate):
                     self._con.execute("ROLLBACK")
                     return MaterializeResult(entity, partition, watermark, skipped=True)
                 result = self._apply(entity, key, table, partition, schema, snapshot)
@@ -226,12 +227,8 @@ class SQLiteOnlineStore(KeyedRows):
         previous = 0
         if stored is not None:
             previous = self._con.execute(f"SELECT count(*) FROM {_q(entity)}").fetchone()[0]
-        if stored is None or json.loads(stored) != schema or self._meta(f"key:{entity}") != key:
-            if stored is not None and not snapshot:
-                raise FeatureError(
-                    f"online store: partition {partition} of {entity!r} changes its columns "
-                    "but is not a complete snapshot; materialise a complete snapshot first"
-                )
+        held = (stored, self._meta(f"key:{entity}"))
+        if needs_rewrite(entity, partition, held, schema, key, snapshot):
             # First partition or a schema change (feature added or retyped): rewrite the table.
             self._con.execute(f"DROP TABLE IF EXISTS {_q(entity)}")
             self._con.execute(f"CREATE TABLE {_q(entity)} AS SELECT * FROM temp._incoming")
@@ -317,22 +314,21 @@ class SQLiteOnlineStore(KeyedRows):
         return deleted
 
     def _bump_version(self, what: str) -> None:
-        old = self._meta("version") or ""
-        counter = int(old.split(":")[0]) + 1 if old.split(":")[0].isdigit() else 1
-        self._con.execute(
-            "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            ("version", f"{counter}:{what}"),
-        )
+        self._write_entries({"version": next_version(self._meta("version"), what)})
 
     def _write_meta(self, entity: str, key: str, partition: str, schema: dict[str, str]) -> None:
-        old = self._meta("version") or ""
-        counter = int(old.split(":")[0]) + 1 if old.split(":")[0].isdigit() else 1
-        for name, value in (
-            (f"schema:{entity}", json.dumps(schema)),
-            (f"key:{entity}", key),
-            (f"as_of:{entity}", partition),
-            ("version", f"{counter}:{entity}@{partition}"),
-        ):
+        version = next_version(self._meta("version"), f"{entity}@{partition}")
+        self._write_entries(
+            {
+                f"schema:{entity}": json.dumps(schema),
+                f"key:{entity}": key,
+                f"as_of:{entity}": partition,
+                "version": version,
+            }
+        )
+
+    def _write_entries(self, entries: dict[str, str]) -> None:
+        for name, value in entries.items():
             self._con.execute(
                 "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 (name, value),
