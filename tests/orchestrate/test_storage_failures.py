@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 from deltalake import DeltaTable
 from tests.conftest import START, make_workspace
+from tests.orchestrate.test_kill_matrix import ARGS
 
 from spindle import MetadataStore, StorageError
 from spindle.orchestrate import Context, doctor, ingest, validate
@@ -30,18 +31,7 @@ MODEL = "search_ranker"
 DAY = "2026-01-03"
 CLI = "import sys; from spindle.cli import main; sys.argv = ['spindle', *sys.argv[1:]]; main()"
 AS_NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-QUICK = [
-    "--set",
-    "training.epochs=1",
-    "--set",
-    "training.window_days=3",
-    "--set",
-    "evaluation.max_regression=1.0",
-    "--set",
-    "evaluation.max_calibration_error=null",
-    "--set",
-    "evaluation.max_score_psi=null",
-]
+QUICK = ARGS  # the kill matrix's small, quick runs that reach push
 
 
 def _spindle(
