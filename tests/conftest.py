@@ -35,6 +35,31 @@ def make_workspace(root: Path, days: int, scale: float = 0.3, faults: tuple[str,
     return root
 
 
+CORRUPT_DAY = "2026-01-04"
+
+
+def demo_with_corrupt_day(root: Path) -> Path:
+    """What ``spindle demo --days 3`` leaves (scale 0.25), then its world one day further with
+    corrupt rows (quarantined with their reasons), that day run through the loop."""
+    import spindle
+
+    spindle.run_demo(root, 3, scale=0.25)
+    day = dt.date.fromisoformat(CORRUPT_DAY)
+    # the demo's world (seed 7, first day 2026-01-01) one day further, with corrupt rows
+    spindle.simulate(
+        spindle.Workspace.load(root).raw_dir,
+        start=day,
+        days=1,
+        seed=7,
+        scale=0.25,
+        faults=[spindle.Fault.parse(f"corrupt_rows@{CORRUPT_DAY}", day)],
+        epoch=dt.date(2026, 1, 1),
+    )
+    with spindle.Context.open(root) as ctx:
+        assert spindle.run_day(ctx, "search_ranker", CORRUPT_DAY).error is None
+    return root
+
+
 @pytest.fixture(scope="session")
 def ingested_workspace(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A 4-day workspace with every day ingested and validated (read-only for tests)."""

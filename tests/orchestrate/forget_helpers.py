@@ -4,35 +4,15 @@ every SQLite table)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+from tests.conftest import demo_with_corrupt_day
 
-import spindle
-
-CORRUPT_DAY = "2026-01-04"
-
-
-def build_demo(root: Path) -> Path:
-    """The 3-day demo, then a 4th day with corrupt rows (quarantined) run through the loop."""
-    spindle.run_demo(root, 3, scale=0.25)
-    day = dt.date.fromisoformat(CORRUPT_DAY)
-    spindle.simulate(
-        spindle.Workspace.load(root).raw_dir,
-        start=day,
-        days=1,
-        seed=7,
-        scale=0.25,
-        faults=[spindle.Fault.parse(f"corrupt_rows@{CORRUPT_DAY}", day)],
-        epoch=dt.date(2026, 1, 1),
-    )
-    with spindle.Context.open(root) as ctx:
-        assert spindle.run_day(ctx, "search_ranker", CORRUPT_DAY).error is None
-    return root
+build_demo = demo_with_corrupt_day  # the 3-day demo and a 4th day of corrupt rows
 
 
 def pick_user_ids(root: Path) -> list[str]:

@@ -8,38 +8,23 @@ error), which leaves the day between them a gap.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import spindle
+from tests.conftest import CORRUPT_DAY as CORRUPT_DAY  # simulated with corrupt rows
+from tests.conftest import demo_with_corrupt_day
 
-DAYS = 3
-CORRUPT_DAY = "2026-01-04"  # simulated with corrupt rows
 GAP_DAY = "2026-01-05"  # nothing ran
 FAILED_DAY = "2026-01-06"  # no raw data: its ingest fails
 
 
 @pytest.fixture(scope="session")
 def demo_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("ui") / "demo"
-    spindle.run_demo(root, DAYS, scale=0.25)
-    day = dt.date.fromisoformat(CORRUPT_DAY)
-    fault = spindle.Fault.parse(f"corrupt_rows@{CORRUPT_DAY}", day)
-    # the demo's world (seed 7, first day 2026-01-01) one day further, with corrupt rows
-    spindle.simulate(
-        spindle.Workspace.load(root).raw_dir,
-        start=day,
-        days=1,
-        seed=7,
-        scale=0.25,
-        faults=[fault],
-        epoch=dt.date(2026, 1, 1),
-    )
+    root = demo_with_corrupt_day(tmp_path_factory.mktemp("ui") / "demo")
     with spindle.Context.open(root) as ctx:
-        assert spindle.run_day(ctx, "search_ranker", CORRUPT_DAY).error is None
         report = spindle.run_day(ctx, "search_ranker", FAILED_DAY)
     assert report.error is not None  # the ingest of a day without logs fails, recorded
     # fraud found later: five purchases of the first day, which every version trained on
