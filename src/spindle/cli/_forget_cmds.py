@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import typer
 
 import spindle
-from spindle.cli._app import app, handles_errors
+from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
 from spindle.cli._output import console, emit_json, table
 
 if TYPE_CHECKING:
@@ -22,8 +22,6 @@ forget_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(forget_app, name="forget")
-
-WORKSPACE = typer.Option(".", "--workspace", "-w", help="The workspace.")
 
 
 def _print(report: ForgetReport) -> None:
@@ -54,8 +52,8 @@ def _print(report: ForgetReport) -> None:
 @handles_errors
 def resume(
     retraction_id: str = typer.Argument(..., help="The retraction id of the forget."),
-    json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    workspace: str = WORKSPACE,
+    json_out: bool = JsonOption,
+    workspace: str = WorkspaceOption,
 ) -> None:
     """Continue a forget from its journal (a finished one prints its record)."""
     with spindle.Context.open(workspace) as ctx:
@@ -70,8 +68,8 @@ def resume(
 @handles_errors
 def status(
     retraction_id: str | None = typer.Argument(None, help="One forget (default: all)."),
-    json_out: bool = typer.Option(False, "--json", help="Print the reports as JSON."),
-    workspace: str = WORKSPACE,
+    json_out: bool = JsonOption,
+    workspace: str = WorkspaceOption,
 ) -> None:
     """Forgets in progress, waiting for the retention, and done (as recorded)."""
     with spindle.Context.open(workspace) as ctx:
