@@ -40,12 +40,7 @@ from spindle.orchestrate._retract_step import (
     keys_of,
     retractions,
 )
-from spindle.orchestrate._retract_views import (
-    DerivedView,
-    backfills_needed,
-    derived_views,
-    exposed_views,
-)
+from spindle.orchestrate._retract_views import ViewReach, view_reach
 from spindle.orchestrate._train_step import train_version
 
 SNAPSHOT_KIND = "retraction_impact"
@@ -186,7 +181,7 @@ def _model_exposure(
     cache: dict[Any, int],
     unknown: list[str],
     recorded: dict[str, int] | None,
-    derived: list[DerivedView] | None = None,
+    reach: ViewReach | None = None,
 ) -> dict[int, ExposedVersion]:
     """The exposed versions of ``model``, by number (bases come before their children);
     ``recorded`` (the snapshot) answers for a version whose table version is gone."""
@@ -211,10 +206,8 @@ def _model_exposure(
         base = record.base_version
         through = base if rows == 0 and base is not None and base in exposed else None
         views: tuple[str, ...] = ()
-        if derived:
-            built = _built_at(ctx, trainset)
-            pins = manifest.features
-            views = tuple(exposed_views(ctx, info, trainset, built, derived, pins))
+        if reach is not None and reach.views:
+            views = tuple(reach.exposed(trainset, _built_at(ctx, trainset), manifest.features))
         if rows or through is not None or views:
             days = tuple(trainset.get("dates") or ())
             exposed[record.version] = ExposedVersion(
@@ -239,9 +232,9 @@ def retraction_impact(ctx: Context | ReadContext, retraction_id: str) -> Retract
     versions: list[ExposedVersion] = []
     deployments: list[dict[str, Any]] = []
     recorded = _snapshot(ctx, info.id)
-    derived = derived_views(ctx, info.source)
+    reach = view_reach(ctx, info)
     for model in ctx.store.models():
-        exposed = _model_exposure(ctx, info, model, cache, unknown, recorded, derived)
+        exposed = _model_exposure(ctx, info, model, cache, unknown, recorded, reach)
         versions += exposed.values()
         serving = production_version(ctx, model)
         for d in ctx.store.deployments(model, status="done"):
@@ -310,6 +303,7 @@ def retrain_plan(ctx: Context, retraction_id: str) -> list[RetrainTask]:
     for v in impact.versions:
         by_model.setdefault(v.model, set()).add(v.version)
     names = [m for m in ctx.workspace.model_names() if m in by_model]
+    reach = view_reach(ctx, impact.retraction)
     tasks = []
     for priority, _, model in _ordered_models(ctx, names):
         production = production_version(ctx, model)
@@ -318,7 +312,7 @@ def retrain_plan(ctx: Context, retraction_id: str) -> list[RetrainTask]:
         date = ctx.store.get_version(model, production).date or ""
         base, why = _clean_base(ctx, model, production, by_model[model])
         refs = load_config(ctx, model).config.features
-        stale = tuple(backfills_needed(ctx, impact.retraction, list(refs)))
+        stale = tuple(reach.stale(list(refs)))
         since = impact.retraction.days[0] if stale else None
         tasks.append(RetrainTask(model, priority, production, date, base, why, stale, since))
     return tasks

@@ -55,67 +55,72 @@ def _registry(ctx: Context | ReadContext) -> Any:
     return FeatureRegistry.load(ctx.workspace.features_dir)
 
 
-def exposed_views(
-    ctx: Context | ReadContext,
-    info: RetractionInfo,
-    trainset: dict[str, Any],
-    built_at: dt.datetime | None,
-    views: list[DerivedView],
-    pins: list[str],
-) -> list[str]:
-    """The views through which a training set (its manifest's ``training_set``; ``pins``, the
-    version's feature versions) read values computed over the retraction's rows."""
-    dates = sorted(trainset.get("dates") or ())
-    pinned = trainset.get("table_versions") or {}
-    if not info.days or not dates:
-        return []
-    found = []
-    for view in views:
-        refs = [r for r in view.refs if r in pins]
-        if not refs or view.table not in pinned or dates[-1] < info.days[0]:
-            continue
-        if view.lookback_days is not None:
-            last_reached = _shift(info.days[-1], view.lookback_days)
-            if dates[0] > last_reached:
+@dataclass(frozen=True)
+class ViewReach:
+    """Where a retraction reaches through views: the views computed from its source, and the
+    backfills since it was recorded (``(feature ref, finished)`` of each that started at or
+    before its first day), read once per impact or plan."""
+
+    info: RetractionInfo
+    views: tuple[DerivedView, ...]
+    backfills: tuple[tuple[str, dt.datetime], ...]
+
+    def exposed(
+        self, trainset: dict[str, Any], built_at: dt.datetime | None, pins: list[str]
+    ) -> list[str]:
+        """The views through which a training set (its manifest's ``training_set``; ``pins``,
+        the version's feature versions) read values computed over the retraction's rows."""
+        info = self.info
+        dates = sorted(trainset.get("dates") or ())
+        pinned = trainset.get("table_versions") or {}
+        if not info.days or not dates:
+            return []
+        found = []
+        for view in self.views:
+            refs = [r for r in view.refs if r in pins]
+            if not refs or view.table not in pinned or dates[-1] < info.days[0]:
                 continue
-        if built_at is not None and _recomputed(ctx, info, refs, built_at):
+            reach = view.lookback_days
+            if reach is not None and dates[0] > _shift(info.days[-1], reach):
+                continue  # its days are past the lookback of the last retracted day
+            if built_at is not None and self._recomputed(refs, built_at):
+                continue
+            found.append(view.name)
+        return found
+
+    def stale(self, refs: list[str]) -> list[str]:
+        """The pinned feature versions ``refs`` of views computed from the retraction's source
+        that no backfill since the retraction recomputed: the retraining backfills them first."""
+        now = dt.datetime.now(dt.UTC)
+        found = []
+        for view in self.views:
+            pinned = [r for r in view.refs if r in refs]
+            if self.info.days and pinned and not self._recomputed(pinned, now):
+                found += pinned
+        return sorted(set(found))
+
+    def _recomputed(self, refs: list[str], built_at: dt.datetime) -> bool:
+        """Whether every feature of ``refs`` was backfilled before ``built_at``."""
+        done = {ref for ref, finished in self.backfills if finished <= built_at}
+        return bool(refs) and done >= set(refs)
+
+
+def view_reach(ctx: Context | ReadContext, info: RetractionInfo) -> ViewReach:
+    """The retraction's :class:`ViewReach` (one read of the backfill runs)."""
+    recorded = dt.datetime.fromisoformat(info.at)
+    backfills = []
+    for run in ctx.store.runs(step="backfill", status="succeeded", limit=None):
+        params = dict(run.params)
+        finished = _aware(run.ended_at or run.started_at)
+        if finished < recorded or not info.days or str(params.get("since")) > info.days[0]:
             continue
-        found.append(view.name)
-    return found
+        backfills.append((str(params.get("ref")), finished))
+    return ViewReach(info, tuple(derived_views(ctx, info.source)), tuple(backfills))
 
 
 def _shift(day: str, days: int) -> str:
     return (dt.date.fromisoformat(day) + dt.timedelta(days=days)).isoformat()
 
 
-def _recomputed(
-    ctx: Context | ReadContext, info: RetractionInfo, refs: list[str], built_at: dt.datetime
-) -> bool:
-    """Whether every feature of ``refs`` was backfilled from the retraction's first day after
-    it was recorded and before ``built_at``."""
-    recorded = dt.datetime.fromisoformat(info.at)
-    done: set[str] = set()
-    for run in ctx.store.runs(step="backfill", status="succeeded", limit=None):
-        params = dict(run.params)
-        finished = _aware(run.ended_at or run.started_at)
-        if not recorded <= finished <= built_at:
-            continue
-        if params.get("ref") in refs and str(params.get("since")) <= info.days[0]:
-            done.add(str(params["ref"]))
-    return bool(refs) and done >= set(refs)
-
-
 def _aware(at: dt.datetime) -> dt.datetime:
     return at if at.tzinfo is not None else at.replace(tzinfo=dt.UTC)
-
-
-def backfills_needed(ctx: Context, info: RetractionInfo, refs: list[str]) -> list[str]:
-    """The pinned feature versions of views computed from the retraction's source that no
-    backfill since the retraction recomputed: the retraining backfills them first."""
-    now = dt.datetime.now(dt.UTC)
-    stale = []
-    for view in derived_views(ctx, info.source):
-        pinned = [r for r in view.refs if r in refs]
-        if info.days and pinned and not _recomputed(ctx, info, pinned, now):
-            stale += pinned
-    return sorted(set(stale))
