@@ -55,6 +55,7 @@ if _TYPE_CHECKING:
         expression_problem,
         lock_connection,
         quote_identifier,
+        retracted_sql,
         select_problem,
     )
     from spindle.core._delta import current_version, open_dataset, table_exists, write_partition
@@ -147,6 +148,7 @@ _LAZY: dict[str, str] = {
     "expression_problem": "spindle.core._declared_sql",
     "lock_connection": "spindle.core._declared_sql",
     "quote_identifier": "spindle.core._declared_sql",
+    "retracted_sql": "spindle.core._declared_sql",
     "select_problem": "spindle.core._declared_sql",
     "GateBlocked": "spindle.core._errors",
     "GateDecision": "spindle.core._artifacts",
@@ -314,6 +316,7 @@ __all__ = [
     "quote_identifier",
     "read_package",
     "read_transform_text",
+    "retracted_sql",
     "select_problem",
     "sha256_bytes",
     "sha256_dir",

@@ -378,3 +378,19 @@ def _kind(statement: Any) -> str:
 
 def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def retracted_sql(column: str, keys_table: str, salt: str | None) -> str:
+    """The SQL condition of a row that a retraction's keys name: the row's ``column`` as text
+    (or, with a ``salt``, ``sha256(salt || text)``, how a deletion request's ids are kept) is
+    a ``key`` of the one-column table ``keys_table``. A null is never named when the caller
+    wraps it in ``coalesce(..., false)``.
+
+    Example:
+        >>> retracted_sql("id", "keys", None)
+        'CAST("id" AS VARCHAR) IN (SELECT key FROM "keys")'
+    """
+    text = f"CAST({quote_identifier(column)} AS VARCHAR)"
+    if salt is not None:
+        text = "sha256('" + salt.replace("'", "''") + f"' || {text})"
+    return f"{text} IN (SELECT key FROM {quote_identifier(keys_table)})"

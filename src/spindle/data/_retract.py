@@ -34,7 +34,7 @@ from spindle.core import (
     atomic_write_bytes,
     atomic_write_text,
     open_dataset,
-    quote_identifier,
+    retracted_sql,
     table_exists,
 )
 from spindle.data._row_rules import _set_aside
@@ -224,14 +224,6 @@ def read_keys(path: Path) -> tuple[str, ...]:
     return tuple(str(k) for k in pq.read_table(path).column("key").to_pylist())
 
 
-def match_sql(column: str, table: str, salt: str | None) -> str:
-    """The SQL condition of a row retracted by the keys in ``table`` (a one-column ``key``)."""
-    text = f"CAST({quote_identifier(column)} AS VARCHAR)"
-    if salt is not None:
-        text = f"sha256('{salt}' || {text})"
-    return f"{text} IN (SELECT key FROM {quote_identifier(table)})"
-
-
 def count_matching(tables_dir: Path, source: str, retracted: RetractedKeys) -> dict[str, int]:
     """The rows of the latest ``raw/<source>`` table the keys match, per day partition (empty
     without a table or the column)."""
@@ -248,7 +240,7 @@ def count_matching(tables_dir: Path, source: str, retracted: RetractedKeys) -> d
         day = "CAST(date AS VARCHAR)" if "date" in dataset.schema.names else "''"
         found = con.execute(
             f"SELECT {day} AS day, count(*) FROM __spindle_rows WHERE "
-            + match_sql(retracted.column, "__spindle_keys", retracted.salt)
+            + retracted_sql(retracted.column, "__spindle_keys", retracted.salt)
             + " GROUP BY ALL ORDER BY day"
         ).fetchall()
     finally:

@@ -15,14 +15,10 @@ from collections.abc import Sequence
 import duckdb
 import pyarrow as pa
 
-from spindle.core import quote_identifier as q
+from spindle.core import retracted_sql
 
 Exclusion = tuple[str, str, Sequence[str], str | None]
 """One retraction's rows of a source: (retraction id, column, keys or digests, salt or None)."""
-
-
-def _escaped(text: str) -> str:
-    return text.replace("'", "''")
 
 
 def exclusion_condition(
@@ -54,8 +50,5 @@ def exclusion_condition(
             continue
         table = f"__spindle_retracted_{source}_{i}"
         con.register(table, pa.table({"key": pa.array(list(keys), pa.string())}))
-        text = f"CAST({q(column)} AS VARCHAR)"
-        if salt is not None:
-            text = f"sha256('{_escaped(salt)}' || {text})"
-        kept.append(f"NOT coalesce({text} IN (SELECT key FROM {q(table)}), false)")
+        kept.append(f"NOT coalesce({retracted_sql(column, table, salt)}, false)")
     return " AND ".join(kept) if kept else "true"
