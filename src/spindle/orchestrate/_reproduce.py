@@ -16,8 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import ValidationError
 
 from spindle.core import (
@@ -157,9 +155,9 @@ def rebuild(
     return Rebuilt(plan, fitted, out, sha256_json(files), files)
 
 
-def holdout_rows(
+def holdout_file(
     ctx: Context, recorded: Recorded, loaded: LoadedConfig
-) -> tuple[pa.Table, dict[str, Any]]:
+) -> tuple[Path, dict[str, Any]]:
     """The holdout the version was evaluated on (its recorded training set, rebuilt with its
     table versions when the file is gone), or its date's holdout when never evaluated."""
     model, version = recorded.model, recorded.version
@@ -173,17 +171,17 @@ def holdout_rows(
         built = build_training_set(ctx, loaded, [date], purpose="holdout")
         info = {"id": built.id, "dates": [date], "evaluation": None, "rebuilt": True}
         info["note"] = f"never evaluated: scored on the holdout of {date} built now"
-        return pq.read_table(built.uri), info
+        return Path(built.uri), info
     record = ctx.store.get_artifact(holdout_id)
     info = {"id": holdout_id, "dates": record.properties.get("dates"), "rebuilt": False}
     info["evaluation"] = evaluation.id if evaluation is not None else None
     if Path(record.uri).is_file():
-        return pq.read_table(record.uri), info
+        return Path(record.uri), info
     versions = {str(k): int(v) for k, v in dict(record.properties["table_versions"]).items()}
     dates = [str(d) for d in record.properties.get("dates") or [recorded.date]]
     built = build_training_set(ctx, loaded, dates, purpose="holdout", versions=versions)
     info |= {"rebuilt": True, "rebuilt_id": built.id}
-    return pq.read_table(built.uri), info
+    return Path(built.uri), info
 
 
 def _ensure_base(
@@ -258,9 +256,9 @@ def reproduce_version(
     loaded, config_info = recorded_config(ctx, recorded, threads)
     trainset = recorded_trainset(ctx, recorded, loaded)
     built = rebuild(ctx, recorded, loaded, trainset, recorded.base_version, progress=progress)
-    table, holdout_info = holdout_rows(ctx, recorded, loaded)
+    holdout, holdout_info = holdout_file(ctx, recorded, loaded)
     original = recorded.directory if recorded.intact else None
-    scores = compare_scores(loaded.config, table, original, built.directory)
+    scores = compare_scores(loaded.config, holdout, original, built.directory)
     environment = environment_diff(recorded.manifest)
     recorded_trainset_id = dict(recorded.manifest.get("training_set") or {}).get("id")
     threads_used = loaded.config.training.threads
@@ -311,7 +309,9 @@ def reproduce_version(
         "registered_version": None,
     }
     if from_scratch:
-        report["from_scratch"] = _from_scratch(ctx, recorded, loaded, chain, table, built, progress)
+        report["from_scratch"] = _from_scratch(
+            ctx, recorded, loaded, chain, holdout, built, progress
+        )
     if restore:
         report["restore"] = restore_rebuild(ctx, recorded, built.directory, built.content_hash)
     elif register:
@@ -324,7 +324,7 @@ def _from_scratch(
     recorded: Recorded,
     loaded: LoadedConfig,
     chain: list[int],
-    table: pa.Table,
+    holdout: Path,
     incremental: Rebuilt,
     progress: Progress | None,
 ) -> dict[str, Any]:
@@ -341,7 +341,7 @@ def _from_scratch(
     scratch = rebuild(ctx, recorded, loaded, trainset, None, tag="from-scratch", progress=progress)
     scores = compare_scores(
         loaded.config,
-        table,
+        holdout,
         incremental.directory,
         scratch.directory,
         names=("incremental", "from_scratch"),

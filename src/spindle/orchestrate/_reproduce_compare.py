@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
+import pyarrow.parquet as pq
 
 from spindle.core import ModelConfig
 from spindle.evaluate import evaluate_task, model_predictions, prediction_difference
@@ -85,13 +85,14 @@ def _metric_diff(
 
 def compare_scores(
     config: ModelConfig,
-    table: pa.Table,
+    holdout: Path,
     original: Path | None,
     rebuilt: Path,
     *,
     names: tuple[str, str] = ("original", "rebuilt"),
 ) -> dict[str, Any]:
-    """Score both versions on ``table`` and compare (``original`` None: its files are gone).
+    """Score both versions on the ``holdout`` file, a batch of rows at a time as the evaluation
+    does, and compare (``original`` None: its files are gone).
 
     Returns:
         ``metric_diff`` and ``prediction_diff`` (None with a ``note`` when the original's files
@@ -100,9 +101,12 @@ def compare_scores(
     if original is None:
         note = "the original's files are gone: its scores cannot be compared (see files)"
         return {"metric_diff": None, "prediction_diff": None, "compare_note": note}
+    present = set(pq.read_schema(holdout).names)
+    wanted = [c for c in (config.label, config.group_key) if c and c in present]
+    table = pq.read_table(holdout, columns=wanted)  # the label and groups only
     labels, groups = labels_and_groups(table, config)
-    a = ModelRuntime.load(original).score(table)
-    b = ModelRuntime.load(rebuilt).score(table)
+    a = ModelRuntime.load(original).score_file(holdout)
+    b = ModelRuntime.load(rebuilt).score_file(holdout)
     diff = prediction_difference(a, b, groups=groups, k=TOP_K)
     return {
         "metric_diff": _metric_diff(config, labels, groups, a, b, names),
