@@ -52,7 +52,13 @@ def test_two_runs_of_different_models_on_a_fresh_day_both_succeed(tmp_path: Path
             assert ctx.store.get_alias(model, "production") == 1
         ingests = [r for r in ctx.store.runs(step="ingest", limit=None) if r.date == DAY]
         ingested = ctx.store.latest_artifact("ingest", date=DAY)
-    assert {r.status for r in ingests} <= {"succeeded", "skipped"}
+    # an attempt that lost a Delta commit race is recorded as failed, as a transient failure
+    # the runner retried; every other ingest run of the day succeeded
+    for run in ingests:
+        if run.status == "failed":
+            assert (run.error or "").startswith("transient (retried): "), run.error
+        else:
+            assert run.status == "succeeded", (run.status, run.error)
     assert [r.status for r in ingests].count("succeeded") >= 1
     assert ingested is not None
     # every source's partition of the day was loaded once: no row twice, none lost
