@@ -121,6 +121,20 @@ class ForgetConfig(_Strict):
     retention_hours: float = Field(default=0.0, ge=0)
 
 
+class ExecutorConfig(_Strict):
+    """``executor:`` in ``spindle.yaml``: where the data and model steps' tasks run.
+
+    ``in-process`` (default) runs them in the process that runs the step; ``ray`` runs them as
+    tasks of the Ray cluster at ``address`` (``ray://host:10001`` or ``host:6379``; none starts
+    a local Ray). ``num_cpus`` is what each task asks the cluster for. The CLI's ``--executor``
+    and ``--ray-address`` override these for one command.
+    """
+
+    kind: Literal["in-process", "ray"] = "in-process"
+    address: str | None = None
+    num_cpus: float = Field(default=1.0, gt=0)
+
+
 class WorkspaceConfig(_Strict):
     """``spindle.yaml``: where everything of one workspace lives."""
 
@@ -139,6 +153,7 @@ class WorkspaceConfig(_Strict):
     serving: ServingConfig = ServingConfig()
     demo: DemoConfig | None = None
     forget: ForgetConfig = ForgetConfig()
+    executor: ExecutorConfig = ExecutorConfig()
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 
