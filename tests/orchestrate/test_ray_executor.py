@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from spindle.orchestrate import Context, RayExecutor, run_all, run_day
 
-ray = pytest.importorskip("ray")
-
-
-@pytest.fixture
-def local_ray() -> Iterator[None]:
-    ray.init(
-        num_cpus=2,
-        include_dashboard=False,
-        log_to_driver=False,
-        configure_logging=False,
-        runtime_env={"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
-    )
-    yield
-    ray.shutdown()
+pytest.importorskip("ray")
 
 
 def test_ray_runs_a_day_with_the_same_records(workspace_copy: Path, local_ray: None) -> None:

@@ -55,6 +55,16 @@ WorkspaceOption = typer.Option(
     ".", "--workspace", "-w", help="Workspace directory (or any folder below it)."
 )
 JsonOption = typer.Option(False, "--json", help="Print JSON instead of a table.")
+ExecutorOption = typer.Option(
+    None,
+    "--executor",
+    help="Where the steps' tasks run: in-process or ray (default: executor.kind in spindle.yaml).",
+)
+RayAddressOption = typer.Option(
+    None,
+    "--ray-address",
+    help="Ray cluster address for --executor ray (default: executor.address).",
+)
 SetOption = typer.Option(
     None, "--set", help="Override a model config key, e.g. training.epochs=3 (repeatable)."
 )

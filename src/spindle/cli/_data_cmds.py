@@ -7,7 +7,14 @@ from typing import Any
 import typer
 
 import spindle
-from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
+from spindle.cli._app import (
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    WorkspaceOption,
+    app,
+    handles_errors,
+)
 from spindle.cli._output import console, emit_json, err_console, progress_reporter, table
 
 
@@ -34,6 +41,8 @@ def ingest(
         help="Remove the days' rows from the tables instead (a new table version; history stays).",
     ),
     reason: str = typer.Option("ingest undone", help="Why a day is undone (recorded)."),
+    executor: str | None = ExecutorOption,
+    ray_address: str | None = RayAddressOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -49,6 +58,7 @@ def ingest(
         return
     out: list[dict[str, Any]] = []
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
+        ctx.use_executor(executor, ray_address)
         for i, day in enumerate(days):
             out.append(_ingest_one(ctx, day, allow_future))
             report("ingest", i + 1, len(days))

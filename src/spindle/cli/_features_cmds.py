@@ -7,7 +7,14 @@ from typing import Any
 import typer
 
 import spindle
-from spindle.cli._app import JsonOption, WorkspaceOption, app, handles_errors
+from spindle.cli._app import (
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    WorkspaceOption,
+    app,
+    handles_errors,
+)
 from spindle.cli._output import console, emit_json, progress_reporter, table
 
 features_app = typer.Typer(
@@ -103,6 +110,8 @@ def backfill(
     ref: str = typer.Argument(..., help="The feature version to recompute, group.name@V."),
     since: str = typer.Option(..., help="First day (YYYY-MM-DD)."),
     until: str | None = typer.Option(None, help="Last day (default: the newest ingested day)."),
+    executor: str | None = ExecutorOption,
+    ray_address: str | None = RayAddressOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -112,6 +121,7 @@ def backfill(
     feature table versions it read to the feature table version it wrote.
     """
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
+        ctx.use_executor(executor, ray_address)
         run = spindle.backfill(ctx, ref, since, until, progress=report)
     result = run.result
     if as_json:

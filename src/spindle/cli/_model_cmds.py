@@ -7,7 +7,15 @@ from typing import Any
 import typer
 
 import spindle
-from spindle.cli._app import JsonOption, SetOption, WorkspaceOption, app, handles_errors
+from spindle.cli._app import (
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    SetOption,
+    WorkspaceOption,
+    app,
+    handles_errors,
+)
 from spindle.cli._output import console, emit_json, fmt, progress_reporter, table
 
 
@@ -317,11 +325,14 @@ def run(
         False, "--allow-older", help="Let this day's version replace a production trained later."
     ),
     overrides: list[str] | None = SetOption,
+    executor: str | None = ExecutorOption,
+    ray_address: str | None = RayAddressOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
     """The whole daily pipeline for one model: ingest → validate → train → evaluate → push (idempotent)."""
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as bar:
+        ctx.use_executor(executor, ray_address)
         report = spindle.run_day(
             ctx,
             model,

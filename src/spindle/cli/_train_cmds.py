@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 import spindle
-from spindle.cli._app import JsonOption, SetOption, WorkspaceOption, app, handles_errors
+from spindle.cli._app import (
+    ExecutorOption,
+    JsonOption,
+    RayAddressOption,
+    SetOption,
+    WorkspaceOption,
+    app,
+    handles_errors,
+)
 from spindle.cli._output import console, emit_json, fmt, progress_reporter
 
 
@@ -24,6 +32,8 @@ def train(
         help="Local DDP worker processes (same as --set training.workers=N).",
     ),
     overrides: list[str] | None = SetOption,
+    executor: str | None = ExecutorOption,
+    ray_address: str | None = RayAddressOption,
     workspace: str = WorkspaceOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -31,6 +41,7 @@ def train(
     # An override like any other: validated, part of the effective (hashed, recorded) config.
     effective = [*(overrides or []), *([f"training.workers={workers}"] if workers else [])]
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
+        ctx.use_executor(executor, ray_address)
         version, result, skipped = spindle.train_version(
             ctx, model, date, from_scratch=from_scratch, overrides=effective, progress=report.event
         )

@@ -48,6 +48,7 @@ if _TYPE_CHECKING:
         stream_rows,
         training_tables,
     )
+    from spindle.features._trainset_file import WrittenRows, write_training_rows
     from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
     from spindle.features._views import FeatureView
 
@@ -98,6 +99,8 @@ _LAZY: dict[str, str] = {
     "stream_rows": "spindle.features._training_set",
     "training_tables": "spindle.features._training_set",
     "ttl_select": "spindle.features._pit",
+    "write_training_rows": "spindle.features._trainset_file",
+    "WrittenRows": "spindle.features._trainset_file",
 }
 
 
@@ -123,6 +126,7 @@ __all__ = [
     "TrainingRows",
     "TrainingStream",
     "Transform",
+    "WrittenRows",
     "apply_request_features",
     "assemble_request_rows",
     "backfill_feature",
@@ -149,4 +153,5 @@ __all__ = [
     "training_tables",
     "ttl_select",
     "view_rows",
+    "write_training_rows",
 ]

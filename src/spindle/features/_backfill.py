@@ -15,21 +15,35 @@ lineage is the orchestrator's part (``spindle.orchestrate.backfill``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from spindle.core import FeatureError, open_dataset, table_exists, write_partition
+from spindle.core import (
+    CommitConflict,
+    FeatureError,
+    TableVersion,
+    open_dataset,
+    table_exists,
+    write_partition,
+)
 from spindle.features._compute import compute_group, feature_table_path
 from spindle.features._definitions import FeatureRegistry
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 from spindle.features._retracted import Exclusion
 
 Progress = Callable[[str, int, int], None]
+# runs a plain function over argument tuples, maybe elsewhere and at once (a task pool's map):
+# ``map_days(fn, calls, label)``, results in the calls' order
+DayMapper = Callable[[Callable[..., Any], list[tuple[Any, ...]], str], list[Any]]
+# days handed to a DayMapper at once (progress is heard after each batch)
+DAYS_PER_BATCH = 8
 
 
 @dataclass(frozen=True)
@@ -87,8 +101,24 @@ def _backfill_day(
     else:
         table = existing.append_column(column, values)
     record_fingerprints(tables_dir, [definition])  # first materialisation of this version
-    version = write_partition(path, table, date, f"features/{definition.group}")
+    version = _write_retrying(path, table, date, f"features/{definition.group}")
     return "written", version.version
+
+
+def _write_retrying(path: Path, table: pa.Table, date: str, name: str) -> TableVersion:
+    """``write_partition``, tried again while days backfilled at once race for the commit.
+
+    Overwrites of other day partitions do not conflict, but the first commit of a new column
+    changes the table's schema, which the commits racing it must see first.
+    """
+    for attempt in range(5):
+        try:
+            return write_partition(path, table, date, name)
+        except CommitConflict:
+            if attempt == 4:
+                raise
+            time.sleep(0.1 * 2**attempt)
+    raise AssertionError("unreachable")
 
 
 def _aligned(
@@ -129,6 +159,7 @@ def backfill_feature(
     progress: Progress | None = None,
     versions: dict[str, int] | None = None,
     exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
+    map_days: DayMapper | None = None,
 ) -> BackfillResult:
     """Recompute feature ``ref`` (``group.name@V``) for each day of ``dates``, in order.
 
@@ -139,6 +170,8 @@ def backfill_feature(
         progress: called as ``progress("backfill REF", done, total)`` after each day.
         versions: raw table versions to read (``{"raw/sessions": 3}``); latest when absent.
         exclusions: per source, the recorded retractions whose rows are not read.
+        map_days: runs the days as tasks (``map_days(fn, calls, label)``, e.g. a Ray
+            cluster's); days run one at a time in this process when None.
 
     Returns:
         The status of each day and the feature table's version after the last write.
@@ -166,10 +199,27 @@ def backfill_feature(
     check_fingerprints(tables_dir, [definition])
     days: dict[str, str] = {}
     last: int | None = None
-    for i, date in enumerate(dates):
-        status, version = _backfill_day(tables_dir, registry, ref, date, versions, exclusions)
-        days[date] = status
-        last = version if version is not None else last
+    calls = [(tables_dir, registry, ref, d, versions, exclusions) for d in dates]
+    # one day at a time here; with a mapper, the first day alone (it may add the column to
+    # the table's schema), then the others a batch at a time, each day a task
+    batches = (
+        [calls[i : i + 1] for i in range(len(calls))]
+        if map_days is None
+        else [calls[:1]]
+        + [calls[i : i + DAYS_PER_BATCH] for i in range(1, len(calls), DAYS_PER_BATCH)]
+    )
+    for batch in batches:
+        if not batch:
+            continue
+        if map_days is None:
+            results = [_backfill_day(*batch[0])]
+        else:
+            results = map_days(
+                _backfill_day, batch, f"backfill {ref} {batch[0][3]}..{batch[-1][3]}"
+            )
+        for call, (status, version) in zip(batch, results, strict=True):
+            days[call[3]] = status
+            last = version if version is not None and (last is None or version > last) else last
         if progress is not None:
-            progress(f"backfill {ref}", i + 1, len(dates))
+            progress(f"backfill {ref}", len(days), len(dates))
     return BackfillResult(ref, definition.column, days, last)

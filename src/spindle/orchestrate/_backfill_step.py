@@ -132,8 +132,19 @@ def backfill(
         identity["retractions"] = sorted(k.retraction_id for ks in retracted.values() for k in ks)
 
     def work() -> tuple[Artifact] | tuple[Artifact, TableVersion]:
+        pool = ctx.tasks
         result = backfill_feature(
-            tables, ctx.features, ref, days, progress=progress, versions=raw, exclusions=retracted
+            tables,
+            ctx.features,
+            ref,
+            days,
+            progress=progress,
+            versions=raw,
+            exclusions=retracted,
+            # days as tasks of the cluster; one at a time here in-process
+            map_days=None
+            if pool.name == "in-process"
+            else lambda fn, calls, label: pool.map(fn, calls, label=label),
         )
         report = _report(ref, feature.uri, identity, result)
         if result.table_version is None:

@@ -9,7 +9,7 @@ with no SQLAlchemy, runner or feature registry to import.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from spindle.core import SourceDeclaration, ValidationConfig
     from spindle.features import FeatureRegistry, OnlineStore
     from spindle.orchestrate._runner import Runner
+    from spindle.orchestrate._tasks import TaskPool
     from spindle.registry import MetadataStore
 
 
@@ -58,6 +59,33 @@ class Context:
     features: FeatureRegistry
     # held while the context is open: crash leftovers are removed only when no other is
     presence: Presence | None = None
+    _tasks: TaskPool | None = field(default=None, repr=False)
+
+    @property
+    def tasks(self) -> TaskPool:
+        """Where the steps' heavy tasks run: ``executor:`` of ``spindle.yaml`` (in this
+        process by default), unless :meth:`use_executor` chose another."""
+        if self._tasks is None:
+            self.use_executor(None)
+        assert self._tasks is not None
+        return self._tasks
+
+    def use_executor(self, kind: str | None, address: str | None = None) -> None:
+        """Run the steps' tasks with executor ``kind`` (``in-process`` or ``ray``) at
+        ``address``; None keeps what ``spindle.yaml`` says.
+
+        Raises:
+            OrchestrationError: an unknown kind.
+        """
+        from spindle.orchestrate._tasks import make_pool
+
+        cfg = self.workspace.config.executor
+        self._tasks = make_pool(
+            self.workspace.root,
+            kind or cfg.kind,
+            address=address or (cfg.address if kind in (None, cfg.kind) else None),
+            num_cpus=cfg.num_cpus,
+        )
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Context:

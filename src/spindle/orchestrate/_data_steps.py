@@ -27,6 +27,7 @@ from spindle.data import (
 from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._retract_step import retracted_keys
+from spindle.orchestrate._tasks import call
 from spindle.orchestrate._verdicts import day_verdict, reference_days
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,16 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
         ctx.store.record_artifact(part)
 
     def load() -> tuple[IngestResult | TableVersion, ...]:
-        result = ingest_day(ws.root, ctx.sources, ws.tables_dir, date, retracted)
+        result = call(
+            ctx.tasks,
+            ingest_day,
+            ws.root,
+            ctx.sources,
+            ws.tables_dir,
+            date,
+            retracted,
+            label=f"ingest {date}",
+        )
         return (result, *result.tables)
 
     loaded = ctx.runner.run(
@@ -135,7 +145,15 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
     definitions = ctx.features.fingerprint()
 
     def compute() -> tuple[TableVersion, ...]:
-        computed = compute_features(ws.tables_dir, ctx.features, date, retracted)
+        computed = call(
+            ctx.tasks,
+            compute_features,
+            ws.tables_dir,
+            ctx.features,
+            date,
+            retracted,
+            label=f"features {date}",
+        )
         _materialize(ctx, date, {g: rows for g, (_, rows) in computed.items()})
         return tuple(v for v, _ in computed.values())
 

@@ -9,7 +9,6 @@ cluster the workspace must be on storage every node sees and the metadata store 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from spindle.core import OrchestrationError
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._daily import DayReport, run_day
+from spindle.orchestrate._tasks import init_ray
 
 Job = tuple[str, str]  # (model, date)
 OnDone = Callable[[DayReport], None]  # called as each job finishes (progress), in this process
@@ -112,28 +112,9 @@ class RayExecutor:
         allow_older: bool = False,
         on_done: OnDone | None = None,
     ) -> list[DayReport]:
-        try:
-            import ray
-        except ImportError as exc:
-            raise OrchestrationError(
-                "the Ray executor needs `pip install ray` (the `ray` extra of spindle)"
-            ) from exc
-        env = {
-            k: os.environ.get(k, v)
-            for k, v in (
-                ("OMP_WAIT_POLICY", "PASSIVE"),
-                ("MALLOC_MMAP_THRESHOLD_", "1073741824"),
-                ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
-            )
-        }
-        if not ray.is_initialized():
-            ray.init(
-                address=self.address,
-                include_dashboard=False,
-                log_to_driver=False,
-                runtime_env={"env_vars": env},
-                configure_logging=False,
-            )
+        import ray
+
+        init_ray(self.address)
         task = ray.remote(num_cpus=self.num_cpus_per_job, max_retries=2, retry_exceptions=False)(
             run_job
         )

@@ -8,8 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from spindle.core import (
     ConfigError,
     ModelConfig,
@@ -18,9 +16,15 @@ from spindle.core import (
     ValidationFailed,
     sha256_json,
 )
-from spindle.features import FeatureDefinition, pin_versions, stream_rows, training_tables
+from spindle.features import (
+    FeatureDefinition,
+    pin_versions,
+    training_tables,
+    write_training_rows,
+)
 from spindle.orchestrate._context import Context, ReadContext
 from spindle.orchestrate._retract_step import retracted_keys
+from spindle.orchestrate._tasks import call
 from spindle.orchestrate._verdicts import day_verdict
 
 # The train stage's readers of a training set's rows, here for the steps that score holdouts
@@ -218,33 +222,28 @@ def build_training_set(
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
     def run() -> TrainingSet:
-        stream = stream_rows(
+        written = call(
+            ctx.tasks,
+            write_training_rows,
+            path,
             ctx.workspace.tables_dir,
             cfg,
             loaded.definitions,
             tuple(sorted(dates)),
             versions,
-            sources=ctx.sources,
-            holdout=holdout,
-            exclusions=retracted,
+            ctx.sources,
+            holdout,
+            retracted,
+            label=f"training set {cfg.name} {purpose} {dates[0]}..{dates[-1]}",
         )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        n_rows = 0
-        # Batch by batch: a training set larger than memory is written without holding it.
-        with pq.ParquetWriter(tmp, stream.schema) as writer:
-            for batch in stream.batches:
-                writer.write_batch(batch)
-                n_rows += batch.num_rows
-        tmp.replace(path)
         return TrainingSet(
             cfg.name,
             tuple(sorted(dates)),
             str(path),
             fingerprint,
-            n_rows,
+            written.rows,
             versions,
-            immature_examples=stream.immature_examples,
+            immature_examples=written.immature_examples,
             retractions=applied,
         )
 

@@ -34,6 +34,7 @@ from spindle.orchestrate._model_common import (
     resolve_config,
     training_window,
 )
+from spindle.orchestrate._tasks import call
 
 if TYPE_CHECKING:  # torch loads with the trainers: a no-op rerun never trains
     from spindle.train import TrainResult, VersionPlan
@@ -215,9 +216,14 @@ def _train_version(
     key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
     scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
-    fitted = fit_version(
-        plan, scratch, checkpoints, progress=_step_progress(progress, plan), phase=phase
-    )
+    if ctx.tasks.name == "in-process":
+        fitted = fit_version(
+            plan, scratch, checkpoints, progress=_step_progress(progress, plan), phase=phase
+        )
+    else:  # a task elsewhere: its progress is not heard here (callbacks do not travel)
+        fitted = call(
+            ctx.tasks, fit_version, plan, scratch, checkpoints, label=f"train {cfg.name} {date}"
+        )
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     try:
         final = model_dir(ctx, cfg.name, version)

@@ -1,0 +1,183 @@
+"""Task pools: where the partition tasks of a step run — in this process, or on a Ray cluster.
+
+A step's heavy work is a plain, module-level function of picklable arguments (a day's ingest, a
+day's feature computation, a training set's build, a model's fit, one day of a backfill): the
+stage packages own them, and nothing in them touches the metadata store. The orchestrator
+records the step (run, idempotency key, lineage) in its own process exactly as before and hands
+the function to the context's pool: :class:`InProcessPool` calls it here,
+:class:`RayPool` runs it as a Ray task (on whichever node has room) and returns its result, so
+records, keys and lineage are the same wherever the work ran.
+
+The pool is chosen by ``executor:`` in ``spindle.yaml`` (``kind: ray``, ``address``,
+``num_cpus``) or by ``--executor``/``--ray-address`` on the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from spindle.core import OrchestrationError
+
+R = TypeVar("R")
+
+# what a Ray worker of a spindle task needs in its environment (copied from the driver's when set)
+_WORKER_ENV = (
+    ("OMP_WAIT_POLICY", "PASSIVE"),
+    ("MALLOC_MMAP_THRESHOLD_", "1073741824"),
+    ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
+)
+
+
+class TaskPool(Protocol):
+    """Runs plain functions of picklable arguments, here or elsewhere."""
+
+    name: str
+
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
+        """``[fn(*args) for args in calls]``, possibly at once; results in the calls' order.
+
+        Raises:
+            whatever ``fn`` raised (the first failure, as its own type), or
+            OrchestrationError: the pool lost a task (a worker or node died).
+        """
+        ...
+
+
+def call(pool: TaskPool, fn: Callable[..., R], *args: Any, label: str) -> R:
+    """``fn(*args)`` run by ``pool`` (one task)."""
+    return pool.map(fn, [args], label=label)[0]
+
+
+@dataclass
+class InProcessPool:
+    """Every task in this process, one after another (the default)."""
+
+    name: str = "in-process"
+
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
+        return [fn(*args) for args in calls]
+
+
+def run_in_worker(root: str, fn: Callable[..., R], args: tuple[Any, ...]) -> tuple[R, str]:
+    """``fn(*args)`` on a Ray worker, with the workspace's own modules importable (its feature
+    transforms, a custom model); returns the result and the id of the node it ran on."""
+    import ray
+
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return fn(*args), ray.get_runtime_context().get_node_id()
+
+
+def init_ray(address: str | None) -> None:
+    """Connect to the Ray cluster at ``address`` (or start a local one), once per process.
+
+    Raises:
+        OrchestrationError: Ray is not installed, or the cluster cannot be reached.
+    """
+    try:
+        import ray
+    except ImportError as exc:
+        raise OrchestrationError(
+            "the Ray executor needs `pip install ray` (the `ray` extra of spindle)"
+        ) from exc
+    if ray.is_initialized():
+        return
+    if address:
+        _reachable(address)  # ray.init keeps retrying an address nobody listens on
+    env = {k: os.environ.get(k, v) for k, v in _WORKER_ENV}
+    try:
+        ray.init(
+            address=address,
+            include_dashboard=False,
+            log_to_driver=False,
+            runtime_env={"env_vars": env},
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        where = address or "a local Ray"
+        raise OrchestrationError(
+            f"cannot reach the Ray cluster at {where} ({str(exc).splitlines()[0]}); start it"
+            " (`ray start --head`) or fix executor.address in spindle.yaml / --ray-address"
+        ) from exc
+
+
+def _reachable(address: str) -> None:
+    """Refuse at once a ``host:port`` (or ``ray://host:port``) nothing answers on.
+
+    Raises:
+        OrchestrationError: the connection is refused or times out (5 s).
+    """
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", "local": Ray resolves them itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise OrchestrationError(
+            f"cannot reach the Ray cluster at {address} ({exc.strerror or exc}); start it"
+            " (`ray start --head`) or fix executor.address in spindle.yaml / --ray-address"
+        ) from exc
+
+
+@dataclass
+class RayPool:
+    """Every task as a Ray task of the cluster at ``address`` (a local Ray when None).
+
+    ``placements`` keeps, per task run, its label and the node it ran on (newest last).
+    """
+
+    root: Path
+    address: str | None = None
+    num_cpus: float = 1.0
+    name: str = "ray"
+    placements: list[tuple[str, str]] = field(default_factory=list)
+
+    def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
+        import ray
+
+        init_ray(self.address)
+        task: Any = ray.remote(run_in_worker).options(
+            name=label, num_cpus=self.num_cpus, max_retries=2, retry_exceptions=False
+        )
+        root = str(Path(self.root).resolve())
+        refs = [task.remote(root, fn, tuple(args)) for args in calls]
+        try:
+            done = ray.get(refs)
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if isinstance(exc.cause, BaseException) else None
+            if cause is not None:
+                raise cause from None  # the step's own error (a DataError stays one)
+            raise OrchestrationError(f"Ray task {label} failed: {_first_line(exc)}") from exc
+        except ray.exceptions.RayError as exc:
+            raise OrchestrationError(
+                f"Ray task {label} was lost ({_first_line(exc)}); run the command again"
+            ) from exc
+        self.placements.extend((label, node) for _, node in done)
+        return [result for result, _ in done]
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def make_pool(
+    root: Path, kind: str, *, address: str | None = None, num_cpus: float = 1.0
+) -> TaskPool:
+    """The pool of ``kind`` (``in-process`` or ``ray``) for the workspace at ``root``.
+
+    Raises:
+        OrchestrationError: an unknown kind.
+    """
+    if kind in ("in-process", "inprocess", "local"):
+        return InProcessPool()
+    if kind == "ray":
+        return RayPool(root, address, num_cpus)
+    raise OrchestrationError(f"unknown executor {kind!r}; use in-process or ray")
