@@ -58,7 +58,14 @@ if _TYPE_CHECKING:
         retracted_sql,
         select_problem,
     )
-    from spindle.core._delta import current_version, open_dataset, table_exists, write_partition
+    from spindle.core._delta import (
+        TablePath,
+        current_version,
+        open_dataset,
+        open_table,
+        table_exists,
+        write_partition,
+    )
     from spindle.core._errors import (
         CommitConflict,
         ConfigError,
@@ -86,6 +93,7 @@ if _TYPE_CHECKING:
     )
     from spindle.core._killpoints import KILL_ENV, KILL_ONCE_ENV, kill_point
     from spindle.core._lazy import lazy_names
+    from spindle.core._location import Location, is_object_store_url
     from spindle.core._model_package import (
         MANIFEST_FILE,
         MODEL_FILE,
@@ -199,6 +207,10 @@ _LAZY: dict[str, str] = {
     "canonical_json": "spindle.core._hashing",
     "check_order": "spindle.core._sources",
     "current_version": "spindle.core._delta",
+    "Location": "spindle.core._location",
+    "TablePath": "spindle.core._delta",
+    "is_object_store_url": "spindle.core._location",
+    "open_table": "spindle.core._delta",
     "file_lock": "spindle.core._atomic",
     "kill_point": "spindle.core._killpoints",
     "lazy_names": "spindle.core._lazy",
@@ -253,6 +265,7 @@ __all__ = [
     "GateDecision",
     "IngestResult",
     "LightGBMConfig",
+    "Location",
     "MatchConfig",
     "ModelConfig",
     "ModelPackage",
@@ -275,6 +288,7 @@ __all__ = [
     "SpindleError",
     "StorageCheck",
     "StorageError",
+    "TablePath",
     "TableVersion",
     "TrainingConfig",
     "TrainingError",
@@ -302,6 +316,7 @@ __all__ = [
     "duration_s",
     "expression_problem",
     "file_lock",
+    "is_object_store_url",
     "kill_point",
     "lazy_names",
     "load_sources",
@@ -311,6 +326,7 @@ __all__ = [
     "manifest_file",
     "model_file",
     "open_dataset",
+    "open_table",
     "package_version",
     "parse_overrides",
     "quote_identifier",

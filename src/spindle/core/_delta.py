@@ -2,6 +2,9 @@
 
 A day is always written with a partition overwrite (``date = 'YYYY-MM-DD'``) so re-running a
 day is idempotent; schema evolution is additive (``schema_mode='merge'``). Readers pin a version.
+A table lives in a local folder or under an ``s3://`` prefix (a :class:`Location`): delta-rs
+commits there atomically either way (on S3 with a conditional put of the commit file, so two
+writers of one version still meet as a :class:`CommitConflict`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from spindle.core._artifacts import TableVersion
 from spindle.core._errors import CommitConflict, DataError
+from spindle.core._location import Location, store_error
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -25,12 +29,41 @@ if TYPE_CHECKING:
 # modules that only name these functions (on the path of `spindle status`) stay light.
 
 
-def table_exists(path: str | Path) -> bool:
-    """True when a Delta table has been created at ``path``."""
-    return (Path(path) / "_delta_log").is_dir()
+TablePath = str | Path | Location
+"""Where a table is: a local path, or a :class:`Location` (local or in an object store)."""
 
 
-def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> TableVersion:
+def table_exists(path: TablePath) -> bool:
+    """True when a Delta table has been created at ``path``.
+
+    Raises:
+        DataError: the object store holding ``path`` cannot be reached.
+    """
+    where = Location.of(path)
+    if where.is_local:
+        return (where.path / "_delta_log").is_dir()
+    return (where / "_delta_log").is_dir()
+
+
+def open_table(path: TablePath, version: int | None = None) -> DeltaTable:
+    """A delta-rs ``DeltaTable`` at ``path`` (with its store's options), at ``version``.
+
+    Raises:
+        DataError: no table there, or its object store cannot be read.
+    """
+    from deltalake import DeltaTable
+    from deltalake.exceptions import DeltaError
+
+    where = Location.of(path)
+    try:
+        return DeltaTable(where.url, version=version, storage_options=where.storage_options)
+    except (DeltaError, OSError) as exc:
+        if where.is_local and not isinstance(exc, DeltaError):
+            raise
+        raise DataError(f"cannot open the Delta table at {where} ({_first_line(exc)})") from exc
+
+
+def write_partition(path: TablePath, table: pa.Table, date: str, name: str) -> TableVersion:
     """Replace the ``date`` partition of the Delta table at ``path`` with ``table``.
 
     The write goes through the process's open handle of the table (brought up to its latest
@@ -57,19 +90,25 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
 
     if "date" not in table.column_names:
         table = table.append_column("date", pa.array([date] * table.num_rows, pa.string()))
+    where = _resolved(path)
     try:
         with _LOCK:
-            target = _latest_handle(path)
+            target = _latest_handle(where)
             write_deltalake(
-                target if target is not None else str(path),
+                target if target is not None else where.url,
                 table,
                 mode="overwrite",
                 predicate=f"date = '{date}'",
                 partition_by=["date"],
                 schema_mode="merge",
+                storage_options=None if target is not None else where.storage_options,
             )
-    except DeltaError as exc:
-        _HANDLES.pop(str(Path(path).resolve()), None)  # reopened from the log next time
+    except (DeltaError, OSError) as exc:
+        _HANDLES.pop(where, None)  # reopened from the log next time
+        if not isinstance(exc, DeltaError):  # the object store failed (locally: raised as is)
+            if where.is_local:
+                raise
+            raise store_error(where, f"writing partition date={date} of {name} at", exc) from exc
         if isinstance(exc, CommitFailedError):  # another writer committed first: retry it
             raise CommitConflict(
                 f"writing partition date={date} of Delta table {name} at {path}: another "
@@ -82,22 +121,36 @@ def write_partition(path: str | Path, table: pa.Table, date: str, name: str) -> 
     return current_version(path, name)
 
 
+def _resolved(path: TablePath) -> Location:
+    """The location of ``path``, a local one made absolute (the key of the handle cache)."""
+    where = Location.of(path)
+    if where.is_local:
+        return Location(str(where.path.resolve()), (), where.scratch)
+    return where
+
+
 def _first_line(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return lines[0] if lines else type(error).__name__
 
 
-def current_version(path: str | Path, name: str) -> TableVersion:
+def current_version(path: TablePath, name: str) -> TableVersion:
     """The latest version of a Delta table as an artifact.
 
     The version is the number of the newest commit file in ``_delta_log`` (a commit is one
     atomically created ``<version>.json``), read from a directory listing instead of loading
     the table: pinning a day's tables opened every table's log (about 20 ms each, growing
     with the log) dozens of times per ingested day.
+
+    Raises:
+        DataError: there is no table at ``path`` (or its object store cannot be read).
     """
-    log = Path(path) / "_delta_log"
+    where = Location.of(path)
     try:
-        names = [entry.name for entry in log.iterdir()]
+        if where.is_local:
+            names = [entry.name for entry in (where.path / "_delta_log").iterdir()]
+        else:
+            names = [entry.name for entry in (where / "_delta_log").iterdir()]
     except (FileNotFoundError, NotADirectoryError) as exc:
         raise DataError(f"Delta table {name} does not exist at {path}; ingest data first") from exc
     commits = [int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit()]
@@ -107,36 +160,58 @@ def current_version(path: str | Path, name: str) -> TableVersion:
     return TableVersion.at(name, max(commits), str(path))
 
 
-def open_dataset(path: str | Path, version: int | None = None) -> pads.Dataset:
+def open_dataset(path: TablePath, version: int | None = None) -> pads.Dataset:
     """A pyarrow dataset over a Delta table, at ``version`` (time travel) or the latest.
 
     A version is immutable, so the dataset of (table, version) is opened once per process and
     reused (the latest is first resolved to its number from the log's listing): one ingested
     day pins and reads the same tables in several steps, and each open replays the log.
+
+    Raises:
+        DataError: no table (or no such version) at ``path``, or its object store failed.
     """
     if version is None:
         if not table_exists(path):
             raise DataError(f"no Delta table at {path}; ingest data first")
         version = current_version(path, str(path)).version
-    resolved = Path(path).resolve()
-    try:  # the commit file's identity: a table removed and re-created reuses version numbers
-        commit = (resolved / "_delta_log" / f"{version:020d}.json").stat()
-        stamp = (commit.st_mtime_ns, commit.st_ino)
-    except OSError:  # an old version whose commit file was cleaned up (a checkpoint holds it)
-        stamp = (0, 0)
-    return _dataset_at(str(resolved), version, stamp)
+    resolved = _resolved(path)
+    # the commit file's identity: a table removed and re-created reuses version numbers
+    stamp = _stamp(resolved / "_delta_log" / f"{version:020d}.json")
+    return _dataset_at(resolved, version, stamp)
+
+
+def _stamp(commit: Location) -> tuple[int, int]:
+    """A commit file's (mtime, inode) ((0, 0) once cleaned up: a checkpoint holds it)."""
+    if commit.is_local:
+        try:
+            found = commit.path.stat()
+        except OSError:
+            return (0, 0)
+        return (found.st_mtime_ns, found.st_ino)
+    from pyarrow import fs
+
+    filesystem, key = commit.filesystem()
+    with commit.translated("reading"):
+        info = filesystem.get_file_info(key)
+    if info.type == fs.FileType.NotFound:
+        return (0, 0)
+    return (int(info.mtime_ns or 0), int(info.size or 0))
 
 
 @functools.lru_cache(maxsize=64)
-def _dataset_at(path: str, version: int, stamp: tuple[int, int]) -> pads.Dataset:
+def _dataset_at(path: Location, version: int, stamp: tuple[int, int]) -> pads.Dataset:
     del stamp  # part of the cache key only
     from deltalake.exceptions import DeltaError
 
     try:
         with _LOCK:
-            return _dataset_of(_handle(path, version), path)
-    except DeltaError as exc:
+            return _dataset_of(_handle(path, version), path.url)
+    except (DeltaError, OSError) as exc:
         _HANDLES.pop(path, None)
+        if not isinstance(exc, DeltaError):
+            if path.is_local:
+                raise
+            raise store_error(path, f"reading version {version} of", exc) from exc
         raise DataError(
             f"no Delta table at {path} in version {version} ({exc}); ingest data first, or pin "
             "a version that exists"
@@ -162,23 +237,20 @@ class _Handle:
     fragments: dict[str, pads.Fragment] = field(default_factory=dict)
 
 
-_HANDLES: dict[str, _Handle] = {}
+_HANDLES: dict[Location, _Handle] = {}
 
 
-def _origin(path: str) -> tuple[int, int]:
+def _origin(path: Location) -> tuple[int, int]:
     """The identity of the table's first commit file ((0, 0) once the log was cleaned up)."""
-    try:
-        first = (Path(path) / "_delta_log" / f"{0:020d}.json").stat()
-    except OSError:
-        return (0, 0)
-    return (first.st_mtime_ns, first.st_ino)
+    return _stamp(path / "_delta_log" / f"{0:020d}.json")
 
 
-def _handle(path: str, version: int | None) -> _Handle:
+def _handle(path: Location, version: int | None) -> _Handle:
     """The handle of the table at ``path`` (resolved), loaded at ``version`` (None: latest).
 
     Raises:
         DeltaError: no table there, or no such version.
+        OSError: its object store failed.
     """
     from deltalake import DeltaTable
     from pyarrow import fs
@@ -186,8 +258,9 @@ def _handle(path: str, version: int | None) -> _Handle:
     origin = _origin(path)
     found = _HANDLES.get(path)
     if found is None or found.origin != origin:
-        table = DeltaTable(path) if version is None else DeltaTable(path, version=version)
-        found = _Handle(table, origin, fs.SubTreeFileSystem(path, fs.LocalFileSystem()))
+        table = DeltaTable(path.url, version=version, storage_options=path.storage_options)
+        filesystem, root = path.filesystem()
+        found = _Handle(table, origin, fs.SubTreeFileSystem(root, filesystem))
         _HANDLES[path] = found
     elif version is None:
         found.table.update_incremental()
@@ -196,11 +269,12 @@ def _handle(path: str, version: int | None) -> _Handle:
     return found
 
 
-def _latest_handle(path: str | Path) -> DeltaTable | None:
-    """The table at ``path`` at its latest commit, to write through (None: no table yet)."""
+def _latest_handle(path: Location) -> DeltaTable | None:
+    """The table at ``path`` (resolved) at its latest commit, to write through (None: no
+    table yet)."""
     if not table_exists(path):
         return None
-    return _handle(str(Path(path).resolve()), None).table
+    return _handle(path, None).table
 
 
 def _dataset_of(handle: _Handle, path: str) -> pads.Dataset:
