@@ -7,7 +7,11 @@ the 500 most popular products. Prints p50/p90/p99 latency, requests/s, the statu
 how many answers came from a fallback; the machine's load average is printed with them.
 
     .venv/bin/python benchmarks/serve_latency.py --workspace WS [--requests 3000] \
-        [--concurrency 8] [--candidates 50] [--json]
+        [--concurrency 8] [--candidates 50 | --retrieve] [--json]
+
+``--retrieve`` sends no candidates: the server retrieves them by the model's
+``serving.candidates`` (the yarnit ranker: 50 products by an inverted index of their words),
+so a request costs retrieval plus the feature lookups of what it retrieved, end to end.
 
 WS needs a pushed model (e.g. the workspace of ``benchmarks/gate_false_blocks.py --dir WS``
 or of ``spindle demo --dir WS``).
@@ -56,9 +60,9 @@ def _bodies(ws: Path, n: int, n_candidates: int, seed: int) -> list[dict[str, An
         {
             "user_id": s["user_id"],
             "query": s["query"],
-            "candidates": rng.sample(pool, min(n_candidates, len(pool))),
             "k": 10,
         }
+        | ({"candidates": rng.sample(pool, min(n_candidates, len(pool)))} if n_candidates else {})
         for s in (rng.choice(searches) for _ in range(n))
     ]
 
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--candidates", type=int, default=50)
+    parser.add_argument("--retrieve", action="store_true", help="send no candidates")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     ws = Path(args.workspace).resolve()
@@ -127,12 +132,13 @@ def main() -> None:
             if time.monotonic() > deadline or server.poll() is not None:
                 raise SystemExit("the server did not become ready")
             time.sleep(0.2)
-        bodies = _bodies(ws, args.requests, args.candidates, seed=1)
+        n_candidates = 0 if args.retrieve else args.candidates
+        bodies = _bodies(ws, args.requests, n_candidates, seed=1)
         asyncio.run(_load(url, bodies[:200], args.concurrency))  # warm-up
         load_before = os.getloadavg()
         result = asyncio.run(_load(url, bodies, args.concurrency))
         result |= {
-            "candidates": args.candidates,
+            "candidates": "retrieved" if args.retrieve else args.candidates,
             "loadavg_1m_before": round(load_before[0], 2),
             "loadavg_1m_after": round(os.getloadavg()[0], 2),
             "cpus": os.cpu_count(),
