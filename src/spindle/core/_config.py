@@ -31,6 +31,7 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _FEATURE_REF = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*@[1-9][0-9]*$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)\s*$")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _DURATION_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -135,6 +136,13 @@ class ExecutorConfig(_Strict):
     num_cpus: float = Field(default=1.0, gt=0)
 
 
+def _option_value(value: Any) -> Any:
+    """An object-store option as text (``true``, ``3``); anything else as is (then refused)."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if isinstance(value, int | float) else value
+
+
 class WorkspaceConfig(_Strict):
     """``spindle.yaml``: where everything of one workspace lives."""
 
@@ -146,6 +154,11 @@ class WorkspaceConfig(_Strict):
     # docs/features.md "Online store" for what a redis:// URL needs.
     online_store_url: str | None = None
     model_repo: str | None = None
+    # where the Delta tables live: s3://bucket/prefix on an S3-compatible store, or a local
+    # path (default <state_dir>/tables); storage_options go as is to delta-rs and the S3
+    # client (AWS_ENDPOINT_URL, AWS_REGION, ...; absent keys come from the AWS_* environment)
+    tables_url: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
     # the free space (MB) every disk spindle writes must keep: a step that would start below
     # it is refused with one line (docs/operations.md "Disk full or read-only"); 0: no check
     min_free_mb: int = Field(default=256, ge=0)
@@ -156,6 +169,27 @@ class WorkspaceConfig(_Strict):
     executor: ExecutorConfig = ExecutorConfig()
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
+
+    @field_validator("tables_url")
+    @classmethod
+    def _tables_url(cls, value: str | None) -> str | None:
+        # a scheme (or a typo of one, s3:/x) would be a local folder named "s3:" otherwise
+        if value is not None and _SCHEME.match(value) and not value.startswith("s3://"):
+            raise ValueError(
+                f"{value!r} is not supported: tables_url is s3://bucket/prefix (any "
+                "S3-compatible store, its endpoint in storage_options) or a local path"
+            )
+        if value is not None and value.startswith("s3://") and not value[5:].strip("/"):
+            raise ValueError(f"{value!r} names no bucket: write s3://bucket/prefix")
+        return value
+
+    @field_validator("storage_options", mode="before")
+    @classmethod
+    def _option_text(cls, value: Any) -> Any:
+        # YAML reads `AWS_ALLOW_HTTP: true` as a boolean: object-store options are text
+        if isinstance(value, dict):
+            return {k: _option_value(v) for k, v in value.items()}
+        return value
 
     @field_validator("raw_dir", "state_dir", "model_repo")
     @classmethod

@@ -15,7 +15,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
@@ -37,7 +37,7 @@ _REQUEST_TIMEOUT_S = 60.0
 _CHECK = "check AWS_ENDPOINT_URL, the bucket and the credentials (storage_options in spindle.yaml)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Location:
     """A folder of tables: a local path, or an ``s3://bucket/prefix`` with its options.
 
@@ -56,7 +56,7 @@ class Location:
 
     url: str
     options: tuple[tuple[str, str], ...] = ()
-    scratch: str = ""
+    scratch: str = field(default="", compare=False)
 
     @classmethod
     def of(
@@ -169,6 +169,13 @@ class Location:
         from pyarrow import fs
 
         return bool(self._info().type == fs.FileType.Directory)
+
+    def is_file(self) -> bool:
+        if self.is_local:
+            return self.path.is_file()
+        from pyarrow import fs
+
+        return bool(self._info().type == fs.FileType.File)
 
     def iterdir(self) -> list[Location]:
         """The entries directly below (none when the folder does not exist), sorted."""

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from spindle.core._config import SKIP_SQL_CHECKS, ModelConfig, WorkspaceConfig
 from spindle.core._errors import ConfigError, WorkspaceError
+from spindle.core._location import Location, is_object_store_url
 from spindle.core._storage import StorageCheck
 from spindle.core._yaml import load_yaml_model
 
@@ -57,8 +58,17 @@ class Workspace:
         return self._under(self.config.state_dir)
 
     @property
-    def tables_dir(self) -> Path:
-        return self.state_dir / "tables"
+    def tables_dir(self) -> Location:
+        """Where the Delta tables live: ``tables_url`` (``s3://bucket/prefix`` or a local
+        path) with ``storage_options``, else ``<state_dir>/tables``. Temporary files of work
+        on them (DuckDB spill, locks) go to ``<state_dir>/tmp`` either way."""
+        url = self.config.tables_url
+        scratch = self.state_dir / "tmp"
+        if url is None:
+            return Location.of(self.state_dir / "tables", scratch=scratch)
+        if is_object_store_url(url):
+            return Location.of(url, self.config.storage_options, scratch=scratch)
+        return Location.of(self._under(url), scratch=scratch)
 
     @property
     def artifacts_dir(self) -> Path:

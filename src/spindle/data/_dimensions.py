@@ -18,10 +18,9 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from spindle.core import open_dataset, table_exists
+from spindle.core import TablePath, open_dataset, table_exists
 
 if TYPE_CHECKING:  # pyarrow is imported where used: `spindle status` imports this module
     import duckdb
@@ -89,7 +88,7 @@ def _comparable(copy: pa.Table, rows: pa.Table) -> pa.Table | None:
         return None
 
 
-def unchanged_copy(path: Path, rows: pa.Table, day: str) -> str | None:
+def unchanged_copy(path: TablePath, rows: pa.Table, day: str) -> str | None:
     """The day of the dimension's latest copy at or before ``day`` when it holds exactly
     ``rows`` (same columns, values and order), else None (no copy yet, or a changed one).
 
@@ -123,7 +122,7 @@ def _days(first: str, last: str) -> list[str]:
 def register_dimension(
     con: duckdb.DuckDBPyConnection,
     name: str,
-    path: Path,
+    path: TablePath,
     until: str,
     version: int | None = None,
 ) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spindle.core import DataError, open_dataset, table_exists
+from spindle.core import DataError, Location, TablePath, open_dataset, open_table, table_exists
 
 
 def _sql_text(value: str) -> str:
@@ -27,7 +27,7 @@ def _quoted(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
 
-def table_columns(path: Path, *, text_only: bool = False) -> list[str]:
+def table_columns(path: TablePath, *, text_only: bool = False) -> list[str]:
     """The columns of the Delta table at ``path`` in its latest version ([] without a table);
     with ``text_only``, its text columns but the ``date`` partition."""
     if not table_exists(path):
@@ -42,7 +42,7 @@ def table_columns(path: Path, *, text_only: bool = False) -> list[str]:
 
 
 def forget_in_table(
-    path: Path, columns: Sequence[str], values: Sequence[str], *, count_only: bool = False
+    path: TablePath, columns: Sequence[str], values: Sequence[str], *, count_only: bool = False
 ) -> int:
     """Delete (in one commit) the rows of the Delta table at ``path`` whose value in any of
     ``columns`` is one of ``values``; returns how many rows went (or, with ``count_only``,
@@ -61,7 +61,7 @@ def forget_in_table(
 
 
 def forget_in_quarantine(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     sources: Sequence[str],
     column: str,
     values: Sequence[str],
@@ -76,7 +76,7 @@ def forget_in_quarantine(
     return _delete_rows_where(tables_dir / "quarantine", found)
 
 
-def _count_in(path: Path, columns: Sequence[str], values: Sequence[str]) -> int:
+def _count_in(path: TablePath, columns: Sequence[str], values: Sequence[str]) -> int:
     """Rows of the Delta table at ``path`` whose value in any of ``columns`` is one of ``values``."""
     present = [c for c in columns if c in table_columns(path)]
     if not present or not values:
@@ -97,14 +97,13 @@ def _mask(table: pa.Table, columns: Sequence[str], values: Sequence[str]) -> pa.
     return mask
 
 
-def _delete_in(path: Path, columns: Sequence[str], values: Sequence[str]) -> int:
+def _delete_in(path: TablePath, columns: Sequence[str], values: Sequence[str]) -> int:
     """Delete, in one commit, the rows of the Delta table at ``path`` whose value in any of
     ``columns`` is one of ``values``; returns how many went (0: nothing committed).
 
     Raises:
         DataError: the delete failed (the table stays at its previous version).
     """
-    from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
     present = [c for c in columns if c in table_columns(path)]
@@ -113,16 +112,15 @@ def _delete_in(path: Path, columns: Sequence[str], values: Sequence[str]) -> int
     listed = ", ".join(_sql_text(v) for v in values)
     predicate = " OR ".join(f"{_quoted(c)} IN ({listed})" for c in present)
     try:
-        metrics = DeltaTable(str(path)).delete(predicate)
+        metrics = open_table(path).delete(predicate)
     except DeltaError as exc:
         raise DataError(f"deleting rows from the Delta table at {path} failed: {exc}") from exc
     return int(metrics.get("num_deleted_rows", 0) or 0)
 
 
-def _delete_rows_where(path: Path, predicate_of: dict[str, list[int]]) -> int:
+def _delete_rows_where(path: TablePath, predicate_of: dict[str, list[int]]) -> int:
     """Delete rows of the quarantine-shaped table at ``path`` by ``date`` and ``row_number``
     within a ``source``: ``predicate_of`` maps ``"<date>|<source>"`` to row numbers."""
-    from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
     parts = []
@@ -136,14 +134,14 @@ def _delete_rows_where(path: Path, predicate_of: dict[str, list[int]]) -> int:
     if not parts:
         return 0
     try:
-        metrics = DeltaTable(str(path)).delete(" OR ".join(parts))
+        metrics = open_table(path).delete(" OR ".join(parts))
     except DeltaError as exc:
         raise DataError(f"deleting rows from the Delta table at {path} failed: {exc}") from exc
     return int(metrics.get("num_deleted_rows", 0) or 0)
 
 
 def _quarantined_matches(
-    tables_dir: Path, sources: Sequence[str], column: str, values: Sequence[str]
+    tables_dir: Location | Path, sources: Sequence[str], column: str, values: Sequence[str]
 ) -> dict[str, list[int]]:
     """The quarantined rows of ``sources`` that hold one of ``values``: by ``"<date>|<source>"``,
     their row numbers. A row read as JSON matches on ``column`` (or on any value equal to one of
@@ -175,7 +173,7 @@ def _row_holds(text: object, column: str, wanted: set[str]) -> bool:
     return any(v in text for v in wanted)
 
 
-def purge_table(path: Path) -> list[str]:
+def purge_table(path: TablePath) -> list[str]:
     """Remove every file and log entry of the Delta table at ``path`` older than its latest
     version: vacuum with no retention, write a checkpoint, delete the log entries and older
     checkpoints before it. The latest version reads as before; older versions are gone.
@@ -186,27 +184,26 @@ def purge_table(path: Path) -> list[str]:
     Raises:
         DataError: vacuum or checkpoint failed (the table stays readable: each is atomic).
     """
-    from deltalake import DeltaTable
     from deltalake.exceptions import DeltaError
 
     if not table_exists(path):
         return []
     try:
-        table = DeltaTable(str(path))
+        table = open_table(path)
         removed = table.vacuum(retention_hours=0, dry_run=False, enforce_retention_duration=False)
         table.update_incremental()
         table.create_checkpoint()
         version = table.version()
     except DeltaError as exc:
         raise DataError(f"purging old versions of the Delta table at {path} failed: {exc}") from exc
-    _drop_log_before(path / "_delta_log", version)
+    _drop_log_before(Location.of(path) / "_delta_log", version)
     return sorted(str(f) for f in removed)
 
 
-def _drop_log_before(log: Path, version: int) -> None:
+def _drop_log_before(log: Location, version: int) -> None:
     """Delete commits, checksums and checkpoints of versions before ``version`` (the protocol
     lets a reader start from the checkpoint at ``version``; the oldest go first)."""
     for entry in sorted(log.iterdir()):
         head = entry.name.split(".", 1)[0]
         if head.isdigit() and int(head) < version and entry.is_file():
-            entry.unlink()
+            entry.delete()

@@ -26,6 +26,7 @@ import pyarrow as pa
 from spindle.core import (
     DataError,
     IngestResult,
+    Location,
     RawPartition,
     SchemaError,
     SourceDeclaration,
@@ -323,7 +324,7 @@ def _raise_problems(check: DayCheck) -> None:
 def ingest_day(
     root: str | Path,
     sources: Mapping[str, SourceDeclaration],
-    tables_dir: Path,
+    tables_dir: Location | Path,
     date: str,
     retracted: Mapping[str, Sequence[RetractedKeys]] | None = None,
 ) -> IngestResult:

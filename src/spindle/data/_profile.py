@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from spindle.core import TableVersion, open_dataset, table_exists, write_partition
+from spindle.core import Location, TableVersion, open_dataset, table_exists, write_partition
 from spindle.data._dimensions import register_dimension
 
 QUANTILES = (0.01, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.99)
@@ -111,7 +111,7 @@ def profile_relation(
 
 
 def profile_day(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     date: str,
     sources: Iterable[str] | None = None,
     dimensions: Collection[str] = (),
@@ -150,12 +150,12 @@ def profile_day(
     return pa.Table.from_pylist(rows, schema=PROFILE_SCHEMA)
 
 
-def store_profile(tables_dir: Path, date: str, profile: pa.Table) -> TableVersion:
+def store_profile(tables_dir: Location | Path, date: str, profile: pa.Table) -> TableVersion:
     """Write a day's profile to the ``stats`` Delta table (partition overwrite, idempotent)."""
     return write_partition(tables_dir / "stats", profile, date, "stats")
 
 
-def load_profiles(tables_dir: Path, dates: list[str]) -> dict[str, list[dict[str, Any]]]:
+def load_profiles(tables_dir: Location | Path, dates: list[str]) -> dict[str, list[dict[str, Any]]]:
     """Stored profiles of ``dates`` by day (days never profiled are absent)."""
     path = tables_dir / "stats"
     if not table_exists(path) or not dates:

@@ -10,7 +10,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from spindle.core import open_dataset, table_exists
+from spindle.core import Location, open_dataset, table_exists
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class QuarantinePage:
 
 
 def quarantined_rows(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     date: str,
     *,
     source: str | None = None,

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 
 from spindle.core import (
     DataError,
+    Location,
     SourceDeclaration,
     atomic_write_bytes,
     atomic_write_text,
@@ -224,7 +225,9 @@ def read_keys(path: Path) -> tuple[str, ...]:
     return tuple(str(k) for k in pq.read_table(path).column("key").to_pylist())
 
 
-def count_matching(tables_dir: Path, source: str, retracted: RetractedKeys) -> dict[str, int]:
+def count_matching(
+    tables_dir: Location | Path, source: str, retracted: RetractedKeys
+) -> dict[str, int]:
     """The rows of the latest ``raw/<source>`` table the keys match, per day partition (empty
     without a table or the column)."""
     path = tables_dir / "raw" / source

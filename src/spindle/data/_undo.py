@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from spindle.core import TableVersion, open_dataset, sha256_json, table_exists, write_partition
+from spindle.core import (
+    Location,
+    TableVersion,
+    open_dataset,
+    sha256_json,
+    table_exists,
+    write_partition,
+)
 from spindle.data._dimensions import copy_dates, latest_copy
 
 
@@ -39,11 +46,11 @@ class IngestUndo:
         }
 
 
-def _delta_tables(tables_dir: Path) -> list[Path]:
-    return sorted(log.parent for log in tables_dir.rglob("_delta_log") if log.is_dir())
+def _delta_tables(tables_dir: Location | Path) -> list[Location]:
+    return Location.of(tables_dir).delta_tables()
 
 
-def _next_day(tables_dir: Path, date: str, dimensions: Collection[str]) -> str | None:
+def _next_day(tables_dir: Location | Path, date: str, dimensions: Collection[str]) -> str | None:
     """The first day after ``date`` that another ingest wrote (a raw table other than a
     dimension, or the quarantine, has a partition of it)."""
     raw = tables_dir / "raw"
@@ -59,7 +66,7 @@ def _next_day(tables_dir: Path, date: str, dimensions: Collection[str]) -> str |
 
 
 def _keep_copy(
-    tables_dir: Path, date: str, dimensions: Collection[str], name: str
+    tables_dir: Location | Path, date: str, dimensions: Collection[str], name: str
 ) -> TableVersion | None:
     """Before ``date`` leaves a dimension's table: when it holds the copy that later ingested
     days read (they have no copy of their own), write that copy again under the first of them.
@@ -79,7 +86,7 @@ def _keep_copy(
 
 
 def remove_day(
-    tables_dir: Path, date: str, *, reason: str, dimensions: Collection[str] = ()
+    tables_dir: Location | Path, date: str, *, reason: str, dimensions: Collection[str] = ()
 ) -> IngestUndo:
     """Remove the rows of ``date`` from every date-partitioned Delta table under ``tables_dir``.
 
@@ -111,7 +118,7 @@ def remove_day(
         rows = dataset.count_rows(filter=pc.field("date") == date)
         if rows == 0:
             continue
-        name = path.relative_to(tables_dir).as_posix()
+        name = path.relative_to(Location.of(tables_dir)).as_posix()
         kept = _keep_copy(tables_dir, date, dimensions, name)
         versions.extend([kept] if kept is not None else [])
         versions.append(write_partition(path, dataset.schema.empty_table(), date, name))

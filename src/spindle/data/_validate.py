@@ -23,6 +23,7 @@ import pyarrow as pa
 
 from spindle.core import (
     ConfigError,
+    Location,
     SourceCheck,
     SourceDeclaration,
     ValidationConfig,
@@ -106,7 +107,7 @@ class ValidationAccept:
 
 
 def _declared(
-    tables_dir: Path, sources: dict[str, SourceDeclaration] | None
+    tables_dir: Location | Path, sources: dict[str, SourceDeclaration] | None
 ) -> dict[str, SourceDeclaration | None]:
     """The declarations by name; without them, every ingested table (undeclared)."""
     if sources is not None:
@@ -122,7 +123,7 @@ def _dimensions(declared: dict[str, SourceDeclaration | None]) -> list[str]:
 
 
 def _connect(
-    tables_dir: Path, declared: dict[str, SourceDeclaration | None], until: str
+    tables_dir: Location | Path, declared: dict[str, SourceDeclaration | None], until: str
 ) -> duckdb.DuckDBPyConnection:
     """A connection with each declared source (and ``quarantine``) as a table of every day up
     to ``until`` (a dimension's rows of a day are its latest copy at or before it)."""
@@ -159,7 +160,7 @@ def _verdict(anomalies: list[Anomaly]) -> Verdict:
 
 
 def validate_day(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     date: str,
     *,
     history_days: int | None = None,
@@ -311,7 +312,7 @@ def _no_baseline(date: str, history: list[str], needed: int) -> list[Anomaly]:
 
 
 def _profiles(
-    ctx: _Day, tables_dir: Path, sources: list[str]
+    ctx: _Day, tables_dir: Location | Path, sources: list[str]
 ) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
     """Column statistics of the day (computed and stored) and of its history (from ``stats``)."""
     dims = _dimensions({s: ctx.declared.get(s) for s in sources})
@@ -330,7 +331,7 @@ def _profiles(
     return {d: {(r["source"], r["column"]): r for r in rows} for d, rows in stored.items()}
 
 
-def _statistics(ctx: _Day, tables_dir: Path, todo: list[SourceCheck]) -> list[Anomaly]:
+def _statistics(ctx: _Day, tables_dir: Location | Path, todo: list[SourceCheck]) -> list[Anomaly]:
     """Null rates of every column of the checked sources, and drift (PSI) of declared columns."""
     profiles = _profiles(ctx, tables_dir, [c.source for c in todo])
     today = profiles[ctx.date]

@@ -28,6 +28,7 @@ import pyarrow.dataset as pads
 from spindle.core import (
     CommitConflict,
     FeatureError,
+    Location,
     TableVersion,
     open_dataset,
     table_exists,
@@ -69,13 +70,13 @@ class BackfillResult:
         }
 
 
-def _partition(path: Path, date: str) -> pa.Table:
+def _partition(path: Location, date: str) -> pa.Table:
     dataset = open_dataset(path)
     return dataset.to_table(filter=pads.field("date") == date)
 
 
 def _backfill_day(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     registry: FeatureRegistry,
     ref: str,
     date: str,
@@ -105,7 +106,7 @@ def _backfill_day(
     return "written", version.version
 
 
-def _write_retrying(path: Path, table: pa.Table, date: str, name: str) -> TableVersion:
+def _write_retrying(path: Location, table: pa.Table, date: str, name: str) -> TableVersion:
     """``write_partition``, tried again while days backfilled at once race for the commit.
 
     Overwrites of other day partitions do not conflict, but the first commit of a new column
@@ -135,7 +136,7 @@ def _aligned(
     return joined.column(column)
 
 
-def latest_feature_day(tables_dir: Path, ref: str, registry: FeatureRegistry) -> str:
+def latest_feature_day(tables_dir: Location | Path, ref: str, registry: FeatureRegistry) -> str:
     """The newest day partition of the feature table holding ``ref``.
 
     Raises:
@@ -152,7 +153,7 @@ def latest_feature_day(tables_dir: Path, ref: str, registry: FeatureRegistry) ->
 
 
 def backfill_feature(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     registry: FeatureRegistry,
     ref: str,
     dates: list[str],

@@ -35,6 +35,7 @@ import pyarrow as pa
 from spindle.core import (
     SQL_RULES,
     FeatureError,
+    Location,
     TableVersion,
     expression_problem,
     lock_connection,
@@ -60,9 +61,9 @@ TTL_METADATA = "spindle.ttl_s"
 """Schema metadata of computed feature rows: their view's TTL in seconds (JSON; null: none)."""
 
 
-def feature_table_path(tables_dir: Path, group: str) -> Path:
+def feature_table_path(tables_dir: Location | Path, group: str) -> Location:
     """Where the feature table of view ``group`` lives: ``<tables>/features/<group>``."""
-    return tables_dir / "features" / group
+    return Location.of(tables_dir) / "features" / group
 
 
 def _duck_type(dtype: str) -> str:
@@ -74,7 +75,7 @@ def _quoted(columns: tuple[str, ...] | list[str]) -> str:
 
 
 def view_rows(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     view: FeatureView,
     date: str,
     versions: dict[str, int] | None = None,
@@ -217,7 +218,7 @@ def feature_sql(view: FeatureView, definitions: list[FeatureDefinition], date: s
 
 
 def compute_group(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     registry: FeatureRegistry,
     group: str,
     date: str,
@@ -306,7 +307,7 @@ def entity_keys_of(rows: pa.Table) -> list[str] | None:
 
 
 def compute_features(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     registry: FeatureRegistry,
     date: str,
     exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
@@ -345,7 +346,7 @@ def compute_features(
 
 
 def _views_rows(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     registry: FeatureRegistry,
     views: list[str],
     date: str,

@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.dataset as pads
 
-from spindle.core import DataError, open_dataset, quote_identifier, table_exists
+from spindle.core import DataError, Location, open_dataset, quote_identifier, table_exists
 from spindle.features._retracted import Exclusion, exclusion_condition
 
 # One token of SQL text: a string literal, a quoted identifier, a comment, or a word.
@@ -74,7 +74,7 @@ def substitute_times(sql: str, literals: Mapping[str, str]) -> str:
 
 def register_as_of(
     con: duckdb.DuckDBPyConnection,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     event_times: Mapping[str, str | None],
     day: str,
     versions: Mapping[str, int] | None = None,
@@ -98,7 +98,7 @@ def register_as_of(
 
 def register_sources(
     con: duckdb.DuckDBPyConnection,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     event_times: Mapping[str, str | None],
     versions: Mapping[str, int] | None = None,
     window: tuple[dt.datetime, dt.datetime] | None = None,

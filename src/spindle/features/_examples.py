@@ -36,6 +36,7 @@ from spindle.core import (
     ConfigError,
     DataError,
     FeatureError,
+    Location,
     ModelConfig,
     SourceDeclaration,
     open_dataset,
@@ -159,7 +160,7 @@ def source_declarations(
 
 def register_source(
     con: duckdb.DuckDBPyConnection,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     decl: SourceDeclaration,
     version: int | None,
     window: Window,
@@ -195,7 +196,7 @@ def register_source(
 
 def copy_view(
     con: duckdb.DuckDBPyConnection,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     view: ViewJoin,
     version: int | None,
     window: Window,

@@ -17,30 +17,32 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from spindle.core import FeatureError, atomic_write_json, file_lock
+from spindle.core import FeatureError, Location
 from spindle.features._definitions import FeatureDefinition
 
 FINGERPRINTS_FILE = "_fingerprints.json"
 
 
-def fingerprints_path(tables_dir: Path) -> Path:
+def fingerprints_path(tables_dir: Location | Path) -> Location:
     """Where the recorded fingerprints of materialised feature versions live."""
-    return tables_dir / "features" / FINGERPRINTS_FILE
+    return Location.of(tables_dir) / "features" / FINGERPRINTS_FILE
 
 
-def recorded_fingerprints(tables_dir: Path) -> dict[str, dict[str, Any]]:
+def recorded_fingerprints(tables_dir: Location | Path) -> dict[str, dict[str, Any]]:
     """``{ref: {"fingerprint", "computation", "recorded_at"}}`` of every materialised version."""
     path = fingerprints_path(tables_dir)
     if not path.exists():
         return {}
     try:
-        recorded: dict[str, dict[str, Any]] = json.loads(path.read_text())
+        recorded: dict[str, dict[str, Any]] = json.loads(path.read_bytes())
     except json.JSONDecodeError as exc:
         raise FeatureError(f"{path} is not valid JSON ({exc}); restore it from a backup") from exc
     return recorded
 
 
-def check_fingerprints(tables_dir: Path, definitions: Iterable[FeatureDefinition]) -> None:
+def check_fingerprints(
+    tables_dir: Location | Path, definitions: Iterable[FeatureDefinition]
+) -> None:
     """Refuse definitions whose computation changed since they were first materialised.
 
     Raises:
@@ -70,7 +72,9 @@ def _next_version(recorded: dict[str, dict[str, Any]], d: FeatureDefinition) -> 
     return max([d.version, *versions]) + 1
 
 
-def record_fingerprints(tables_dir: Path, definitions: Iterable[FeatureDefinition]) -> None:
+def record_fingerprints(
+    tables_dir: Location | Path, definitions: Iterable[FeatureDefinition]
+) -> None:
     """Record the fingerprint of every version not recorded yet (first materialisation).
 
     Raises:
@@ -90,8 +94,14 @@ def record_fingerprints(tables_dir: Path, definitions: Iterable[FeatureDefinitio
             if d.ref not in recorded
         }
         if new:
-            atomic_write_json(fingerprints_path(tables_dir), recorded | new)
+            # one whole-file write: a local temp file renamed, or one object put
+            fingerprints_path(tables_dir).write_bytes(_json_bytes(recorded | new))
 
 
-def _locked(path: Path) -> AbstractContextManager[None]:
-    return file_lock(path.with_name(path.name + ".lock"))
+def _locked(path: Location) -> AbstractContextManager[None]:
+    return path.parent.lock(path.name)
+
+
+def _json_bytes(value: dict[str, dict[str, Any]]) -> bytes:
+    """The text ``atomic_write_json`` writes (indented, sorted keys, a final newline)."""
+    return (json.dumps(value, indent=2, sort_keys=True, default=str) + "\n").encode()

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
-from spindle.core import FeatureError, open_dataset, table_exists
+from spindle.core import FeatureError, Location, open_dataset, table_exists
 from spindle.features._compute import entity_keys_of, feature_table_path, ttl_of
 from spindle.features._online_backend import MaterializeResult, OnlineStoreBackend, typed_columns
 from spindle.features._online_sqlite import SQLiteOnlineStore
@@ -302,7 +302,7 @@ def _plain_strings(table: pa.Table) -> pa.Table:
     return table if target.equals(table.schema) else table.cast(target)
 
 
-def _partitions(tables_dir: Path, view: str, after: str, before: str) -> list[str]:
+def _partitions(tables_dir: Location | Path, view: str, after: str, before: str) -> list[str]:
     """The partitions of the view's feature table strictly between two days, sorted."""
     path = feature_table_path(tables_dir, view)
     if not _day_between(after, before) or not table_exists(path):
@@ -327,7 +327,7 @@ def _day_between(after: str, before: str) -> bool:
     return (last - first).days > 1
 
 
-def _feature_views(tables_dir: Path) -> list[str]:
+def _feature_views(tables_dir: Location | Path) -> list[str]:
     """The views that have a feature table under ``tables_dir``."""
     folder = tables_dir / "features"
     found = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
@@ -336,7 +336,7 @@ def _feature_views(tables_dir: Path) -> list[str]:
 
 def catch_up_online(
     store: OnlineStore,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     through: str,
     latest: Mapping[str, pa.Table] | None = None,
     views: Mapping[str, Sequence[str]] | None = None,
@@ -389,7 +389,7 @@ def catch_up_online(
 
 def refresh_online_day(
     store: OnlineStore,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     view: str,
     keys: Sequence[str] | None,
     days: Sequence[str],
@@ -447,7 +447,7 @@ def _latest_per_key(rows: pa.Table, keys: Sequence[str] | None) -> pa.Table:
     return rows.take(pa.array(sorted(last.column("__row_max").to_pylist()), pa.int64()))
 
 
-def _read_partition(tables_dir: Path, view: str, day: str) -> pa.Table:
+def _read_partition(tables_dir: Location | Path, view: str, day: str) -> pa.Table:
     path = feature_table_path(tables_dir, view)
     if not table_exists(path):
         return pa.table({})

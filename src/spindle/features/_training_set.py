@@ -29,6 +29,7 @@ import pyarrow as pa
 from spindle.core import (
     DataError,
     FeatureError,
+    Location,
     ModelConfig,
     SourceDeclaration,
     current_version,
@@ -76,7 +77,7 @@ def training_tables(config: ModelConfig, definitions: Sequence[FeatureDefinition
     return [*(f"raw/{s}" for s in config.examples.sources), *views]
 
 
-def pin_versions(tables_dir: Path, names: Iterable[str] | None = None) -> dict[str, int]:
+def pin_versions(tables_dir: Location | Path, names: Iterable[str] | None = None) -> dict[str, int]:
     """The current version of each table of ``names`` that exists (every ``raw/*`` and
     ``features/*`` table when None), to read them all as of one moment.
 
@@ -85,10 +86,11 @@ def pin_versions(tables_dir: Path, names: Iterable[str] | None = None) -> dict[s
         {'raw/orders': 12, 'features/customer': 7}
     """
     if names is None:
+        root = Location.of(tables_dir)
         names = [
             f"{kind}/{path.name}"
             for kind in ("raw", "features")
-            for path in sorted((tables_dir / kind).glob("*"))
+            for path in sorted((root / kind).iterdir())
             if path.is_dir()
         ]
     return {
@@ -121,13 +123,14 @@ def _limit_mb(requested: int | None = None) -> int:
     return max(256, min(DEFAULT_MEMORY_LIMIT_MB, ram_mb // 4))
 
 
-def spill_root(tables_dir: Path) -> Path:
-    """Where DuckDB spills while building training sets: ``<state>/tmp/duckdb``."""
-    return tables_dir.parent / "tmp" / "duckdb"
+def spill_root(tables_dir: Location | Path) -> Path:
+    """Where DuckDB spills while building training sets: ``<state>/tmp/duckdb`` (a local
+    folder, wherever the tables are)."""
+    return Location.of(tables_dir).scratch_dir / "duckdb"
 
 
 def _connect(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     config: ModelConfig,
     definitions: Sequence[FeatureDefinition],
     sources: Mapping[str, SourceDeclaration],
@@ -186,9 +189,9 @@ def _connect(
     return con, columns, immature
 
 
-def _size_mb(tables: Sequence[Path]) -> float:
+def _size_mb(tables: Sequence[Location | Path]) -> float:
     """The Parquet bytes under ``tables`` (every version's files: an upper bound), in MB."""
-    return sum(f.stat().st_size for t in tables if t.is_dir() for f in t.rglob("*.parquet")) / 2**20
+    return sum(Location.of(t).size_bytes(".parquet") for t in tables) / 2**20
 
 
 def _out_of_memory(limit_mb: int, spill_dir: Path, exc: Exception) -> FeatureError:
@@ -199,7 +202,7 @@ def _out_of_memory(limit_mb: int, spill_dir: Path, exc: Exception) -> FeatureErr
 
 
 def build_rows(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     config: ModelConfig,
     definitions: list[FeatureDefinition],
     dates: tuple[str, ...],
@@ -266,7 +269,7 @@ class TrainingStream:
 
 
 def stream_rows(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     config: ModelConfig,
     definitions: list[FeatureDefinition],
     dates: tuple[str, ...],
@@ -366,7 +369,7 @@ def stream_rows(
 
 
 def retracted_rows_read(
-    tables_dir: Path,
+    tables_dir: Location | Path,
     decl: SourceDeclaration,
     version: int | None,
     dates: Sequence[str],

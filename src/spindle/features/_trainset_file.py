@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from spindle.core import ModelConfig, SourceDeclaration
+from spindle.core import Location, ModelConfig, SourceDeclaration
 from spindle.features._definitions import FeatureDefinition
 from spindle.features._retracted import Exclusion
 from spindle.features._training_set import stream_rows
@@ -25,7 +25,7 @@ class WrittenRows:
 
 def write_training_rows(
     path: Path,
-    tables_dir: Path,
+    tables_dir: Location | Path,
     config: ModelConfig,
     definitions: list[FeatureDefinition],
     dates: tuple[str, ...],

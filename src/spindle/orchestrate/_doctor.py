@@ -187,9 +187,14 @@ def _check_files(ctx: Context) -> list[Problem]:
                 problems.append(
                     Problem("checksum", record.id, f"{path} changed after it was recorded")
                 )
-    for table_dir in sorted(ctx.workspace.tables_dir.glob("*/*")) + sorted(
-        ctx.workspace.tables_dir.glob("quarantine")
-    ):
+    tables = ctx.workspace.tables_dir
+    try:  # an object store (tables_url) must answer before its tables can be checked
+        tables.check()
+    except DataError as exc:
+        return [*problems, Problem("tables", str(tables), str(exc))]
+    kinds = [k for k in tables.iterdir() if k.name != "quarantine"]
+    quarantine = [k for k in tables.iterdir() if k.name == "quarantine"]
+    for table_dir in sorted(t for k in kinds for t in k.iterdir()) + quarantine:
         if table_exists(table_dir):
             try:
                 current_version(table_dir, table_dir.name)

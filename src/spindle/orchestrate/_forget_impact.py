@@ -52,7 +52,8 @@ def files_quoting(ctx: Context, ids: Sequence[str]) -> list[str]:
     scrubbed (the ids themselves are never named)."""
     ws = ctx.workspace
     wanted = [i.encode("utf-8") for i in ids]
-    skipped = (ws.tables_dir, ws.state_dir / "forget")
+    tables = ws.tables_dir
+    skipped = (*([tables.path] if tables.is_local else []), ws.state_dir / "forget")
     found: list[str] = []
     for folder in dict.fromkeys([ws.state_dir, ws.model_repo]):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from spindle.core import SourceDeclaration, kill_point, table_exists
+from spindle.core import Location, SourceDeclaration, kill_point, table_exists
 from spindle.data import (
     forget_in_file,
     forget_in_parquet,
@@ -53,10 +53,10 @@ def step(journal: Journal, name: str, count: Callable[[], int], act: Callable[[]
 
 def delta_places(
     ctx: Context, sources: list[str], column: str
-) -> dict[str, tuple[Path, list[str]]]:
+) -> dict[str, tuple[Location, list[str]]]:
     """The Delta tables to delete from: name -> (path, columns matched against the ids)."""
     tables = ctx.workspace.tables_dir
-    found: dict[str, tuple[Path, list[str]]] = {}
+    found: dict[str, tuple[Location, list[str]]] = {}
     for name in sources:
         if table_exists(tables / "raw" / name):
             found[f"raw:{name}"] = (tables / "raw" / name, [column])
@@ -64,8 +64,7 @@ def delta_places(
     for path in sorted(features.iterdir()) if features.is_dir() else []:
         if table_exists(path) and column in table_columns(path):
             found[f"features:{path.name}"] = (path, [column])
-    for log in sorted(tables.rglob("_delta_log")):
-        path = log.parent
+    for path in tables.delta_tables():
         rel = path.relative_to(tables).as_posix()
         if rel.split("/")[0] in ("raw", "features") or rel == "quarantine":
             continue
@@ -74,7 +73,7 @@ def delta_places(
 
 
 def delete_from_tables(
-    journal: Journal, tables: dict[str, tuple[Path, list[str]]], ids: list[str]
+    journal: Journal, tables: dict[str, tuple[Location, list[str]]], ids: list[str]
 ) -> None:
     """Delete the rows holding an id from each table of :func:`delta_places` (one commit each)."""
     for name, (path, columns) in tables.items():
