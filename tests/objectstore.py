@@ -87,7 +87,8 @@ def _client(endpoint: str):  # type: ignore[no-untyped-def]
 class MotoServer:
     """``moto_server`` in a process of its own: :meth:`start`, :meth:`bucket`, :meth:`stop`."""
 
-    def __init__(self) -> None:
+    def __init__(self, enforce_auth: bool = False) -> None:
+        self.enforce_auth = enforce_auth  # refuse keys not created in its IAM (none are)
         self.port = _free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self._names = itertools.count(1)
@@ -98,6 +99,8 @@ class MotoServer:
         if not script.exists():
             pytest.fail("no moto_server: `make install` installs the dev extra (moto[server])")
         env = {**os.environ, "MOTO_ALLOW_NONEXISTENT_REGION": "true"}
+        if self.enforce_auth:
+            env["INITIAL_NO_AUTH_ACTION_COUNT"] = "0"
         self._process = subprocess.Popen(
             [str(script), "-H", "127.0.0.1", "-p", str(self.port)],
             stdout=subprocess.DEVNULL,
@@ -129,14 +132,14 @@ class MotoServer:
             self._process.wait(timeout=30)
 
 
-def running_moto() -> Iterator[MotoServer]:
+def running_moto(enforce_auth: bool = False) -> Iterator[MotoServer]:
     """A started server, stopped (SIGKILL) when the generator is closed: the body of a fixture
 
     @pytest.fixture(scope="module")
     def moto() -> Iterator[MotoServer]:
         yield from running_moto()
     """
-    server = MotoServer()
+    server = MotoServer(enforce_auth)
     server.start()
     try:
         yield server

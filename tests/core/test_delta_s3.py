@@ -8,6 +8,7 @@ URL — quickly, without a storm of retries.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from tests.objectstore import Bucket, MotoServer, running_moto
+from tests.objectstore import Bucket, MotoServer, options_for, running_moto
 
 from spindle.core import (
     DataError,
@@ -179,10 +180,27 @@ def test_unreachable_endpoint_fails_fast_in_one_line(s3_bucket: Bucket) -> None:
     assert time.monotonic() - started < 60  # bounded retries, not minutes
 
 
-def test_bad_credentials_are_one_line(s3_bucket: Bucket) -> None:
-    """moto accepts any key unless told otherwise; a malformed endpoint stands in for a client
-    that cannot be built, and a wrong key id for refused access where the store checks it."""
-    root = Location.of(f"{s3_bucket.url}/tables", s3_bucket.options | {"AWS_ENDPOINT_URL": "::"})
+def test_a_malformed_endpoint_is_one_line(s3_bucket: Bucket) -> None:
+    options = s3_bucket.options | {"AWS_ENDPOINT_URL": "::"}
+    root = Location.of(f"{s3_bucket.url}/tables", options)
     with pytest.raises(DataError) as caught:
         root.check()
     assert "\n" not in str(caught.value)
+
+
+def test_bad_credentials_are_one_line() -> None:
+    """A server that checks keys (moto with authentication on) refuses ours: one line naming
+    the URL and what to check, from the check and from a write alike."""
+    with contextlib.closing(running_moto(enforce_auth=True)) as servers:
+        server = next(servers)
+        options = options_for(server.endpoint) | {"AWS_ACCESS_KEY_ID": "not-a-key"}
+        root = Location.of("s3://spindle-locked/tables", options)
+        with pytest.raises(DataError) as caught:
+            root.check()
+        message = str(caught.value)
+        assert "s3://spindle-locked/tables" in message and "credentials" in message
+        assert "\n" not in message
+        with pytest.raises(DataError) as caught:
+            write_partition(root / "raw" / "x", _day(1), "2026-01-01", "raw/x")
+        assert "s3://spindle-locked/tables/raw/x" in str(caught.value)
+        assert "\n" not in str(caught.value)
