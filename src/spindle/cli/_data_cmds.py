@@ -59,8 +59,14 @@ def ingest(
     out: list[dict[str, Any]] = []
     with spindle.Context.open(workspace) as ctx, progress_reporter(not as_json) as report:
         ctx.use_executor(executor, ray_address)
+        # on a cluster, every day's rows are loaded at once first (each day a task); each day's
+        # features and validation then follow in order
+        unloaded = spindle.load_days(ctx, days, allow_future=allow_future)
         for i, day in enumerate(days):
-            out.append(_ingest_one(ctx, day, allow_future))
+            if day in unloaded:
+                out.append({"date": day, "status": "failed", "error": str(unloaded[day])})
+            else:
+                out.append(_ingest_one(ctx, day, allow_future))
             report("ingest", i + 1, len(days))
     failed = [o for o in out if o["status"] == "failed"]
     if as_json:

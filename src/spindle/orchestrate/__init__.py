@@ -16,6 +16,7 @@ if _TYPE_CHECKING:
         DayIngest,
         accept_validation,
         ingest,
+        load_days,
         undo_ingest,
         validate,
     )
@@ -138,6 +139,7 @@ _LAZY: dict[str, str] = {
     "freshness_report": "spindle.orchestrate._freshness",
     "infra_validate": "spindle.orchestrate._infra_validation",
     "ingest": "spindle.orchestrate._data_steps",
+    "load_days": "spindle.orchestrate._data_steps",
     "init_workspace": "spindle.orchestrate._workspace_init",
     "is_transient": "spindle.orchestrate._runner",
     "lineage_report": "spindle.orchestrate._inspect",
@@ -232,6 +234,7 @@ __all__ = [
     "is_transient",
     "lineage_report",
     "load_config",
+    "load_days",
     "make_executor",
     "model_dir",
     "model_report",

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
 
-from spindle.core import DataError, IngestResult, RawPartition, TableVersion
+from spindle.core import DataError, IngestResult, RawPartition, SpindleError, TableVersion
 from spindle.data import (
     Anomaly,
     IngestUndo,
@@ -27,6 +28,7 @@ from spindle.data import (
 from spindle.features import catch_up_online, compute_features, pin_versions
 from spindle.orchestrate._context import Context
 from spindle.orchestrate._retract_step import retracted_keys
+from spindle.orchestrate._runner import StepOutcome
 from spindle.orchestrate._tasks import call
 from spindle.orchestrate._verdicts import day_verdict, reference_days
 
@@ -88,19 +90,14 @@ def _refuse_future(date: str, allow_future: bool) -> None:
         )
 
 
-def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
-    """Ingest raw partitions of ``date`` and compute that day's feature rows (idempotent).
+def _load_raw(
+    ctx: Context, date: str, allow_future: bool
+) -> tuple[StepOutcome[Any], dict[str, Any], dict[str, Any], tuple[str, ...]]:
+    """The ``ingest`` step of ``date`` (its raw partitions checked and loaded, one task).
 
-    Args:
-        allow_future: ingest a day after today's date (UTC); refused by default, since a day's
-            logs are complete only once it is over.
-
-    Raises:
-        DataError: ``date`` is in the future, no declared source has data for it (nothing is
-            recorded; the message lists the sources and their locations), or a partition
-            cannot be read (recorded as a failed ``ingest`` run).
-        ConfigError: a source declaration (or validation.yaml) is invalid.
-        SchemaError: a required column is missing or has the wrong type (recorded likewise).
+    Returns:
+        The step's outcome, what makes its identity new work (undos, retractions), the
+        recorded retractions, and the day's files no source reads.
     """
     ws = ctx.workspace
     _refuse_future(date, allow_future)
@@ -141,6 +138,55 @@ def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
         inputs=[p.id for p in partitions],
         rebuild=lambda artifacts: tuple(artifacts),
     )
+    return loaded, redo, retracted, unread
+
+
+def load_days(
+    ctx: Context, dates: list[str], *, allow_future: bool = False
+) -> dict[str, SpindleError]:
+    """Load the raw partitions of ``dates`` at once, each day a task of the context's pool.
+
+    The first phase of ingesting a range of days on a cluster: each day's ``ingest`` step
+    (checked and loaded rows; see :func:`ingest`) is recorded as it always is, and runs
+    beside the others. :func:`ingest` of each day, in order, then finds its load done and
+    computes the day's features, which may read the days before it. In this process (the
+    in-process pool) nothing runs here: :func:`ingest` loads each day itself.
+
+    Returns:
+        Per day that could not be loaded, its error (recorded as a failed run when the step
+        ran); the other days are loaded.
+    """
+    if ctx.tasks.name == "in-process" or len(dates) < 2:
+        return {}
+    failed: dict[str, SpindleError] = {}
+    _ = ctx.sources  # loaded once here, not by each thread
+    ctx.tasks.start()  # Ray is started (or reached) from this, the main, thread
+    with ThreadPoolExecutor(max_workers=min(len(dates), 16)) as threads:
+        futures = {day: threads.submit(_load_raw, ctx, day, allow_future) for day in dates}
+        for day, future in futures.items():
+            try:
+                future.result()
+            except SpindleError as exc:
+                failed[day] = exc
+    return failed
+
+
+def ingest(ctx: Context, date: str, *, allow_future: bool = False) -> DayIngest:
+    """Ingest raw partitions of ``date`` and compute that day's feature rows (idempotent).
+
+    Args:
+        allow_future: ingest a day after today's date (UTC); refused by default, since a day's
+            logs are complete only once it is over.
+
+    Raises:
+        DataError: ``date`` is in the future, no declared source has data for it (nothing is
+            recorded; the message lists the sources and their locations), or a partition
+            cannot be read (recorded as a failed ``ingest`` run).
+        ConfigError: a source declaration (or validation.yaml) is invalid.
+        SchemaError: a required column is missing or has the wrong type (recorded likewise).
+    """
+    ws = ctx.workspace
+    loaded, redo, retracted, unread = _load_raw(ctx, date, allow_future)
     result: IngestResult = next(a for a in loaded.value if isinstance(a, IngestResult))
     definitions = ctx.features.fingerprint()
 

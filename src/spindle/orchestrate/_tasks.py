@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from spindle.core import OrchestrationError
 
 R = TypeVar("R")
+_INIT = threading.Lock()  # threads of one driver (a range's days) start one Ray, not one each
 
 # what a Ray worker of a spindle task needs in its environment (copied from the driver's when set)
 _WORKER_ENV = (
@@ -37,6 +39,11 @@ class TaskPool(Protocol):
     """Runs plain functions of picklable arguments, here or elsewhere."""
 
     name: str
+
+    def start(self) -> None:
+        """Be ready to run tasks (connect to the cluster); called from the main thread before
+        threads submit tasks, and by ``map`` itself when it was not."""
+        ...
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
         """``[fn(*args) for args in calls]``, possibly at once; results in the calls' order.
@@ -58,6 +65,9 @@ class InProcessPool:
     """Every task in this process, one after another (the default)."""
 
     name: str = "in-process"
+
+    def start(self) -> None:
+        pass
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
         return [fn(*args) for args in calls]
@@ -85,8 +95,12 @@ def init_ray(address: str | None) -> None:
         raise OrchestrationError(
             "the Ray executor needs `pip install ray` (the `ray` extra of spindle)"
         ) from exc
-    if ray.is_initialized():
-        return
+    with _INIT:
+        if not ray.is_initialized():
+            _init(ray, address)
+
+
+def _init(ray: Any, address: str | None) -> None:
     if address:
         _reachable(address)  # ray.init keeps retrying an address nobody listens on
     env = {k: os.environ.get(k, v) for k, v in _WORKER_ENV}
@@ -139,10 +153,13 @@ class RayPool:
     name: str = "ray"
     placements: list[tuple[str, str]] = field(default_factory=list)
 
+    def start(self) -> None:
+        init_ray(self.address)
+
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
         import ray
 
-        init_ray(self.address)
+        self.start()
         task: Any = ray.remote(run_in_worker).options(
             name=label, num_cpus=self.num_cpus, max_retries=2, retry_exceptions=False
         )
