@@ -18,6 +18,7 @@ from tests.conftest import START, make_workspace
 from tests.objectstore import Bucket, MotoServer, running_moto
 
 import spindle
+from spindle.core import open_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -95,4 +96,32 @@ def test_doctor_says_where_tables_live_and_a_missing_bucket_is_one_line(
         found = [p for p in spindle.doctor(ctx) if p.kind == "tables"]
     assert [p.subject for p in found] == ["s3://no-such-bucket/tables"]
     assert "the bucket" in found[0].message
+    assert _s3_folders(tmp_path) == []
+
+
+def test_an_ingested_day_is_undone_on_the_store(tmp_path: Path, moto: MotoServer) -> None:
+    """``spindle ingest --undo`` finds the day's tables by listing the bucket and removes the
+    day's rows with a new version of each; the day before is untouched."""
+    bucket = moto.bucket()
+    root = make_workspace(tmp_path / "yarnit", days=2)
+    _on_store(root, f"{bucket.url}/t", bucket.options)
+    second = (START + dt.timedelta(days=1)).isoformat()
+    exe = Path(sys.executable).parent / "spindle"
+    for flags in (["--since", START.isoformat(), "--until", second], ["--date", second, "--undo"]):
+        done = subprocess.run(
+            [str(exe), "ingest", *flags, "--json", "--workspace", str(root)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, (flags, done.stdout[-2000:], done.stderr[-2000:])
+    tables = spindle.Workspace.load(root).tables_dir
+    raw = [t for t in tables.delta_tables() if t.relative_to(tables).parts[0] == "raw"]
+    left = {
+        t.name: set(open_dataset(t).to_table(columns=["date"]).column("date").to_pylist())
+        for t in raw
+    }
+    assert all(second not in days for days in left.values()), left
+    assert sum(START.isoformat() in days for days in left.values()) >= 3, left
+    assert not (root / ".spindle" / "tables").exists()
     assert _s3_folders(tmp_path) == []
