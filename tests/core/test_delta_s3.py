@@ -204,3 +204,23 @@ def test_bad_credentials_are_one_line() -> None:
             write_partition(root / "raw" / "x", _day(1), "2026-01-01", "raw/x")
         assert "s3://spindle-locked/tables/raw/x" in str(caught.value)
         assert "\n" not in str(caught.value)
+
+
+def test_forget_deletes_and_purges_old_versions_on_the_store(s3_bucket: Bucket) -> None:
+    """``spindle forget``'s table work on S3: the rows go in one commit, then vacuum, a
+    checkpoint and the log before it are removed, so no older version still holds them."""
+    from spindle.data import forget_in_table, purge_table
+
+    table = _root(s3_bucket) / "raw" / "users"
+    write_partition(table, _day(3), "2026-01-01", "raw/users")
+    write_partition(table, _day(2, 10), "2026-01-02", "raw/users")
+    assert forget_in_table(table, ["key"], ["k1"], count_only=True) == 2
+    assert forget_in_table(table, ["key"], ["k1"]) == 2
+    assert sorted(open_dataset(table).to_table().column("key").to_pylist()) == ["k0", "k0", "k2"]
+    removed = purge_table(table)
+    assert removed  # the files that held k1 are gone from the bucket
+    keys = s3_bucket.keys("ws/tables/raw/users/_delta_log")
+    assert not any(
+        k.endswith(("00000000000000000000.json", "00000000000000000001.json")) for k in keys
+    )
+    assert sorted(open_dataset(table).to_table().column("key").to_pylist()) == ["k0", "k0", "k2"]
