@@ -492,6 +492,21 @@ class ExamplesConfig(_Strict):
     group_key: str | None = None
     weight: str | None = None
     label_delay: str = "0d"
+    # a training set built as this many tasks, each joining the examples whose
+    # ``partition_key`` hashes to its part, then merged in the training set's order: the same
+    # rows as one task builds (docs/scaling.md); 1 builds it as one task
+    partitions: int = Field(default=1, ge=1, le=1024)
+    partition_key: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _partitioned_by(self) -> ExamplesConfig:
+        if self.partitions > 1 and self.partition_key is None:
+            raise ValueError(
+                f"examples.partitions is {self.partitions}: name the column of the examples "
+                "to split them by, examples.partition_key (e.g. the entity key of the largest "
+                "feature view)"
+            )
+        return self
 
     @field_validator("label_delay")
     @classmethod

@@ -48,7 +48,11 @@ if _TYPE_CHECKING:
         stream_rows,
         training_tables,
     )
-    from spindle.features._trainset_file import WrittenRows, write_training_rows
+    from spindle.features._trainset_file import (
+        WrittenRows,
+        merge_training_parts,
+        write_training_rows,
+    )
     from spindle.features._transform import TEXT_VOCAB_SIZE, ColumnEncoding, Transform, stable_hash
     from spindle.features._views import FeatureView
 
@@ -100,6 +104,7 @@ _LAZY: dict[str, str] = {
     "training_tables": "spindle.features._training_set",
     "ttl_select": "spindle.features._pit",
     "write_training_rows": "spindle.features._trainset_file",
+    "merge_training_parts": "spindle.features._trainset_file",
     "WrittenRows": "spindle.features._trainset_file",
 }
 
@@ -140,6 +145,7 @@ __all__ = [
     "feature_catalog",
     "feature_table_path",
     "latest_feature_day",
+    "merge_training_parts",
     "open_online_backend",
     "pin_versions",
     "pit_join",

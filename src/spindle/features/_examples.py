@@ -264,6 +264,7 @@ def run_examples(
         ) from exc
     declared: dict[str, str | None] = {"event_time": ex.event_time, "label": ex.label}
     declared |= {"group_key": ex.group_key, "weight": ex.weight}
+    declared |= {"partition_key": ex.partition_key}
     problems = [
         f"key 'examples.{key}': column {column!r} is not produced by examples.sql "
         f"(it produces {', '.join(columns)})"
@@ -288,6 +289,27 @@ def run_examples(
         f"SELECT count(*) FROM {EXAMPLES_TABLE} WHERE NOT __spindle_mature"
     ).fetchone()
     return columns, int(row[0]) if row else 0
+
+
+def keep_part(con: duckdb.DuckDBPyConnection, config: ModelConfig, part: tuple[int, int]) -> int:
+    """Keep in ``__spindle_examples`` only part ``i`` of ``n`` (``part``): the examples whose
+    ``examples.partition_key`` hashes (DuckDB's ``hash``) to ``i`` modulo ``n``.
+
+    Every example is in exactly one part (a null key too: it hashes like any value), so the
+    parts' rows together are the whole training set's.
+
+    Returns:
+        The part's examples left out because their label was not mature at the cutoff.
+    """
+    index, count = part
+    key = config.examples.partition_key
+    if key is None:  # the config refuses partitions > 1 without a key
+        raise ValueError("keep_part needs examples.partition_key")
+    con.execute(f"DELETE FROM {EXAMPLES_TABLE} WHERE hash({q(key)}) % {count} <> {index}")
+    row = con.execute(
+        f"SELECT count(*) FROM {EXAMPLES_TABLE} WHERE NOT __spindle_mature"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, what: str, config: ModelConfig) -> None:

@@ -44,6 +44,7 @@ from spindle.features._examples import (
     check_weights,
     copy_view,
     join_views,
+    keep_part,
     order_by,
     register_source,
     run_examples,
@@ -103,7 +104,7 @@ def pin_versions(tables_dir: Location | Path, names: Iterable[str] | None = None
 DEFAULT_MEMORY_LIMIT_MB = 2048
 
 
-def _limit_mb(requested: int | None = None) -> int:
+def training_limit_mb(requested: int | None = None) -> int:
     """DuckDB's memory limit for a training set: ``requested``, else 2 GB or a quarter of the
     machine's RAM, whichever is smaller (never below 256 MB).
 
@@ -139,6 +140,7 @@ def _connect(
     limit_mb: int,
     spill_dir: Path,
     exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> tuple[duckdb.DuckDBPyConnection, list[str], int]:
     """Copy the window's slices of the pinned tables into DuckDB, then build ``__spindle_rows``.
 
@@ -154,6 +156,8 @@ def _connect(
     alone spills.
 
     ``exclusions`` maps a source to its recorded retractions: their rows are not read.
+    ``part`` = ``(i, n)`` keeps only the examples whose ``examples.partition_key`` hashes to
+    part ``i`` of ``n`` (before the joins, and before the immature ones are counted).
 
     Returns:
         The connection, the examples' columns, and the number left out as immature.
@@ -178,6 +182,8 @@ def _connect(
         for view in views:
             copy_view(con, tables_dir, view, versions.get(view.table), window)
         columns, immature = run_examples(con, config, window)
+        if part is not None:
+            immature = keep_part(con, config, part)
         join_views(con, config, columns, views)
         check_weights(con, config, columns)
     except duckdb.OutOfMemoryException as exc:
@@ -266,6 +272,8 @@ class TrainingStream:
     label: str
     group_key: str | None
     immature_examples: int = 0
+    # the columns of the examples (before the features), which order the rows (``order_by``)
+    example_columns: tuple[str, ...] = ()
 
 
 def stream_rows(
@@ -280,6 +288,7 @@ def stream_rows(
     sources: Mapping[str, SourceDeclaration],
     holdout: bool = False,
     exclusions: Mapping[str, Sequence[Exclusion]] | None = None,
+    part: tuple[int, int] | None = None,
 ) -> TrainingStream:
     """Like :func:`build_rows`, but streamed: the join result comes out in Arrow batches, so a
     caller can write a training set batch by batch (``spindle`` writes Parquet this way).
@@ -291,6 +300,9 @@ def stream_rows(
 
     ``exclusions`` maps a source to the retractions recorded on it (``(id, column, keys,
     salt)``, see ``_retracted``): the rows they name are not read, in any window.
+
+    ``part`` = ``(i, n)`` streams part ``i`` of ``n`` only: the examples whose
+    ``examples.partition_key`` hashes to it (a partitioned build; see :func:`keep_part`).
 
     Memory stays bounded by ``memory_limit_mb`` (DuckDB spills its tables and sorts to
     ``<state>/tmp/duckdb``, removed when the stream ends) plus a few batches, so a training set
@@ -310,7 +322,7 @@ def stream_rows(
     """
     if not dates:
         raise DataError(f"no days to build a training set for {config.name}")
-    limit_mb = _limit_mb(memory_limit_mb)
+    limit_mb = training_limit_mb(memory_limit_mb)
     if versions is None:
         versions = pin_versions(tables_dir, training_tables(config, definitions))
     pinned = dict(versions)
@@ -329,6 +341,7 @@ def stream_rows(
             limit_mb,
             spill_dir,
             exclusions,
+            part,
         )
     except BaseException:
         shutil.rmtree(spill_dir, ignore_errors=True)
@@ -365,7 +378,9 @@ def stream_rows(
             reader.close()
             release()
 
-    return TrainingStream(schema, batches(), pinned, config.label, config.group_key, immature)
+    return TrainingStream(
+        schema, batches(), pinned, config.label, config.group_key, immature, tuple(columns)
+    )
 
 
 def retracted_rows_read(

@@ -10,6 +10,7 @@ from typing import Any
 
 from spindle.core import (
     ConfigError,
+    DataError,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -18,13 +19,15 @@ from spindle.core import (
 )
 from spindle.features import (
     FeatureDefinition,
+    WrittenRows,
+    merge_training_parts,
     pin_versions,
     training_tables,
     write_training_rows,
 )
 from spindle.orchestrate._context import Context, ReadContext
 from spindle.orchestrate._retract_step import retracted_keys
-from spindle.orchestrate._tasks import call
+from spindle.orchestrate._tasks import TaskPool, call
 from spindle.orchestrate._verdicts import day_verdict
 
 # The train stage's readers of a training set's rows, here for the steps that score holdouts
@@ -210,7 +213,8 @@ def build_training_set(
         "tables": versions,
         "features": cfg.features,
         "task": cfg.task,
-        "examples": cfg.examples.model_dump(),
+        # how many tasks build it is not part of it: the rows are the same (write_rows)
+        "examples": cfg.examples.model_dump(exclude={"partitions", "partition_key"}),
         "purpose": purpose,
     }
     holdout = purpose == "holdout"
@@ -222,20 +226,10 @@ def build_training_set(
     path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
 
     def run() -> TrainingSet:
-        written = call(
-            ctx.tasks,
-            write_training_rows,
-            path,
-            ctx.workspace.tables_dir,
-            cfg,
-            loaded.definitions,
-            tuple(sorted(dates)),
-            versions,
-            ctx.sources,
-            holdout,
-            retracted,
-            label=f"training set {cfg.name} {purpose} {dates[0]}..{dates[-1]}",
-        )
+        label = f"training set {cfg.name} {purpose} {min(dates)}..{max(dates)}"
+        args: tuple[Any, ...] = (ctx.workspace.tables_dir, cfg, loaded.definitions)
+        args += (tuple(sorted(dates)), versions, ctx.sources, holdout, retracted)
+        written = write_rows(ctx.tasks, path, args, cfg, label)
         return TrainingSet(
             cfg.name,
             tuple(sorted(dates)),
@@ -260,6 +254,39 @@ def build_training_set(
         trainset = run()
     record_window(ctx, trainset, purpose)
     return trainset
+
+
+def write_rows(
+    pool: TaskPool, path: Path, args: tuple[Any, ...], cfg: ModelConfig, label: str
+) -> WrittenRows:
+    """Write a training set to ``path`` as one task, or as ``examples.partitions`` tasks (each
+    its part of the examples, by ``examples.partition_key``) and one that merges them in order.
+
+    ``args`` are :func:`~spindle.features.write_training_rows`'s after the path, without the
+    part. The parts are written beside ``path`` (``<name>.parts/``) and removed after.
+
+    Raises:
+        DataError: the merge wrote another number of rows than the parts hold.
+    """
+    count = cfg.examples.partitions
+    if count == 1:
+        return call(pool, write_training_rows, path, *args, label=label)
+    parts_dir = path.with_suffix(".parts")
+    shutil.rmtree(parts_dir, ignore_errors=True)  # an earlier, interrupted build's
+    paths = [parts_dir / f"part-{i:04d}.parquet" for i in range(count)]
+    calls = [(paths[i], *args, (i, count)) for i in range(count)]
+    parts = pool.map(write_training_rows, calls, label=f"{label} part")
+    columns = parts[0].example_columns
+    rows = call(
+        pool, merge_training_parts, paths, path, cfg, columns, args[0], label=f"{label} merge"
+    )
+    shutil.rmtree(parts_dir, ignore_errors=True)
+    if rows != sum(p.rows for p in parts):
+        raise DataError(
+            f"{label}: merging its {count} parts wrote {rows} rows, the parts hold "
+            f"{sum(p.rows for p in parts)}; build it again"
+        )
+    return WrittenRows(rows, sum(p.immature_examples for p in parts), columns)
 
 
 def record_window(ctx: Context, trainset: TrainingSet, purpose: str) -> list[str]:
