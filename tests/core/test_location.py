@@ -64,6 +64,7 @@ def test_workspace_tables_dir_default_local_and_s3(tmp_path: Path) -> None:
     assert ws.tables_dir.scratch_dir == tmp_path / "a" / ".spindle" / "tmp"
     ws = Workspace.load(_workspace(tmp_path / "b", "tables_url: shared/tables\n"))
     assert ws.tables_dir.path == tmp_path / "b" / "shared" / "tables"
+    assert tmp_path / "b" / "shared" / "tables" in ws.storage().paths  # its disk is checked
     extra = (
         "tables_url: s3://lake/shop\nstorage_options:\n"
         "  AWS_ENDPOINT_URL: http://127.0.0.1:9000\n  AWS_ALLOW_HTTP: true\n"

@@ -101,9 +101,13 @@ class Workspace:
         return url if url else f"sqlite:///{self.state_dir / 'metadata.db'}"
 
     def storage(self) -> StorageCheck:
-        """The directories this workspace writes (state_dir, the model repository, SQLite
-        stores elsewhere) and its free-space floor (``min_free_mb``), to check before writing."""
+        """The directories this workspace writes (state_dir, the model repository, a local
+        ``tables_url``, SQLite stores elsewhere) and its free-space floor (``min_free_mb``),
+        to check before writing."""
         paths = [self.state_dir, self.model_repo]
+        tables = self.tables_dir
+        if tables.is_local and not tables.path.is_relative_to(self.state_dir):
+            paths.append(tables.path)  # a local tables_url, maybe on another disk
         files: list[Path] = []
         for url in (self.metadata_url, self.online_store_url):
             if url.startswith("sqlite:///") and "mode=memory" not in url:
