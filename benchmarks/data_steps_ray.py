@@ -5,8 +5,9 @@
 One simulated workspace (the yarnit example at ``--scale``) is copied once per executor; on
 each copy the same work runs and is timed (wall seconds, the driver's own CPU-seconds):
 
-- ``ingest``: ingest + features + validate of ``--days`` days, one day after another (each
-  day's ingest and features are one task each);
+- ``ingest``: ingest + features + validate of ``--days`` days as ``spindle ingest --since
+  --until`` does it (on Ray every day's load is a task, all at once; then each day's features,
+  a task, and validation in order);
 - ``backfill``: a new feature version (``product.price_usd@2``) backfilled over those days
   (first day alone, then the others as tasks at once);
 - ``training_set``: the search ranker's training set of the first ``days - 1`` days.
@@ -104,6 +105,8 @@ def _work(root: Path, kind: str, address: str | None, days: int) -> dict[str, An
 
         def ingest() -> int:
             rows = 0
+            # as `spindle ingest --since --until` does: on Ray every day's load at once first
+            spindle.load_days(ctx, [_day(i) for i in range(days)])
             for i in range(days):
                 rows += spindle.ingest(ctx, _day(i)).result.rows_ingested
                 spindle.validate(ctx, _day(i))
