@@ -141,8 +141,17 @@ def test_streamed_from_parquet_learns_deterministically_in_bounded_memory(
     assert first.notes[0].startswith(f"custom module {MODULE}: Adam")
     held_out, truth, _ = make_dataset(2000, seed=1)
     assert auc(trainer_for(CONFIG).predict(first.out_dir, held_out), truth) > 0.75
-    ddp = custom_config(workers=2)
-    assert not streams(trainer_for(ddp), ddp)  # DDP ranks read arrays in memory
+
+
+def test_two_ranks_stream_their_shards_of_the_custom_models_training_set(
+    binary: Data, parquet: ParquetData, tmp_path: Path
+) -> None:
+    result = _stream(parquet, binary, tmp_path, custom_config(workers=2))
+    assert (result.workers, result.examples, result.steps) == (2, ROWS, 48)
+    assert result.notes[0].startswith(f"custom module {MODULE}: Adam")
+    assert sum(shard.rows_trained for shard in result.shards) == 2 * ROWS  # two epochs
+    held_out, truth, _ = make_dataset(2000, seed=1)
+    assert auc(trainer_for(CONFIG).predict(result.out_dir, held_out), truth) > 0.75
 
 
 def test_a_bad_output_streamed_is_the_same_one_line_error_as_in_memory(

@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 from train_data import make_dataset
 from train_runs import CONFIG
@@ -72,7 +73,7 @@ def test_streams_only_where_the_trainer_can() -> None:
     torch_config = TrainingConfig()
     assert streams(trainer_for(torch_config), torch_config)
     ddp = torch_config.model_copy(update={"workers": 2})
-    assert not streams(trainer_for(ddp), ddp)  # DDP workers read in-memory arrays
+    assert streams(trainer_for(ddp), ddp)  # DDP ranks each stream their shard
     sklearn = TrainingConfig(framework="sklearn")
     assert not streams(trainer_for(sklearn), sklearn)
 
@@ -91,3 +92,34 @@ def test_torch_predict_is_the_trained_weights_not_the_exported_graph(tmp_path: P
     np.testing.assert_allclose(native, served, rtol=1e-5, atol=1e-5)
     with pytest.raises(TrainingError, match="trainer_for"):
         TorchTrainer().predict(run.out_dir, held_out)  # no config given, no manifest to read
+
+
+def test_ddp_ranks_stream_their_shards_of_the_training_set_when_its_row_groups_allow(
+    workspace_copy: Path, tmp_path: Path
+) -> None:
+    """Above in_memory_max_rows with two workers, each rank streams its shard of the file,
+    encoding with the one transform fitted here (``TransformEncoder``, pickled to spawned
+    ranks, JSON in torchrun's job). A file of one row group cannot be shared: every rank then
+    holds the set in memory, and the version's notes say why."""
+    overrides = ["training.in_memory_max_rows=0", "training.workers=2", "training.epochs=1"]
+    plan = _plan(workspace_copy, [*overrides, "training.stream_buffer_rows=200"])
+    whole = fit_version(plan, tmp_path / "s0", tmp_path / "c0")
+    assert not whole.streamed and "ranks" not in whole.metrics()
+    assert any(n.startswith("held in memory by every rank: ") for n in whole.result.notes)
+    small = tmp_path / "small-groups.parquet"
+    pq.write_table(pq.read_table(plan.trainset.uri), small, row_group_size=50)
+    plan = replace(plan, trainset=replace(plan.trainset, uri=str(small)))
+    groups = pq.ParquetFile(small).metadata.num_row_groups
+    for launcher in ("spawn", "torchrun"):
+        training = plan.config.training.model_copy(update={"launcher": launcher})
+        config = plan.config.model_copy(update={"training": training})
+        fitted = fit_version(replace(plan, config=config), tmp_path / launcher, tmp_path / "c")
+        metrics = fitted.metrics()
+        assert fitted.streamed and metrics["streamed"] is True and metrics["workers"] == 2
+        ranks = metrics["ranks"]
+        read = [set(rank["groups"][0][1]) for rank in ranks]
+        assert not read[0] & read[1] and len(read[0] | read[1]) == groups
+        assert sum(rank["rows_read"] for rank in ranks) == plan.trainset.rows
+        assert metrics["peak_rows_held"] == max(rank["peak_rows_held"] for rank in ranks)
+        assert metrics["peak_rows_held"] <= 200 + 32_768
+        assert fitted.transform_json == whole.transform_json  # the same fitted transform

@@ -89,12 +89,16 @@ def write_parquet(
     return path
 
 
-def encoder(spec: InputSpec) -> Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]:
-    """The inverse of ``write_parquet`` for ``spec``: Arrow columns back to model inputs."""
+class Encoder:
+    """The inverse of ``write_parquet`` for ``spec``: Arrow columns back to model inputs (a
+    module-level class, so it pickles to spawned DDP ranks)."""
 
-    def encode(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    def __init__(self, spec: InputSpec) -> None:
+        self.spec = spec
+
+    def __call__(self, table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
         inputs = {}
-        for name, shape in spec.shapes().items():
+        for name, shape in self.spec.shapes().items():
             width = int(np.prod(shape))
             stacked = np.stack(
                 [table.column(f"{name}_{j}").to_numpy() for j in range(width)], axis=1
@@ -102,4 +106,7 @@ def encoder(spec: InputSpec) -> Callable[[pa.Table], tuple[dict[str, np.ndarray]
             inputs[name] = stacked.reshape(table.num_rows, *shape)
         return inputs, table.column("label").to_numpy().astype(np.float32)
 
-    return encode
+
+def encoder(spec: InputSpec) -> Callable[[pa.Table], tuple[dict[str, np.ndarray], np.ndarray]]:
+    """The inverse of ``write_parquet`` for ``spec`` (an ``Encoder``)."""
+    return Encoder(spec)

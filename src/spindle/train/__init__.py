@@ -12,7 +12,8 @@ if _TYPE_CHECKING:
     from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
     from spindle.train._checkpoint import CheckpointStore
     from spindle.train._custom import CustomTrainer, load_custom_module
-    from spindle.train._ddp import DDPOutcome, DDPRecipe, train_ddp
+    from spindle.train._ddp import DDPOutcome, train_ddp, train_ddp_stream
+    from spindle.train._ddp_recipe import DDPRecipe, StreamDDPRecipe
     from spindle.train._examples import (
         example_weights,
         labels_and_groups,
@@ -33,15 +34,16 @@ if _TYPE_CHECKING:
     from spindle.train._recipe import SyncRecipe
     from spindle.train._replicas import ReplicaPlan, train_replica
     from spindle.train._row_adam import RowAdam
+    from spindle.train._shard import ShardBatches, ShardRead, StreamData, TransformEncoder
     from spindle.train._spec import InputSpec, check_inputs, with_head
     from spindle.train._speed import ParallelismRuns, train_at_two_parallelisms
     from spindle.train._train import (
         TrainResult,
         data_sha256,
         state_dict_sha256,
-        train_from_parquet,
         train_model,
     )
+    from spindle.train._train_stream import train_from_parquet
     from spindle.train._version import (
         FittedVersion,
         VersionPlan,
@@ -73,7 +75,13 @@ _LAZY: dict[str, str] = {
     "BatchSource": "spindle.train._batches",
     "CheckpointStore": "spindle.train._checkpoint",
     "DDPOutcome": "spindle.train._ddp",
-    "DDPRecipe": "spindle.train._ddp",
+    "DDPRecipe": "spindle.train._ddp_recipe",
+    "StreamDDPRecipe": "spindle.train._ddp_recipe",
+    "ShardBatches": "spindle.train._shard",
+    "ShardRead": "spindle.train._shard",
+    "StreamData": "spindle.train._shard",
+    "TransformEncoder": "spindle.train._shard",
+    "train_ddp_stream": "spindle.train._ddp",
     "InputSpec": "spindle.train._spec",
     "with_head": "spindle.train._spec",
     "ParquetBatches": "spindle.train._batches",
@@ -96,7 +104,7 @@ _LAZY: dict[str, str] = {
     "predict": "spindle.train._export",
     "state_dict_sha256": "spindle.train._train",
     "train_ddp": "spindle.train._ddp",
-    "train_from_parquet": "spindle.train._train",
+    "train_from_parquet": "spindle.train._train_stream",
     "train_model": "spindle.train._train",
     "train_at_two_parallelisms": "spindle.train._speed",
     "train_replica": "spindle.train._replicas",
@@ -126,11 +134,16 @@ __all__ = [
     "Ranker",
     "ReplicaPlan",
     "RowAdam",
+    "ShardBatches",
+    "ShardRead",
+    "StreamDDPRecipe",
+    "StreamData",
     "StreamingTrainer",
     "SyncRecipe",
     "TorchTrainer",
     "TrainResult",
     "Trainer",
+    "TransformEncoder",
     "VersionPlan",
     "check_inputs",
     "copy_trained_files",
@@ -148,6 +161,7 @@ __all__ = [
     "streams",
     "train_at_two_parallelisms",
     "train_ddp",
+    "train_ddp_stream",
     "train_from_parquet",
     "train_model",
     "train_replica",

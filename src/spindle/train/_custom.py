@@ -239,8 +239,8 @@ class CustomTrainer:
         return _with_note(result, config)
 
     def can_stream(self, config: TrainingConfig) -> bool:
-        """With one worker, as torch: DDP ranks read in-memory arrays."""
-        return config.workers == 1
+        """As torch: one process, or DDP ranks that each stream their shard."""
+        return True
 
     def train_stream(
         self,

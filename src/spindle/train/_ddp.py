@@ -2,14 +2,10 @@
 
 ``train_ddp`` starts ``config.workers`` processes with the ``spawn`` start method (a process
 that used deltalake must not fork) on a free loopback port. Every worker holds the whole
-training set and draws the same permutation (same seed); the runner shards each *global* batch
-of ``batch_size`` rows into contiguous per-rank slices, so N workers see exactly the rows one
-worker would, and the global batch size does not depend on N. Each rank back-propagates its
-slice's summed loss scaled by ``N / rows in the global batch``; DDP averages gradients over
-ranks, which gives exactly the gradient of the global mean loss (also for an uneven last
-batch). With example weights, the slice's weighted loss sum is scaled by ``N / sum of the
-global batch's weights`` instead (every rank holds the whole batch, so it knows that sum): the
-gradient of the global weighted mean, exactly as one worker computes it. Sparse embedding gradients are all-reduced as sparse tensors (gloo supports them).
+training set (``DDPRecipe``: N workers see exactly the rows one worker would, see
+``spindle.train._ddp_recipe``). ``train_ddp_stream`` starts the same ranks on a Parquet file
+instead: each streams only its shard of the row groups (``ShardBatches``,
+``StreamDDPRecipe``), and the report adds what every rank read (``ShardRead``).
 
 With ``config.launcher == "torchrun"`` the same ranks are started by ``torch.distributed.run``
 instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config, and the import
@@ -30,15 +26,13 @@ from __future__ import annotations
 
 import faulthandler
 import io
-import json
 import logging
 import math
 import os
 import socket
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -51,20 +45,17 @@ from torch.multiprocessing.spawn import (
     ProcessRaisedException,
     start_processes,
 )
-from torch.nn.parallel import DistributedDataParallel
 
 from spindle.core import (
     TrainingConfig,
     TrainingError,
     atomic_write_bytes,
     kill_point,
-    throttled,
 )
-from spindle.train._batches import Batch
 from spindle.train._checkpoint import CheckpointStore
-from spindle.train._head import head_losses
-from spindle.train._plan import EmbeddingPlan
-from spindle.train._recipe import SyncRecipe, weighted_loss_sum
+from spindle.train._ddp_progress import ProgressTail, progress_file, progress_writer
+from spindle.train._ddp_recipe import DDPRecipe, StreamDDPRecipe, gather_objects
+from spindle.train._shard import ShardBatches, ShardRead, StreamData
 from spindle.train._spec import InputSpec
 from spindle.train._torchrun import DDPJob, WorkerDied, run_torchrun, write_job
 
@@ -90,72 +81,7 @@ class DDPOutcome:
     resumed_from_step: int | None
     warm_started: bool
     notes: list[str]
-
-
-class DDPRecipe(SyncRecipe):
-    """The sync recipe run by one rank of a process group, with the model wrapped in DDP.
-
-    Only what differs from ``SyncRecipe`` is here: setup wraps the model, the loss is computed
-    on this rank's slice of the global batch and reduced over ranks, resume state comes from
-    rank 0, and only rank 0 writes checkpoints (``checkpoints`` is None on the others).
-    """
-
-    def __init__(
-        self,
-        spec: InputSpec,
-        config: TrainingConfig,
-        epochs: int,
-        checkpoints: CheckpointStore | None,
-        rank: int,
-        world_size: int,
-    ) -> None:
-        super().__init__(spec, config, epochs, checkpoints, None)
-        self.rank = rank
-        self.world_size = world_size
-
-    def setup(
-        self,
-        inputs: dict[str, np.ndarray],
-        labels: np.ndarray,
-        base_weights: Path | None,
-        weights: np.ndarray | None = None,
-    ) -> None:
-        """Set up as ``SyncRecipe`` does, then wrap the model in ``DistributedDataParallel``."""
-        super().setup(inputs, labels, base_weights, weights)
-        self.ddp = DistributedDataParallel(self.model)
-
-    def _latest_checkpoint(self) -> tuple[dict[str, Any] | None, int, list[str]]:
-        found: list[Any] = [super()._latest_checkpoint() if self.rank == 0 else None]
-        dist.broadcast_object_list(found, src=0)
-        state, step, notes = found[0]
-        return state, int(step), list(notes)
-
-    def _slice(self, rows: int) -> slice:
-        """This rank's part of a global batch of ``rows`` rows."""
-        return slice(self.rank * rows // self.world_size, (self.rank + 1) * rows // self.world_size)
-
-    def _plan(self, batch: Batch) -> EmbeddingPlan | None:
-        """Plan the lookups of this rank's slice only (the one ``_loss`` computes)."""
-        part = self._slice(len(batch.labels))
-        return super()._plan(replace(batch, inputs={n: t[part] for n, t in batch.inputs.items()}))
-
-    def _loss(self, batch: Batch) -> tuple[torch.Tensor, float]:
-        kill_point(f"ddp:rank{self.rank}:step{self.global_step}")  # a rank dying mid-run
-        rows = batch.labels.shape[0]
-        part = self._slice(rows)
-        local = {name: tensor[part] for name, tensor in batch.inputs.items()}
-        logits = self.ddp(**local, plan=batch.plan)
-        if batch.weights is None:
-            summed = head_losses(self.spec, logits, batch.labels[part], reduction="sum")
-            count = float(rows)
-        else:  # every rank holds the whole global batch: its weight sum needs no exchange
-            summed = weighted_loss_sum(logits, batch.labels[part], batch.weights[part], self.spec)
-            count = float(batch.weights.sum().item())
-        total = summed.detach().clone()
-        dist.all_reduce(total)  # every rank sees the same loss: all stop together on NaN
-        if count == 0:  # all weights zero: the batch counts for nothing
-            return summed * 0.0, 0.0
-        return summed * (self.world_size / count), float(total.item()) / count
+    shards: tuple[ShardRead, ...] = ()
 
 
 def train_ddp(
@@ -187,9 +113,6 @@ def train_ddp(
         TrainingError: a worker failed (its error message is repeated here), e.g. non-finite
             input or loss, or died again after the restart; the last good checkpoint is kept.
     """
-    world = config.workers
-    result_file = Path(checkpoint_dir) / f"result-{fingerprint[:16]}.pt"
-    result_file.unlink(missing_ok=True)
     job = DDPJob(
         inputs=inputs,
         labels=labels,
@@ -199,19 +122,75 @@ def train_ddp(
         checkpoint_dir=str(checkpoint_dir),
         fingerprint=fingerprint,
         base_file=str(base_file) if base_file is not None else None,
-        result_file=str(result_file),
+        result_file=str(result_file_of(Path(checkpoint_dir), fingerprint)),
         weights=weights,
         import_paths=_import_paths(config),
     )
+    return run_job(job, progress)
+
+
+def train_ddp_stream(
+    stream: StreamData,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    checkpoint_dir: Path,
+    fingerprint: str,
+    base_file: Path | None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DDPOutcome:
+    """``train_ddp`` with every rank streaming only its shard of ``stream``'s Parquet file.
+
+    Every rank runs the epoch's one-worker step count on its own rows (``ShardBatches``); the
+    outcome's ``shards`` say what each rank read. Launch, restarts and errors as
+    ``train_ddp``; with ``launcher: torchrun`` the encoder must be a ``TransformEncoder``.
+
+    Raises:
+        TrainingError: as ``train_ddp``; also a split that leaves a rank fewer rows than steps
+            in some epoch (before any rank starts).
+    """
+    first = stream.source(spec, config.seed, 0, config.workers)
+    first.check_shards(epochs, config.batch_size)
+    job = DDPJob(
+        inputs={},
+        labels=np.zeros(0, np.float32),
+        spec=spec,
+        config=config,
+        epochs=epochs,
+        checkpoint_dir=str(checkpoint_dir),
+        fingerprint=fingerprint,
+        base_file=str(base_file) if base_file is not None else None,
+        result_file=str(result_file_of(Path(checkpoint_dir), fingerprint)),
+        import_paths=_import_paths(config),
+        stream=stream,
+    )
+    return run_job(job, progress)
+
+
+def result_file_of(checkpoint_dir: Path, fingerprint: str) -> Path:
+    """Where rank 0 of the run ``fingerprint`` writes its report."""
+    return checkpoint_dir / f"result-{fingerprint[:16]}.pt"
+
+
+def run_job(job: DDPJob, progress: Callable[[int, int], None] | None) -> DDPOutcome:
+    """Launch ``job``'s ranks (restarting them once after a signal) and read rank 0's report.
+
+    Raises:
+        TrainingError: as ``train_ddp``.
+    """
+    config, checkpoint_dir, fingerprint = job.config, Path(job.checkpoint_dir), job.fingerprint
+    world = config.workers
+    result_file = Path(job.result_file)
+    result_file.unlink(missing_ok=True)
     job_dir = write_job(job) if config.launcher == "torchrun" else None
     restarts: list[str] = []
     while True:
         try:
-            with _ProgressTail(progress_file(checkpoint_dir, fingerprint), progress):
+            with ProgressTail(progress_file(checkpoint_dir, fingerprint), progress):
                 _launch(job, job_dir, world)
             break
         except WorkerDied as died:
-            crash = _crash_report(Path(checkpoint_dir), fingerprint)
+            crash = _crash_report(checkpoint_dir, fingerprint)
             # One restart on one machine: the ranks resume from rank 0's last checkpoint (the
             # same weights an unbroken run reaches). On several machines the others would
             # have to start again too, so that stays the operator's rerun.
@@ -219,7 +198,7 @@ def train_ddp(
                 raise TrainingError(f"{died}{crash}{_after(restarts)}") from None
             restarts.append(f"{died}{crash}")
             log.warning("%s%s; restarting the workers from the last checkpoint", died, crash)
-    _clear_crash_reports(Path(checkpoint_dir), fingerprint)
+    _clear_crash_reports(checkpoint_dir, fingerprint)
     report = torch.load(result_file, map_location="cpu", weights_only=True)
     result_file.unlink(missing_ok=True)
     return DDPOutcome(
@@ -237,6 +216,7 @@ def train_ddp(
             *(f"restarted the workers from the last checkpoint after: {r}" for r in restarts),
             *report["notes"],
         ],
+        shards=tuple(ShardRead.from_dict(d) for d in report.get("shards", [])),
     )
 
 
@@ -332,20 +312,27 @@ def run_rank(job: DDPJob) -> None:
     faulthandler.enable(file=crash_out, all_threads=True)
     kill_point(f"ddp:rank{rank}")  # a rank dying of a signal, for the test of its error
     store = CheckpointStore(Path(job.checkpoint_dir), job.fingerprint) if rank == 0 else None
-    recipe = DDPRecipe(job.spec, job.config, job.epochs, store, rank, world)
+    recipe_type = DDPRecipe if job.stream is None else StreamDDPRecipe
+    recipe = recipe_type(job.spec, job.config, job.epochs, store, rank, world)
     if rank == 0:
-        recipe.progress = _progress_writer(progress_file(Path(job.checkpoint_dir), job.fingerprint))
+        recipe.progress = progress_writer(progress_file(Path(job.checkpoint_dir), job.fingerprint))
     finished = False
     try:
         base_file = Path(job.base_file) if job.base_file is not None else None
-        recipe.setup(job.inputs, job.labels, base_file, job.weights)
+        source: ShardBatches | None = None
+        if job.stream is None:
+            recipe.setup(job.inputs, job.labels, base_file, job.weights)
+        else:
+            source = job.stream.source(job.spec, job.config.seed, rank, world)
+            recipe.setup_source(source, base_file)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
         seconds = time.perf_counter() - wall0
         cpu = torch.tensor([time.process_time() - cpu0], dtype=torch.float64)
         dist.all_reduce(cpu)
+        shards = gather_objects(source.read().to_dict()) if source is not None else []
         if rank == 0:
-            _write_report(Path(job.result_file), recipe, seconds, float(cpu.item()))
+            _write_report(Path(job.result_file), recipe, seconds, float(cpu.item()), shards)
         finished = True
     finally:
         recipe.cleanup()
@@ -364,8 +351,11 @@ def run_rank(job: DDPJob) -> None:
         crash_file.unlink(missing_ok=True)
 
 
-def _write_report(path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float) -> None:
+def _write_report(
+    path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float, shards: list[dict[str, Any]]
+) -> None:
     report = {
+        "shards": shards,
         "model": recipe.model.state_dict(),
         "global_step": recipe.global_step,
         "steps_run": recipe.steps_run,
@@ -381,75 +371,6 @@ def _write_report(path: Path, recipe: DDPRecipe, seconds: float, cpu_s: float) -
     buffer = io.BytesIO()
     torch.save(report, buffer)
     atomic_write_bytes(path, buffer.getvalue())
-
-
-def progress_file(checkpoint_dir: Path, fingerprint: str) -> Path:
-    """Where rank 0 of the run ``fingerprint`` appends its progress lines."""
-    return Path(checkpoint_dir) / f"progress-{fingerprint[:16]}.jsonl"
-
-
-def _progress_writer(path: Path, min_interval_s: float = 0.5) -> Callable[[int, int], None]:
-    """Rank 0's step hook: append ``{"done", "total"}`` at most every ``min_interval_s``
-    and for the last step (one small append; the training step never waits on a reader)."""
-
-    def write(done: int, total: int) -> None:
-        with open(path, "a", encoding="utf-8") as out:
-            out.write(json.dumps({"done": done, "total": total}) + "\n")
-
-    return throttled(write, min_interval_s)
-
-
-class _ProgressTail:
-    """While the ranks train, read rank 0's new progress lines every ``interval_s`` and pass
-    them to ``progress`` (from a daemon thread; once more, in the caller's thread, at exit)."""
-
-    def __init__(
-        self, path: Path, progress: Callable[[int, int], None] | None, interval_s: float = 0.5
-    ) -> None:
-        self._path = path
-        self._progress = progress
-        self._interval_s = interval_s
-        self._offset = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ddp-progress", daemon=True)
-        self._error: BaseException | None = None
-
-    def __enter__(self) -> _ProgressTail:
-        self._path.unlink(missing_ok=True)  # an earlier, interrupted run's lines
-        if self._progress is not None:
-            self._thread.start()
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        if self._progress is not None:
-            self._stop.set()
-            self._thread.join()
-            if exc_type is None:
-                self._poll()
-        self._path.unlink(missing_ok=True)
-        if self._error is not None and exc_type is None:
-            raise self._error
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval_s):
-            try:
-                self._poll()
-            except Exception as exc:  # re-raised in the caller's thread at exit
-                self._error = exc
-                return
-
-    def _poll(self) -> None:
-        if self._progress is None or not self._path.exists():
-            return
-        with open(self._path, "rb") as source:
-            source.seek(self._offset)
-            data = source.read()
-        complete = data[: data.rfind(b"\n") + 1]  # a line being written is read next time
-        self._offset += len(complete)
-        lines = complete.decode("utf-8").splitlines()
-        if lines:
-            last = json.loads(lines[-1])
-            self._progress(int(last["done"]), int(last["total"]))
 
 
 def _free_port() -> int:

@@ -41,8 +41,8 @@ from spindle.train._lightgbm_onnx import (
     feature_names,
     verify_export,
 )
-from spindle.train._spec import InputSpec, check_inputs
-from spindle.train._train import TrainResult, _check_labels, _check_weights, data_sha256
+from spindle.train._spec import InputSpec, check_inputs, check_labels
+from spindle.train._train import TrainResult, _check_weights, data_sha256
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
 BOOSTER_FILE = "booster.txt"
@@ -213,7 +213,7 @@ def _check(
             f"{_MAX_CATEGORIES} (ids travel as float32): hash that feature into fewer buckets"
         )
     rows = check_inputs(inputs, spec)
-    _check_labels(labels, rows, spec)
+    check_labels(labels, rows, spec)
     if rows == 0:
         raise TrainingError(
             "the training set is empty (0 rows): check the date window and the data validation "

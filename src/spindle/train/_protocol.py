@@ -27,7 +27,8 @@ import pyarrow as pa
 
 from spindle.core import ServingError, TrainingConfig, TrainingError, read_package
 from spindle.train._spec import InputSpec
-from spindle.train._train import TrainResult, train_from_parquet, train_model
+from spindle.train._train import TrainResult, train_model
+from spindle.train._train_stream import train_from_parquet
 
 PREDICT_ROWS = 65_536
 """Rows scored per forward pass by ``TorchTrainer.predict`` (bounds its memory)."""
@@ -91,7 +92,8 @@ class StreamingTrainer(Trainer, Protocol):
     """A trainer that can also train on a Parquet file streamed, never held whole in memory."""
 
     def can_stream(self, config: TrainingConfig) -> bool:
-        """Whether a run of ``config`` can stream (e.g. torch: with one worker only)."""
+        """Whether a run of ``config`` can stream (torch and custom: always, with one worker or
+        DDP ranks that each stream their shard; sklearn and LightGBM: never)."""
         ...
 
     def train_stream(
@@ -157,7 +159,7 @@ class TorchTrainer:
         )
 
     def can_stream(self, config: TrainingConfig) -> bool:
-        return config.workers == 1  # DDP workers read in-memory arrays
+        return True  # one process, or DDP ranks that each stream their shard
 
     def train_stream(
         self,

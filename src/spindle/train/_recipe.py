@@ -174,7 +174,6 @@ class SyncRecipe:
 
     def _step(self, step: int, batch: Batch) -> None:
         """Check the batch, compute the loss, apply the gradients, count, maybe checkpoint."""
-        rows = len(batch.rows)
         self._check_batch(batch, step)
         loss, loss_value = self._loss(batch)
         if not math.isfinite(loss_value):
@@ -193,9 +192,9 @@ class SyncRecipe:
         self.step_in_epoch = step + 1
         self.global_step += 1
         self.steps_run += 1
-        self.examples_run += rows
+        examples, counted = self._counted(batch)
+        self.examples_run += examples
         # The epoch's loss is the mean over its rows, weighted as the steps' losses are.
-        counted = rows if batch.weights is None else float(batch.weights.sum().item())
         self.loss_sum += loss_value * counted
         self.loss_rows += counted
         self.loss_history.append(loss_value)
@@ -225,6 +224,12 @@ class SyncRecipe:
         logits = self.model(**batch.inputs, plan=batch.plan)
         loss = mean_loss(logits, batch.labels, batch.weights, self.spec)
         return loss, float(loss.item())
+
+    def _counted(self, batch: Batch) -> tuple[int, float]:
+        """The step's rows and what its loss counts for in the epoch's mean: the rows, or
+        their summed weights when weighted (the batch is the whole step's here)."""
+        rows = len(batch.rows)
+        return rows, rows if batch.weights is None else float(batch.weights.sum().item())
 
     def _apply_gradients(self) -> None:
         """One optimiser step of the gradients just computed."""

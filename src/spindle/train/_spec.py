@@ -225,3 +225,33 @@ def check_class_labels(labels: np.ndarray, classes: int | None) -> None:
             f"{int(bad[0])} = {labels[bad[0]]}); map the label column to class numbers in the "
             "examples SQL"
         )
+
+
+def check_labels(labels: np.ndarray, rows: int, spec: InputSpec) -> None:
+    """Labels fit the head: 0/1 (binary, ranking), finite (regression), class indices.
+
+    Raises:
+        TrainingError: labels that are not float32 ``[rows]``, or the first bad label.
+    """
+    if labels.dtype != np.float32 or labels.shape != (rows,):
+        raise TrainingError(
+            f"labels must be float32 [{rows}] (one per input row), got {labels.dtype} "
+            f"{labels.shape}"
+        )
+    if spec.task == "multiclass":
+        check_class_labels(labels, spec.classes)
+        return
+    if spec.task == "regression":
+        bad = np.flatnonzero(~np.isfinite(labels))
+        if bad.size:
+            raise TrainingError(
+                f"regression labels must be finite; {bad.size} are not (first: row "
+                f"{int(bad[0])} = {labels[bad[0]]}); drop or fill those rows in the examples SQL"
+            )
+        return
+    bad = np.flatnonzero((labels != 0) & (labels != 1))
+    if bad.size:
+        raise TrainingError(
+            f"labels must be 0 or 1; {bad.size} are not (first: row {int(bad[0])} = "
+            f"{labels[bad[0]]})"
+        )

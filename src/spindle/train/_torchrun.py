@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from spindle.core import TrainingConfig, TrainingError, atomic_directory
+from spindle.train._shard import StreamData, TransformEncoder
 from spindle.train._spec import InputSpec
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class DDPJob:
 
     ``import_paths`` are absolute directories a fresh rank puts first on ``sys.path`` before
     it builds the model (e.g. the workspace directory a user's module is imported from).
+    ``stream`` (None: the arrays are the training set) says how each rank streams its shard
+    of a Parquet file instead; ``inputs`` and ``labels`` are then empty.
     """
 
     inputs: dict[str, np.ndarray]
@@ -62,6 +65,7 @@ class DDPJob:
     result_file: str
     weights: np.ndarray | None = None
     import_paths: tuple[str, ...] = ()
+    stream: StreamData | None = None
 
 
 def write_job(job: DDPJob) -> Path:
@@ -87,6 +91,8 @@ def write_job(job: DDPJob) -> Path:
             "result_file": str(Path(job.result_file).resolve()),
             "import_paths": [str(Path(p).absolute()) for p in job.import_paths],
         }
+        if job.stream is not None:
+            described["stream"] = _stream_dict(job.stream)
         (tmp / "job.json").write_text(json.dumps(described, indent=1))
         (tmp / "command.txt").write_text(" ".join(torchrun_command(job_dir, job.config)) + "\n")
     return job_dir
@@ -120,6 +126,40 @@ def read_job(job_dir: Path) -> DDPJob:
         result_file=job["result_file"],
         weights=arrays.get(_WEIGHTS),
         import_paths=tuple(job.get("import_paths", ())),  # absent in older jobs: none to add
+        stream=_stream_data(job["stream"]) if job.get("stream") else None,
+    )
+
+
+def _stream_dict(stream: StreamData) -> dict[str, Any]:
+    """``stream`` as JSON values (its encoder must be a ``TransformEncoder``).
+
+    Raises:
+        TrainingError: another encoder (a Python callable cannot be written as JSON).
+    """
+    if not isinstance(stream.encode, TransformEncoder):
+        raise TrainingError(
+            f"launcher torchrun streams a training set only with a TransformEncoder (the train "
+            f"stage's), got {type(stream.encode).__name__}: use launcher spawn, or workers=1"
+        )
+    return {
+        "path": str(Path(stream.path).resolve()),
+        "encoder": stream.encode.to_dict(),
+        "buffer_rows": stream.buffer_rows,
+        "chunk_rows": stream.chunk_rows,
+        "columns": list(stream.columns) if stream.columns is not None else None,
+        "weight_column": stream.weight_column,
+    }
+
+
+def _stream_data(data: dict[str, Any]) -> StreamData:
+    columns = data["columns"]
+    return StreamData(
+        path=data["path"],
+        encode=TransformEncoder.from_dict(data["encoder"]),
+        buffer_rows=int(data["buffer_rows"]),
+        chunk_rows=int(data["chunk_rows"]),
+        columns=tuple(columns) if columns is not None else None,
+        weight_column=data["weight_column"],
     )
 
 

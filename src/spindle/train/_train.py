@@ -8,12 +8,11 @@ import os
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 import torch
 
 from spindle.core import (
@@ -27,8 +26,6 @@ from spindle.train._async import AsyncRecipe
 from spindle.train._batches import (
     ArrayBatches,
     BatchSource,
-    Encode,
-    ParquetBatches,
     check_weights,
 )
 from spindle.train._checkpoint import CheckpointStore
@@ -36,7 +33,8 @@ from spindle.train._ddp import train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._model import Model, build_model
 from spindle.train._recipe import SyncRecipe, step_threads
-from spindle.train._spec import InputSpec, check_class_labels, check_inputs
+from spindle.train._shard import ShardRead
+from spindle.train._spec import InputSpec, check_inputs, check_labels
 from spindle.train._warm_start import SPEC_FILE, WEIGHTS_FILE
 
 _SAMPLE_ROWS = 256
@@ -52,7 +50,9 @@ class TrainResult:
     worker's loop and ``seconds`` is rank 0's. ``peak_rss_mb`` is this process's peak so far
     (with workers: the parent's, not theirs). ``loss_history`` is the mean loss of every step
     this call ran (over all workers' rows). ``peak_rows_held`` is the most training rows held
-    in memory at once: all of them in memory, the shuffle buffer's peak when streamed.
+    in memory at once: all of them in memory, the shuffle buffer's peak when streamed (with
+    workers streaming their shards: the largest of the ranks' buffers). ``shards`` says what
+    each rank read when DDP workers streamed (``ShardRead``; empty otherwise).
     ``weights_sha256`` hashes the state_dict canonically (names sorted, dtype, shape, bytes):
     equal exactly when the weights are bit-identical.
     """
@@ -77,6 +77,7 @@ class TrainResult:
     workers: int = 1
     loss_history: tuple[float, ...] = ()
     peak_rows_held: int = 0
+    shards: tuple[ShardRead, ...] = ()
 
 
 def train_model(
@@ -138,7 +139,7 @@ def train_model(
     if out_dir.exists():
         raise TrainingError(f"{out_dir} exists; model versions are immutable: choose a new dir")
     rows = check_inputs(inputs, spec)
-    _check_labels(labels, rows, spec)
+    check_labels(labels, rows, spec)
     if rows == 0:
         raise TrainingError(
             "the training set is empty (0 rows): check the date window and the data validation "
@@ -186,102 +187,6 @@ def train_model(
         progress,
         peak_rows_held=rows,
     )
-
-
-def train_from_parquet(
-    path: Path,
-    encode: Encode,
-    spec: InputSpec,
-    config: TrainingConfig,
-    out_dir: Path,
-    *,
-    checkpoint_dir: Path,
-    data_id: str,
-    base_weights: Path | None = None,
-    progress: Callable[[int, int], None] | None = None,
-    buffer_rows: int = 262_144,
-    chunk_rows: int = 32_768,
-    columns: list[str] | None = None,
-    weight_column: str | None = None,
-) -> TrainResult:
-    """``train_model`` for a training set in a Parquet file, streamed: never held whole in RAM.
-
-    Rows are read as Arrow record batches of ``chunk_rows``, encoded by ``encode`` (e.g. a
-    fitted ``Transform`` and the label column; vectorised), checked against ``spec`` chunk by
-    chunk, and shuffled per epoch by a seeded permutation of the row groups plus a shuffle
-    inside a buffer of ``buffer_rows`` rows (``ParquetBatches``); a background thread prepares
-    the next batches. The batch order is therefore not the in-memory path's (that permutes all
-    rows), but it is as deterministic: same file, seed and threads give bit-identical weights,
-    and a resumed run (the checkpoint holds epoch and step) ends bit-identical too.
-
-    Args:
-        path: the Parquet file of raw rows.
-        encode: maps an Arrow table of rows to ``(inputs, labels)``.
-        data_id: identifies the file's contents and the encoding (e.g. a hash of the
-            training set and the transform): part of the run's fingerprint, so checkpoints of
-            other data are never resumed.
-        base_weights, progress: as for ``train_model``.
-        buffer_rows, chunk_rows: the shuffle buffer and the read size, in rows (memory).
-        columns: the columns ``encode`` reads (None: all); the others are never read.
-        weight_column: the column of example weights (None: unweighted); each step's loss is
-            their weighted mean, as ``train_model``'s ``weights``.
-
-    Raises:
-        TrainingError: as ``train_model``; also ``config.workers > 1`` (DDP reads in-memory
-            arrays; stream with one worker).
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise TrainingError(f"{out_dir} exists; model versions are immutable: choose a new dir")
-    if config.workers > 1:
-        raise TrainingError(
-            f"workers={config.workers}: streaming from Parquet runs in one process; load the "
-            "training set in memory for DDP (raise training.in_memory_max_rows) or set workers=1"
-        )
-
-    def checked(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        inputs, labels = encode(table)
-        _check_labels(labels, check_inputs(inputs, spec), spec)
-        return inputs, labels
-
-    source = ParquetBatches(
-        Path(path),
-        checked,
-        config.seed,
-        buffer_rows=buffer_rows,
-        chunk_rows=chunk_rows,
-        columns=columns,
-        weight_column=weight_column,
-    )
-    if source.rows == 0:
-        raise TrainingError(
-            f"the training set {path} is empty (0 rows): check the date window and the data "
-            "validation report of those days; there is nothing to train on"
-        )
-    base_file = _base_file(base_weights)
-    epochs = config.warm_start_epochs if base_file is not None else config.epochs
-    fingerprint = _run_fingerprint(
-        data_id,
-        spec,
-        config,
-        base_file,
-        epochs,
-        source=_parquet_source(buffer_rows, chunk_rows, weight_column),
-    )
-    result = _train_one_process(
-        source,
-        spec,
-        config,
-        out_dir,
-        checkpoint_dir,
-        base_file,
-        epochs,
-        fingerprint,
-        source.sample(_SAMPLE_ROWS),
-        progress,
-        peak_rows_held=0,
-    )
-    return replace(result, peak_rows_held=source.max_rows_held)
 
 
 def _train_one_process(
@@ -455,14 +360,6 @@ def _run_fingerprint(
     return sha256_json(identity)
 
 
-def _parquet_source(buffer_rows: int, chunk_rows: int, weight_column: str | None) -> dict[str, Any]:
-    """How a streamed run reads its batches, for its fingerprint (unweighted: as before)."""
-    source: dict[str, Any] = {"parquet": True, "buffer_rows": buffer_rows, "chunk_rows": chunk_rows}
-    if weight_column is not None:
-        source["weight_column"] = weight_column
-    return source
-
-
 def _write_version(
     out_dir: Path, model: Model, spec: InputSpec, sample: dict[str, np.ndarray]
 ) -> None:
@@ -510,32 +407,6 @@ def data_sha256(
         digest.update(f"{name}\0{contiguous.dtype}\0{contiguous.shape}\0".encode())
         digest.update(contiguous.data)
     return digest.hexdigest()
-
-
-def _check_labels(labels: np.ndarray, rows: int, spec: InputSpec) -> None:
-    """Labels fit the head: 0/1 (binary, ranking), finite (regression), class indices."""
-    if labels.dtype != np.float32 or labels.shape != (rows,):
-        raise TrainingError(
-            f"labels must be float32 [{rows}] (one per input row), got {labels.dtype} "
-            f"{labels.shape}"
-        )
-    if spec.task == "multiclass":
-        check_class_labels(labels, spec.classes)
-        return
-    if spec.task == "regression":
-        bad = np.flatnonzero(~np.isfinite(labels))
-        if bad.size:
-            raise TrainingError(
-                f"regression labels must be finite; {bad.size} are not (first: row "
-                f"{int(bad[0])} = {labels[bad[0]]}); drop or fill those rows in the examples SQL"
-            )
-        return
-    bad = np.flatnonzero((labels != 0) & (labels != 1))
-    if bad.size:
-        raise TrainingError(
-            f"labels must be 0 or 1; {bad.size} are not (first: row {int(bad[0])} = "
-            f"{labels[bad[0]]})"
-        )
 
 
 def _check_weights(weights: np.ndarray, rows: int) -> None:

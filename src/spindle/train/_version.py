@@ -16,11 +16,10 @@ import os
 import platform
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -98,7 +97,9 @@ class FittedVersion:
     streamed: bool
 
     def metrics(self) -> dict[str, Any]:
-        """The training metrics a version's manifest and registry record carry."""
+        """The training metrics a version's manifest and registry record carry (with DDP
+        ranks streaming their shards, ``ranks``: each one's ``ShardRead.to_dict()``, i.e. the
+        row groups it read per epoch, rows read and trained, peak rows held, peak RSS)."""
         result = self.result
         return {
             "examples": result.examples,
@@ -112,6 +113,8 @@ class FittedVersion:
             "workers": result.workers,
             "streamed": self.streamed,
             "peak_rows_held": result.peak_rows_held,
+            # DDP ranks that streamed their shards: what each read, trained on and held
+            **({"ranks": [s.to_dict() for s in result.shards]} if result.shards else {}),
         }
 
 
@@ -143,15 +146,31 @@ def fit_version(
 
     cfg = plan.config
     trainer = trainer_for(cfg.training)
+    problem = None
     if plan.trainset.rows > cfg.training.in_memory_max_rows and streams(trainer, cfg.training):
-        if phase is not None:
-            phase(2, "streaming the training set from Parquet")
-        transform, result = _train_streamed(trainer, plan, scratch, checkpoints, progress)
-        streamed = True
-    else:
-        transform, result = _train_in_memory(trainer, plan, scratch, checkpoints, progress, phase)
-        streamed = False
-    return FittedVersion(scratch, transform.to_json(), result, trainer.framework, streamed)
+        problem = _shard_problem(plan)
+        if problem is None:
+            if phase is not None:
+                phase(2, "streaming the training set from Parquet")
+            transform, result = _train_streamed(trainer, plan, scratch, checkpoints, progress)
+            return FittedVersion(scratch, transform.to_json(), result, trainer.framework, True)
+    transform, result = _train_in_memory(trainer, plan, scratch, checkpoints, progress, phase)
+    if problem is not None:  # said in the version's notes: it was not streamed, and why
+        result = replace(result, notes=(*result.notes, f"held in memory by every rank: {problem}"))
+    return FittedVersion(scratch, transform.to_json(), result, trainer.framework, False)
+
+
+def _shard_problem(plan: VersionPlan) -> str | None:
+    """Why DDP ranks cannot each stream a shard of the training set's row groups (None: they
+    can, or there is one worker); then every rank holds the whole set, as before streaming."""
+    training = plan.config.training
+    if training.workers == 1:
+        return None
+    from spindle.train._shard import split_problem
+
+    epochs = training.warm_start_epochs if plan.base_dir is not None else training.epochs
+    uri = Path(plan.trainset.uri)
+    return split_problem(uri, training.seed, training.workers, epochs, training.batch_size)
 
 
 def _transform(plan: VersionPlan, table: pa.Table) -> Transform:
@@ -196,6 +215,7 @@ def _train_streamed(
 ) -> tuple[Transform, TrainResult]:
     """Fit (or reuse) the transform from a stream of the file, then train streaming it."""
     from spindle.train._protocol import ParquetData
+    from spindle.train._shard import TransformEncoder
 
     cfg = plan.config
     path = Path(plan.trainset.uri)
@@ -206,13 +226,9 @@ def _train_streamed(
         batches = pq.ParquetFile(path).iter_batches(batch_size=STREAM_READ_ROWS, columns=columns)
         transform = Transform.fit_batches(batches, plan.definitions)
 
-    def encode(table: pa.Table) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        labels = table.column(cfg.label).to_numpy(zero_copy_only=False).astype(np.float32)
-        return transform.transform(table), labels
-
     data = ParquetData(
         path,
-        encode,
+        TransformEncoder(transform.to_json(), cfg.label),  # travels to DDP ranks as well
         sha256_json({"trainset": plan.trainset.content_hash, "transform": transform.to_json()}),
         columns=sorted({*transform.columns(), cfg.label}),
         weight_column=cfg.examples.weight,
