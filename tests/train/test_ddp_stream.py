@@ -11,6 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from train_data import auc, encoder, make_dataset, write_parquet
 from train_runs import CONFIG, ROWS, Dataset
@@ -163,3 +165,22 @@ def test_too_few_row_groups_for_the_ranks_are_refused_before_any_rank_starts(
     assert not (tmp_path / "v1").exists()
     source = ShardBatches(one_group, encoder(data[2]), 3, 0, 2)
     assert [len(shard) for shard in source.shards(0)] == [0, 1]
+
+
+@pytest.mark.slow  # one more DDP launch (~8 s)
+def test_weighted_rows_are_the_global_batchs_weighted_mean_across_ranks(
+    data: Dataset, two_ranks: TrainResult, tmp_path: Path
+) -> None:
+    """Each rank knows only its own rows' weights: the ranks all-reduce sum(w) every step.
+    Weighting every row 4 is then the unweighted run up to float rounding."""
+    inputs, labels, _ = data
+    path = write_parquet(inputs, labels, tmp_path / "w.parquet", GROUP_ROWS)
+    table = pq.read_table(path)
+    pq.write_table(
+        table.append_column("w", pa.array(np.full(ROWS, 4.0, np.float32))),
+        path,
+        row_group_size=GROUP_ROWS,
+    )
+    weighted = _train(data, path, tmp_path, weight_column="w")
+    assert weighted.steps == 48
+    np.testing.assert_allclose(weighted.loss_history, two_ranks.loss_history, atol=1e-5)
