@@ -127,13 +127,18 @@ class ExecutorConfig(_Strict):
 
     ``in-process`` (default) runs them in the process that runs the step; ``ray`` runs them as
     tasks of the Ray cluster at ``address`` (``ray://host:10001`` or ``host:6379``; none starts
-    a local Ray). ``num_cpus`` is what each task asks the cluster for. The CLI's ``--executor``
-    and ``--ray-address`` override these for one command.
+    a local Ray). ``num_cpus`` is what each task asks the cluster for; ``ship_workspace``
+    whether the workspace's folder (without its state and raw data) is sent to the cluster.
+    The CLI's ``--executor`` and ``--ray-address`` override these for one command.
     """
 
     kind: Literal["in-process", "ray"] = "in-process"
     address: str | None = None
     num_cpus: float = Field(default=1.0, gt=0)
+    # send the workspace's declarations and code (not its state or raw folders) to the
+    # cluster as the tasks' working directory, for nodes that do not share its folder;
+    # default: when an address is set
+    ship_workspace: bool | None = None
 
 
 def _option_value(value: Any) -> Any:

@@ -126,8 +126,11 @@ class Location:
 
     @property
     def scratch_dir(self) -> Path:
-        """A local folder for temporary files of work on these tables (not created)."""
-        if self.scratch:
+        """A local folder for temporary files of work on these tables (not created): the
+        workspace's, or this machine's temporary folder on a node that does not have the
+        workspace's state folder (a cluster's worker reaching the tables on an object store)."""
+        # the scratch is <state_dir>/tmp: the folder holding the state folder is here or not
+        if self.scratch and (self.is_local or Path(self.scratch).parent.parent.is_dir()):
             return Path(self.scratch)
         if self.is_local:
             return self.path.parent / "tmp"

@@ -20,7 +20,7 @@ import ast
 import importlib.util
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING
@@ -46,6 +46,9 @@ class PythonComputation:
     file: Path
     function: str
     source_sha256: str
+    # the file's bytes as loaded: what runs on a node that does not have the workspace's folder
+    # (a cluster's worker); where the file is, it is read again and must still be these bytes
+    source: bytes = field(default=b"", repr=False, compare=False)
 
 
 def parse_python(spec: str, features_dir: Path) -> tuple[PythonComputation | None, str | None]:
@@ -80,7 +83,7 @@ def parse_python(spec: str, features_dir: Path) -> tuple[PythonComputation | Non
             f"python: {spec!r}: {function} must take exactly one argument, the rows "
             "(`def f(base: pa.Table) -> pa.Array`)"
         )
-    return PythonComputation(spec, path, function, sha256_bytes(data)), None
+    return PythonComputation(spec, path, function, sha256_bytes(data), data), None
 
 
 def _module(computation: PythonComputation) -> ModuleType:
@@ -88,7 +91,8 @@ def _module(computation: PythonComputation) -> ModuleType:
     cached = _MODULES.get(computation.source_sha256)
     if cached is not None:
         return cached
-    data = computation.file.read_bytes()
+    elsewhere = not computation.file.is_file() and computation.source
+    data = computation.source if elsewhere else computation.file.read_bytes()
     if sha256_bytes(data) != computation.source_sha256:
         raise FeatureError(
             f"{computation.file} changed after the feature definitions were loaded; run the "

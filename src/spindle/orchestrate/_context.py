@@ -80,12 +80,25 @@ class Context:
         from spindle.orchestrate._tasks import make_pool
 
         cfg = self.workspace.config.executor
+        where = address or (cfg.address if kind in (None, cfg.kind) else None)
+        ship = cfg.ship_workspace if cfg.ship_workspace is not None else where is not None
         self._tasks = make_pool(
             self.workspace.root,
             kind or cfg.kind,
-            address=address or (cfg.address if kind in (None, cfg.kind) else None),
+            address=where,
             num_cpus=cfg.num_cpus,
+            ship=self._shipped_without() if ship else None,
         )
+
+    def _shipped_without(self) -> tuple[str, ...]:
+        """What of the workspace's folder is not sent to a cluster: its state and raw data
+        (when inside it), version control and bytecode."""
+        ws = self.workspace
+        left_out = [".git/", "__pycache__/", "*.pyc"]
+        for folder in (ws.state_dir, ws.raw_dir):
+            if folder.resolve().is_relative_to(ws.root.resolve()):
+                left_out.append(folder.resolve().relative_to(ws.root.resolve()).as_posix() + "/")
+        return tuple(left_out)
 
     @classmethod
     def open(cls, path: str | Path = ".") -> Context:

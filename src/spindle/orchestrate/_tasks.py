@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 from spindle.core import OrchestrationError
 
 R = TypeVar("R")
+Ship = tuple[Path, Sequence[str]]  # a folder sent to the cluster, and the patterns left out
 _INIT = threading.Lock()  # threads of one driver (a range's days) start one Ray, not one each
 
 # what a Ray worker of a spindle task needs in its environment (copied from the driver's when set)
@@ -73,18 +74,27 @@ class InProcessPool:
         return [fn(*args) for args in calls]
 
 
-def run_in_worker(root: str, fn: Callable[..., R], args: tuple[Any, ...]) -> tuple[R, str]:
+def run_in_worker(
+    root: str, shipped: bool, fn: Callable[..., R], args: tuple[Any, ...]
+) -> tuple[R, str]:
     """``fn(*args)`` on a Ray worker, with the workspace's own modules importable (its feature
-    transforms, a custom model); returns the result and the id of the node it ran on."""
+    transforms, a custom model): from the workspace's folder ``root``, or, when the workspace
+    was ``shipped`` to the cluster (Ray's ``working_dir``), from the copy the worker runs in.
+    Returns the result and the id of the node it ran on."""
     import ray
 
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    code = os.getcwd() if shipped else root
+    if code not in sys.path:
+        sys.path.insert(0, code)
     return fn(*args), ray.get_runtime_context().get_node_id()
 
 
-def init_ray(address: str | None) -> None:
+def init_ray(address: str | None, ship: Ship | None = None) -> None:
     """Connect to the Ray cluster at ``address`` (or start a local one), once per process.
+
+    ``ship`` = (folder, excluded patterns) sends that folder to the cluster as every task's
+    working directory (Ray's ``runtime_env.working_dir``): nodes that do not share the
+    workspace's folder get its declarations and code, not its data.
 
     Raises:
         OrchestrationError: Ray is not installed, or the cluster cannot be reached.
@@ -97,19 +107,21 @@ def init_ray(address: str | None) -> None:
         ) from exc
     with _INIT:
         if not ray.is_initialized():
-            _init(ray, address)
+            _init(ray, address, ship)
 
 
-def _init(ray: Any, address: str | None) -> None:
+def _init(ray: Any, address: str | None, ship: Ship | None) -> None:
     if address:
         _reachable(address)  # ray.init keeps retrying an address nobody listens on
-    env = {k: os.environ.get(k, v) for k, v in _WORKER_ENV}
+    env: dict[str, Any] = {"env_vars": {k: os.environ.get(k, v) for k, v in _WORKER_ENV}}
+    if ship is not None:
+        env |= {"working_dir": str(ship[0]), "excludes": list(ship[1])}
     try:
         ray.init(
             address=address,
             include_dashboard=False,
             log_to_driver=False,
-            runtime_env={"env_vars": env},
+            runtime_env=env,
             configure_logging=False,
         )
     except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -150,11 +162,14 @@ class RayPool:
     root: Path
     address: str | None = None
     num_cpus: float = 1.0
+    # the workspace's folder sent to the cluster without these patterns (None: not sent, the
+    # nodes see the folder itself)
+    ship: tuple[str, ...] | None = None
     name: str = "ray"
     placements: list[tuple[str, str]] = field(default_factory=list)
 
     def start(self) -> None:
-        init_ray(self.address)
+        init_ray(self.address, None if self.ship is None else (self.root, self.ship))
 
     def map(self, fn: Callable[..., R], calls: Sequence[tuple[Any, ...]], *, label: str) -> list[R]:
         import ray
@@ -164,7 +179,7 @@ class RayPool:
             name=label, num_cpus=self.num_cpus, max_retries=2, retry_exceptions=False
         )
         root = str(Path(self.root).resolve())
-        refs = [task.remote(root, fn, tuple(args)) for args in calls]
+        refs = [task.remote(root, self.ship is not None, fn, tuple(args)) for args in calls]
         try:
             done = ray.get(refs)
         except ray.exceptions.RayTaskError as exc:
@@ -186,9 +201,15 @@ def _first_line(exc: BaseException) -> str:
 
 
 def make_pool(
-    root: Path, kind: str, *, address: str | None = None, num_cpus: float = 1.0
+    root: Path,
+    kind: str,
+    *,
+    address: str | None = None,
+    num_cpus: float = 1.0,
+    ship: tuple[str, ...] | None = None,
 ) -> TaskPool:
-    """The pool of ``kind`` (``in-process`` or ``ray``) for the workspace at ``root``.
+    """The pool of ``kind`` (``in-process`` or ``ray``) for the workspace at ``root``;
+    ``ship``: send the workspace's folder to the cluster without these patterns.
 
     Raises:
         OrchestrationError: an unknown kind.
@@ -196,5 +217,5 @@ def make_pool(
     if kind in ("in-process", "inprocess", "local"):
         return InProcessPool()
     if kind == "ray":
-        return RayPool(root, address, num_cpus)
+        return RayPool(root, address, num_cpus, ship)
     raise OrchestrationError(f"unknown executor {kind!r}; use in-process or ray")

@@ -1,0 +1,127 @@
+"""Tasks on a second Ray node that cannot see the workspace's folder.
+
+A Ray head (no CPUs) and a second node are started as separate ``ray start`` processes with
+their own temp dirs; the second node is started in a mount namespace of its own where the
+test's folder (holding the workspace) is an empty tmpfs, so its workers cannot read a file of
+the workspace. The Delta tables are on an S3-compatible server on loopback (moto). A backfill
+of a Python feature's new version then runs every day as a task on the second node: it reaches
+the tables only through the object store, and the feature's code and the workspace's
+declarations only as shipped to the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pytest
+from tests.conftest import START, make_workspace
+from tests.objectstore import MotoServer, running_moto
+from tests.orchestrate.test_objectstore_day import _on_store
+
+import spindle
+from spindle.core import open_dataset
+from spindle.features import feature_table_path
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.e2e
+
+RAY = Path(sys.executable).parent / "ray"
+DAYS = [START.isoformat(), "2026-01-02", "2026-01-03"]
+NEW_VERSION = """  - name: name_word_count
+    version: 2
+    description: Number of words in the product name, again (a new version to backfill).
+    dtype: int64
+    python: product_features.py:name_word_count
+    encoding: {kind: numeric}
+"""
+
+
+def _hiding_works() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def moto() -> Iterator[MotoServer]:
+    yield from running_moto()
+
+
+@pytest.fixture
+def second_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A head of 0 CPUs and a node of 2 CPUs that does not see ``tmp_path``; its address."""
+    if not _hiding_works():
+        pytest.skip("`unshare -m` is not permitted here: the second node could see the workspace")
+    import ray
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    port, temp = _free_port(), Path(tempfile.mkdtemp(prefix="sr", dir="/tmp"))  # short: sockets
+    start = [str(RAY), "start", "--disable-usage-stats"]
+    subprocess.run(
+        [
+            *start,
+            "--head",
+            f"--port={port}",
+            "--num-cpus=0",
+            "--include-dashboard=false",
+            f"--temp-dir={temp / 'head'}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    hidden = f"mount -t tmpfs none '{tmp_path}' && exec \"$@\""
+    node = [*start, f"--address=127.0.0.1:{port}", "--num-cpus=2", f"--temp-dir={temp / 'node'}"]
+    try:
+        subprocess.run(["unshare", "-m", "sh", "-c", hidden, "sh", *node], check=True)
+        yield f"127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, check=False)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_a_backfill_runs_on_a_node_without_the_workspace(
+    tmp_path: Path, moto: MotoServer, second_node: str
+) -> None:
+    import ray
+
+    bucket = moto.bucket()
+    root = make_workspace(tmp_path / "yarnit", days=3)
+    _on_store(root, f"{bucket.url}/tables", bucket.options)
+    with spindle.Context.open(root) as ctx:  # the history, in this process
+        for day in DAYS:
+            spindle.ingest(ctx, day)
+    features = root / "features" / "product.yaml"
+    features.write_text(features.read_text() + NEW_VERSION)
+    with spindle.Context.open(root) as ctx:
+        ctx.use_executor("ray", second_node)  # an address: the workspace is shipped
+        run = spindle.backfill(ctx, "product.name_word_count@2", DAYS[0], DAYS[-1])
+        assert run.result.written == DAYS
+        placements = getattr(ctx.tasks, "placements", [])
+        (worker,) = [n["NodeID"] for n in ray.nodes() if n["Resources"].get("CPU")]
+        assert len(placements) == len(DAYS) and {node for _, node in placements} == {worker}
+        # the node's workers cannot see the workspace's folder at all
+        sees = ray.remote(num_cpus=1)(os.path.exists)
+        assert ray.get(sees.remote(str(root / "spindle.yaml"))) is False
+        assert (root / "spindle.yaml").exists()
+        table = open_dataset(feature_table_path(ctx.workspace.tables_dir, "product")).to_table()
+    for day in DAYS:
+        rows = table.filter(pc.equal(table["date"], day))
+        assert rows.num_rows > 0
+        new, old = rows["product__name_word_count__v2"], rows["product__name_word_count__v1"]
+        assert new.equals(old), day  # the same function, computed on the other node
+    assert not (root / ".spindle" / "tables").exists()
