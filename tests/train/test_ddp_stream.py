@@ -184,3 +184,18 @@ def test_weighted_rows_are_the_global_batchs_weighted_mean_across_ranks(
     weighted = _train(data, path, tmp_path, weight_column="w")
     assert weighted.steps == 48
     np.testing.assert_allclose(weighted.loss_history, two_ranks.loss_history, atol=1e-5)
+
+
+@pytest.mark.slow  # one more DDP launch (~6 s)
+def test_a_non_finite_input_in_one_ranks_shard_stops_every_rank_with_its_message(
+    data: Dataset, tmp_path: Path
+) -> None:
+    """Only the rank whose shard holds the bad row sees it; the launcher ends the others and
+    repeats that rank's one-line message."""
+    inputs, labels, _ = data
+    dense = inputs["dense"].copy()
+    dense[2600, 1] = np.inf
+    path = write_parquet({**inputs, "dense": dense}, labels, tmp_path / "nan.parquet", GROUP_ROWS)
+    with pytest.raises(TrainingError, match=r"DDP worker.*non-finite value.*row 2600 is"):
+        _train(data, path, tmp_path)
+    assert not (tmp_path / "v1").exists()
