@@ -8,10 +8,10 @@ instead: each streams only its shard of the row groups (``ShardBatches``,
 ``StreamDDPRecipe``), and the report adds what every rank read (``ShardRead``).
 
 With ``config.launcher == "torchrun"`` the same ranks are started by ``torch.distributed.run``
-instead (``spindle.train.ddp_worker``): the job (inputs, labels, spec, config, and the import
-paths the model's code needs: a custom module's import root) is written to a directory beside
-the checkpoints, and with ``config.nnodes > 1`` the ranks span machines that share that
-directory and those import paths (see :func:`torchrun_command`).
+instead (``spindle.train.ddp_worker``): the job (inputs and labels, or how to stream the file;
+spec, config, and the import paths the model's code needs: a custom module's import root) is
+written to a directory beside the checkpoints, and with ``config.nnodes > 1`` the ranks span
+machines that share that directory and those import paths (see :func:`torchrun_command`).
 
 Rank 0 owns the checkpoint directory (lock, saves, loads on resume) and sends the resumed state
 to the other ranks; at the end it writes the final weights and the run's figures to
@@ -318,13 +318,7 @@ def run_rank(job: DDPJob) -> None:
         recipe.progress = progress_writer(progress_file(Path(job.checkpoint_dir), job.fingerprint))
     finished = False
     try:
-        base_file = Path(job.base_file) if job.base_file is not None else None
-        source: ShardBatches | None = None
-        if job.stream is None:
-            recipe.setup(job.inputs, job.labels, base_file, job.weights)
-        else:
-            source = job.stream.source(job.spec, job.config.seed, rank, world)
-            recipe.setup_source(source, base_file)
+        source = _setup(recipe, job, rank, world)
         wall0, cpu0 = time.perf_counter(), time.process_time()
         recipe.train()
         seconds = time.perf_counter() - wall0
@@ -349,6 +343,18 @@ def run_rank(job: DDPJob) -> None:
         faulthandler.disable()
         crash_out.close()
         crash_file.unlink(missing_ok=True)
+
+
+def _setup(recipe: DDPRecipe, job: DDPJob, rank: int, world: int) -> ShardBatches | None:
+    """Set ``recipe`` up on the job's arrays, or on this rank's shard (returned) when the job
+    streams."""
+    base_file = Path(job.base_file) if job.base_file is not None else None
+    if job.stream is None:
+        recipe.setup(job.inputs, job.labels, base_file, job.weights)
+        return None
+    source = job.stream.source(job.spec, job.config.seed, rank, world)
+    recipe.setup_source(source, base_file)
+    return source
 
 
 def _write_report(
