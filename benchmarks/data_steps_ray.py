@@ -1,6 +1,6 @@
 """The data steps in-process vs as Ray tasks (one node, and two nodes), side by side.
 
-    .venv/bin/python benchmarks/data_steps_ray.py [--scale 16] [--days 4] [--json]
+    .venv/bin/python benchmarks/data_steps_ray.py [--scale 16] [--days 4] [--repeat 3] [--json]
 
 One simulated workspace (the yarnit example at ``--scale``) is copied once per executor; on
 each copy the same work runs and is timed (wall seconds, the driver's own CPU-seconds):
@@ -17,6 +17,9 @@ CPUs, or a head of 0 CPUs plus two worker nodes of 1 CPU each, every node a sepa
 ``ray start`` process with its own temp dir (all on this machine: the nodes share its cores, so
 this measures what placing tasks costs, not a speed-up from more machines). The results of
 each executor are checked equal (rows ingested, days backfilled, training-set rows and hash).
+The three executors run ``--repeat`` rounds on fresh copies, the order rotated so that each
+comes first once (after a warm-up that pays the imports); the figures are min/median/max of
+the rounds' wall seconds and of the per-round ratios to in-process.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -130,51 +134,92 @@ def _work(root: Path, kind: str, address: str | None, days: int) -> dict[str, An
     return out
 
 
+EXECUTORS: dict[str, list[int] | None] = {
+    "in-process": None,
+    "ray-1-node": [2],
+    "ray-2-nodes": [1, 1],
+}
+PHASES = ("ingest", "backfill", "training_set")
+SAME = ("rows_ingested", "days_backfilled", "training_set_rows", "training_set_hash")
+
+
+def _one(ws: Path, root: Path, name: str, days: int, port: int) -> dict[str, Any]:
+    """The work on a fresh copy of ``ws`` with executor ``name`` (its cluster started first)."""
+    copy = root / f"ws-{name}-{port}"
+    shutil.copytree(ws, copy, symlinks=True)
+    nodes = EXECUTORS[name]
+    address = None
+    if nodes is not None:
+        # a short folder: Ray's socket paths under it must fit in 107 characters
+        address = _start_cluster(nodes, Path(tempfile.mkdtemp(prefix="sr", dir="/tmp")), port)
+    try:
+        return _work(copy, "in-process" if nodes is None else "ray", address, days)
+    finally:
+        if nodes is not None:
+            _stop_cluster()
+        shutil.rmtree(copy, ignore_errors=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=16)
     parser.add_argument("--days", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3, help="rounds, the order rotated")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="spindle-raydata-"))
     start = time.perf_counter()
     ws = make_workspace(root / "ws", days=args.days, scale=args.scale)
     simulated_s = time.perf_counter() - start
-    results: dict[str, Any] = {}
-    for name, nodes in (("in-process", None), ("ray-1-node", [2]), ("ray-2-nodes", [1, 1])):
-        copy = root / f"ws-{name}"
-        shutil.copytree(ws, copy, symlinks=True)
-        address = None
-        if nodes is not None:
-            # a short folder: Ray's socket paths under it must fit in 107 characters
-            temp = Path(tempfile.mkdtemp(prefix="sr", dir="/tmp"))
-            address = _start_cluster(nodes, temp, 6390 + len(results))
-        try:
-            results[name] = _work(
-                copy, "in-process" if nodes is None else "ray", address, args.days
-            )
-        finally:
-            if nodes is not None:
-                _stop_cluster()
-    base = results["in-process"]
-    for name in ("ray-1-node", "ray-2-nodes"):
-        other = results[name]
-        for key in ("rows_ingested", "days_backfilled", "training_set_rows", "training_set_hash"):
-            assert other[key] == base[key], (name, key, other[key], base[key])
-        other["wall_vs_in_process"] = {
-            phase: round(other[phase]["wall_s"] / base[phase]["wall_s"], 2)
-            for phase in ("ingest", "backfill", "training_set")
-        }
-    summary = {
+    _one(make_workspace(root / "warm", days=2, scale=0.3), root, "in-process", 2, 0)  # imports
+    names = list(EXECUTORS)
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+    for round_ in range(args.repeat):
+        for name in names[round_ % 3 :] + names[: round_ % 3]:  # each executor first once
+            port = 6390 + 10 * round_ + names.index(name)
+            runs[name].append(_one(ws, root, name, args.days, port))
+    base = runs["in-process"][0]
+    for name in names:
+        for run in runs[name]:
+            assert all(run[k] == base[k] for k in SAME), (name, {k: run[k] for k in SAME})
+    summary: dict[str, Any] = {
         "scale": args.scale,
         "days": args.days,
+        "repeat": args.repeat,
+        "rows_ingested": base["rows_ingested"],
+        "training_set_rows": base["training_set_rows"],
         "simulate_s": round(simulated_s, 1),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
-        "load_1m": os.getloadavg()[0],
-        "results": results,
+        "load_1m_end": os.getloadavg()[0],
+        "wall_s": {
+            name: {phase: _spread([r[phase]["wall_s"] for r in runs[name]]) for phase in PHASES}
+            for name in names
+        },
+        "wall_vs_in_process": {
+            name: {
+                phase: _spread(
+                    [
+                        r[phase]["wall_s"] / b[phase]["wall_s"]
+                        for r, b in zip(runs[name], runs["in-process"], strict=True)
+                    ]
+                )
+                for phase in PHASES
+            }
+            for name in names[1:]
+        },
+        "nodes_used": {name: runs[name][0]["nodes_used"] for name in names},
     }
     shutil.rmtree(root, ignore_errors=True)
     print(json.dumps(summary, indent=None if args.json else 2))
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    """min, median and max of ``values``, rounded."""
+    return {
+        "min": round(min(values), 2),
+        "median": round(statistics.median(values), 2),
+        "max": round(max(values), 2),
+    }
 
 
 if __name__ == "__main__":
