@@ -418,7 +418,19 @@ def weights_routing(repo: str | Path, current: Routing, weights: dict[int, float
     Raises:
         ServingError: as :func:`set_routing`.
     """
-    root, model = Path(repo), current.model
+    root = Path(repo)
+    return plan_weights(current, weights, list_versions(root, current.model), str(root))
+
+
+def plan_weights(
+    current: Routing, weights: dict[int, float], present: list[int], where: str
+) -> Routing:
+    """:func:`weights_routing` given the versions ``present`` in the repository ``where``.
+
+    Raises:
+        ServingError: as :func:`set_routing`.
+    """
+    model = current.model
     clean: dict[int, float] = {}
     for v, w in weights.items():
         if not isinstance(w, int | float) or not math.isfinite(w) or w < 0:
@@ -428,11 +440,10 @@ def weights_routing(repo: str | Path, current: Routing, weights: dict[int, float
     total = sum(clean.values())
     if abs(total - 1.0) > _WEIGHT_TOLERANCE:
         raise ServingError(f"{model}: weights must sum to 1 (within 1e-6), they sum to {total}")
-    present = list_versions(root, model)
     missing = sorted(v for v in clean if v not in present)
     if missing:
         raise ServingError(
-            f"{model}: versions {missing} are not in the repository {root} "
+            f"{model}: versions {missing} are not in the repository {where} "
             f"(present: {present}); push them first"
         )
     new = Routing(model, clean)
