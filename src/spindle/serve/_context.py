@@ -7,6 +7,7 @@ import hmac
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, Request
 
@@ -16,6 +17,9 @@ from spindle.serve._metrics import ServingMetrics
 from spindle.serve._predict import Predictor
 from spindle.serve._rank import ItemRanker
 from spindle.serve._state import HotReloader
+
+if TYPE_CHECKING:
+    from spindle.serve._store_mirror import StoreMirror
 
 
 @dataclass
@@ -33,6 +37,7 @@ class ServerContext:
     token: str | None
     repository_id: str | None = None  # the repo's id file; None when it cannot be written
     limits: ServingLimits = field(default_factory=ServingLimits)
+    mirror: StoreMirror | None = None  # a repository on an object store, mirrored into repo
 
     def check_token(self, request: Request) -> None:
         """Refuse a request without ``Authorization: Bearer <token>`` when a token is set."""

@@ -76,6 +76,7 @@ class S3Repository:
     location: Location
     bucket: Bucket = field(init=False)
     _etags: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
+    _verified: dict[Path, object] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.bucket = Bucket(self.location)
@@ -400,13 +401,25 @@ class S3Repository:
             expected = registered(model, version) if registered is not None else None
             target = cache / model / str(version)
             if target.exists():
-                try:
-                    ModelRuntime.load(target, registered=expected)
+                if self._cached(target, expected):
                     continue
-                except ServingError:
-                    shutil.rmtree(target, ignore_errors=True)
+                shutil.rmtree(target, ignore_errors=True)
             self.download(model, version, target, registered=expected)
-        atomic_write_json(cache / model / ROUTING_FILE, routing.to_json())
+        path = cache / model / ROUTING_FILE
+        if not path.exists() or json.loads(path.read_bytes()) != routing.to_json():
+            atomic_write_json(path, routing.to_json())  # unchanged: not rewritten (no reload)
+
+    def _cached(self, target: Path, registered: str | None) -> bool:
+        """Whether the cached copy ``target`` verifies (again only when its files changed)."""
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in target.iterdir())
+        if self._verified.get(target) == (stamp, registered):
+            return True
+        try:
+            ModelRuntime.load(target, registered=registered)
+        except ServingError:
+            return False
+        self._verified[target] = (stamp, registered)
+        return True
 
 
 def _valid_name(name: str) -> bool:

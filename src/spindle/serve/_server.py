@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from spindle.core import ServingError
+from spindle.core import Location, ServingError
 from spindle.features import OnlineStore
 from spindle.serve._context import ServerContext, context_of, require_token
 from spindle.serve._docs import add_docs_route
@@ -41,9 +41,11 @@ from spindle.serve._predict_api import PredictRequest, document_models, predict_
 from spindle.serve._rank import ItemRanker
 from spindle.serve._rank_api import ModelRankRequest, RankRequest, rank_router
 from spindle.serve._repository import check_model_name, repository_id
+from spindle.serve._repository_s3 import S3Repository
 from spindle.serve._retrieval import Retriever
 from spindle.serve._schema import ServingDeclarations
 from spindle.serve._state import HotReloader, LoadedVersion
+from spindle.serve._store_mirror import store_mirror
 from spindle.serve._v2 import v2_error, v2_router
 
 log = logging.getLogger(__name__)
@@ -82,7 +84,7 @@ class _MetricsMiddleware:
 
 
 def create_app(
-    repo: str | Path,
+    repo: str | Path | Location | S3Repository,
     online_store: str | Path,
     *,
     default_model: str | None = None,
@@ -92,6 +94,7 @@ def create_app(
     declarations: ServingDeclarations | None = None,
     registry_url: str | None = None,
     limits: ServingLimits | None = None,
+    cache_dir: Path | None = None,
 ) -> FastAPI:
     """Build the serving app for a model repository and an online store.
 
@@ -99,7 +102,9 @@ def create_app(
     thread (started with the app's lifespan) reloads when the repository changes.
 
     Args:
-        repo: the model repository (see :func:`spindle.serve.push`).
+        repo: the model repository (see :func:`spindle.serve.push`): a local folder, or an
+            ``s3://`` location (or ``S3Repository``) whose routed versions are mirrored,
+            verified, into ``cache_dir`` and served from there (see ``StoreMirror``).
         online_store: the :class:`spindle.features.OnlineStore`: a SQLite file, or a backend's
             URL (``sqlite:///PATH``, ``postgresql://user@host/db``).
         default_model: the model the example route ``/v1/rank`` serves when a request names
@@ -117,6 +122,8 @@ def create_app(
         registry_url: the metadata store (``Workspace.metadata_url``): a version serves only
             when its files are the ones the registry recorded for it (the manifest in the
             repository alone is not trusted); None checks each version against its manifest.
+        cache_dir: the local mirror of a repository on an object store; None:
+            ``<state_dir>/tmp/model_cache/<digest>`` (see ``store_mirror``).
 
     Raises:
         ServingError: invalid arguments.
@@ -137,7 +144,15 @@ def create_app(
         )
     store = OnlineStore(online_store)
     registered = RegistryHashes(registry_url) if registry_url is not None else None
-    reloader = HotReloader(Path(repo), poll_interval_s, registered)
+    mirror = store_mirror(repo, cache_dir, registered)
+    if mirror is not None:
+        mirror.refresh()  # the store down now: serve what the cache holds, retry each poll
+        repo = mirror.cache
+    assert not isinstance(repo, S3Repository)
+    repo = Path(str(repo))
+    reloader = HotReloader(
+        repo, poll_interval_s, registered, None if mirror is None else mirror.refresh
+    )
     metrics = ServingMetrics(lambda: reloader.state, lambda: reloader.reloads)
     executor = _scoring_pool()
     predictor = Predictor(store, executor, latency_budget_ms, declarations)
@@ -151,8 +166,9 @@ def create_app(
         executor=executor,
         default_model=default_model,
         token=token,
-        repository_id=repository_id(repo, create=True),
+        repository_id=repository_id(repo, create=mirror is None),  # a mirror: the store's
         limits=limits or ServingLimits(),
+        mirror=mirror,
     )
 
     closed: list[bool] = [False]
@@ -301,7 +317,10 @@ def _add_v1_routes(app: FastAPI) -> None:
                     }
                 )
         ctx.metrics.requests.labels("versions", "", "").inc()
-        return {"repository_id": ctx.repository_id, "versions": rows}
+        found: dict[str, Any] = {"repository_id": ctx.repository_id, "versions": rows}
+        if ctx.mirror is not None:  # a repository on an object store, mirrored locally
+            found["store"] = {"url": ctx.mirror.store.url, "problems": ctx.mirror.problems}
+        return found
 
     @app.get("/metrics", dependencies=protected)
     def metrics(request: Request) -> Response:

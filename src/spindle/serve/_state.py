@@ -15,7 +15,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -213,11 +213,18 @@ class HotReloader:
         poll_interval_s: how often the background thread (see :meth:`start`) looks for changes.
         registered: the registry's content hash of each version (``RegistryHashes``); None
             verifies the files against their manifests only.
+        refresh: called before each look for changes, on the polling thread (its errors are
+            logged; the loaded versions keep serving).
     """
 
     def __init__(
-        self, repo: Path, poll_interval_s: float = 2.0, registered: Registered | None = None
+        self,
+        repo: Path,
+        poll_interval_s: float = 2.0,
+        registered: Registered | None = None,
+        refresh: Callable[[], None] | None = None,
     ) -> None:
+        self.refresh = refresh  # e.g. mirror a repository on an object store into ``repo``
         self.repo = Path(repo)
         self.poll_interval_s = poll_interval_s
         self.registered = registered
@@ -264,6 +271,8 @@ class HotReloader:
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_interval_s):
             try:
+                if self.refresh is not None:
+                    self.refresh()
                 self.reload_if_changed()
             except Exception:  # the poller must outlive any one bad reload; the next one retries
                 log.exception("reloading the model repository %s failed", self.repo)
