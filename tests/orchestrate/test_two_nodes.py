@@ -22,12 +22,13 @@ from pathlib import Path
 
 import pyarrow.compute as pc
 import pytest
+import yaml
 from tests.conftest import START, make_workspace
 from tests.objectstore import MotoServer, running_moto
 from tests.orchestrate.test_objectstore_day import _on_store
 
 import spindle
-from spindle.core import open_dataset
+from spindle.core import Location, open_dataset
 from spindle.features import feature_table_path
 
 pytest.importorskip("ray")
@@ -125,3 +126,54 @@ def test_a_backfill_runs_on_a_node_without_the_workspace(
         new, old = rows["product__name_word_count__v2"], rows["product__name_word_count__v1"]
         assert new.equals(old), day  # the same function, computed on the other node
     assert not (root / ".spindle" / "tables").exists()
+
+
+def _everything_on_store(root: Path, url: str, options: dict[str, str]) -> None:
+    """Raw files, tables and training sets in the bucket: the raw folder uploaded and removed,
+    the sources' locations rewritten to its URLs (raw_dir, tables_url, artifacts_url)."""
+    raw = Location.of(f"{url}/raw", options)
+    for file in sorted(p for p in (root / "raw").rglob("*") if p.is_file()):
+        (raw / file.relative_to(root / "raw").as_posix()).put_file(file)
+    shutil.rmtree(root / "raw")
+    for declaration in (root / "sources").glob("*.yaml"):
+        text = declaration.read_text()
+        declaration.write_text(text.replace("location: raw/", f"location: {url}/raw/"))
+    config_file = root / "spindle.yaml"
+    config = yaml.safe_load(config_file.read_text())
+    config |= {"raw_dir": f"{url}/raw", "tables_url": f"{url}/tables"}
+    config |= {"artifacts_url": f"{url}/artifacts", "storage_options": options}
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+
+
+def test_a_whole_day_runs_on_a_node_without_the_workspace(
+    tmp_path: Path, moto: MotoServer, second_node: str
+) -> None:
+    import ray
+
+    bucket = moto.bucket()
+    root = make_workspace(tmp_path / "yarnit", days=4)
+    _everything_on_store(root, bucket.url, bucket.options)
+    with spindle.Context.open(root) as ctx:  # the history, in this process
+        for day in DAYS:
+            spindle.ingest(ctx, day)
+            spindle.validate(ctx, day)
+    day = "2026-01-04"
+    with spindle.Context.open(root) as ctx:
+        ctx.use_executor("ray", second_node)
+        report = spindle.run_day(ctx, "search_ranker", day, overrides=["training.epochs=1"])
+        assert report.status == "ok" and report.error is None, report
+        assert ctx.store.get_alias("search_ranker", "production") == report.version == 1
+        placements = list(getattr(ctx.tasks, "placements", []))
+        (worker,) = [n["NodeID"] for n in ray.nodes() if n["Resources"].get("CPU")]
+        sees = ray.remote(num_cpus=1)(os.path.exists)
+        assert ray.get(sees.remote(str(root / "spindle.yaml"))) is False
+    labels = [label for label, _ in placements]
+    assert {node for _, node in placements} == {worker}, placements
+    for wanted in (f"ingest {day}", "training set search_ranker train", "train search_ranker"):
+        assert any(label.startswith(wanted) for label in labels), (wanted, labels)
+    assert any("holdout" in label for label in labels), labels
+    assert any(label.startswith("features") or "feature" in label for label in labels), labels
+    keys = bucket.keys()
+    assert any(k.startswith("artifacts/trainsets/search_ranker/") for k in keys), keys[:20]
+    assert not (root / "raw").exists() and not (root / ".spindle" / "tables").exists()
+    assert not (root / ".spindle" / "artifacts" / "trainsets").exists()

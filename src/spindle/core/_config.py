@@ -163,6 +163,9 @@ class WorkspaceConfig(_Strict):
     # path (default <state_dir>/tables); storage_options go as is to delta-rs and the S3
     # client (AWS_ENDPOINT_URL, AWS_REGION, ...; absent keys come from the AWS_* environment)
     tables_url: str | None = None
+    # where training sets live (<artifacts_url>/trainsets/...): s3://bucket/prefix or a local
+    # path (default <state_dir>/artifacts); model versions stay under state_dir
+    artifacts_url: str | None = None
     storage_options: dict[str, str] = Field(default_factory=dict)
     # the free space (MB) every disk spindle writes must keep: a step that would start below
     # it is refused with one line (docs/operations.md "Disk full or read-only"); 0: no check
@@ -175,13 +178,13 @@ class WorkspaceConfig(_Strict):
     # Sources (and their provenance) are declared in sources/*.yaml, not here: a `sources:`
     # block left in an old spindle.yaml is an unknown key, reported with the allowed ones.
 
-    @field_validator("tables_url")
+    @field_validator("tables_url", "artifacts_url", "raw_dir")
     @classmethod
-    def _tables_url(cls, value: str | None) -> str | None:
+    def _tables_url(cls, value: str | None, info: ValidationInfo) -> str | None:
         # a scheme (or a typo of one, s3:/x) would be a local folder named "s3:" otherwise
         if value is not None and _SCHEME.match(value) and not value.startswith("s3://"):
             raise ValueError(
-                f"{value!r} is not supported: tables_url is s3://bucket/prefix (any "
+                f"{value!r} is not supported: {info.field_name} is s3://bucket/prefix (any "
                 "S3-compatible store, its endpoint in storage_options) or a local path"
             )
         if value is not None and value.startswith("s3://") and not value[5:].strip("/"):
@@ -196,14 +199,14 @@ class WorkspaceConfig(_Strict):
             return {k: _option_value(v) for k, v in value.items()}
         return value
 
-    @field_validator("raw_dir", "state_dir", "model_repo")
+    @field_validator("state_dir", "model_repo")
     @classmethod
     def _local_path(cls, value: str | None) -> str | None:
         # an object-store URL here was taken as a relative path: s3://bucket/x wrote a local
         # folder named "s3:" and said nothing
         if value is not None and _URL.match(value):
             raise ValueError(
-                f"{value!r} is a URL; raw_dir, state_dir and model_repo are local paths "
+                f"{value!r} is a URL; state_dir and model_repo are local paths "
                 "(absolute, or relative to the workspace): object stores are not supported "
                 "yet, so mount the bucket and give its path"
             )

@@ -12,29 +12,28 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 from spindle.core._atomic import atomic_write_bytes, file_lock
 from spindle.core._errors import DataError
+from spindle.core._object_io import BLOCK as _BLOCK
+from spindle.core._object_io import local_copy, put_file
+from spindle.core._s3 import OBJECT_STORE_SCHEMES, is_object_store_url, store_error
+from spindle.core._s3 import s3_client as _s3
+
+__all__ = ["OBJECT_STORE_SCHEMES", "Location", "is_object_store_url", "store_error"]
 
 if TYPE_CHECKING:
     from pyarrow import fs
 
-OBJECT_STORE_SCHEMES = ("s3://",)
-"""The URL schemes a table root may have (anything else is a local path)."""
-
 # Bounded so that an unreachable endpoint or a wrong bucket fails in seconds with one line,
 # not after minutes of retries (delta-rs' own defaults: 10 retries over up to 180 s).
 _DELTA_DEFAULTS = {"connect_timeout": "5s", "timeout": "60s", "max_retries": "2"}
-_CONNECT_TIMEOUT_S = 5.0
-_REQUEST_TIMEOUT_S = 60.0
-
-_CHECK = "check AWS_ENDPOINT_URL, the bucket and the credentials (storage_options in spindle.yaml)"
 
 
 @dataclass(frozen=True, order=True)
@@ -249,11 +248,89 @@ class Location:
         with self.translated("writing"), filesystem.open_output_stream(where) as stream:
             stream.write(data)  # an object appears whole when the put completes
 
+    def files(self) -> list[Location]:
+        """Every file at or below this location (a folder's, recursively), sorted."""
+        if self.is_local:
+            if self.path.is_file():
+                return [self]
+            found = self.path.rglob("*") if self.path.is_dir() else iter(())
+            return sorted(
+                (Location(str(p), (), self.scratch) for p in found if p.is_file()), key=str
+            )
+        from pyarrow import fs
+
+        base = self._key()
+        return [
+            self / str(PurePosixPath(i.path).relative_to(base))
+            for i in self._listing(recursive=True)
+            if i.type == fs.FileType.File
+        ]
+
+    def stat(self) -> tuple[int, int]:
+        """The file's size in bytes and its modification time (ns).
+
+        Raises:
+            FileNotFoundError: there is no file here.
+            DataError: the object store cannot be read.
+        """
+        if self.is_local:
+            info = self.path.stat()
+            return info.st_size, info.st_mtime_ns
+        from pyarrow import fs
+
+        found = self._info()
+        if found.type != fs.FileType.File:
+            raise FileNotFoundError(self.url)
+        return int(found.size or 0), int(found.mtime_ns or 0)
+
+    def sha256(self) -> str:
+        """The sha256 of the file's bytes, read a block at a time (hex).
+
+        Raises:
+            FileNotFoundError: there is no file here.
+            DataError: the object store cannot be read.
+        """
+        digest = hashlib.sha256()
+        with self.open_input() as stream:
+            while block := stream.read(_BLOCK):
+                digest.update(block)
+        return digest.hexdigest()
+
+    @contextlib.contextmanager
+    def open_input(self) -> Iterator[IO[bytes]]:
+        if self.is_local:
+            with self.path.open("rb") as file:
+                yield file
+            return
+        self.stat()  # FileNotFoundError for a missing object, not a store error
+        filesystem, where = self.filesystem()
+        with self.translated("reading"), filesystem.open_input_stream(where) as stream:
+            yield stream
+
+    def put_file(self, source: Path) -> None:
+        """Copy the local file ``source`` here whole: a local temp file renamed, or one object
+        put (an object appears whole when its upload completes, never half-written).
+
+        Raises:
+            DataError: the object store cannot be written.
+        """
+        put_file(self, source)
+
+    def local_copy(self, cache: Path | None = None) -> Path:
+        """A local file with this file's bytes: the file itself when local, else a copy in
+        ``cache`` (default: ``<scratch_dir>/objects``) kept by the object's name, size and
+        modification time, so a copy is downloaded once and never stale. The copy is written
+        to a temp file, its size checked against the object's, then renamed.
+
+        Raises:
+            FileNotFoundError: there is no file here.
+            DataError: the object store cannot be read, or the copy came out short.
+        """
+        return local_copy(self, cache)
+
     def delete(self) -> None:
         """Remove the file or folder (with everything below) at this location, if any."""
         if self.is_local:
-            import shutil
-
             if self.path.is_dir():
                 shutil.rmtree(self.path)
             elif self.path.exists():
@@ -310,64 +387,3 @@ class Location:
         bucket = self._key().partition("/")[0]
         with self.translated("reaching"):
             filesystem.get_file_info(fs.FileSelector(bucket, recursive=False))
-
-
-def is_object_store_url(text: str) -> bool:
-    """Whether ``text`` names an object-store location (``s3://...``)."""
-    return text.startswith(OBJECT_STORE_SCHEMES)
-
-
-def store_error(where: Location, doing: str, exc: BaseException) -> DataError:
-    """One line: what failed at which URL, the store's first words, and what to check."""
-    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
-    cause = " ".join(lines[:3])[:300] if lines else type(exc).__name__
-    return DataError(f"{doing} {where.url} failed ({cause}); {_CHECK}")
-
-
-def _option(options: Mapping[str, str], *keys: str) -> str | None:
-    """The first of ``keys`` in the options (any case), else in the environment."""
-    lowered = {k.lower(): v for k, v in options.items()}
-    for key in keys:
-        if key.lower() in lowered:
-            return lowered[key.lower()]
-    for key in keys:
-        if os.environ.get(key.upper()):
-            return os.environ[key.upper()]
-    return None
-
-
-_CLIENTS: dict[tuple[tuple[str, str], ...], fs.FileSystem] = {}
-
-
-def _s3(pairs: tuple[tuple[str, str], ...]) -> fs.FileSystem:
-    """A pyarrow S3 client for the options (one per set of options and process).
-
-    Raises:
-        DataError: the options cannot make a client.
-    """
-    found = _CLIENTS.get(pairs)
-    if found is not None:
-        return found
-    from pyarrow import fs
-
-    options = dict(pairs)
-    endpoint = _option(options, "AWS_ENDPOINT_URL", "AWS_ENDPOINT", "endpoint_url", "endpoint")
-    scheme = "https"
-    if endpoint and "://" in endpoint:
-        scheme, _, endpoint = endpoint.partition("://")
-    try:
-        client = fs.S3FileSystem(
-            access_key=_option(options, "AWS_ACCESS_KEY_ID", "access_key_id"),
-            secret_key=_option(options, "AWS_SECRET_ACCESS_KEY", "secret_access_key"),
-            session_token=_option(options, "AWS_SESSION_TOKEN", "session_token"),
-            region=_option(options, "AWS_REGION", "AWS_DEFAULT_REGION", "region"),
-            endpoint_override=endpoint.rstrip("/") if endpoint else None,
-            scheme=scheme,
-            connect_timeout=_CONNECT_TIMEOUT_S,
-            request_timeout=_REQUEST_TIMEOUT_S,
-            retry_strategy=fs.AwsStandardS3RetryStrategy(max_attempts=3),
-        )
-    except (OSError, ValueError, TypeError) as exc:
-        raise DataError(f"cannot make an S3 client from storage_options ({exc}); {_CHECK}") from exc
-    _CLIENTS[pairs] = client
-    return client

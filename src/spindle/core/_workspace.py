@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from spindle.core._config import SKIP_SQL_CHECKS, ModelConfig, WorkspaceConfig
-from spindle.core._errors import ConfigError, WorkspaceError
+from spindle.core._errors import ConfigError, DataError, WorkspaceError
 from spindle.core._location import Location, is_object_store_url
 from spindle.core._storage import StorageCheck
 from spindle.core._yaml import load_yaml_model
@@ -51,7 +51,37 @@ class Workspace:
 
     @property
     def raw_dir(self) -> Path:
-        return self._under(self.config.raw_dir)
+        """The local folder of raw files (see :attr:`raw_location` for one on an object store).
+
+        Raises:
+            DataError: ``raw_dir`` is an object-store URL.
+        """
+        raw = self.raw_location
+        if not raw.is_local:
+            raise DataError(
+                f"raw_dir is {raw.url}, on an object store: this writes local raw files; "
+                "write them to a local folder and upload them (docs/operations.md, "
+                '"Raw files and training sets on the store too")'
+            )
+        return raw.path
+
+    @property
+    def raw_location(self) -> Location:
+        """Where the raw files live: ``raw_dir``, a local folder or ``s3://bucket/prefix``
+        (with ``storage_options``; a source's ``s3://`` location is read through it)."""
+        return self._location(self.config.raw_dir, self.config.raw_dir)
+
+    @property
+    def artifacts_location(self) -> Location:
+        """Where training sets live (``<this>/trainsets/...``): ``artifacts_url`` (a local
+        path or ``s3://bucket/prefix``), else :attr:`artifacts_dir`."""
+        return self._location(self.config.artifacts_url, self.artifacts_dir)
+
+    def _location(self, url: str | None, default: str | Path) -> Location:
+        scratch = self.state_dir / "tmp"
+        if url is not None and is_object_store_url(url):
+            return Location.of(url, self.config.storage_options, scratch=scratch)
+        return Location.of(self._under(str(url if url is not None else default)), scratch=scratch)
 
     @property
     def state_dir(self) -> Path:
@@ -62,13 +92,7 @@ class Workspace:
         """Where the Delta tables live: ``tables_url`` (``s3://bucket/prefix`` or a local
         path) with ``storage_options``, else ``<state_dir>/tables``. Temporary files of work
         on them (DuckDB spill, locks) go to ``<state_dir>/tmp`` either way."""
-        url = self.config.tables_url
-        scratch = self.state_dir / "tmp"
-        if url is None:
-            return Location.of(self.state_dir / "tables", scratch=scratch)
-        if is_object_store_url(url):
-            return Location.of(url, self.config.storage_options, scratch=scratch)
-        return Location.of(self._under(url), scratch=scratch)
+        return self._location(self.config.tables_url, self.state_dir / "tables")
 
     @property
     def artifacts_dir(self) -> Path:
@@ -76,8 +100,28 @@ class Workspace:
 
     @property
     def model_repo(self) -> Path:
-        repo = self.config.model_repo
-        return self._under(repo) if repo else self.state_dir / "model_repo"
+        """The local model repository (see :attr:`model_repo_location` for one on a store).
+
+        Raises:
+            DataError: ``model_repo`` is an object-store URL.
+        """
+        repo = self.model_repo_location
+        if not repo.is_local:
+            raise DataError(
+                f"model_repo is {repo.url}, on an object store: this command needs a local "
+                "model repository (push, route, rollback, serve and doctor work on the store)"
+            )
+        return repo.path
+
+    @property
+    def model_repo_location(self) -> Location:
+        """The model repository: ``model_repo``, a local folder or ``s3://bucket/prefix``
+        (with ``storage_options``), else ``<state_dir>/model_repo``."""
+        repo, scratch = self.config.model_repo, self.state_dir / "tmp"
+        if repo is not None and is_object_store_url(repo):
+            return Location.of(repo, self.config.storage_options, scratch=scratch)
+        local = self._under(repo) if repo else self.state_dir / "model_repo"
+        return Location.of(local, scratch=scratch)
 
     @property
     def online_store_path(self) -> Path:
@@ -104,7 +148,8 @@ class Workspace:
         """The directories this workspace writes (state_dir, the model repository, a local
         ``tables_url``, SQLite stores elsewhere) and its free-space floor (``min_free_mb``),
         to check before writing."""
-        paths = [self.state_dir, self.model_repo]
+        repo = self.model_repo_location
+        paths = [self.state_dir] + ([repo.path] if repo.is_local else [])
         tables = self.tables_dir
         if tables.is_local and not tables.path.is_relative_to(self.state_dir):
             paths.append(tables.path)  # a local tables_url, maybe on another disk

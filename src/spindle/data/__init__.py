@@ -44,12 +44,8 @@ if _TYPE_CHECKING:
         store_profile,
     )
     from spindle.data._quarantine import QuarantinePage, quarantined_rows
-    from spindle.data._readers import (
-        REJECTED_SCHEMA,
-        list_partition_dates,
-        source_files,
-        undeclared_files,
-    )
+    from spindle.data._raw_store import SourceRoot, undeclared_files
+    from spindle.data._readers import REJECTED_SCHEMA, list_partition_dates, source_files
     from spindle.data._retract import (
         RETRACTION_KIND,
         RetractedKeys,
@@ -100,6 +96,7 @@ _LAZY: dict[str, str] = {
     "write_keys": "spindle.data._retract",
     "SourceCheck": "spindle.data._ingest",
     "SourceRead": "spindle.data._days",
+    "SourceRoot": "spindle.data._raw_store",
     "ValidationAccept": "spindle.data._validate",
     "ValidationReport": "spindle.data._validate",
     "apply_rules": "spindle.data._row_rules",
@@ -132,7 +129,7 @@ _LAZY: dict[str, str] = {
     "source_files": "spindle.data._readers",
     "store_profile": "spindle.data._profile",
     "table_columns": "spindle.data._forget",
-    "undeclared_files": "spindle.data._readers",
+    "undeclared_files": "spindle.data._raw_store",
     "unread_files": "spindle.data._ingest",
     "validate_day": "spindle.data._validate",
 }
@@ -157,6 +154,7 @@ __all__ = [
     "Retraction",
     "SourceCheck",
     "SourceRead",
+    "SourceRoot",
     "ValidationAccept",
     "ValidationReport",
     "apply_rules",

@@ -12,13 +12,13 @@ import datetime as dt
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spindle.core import SourceDeclaration, sha256_json
+from spindle.data._raw_store import Root, is_object_store_url, object_identity
 from spindle.data._readers import (
     REJECTED_SCHEMA,
     _Conformed,
@@ -114,7 +114,7 @@ class _Dump:
             self.valid = pc.is_valid(times).to_numpy(zero_copy_only=False)
 
     @classmethod
-    def read(cls, root: str | Path, source: SourceDeclaration, date: str | None) -> _Dump:
+    def read(cls, root: Root, source: SourceDeclaration, date: str | None) -> _Dump:
         """Read every file of a dump (``date=None``) or of one daily partition."""
         try:
             conf, files, bad_lines = _read_all(root, source, date)
@@ -150,7 +150,7 @@ class _DumpCache:
         self.reads = 0
         self.hits = 0
 
-    def get(self, root: str | Path, source: SourceDeclaration) -> _Dump:
+    def get(self, root: Root, source: SourceDeclaration) -> _Dump:
         key = _identity(root, source)
         if key in self.entries:
             self.hits += 1
@@ -167,15 +167,17 @@ class _DumpCache:
 _DUMPS = _DumpCache(_CACHED_DUMPS)
 
 
-def _stat(path: str) -> list[object]:
+def _stat(path: str, root: Root) -> list[object]:
     try:
+        if is_object_store_url(path):
+            return [path, *object_identity(root, path)]
         info = os.stat(path)
     except OSError:
         return [path, None, None]
     return [path, info.st_size, info.st_mtime_ns]
 
 
-def _identity(root: str | Path, source: SourceDeclaration) -> str:
+def _identity(root: Root, source: SourceDeclaration) -> str:
     """What a dump's rows depend on: the declaration and each file's path, size and mtime."""
     if source.format == "delta":
         try:
@@ -192,7 +194,7 @@ def _identity(root: str | Path, source: SourceDeclaration) -> str:
         {
             "root": str(root),
             "source": source.model_dump(mode="json"),
-            "files": [_stat(f) for f in files],
+            "files": [_stat(f, root) for f in files],
         }
     )
 
@@ -206,7 +208,7 @@ def dump_cache_stats() -> DumpCacheStats:
     return DumpCacheStats(_DUMPS.reads, _DUMPS.hits)
 
 
-def last_event_day(root: str | Path, source: SourceDeclaration) -> str | None:
+def last_event_day(root: Root, source: SourceDeclaration) -> str | None:
     """The last UTC day with a row of a dump or Delta source (None: no dated row, or a daily
     source or dimension, whose days are its partitions or every day).
 
@@ -270,7 +272,7 @@ def _quarantined(
     )
 
 
-def read_source_day(root: str | Path, source: SourceDeclaration, date: str) -> SourceRead:
+def read_source_day(root: Root, source: SourceDeclaration, date: str) -> SourceRead:
     """Read one UTC day of a source: its ``{date}`` partition, or that day of a dump.
 
     Example:
@@ -281,7 +283,7 @@ def read_source_day(root: str | Path, source: SourceDeclaration, date: str) -> S
     return read_source_days(root, source, [date]).days[date]
 
 
-def read_source_days(root: str | Path, source: SourceDeclaration, dates: list[str]) -> DaysRead:
+def read_source_days(root: Root, source: SourceDeclaration, dates: list[str]) -> DaysRead:
     """Read several UTC days; a dump or Delta table is read once and split by event time.
 
     A dump is read from its files at most once per content while it stays among the last few

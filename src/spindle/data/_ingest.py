@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +40,7 @@ from spindle.core import (
 )
 from spindle.data._days import SourceRead, read_source_day, read_source_days
 from spindle.data._dimensions import unchanged_copy
+from spindle.data._raw_store import Root, is_object_store_url, object_identity, raw_object
 from spindle.data._readers import REJECTED_SCHEMA, _Unusable, resolve_location, source_files
 from spindle.data._retract import RetractedKeys, set_aside_retracted
 from spindle.data._row_rules import apply_rules, check_event_times, drop_duplicate_keys
@@ -49,6 +51,7 @@ if TYPE_CHECKING:
 # The quarantine table holds what the readers and checks set aside: one schema for all.
 QUARANTINE_SCHEMA = REJECTED_SCHEMA
 _HASHES: dict[tuple[str, int, int], str] = {}
+_SETTLED_NS = 60 * 10**9
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,7 @@ def _check_source(
 
 
 def check_day(
-    root: str | Path,
+    root: Root,
     sources: Mapping[str, SourceDeclaration],
     date: str,
     retracted: Mapping[str, Sequence[RetractedKeys]] | None = None,
@@ -213,7 +216,7 @@ class _Found:
 
 
 def _check_one(
-    root: str | Path,
+    root: Root,
     decl: SourceDeclaration,
     date: str,
     con: duckdb.DuckDBPyConnection,
@@ -240,8 +243,19 @@ def _check_one(
         found.checked.append(result)
 
 
-def _file_hash(path: str) -> str:
-    """sha256 of a file, remembered by (path, size, mtime) so a year's dump is hashed once."""
+def _file_hash(path: str, root: Root) -> str:
+    """sha256 of a file (an object's bytes, streamed), remembered by (path, size, mtime) so a
+    year's dump is hashed once."""
+    if is_object_store_url(path):
+        key = (path, *object_identity(root, path))
+        if key in _HASHES:
+            return _HASHES[key]
+        digest = raw_object(root, path).sha256()
+        # an object's time has whole seconds: one rewritten within its second, at the same
+        # size, would look unchanged, so only an object a minute old is remembered
+        if key[2] < time.time_ns() - _SETTLED_NS:
+            _HASHES[key] = digest
+        return digest
     info = os.stat(path)
     key = (path, info.st_size, info.st_mtime_ns)
     if key not in _HASHES:
@@ -249,7 +263,7 @@ def _file_hash(path: str) -> str:
     return _HASHES[key]
 
 
-def _files_of(root: str | Path, decl: SourceDeclaration, date: str) -> list[str]:
+def _files_of(root: Root, decl: SourceDeclaration, date: str) -> list[str]:
     """The files a source's day is read from (the whole dump for a dump or dimension)."""
     try:
         if decl.format == "delta":
@@ -261,7 +275,7 @@ def _files_of(root: str | Path, decl: SourceDeclaration, date: str) -> list[str]
 
 
 def raw_partitions(
-    root: str | Path, sources: Mapping[str, SourceDeclaration], date: str
+    root: Root, sources: Mapping[str, SourceDeclaration], date: str
 ) -> list[RawPartition]:
     """The raw inputs of ``date``: one per declared source with data that day (a daily
     partition with files; a dump or Delta table with rows on the day; every dimension).
@@ -283,16 +297,22 @@ def raw_partitions(
             continue
         identity = {
             "declaration": decl.model_dump(mode="json"),
-            "files": {_stable_name(f, root): _file_hash(f) for f in files if os.path.isfile(f)},
+            "files": {_stable_name(f, root): _file_hash(f, root) for f in files if _is_file(f)},
         }
         uri = os.path.dirname(files[0]) if decl.layout == "daily" else decl.location
         parts.append(RawPartition(name, date, uri, sha256_json(identity), len(files)))
     return parts
 
 
-def _stable_name(path: str, root: str | Path) -> str:
+def _is_file(path: str) -> bool:
+    return is_object_store_url(path) or os.path.isfile(path)  # objects: listed as files
+
+
+def _stable_name(path: str, root: Root) -> str:
     """A file's name in an identity: relative to the workspace (a copied or moved workspace
-    keeps its identities), or to the installed packages for a ``package://`` file."""
+    keeps its identities), to the installed packages for a ``package://`` file, or its URL."""
+    if is_object_store_url(path):
+        return path
     resolved = os.path.abspath(path)
     base = os.path.abspath(root)
     if resolved.startswith(base + os.sep):
@@ -301,7 +321,7 @@ def _stable_name(path: str, root: str | Path) -> str:
     return resolved.split(marker, 1)[1] if marker in resolved else resolved
 
 
-def day_content_hash(root: str | Path, sources: Mapping[str, SourceDeclaration], date: str) -> str:
+def day_content_hash(root: Root, sources: Mapping[str, SourceDeclaration], date: str) -> str:
     """The content hash an ingest of ``date`` records (``IngestResult.content_hash``): of the
     day's raw inputs (``raw_partitions``: files and declarations)."""
     return sha256_json({p.source: p.content_hash for p in raw_partitions(root, sources, date)})
@@ -322,7 +342,7 @@ def _raise_problems(check: DayCheck) -> None:
 
 
 def ingest_day(
-    root: str | Path,
+    root: Root,
     sources: Mapping[str, SourceDeclaration],
     tables_dir: Location | Path,
     date: str,
@@ -429,7 +449,7 @@ def _notes(check: DayCheck, unchanged: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def unread_files(
-    root: str | Path, sources: Mapping[str, SourceDeclaration], raw_dir: Path, date: str
+    root: Root, sources: Mapping[str, SourceDeclaration], raw_dir: Path | Location, date: str
 ) -> list[str]:
     """Files of ``date`` under ``raw_dir`` that no declaration reads (to warn, never to ignore).
 
@@ -439,8 +459,12 @@ def unread_files(
     Returns:
         Paths relative to ``raw_dir``, sorted.
     """
-    from spindle.data._readers import undeclared_files
+    from spindle.data._raw_store import undeclared_files
 
+    if isinstance(raw_dir, Location) and not raw_dir.is_local:
+        urls = undeclared_files(root, sources.values(), raw_dir)
+        return sorted(u.removeprefix(raw_dir.url + "/") for u in urls if date in u)
+    raw_dir = raw_dir.path if isinstance(raw_dir, Location) else raw_dir
     found = undeclared_files(root, sources.values(), str(raw_dir))
     base = Path(root)
     shown = [(base / f).relative_to(raw_dir).as_posix() for f in found]

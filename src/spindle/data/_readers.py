@@ -25,6 +25,14 @@ import pyarrow.compute as pc
 
 from spindle.core import PACKAGE_SCHEME, SourceDeclaration
 from spindle.data._casts import MostlyUnreadable, cast_column
+from spindle.data._raw_store import (
+    Root,
+    fetched,
+    is_object_store_url,
+    location_regex,
+    store_dates,
+    store_files,
+)
 
 #: Rows set aside while reading or checking a source (the shape of the ``quarantine`` table).
 REJECTED_SCHEMA = pa.schema(
@@ -84,29 +92,19 @@ def package_path(location: str) -> str:
     return os.path.join(glob.escape(folders[0]), inside)
 
 
-def resolve_location(root: str | Path, location: str) -> str:
+def resolve_location(root: Root, location: str) -> str:
     """The absolute path (possibly a glob) of a location: relative to the workspace ``root``,
-    absolute as written, or inside an installed package (``package://``)."""
+    absolute as written, inside an installed package (``package://``), or an ``s3://`` URL."""
     if location.startswith(PACKAGE_SCHEME):
         return package_path(location)
+    if is_object_store_url(location):
+        return location
     return os.path.join(glob.escape(str(root)), location)
 
 
 def _location_regex(root: Path, location: str) -> re.Pattern[str]:
     """A regex over absolute POSIX paths for a location (globs, ``{date}`` as a named group)."""
-    text = (root / location).as_posix()
-    out, i = [], 0
-    while i < len(text):
-        if text.startswith(SourceDeclaration.DATE_FIELD, i):
-            out.append(r"(?P<date>\d{4}-\d{2}-\d{2})")
-            i += len(SourceDeclaration.DATE_FIELD)
-        elif text.startswith("**", i):
-            out.append(".*")
-            i += 2
-        else:
-            out.append({"*": "[^/]*", "?": "[^/]"}.get(text[i], re.escape(text[i])))
-            i += 1
-    return re.compile("".join(out))
+    return location_regex((root / location).as_posix())
 
 
 def _expand(paths: Iterable[str]) -> list[str]:
@@ -122,18 +120,27 @@ def _expand(paths: Iterable[str]) -> list[str]:
     return files
 
 
-def source_files(root: str | Path, source: SourceDeclaration, date: str | None) -> list[str]:
-    """The files of one day (daily layout) or of the whole dump (``date=None``)."""
+def source_files(root: Root, source: SourceDeclaration, date: str | None) -> list[str]:
+    """The files of one day (daily layout) or of the whole dump (``date=None``); for an
+    ``s3://`` location, the objects' URLs (``root`` a :class:`SourceRoot`).
+
+    Raises:
+        DataError: an ``s3://`` location is not under ``raw_dir``, or cannot be listed.
+    """
     location = (
         source.location.replace(SourceDeclaration.DATE_FIELD, date) if date else source.location
     )
+    if is_object_store_url(location):
+        return store_files(root, location)
     return _expand(glob.glob(resolve_location(root, location), recursive=True))
 
 
-def list_partition_dates(root: str | Path, source: SourceDeclaration) -> list[str]:
+def list_partition_dates(root: Root, source: SourceDeclaration) -> list[str]:
     """The dates that have a partition, for a source with ``{date}`` in its location."""
     if source.layout != "daily" or source.location.startswith(PACKAGE_SCHEME):
         return []
+    if is_object_store_url(source.location):
+        return [d for d in store_dates(root, source.location) if _is_date(d)]
     regex = _location_regex(Path(root), source.location)
     static = (Path(root) / source.location.split(SourceDeclaration.DATE_FIELD)[0]).as_posix()
     base = static if static.endswith("/") else os.path.dirname(static)
@@ -156,39 +163,17 @@ def _is_date(text: str) -> bool:
     return True
 
 
-def undeclared_files(
-    root: str | Path, sources: Iterable[SourceDeclaration], raw_dir: str = "raw"
-) -> list[str]:
-    """Files under ``raw_dir`` that no declaration's location covers (to warn, never to ignore).
-
-    Returns:
-        Paths relative to ``root``, sorted.
-    """
-    base = Path(root)
-    regexes = [
-        _location_regex(base, s.location)
-        for s in sources
-        if not s.location.startswith(PACKAGE_SCHEME)
-    ]
-    found: list[str] = []
-    for folder, dirs, names in os.walk(base / raw_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(names):
-            if name.startswith("."):
-                continue
-            path = Path(folder, name)
-            candidates = [path.as_posix(), *(p.as_posix() for p in path.parents)]
-            if not any(r.fullmatch(c) for r in regexes for c in candidates):
-                found.append(path.relative_to(base).as_posix())
-    return sorted(found)
-
-
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
 
 
-def _read_file(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.Table:
-    """Read one file as stored (CSV and JSON lines as text, cast later). Raises _Unusable."""
+def _read_file(
+    path: str, source: SourceDeclaration, bad_lines: list[str], name: str = ""
+) -> pa.Table:
+    """Read one file as stored (CSV and JSON lines as text, cast later). Raises _Unusable.
+
+    ``name``: what the reasons call the file (an object's URL, ``path`` its local copy).
+    """
     try:
         if source.format == "parquet":
             import pyarrow.parquet as pq
@@ -200,7 +185,8 @@ def _read_file(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa
     except _Unusable:
         raise
     except Exception as exc:  # any reader failure means the file is unusable; say which
-        raise _Unusable(f"{path}: cannot be read as {source.format}: {_first_line(exc)}") from exc
+        what = f"{name or path}: cannot be read as {source.format}"
+        raise _Unusable(f"{what}: {_first_line(exc).replace(path, name or path)}") from exc
 
 
 def _read_csv(path: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.Table:
@@ -316,7 +302,7 @@ def _rows_json(table: pa.Table) -> list[str]:
 
 
 def _read_all(
-    root: str | Path, source: SourceDeclaration, date: str | None
+    root: Root, source: SourceDeclaration, date: str | None
 ) -> tuple[_Conformed, list[str], list[str]]:
     """Read and conform every file of a partition (or the whole dump / Delta table)."""
     if source.format == "delta":
@@ -333,7 +319,10 @@ def _read_all(
     parts: list[_Conformed] = []
     bad_lines: list[str] = []
     for file in files:
-        parts.append(_conform(_read_file(file, source, bad_lines), source, file))
+        if is_object_store_url(file):
+            parts.append(_conform(_read_object(root, file, source, bad_lines), source, file))
+        else:
+            parts.append(_conform(_read_file(file, source, bad_lines), source, file))
     return _concat(parts, source), files, bad_lines
 
 
@@ -368,11 +357,22 @@ def _concat_extras(parts: list[_Conformed], names: list[str]) -> pa.Table | None
     return pa.concat_tables(tables, promote_options="permissive")
 
 
-def _files_or_none(
-    root: str | Path, source: SourceDeclaration, date: str | None = None
-) -> list[str]:
+def _files_or_none(root: Root, source: SourceDeclaration, date: str | None = None) -> list[str]:
     """The files of a partition, or none when the location itself cannot be resolved."""
     try:
         return source_files(root, source, date)
     except _Unusable:
         return []
+
+
+def _read_object(root: Root, url: str, source: SourceDeclaration, bad_lines: list[str]) -> pa.Table:
+    """Read an object of the store from a copy in the node's scratch folder (removed after).
+
+    Raises:
+        _Unusable: it vanished since it was listed, or cannot be read (the reason names it).
+    """
+    try:
+        with fetched(root, url) as local:
+            return _read_file(local, source, bad_lines, name=url)
+    except FileNotFoundError as exc:
+        raise _Unusable(f"{url}: the object is gone (removed since it was listed)") from exc

@@ -52,7 +52,8 @@ class RequestFeature:
         python = definition.python
         if definition.computation != "request" or python is None:
             raise FeatureError(f"{definition.ref} is not a request feature (a Python function)")
-        data = python.file.read_bytes()
+        elsewhere = not python.file.is_file() and python.source  # a cluster's node: the bytes
+        data = python.source if elsewhere else python.file.read_bytes()
         if sha256_bytes(data) != python.source_sha256:
             raise FeatureError(
                 f"{python.file} changed after the feature definitions were loaded; run the "

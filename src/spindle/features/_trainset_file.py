@@ -9,9 +9,10 @@ the same rows, in the same order and row groups, as one task writes.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,7 @@ class WrittenRows:
 
 
 def write_training_rows(
-    path: Path,
+    path: Path | Location,
     tables_dir: Location | Path,
     config: ModelConfig,
     definitions: list[FeatureDefinition],
@@ -50,11 +51,12 @@ def write_training_rows(
 ) -> WrittenRows:
     """Stream the point-in-time rows of ``dates`` (see :func:`stream_rows`) into ``path``.
 
-    The file appears whole or not at all: it is written next to ``path`` and renamed over it.
-    A training set larger than memory is written without holding it.
+    The file appears whole or not at all: it is written next to ``path`` and renamed over it
+    (on an object store: written in the node's scratch folder, then put as one object). A
+    training set larger than memory is written without holding it.
 
     Args:
-        path: the Parquet file to write (its folder is created).
+        path: the Parquet file to write (its folder is created), or its object's location.
         tables_dir, config, definitions, dates, versions, sources, holdout, exclusions, part:
             as :func:`stream_rows` takes them (``part``: one part of a partitioned build).
 
@@ -75,20 +77,17 @@ def write_training_rows(
         exclusions=exclusions,
         part=part,
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
     n_rows = 0
-    with pq.ParquetWriter(tmp, stream.schema) as writer:
+    with _written(path, tables_dir) as tmp, pq.ParquetWriter(tmp, stream.schema) as writer:
         for batch in stream.batches:
             writer.write_batch(batch)
             n_rows += batch.num_rows
-    tmp.replace(path)
     return WrittenRows(n_rows, stream.immature_examples, stream.example_columns)
 
 
 def merge_training_parts(
-    parts: list[Path],
-    path: Path,
+    parts: list[Path | Location],
+    path: Path | Location,
     config: ModelConfig,
     example_columns: tuple[str, ...],
     tables_dir: Location | Path,
@@ -103,22 +102,49 @@ def merge_training_parts(
     Returns:
         The rows written.
     """
-    schema = pq.read_schema(parts[0])
+    local = [Location.of(p).local_copy() if isinstance(p, Location) else p for p in parts]
+    schema = pq.read_schema(local[0])
     spill_root(tables_dir).mkdir(parents=True, exist_ok=True)
     spill = Path(tempfile.mkdtemp(prefix="trainset-merge-", dir=spill_root(tables_dir)))
     con = bounded_connection(spill, training_limit_mb())
-    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in parts)
+    files = ", ".join("'" + str(p).replace("'", "''") + "'" for p in local)
     order = order_by(config, list(example_columns))
-    tmp = path.with_suffix(".tmp")
     n_rows = 0
     try:
         reader = con.sql(f"SELECT * FROM read_parquet([{files}]) ORDER BY {order}")
-        with pq.ParquetWriter(tmp, schema) as writer:
+        with _written(path, tables_dir) as tmp, pq.ParquetWriter(tmp, schema) as writer:
             for batch in reader.to_arrow_reader(BATCH_ROWS):
                 writer.write_table(pa.Table.from_batches([batch]).cast(schema))
                 n_rows += batch.num_rows
     finally:
         con.close()
         shutil.rmtree(spill, ignore_errors=True)
-    tmp.replace(path)
+        for part, copy in zip(parts, local, strict=True):
+            if copy != part:  # a part's local copy, not needed again
+                copy.unlink(missing_ok=True)
     return n_rows
+
+
+@contextlib.contextmanager
+def _written(path: Path | Location, tables_dir: Location | Path) -> Iterator[Path]:
+    """A temp file to write, which becomes ``path`` whole when the block ends without error
+    (renamed over a local file; put as one object, from the node's scratch folder)."""
+    target = Location.of(path)
+    if target.is_local:
+        target.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.path.with_suffix(".tmp")
+    else:
+        scratch = spill_root(tables_dir).parent / "trainsets"
+        scratch.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="trainset-", dir=scratch)) / target.name
+    try:
+        yield tmp
+        if target.is_local:
+            tmp.replace(target.path)
+        else:
+            target.put_file(tmp)
+    finally:
+        if not target.is_local:
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)

@@ -95,7 +95,8 @@ class Context:
         (when inside it), version control and bytecode."""
         ws = self.workspace
         left_out = [".git/", "__pycache__/", "*.pyc"]
-        for folder in (ws.state_dir, ws.raw_dir):
+        raw = [ws.raw_dir] if ws.raw_location.is_local else []  # an s3 raw_dir: not here
+        for folder in (ws.state_dir, *raw):
             if folder.resolve().is_relative_to(ws.root.resolve()):
                 left_out.append(folder.resolve().relative_to(ws.root.resolve()).as_posix() + "/")
         return tuple(left_out)

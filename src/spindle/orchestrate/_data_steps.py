@@ -14,6 +14,7 @@ from spindle.core import DataError, IngestResult, RawPartition, SpindleError, Ta
 from spindle.data import (
     Anomaly,
     IngestUndo,
+    SourceRoot,
     ValidationAccept,
     ValidationReport,
     day_content_hash,
@@ -47,6 +48,12 @@ class DayIngest:
     unread_files: tuple[str, ...] = ()
 
 
+def sources_root(ctx: Context) -> SourceRoot:
+    """Where the readers find the sources: the workspace's folder and its ``raw_dir`` (the
+    storage options of ``s3://`` locations)."""
+    return SourceRoot(str(ctx.workspace.root), ctx.workspace.raw_location)
+
+
 def raw_data_of_day(ctx: Context, date: str) -> list[RawPartition]:
     """The raw inputs of ``date`` among the declared sources (dimensions aside, which hold on
     every day): empty when no source has data for the day yet.
@@ -55,7 +62,7 @@ def raw_data_of_day(ctx: Context, date: str) -> list[RawPartition]:
         >>> bool(raw_data_of_day(ctx, "2026-01-02"))  # doctest: +SKIP
         True
     """
-    parts = raw_partitions(ctx.workspace.root, ctx.sources, date)
+    parts = raw_partitions(sources_root(ctx), ctx.sources, date)
     return [p for p in parts if ctx.sources[p.source].layout != "static"]
 
 
@@ -101,8 +108,8 @@ def _load_raw(
     """
     ws = ctx.workspace
     _refuse_future(date, allow_future)
-    unread = tuple(unread_files(ws.root, ctx.sources, ws.raw_dir, date))
-    partitions = raw_partitions(ws.root, ctx.sources, date)
+    unread = tuple(unread_files(sources_root(ctx), ctx.sources, ws.raw_location, date))
+    partitions = raw_partitions(sources_root(ctx), ctx.sources, date)
     if all(ctx.sources[p.source].layout == "static" for p in partitions):
         raise _no_raw_data(ctx, date, unread)
     # After `spindle ingest --undo`, the same raw files must load again: the undo count is part
@@ -121,7 +128,7 @@ def _load_raw(
         result = call(
             ctx.tasks,
             ingest_day,
-            ws.root,
+            sources_root(ctx),
             ctx.sources,
             ws.tables_dir,
             date,
@@ -310,7 +317,7 @@ def _missing_at_ingest(ctx: Context, date: str) -> tuple[str, ...]:
     found = ctx.store.find_artifacts(IngestResult.kind, date=date)
     if not found:
         return ()
-    current = day_content_hash(ctx.workspace.root, ctx.sources, date)
+    current = day_content_hash(sources_root(ctx), ctx.sources, date)
     same = [a for a in found if a.content_hash == current]
     latest = max(same or found, key=lambda a: a.created_at)
     return tuple(latest.properties.get("missing_sources", ()))
@@ -411,8 +418,8 @@ def latest_raw_day(ctx: Context) -> str | None:
     days: list[str] = []
     for decl in ctx.sources.values():
         if decl.layout == "daily":
-            days.extend(list_partition_dates(ctx.workspace.root, decl)[-1:])
+            days.extend(list_partition_dates(sources_root(ctx), decl)[-1:])
         else:
-            last = last_event_day(ctx.workspace.root, decl)
+            last = last_event_day(sources_root(ctx), decl)
             days.extend([last] if last else [])
     return max(days) if days else None

@@ -30,6 +30,7 @@ from spindle.orchestrate._model_common import (
     labels_and_groups,
     model_dir,
     resolve_config,
+    trainset_file,
 )
 from spindle.orchestrate._replicas import Replica, train_replicas
 from spindle.orchestrate._verdicts import day_verdict
@@ -242,19 +243,19 @@ def evaluate_version(
         # the holdout is never held whole: each model scores it a batch at a time, and only
         # the columns the gate reads (labels, groups, slices, pinned features) are loaded
         pins = [*candidate_pins, *baseline_pins]
-        table = _gate_columns(ctx, holdout.uri, holdout_loaded, pins)
+        held = str(trainset_file(ctx, holdout.uri))  # a local copy of one on an object store
+        table = _gate_columns(ctx, held, holdout_loaded, pins)
         labels, groups = labels_and_groups(table, cfg)
-        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score_file(holdout.uri)
+        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score_file(held)
         systems = [SystemScores("candidate", candidate)]
         if baseline is not None:
             runtime = ModelRuntime.load(model_dir(ctx, model, baseline))
-            systems.append(SystemScores("production", runtime.score_file(holdout.uri)))
+            systems.append(SystemScores("production", runtime.score_file(held)))
         trained: list[Replica] = train_replicas(ctx, model, version, k, progress)
         systems += [
-            SystemScores(r.system, ModelRuntime.load(r.path).score_file(holdout.uri))
-            for r in trained
+            SystemScores(r.system, ModelRuntime.load(r.path).score_file(held)) for r in trained
         ]
-        declared, truth = _baseline_systems(ctx, table, holdout.uri, holdout_loaded)
+        declared, truth = _baseline_systems(ctx, table, held, holdout_loaded)
         systems += declared
         slices = {
             c: _slice_values(table.column(c))

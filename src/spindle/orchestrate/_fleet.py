@@ -144,7 +144,7 @@ def plan_catch_up(
     """
     end = until or latest_raw_day(ctx)
     if end is None:
-        raise SpindleError(f"no raw data under {ctx.workspace.raw_dir}; nothing to catch up")
+        raise SpindleError(f"no raw data under {ctx.workspace.raw_location}; nothing to catch up")
     plan = CatchUpPlan(since, end, None if capacity_hours is None else capacity_hours * 3600)
     tasks: list[tuple[str, str, str | None, int | None, float, str]] = []
     per_day = ingest_s(ctx)

@@ -46,6 +46,7 @@ from spindle.orchestrate._model_common import (
     build_training_set,
     model_dir,
     resolve_config,
+    trainset_file,
 )
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 
@@ -97,7 +98,8 @@ def holdout_requests(
     """
     cfg = loaded.config
     holdout = build_training_set(ctx, loaded, [date], purpose="holdout")
-    source = pq.ParquetFile(holdout.uri)
+    held = trainset_file(ctx, holdout.uri)  # a local copy of one on an object store
+    source = pq.ParquetFile(held)
     features = {d.column for d in loaded.definitions}
     hidden = features | {cfg.label, cfg.examples.weight}
     columns = [c for c in source.schema_arrow.names if c not in hidden]
@@ -105,7 +107,7 @@ def holdout_requests(
     # 5.1M rows, as dicts held 8 GB): the first n rows, or every row of the first n lists
     chosen = None
     if cfg.group_key is not None:
-        keys = pq.read_table(holdout.uri, columns=[cfg.group_key]).column(0)
+        keys = pq.read_table(held, columns=[cfg.group_key]).column(0)
         chosen = pc.unique(keys)[:n]  # in the order they first appear
     rows: list[dict[str, Any]] = []
     for batch in source.iter_batches(batch_size=65_536, columns=columns):

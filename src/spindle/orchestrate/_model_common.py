@@ -11,6 +11,7 @@ from typing import Any
 from spindle.core import (
     ConfigError,
     DataError,
+    Location,
     ModelConfig,
     TableVersion,
     TrainingSet,
@@ -223,7 +224,8 @@ def build_training_set(
     if applied:  # absent without retractions: earlier training sets keep their identity
         identity["retractions"] = list(applied)
     fingerprint = sha256_json(identity)
-    path = ctx.workspace.artifacts_dir / "trainsets" / cfg.name / f"{fingerprint[:16]}.parquet"
+    where = ctx.workspace.artifacts_location / "trainsets" / cfg.name
+    path = where / f"{fingerprint[:16]}.parquet"
 
     def run() -> TrainingSet:
         label = f"training set {cfg.name} {purpose} {min(dates)}..{max(dates)}"
@@ -233,7 +235,7 @@ def build_training_set(
         return TrainingSet(
             cfg.name,
             tuple(sorted(dates)),
-            str(path),
+            path.url,
             fingerprint,
             written.rows,
             versions,
@@ -250,14 +252,33 @@ def build_training_set(
         f"training_set:{purpose}", run, identity=identity, model=cfg.name, inputs=inputs
     )
     trainset: TrainingSet = outcome.value
-    if not Path(trainset.uri).is_file():  # recorded but removed: rebuild
+    if not trainset_location(ctx, trainset.uri).is_file():  # recorded but removed: rebuild
         trainset = run()
     record_window(ctx, trainset, purpose)
     return trainset
 
 
+def trainset_location(ctx: Context | ReadContext, uri: str) -> Location:
+    """The location of a training set's file (a local path, or an object with the
+    workspace's storage options)."""
+    ws = ctx.workspace
+    return Location.of(uri, ws.config.storage_options, scratch=ws.state_dir / "tmp")
+
+
+def trainset_file(ctx: Context | ReadContext, uri: str) -> Path:
+    """A local file of a training set: the file itself, or a copy of its object, kept in
+    ``<state>/tmp/objects`` by the object's name, size and time (a training set's name holds
+    its fingerprint, so the copy is fetched once and never stale; its size is checked).
+
+    Raises:
+        FileNotFoundError: the file or object is gone.
+        DataError: the object store cannot be read.
+    """
+    return trainset_location(ctx, uri).local_copy()
+
+
 def write_rows(
-    pool: TaskPool, path: Path, args: tuple[Any, ...], cfg: ModelConfig, label: str
+    pool: TaskPool, path: Location, args: tuple[Any, ...], cfg: ModelConfig, label: str
 ) -> WrittenRows:
     """Write a training set to ``path`` as one task, or as ``examples.partitions`` tasks (each
     its part of the examples, by ``examples.partition_key``) and one that merges them in order.
@@ -270,17 +291,16 @@ def write_rows(
     """
     count = cfg.examples.partitions
     if count == 1:
-        return call(pool, write_training_rows, path, *args, label=label)
-    parts_dir = path.with_suffix(".parts")
-    shutil.rmtree(parts_dir, ignore_errors=True)  # an earlier, interrupted build's
-    paths = [parts_dir / f"part-{i:04d}.parquet" for i in range(count)]
+        return call(pool, write_training_rows, _here(path), *args, label=label)
+    parts_dir = path.parent / path.name.replace(".parquet", ".parts")
+    parts_dir.delete()  # an earlier, interrupted build's
+    paths = [_here(parts_dir / f"part-{i:04d}.parquet") for i in range(count)]
     calls = [(paths[i], *args, (i, count)) for i in range(count)]
     parts = pool.map(write_training_rows, calls, label=f"{label} part")
     columns = parts[0].example_columns
-    rows = call(
-        pool, merge_training_parts, paths, path, cfg, columns, args[0], label=f"{label} merge"
-    )
-    shutil.rmtree(parts_dir, ignore_errors=True)
+    merge = (paths, _here(path), cfg, columns, args[0])
+    rows = call(pool, merge_training_parts, *merge, label=f"{label} merge")
+    parts_dir.delete()
     if rows != sum(p.rows for p in parts):
         raise DataError(
             f"{label}: merging its {count} parts wrote {rows} rows, the parts hold "
@@ -303,3 +323,8 @@ def record_window(ctx: Context, trainset: TrainingSet, purpose: str) -> list[str
     ids = [chosen[key] for key in sorted(chosen)]
     ctx.store.add_edges([(raw_id, trainset.id, f"window:{purpose}") for raw_id in ids])
     return ids
+
+
+def _here(where: Location) -> Path | Location:
+    """What a writer task takes: a local path as a ``Path`` (as before), else the location."""
+    return where.path if where.is_local else where

@@ -36,7 +36,7 @@ from spindle.core import (
 )
 from spindle.features import stream_rows
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import model_dir
+from spindle.orchestrate._model_common import model_dir, trainset_file, trainset_location
 from spindle.serve import ModelRuntime
 from spindle.train import ReplicaPlan, train_replica
 
@@ -189,11 +189,11 @@ def _training_rows(ctx: Context, config: ModelConfig, manifest: dict[str, Any]) 
     """The version's own training set: its Parquet file, else rebuilt from its pinned tables."""
     info = manifest["training_set"]
     try:
-        uri = Path(ctx.store.get_artifact(info["id"]).uri)
+        uri = ctx.store.get_artifact(info["id"]).uri
     except NotFound:
         uri = None
-    if uri is not None and uri.is_file():
-        return pq.read_table(uri)
+    if uri is not None and trainset_location(ctx, uri).is_file():
+        return pq.read_table(trainset_file(ctx, uri))
     stream = stream_rows(
         ctx.workspace.tables_dir,
         config,

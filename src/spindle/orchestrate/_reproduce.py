@@ -12,7 +12,7 @@ difference (threads, cores, packages, code, retractions since, a rebuilt base).
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,8 @@ from spindle.orchestrate._model_common import (
     fresh_scratch,
     load_config,
     model_dir,
+    trainset_file,
+    trainset_location,
 )
 from spindle.orchestrate._reproduce_compare import compare_scores, files_comparison
 from spindle.orchestrate._reproduce_facts import (
@@ -133,7 +135,7 @@ def rebuild(
         loaded.config_hash,
         loaded.effective,
         loaded.definitions,
-        trainset,
+        replace(trainset, uri=str(trainset_file(ctx, trainset.uri))),  # a local file to read
         recorded.date,
         base,
         model_dir(ctx, recorded.model, base) if base is not None else None,
@@ -171,17 +173,17 @@ def holdout_file(
         built = build_training_set(ctx, loaded, [date], purpose="holdout")
         info = {"id": built.id, "dates": [date], "evaluation": None, "rebuilt": True}
         info["note"] = f"never evaluated: scored on the holdout of {date} built now"
-        return Path(built.uri), info
+        return trainset_file(ctx, built.uri), info
     record = ctx.store.get_artifact(holdout_id)
     info = {"id": holdout_id, "dates": record.properties.get("dates"), "rebuilt": False}
     info["evaluation"] = evaluation.id if evaluation is not None else None
-    if Path(record.uri).is_file():
-        return Path(record.uri), info
+    if trainset_location(ctx, record.uri).is_file():
+        return trainset_file(ctx, record.uri), info
     versions = {str(k): int(v) for k, v in dict(record.properties["table_versions"]).items()}
     dates = [str(d) for d in record.properties.get("dates") or [recorded.date]]
     built = build_training_set(ctx, loaded, dates, purpose="holdout", versions=versions)
     info |= {"rebuilt": True, "rebuilt_id": built.id}
-    return Path(built.uri), info
+    return trainset_file(ctx, built.uri), info
 
 
 def _ensure_base(

@@ -30,6 +30,7 @@ from spindle.orchestrate._model_common import (
     build_training_set,
     resolve_config,
     training_window,
+    trainset_file,
 )
 from spindle.train import TrainResult, train_at_two_parallelisms
 
@@ -112,8 +113,9 @@ def speed_check(
             f"{model} for {date}: the training window is empty ({', '.join(left_out)}); "
             "ingest and validate earlier days first"
         )
-    table = pq.read_table(build_training_set(ctx, loaded, days).uri)
-    holdout = pq.read_table(build_training_set(ctx, loaded, [date], purpose="holdout").uri)
+    table = pq.read_table(trainset_file(ctx, build_training_set(ctx, loaded, days).uri))
+    held = build_training_set(ctx, loaded, [date], purpose="holdout")
+    holdout = pq.read_table(trainset_file(ctx, held.uri))
     if table.num_rows == 0 or holdout.num_rows == 0:
         raise TrainingError(f"{model} for {date}: the training set or the holdout has no rows")
     scratch = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model

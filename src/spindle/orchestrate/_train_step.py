@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +27,7 @@ from spindle.core import (
     storage_error,
 )
 from spindle.orchestrate._context import Context, production_before
+from spindle.orchestrate._fit_task import fit_on_node, unpacked
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
@@ -33,6 +35,8 @@ from spindle.orchestrate._model_common import (
     model_dir,
     resolve_config,
     training_window,
+    trainset_file,
+    trainset_location,
 )
 from spindle.orchestrate._tasks import call
 
@@ -217,13 +221,19 @@ def _train_version(
     scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
     if ctx.tasks.name == "in-process":
+        local = replace(trainset, uri=str(trainset_file(ctx, trainset.uri)))
         fitted = fit_version(
-            plan, scratch, checkpoints, progress=_step_progress(progress, plan), phase=phase
+            replace(plan, trainset=local),
+            scratch,
+            checkpoints,
+            progress=_step_progress(progress, plan),
+            phase=phase,
         )
     else:  # a task elsewhere: its progress is not heard here (callbacks do not travel)
-        fitted = call(
-            ctx.tasks, fit_version, plan, scratch, checkpoints, label=f"train {cfg.name} {date}"
-        )
+        options = trainset_location(ctx, trainset.uri).options
+        args = (plan, scratch, checkpoints, ctx.workspace.artifacts_dir, options)
+        fitted, archive = call(ctx.tasks, fit_on_node, *args, label=f"train {cfg.name} {date}")
+        fitted = unpacked(fitted, archive, scratch)
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
     try:
         final = model_dir(ctx, cfg.name, version)
