@@ -20,6 +20,7 @@ from spindle.core import ConfigError, DataError, Location, SourceDeclaration, Wo
 from spindle.data import (
     SourceRoot,
     list_partition_dates,
+    raw_files_of,
     raw_partitions,
     read_source_day,
     source_files,
@@ -159,3 +160,13 @@ def test_simulate_into_an_object_store_raw_dir_is_one_line(tmp_path: Path) -> No
     (line,) = done.stderr.strip().splitlines()
     assert "raw_dir is s3://b/raw, on an object store" in line and "upload" in line
     assert not any(p.name.startswith("s3:") for p in tmp_path.rglob("*"))
+
+
+def test_forget_names_raw_files_on_the_store_as_not_rewritten(tmp_path: Path) -> None:
+    decl = _decl("s3://b/raw/orders/{date}.csv")
+    files, notes = raw_files_of(tmp_path, decl)
+    assert files == []
+    assert notes == [
+        "source orders: landed rows at s3://b/raw/orders/{date}.csv"
+        " (on an object store: not rewritten)"
+    ]
