@@ -1,8 +1,11 @@
-"""Where Delta tables live: a local folder or a prefix in an S3-compatible object store.
+"""Where Delta tables, raw files and training sets live: a local folder or a prefix in an
+S3-compatible object store.
 
-A :class:`Location` is what ``Workspace.tables_dir`` returns. It offers the few folder
-operations the stages need (join with ``/``, name, parent, exists, list, delete, read and
-write a small file) on a local ``Path`` unchanged, and on ``s3://bucket/prefix`` through
+A :class:`Location` is what ``Workspace.tables_dir``, ``raw_location`` and
+``artifacts_location`` return. It offers the few folder operations the stages need (join with
+``/``, name, parent, exists, list, delete, read and write a small file; whole files: list
+every file below, size and time, a streamed sha256, put one, a verified local copy) on a
+local ``Path`` unchanged, and on ``s3://bucket/prefix`` through
 ``pyarrow.fs.S3FileSystem``, so an object-store root never becomes a local folder named
 ``s3:``. Delta tables themselves are read and written by delta-rs with
 :attr:`Location.storage_options` (see ``core/_delta.py``).
