@@ -200,3 +200,23 @@ def test_refused_credentials_are_one_line() -> None:
         with pytest.raises(DataError, match=r"s3://spindle-locked/repo.*credentials") as info:
             repo.read_routing(MODEL)
         assert "\n" not in str(info.value)
+
+
+def test_the_config_takes_an_s3_model_repo_and_refuses_other_schemes(tmp_path: Path) -> None:
+    from spindle.core import ConfigError, Workspace
+
+    (tmp_path / "spindle.yaml").write_text(
+        "name: w\nmodel_repo: s3://bucket/models\nstorage_options:\n  AWS_REGION: eu-west-1\n"
+    )
+    ws = Workspace.load(tmp_path)
+    location = ws.model_repo_location
+    assert location.url == "s3://bucket/models" and dict(location.options) == {
+        "AWS_REGION": "eu-west-1"
+    }
+    with pytest.raises(DataError, match=r"model_repo is s3://bucket/models, on an object store"):
+        _ = ws.model_repo  # a command that needs a local folder says so in one line
+    for bad in ("gs://bucket/models", "s3:/bucket/models", "s3://"):
+        (tmp_path / "spindle.yaml").write_text(f"name: w\nmodel_repo: {bad}\n")
+        with pytest.raises(ConfigError, match="model_repo"):
+            Workspace.load(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spindle.yaml"]

@@ -192,7 +192,7 @@ def serve(
     cfg = ws.config.serving
     from spindle.features import FeatureRegistry
     from spindle.orchestrate import check_served_policies
-    from spindle.serve import ServingDeclarations, ServingLimits
+    from spindle.serve import ServingDeclarations, ServingLimits, model_repository
 
     token = None
     if token_file is not None:
@@ -211,9 +211,11 @@ def serve(
 
     registry = FeatureRegistry.load(ws.features_dir)
     # no version (nor model config) reading a feature its team may not use is ever loaded
-    check_served_policies(ws, registry, Path(repo) if repo else ws.model_repo)
+    # a repository on an object store is mirrored into <state_dir>/tmp/model_cache
+    served = Path(repo) if repo else model_repository(ws.model_repo_location)
+    check_served_policies(ws, registry, served)
     app_ = spindle.create_app(
-        repo or ws.model_repo,
+        served,
         ws.online_store_url,
         default_model=cfg.default_model,
         # each model's request schema (entity keys, request columns) for /v1/models/*/predict
@@ -231,6 +233,6 @@ def serve(
         app_,
         interface,
         cfg.port if port is None else port,  # 0: any free port
-        on_listening=lambda url: console.print(f"serving {repo or ws.model_repo} on {url}"),
+        on_listening=lambda url: console.print(f"serving {served} on {url}"),
         access_log=cfg.access_log,
     )

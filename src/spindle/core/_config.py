@@ -199,14 +199,28 @@ class WorkspaceConfig(_Strict):
             return {k: _option_value(v) for k, v in value.items()}
         return value
 
-    @field_validator("state_dir", "model_repo")
+    @field_validator("model_repo")
+    @classmethod
+    def _model_repo(cls, value: str | None) -> str | None:
+        # s3://bucket/prefix (serve/_repository_s3.py) or a local path; any other scheme would
+        # be a local folder named after it
+        if value is not None and _SCHEME.match(value) and not value.startswith("s3://"):
+            raise ValueError(
+                f"{value!r} is not supported: model_repo is s3://bucket/prefix (any "
+                "S3-compatible store, its endpoint in storage_options) or a local path"
+            )
+        if value is not None and value.startswith("s3://") and not value[5:].strip("/"):
+            raise ValueError(f"{value!r} names no bucket: write s3://bucket/prefix")
+        return value
+
+    @field_validator("state_dir")
     @classmethod
     def _local_path(cls, value: str | None) -> str | None:
         # an object-store URL here was taken as a relative path: s3://bucket/x wrote a local
         # folder named "s3:" and said nothing
         if value is not None and _URL.match(value):
             raise ValueError(
-                f"{value!r} is a URL; state_dir and model_repo are local paths "
+                f"{value!r} is a URL; state_dir is a local path "
                 "(absolute, or relative to the workspace): object stores are not supported "
                 "yet, so mount the bucket and give its path"
             )

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from spindle.core import ServingError, kill_point
-from spindle.orchestrate._context import Context
+from spindle.orchestrate._context import Context, ReadContext
 from spindle.orchestrate._policy import check_routing_access
 from spindle.registry import DeploymentRecord, IntentRecord
 from spindle.serve import (
     Registered,
     Routing,
+    S3Repository,
+    model_repository,
     read_routing,
     registered_hash,
     remove_leftovers,
@@ -57,6 +60,11 @@ def _same(a: Routing, b: Routing) -> bool:
 def registered(ctx: Context) -> Registered:
     """The registry's content hash of each version (:data:`spindle.serve.Registered`)."""
     return lambda model, version: registered_hash(ctx.store, model, version)
+
+
+def repository(ctx: Context | ReadContext) -> Path | S3Repository:
+    """The workspace's model repository: a local folder, or the one on an object store."""
+    return model_repository(ctx.workspace.model_repo_location)
 
 
 def _current(repo: Any, model: str) -> Routing:
@@ -98,7 +106,7 @@ def deploy(
         FeatureError: the plan sends traffic to a version that reads a restricted feature
             its team may not use (``check_routing_access``).
     """
-    repo = ctx.workspace.model_repo
+    repo = repository(ctx)
     key = ctx.store.intent_key(op, model, args)
     with routing_lock(repo, model):
         remove_leftovers(repo, model)
@@ -144,7 +152,7 @@ def _act(
             prepare()
             kill_point("deploy:prepared")
         check_routing_access(ctx, target)  # the policies as they are now, before traffic moves
-        written = write_routing(ctx.workspace.model_repo, target)
+        written = write_routing(repository(ctx), target)
     except BaseException as exc:
         ctx.store.abandon_deployment(seq, f"{type(exc).__name__}: {exc}")
         raise
@@ -211,7 +219,7 @@ def rollback(ctx: Context, model: str, *, reason: str = "manual rollback") -> in
     deployed = deploy(
         ctx,
         model,
-        lambda current: rollback_routing(ctx.workspace.model_repo, current, registered=hashes),
+        lambda current: rollback_routing(repository(ctx), current, registered=hashes),
         op="rollback",
         args={},
         actor="spindle rollback",
@@ -238,7 +246,7 @@ def pending_intent(ctx: Context, record: DeploymentRecord) -> IntentRecord | Non
 
 def resolve_pending(ctx: Context, record: DeploymentRecord) -> str:
     """Finish ``record`` if routing.json says what it intended, else abandon it; say which."""
-    repo = ctx.workspace.model_repo
+    repo = repository(ctx)
     with routing_lock(repo, record.model):
         pending = {d.seq for d in ctx.store.deployments(record.model, status="pending")}
         if record.seq not in pending:  # a command settled it since it was listed

@@ -31,13 +31,16 @@ from spindle.orchestrate._deploy import (
     pending_deployments,
     pending_intent,
     registered,
+    repository,
     resolve_pending,
 )
+from spindle.orchestrate._doctor_store import check_store
 from spindle.orchestrate._leftovers import clean_leftovers, find_leftovers
 from spindle.orchestrate._model_common import model_dir
 from spindle.registry import DeploymentRecord, moved_root
 from spindle.serve import (
     Routing,
+    S3Repository,
     check_model_name,
     list_versions,
     read_routing,
@@ -244,16 +247,17 @@ def _check_serving(ctx: Context, fix: bool) -> list[Problem]:
                 fix,
             )
         )
-    repo = ctx.workspace.model_repo
-    models = sorted({p.parent.name for p in repo.glob("*/routing.json")} | set(ctx.store.models()))
+    repo = repository(ctx)
+    stored = repo.models() if isinstance(repo, S3Repository) else _routed_models(repo)
+    models = sorted(set(stored) | set(ctx.store.models()))
     for model in models:
         problems += _check_model_serving(ctx, model, fix)
     return problems
 
 
 def _check_model_serving(ctx: Context, model: str, fix: bool) -> list[Problem]:
-    repo = ctx.workspace.model_repo
-    routing_file = repo / model / "routing.json"
+    repo = repository(ctx)
+    routing_file = f"{repo}/{model}/routing.json"
     production = production_version(ctx, model)
     try:
         routing = read_routing(repo, model)
@@ -261,7 +265,7 @@ def _check_model_serving(ctx: Context, model: str, fix: bool) -> list[Problem]:
         return [_repair(ctx, model, production, fix, "corrupt_routing", str(exc))]
     problems = []
     for version in sorted(routing.weights):
-        if not model_file(repo / model / str(version)).is_file():
+        if not _present(repo, model, version):
             problems.append(
                 Problem(
                     "routing",
@@ -282,7 +286,7 @@ def _repair(
     ctx: Context, model: str, production: int | None, fix: bool, kind: str, message: str
 ) -> Problem:
     """Make routing.json follow the registry's last recorded deployment of ``production``."""
-    repo = ctx.workspace.model_repo
+    repo = repository(ctx)
     if production is None:
         return Problem(
             kind,
@@ -290,7 +294,7 @@ def _repair(
             f"{message}; the registry has no production version: "
             f"pick one with `spindle route {model} VERSION=1`",
         )
-    if not model_file(repo / model / str(production)).is_file():
+    if not _present(repo, model, production):
         return Problem(
             kind,
             model,
@@ -300,14 +304,13 @@ def _repair(
     done = [
         d
         for d in ctx.store.deployments(model, status="done")
-        if d.main == production
-        and all(model_file(repo / model / str(v)).is_file() for v in d.weights)
+        if d.main == production and all(_present(repo, model, v) for v in d.weights)
     ]
     if done:
         weights, previous = done[-1].weights, done[-1].previous
     else:  # pushed before deployments were recorded: production alone, previous from the alias
         weights, previous = {production: 1.0}, ctx.store.get_alias(model, "previous")
-        kept = previous is not None and model_file(repo / model / str(previous)).is_file()
+        kept = previous is not None and _present(repo, model, previous)
         if previous == production or not kept:
             previous = None
     if not fix:
@@ -334,7 +337,9 @@ def _repair(
 def _check_repository(ctx: Context, fix: bool) -> list[Problem]:
     """Every version in the model repository holds the files the registry recorded for it."""
     problems: list[Problem] = []
-    repo = ctx.workspace.model_repo
+    repo = repository(ctx)
+    if isinstance(repo, S3Repository):  # leftovers, integrity: see _doctor_store
+        return [Problem(*found) for found in check_store(ctx, repo, fix)]
     known = set(ctx.store.models())
     hashes = registered(ctx)
     models = sorted(p.name for p in repo.glob("*") if p.is_dir() and _valid_name(p.name))
@@ -366,6 +371,17 @@ def _check_repository(ctx: Context, fix: bool) -> list[Problem]:
             if found:
                 problems.append(_restore(ctx, model, version, expected, found[0], fix))
     return problems
+
+
+def _routed_models(repo: Path) -> list[str]:
+    return [p.parent.name for p in repo.glob("*/routing.json")]
+
+
+def _present(repo: Path | S3Repository, model: str, version: int) -> bool:
+    """Whether ``model@version`` is in the repository (on a store: its manifest exists)."""
+    if isinstance(repo, S3Repository):
+        return version in repo.list_versions(model)
+    return model_file(repo / model / str(version)).is_file()
 
 
 def _valid_name(model: str) -> bool:

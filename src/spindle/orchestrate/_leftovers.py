@@ -106,9 +106,10 @@ def find_leftovers(workspace: Workspace) -> list[Leftover]:
     """Every crash leftover in the workspace (some may belong to a process at work now)."""
     from spindle.serve import leftovers as repository_leftovers
 
+    repo = workspace.model_repo_location  # on an object store: doctor's store checks
     found = [
         Leftover(path, "model repository", _size(path))
-        for path in repository_leftovers(workspace.model_repo)
+        for path in (repository_leftovers(repo.path) if repo.is_local else [])
     ]
     found += [
         Leftover(path, "artifacts", _size(path))
@@ -143,8 +144,8 @@ def clean_leftovers(ctx: Context) -> list[Leftover] | None:
         if not alone:
             return None
         found = find_leftovers(ctx.workspace)
-        repo = ctx.workspace.model_repo
         for model in sorted({f.path.parent.name for f in found if f.where == "model repository"}):
+            repo = ctx.workspace.model_repo  # local: found only in a local repository
             with routing_lock(repo, model):
                 remove_leftovers(repo, model)
         for leftover in found:

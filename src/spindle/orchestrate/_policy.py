@@ -26,7 +26,7 @@ from spindle.core import (
 )
 from spindle.features import FeatureRegistry
 from spindle.orchestrate._context import Context
-from spindle.serve import Routing, read_routing, version_dir
+from spindle.serve import Routing, S3Repository, model_repository, read_routing, version_dir
 
 
 def model_team(workspace: Workspace, model: str, package: ModelPackage | None = None) -> str:
@@ -102,10 +102,10 @@ def check_routing_access(ctx: Context, target: Routing) -> None:
         FeatureError: every refused version on one line, with the fixes.
         ServingError: a routed version's manifest is unreadable.
     """
-    repo = ctx.workspace.model_repo
+    repo = model_repository(ctx.workspace.model_repo_location)
     problems = []
     for version, weight in sorted(target.weights.items()):
-        directory = version_dir(repo, target.model, version)
+        directory = _version_folder(repo, target.model, version)
         found = _refusal(ctx.workspace, ctx.features, directory) if weight > 0 else None
         if found:
             problems.append(found)
@@ -116,7 +116,9 @@ def check_routing_access(ctx: Context, target: Routing) -> None:
         )
 
 
-def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo: Path) -> None:
+def check_served_policies(
+    workspace: Workspace, registry: FeatureRegistry, repo: Path | S3Repository
+) -> None:
     """Refuse to serve ``repo`` while it routes a version (with traffic, or as the fallback
     ``previous``) that reads a restricted feature or source its model's team may not use, or
     while a model config of ``workspace`` pins one, has a baseline read one, or reads one in
@@ -150,7 +152,7 @@ def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo:
         named |= {routing.previous} if routing.previous is not None else set()
         for version in sorted(named):
             try:
-                found = _refusal(workspace, registry, version_dir(repo, model, version))
+                found = _refusal(workspace, registry, _version_folder(repo, model, version))
             except ServingError:  # the server does not load it either (and says why)
                 continue
             if found:
@@ -159,14 +161,23 @@ def check_served_policies(workspace: Workspace, registry: FeatureRegistry, repo:
         raise FeatureError(f"not serving {repo}: {'. '.join(problems)}")
 
 
-def _routings(repo: Path) -> list[tuple[str, Routing]]:
+def _routings(repo: Path | S3Repository) -> list[tuple[str, Routing]]:
     """Each model of ``repo`` with a readable routing (the server skips the others)."""
-    if not repo.is_dir():
-        return []
+    if isinstance(repo, S3Repository):
+        names = repo.models()
+    else:
+        names = sorted(p.name for p in repo.iterdir() if p.is_dir()) if repo.is_dir() else []
     found = []
-    for directory in sorted(p for p in repo.iterdir() if p.is_dir()):
+    for name in names:
         try:
-            found.append((directory.name, read_routing(repo, directory.name)))
+            found.append((name, read_routing(repo, name)))
         except ServingError:
             continue
     return found
+
+
+def _version_folder(repo: Path | S3Repository, model: str, version: int) -> Path:
+    """A local folder with the version's manifest (on an object store: a copy of it alone)."""
+    if isinstance(repo, S3Repository):
+        return repo.manifest_dir(model, version)
+    return version_dir(repo, model, version)

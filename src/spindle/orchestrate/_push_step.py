@@ -6,6 +6,7 @@ and made after the push's intent is recorded, so a rerun after a crash completes
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from spindle.core import (
@@ -17,7 +18,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.orchestrate._context import Context, production_version
-from spindle.orchestrate._deploy import deploy, registered
+from spindle.orchestrate._deploy import deploy, registered, repository
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
 from spindle.orchestrate._model_common import LoadedConfig, model_dir
 from spindle.orchestrate._policy import check_push_access
@@ -118,7 +119,7 @@ def _admit(
     why = f"forced: {reason}" if force else f"gate passed ({decision})"
     older = None if allow_older else older_than_production(ctx, model, version)
     if older is not None:
-        current = read_routing(ctx.workspace.model_repo, model)
+        current = read_routing(repository(ctx), model)
         if current.main != version and push_routing(current, version, weight).main == version:
             ctx.store.refuse_deployment(
                 model,
@@ -202,7 +203,7 @@ def push(
         installed: list[InstalledVersion] = []
 
         def copy() -> None:  # verified against the registry, idempotent, under the lock
-            installed.append(install_version(source, ctx.workspace.model_repo, registered=expected))
+            installed.append(install_version(source, repository(ctx), registered=expected))
 
         deploy(
             ctx,
@@ -214,11 +215,11 @@ def push(
             reason=f"{why}; older data allowed" if allow_older else why,
             prepare=copy,
         )
-        result = installed[-1]
+        result, repo = installed[-1], repository(ctx)
         return Deployment(
             model,
             version,
-            str(result.path),
+            str(result.path) if isinstance(repo, Path) else repo.version_url(model, version),
             sha256_json(result.files),
             1.0 if weight is None else weight,
             reason if force else None,

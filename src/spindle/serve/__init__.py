@@ -45,6 +45,7 @@ if _TYPE_CHECKING:
         weights_routing,
         write_routing,
     )
+    from spindle.serve._repository_s3 import RoutingConflict, S3Repository, model_repository
     from spindle.serve._retrieval import RetrievalError, Retriever
     from spindle.serve._runtime import (
         ChecksumMismatch,
@@ -84,6 +85,9 @@ _LAZY: dict[str, str] = {
     "RetrievalError": "spindle.serve._retrieval",
     "Retriever": "spindle.serve._retrieval",
     "Routing": "spindle.serve._repository",
+    "RoutingConflict": "spindle.serve._repository_s3",
+    "S3Repository": "spindle.serve._repository_s3",
+    "model_repository": "spindle.serve._repository_s3",
     "ServerThread": "spindle.serve._process",
     "TensorSpec": "spindle.serve._runtime",
     "check_model_name": "spindle.serve._repository",
@@ -140,6 +144,8 @@ __all__ = [
     "RetrievalError",
     "Retriever",
     "Routing",
+    "RoutingConflict",
+    "S3Repository",
     "ServerThread",
     "ServingDeclarations",
     "ServingLimits",
@@ -151,6 +157,7 @@ __all__ = [
     "install_version",
     "leftovers",
     "list_versions",
+    "model_repository",
     "push",
     "push_routing",
     "read_manifest",

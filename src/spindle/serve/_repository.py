@@ -30,7 +30,7 @@ import uuid
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spindle.core import (
     ServingError,
@@ -51,6 +51,9 @@ from spindle.serve._runtime import (
     TensorSpec,
     read_manifest,
 )
+
+if TYPE_CHECKING:
+    from spindle.serve._repository_s3 import S3Repository
 
 ROUTING_FILE = "routing.json"
 REPOSITORY_ID_FILE = "repository_id"
@@ -145,12 +148,14 @@ class PushResult:
     files: dict[str, str] = field(default_factory=dict)
 
 
-def read_routing(repo: str | Path, model: str) -> Routing:
+def read_routing(repo: str | Path | S3Repository, model: str) -> Routing:
     """Read ``<repo>/<model>/routing.json`` (empty weights when the model has none yet).
 
     Raises:
         ServingError: invalid model name, or the file is not a valid routing file.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.read_routing(model)
     path = Path(repo) / check_model_name(model) / ROUTING_FILE
     try:
         payload = json.loads(path.read_text("utf-8"))
@@ -171,11 +176,13 @@ def read_routing(repo: str | Path, model: str) -> Routing:
         raise ServingError(f"{path}: invalid routing file: {exc}") from exc
 
 
-def write_routing(repo: str | Path, routing: Routing) -> Routing:
+def write_routing(repo: str | Path | S3Repository, routing: Routing) -> Routing:
     """Replace ``<repo>/<model>/routing.json`` atomically (temp file + rename) and stamp it.
 
     Callers hold :func:`routing_lock` of the model while they read, decide and write.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.write_routing(routing)  # compare-and-swap on the ETag read
     stamped = Routing(
         routing.model, routing.weights, routing.previous, dt.datetime.now(dt.UTC).isoformat()
     )
@@ -185,18 +192,22 @@ def write_routing(repo: str | Path, routing: Routing) -> Routing:
     return stamped
 
 
-def routing_lock(repo: str | Path, model: str) -> AbstractContextManager[None]:
+def routing_lock(repo: str | Path | S3Repository, model: str) -> AbstractContextManager[None]:
     """Serialise pushes and routing changes of one model, across processes (not re-entrant)."""
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.lock(model)
     return file_lock(Path(repo) / check_model_name(model) / ".lock")
 
 
-def repository_id(repo: str | Path, *, create: bool = False) -> str | None:
+def repository_id(repo: str | Path | S3Repository, *, create: bool = False) -> str | None:
     """The random id of a model repository (``<repo>/repository_id``), None when it has none.
 
     With ``create`` the id is made once, by a link that fails if another process won the race,
     so every server and client of one repository reads the same id. A server reports it in
     ``/v1/versions`` so that ``spindle status`` can tell whose repository a server serves.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.repository_id(create=create)
     path = Path(repo) / REPOSITORY_ID_FILE
     try:
         return path.read_text("utf-8").strip() or None
@@ -220,8 +231,10 @@ def repository_id(repo: str | Path, *, create: bool = False) -> str | None:
         return None
 
 
-def list_versions(repo: str | Path, model: str) -> list[int]:
+def list_versions(repo: str | Path | S3Repository, model: str) -> list[int]:
     """Versions of ``model`` present in the repository, ascending."""
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.list_versions(model)
     root = Path(repo) / check_model_name(model)
     if not root.is_dir():
         return []
@@ -299,7 +312,7 @@ def push(
 
 
 def install_version(
-    version_dir: str | Path, repo: str | Path, *, registered: str | None = None
+    version_dir: str | Path, repo: str | Path | S3Repository, *, registered: str | None = None
 ) -> InstalledVersion:
     """Copy a model version into ``<repo>/<model>/<version>/`` unless it is there already.
 
@@ -311,6 +324,8 @@ def install_version(
     Raises:
         ServingError: invalid files or checksums, or the version exists with different files.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.install_version(version_dir, registered=registered)
     source, root = Path(version_dir), Path(repo)
     manifest = read_manifest(source)
     model, version = check_model_name(manifest["model"]), check_version(manifest["version"])
@@ -397,7 +412,7 @@ def push_routing(current: Routing, version: int, weight: float | None) -> Routin
     return Routing(model, weights, incumbent)
 
 
-def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Routing:
+def set_routing(repo: str | Path | S3Repository, model: str, weights: dict[int, float]) -> Routing:
     """Route traffic of ``model`` by ``weights`` (version -> share; shares sum to 1).
 
     When the version with the most traffic changes, the one it replaces becomes ``previous``.
@@ -406,18 +421,24 @@ def set_routing(repo: str | Path, model: str, weights: dict[int, float]) -> Rout
         ServingError: a weight is negative or not finite, the sum is not 1 (within 1e-6), or a
             version is not in the repository.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.set_routing(model, weights)
     root = Path(repo)
     with routing_lock(root, check_model_name(model)):
         routing = weights_routing(root, read_routing(root, model), weights)
         return write_routing(root, routing)
 
 
-def weights_routing(repo: str | Path, current: Routing, weights: dict[int, float]) -> Routing:
+def weights_routing(
+    repo: str | Path | S3Repository, current: Routing, weights: dict[int, float]
+) -> Routing:
     """The routing :func:`set_routing` would write for ``weights`` (validated; nothing written).
 
     Raises:
         ServingError: as :func:`set_routing`.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return plan_weights(current, weights, repo.list_versions(current.model), repo.url)
     root = Path(repo)
     return plan_weights(current, weights, list_versions(root, current.model), str(root))
 
@@ -455,7 +476,9 @@ def plan_weights(
     return Routing(model, clean, previous)
 
 
-def rollback(repo: str | Path, model: str, *, registered: Registered | None = None) -> int:
+def rollback(
+    repo: str | Path | S3Repository, model: str, *, registered: Registered | None = None
+) -> int:
     """Route all traffic of ``model`` to its ``previous`` version and return that version.
 
     The version rolled back from is not kept as the new ``previous`` (it was bad); the newest
@@ -464,6 +487,8 @@ def rollback(repo: str | Path, model: str, *, registered: Registered | None = No
     Raises:
         ServingError: no previous version is recorded, or its files fail verification.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.rollback(model, registered=registered)
     root = Path(repo)
     with routing_lock(root, check_model_name(model)):
         routing = rollback_routing(root, read_routing(root, model), registered=registered)
@@ -474,7 +499,7 @@ def rollback(repo: str | Path, model: str, *, registered: Registered | None = No
 
 
 def rollback_routing(
-    repo: str | Path, current: Routing, *, registered: Registered | None = None
+    repo: str | Path | S3Repository, current: Routing, *, registered: Registered | None = None
 ) -> Routing:
     """The routing :func:`rollback` would write: all traffic to ``previous`` (nothing written).
 
@@ -485,6 +510,8 @@ def rollback_routing(
     Raises:
         ServingError: no previous version is recorded, or its files fail verification.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return repo.rollback_routing(current, registered=registered)
     root, model = Path(repo), current.model
     target = current.previous
     if target is None:
@@ -515,7 +542,7 @@ def leftovers(repo: str | Path) -> list[Path]:
     )
 
 
-def remove_leftovers(repo: str | Path, model: str) -> list[Path]:
+def remove_leftovers(repo: str | Path | S3Repository, model: str) -> list[Path]:
     """Remove the temp files and directories a crashed writer left in ``<repo>/<model>/``.
 
     The caller holds :func:`routing_lock` of the model: every writer of the model's directory
@@ -524,6 +551,8 @@ def remove_leftovers(repo: str | Path, model: str) -> list[Path]:
     Returns:
         What was removed.
     """
+    if not isinstance(repo, str | Path):  # on an object store
+        return [Path(prefix) for prefix in repo.remove_leftovers(model)]
     found = sorted((Path(repo) / check_model_name(model)).glob(".*.tmp"))
     for path in found:
         if path.is_dir() and not path.is_symlink():

@@ -21,12 +21,14 @@ cache's routing.json last, so a server runs on the cache as on a local repositor
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +37,9 @@ from spindle.core import (
     ServingError,
     SpindleError,
     atomic_directory,
+    atomic_write_bytes,
     atomic_write_json,
+    file_lock,
     sha256_bytes,
 )
 from spindle.serve._bucket import Bucket
@@ -134,6 +138,12 @@ class S3Repository:
             raise ServingError(f"{self.url}/{key}: invalid routing file: {exc}") from exc
 
     # -- routing ---------------------------------------------------------------------------
+
+    def lock(self, model: str) -> AbstractContextManager[None]:
+        """Serialise this machine's writers of ``model`` (a local ``flock``; across machines
+        :meth:`write_routing`'s compare-and-swap decides)."""
+        digest = hashlib.sha256(f"{self.url}/{check_model_name(model)}".encode()).hexdigest()
+        return file_lock(self.location.scratch_dir / "locks" / f"repo-{digest[:16]}.lock")
 
     def write_routing(self, routing: Routing) -> Routing:
         """Write ``routing`` if routing.json is still what :meth:`read_routing` last read.
@@ -344,6 +354,22 @@ class S3Repository:
 
     # -- the local cache -------------------------------------------------------------------
 
+    def manifest_dir(self, model: str, version: int) -> Path:
+        """A local folder holding only the version's manifest (to read what it records).
+
+        Raises:
+            ServingError: the version is not in the repository.
+        """
+        base = f"{check_model_name(model)}/{check_version(version)}"
+        found = self.bucket.get(f"{base}/{MANIFEST_FILE}")
+        if found is None:
+            raise ServingError(f"{self.url}/{base}: no such version (no {MANIFEST_FILE})")
+        digest = hashlib.sha256(self.url.encode()).hexdigest()[:16]
+        folder = self.location.scratch_dir / "manifests" / digest / base
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / MANIFEST_FILE, found.data)
+        return folder
+
     def download(
         self, model: str, version: int, target: Path, *, registered: str | None = None
     ) -> Path:
@@ -428,3 +454,18 @@ def _valid_name(name: str) -> bool:
     except ServingError:
         return False
     return True
+
+
+_OPENED: dict[Location, S3Repository] = {}
+
+
+def model_repository(location: Location) -> Path | S3Repository:
+    """The model repository at ``location``: its local folder, or this process's one
+    :class:`S3Repository` for it (which keeps the ETags it read, so a command's read of
+    routing.json and its later write are one compare-and-swap)."""
+    if location.is_local:
+        return location.path
+    found = _OPENED.get(location)
+    if found is None:
+        found = _OPENED[location] = S3Repository(location)
+    return found
