@@ -106,6 +106,9 @@ def test_push_serve_reload_rollback_with_the_repository_on_a_store(
             )
             _spindle(root, "push", MODEL, "--version", "2", "--force", "--reason", "test")
             _served(client, "2")
+            _spindle(root, "route", MODEL, "1=0.5", "2=0.5")
+            routing = json.loads(bucket_object(bucket, f"models/{MODEL}/routing.json"))
+            assert routing["weights"] == {"1": 0.5, "2": 0.5} and routing["previous"] == 1
             _spindle(root, "rollback", MODEL)
             _served(client, "1")
     finally:

@@ -55,7 +55,8 @@ def files_quoting(ctx: Context, ids: Sequence[str]) -> list[str]:
     tables = ws.tables_dir
     skipped = (*([tables.path] if tables.is_local else []), ws.state_dir / "forget")
     found: list[str] = []
-    for folder in dict.fromkeys([ws.state_dir, ws.model_repo]):
+    repo = ws.model_repo_location  # on an object store: its versions are not scanned
+    for folder in dict.fromkeys([ws.state_dir, *([repo.path] if repo.is_local else [])]):
         for path in sorted(folder.rglob("*")) if folder.is_dir() else []:
             if (
                 not path.is_file()

@@ -7,7 +7,7 @@ from typing import Any
 from spindle.core import NotFound
 from spindle.orchestrate._context import Context, ReadContext, production_version
 from spindle.registry import ArtifactRecord, LineageGraph, LineageNode
-from spindle.serve import repository_id
+from spindle.serve import model_repository, repository_id
 
 _CHAIN = (
     "raw_partition",
@@ -242,7 +242,7 @@ def serving_check(
         out["error"] = f"{type(exc).__name__}: {exc}"
         return out
     out["reachable"] = True
-    repo = ctx.workspace.model_repo
+    repo = model_repository(ctx.workspace.model_repo_location)
     ours = repository_id(repo)
     theirs = body.get("repository_id") if isinstance(body, dict) else None
     if answer.status_code != 200 or not isinstance(theirs, str) or not theirs:

@@ -7,16 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from spindle.core import NotFound, ServingError
+from spindle.core import DataError, NotFound, ServingError
 from spindle.orchestrate._context import Context, ReadContext
 from spindle.registry import ModelVersionRecord
-from spindle.serve import check_model_name, read_routing, weights_routing
+from spindle.serve import check_model_name, model_repository, read_routing, weights_routing
 
 
 def _routing(ctx: Context | ReadContext, model: str) -> dict[str, float]:
     try:
-        weights = read_routing(ctx.workspace.model_repo, model).weights
-    except ServingError:
+        weights = read_routing(model_repository(ctx.workspace.model_repo_location), model).weights
+    except (ServingError, DataError):  # DataError: a store that does not answer
         return {}
     return {str(v): w for v, w in sorted(weights.items())}
 
@@ -148,7 +148,7 @@ def route(
     from spindle.orchestrate._deploy import deploy  # the write path; the reports above read
 
     check_model_name(model)
-    repo = ctx.workspace.model_repo
+    repo = model_repository(ctx.workspace.model_repo_location)
     deployed = deploy(
         ctx,
         model,

@@ -28,7 +28,13 @@ from spindle.orchestrate._context import Context
 from spindle.orchestrate._model_common import model_dir
 from spindle.orchestrate._reproduce_facts import Recorded
 from spindle.orchestrate._train_step import record_manifest
-from spindle.serve import install_version, read_routing, restore_version, routing_lock
+from spindle.serve import (
+    install_version,
+    model_repository,
+    read_routing,
+    restore_version,
+    routing_lock,
+)
 from spindle.train import FittedVersion, VersionPlan, write_version
 
 
@@ -88,7 +94,7 @@ def _restore_directory(recorded: Recorded, rebuilt: Path) -> str:
 
 def _repository_copy(ctx: Context, recorded: Recorded) -> str:
     """Place the version in the model repository again when it is routed (verified copy)."""
-    repo = ctx.workspace.model_repo
+    repo = model_repository(ctx.workspace.model_repo_location)
     model, version = recorded.model, recorded.version
     try:
         routing = read_routing(repo, model)
@@ -102,6 +108,8 @@ def _repository_copy(ctx: Context, recorded: Recorded) -> str:
         try:
             installed = install_version(source, repo, registered=recorded.registered)
         except ServingError:  # a damaged copy is there: replace it by the verified one
+            if not isinstance(repo, Path):  # versions on a store are immutable
+                raise
             installed = restore_version(source, repo, registered=recorded.registered)
             return f"model repository: replaced the damaged copy {installed.path}"
     state = "placed" if installed.created else "already held"
