@@ -109,6 +109,7 @@ def test_push_serve_reload_rollback_with_the_repository_on_a_store(
             _spindle(root, "route", MODEL, "1=0.5", "2=0.5")
             routing = json.loads(bucket_object(bucket, f"models/{MODEL}/routing.json"))
             assert routing["weights"] == {"1": 0.5, "2": 0.5} and routing["previous"] == 1
+            _race(root, bucket)
             _spindle(root, "rollback", MODEL)
             _served(client, "1")
     finally:
@@ -127,6 +128,28 @@ def test_push_serve_reload_rollback_with_the_repository_on_a_store(
         for p in found
         if p.kind in ("routing", "serving_mismatch", "repository_checksum", "model_repository")
     ] == []
+    # a version's object replaced on the store: doctor finds it against the registry
+    donor = bucket_object(bucket, f"models/{MODEL}/1/model.onnx")
+    _put(bucket, f"models/{MODEL}/2/model.onnx", donor)
+    with spindle.Context.open(root) as ctx:
+        found = [p for p in spindle.doctor(ctx) if p.kind == "repository_checksum"]
+    assert [p.subject for p in found] == [f"{MODEL}@2"] and "immutable" in found[0].message
+    # the store unreachable: one problem naming the URL, and a push fails in one line
+    config["storage_options"] = bucket.options | {
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"
+    }
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    with spindle.Context.open(root) as ctx:
+        found = [p for p in spindle.doctor(ctx) if p.kind == "model_repository"]
+    assert [p.subject for p in found] == [f"{bucket.url}/models"]
+    done = subprocess.run(
+        [str(EXE), "rollback", MODEL, "--workspace", str(root)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    said = done.stdout + done.stderr
+    assert done.returncode != 0 and f"{bucket.url}/models" in said and "Traceback" not in said
 
 
 def bucket_object(bucket, key: str) -> bytes:  # type: ignore[no-untyped-def]
@@ -142,3 +165,31 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _put(bucket, key: str, data: bytes) -> None:  # type: ignore[no-untyped-def]
+    from spindle.core import Location
+    from spindle.serve import S3Repository
+
+    S3Repository(Location.of(bucket.url, bucket.options)).bucket.put(key, data)
+
+
+def _race(root: Path, bucket) -> None:  # type: ignore[no-untyped-def]
+    """Another machine changes routing.json between this command's read and its write: the
+    write is refused (If-Match), nothing of ours lands, the deployment is abandoned."""
+    from spindle.core import Location
+    from spindle.orchestrate._deploy import deploy
+    from spindle.serve import Routing, RoutingConflict, S3Repository
+
+    def plan(current: Routing) -> Routing:
+        other = S3Repository(Location.of(f"{bucket.url}/models", bucket.options))
+        other.read_routing(MODEL)
+        other.write_routing(Routing(MODEL, {2: 1.0}, 1))
+        return Routing(MODEL, {1: 1.0}, 2)
+
+    with spindle.Context.open(root) as ctx:
+        with pytest.raises(RoutingConflict, match=r"changed since it was read.*run the command"):
+            deploy(ctx, MODEL, plan, op="route", args={"race": 1}, actor="test", reason="race")
+        assert ctx.store.deployments(MODEL, status="abandoned")
+    routing = json.loads(bucket_object(bucket, f"models/{MODEL}/routing.json"))
+    assert routing["weights"] == {"2": 1.0}  # the other machine's write, not lost
