@@ -31,7 +31,6 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,52 +43,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.conftest import START, make_workspace
 from tests.features.test_backfill import NEW_VERSION, REF
+from tests.raycluster import start_cluster
 
 import spindle
 from spindle.orchestrate import Context, build_training_set, load_config
 
-RAY = Path(sys.executable).parent / "ray"
-
 
 def _day(i: int) -> str:
     return (START + dt.timedelta(days=i)).isoformat()
-
-
-def _start_cluster(nodes: list[int], temp: Path, port: int) -> str:
-    """``ray start`` a head (0 CPUs when there are worker nodes) and one node per entry."""
-    head_cpus = nodes[0] if len(nodes) == 1 else 0
-    base = [str(RAY), "start", "--disable-usage-stats"]
-    subprocess.run(
-        [
-            *base,
-            "--head",
-            f"--port={port}",
-            f"--num-cpus={head_cpus}",
-            "--include-dashboard=false",
-            f"--temp-dir={temp / 'head'}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    for i, cpus in enumerate(nodes if len(nodes) > 1 else []):
-        subprocess.run(
-            [
-                *base,
-                f"--address=127.0.0.1:{port}",
-                f"--num-cpus={cpus}",
-                f"--temp-dir={temp / f'node{i}'}",
-            ],
-            check=True,
-            capture_output=True,
-        )
-    return f"127.0.0.1:{port}"
-
-
-def _stop_cluster() -> None:
-    import ray
-
-    ray.shutdown()
-    subprocess.run([str(RAY), "stop", "--force"], capture_output=True, check=False)
 
 
 def _timed(fn: Any) -> tuple[Any, dict[str, float]]:
@@ -143,20 +104,23 @@ PHASES = ("ingest", "backfill", "training_set")
 SAME = ("rows_ingested", "days_backfilled", "training_set_rows", "training_set_hash")
 
 
-def _one(ws: Path, root: Path, name: str, days: int, port: int) -> dict[str, Any]:
+def _one(ws: Path, root: Path, name: str, days: int) -> dict[str, Any]:
     """The work on a fresh copy of ``ws`` with executor ``name`` (its cluster started first)."""
-    copy = root / f"ws-{name}-{port}"
+    import ray
+
+    copy = root / f"ws-{name}"
     shutil.copytree(ws, copy, symlinks=True)
     nodes = EXECUTORS[name]
-    address = None
-    if nodes is not None:
-        # a short folder: Ray's socket paths under it must fit in 107 characters
-        address = _start_cluster(nodes, Path(tempfile.mkdtemp(prefix="sr", dir="/tmp")), port)
+    cluster = None
+    if nodes is not None:  # one node: a head with the CPUs; else a head of 0 and the nodes
+        cluster = start_cluster(nodes[0], []) if len(nodes) == 1 else start_cluster(0, nodes)
     try:
-        return _work(copy, "in-process" if nodes is None else "ray", address, days)
+        address = None if cluster is None else cluster.address
+        return _work(copy, "in-process" if cluster is None else "ray", address, days)
     finally:
-        if nodes is not None:
-            _stop_cluster()
+        if cluster is not None:
+            ray.shutdown()
+            cluster.stop()  # its own processes only
         shutil.rmtree(copy, ignore_errors=True)
 
 
@@ -171,13 +135,12 @@ def main() -> None:
     start = time.perf_counter()
     ws = make_workspace(root / "ws", days=args.days, scale=args.scale)
     simulated_s = time.perf_counter() - start
-    _one(make_workspace(root / "warm", days=2, scale=0.3), root, "in-process", 2, 0)  # imports
+    _one(make_workspace(root / "warm", days=2, scale=0.3), root, "in-process", 2)  # imports
     names = list(EXECUTORS)
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
     for round_ in range(args.repeat):
         for name in names[round_ % 3 :] + names[: round_ % 3]:  # each executor first once
-            port = 6390 + 10 * round_ + names.index(name)
-            runs[name].append(_one(ws, root, name, args.days, port))
+            runs[name].append(_one(ws, root, name, args.days))
     base = runs["in-process"][0]
     for name in names:
         for run in runs[name]:

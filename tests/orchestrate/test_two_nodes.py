@@ -15,10 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +24,7 @@ import yaml
 from tests.conftest import START, make_workspace
 from tests.objectstore import MotoServer, running_moto
 from tests.orchestrate.test_objectstore_day import _on_store
+from tests.raycluster import hiding_works, start_cluster
 
 import spindle
 from spindle.core import Location, open_dataset
@@ -36,7 +33,6 @@ from spindle.features import feature_table_path
 pytest.importorskip("ray")
 pytestmark = pytest.mark.e2e
 
-RAY = Path(sys.executable).parent / "ray"
 DAYS = [START.isoformat(), "2026-01-02", "2026-01-03"]
 NEW_VERSION = """  - name: name_word_count
     version: 2
@@ -47,18 +43,6 @@ NEW_VERSION = """  - name: name_word_count
 """
 
 
-def _hiding_works() -> bool:
-    if shutil.which("unshare") is None:
-        return False
-    return subprocess.run(["unshare", "-m", "true"], capture_output=True).returncode == 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def moto() -> Iterator[MotoServer]:
     yield from running_moto()
@@ -67,34 +51,17 @@ def moto() -> Iterator[MotoServer]:
 @pytest.fixture
 def second_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A head of 0 CPUs and a node of 2 CPUs that does not see ``tmp_path``; its address."""
-    if not _hiding_works():
+    if not hiding_works():
         pytest.skip("`unshare -m` is not permitted here: the second node could see the workspace")
     import ray
 
     monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
-    port, temp = _free_port(), Path(tempfile.mkdtemp(prefix="sr", dir="/tmp"))  # short: sockets
-    start = [str(RAY), "start", "--disable-usage-stats"]
-    subprocess.run(
-        [
-            *start,
-            "--head",
-            f"--port={port}",
-            "--num-cpus=0",
-            "--include-dashboard=false",
-            f"--temp-dir={temp / 'head'}",
-        ],
-        check=True,
-        capture_output=True,
-    )
-    hidden = f"mount -t tmpfs none '{tmp_path}' && exec \"$@\""
-    node = [*start, f"--address=127.0.0.1:{port}", "--num-cpus=2", f"--temp-dir={temp / 'node'}"]
+    cluster = start_cluster(0, [2], hide=tmp_path)
     try:
-        subprocess.run(["unshare", "-m", "sh", "-c", hidden, "sh", *node], check=True)
-        yield f"127.0.0.1:{port}"
+        yield cluster.address
     finally:
         ray.shutdown()
-        subprocess.run([str(RAY), "stop", "--force"], capture_output=True, check=False)
-        shutil.rmtree(temp, ignore_errors=True)
+        cluster.stop()  # this cluster's processes only: never another test run's Ray
 
 
 def test_a_backfill_runs_on_a_node_without_the_workspace(
