@@ -220,3 +220,36 @@ def test_the_config_takes_an_s3_model_repo_and_refuses_other_schemes(tmp_path: P
         with pytest.raises(ConfigError, match="model_repo"):
             Workspace.load(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spindle.yaml"]
+
+
+def test_a_push_killed_before_its_manifest_leaves_no_version(make_version, store) -> None:
+    """SIGKILL between the uploads and the manifest (a power cut): readers see no version, the
+    objects are a leftover, and the next push of that version completes it."""
+    import os
+    import subprocess
+    import sys
+
+    one = make_version(1)
+    script = (
+        "import sys; from spindle.core import Location; "
+        "from spindle.serve import S3Repository; "
+        "S3Repository(Location.of(sys.argv[1], dict(a.split('=', 1) for a in sys.argv[3:])))"
+        ".push(sys.argv[2])"
+    )
+    options = [f"{k}={v}" for k, v in store.location.options]
+    done = subprocess.run(
+        [sys.executable, "-c", script, store.url, str(one), *options],
+        env={**os.environ, "SPINDLE_KILL_AT": "repository:uploaded"},
+        capture_output=True,
+        timeout=300,
+    )
+    assert done.returncode == -9, done.stderr[-2000:]
+    assert sorted(store.bucket.listing(MODEL)) == [
+        f"{MODEL}/1/config.pbtxt",
+        f"{MODEL}/1/model.onnx",
+        f"{MODEL}/1/transform.json",
+    ]
+    assert store.list_versions(MODEL) == [] and store.read_routing(MODEL).weights == {}
+    assert store.leftovers(grace_s=0) == [f"{MODEL}/1"]
+    assert store.push(one).created
+    assert store.list_versions(MODEL) == [1] and store.leftovers(grace_s=0) == []

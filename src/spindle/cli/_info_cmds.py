@@ -190,6 +190,7 @@ def serve(
     endpoints, /metrics."""
     ws = spindle.Workspace.load(workspace)
     cfg = ws.config.serving
+    from spindle.core import Location
     from spindle.features import FeatureRegistry
     from spindle.orchestrate import check_served_policies
     from spindle.serve import ServingDeclarations, ServingLimits, model_repository
@@ -212,7 +213,10 @@ def serve(
     registry = FeatureRegistry.load(ws.features_dir)
     # no version (nor model config) reading a feature its team may not use is ever loaded
     # a repository on an object store is mirrored into <state_dir>/tmp/model_cache
-    served = Path(repo) if repo else model_repository(ws.model_repo_location)
+    location = ws.model_repo_location
+    if repo:  # --repo: a local folder, or s3://... with spindle.yaml's storage_options
+        location = Location.of(repo, ws.config.storage_options, location.scratch)
+    served = model_repository(location)
     check_served_policies(ws, registry, served)
     app_ = spindle.create_app(
         served,

@@ -40,6 +40,7 @@ from spindle.core import (
     atomic_write_bytes,
     atomic_write_json,
     file_lock,
+    kill_point,
     sha256_bytes,
 )
 from spindle.serve._bucket import Bucket
@@ -265,6 +266,7 @@ class S3Repository:
         if version not in self.list_versions(model):
             for name in _UPLOADS:  # not a version yet: a dead writer's objects are replaced
                 self.bucket.put(f"{base}/{name}", payload[name])
+            kill_point("repository:uploaded")  # a crash here leaves objects, never a version
             created = (
                 self.bucket.put(f"{base}/{MANIFEST_FILE}", manifest_bytes, create=True) is not None
             )
