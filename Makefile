@@ -42,7 +42,7 @@ demo: $(STAMP)
 	$(BIN)/spindle demo --days 7 --dir demo-workspace
 
 test: $(STAMP) $(CHROMIUM) postgresql
-	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider
+	$(BIN)/python -m pytest -q -m "not slow" -p no:cacheprovider --durations=25
 
 test-all: $(STAMP) $(CHROMIUM) postgresql
 	$(BIN)/python -m pytest -q -m "" -p no:cacheprovider
