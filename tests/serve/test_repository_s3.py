@@ -130,8 +130,14 @@ def test_a_dead_writers_objects_are_no_version_and_are_removed(make_version, sto
     assert store.leftovers(grace_s=0) == [f"{MODEL}/2"]
     assert store.remove_leftovers(MODEL, grace_s=0) == [f"{MODEL}/2"]
     assert sorted(store.bucket.listing(f"{MODEL}/2")) == []
-    # a push of that version replaces what a dead writer left (it was never a version)
+    # other bytes written just now: maybe a live push of that version; nothing is overwritten
     store.bucket.put(f"{MODEL}/2/model.onnx", b"half an upload")
+    with pytest.raises(ServingError, match=r"another push of this version wrote other bytes"):
+        store.push(make_version(2, factor=2.0))
+    found = store.bucket.get(f"{MODEL}/2/model.onnx")
+    assert found is not None and found.data == b"half an upload"
+    assert store.list_versions(MODEL) == [1]
+    store.remove_leftovers(MODEL, grace_s=0)  # what doctor --fix does after the grace period
     assert store.push(make_version(2, factor=2.0)).created
     assert store.list_versions(MODEL) == [1, 2]
 

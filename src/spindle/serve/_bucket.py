@@ -36,6 +36,7 @@ class StoredObject:
 
     data: bytes
     etag: str
+    modified: float = 0.0  # its last-modified time (s since the epoch)
 
 
 @dataclass
@@ -136,7 +137,9 @@ class Bucket:
                 if str(exc.response.get("Error", {}).get("Code", "")) in _MISSING:
                     return None
                 raise
-            return StoredObject(found["Body"].read(), str(found["ETag"]))
+            modified = found.get("LastModified")
+            stamp = modified.timestamp() if modified is not None else 0.0
+            return StoredObject(found["Body"].read(), str(found["ETag"]), stamp)
 
     def put(
         self, relative: str, data: bytes, *, if_match: str | None = None, create: bool = False

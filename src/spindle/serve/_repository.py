@@ -16,6 +16,10 @@ the lock was left by a writer that died: :func:`remove_leftovers` removes it.
 Given the registry's record of a version (``registered``: its content hash), installing,
 rolling back to and restoring a version refuse files that are not the ones the registry
 recorded, whatever their manifest says.
+
+The routing and version functions also take an ``S3Repository`` (a repository at
+``s3://bucket/prefix``, ``serve/_repository_s3.py``): same layout, the manifest uploaded last
+instead of a rename, routing.json by compare-and-swap instead of the lock alone.
 """
 
 from __future__ import annotations

@@ -264,8 +264,8 @@ class S3Repository:
         base = f"{model}/{version}"
         created = False
         if version not in self.list_versions(model):
-            for name in _UPLOADS:  # not a version yet: a dead writer's objects are replaced
-                self.bucket.put(f"{base}/{name}", payload[name])
+            for name in _UPLOADS:
+                self._upload(f"{base}/{name}", payload[name])
             kill_point("repository:uploaded")  # a crash here leaves objects, never a version
             created = (
                 self.bucket.put(f"{base}/{MANIFEST_FILE}", manifest_bytes, create=True) is not None
@@ -273,6 +273,29 @@ class S3Repository:
         self._compare(model, version, wanted, "after uploading" if created else "already there")
         self.repository_id(create=True)
         return InstalledVersion(model, version, Path(base), created, wanted)
+
+    def _upload(self, key: str, data: bytes) -> None:
+        """Create the object ``key`` of a version being pushed, never overwriting a version's:
+        an object already there with other bytes is replaced only when it is a leftover (no
+        manifest was found, and it is older than :data:`LEFTOVER_GRACE_S`).
+
+        Raises:
+            ServingError: other bytes, written recently: another push of this version may be
+                at work (or just died).
+        """
+        if self.bucket.put(key, data, create=True) is not None:
+            return
+        found = self.bucket.get(key)
+        if found is None or found.data == data:
+            return
+        if time.time() - found.modified < LEFTOVER_GRACE_S:
+            raise ServingError(
+                f"{self.url}/{key}: another push of this version wrote other bytes "
+                f"{int(time.time() - found.modified)} s ago (it may be at work or have died); "
+                "nothing of a version is overwritten: retry after it finishes, or after an "
+                "hour `spindle doctor --fix` removes what a dead push left"
+            )
+        self.bucket.put(key, data, if_match=found.etag)  # a dead writer's leftover
 
     def _compare(self, model: str, version: int, wanted: dict[str, str], when: str) -> None:
         problems = []
