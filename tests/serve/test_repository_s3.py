@@ -15,6 +15,7 @@ from spindle.core import DataError, Location, ServingError, read_package
 from spindle.serve import ChecksumMismatch, ModelRuntime
 from spindle.serve._repository import Routing
 from spindle.serve._repository_s3 import RoutingConflict, S3Repository
+from spindle.serve._store_mirror import StoreMirror
 
 MODEL = "search_ranker"
 
@@ -147,7 +148,7 @@ def test_a_tampered_object_is_refused_by_download_and_sync(make_version, store, 
     store.push(one)
     store.push(two)
     cache = tmp_path / "cache"
-    assert store.sync(cache) == []
+    assert StoreMirror(store, cache).sync() == []
     assert sorted(p.name for p in (cache / MODEL).iterdir()) == ["1", "2", "routing.json"]
     # version 1's object replaced by version 2's bytes (and a manifest re-hashed to match)
     donor = store.bucket.get(f"{MODEL}/2/model.onnx")
@@ -161,7 +162,7 @@ def test_a_tampered_object_is_refused_by_download_and_sync(make_version, store, 
     with pytest.raises(ChecksumMismatch, match="registry recorded"):
         store.download(MODEL, 1, tmp_path / "v1", registered=registered[1])
     (cache / MODEL / "1" / "model.onnx").write_bytes(b"damaged in the cache")
-    problems = store.sync(cache, registered=lambda m, v: registered[v])
+    problems = StoreMirror(store, cache, lambda m, v: registered[v]).sync()
     assert len(problems) == 1 and problems[0].startswith(f"{MODEL}: ")
     assert ModelRuntime.load(cache / MODEL / "2").version == 2  # what verifies is kept
 

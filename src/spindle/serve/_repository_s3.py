@@ -14,16 +14,15 @@ it. An object store has no rename, so:
   *`` for a model's first routing). Of two writers that read the same routing, one wins and the
   other gets :class:`RoutingConflict`; a routing change is never lost.
 
-Servers do not load from the store: :meth:`S3Repository.sync` copies the routed versions into a
-local cache folder, verifying every file against its manifest and the registry, and writes the
-cache's routing.json last, so a server runs on the cache as on a local repository.
+Servers do not load from the store: ``StoreMirror`` (serve/_store_mirror.py) copies the routed
+versions into a local cache folder with :meth:`S3Repository.download`, verifying every file
+against its manifest and the registry, so a server runs on the cache as on a local repository.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 import time
 import uuid
@@ -35,10 +34,8 @@ from pathlib import Path
 from spindle.core import (
     Location,
     ServingError,
-    SpindleError,
     atomic_directory,
     atomic_write_bytes,
-    atomic_write_json,
     file_lock,
     kill_point,
     sha256_bytes,
@@ -81,7 +78,6 @@ class S3Repository:
     location: Location
     bucket: Bucket = field(init=False)
     _etags: dict[str, str | None] = field(default_factory=dict, init=False, repr=False)
-    _verified: dict[Path, object] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.bucket = Bucket(self.location)
@@ -417,60 +413,6 @@ class S3Repository:
                 (tmp / name).write_bytes(found.data)
             ModelRuntime.load(tmp, registered=registered)  # the manifest's and registry's hashes
         return target
-
-    def sync(self, cache: Path, *, registered: Registered | None = None) -> list[str]:
-        """Mirror the routed versions and routing of every model into the local ``cache``.
-
-        A version already cached is verified again; one that fails is fetched afresh. The
-        cache's routing.json is written last, so a server on the cache never routes to a
-        version it lacks.
-
-        Returns:
-            One line per model that could not be mirrored (its cached state is kept).
-
-        Raises:
-            DataError: the store cannot be listed.
-        """
-        problems = []
-        for model in self.models():
-            try:
-                self._sync_model(cache, model, registered)
-            except (SpindleError, OSError) as exc:  # one model's failure stops no other
-                problems.append(f"{model}: {exc}")
-        identity = self.repository_id()
-        if identity is not None and not (cache / REPOSITORY_ID_FILE).exists():
-            cache.mkdir(parents=True, exist_ok=True)
-            (cache / REPOSITORY_ID_FILE).write_text(identity + "\n", "utf-8")
-        return problems
-
-    def _sync_model(self, cache: Path, model: str, registered: Registered | None) -> None:
-        routing = self.read_routing(model)
-        wanted = {v for v, w in routing.weights.items() if w > 0}
-        if routing.previous is not None:
-            wanted.add(routing.previous)
-        for version in sorted(wanted):
-            expected = registered(model, version) if registered is not None else None
-            target = cache / model / str(version)
-            if target.exists():
-                if self._cached(target, expected):
-                    continue
-                shutil.rmtree(target, ignore_errors=True)
-            self.download(model, version, target, registered=expected)
-        path = cache / model / ROUTING_FILE
-        if not path.exists() or json.loads(path.read_bytes()) != routing.to_json():
-            atomic_write_json(path, routing.to_json())  # unchanged: not rewritten (no reload)
-
-    def _cached(self, target: Path, registered: str | None) -> bool:
-        """Whether the cached copy ``target`` verifies (again only when its files changed)."""
-        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in target.iterdir())
-        if self._verified.get(target) == (stamp, registered):
-            return True
-        try:
-            ModelRuntime.load(target, registered=registered)
-        except ServingError:
-            return False
-        self._verified[target] = (stamp, registered)
-        return True
 
 
 def _valid_name(name: str) -> bool:

@@ -11,14 +11,24 @@ loaded keep serving.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import shutil
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from spindle.core import Location, SpindleError
+from spindle.core import (
+    Location,
+    ServingError,
+    SpindleError,
+    atomic_write_bytes,
+    atomic_write_json,
+)
 from spindle.serve._integrity import Registered
+from spindle.serve._repository import REPOSITORY_ID_FILE, ROUTING_FILE
 from spindle.serve._repository_s3 import S3Repository
+from spindle.serve._runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
 
@@ -38,18 +48,74 @@ class StoreMirror:
     registered: Registered | None = None
     problems: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _verified: dict[Path, object] = field(default_factory=dict, repr=False)
 
     def refresh(self) -> None:
         """Mirror the store now; log and keep what failed (never raises a store error)."""
         with self._lock:
             try:
-                problems = self.store.sync(self.cache, registered=self.registered)
+                problems = self.sync()
             except (SpindleError, OSError) as exc:
                 problems = [str(exc)]
             for line in problems:
                 if line not in self.problems:
                     log.error("model repository %s: %s", self.store.url, line)
             self.problems = problems
+
+    def sync(self) -> list[str]:
+        """Mirror the routed versions (and each ``previous``) and the routing of every model.
+
+        A cached version is verified again when its files changed on disk, and fetched afresh
+        when that fails. Each model's routing.json is written after its versions, and only
+        when it changed, so a server on the cache never routes to a version it lacks and does
+        not reload for nothing.
+
+        Returns:
+            One line per model that could not be mirrored (its cached state is kept).
+
+        Raises:
+            DataError: the store cannot be listed.
+        """
+        problems = []
+        for model in self.store.models():
+            try:
+                self._sync_model(model)
+            except (SpindleError, OSError) as exc:  # one model's failure stops no other
+                problems.append(f"{model}: {exc}")
+        identity = self.store.repository_id()
+        if identity is not None and not (self.cache / REPOSITORY_ID_FILE).exists():
+            self.cache.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(self.cache / REPOSITORY_ID_FILE, (identity + "\n").encode())
+        return problems
+
+    def _sync_model(self, model: str) -> None:
+        routing = self.store.read_routing(model)
+        wanted = {v for v, w in routing.weights.items() if w > 0}
+        if routing.previous is not None:
+            wanted.add(routing.previous)
+        for version in sorted(wanted):
+            expected = self.registered(model, version) if self.registered is not None else None
+            target = self.cache / model / str(version)
+            if target.exists():
+                if self._cached(target, expected):
+                    continue
+                shutil.rmtree(target, ignore_errors=True)
+            self.store.download(model, version, target, registered=expected)
+        path = self.cache / model / ROUTING_FILE
+        if not path.exists() or json.loads(path.read_bytes()) != routing.to_json():
+            atomic_write_json(path, routing.to_json())
+
+    def _cached(self, target: Path, registered: str | None) -> bool:
+        """Whether the cached copy ``target`` verifies (again only when its files changed)."""
+        stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in target.iterdir())
+        if self._verified.get(target) == (stamp, registered):
+            return True
+        try:
+            ModelRuntime.load(target, registered=registered)
+        except ServingError:
+            return False
+        self._verified[target] = (stamp, registered)
+        return True
 
 
 def store_mirror(
