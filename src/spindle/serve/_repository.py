@@ -114,6 +114,25 @@ class Routing:
         live = [(w, v) for v, w in self.weights.items() if w > 0]
         return max(live)[1] if live else None
 
+    @classmethod
+    def from_json(cls, model: str, payload: Any, where: str) -> Routing:
+        """The routing of ``model`` in a parsed routing file found at ``where``.
+
+        Raises:
+            ServingError: the payload is not a valid routing file (names ``where``).
+        """
+        try:
+            weights = {check_version(v): float(w) for v, w in dict(payload["weights"]).items()}
+            previous = payload.get("previous")
+            return cls(
+                model,
+                weights,
+                None if previous is None else check_version(previous),
+                payload.get("updated_at"),
+            )
+        except (KeyError, TypeError, ValueError, ServingError) as exc:
+            raise ServingError(f"{where}: invalid routing file: {exc}") from exc
+
     def to_json(self) -> dict[str, Any]:
         return {
             "model": self.model,
@@ -167,17 +186,7 @@ def read_routing(repo: str | Path | S3Repository, model: str) -> Routing:
         return Routing(model, {})
     except (OSError, ValueError) as exc:
         raise ServingError(f"{path}: unreadable routing file: {exc}") from exc
-    try:
-        weights = {check_version(v): float(w) for v, w in dict(payload["weights"]).items()}
-        previous = payload.get("previous")
-        return Routing(
-            model,
-            weights,
-            None if previous is None else check_version(previous),
-            payload.get("updated_at"),
-        )
-    except (KeyError, TypeError, ValueError, ServingError) as exc:
-        raise ServingError(f"{path}: invalid routing file: {exc}") from exc
+    return Routing.from_json(model, payload, str(path))
 
 
 def write_routing(repo: str | Path | S3Repository, routing: Routing) -> Routing:

@@ -123,16 +123,9 @@ class S3Repository:
             return Routing(model, {})
         try:
             payload = json.loads(found.data)
-            weights = {check_version(v): float(w) for v, w in dict(payload["weights"]).items()}
-            previous = payload.get("previous")
-            return Routing(
-                model,
-                weights,
-                None if previous is None else check_version(previous),
-                payload.get("updated_at"),
-            )
-        except (KeyError, TypeError, ValueError, ServingError) as exc:
+        except ValueError as exc:
             raise ServingError(f"{self.url}/{key}: invalid routing file: {exc}") from exc
+        return Routing.from_json(model, payload, f"{self.url}/{key}")
 
     # -- routing ---------------------------------------------------------------------------
 
