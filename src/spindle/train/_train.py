@@ -29,7 +29,7 @@ from spindle.train._batches import (
     check_weights,
 )
 from spindle.train._checkpoint import CheckpointStore
-from spindle.train._ddp import train_ddp
+from spindle.train._ddp import DDPOutcome, train_ddp
 from spindle.train._export import MODEL_FILE, export_onnx
 from spindle.train._model import Model, build_model
 from spindle.train._recipe import SyncRecipe, step_threads
@@ -262,14 +262,29 @@ def _train_workers(
         progress,
         weights,
     )
+    sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
+    rows = int(labels.shape[0])
+    return _export_ddp(out_dir, spec, config, epochs, outcome, sample, rows, rows)
+
+
+def _export_ddp(
+    out_dir: Path,
+    spec: InputSpec,
+    config: TrainingConfig,
+    epochs: int,
+    outcome: DDPOutcome,
+    sample: dict[str, Any],
+    rows: int,
+    peak_rows_held: int,
+) -> TrainResult:
+    """Rank 0's weights of a data-parallel run written as the version, and its figures."""
     model = build_model(spec, config)
     model.load_state_dict(outcome.state_dict)
-    sample = {name: array[:_SAMPLE_ROWS] for name, array in inputs.items()}
     _write_version(out_dir, model, spec, sample)
     return _result(
         out_dir,
         model,
-        rows=int(labels.shape[0]),
+        rows=rows,
         epochs=epochs,
         steps=outcome.global_step,
         examples_run=outcome.examples_run,
@@ -282,7 +297,7 @@ def _train_workers(
         notes=outcome.notes,
         workers=config.workers,
         loss_history=outcome.loss_history,
-        peak_rows_held=int(labels.shape[0]),
+        peak_rows_held=peak_rows_held,
     )
 
 

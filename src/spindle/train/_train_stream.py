@@ -12,17 +12,15 @@ from typing import Any
 from spindle.core import TrainingConfig, TrainingError
 from spindle.train._batches import Encode, ParquetBatches
 from spindle.train._ddp import train_ddp_stream
-from spindle.train._model import build_model
 from spindle.train._shard import CheckedEncode, StreamData
 from spindle.train._spec import InputSpec
 from spindle.train._train import (
     _SAMPLE_ROWS,
     TrainResult,
     _base_file,
-    _result,
+    _export_ddp,
     _run_fingerprint,
     _train_one_process,
-    _write_version,
 )
 
 
@@ -156,27 +154,8 @@ def _train_stream_workers(
     outcome = train_ddp_stream(
         stream, spec, config, epochs, checkpoint_dir, fingerprint, base_file, progress
     )
-    model = build_model(spec, config)
-    model.load_state_dict(outcome.state_dict)
-    _write_version(out_dir, model, spec, sample)
-    result = _result(
-        out_dir,
-        model,
-        rows=rows,
-        epochs=epochs,
-        steps=outcome.global_step,
-        examples_run=outcome.examples_run,
-        seconds=outcome.seconds,
-        cpu_s=outcome.cpu_s,
-        cores=config.threads * config.workers,
-        final_loss=outcome.final_loss,
-        resumed_from_step=outcome.resumed_from_step,
-        warm_started=outcome.warm_started,
-        notes=outcome.notes,
-        workers=config.workers,
-        loss_history=outcome.loss_history,
-        peak_rows_held=max((s.peak_rows_held for s in outcome.shards), default=0),
-    )
+    peak = max((s.peak_rows_held for s in outcome.shards), default=0)
+    result = _export_ddp(out_dir, spec, config, epochs, outcome, sample, rows, peak)
     return replace(result, shards=outcome.shards)
 
 
