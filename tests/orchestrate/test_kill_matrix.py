@@ -48,9 +48,12 @@ ARGS = [
 ]
 
 
-def _spindle(ws: Path, *args: str, kill_at: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE")
-    env.pop("SPINDLE_KILL_AT", None)
+def _spindle(
+    ws: Path, *args: str, kill_at: str | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess, killed at ``kill_at`` if given; ``env`` adds variables."""
+    inherited = {k: v for k, v in os.environ.items() if k != "SPINDLE_KILL_AT"}
+    env = dict(inherited, OMP_WAIT_POLICY="PASSIVE", **(env or {}))
     if kill_at:
         env["SPINDLE_KILL_AT"] = kill_at
     code = "import sys; from spindle.cli import main; sys.argv = ['spindle', *sys.argv[1:]]; main()"

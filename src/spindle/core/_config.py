@@ -163,8 +163,9 @@ class WorkspaceConfig(_Strict):
     # path (default <state_dir>/tables); storage_options go as is to delta-rs and the S3
     # client (AWS_ENDPOINT_URL, AWS_REGION, ...; absent keys come from the AWS_* environment)
     tables_url: str | None = None
-    # where training sets live (<artifacts_url>/trainsets/...): s3://bucket/prefix or a local
-    # path (default <state_dir>/artifacts); model versions stay under state_dir
+    # where training sets live (<artifacts_url>/trainsets/...) and, on a store, where fits
+    # keep their checkpoints too (<artifacts_url>/checkpoints/...): s3://bucket/prefix or a
+    # local path (default <state_dir>/artifacts); model versions stay under state_dir
     artifacts_url: str | None = None
     storage_options: dict[str, str] = Field(default_factory=dict)
     # the free space (MB) every disk spindle writes must keep: a step that would start below

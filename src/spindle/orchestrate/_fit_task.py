@@ -3,9 +3,12 @@
 On a cluster's node the training set is read from a local copy of its file (one on an
 object store is copied into the node's scratch folder first; the train package always reads a
 local file). When the workspace's artifacts folder is not on the node, the fit's scratch and
-checkpoints go to the node's temp folder (``<tmp>/spindle/fit/...``): a retried fit resumes
-from its checkpoints only on the same node. The trained files then come back to the driver as
-one tar archive, which :func:`unpacked` writes into the driver's scratch folder.
+checkpoints go to the node's temp folder (``<tmp>/spindle/fit/...``). With the workspace's
+artifacts on an object store the checkpoints are kept there too (``mirror``, see
+``spindle.train.mirror_checkpoints``), so a fit retried on another node resumes from the last
+checkpoint the lost node kept; without one, a retried fit resumes only on the same node. The
+trained files then come back to the driver as one tar archive, which :func:`unpacked` writes
+into the driver's scratch folder.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ def fit_on_node(
     checkpoints: Path,
     artifacts: Path,
     options: tuple[tuple[str, str], ...] = (),
+    mirror: Location | None = None,
 ) -> tuple[FittedVersion, bytes | None]:
     """Fit ``plan`` here (the body of the train task).
 
@@ -38,12 +42,13 @@ def fit_on_node(
         scratch, checkpoints: the driver's folders for the trainer's output and checkpoints.
         artifacts: the workspace's artifacts folder (absent: the node's temp folder is used).
         options: the storage options of a training set on an object store.
+        mirror: where the checkpoints are also kept (None: only on this node).
 
     Returns:
         The fitted version, and the trainer's output as a tar archive when it was written in
         the node's temp folder (None: it is in ``scratch``).
     """
-    from spindle.train import fit_version
+    from spindle.train import fit_version, mirror_checkpoints
 
     uri = plan.trainset.uri
     if is_object_store_url(uri):
@@ -52,12 +57,14 @@ def fit_on_node(
             plan, trainset=dataclasses.replace(plan.trainset, uri=str(local))
         )
     if artifacts.is_dir():
+        mirror_checkpoints(checkpoints, mirror)
         return fit_version(plan, scratch, checkpoints), None
     node = Path(tempfile.gettempdir()) / "spindle" / "fit"
     here = node / "scratch" / scratch.parent.name / scratch.name
     shutil.rmtree(here, ignore_errors=True)
     here.parent.mkdir(parents=True, exist_ok=True)
     kept = node / "checkpoints" / checkpoints.parent.name / checkpoints.name
+    mirror_checkpoints(kept, mirror)
     fitted = fit_version(plan, here, kept)
     archive = io.BytesIO()
     with tarfile.open(fileobj=archive, mode="w") as tar:

@@ -176,7 +176,11 @@ def leftovers(ctx: Context, journal: Journal) -> list[str]:
 def _remove_leftovers(ws: Workspace) -> list[str]:
     paths = [ws.artifacts_dir / "scratch", ws.artifacts_dir / "checkpoints", ws.state_dir / "tmp"]
     paths += [item.path for item in find_leftovers(ws)]
-    removed = []
+    removed: list[Path | str] = []
+    on_store = ws.artifacts_location / "checkpoints"
+    if not on_store.is_local and on_store.exists():  # a fit's checkpoints kept on the store
+        on_store.delete()
+        removed.append(on_store.url)
     for path in paths:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path, ignore_errors=True)
@@ -185,5 +189,8 @@ def _remove_leftovers(ws: Workspace) -> list[str]:
             path.unlink(missing_ok=True)
             removed.append(path)
     return sorted(
-        p.relative_to(ws.root).as_posix() if p.is_relative_to(ws.root) else str(p) for p in removed
+        p.relative_to(ws.root).as_posix()
+        if isinstance(p, Path) and p.is_relative_to(ws.root)
+        else str(p)
+        for p in removed
     )

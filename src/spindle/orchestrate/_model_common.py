@@ -258,6 +258,14 @@ def build_training_set(
     return trainset
 
 
+def checkpoint_mirror(ctx: Context, model: str, key: str) -> Location | None:
+    """Where a fit's checkpoints are also kept so that a fit retried on another machine
+    resumes: ``<artifacts_url>/checkpoints/<model>/<key>`` when the workspace's artifacts are
+    on an object store (None: they stay in the fit's local checkpoint folder only)."""
+    where = ctx.workspace.artifacts_location
+    return None if where.is_local else where / "checkpoints" / model / key
+
+
 def trainset_location(ctx: Context | ReadContext, uri: str) -> Location:
     """The location of a training set's file (a local path, or an object with the
     workspace's storage options)."""

@@ -31,6 +31,7 @@ from spindle.orchestrate._fit_task import fit_on_node, unpacked
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
+    checkpoint_mirror,
     fresh_scratch,
     model_dir,
     resolve_config,
@@ -220,7 +221,11 @@ def _train_version(
     key = sha256_json({"identity": identity, "config": loaded.config_hash})[:16]
     scratch = fresh_scratch(ctx.workspace.artifacts_dir / "scratch" / cfg.name / key)
     checkpoints = ctx.workspace.artifacts_dir / "checkpoints" / cfg.name / key
+    mirror = checkpoint_mirror(ctx, cfg.name, key)
     if ctx.tasks.name == "in-process":
+        from spindle.train import mirror_checkpoints
+
+        mirror_checkpoints(checkpoints, mirror)
         local = replace(trainset, uri=str(trainset_file(ctx, trainset.uri)))
         fitted = fit_version(
             replace(plan, trainset=local),
@@ -231,7 +236,7 @@ def _train_version(
         )
     else:  # a task elsewhere: its progress is not heard here (callbacks do not travel)
         options = trainset_location(ctx, trainset.uri).options
-        args = (plan, scratch, checkpoints, ctx.workspace.artifacts_dir, options)
+        args = (plan, scratch, checkpoints, ctx.workspace.artifacts_dir, options, mirror)
         fitted, archive = call(ctx.tasks, fit_on_node, *args, label=f"train {cfg.name} {date}")
         fitted = unpacked(fitted, archive, scratch)
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
@@ -243,6 +248,8 @@ def _train_version(
         record_manifest(ctx, final)
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(checkpoints, ignore_errors=True)
+        if mirror is not None:
+            mirror.delete()
         metrics = fitted.metrics()
         # the content hash the registry keeps: serving and doctor check copies against it
         content_hash = sha256_json(files)  # = ModelPackage.content_hash of the manifest

@@ -10,7 +10,7 @@ from spindle.core import lazy_names as _lazy_names
 if _TYPE_CHECKING:
     from spindle.train._async import AsyncRecipe
     from spindle.train._batches import ArrayBatches, BatchSource, ParquetBatches, Prefetcher
-    from spindle.train._checkpoint import CheckpointStore
+    from spindle.train._checkpoint import CheckpointStore, mirror_checkpoints
     from spindle.train._custom import CustomTrainer, load_custom_module
     from spindle.train._ddp import DDPOutcome, train_ddp, train_ddp_stream
     from spindle.train._ddp_recipe import DDPRecipe, StreamDDPRecipe
@@ -74,6 +74,7 @@ _LAZY: dict[str, str] = {
     "AsyncRecipe": "spindle.train._async",
     "BatchSource": "spindle.train._batches",
     "CheckpointStore": "spindle.train._checkpoint",
+    "mirror_checkpoints": "spindle.train._checkpoint",
     "DDPOutcome": "spindle.train._ddp",
     "DDPRecipe": "spindle.train._ddp_recipe",
     "StreamDDPRecipe": "spindle.train._ddp_recipe",
@@ -154,6 +155,7 @@ __all__ = [
     "labels_and_groups",
     "load_custom_module",
     "load_weights",
+    "mirror_checkpoints",
     "model_spec",
     "model_spec_from_file",
     "predict",

@@ -6,6 +6,17 @@ and plain values, loaded with ``weights_only=True``: no pickled code) and a side
 ``<same>.pt.json`` holding its sha256, step and the run fingerprint. The ``.pt`` is written
 first and the sidecar second, both atomically, so a checkpoint without a sidecar or whose bytes
 do not match it was interrupted or damaged, and the previous one is used instead.
+
+A run whose checkpoints must outlive the machine (a fit on a cluster's node, with the
+workspace's artifacts on an object store) also keeps them at a *mirror*: the caller names it
+once with :func:`mirror_checkpoints`, which writes ``mirror.json`` into the directory, so every
+process training into the directory (DDP's rank 0 too) finds it. Each checkpoint is then also
+put as one object ``ckpt-<fingerprint[:16]>-<step>-<sha256[:32]>.pt``: an object appears whole
+or not at all (no rename is needed), and its name carries the hash its bytes must have, so no
+sidecar can be paired with another writer's bytes. A process that finds no intact checkpoint
+of its own fetches the newest intact one from the mirror: a fit retried on another node
+resumes where the lost node's last checkpoint left it. A checkpoint that cannot be put there
+fails the run with one line (a run that believes it is protected must be).
 """
 
 from __future__ import annotations
@@ -13,16 +24,62 @@ from __future__ import annotations
 import fcntl
 import io
 import json
+import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spindle.core import TrainingError, atomic_write_bytes, atomic_write_json, sha256_bytes
+from spindle.core import (
+    DataError,
+    Location,
+    TrainingError,
+    atomic_write_bytes,
+    atomic_write_json,
+    kill_point,
+    sha256_bytes,
+)
 
 KEEP_LAST = 2
 _FORMAT = "spindle.checkpoint/2"  # 2: stacked embedding table, RowAdam state
+MIRROR_FILE = "mirror.json"
+_MIRRORED = re.compile(r"^(?P<step>\d{10})-(?P<sha>[0-9a-f]{32})\.pt$")
+
+
+def mirror_checkpoints(directory: Path, where: Location | None) -> None:
+    """Keep the checkpoints trained into ``directory`` at ``where`` too (None: only here).
+
+    Writes ``directory/mirror.json`` (mode 0600: it holds the store's options) that every
+    :class:`CheckpointStore` of the directory reads.
+    """
+    directory = Path(directory)
+    marker = directory / MIRROR_FILE
+    if where is None:
+        marker.unlink(missing_ok=True)
+        return
+    directory.mkdir(parents=True, exist_ok=True)
+    text = json.dumps({"url": where.url, "options": [list(p) for p in where.options]})
+    tmp = marker.with_name(f".{MIRROR_FILE}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(text)
+    tmp.replace(marker)
+
+
+def _mirror_of(directory: Path) -> Location | None:
+    marker = directory / MIRROR_FILE
+    if not marker.is_file():
+        return None
+    try:
+        found = json.loads(marker.read_text())
+        return Location.of(found["url"], dict(found["options"]))
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise TrainingError(
+            f"{marker} is unreadable ({error}); delete it to keep this run's checkpoints only "
+            "in the directory, or rerun the step that wrote it"
+        ) from None
 
 
 class CheckpointStore:
@@ -52,6 +109,11 @@ class CheckpointStore:
         # A temp file left by a killed writer is never a valid checkpoint.
         for stray in self.directory.glob(f".{self._prefix}*.tmp"):
             stray.unlink(missing_ok=True)
+        try:
+            self.mirror = _mirror_of(self.directory)
+        except TrainingError:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Release the directory lock."""
@@ -66,6 +128,9 @@ class CheckpointStore:
         atomic_write_bytes(path, data)
         sidecar = {"sha256": sha256_bytes(data), "step": step, "fingerprint": self.fingerprint}
         atomic_write_json(_sidecar(path), sidecar)
+        if self.mirror is not None:
+            self._put_mirrored(step, data)
+            kill_point("checkpoint:kept")  # a node lost after a checkpoint reached the store
         self._prune()
         return path
 
@@ -82,23 +147,74 @@ class CheckpointStore:
         for step, path in reversed(self._own()):
             data, problem = _read_verified(path, self.fingerprint)
             if data is not None:
-                try:
-                    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-                except (RuntimeError, ValueError, pickle.UnpicklingError) as error:
-                    problem = f"unloadable ({error})"
-                else:
-                    if (
-                        state.get("format") == _FORMAT
-                        and state.get("fingerprint") == self.fingerprint
-                    ):
-                        return state, step, notes
-                    problem = "its contents name another format or run"
+                state = _loaded(data, self.fingerprint)
+                if not isinstance(state, str):
+                    return state, step, notes
+                problem = state
             notes.append(f"skipped checkpoint {path.name}: {problem}")
+        if self.mirror is not None:
+            return self._load_mirrored(notes)
         return None, 0, notes
 
     def steps(self) -> list[int]:
         """The steps of this run's checkpoints on disk (intact or not), oldest first."""
         return [step for step, _ in self._own()]
+
+    def mirrored_steps(self) -> list[int]:
+        """The steps of this run's checkpoints at the mirror, oldest first (none: no mirror)."""
+        return sorted({step for step, _, _ in self._mirrored()})
+
+    def _put_mirrored(self, step: int, data: bytes) -> None:
+        assert self.mirror is not None
+        digest = sha256_bytes(data)
+        name = f"{self._prefix}{step:010d}-{digest[:32]}.pt"
+        try:
+            (self.mirror / name).write_bytes(data)  # one put: whole or absent
+            found = self._mirrored()
+            steps = sorted({s for s, _, _ in found})
+            for old_step, _, where in found:
+                if old_step < steps[-KEEP_LAST:][0]:
+                    where.delete()
+        except DataError as error:
+            raise TrainingError(
+                f"the checkpoint of step {step} could not be kept at {self.mirror} ({error}); "
+                "check that the object store is reachable and writable, then rerun: training "
+                "resumes from the last checkpoint kept"
+            ) from None
+
+    def _mirrored(self) -> list[tuple[int, str, Location]]:
+        """``(step, sha256 prefix, location)`` of this run's objects at the mirror."""
+        assert self.mirror is not None
+        found = []
+        for where in self.mirror.files():
+            match = _MIRRORED.match(where.name.removeprefix(self._prefix))
+            if where.name.startswith(self._prefix) and match:
+                found.append((int(match["step"]), match["sha"], where))
+        return sorted(found, key=lambda item: (item[0], str(item[2])))
+
+    def _load_mirrored(self, notes: list[str]) -> tuple[dict[str, Any] | None, int, list[str]]:
+        """The newest intact checkpoint at the mirror (when none here was intact)."""
+        try:
+            found = self._mirrored()
+        except DataError as error:
+            notes.append(f"could not list the checkpoints at {self.mirror}: {error}")
+            return None, 0, notes
+        for step, digest, where in reversed(found):
+            try:
+                data = where.read_bytes()
+            except (OSError, DataError) as error:
+                notes.append(f"skipped checkpoint {where}: unreadable ({error})")
+                continue
+            if sha256_bytes(data)[:32] != digest:
+                notes.append(f"skipped checkpoint {where}: its bytes do not match its name")
+                continue
+            state = _loaded(data, self.fingerprint)
+            if isinstance(state, str):
+                notes.append(f"skipped checkpoint {where}: {state}")
+                continue
+            notes.append(f"fetched the checkpoint of step {step} from {self.mirror}")
+            return state, step, notes
+        return None, 0, notes
 
     def _own(self) -> list[tuple[int, Path]]:
         found = []
@@ -118,6 +234,19 @@ class CheckpointStore:
             if step < oldest_kept:
                 _sidecar(path).unlink(missing_ok=True)
                 path.unlink(missing_ok=True)
+
+
+def _loaded(data: bytes, fingerprint: str) -> dict[str, Any] | str:
+    """The checkpoint's state, or why it cannot be resumed."""
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except (RuntimeError, ValueError, pickle.UnpicklingError) as error:
+        return f"unloadable ({error})"
+    if not isinstance(state, dict):
+        return "its contents are not a checkpoint"
+    if state.get("format") == _FORMAT and state.get("fingerprint") == fingerprint:
+        return state
+    return "its contents name another format or run"
 
 
 def _sidecar(path: Path) -> Path:
