@@ -120,3 +120,39 @@ def test_a_segfaulting_rank_is_named_with_its_python_frame(tmp_path: Path) -> No
     assert "line 5 in step" in report
     assert not crash.exists() and crash.with_suffix(".seen").exists()
     assert _crash_report(tmp_path, "ab" * 32) == ""  # read once
+
+
+def test_a_segfault_in_another_thread_names_that_thread_not_a_waiting_one(
+    tmp_path: Path,
+) -> None:
+    """faulthandler lists every thread; the report names the one that took the signal, even
+    when a waiting thread is listed before it."""
+    import subprocess
+    import sys
+
+    from spindle.train._ddp import _crash_file, _crash_report, _crashing_frame
+
+    crash = _crash_file(tmp_path, "cd" * 32, 1)
+    code = (
+        "import faulthandler, threading, time\n"
+        f"out = open({str(crash)!r}, 'w')\n"
+        "faulthandler.enable(file=out, all_threads=True)\n"
+        "waiting = threading.Thread(target=threading.Event().wait, daemon=True)\n"
+        "waiting.start()\n"
+        "def prefetch():\n"
+        "    faulthandler._sigsegv()\n"
+        "threading.Thread(target=prefetch).start()\n"
+        "time.sleep(30)\n"
+    )
+    died = subprocess.run([sys.executable, "-c", code], capture_output=True, check=False)
+    assert died.returncode == -11
+    report = _crash_report(tmp_path, "cd" * 32)
+    assert report.startswith("; rank 1: Segmentation fault in File"), report
+    assert "in prefetch" in report and "in wait" not in report
+    # a native thread's crash: no thread is marked current, and none is blamed
+    native = ["Fatal Python error: Segmentation fault", "", "Thread 0x1 (most recent call first):"]
+    native += ['  File "threading.py", line 331 in wait', '  File "run.py", line 9 in <module>']
+    assert _crashing_frame(native) == (
+        'in a thread of native code (no Python frame); the main thread was at File "run.py", '
+        "line 9 in <module>"
+    )

@@ -279,12 +279,31 @@ def _crash_report(checkpoint_dir: Path, fingerprint: str) -> str:
         fatal = next((line for line in lines if line.startswith("Fatal Python error:")), None)
         if fatal is None:
             continue
-        frame = next((line.strip() for line in lines if line.strip().startswith("File ")), "")
         rank = path.stem.rsplit("rank", 1)[-1]
         reason = fatal.removeprefix("Fatal Python error:").strip()
-        found.append(f"rank {rank}: {reason}" + (f" in {frame}" if frame else ""))
+        found.append(f"rank {rank}: {reason} {_crashing_frame(lines)}".rstrip())
         path.rename(path.with_suffix(".seen"))  # kept for the operator, not read twice
     return "; " + "; ".join(found) if found else ""
+
+
+def _crashing_frame(lines: list[str]) -> str:
+    """Where the fatal signal hit, from ``faulthandler``'s dump of every thread.
+
+    The thread that took the signal is marked ``Current thread`` when it runs Python; a crash
+    in a thread of native code only (gloo's, OpenMP's) has no such mark: then every listed
+    thread was elsewhere, and saying the first one's frame would point at an innocent wait.
+    """
+    current = False
+    for line in lines:
+        text = line.strip()
+        if text.startswith("Current thread"):
+            current = True
+        elif current and text.startswith("File "):
+            return f"in {text}"
+    main = next((t.strip() for t in reversed(lines) if t.strip().startswith("File ")), "")
+    return "in a thread of native code (no Python frame)" + (
+        f"; the main thread was at {main}" if main else ""
+    )
 
 
 def _clear_crash_reports(checkpoint_dir: Path, fingerprint: str) -> None:
