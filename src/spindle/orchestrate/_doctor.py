@@ -35,8 +35,10 @@ from spindle.orchestrate._deploy import (
     resolve_pending,
 )
 from spindle.orchestrate._doctor_store import check_store
+from spindle.orchestrate._doctor_versions import check_versions
 from spindle.orchestrate._leftovers import clean_leftovers, find_leftovers
-from spindle.orchestrate._model_common import model_dir
+from spindle.orchestrate._model_common import model_dir, trainset_location
+from spindle.orchestrate._version_store import version_folder
 from spindle.registry import DeploymentRecord, moved_root
 from spindle.serve import (
     Routing,
@@ -183,10 +185,10 @@ def _check_files(ctx: Context) -> list[Problem]:
     problems: list[Problem] = []
     for kind in ("training_set", "evaluation"):
         for record in ctx.store.find_artifacts(kind):
-            path = Path(record.uri)
+            path = trainset_location(ctx, record.uri)  # a training set may be on a store
             if not path.is_file():
                 problems.append(Problem("missing_file", record.id, f"{path} is missing"))
-            elif kind == "evaluation" and sha256_file(path) != record.content_hash:
+            elif kind == "evaluation" and sha256_file(path.path) != record.content_hash:
                 problems.append(
                     Problem("checksum", record.id, f"{path} changed after it was recorded")
                 )
@@ -409,6 +411,7 @@ def _restore(
             f"copies it back from {source}",
         )
     try:
+        source = version_folder(ctx, model, version)  # fetched when lost here
         with routing_lock(ctx.workspace.model_repo, model):
             restore_version(source, ctx.workspace.model_repo, registered=expected)
     except ServingError as exc:
@@ -453,11 +456,14 @@ def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
             finish or abandon deployments a crash left pending, route serving back to the
             registry's recorded deployment when routing.json disagrees with it (or is corrupt),
             copy back from its artifact a version whose copy in the model repository is not
-            the registry's, and remove crash leftovers when no other process is at work.
+            the registry's, fetch back from the object store a version folder that is lost
+            here and put there one it lacks, and remove crash leftovers when no other process
+            is at work.
     """
     return [
         *_check_moved(ctx, fix),
         *_check_runs(ctx, fix),
+        *[Problem(*found) for found in check_versions(ctx, fix)],  # before: fetches back
         *_check_model_versions(ctx, fix),
         *_check_files(ctx),
         *_check_repository(ctx, fix),

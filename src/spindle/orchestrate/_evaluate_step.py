@@ -28,18 +28,18 @@ from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
     labels_and_groups,
-    model_dir,
     resolve_config,
     trainset_file,
 )
 from spindle.orchestrate._replicas import Replica, train_replicas
 from spindle.orchestrate._verdicts import day_verdict
+from spindle.orchestrate._version_store import version_folder
 from spindle.serve import ModelRuntime
 
 
 def _pins(ctx: Context, model: str, version: int, default: list[str]) -> list[str]:
     """The features a version was trained on (its manifest), ``default`` for an old manifest."""
-    return read_package(model_dir(ctx, model, version)).features or list(default)
+    return read_package(version_folder(ctx, model, version)).features or list(default)
 
 
 @dataclass(frozen=True)
@@ -246,10 +246,10 @@ def evaluate_version(
         held = str(trainset_file(ctx, holdout.uri))  # a local copy of one on an object store
         table = _gate_columns(ctx, held, holdout_loaded, pins)
         labels, groups = labels_and_groups(table, cfg)
-        candidate = ModelRuntime.load(model_dir(ctx, model, version)).score_file(held)
+        candidate = ModelRuntime.load(version_folder(ctx, model, version)).score_file(held)
         systems = [SystemScores("candidate", candidate)]
         if baseline is not None:
-            runtime = ModelRuntime.load(model_dir(ctx, model, baseline))
+            runtime = ModelRuntime.load(version_folder(ctx, model, baseline))
             systems.append(SystemScores("production", runtime.score_file(held)))
         trained: list[Replica] = train_replicas(ctx, model, version, k, progress)
         systems += [

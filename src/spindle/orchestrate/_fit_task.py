@@ -6,9 +6,12 @@ local file). When the workspace's artifacts folder is not on the node, the fit's
 checkpoints go to the node's temp folder (``<tmp>/spindle/fit/...``). With the workspace's
 artifacts on an object store the checkpoints are kept there too (``mirror``, see
 ``spindle.train.mirror_checkpoints``), so a fit retried on another node resumes from the last
-checkpoint the lost node kept; without one, a retried fit resumes only on the same node. The
-trained files then come back to the driver as one tar archive, which :func:`unpacked` writes
-into the driver's scratch folder.
+checkpoint the lost node kept; without one, a retried fit resumes only on the same node. A
+warm start reads its base version's folder: on a node without it, the base is fetched from the
+object store (``<artifacts_url>/models/...``, see ``_version_store``) into the node's temp
+folder (``<tmp>/spindle/fit/base/...``), verified; with local artifacts a warm start needs the
+workspace's folder. The trained files then come back to the driver as one tar archive, which
+:func:`unpacked` writes into the driver's scratch folder.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import TYPE_CHECKING
 from spindle.core import Location, is_object_store_url
 
 if TYPE_CHECKING:
+    from spindle.orchestrate._version_store import StoredVersion
     from spindle.train import FittedVersion, VersionPlan
 
 
@@ -34,6 +38,7 @@ def fit_on_node(
     artifacts: Path,
     options: tuple[tuple[str, str], ...] = (),
     mirror: Location | None = None,
+    base: StoredVersion | None = None,
 ) -> tuple[FittedVersion, bytes | None]:
     """Fit ``plan`` here (the body of the train task).
 
@@ -43,6 +48,8 @@ def fit_on_node(
         artifacts: the workspace's artifacts folder (absent: the node's temp folder is used).
         options: the storage options of a training set on an object store.
         mirror: where the checkpoints are also kept (None: only on this node).
+        base: the warm-start base version on the object store, fetched when its folder
+            (``plan.base_dir``) is not on this node (None: it must be).
 
     Returns:
         The fitted version, and the trainer's output as a tar archive when it was written in
@@ -60,6 +67,8 @@ def fit_on_node(
         mirror_checkpoints(checkpoints, mirror)
         return fit_version(plan, scratch, checkpoints), None
     node = Path(tempfile.gettempdir()) / "spindle" / "fit"
+    if base is not None and plan.base_dir is not None and not plan.base_dir.is_dir():
+        plan = dataclasses.replace(plan, base_dir=base.fetched(node / "base"))
     here = node / "scratch" / scratch.parent.name / scratch.name
     shutil.rmtree(here, ignore_errors=True)
     here.parent.mkdir(parents=True, exist_ok=True)

@@ -44,10 +44,10 @@ from spindle.orchestrate._evaluate_step import compared
 from spindle.orchestrate._model_common import (
     LoadedConfig,
     build_training_set,
-    model_dir,
     resolve_config,
     trainset_file,
 )
+from spindle.orchestrate._version_store import version_folder
 from spindle.serve import RESULT_FILE, ROWS_FILE, SCORES_FILE
 
 CANARY_TIMEOUT_S = 300.0
@@ -197,7 +197,7 @@ def infra_validate(
     loaded = resolve_config(ctx, model, overrides, config)
     cfg = loaded.config
     budget, rss_budget = cfg.serving.latency_budget_ms, cfg.serving.max_rss_mb
-    source = model_dir(ctx, model, version)
+    source = version_folder(ctx, model, version)
     date = ctx.store.get_version(model, version).date
     if date is None:
         raise ServingError(

@@ -87,9 +87,9 @@ def check_push_access(ctx: Context, model: str, version: int) -> None:
             overridable by ``--force``).
         ServingError: the version's manifest is unreadable.
     """
-    from spindle.orchestrate._model_common import model_dir
+    from spindle.orchestrate._version_store import version_folder
 
-    found = _refusal(ctx.workspace, ctx.features, model_dir(ctx, model, version))
+    found = _refusal(ctx.workspace, ctx.features, version_folder(ctx, model, version))
     if found:
         raise FeatureError(f"{found}: not pushed. Train a version without them, {_ALLOW}")
 

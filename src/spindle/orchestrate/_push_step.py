@@ -20,8 +20,9 @@ from spindle.core import (
 from spindle.orchestrate._context import Context, production_version
 from spindle.orchestrate._deploy import deploy, registered, repository
 from spindle.orchestrate._infra_validation import InfraReport, infra_validate
-from spindle.orchestrate._model_common import LoadedConfig, model_dir
+from spindle.orchestrate._model_common import LoadedConfig
 from spindle.orchestrate._policy import check_push_access
+from spindle.orchestrate._version_store import version_folder
 from spindle.serve import InstalledVersion, install_version, push_routing, read_routing
 
 if TYPE_CHECKING:
@@ -196,7 +197,7 @@ def push(
     except (GateBlocked, FeatureError) as exc:  # a refused push is a failed run
         ctx.runner.record_refusal("push", exc, model=model, params={"version": version})
         raise
-    source = model_dir(ctx, model, version)
+    source = version_folder(ctx, model, version)
 
     def run() -> Deployment:
         expected = registered(ctx)(model, version)  # what training recorded for the version

@@ -36,7 +36,8 @@ from spindle.core import (
 )
 from spindle.features import stream_rows
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import model_dir, trainset_file, trainset_location
+from spindle.orchestrate._model_common import trainset_file, trainset_location
+from spindle.orchestrate._version_store import version_folder
 from spindle.serve import ModelRuntime
 from spindle.train import ReplicaPlan, train_replica
 
@@ -112,7 +113,7 @@ def train_replicas(
     """
     if k < 1:
         raise ValueError(f"replicas must be at least 1 (the version itself), got {k}")
-    source = model_dir(ctx, model, version)
+    source = version_folder(ctx, model, version)
     manifest = read_package(source).to_json()
     config = ModelConfig.model_validate(manifest["config"])
     resolved: tuple[ReplicaPlan, pa.Table] | None = None  # only once a replica has to train
@@ -163,7 +164,7 @@ def train_replicas(
 def _plan(ctx: Context, config: ModelConfig, manifest: dict[str, Any], source: Path) -> ReplicaPlan:
     """The version's config, manifest, transform (as it is) and base directory."""
     base = manifest.get("base_version")
-    base_dir = model_dir(ctx, config.name, int(base)) if base is not None else None
+    base_dir = version_folder(ctx, config.name, int(base)) if base is not None else None
     return ReplicaPlan(config, manifest, read_transform_text(source), base_dir)
 
 

@@ -34,7 +34,6 @@ from spindle.orchestrate._model_common import (
     build_training_set,
     fresh_scratch,
     load_config,
-    model_dir,
     trainset_file,
     trainset_location,
 )
@@ -49,6 +48,7 @@ from spindle.orchestrate._reproduce_facts import (
 )
 from spindle.orchestrate._reproduce_place import register_rebuild, restore_rebuild
 from spindle.orchestrate._train_step import _step_progress
+from spindle.orchestrate._version_store import version_folder
 from spindle.train import FittedVersion, VersionPlan, fit_version, write_version
 
 
@@ -138,7 +138,7 @@ def rebuild(
         replace(trainset, uri=str(trainset_file(ctx, trainset.uri))),  # a local file to read
         recorded.date,
         base,
-        model_dir(ctx, recorded.model, base) if base is not None else None,
+        version_folder(ctx, recorded.model, base) if base is not None else None,
         str(manifest.get("why") or ""),
         tuple(str(d) for d in manifest.get("left_out_days") or ()),
     )

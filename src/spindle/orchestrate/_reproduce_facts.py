@@ -27,7 +27,7 @@ from spindle.core import (
     verify_package,
 )
 from spindle.orchestrate._context import Context
-from spindle.orchestrate._model_common import model_dir
+from spindle.orchestrate._version_store import version_folder
 from spindle.serve import registered_hash
 
 MANIFEST_KIND = "model_manifest"
@@ -86,7 +86,7 @@ def recorded_version(ctx: Context, model: str, version: int) -> Recorded:
             "for a version a killed run left reserved)"
         )
     registered = registered_hash(ctx.store, model, version)
-    directory = model_dir(ctx, model, version)
+    directory = version_folder(ctx, model, version)
     problems: list[str] = []
     try:
         package = read_package(directory)

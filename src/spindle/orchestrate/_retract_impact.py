@@ -32,7 +32,7 @@ from spindle.orchestrate._context import Context, ReadContext, production_versio
 from spindle.orchestrate._daily import DayReport
 from spindle.orchestrate._evaluate_step import evaluate_version
 from spindle.orchestrate._fleet import _ordered_models
-from spindle.orchestrate._model_common import load_config, model_dir
+from spindle.orchestrate._model_common import load_config
 from spindle.orchestrate._push_step import push
 from spindle.orchestrate._retract_step import (
     RetractionInfo,
@@ -42,6 +42,7 @@ from spindle.orchestrate._retract_step import (
 )
 from spindle.orchestrate._retract_views import ViewReach, view_reach
 from spindle.orchestrate._train_step import train_version
+from spindle.orchestrate._version_store import version_folder
 
 SNAPSHOT_KIND = "retraction_impact"
 
@@ -190,7 +191,7 @@ def _model_exposure(
         if record.status != "ready":
             continue
         try:
-            manifest = read_package(model_dir(ctx, model, record.version))
+            manifest = read_package(version_folder(ctx, model, record.version))
         except ServingError:
             unknown.append(f"{model}@{record.version}: its manifest cannot be read")
             continue

@@ -40,6 +40,7 @@ from spindle.orchestrate._model_common import (
     trainset_location,
 )
 from spindle.orchestrate._tasks import call
+from spindle.orchestrate._version_store import publish_version, stored_version, version_folder
 
 if TYPE_CHECKING:  # torch loads with the trainers: a no-op rerun never trains
     from spindle.train import TrainResult, VersionPlan
@@ -172,8 +173,8 @@ def _existing_version(
     for record in ctx.store.versions(model):
         if record.status != "ready" or record.date != date or record.base_version != base:
             continue
-        path = model_dir(ctx, model, record.version)
         try:
+            path = version_folder(ctx, model, record.version)  # a damaged copy: not reused
             manifest = read_package(path)
         except ServingError:
             continue
@@ -202,7 +203,8 @@ def _train_version(
     progress: Progress | None = None,
     phase: Callable[[int, str], None] | None = None,
 ) -> tuple[ModelVersion, TrainResult]:
-    """Fit the version in scratch (the train stage), reserve its number, write and complete it."""
+    """Fit the version in scratch (the train stage), reserve its number, write it, put it on
+    the object store (with ``artifacts_url`` there) and complete it."""
     from spindle.train import VersionPlan, fit_version, write_version
 
     cfg = loaded.config
@@ -214,7 +216,7 @@ def _train_version(
         trainset,
         date,
         base,
-        model_dir(ctx, cfg.name, base) if base is not None else None,
+        version_folder(ctx, cfg.name, base) if base is not None else None,
         why,
         tuple(left_out),
     )
@@ -236,7 +238,9 @@ def _train_version(
         )
     else:  # a task elsewhere: its progress is not heard here (callbacks do not travel)
         options = trainset_location(ctx, trainset.uri).options
-        args = (plan, scratch, checkpoints, ctx.workspace.artifacts_dir, options, mirror)
+        # a node without the workspace's folder fetches the base from the store
+        stored = stored_version(ctx, cfg.name, base) if base is not None else None
+        args = (plan, scratch, checkpoints, ctx.workspace.artifacts_dir, options, mirror, stored)
         fitted, archive = call(ctx.tasks, fit_on_node, *args, label=f"train {cfg.name} {date}")
         fitted = unpacked(fitted, archive, scratch)
     version = ctx.store.reserve_version(cfg.name, date=date, base_version=base)
@@ -246,6 +250,7 @@ def _train_version(
             shutil.rmtree(final)
         files = write_version(plan, fitted, version, final)
         record_manifest(ctx, final)
+        publish_version(ctx, cfg.name, version)  # before it is ready: a ready one is stored
         shutil.rmtree(scratch, ignore_errors=True)
         shutil.rmtree(checkpoints, ignore_errors=True)
         if mirror is not None:
