@@ -44,9 +44,18 @@ def test_a_day_runs_its_data_and_training_as_ray_tasks(tmp_path: Path, local_ray
         assert f"ingest {DAY}" in placed and f"features {DAY}" in placed
         assert f"train search_ranker {DAY}" in placed
         assert any(p.startswith("training set search_ranker train") for p in placed)
+        nodes = {node for _, node in getattr(ctx.tasks, "placements", [])}
         for step in ("ingest", "features", "train"):
             runs = [r for r in ctx.store.runs(step=step, limit=None) if r.date == DAY]
             assert [r.status for r in runs] == ["succeeded"], step
+            # the record says where the step's task ran and what it cost there
+            (ran,) = runs[0].params["ran_on"]
+            assert ran["node"] in nodes and ran["task"] in placed and ran["cpu_s"] > 0
+            assert runs[0].resources["tasks"] == 1
+            assert runs[0].resources["task_cpu_s"] == ran["cpu_s"] > 0
+        (fit,) = [r for r in ctx.store.runs(step="train", limit=None) if r.date == DAY]
+        # the fit's CPU was spent in the task, not by the driver waiting for it
+        assert fit.resources["task_cpu_s"] > fit.resources["cpu_s"]
         # the same day in this process: every step is recognised as done (same keys)
         ctx.use_executor("in-process")
         again = run_day(ctx, "search_ranker", DAY, overrides=["training.epochs=1"])
@@ -159,6 +168,9 @@ def test_cli_run_with_executor_ray_runs_the_day(tmp_path: Path) -> None:
     with Context.open_reader(root) as ctx:
         trained = ctx.store.runs(step="train", status="succeeded", limit=None)
         assert [r.model for r in trained] == ["purchase_propensity"]
+        assert [t["task"] for t in trained[0].params["ran_on"]] == [
+            f"train purchase_propensity {DAY}"
+        ]
 
 
 def test_an_ingest_range_on_ray_loads_its_days_at_once_and_equals_in_process(

@@ -31,6 +31,7 @@ from spindle.core import (
     sha256_json,
 )
 from spindle.orchestrate._resources import ResourceMeter
+from spindle.orchestrate._tasks import placed_tasks, task_resources
 from spindle.registry import MetadataStore
 
 T = TypeVar("T")
@@ -241,7 +242,8 @@ class Runner:
         meter = ResourceMeter().start()
         token = _CURRENT_KEY.set(key)
         try:
-            result = fn()
+            with placed_tasks() as placed:
+                result = fn()
         except BaseException as exc:
             failure = self._translated(exc)
             message = f"{type(failure).__name__}: {failure}"
@@ -258,10 +260,14 @@ class Runner:
             raise failure from exc
         finally:
             _CURRENT_KEY.reset(token)
-        resources = meter.result() | _work_metrics(result)
+        resources = meter.result() | _work_metrics(result) | task_resources(placed)
         kill_point(f"after-work:{step}")
         self.store.finish_run(
-            record.id, "succeeded", outputs=_outputs_of(result), resources=resources
+            record.id,
+            "succeeded",
+            outputs=_outputs_of(result),
+            resources=resources,
+            ran_on=[p.to_dict() for p in placed],
         )
         kill_point(f"after:{step}")
         outcome = StepOutcome(result, False, record.id, resources)

@@ -6,7 +6,10 @@ stage packages own them, and nothing in them touches the metadata store. The orc
 records the step (run, idempotency key, lineage) in its own process exactly as before and hands
 the function to the context's pool: :class:`InProcessPool` calls it here,
 :class:`RayPool` runs it as a Ray task (on whichever node has room) and returns its result, so
-records, keys and lineage are the same wherever the work ran.
+records, keys and lineage are the same wherever the work ran. A task on Ray measures itself
+(wall and CPU seconds, peak memory of the worker) and names its node; :func:`placed_tasks`
+collects these for the step running now, so the runner records where its work ran and what it
+cost there, not only what the driver spent waiting.
 
 The pool is chosen by ``executor:`` in ``spindle.yaml`` (``kind: ray``, ``address``,
 ``num_cpus``) or by ``--executor``/``--ray-address`` on the command line.
@@ -14,11 +17,16 @@ The pool is chosen by ``executor:`` in ``spindle.yaml`` (``kind: ray``, ``addres
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
+import resource
+import socket
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -34,6 +42,49 @@ _WORKER_ENV = (
     ("MALLOC_MMAP_THRESHOLD_", "1073741824"),
     ("MALLOC_TRIM_THRESHOLD_", "4294967296"),
 )
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where one task ran and what it cost there (measured by the task itself)."""
+
+    task: str  # the task's label
+    node: str  # the Ray node's id
+    host: str  # the node's host name
+    wall_s: float
+    cpu_s: float  # of the worker process and the children it waited for
+    peak_rss_mb: float  # the worker process's peak so far (a worker runs many tasks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_PLACED: contextvars.ContextVar[list[Placement] | None] = contextvars.ContextVar(
+    "spindle_placed_tasks", default=None
+)
+
+
+@contextlib.contextmanager
+def placed_tasks() -> Iterator[list[Placement]]:
+    """Collect the placements of the tasks run (by a pool, in this thread) inside the block."""
+    found: list[Placement] = []
+    token = _PLACED.set(found)
+    try:
+        yield found
+    finally:
+        _PLACED.reset(token)
+
+
+def task_resources(placed: Sequence[Placement]) -> dict[str, float]:
+    """What a step's tasks cost where they ran, for its run record (none: nothing ran away)."""
+    if not placed:
+        return {}
+    return {
+        "tasks": float(len(placed)),
+        "task_wall_s": round(sum(p.wall_s for p in placed), 4),
+        "task_cpu_s": round(sum(p.cpu_s for p in placed), 4),
+        "task_peak_rss_mb": round(max(p.peak_rss_mb for p in placed), 1),
+    }
 
 
 class TaskPool(Protocol):
@@ -75,18 +126,35 @@ class InProcessPool:
 
 
 def run_in_worker(
-    root: str, shipped: bool, fn: Callable[..., R], args: tuple[Any, ...]
-) -> tuple[R, str]:
+    root: str, shipped: bool, fn: Callable[..., R], args: tuple[Any, ...], label: str = ""
+) -> tuple[R, Placement]:
     """``fn(*args)`` on a Ray worker, with the workspace's own modules importable (its feature
     transforms, a custom model): from the workspace's folder ``root``, or, when the workspace
     was ``shipped`` to the cluster (Ray's ``working_dir``), from the copy the worker runs in.
-    Returns the result and the id of the node it ran on."""
+    Returns the result and where it ran (the node's id, as Ray's runtime context names it)
+    with what it cost there."""
     import ray
 
     code = os.getcwd() if shipped else root
     if code not in sys.path:
         sys.path.insert(0, code)
-    return fn(*args), ray.get_runtime_context().get_node_id()
+    wall0, cpu0 = time.perf_counter(), _cpu_s()
+    result = fn(*args)
+    placement = Placement(
+        label,
+        ray.get_runtime_context().get_node_id(),
+        socket.gethostname(),
+        round(time.perf_counter() - wall0, 4),
+        round(_cpu_s() - cpu0, 4),
+        round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    )
+    return result, placement
+
+
+def _cpu_s() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def init_ray(address: str | None, ship: Ship | None = None) -> None:
@@ -180,7 +248,8 @@ class RayPool:
         )
         root = str(Path(self.root).resolve())
         for attempt in (1, 2):
-            refs = [task.remote(root, self.ship is not None, fn, tuple(args)) for args in calls]
+            shipped = self.ship is not None
+            refs = [task.remote(root, shipped, fn, tuple(args), label) for args in calls]
             try:
                 done = ray.get(refs)
                 break
@@ -201,7 +270,10 @@ class RayPool:
                 raise OrchestrationError(
                     f"Ray task {label} was lost ({_first_line(exc)}); run the command again"
                 ) from exc
-        self.placements.extend((label, node) for _, node in done)
+        self.placements.extend((label, placed.node) for _, placed in done)
+        log = _PLACED.get()
+        if log is not None:
+            log.extend(placed for _, placed in done)
         return [result for result, _ in done]
 
 

@@ -83,8 +83,10 @@ def finish(
     outputs: Sequence[Any],
     resources: dict[str, Any],
     error: str | None,
+    ran_on: Sequence[dict[str, Any]] = (),
 ) -> RunRow:
-    """Set a run's final status and record its outputs and input -> output edges."""
+    """Set a run's final status and record its outputs and input -> output edges (and, in its
+    params, where its tasks ran: ``ran_on``)."""
     if status not in FINAL_RUN_STATUSES:
         raise RegistryError(
             f"a run finishes as one of {', '.join(FINAL_RUN_STATUSES)}; got {status!r}"
@@ -116,6 +118,8 @@ def finish(
     row.status = status
     row.ended_at = utc_now()
     row.resources = json_safe(resources)
+    if ran_on:
+        row.params = {**row.params, "ran_on": json_safe(list(ran_on))}
     row.error = error
     session.flush()
     return row

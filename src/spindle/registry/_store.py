@@ -271,6 +271,7 @@ class MetadataStore:
         outputs: Sequence[Any] = (),
         resources: dict[str, Any] | None = None,
         error: str | None = None,
+        ran_on: list[dict[str, Any]] | None = None,
     ) -> RunRecord:
         """Finish a running run; record its outputs and input -> output lineage atomically.
 
@@ -279,6 +280,8 @@ class MetadataStore:
             outputs: artifacts (or ids of recorded artifacts) the run produced; each gets an
                 edge from every input with relation ``produced_by:<step>``.
             resources: measured resource use (examples/s, CPU seconds, peak memory, ...).
+            ran_on: where the run's tasks ran, when elsewhere (a cluster's nodes): kept in
+                its ``params`` as ``ran_on`` (task, node, host, wall_s, cpu_s, peak_rss_mb).
 
         Raises:
             RegistryError: the status is not final, the run already finished, or an output
@@ -287,7 +290,13 @@ class MetadataStore:
         kept = [_locations.stored(output, self.root) for output in outputs]
         return self._write(
             lambda s: _runs.finish(
-                s, run_id, status, outputs=kept, resources=resources or {}, error=error
+                s,
+                run_id,
+                status,
+                outputs=kept,
+                resources=resources or {},
+                error=error,
+                ran_on=ran_on or [],
             ).to_record()
         )
 
