@@ -199,7 +199,7 @@ def test_baselines_are_one_kind_each_and_must_beat_names_one() -> None:
 
 def test_the_gate_metric_defaults_to_the_tasks_and_must_fit_it() -> None:
     import spindle.evaluate
-    from spindle.core._config import GATE_METRICS
+    from spindle.core._config_evaluation import GATE_METRICS
 
     assert {k: tuple(v) for k, v in spindle.evaluate.GATE_METRICS.items()} == GATE_METRICS
     for task, metric in [("binary", "auc"), ("regression", "rmse"), ("multiclass", "log_loss")]:

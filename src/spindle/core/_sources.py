@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic import ValidationError as _PydanticValidationError
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from spindle.core._config import SourceConfig
+from spindle.core._config_workspace import SourceConfig
 from spindle.core._declared_sql import (
     SQL_RULES,
     column_names_problem,

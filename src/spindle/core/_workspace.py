@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from spindle.core._config import SKIP_SQL_CHECKS, ModelConfig, WorkspaceConfig
+from spindle.core._config import SKIP_SQL_CHECKS
+from spindle.core._config_model import ModelConfig
+from spindle.core._config_workspace import WorkspaceConfig
 from spindle.core._errors import ConfigError, DataError, WorkspaceError
 from spindle.core._location import Location, is_object_store_url
 from spindle.core._storage import StorageCheck
