@@ -17,12 +17,7 @@ if _TYPE_CHECKING:
         view_rows,
     )
     from spindle.features._cutoff import cutoff_literals, register_as_of, substitute_times
-    from spindle.features._definitions import (
-        RESTRICTED_TAGS,
-        EncodingSpec,
-        FeatureDefinition,
-        FeatureRegistry,
-    )
+    from spindle.features._definitions import RESTRICTED_TAGS, EncodingSpec, FeatureDefinition
     from spindle.features._online import (
         OnlineStore,
         catch_up_online,
@@ -34,6 +29,7 @@ if _TYPE_CHECKING:
     from spindle.features._online_sqlite import SQLiteOnlineStore
     from spindle.features._pit import bounded_connection, pit_join, pit_join_sql, ttl_select
     from spindle.features._python import PythonComputation
+    from spindle.features._registry import FeatureRegistry
     from spindle.features._request import (
         RequestFeature,
         apply_request_features,
@@ -64,7 +60,7 @@ _LAZY: dict[str, str] = {
     "ColumnEncoding": "spindle.features._transform",
     "EncodingSpec": "spindle.features._definitions",
     "FeatureDefinition": "spindle.features._definitions",
-    "FeatureRegistry": "spindle.features._definitions",
+    "FeatureRegistry": "spindle.features._registry",
     "FeatureView": "spindle.features._views",
     "MaterializeResult": "spindle.features._online_backend",
     "OnlineStore": "spindle.features._online",

@@ -35,8 +35,8 @@ from spindle.core import (
     write_partition,
 )
 from spindle.features._compute import compute_group, feature_table_path
-from spindle.features._definitions import FeatureRegistry
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
+from spindle.features._registry import FeatureRegistry
 from spindle.features._retracted import Exclusion
 
 Progress = Callable[[str, int, int], None]

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from spindle.core import FeatureError, ModelConfig, SourceConfig
-from spindle.features._definitions import FeatureDefinition, FeatureRegistry, normalised_tags
+from spindle.features._definitions import FeatureDefinition, normalised_tags
+from spindle.features._registry import FeatureRegistry
 
 
 def _record(

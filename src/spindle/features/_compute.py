@@ -49,9 +49,10 @@ from spindle.features._cutoff import (
     restrict_as_of,
     substitute_times,
 )
-from spindle.features._definitions import FeatureDefinition, FeatureRegistry, FeatureView
+from spindle.features._definitions import FeatureDefinition, FeatureView
 from spindle.features._fingerprints import check_fingerprints, record_fingerprints
 from spindle.features._python import apply_python
+from spindle.features._registry import FeatureRegistry
 from spindle.features._retracted import Exclusion
 from spindle.features._views import CUTOFF
 
