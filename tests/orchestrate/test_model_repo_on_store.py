@@ -133,7 +133,17 @@ def test_push_serve_reload_rollback_with_the_repository_on_a_store(
     _put(bucket, f"models/{MODEL}/2/model.onnx", donor)
     with spindle.Context.open(root) as ctx:
         found = [p for p in spindle.doctor(ctx) if p.kind == "repository_checksum"]
-    assert [p.subject for p in found] == [f"{MODEL}@2"] and "immutable" in found[0].message
+    assert [p.subject for p in found] == [f"{MODEL}@2"] and "doctor --fix" in found[0].message
+    # --fix puts the object back from the version's artifact; the version is whole again
+    original = (
+        root / ".spindle" / "artifacts" / "models" / MODEL / "2" / "model.onnx"
+    ).read_bytes()
+    with spindle.Context.open(root) as ctx:
+        fixed = [p for p in spindle.doctor(ctx, fix=True) if p.kind == "repository_checksum"]
+        assert [(p.subject, p.fixed) for p in fixed] == [(f"{MODEL}@2", True)]
+        assert fixed[0].message.endswith("put back model.onnx")
+        assert [p for p in spindle.doctor(ctx) if p.kind == "repository_checksum"] == []
+    assert bucket_object(bucket, f"models/{MODEL}/2/model.onnx") == original
     # the store unreachable: one problem naming the URL, and a push fails in one line
     config["storage_options"] = bucket.options | {
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_free_port()}"

@@ -263,6 +263,50 @@ class S3Repository:
         self.repository_id(create=True)
         return InstalledVersion(model, version, Path(base), created, wanted)
 
+    def repair_version(self, version_dir: str | Path, *, registered: str) -> list[str]:
+        """Put back, from the verified artifact ``version_dir``, every object of a version whose
+        bytes are not the registered ones (the manifest last); the caller holds :meth:`lock`.
+
+        A version on the store is immutable: this never changes what it is, only restores the
+        bytes the registry recorded (``registered``, checked against ``version_dir`` first).
+        Each object is replaced only if it is still the damaged one read here (``If-Match``
+        its ETag; created with ``If-None-Match`` when missing), so a concurrent writer is never
+        overwritten.
+
+        Returns:
+            The names of the objects put back (empty: nothing was damaged).
+
+        Raises:
+            ServingError: ``version_dir`` is not the registered version, an object changed
+                while this ran, or the version still differs afterwards.
+            DataError: the store cannot be written.
+        """
+        source = Path(version_dir)
+        manifest = _read_manifest(source)
+        model, version = check_model_name(manifest["model"]), check_version(manifest["version"])
+        runtime = ModelRuntime.load(source, registered=registered)  # the artifact is the truth
+        payload = {name: (source / name).read_bytes() for name in (MODEL_FILE, TRANSFORM_FILE)}
+        payload[CONFIG_FILE] = render_config(model, runtime.inputs, runtime.outputs).encode()
+        payload[MANIFEST_FILE] = (source / MANIFEST_FILE).read_bytes()
+        base, repaired = f"{model}/{version}", []
+        for name in (*_UPLOADS, MANIFEST_FILE):  # the manifest last, as in a push
+            found = self.bucket.get(f"{base}/{name}")
+            if found is not None and found.data == payload[name]:
+                continue
+            etag = found.etag if found is not None else None
+            put = self.bucket.put(
+                f"{base}/{name}", payload[name], if_match=etag, create=found is None
+            )
+            if put is None:
+                raise ServingError(
+                    f"{self.url}/{base}/{name} changed while it was being repaired (another "
+                    "writer): run `spindle doctor --fix` again"
+                )
+            repaired.append(name)
+        wanted = {name: sha256_bytes(data) for name, data in payload.items()}
+        self._compare(model, version, wanted, "after the repair")
+        return repaired
+
     def _upload(self, key: str, data: bytes) -> None:
         """Create the object ``key`` of a version being pushed, never overwriting a version's:
         an object already there with other bytes is replaced only when it is a leftover (no
