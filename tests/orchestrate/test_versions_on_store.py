@@ -26,6 +26,7 @@ from tests.orchestrate.test_kill_matrix import ARGS, _spindle
 
 import spindle
 from spindle.core import Location, manifest_file, read_package
+from spindle.orchestrate._version_store import is_published
 
 pytestmark = pytest.mark.e2e
 
@@ -133,8 +134,9 @@ def test_doctor_fetches_a_lost_folder_back_and_publishes_a_missing_version(
     kept = {p.name: p.read_bytes() for p in folder.iterdir()}
     shutil.rmtree(folder)
     with spindle.Context.open(root) as ctx:
-        found = [p for p in spindle.doctor(ctx) if p.kind == "version_folder"]
-        assert [(p.subject, p.fixed) for p in found] == [(f"{MODEL}@1", False)]
+        everything = spindle.doctor(ctx)  # said once: not also as a missing file
+        found = [p for p in everything if p.subject == f"{MODEL}@1"]
+        assert [(p.kind, p.fixed) for p in found] == [("version_folder", False)], everything
         assert str(stored) in found[0].message and "\n" not in found[0].message
         assert not folder.exists()  # without --fix nothing is written
         fixed = spindle.doctor(ctx, fix=True)
@@ -190,3 +192,26 @@ def test_a_fit_on_a_node_without_the_workspace_fetches_its_base(
     fetched = [p.parent for p in node_tmp.glob("spindle/fit/base/*/1/manifest.json")]
     assert len(fetched) == 1 and read_package(fetched[0]).version == 1
     assert fitted.result is not None
+
+
+def test_a_version_released_after_it_was_put_on_the_store_is_removed_there(
+    trained: tuple[Path, Bucket], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registry refuses to complete a version whose objects already reached the store:
+    the step releases the number (failed) and removes its copy there, which nothing may ever
+    fetch; the ready version 1 is untouched."""
+    from spindle.core import RegistryError
+
+    root, stored = _copy(trained, tmp_path, "released")
+    with spindle.Context.open(root) as ctx:
+
+        def refuse(*args: object, **kwargs: object) -> None:
+            assert is_published(stored.parent / "2")  # the upload came first
+            raise RegistryError("the registry refused the write (injected)")
+
+        monkeypatch.setattr(ctx.store, "complete_version", refuse)
+        with pytest.raises(RegistryError, match="injected"):
+            spindle.train_version(ctx, MODEL, DAY3, overrides=OVERRIDES)
+        assert ctx.store.get_version(MODEL, 2).status == "failed"
+    assert not (stored.parent / "2").exists()
+    assert is_published(stored)

@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.objectstore import Bucket, MotoServer, options_for, running_moto
-from train_runs import CONFIG, ROWS, Dataset, Stop, kill_then_resume, run_recipe
+from train_runs import Dataset, Stop, kill_then_resume, run_recipe, train_child
 
 from spindle.core import Location, TrainingError
 from spindle.train import CheckpointStore, TrainResult, mirror_checkpoints, state_dict_sha256
@@ -37,24 +36,6 @@ def _kept_steps(bucket: Bucket) -> list[int]:
     return sorted(int(key.rsplit("-", 2)[-2]) for key in keys)
 
 
-_CHILD = """
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from train_data import make_dataset
-from spindle.core import TrainingConfig
-from spindle.train import train_model
-
-inputs, labels, spec = make_dataset({rows}, seed=0)
-config = TrainingConfig.model_validate_json({config!r})
-slow = {slow!r}
-result = train_model(inputs, labels, spec, config, Path({out!r}), checkpoint_dir=Path({ckpt!r}),
-                     progress=(lambda done, total: time.sleep(0.05)) if slow else None)
-print(json.dumps({{"sha": result.weights_sha256, "resumed": result.resumed_from_step,
-                  "notes": list(result.notes)}}))
-"""
-
-
 def test_a_run_killed_on_one_machine_resumes_on_another_from_the_store(
     reference: TrainResult, bucket: Bucket, tmp_path: Path
 ) -> None:
@@ -63,17 +44,8 @@ def test_a_run_killed_on_one_machine_resumes_on_another_from_the_store(
     for folder in (first, second):
         mirror_checkpoints(folder, _mirror(bucket))
 
-    def start(slow: bool) -> subprocess.Popen[str]:
-        code = _CHILD.format(
-            tests=str(Path(__file__).parent),
-            rows=ROWS,
-            config=CONFIG.model_dump_json(),
-            slow=slow,
-            out=str(tmp_path / "v1"),
-            ckpt=str(first if slow else second),  # the killed run was on node a
-        )
-        command = [sys.executable, "-c", code]
-        return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    def start(slow: bool) -> subprocess.Popen[str]:  # the killed run was on node a
+        return train_child(first if slow else second, tmp_path / "v1", slow)
 
     result = kill_then_resume(start, first, tmp_path / "v1")
     assert result["resumed"] is not None and result["resumed"] >= 10

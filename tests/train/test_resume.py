@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from train_runs import CONFIG, ROWS, Dataset, Stop, kill_then_resume, run_recipe, stop_after
+from train_runs import (
+    CONFIG,
+    Dataset,
+    Stop,
+    kill_then_resume,
+    run_recipe,
+    stop_after,
+    train_child,
+)
 
 from spindle.core import TrainingError
 from spindle.train import CheckpointStore, TrainResult, state_dict_sha256, train_model
@@ -65,42 +71,13 @@ def test_two_processes_cannot_share_a_checkpoint_dir(tmp_path: Path) -> None:
         store.close()
 
 
-_CHILD = """
-import json, sys, time
-from pathlib import Path
-sys.path.insert(0, {tests!r})
-from train_data import make_dataset
-from spindle.core import TrainingConfig
-from spindle.train import train_model
-
-inputs, labels, spec = make_dataset({rows}, seed=0)
-config = TrainingConfig.model_validate_json({config!r})
-slow = {slow!r}
-result = train_model(inputs, labels, spec, config, Path({out!r}), checkpoint_dir=Path({ckpt!r}),
-                     progress=(lambda done, total: time.sleep(0.05)) if slow else None)
-print(json.dumps({{"sha": result.weights_sha256, "resumed": result.resumed_from_step}}))
-"""
-
-
-def _child(tmp_path: Path, slow: bool) -> subprocess.Popen[str]:
-    code = _CHILD.format(
-        tests=str(Path(__file__).parent),
-        rows=ROWS,
-        config=CONFIG.model_dump_json(),
-        slow=slow,
-        out=str(tmp_path / "v1"),
-        ckpt=str(tmp_path / "ckpt"),
-    )
-    return subprocess.Popen(
-        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-
-
 def test_resume_after_sigkill_in_a_new_process_equals_an_uninterrupted_run(
     reference: TrainResult, tmp_path: Path
 ) -> None:
     result = kill_then_resume(
-        lambda slow: _child(tmp_path, slow=slow), tmp_path / "ckpt", tmp_path / "v1"
+        lambda slow: train_child(tmp_path / "ckpt", tmp_path / "v1", slow),
+        tmp_path / "ckpt",
+        tmp_path / "v1",
     )
     assert result["resumed"] is not None and result["resumed"] >= 10
     assert result["sha"] == reference.weights_sha256

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -94,3 +95,36 @@ def kill_then_resume(
     assert survivor.returncode == 0, err
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+_TRAIN_CHILD = """
+import json, sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+from train_data import make_dataset
+from spindle.core import TrainingConfig
+from spindle.train import train_model
+
+inputs, labels, spec = make_dataset({rows}, seed=0)
+config = TrainingConfig.model_validate_json({config!r})
+slow = {slow!r}
+result = train_model(inputs, labels, spec, config, Path({out!r}), checkpoint_dir=Path({ckpt!r}),
+                     progress=(lambda done, total: time.sleep(0.05)) if slow else None)
+print(json.dumps({{"sha": result.weights_sha256, "resumed": result.resumed_from_step,
+                  "notes": list(result.notes)}}))
+"""
+
+
+def train_child(checkpoint_dir: Path, out_dir: Path, slow: bool) -> subprocess.Popen[str]:
+    """A process training CONFIG on the tests' dataset into ``out_dir`` (slowed between steps
+    when ``slow``, to be killed); it prints ``{"sha", "resumed", "notes"}`` as its last line."""
+    code = _TRAIN_CHILD.format(
+        tests=str(Path(__file__).parent),
+        rows=ROWS,
+        config=CONFIG.model_dump_json(),
+        slow=slow,
+        out=str(out_dir),
+        ckpt=str(checkpoint_dir),
+    )
+    command = [sys.executable, "-c", code]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -10,6 +10,7 @@ routes to what the registry calls production, and no crash left temp files behin
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ from spindle.orchestrate._doctor_store import check_store
 from spindle.orchestrate._doctor_versions import check_versions
 from spindle.orchestrate._leftovers import clean_leftovers, find_leftovers
 from spindle.orchestrate._model_common import model_dir, trainset_location
-from spindle.orchestrate._version_store import version_folder
+from spindle.orchestrate._version_store import unpublish_version, version_folder
 from spindle.registry import DeploymentRecord, moved_root
 from spindle.serve import (
     Routing,
@@ -105,7 +106,11 @@ def _check_moved(ctx: Context, fix: bool) -> list[Problem]:
     ]
 
 
-def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
+def _check_model_versions(
+    ctx: Context, fix: bool, reported: frozenset[str] = frozenset()
+) -> list[Problem]:
+    """Abandoned numbers, and ready versions whose files are missing or changed (``reported``:
+    versions whose lost folder the store's check already named)."""
     problems: list[Problem] = []
     stale = {r.id for r in ctx.store.stale_runs()}
     busy = {
@@ -122,6 +127,8 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
                     ctx.store.fail_version(
                         model, record.version, "abandoned by a crashed run (spindle doctor)"
                     )
+                    with contextlib.suppress(DataError):  # the store's check says why
+                        unpublish_version(ctx, model, record.version)  # its copy there
                 problems.append(
                     Problem(
                         "abandoned_version",
@@ -137,7 +144,8 @@ def _check_model_versions(ctx: Context, fix: bool) -> list[Problem]:
             uri = Path(artifact.uri)
             manifest_path = manifest_file(uri)
             if not manifest_path.is_file():
-                problems.append(Problem("missing_file", subject, f"{manifest_path} is missing"))
+                if subject not in reported:  # else said once, with the store's copy
+                    problems.append(Problem("missing_file", subject, f"{manifest_path} is missing"))
                 continue
             try:
                 manifest = read_package(uri)
@@ -460,11 +468,13 @@ def doctor(ctx: Context, *, fix: bool = False) -> list[Problem]:
             here and put there one it lacks, and remove crash leftovers when no other process
             is at work.
     """
+    stored = [Problem(*found) for found in check_versions(ctx, fix)]  # first: fetches back
+    lost = frozenset(p.subject for p in stored if p.kind == "version_folder" and not p.fixed)
     return [
         *_check_moved(ctx, fix),
         *_check_runs(ctx, fix),
-        *[Problem(*found) for found in check_versions(ctx, fix)],  # before: fetches back
-        *_check_model_versions(ctx, fix),
+        *stored,
+        *_check_model_versions(ctx, fix, lost),
         *_check_files(ctx),
         *_check_repository(ctx, fix),
         *_check_serving(ctx, fix),

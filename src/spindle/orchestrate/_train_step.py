@@ -40,7 +40,12 @@ from spindle.orchestrate._model_common import (
     trainset_location,
 )
 from spindle.orchestrate._tasks import call
-from spindle.orchestrate._version_store import publish_version, stored_version, version_folder
+from spindle.orchestrate._version_store import (
+    publish_version,
+    stored_version,
+    unpublish_version,
+    version_folder,
+)
 
 if TYPE_CHECKING:  # torch loads with the trainers: a no-op rerun never trains
     from spindle.train import TrainResult, VersionPlan
@@ -262,6 +267,10 @@ def _train_version(
         ctx.store.complete_version(cfg.name, version, artifact)
     except BaseException as exc:
         _release(ctx, cfg.name, version, exc)
+        try:  # a released number's copy on the store is never fetched: only space
+            unpublish_version(ctx, cfg.name, version)
+        except SpindleError as inner:
+            exc.add_note(f"{cfg.name}@{version}'s copy stays on the store ({inner})")
         raise
     return artifact, fitted.result
 

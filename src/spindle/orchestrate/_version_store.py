@@ -100,6 +100,23 @@ def publish_version(ctx: Context, model: str, version: int) -> Location | None:
     return where
 
 
+def unpublish_version(ctx: Context, model: str, version: int) -> Location | None:
+    """Remove the store's copy of ``model@version`` when the registry holds it as failed (a
+    released or abandoned number: never fetched, so only its space is at stake).
+
+    Returns:
+        The location removed, or None (local artifacts, or the version is not failed).
+
+    Raises:
+        DataError: the object store cannot be written.
+    """
+    where = version_location(ctx, model, version)
+    if where is None or ctx.store.get_version(model, version).status != "failed":
+        return None
+    where.delete()
+    return where
+
+
 def stored_version(ctx: Context | ReadContext, model: str, version: int) -> StoredVersion | None:
     """``model@version`` on the object store with the registry's content hash (None: the
     artifacts are local, or the registry has the version but not as ready)."""
