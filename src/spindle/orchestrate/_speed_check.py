@@ -7,9 +7,11 @@ staleness). Both train from scratch on the same window, with the same transform 
 and are scored on the holdout day ``date``. The verdict is ``spindle.evaluate.speed_verdict``'s
 (the model's gate metric, any task: a paired bootstrap interval of slow − fast; "training too
 fast" when the slower run is significantly better or the configured run collapsed), and the
-two trainings are the train stage's (``spindle.train.train_at_two_parallelisms``: transform,
-encoding, both runs and their holdout scores). This module only resolves the config, the
-window and the two training sets, calls those two and records the report.
+two trainings are the train stage's (``spindle.train.train_files_at_two_parallelisms``:
+transform, encoding, both runs and their holdout scores; a training set above
+``training.in_memory_max_rows`` rows is streamed from its file and the holdout scored a batch
+at a time, so neither is held whole). This module only resolves the config, the window and
+the two training sets, calls those two and records the report.
 Nothing is registered: the two models are removed, the report is written as JSON under
 ``artifacts/speed_checks/<model>/<date>.json``.
 """
@@ -17,10 +19,8 @@ Nothing is registered: the two models are removed, the report is written as JSON
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
-
-import pyarrow.parquet as pq
 
 from spindle.core import Progress, TrainingConfig, TrainingError, atomic_write_json, step_progress
 from spindle.evaluate import Interval, speed_verdict
@@ -32,12 +32,14 @@ from spindle.orchestrate._model_common import (
     training_window,
     trainset_file,
 )
-from spindle.train import TrainResult, train_at_two_parallelisms
+from spindle.train import TrainResult, train_files_at_two_parallelisms
 
 
 @dataclass(frozen=True)
 class SpeedRun:
-    """One of the two trainings: its parallelism, cost and holdout metric."""
+    """One of the two trainings: its parallelism, cost and holdout metric (``examples``: the
+    training rows; ``peak_rows_held``: the most of them held at once, all in memory, the
+    shuffle buffer's peak when streamed)."""
 
     workers: int
     max_staleness_steps: int
@@ -46,11 +48,18 @@ class SpeedRun:
     examples_per_s: float
     cpu_s: float
     final_loss: float
+    examples: int = 0
+    peak_rows_held: int = 0
 
 
 @dataclass(frozen=True)
 class SpeedCheck:
-    """The verdict of ``speed_check`` and its evidence (``interval`` is slow − fast)."""
+    """The verdict of ``speed_check`` and its evidence (``interval`` is slow − fast).
+
+    ``streamed``: both runs streamed the training set from its file and the holdout was scored
+    a batch at a time (it has more rows than ``training.in_memory_max_rows``); ``notes``: why
+    such a set was held in memory after all.
+    """
 
     model: str
     date: str
@@ -60,6 +69,8 @@ class SpeedCheck:
     interval: Interval
     verdict: str
     reason: str
+    streamed: bool = False
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,15 +124,15 @@ def speed_check(
             f"{model} for {date}: the training window is empty ({', '.join(left_out)}); "
             "ingest and validate earlier days first"
         )
-    table = pq.read_table(trainset_file(ctx, build_training_set(ctx, loaded, days).uri))
+    trainset = build_training_set(ctx, loaded, days)
     held = build_training_set(ctx, loaded, [date], purpose="holdout")
-    holdout = pq.read_table(trainset_file(ctx, held.uri))
-    if table.num_rows == 0 or holdout.num_rows == 0:
+    if trainset.rows == 0 or held.rows == 0:
         raise TrainingError(f"{model} for {date}: the training set or the holdout has no rows")
     scratch = ctx.workspace.artifacts_dir / "scratch" / "speed_check" / model
-    runs = train_at_two_parallelisms(
-        table,
-        holdout,
+    # the train stage reads the files (local copies of objects on a store), streamed when large
+    runs = train_files_at_two_parallelisms(
+        replace(trainset, uri=str(trainset_file(ctx, trainset.uri))),
+        trainset_file(ctx, held.uri),
         loaded.definitions,
         cfg,
         fast_cfg,
@@ -148,6 +159,8 @@ def speed_check(
         interval,
         judged.verdict,
         judged.reason,
+        runs.streamed,
+        runs.notes,
     )
     path = ctx.workspace.artifacts_dir / "speed_checks" / model / f"{date}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,6 +193,8 @@ def _speed_run(config: TrainingConfig, result: TrainResult, metric_value: float)
         result.examples_per_s,
         result.cpu_s,
         result.final_loss,
+        result.examples,
+        result.peak_rows_held,
     )
 
 

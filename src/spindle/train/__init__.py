@@ -36,7 +36,11 @@ if _TYPE_CHECKING:
     from spindle.train._row_adam import RowAdam
     from spindle.train._shard import ShardBatches, ShardRead, StreamData, TransformEncoder
     from spindle.train._spec import InputSpec, check_inputs, with_head
-    from spindle.train._speed import ParallelismRuns, train_at_two_parallelisms
+    from spindle.train._speed import (
+        ParallelismRuns,
+        train_at_two_parallelisms,
+        train_files_at_two_parallelisms,
+    )
     from spindle.train._train import (
         TrainResult,
         data_sha256,
@@ -108,6 +112,7 @@ _LAZY: dict[str, str] = {
     "train_from_parquet": "spindle.train._train_stream",
     "train_model": "spindle.train._train",
     "train_at_two_parallelisms": "spindle.train._speed",
+    "train_files_at_two_parallelisms": "spindle.train._speed",
     "train_replica": "spindle.train._replicas",
     "trainer_for": "spindle.train._protocol",
     "warm_start": "spindle.train._warm_start",
@@ -164,6 +169,7 @@ __all__ = [
     "train_at_two_parallelisms",
     "train_ddp",
     "train_ddp_stream",
+    "train_files_at_two_parallelisms",
     "train_from_parquet",
     "train_model",
     "train_replica",
