@@ -26,9 +26,9 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from spindle.core import FeatureError, ModelConfig, TrainingConfig, TrainingSet, sha256_json
+from spindle.core import FeatureError, ModelConfig, TrainingConfig, TrainingSet
 from spindle.features import FeatureDefinition, Transform
-from spindle.train._examples import encode_examples, labels_and_groups, model_spec_from_file
+from spindle.train._examples import encode_examples, labels_and_groups
 from spindle.train._version import STREAM_READ_ROWS
 
 if TYPE_CHECKING:  # the frameworks load when the runs train, not when this is imported
@@ -234,26 +234,14 @@ def _train_streamed(
     progress_for: ProgressFor | None,
 ) -> ParallelismRuns:
     """Both runs streamed from ``trainset``'s file, each scored on ``holdout`` batch by batch."""
-    from spindle.train._protocol import ParquetData
-    from spindle.train._shard import TransformEncoder
+    from spindle.train._version import streamed_inputs
 
-    path = Path(trainset.uri)
     try:
-        columns = sorted({d.column for d in definitions})
-        batches = pq.ParquetFile(path).iter_batches(batch_size=STREAM_READ_ROWS, columns=columns)
-        transform = Transform.fit_batches(batches, definitions)
+        buffer_rows = runs[0][1].stream_buffer_rows
+        transform, data, spec = streamed_inputs(trainset, definitions, config, buffer_rows)
         _check_holdout_columns(transform, holdout)  # before two trainings, not after
         wanted = [c for c in (config.label, config.group_key) if c]
         holdout_labels, groups = labels_and_groups(pq.read_table(holdout, columns=wanted), config)
-        data = ParquetData(
-            path,
-            TransformEncoder(transform.to_json(), config.label),  # travels to DDP ranks as well
-            sha256_json({"trainset": trainset.content_hash, "transform": transform.to_json()}),
-            columns=sorted({*transform.columns(), config.label}),
-            weight_column=config.examples.weight,
-            buffer_rows=runs[0][1].stream_buffer_rows,
-        )
-        spec = model_spec_from_file(config, transform.input_spec(), path)
         scores, results = [], []
         for (name, training), trainer in zip(runs, trainers, strict=True):
             out = scratch / name

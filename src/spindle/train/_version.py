@@ -40,7 +40,8 @@ from spindle.features import FeatureDefinition, Transform
 from spindle.train._examples import encode_examples, model_spec_from_file
 
 if TYPE_CHECKING:  # the frameworks load when a version is fitted, not when this is imported
-    from spindle.train._protocol import StreamingTrainer, Trainer
+    from spindle.train._protocol import ParquetData, StreamingTrainer, Trainer
+    from spindle.train._spec import InputSpec
     from spindle.train._train import TrainResult
 
 _PACKAGES = ("torch", "numpy", "pyarrow", "duckdb", "deltalake", "onnx", "onnxruntime", "spindle")
@@ -214,27 +215,13 @@ def _train_streamed(
     progress: Callable[[int, int], None] | None,
 ) -> tuple[Transform, TrainResult]:
     """Fit (or reuse) the transform from a stream of the file, then train streaming it."""
-    from spindle.train._protocol import ParquetData
-    from spindle.train._shard import TransformEncoder
-
     cfg = plan.config
-    path = Path(plan.trainset.uri)
+    base = None
     if plan.base_dir is not None:
-        transform = Transform.from_json(read_transform_text(plan.base_dir))
-    else:
-        columns = sorted({d.column for d in plan.definitions})
-        batches = pq.ParquetFile(path).iter_batches(batch_size=STREAM_READ_ROWS, columns=columns)
-        transform = Transform.fit_batches(batches, plan.definitions)
-
-    data = ParquetData(
-        path,
-        TransformEncoder(transform.to_json(), cfg.label),  # travels to DDP ranks as well
-        sha256_json({"trainset": plan.trainset.content_hash, "transform": transform.to_json()}),
-        columns=sorted({*transform.columns(), cfg.label}),
-        weight_column=cfg.examples.weight,
-        buffer_rows=cfg.training.stream_buffer_rows,
+        base = Transform.from_json(read_transform_text(plan.base_dir))
+    transform, data, spec = streamed_inputs(
+        plan.trainset, plan.definitions, cfg, cfg.training.stream_buffer_rows, base
     )
-    spec = model_spec_from_file(cfg, transform.input_spec(), path)
     result = trainer.train_stream(
         data,
         spec,
@@ -245,6 +232,42 @@ def _train_streamed(
         progress=progress,
     )
     return transform, result
+
+
+def streamed_inputs(
+    trainset: TrainingSet,
+    definitions: list[FeatureDefinition],
+    config: ModelConfig,
+    buffer_rows: int,
+    transform: Transform | None = None,
+) -> tuple[Transform, ParquetData, InputSpec]:
+    """What a streamed training of ``trainset``'s file needs: the transform (``transform``, or
+    fitted from a stream of the file), the file's batches encoded by it, and the model spec.
+
+    Args:
+        trainset: the training set; its ``uri`` a local Parquet file.
+        definitions: the feature definitions the transform is fitted for.
+        config: the model config (label, example weights, task).
+        buffer_rows: the shuffle buffer (``training.stream_buffer_rows``).
+        transform: a transform to reuse (a warm start's); None fits one.
+    """
+    from spindle.train._protocol import ParquetData
+    from spindle.train._shard import TransformEncoder
+
+    path = Path(trainset.uri)
+    if transform is None:
+        columns = sorted({d.column for d in definitions})
+        batches = pq.ParquetFile(path).iter_batches(batch_size=STREAM_READ_ROWS, columns=columns)
+        transform = Transform.fit_batches(batches, definitions)
+    data = ParquetData(
+        path,
+        TransformEncoder(transform.to_json(), config.label),  # travels to DDP ranks as well
+        sha256_json({"trainset": trainset.content_hash, "transform": transform.to_json()}),
+        columns=sorted({*transform.columns(), config.label}),
+        weight_column=config.examples.weight,
+        buffer_rows=buffer_rows,
+    )
+    return transform, data, model_spec_from_file(config, transform.input_spec(), path)
 
 
 def copy_trained_files(
