@@ -7,8 +7,10 @@ store)."""
 from __future__ import annotations
 
 import hashlib
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -68,7 +70,9 @@ def test_whole_files_go_up_and_come_back_as_one_cached_copy(tmp_path: Path, buck
     assert where.sha256() == hashlib.sha256(CSV.encode()).hexdigest()
     copy = where.local_copy()
     assert copy.read_text() == CSV and copy.is_relative_to(tmp_path / "tmp" / "objects")
+    os.utime(copy, (1_000_000_000, 1_000_000_000))  # long unused
     assert where.local_copy() == copy  # kept by name, size and time: fetched once
+    assert copy.stat().st_mtime > time.time() - 600  # and touched: in use (doctor keeps it)
     _put(where.parent, "a.csv", CSV + "a3,2026-01-01T12:00:00,1\n", tmp_path)
     assert where.local_copy() != copy and where.local_copy().read_text().endswith("1\n")
     assert [str(f) for f in where.parent.files()] == [where.url]

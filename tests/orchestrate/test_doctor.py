@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -179,6 +180,31 @@ def test_leftovers_are_reported_and_cleaned_when_no_process_is_at_work(ws: Path)
         assert find_leftovers(ctx.workspace) == []
     assert not any(path.exists() for path in made)
     assert _doctor(ws) == (0, [], "")
+
+
+def test_object_copies_unused_for_days_are_removed_and_a_used_one_is_kept(ws: Path) -> None:
+    """Local copies of objects on a store (a training set read by the fit) are a cache: the
+    doctor reports those unused for OBJECT_COPY_DAYS days, and --fix removes only those; a copy
+    read again is touched, so it is kept."""
+    from spindle.orchestrate._leftovers import OBJECT_COPY_DAYS
+
+    cache = ws / ".spindle" / "tmp" / "objects"
+    old, used = cache / "aaaa" / "t.parquet", cache / "bbbb" / "u.parquet"
+    for copy in (old, used):
+        copy.parent.mkdir(parents=True)
+        copy.write_bytes(b"x" * 1000)
+        stale = time.time() - (OBJECT_COPY_DAYS + 1) * 86400
+        os.utime(copy, (stale, stale))
+        os.utime(copy.parent, (stale, stale))
+    os.utime(used)  # read again today: Location.local_copy touches a copy it hands out
+    _, problems, _ = _doctor(ws)
+    found = [p for p in problems if p["kind"] == "leftover"]
+    assert [Path(str(p["subject"])) for p in found] == [old.parent], problems
+    assert "unused for" in str(found[0]["message"]) and "1,000 bytes" in str(found[0]["message"])
+    _, problems, _ = _doctor(ws, "--fix")
+    fixed = [p for p in problems if p["kind"] == "leftover"]
+    assert [p["fixed"] for p in fixed] == [True] and "removed" in str(fixed[0]["message"])
+    assert not old.parent.exists() and used.exists()
 
 
 def test_a_failed_train_releases_the_version_it_reserved(ws: Path) -> None:

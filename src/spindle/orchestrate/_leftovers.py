@@ -4,7 +4,10 @@ A process killed mid-write leaves temp files and directories that no one will re
 ``<repo>/<model>/.*.tmp`` (a version being copied into the model repository, a routing.json
 being replaced), ``*.tmp`` under the artifacts (a training set being written, a version being
 exported, a checkpoint, ``scratch/*.tmp``) and DuckDB's spill directories
-(``<state>/tmp/duckdb/*``). They are never read, but they take disk space.
+(``<state>/tmp/duckdb/*``). They are never read, but they take disk space. So do the local
+copies of objects on a store (``<state>/tmp/objects/<key>/``: a training set read by the fit,
+the evaluation, ...) once no step has used them for :data:`OBJECT_COPY_DAYS` days: a copy is
+touched each time it is used, and fetched again if it is needed after it was removed.
 
 A leftover is removed only when no live process can own it. Every :class:`~spindle.orchestrate.
 Context` holds a shared lock on ``<state>/active.lock`` (:class:`Presence`) while it is open,
@@ -21,6 +24,7 @@ import fcntl
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,6 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 PRESENCE_FILE = "active.lock"
+OBJECT_COPY_DAYS = 2
+"""A local copy of an object on the store unused this long is removed with the leftovers."""
 
 
 class Presence:
@@ -72,10 +78,15 @@ class Leftover:
     """A temp file or directory a process left; ``where`` says which kind."""
 
     path: Path
-    where: str  # "model repository", "artifacts" or "duckdb spill"
+    where: str  # "model repository", "artifacts", "duckdb spill" or "object copy"
     size_bytes: int
 
     def describe(self) -> str:
+        if self.where == "object copy":
+            return (
+                f"local copy of an object on the store, {self.size_bytes:,} bytes, unused for "
+                f"{OBJECT_COPY_DAYS} days or more (fetched again when needed)"
+            )
         kind = "directory" if self.path.is_dir() else "file"
         return f"{self.where} temp {kind} of {self.size_bytes:,} bytes left by a process that died"
 
@@ -118,7 +129,25 @@ def find_leftovers(workspace: Workspace) -> list[Leftover]:
     spill = workspace.state_dir / "tmp" / "duckdb"  # features' spill_root
     if spill.is_dir():
         found += [Leftover(path, "duckdb spill", _size(path)) for path in sorted(spill.iterdir())]
+    copies = workspace.state_dir / "tmp" / "objects"  # Location.local_copy's cache
+    if copies.is_dir():
+        found += [
+            Leftover(path, "object copy", _size(path))
+            for path in sorted(copies.iterdir())
+            if _unused_for(path, OBJECT_COPY_DAYS * 86400.0)
+        ]
     return found
+
+
+def _unused_for(path: Path, seconds: float) -> bool:
+    """Whether nothing at or below ``path`` was modified (or touched) for ``seconds``."""
+    try:
+        times = [path.lstat().st_mtime]
+        if path.is_dir() and not path.is_symlink():
+            times += [p.lstat().st_mtime for p in path.rglob("*")]
+    except OSError:
+        return False
+    return time.time() - max(times) > seconds
 
 
 def _remove(path: Path) -> None:
