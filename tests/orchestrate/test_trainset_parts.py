@@ -75,3 +75,33 @@ def test_a_partitioned_build_needs_a_key_the_examples_produce(workspace_copy: Pa
         loaded = load_config(ctx, "search_ranker", [PARTS[0], "examples.partition_key=shopper"])
         with pytest.raises(ConfigError, match=r"'shopper' is not produced by examples\.sql"):
             build_training_set(ctx, loaded, DAYS)
+
+
+def test_a_part_reads_only_its_entities_rows_of_each_view(
+    ingested_workspace: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each part copies a view's rows for its own examples' keys only (the real copy runs; a
+    spy counts what it copied): a part holds about 1/N of the user view, not all of it."""
+    from spindle.features import _training_set
+
+    copied: dict[str, list[int]] = {}
+    real = _training_set.copy_view
+
+    def counting(con, tables_dir, view, version, window, **kwargs):  # type: ignore[no-untyped-def]
+        real(con, tables_dir, view, version, window, **kwargs)
+        ((rows,),) = con.execute(f'SELECT count(*) FROM "__spindle_view_{view.name}"').fetchall()
+        copied.setdefault(view.name, []).append(int(rows))
+
+    monkeypatch.setattr(_training_set, "copy_view", counting)
+    whole, parted = (tmp_path / "whole", tmp_path / "parted")
+    for target in (whole, parted):
+        shutil.copytree(ingested_workspace, target, symlinks=True)
+    _build(whole, [])
+    once = {name: counts[0] for name, counts in copied.items()}
+    copied.clear()
+    _build(parted, PARTS)
+    assert set(copied) == set(once) and all(len(c) == 4 for c in copied.values()), copied
+    users = next(name for name in once if name.startswith("user"))
+    assert sum(copied[users]) <= once[users]  # each user is in one part only
+    assert max(copied[users]) < once[users] / 2, (copied[users], once[users])
+    assert all(max(counts) <= once[name] for name, counts in copied.items())

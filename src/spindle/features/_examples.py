@@ -200,8 +200,14 @@ def copy_view(
     view: ViewJoin,
     version: int | None,
     window: Window,
+    *,
+    examples_only: bool = False,
 ) -> None:
     """Create table ``__spindle_view_<view>`` of the view's rows the window can use.
+
+    ``examples_only``: keep only the rows whose keys an example of ``__spindle_examples`` has
+    (a semi-join while copying: a part of a partitioned build holds its own entities' rows,
+    not every entity's; the ASOF join matches by key, so its result is the same).
 
     Raises:
         FeatureError: the view has no table yet, or lacks a pinned column (backfill it).
@@ -224,12 +230,27 @@ def copy_view(
     where = f"feature_ts < {lit['cutoff']}"
     if view.ttl_s is not None:
         where += f" AND feature_ts >= {lit['window_start']} - INTERVAL {int(view.ttl_s)} SECOND"
+    if examples_only:
+        keys = ", ".join(q(k) for k in view.keys)
+        where += f" AND ({keys}) IN (SELECT DISTINCT {keys} FROM {EXAMPLES_TABLE})"
     con.register("__spindle_src", dataset)
-    con.execute(
-        f"CREATE TABLE {q('__spindle_view_' + view.name)} AS SELECT "
-        f"{', '.join(q(c) for c in needed)} FROM __spindle_src WHERE {where}"
-    )
-    con.unregister("__spindle_src")
+    try:
+        con.execute(
+            f"CREATE TABLE {q('__spindle_view_' + view.name)} AS SELECT "
+            f"{', '.join(q(c) for c in needed)} FROM __spindle_src WHERE {where}"
+        )
+    except duckdb.OutOfMemoryException:
+        raise
+    except duckdb.Error as exc:
+        if not examples_only:
+            raise
+        first = str(exc).strip().splitlines()[0]
+        raise FeatureError(
+            f"reading feature view {view.name}'s rows of the part's entities failed ({first}): "
+            f"do the examples' {', '.join(view.keys)} columns have the view's key types?"
+        ) from None
+    finally:
+        con.unregister("__spindle_src")
 
 
 def run_examples(
@@ -306,10 +327,10 @@ def keep_part(con: duckdb.DuckDBPyConnection, config: ModelConfig, part: tuple[i
     if key is None:  # the config refuses partitions > 1 without a key
         raise ValueError("keep_part needs examples.partition_key")
     con.execute(f"DELETE FROM {EXAMPLES_TABLE} WHERE hash({q(key)}) % {count} <> {index}")
-    row = con.execute(
+    (row,) = con.execute(  # fetched whole: the connection is free for the next statement
         f"SELECT count(*) FROM {EXAMPLES_TABLE} WHERE NOT __spindle_mature"
-    ).fetchone()
-    return int(row[0]) if row else 0
+    ).fetchall()
+    return int(row[0])
 
 
 def _execute(con: duckdb.DuckDBPyConnection, sql: str, what: str, config: ModelConfig) -> None:
@@ -364,12 +385,7 @@ def join_views(
     """
     problems, taken = [], set(columns)
     for view in views:
-        missing = [k for k in view.keys if k not in columns]
-        if missing:
-            problems.append(
-                f"key 'examples.sql': feature view {view.name} joins on {', '.join(view.keys)} "
-                f"but the examples lack {', '.join(missing)}; select them in examples.sql"
-            )
+        problems += _key_problems(view, columns)
         for c in (*view.keep, *view.columns, view.age_column):
             if c in taken:
                 problems.append(f"column {c!r} of feature view {view.name} is already a column")
@@ -395,6 +411,28 @@ def join_views(
         f"examples' key and {config.examples.event_time!r} columns have the views' types?)",
         config,
     )
+
+
+def _key_problems(view: ViewJoin, columns: Sequence[str]) -> list[str]:
+    missing = [k for k in view.keys if k not in columns]
+    if not missing:
+        return []
+    return [
+        f"key 'examples.sql': feature view {view.name} joins on {', '.join(view.keys)} "
+        f"but the examples lack {', '.join(missing)}; select them in examples.sql"
+    ]
+
+
+def check_view_keys(config: ModelConfig, columns: Sequence[str], views: Sequence[ViewJoin]) -> None:
+    """Raise unless the examples have every view's key columns (before a view is read for
+    the examples' entities only; :func:`join_views` says the same with its other checks).
+
+    Raises:
+        ConfigError: the examples lack a view's key column.
+    """
+    problems = [p for view in views for p in _key_problems(view, columns)]
+    if problems:
+        raise ConfigError(model_file(config), problems)
 
 
 def order_by(config: ModelConfig, columns: list[str]) -> str:

@@ -41,6 +41,7 @@ from spindle.features._definitions import FeatureDefinition
 from spindle.features._examples import (
     ROWS_TABLE,
     Window,
+    check_view_keys,
     check_weights,
     copy_view,
     join_views,
@@ -179,11 +180,16 @@ def _connect(
             version = versions.get(f"raw/{decl.name}")
             left_out = (exclusions or {}).get(decl.name, ())
             register_source(con, tables_dir, decl, version, window, left_out)
-        for view in views:
-            copy_view(con, tables_dir, view, versions.get(view.table), window)
+        if part is None:
+            for view in views:
+                copy_view(con, tables_dir, view, versions.get(view.table), window)
         columns, immature = run_examples(con, config, window)
-        if part is not None:
+        if part is not None:  # the part's examples first: its views hold only their entities
             immature = keep_part(con, config, part)
+            check_view_keys(config, columns, views)
+            for view in views:
+                version = versions.get(view.table)
+                copy_view(con, tables_dir, view, version, window, examples_only=True)
         join_views(con, config, columns, views)
         check_weights(con, config, columns)
     except duckdb.OutOfMemoryException as exc:
