@@ -69,6 +69,7 @@ def main() -> None:
             for day in days:
                 spindle.ingest(ctx, day)
         rounds: list[dict[str, Any]] = []
+        rows = 0
         for i in range(args.repeat):
             order = [("one", []), ("parts", parts)]
             if i % 2:
@@ -80,6 +81,7 @@ def main() -> None:
                 done[name] = _build(root, days, overrides)
             one, split = done["one"], done["parts"]
             assert pq.read_table(one[0]).equals(pq.read_table(split[0])), "the files differ"
+            rows = pq.ParquetFile(one[0]).metadata.num_rows
             rounds.append(
                 {
                     "one": one[1],
@@ -90,7 +92,6 @@ def main() -> None:
             )
             for name in ("one", "parts"):
                 shutil.rmtree(Path(tmp) / f"{name}-{i}", ignore_errors=True)
-        rows = pq.ParquetFile(one[0]).metadata.num_rows if rounds else 0
 
     def spread(values: list[float]) -> dict[str, float]:
         return {
