@@ -79,6 +79,9 @@ def test_catch_up_and_run_all_report_each_task_and_model(workspace_copy: Path) -
     assert {m for _, m in finished} <= {"search_ranker", "purchase_propensity"}
 
 
+# slow (make test-all): three trainings for progress lines; train's progress lines are
+# checked in every CI run above
+@pytest.mark.slow
 def test_evaluate_replicas_and_speed_check_report_their_trainings(workspace_copy: Path) -> None:
     ws, one_epoch = str(workspace_copy), ["--set", "training.epochs=1"]
     trained = _spindle("train", "search_ranker", "--date", "2026-01-04", *one_epoch, "-w", ws)

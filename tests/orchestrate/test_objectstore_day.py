@@ -43,6 +43,9 @@ def _s3_folders(root: Path) -> list[Path]:
     return [p for p in root.rglob("*") if p.name.startswith("s3:")]
 
 
+# slow (make test-all): a day with every store on moto runs in every CI run in
+# test_raw_on_store.py and, on a second Ray node, in test_two_nodes.py
+@pytest.mark.slow
 def test_a_day_runs_with_its_tables_on_an_object_store(tmp_path: Path, moto: MotoServer) -> None:
     bucket = moto.bucket()
     root = make_workspace(tmp_path / "yarnit", days=4)

@@ -35,6 +35,9 @@ def moto() -> Iterator[MotoServer]:
     yield from running_moto()
 
 
+# slow (make test-all): the whole day with raw files, tables and training sets on the
+# store runs in every CI run in test_two_nodes.py
+@pytest.mark.slow
 def test_a_day_runs_with_raw_files_and_training_sets_on_the_store(
     tmp_path: Path, moto: MotoServer
 ) -> None:

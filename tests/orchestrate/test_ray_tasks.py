@@ -140,6 +140,9 @@ def test_cli_ingest_with_an_unreachable_ray_cluster_says_so_in_one_line(tmp_path
     assert "Traceback" not in done.stderr
 
 
+# slow (make test-all): `spindle run --executor ray` runs in every CI run in
+# test_two_nodes.py, on a cluster of two nodes
+@pytest.mark.slow
 def test_cli_run_with_executor_ray_runs_the_day(tmp_path: Path) -> None:
     root = _with_history(make_workspace(tmp_path / "yarnit", days=4))
     exe = Path(sys.executable).parent / "spindle"

@@ -68,6 +68,9 @@ def second_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str
         cluster.stop()  # this cluster's processes only: never another test run's Ray
 
 
+# slow (make test-all): the whole day below runs its tasks on the node in every CI run; a
+# backfill's days as Ray tasks are checked on a local Ray in test_ray_tasks.py
+@pytest.mark.slow
 def test_a_backfill_runs_on_a_node_without_the_workspace(
     tmp_path: Path, moto: MotoServer, second_node: str
 ) -> None:
