@@ -17,12 +17,12 @@ class ResourceMeter:
 
     def start(self) -> ResourceMeter:
         self.wall0 = time.perf_counter()
-        self.cpu0 = _cpu_s()
+        self.cpu0 = cpu_seconds()
         return self
 
     def result(self) -> dict[str, float]:
         wall = time.perf_counter() - self.wall0
-        cpu = _cpu_s() - self.cpu0
+        cpu = cpu_seconds() - self.cpu0
         cores = os.cpu_count() or 1
         return {
             "wall_s": round(wall, 4),
@@ -32,7 +32,8 @@ class ResourceMeter:
         }
 
 
-def _cpu_s() -> float:
+def cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it waited for (user + system)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime

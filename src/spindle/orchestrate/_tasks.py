@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from spindle.core import OrchestrationError
+from spindle.orchestrate._resources import cpu_seconds
 
 R = TypeVar("R")
 Ship = tuple[Path, Sequence[str]]  # a folder sent to the cluster, and the patterns left out
@@ -138,23 +139,17 @@ def run_in_worker(
     code = os.getcwd() if shipped else root
     if code not in sys.path:
         sys.path.insert(0, code)
-    wall0, cpu0 = time.perf_counter(), _cpu_s()
+    wall0, cpu0 = time.perf_counter(), cpu_seconds()
     result = fn(*args)
     placement = Placement(
         label,
         ray.get_runtime_context().get_node_id(),
         socket.gethostname(),
         round(time.perf_counter() - wall0, 4),
-        round(_cpu_s() - cpu0, 4),
+        round(cpu_seconds() - cpu0, 4),
         round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     )
     return result, placement
-
-
-def _cpu_s() -> float:
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def init_ray(address: str | None, ship: Ship | None = None) -> None:
