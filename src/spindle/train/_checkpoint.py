@@ -126,10 +126,11 @@ class CheckpointStore:
         data = buffer.getvalue()
         path = self.directory / f"{self._prefix}{step:010d}.pt"
         atomic_write_bytes(path, data)
-        sidecar = {"sha256": sha256_bytes(data), "step": step, "fingerprint": self.fingerprint}
+        digest = sha256_bytes(data)
+        sidecar = {"sha256": digest, "step": step, "fingerprint": self.fingerprint}
         atomic_write_json(_sidecar(path), sidecar)
         if self.mirror is not None:
-            self._put_mirrored(step, data)
+            self._put_mirrored(step, data, digest)
             kill_point("checkpoint:kept")  # a node lost after a checkpoint reached the store
         self._prune()
         return path
@@ -164,9 +165,8 @@ class CheckpointStore:
         """The steps of this run's checkpoints at the mirror, oldest first (none: no mirror)."""
         return sorted({step for step, _, _ in self._mirrored()})
 
-    def _put_mirrored(self, step: int, data: bytes) -> None:
+    def _put_mirrored(self, step: int, data: bytes, digest: str) -> None:
         assert self.mirror is not None
-        digest = sha256_bytes(data)
         name = f"{self._prefix}{step:010d}-{digest[:32]}.pt"
         try:
             (self.mirror / name).write_bytes(data)  # one put: whole or absent
